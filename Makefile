@@ -1,0 +1,92 @@
+# hortus -- build, run, test, bench.
+#
+#   make run     install missing Debian packages, build, serve on :8080 (LMDB in ./hortus-data)
+#   make test    the whole suite: C units (prove), HTTP black-box (pytest), conformance
+#   make bench   performance side by side (see bench/README.md)
+#   make regen   regenerate src/fhir/gen/ from the official R4 definitions
+#
+# Two builds share the sources: build/rel (optimised, what `make run` serves) and
+# build/san (AddressSanitizer + UBSan, what every test runs against).
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+PORT    ?= 8080
+
+WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
+CPPFLAGS := -Isrc -D_GNU_SOURCE -MMD -MP
+CFLAGS   := -std=c11 -g -pthread $(WARN)
+RELFLAGS := -O2
+SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDLIBS   := -llmdb -lmicrohttpd -lcrypto -lpthread -lm
+
+SRCS  := $(shell find src -name '*.c' ! -path src/main.c | sort)
+ROBJS := $(SRCS:%.c=build/rel/%.o)
+SOBJS := $(SRCS:%.c=build/san/%.o)
+UNITS := $(patsubst tests/unit/%.c,build/san/tests/unit/%,$(wildcard tests/unit/*.c))
+
+.PHONY: all run test unit http conformance bench regen deps clean fmt
+all: build/hortus
+
+build/rel/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(RELFLAGS) -c $< -o $@
+
+build/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+build/librel.a: $(ROBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/libsan.a: $(SOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/hortus: build/rel/src/main.o build/librel.a
+	$(CC) $(CFLAGS) $(RELFLAGS) -o $@ $^ $(LDLIBS)
+
+build/hortus-san: build/san/src/main.o build/libsan.a
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+build/san/tests/unit/%: tests/unit/%.c build/libsan.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(SANFLAGS) -o $@ $< build/libsan.a $(LDLIBS)
+
+deps:
+	@sh tools/deps.sh build
+
+run: deps
+	@$(MAKE) --no-print-directory build/hortus
+	./build/hortus serve --port $(PORT)
+
+test:
+	@sh tools/deps.sh test
+	@$(MAKE) --no-print-directory build/hortus-san build/hortus $(UNITS)
+	@$(MAKE) --no-print-directory unit http conformance
+
+unit: $(UNITS)
+	prove --exec '' $(UNITS)
+
+http: build/hortus-san
+	HORTUS_BIN=$(CURDIR)/build/hortus-san $(PYTHON) -m pytest -q -p no:cacheprovider tests/http
+
+conformance: build/hortus-san
+	sh tests/conformance.sh $(CURDIR)/build/hortus-san
+
+bench:
+	@sh tools/deps.sh bench
+	@$(MAKE) --no-print-directory build/hortus
+	sh bench/run.sh
+
+regen:
+	@sh tools/deps.sh regen
+	$(PYTHON) tools/gen_model.py
+
+fmt:
+	clang-format -i $$(find src tests -name '*.[ch]' ! -path 'src/fhir/gen/*')
+
+clean:
+	rm -rf build
+
+-include $(ROBJS:.o=.d) $(SOBJS:.o=.d) build/rel/src/main.d build/san/src/main.d

@@ -1,0 +1,13 @@
+/*
+ * cli.h -- the entry points of the hortus subcommands, one per subsystem.
+ * Each takes argv with argv[0] = the subcommand name and returns the exit code
+ * (0 success, 1 failure, 2 usage error).
+ */
+#ifndef HORTUS_CLI_H
+#define HORTUS_CLI_H
+
+#define HORTUS_VERSION "0.1.0"
+
+int version_main(int argc, char **argv); /* src/base/version.c */
+
+#endif

@@ -1,0 +1,42 @@
+#!/bin/sh
+# deps.sh -- install the Debian packages a task needs, only those missing.
+#
+#   tools/deps.sh build|test|bench|regen
+#
+# Used by `make run`, `make test`, `make bench` and .ci/run so that a fresh Debian
+# machine needs nothing but make. Needs root or sudo when something is missing.
+set -eu
+
+build="gcc make libc6-dev liblmdb-dev libmicrohttpd-dev libssl-dev libzstd-dev"
+test_pkgs="$build python3 python3-pytest python3-requests"
+bench_pkgs="$build nginx-light wrk"
+regen_pkgs="python3 nodejs npm"
+
+case "${1:-build}" in
+build) want=$build ;;
+test) want=$test_pkgs ;;
+bench) want=$bench_pkgs ;;
+regen) want=$regen_pkgs ;;
+*) echo "usage: $0 build|test|bench|regen" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in
+    *" installed") ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "deps: need root or sudo to install:$missing" >&2; exit 1; }
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
