@@ -62,7 +62,7 @@ run: deps
 
 test:
 	@sh tools/deps.sh test
-	@$(MAKE) --no-print-directory build/hortus-san build/hortus $(UNITS)
+	@$(MAKE) --no-print-directory build/hortus-san $(UNITS)
 	@$(MAKE) --no-print-directory unit http conformance
 
 unit: $(UNITS)
