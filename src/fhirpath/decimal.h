@@ -51,12 +51,17 @@ typedef struct fp_dec {
 
 /* ---- construction and conversion ------------------------------------------------ */
 
-/* Parse text[0..n): optional sign, digits, optional '.' and digits, optional JSON
- * exponent (e/E, sign, digits; applied exactly, e.g. "1.5e2" -> 150, "15e-3" -> 0.015).
- * The scale is the number of fractional digits written ("1.50" -> scale 2). Rejects
- * empty input, ".5", "5.", spaces and anything else with ERR_INVALID; values that do not
- * fit give ERR_TOOBIG (fractional digits past FP_DEC_MAX_SCALE are rounded). */
+/* Parse the FHIRPath / String form text[0..n): optional '+' or '-', digits, optional '.'
+ * followed by digits ("1", "-0.50", "007.5"). The scale is the number of fractional
+ * digits written ("1.50" -> scale 2). Rejects empty input, ".5", "5.", exponents, spaces
+ * and anything else with ERR_INVALID (what toDecimal()/convertsToDecimal() need); values
+ * that do not fit give ERR_TOOBIG (fractional digits past FP_DEC_MAX_SCALE are rounded). */
 int fp_dec_parse(const char *text, size_t n, fp_dec *out);
+
+/* As fp_dec_parse for JSON number text: no '+', but an exponent is allowed and applied
+ * exactly ("1.5e2" -> 150, "15e-3" -> 0.015, "1.50E+1" -> 15.0: the scale is the
+ * written fractional digits minus the exponent, never below 0). */
+int fp_dec_parse_json(const char *text, size_t n, fp_dec *out);
 
 /* The integer v with scale 0. Never fails. */
 fp_dec fp_dec_from_i64(int64_t v);
