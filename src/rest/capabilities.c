@@ -1,0 +1,173 @@
+/*
+ * capabilities.c -- GET [base]/metadata: the CapabilityStatement.
+ *
+ * Generated from the model tables, never typed by hand: every concrete R4
+ * resource type with the interactions this server implements and the search
+ * parameters that apply to it (fhir_search_params). The big `rest` part does
+ * not depend on the request, so it is built once (pthread_once) and spliced in
+ * raw; only implementation.url (the base the client used) is per request.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "cli.h"
+#include "rest/rest.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static buf rest_part; /* the JSON of the "rest" array; lives as long as the process */
+static char built_at[40];
+
+static const char *const type_interactions[] = {
+    "read", "vread", "update", "delete", "history-instance", "history-type", "create",
+};
+
+static const char *sp_type_name(fhir_sp_type t)
+{
+    switch (t) {
+    case FHIR_SP_NUMBER: return "number";
+    case FHIR_SP_DATE: return "date";
+    case FHIR_SP_STRING: return "string";
+    case FHIR_SP_TOKEN: return "token";
+    case FHIR_SP_REFERENCE: return "reference";
+    case FHIR_SP_COMPOSITE: return "composite";
+    case FHIR_SP_QUANTITY: return "quantity";
+    case FHIR_SP_URI: return "uri";
+    case FHIR_SP_SPECIAL: return "special";
+    }
+    return "special";
+}
+
+static void build(void)
+{
+    rest_instant(rest_wall_us(), built_at, sizeof built_at);
+    buf *b = &rest_part;
+    jw w;
+    jw_init(&w, b, 0);
+    jw_arr(&w);
+    jw_obj(&w);
+    jw_key(&w, "mode");
+    jw_str(&w, "server");
+    jw_key(&w, "resource");
+    jw_arr(&w);
+    const fhir_type *const *types;
+    size_t nt = fhir_resource_types(&types);
+    for (size_t i = 0; i < nt; i++) {
+        const char *name = types[i]->name;
+        jw_obj(&w);
+        jw_key(&w, "type");
+        jw_str(&w, name);
+        jw_key(&w, "profile");
+        buf p = BUF_INIT;
+        buf_printf(&p, "http://hl7.org/fhir/StructureDefinition/%s", name);
+        jw_str(&w, buf_cstr(&p));
+        buf_free(&p);
+        jw_key(&w, "interaction");
+        jw_arr(&w);
+        for (size_t k = 0; k < sizeof type_interactions / sizeof type_interactions[0]; k++) {
+            jw_obj(&w);
+            jw_key(&w, "code");
+            jw_str(&w, type_interactions[k]);
+            jw_end(&w);
+        }
+        jw_end(&w);
+        jw_key(&w, "versioning");
+        jw_str(&w, "versioned-update");
+        jw_key(&w, "readHistory");
+        jw_bool(&w, 1);
+        jw_key(&w, "updateCreate");
+        jw_bool(&w, 1);
+        jw_key(&w, "conditionalCreate");
+        jw_bool(&w, 0);
+        jw_key(&w, "conditionalRead");
+        jw_str(&w, "full-support");
+        jw_key(&w, "conditionalUpdate");
+        jw_bool(&w, 0);
+        jw_key(&w, "conditionalDelete");
+        jw_str(&w, "not-supported");
+        const fhir_search_param *const *sps;
+        size_t ns = fhir_search_params(name, &sps);
+        if (ns) {
+            jw_key(&w, "searchParam");
+            jw_arr(&w);
+            for (size_t k = 0; k < ns; k++) {
+                jw_obj(&w);
+                jw_key(&w, "name");
+                jw_str(&w, sps[k]->code);
+                if (sps[k]->url) {
+                    jw_key(&w, "definition");
+                    jw_str(&w, sps[k]->url);
+                }
+                jw_key(&w, "type");
+                jw_str(&w, sp_type_name(sps[k]->type));
+                jw_end(&w);
+            }
+            jw_end(&w);
+        }
+        jw_end(&w);
+    }
+    jw_end(&w);
+    jw_key(&w, "interaction");
+    jw_arr(&w);
+    jw_obj(&w);
+    jw_key(&w, "code");
+    jw_str(&w, "history-system");
+    jw_end(&w);
+    jw_end(&w);
+    jw_end(&w);
+    jw_end(&w);
+}
+
+int rest_capabilities(rest_req *r)
+{
+    pthread_once(&once, build);
+    if (rest_part.err || !rest_part.len)
+        return rest_send_errcode(r, ERR_NOMEM, "could not build the CapabilityStatement");
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b, r->pretty);
+    jw_obj(&w);
+    jw_key(&w, "resourceType");
+    jw_str(&w, "CapabilityStatement");
+    jw_key(&w, "status");
+    jw_str(&w, "active");
+    jw_key(&w, "date");
+    jw_str(&w, built_at);
+    jw_key(&w, "publisher");
+    jw_str(&w, "hortus");
+    jw_key(&w, "kind");
+    jw_str(&w, "instance");
+    jw_key(&w, "software");
+    jw_obj(&w);
+    jw_key(&w, "name");
+    jw_str(&w, "hortus");
+    jw_key(&w, "version");
+    jw_str(&w, HORTUS_VERSION);
+    jw_end(&w);
+    jw_key(&w, "implementation");
+    jw_obj(&w);
+    jw_key(&w, "description");
+    jw_str(&w, "hortus FHIR R4 server");
+    jw_key(&w, "url");
+    jw_str(&w, rest_base_url(r));
+    jw_end(&w);
+    jw_key(&w, "fhirVersion");
+    jw_str(&w, "4.0.1");
+    jw_key(&w, "format");
+    jw_arr(&w);
+    jw_str(&w, "application/fhir+json");
+    jw_str(&w, "json");
+    jw_end(&w);
+    jw_key(&w, "rest");
+    if (r->pretty) {
+        json_val *v;
+        if (json_parse(r->a, rest_part.data, rest_part.len, 0, &v, NULL) == 0)
+            jw_val(&w, v);
+        else
+            jw_raw(&w, rest_part.data, rest_part.len);
+    } else {
+        jw_raw(&w, rest_part.data, rest_part.len);
+    }
+    jw_end(&w);
+    return rest_send_buf(r, 200, &b);
+}

@@ -1,0 +1,328 @@
+/*
+ * history.c -- GET [base]/Type/id/_history, [base]/Type/_history, [base]/_history.
+ *
+ * A Bundle of type "history", newest first, one entry per version: fullUrl,
+ * resource (absent for deletions), request (method, url), response (status,
+ * etag, lastModified). Parameters: _count (default REST_DEFAULT_COUNT, at most
+ * REST_MAX_COUNT), _since (instant), _at (dateTime).
+ *
+ * Paging is stable while writes continue: the first page fixes the snapshot t
+ * (`_page_at`), and every link carries it, so later pages see exactly the same
+ * versions. Links are absolute and carry all state in their query string:
+ *
+ *   next      ..._history?_count=N&_page_at=T&_offset=O+N&_page_t=t&_page_type=X&_page_id=Y
+ *             (the cursor after the last entry: one seek, no skipping)
+ *   previous  ..._history?_count=N&_page_at=T&_offset=O-N   (skips O-N entries)
+ *   self      this page
+ *
+ * total is given when it is cheap and exact: type and system history without
+ * _since/_at on the current snapshot (from the store's counters).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "rest/rest.h"
+#include "store/store.h"
+
+typedef struct hist_params {
+    unsigned count;
+    const char *since_s, *at_s;
+    int64_t since, at;
+    uint64_t page_at, offset, page_t;
+    const char *page_type, *page_id;
+} hist_params;
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* 0, or 1 when a 400 was sent */
+static int get_params(rest_req *r, hist_params *p)
+{
+    char msg[200];
+    memset(p, 0, sizeof *p);
+    p->count = REST_DEFAULT_COUNT;
+    p->since = p->at = STORE_NO_TIME;
+    const char *c = rest_query(r, "_count");
+    if (c) {
+        uint64_t v;
+        if (parse_u64(c, UINT32_MAX, &v)) {
+            snprintf(msg, sizeof msg, "_count '%.40s' is not a non-negative integer", c);
+            return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
+        }
+        p->count = v > REST_MAX_COUNT ? REST_MAX_COUNT : (unsigned)v;
+    }
+    p->since_s = rest_query(r, "_since");
+    if (p->since_s && rest_instant_parse(p->since_s, strlen(p->since_s), &p->since)) {
+        snprintf(msg, sizeof msg, "_since '%.60s' is not an instant (e.g. 2024-01-31T12:00:00Z)",
+                 p->since_s);
+        return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
+    }
+    p->at_s = rest_query(r, "_at");
+    if (p->at_s && rest_instant_parse(p->at_s, strlen(p->at_s), &p->at)) {
+        snprintf(msg, sizeof msg, "_at '%.60s' is not a dateTime", p->at_s);
+        return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
+    }
+    const char *s;
+    if ((s = rest_query(r, "_page_at")) && parse_u64(s, INT64_MAX, &p->page_at))
+        return rest_send_error(r, 400, OO_INVALID, "bad _page_at paging parameter", NULL), 1;
+    if ((s = rest_query(r, "_offset")) && parse_u64(s, INT64_MAX, &p->offset))
+        return rest_send_error(r, 400, OO_INVALID, "bad _offset paging parameter", NULL), 1;
+    if ((s = rest_query(r, "_page_t"))) {
+        if (parse_u64(s, INT64_MAX, &p->page_t) || p->page_t == 0)
+            return rest_send_error(r, 400, OO_INVALID, "bad _page_t paging parameter", NULL), 1;
+        p->page_type = rest_query(r, "_page_type");
+        p->page_id = rest_query(r, "_page_id");
+        if (r->ri != RI_HISTORY_INSTANCE &&
+            (!p->page_id || (r->ri == RI_HISTORY_SYSTEM && !p->page_type)))
+            return rest_send_error(r, 400, OO_INVALID,
+                                   "_page_t needs _page_id (and _page_type for system history)",
+                                   NULL),
+                   1;
+    }
+    return 0;
+}
+
+static void put_qs(buf *b, int *first, const char *k, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    buf_putc(b, *first ? '?' : '&');
+    *first = 0;
+    buf_puts(b, k);
+    buf_putc(b, '=');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            buf_putc(b, (char)*p);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[*p >> 4]);
+            buf_putc(b, hex[*p & 15]);
+        }
+    }
+}
+
+static void put_qs_u64(buf *b, int *first, const char *k, uint64_t v)
+{
+    char tmp[24];
+    snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+    put_qs(b, first, k, tmp);
+}
+
+/* An absolute link for this history with the given paging state. */
+static const char *link_url(rest_req *r, const hist_params *p, uint64_t page_at,
+                            uint64_t offset, const store_version *cursor)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, rest_base_url(r));
+    if (r->ri == RI_HISTORY_SYSTEM)
+        buf_puts(&b, "/_history");
+    else if (r->ri == RI_HISTORY_TYPE)
+        buf_printf(&b, "/%s/_history", r->route.type->name);
+    else
+        buf_printf(&b, "/%s/%s/_history", r->route.type->name, r->route.id);
+    int first = 1;
+    put_qs_u64(&b, &first, "_count", p->count);
+    if (p->since_s)
+        put_qs(&b, &first, "_since", p->since_s);
+    if (p->at_s)
+        put_qs(&b, &first, "_at", p->at_s);
+    if (page_at)
+        put_qs_u64(&b, &first, "_page_at", page_at);
+    if (offset)
+        put_qs_u64(&b, &first, "_offset", offset);
+    if (cursor) {
+        put_qs_u64(&b, &first, "_page_t", cursor->t);
+        if (r->ri == RI_HISTORY_SYSTEM)
+            put_qs(&b, &first, "_page_type", cursor->type);
+        if (r->ri != RI_HISTORY_INSTANCE)
+            put_qs(&b, &first, "_page_id", cursor->id);
+    }
+    const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
+    buf_free(&b);
+    return out ? out : "";
+}
+
+static void put_link(jw *w, const char *rel, const char *url)
+{
+    jw_obj(w);
+    jw_key(w, "relation");
+    jw_str(w, rel);
+    jw_key(w, "url");
+    jw_str(w, url);
+    jw_end(w);
+}
+
+static void put_entry(rest_req *r, jw *w, const char *base, const store_version *v)
+{
+    char tmp[64];
+    jw_obj(w);
+    jw_key(w, "fullUrl");
+    buf u = BUF_INIT;
+    buf_printf(&u, "%s/%s/%s", base, v->type, v->id);
+    jw_strn(w, buf_cstr(&u), u.len);
+    buf_free(&u);
+    if (v->op != STORE_OP_DELETE && v->bytes) {
+        jw_key(w, "resource");
+        json_val *res;
+        if (r->pretty && json_parse(r->a, v->bytes, v->len, 0, &res, NULL) == 0)
+            jw_val(w, res);
+        else
+            jw_raw(w, v->bytes, v->len);
+    }
+    jw_key(w, "request");
+    jw_obj(w);
+    jw_key(w, "method");
+    jw_str(w, v->op == STORE_OP_CREATE ? "POST" : v->op == STORE_OP_UPDATE ? "PUT" : "DELETE");
+    jw_key(w, "url");
+    if (v->op == STORE_OP_CREATE) {
+        jw_str(w, v->type);
+    } else {
+        buf p = BUF_INIT;
+        buf_printf(&p, "%s/%s", v->type, v->id);
+        jw_strn(w, buf_cstr(&p), p.len);
+        buf_free(&p);
+    }
+    jw_end(w);
+    jw_key(w, "response");
+    jw_obj(w);
+    jw_key(w, "status");
+    jw_str(w, v->op == STORE_OP_DELETE ? "204" : v->created ? "201" : "200");
+    jw_key(w, "etag");
+    snprintf(tmp, sizeof tmp, "W/\"%llu\"", (unsigned long long)v->vid);
+    jw_str(w, tmp);
+    jw_key(w, "lastModified");
+    rest_instant(v->last_updated, tmp, sizeof tmp);
+    jw_str(w, tmp);
+    jw_end(w);
+    jw_end(w);
+}
+
+int rest_history(rest_req *r)
+{
+    hist_params p;
+    if (get_params(r, &p))
+        return REST_DONE;
+    if (r->ri == RI_HISTORY_INSTANCE && !rest_id_valid(r->route.id, r->route.id_len)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "invalid id '%.80s': 1-%d characters of A-Z a-z 0-9 - .",
+                 r->route.id, REST_MAX_ID);
+        return rest_send_error(r, 400, OO_INVALID, msg, NULL);
+    }
+    store_reader *rd;
+    int rc = store_read_begin(rest_store(r), &rd);
+    if (rc)
+        return rest_send_errcode(r, rc, "cannot read the store");
+    uint64_t snap = store_reader_t(rd);
+    uint64_t as_of = p.page_at && p.page_at < snap ? p.page_at : snap;
+    if (r->ri == RI_HISTORY_INSTANCE) {
+        /* 404 for a resource that never existed */
+        store_version cur;
+        int e = store_read(rd, 0, r->route.type->name, r->route.id, &cur);
+        if (e == ERR_NOTFOUND) {
+            store_read_end(rd);
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s/%s is not known", r->route.type->name, r->route.id);
+            return rest_send_error(r, 404, OO_NOT_FOUND, msg, NULL);
+        }
+    }
+    store_hist_opts o = {
+        .scope = r->ri == RI_HISTORY_INSTANCE ? STORE_SCOPE_INSTANCE
+                 : r->ri == RI_HISTORY_TYPE   ? STORE_SCOPE_TYPE
+                                              : STORE_SCOPE_SYSTEM,
+        .tenant = 0,
+        .type = r->ri == RI_HISTORY_SYSTEM ? NULL : r->route.type->name,
+        .id = r->ri == RI_HISTORY_INSTANCE ? r->route.id : NULL,
+        .since = p.since,
+        .at = p.at,
+        .as_of_t = as_of ? as_of : 0,
+    };
+    int use_cursor = p.page_t != 0;
+    if (use_cursor) {
+        o.after_t = p.page_t;
+        o.after_type = r->ri == RI_HISTORY_SYSTEM ? p.page_type
+                       : r->ri == RI_HISTORY_TYPE ? r->route.type->name
+                                                  : NULL;
+        o.after_id = r->ri == RI_HISTORY_INSTANCE ? NULL : p.page_id;
+    }
+    store_iter *it = NULL;
+    rc = store_history(rd, &o, &it);
+    if (rc) {
+        store_read_end(rd);
+        return rest_send_errcode(r, rc, "cannot read the history");
+    }
+    store_version *vs = arena_alloc(r->a, sizeof *vs * (p.count + 1));
+    size_t n = 0;
+    int more = 0;
+    uint64_t skip = use_cursor ? 0 : p.offset;
+    store_version v;
+    while (vs && (rc = store_iter_next(it, &v)) == 0) {
+        if (skip) {
+            skip--;
+            continue;
+        }
+        if (n == p.count) {
+            more = 1;
+            break;
+        }
+        vs[n++] = v;
+    }
+    if (!vs || (rc && rc != ERR_NOTFOUND)) {
+        store_iter_close(it);
+        store_read_end(rd);
+        return rest_send_errcode(r, vs ? rc : ERR_NOMEM, "cannot read the history");
+    }
+    store_iter_close(it);
+
+    const char *base = rest_base_url(r);
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b, r->pretty);
+    jw_obj(&w);
+    jw_key(&w, "resourceType");
+    jw_str(&w, "Bundle");
+    jw_key(&w, "type");
+    jw_str(&w, "history");
+    if (p.since == STORE_NO_TIME && p.at == STORE_NO_TIME && as_of == snap &&
+        r->ri != RI_HISTORY_INSTANCE) {
+        uint64_t cur = 0, versions = 0;
+        if (store_count(rd, 0, r->ri == RI_HISTORY_SYSTEM ? NULL : r->route.type->name, &cur,
+                        &versions) == 0) {
+            jw_key(&w, "total");
+            jw_int(&w, (int64_t)versions);
+        }
+    }
+    jw_key(&w, "link");
+    jw_arr(&w);
+    store_version self_cursor = {.t = p.page_t, .type = p.page_type, .id = p.page_id};
+    put_link(&w, "self",
+             link_url(r, &p, p.page_at ? as_of : 0, p.offset, use_cursor ? &self_cursor : NULL));
+    if (more)
+        put_link(&w, "next", link_url(r, &p, as_of, p.offset + n, n ? &vs[n - 1] : NULL));
+    if (p.offset > 0)
+        put_link(&w, "previous",
+                 link_url(r, &p, as_of, p.offset > p.count ? p.offset - p.count : 0, NULL));
+    jw_end(&w);
+    if (n) {
+        jw_key(&w, "entry");
+        jw_arr(&w);
+        for (size_t i = 0; i < n; i++)
+            put_entry(r, &w, base, &vs[i]);
+        jw_end(&w);
+    }
+    jw_end(&w);
+    store_read_end(rd);
+    return rest_send_buf(r, 200, &b);
+}

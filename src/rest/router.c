@@ -1,0 +1,175 @@
+/*
+ * router.c -- URL path -> route (which interaction shape, which type/id/vid).
+ *
+ * The FHIR base is REST_BASE_PATH ("/fhir"). Paths are split on '/' after the
+ * base; an empty trailing segment is ignored so "[base]/" is the base and
+ * "[base]/Patient/" is the type (clients disagree about trailing slashes):
+ *
+ *   /healthz                       RR_HEALTH
+ *   /metrics                       RR_METRICS
+ *   /fhir  /fhir/                  RR_BASE          (batch/transaction)
+ *   /fhir/metadata                 RR_METADATA
+ *   /fhir/_history                 RR_SYS_HISTORY
+ *   /fhir/T                        RR_TYPE          (create, search)
+ *   /fhir/T/_history               RR_TYPE_HISTORY
+ *   /fhir/T/id                     RR_INSTANCE      (read, update, delete)
+ *   /fhir/T/id/_history            RR_INST_HISTORY
+ *   /fhir/T/id/_history/vid        RR_VERSION       (vread)
+ *
+ * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
+ * with a message naming it); any other shape is RR_BAD (404). Ids and vids are
+ * only located here; their syntax is checked by the handlers so that the error
+ * can say what was wrong.
+ */
+#include <string.h>
+
+#include "base/err.h"
+#include "rest/rest.h"
+
+rest_method rest_method_parse(const char *m)
+{
+    if (!strcmp(m, "GET"))
+        return RM_GET;
+    if (!strcmp(m, "HEAD"))
+        return RM_HEAD;
+    if (!strcmp(m, "POST"))
+        return RM_POST;
+    if (!strcmp(m, "PUT"))
+        return RM_PUT;
+    if (!strcmp(m, "DELETE"))
+        return RM_DELETE;
+    if (!strcmp(m, "PATCH"))
+        return RM_PATCH;
+    if (!strcmp(m, "OPTIONS"))
+        return RM_OPTIONS;
+    return RM_OTHER;
+}
+
+#define MAX_SEGS 5
+
+int rest_route_parse(arena *a, const char *path, rest_route *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!strcmp(path, "/healthz")) {
+        out->kind = RR_HEALTH;
+        return 0;
+    }
+    if (!strcmp(path, "/metrics")) {
+        out->kind = RR_METRICS;
+        return 0;
+    }
+    size_t bl = sizeof REST_BASE_PATH - 1;
+    if (strncmp(path, REST_BASE_PATH, bl) != 0 || (path[bl] != 0 && path[bl] != '/')) {
+        out->kind = RR_NONE;
+        return 0;
+    }
+    const char *p = path + bl;
+    const char *seg[MAX_SEGS];
+    size_t segn[MAX_SEGS];
+    int nseg = 0;
+    while (*p == '/') {
+        p++;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t n = (size_t)(p - s);
+        if (n == 0) {
+            if (*p == 0)
+                break; /* trailing slash */
+            out->kind = RR_BAD; /* "//" inside the path */
+            return 0;
+        }
+        if (nseg == MAX_SEGS) {
+            out->kind = RR_BAD;
+            return 0;
+        }
+        seg[nseg] = s;
+        segn[nseg] = n;
+        nseg++;
+    }
+    if (nseg == 0) {
+        out->kind = RR_BASE;
+        return 0;
+    }
+#define SEG_IS(i, lit) (segn[i] == sizeof(lit) - 1 && !memcmp(seg[i], lit, segn[i]))
+    if (nseg == 1 && SEG_IS(0, "metadata")) {
+        out->kind = RR_METADATA;
+        return 0;
+    }
+    if (nseg == 1 && SEG_IS(0, "_history")) {
+        out->kind = RR_SYS_HISTORY;
+        return 0;
+    }
+    out->type_name = arena_strndup(a, seg[0], segn[0]);
+    if (!out->type_name)
+        return ERR_NOMEM;
+    out->type = fhir_resource_type(seg[0], segn[0]);
+    if (!out->type) {
+        out->kind = RR_UNKNOWN_TYPE;
+        return 0;
+    }
+    if (nseg == 1) {
+        out->kind = RR_TYPE;
+        return 0;
+    }
+    if (nseg == 2 && SEG_IS(1, "_history")) {
+        out->kind = RR_TYPE_HISTORY;
+        return 0;
+    }
+    out->id = arena_strndup(a, seg[1], segn[1]);
+    if (!out->id)
+        return ERR_NOMEM;
+    out->id_len = segn[1];
+    if (nseg == 2) {
+        out->kind = RR_INSTANCE;
+        return 0;
+    }
+    if (!SEG_IS(2, "_history")) {
+        out->kind = RR_BAD;
+        return 0;
+    }
+    if (nseg == 3) {
+        out->kind = RR_INST_HISTORY;
+        return 0;
+    }
+    if (nseg == 4) {
+        out->vid = arena_strndup(a, seg[3], segn[3]);
+        if (!out->vid)
+            return ERR_NOMEM;
+        out->vid_len = segn[3];
+        out->kind = RR_VERSION;
+        return 0;
+    }
+#undef SEG_IS
+    out->kind = RR_BAD;
+    return 0;
+}
+
+int rest_id_valid(const char *id, size_t n)
+{
+    if (n == 0 || n > REST_MAX_ID)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int rest_vid_parse(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 19 || s[0] == '0')
+        return ERR_INVALID;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return ERR_INVALID;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > INT64_MAX)
+        return ERR_INVALID;
+    *out = v;
+    return 0;
+}

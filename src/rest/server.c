@@ -1,0 +1,614 @@
+/*
+ * server.c -- the HTTP server of hortus on libmicrohttpd, and `hortus serve`.
+ *
+ * MHD runs an internal epoll thread pool (one thread per core by default).
+ * Everything a request needs is decided in the access handler, which MHD calls
+ * several times per request:
+ *
+ *   1st call   headers only. Reads (GET, HEAD, OPTIONS) are
+ *              answered right here with the HTTP thread's own arena: the read
+ *              hot path allocates nothing else. Writes (POST, PUT, DELETE) get a
+ *              rest_req of their own (with its own arena) and the cheap
+ *              refusals (406, 415, 413 by Content-Length) are sent at once.
+ *   n-th call  a chunk of body: appended to req->body, capped at REST_MAX_BODY.
+ *   last call  *upload_data_size == 0: the handler runs. A write submits to the
+ *              store and suspends the connection (rest_suspend) so the thread
+ *              serves other clients while the group commit runs; many clients
+ *              thus share one fsync even with two HTTP threads.
+ *   resumed    the store callback saved its result and resumed us: the
+ *              handler's resume function answers (or re-submits after a
+ *              concurrent-write conflict).
+ *
+ * Shutdown (SIGINT/SIGTERM): stop accepting, refuse new writes with 503, wait
+ * for suspended writes to complete, stop MHD, close the store.
+ */
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "cli.h"
+#include "rest/rest.h"
+#include "rest/server.h"
+#include "store/store.h"
+
+struct rest_server {
+    struct MHD_Daemon *d;
+    struct store *st;
+    char *base_url; /* configured public base (no trailing slash), or NULL */
+    unsigned port;
+    int inflight; /* suspended writes (atomic) */
+    int stopping; /* atomic */
+};
+
+/* ---- per-thread arena for bodiless requests ------------------------------ */
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void arena_key_free(void *p)
+{
+    arena_free(p);
+}
+
+static void arena_key_init(void)
+{
+    pthread_key_create(&arena_key, arena_key_free);
+}
+
+static arena *thread_arena(void)
+{
+    pthread_once(&arena_once, arena_key_init);
+    arena *a = pthread_getspecific(arena_key);
+    if (!a) {
+        a = arena_new(64 * 1024);
+        if (a && pthread_setspecific(arena_key, a) != 0) {
+            arena_free(a);
+            a = NULL;
+        }
+    }
+    if (a)
+        arena_reset(a);
+    return a;
+}
+
+/* ---- request helpers ----------------------------------------------------- */
+const char *rest_header(rest_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *rest_query(rest_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct store *rest_store(rest_req *r)
+{
+    return r->srv->st;
+}
+
+static int host_ok(const char *h)
+{
+    if (!*h || strlen(h) > 255)
+        return 0;
+    for (const char *p = h; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+const char *rest_base_url(rest_req *r)
+{
+    if (r->srv->base_url)
+        return r->srv->base_url;
+    const char *proto = rest_header(r, "X-Forwarded-Proto");
+    if (!proto || (strcmp(proto, "http") && strcmp(proto, "https")))
+        proto = "http";
+    char hostbuf[256];
+    const char *host = NULL;
+    const char *fh = rest_header(r, "X-Forwarded-Host");
+    if (fh) {
+        size_t n = strcspn(fh, ", ");
+        if (n < sizeof hostbuf) {
+            memcpy(hostbuf, fh, n);
+            hostbuf[n] = 0;
+            if (host_ok(hostbuf))
+                host = hostbuf;
+        }
+    }
+    if (!host) {
+        const char *h = rest_header(r, MHD_HTTP_HEADER_HOST);
+        if (h && host_ok(h))
+            host = h;
+    }
+    buf b = BUF_INIT;
+    if (host)
+        buf_printf(&b, "%s://%s%s", proto, host, REST_BASE_PATH);
+    else
+        buf_printf(&b, "%s://localhost:%u%s", proto, r->srv->port, REST_BASE_PATH);
+    const char *out = b.err ? "" : arena_strndup(r->a, b.data, b.len);
+    buf_free(&b);
+    return out ? out : "";
+}
+
+void rest_suspend(rest_req *r)
+{
+    MHD_suspend_connection(r->conn);
+}
+
+void rest_resume(rest_req *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+static int method_not_allowed(rest_req *r, const char *allow)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "method not allowed here; allowed: %s", allow);
+    return rest_send_error_ex(r, 405, OO_NOT_SUPPORTED, msg, NULL, allow);
+}
+
+static int not_implemented(rest_req *r, const char *what)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s is not supported by this server yet", what);
+    return rest_send_error(r, 501, OO_NOT_SUPPORTED, msg, NULL);
+}
+
+/* Sets r->ri from route and method; returns 0, or 1 when the combination is not
+ * an interaction (405 with the allowed methods in *allow). */
+static int classify(rest_req *r, const char **allow)
+{
+    rest_method m = r->method == RM_HEAD ? RM_GET : r->method;
+    r->ri = RI_OTHER;
+    switch (r->route.kind) {
+    case RR_HEALTH:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_HEALTH;
+        return 0;
+    case RR_METRICS:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_METRICS;
+        return 0;
+    case RR_BASE:
+        *allow = "POST";
+        if (m != RM_POST)
+            return 1;
+        r->ri = RI_BATCH;
+        return 0;
+    case RR_METADATA:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_CAPABILITIES;
+        return 0;
+    case RR_SYS_HISTORY:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_HISTORY_SYSTEM;
+        return 0;
+    case RR_TYPE:
+        *allow = "GET, HEAD, POST";
+        if (m == RM_GET)
+            r->ri = RI_SEARCH_TYPE;
+        else if (m == RM_POST)
+            r->ri = RI_CREATE;
+        else
+            return 1;
+        return 0;
+    case RR_TYPE_HISTORY:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_HISTORY_TYPE;
+        return 0;
+    case RR_INSTANCE:
+        *allow = "GET, HEAD, PUT, DELETE";
+        if (m == RM_GET)
+            r->ri = RI_READ;
+        else if (m == RM_PUT)
+            r->ri = RI_UPDATE;
+        else if (m == RM_DELETE)
+            r->ri = RI_DELETE;
+        else
+            return 1;
+        return 0;
+    case RR_INST_HISTORY:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_HISTORY_INSTANCE;
+        return 0;
+    case RR_VERSION:
+        *allow = "GET, HEAD";
+        if (m != RM_GET)
+            return 1;
+        r->ri = RI_VREAD;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Checks that need only the headers. Returns REST_DONE when a refusal was sent,
+ * -1 to go on. */
+static int precheck(rest_req *r)
+{
+    const char *allow = NULL;
+    switch (r->route.kind) {
+    case RR_NONE:
+        return rest_send_error(r, 404, OO_NOT_FOUND,
+                               "no such path: the FHIR base is " REST_BASE_PATH, NULL);
+    case RR_BAD:
+        return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
+    case RR_UNKNOWN_TYPE: {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unknown resource type '%.80s'", r->route.type_name);
+        return rest_send_error(r, 404, OO_NOT_SUPPORTED, msg, NULL);
+    }
+    default:
+        break;
+    }
+    r->pretty = rest_pretty(rest_query(r, "_pretty"));
+    if (classify(r, &allow))
+        return method_not_allowed(r, allow);
+    if (r->route.kind != RR_HEALTH && r->route.kind != RR_METRICS) {
+        char msg[300];
+        if (rest_conneg_accept(rest_query(r, "_format"), rest_header(r, "Accept"), msg,
+                               sizeof msg))
+            return rest_send_error(r, 406, OO_NOT_SUPPORTED, msg, NULL);
+        if (r->method == RM_POST || r->method == RM_PUT || r->method == RM_PATCH) {
+            if (rest_conneg_content_type(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), msg,
+                                         sizeof msg))
+                return rest_send_error(r, 415, OO_NOT_SUPPORTED, msg, NULL);
+            const char *cl = rest_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (cl) {
+                char *end;
+                errno = 0;
+                unsigned long long v = strtoull(cl, &end, 10);
+                if (errno || *end || v > REST_MAX_BODY) {
+                    snprintf(msg, sizeof msg, "request body over the size limit of %u bytes",
+                             REST_MAX_BODY);
+                    return rest_send_error(r, 413, OO_TOO_COSTLY, msg, NULL);
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+static int dispatch(rest_req *r)
+{
+    switch (r->ri) {
+    case RI_READ: return rest_read(r);
+    case RI_VREAD: return rest_vread(r);
+    case RI_CREATE: return rest_create(r);
+    case RI_UPDATE: return rest_update(r);
+    case RI_DELETE: return rest_delete(r);
+    case RI_HISTORY_INSTANCE:
+    case RI_HISTORY_TYPE:
+    case RI_HISTORY_SYSTEM: return rest_history(r);
+    case RI_CAPABILITIES: return rest_capabilities(r);
+    case RI_HEALTH: return rest_health(r);
+    case RI_METRICS: return rest_metrics(r);
+    case RI_SEARCH_TYPE: return not_implemented(r, "search");
+    case RI_BATCH: return not_implemented(r, "batch/transaction");
+    default: return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
+    }
+}
+
+int rest_writes_allowed(rest_req *r)
+{
+    __atomic_add_fetch(&r->srv->inflight, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->srv->stopping, __ATOMIC_SEQ_CST)) {
+        __atomic_sub_fetch(&r->srv->inflight, 1, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    return 1;
+}
+
+void rest_write_finished(rest_req *r)
+{
+    __atomic_sub_fetch(&r->srv->inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+static void req_free(rest_req *r)
+{
+    if (!r)
+        return;
+    buf_free(&r->body);
+    buf_free(&r->wbytes);
+    if (r->owns_arena)
+        arena_free(r->a);
+    free(r);
+}
+
+/* request states for body requests (rest_req.hctx is the handler's; this is ours) */
+enum { ST_BODY = 0, ST_ANSWERED, ST_SUSPENDED };
+
+typedef struct body_req {
+    rest_req r;
+    int state;
+} body_req;
+
+/* *con_cls of a read between its first and second call: no allocation */
+static body_req bodiless_marker;
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    rest_server *srv = cls;
+    (void)version;
+    body_req *br = *con_cls;
+    if (br == &bodiless_marker) {
+        /* second call of a read: the request is complete, answer it. (Answering
+         * on the first call would make MHD close the connection, since the
+         * request might still have a body coming.) */
+        rest_req r;
+        memset(&r, 0, sizeof r);
+        r.srv = srv;
+        r.conn = c;
+        r.method = rest_method_parse(method);
+        r.t_start_ns = rest_now_ns();
+        r.a = thread_arena();
+        *upload_size = 0;
+        *con_cls = NULL;
+        if (!r.a || rest_route_parse(r.a, url, &r.route))
+            return MHD_NO;
+        if (precheck(&r) < 0)
+            dispatch(&r);
+        return MHD_YES;
+    }
+    if (!br) {
+        rest_method m = rest_method_parse(method);
+        if (m != RM_POST && m != RM_PUT && m != RM_PATCH && m != RM_DELETE) {
+            *con_cls = &bodiless_marker;
+            return MHD_YES;
+        }
+        br = calloc(1, sizeof *br);
+        if (!br)
+            return MHD_NO;
+        rest_req *r = &br->r;
+        r->srv = srv;
+        r->conn = c;
+        r->method = m;
+        r->t_start_ns = rest_now_ns();
+        r->owns_arena = 1;
+        r->a = arena_new(16 * 1024);
+        buf_init(&r->body);
+        r->body.limit = REST_MAX_BODY;
+        *con_cls = br;
+        if (!r->a || rest_route_parse(r->a, url, &r->route))
+            return MHD_NO; /* freed by on_completed */
+        if (precheck(r) >= 0)
+            br->state = ST_ANSWERED;
+        return MHD_YES;
+    }
+    rest_req *r = &br->r;
+    if (*upload_size) {
+        if (br->state == ST_BODY && !r->body_too_big) {
+            buf_put(&r->body, upload, *upload_size);
+            if (r->body.err) {
+                r->body_too_big = 1;
+                buf_free(&r->body);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (br->state == ST_ANSWERED)
+        return MHD_YES;
+    if (br->state == ST_SUSPENDED) {
+        /* resumed by the store callback */
+        br->state = ST_ANSWERED;
+        int rc = r->resume(r);
+        if (rc == REST_SUSPENDED) {
+            br->state = ST_SUSPENDED;
+        } else if (r->inflight) {
+            r->inflight = 0;
+            rest_write_finished(r);
+        }
+        return MHD_YES;
+    }
+    /* whole body here */
+    br->state = ST_ANSWERED;
+    if (r->body_too_big) {
+        char msg[100];
+        snprintf(msg, sizeof msg, "request body over the size limit of %u bytes",
+                 REST_MAX_BODY);
+        rest_send_error(r, 413, OO_TOO_COSTLY, msg, NULL);
+        return MHD_YES;
+    }
+    if (dispatch(r) == REST_SUSPENDED)
+        br->state = ST_SUSPENDED;
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    body_req *br = *con_cls;
+    if (br && br != &bodiless_marker) {
+        if (br->r.inflight)
+            rest_write_finished(&br->r);
+        req_free(&br->r);
+    }
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+int rest_server_start(const rest_server_opts *o, struct store *st, rest_server **out)
+{
+    rest_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return ERR_NOMEM;
+    srv->st = st;
+    srv->port = o->port;
+    if (o->base_url && *o->base_url) {
+        size_t n = strlen(o->base_url);
+        while (n && o->base_url[n - 1] == '/')
+            n--;
+        srv->base_url = strndup(o->base_url, n);
+        if (!srv->base_url) {
+            free(srv);
+            return ERR_NOMEM;
+        }
+    }
+    unsigned threads = o->threads;
+    if (!threads) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc > 0 ? (unsigned)nc : 2;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
+    srv->d = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE,
+        threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)REST_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REST_CONN_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+    if (!srv->d) {
+        free(srv->base_url);
+        free(srv);
+        return ERR_IO;
+    }
+    if (!srv->port) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+        if (di)
+            srv->port = di->port;
+    }
+    *out = srv;
+    return 0;
+}
+
+unsigned rest_server_port(const rest_server *srv)
+{
+    return srv->port;
+}
+
+void rest_server_stop(rest_server *srv)
+{
+    if (!srv)
+        return;
+    __atomic_store_n(&srv->stopping, 1, __ATOMIC_SEQ_CST);
+    MHD_quiesce_daemon(srv->d);
+    /* suspended writes finish when their commit does; MHD must not stop with
+     * suspended connections */
+    for (int i = 0; i < 3000 && __atomic_load_n(&srv->inflight, __ATOMIC_SEQ_CST) > 0; i++)
+        usleep(10000);
+    MHD_stop_daemon(srv->d);
+    free(srv->base_url);
+    free(srv);
+}
+
+/* ---- hortus serve -------------------------------------------------------- */
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: hortus serve [--data DIR] [--port N] [--store lmdb:DIR] [--threads N] "
+               "[--base-url URL]\n");
+}
+
+static int parse_uint(const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+    const char *data = "./hortus-data", *store_url = NULL;
+    rest_server_opts o = {.port = 8080};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            serve_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "hortus serve: %s needs a value\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--data"))
+            data = v;
+        else if (!strcmp(a, "--store"))
+            store_url = v;
+        else if (!strcmp(a, "--base-url"))
+            o.base_url = v;
+        else if (!strcmp(a, "--port")) {
+            if (parse_uint(v, 65535, &o.port)) {
+                fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_uint(v, 256, &o.threads)) {
+                fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    /* Block the stop signals in every thread (MHD's and the store's inherit the
+     * mask) and wait for them here. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char spec[4096];
+    if (store_url)
+        snprintf(spec, sizeof spec, "%s", store_url);
+    else
+        snprintf(spec, sizeof spec, "lmdb:%s", data);
+    struct store *st = NULL;
+    int rc = store_open(spec, NULL, &st);
+    if (rc) {
+        fprintf(stderr, "hortus serve: cannot open store %s: %s\n", spec, err_str(rc));
+        return 1;
+    }
+    rest_server *srv = NULL;
+    rc = rest_server_start(&o, st, &srv);
+    if (rc) {
+        fprintf(stderr, "hortus serve: cannot listen on port %u: %s\n", o.port, err_str(rc));
+        store_close(st);
+        return 1;
+    }
+    fprintf(stderr, "hortus %s serving FHIR R4 at http://localhost:%u%s (data: %s)\n",
+            HORTUS_VERSION, rest_server_port(srv), REST_BASE_PATH, spec);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
+    rest_server_stop(srv);
+    store_close(st);
+    return 0;
+}
