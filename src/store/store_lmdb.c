@@ -1,0 +1,1242 @@
+/*
+ * store_lmdb.c -- the LMDB backend of store.h: one environment, named databases laid out
+ * as in docs/STORAGE.md, one writer thread doing group commit, pooled read snapshots.
+ *
+ * Threads and what they touch:
+ *
+ *   submitters --(qmu: queue)--> writer thread --(commit, fsync)--> done callbacks
+ *   readers: gate (atomic counter) -> pooled MDB_txn (reset/renew) -> zero-copy results
+ *
+ * Group commit: the writer takes every queued request (up to max_batch), opens one write
+ * transaction, runs each request in a nested transaction so a failing one (conflict) is
+ * undone alone, commits once (LMDB syncs data, then the meta page) and calls back.
+ *
+ * Map growth: on MDB_MAP_FULL the whole batch is aborted, the writer closes the gate
+ * (`resizing`), waits until no read transaction is active (LMDB requires that for
+ * mdb_env_set_mapsize), doubles the map, opens the gate and redoes the batch. Reset
+ * transactions parked in the reader pool are not active and survive the remap.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/err.h"
+#include "store/codec.h"
+#include "store/store.h"
+
+#define LMDB_MAX_READERS 1024 /* pooled read transactions, each holds one reader slot */
+#define LMDB_MAX_DBS 16
+#define LMDB_FORMAT 1
+#define LMDB_DEFAULT_BATCH 1024
+#define LMDB_SYNCS_PER_COMMIT 2 /* data pages, then the meta page */
+
+typedef struct lmdb_store lmdb_store;
+
+typedef struct lmdb_reader {
+    struct store_reader base;
+    lmdb_store *s;
+    MDB_txn *txn;
+    MDB_cursor *cur; /* ResourceAsOf cursor for read / vread, renewed with the txn */
+    uint64_t t;      /* snapshot t, loaded on first store_reader_t() */
+    int have_t;
+    struct lmdb_reader *next; /* pool link */
+} lmdb_reader;
+
+struct lmdb_store {
+    struct store base;
+    MDB_env *env;
+    MDB_dbi db_res, db_type, db_sys, db_content, db_txlog, db_txtime, db_counts, db_meta;
+    MDB_dbi db_extra[STORE_DB_COUNT_];
+    unsigned max_batch;
+
+    /* the write queue */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    store_req *qhead, *qtail;
+    int closing;
+    pthread_t writer;
+
+    /* writer-only state */
+    uint64_t w_last_t;
+    int64_t w_last_instant;
+
+    /* resize gate */
+    atomic_int active;
+    atomic_int resizing;
+    pthread_mutex_t gmu;
+    pthread_cond_t gcv_readers; /* readers wait here for the resize to finish */
+    pthread_cond_t gcv_writer;  /* the writer waits here for readers to leave */
+
+    /* reader pool */
+    pthread_mutex_t pmu;
+    lmdb_reader *pool;
+
+    /* counters */
+    atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen,
+        resizes, map_size, readers_in_use;
+};
+
+typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
+
+typedef struct lmdb_iter {
+    struct store_iter base;
+    lmdb_reader *r;
+    iter_kind kind;
+    store_scope scope;
+    MDB_cursor *cur;
+    MDB_cursor *cur2; /* ResourceAsOf, for the "current at" check of _at */
+    codec_layout layout;
+    uint32_t tenant;
+    uint64_t t_max, t_min;
+    int64_t since;
+    int current_only;
+    int started, finished, skip_equal;
+    size_t prefix_len, seek_len;
+    uint8_t prefix[STORE_EXTRA_KEY_MAX];
+    uint8_t seek[STORE_EXTRA_KEY_MAX];
+} lmdb_iter;
+
+extern const struct store_ops store_lmdb_ops;
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* MDB_* codes (positive, or errno values) to the error enum; ours (negative) pass. */
+static int map_rc(int rc)
+{
+    if (rc <= 0)
+        return rc;
+    if (rc == MDB_NOTFOUND)
+        return ERR_NOTFOUND;
+    if (rc == ENOMEM)
+        return ERR_NOMEM;
+    return ERR_IO;
+}
+
+static int has_prefix(const MDB_val *k, const uint8_t *p, size_t n)
+{
+    return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+}
+
+/* ---- resize gate --------------------------------------------------------------- */
+
+static void gate_leave(lmdb_store *s)
+{
+    if (atomic_fetch_sub(&s->active, 1) == 1 && atomic_load(&s->resizing)) {
+        pthread_mutex_lock(&s->gmu);
+        pthread_cond_signal(&s->gcv_writer);
+        pthread_mutex_unlock(&s->gmu);
+    }
+}
+
+static void gate_enter(lmdb_store *s)
+{
+    for (;;) {
+        atomic_fetch_add(&s->active, 1);
+        if (!atomic_load(&s->resizing))
+            return;
+        gate_leave(s);
+        pthread_mutex_lock(&s->gmu);
+        while (atomic_load(&s->resizing))
+            pthread_cond_wait(&s->gcv_readers, &s->gmu);
+        pthread_mutex_unlock(&s->gmu);
+    }
+}
+
+/* Writer only, with no write transaction open: double the map. */
+static int grow_map(lmdb_store *s)
+{
+    atomic_store(&s->resizing, 1);
+    pthread_mutex_lock(&s->gmu);
+    while (atomic_load(&s->active) > 0)
+        pthread_cond_wait(&s->gcv_writer, &s->gmu);
+    MDB_envinfo info;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc == 0) {
+        size_t size = info.me_mapsize * 2;
+        rc = mdb_env_set_mapsize(s->env, size);
+        if (rc == 0 && mdb_env_info(s->env, &info) == 0) {
+            atomic_store(&s->map_size, info.me_mapsize);
+            atomic_fetch_add(&s->resizes, 1);
+        }
+    }
+    atomic_store(&s->resizing, 0);
+    pthread_cond_broadcast(&s->gcv_readers);
+    pthread_mutex_unlock(&s->gmu);
+    if (rc)
+        fprintf(stderr, "hortus: store: cannot grow the map: %s\n", mdb_strerror(rc));
+    return rc ? ERR_IO : 0;
+}
+
+/* ---- the write path --------------------------------------------------------------- */
+
+/* The newest ResourceAsOf entry of (tenant, type, id) in txn: 0 with *t and *vr, or
+ * ERR_NOTFOUND; other MDB codes positive. */
+static int current_version(lmdb_store *s, MDB_cursor *c, uint32_t tenant, const store_op *op,
+                           uint64_t *t, codec_vrec *vr)
+{
+    uint8_t kb[CODEC_KEY_MAX];
+    codec_key k = {.tenant = tenant,
+                   .type = op->type,
+                   .type_len = op->type_len,
+                   .id = op->id,
+                   .id_len = op->id_len};
+    int n = codec_asof_encode(CODEC_RESOURCE_ASOF, kb, &k, 3);
+    if (n < 0)
+        return n;
+    MDB_val key = {(size_t)n, kb}, val;
+    int rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        return ERR_NOTFOUND;
+    if (rc)
+        return rc;
+    if (!has_prefix(&key, kb, (size_t)n) || key.mv_size != (size_t)n + 8)
+        return ERR_NOTFOUND;
+    (void)s;
+    *t = UINT64_MAX - codec_get_u64((const uint8_t *)key.mv_data + n);
+    return codec_vrec_decode(val.mv_data, val.mv_size, vr);
+}
+
+static int bump_count(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const char *type,
+                      size_t type_len, int64_t dcurrent)
+{
+    uint8_t kb[CODEC_KEY_MAX];
+    int n = codec_counts_key(kb, tenant, type, type_len);
+    if (n < 0)
+        return n;
+    MDB_val key = {(size_t)n, kb}, val;
+    uint64_t cur = 0, ver = 0;
+    int rc = mdb_get(txn, s->db_counts, &key, &val);
+    if (rc == 0) {
+        if (codec_counts_val_decode(val.mv_data, val.mv_size, &cur, &ver))
+            return ERR_INTERNAL;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    uint8_t vb[CODEC_COUNTS_VAL_LEN];
+    codec_counts_val(vb, (uint64_t)((int64_t)cur + dcurrent), ver + 1);
+    val.mv_size = sizeof vb;
+    val.mv_data = vb;
+    return mdb_put(txn, s->db_counts, &key, &val, 0);
+}
+
+static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op)
+{
+    uint8_t kb[CODEC_CONTENT_KEY_LEN];
+    codec_content_key(kb, tenant, op->hash);
+    MDB_val key = {sizeof kb, kb}, val = {op->len + 1, NULL};
+    int rc = mdb_put(txn, s->db_content, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST) {
+        /* Same bytes stored before (or a 128-bit collision: refuse to alias). */
+        const uint8_t *old = val.mv_data;
+        if (val.mv_size != op->len + 1 || old[0] != CODEC_ENC_PLAIN ||
+            memcmp(old + 1, op->bytes, op->len) != 0)
+            return ERR_INTERNAL;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    uint8_t *dst = val.mv_data;
+    dst[0] = CODEC_ENC_PLAIN;
+    memcpy(dst + 1, op->bytes, op->len);
+    return 0;
+}
+
+static int put_version(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op,
+                       uint64_t t, const uint8_t vrec[CODEC_VREC_LEN])
+{
+    static const codec_layout layouts[3] = {CODEC_RESOURCE_ASOF, CODEC_TYPE_ASOF,
+                                            CODEC_SYSTEM_ASOF};
+    MDB_dbi dbis[3] = {s->db_res, s->db_type, s->db_sys};
+    codec_key k = {.tenant = tenant,
+                   .type = op->type,
+                   .type_len = op->type_len,
+                   .id = op->id,
+                   .id_len = op->id_len,
+                   .t = t};
+    for (int i = 0; i < 3; i++) {
+        uint8_t kb[CODEC_KEY_MAX];
+        int n = codec_asof_encode(layouts[i], kb, &k, 4);
+        if (n < 0)
+            return n;
+        MDB_val key = {(size_t)n, kb}, val = {CODEC_VREC_LEN, (void *)vrec};
+        int rc = mdb_put(txn, dbis[i], &key, &val, 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int apply_op(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant, store_op *op,
+                    uint64_t t)
+{
+    uint64_t cur_t = 0;
+    codec_vrec cur;
+    int rc = current_version(s, c, tenant, op, &cur_t, &cur);
+    int exists = rc == 0;
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    if (exists && cur_t == t)
+        return ERR_INVALID; /* the same resource twice in one request */
+    int live = exists && cur.op != STORE_OP_DELETE;
+
+    if (op->expect != STORE_ANY) {
+        if (op->expect == 0 ? live : (!exists || cur.vid != op->expect))
+            return ERR_CONFLICT;
+    }
+    if (op->op == STORE_OP_DELETE && !exists)
+        return ERR_NOTFOUND;
+    if (op->op == STORE_OP_DELETE && !live)
+        return ERR_GONE;
+    if (exists && op->vid <= cur.vid)
+        return ERR_INVALID;
+    op->prev_vid = exists ? cur.vid : 0;
+    op->created = !live && op->op != STORE_OP_DELETE;
+
+    codec_vrec vr = {.vid = op->vid,
+                     .last_updated = op->last_updated,
+                     .op = (uint8_t)op->op,
+                     .flags = op->created ? CODEC_VF_CREATED : 0};
+    if (op->op != STORE_OP_DELETE) {
+        memcpy(vr.hash, op->hash, STORE_HASH_LEN);
+        if ((rc = put_content(s, txn, tenant, op)))
+            return rc;
+    }
+    uint8_t vb[CODEC_VREC_LEN];
+    codec_vrec_encode(vb, &vr);
+    if ((rc = put_version(s, txn, tenant, op, t, vb)))
+        return rc;
+    int64_t d = (op->op == STORE_OP_DELETE) ? -1 : (live ? 0 : 1);
+    if ((rc = bump_count(s, txn, tenant, op->type, op->type_len, d)))
+        return rc;
+    return bump_count(s, txn, tenant, NULL, 0, d);
+}
+
+static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64_t t)
+{
+    uint8_t kb[STORE_EXTRA_KEY_MAX];
+    memcpy(kb, x->key, x->key_len);
+    if (x->t_offset >= 0)
+        codec_put_u64(kb + x->t_offset, t);
+    MDB_val key = {x->key_len, kb};
+    if (x->del) {
+        int rc = mdb_del(txn, s->db_extra[x->db], &key, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    MDB_val val = {x->val_len, (void *)x->val};
+    return mdb_put(txn, s->db_extra[x->db], &key, &val, 0);
+}
+
+/* One request inside its nested transaction `txn`. */
+static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t,
+                         int64_t instant)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->db_res, &c);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < req->nops; i++) {
+        if ((rc = apply_op(s, txn, c, req->tenant, &req->ops[i], t))) {
+            req->failed_op = i;
+            goto done;
+        }
+    }
+    req->failed_op = req->nops;
+    uint8_t kb[CODEC_TXTIME_KEY_LEN], vb[CODEC_TXLOG_VAL_LEN];
+    codec_txlog_key(kb, req->tenant, t);
+    codec_txlog_val(vb, instant, (uint32_t)req->nops);
+    MDB_val key = {CODEC_TXLOG_KEY_LEN, kb}, val = {sizeof vb, vb};
+    if ((rc = mdb_put(txn, s->db_txlog, &key, &val, 0)))
+        goto done;
+    key.mv_size = (size_t)codec_txtime_key(kb, req->tenant, instant, t, 3);
+    val.mv_size = 0;
+    val.mv_data = "";
+    if ((rc = mdb_put(txn, s->db_txtime, &key, &val, 0)))
+        goto done;
+    for (size_t i = 0; i < req->nextra; i++)
+        if ((rc = apply_extra(s, txn, &req->extras[i], t)))
+            goto done;
+done:
+    mdb_cursor_close(c);
+    return rc;
+}
+
+static int put_meta_u64(lmdb_store *s, MDB_txn *txn, const char *name, uint64_t v)
+{
+    uint8_t b[8];
+    codec_put_u64(b, v);
+    MDB_val key = {strlen(name), (void *)name}, val = {8, b};
+    return mdb_put(txn, s->db_meta, &key, &val, 0);
+}
+
+/*
+ * Apply and commit a batch once. Returns 0 (each request's rc says how it went),
+ * MDB_MAP_FULL (nothing committed; grow and call again) or another failure (nothing
+ * committed; every request gets it).
+ */
+static int commit_batch(lmdb_store *s, store_req *batch)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    uint64_t t = s->w_last_t;
+    int64_t instant = now_us();
+    if (instant < s->w_last_instant)
+        instant = s->w_last_instant;
+    for (store_req *req = batch; req; req = req->next_) {
+        for (size_t i = 0; i < req->nops; i++)
+            if (req->ops[i].last_updated > instant)
+                instant = req->ops[i].last_updated;
+        MDB_txn *child;
+        if ((rc = mdb_txn_begin(s->env, txn, 0, &child)))
+            goto fail;
+        rc = apply_request(s, child, req, t + 1, instant);
+        if (rc == 0)
+            rc = mdb_txn_commit(child);
+        else
+            mdb_txn_abort(child);
+        if (rc == MDB_MAP_FULL)
+            goto fail;
+        req->rc = map_rc(rc);
+        req->t = rc ? 0 : ++t;
+    }
+    if (t != s->w_last_t) {
+        if ((rc = put_meta_u64(s, txn, "last_t", t)) ||
+            (rc = put_meta_u64(s, txn, "last_instant", (uint64_t)instant)))
+            goto fail;
+        if ((rc = mdb_txn_commit(txn)))
+            return rc;
+        atomic_fetch_add(&s->commits, 1);
+    } else {
+        mdb_txn_abort(txn); /* every request failed: nothing to make durable */
+    }
+    s->w_last_t = t;
+    s->w_last_instant = instant;
+    atomic_store(&s->last_t, t);
+    return 0;
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static void process_batch(lmdb_store *s, store_req *batch, uint64_t nreq)
+{
+    int rc;
+    while ((rc = commit_batch(s, batch)) == MDB_MAP_FULL) {
+        if ((rc = grow_map(s)))
+            break;
+    }
+    if (rc) {
+        if (rc > 0)
+            fprintf(stderr, "hortus: store: commit failed: %s\n", mdb_strerror(rc));
+        for (store_req *req = batch; req; req = req->next_) {
+            req->rc = ERR_IO;
+            req->t = 0;
+        }
+    }
+    if (nreq > atomic_load(&s->max_batch_seen))
+        atomic_store(&s->max_batch_seen, nreq);
+    store_req *next;
+    for (store_req *req = batch; req; req = next) {
+        next = req->next_; /* the callback may free req */
+        if (req->rc == 0)
+            atomic_fetch_add(&s->requests, 1);
+        else
+            atomic_fetch_add(&s->failed, 1);
+        if (req->rc == ERR_CONFLICT)
+            atomic_fetch_add(&s->conflicts, 1);
+        req->done_(req->ctx_, req->rc, req->t);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    lmdb_store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->qmu);
+        while (!s->qhead && !s->closing)
+            pthread_cond_wait(&s->qcv, &s->qmu);
+        if (!s->qhead) {
+            pthread_mutex_unlock(&s->qmu);
+            break;
+        }
+        store_req *batch = s->qhead, *last = batch;
+        uint64_t n = 1;
+        while (last->next_ && n < s->max_batch) {
+            last = last->next_;
+            n++;
+        }
+        s->qhead = last->next_;
+        if (!s->qhead)
+            s->qtail = NULL;
+        last->next_ = NULL;
+        pthread_mutex_unlock(&s->qmu);
+        process_batch(s, batch, n);
+    }
+    return NULL;
+}
+
+static int lmdb_submit(store *base, store_req *req)
+{
+    lmdb_store *s = (lmdb_store *)base;
+    pthread_mutex_lock(&s->qmu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->qmu);
+        return ERR_IO;
+    }
+    if (s->qtail)
+        s->qtail->next_ = req;
+    else
+        s->qhead = req;
+    s->qtail = req;
+    pthread_cond_signal(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    return 0;
+}
+
+/* ---- open / close ------------------------------------------------------------------ */
+
+static int open_dbs(lmdb_store *s)
+{
+    static const char *const extra_names[STORE_DB_COUNT_] = {
+        "SearchParam", "ResourceParam", "Compartment", "Audit", "Outbox", "Aux"};
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"ResourceAsOf", &s->db_res}, {"TypeAsOf", &s->db_type},
+               {"SystemAsOf", &s->db_sys},   {"Content", &s->db_content},
+               {"TxLog", &s->db_txlog},      {"TxByTime", &s->db_txtime},
+               {"Counts", &s->db_counts},    {"Meta", &s->db_meta}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)))
+            goto fail;
+    for (int i = 0; i < STORE_DB_COUNT_; i++)
+        if ((rc = mdb_dbi_open(txn, extra_names[i], MDB_CREATE, &s->db_extra[i])))
+            goto fail;
+
+    MDB_val key = {6, "format"}, val;
+    rc = mdb_get(txn, s->db_meta, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        uint8_t b[4];
+        codec_put_u32(b, LMDB_FORMAT);
+        val.mv_size = 4;
+        val.mv_data = b;
+        if ((rc = mdb_put(txn, s->db_meta, &key, &val, 0)))
+            goto fail;
+    } else if (rc) {
+        goto fail;
+    } else if (val.mv_size != 4 || codec_get_u32(val.mv_data) != LMDB_FORMAT) {
+        fprintf(stderr, "hortus: store: unknown data format in this directory\n");
+        rc = EINVAL;
+        goto fail;
+    }
+    key.mv_size = 6;
+    key.mv_data = "last_t";
+    if ((rc = mdb_get(txn, s->db_meta, &key, &val)) == 0 && val.mv_size == 8)
+        s->w_last_t = codec_get_u64(val.mv_data);
+    key.mv_size = 12;
+    key.mv_data = "last_instant";
+    if ((rc = mdb_get(txn, s->db_meta, &key, &val)) == 0 && val.mv_size == 8)
+        s->w_last_instant = (int64_t)codec_get_u64(val.mv_data);
+    return mdb_txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static void lmdb_close(store *base);
+
+static int lmdb_open(const char *dir, const store_opts *o, store **out)
+{
+    lmdb_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return ERR_NOMEM;
+    s->base.ops = &store_lmdb_ops;
+    s->max_batch = o && o->max_batch ? o->max_batch : LMDB_DEFAULT_BATCH;
+    size_t map = o && o->map_size ? o->map_size : STORE_DEFAULT_MAP_SIZE;
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->gmu, NULL);
+    pthread_cond_init(&s->gcv_readers, NULL);
+    pthread_cond_init(&s->gcv_writer, NULL);
+    pthread_mutex_init(&s->pmu, NULL);
+
+    int rc;
+    if (mkdir(dir, 0775) && errno != EEXIST) {
+        fprintf(stderr, "hortus: store: cannot create %s: %s\n", dir, strerror(errno));
+        rc = ERR_IO;
+        goto fail;
+    }
+    /* Never map less than the file already holds. */
+    char path[4096];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) < (int)sizeof path &&
+        stat(path, &st) == 0 && (size_t)st.st_size > map)
+        map = (size_t)st.st_size;
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, LMDB_MAX_DBS)) ||
+        (rc = mdb_env_set_maxreaders(s->env, LMDB_MAX_READERS)) ||
+        (rc = mdb_env_set_mapsize(s->env, map)) ||
+        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0664)) || (rc = open_dbs(s))) {
+        fprintf(stderr, "hortus: store: cannot open %s: %s\n", dir, mdb_strerror(rc));
+        rc = map_rc(rc);
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    atomic_store(&s->map_size, info.me_mapsize);
+    atomic_store(&s->last_t, s->w_last_t);
+    if (pthread_create(&s->writer, NULL, writer_main, s)) {
+        rc = ERR_NOMEM;
+        goto fail;
+    }
+    *out = &s->base;
+    return 0;
+fail:
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->gmu);
+    pthread_cond_destroy(&s->gcv_readers);
+    pthread_cond_destroy(&s->gcv_writer);
+    pthread_mutex_destroy(&s->pmu);
+    free(s);
+    return rc;
+}
+
+static void lmdb_close(store *base)
+{
+    lmdb_store *s = (lmdb_store *)base;
+    pthread_mutex_lock(&s->qmu);
+    s->closing = 1;
+    pthread_cond_signal(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    pthread_join(s->writer, NULL);
+    for (lmdb_reader *r = s->pool, *next; r; r = next) {
+        next = r->next;
+        mdb_cursor_close(r->cur);
+        mdb_txn_abort(r->txn);
+        free(r);
+    }
+    mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->gmu);
+    pthread_cond_destroy(&s->gcv_readers);
+    pthread_cond_destroy(&s->gcv_writer);
+    pthread_mutex_destroy(&s->pmu);
+    free(s);
+}
+
+/* ---- readers ---------------------------------------------------------------------- */
+
+static int lmdb_read_begin(store *base, store_reader **out)
+{
+    lmdb_store *s = (lmdb_store *)base;
+    *out = NULL;
+    pthread_mutex_lock(&s->pmu);
+    lmdb_reader *r = s->pool;
+    if (r)
+        s->pool = r->next;
+    pthread_mutex_unlock(&s->pmu);
+
+    gate_enter(s);
+    int rc;
+    if (r) {
+        if ((rc = mdb_txn_renew(r->txn)) || (rc = mdb_cursor_renew(r->txn, r->cur))) {
+            mdb_cursor_close(r->cur);
+            mdb_txn_abort(r->txn);
+            free(r);
+            gate_leave(s);
+            return map_rc(rc);
+        }
+    } else {
+        r = calloc(1, sizeof *r);
+        if (!r) {
+            gate_leave(s);
+            return ERR_NOMEM;
+        }
+        r->base.ops = &store_lmdb_ops;
+        r->s = s;
+        if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn))) {
+            free(r);
+            gate_leave(s);
+            fprintf(stderr, "hortus: store: read transaction: %s\n", mdb_strerror(rc));
+            return map_rc(rc);
+        }
+        if ((rc = mdb_cursor_open(r->txn, s->db_res, &r->cur))) {
+            mdb_txn_abort(r->txn);
+            free(r);
+            gate_leave(s);
+            return map_rc(rc);
+        }
+    }
+    r->have_t = 0;
+    r->next = NULL;
+    atomic_fetch_add(&s->readers_in_use, 1);
+    *out = &r->base;
+    return 0;
+}
+
+static void lmdb_read_end(store_reader *base)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    lmdb_store *s = r->s;
+    mdb_txn_reset(r->txn);
+    gate_leave(s);
+    atomic_fetch_sub(&s->readers_in_use, 1);
+    pthread_mutex_lock(&s->pmu);
+    r->next = s->pool;
+    s->pool = r;
+    pthread_mutex_unlock(&s->pmu);
+}
+
+static uint64_t reader_t(lmdb_reader *r)
+{
+    if (!r->have_t) {
+        MDB_val key = {6, "last_t"}, val;
+        r->t = 0;
+        if (mdb_get(r->txn, r->s->db_meta, &key, &val) == 0 && val.mv_size == 8)
+            r->t = codec_get_u64(val.mv_data);
+        r->have_t = 1;
+    }
+    return r->t;
+}
+
+static uint64_t lmdb_reader_t(const store_reader *base)
+{
+    return reader_t((lmdb_reader *)base);
+}
+
+/* Fill *v from a version-index entry whose key was decoded into k. */
+static int fill_version(lmdb_reader *r, const codec_key *k, const MDB_val *val,
+                        store_version *v)
+{
+    codec_vrec vr;
+    if (codec_vrec_decode(val->mv_data, val->mv_size, &vr))
+        return ERR_INTERNAL;
+    v->type = k->type;
+    v->id = k->id;
+    v->t = k->t;
+    v->vid = vr.vid;
+    v->last_updated = vr.last_updated;
+    v->op = (store_opkind)vr.op;
+    v->created = (vr.flags & CODEC_VF_CREATED) != 0;
+    v->hash = (const uint8_t *)val->mv_data + 16; /* points into the map, not into vr */
+    v->bytes = NULL;
+    v->len = 0;
+    if (vr.op == STORE_OP_DELETE)
+        return ERR_GONE;
+    uint8_t kb[CODEC_CONTENT_KEY_LEN];
+    codec_content_key(kb, k->tenant, vr.hash);
+    MDB_val key = {sizeof kb, kb}, cv;
+    int rc = mdb_get(r->txn, r->s->db_content, &key, &cv);
+    if (rc)
+        return rc == MDB_NOTFOUND ? ERR_INTERNAL : ERR_IO;
+    if (cv.mv_size < 1 || ((const uint8_t *)cv.mv_data)[0] != CODEC_ENC_PLAIN)
+        return ERR_UNSUPPORTED;
+    v->bytes = (const char *)cv.mv_data + 1;
+    v->len = cv.mv_size - 1;
+    return 0;
+}
+
+static int lmdb_read(store_reader *base, uint32_t tenant, const char *type, const char *id,
+                     uint64_t vid, store_version *v)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    uint8_t kb[CODEC_KEY_MAX];
+    codec_key k = {.tenant = tenant,
+                   .type = type,
+                   .type_len = strlen(type),
+                   .id = id,
+                   .id_len = strlen(id)};
+    int n = codec_asof_encode(CODEC_RESOURCE_ASOF, kb, &k, 3);
+    if (n < 0)
+        return n;
+    MDB_val key = {(size_t)n, kb}, val;
+    int rc = mdb_cursor_get(r->cur, &key, &val, MDB_SET_RANGE);
+    for (;;) {
+        if (rc == MDB_NOTFOUND)
+            return ERR_NOTFOUND;
+        if (rc)
+            return ERR_IO;
+        if (!has_prefix(&key, kb, (size_t)n) || key.mv_size != (size_t)n + 8)
+            return ERR_NOTFOUND;
+        if (vid == 0)
+            break;
+        if (val.mv_size != CODEC_VREC_LEN)
+            return ERR_INTERNAL;
+        uint64_t this_vid = codec_get_u64(val.mv_data);
+        if (this_vid == vid)
+            break;
+        if (this_vid < vid) /* vids increase with t: it is not there */
+            return ERR_NOTFOUND;
+        rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
+    }
+    k.type = (const char *)key.mv_data + 4;
+    k.id = k.type + k.type_len + 1;
+    k.t = UINT64_MAX - codec_get_u64((const uint8_t *)key.mv_data + n);
+    return fill_version(r, &k, &val, v);
+}
+
+static int lmdb_count(store_reader *base, uint32_t tenant, const char *type, uint64_t *current,
+                      uint64_t *versions)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    uint8_t kb[CODEC_KEY_MAX];
+    int n = codec_counts_key(kb, tenant, type, type ? strlen(type) : 0);
+    if (n < 0)
+        return n;
+    MDB_val key = {(size_t)n, kb}, val;
+    uint64_t c = 0, ver = 0;
+    int rc = mdb_get(r->txn, r->s->db_counts, &key, &val);
+    if (rc == 0) {
+        if (codec_counts_val_decode(val.mv_data, val.mv_size, &c, &ver))
+            return ERR_INTERNAL;
+    } else if (rc != MDB_NOTFOUND) {
+        return ERR_IO;
+    }
+    if (current)
+        *current = c;
+    if (versions)
+        *versions = ver;
+    return 0;
+}
+
+static int lmdb_get(store_reader *base, store_db db, const void *k, size_t kn,
+                    const void **v, size_t *vn)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    MDB_val key = {kn, (void *)k}, val;
+    int rc = mdb_get(r->txn, r->s->db_extra[db], &key, &val);
+    if (rc)
+        return map_rc(rc);
+    *v = val.mv_data;
+    *vn = val.mv_size;
+    return 0;
+}
+
+static void lmdb_stats(store *base, store_stats *st)
+{
+    lmdb_store *s = (lmdb_store *)base;
+    st->last_t = atomic_load(&s->last_t);
+    st->commits = atomic_load(&s->commits);
+    st->fsyncs = st->commits * LMDB_SYNCS_PER_COMMIT;
+    st->requests = atomic_load(&s->requests);
+    st->failed = atomic_load(&s->failed);
+    st->conflicts = atomic_load(&s->conflicts);
+    st->max_batch = atomic_load(&s->max_batch_seen);
+    st->map_resizes = atomic_load(&s->resizes);
+    st->map_size = atomic_load(&s->map_size);
+    st->readers = atomic_load(&s->readers_in_use);
+    MDB_envinfo info;
+    MDB_stat ms;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0)
+        st->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+}
+
+/* ---- iterators ---------------------------------------------------------------------- */
+
+static int iter_new(lmdb_reader *r, iter_kind kind, MDB_dbi dbi, lmdb_iter **out)
+{
+    lmdb_iter *it = calloc(1, sizeof *it);
+    if (!it)
+        return ERR_NOMEM;
+    it->base.ops = &store_lmdb_ops;
+    it->r = r;
+    it->kind = kind;
+    int rc = mdb_cursor_open(r->txn, dbi, &it->cur);
+    if (rc) {
+        free(it);
+        return map_rc(rc);
+    }
+    *out = it;
+    return 0;
+}
+
+static void lmdb_iter_close(store_iter *base)
+{
+    lmdb_iter *it = (lmdb_iter *)base;
+    mdb_cursor_close(it->cur);
+    if (it->cur2)
+        mdb_cursor_close(it->cur2);
+    free(it);
+}
+
+/* Last t of `tenant` committed at or before `at`: 0 when none. */
+static uint64_t t_at_instant(lmdb_reader *r, uint32_t tenant, int64_t at)
+{
+    uint8_t kb[CODEC_TXTIME_KEY_LEN];
+    MDB_cursor *c;
+    if (mdb_cursor_open(r->txn, r->s->db_txtime, &c))
+        return 0;
+    uint64_t t = 0;
+    int n = at == INT64_MAX ? codec_txtime_key(kb, tenant + 1, 0, 0, 1)
+                            : codec_txtime_key(kb, tenant, at + 1, 0, 2);
+    MDB_val key = {(size_t)n, kb}, val;
+    int rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(c, &key, &val, MDB_PREV) : mdb_cursor_get(c, &key, &val,
+                                                                            MDB_LAST);
+    uint32_t kt;
+    int64_t inst;
+    uint64_t kt_t;
+    if (rc == 0 && codec_txtime_key_decode(key.mv_data, key.mv_size, &kt, &inst, &kt_t) == 0 &&
+        kt == tenant && inst <= at)
+        t = kt_t;
+    mdb_cursor_close(c);
+    return t;
+}
+
+/* First t of `tenant` committed at or after `since`: UINT64_MAX when none. */
+static uint64_t t_since_instant(lmdb_reader *r, uint32_t tenant, int64_t since)
+{
+    uint8_t kb[CODEC_TXTIME_KEY_LEN];
+    MDB_cursor *c;
+    if (mdb_cursor_open(r->txn, r->s->db_txtime, &c))
+        return UINT64_MAX;
+    uint64_t t = UINT64_MAX;
+    int n = codec_txtime_key(kb, tenant, since, 0, 2);
+    MDB_val key = {(size_t)n, kb}, val;
+    uint32_t kt;
+    int64_t inst;
+    uint64_t kt_t;
+    if (mdb_cursor_get(c, &key, &val, MDB_SET_RANGE) == 0 &&
+        codec_txtime_key_decode(key.mv_data, key.mv_size, &kt, &inst, &kt_t) == 0 &&
+        kt == tenant)
+        t = kt_t;
+    mdb_cursor_close(c);
+    return t;
+}
+
+static int lmdb_history(store_reader *base, const store_hist_opts *o, store_iter **out)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    lmdb_store *s = r->s;
+    MDB_dbi dbi = o->scope == STORE_SCOPE_INSTANCE ? s->db_res
+                  : o->scope == STORE_SCOPE_TYPE   ? s->db_type
+                                                   : s->db_sys;
+    lmdb_iter *it;
+    int rc = iter_new(r, IT_HISTORY, dbi, &it);
+    if (rc)
+        return rc;
+    it->scope = o->scope;
+    it->tenant = o->tenant;
+    it->layout = o->scope == STORE_SCOPE_INSTANCE ? CODEC_RESOURCE_ASOF
+                 : o->scope == STORE_SCOPE_TYPE   ? CODEC_TYPE_ASOF
+                                                  : CODEC_SYSTEM_ASOF;
+    uint64_t snap = reader_t(r);
+    it->t_max = o->as_of_t && o->as_of_t < snap ? o->as_of_t : snap;
+    it->t_min = 1;
+    it->since = o->since;
+    if (o->at != STORE_NO_TIME) {
+        uint64_t ta = t_at_instant(r, o->tenant, o->at);
+        if (ta < it->t_max)
+            it->t_max = ta;
+        it->current_only = 1;
+        if (o->scope != STORE_SCOPE_INSTANCE &&
+            (rc = mdb_cursor_open(r->txn, s->db_res, &it->cur2))) {
+            lmdb_iter_close(&it->base);
+            return map_rc(rc);
+        }
+    }
+    if (o->since != STORE_NO_TIME)
+        it->t_min = t_since_instant(r, o->tenant, o->since);
+    if (it->t_max == 0 || it->t_min > it->t_max)
+        it->finished = 1;
+
+    codec_key k = {.tenant = o->tenant};
+    if (o->type) {
+        k.type = o->type;
+        k.type_len = strlen(o->type);
+    }
+    if (o->id) {
+        k.id = o->id;
+        k.id_len = strlen(o->id);
+    }
+    int prefix_parts = o->scope == STORE_SCOPE_INSTANCE ? 3 : o->scope == STORE_SCOPE_TYPE ? 2
+                                                                                            : 1;
+    rc = codec_asof_encode(it->layout, it->prefix, &k, prefix_parts);
+    if (rc < 0)
+        goto fail;
+    it->prefix_len = (size_t)rc;
+
+    /* Where to start: strictly after the cursor if it is inside the window, else at t_max. */
+    uint64_t start_t = it->t_max;
+    if (o->after_t && o->after_t <= it->t_max) {
+        if (o->scope == STORE_SCOPE_INSTANCE) {
+            start_t = o->after_t - 1;
+            if (start_t == 0)
+                it->finished = 1;
+        } else {
+            codec_key a = k;
+            a.t = o->after_t;
+            a.id = o->after_id;
+            a.id_len = strlen(o->after_id);
+            if (o->scope == STORE_SCOPE_SYSTEM) {
+                a.type = o->after_type;
+                a.type_len = strlen(o->after_type);
+            }
+            rc = codec_asof_encode(it->layout, it->seek, &a, 4);
+            if (rc < 0)
+                goto fail;
+            it->seek_len = (size_t)rc;
+            it->skip_equal = 1;
+        }
+    }
+    if (!it->seek_len) {
+        k.t = start_t;
+        rc = codec_asof_encode(it->layout, it->seek, &k, prefix_parts + 1);
+        if (rc < 0)
+            goto fail;
+        it->seek_len = (size_t)rc;
+    }
+    *out = &it->base;
+    return 0;
+fail:
+    lmdb_iter_close(&it->base);
+    return rc;
+}
+
+/* _at: is this entry the newest version of its resource at or before t_max? */
+static int is_current_at(lmdb_iter *it, const codec_key *k)
+{
+    uint8_t kb[CODEC_KEY_MAX];
+    codec_key q = *k;
+    q.t = it->t_max;
+    int n = codec_asof_encode(CODEC_RESOURCE_ASOF, kb, &q, 4);
+    if (n < 0)
+        return 0;
+    MDB_val key = {(size_t)n, kb}, val;
+    if (mdb_cursor_get(it->cur2, &key, &val, MDB_SET_RANGE))
+        return 0;
+    if (!has_prefix(&key, kb, (size_t)n - 8) || key.mv_size != (size_t)n)
+        return 0;
+    return UINT64_MAX - codec_get_u64((const uint8_t *)key.mv_data + n - 8) == k->t;
+}
+
+static int history_next(lmdb_iter *it, store_version *v)
+{
+    MDB_val key, val;
+    for (;;) {
+        if (it->finished)
+            return ERR_NOTFOUND;
+        int rc;
+        if (!it->started) {
+            it->started = 1;
+            key.mv_size = it->seek_len;
+            key.mv_data = it->seek;
+            rc = mdb_cursor_get(it->cur, &key, &val, MDB_SET_RANGE);
+            if (rc == 0 && it->skip_equal && key.mv_size == it->seek_len &&
+                memcmp(key.mv_data, it->seek, it->seek_len) == 0)
+                rc = mdb_cursor_get(it->cur, &key, &val, MDB_NEXT);
+        } else {
+            rc = mdb_cursor_get(it->cur, &key, &val, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND || (rc == 0 && !has_prefix(&key, it->prefix, it->prefix_len))) {
+            it->finished = 1;
+            return ERR_NOTFOUND;
+        }
+        if (rc)
+            return ERR_IO;
+        codec_key k;
+        if (codec_asof_decode(it->layout, key.mv_data, key.mv_size, &k))
+            return ERR_INTERNAL;
+        if (k.t > it->t_max)
+            continue; /* only before the seek lands (instance scope) */
+        if (k.t < it->t_min) {
+            it->finished = 1;
+            return ERR_NOTFOUND;
+        }
+        if (it->since != STORE_NO_TIME && val.mv_size == CODEC_VREC_LEN &&
+            (int64_t)codec_get_u64((const uint8_t *)val.mv_data + 8) < it->since)
+            continue;
+        if (it->current_only) {
+            if (it->scope == STORE_SCOPE_INSTANCE)
+                it->finished = 1; /* the first entry at or before t_max is the one */
+            else if (!is_current_at(it, &k))
+                continue;
+        }
+        rc = fill_version(it->r, &k, &val, v);
+        return rc == ERR_GONE ? 0 : rc;
+    }
+}
+
+static int lmdb_list(store_reader *base, uint32_t tenant, const char *type, uint64_t as_of_t,
+                     const char *after_id, store_iter **out)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    lmdb_iter *it;
+    int rc = iter_new(r, IT_LIST, r->s->db_res, &it);
+    if (rc)
+        return rc;
+    it->tenant = tenant;
+    it->layout = CODEC_RESOURCE_ASOF;
+    uint64_t snap = reader_t(r);
+    it->t_max = as_of_t && as_of_t < snap ? as_of_t : snap;
+    codec_key k = {.tenant = tenant, .type = type, .type_len = strlen(type)};
+    rc = codec_asof_encode(CODEC_RESOURCE_ASOF, it->prefix, &k, 2);
+    if (rc < 0)
+        goto fail;
+    it->prefix_len = (size_t)rc;
+    if (after_id) {
+        /* (type, after_id, ~0): sorts after every version of after_id, before the next id */
+        k.id = after_id;
+        k.id_len = strlen(after_id);
+        k.t = 0;
+        rc = codec_asof_encode(CODEC_RESOURCE_ASOF, it->seek, &k, 4);
+    } else {
+        rc = codec_asof_encode(CODEC_RESOURCE_ASOF, it->seek, &k, 2);
+    }
+    if (rc < 0)
+        goto fail;
+    it->seek_len = (size_t)rc;
+    if (it->t_max == 0)
+        it->finished = 1;
+    *out = &it->base;
+    return 0;
+fail:
+    lmdb_iter_close(&it->base);
+    return rc;
+}
+
+static int list_next(lmdb_iter *it, store_version *v)
+{
+    MDB_val key, val;
+    while (!it->finished) {
+        key.mv_size = it->seek_len;
+        key.mv_data = it->seek;
+        int rc = mdb_cursor_get(it->cur, &key, &val, MDB_SET_RANGE);
+        codec_key k;
+        /* Walk this id's versions (newest first) down to the newest one <= t_max. */
+        for (;;) {
+            if (rc == MDB_NOTFOUND || (rc == 0 && !has_prefix(&key, it->prefix, it->prefix_len))) {
+                it->finished = 1;
+                return ERR_NOTFOUND;
+            }
+            if (rc)
+                return ERR_IO;
+            if (codec_asof_decode(CODEC_RESOURCE_ASOF, key.mv_data, key.mv_size, &k))
+                return ERR_INTERNAL;
+            if (k.t <= it->t_max)
+                break;
+            rc = mdb_cursor_get(it->cur, &key, &val, MDB_NEXT);
+        }
+        /* Next time: past every version of this id. */
+        codec_key skip = k;
+        skip.t = 0;
+        int n = codec_asof_encode(CODEC_RESOURCE_ASOF, it->seek, &skip, 4);
+        if (n < 0)
+            return ERR_INTERNAL;
+        it->seek_len = (size_t)n;
+        /* The walk above may have left an id whose versions are all newer than t_max;
+         * it then stopped at the next id's first entry <= t_max, which is that id's
+         * newest in the window because each id's entries run newest first. */
+        rc = fill_version(it->r, &k, &val, v);
+        if (rc == ERR_GONE)
+            continue; /* deleted at t_max */
+        return rc;
+    }
+    return ERR_NOTFOUND;
+}
+
+static int lmdb_scan(store_reader *base, store_db db, const void *from, size_t from_len,
+                     const void *prefix, size_t prefix_len, store_iter **out)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    lmdb_iter *it;
+    int rc = iter_new(r, IT_SCAN, r->s->db_extra[db], &it);
+    if (rc)
+        return rc;
+    if (prefix_len)
+        memcpy(it->prefix, prefix, prefix_len);
+    it->prefix_len = prefix_len;
+    if (from_len) {
+        memcpy(it->seek, from, from_len);
+        it->seek_len = from_len;
+    } else if (prefix_len) {
+        memcpy(it->seek, prefix, prefix_len);
+        it->seek_len = prefix_len;
+    }
+    *out = &it->base;
+    return 0;
+}
+
+static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const void **v,
+                          size_t *vn)
+{
+    lmdb_iter *it = (lmdb_iter *)base;
+    if (it->kind != IT_SCAN)
+        return ERR_INVALID;
+    if (it->finished)
+        return ERR_NOTFOUND;
+    MDB_val key = {it->seek_len, it->seek}, val;
+    int rc;
+    if (!it->started) {
+        it->started = 1;
+        rc = mdb_cursor_get(it->cur, &key, &val, it->seek_len ? MDB_SET_RANGE : MDB_FIRST);
+    } else {
+        rc = mdb_cursor_get(it->cur, &key, &val, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND || (rc == 0 && !has_prefix(&key, it->prefix, it->prefix_len))) {
+        it->finished = 1;
+        return ERR_NOTFOUND;
+    }
+    if (rc)
+        return ERR_IO;
+    *k = key.mv_data;
+    *kn = key.mv_size;
+    *v = val.mv_data;
+    *vn = val.mv_size;
+    return 0;
+}
+
+static int lmdb_iter_next(store_iter *base, store_version *v)
+{
+    lmdb_iter *it = (lmdb_iter *)base;
+    switch (it->kind) {
+    case IT_HISTORY:
+        return history_next(it, v);
+    case IT_LIST:
+        return list_next(it, v);
+    case IT_SCAN:
+        break;
+    }
+    return ERR_INVALID;
+}
+
+const struct store_ops store_lmdb_ops = {
+    .name = "lmdb",
+    .open = lmdb_open,
+    .close = lmdb_close,
+    .submit = lmdb_submit,
+    .read_begin = lmdb_read_begin,
+    .read_end = lmdb_read_end,
+    .reader_t = lmdb_reader_t,
+    .read = lmdb_read,
+    .history = lmdb_history,
+    .list = lmdb_list,
+    .iter_next = lmdb_iter_next,
+    .iter_close = lmdb_iter_close,
+    .count = lmdb_count,
+    .get = lmdb_get,
+    .scan = lmdb_scan,
+    .scan_next = lmdb_scan_next,
+    .stats = lmdb_stats,
+};

@@ -1,0 +1,797 @@
+/* store.c -- behaviour of the LMDB store through store.h only: create, read, update,
+ * vread, delete, the three history levels with _since, _at and stable paging while
+ * writes continue, expect conflicts (also rolled back alone inside one group commit),
+ * atomic multi-op requests, counts, extra puts, map growth under concurrent readers,
+ * reopening, and many concurrent submitters (with creates/s printed as a diagnostic). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "store/codec.h"
+#include "store/store.h"
+#include "tap.h"
+
+static char dirs[8][64];
+static int ndirs;
+
+static const char *new_dir(void)
+{
+    char *d = dirs[ndirs++];
+    snprintf(d, 64, "/tmp/hortus-store-XXXXXX");
+    if (!mkdtemp(d))
+        abort();
+    return d;
+}
+
+static void rm_dir(const char *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", d);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A JSON body for a version; kept in static storage for the blocking helpers. */
+static size_t body(char *out, size_t cap, const char *type, const char *id, uint64_t vid,
+                   const char *extra)
+{
+    int n = snprintf(out, cap,
+                     "{\"resourceType\":\"%s\",\"id\":\"%s\",\"meta\":{\"versionId\":\"%llu\"}%s}",
+                     type, id, (unsigned long long)vid, extra ? extra : "");
+    return (size_t)n;
+}
+
+static void set_op(store_op *op, store_opkind kind, const char *type, const char *id,
+                   uint64_t expect, uint64_t vid, const char *bytes, size_t len)
+{
+    memset(op, 0, sizeof *op);
+    op->op = kind;
+    op->type = type;
+    op->type_len = strlen(type);
+    op->id = id;
+    op->id_len = strlen(id);
+    op->expect = expect;
+    op->vid = vid;
+    op->last_updated = now_us();
+    op->bytes = bytes;
+    op->len = len;
+}
+
+/* One blocking single-op write; returns rc, *t the commit. */
+static int write1(store *s, store_opkind kind, const char *type, const char *id,
+                  uint64_t expect, uint64_t vid, uint64_t *t, int *created)
+{
+    char b[256];
+    size_t n = body(b, sizeof b, type, id, vid, NULL);
+    store_op op;
+    set_op(&op, kind, type, id, expect, vid, kind == STORE_OP_DELETE ? NULL : b,
+           kind == STORE_OP_DELETE ? 0 : n);
+    store_req req = {.ops = &op, .nops = 1};
+    int rc = store_write(s, &req, t);
+    if (created)
+        *created = op.created;
+    return rc;
+}
+
+/* Read the current version and compare its bytes with what body() builds. */
+static int read_is(store *s, const char *type, const char *id, uint64_t vid)
+{
+    store_reader *r;
+    if (store_read_begin(s, &r))
+        return 0;
+    store_version v;
+    int rc = store_read(r, 0, type, id, &v);
+    char b[256];
+    size_t n = body(b, sizeof b, type, id, vid, NULL);
+    int good = rc == 0 && v.vid == vid && v.len == n && !memcmp(v.bytes, b, n) &&
+               !strcmp(v.type, type) && !strcmp(v.id, id);
+    store_read_end(r);
+    return good;
+}
+
+/* Collect a history as "type/id/vid" joined by spaces into out. */
+static int history_str(store *s, const store_hist_opts *o, char *out, size_t cap, int limit)
+{
+    store_reader *r;
+    out[0] = 0;
+    if (store_read_begin(s, &r))
+        return -1;
+    store_iter *it;
+    int rc = store_history(r, o, &it);
+    if (rc) {
+        store_read_end(r);
+        return rc;
+    }
+    store_version v;
+    size_t len = 0;
+    int count = 0;
+    while ((limit < 0 || count < limit) && (rc = store_iter_next(it, &v)) == 0) {
+        int n = snprintf(out + len, cap - len, "%s%s/%s/%llu%s", len ? " " : "", v.type, v.id,
+                         (unsigned long long)v.vid, v.op == STORE_OP_DELETE ? "D" : "");
+        if (n < 0 || (size_t)n >= cap - len)
+            break;
+        len += (size_t)n;
+        count++;
+    }
+    store_iter_close(it);
+    store_read_end(r);
+    return rc == 0 || rc == ERR_NOTFOUND ? count : rc;
+}
+
+static void test_crud(store *s)
+{
+    uint64_t t = 0;
+    int created = 0;
+    store_reader *r;
+    store_version v;
+    ok(store_read_begin(s, &r) == 0, "reader on an empty store");
+    is_int(store_read(r, 0, "Patient", "a", &v), ERR_NOTFOUND, "read of nothing: not found");
+    is_int(store_reader_t(r), 0, "empty store is at t 0");
+    is_int(store_read(r, 0, "Pat/ient", "a", &v), ERR_INVALID, "bad type on read: invalid");
+    store_read_end(r);
+
+    is_int(write1(s, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, &created), 0, "create");
+    is_int(t, 1, "first commit is t 1");
+    ok(created, "create reports created");
+    ok(read_is(s, "Patient", "a", 1), "read returns the created bytes");
+    is_int(write1(s, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, NULL), ERR_CONFLICT,
+           "create of an existing resource with expect 0: conflict");
+    is_int(write1(s, STORE_OP_UPDATE, "Patient", "a", 1, 2, &t, &created), 0, "update");
+    is_int(t, 2, "update gets the next t");
+    ok(!created, "update of a live resource is not a create");
+    is_int(write1(s, STORE_OP_UPDATE, "Patient", "a", 1, 3, &t, NULL), ERR_CONFLICT,
+           "update with a stale expect: conflict");
+    is_int(write1(s, STORE_OP_UPDATE, "Patient", "a", STORE_ANY, 2, &t, NULL), ERR_INVALID,
+           "update whose vid does not grow: invalid");
+    ok(read_is(s, "Patient", "a", 2), "read returns the updated bytes");
+
+    ok(store_read_begin(s, &r) == 0, "reader");
+    char b[256];
+    size_t n = body(b, sizeof b, "Patient", "a", 1, NULL);
+    int rc = store_vread(r, 0, "Patient", "a", 1, &v);
+    ok(rc == 0 && v.vid == 1 && v.t == 1 && v.len == n && !memcmp(v.bytes, b, n),
+       "vread of version 1 after the update");
+    is_int(store_vread(r, 0, "Patient", "a", 3, &v), ERR_NOTFOUND, "vread of a future vid");
+    is_int(store_vread(r, 0, "Patient", "b", 1, &v), ERR_NOTFOUND, "vread of another id");
+    is_int(store_reader_t(r), 2, "reader snapshot is at t 2");
+    store_read_end(r);
+
+    is_int(write1(s, STORE_OP_DELETE, "Patient", "a", STORE_ANY, 3, &t, NULL), 0, "delete");
+    ok(store_read_begin(s, &r) == 0, "reader");
+    rc = store_read(r, 0, "Patient", "a", &v);
+    ok(rc == ERR_GONE && v.vid == 3 && v.bytes == NULL && v.op == STORE_OP_DELETE,
+       "read after delete: gone, with the tombstone's vid");
+    is_int(store_vread(r, 0, "Patient", "a", 3, &v), ERR_GONE, "vread of the delete: gone");
+    ok(store_vread(r, 0, "Patient", "a", 2, &v) == 0 && v.vid == 2, "older versions remain");
+    store_read_end(r);
+    is_int(write1(s, STORE_OP_DELETE, "Patient", "a", STORE_ANY, 4, &t, NULL), ERR_GONE,
+           "delete of a deleted resource: gone");
+    is_int(write1(s, STORE_OP_DELETE, "Patient", "zz", STORE_ANY, 1, &t, NULL), ERR_NOTFOUND,
+           "delete of a missing resource: not found");
+    is_int(write1(s, STORE_OP_UPDATE, "Patient", "a", 0, 4, &t, &created), 0,
+           "update (create-on-update) after delete with expect 0");
+    ok(created, "recreating a deleted resource is a create");
+    ok(read_is(s, "Patient", "a", 4), "read of the recreated resource");
+
+    uint64_t cur = 9, ver = 9;
+    ok(store_read_begin(s, &r) == 0, "reader");
+    ok(store_count(r, 0, "Patient", &cur, &ver) == 0 && cur == 1 && ver == 4,
+       "counts: 1 current Patient, 4 versions (got %llu, %llu)", (unsigned long long)cur,
+       (unsigned long long)ver);
+    ok(store_count(r, 0, "Observation", &cur, &ver) == 0 && cur == 0 && ver == 0,
+       "counts of an unused type are 0");
+    store_read_end(r);
+
+    /* malformed requests are refused synchronously */
+    store_op op;
+    set_op(&op, STORE_OP_CREATE, "Patient", "bad id", 0, 1, "{}", 2);
+    store_req req = {.ops = &op, .nops = 1};
+    is_int(store_write(s, &req, &t), ERR_INVALID, "space in an id: invalid, not queued");
+    set_op(&op, STORE_OP_CREATE, "Patient", "x", 0, 1, NULL, 0);
+    is_int(store_write(s, &req, &t), ERR_INVALID, "create without bytes: invalid");
+    req.nops = 0;
+    is_int(store_write(s, &req, &t), ERR_INVALID, "request without ops: invalid");
+}
+
+static void test_transactions(store *s)
+{
+    char b1[256], b2[256];
+    store_op ops[2];
+    uint64_t t = 0;
+    size_t n1 = body(b1, sizeof b1, "Observation", "o1", 1, NULL);
+    size_t n2 = body(b2, sizeof b2, "Patient", "a", 5, NULL);
+    set_op(&ops[0], STORE_OP_CREATE, "Observation", "o1", 0, 1, b1, n1);
+    set_op(&ops[1], STORE_OP_UPDATE, "Patient", "a", 1 /* stale */, 5, b2, n2);
+    store_req req = {.ops = ops, .nops = 2};
+    is_int(store_write(s, &req, &t), ERR_CONFLICT, "two-op request with one conflict fails");
+    is_int(req.failed_op, 1, "the failing op is reported");
+    store_reader *r;
+    store_version v;
+    store_read_begin(s, &r);
+    is_int(store_read(r, 0, "Observation", "o1", &v), ERR_NOTFOUND,
+           "the other op of the failed request was rolled back");
+    store_read_end(r);
+    ops[1].expect = 4;
+    is_int(store_write(s, &req, &t), 0, "the same request with the right expect commits");
+    store_read_begin(s, &r);
+    ok(store_read(r, 0, "Observation", "o1", &v) == 0 && v.t == t,
+       "both ops share the request's t (op 1)");
+    ok(store_read(r, 0, "Patient", "a", &v) == 0 && v.t == t && v.vid == 5,
+       "both ops share the request's t (op 2)");
+    store_read_end(r);
+
+    set_op(&ops[0], STORE_OP_UPDATE, "Observation", "o1", STORE_ANY, 2, b1, n1);
+    set_op(&ops[1], STORE_OP_UPDATE, "Observation", "o1", STORE_ANY, 3, b1, n1);
+    is_int(store_write(s, &req, &t), ERR_INVALID, "the same resource twice in one request");
+}
+
+/* ---- group commit: hold the writer in a callback, queue several, release ---------- */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered, released;
+} gate;
+
+static void blocking_done(void *ctx, int rc, uint64_t t)
+{
+    (void)rc;
+    (void)t;
+    gate *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->released)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+typedef struct result {
+    atomic_int calls;
+    int rc;
+    uint64_t t;
+} result;
+
+static void record_done(void *ctx, int rc, uint64_t t)
+{
+    result *res = ctx;
+    res->rc = rc;
+    res->t = t;
+    atomic_fetch_add(&res->calls, 1);
+}
+
+static void test_group_conflict(store *s)
+{
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    char hb[256];
+    size_t hn = body(hb, sizeof hb, "Basic", "hold", 1, NULL);
+    store_op hold;
+    set_op(&hold, STORE_OP_CREATE, "Basic", "hold", 0, 1, hb, hn);
+    store_req hreq = {.ops = &hold, .nops = 1};
+    ok(store_submit(s, &hreq, blocking_done, &g) == 0, "submit the writer-holding request");
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    store_stats before;
+    store_get_stats(s, &before);
+    char b[3][256];
+    store_op ops[3];
+    store_req reqs[3];
+    result res[3];
+    const char *ids[3] = {"g1", "a", "g2"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = body(b[i], sizeof b[i], i == 1 ? "Patient" : "Basic", ids[i], 9, NULL);
+        set_op(&ops[i], i == 1 ? STORE_OP_UPDATE : STORE_OP_CREATE, i == 1 ? "Patient" : "Basic",
+               ids[i], i == 1 ? 1 /* stale */ : 0, 9, b[i], n);
+        memset(&reqs[i], 0, sizeof reqs[i]);
+        reqs[i].ops = &ops[i];
+        reqs[i].nops = 1;
+        atomic_init(&res[i].calls, 0);
+        store_submit(s, &reqs[i], record_done, &res[i]);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.released = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (int spin = 0; spin < 5000; spin++) {
+        if (atomic_load(&res[0].calls) + atomic_load(&res[1].calls) + atomic_load(&res[2].calls) ==
+            3)
+            break;
+        usleep(1000);
+    }
+    ok(res[0].calls == 1 && res[1].calls == 1 && res[2].calls == 1,
+       "each request of the group got exactly one callback");
+    ok(res[0].rc == 0 && res[2].rc == 0, "the good requests of the group committed");
+    is_int(res[1].rc, ERR_CONFLICT, "the conflicting request in the group failed alone");
+    is_int(res[2].t, res[0].t + 1, "the good requests got consecutive t (no gap for the failure)");
+    store_stats after;
+    store_get_stats(s, &after);
+    is_int(after.commits - before.commits, 1, "the group was one commit");
+    ok(after.max_batch >= 3, "stats saw a batch of at least 3 (%llu)",
+       (unsigned long long)after.max_batch);
+    ok(after.conflicts > before.conflicts, "conflict counted");
+    ok(read_is(s, "Basic", "g1", 9) && read_is(s, "Basic", "g2", 9), "group writes readable");
+}
+
+/* ---- history ------------------------------------------------------------------------ */
+static void test_history(store *s)
+{
+    const char *d = new_dir();
+    store *h;
+    ok(store_open(d, NULL, &h) == 0, "open a fresh store for history");
+    uint64_t t;
+    /* t1 P/a v1, t2 P/b v1, t3 O/x v1, t4 P/a v2, t5 P/b delete v2 */
+    write1(h, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, NULL);
+    write1(h, STORE_OP_CREATE, "Patient", "b", 0, 1, &t, NULL);
+    write1(h, STORE_OP_CREATE, "Observation", "x", 0, 1, &t, NULL);
+    usleep(3000);
+    int64_t mid = now_us();
+    usleep(3000);
+    write1(h, STORE_OP_UPDATE, "Patient", "a", 1, 2, &t, NULL);
+    write1(h, STORE_OP_DELETE, "Patient", "b", 1, 2, &t, NULL);
+    is_int(t, 5, "five commits");
+
+    char out[1024];
+    store_hist_opts o = {.scope = STORE_SCOPE_INSTANCE, .type = "Patient", .id = "a",
+                         .since = STORE_NO_TIME, .at = STORE_NO_TIME};
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/a/2 Patient/a/1", "instance history, newest first");
+    o.scope = STORE_SCOPE_TYPE;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/b/2D Patient/a/2 Patient/b/1 Patient/a/1",
+           "type history includes the delete, newest first");
+    o.scope = STORE_SCOPE_SYSTEM;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/b/2D Patient/a/2 Observation/x/1 Patient/b/1 Patient/a/1",
+           "system history across types");
+    o.since = mid;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/b/2D Patient/a/2", "system history _since");
+    o.scope = STORE_SCOPE_INSTANCE;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/a/2", "instance history _since");
+    o.since = STORE_NO_TIME;
+    o.at = mid;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/a/1", "instance history _at: the version current then");
+    o.scope = STORE_SCOPE_TYPE;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/b/1 Patient/a/1", "type history _at: each resource as it was");
+    o.scope = STORE_SCOPE_SYSTEM;
+    o.at = now_us();
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "Patient/b/2D Patient/a/2 Observation/x/1", "system history _at now");
+    o.at = mid - 60000000; /* a minute before anything */
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "", "_at before the first commit is empty");
+    o.at = STORE_NO_TIME;
+    o.since = now_us() + 60000000;
+    history_str(h, &o, out, sizeof out, -1);
+    is_str(out, "", "_since in the future is empty");
+
+    /* Paging while writing: page 1 of 2, then writes, then page 2 after the cursor. */
+    store_reader *r;
+    store_read_begin(h, &r);
+    uint64_t snap = store_reader_t(r);
+    store_hist_opts p = {.scope = STORE_SCOPE_SYSTEM, .since = STORE_NO_TIME,
+                         .at = STORE_NO_TIME};
+    store_iter *it;
+    store_history(r, &p, &it);
+    store_version v;
+    char last_type[STORE_TYPE_MAX + 1] = "", last_id[STORE_ID_MAX + 1] = "";
+    uint64_t last_t = 0;
+    for (int i = 0; i < 2 && store_iter_next(it, &v) == 0; i++) {
+        snprintf(last_type, sizeof last_type, "%s", v.type);
+        snprintf(last_id, sizeof last_id, "%s", v.id);
+        last_t = v.t;
+    }
+    store_iter_close(it);
+    store_read_end(r);
+    write1(h, STORE_OP_CREATE, "Patient", "c", 0, 1, &t, NULL);
+    write1(h, STORE_OP_UPDATE, "Observation", "x", 1, 2, &t, NULL);
+    p.as_of_t = snap;
+    p.after_t = last_t;
+    p.after_type = last_type;
+    p.after_id = last_id;
+    history_str(h, &p, out, sizeof out, -1);
+    is_str(out, "Observation/x/1 Patient/b/1 Patient/a/1",
+           "system page 2 continues after page 1 and ignores later writes");
+    p.scope = STORE_SCOPE_TYPE;
+    p.type = "Patient";
+    p.after_t = 4;
+    p.after_type = NULL;
+    p.after_id = "a";
+    history_str(h, &p, out, sizeof out, -1);
+    is_str(out, "Patient/b/1 Patient/a/1", "type page after (t 4, a) as of the snapshot");
+    p.scope = STORE_SCOPE_INSTANCE;
+    p.id = "a";
+    p.after_t = 4;
+    history_str(h, &p, out, sizeof out, -1);
+    is_str(out, "Patient/a/1", "instance page after t 4");
+    p.after_t = 1;
+    history_str(h, &p, out, sizeof out, -1);
+    is_str(out, "", "instance page after the oldest is empty");
+
+    /* Same-t entries (a transaction) page one by one. */
+    char b1[256], b2[256];
+    store_op ops[2];
+    set_op(&ops[0], STORE_OP_CREATE, "Basic", "t1", 0, 1, b1,
+           body(b1, sizeof b1, "Basic", "t1", 1, NULL));
+    set_op(&ops[1], STORE_OP_CREATE, "Basic", "t2", 0, 1, b2,
+           body(b2, sizeof b2, "Basic", "t2", 1, NULL));
+    store_req req = {.ops = ops, .nops = 2};
+    store_write(h, &req, &t);
+    store_hist_opts q = {.scope = STORE_SCOPE_SYSTEM, .since = STORE_NO_TIME,
+                         .at = STORE_NO_TIME, .after_t = t, .after_type = "Basic",
+                         .after_id = "t1"};
+    history_str(h, &q, out, sizeof out, 2);
+    is_str(out, "Basic/t2/1 Observation/x/2", "cursor inside one t continues with its next id");
+
+    /* list: current resources by id */
+    store_read_begin(h, &r);
+    uint64_t snap2 = store_reader_t(r);
+    store_iter *li;
+    ok(store_list(r, 0, "Patient", 0, NULL, &li) == 0, "list Patients");
+    out[0] = 0;
+    size_t len = 0;
+    while (store_iter_next(li, &v) == 0)
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s/%llu", len ? " " : "", v.id,
+                                (unsigned long long)v.vid);
+    store_iter_close(li);
+    is_str(out, "a/2 c/1", "list: current, non-deleted, ordered by id");
+    ok(store_list(r, 0, "Patient", 0, "a", &li) == 0 && store_iter_next(li, &v) == 0 &&
+           !strcmp(v.id, "c") && store_iter_next(li, &v) == ERR_NOTFOUND,
+       "list after id a gives c only");
+    store_iter_close(li);
+    store_read_end(r);
+    write1(h, STORE_OP_CREATE, "Patient", "aa", 0, 1, &t, NULL);
+    write1(h, STORE_OP_DELETE, "Patient", "c", 1, 2, &t, NULL);
+    store_read_begin(h, &r);
+    store_list(r, 0, "Patient", snap2, NULL, &li);
+    out[0] = 0;
+    len = 0;
+    while (store_iter_next(li, &v) == 0)
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s/%llu", len ? " " : "", v.id,
+                                (unsigned long long)v.vid);
+    store_iter_close(li);
+    is_str(out, "a/2 c/1", "list as of an older t ignores the later create and delete");
+    store_list(r, 0, "Patient", 0, NULL, &li);
+    out[0] = 0;
+    len = 0;
+    while (store_iter_next(li, &v) == 0)
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s%s/%llu", len ? " " : "", v.id,
+                                (unsigned long long)v.vid);
+    store_iter_close(li);
+    is_str(out, "a/2 aa/1", "list now sees them");
+    uint64_t cur, ver;
+    store_count(r, 0, NULL, &cur, &ver);
+    ok(cur == 5 && ver == 11, "totals over all types: 5 current, 11 versions (got %llu, %llu)",
+       (unsigned long long)cur, (unsigned long long)ver);
+    store_read_end(r);
+    (void)s;
+    store_close(h);
+    rm_dir(d);
+}
+
+static void test_extras(store *s)
+{
+    uint8_t key[4 + 5 + 8];
+    codec_put_u32(key, 0);
+    memcpy(key + 4, "idx1:", 5);
+    memset(key + 9, 0xEE, 8); /* replaced by the commit's t */
+    char b[256];
+    store_op op;
+    set_op(&op, STORE_OP_CREATE, "Basic", "ex", 0, 1, b, body(b, sizeof b, "Basic", "ex", 1, NULL));
+    store_extra x[2] = {
+        {.db = STORE_DB_OUTBOX, .key = key, .key_len = sizeof key, .val = "hello", .val_len = 5,
+         .t_offset = 9},
+        {.db = STORE_DB_AUX, .del = 1, .key = "\0\0\0\0none", .key_len = 8, .t_offset = -1},
+    };
+    store_req req = {.ops = &op, .nops = 1, .extras = x, .nextra = 2};
+    uint64_t t;
+    is_int(store_write(s, &req, &t), 0, "write with an extra put and an extra delete");
+    store_reader *r;
+    store_read_begin(s, &r);
+    codec_put_u64(key + 9, t);
+    const void *val;
+    size_t vn;
+    ok(store_get(r, STORE_DB_OUTBOX, key, sizeof key, &val, &vn) == 0 && vn == 5 &&
+           !memcmp(val, "hello", 5),
+       "extra put is there with the commit's t in its key");
+    store_iter *it;
+    const void *k;
+    size_t kn;
+    ok(store_scan(r, STORE_DB_OUTBOX, NULL, 0, key, 9, &it) == 0 &&
+           store_scan_next(it, &k, &kn, &val, &vn) == 0 && kn == sizeof key &&
+           codec_get_u64((const uint8_t *)k + 9) == t &&
+           store_scan_next(it, &k, &kn, &val, &vn) == ERR_NOTFOUND,
+       "scan by prefix finds exactly that entry");
+    store_iter_close(it);
+    store_read_end(r);
+
+    /* an extra of a failing request is not written */
+    op.expect = 0;
+    op.vid = 2;
+    x[0].val = "nope!";
+    store_req bad = {.ops = &op, .nops = 1, .extras = x, .nextra = 1};
+    is_int(store_write(s, &bad, &t), ERR_CONFLICT, "conflicting request with an extra");
+    store_read_begin(s, &r);
+    ok(store_scan(r, STORE_DB_OUTBOX, NULL, 0, key, 9, &it) == 0 &&
+           store_scan_next(it, &k, &kn, &val, &vn) == 0 &&
+           store_scan_next(it, &k, &kn, &val, &vn) == ERR_NOTFOUND,
+       "the failed request's extra was rolled back with it");
+    store_iter_close(it);
+    store_read_end(r);
+}
+
+/* ---- map growth with a concurrent reader ------------------------------------------- */
+typedef struct reader_arg {
+    store *s;
+    atomic_int stop;
+    long reads, errors;
+} reader_arg;
+
+static void *reader_loop(void *p)
+{
+    reader_arg *a = p;
+    while (!atomic_load(&a->stop)) {
+        store_reader *r;
+        if (store_read_begin(a->s, &r)) {
+            a->errors++;
+            continue;
+        }
+        store_version v;
+        int rc = store_read(r, 0, "Binary", "b0", &v);
+        if (rc == 0 && (v.len < 1000 || v.bytes[0] != '{'))
+            a->errors++;
+        else if (rc != 0 && rc != ERR_NOTFOUND)
+            a->errors++;
+        a->reads++;
+        store_read_end(r);
+    }
+    return NULL;
+}
+
+static void test_growth(void)
+{
+    const char *d = new_dir();
+    store *s;
+    store_opts o = {.map_size = 1 << 20};
+    ok(store_open(d, &o, &s) == 0, "open with a 1 MiB map");
+    reader_arg ra = {.s = s};
+    pthread_t th;
+    pthread_create(&th, NULL, reader_loop, &ra);
+    static char big[64 * 1024];
+    int fails = 0;
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        int n = snprintf(big, sizeof big, "{\"resourceType\":\"Binary\",\"id\":\"%s\",\"data\":\"",
+                         id);
+        memset(big + n, 'A' + i % 26, 40000);
+        n += 40000;
+        memcpy(big + n, "\"}", 2);
+        n += 2;
+        store_op op;
+        set_op(&op, STORE_OP_CREATE, "Binary", id, 0, 1, big, (size_t)n);
+        store_req req = {.ops = &op, .nops = 1};
+        uint64_t t;
+        fails += store_write(s, &req, &t) != 0;
+    }
+    atomic_store(&ra.stop, 1);
+    pthread_join(th, NULL);
+    is_int(fails, 0, "4 MB of writes into a 1 MiB map all committed");
+    store_stats st;
+    store_get_stats(s, &st);
+    ok(st.map_resizes >= 2 && st.map_size >= (4u << 20), "the map grew (%llu times, %llu bytes)",
+       (unsigned long long)st.map_resizes, (unsigned long long)st.map_size);
+    ok(ra.reads > 0 && ra.errors == 0, "a concurrent reader kept reading (%ld reads, %ld errors)",
+       ra.reads, ra.errors);
+    store_reader *r;
+    store_read_begin(s, &r);
+    store_version v;
+    int good = 0;
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        if (store_read(r, 0, "Binary", id, &v) == 0 && v.len == strlen(id) + 40043 &&
+            v.bytes[v.len - 3] == 'A' + i % 26)
+            good++;
+    }
+    store_read_end(r);
+    is_int(good, 100, "every large resource reads back intact after growth");
+    store_close(s);
+    ok(store_open(d, &o, &s) == 0, "reopen with the small map size configured");
+    store_read_begin(s, &r);
+    ok(store_read(r, 0, "Binary", "b99", &v) == 0 && v.vid == 1,
+       "data written after growth is readable on reopen");
+    store_read_end(r);
+    store_close(s);
+    rm_dir(d);
+}
+
+static void test_reopen(const char *d, store **s)
+{
+    store_stats st;
+    store_get_stats(*s, &st);
+    uint64_t last = st.last_t;
+    store_close(*s);
+    ok(store_open(d, NULL, s) == 0, "reopen");
+    ok(read_is(*s, "Patient", "a", 5), "current version survives reopen");
+    store_reader *r;
+    store_read_begin(*s, &r);
+    store_version v;
+    ok(store_vread(r, 0, "Patient", "a", 1, &v) == 0, "old versions survive reopen");
+    is_int(store_reader_t(r), last, "last t survives reopen");
+    store_read_end(r);
+    uint64_t t;
+    write1(*s, STORE_OP_CREATE, "Patient", "after-reopen", 0, 1, &t, NULL);
+    is_int(t, last + 1, "t continues after reopen");
+}
+
+/* ---- concurrent submitters ----------------------------------------------------------- */
+typedef struct sub_arg {
+    store *s;
+    int thread, count;
+    atomic_int *done_calls;
+    int errors;
+} sub_arg;
+
+typedef struct pending {
+    store_req req;
+    store_op op;
+    char bytes[200];
+    atomic_int *done_calls;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int finished;
+    int rc;
+} pending;
+
+static void pending_done(void *ctx, int rc, uint64_t t)
+{
+    (void)t;
+    pending *p = ctx;
+    atomic_fetch_add(p->done_calls, 1);
+    pthread_mutex_lock(&p->mu);
+    p->rc = rc;
+    p->finished = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Each thread keeps one request in flight at a time (like one HTTP client). */
+static void *submitter(void *arg)
+{
+    sub_arg *a = arg;
+    pending *p = calloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    for (int i = 0; i < a->count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "c%d-%d", a->thread, i);
+        size_t n = body(p->bytes, sizeof p->bytes, "Observation", id, 1, NULL);
+        set_op(&p->op, STORE_OP_CREATE, "Observation", id, 0, 1, p->bytes, n);
+        p->op.id = id;
+        memset(&p->req, 0, sizeof p->req);
+        p->req.ops = &p->op;
+        p->req.nops = 1;
+        p->done_calls = a->done_calls;
+        p->finished = 0;
+        if (store_submit(a->s, &p->req, pending_done, p)) {
+            a->errors++;
+            continue;
+        }
+        pthread_mutex_lock(&p->mu);
+        while (!p->finished)
+            pthread_cond_wait(&p->cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        if (p->rc)
+            a->errors++;
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    return NULL;
+}
+
+static double run_submitters(store *s, int nthreads, int per_thread, int *errors,
+                             int *callbacks)
+{
+    pthread_t th[64];
+    sub_arg args[64];
+    atomic_int calls;
+    atomic_init(&calls, 0);
+    double t0 = mono_s();
+    for (int i = 0; i < nthreads; i++) {
+        args[i] = (sub_arg){.s = s, .thread = i + 1000 * nthreads, .count = per_thread,
+                            .done_calls = &calls};
+        pthread_create(&th[i], NULL, submitter, &args[i]);
+    }
+    *errors = 0;
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        *errors += args[i].errors;
+    }
+    *callbacks = atomic_load(&calls);
+    return (double)(nthreads * per_thread) / (mono_s() - t0);
+}
+
+static void test_concurrency(void)
+{
+    const char *d = new_dir();
+    store *s;
+    ok(store_open(d, NULL, &s) == 0, "open for concurrency");
+    int errors, calls;
+    double one = run_submitters(s, 1, 200, &errors, &calls);
+    ok(errors == 0 && calls == 200, "1 submitter: 200 callbacks, no errors");
+    double many = run_submitters(s, 32, 100, &errors, &calls);
+    ok(errors == 0 && calls == 3200, "32 submitters: 3200 callbacks, no errors (%d, %d)", calls,
+       errors);
+    store_stats st;
+    store_get_stats(s, &st);
+    printf("# durable creates/s: 1 submitter %.0f, 32 submitters %.0f; commits %llu, "
+           "largest batch %llu (sanitizer build)\n",
+           one, many, (unsigned long long)st.commits, (unsigned long long)st.max_batch);
+    ok(st.commits < 3400, "32 submitters share commits (%llu commits for 3400 creates)",
+       (unsigned long long)st.commits);
+    store_reader *r;
+    store_read_begin(s, &r);
+    uint64_t cur, ver;
+    store_count(r, 0, "Observation", &cur, &ver);
+    is_int(cur, 3400, "all 3400 resources are counted");
+    int found = 0;
+    store_version v;
+    for (int th = 0; th < 32; th++)
+        for (int i = 0; i < 100; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "c%d-%d", th + 32000, i);
+            found += store_read(r, 0, "Observation", id, &v) == 0;
+        }
+    is_int(found, 3200, "every acknowledged create of the 32 submitters is readable");
+    store_read_end(r);
+    store_close(s);
+    rm_dir(d);
+}
+
+int main(void)
+{
+    store *s;
+    is_int(store_open("postgres://x", NULL, &s), ERR_UNSUPPORTED, "postgres: not yet");
+    is_int(store_open("lmdb:", NULL, &s), ERR_INVALID, "lmdb: without a directory");
+    const char *d = new_dir();
+    char loc[96];
+    snprintf(loc, sizeof loc, "lmdb:%s", d);
+    ok(store_open(loc, NULL, &s) == 0, "open lmdb:DIR");
+    test_crud(s);
+    test_transactions(s);
+    test_group_conflict(s);
+    test_extras(s);
+    test_reopen(d, &s);
+    store_close(s);
+    rm_dir(d);
+    test_history(NULL);
+    test_growth();
+    test_concurrency();
+    return tap_done();
+}
