@@ -25,6 +25,8 @@
 static int name_cmp(const char *s, size_t n, const char *t)
 {
     size_t i;
+    if (n > 0 && s[0] != t[0]) /* most probes differ at once */
+        return (unsigned char)s[0] < (unsigned char)t[0] ? -1 : 1;
     for (i = 0; i < n; i++) {
         unsigned char a = (unsigned char)s[i], b = (unsigned char)t[i];
         if (b == 0)
