@@ -16,6 +16,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"version", version_main, "version                       print the version"},
+    {"fhirpath", fp_cli_main, "fhirpath [--resource FILE.json] EXPRESSION   evaluate, print a JSON array"},
+    {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},
 };
 
 static void usage(FILE *f)
