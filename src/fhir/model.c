@@ -117,6 +117,26 @@ const fhir_elem *fhir_elem_find(const fhir_type *t, const char *key, size_t n,
     return NULL;
 }
 
+const fhir_elem *fhir_elem_named(const fhir_type *t, const char *name, size_t n)
+{
+    if (!t || !name || t->nelems == 0)
+        return NULL;
+    const uint16_t *order = &fhir_gen_esort[t->elems - fhir_gen_elems];
+    size_t lo = 0, hi = t->nelems;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const fhir_elem *e = &t->elems[order[mid]];
+        int c = name_cmp(name, n, e->name);
+        if (c == 0)
+            return e;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
 int fhir_type_is(const fhir_type *t, const fhir_type *ancestor)
 {
     if (!ancestor)

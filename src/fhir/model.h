@@ -77,6 +77,10 @@ const fhir_type *fhir_resource_type(const char *name, size_t n);
 const fhir_elem *fhir_elem_find(const fhir_type *t, const char *key, size_t n,
                                 const fhir_type **choice);
 
+/* Element by its model name, as FHIRPath names it: "name", and for a choice
+ * element its bare name ("value" for value[x]). NULL when t has no such element. */
+const fhir_elem *fhir_elem_named(const fhir_type *t, const char *name, size_t n);
+
 /* 1 when t is `ancestor` or derives from it (Age is Quantity, Patient is Resource). */
 int fhir_type_is(const fhir_type *t, const fhir_type *ancestor);
 

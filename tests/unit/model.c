@@ -190,6 +190,13 @@ static void test_choice(void)
     ok(E("Observation", "valueFoo", &c) == NULL && c == NULL, "valueFoo unknown, choice cleared");
     ok(E("Observation", "value", NULL) == NULL, "bare choice name is not a key");
     ok(E("Observation", "valuequantity", NULL) == NULL, "suffix must be capitalised");
+    e = fhir_elem_named(T("Observation"), "value", 5);
+    ok(e && e->is_choice && strcmp(e->name, "value") == 0, "fhir_elem_named finds value[x]");
+    e = fhir_elem_named(T("Observation"), "status", 6);
+    ok(e && !e->is_choice && strcmp(e->name, "status") == 0, "fhir_elem_named plain element");
+    ok(fhir_elem_named(T("Observation"), "valueQuantity", 13) == NULL,
+       "fhir_elem_named does not resolve JSON choice keys");
+    ok(fhir_elem_named(T("Observation"), "statu", 5) == NULL, "fhir_elem_named prefix");
     ok(E("Observation", "valueDatetime", NULL) == NULL, "suffix case matters after first letter");
     e = E("Extension", "valueReference", &c);
     ok(e && c == T("Reference"), "Extension.valueReference");
