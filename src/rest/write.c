@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "base/err.h"
+#include "fhir/validate.h"
 #include "rest/rest.h"
 #include "store/store.h"
 
@@ -36,29 +37,18 @@ rest_prefer rest_prefer_return(rest_req *r)
     return REST_RETURN_REPRESENTATION;
 }
 
-/* Structural validation against the model. Returns 0, or 1 when a 400 was sent. */
+/* Structural validation against the model (src/fhir/validate.h): every issue
+ * found goes back in one OperationOutcome. Returns 0, or 1 when a 400 was sent. */
 static int rest_validate(rest_req *r, const json_val *root)
 {
-    char msg[300];
-    const fhir_type *t = r->route.type;
-    for (uint32_t i = 0; i < root->n; i++) {
-        const json_member *m = &root->u.members[i];
-        const char *k = m->key;
-        size_t kn = m->key_len;
-        if (!strcmp(k, "resourceType"))
-            continue;
-        if (kn > 1 && k[0] == '_') {
-            k++;
-            kn--;
-        }
-        if (!fhir_elem_find(t, k, kn, NULL)) {
-            char expr[200];
-            snprintf(expr, sizeof expr, "%s.%s", t->name, m->key);
-            snprintf(msg, sizeof msg, "unknown element '%s' in %s", m->key, t->name);
-            return rest_send_error(r, 400, OO_STRUCTURE, msg, expr), 1;
-        }
-    }
-    return 0;
+    oo o;
+    oo_init(&o, r->a);
+    int rc = val_resource(r->a, root, r->route.type->name, &o);
+    if (rc == 0)
+        return 0;
+    if (rc == ERR_NOMEM)
+        return rest_send_errcode(r, rc, "out of memory"), 1;
+    return rest_send_outcome(r, 400, &o), 1;
 }
 
 int rest_parse_resource(rest_req *r, json_val **root)
