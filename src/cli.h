@@ -9,6 +9,7 @@
 #define HORTUS_VERSION "0.1.0"
 
 int version_main(int argc, char **argv); /* src/base/version.c */
+int serve_main(int argc, char **argv);   /* src/rest/server.c: serve */
 int synth_main(int argc, char **argv);   /* src/synth/synth_cli.c: generate */
 
 int fp_cli_main(int argc, char **argv);    /* src/fhirpath/cli.c: fhirpath */

@@ -16,6 +16,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"version", version_main, "version                       print the version"},
+    {"serve", serve_main, "serve [--data DIR] [--port N] [--store lmdb:DIR] [--threads N] [--base-url URL]"},
     {"fhirpath", fp_cli_main, "fhirpath [--resource FILE.json] EXPRESSION   evaluate, print a JSON array"},
     {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},
 };
