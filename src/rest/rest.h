@@ -45,6 +45,7 @@ struct store_req;
 
 /* ---- hard caps (docs/LIMITS.md) -------------------------------------------- */
 #define REST_MAX_BODY (8u << 20)  /* request body bytes: more -> 413 */
+#define REST_DRAIN_MAX (64u << 20) /* bodies up to this are read and dropped before 413 */
 #define REST_MAX_ID 64            /* logical id length, [A-Za-z0-9-.] */
 #define REST_MAX_COUNT 1000       /* _count upper bound for history */
 #define REST_DEFAULT_COUNT 50     /* _count when absent */

@@ -280,11 +280,16 @@ static int precheck(rest_req *r)
                 char *end;
                 errno = 0;
                 unsigned long long v = strtoull(cl, &end, 10);
-                if (errno || *end || v > REST_MAX_BODY) {
+                if (errno || *end || v > REST_DRAIN_MAX) {
                     snprintf(msg, sizeof msg, "request body over the size limit of %u bytes",
                              REST_MAX_BODY);
                     return rest_send_error(r, 413, OO_TOO_COSTLY, msg, NULL);
                 }
+                /* Over the cap but not absurd: read and drop the body, then answer
+                 * 413. Answering now would close the connection under clients that
+                 * write the whole body before reading (most of them). */
+                if (v > REST_MAX_BODY)
+                    r->body_too_big = 1;
             }
         }
     }
