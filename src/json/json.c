@@ -39,7 +39,7 @@
 
 #define INLINE_VALS 128
 #define INLINE_MEMBERS 64
-#define DUP_LINEAR 16
+#define DUP_LINEAR 32
 
 typedef struct parser {
     const unsigned char *start; /* text[0], for offsets */
