@@ -51,7 +51,7 @@ const char *const synth_type_names[SYNTH_NTYPES] = {
 
 #define DAY 86400LL
 #define YEAR 31556952LL /* 365.2425 days */
-#define SYNTH_YEARS 10  /* length of the generated history */
+#define SYNTH_YEARS 9   /* length of the generated history */
 #define MAX_ENC 320     /* encounters planned per patient, at most */
 #define GP_PER_CITY 2   /* general practitioners per GP practice */
 #define DOC_PER_CITY 3  /* specialists per hospital */
@@ -1406,7 +1406,7 @@ static void lab_panel(synth *g, int panel, int64_t t, unsigned f)
     const synth_panel *pn = &synth_panels[panel];
     char ids[6][37];
     double v[6];
-    int64_t drawn = t + 300 * (1 + rng_below(&g->r, 4));
+    int64_t drawn = t + 300 * (1 + rng_below(&g->r, 2)); /* inside the visit */
     int64_t issued = drawn + 3600 + rng_below(&g->r, 36) * 300;
     /* values first: eGFR derives from the creatinine, LDL from the other lipids */
     for (int i = 0; i < pn->n; i++) {
@@ -1718,8 +1718,6 @@ static void visit(synth *g, int i, int first)
             lab_panel(g, P_CBC, t, 0);
         if (age >= 12 && rng_chance(r, 0.15))
             emit_procedure(g, PR_DEPSCREEN, t + 1200, 10, NULL, NULL);
-        if (age >= 55 && age < 76 && rng_chance(r, 0.04))
-            emit_procedure(g, PR_COLONOSCOPY, t + 7 * DAY, 40, NULL, NULL);
         break;
     case PU_DIAG: {
         const synth_chronic *cd = &synth_chronics[e->arg];

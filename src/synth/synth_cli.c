@@ -27,7 +27,7 @@
 #include "json/json.h"
 #include "synth/synth.h"
 
-#define SYNTH_MAX_PATIENTS 100000000ULL /* BSNs stay unique below 10^7; ids far beyond */
+#define SYNTH_MAX_PATIENTS 10000000ULL /* BSNs are unique per seed up to 10^7 patients */
 #define SYNTH_MAX_THREADS 16
 #define ROUND_PER_THREAD 64 /* patients per worker per round */
 

@@ -119,8 +119,7 @@ extern const synth_acute synth_acutes[A_ACUTE_COUNT];
 
 /* ---- procedures, allergies, vaccines ------------------------------------------- */
 enum {
-    PR_MEDREC, PR_DEPSCREEN, PR_ECG, PR_CXR, PR_SPIRO, PR_PCI, PR_COLONOSCOPY,
-    PR_COUNT
+    PR_MEDREC, PR_DEPSCREEN, PR_ECG, PR_CXR, PR_SPIRO, PR_PCI, PR_COUNT
 };
 typedef struct synth_code {
     const char *code, *display;

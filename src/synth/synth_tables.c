@@ -236,7 +236,6 @@ const synth_code synth_procedures[PR_COUNT] = {
     [PR_CXR] = {"399208008", "Plain chest X-ray (procedure)"},
     [PR_SPIRO] = {"23426006", "Measurement of respiratory function (procedure)"},
     [PR_PCI] = {"415070008", "Percutaneous coronary intervention (procedure)"},
-    [PR_COLONOSCOPY] = {"73761001", "Colonoscopy (procedure)"},
 };
 
 const synth_allergy synth_allergies[] = {
