@@ -28,18 +28,36 @@ static const char *show(const char *s)
     return out;
 }
 
+/* Inputs live in heap blocks of exactly their length (no NUL after them). */
+static char *kept[512];
+static size_t n_kept;
+
+static char *exact_copy(const char *s, size_t n)
+{
+    char *c = malloc(n ? n : 1);
+    memcpy(c, s, n);
+    return c;
+}
+
 static int parse_rc(const char *s, size_t n, unsigned flags, json_error *e)
 {
     json_val *v;
     json_error tmp;
-    return json_parse(A, s, n, flags, &v, e ? e : &tmp);
+    char *copy = exact_copy(s, n); /* so ASan sees any read past the end */
+    int rc = json_parse(A, copy, n, flags, &v, e ? e : &tmp);
+    free(copy);
+    return rc;
 }
 
 static json_val *parse_ok(const char *s, unsigned flags)
 {
     json_val *v = NULL;
     json_error e;
-    int rc = json_parse(A, s, strlen(s), flags, &v, &e);
+    size_t n = strlen(s);
+    char *copy = exact_copy(s, n);
+    if (n_kept < sizeof kept / sizeof kept[0])
+        kept[n_kept++] = copy; /* numbers point into the input: keep it until the end */
+    int rc = json_parse(A, copy, n, flags, &v, &e);
     if (rc) {
         printf("# unexpected parse failure of %s: %s at %d:%d\n", s, e.msg, e.line, e.col);
         return NULL;
@@ -209,6 +227,18 @@ static void test_reject(void)
     reject("{\"id\":1,\"\\u0069d\":2}", 0, ERR_INVALID, "duplicate key 'id'");
     ok(parse_ok("{\"a\":{\"a\":1},\"b\":{\"a\":2}}", 0) != NULL, "same key in sibling objects");
     ok(parse_ok("{\"a\":1,\"A\":2,\"a \":3,\"\":4}", 0) != NULL, "near-duplicates are distinct");
+}
+
+static void test_api(void)
+{
+    json_val *v = (json_val *)&v;
+    ok(json_parse(A, "[1,", 3, 0, &v, NULL) == ERR_INVALID, "failure without an error struct");
+    ok(v == NULL, "*out is NULL after a failure");
+    json_error e;
+    ok(json_parse(A, "[1]", 3, 0, &v, &e) == 0 && v && v->n == 1, "success");
+    is_str(e.msg, "", "error message empty after success");
+    ok(json_parse(A, "[1] trailing", 3, 0, &v, &e) == 0, "only len bytes are read");
+    ok(json_parse(A, NULL, 0, 0, &v, &e) == ERR_INVALID, "NULL, 0 is an empty document");
 }
 
 static void test_fhir(void)
@@ -600,6 +630,7 @@ int main(void)
     A = arena_new(0);
     test_accept();
     test_reject();
+    test_api();
     test_fhir();
     test_positions();
     test_values();
@@ -610,5 +641,7 @@ int main(void)
     test_edit();
     test_equal();
     arena_free(A);
+    for (size_t i = 0; i < n_kept; i++)
+        free(kept[i]);
     return tap_done();
 }
