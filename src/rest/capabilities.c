@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "cli.h"
 #include "rest/rest.h"
 
@@ -40,7 +41,7 @@ static const char *sp_type_name(fhir_sp_type t)
 
 static void build(void)
 {
-    rest_instant(rest_wall_us(), built_at, sizeof built_at);
+    ftime_format_instant(ftime_now_us(), built_at);
     buf *b = &rest_part;
     jw w;
     jw_init(&w, b, 0);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "rest/rest.h"
 #include "store/store.h"
 
@@ -61,7 +62,7 @@ int rest_create(rest_req *r)
     r->hctx = c;
     const char *type = r->route.type->name;
     rest_new_id(c->id);
-    int64_t lu = rest_wall_us() / 1000 * 1000; /* the instant keeps milliseconds */
+    int64_t lu = ftime_now_us() / 1000 * 1000; /* the instant keeps milliseconds */
     rest_build_bytes(root, type, c->id, 1, lu, &r->wbytes);
     if (r->wbytes.err)
         return rest_send_errcode(r, r->wbytes.err, "could not build the resource");

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "rest/rest.h"
 #include "store/store.h"
 
@@ -61,7 +62,7 @@ static int delete_prepare(rest_req *r, delete_ctx *c)
     c->op.id_len = r->route.id_len;
     c->op.expect = v.vid;
     c->op.vid = v.vid + 1;
-    c->op.last_updated = rest_wall_us() / 1000 * 1000;
+    c->op.last_updated = ftime_now_us() / 1000 * 1000;
     c->req.ops = &c->op;
     c->req.nops = 1;
     return rest_submit(r, &c->req, delete_resume);

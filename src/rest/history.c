@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "rest/rest.h"
 #include "store/store.h"
 
@@ -65,13 +66,13 @@ static int get_params(rest_req *r, hist_params *p)
         p->count = v > REST_MAX_COUNT ? REST_MAX_COUNT : (unsigned)v;
     }
     p->since_s = rest_query(r, "_since");
-    if (p->since_s && rest_instant_parse(p->since_s, strlen(p->since_s), &p->since)) {
+    if (p->since_s && rest_time_param(p->since_s, &p->since)) {
         snprintf(msg, sizeof msg, "_since '%.60s' is not an instant (e.g. 2024-01-31T12:00:00Z)",
                  p->since_s);
         return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
     }
     p->at_s = rest_query(r, "_at");
-    if (p->at_s && rest_instant_parse(p->at_s, strlen(p->at_s), &p->at)) {
+    if (p->at_s && rest_time_param(p->at_s, &p->at)) {
         snprintf(msg, sizeof msg, "_at '%.60s' is not a dateTime", p->at_s);
         return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
     }
@@ -204,7 +205,7 @@ static void put_entry(rest_req *r, jw *w, const char *base, const store_version 
     snprintf(tmp, sizeof tmp, "W/\"%llu\"", (unsigned long long)v->vid);
     jw_str(w, tmp);
     jw_key(w, "lastModified");
-    rest_instant(v->last_updated, tmp, sizeof tmp);
+    ftime_format_instant(v->last_updated, tmp);
     jw_str(w, tmp);
     jw_end(w);
     jw_end(w);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "rest/rest.h"
 #include "store/store.h"
 
@@ -82,7 +83,8 @@ int rest_read(rest_req *r)
         not_modified = none_match_hits(inm, v.vid);
     } else if (ims) {
         int64_t since;
-        if (rest_http_date_parse(ims, &since) == 0 && v.last_updated / 1000000 <= since)
+        if (ftime_parse_http(ims, strlen(ims), &since) == 0 &&
+            v.last_updated / 1000000 <= since / 1000000)
             not_modified = 1;
     }
     if (not_modified) {

@@ -233,17 +233,9 @@ int rest_send_errcode(rest_req *r, int err, const char *diag);
 /* Send a JSON body from a buf (taken over; the buf is left empty). */
 int rest_send_buf(rest_req *r, unsigned status, buf *b);
 
-/* Time of day as an instant "YYYY-MM-DDThh:mm:ss.sssZ" (buf >= 25 bytes) from
- * Unix microseconds. */
-void rest_instant(int64_t us, char *out, size_t outsz);
-/* Parse an instant/dateTime with time zone into Unix microseconds; 0 or ERR_INVALID. */
-int rest_instant_parse(const char *s, size_t n, int64_t *us);
-/* RFC 7231 IMF-fixdate from Unix seconds (out >= 30 bytes). */
-void rest_http_date(int64_t s, char *out, size_t outsz);
-/* Parse an HTTP-date (IMF-fixdate); 0 or ERR_INVALID. */
-int rest_http_date_parse(const char *s, int64_t *out);
-/* Wall clock in Unix microseconds. */
-int64_t rest_wall_us(void);
+/* A _since/_at parameter (FHIR dateTime: a partial date means its start; a
+ * time needs a zone) in Unix microseconds; 0 or ERR_INVALID. */
+int rest_time_param(const char *s, int64_t *us);
 
 /* ---- metrics (metrics.c) -------------------------------------------------- */
 void rest_metrics_record(rest_interaction ri, unsigned status, uint64_t ns);

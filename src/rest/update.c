@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "rest/rest.h"
 #include "store/store.h"
 
@@ -61,7 +62,7 @@ static int update_prepare(rest_req *r, update_ctx *c)
                      id);
         return rest_send_error(r, 412, OO_CONFLICT, msg, NULL);
     }
-    int64_t lu = rest_wall_us() / 1000 * 1000;
+    int64_t lu = ftime_now_us() / 1000 * 1000;
     rest_build_bytes(c->root, type, id, cur + 1, lu, &r->wbytes);
     if (r->wbytes.err)
         return rest_send_errcode(r, r->wbytes.err, "could not build the resource");

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "base/err.h"
+#include "base/time.h"
 #include "fhir/validate.h"
 #include "rest/rest.h"
 #include "store/store.h"
@@ -102,7 +103,7 @@ static void put_meta(jw *w, const json_val *meta, uint64_t vid, int64_t lu)
     snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)vid);
     jw_str(w, tmp);
     jw_key(w, "lastUpdated");
-    rest_instant(lu, tmp, sizeof tmp);
+    ftime_format_instant(lu, tmp);
     jw_str(w, tmp);
     if (meta && meta->type == JSON_OBJECT)
         for (uint32_t i = 0; i < meta->n; i++) {
