@@ -209,6 +209,12 @@ int fp_from_json(fp_ctx *c, const json_val *j, const json_val *ext, const fhir_t
     out->node = j;
     out->ext = ext;
     out->ftype = t;
+    if ((!j || j->type == JSON_NULL) && ext && ext->type == JSON_OBJECT &&
+        prim_kind_of(t) == FP_OBJ) {
+        /* "_address": [null, {"id": ..}] -- a complex element given only there */
+        fp_obj_val(ext, t, out);
+        return 0;
+    }
     if (!j || j->type == JSON_NULL) {
         out->novalue = 1;
         int k = prim_kind_of(t);
@@ -355,6 +361,25 @@ int fp_children_named(fp_ctx *c, const fp_val *item, const char *name, size_t n,
 {
     const json_val *obj;
     const fhir_type *t;
+    if (item->kind == FP_TYPE) {
+        fp_val v = {.kind = FP_STR};
+        if (n == 4 && !memcmp(name, "name", 4))
+            v.u.s.p = item->u.t.name;
+        else if (n == 9 && !memcmp(name, "namespace", 9))
+            v.u.s.p = item->u.t.ns;
+        else
+            return 0;
+        v.u.s.n = strlen(v.u.s.p);
+        return fp_list_push(c, out, &v);
+    }
+    if (item->kind == FP_OBJ && n == 12 && !memcmp(name, "resourceType", 12)) {
+        const json_val *rt = item->node ? json_get(item->node, "resourceType") : NULL;
+        if (!rt || rt->type != JSON_STRING)
+            return 0;
+        fp_val v;
+        fp_from_json(c, rt, NULL, NULL, &v);
+        return fp_list_push(c, out, &v);
+    }
     if (item->kind != FP_OBJ) {
         /* a primitive's id and extensions live in its "_name" object */
         if (!item->ext || item->ext->type != JSON_OBJECT)
@@ -369,8 +394,14 @@ int fp_children_named(fp_ctx *c, const fp_val *item, const char *name, size_t n,
         return 0;
     if (t && t->nelems) {
         const fhir_elem *e = elem_by_name(t, name, n);
-        if (!e)
-            return 0;
+        if (!e) {
+            /* a choice element named with its type suffix (effectiveDateTime) */
+            const fhir_type *ct = NULL;
+            e = fhir_elem_find(t, name, n, &ct);
+            if (!e || !ct)
+                return 0;
+            return add_member(c, json_getn(obj, name, n), ext_of(obj, name, n), ct, out);
+        }
         if (e->is_choice) {
             for (uint32_t i = 0; i < obj->n; i++) {
                 const json_member *m = &obj->u.members[i];
@@ -534,8 +565,17 @@ int fp_val_equal(const fp_val *x0, const fp_val *y0)
     fp_val x, y;
     fp_prim(NULL, x0, &x);
     fp_prim(NULL, y0, &y);
-    if (x.novalue || y.novalue)
-        return -1;
+    if (x.novalue || y.novalue) {
+        /* a primitive without a value equals only the same extensions */
+        if (!(x.novalue && y.novalue))
+            return 0;
+        return x.ext == y.ext || (x.ext && y.ext && json_equal(x.ext, y.ext));
+    }
+    if (x.node && y.node && x.kind != FP_OBJ && (x.ext || y.ext)) {
+        /* two primitives of a resource: their extensions are part of the value */
+        if (!x.ext || !y.ext || !json_equal(x.ext, y.ext))
+            return 0;
+    }
     fp_dec a, b;
     if (num_dec(&x, &a) && num_dec(&y, &b)) {
         if (x.kind == FP_INT && y.kind == FP_INT)
@@ -820,20 +860,51 @@ void fp_type_of(const fp_val *v, const char **ns, const char **name)
     *name = v->kind == FP_OBJ ? "Object" : kind_name(v->kind);
 }
 
-int fp_is_type(const fp_val *v, const fp_typespec *ts)
+static const char *const system_types[] = {"Boolean", "Integer", "Decimal", "String", "Date",
+                                           "DateTime", "Time", "Quantity"};
+
+int fp_type_known(const fp_typespec *ts)
+{
+    int sys = 0;
+    for (size_t i = 0; i < sizeof system_types / sizeof system_types[0]; i++)
+        if (!strcmp(ts->name, system_types[i]))
+            sys = 1;
+    if (ts->ns && !strcmp(ts->ns, "System"))
+        return sys || !strcmp(ts->name, "Any") || 1; /* System.Patient is simply false */
+    if (ts->ns && strcmp(ts->ns, "FHIR"))
+        return 0;
+    if (type_named(ts->name) || !strcmp(ts->name, "BackboneElement"))
+        return 1;
+    return !ts->ns && sys;
+}
+
+int fp_is_type(const fp_val *v, const fp_typespec *ts, int exact_prim)
 {
     const char *ns = ts->ns, *name = ts->name;
     if (v->ftype && (!ns || !strcmp(ns, "FHIR"))) {
         const fhir_type *t = type_named(name);
-        if (t && fhir_type_is(v->ftype, t))
+        if (!t)
+            return !strcmp(name, "BackboneElement") && v->ftype->kind == FHIR_BACKBONE;
+        if (exact_prim && v->ftype->kind == FHIR_PRIMITIVE)
+            return v->ftype == t;
+        if (fhir_type_is(v->ftype, t))
             return 1;
-        if (!strcmp(name, "BackboneElement") && v->ftype->kind == FHIR_BACKBONE)
-            return 1;
+        if (v->ftype->kind == FHIR_BACKBONE) {
+            /* a backbone element is a BackboneElement, hence an Element */
+            const fhir_type *bb = type_named("BackboneElement");
+            return bb && fhir_type_is(bb, t);
+        }
         return 0;
     }
-    if (v->ftype)
+    if (v->ftype) {
+        /* ofType(System.String) also selects FHIR strings (mode 2) */
+        if (exact_prim == 2 && v->ftype->kind == FHIR_PRIMITIVE && v->kind != FP_OBJ)
+            return !strcmp(name, kind_name(v->kind));
         return 0;
+    }
     if (ns && strcmp(ns, "System"))
+        return 0;
+    if (v->kind == FP_OBJ)
         return 0;
     return !strcmp(name, kind_name(v->kind));
 }
@@ -1347,7 +1418,7 @@ int fp_eval_node(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *out)
                          nd->kind == N_IS ? "is" : "as", a.n);
             break;
         }
-        int m = fp_is_type(&a.v[0], &nd->type);
+        int m = fp_is_type(&a.v[0], &nd->type, nd->kind == N_AS);
         if (nd->kind == N_IS)
             rc = fp_ret_bool(c, out, m);
         else if (m)

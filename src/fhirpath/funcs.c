@@ -362,7 +362,7 @@ FN(ofType)
     UNUSED_ARGS;
     fp_list l = {0};
     for (size_t i = 0; i < in->n; i++)
-        if (fp_is_type(&in->v[i], &nd->type) && fp_list_push(c, &l, &in->v[i]))
+        if (fp_is_type(&in->v[i], &nd->type, 2) && fp_list_push(c, &l, &in->v[i]))
             return c->err->code;
     *out = fp_list_coll(&l);
     return 0;
@@ -801,6 +801,9 @@ static int convert(fp_ctx *c, const fp_node *nd, const fp_coll *in, const fp_col
     int rc = one(c, nd, in, &v);
     if (rc)
         return rc < 0 ? rc : 0;
+    if (what == CV_QTY && !test && v.kind == FP_OBJ && v.node && json_get(v.node, "comparator"))
+        return fp_fail(c, ERR_INVALID, nd,
+                       "toQuantity(): a Quantity with a comparator has no single value");
     int bad;
     switch (what) {
     case CV_BOOL: bad = conv_bool(&v, &r); break;
@@ -913,6 +916,23 @@ FN(indexOf)
         return rc < 0 ? rc : 0;
     const char *f = find_sub(s, n, p, pn);
     return fp_ret_int(c, out, f ? (int64_t)u8_len(s, (size_t)(f - s)) : -1);
+}
+
+FN(lastIndexOf)
+{
+    const char *s = NULL, *p = NULL;
+    size_t n = 0, pn = 0;
+    int rc = one_str(c, nd, in, &s, &n);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    if ((rc = arg_str(c, nd, &args[0], &p, &pn)))
+        return rc < 0 ? rc : 0;
+    if (pn > n)
+        return fp_ret_int(c, out, -1);
+    for (size_t i = n - pn + 1; i-- > 0;)
+        if (!memcmp(s + i, p, pn))
+            return fp_ret_int(c, out, (int64_t)u8_len(s, i));
+    return fp_ret_int(c, out, -1);
 }
 
 FN(substring)
@@ -1274,15 +1294,18 @@ FN(join)
             return rc;
     }
     sb b = {0};
+    int any = 0;
     for (size_t i = 0; i < in->n; i++) {
         const char *s = NULL;
         size_t n = 0;
+        if (in->v[i].novalue)
+            continue;
         int rc = fp_str_of(c, &in->v[i], &s, &n);
         if (rc < 0)
             return rc;
         if (rc)
             return fp_fail(c, ERR_INVALID, nd, "join() needs strings");
-        if (i)
+        if (any++)
             sb_put(c, &b, sep, sn);
         sb_put(c, &b, s, n);
     }
@@ -1838,7 +1861,7 @@ FN(is)
         return 0;
     if (in->n > 1)
         return fp_fail(c, ERR_INVALID, nd, "is() needs a single item, got %zu", in->n);
-    return fp_ret_bool(c, out, fp_is_type(&in->v[0], &nd->type));
+    return fp_ret_bool(c, out, fp_is_type(&in->v[0], &nd->type, 0));
 }
 
 FN(as)
@@ -1846,7 +1869,7 @@ FN(as)
     UNUSED_ARGS;
     if (in->n > 1)
         return fp_fail(c, ERR_INVALID, nd, "as() needs a single item, got %zu", in->n);
-    if (in->n == 1 && fp_is_type(&in->v[0], &nd->type))
+    if (in->n == 1 && fp_is_type(&in->v[0], &nd->type, 1))
         *out = *in;
     return 0;
 }
@@ -1996,7 +2019,7 @@ typedef struct sort_ctx {
 static int key_cmp(sort_ctx *s, const fp_coll *a, const fp_coll *b)
 {
     if (a->n == 0 || b->n == 0)
-        return (a->n != 0) - (b->n != 0);
+        return (a->n == 0) - (b->n == 0); /* empty keys sort after values */
     int r;
     int rc = fp_val_compare(s->c, s->nd, &a->v[0], &b->v[0], &r);
     if (rc < 0) {
@@ -2107,8 +2130,12 @@ FN(hasValue)
 {
     UNUSED_ARGS;
     (void)nd;
-    int has = in->n == 1 && in->v[0].kind != FP_OBJ && in->v[0].kind != FP_TYPE &&
-              !in->v[0].novalue;
+    /* primitives have a value (a resource's only when not just extensions; xhtml is
+     * not a primitive value); objects and quantities do not */
+    const fp_val *v = in->n == 1 ? &in->v[0] : NULL;
+    int has = v && v->kind != FP_OBJ && v->kind != FP_TYPE && !v->novalue &&
+              !(v->kind == FP_QTY && !v->node) &&
+              !(v->ftype && !strcmp(v->ftype->name, "xhtml"));
     return fp_ret_bool(c, out, has);
 }
 
@@ -2303,6 +2330,7 @@ static const fp_func funcs[] = {
     {"isDistinct", 0, 0, 0, 0, fn_isDistinct},
     {"join", 0, 1, 0, 0, fn_join},
     {"last", 0, 0, 0, 0, fn_last},
+    {"lastIndexOf", 1, 1, 0, 0, fn_lastIndexOf},
     {"length", 0, 0, 0, 0, fn_length},
     {"ln", 0, 0, 0, 0, fn_ln},
     {"log", 1, 1, 0, 0, fn_log},
@@ -2350,8 +2378,8 @@ static const fp_func funcs[] = {
     {"trim", 0, 0, 0, 0, fn_trim},
     {"truncate", 0, 0, 0, 0, fn_truncate},
     {"type", 0, 0, 0, 0, fn_type},
-    {"union", 1, 1, 0, 0, fn_union},
     {"unescape", 1, 1, 0, 0, fn_unescape},
+    {"union", 1, 1, 0, 0, fn_union},
     {"upper", 0, 0, 0, 0, fn_upper},
     {"where", 1, 1, L0, 0, fn_where},
 };

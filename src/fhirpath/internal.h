@@ -161,7 +161,11 @@ int fp_singleton_bool(fp_ctx *c, const fp_node *nd, const fp_coll *in, int *res)
 int fp_prim(fp_ctx *c, const fp_val *v, fp_val *out);
 /* The System/FHIR type name of a value for type() and is(). */
 void fp_type_of(const fp_val *v, const char **ns, const char **name);
-int fp_is_type(const fp_val *v, const fp_typespec *t);
+/* exact_prim: FHIR primitive types match only themselves (as()/ofType()), while
+ * is() follows the model's derivation (code is a string). */
+int fp_is_type(const fp_val *v, const fp_typespec *t, int exact_prim);
+/* 1 when the type specifier names a FHIR or System type. */
+int fp_type_known(const fp_typespec *t);
 int fp_str_of(fp_ctx *c, const fp_val *v, const char **s, size_t *n); /* toString */
 
 /* Result helpers. */

@@ -523,6 +523,15 @@ static int parse_typespec(parser *p, fp_typespec *ts)
     return 0;
 }
 
+static int check_type(parser *p, const fp_typespec *ts, size_t pos)
+{
+    if (fp_type_known(ts))
+        return 0;
+    perr(p, pos, ERR_INVALID, "unknown type '%s%s%s'", ts->ns ? ts->ns : "", ts->ns ? "." : "",
+         ts->name);
+    return -1;
+}
+
 static int is_calendar_word(const char *s)
 {
     static const char *const w[] = {"year",    "years",   "month",  "months",
@@ -592,8 +601,9 @@ static fp_node *parse_function(parser *p, const char *name, size_t name_len, siz
                 return NULL;
             }
             if (n->fn->type_arg) {
+                size_t tpos = p->tok.pos;
                 fp_node *a = new_node(p, N_LITERAL, p->tok.pos);
-                if (!a || parse_typespec(p, &a->type))
+                if (!a || parse_typespec(p, &a->type) || check_type(p, &a->type, tpos))
                     return NULL;
                 n->type = a->type;
                 args[na++] = a;
@@ -717,6 +727,14 @@ static fp_node *parse_term(parser *p)
             else
                 d = num.u.d;
             int rc = fp_qty_make(d, p->tok.str, p->tok.str_len, &n->lit.u.q);
+            if (rc == ERR_INVALID && p->tok.kind == T_STRING && p->tok.str_len > 0 &&
+                p->tok.str_len < FP_QTY_UNIT_MAX && !memchr(p->tok.str, 0, p->tok.str_len)) {
+                /* a unit UCUM does not know: a valid literal that compares with nothing */
+                memset(&n->lit.u.q, 0, sizeof n->lit.u.q);
+                n->lit.u.q.value = d;
+                memcpy(n->lit.u.q.unit, p->tok.str, p->tok.str_len);
+                rc = 0;
+            }
             if (rc) {
                 perr(p, p->tok.pos, ERR_INVALID, "invalid unit '%.*s'", (int)p->tok.str_len,
                      p->tok.str);
@@ -885,7 +903,8 @@ static fp_node *parse_expr(parser *p, int minprec)
         n->args[0] = left;
         if (is_type) {
             n->nargs = 1;
-            if (parse_typespec(p, &n->type))
+            size_t tpos = p->tok.pos;
+            if (parse_typespec(p, &n->type) || check_type(p, &n->type, tpos))
                 return NULL;
         } else {
             n->nargs = 2;
