@@ -171,9 +171,16 @@ void store_hash(const void *bytes, size_t len, uint8_t out[STORE_HASH_LEN]);
 
 /*
  * Begin a read snapshot (the state as of the last commit at this moment). Reader handles
- * are pooled: after warm-up this allocates nothing. Every pointer obtained through the
- * reader is valid until store_read_end(). Keep snapshots short (milliseconds): a long one
- * delays map growth and keeps old pages from reuse. Returns 0, ERR_NOMEM, ERR_IO.
+ * are cached (one per thread, then a free list): after warm-up this allocates nothing
+ * and takes no lock. Every pointer obtained through the reader is valid until
+ * store_read_end(). Keep snapshots short (milliseconds): a long one delays map growth and
+ * keeps old pages from reuse. Returns 0, ERR_NOMEM, ERR_IO.
+ *
+ * Two rules, because map growth must wait for every open reader of the process:
+ *   - never wait for a write (store_write, or a done callback) while holding a reader:
+ *     end the reader first (read current vid, end, then submit);
+ *   - never begin a second reader in a thread that already holds one.
+ * Breaking either can deadlock when the map has to grow.
  */
 int store_read_begin(store *s, store_reader **out);
 /* End the snapshot; all its iterators must be closed first. NULL is a no-op. */
@@ -292,6 +299,8 @@ typedef struct store_stats {
     uint64_t map_size;      /* current map size in bytes */
     uint64_t used_bytes;    /* pages in use (high-water mark) times page size */
     uint64_t readers;       /* reader handles currently in use */
+    uint64_t apply_ns;      /* writer time spent applying batches (before commit) */
+    uint64_t commit_ns;     /* writer time spent in commits (writing pages + syncs) */
 } store_stats;
 
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */

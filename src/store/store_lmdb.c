@@ -5,7 +5,11 @@
  * Threads and what they touch:
  *
  *   submitters --(qmu: queue)--> writer thread --(commit, fsync)--> done callbacks
- *   readers: gate (atomic counter) -> pooled MDB_txn (reset/renew) -> zero-copy results
+ *   readers: gate (atomic counter) -> cached MDB_txn (reset/renew) -> zero-copy results
+ *
+ * Read handles are cached: the last one a thread ended stays in that thread's slot (no
+ * lock to reuse it), the others in a mutex-protected free list; every handle ever made
+ * is on `all` so store_close() can free them whichever thread parked them.
  *
  * Group commit: the writer takes every queued request (up to max_batch), opens one write
  * transaction, runs each request in a nested transaction so a failing one (conflict) is
@@ -45,7 +49,8 @@ typedef struct lmdb_reader {
     MDB_cursor *cur; /* ResourceAsOf cursor for read / vread, renewed with the txn */
     uint64_t t;      /* snapshot t, loaded on first store_reader_t() */
     int have_t;
-    struct lmdb_reader *next; /* pool link */
+    struct lmdb_reader *next;     /* free-list link */
+    struct lmdb_reader *all_next; /* every handle of the store, for close */
 } lmdb_reader;
 
 struct lmdb_store {
@@ -73,13 +78,14 @@ struct lmdb_store {
     pthread_cond_t gcv_readers; /* readers wait here for the resize to finish */
     pthread_cond_t gcv_writer;  /* the writer waits here for readers to leave */
 
-    /* reader pool */
+    /* reader cache */
+    uint64_t gen; /* never reused: tells this store's thread-cached handles from others' */
     pthread_mutex_t pmu;
-    lmdb_reader *pool;
+    lmdb_reader *pool, *all;
 
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen,
-        resizes, map_size, readers_in_use;
+        resizes, map_size, apply_ns, sync_ns;
 };
 
 typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
@@ -104,7 +110,22 @@ typedef struct lmdb_iter {
 
 extern const struct store_ops store_lmdb_ops;
 
+static atomic_uint_fast64_t lmdb_generation;
+
+/* One parked read handle per thread: (store generation, handle). */
+static __thread struct {
+    uint64_t gen;
+    lmdb_reader *r;
+} tls_reader;
+
 /* ---- small helpers ---------------------------------------------------------------- */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int64_t now_us(void)
 {
@@ -389,6 +410,7 @@ static int put_meta_u64(lmdb_store *s, MDB_txn *txn, const char *name, uint64_t 
 static int commit_batch(lmdb_store *s, store_req *batch)
 {
     MDB_txn *txn;
+    uint64_t t0 = mono_ns();
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
         return rc;
@@ -417,8 +439,12 @@ static int commit_batch(lmdb_store *s, store_req *batch)
         if ((rc = put_meta_u64(s, txn, "last_t", t)) ||
             (rc = put_meta_u64(s, txn, "last_instant", (uint64_t)instant)))
             goto fail;
+        uint64_t t1 = mono_ns();
         if ((rc = mdb_txn_commit(txn)))
             return rc;
+        uint64_t t2 = mono_ns();
+        atomic_fetch_add(&s->apply_ns, t1 - t0);
+        atomic_fetch_add(&s->sync_ns, t2 - t1);
         atomic_fetch_add(&s->commits, 1);
     } else {
         mdb_txn_abort(txn); /* every request failed: nothing to make durable */
@@ -569,6 +595,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     if (!s)
         return ERR_NOMEM;
     s->base.ops = &store_lmdb_ops;
+    s->gen = atomic_fetch_add(&lmdb_generation, 1) + 1;
     s->max_batch = o && o->max_batch ? o->max_batch : LMDB_DEFAULT_BATCH;
     size_t map = o && o->map_size ? o->map_size : STORE_DEFAULT_MAP_SIZE;
     pthread_mutex_init(&s->qmu, NULL);
@@ -629,8 +656,8 @@ static void lmdb_close(store *base)
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     pthread_join(s->writer, NULL);
-    for (lmdb_reader *r = s->pool, *next; r; r = next) {
-        next = r->next;
+    for (lmdb_reader *r = s->all, *next; r; r = next) {
+        next = r->all_next;
         mdb_cursor_close(r->cur);
         mdb_txn_abort(r->txn);
         free(r);
@@ -651,20 +678,30 @@ static int lmdb_read_begin(store *base, store_reader **out)
 {
     lmdb_store *s = (lmdb_store *)base;
     *out = NULL;
-    pthread_mutex_lock(&s->pmu);
-    lmdb_reader *r = s->pool;
-    if (r)
-        s->pool = r->next;
-    pthread_mutex_unlock(&s->pmu);
+    lmdb_reader *r = NULL;
+    if (tls_reader.r && tls_reader.gen == s->gen) {
+        r = tls_reader.r;
+        tls_reader.r = NULL;
+    } else {
+        pthread_mutex_lock(&s->pmu);
+        r = s->pool;
+        if (r)
+            s->pool = r->next;
+        pthread_mutex_unlock(&s->pmu);
+    }
 
     gate_enter(s);
     int rc;
     if (r) {
         if ((rc = mdb_txn_renew(r->txn)) || (rc = mdb_cursor_renew(r->txn, r->cur))) {
-            mdb_cursor_close(r->cur);
-            mdb_txn_abort(r->txn);
-            free(r);
+            /* keep it parked in the reset state; it is freed at close */
+            mdb_txn_reset(r->txn);
             gate_leave(s);
+            pthread_mutex_lock(&s->pmu);
+            r->next = s->pool;
+            s->pool = r;
+            pthread_mutex_unlock(&s->pmu);
+            fprintf(stderr, "hortus: store: renew read transaction: %s\n", mdb_strerror(rc));
             return map_rc(rc);
         }
     } else {
@@ -687,10 +724,13 @@ static int lmdb_read_begin(store *base, store_reader **out)
             gate_leave(s);
             return map_rc(rc);
         }
+        pthread_mutex_lock(&s->pmu);
+        r->all_next = s->all;
+        s->all = r;
+        pthread_mutex_unlock(&s->pmu);
     }
     r->have_t = 0;
     r->next = NULL;
-    atomic_fetch_add(&s->readers_in_use, 1);
     *out = &r->base;
     return 0;
 }
@@ -701,7 +741,11 @@ static void lmdb_read_end(store_reader *base)
     lmdb_store *s = r->s;
     mdb_txn_reset(r->txn);
     gate_leave(s);
-    atomic_fetch_sub(&s->readers_in_use, 1);
+    if (!tls_reader.r) {
+        tls_reader.gen = s->gen;
+        tls_reader.r = r;
+        return;
+    }
     pthread_mutex_lock(&s->pmu);
     r->next = s->pool;
     s->pool = r;
@@ -845,7 +889,9 @@ static void lmdb_stats(store *base, store_stats *st)
     st->max_batch = atomic_load(&s->max_batch_seen);
     st->map_resizes = atomic_load(&s->resizes);
     st->map_size = atomic_load(&s->map_size);
-    st->readers = atomic_load(&s->readers_in_use);
+    st->readers = (uint64_t)atomic_load(&s->active);
+    st->apply_ns = atomic_load(&s->apply_ns);
+    st->commit_ns = atomic_load(&s->sync_ns);
     MDB_envinfo info;
     MDB_stat ms;
     if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0)
