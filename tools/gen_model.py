@@ -22,6 +22,8 @@ sorted static array and nothing is built at start-up:
                     a contiguous run of fhir_gen_elems[] in definition order
   fhir_gen_esort[]  parallel to fhir_gen_elems[]: for each type's run, the
                     positions of its elements sorted by JSON name
+  fhir_gen_keys[]   open-addressing hash of (type, JSON key) -> element, with
+                    every choice key ("valueQuantity") spelled out
   fhir_gen_sp[]     each SearchParameter once; fhir_gen_sp_index[] maps a resource
                     type name to its parameters sorted by code
 
@@ -119,6 +121,26 @@ def c_str(s):
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def key_hash(type_index, key):
+    """FNV-1a over the type index (2 bytes, little-endian) and the key's bytes,
+    then a final avalanche; the same function is in src/fhir/model.c (key_hash)."""
+    h = 2166136261
+    for b in bytes([type_index & 0xFF, type_index >> 8]) + key.encode("ascii"):
+        h ^= b
+        h = (h * 16777619) & 0xFFFFFFFF
+    # final avalanche (MurmurHash3 fmix32): the table index uses the low bits
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
+
+
+def cap_first(name):
+    return name[0].upper() + name[1:]
 
 
 def ext_value(obj, url, key):
@@ -359,6 +381,32 @@ def generate():
         order = sorted(range(len(t.elems)), key=lambda k: t.elems[k].name)
         esort.extend(order)
 
+    # JSON key hash: (type, key) -> (element, chosen type) for every plain element
+    # name and every choice key ("valueQuantity"); open addressing, linear probing
+    keys = []
+    for n in names:
+        t = types[n]
+        for k, e in enumerate(t.elems):
+            gidx = elem_off[n] + k
+            if e.choice:
+                for tn in e.types:
+                    keys.append((tindex[n], e.name + cap_first(tn), gidx, tindex[tn] + 1))
+            else:
+                keys.append((tindex[n], e.name, gidx, 0))
+    hsize = 1
+    while hsize < len(keys) * 3 // 2:
+        hsize *= 2
+    slots = [None] * hsize
+    seen_keys = set()
+    for ti, key, gidx, choice in keys:
+        if (ti, key) in seen_keys:
+            die("duplicate JSON key %s in %s" % (key, names[ti]))
+        seen_keys.add((ti, key))
+        i = key_hash(ti, key) & (hsize - 1)
+        while slots[i] is not None:
+            i = (i + 1) & (hsize - 1)
+        slots[i] = (ti, gidx, choice)
+
     out = []
     w = out.append
     w("/*")
@@ -386,6 +434,12 @@ def generate():
     w("const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS] = {")
     for i in range(0, len(esort), 16):
         w("    " + " ".join("%d," % x for x in esort[i:i + 16]))
+    w("};")
+    w("")
+    w("const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS] = {")
+    for i in range(0, hsize, 4):
+        w("    " + " ".join("{0xffff, 0, 0}," if x is None else "{%d, %d, %d}," % x
+                           for x in slots[i:i + 4]))
     w("};")
     w("")
     w("const fhir_type fhir_gen_types[FHIR_GEN_NTYPES] = {")
@@ -483,6 +537,8 @@ def generate():
     h(" *                      in definition order (type->elems points at its run)")
     h(" *   fhir_gen_esort[]   parallel to fhir_gen_elems[]: within each run, the")
     h(" *                      positions of the run's elements sorted by JSON name")
+    h(" *   fhir_gen_keys[]    hash of (type, JSON key) -> element (and chosen type for")
+    h(" *                      choice keys such as \"valueQuantity\"); key_hash in model.c")
     h(" *   fhir_gen_sp_index[] resource type name -> its search params sorted by code")
     h(" */")
     h("#ifndef HORTUS_FHIR_MODEL_GEN_H")
@@ -493,9 +549,18 @@ def generate():
     h("#define FHIR_GEN_NTYPES %d" % len(names))
     h("#define FHIR_GEN_NELEMS %d" % len(elem_lines))
     h("#define FHIR_GEN_NRESOURCES %d" % len(resources))
+    h("#define FHIR_GEN_NKEYS %d /* power of two */" % hsize)
     h("#define FHIR_GEN_NSP %d" % len(sps))
     h("#define FHIR_GEN_NSP_INDEX %d" % len(sp_index))
     h("#define FHIR_GEN_NCOMPARTMENT %d" % len(comp_rows))
+    h("")
+    h("/* JSON key hash slot: type index (0xffff = empty), element index in")
+    h(" * fhir_gen_elems[], chosen type index + 1 for choice keys (0 otherwise). */")
+    h("typedef struct fhir_gen_key {")
+    h("    uint16_t type;")
+    h("    uint16_t elem;")
+    h("    uint16_t choice;")
+    h("} fhir_gen_key;")
     h("")
     h("typedef struct fhir_gen_sp_entry {")
     h("    const char *type;")
@@ -512,6 +577,7 @@ def generate():
     h("extern const fhir_type fhir_gen_types[FHIR_GEN_NTYPES];")
     h("extern const fhir_elem fhir_gen_elems[FHIR_GEN_NELEMS];")
     h("extern const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS];")
+    h("extern const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS];")
     h("extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];")
     h("extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];")
     h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];")

@@ -5,10 +5,11 @@
  * binary search and nothing is allocated or initialised at start-up:
  *
  *   fhir_type_find     binary search of fhir_gen_types[] (sorted by name)
- *   fhir_elem_find     binary search of the type's run in fhir_gen_esort[]
- *                      (its element positions sorted by name); a key that is
- *                      not an element name is tried as a choice key
- *                      ("valueQuantity" = "value" + "Quantity")
+ *   fhir_elem_find     one probe (usually) of the generated hash fhir_gen_keys[],
+ *                      which holds every plain element name and every choice
+ *                      key ("valueQuantity" = "value" + "Quantity") per type
+ *   fhir_elem_named    binary search of the type's run in fhir_gen_esort[]
+ *                      (its element positions sorted by name)
  *   search params      binary search of fhir_gen_sp_index[] by type, then of
  *                      that type's list by code
  *
@@ -63,15 +64,44 @@ const fhir_type *fhir_resource_type(const char *name, size_t n)
     return t;
 }
 
-/* 1 when suffix[0..n) is the type name with its first letter capitalised. */
-static int choice_suffix_is(const char *suffix, size_t n, const char *tname)
+/* FNV-1a over the type index (2 bytes, little-endian) and the key, then a final
+ * avalanche: the same function as key_hash() in tools/gen_model.py, which placed
+ * the keys. */
+static uint32_t key_hash(size_t ti, const char *key, size_t n)
 {
-    char first = tname[0];
+    uint32_t h = 2166136261u;
+    h = (h ^ (uint32_t)(ti & 0xff)) * 16777619u;
+    h = (h ^ (uint32_t)((ti >> 8) & 0xff)) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    /* final avalanche (MurmurHash3 fmix32): the table index uses the low bits */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+/* 1 when key[0..n) is the element name, followed for a choice key by the chosen
+ * type's name with its first letter capitalised. */
+static int key_matches(const char *key, size_t n, const fhir_elem *e, const fhir_type *choice)
+{
+    const char *name = e->name;
+    size_t i = 0;
+    while (name[i] && i < n && key[i] == name[i])
+        i++;
+    if (name[i] != 0)
+        return 0;
+    if (!choice)
+        return i == n;
+    const char *tn = choice->name;
+    char first = tn[0];
     if (first >= 'a' && first <= 'z')
         first = (char)(first - 'a' + 'A');
-    if (n == 0 || suffix[0] != first)
+    if (i >= n || key[i] != first)
         return 0;
-    return name_cmp(suffix + 1, n - 1, tname + 1) == 0;
+    return name_cmp(key + i + 1, n - i - 1, tn + 1) == 0;
 }
 
 const fhir_elem *fhir_elem_find(const fhir_type *t, const char *key, size_t n,
@@ -79,42 +109,25 @@ const fhir_elem *fhir_elem_find(const fhir_type *t, const char *key, size_t n,
 {
     if (choice)
         *choice = NULL;
-    if (!t || !key || t->nelems == 0)
+    if (!t || !key || t->nelems == 0 || t < fhir_gen_types ||
+        t >= fhir_gen_types + FHIR_GEN_NTYPES)
         return NULL;
-    const uint16_t *order = &fhir_gen_esort[t->elems - fhir_gen_elems];
-    size_t lo = 0, hi = t->nelems;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const fhir_elem *e = &t->elems[order[mid]];
-        int c = name_cmp(key, n, e->name);
-        if (c == 0) {
-            /* a bare "value" does not name the choice element value[x] */
-            return e->is_choice ? NULL : e;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    /* choice key: an element name, then an upper-case letter starting a type name */
-    for (size_t i = 0; i < t->nelems; i++) {
-        const fhir_elem *e = &t->elems[i];
-        if (!e->is_choice)
+    size_t ti = (size_t)(t - fhir_gen_types);
+    const size_t mask = FHIR_GEN_NKEYS - 1;
+    for (size_t i = key_hash(ti, key, n) & mask;; i = (i + 1) & mask) {
+        const fhir_gen_key *k = &fhir_gen_keys[i];
+        if (k->type == 0xffff)
+            return NULL;
+        if (k->type != ti)
             continue;
-        size_t len = strlen(e->name);
-        if (len >= n || memcmp(key, e->name, len) != 0)
-            continue;
-        if (key[len] < 'A' || key[len] > 'Z')
-            continue;
-        for (size_t k = 0; k < e->ntypes; k++) {
-            if (choice_suffix_is(key + len, n - len, e->types[k]->name)) {
-                if (choice)
-                    *choice = e->types[k];
-                return e;
-            }
+        const fhir_elem *e = &fhir_gen_elems[k->elem];
+        const fhir_type *ct = k->choice ? &fhir_gen_types[k->choice - 1] : NULL;
+        if (key_matches(key, n, e, ct)) {
+            if (choice)
+                *choice = ct;
+            return e;
         }
     }
-    return NULL;
 }
 
 const fhir_elem *fhir_elem_named(const fhir_type *t, const char *name, size_t n)

@@ -6,6 +6,7 @@
  * search parameters and the Patient compartment. Expected values come from the
  * R4 specification pages, not from the generated file.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "fhir/model.h"
@@ -71,6 +72,32 @@ static void test_counts(void)
         }
     }
     ok(well_formed, "every element has types and sane cardinality");
+
+    /* every JSON key of every type resolves to its own element (and chosen type) */
+    size_t keys = 0, bad = 0;
+    for (size_t i = 0; i < nt; i++) {
+        for (unsigned k = 0; k < types[i].nelems; k++) {
+            const fhir_elem *e = &types[i].elems[k];
+            const fhir_type *c = NULL;
+            if (!e->is_choice) {
+                keys++;
+                if (fhir_elem_find(&types[i], e->name, strlen(e->name), &c) != e || c)
+                    bad++;
+                continue;
+            }
+            for (unsigned j = 0; j < e->ntypes; j++) {
+                char key[128];
+                int n = snprintf(key, sizeof key, "%s%s", e->name, e->types[j]->name);
+                size_t len = strlen(e->name);
+                if (key[len] >= 'a' && key[len] <= 'z')
+                    key[len] = (char)(key[len] - 'a' + 'A');
+                keys++;
+                if (fhir_elem_find(&types[i], key, (size_t)n, &c) != e || c != e->types[j])
+                    bad++;
+            }
+        }
+    }
+    ok(keys > 7000 && bad == 0, "all %zu JSON keys resolve to their element (%zu wrong)", keys, bad);
 }
 
 static void test_type_lookup(void)

@@ -9,6 +9,8 @@
  *                      in definition order (type->elems points at its run)
  *   fhir_gen_esort[]   parallel to fhir_gen_elems[]: within each run, the
  *                      positions of the run's elements sorted by JSON name
+ *   fhir_gen_keys[]    hash of (type, JSON key) -> element (and chosen type for
+ *                      choice keys such as "valueQuantity"); key_hash in model.c
  *   fhir_gen_sp_index[] resource type name -> its search params sorted by code
  */
 #ifndef HORTUS_FHIR_MODEL_GEN_H
@@ -19,9 +21,18 @@
 #define FHIR_GEN_NTYPES 694
 #define FHIR_GEN_NELEMS 7567
 #define FHIR_GEN_NRESOURCES 147
+#define FHIR_GEN_NKEYS 16384 /* power of two */
 #define FHIR_GEN_NSP 1378
 #define FHIR_GEN_NSP_INDEX 149
 #define FHIR_GEN_NCOMPARTMENT 67
+
+/* JSON key hash slot: type index (0xffff = empty), element index in
+ * fhir_gen_elems[], chosen type index + 1 for choice keys (0 otherwise). */
+typedef struct fhir_gen_key {
+    uint16_t type;
+    uint16_t elem;
+    uint16_t choice;
+} fhir_gen_key;
 
 typedef struct fhir_gen_sp_entry {
     const char *type;
@@ -38,6 +49,7 @@ typedef struct fhir_gen_comp_entry {
 extern const fhir_type fhir_gen_types[FHIR_GEN_NTYPES];
 extern const fhir_elem fhir_gen_elems[FHIR_GEN_NELEMS];
 extern const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS];
+extern const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS];
 extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];
 extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];
 extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];
