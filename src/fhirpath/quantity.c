@@ -278,13 +278,24 @@ bool fp_qty_equiv(const fp_qty *a, const fp_qty *b)
     fp_ucum ua, ub;
     if (qty_ucum(a, &ua) < 0 || qty_ucum(b, &ub) < 0 || !fp_ucum_commensurable(&ua, &ub))
         return false;
-    fp_dec ca, cb;
-    if (fp_ucum_to_canonical(a->value, &ua, &ca) < 0 ||
-        fp_ucum_to_canonical(b->value, &ub, &cb) < 0)
+    /* Precision is relative to each operand's own unit: 4 'g' is precise to 1 g, 4040 'mg'
+     * to 1 mg. Find the less precise operand (the larger last-digit step in canonical
+     * units), express the other in its unit and compare at its precision. */
+    fp_dec step_a = {1, a->value.scale}, step_b = {1, b->value.scale}, ca, cb;
+    fp_ucum la = ua, lb = ub;
+    la.special = lb.special = 0; /* a step is a difference: no offset */
+    if (fp_ucum_to_canonical(step_a, &la, &ca) < 0 || fp_ucum_to_canonical(step_b, &lb, &cb) < 0)
         return false;
-    /* Compare at the precision of the less precise operand, measured in its own unit and
-     * carried into canonical units by the conversion. */
-    return fp_dec_equiv(ca, cb);
+    const fp_qty *coarse = a, *fine = b;
+    const fp_ucum *uc = &ua, *uf = &ub;
+    if (fp_dec_cmp(ca, cb) < 0) {
+        coarse = b, fine = a;
+        uc = &ub, uf = &ua;
+    }
+    fp_dec v;
+    if (fp_ucum_convert(fine->value, uf, uc, &v) < 0)
+        return false;
+    return fp_dec_equiv(coarse->value, v);
 }
 
 /* ---- arithmetic ------------------------------------------------------------------------------ */

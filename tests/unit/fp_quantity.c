@@ -192,6 +192,15 @@ static void test_compare(void)
     ok(fp_qty_equiv(&a, &b), "4 'g' ~ 4000 'mg'");
     a = Q("4.00 'g'"), b = Q("4040 'mg'");
     ok(!fp_qty_equiv(&a, &b), "4.00 'g' !~ 4040 'mg'");
+    a = Q("185 '[lb_av]'"), b = Q("84 'kg'");
+    ok(fp_qty_equiv(&a, &b), "185 lb ~ 84 kg (at the precision of 84 kg)");
+    ok(fp_qty_equiv(&b, &a), "equivalence is symmetric");
+    b = Q("83 'kg'");
+    ok(!fp_qty_equiv(&a, &b), "185 lb !~ 83 kg");
+    a = Q("1 year"), b = Q("12 months");
+    ok(fp_qty_equiv(&a, &b), "1 year ~ 12 months");
+    a = Q("37.0 'Cel'"), b = Q("310.16 'K'");
+    ok(fp_qty_equiv(&a, &b), "37.0 Cel ~ 310.16 K");
     is_str(EQ("7 days", "1 week"), "true", "7 days = 1 week");
     is_str(EQ("7 days", "1 'wk'"), "true", "7 days = 1 'wk'");
     is_str(CMP("6 days", "1 week"), "-1", "6 days < 1 week");
