@@ -9,7 +9,8 @@
  *
  * Answer: 201 Created, Location [base]/Type/id/_history/1, ETag W/"1",
  * Last-Modified, body by Prefer. Conditional create (If-None-Exist) needs
- * search and is refused with 412 for now rather than silently ignored
+ * search and is refused with 400 (not-supported) for now rather than silently
+ * ignored, which could create duplicates the client meant to avoid
  * (docs/REST.md).
  */
 #include <string.h>
@@ -51,7 +52,7 @@ static int create_resume(rest_req *r)
 int rest_create(rest_req *r)
 {
     if (rest_header(r, "If-None-Exist"))
-        return rest_send_error(r, 412, OO_NOT_SUPPORTED,
+        return rest_send_error(r, 400, OO_NOT_SUPPORTED,
                                "conditional create (If-None-Exist) is not supported yet", NULL);
     json_val *root;
     if (rest_parse_resource(r, &root))

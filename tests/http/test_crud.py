@@ -224,3 +224,22 @@ def test_method_not_allowed(http, base):
     assert_outcome(r, 405)
     assert "POST" in r.headers["Allow"]
     assert_outcome(http.delete(f"{base}/metadata"), 405)
+
+
+def test_conditional_create_is_refused_not_ignored(http, base):
+    r = http.post(f"{base}/Patient", json=PATIENT,
+                  headers={"Content-Type": FHIR_JSON, "If-None-Exist": "identifier=x|1"})
+    assert_outcome(r, 400, "not-supported")
+
+
+def test_create_after_client_disconnect_keeps_serving(server, http, base):
+    # a write whose client vanished while it waited for the commit must not hurt
+    import socket
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        body = b'{"resourceType":"Patient"}'
+        s.sendall(b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.close()
+    assert http.get(f"{base}/metadata").status_code == 200
+    assert create(http, base, PATIENT).status_code == 201
