@@ -1,0 +1,253 @@
+/*
+ * fhirpath.c -- unit tests of the FHIRPath engine: parser errors and positions,
+ * evaluation over a small resource, collections, three-valued logic, limits on
+ * hostile expressions, the function table, and the start-up check that every
+ * search-parameter expression of the generated R4 model compiles.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "fhirpath/fhirpath.h"
+#include "fhirpath/internal.h"
+#include "tap.h"
+
+static const char patient[] =
+    "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"active\":true,"
+    "\"name\":[{\"use\":\"official\",\"family\":\"Chalmers\",\"given\":[\"Peter\",\"James\"]},"
+    "{\"use\":\"usual\",\"given\":[\"Jim\"]}],"
+    "\"birthDate\":\"1974-12-25\",\"_birthDate\":{\"extension\":[{\"url\":\"http://x/bt\","
+    "\"valueDateTime\":\"1974-12-25T14:35:45-05:00\"}]},"
+    "\"multipleBirthInteger\":2,"
+    "\"contained\":[{\"resourceType\":\"Organization\",\"id\":\"o1\",\"name\":\"Acme\"}],"
+    "\"managingOrganization\":{\"reference\":\"#o1\"}}";
+
+static arena *A;
+static json_val *P;
+
+/* evaluate expr over the patient and return the JSON text of the result
+ * (a static buffer), or "ERR:<code>" on failure */
+static const char *ev(const char *expr)
+{
+    static char out[4096];
+    fp_error e;
+    fp_expr *x = fp_compile(expr, &e);
+    if (!x) {
+        snprintf(out, sizeof out, "ERR:%d", e.code);
+        return out;
+    }
+    fp_coll c;
+    int rc = fp_eval(x, A, P, NULL, &c, &e);
+    if (rc) {
+        snprintf(out, sizeof out, "ERR:%d", rc);
+    } else {
+        buf b = BUF_INIT;
+        fp_write_json(&b, &c);
+        snprintf(out, sizeof out, "%s", buf_cstr(&b));
+        buf_free(&b);
+    }
+    fp_free(x);
+    return out;
+}
+
+static void test_parse_errors(void)
+{
+    fp_error e;
+    fp_expr *x = fp_compile("name.given.", &e);
+    ok(!x && e.code == ERR_INVALID, "trailing dot is a syntax error");
+    is_int(e.pos, 11, "error position at the end");
+    x = fp_compile("name.foo(", &e);
+    ok(!x && e.code == ERR_INVALID, "unknown function is a compile error");
+    is_int(e.pos, 5, "position of the unknown function");
+    ok(strstr(e.msg, "foo") != NULL, "message names the function: %s", e.msg);
+    x = fp_compile("1 +\n  (2", &e);
+    ok(!x && e.line == 2, "line of an error on the second line (%d)", e.line);
+    x = fp_compile("substring()", &e);
+    ok(!x && strstr(e.msg, "argument"), "argument count checked: %s", e.msg);
+    x = fp_compile("'abc", &e);
+    ok(!x && strstr(e.msg, "unterminated"), "unterminated string: %s", e.msg);
+    x = fp_compile("x is Foo.Bar", &e);
+    ok(!x, "unknown namespace for a type is an error");
+    x = fp_compile("", &e);
+    ok(!x, "empty expression is an error");
+    x = fp_compile("@2012-13-01", &e);
+    ok(!x, "invalid month in a date literal");
+}
+
+static void test_paths(void)
+{
+    is_str(ev("name.given"), "[\"Peter\",\"James\",\"Jim\"]", "path over arrays");
+    is_str(ev("Patient.name.family"), "[\"Chalmers\"]", "type name at the path start");
+    is_str(ev("Observation.status"), "[]", "other type name selects nothing");
+    is_str(ev("name[1].given"), "[\"Jim\"]", "indexer");
+    is_str(ev("name.where(use = 'usual').given"), "[\"Jim\"]", "where()");
+    is_str(ev("multipleBirth"), "[2]", "choice element by its bare name");
+    is_str(ev("multipleBirth is integer"), "[true]", "choice type from the model");
+    is_str(ev("birthDate.extension.url"), "[\"http://x/bt\"]", "primitive extension");
+    is_str(ev("birthDate < @2000-01-01"), "[true]", "date comparison");
+    is_str(ev("managingOrganization.resolve().name"), "[\"Acme\"]",
+           "resolve() into contained");
+    is_str(ev("name.given.combine(name.family).count()"), "[4]",
+           "non-lambda argument starts from the context");
+    is_str(ev("name.select(given.first())"), "[\"Peter\",\"Jim\"]", "select()");
+    is_str(ev("id.type().name"), "[\"String\"]", "Resource.id is System.String");
+    is_str(ev("active.type().namespace"), "[\"FHIR\"]", "FHIR primitive namespace");
+}
+
+static void test_logic(void)
+{
+    is_str(ev("true and {}"), "[]", "true and empty is empty");
+    is_str(ev("false and {}"), "[false]", "false and empty is false");
+    is_str(ev("{} or true"), "[true]", "empty or true is true");
+    is_str(ev("true xor true"), "[false]", "xor");
+    is_str(ev("{} implies false"), "[]", "empty implies false is empty");
+    is_str(ev("false implies {}"), "[true]", "false implies anything");
+    is_str(ev("(1|2|3).count()"), "[3]", "union");
+    is_str(ev("(1|1|2).count()"), "[2]", "union removes duplicates");
+    is_str(ev("1 = 1.0"), "[true]", "integer equals decimal");
+    is_str(ev("'a' = {}"), "[]", "equality with empty is empty");
+    is_str(ev("'A  b' ~ 'a b'"), "[true]", "string equivalence");
+    is_str(ev("(1|2) ~ (2|1)"), "[true]", "collection equivalence ignores order");
+    is_str(ev("2 + 3 * 4"), "[14]", "precedence");
+    is_str(ev("7 div 2"), "[3]", "div");
+    is_str(ev("-7 mod 2"), "[-1]", "mod keeps the sign");
+    is_str(ev("1 / 2"), "[0.5]", "integer division gives a decimal");
+    is_str(ev("'a' & {} & 'b'"), "[\"ab\"]", "& treats empty as ''");
+    is_str(ev("(1|2) + 1"), "ERR:-2", "arithmetic on many items is an error");
+    is_str(ev("2147483647 + 1"), "ERR:-2", "integer overflow is an error");
+    is_str(ev("1 / 0"), "[]", "division by zero is empty");
+}
+
+static void test_functions(void)
+{
+    is_str(ev("'abcdef'.substring(2, 3)"), "[\"cde\"]", "substring");
+    is_str(ev("'a,b,c'.split(',').count()"), "[3]", "split");
+    is_str(ev("('a'|'b').join('-')"), "[\"a-b\"]", "join");
+    is_str(ev("'abc123'.replaceMatches('[0-9]', '-')"), "[\"abc---\"]", "replaceMatches");
+    is_str(ev("'2023'.matches('\\\\d+')"), "[true]", "\\d in a regex");
+    is_str(ev("'hello'.encode('base64').decode('base64')"), "[\"hello\"]", "base64 round trip");
+    is_str(ev("(3|1|2).sort()"), "[1,2,3]", "sort()");
+    is_str(ev("(1|2|3).sort(-$this)"), "[3,2,1]", "sort descending");
+    is_str(ev("(1|2|3).aggregate($this + $total, 0)"), "[6]", "aggregate()");
+    is_str(ev("iif(true, 'y', 'n')"), "[\"y\"]", "iif()");
+    is_str(ev("'1.5'.toDecimal() + 1"), "[2.5]", "toDecimal()");
+    is_str(ev("'x'.toInteger()"), "[]", "toInteger() of a non-number is empty");
+    is_str(ev("(2).power(10)"), "[1024]", "power() of integers is an integer");
+    is_str(ev("1.587.lowBoundary(2)"), "[1.58]", "lowBoundary (decimal library)");
+    is_str(ev("descendants().where($this is HumanName).count()"), "[2]", "descendants()");
+    is_str(ev("(1|2).single()"), "ERR:-2", "single() on two items is an error");
+    is_str(ev("%ucum"), "[\"http://unitsofmeasure.org\"]", "%%ucum");
+    is_str(ev("%resource.id"), "[\"p1\"]", "%%resource");
+    is_str(ev("%nosuch"), "ERR:-2", "unknown environment variable");
+    is_str(ev("1 'mg' + 2 'mg'"), "[{\"value\":3,\"unit\":\"mg\",\"system\":"
+                                  "\"http://unitsofmeasure.org\",\"code\":\"mg\"}]",
+           "quantity result as a FHIR Quantity");
+    is_str(ev("@2012-01-31 + 1 month"), "[\"2012-02-29\"]", "calendar arithmetic");
+}
+
+/* Function table must be sorted for the binary search. */
+static void test_func_table(void)
+{
+    static const char *const names[] = {"abs", "where", "union", "unescape", "toString",
+                                        "today", "lastIndexOf", "matchesFull", "ofType"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const fp_func *f = fp_func_find(names[i], strlen(names[i]));
+        ok(f && !strcmp(f->name, names[i]), "function %s found", names[i]);
+    }
+    ok(fp_func_find("wher", 4) == NULL, "prefix of a name is not a function");
+    ok(fp_func_find("wheres", 6) == NULL, "extension of a name is not a function");
+}
+
+static void test_limits(void)
+{
+    /* deep nesting */
+    size_t n = 5000;
+    char *deep = malloc(2 * n + 2);
+    memset(deep, '(', n);
+    deep[n] = '1';
+    memset(deep + n + 1, ')', n);
+    deep[2 * n + 1] = 0;
+    fp_error e;
+    fp_expr *x = fp_compile(deep, &e);
+    ok(!x && e.code == ERR_TOOBIG, "deep nesting rejected: %s", e.msg);
+    free(deep);
+    /* long chain of unary minus */
+    char *neg = malloc(n + 2);
+    memset(neg, '-', n);
+    neg[n] = '1';
+    neg[n + 1] = 0;
+    x = fp_compile(neg, &e);
+    ok(!x && e.code == ERR_TOOBIG, "unary chain rejected");
+    free(neg);
+    /* runaway repetition is stopped by the work limit */
+    is_str(ev("(1|2|3|4|5|6|7|8|9|10).select((1|2|3|4|5|6|7|8|9|10).select((1|2|3|4|5|6|7|8|"
+              "9|10).select((1|2|3|4|5|6|7|8|9|10).select((1|2|3|4|5|6|7|8|9|10).select((1|2|"
+              "3|4|5|6|7|8|9|10).select((1|2|3|4|5|6|7|8|9|10)))))))"),
+           "ERR:-9", "exponential select() hits the step limit");
+    /* string doubling is stopped by the string/step limits */
+    const char *dbl = "(1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|22|23|24|25|26|"
+                      "27|28|29|30).aggregate($total + $total, 'xxxxxxxxxxxxxxxx')";
+    const char *r = ev(dbl);
+    ok(!strcmp(r, "ERR:-9"), "string doubling stopped (%s)", r);
+    is_str(ev("name.repeat(name)"), "[]", "repeat() terminates");
+    x = fp_compile("1", &e);
+    fp_env env = {0};
+    env.max_steps = 3;
+    fp_coll c;
+    fp_expr *y = fp_compile("name.given.where($this = 'x')", &e);
+    ok(y && fp_eval(y, A, P, &env, &c, &e) == ERR_LIMIT, "max_steps from the environment");
+    ok(strstr(e.msg, "limit") != NULL, "limit message: %s", e.msg);
+    fp_free(x);
+    fp_free(y);
+}
+
+static void test_search_params(void)
+{
+    const fhir_search_param *const *sp;
+    size_t n = fhir_search_params_all(&sp);
+    ok(n > 1000, "the model has R4 search parameters (%zu)", n);
+    size_t with = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sp[i]->expression)
+            continue;
+        with++;
+        fp_error e;
+        fp_expr *x = fp_compile(sp[i]->expression, &e);
+        if (!x) {
+            failed++;
+            printf("# %s: %s at %ld: %s\n", sp[i]->code, sp[i]->expression, e.pos, e.msg);
+        }
+        fp_free(x);
+        for (uint8_t k = 0; k < sp[i]->ncomponents; k++) {
+            if (!sp[i]->component_exprs[k])
+                continue;
+            x = fp_compile(sp[i]->component_exprs[k], &e);
+            if (!x) {
+                failed++;
+                printf("# %s component %s: %s\n", sp[i]->code, sp[i]->component_exprs[k], e.msg);
+            }
+            fp_free(x);
+        }
+    }
+    ok(with > 1000, "%zu parameters have an expression", with);
+    is_int(failed, 0, "every search-parameter expression compiles");
+}
+
+int main(void)
+{
+    A = arena_new(0);
+    json_error je;
+    if (json_parse(A, patient, sizeof patient - 1, 0, &P, &je)) {
+        printf("not ok 1 - test resource parses: %s\n", je.msg);
+        return 1;
+    }
+    test_parse_errors();
+    test_paths();
+    test_logic();
+    test_functions();
+    test_func_table();
+    test_limits();
+    test_search_params();
+    arena_free(A);
+    return tap_done();
+}
