@@ -75,7 +75,9 @@ typedef struct store_opts {
 /*
  * Open (creating if needed) the store at `location`: "lmdb:DIR" or a plain directory DIR
  * (LMDB); "postgres://..." answers ERR_UNSUPPORTED for now. The directory is created if
- * missing. `opts` may be NULL. Starts the writer thread. On success *out owns the store
+ * missing. `opts` may be NULL. Starts the writer thread. A directory is used by one
+ * process at a time (an flock on DIR/hortus.lock): a second open from another process
+ * fails with ERR_IO and a message instead of corrupting t. On success *out owns the store
  * until store_close(). Returns 0, ERR_INVALID (bad location), ERR_IO (with a message on
  * stderr), ERR_NOMEM.
  */
@@ -154,7 +156,7 @@ typedef struct store_req {
  * (vid not greater than the current one; same resource twice in one request),
  * ERR_NOTFOUND / ERR_GONE (delete of a missing / already deleted resource), ERR_IO.
  * The callback must be quick (resume a connection, signal a condvar): it delays the
- * next batch. Returns a negative code without queuing (no callback) when the request is
+ * next batch; it must not call store_write() (the writer would wait for itself). Returns a negative code without queuing (no callback) when the request is
  * malformed (ERR_INVALID: bad type/id characters or length, no ops, missing bytes, vid 0)
  * or the store is closing (ERR_IO). Computes SHA-256 of each op's bytes in the calling
  * thread unless op.have_hash.

@@ -27,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "base/err.h"
@@ -56,6 +59,7 @@ typedef struct lmdb_reader {
 struct lmdb_store {
     struct store base;
     MDB_env *env;
+    int lock_fd; /* DIR/hortus.lock, flock()ed: one writing process per directory */
     MDB_dbi db_res, db_type, db_sys, db_content, db_txlog, db_txtime, db_counts, db_meta;
     MDB_dbi db_extra[STORE_DB_COUNT_];
     unsigned max_batch;
@@ -595,6 +599,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     if (!s)
         return ERR_NOMEM;
     s->base.ops = &store_lmdb_ops;
+    s->lock_fd = -1;
     s->gen = atomic_fetch_add(&lmdb_generation, 1) + 1;
     s->max_batch = o && o->max_batch ? o->max_batch : LMDB_DEFAULT_BATCH;
     size_t map = o && o->map_size ? o->map_size : STORE_DEFAULT_MAP_SIZE;
@@ -611,8 +616,21 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         rc = ERR_IO;
         goto fail;
     }
-    /* Never map less than the file already holds. */
+    /* One process per directory: the writer keeps t in memory, so a second writing
+     * process would hand out the same t twice. */
     char path[4096];
+    if (snprintf(path, sizeof path, "%s/hortus.lock", dir) >= (int)sizeof path) {
+        rc = ERR_INVALID;
+        goto fail;
+    }
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
+        fprintf(stderr, "hortus: store: %s is in use by another open store (%s)\n", dir,
+                strerror(errno));
+        rc = ERR_IO;
+        goto fail;
+    }
+    /* Never map less than the file already holds. */
     struct stat st;
     if (snprintf(path, sizeof path, "%s/data.mdb", dir) < (int)sizeof path &&
         stat(path, &st) == 0 && (size_t)st.st_size > map)
@@ -625,6 +643,8 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         rc = map_rc(rc);
         goto fail;
     }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead); /* slots left by a killed process */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     atomic_store(&s->map_size, info.me_mapsize);
@@ -638,6 +658,8 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
 fail:
     if (s->env)
         mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
     pthread_mutex_destroy(&s->gmu);
@@ -663,6 +685,7 @@ static void lmdb_close(store *base)
         free(r);
     }
     mdb_env_close(s->env);
+    close(s->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
     pthread_mutex_destroy(&s->gmu);

@@ -783,6 +783,8 @@ int main(void)
     char loc[96];
     snprintf(loc, sizeof loc, "lmdb:%s", d);
     ok(store_open(loc, NULL, &s) == 0, "open lmdb:DIR");
+    store *twice = NULL;
+    is_int(store_open(d, NULL, &twice), ERR_IO, "a second open of the same directory is refused");
     test_crud(s);
     test_transactions(s);
     test_group_conflict(s);
