@@ -100,6 +100,18 @@ static int send_oo(rest_req *r, unsigned status, const oo *o, const char *allow)
 int rest_send_error_ex(rest_req *r, unsigned status, oo_code code, const char *diag,
                        const char *expr, const char *allow)
 {
+    /* Messages quote what the client sent (paths, header values), which need
+     * not be UTF-8: keep printable ASCII only, so the answer is valid JSON. */
+    size_t n = strlen(diag);
+    char *clean = arena_alloc(r->a, n + 1);
+    if (clean) {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)diag[i];
+            clean[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        clean[n] = 0;
+        diag = clean;
+    }
     oo o;
     oo_init(&o, r->a);
     oo_add(&o, status >= 500 ? OO_FATAL : OO_ERROR, code, diag, expr);

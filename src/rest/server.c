@@ -361,7 +361,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     body_req *br = *con_cls;
     if (br == &bodiless_marker) {
-        /* second call of a read: the request is complete, answer it. (Answering
+        /* A read with a body (allowed, meaningless): drop the bytes. */
+        if (*upload_size) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        /* last call of a read: the request is complete, answer it. (Answering
          * on the first call would make MHD close the connection, since the
          * request might still have a body coming.) */
         rest_req r;
@@ -371,7 +376,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r.method = rest_method_parse(method);
         r.t_start_ns = rest_now_ns();
         r.a = thread_arena();
-        *upload_size = 0;
         *con_cls = NULL;
         if (!r.a || rest_route_parse(r.a, url, &r.route))
             return MHD_NO;

@@ -171,3 +171,20 @@ def test_bad_history_parameters_are_400(http, base):
     assert_outcome(http.get(f"{base}/_history", params={"_since": "2020-01-01T10:00"}), 400)
     assert_outcome(http.get(f"{base}/_history", params={"_at": "2020-02-30"}), 400)
     assert_outcome(http.get(f"{base}/_history", params={"_page_t": "x"}), 400)
+
+
+def test_non_utf8_in_path_and_headers_gives_valid_json(http, base):
+    for url in [f"{base}/%FF%FE/1", f"{base}/Patient/%C3%28", f"{base}/Patient/x/_history/%FF"]:
+        r = http.get(url)
+        assert 400 <= r.status_code < 500
+        r.content.decode("utf-8")  # strict
+        assert r.json()["resourceType"] == "OperationOutcome"
+    r = http.get(f"{base}/metadata", headers={"Accept": b"text/\xff\xfe"})
+    assert_outcome(r, 406)
+    r.content.decode("utf-8")
+
+
+def test_get_with_a_body_is_answered(http, base):
+    r = http.get(f"{base}/metadata", data=b"x" * 100000)
+    assert r.status_code == 200
+    assert r.json()["resourceType"] == "CapabilityStatement"
