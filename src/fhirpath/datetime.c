@@ -478,12 +478,17 @@ int fp_dt_add(fp_dt v, int sign, fp_dec amount, enum fp_dt_unit unit, fp_dt *out
         return unit == FP_DTU_NONE ? ERR_INVALID : ERR_TOOBIG;
     n *= sign < 0 ? -1 : 1;
     int rc;
+    int64_t d = 0;
+    /* |d| stays below ~10^16 ms (300000 years): no overflow below, and far past 9999. */
+    if (unit >= FP_DTU_WEEK &&
+        (__builtin_mul_overflow(n, unit_ms[unit], &d) || d > 10000000000000000LL ||
+         d < -10000000000000000LL))
+        return ERR_TOOBIG;
     if (v.kind == FP_DT_TIME) {
         if (unit < FP_DTU_HOUR)
             return ERR_INVALID;
         static const int64_t prec_ms[] = {[FP_DT_HOUR] = MS_PER_HOUR, [FP_DT_MINUTE] = MS_PER_MIN,
                                           [FP_DT_SECOND] = 1000, [FP_DT_MS] = 1};
-        int64_t d = n * unit_ms[unit];
         d = d / prec_ms[v.prec] * prec_ms[v.prec];
         int64_t t = (local_ms(&v) + d) % MS_PER_DAY;
         if (t < 0)
@@ -501,7 +506,6 @@ int fp_dt_add(fp_dt v, int sign, fp_dec amount, enum fp_dt_unit unit, fp_dt *out
         *out = v;
         return 0;
     }
-    int64_t d = n * unit_ms[unit];
     if (v.prec == FP_DT_YEAR) {
         rc = add_months(&v, d / (365 * MS_PER_DAY) * 12);
     } else if (v.prec == FP_DT_MONTH) {

@@ -9,6 +9,26 @@
 #include "fhirpath/datetime.h"
 #include "tap.h"
 
+/* Deterministic xorshift generator for the robustness loop. */
+static uint32_t rng_state = 2463534242u;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* Random text over `alphabet`, up to max-1 bytes; returns its length. */
+static size_t random_text(char *dst, size_t max, const char *alphabet)
+{
+    size_t n = rng() % max, na = strlen(alphabet);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = alphabet[rng() % na];
+    dst[n] = '\0';
+    return n;
+}
+
 static fp_dt L(const char *s)
 {
     fp_dt v;
@@ -253,6 +273,47 @@ static void test_clock(void)
     ok(fp_dt_to_unix_ms(L("1970-01-01T02:00:00+02:00")) == 0, "epoch with offset");
 }
 
+static void test_robust(void)
+{
+    char t1[40], t2[40];
+    int bad = 0, parsed = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n1 = random_text(t1, sizeof t1, "0123456789012-:T.Z+");
+        fp_dt a, r;
+        if (fp_dt_parse_literal(t1, n1, &a) != 0)
+            continue;
+        parsed++;
+        char text[FP_DT_TEXT_MAX];
+        size_t tn = fp_dt_format(a, text, sizeof text);
+        fp_dt back;
+        /* The printed form parses back to an equivalent value (a lone trailing 'T' of a
+         * year/month/day dateTime is not printed, so compare equivalence, not bytes). */
+        const char *p = text;
+        char tbuf[FP_DT_TEXT_MAX + 1];
+        if (a.kind == FP_DT_TIME) {
+            tbuf[0] = 'T';
+            memcpy(tbuf + 1, text, tn + 1);
+            p = tbuf;
+            tn++;
+        }
+        if (fp_dt_parse_literal(p, tn, &back) != 0 || !fp_dt_equiv(fp_dt_to_datetime(a),
+                                                                     fp_dt_to_datetime(back)))
+            bad++;
+        random_text(t2, 12, "0123456789");
+        fp_dec amount;
+        if (fp_dec_parse(t2, strlen(t2), &amount) != 0)
+            amount = fp_dec_from_i64(1);
+        int rc = fp_dt_add(a, rng() % 2 ? 1 : -1, amount, (enum fp_dt_unit)(1 + rng() % 8), &r);
+        if (rc != 0 && rc != ERR_TOOBIG && rc != ERR_INVALID)
+            bad++;
+        rc = fp_dt_high_boundary(a, (int)(rng() % 20) - 1, &r);
+        if (rc != 0 && rc != FP_EMPTY)
+            bad++;
+    }
+    ok(parsed > 100, "the random loop parsed %d values", parsed);
+    is_int(bad, 0, "random inputs: output re-parses and operations return defined codes");
+}
+
 int main(void)
 {
     test_parse();
@@ -260,5 +321,6 @@ int main(void)
     test_arith();
     test_boundaries();
     test_clock();
+    test_robust();
     return tap_done();
 }

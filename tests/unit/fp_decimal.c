@@ -9,6 +9,26 @@
 #include "fhirpath/decimal.h"
 #include "tap.h"
 
+/* Deterministic xorshift generator for the robustness loop. */
+static uint32_t rng_state = 2463534242u;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* Random text over `alphabet`, up to max-1 bytes; returns its length. */
+static size_t random_text(char *dst, size_t max, const char *alphabet)
+{
+    size_t n = rng() % max, na = strlen(alphabet);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = alphabet[rng() % na];
+    dst[n] = '\0';
+    return n;
+}
+
 static fp_dec D(const char *s)
 {
     fp_dec d;
@@ -262,6 +282,39 @@ static void test_boundaries(void)
     ok(fp_dec_cmp(lo, v) < 0 && fp_dec_cmp(v, hi) < 0, "low < value < high");
 }
 
+static void test_robust(void)
+{
+    /* Random text through the parser and every operation: ASan/UBSan watch for UB; the
+     * checks here are the invariants that must hold for whatever parses. */
+    char t1[64], t2[64];
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n1 = random_text(t1, sizeof t1, "0123456789999.-+eE");
+        size_t n2 = random_text(t2, sizeof t2, "0123456789.-");
+        fp_dec a, b, r;
+        if (fp_dec_parse_json(t1, n1, &a) != 0 || fp_dec_parse(t2, n2, &b) != 0)
+            continue;
+        if (a.scale < 0 || a.scale > FP_DEC_MAX_SCALE)
+            bad++;
+        char text[FP_DEC_TEXT_MAX];
+        size_t tn = fp_dec_format(a, text, sizeof text);
+        fp_dec back;
+        if (fp_dec_parse(text, tn, &back) != 0 || back.coef != a.coef || back.scale != a.scale)
+            bad++;
+        int rcs[] = {fp_dec_add(a, b, &r), fp_dec_sub(a, b, &r), fp_dec_mul(a, b, &r),
+                     fp_dec_div(a, b, &r), fp_dec_idiv(a, b, &r), fp_dec_mod(a, b, &r),
+                     fp_dec_power(a, b, &r), fp_dec_low_boundary(a, (int)(rng() % 30), &r),
+                     fp_dec_high_boundary(b, (int)(rng() % 30), &r)};
+        for (size_t k = 0; k < sizeof rcs / sizeof *rcs; k++) {
+            if (rcs[k] != 0 && rcs[k] != FP_EMPTY && rcs[k] != ERR_TOOBIG)
+                bad++;
+        }
+        if (fp_dec_cmp(a, b) != -fp_dec_cmp(b, a))
+            bad++;
+    }
+    is_int(bad, 0, "random inputs: round trips, return codes and antisymmetry hold");
+}
+
 int main(void)
 {
     test_parse_format();
@@ -269,5 +322,6 @@ int main(void)
     test_arith();
     test_functions();
     test_boundaries();
+    test_robust();
     return tap_done();
 }

@@ -10,6 +10,26 @@
 #include "fhirpath/ucum.h"
 #include "tap.h"
 
+/* Deterministic xorshift generator for the robustness loop. */
+static uint32_t rng_state = 2463534242u;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* Random text over `alphabet`, up to max-1 bytes; returns its length. */
+static size_t random_text(char *dst, size_t max, const char *alphabet)
+{
+    size_t n = rng() % max, na = strlen(alphabet);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = alphabet[rng() % na];
+    dst[n] = '\0';
+    return n;
+}
+
 /* "1.5 'mg'" or "3 days" -> quantity; the unit part after the number. */
 static fp_qty Q(const char *s)
 {
@@ -379,6 +399,38 @@ static void test_canonical(void)
        "equal amounts have equal canonical forms");
 }
 
+static void test_robust(void)
+{
+    char t[48];
+    int bad = 0, parsed = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = random_text(t, sizeof t, "mgLkd/.()[]{}_0123-+%HgiUaos*^Celx");
+        fp_ucum u;
+        int rc = fp_ucum_parse(t, n, &u);
+        if (rc != 0 && rc != ERR_INVALID && rc != ERR_TOOBIG)
+            bad++;
+        if (rc != 0)
+            continue;
+        parsed++;
+        fp_qty q, c, r;
+        fp_dec v = fp_dec_from_i64((int64_t)(rng() % 1000));
+        if (fp_qty_make(v, t, n, &q) != 0)
+            continue;
+        if (fp_qty_canonical(&q, &c) == 0) {
+            /* The canonical unit is itself UCUM and maps to the same dimensions. */
+            fp_ucum cu;
+            if (fp_ucum_parse(c.unit, strlen(c.unit), &cu) != 0 || !fp_ucum_commensurable(&u, &cu))
+                bad++;
+        }
+        fp_qty g = Q("2 'g'");
+        rc = fp_qty_mul(&q, &g, &r);
+        if (rc != 0 && rc != ERR_INVALID && rc != ERR_TOOBIG && rc != FP_EMPTY)
+            bad++;
+    }
+    ok(parsed > 50, "the random loop parsed %d units", parsed);
+    is_int(bad, 0, "random units: defined codes, canonical units re-parse");
+}
+
 int main(void)
 {
     test_ucum();
@@ -389,5 +441,6 @@ int main(void)
     test_fhir_origin();
     test_dates();
     test_canonical();
+    test_robust();
     return tap_done();
 }
