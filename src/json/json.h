@@ -67,7 +67,8 @@ struct json_member {
 
 typedef struct json_error {
     size_t off;     /* byte offset where the problem was found */
-    int line, col;  /* 1-based position of off */
+    int line, col;  /* 1-based position of off; col counts characters (UTF-8 code
+                       points), a leading BOM is not counted */
     char msg[160];  /* what was wrong, e.g. "expected ':' after object key" */
 } json_error;
 
@@ -91,6 +92,8 @@ const char *json_get_str(const json_val *obj, const char *key);
 int json_equal(const json_val *x, const json_val *y);
 
 /* --- building and editing trees (all memory from the arena) ------------------- */
+/* Values are copied by value: a copied ARRAY or OBJECT shares its items/members
+ * with the original, so grow only one of the two copies. */
 json_val *json_new_string(arena *a, const char *s, size_t n); /* copies s */
 json_val *json_new_number(arena *a, const char *text, size_t n); /* copies text */
 json_val *json_new_object(arena *a);                          /* empty object */
@@ -104,7 +107,10 @@ void json_obj_del(json_val *obj, const char *key);
 int json_arr_push(arena *a, json_val *arr, const json_val *val);
 
 /* --- writing ------------------------------------------------------------------ */
-/* Serialise v into b: minified, or indented by two spaces when pretty. */
+/* Serialise v into b: minified, or indented by two spaces when pretty. Layout and
+ * string escaping are those of JavaScript's JSON.stringify(v) and
+ * JSON.stringify(v, null, 2) (no trailing newline, empty containers as {} and []),
+ * except that numbers keep their raw text where JavaScript would reformat them. */
 void json_write(buf *b, const json_val *v, int pretty);
 /* Write s[0..n) as a quoted, escaped JSON string. */
 void json_write_string(buf *b, const char *s, size_t n);
