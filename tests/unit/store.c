@@ -774,6 +774,114 @@ static void test_concurrency(void)
     rm_dir(d);
 }
 
+
+/* ---- one big transaction into a small map; paging against a live writer ----------- */
+typedef struct bg_writer {
+    store *s;
+    atomic_int stop;
+    int written;
+} bg_writer;
+
+static void *bg_write_loop(void *p)
+{
+    bg_writer *w = p;
+    while (!atomic_load(&w->stop)) {
+        char id[32];
+        snprintf(id, sizeof id, "live%d", w->written);
+        uint64_t t;
+        if (write1(w->s, STORE_OP_CREATE, "Encounter", id, 0, 1, &t, NULL) == 0)
+            w->written++;
+    }
+    return NULL;
+}
+
+static void test_big_request_and_live_paging(void)
+{
+    const char *d = new_dir();
+    store *s;
+    store_opts o = {.map_size = 1 << 20};
+    ok(store_open(d, &o, &s) == 0, "open a 1 MiB store for one big transaction");
+    enum { NOPS = 600 };
+    store_op *ops = calloc(NOPS, sizeof *ops);
+    char (*ids)[16] = calloc(NOPS, 16);
+    static char payload[NOPS][4200];
+    for (int i = 0; i < NOPS; i++) {
+        snprintf(ids[i], 16, "e%04d", i);
+        size_t n = body(payload[i], sizeof payload[i], "Encounter", ids[i], 1, NULL);
+        memset(payload[i] + n - 1, ' ', 4000); /* pad inside the object: ~4 KiB each */
+        payload[i][n - 1 + 4000] = '}';
+        set_op(&ops[i], STORE_OP_CREATE, "Encounter", ids[i], 0, 1, payload[i], n + 4000);
+    }
+    store_req req = {.ops = ops, .nops = NOPS};
+    uint64_t t = 0;
+    is_int(store_write(s, &req, &t), 0, "a 600-op (~2.4 MB) request commits in a 1 MiB map");
+    store_stats st;
+    store_get_stats(s, &st);
+    ok(st.map_resizes >= 1, "the map grew inside the request (%llu resizes)",
+       (unsigned long long)st.map_resizes);
+    store_reader *r;
+    store_read_begin(s, &r);
+    store_version v;
+    int same_t = 0;
+    for (int i = 0; i < NOPS; i++)
+        same_t += store_read(r, 0, "Encounter", ids[i], &v) == 0 && v.t == t &&
+                  v.len == ops[i].len;
+    is_int(same_t, NOPS, "all 600 resources are there with the request's single t");
+    uint64_t cur, ver;
+    store_count(r, 0, "Encounter", &cur, &ver);
+    is_int(cur, NOPS, "counts include the whole transaction");
+    store_read_end(r);
+
+    /* Page through type history 7 at a time while another thread keeps creating. */
+    bg_writer w = {.s = s};
+    pthread_t th;
+    pthread_create(&th, NULL, bg_write_loop, &w);
+    usleep(20000);
+    store_read_begin(s, &r);
+    uint64_t snap = store_reader_t(r);
+    uint64_t expect_total;
+    store_count(r, 0, "Encounter", &cur, &expect_total);
+    store_read_end(r);
+    uint64_t after_t = 0, seen = 0, dups = 0, newer = 0;
+    char after_id[STORE_ID_MAX + 1] = "";
+    char prev_key[96] = "";
+    for (;;) {
+        store_hist_opts h = {.scope = STORE_SCOPE_TYPE, .type = "Encounter",
+                             .since = STORE_NO_TIME, .at = STORE_NO_TIME, .as_of_t = snap,
+                             .after_t = after_t, .after_id = after_t ? after_id : NULL};
+        store_read_begin(s, &r);
+        store_iter *it;
+        store_history(r, &h, &it);
+        int n = 0;
+        while (n < 7 && store_iter_next(it, &v) == 0) {
+            char key[96];
+            snprintf(key, sizeof key, "%020llu/%s", (unsigned long long)(UINT64_MAX - v.t), v.id);
+            if (prev_key[0] && strcmp(key, prev_key) <= 0)
+                dups++; /* out of order or repeated */
+            snprintf(prev_key, sizeof prev_key, "%s", key);
+            newer += v.t > snap;
+            after_t = v.t;
+            snprintf(after_id, sizeof after_id, "%s", v.id);
+            n++;
+            seen++;
+        }
+        store_iter_close(it);
+        store_read_end(r);
+        if (n < 7)
+            break;
+    }
+    atomic_store(&w.stop, 1);
+    pthread_join(th, NULL);
+    ok(w.written > 0, "the background writer committed %d creates meanwhile", w.written);
+    is_int(seen, expect_total, "paging saw exactly the versions of the first page's snapshot");
+    is_int(dups, 0, "no entry repeated or out of order across pages");
+    is_int(newer, 0, "no entry newer than the snapshot leaked into later pages");
+    free(ops);
+    free(ids);
+    store_close(s);
+    rm_dir(d);
+}
+
 int main(void)
 {
     store *s;
@@ -794,6 +902,7 @@ int main(void)
     rm_dir(d);
     test_history(NULL);
     test_growth();
+    test_big_request_and_live_paging();
     test_concurrency();
     return tap_done();
 }
