@@ -37,14 +37,16 @@ static void make_resource(buf *b)
                 "\"White\"}},{\"url\":\"text\",\"valueString\":\"White\"}]},{\"url\":\"http://"
                 "hl7.org/fhir/StructureDefinition/patient-birthPlace\",\"valueAddress\":{"
                 "\"city\":\"Springfield\",\"state\":\"MA\",\"country\":\"US\"}}],");
-    buf_puts(b, "\"identifier\":[{\"use\":\"usual\",\"type\":{\"coding\":[{\"system\":\"http://"
-                "terminology.hl7.org/CodeSystem/v2-0203\",\"code\":\"MR\",\"display\":"
-                "\"Medical Record Number\"}],\"text\":\"Medical Record Number\"},\"system\":"
-                "\"http://hospital.example.org\",\"value\":\"a1b2c3d4-e5f6-7890-abcd-ef0123456789\"},"
-                "{\"system\":\"http://hl7.org/fhir/sid/us-ssn\",\"value\":\"999-12-3456\"}],");
-    buf_puts(b, "\"active\":true,\"name\":[{\"use\":\"official\",\"family\":\"M\xc3\xbcller\","
-                "\"given\":[\"Anna\",\"Maria\"],\"prefix\":[\"Mrs.\"]},{\"use\":\"maiden\","
-                "\"family\":\"Schmidt\",\"given\":[\"Anna\"],\"period\":{\"end\":\"2001-06-30\"}}],");
+    buf_puts(b,
+             "\"identifier\":[{\"use\":\"usual\",\"type\":{\"coding\":[{\"system\":\"http://"
+             "terminology.hl7.org/CodeSystem/v2-0203\",\"code\":\"MR\",\"display\":"
+             "\"Medical Record Number\"}],\"text\":\"Medical Record Number\"},\"system\":"
+             "\"http://hospital.example.org\",\"value\":\"a1b2c3d4-e5f6-7890-abcd-ef0123456789\"},"
+             "{\"system\":\"http://hl7.org/fhir/sid/us-ssn\",\"value\":\"999-12-3456\"}],");
+    buf_puts(b,
+             "\"active\":true,\"name\":[{\"use\":\"official\",\"family\":\"M\xc3\xbcller\","
+             "\"given\":[\"Anna\",\"Maria\"],\"prefix\":[\"Mrs.\"]},{\"use\":\"maiden\","
+             "\"family\":\"Schmidt\",\"given\":[\"Anna\"],\"period\":{\"end\":\"2001-06-30\"}}],");
     buf_puts(b, "\"telecom\":[{\"system\":\"phone\",\"value\":\"555-555-0101\",\"use\":\"home\"},"
                 "{\"system\":\"email\",\"value\":\"anna.mueller@example.org\"}],\"gender\":"
                 "\"female\",\"birthDate\":\"1974-12-25\",\"_birthDate\":{\"extension\":[{\"url\":"

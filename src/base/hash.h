@@ -2,8 +2,8 @@
  * hash.h -- content hashes (SHA-256 through OpenSSL), their text encodings, and a
  * fast non-cryptographic 64-bit hash for in-memory hash tables.
  *
- *   hash_sha256  -> 32 bytes  -> hash_hex    "ba7816bf8f01cfea..."  (64 chars)
- *                             -> hash_b64url "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0" (43 chars)
+ *   hash_sha256 -> 32 bytes -> hash_hex    "ba7816bf8f01cfea..."  (64 chars)
+ *                           -> hash_b64url "ungWv48Bz-pBQUDeXa4i..." (43 chars)
  *
  * SHA-256 is what versions are keyed by in the store (DESIGN.md section 5); base64url
  * without padding is the compact form for ETags, ids and URLs. hash_u64 is for
@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 #define HASH_SHA256_LEN 32
-#define HASH_HEX_LEN(n) ((n) * 2)              /* chars, without the NUL */
-#define HASH_B64URL_LEN(n) (((n) * 4 + 2) / 3) /* chars, without the NUL (no padding) */
+#define HASH_HEX_LEN(n) ((n)*2)              /* chars, without the NUL */
+#define HASH_B64URL_LEN(n) (((n)*4 + 2) / 3) /* chars, without the NUL (no padding) */
 
 /* SHA-256 of p[0..n) into out. Returns 0, or ERR_INTERNAL if OpenSSL fails. */
 int hash_sha256(const void *p, size_t n, uint8_t out[HASH_SHA256_LEN]);

@@ -254,10 +254,18 @@ int ftime_range(const ftime *t, int64_t *lo, int64_t *hi)
                 (int64_t)t->tz_min * 60 * US_PER_SEC;
     int64_t h;
     switch (t->prec) {
-    case FTIME_YEAR: h = ftime_utc_us(t->year + 1, 1, 1, 0, 0, 0); break;
-    case FTIME_MONTH: h = ftime_utc_us(t->year, m + 1, 1, 0, 0, 0); break;
-    case FTIME_DAY: h = l + US_PER_DAY; break;
-    case FTIME_SECOND: h = l + US_PER_SEC; break;
+    case FTIME_YEAR:
+        h = ftime_utc_us(t->year + 1, 1, 1, 0, 0, 0);
+        break;
+    case FTIME_MONTH:
+        h = ftime_utc_us(t->year, m + 1, 1, 0, 0, 0);
+        break;
+    case FTIME_DAY:
+        h = l + US_PER_DAY;
+        break;
+    case FTIME_SECOND:
+        h = l + US_PER_SEC;
+        break;
     case FTIME_MILLI: {
         int64_t unit = 1;
         for (int k = t->frac_digits; k < 6; k++)
@@ -265,7 +273,8 @@ int ftime_range(const ftime *t, int64_t *lo, int64_t *hi)
         h = l + unit;
         break;
     }
-    default: return ERR_INVALID;
+    default:
+        return ERR_INVALID;
     }
     *lo = l;
     *hi = h;
@@ -361,8 +370,8 @@ static int match_name(const char *s, size_t n, size_t *i, const char *const *nam
 static int hms(const char *s, size_t n, size_t *i, int *h, int *m, int *sec)
 {
     /* RFC 7231 allows second 60 (a leap second); it is counted into the next minute */
-    if (num(s, n, i, 2, h) || *h > 23 || expect(s, n, i, ':') || num(s, n, i, 2, m) ||
-        *m > 59 || expect(s, n, i, ':') || num(s, n, i, 2, sec) || *sec > 60)
+    if (num(s, n, i, 2, h) || *h > 23 || expect(s, n, i, ':') || num(s, n, i, 2, m) || *m > 59 ||
+        expect(s, n, i, ':') || num(s, n, i, 2, sec) || *sec > 60)
         return -1;
     return 0;
 }
@@ -395,8 +404,8 @@ int ftime_parse_http(const char *s, size_t n, int64_t *us)
             i++;
             if (expect(s, n, &i, ' ') || num(s, n, &i, 2, &day) || expect(s, n, &i, ' ') ||
                 (mon = match_name(s, n, &i, mon_names, 12)) < 0 || expect(s, n, &i, ' ') ||
-                num(s, n, &i, 4, &year) || expect(s, n, &i, ' ') ||
-                hms(s, n, &i, &h, &m, &sec) || n - i != 4 || memcmp(s + i, " GMT", 4) != 0)
+                num(s, n, &i, 4, &year) || expect(s, n, &i, ' ') || hms(s, n, &i, &h, &m, &sec) ||
+                n - i != 4 || memcmp(s + i, " GMT", 4) != 0)
                 return ERR_INVALID;
         } else {
             /* asctime: Sun Nov  6 08:49:37 1994 */
@@ -410,8 +419,8 @@ int ftime_parse_http(const char *s, size_t n, int64_t *us)
             } else if (num(s, n, &i, 2, &day)) {
                 return ERR_INVALID;
             }
-            if (expect(s, n, &i, ' ') || hms(s, n, &i, &h, &m, &sec) ||
-                expect(s, n, &i, ' ') || num(s, n, &i, 4, &year) || i != n)
+            if (expect(s, n, &i, ' ') || hms(s, n, &i, &h, &m, &sec) || expect(s, n, &i, ' ') ||
+                num(s, n, &i, 4, &year) || i != n)
                 return ERR_INVALID;
         }
     }

@@ -43,8 +43,8 @@ typedef enum ftime_prec {
 } ftime_prec;
 
 typedef struct ftime {
-    int year;        /* 1..9999; 0 for a plain `time` */
-    int month, day;  /* 1-based; 0 when not given */
+    int year;       /* 1..9999; 0 for a plain `time` */
+    int month, day; /* 1-based; 0 when not given */
     int hour, minute, second;
     int usec;        /* fraction of the second in microseconds (digits past 6 dropped) */
     int frac_digits; /* number of fraction digits written (0 = none) */

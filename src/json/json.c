@@ -188,8 +188,7 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
             lo = 0x90;
         else if (c == 0xF4)
             hi = 0x8F;
-        if (avail < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
-            (p[3] & 0xC0) != 0x80)
+        if (avail < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
             return 0;
         return 4;
     }
@@ -299,28 +298,42 @@ static int parse_string(parser *P, const char **out, uint32_t *outlen)
             if (end - s < 2)
                 return fail(P, end, ERR_INVALID, "unexpected end of input in string");
             switch (s[1]) {
-            case '"': *d++ = '"'; break;
-            case '\\': *d++ = '\\'; break;
-            case '/': *d++ = '/'; break;
-            case 'b': *d++ = '\b'; break;
-            case 'f': *d++ = '\f'; break;
-            case 'n': *d++ = '\n'; break;
-            case 'r': *d++ = '\r'; break;
-            case 't': *d++ = '\t'; break;
+            case '"':
+                *d++ = '"';
+                break;
+            case '\\':
+                *d++ = '\\';
+                break;
+            case '/':
+                *d++ = '/';
+                break;
+            case 'b':
+                *d++ = '\b';
+                break;
+            case 'f':
+                *d++ = '\f';
+                break;
+            case 'n':
+                *d++ = '\n';
+                break;
+            case 'r':
+                *d++ = '\r';
+                break;
+            case 't':
+                *d++ = '\t';
+                break;
             case 'u': {
                 unsigned cp, lo;
                 if (end - s < 6 || hex4(s + 2, &cp))
                     return fail(P, esc, ERR_INVALID, "invalid \\u escape (need four hex digits)");
                 s += 6;
                 if (cp >= 0xDC00 && cp <= 0xDFFF)
-                    return fail(P, esc, ERR_INVALID,
-                                "lone low surrogate \\u%04X in string", cp);
+                    return fail(P, esc, ERR_INVALID, "lone low surrogate \\u%04X in string", cp);
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
                     if (end - s < 6 || s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) ||
                         lo < 0xDC00 || lo > 0xDFFF)
                         return fail(P, esc, ERR_INVALID,
-                                    "high surrogate \\u%04X not followed by a low surrogate",
-                                    cp);
+                                    "high surrogate \\u%04X not followed by a low surrogate", cp);
                     s += 6;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 }
@@ -337,12 +350,11 @@ static int parse_string(parser *P, const char **out, uint32_t *outlen)
             continue;
         }
         if (*s < 0x20)
-            return fail(P, s, ERR_INVALID,
-                        "control character U+%04X must be escaped in a string", *s);
+            return fail(P, s, ERR_INVALID, "control character U+%04X must be escaped in a string",
+                        *s);
         size_t n = utf8_len(s, end);
         if (!n)
-            return fail(P, s, ERR_INVALID, "invalid UTF-8 at byte %zu",
-                        (size_t)(s - P->start));
+            return fail(P, s, ERR_INVALID, "invalid UTF-8 at byte %zu", (size_t)(s - P->start));
         memcpy(d, s, n);
         d += n;
         s += n;
@@ -634,12 +646,23 @@ static int parse_value(parser *P, json_val *out, int depth)
         if (depth >= JSON_MAX_DEPTH)
             return fail(P, P->p, ERR_TOOBIG, "nesting deeper than %d levels", JSON_MAX_DEPTH);
         return *P->p == '{' ? parse_object(P, out, depth + 1) : parse_array(P, out, depth + 1);
-    case 't': return parse_literal(P, out, "true", 4, JSON_TRUE);
-    case 'f': return parse_literal(P, out, "false", 5, JSON_FALSE);
-    case 'n': return parse_literal(P, out, "null", 4, JSON_NULL);
+    case 't':
+        return parse_literal(P, out, "true", 4, JSON_TRUE);
+    case 'f':
+        return parse_literal(P, out, "false", 5, JSON_FALSE);
+    case 'n':
+        return parse_literal(P, out, "null", 4, JSON_NULL);
     case '-':
-    case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
         return parse_number(P, out);
     default: {
         char what[32];
@@ -825,8 +848,7 @@ int json_obj_set(arena *a, json_val *obj, const char *key, const json_val *val)
     json_val copy = *val; /* val may live inside obj's own array, which may move */
     if (!k)
         return ERR_NOMEM;
-    json_member *m = arena_realloc(a, obj->u.members, obj->n * sizeof *m,
-                                   (obj->n + 1) * sizeof *m);
+    json_member *m = arena_realloc(a, obj->u.members, obj->n * sizeof *m, (obj->n + 1) * sizeof *m);
     if (!m)
         return ERR_NOMEM;
     m[obj->n].key = k;
@@ -859,8 +881,8 @@ int json_arr_push(arena *a, json_val *arr, const json_val *val)
     if (arr->n == UINT32_MAX)
         return ERR_TOOBIG;
     json_val copy = *val;
-    json_val *items = arena_realloc(a, arr->u.items, arr->n * sizeof *items,
-                                    (arr->n + 1) * sizeof *items);
+    json_val *items =
+        arena_realloc(a, arr->u.items, arr->n * sizeof *items, (arr->n + 1) * sizeof *items);
     if (!items)
         return ERR_NOMEM;
     items[arr->n] = copy;

@@ -113,13 +113,27 @@ void json_write_string(buf *b, const char *str, size_t n)
         char e[6] = {'\\', 0, '0', '0', 0, 0};
         size_t elen = 2;
         switch (*s) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
+        case '"':
+            e[1] = '"';
+            break;
+        case '\\':
+            e[1] = '\\';
+            break;
+        case '\b':
+            e[1] = 'b';
+            break;
+        case '\f':
+            e[1] = 'f';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
         default:
             e[1] = 'u';
             e[4] = hex[*s >> 4];
@@ -138,11 +152,21 @@ void json_write_string(buf *b, const char *str, size_t n)
 static void write_val(buf *b, const json_val *v, int pretty, int level)
 {
     switch (v->type) {
-    case JSON_NULL: put(b, "null", 4); return;
-    case JSON_FALSE: put(b, "false", 5); return;
-    case JSON_TRUE: put(b, "true", 4); return;
-    case JSON_NUMBER: put(b, v->u.s, v->n); return;
-    case JSON_STRING: json_write_string(b, v->u.s, v->n); return;
+    case JSON_NULL:
+        put(b, "null", 4);
+        return;
+    case JSON_FALSE:
+        put(b, "false", 5);
+        return;
+    case JSON_TRUE:
+        put(b, "true", 4);
+        return;
+    case JSON_NUMBER:
+        put(b, v->u.s, v->n);
+        return;
+    case JSON_STRING:
+        json_write_string(b, v->u.s, v->n);
+        return;
     case JSON_ARRAY:
         putch(b, '[');
         for (uint32_t i = 0; i < v->n; i++) {

@@ -37,8 +37,7 @@ static void roundtrip(arena *a, const json_val *v, unsigned flags, int pretty)
     check(w1.err == 0, "writer error");
     int rc = json_parse(a, w1.data, w1.len, flags, &v2, &e);
     if (rc) {
-        fprintf(stderr, "re-parse failed: %s at %zu\n%.*s\n", e.msg, e.off, (int)w1.len,
-                w1.data);
+        fprintf(stderr, "re-parse failed: %s at %zu\n%.*s\n", e.msg, e.off, (int)w1.len, w1.data);
         check(0, "written output re-parses");
     }
     check(json_equal(v, v2), "re-parsed tree equals the original");

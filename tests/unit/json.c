@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "json/json.h"
 #include "tap.h"
+#include "json/json.h"
 
 static arena *A;
 
@@ -101,8 +101,7 @@ static void reject_n(const char *s, size_t n, const char *what, const char *msg_
     int rc = parse_rc(s, n, 0, &e);
     is_int(rc, ERR_INVALID, "reject %s", what);
     if (msg_part) {
-        ok(strstr(e.msg, msg_part) != NULL, "  message mentions \"%s\" (got: %s)", msg_part,
-           e.msg);
+        ok(strstr(e.msg, msg_part) != NULL, "  message mentions \"%s\" (got: %s)", msg_part, e.msg);
     }
 }
 
@@ -119,10 +118,31 @@ static void position(const char *s, int line, int col, size_t off)
 static void test_accept(void)
 {
     const char *good[] = {
-        "0", "-0", "1", "-1", "10", "1.5", "1.50", "-0.0e+10", "1e5", "1E-5", "123456789012345678901234567890",
-        "true", "false", "null", "\"\"", "\"a\"", "[]", "{}", "[1,2,3]", "{\"a\":1,\"b\":[true,false,null]}",
-        "[[[[]]]]", "{\"a\":{\"b\":{\"c\":{}}}}", "\"\\u00e9\"",
-        "[0.1,-0.25,1e+2,2E10,3.0e-0]", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "10",
+        "1.5",
+        "1.50",
+        "-0.0e+10",
+        "1e5",
+        "1E-5",
+        "123456789012345678901234567890",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"a\"",
+        "[]",
+        "{}",
+        "[1,2,3]",
+        "{\"a\":1,\"b\":[true,false,null]}",
+        "[[[[]]]]",
+        "{\"a\":{\"b\":{\"c\":{}}}}",
+        "\"\\u00e9\"",
+        "[0.1,-0.25,1e+2,2E10,3.0e-0]",
+        "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         json_val *v = parse_ok(good[i], 0);
@@ -199,19 +219,19 @@ static void test_reject(void)
     reject("\"\\udfff\\ud800\"", 0, ERR_INVALID, "low surrogate");
     /* UTF-8 */
     reject("\"\x80\"", 0, ERR_INVALID, "invalid UTF-8 at byte 1");
-    reject("\"ab\xc0\xaf\"", 0, ERR_INVALID, "invalid UTF-8 at byte 3");  /* overlong '/' */
-    reject("\"\xc1\xbf\"", 0, ERR_INVALID, "invalid UTF-8");            /* overlong */
-    reject("\"\xe0\x80\xaf\"", 0, ERR_INVALID, "invalid UTF-8");        /* overlong 3 */
-    reject("\"\xf0\x80\x80\xaf\"", 0, ERR_INVALID, "invalid UTF-8");    /* overlong 4 */
-    reject("\"\xed\xa0\x80\"", 0, ERR_INVALID, "invalid UTF-8");        /* U+D800 */
-    reject("\"\xed\xbf\xbf\"", 0, ERR_INVALID, "invalid UTF-8");        /* U+DFFF */
-    reject("\"\xf4\x90\x80\x80\"", 0, ERR_INVALID, "invalid UTF-8");    /* > U+10FFFF */
+    reject("\"ab\xc0\xaf\"", 0, ERR_INVALID, "invalid UTF-8 at byte 3"); /* overlong '/' */
+    reject("\"\xc1\xbf\"", 0, ERR_INVALID, "invalid UTF-8");             /* overlong */
+    reject("\"\xe0\x80\xaf\"", 0, ERR_INVALID, "invalid UTF-8");         /* overlong 3 */
+    reject("\"\xf0\x80\x80\xaf\"", 0, ERR_INVALID, "invalid UTF-8");     /* overlong 4 */
+    reject("\"\xed\xa0\x80\"", 0, ERR_INVALID, "invalid UTF-8");         /* U+D800 */
+    reject("\"\xed\xbf\xbf\"", 0, ERR_INVALID, "invalid UTF-8");         /* U+DFFF */
+    reject("\"\xf4\x90\x80\x80\"", 0, ERR_INVALID, "invalid UTF-8");     /* > U+10FFFF */
     reject("\"\xf5\x80\x80\x80\"", 0, ERR_INVALID, "invalid UTF-8");
     reject("\"\xff\"", 0, ERR_INVALID, "invalid UTF-8");
-    reject("\"\xc3\"", 0, ERR_INVALID, "invalid UTF-8");                /* truncated by quote */
+    reject("\"\xc3\"", 0, ERR_INVALID, "invalid UTF-8"); /* truncated by quote */
     reject("\"\xe2\x82\"", 0, ERR_INVALID, "invalid UTF-8");
     reject("\"\xf0\x9f\x98\"", 0, ERR_INVALID, "invalid UTF-8");
-    reject("\"\xe2\x82", 0, ERR_INVALID, "invalid UTF-8");              /* truncated by end */
+    reject("\"\xe2\x82", 0, ERR_INVALID, "invalid UTF-8"); /* truncated by end */
     reject("\xff", 0, ERR_INVALID, "invalid UTF-8 at byte 0");
     reject_n("\"a\0b\"", 5, "raw NUL in a string", "control character U+0000");
     reject_n("[1]\0", 4, "NUL after the value", "after the top-level value");
@@ -254,8 +274,8 @@ static void test_fhir(void)
     reject("{\"a\":[null]}", JSON_FHIR, ERR_INVALID, "only nulls");
     reject("null", JSON_FHIR, ERR_INVALID, "top-level");
     reject("{\"a\":[{\"b\":null}]}", JSON_FHIR, ERR_INVALID, "(key 'b')");
-    json_val *v = parse_ok("{\"given\":[\"A\",null,\"C\"],\"_given\":[null,{\"id\":\"x\"},null]}",
-                           JSON_FHIR);
+    json_val *v =
+        parse_ok("{\"given\":[\"A\",null,\"C\"],\"_given\":[null,{\"id\":\"x\"},null]}", JSON_FHIR);
     ok(v != NULL, "nulls in arrays allowed for primitive alignment");
     if (v) {
         json_val *g = json_get(v, "given");
@@ -268,20 +288,21 @@ static void test_fhir(void)
 
 static void test_positions(void)
 {
-    position("{\n  \"a\": 1,\n  \"a\": 2\n}", 3, 3, 14);       /* duplicate key at its quote */
-    position("{\"a\":\n  nul}", 2, 3, 8);                      /* bad literal */
-    position("[1,\n2,\n3 4]", 3, 3, 9);                       /* missing comma */
+    position("{\n  \"a\": 1,\n  \"a\": 2\n}", 3, 3, 14);          /* duplicate key at its quote */
+    position("{\"a\":\n  nul}", 2, 3, 8);                         /* bad literal */
+    position("[1,\n2,\n3 4]", 3, 3, 9);                           /* missing comma */
     position("{\"name\":\"Jos\xc3\xa9\",\"x\":null}", 1, 20, 20); /* column counts characters */
-    position("{\"a\":1,\"b\":\"x\ty\"}", 1, 14, 13);            /* raw tab */
-    position("[1,2", 1, 5, 4);                                  /* end of input */
-    position("\xEF\xBB\xBF[}", 1, 2, 4);                        /* BOM not a column */
+    position("{\"a\":1,\"b\":\"x\ty\"}", 1, 14, 13);              /* raw tab */
+    position("[1,2", 1, 5, 4);                                    /* end of input */
+    position("\xEF\xBB\xBF[}", 1, 2, 4);                          /* BOM not a column */
 }
 
 static void test_values(void)
 {
-    json_val *v = parse_ok("{\"a\":1.50,\"b\":-0.0e+10,\"c\":\"x\\u0000y\",\"d\":\"\\u00e9\\ud83d\\ude00\","
-                           "\"e\":\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"}",
-                           0);
+    json_val *v =
+        parse_ok("{\"a\":1.50,\"b\":-0.0e+10,\"c\":\"x\\u0000y\",\"d\":\"\\u00e9\\ud83d\\ude00\","
+                 "\"e\":\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"}",
+                 0);
     ok(v && v->type == JSON_OBJECT && v->n == 5, "object with 5 members");
     if (!v)
         return;
@@ -291,7 +312,8 @@ static void test_values(void)
     ok(b && b->type == JSON_NUMBER && b->n == 8 && memcmp(b->u.s, "-0.0e+10", 8) == 0,
        "number text -0.0e+10 kept");
     ok(c && c->n == 3 && memcmp(c->u.s, "x\0y", 4) == 0, "\\u0000 decodes to NUL, n counts it");
-    is_str(json_get_str(v, "d"), "\xc3\xa9\xf0\x9f\x98\x80", "\\u00e9 and surrogate pair decode to UTF-8");
+    is_str(json_get_str(v, "d"), "\xc3\xa9\xf0\x9f\x98\x80",
+           "\\u00e9 and surrogate pair decode to UTF-8");
     is_str(json_get_str(v, "e"), "/\b\f\n\r\t\"\\", "simple escapes");
     ok(json_get_str(v, "a") == NULL, "json_get_str on a number is NULL");
     ok(json_get(v, "zz") == NULL, "absent key is NULL");
@@ -597,7 +619,8 @@ static void test_edit(void)
     json_obj_set(A, p, "id", json_new_string(A, "y", 1));
     buf_reset(&b);
     json_write(&b, p, 0);
-    is_str(buf_cstr(&b), "{\"resourceType\":\"Patient\",\"id\":\"y\",\"meta\":{\"versionId\":\"1\"}}",
+    is_str(buf_cstr(&b),
+           "{\"resourceType\":\"Patient\",\"id\":\"y\",\"meta\":{\"versionId\":\"1\"}}",
            "edited parsed tree");
     for (int i = 0; i < 100; i++)
         json_arr_push(A, arr, n);

@@ -76,15 +76,15 @@ static void test_parse(void)
     accept(ftime_parse_datetime, "dateTime", "2024-05-01T00:00:00+14:00", FTIME_SECOND);
     accept(ftime_parse_datetime, "dateTime", "2024-05-01T00:00:00+13:59", FTIME_SECOND);
     accept(ftime_parse_datetime, "dateTime", "2024-05-01T00:00:00-00:00", FTIME_SECOND);
-    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:22:33");     /* zone required */
-    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:22Z");       /* seconds required */
+    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:22:33"); /* zone required */
+    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:22Z");   /* seconds required */
     refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10Z");
     refuse(ftime_parse_datetime, "dateTime", "2024-05-01T");
     refuse(ftime_parse_datetime, "dateTime", "2024-05T10:22:33Z");
-    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T24:00:00Z");    /* no 24:00 */
+    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T24:00:00Z"); /* no 24:00 */
     refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:60:00Z");
-    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:60Z");    /* no leap second */
-    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:00.Z");   /* empty fraction */
+    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:60Z");  /* no leap second */
+    refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:00.Z"); /* empty fraction */
     refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:00+14:01");
     refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:00+15:00");
     refuse(ftime_parse_datetime, "dateTime", "2024-05-01T10:00:00+02:60");
@@ -216,8 +216,8 @@ static void test_format(void)
     ftime_format_instant(now, s);
     ftime t;
     int64_t lo, hi;
-    ok(ftime_parse_instant(s, strlen(s), &t) == 0 && ftime_range(&t, &lo, &hi) == 0 &&
-           lo <= now && now < hi,
+    ok(ftime_parse_instant(s, strlen(s), &t) == 0 && ftime_range(&t, &lo, &hi) == 0 && lo <= now &&
+           now < hi,
        "now formats as a parseable instant whose range holds now (%s)", s);
     int64_t secs = (int64_t)time(NULL);
     ok(now / 1000000 >= secs - 2 && now / 1000000 <= secs + 2, "now agrees with time()");
