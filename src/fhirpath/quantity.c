@@ -239,6 +239,13 @@ bool fp_qty_comparable(const fp_qty *a, const fp_qty *b)
     return qty_ucum(a, &ua) == 0 && qty_ucum(b, &ub) == 0 && fp_ucum_commensurable(&ua, &ub);
 }
 
+/* Same unit text and family: values compare directly (also for units UCUM does not know). */
+static int same_unit(const fp_qty *a, const fp_qty *b)
+{
+    return (a->flags & FP_QTY_CALENDAR) == (b->flags & FP_QTY_CALENDAR) &&
+           strcmp(a->unit, b->unit) == 0;
+}
+
 static int months_value(const fp_qty *q, int per, fp_dec *out)
 {
     return fp_dec_mul(q->value, fp_dec_from_i64(per), out);
@@ -255,6 +262,10 @@ int fp_qty_cmp(const fp_qty *a, const fp_qty *b, int *out)
         if ((rc = months_value(a, ma, &x)) < 0 || (rc = months_value(b, mb, &y)) < 0)
             return rc;
         *out = fp_dec_cmp(x, y);
+        return 0;
+    }
+    if (same_unit(a, b)) {
+        *out = fp_dec_cmp(a->value, b->value);
         return 0;
     }
     fp_ucum ua, ub;
@@ -275,6 +286,8 @@ int fp_qty_eq(const fp_qty *a, const fp_qty *b, bool *out)
 
 bool fp_qty_equiv(const fp_qty *a, const fp_qty *b)
 {
+    if (same_unit(a, b))
+        return fp_dec_equiv(a->value, b->value);
     fp_ucum ua, ub;
     if (qty_ucum(a, &ua) < 0 || qty_ucum(b, &ub) < 0 || !fp_ucum_commensurable(&ua, &ub))
         return false;
@@ -312,6 +325,13 @@ static int value_in_unit_of(const fp_qty *a, const fp_qty *b, fp_dec *out)
         if ((rc = months_value(b, mb, &months)) < 0)
             return rc;
         return fp_dec_div(months, fp_dec_from_i64(ma), out);
+    }
+    if (same_unit(a, b)) {
+        fp_ucum u;
+        if (qty_ucum(a, &u) == 0 && u.special)
+            return ERR_INVALID; /* adding temperatures on offset scales is not defined here */
+        *out = b->value;
+        return 0;
     }
     fp_ucum ua, ub;
     if (qty_ucum(a, &ua) < 0 || qty_ucum(b, &ub) < 0 || !fp_ucum_commensurable(&ua, &ub))
@@ -361,8 +381,8 @@ static int muldiv(const fp_qty *a, const fp_qty *b, int div, fp_qty *out)
 {
     fp_ucum ua, ub;
     int rc;
-    if ((rc = qty_ucum(a, &ua)) < 0 || (rc = qty_ucum(b, &ub)) < 0)
-        return rc;
+    if (qty_ucum(a, &ua) < 0 || qty_ucum(b, &ub) < 0)
+        return FP_EMPTY; /* a unit UCUM does not know combines with nothing */
     if (ua.special || ub.special)
         return ERR_INVALID;
     fp_dec f;

@@ -23,6 +23,11 @@
  * quantity is a ~80-byte value type. The unit is stored as given for UCUM units and as
  * the singular word for calendar units (FP_QTY_CALENDAR set).
  *
+ * A quantity whose unit text UCUM does not parse (built by hand by the engine for a
+ * literal like 1 '[s]') is accepted by every function here: it compares with and adds to
+ * quantities of the identical unit text only, multiplies with nothing (FP_EMPTY / false
+ * otherwise), prints as written, and has no canonical form (ERR_INVALID).
+ *
  * Return codes as in decimal.h: 0, FP_EMPTY (the FHIRPath result is empty, e.g. comparing
  * 'cm' with 's', or dividing by zero), ERR_INVALID (malformed, or an operation the spec
  * calls an error), ERR_TOOBIG (overflow, or a unit longer than FP_QTY_UNIT_MAX - 1).
@@ -116,7 +121,8 @@ int fp_qty_sub(const fp_qty *a, const fp_qty *b, fp_qty *out);
  * (2 * 1 'a'[FHIR] stays 2 'a'[FHIR]). Otherwise both are reduced to canonical units and
  * the result unit is the product/quotient in canonical form:
  *   2.0 'cm' * 2.0 'm' = 0.0400 'm2'     4.0 'g' / 2.0 'm' = 2 'g/m'     1 'm' / 1 'm' = 1 '1'
- * Division by zero -> FP_EMPTY. Units that cannot combine (Cel, [degF]) -> ERR_INVALID. */
+ * Division by zero or an unknown unit -> FP_EMPTY. Units that cannot combine (Cel, [degF])
+ * -> ERR_INVALID. */
 int fp_qty_mul(const fp_qty *a, const fp_qty *b, fp_qty *out);
 int fp_qty_div(const fp_qty *a, const fp_qty *b, fp_qty *out);
 

@@ -382,6 +382,26 @@ static void test_dates(void)
     is_str(out, "2026", "@2025 + FHIR 1 'a'");
 }
 
+static void test_unknown_unit(void)
+{
+    fp_qty odd = {.value = {1, 0}, .unit = "[s]"}, cm = Q("1 'cm'"), r;
+    bool eq;
+    int c;
+    ok(!fp_qty_comparable(&cm, &odd), "unknown unit is not comparable");
+    is_int(fp_qty_cmp(&cm, &odd, &c), FP_EMPTY, "cmp with unknown unit is empty");
+    ok(fp_qty_eq(&odd, &odd, &eq) == 0 && eq, "but equal to the same unit text");
+    is_int(fp_qty_add(&odd, &odd, &r), 0, "and adds to it");
+    is_str(S(&r), "2 '[s]'", "keeping the unit");
+    ok(!fp_qty_equiv(&cm, &odd), "not equivalent");
+    is_int(fp_qty_add(&cm, &odd, &r), FP_EMPTY, "add is empty");
+    is_int(fp_qty_mul(&odd, &cm, &r), FP_EMPTY, "mul is empty");
+    is_int(fp_qty_div(&cm, &odd, &r), FP_EMPTY, "div is empty");
+    is_int(fp_qty_convert(&odd, "cm", 2, &r), FP_EMPTY, "convert is empty");
+    is_int(fp_qty_canonical(&odd, &r), ERR_INVALID, "no canonical form");
+    is_int(fp_qty_date_unit(&odd), FP_DTU_NONE, "no date unit");
+    is_str(S(&odd), "1 '[s]'", "prints as written");
+}
+
 static void test_canonical(void)
 {
     is_str(CANON("5 'mg/dL'"), "50 'g/m3'", "mg/dL canonical");
@@ -441,6 +461,7 @@ int main(void)
     test_fhir_origin();
     test_dates();
     test_canonical();
+    test_unknown_unit();
     test_robust();
     return tap_done();
 }
