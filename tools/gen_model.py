@@ -9,7 +9,7 @@ is missing):
   profiles-resources.json         resources (snapshots: inherited elements included)
   search-parameters.json          every SearchParameter
   compartmentdefinition-patient.json  the Patient compartment
-  valuesets.json                  not read: required bindings are taken by URL only
+  valuesets.json                  codes of the value sets of required bindings
 
 and writes src/fhir/gen/model_gen.h (table declarations for src/fhir/model.c) and
 src/fhir/gen/model_gen.c (the tables). Python standard library only.
@@ -24,6 +24,7 @@ sorted static array and nothing is built at start-up:
                     positions of its elements sorted by JSON name
   fhir_gen_keys[]   open-addressing hash of (type, JSON key) -> element, with
                     every choice key ("valueQuantity") spelled out
+  fhir_gen_valuesets[] codes of each enumerable required-binding value set
   fhir_gen_sp[]     each SearchParameter once; fhir_gen_sp_index[] maps a resource
                     type name to its parameters sorted by code
 
@@ -342,9 +343,78 @@ def collect_compartment(resources):
     return out
 
 
+def collect_valuesets(types):
+    """Codes of every ValueSet used by a required binding, when the definitions
+    enumerate it completely: {url: sorted codes}. A value set defined by filters,
+    by an external or incomplete code system, or unknown, is left out (not
+    checked) rather than guessed."""
+    bundle = load("valuesets.json")
+    code_systems, value_sets = {}, {}
+    for entry in bundle["entry"]:
+        r = entry["resource"]
+        if r.get("resourceType") == "CodeSystem" and r.get("url"):
+            code_systems[r["url"]] = r
+        elif r.get("resourceType") == "ValueSet" and r.get("url"):
+            value_sets[r["url"]] = r
+
+    def cs_codes(url):
+        cs = code_systems.get(url)
+        if not cs or cs.get("content") != "complete" or not cs.get("concept"):
+            return None
+        codes = set()
+        stack = list(cs["concept"])
+        while stack:
+            c = stack.pop()
+            codes.add(c["code"])
+            stack.extend(c.get("concept", []))
+        return codes
+
+    def expand(url, depth):
+        vs = value_sets.get(url)
+        if not vs or depth > 8 or "compose" not in vs:
+            return None
+        codes = set()
+        for inc in vs["compose"].get("include", []):
+            if inc.get("filter") or (inc.get("valueSet") and inc.get("system")):
+                return None
+            if inc.get("valueSet"):
+                for sub in inc["valueSet"]:
+                    sc = expand(sub.split("|", 1)[0], depth + 1)
+                    if sc is None:
+                        return None
+                    codes |= sc
+            elif inc.get("concept"):
+                codes |= {c["code"] for c in inc["concept"]}
+            elif inc.get("system"):
+                sc = cs_codes(inc["system"])
+                if sc is None:
+                    return None
+                codes |= sc
+            else:
+                return None
+        for exc in vs["compose"].get("exclude", []):
+            if exc.get("filter") or exc.get("valueSet") or not exc.get("concept"):
+                return None
+            codes -= {c["code"] for c in exc["concept"]}
+        return codes
+
+    urls = set()
+    for t in types.values():
+        for e in t.elems:
+            if e.binding:
+                urls.add(e.binding)
+    out = {}
+    for url in sorted(urls):
+        codes = expand(url, 0)
+        if codes:
+            out[url] = sorted(codes)
+    return out
+
+
 def generate():
     ensure_package()
     types, resources = collect_types()
+    valuesets = collect_valuesets(types)
     sps, sp_per_type = collect_search_params(types, resources)
     compartment = collect_compartment(resources)
 
@@ -517,6 +587,14 @@ def generate():
     out.extend(comp_rows)
     w("};")
     w("")
+    vs_rows = []
+    for url in sorted(valuesets):
+        vs_rows.append("    {%s, %d, %s}," % (c_str(url), len(valuesets[url]),
+                                             slist(valuesets[url])))
+    w("const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS] = {")
+    out.extend(vs_rows)
+    w("};")
+    w("")
     # now the string pool, defined at the end and declared before first use
     out[strs_decl_at] = "static const char *const fhir_gen_strs[%d];" % len(str_flat)
     w("static const char *const fhir_gen_strs[%d] = {" % len(str_flat))
@@ -540,6 +618,7 @@ def generate():
     h(" *   fhir_gen_keys[]    hash of (type, JSON key) -> element (and chosen type for")
     h(" *                      choice keys such as \"valueQuantity\"); key_hash in model.c")
     h(" *   fhir_gen_sp_index[] resource type name -> its search params sorted by code")
+    h(" *   fhir_gen_valuesets[] required-binding ValueSet URL -> its codes, sorted")
     h(" */")
     h("#ifndef HORTUS_FHIR_MODEL_GEN_H")
     h("#define HORTUS_FHIR_MODEL_GEN_H")
@@ -553,6 +632,7 @@ def generate():
     h("#define FHIR_GEN_NSP %d" % len(sps))
     h("#define FHIR_GEN_NSP_INDEX %d" % len(sp_index))
     h("#define FHIR_GEN_NCOMPARTMENT %d" % len(comp_rows))
+    h("#define FHIR_GEN_NVALUESETS %d" % len(vs_rows))
     h("")
     h("/* JSON key hash slot: type index (0xffff = empty), element index in")
     h(" * fhir_gen_elems[], chosen type index + 1 for choice keys (0 otherwise). */")
@@ -567,6 +647,12 @@ def generate():
     h("    uint16_t count;")
     h("    const fhir_search_param *const *params; /* sorted by code */")
     h("} fhir_gen_sp_entry;")
+    h("")
+    h("typedef struct fhir_gen_vs_entry {")
+    h("    const char *url;")
+    h("    uint16_t count;")
+    h("    const char *const *codes; /* sorted (strcmp) */")
+    h("} fhir_gen_vs_entry;")
     h("")
     h("typedef struct fhir_gen_comp_entry {")
     h("    const char *type;")
@@ -583,6 +669,7 @@ def generate():
     h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];")
     h("extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];")
     h("extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];")
+    h("extern const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS];")
     h("")
     h("#endif")
 
@@ -594,8 +681,9 @@ def generate():
             f.write("\n".join(lines) + "\n")
         os.replace(tmp, path)
     sys.stderr.write("gen_model: %d types, %d resources, %d elements, %d search params, "
-                     "%d compartment entries\n"
-                     % (len(names), len(resources), len(elem_lines), len(sps), len(comp_rows)))
+                     "%d compartment entries, %d enumerated value sets\n"
+                     % (len(names), len(resources), len(elem_lines), len(sps), len(comp_rows),
+                        len(vs_rows)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
  *                      (its element positions sorted by name)
  *   search params      binary search of fhir_gen_sp_index[] by type, then of
  *                      that type's list by code
+ *   value sets         binary search by URL, then of the sorted codes
  *
  * Names arrive as (pointer, length) because they usually point into JSON text
  * or a URL path; the tables hold NUL-terminated strings.
@@ -252,4 +253,51 @@ size_t fhir_patient_compartment(const char *type, const char *const **codes)
             lo = mid + 1;
     }
     return 0;
+}
+
+static const fhir_gen_vs_entry *vs_entry(const char *url)
+{
+    size_t lo = 0, hi = FHIR_GEN_NVALUESETS;
+    if (!url)
+        return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(url, fhir_gen_valuesets[mid].url);
+        if (c == 0)
+            return &fhir_gen_valuesets[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+int fhir_valueset_contains(const char *url, const char *code, size_t n)
+{
+    const fhir_gen_vs_entry *vs = vs_entry(url);
+    if (!vs)
+        return -1;
+    if (!code)
+        return 0;
+    size_t lo = 0, hi = vs->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = name_cmp(code, n, vs->codes[mid]);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
+
+size_t fhir_valueset_codes(const char *url, const char *const **codes)
+{
+    const fhir_gen_vs_entry *vs = vs_entry(url);
+    if (codes)
+        *codes = vs ? vs->codes : NULL;
+    return vs ? vs->count : 0;
 }

@@ -127,6 +127,15 @@ const fhir_search_param *fhir_search_param_find(const char *type, const char *co
 /* Every search parameter definition once (for start-up compilation checks). */
 size_t fhir_search_params_all(const fhir_search_param *const **out);
 
+/* --- required-binding value sets (valuesets.json) ---------------------------- */
+/* Is `code` in the value set `url` (a fhir_elem.binding_vs)? 1 yes, 0 no, -1 when
+ * the value set is unknown or not enumerable from the definitions (defined by
+ * filters or by external code systems such as BCP-13 mime types or ISO 4217). */
+int fhir_valueset_contains(const char *url, const char *code, size_t n);
+
+/* The codes of value set `url`, sorted (strcmp); 0 when not enumerable. */
+size_t fhir_valueset_codes(const char *url, const char *const **codes);
+
 /* --- Patient compartment (compartmentdefinition-patient.json) ---------------- */
 /* The parameter codes linking a resource of `type` to a Patient, e.g.
  * Observation -> {"subject", "performer"}; 0 when type is not in the compartment. */

@@ -613,7 +613,7 @@ static prim prim_cached(const fhir_type *t)
     return prim_of(t);
 }
 
-static void check_primitive(vctx *c, const json_val *v, const fhir_type *t)
+static void check_primitive(vctx *c, const json_val *v, const fhir_type *t, const char *binding)
 {
     prim p = prim_cached(t);
     const char *want = t->json_type ? t->json_type : "string";
@@ -640,7 +640,13 @@ static void check_primitive(vctx *c, const json_val *v, const fhir_type *t)
         else
             issue(c, OO_VALUE, "Invalid %s value '%.*s'", t->name, quote_len(v->u.s, v->n),
                   v->u.s);
+        return;
     }
+    /* a code with a required binding must come from the value set (when the
+     * definitions enumerate it; -1 = not enumerable, not checked) */
+    if (binding && p == P_CODE && fhir_valueset_contains(binding, v->u.s, v->n) == 0)
+        issue(c, OO_CODE_INVALID, "Code '%.*s' is not in the required value set %s",
+              quote_len(v->u.s, v->n), v->u.s, binding);
 }
 
 /* ---- the walk --------------------------------------------------------------------- */
@@ -673,7 +679,7 @@ static void walk_resource(vctx *c, const json_val *v)
     walk_members(c, v, t, 1);
 }
 
-static void walk_item(vctx *c, const json_val *v, const fhir_type *t)
+static void walk_item(vctx *c, const json_val *v, const fhir_type *t, const char *binding)
 {
     if (v->type == JSON_NULL) {
         issue(c, OO_STRUCTURE, "null is not allowed here");
@@ -681,7 +687,7 @@ static void walk_item(vctx *c, const json_val *v, const fhir_type *t)
     }
     switch (t->kind) {
     case FHIR_PRIMITIVE:
-        check_primitive(c, v, t);
+        check_primitive(c, v, t, binding);
         return;
     case FHIR_RESOURCE:
         walk_resource(c, v);
@@ -724,7 +730,7 @@ static void walk_value(vctx *c, const json_val *parent, const json_val *v, const
     if (e->max > 1) {
         if (v->type != JSON_ARRAY) {
             issue(c, OO_STRUCTURE, "Element '%s' must be an array (it may repeat)", key);
-            walk_item(c, v, ty);
+            walk_item(c, v, ty, e->binding_vs);
         } else {
             if (v->n < e->min)
                 issue(c, OO_REQUIRED, "Element '%s' needs at least %u items, found %u", key,
@@ -753,7 +759,7 @@ static void walk_value(vctx *c, const json_val *parent, const json_val *v, const
                               "null in '%s' without an extension at the same index in '_%s'",
                               key, key);
                 } else {
-                    walk_item(c, item, ty);
+                    walk_item(c, item, ty, e->binding_vs);
                 }
                 path_pop(c, o2);
             }
@@ -761,7 +767,7 @@ static void walk_value(vctx *c, const json_val *parent, const json_val *v, const
     } else if (v->type == JSON_ARRAY) {
         issue(c, OO_STRUCTURE, "Element '%s' must not be an array (it occurs at most once)", key);
     } else {
-        walk_item(c, v, ty);
+        walk_item(c, v, ty, e->binding_vs);
     }
     c->contained = saved_contained;
     path_pop(c, old);

@@ -10,6 +10,7 @@
  *   null without a matching "_name" extension item, "_name" on a non-primitive,
  *   "_name" array not aligned with "name", two value[x] keys         -> structure
  *   missing required elements (min >= 1)                              -> required
+ *   a code outside the (enumerable) value set of its required binding -> code-invalid
  *   primitive JSON type and format (id, date, dateTime, instant, time, decimal,
  *   integer 32-bit, positiveInt, unsignedInt, uri/url/canonical, oid, uuid, code,
  *   string, markdown, base64Binary, boolean, xhtml)                   -> value

@@ -386,6 +386,36 @@ static void test_compartment(void)
     ok(all_ok, "compartment codes are search params of their type");
 }
 
+static void test_valuesets(void)
+{
+    const char *g = "http://hl7.org/fhir/ValueSet/administrative-gender";
+    ok(fhir_valueset_contains(g, "male", 4) == 1, "male is a gender");
+    ok(fhir_valueset_contains(g, "unknown", 7) == 1, "unknown is a gender");
+    ok(fhir_valueset_contains(g, "mal", 3) == 0, "mal is not a gender");
+    ok(fhir_valueset_contains(g, "Male", 4) == 0, "codes are case-sensitive");
+    const char *const *codes;
+    is_int(fhir_valueset_codes(g, &codes), 4, "four genders");
+    ok(fhir_valueset_contains("http://hl7.org/fhir/ValueSet/mimetypes", "text/plain", 10) == -1,
+       "mime types are not enumerable");
+    ok(fhir_valueset_contains("http://example.org/nope", "x", 1) == -1, "unknown value set");
+    const fhir_elem *e = E("Observation", "status", NULL);
+    ok(e && e->binding_vs &&
+           fhir_valueset_contains(e->binding_vs, "final", 5) == 1 &&
+           fhir_valueset_contains(e->binding_vs, "entered-in-error", 16) == 1 &&
+           fhir_valueset_contains(e->binding_vs, "done", 4) == 0,
+       "Observation.status binding");
+    e = E("Bundle", "type", NULL);
+    ok(e && e->binding_vs && fhir_valueset_contains(e->binding_vs, "transaction", 11) == 1 &&
+           fhir_valueset_contains(e->binding_vs, "transaction-response", 20) == 1,
+       "Bundle.type binding");
+    e = E("Timing.repeat", "when", NULL);
+    ok(e && e->binding_vs && fhir_valueset_contains(e->binding_vs, "MORN", 4) == 1 &&
+           fhir_valueset_contains(e->binding_vs, "HS", 2) == 1,
+       "event-timing unites two code systems");
+    e = E("Quantity", "comparator", NULL);
+    ok(e && e->binding_vs && fhir_valueset_contains(e->binding_vs, "<=", 2) == 1, "comparator");
+}
+
 int main(void)
 {
     test_counts();
@@ -397,5 +427,6 @@ int main(void)
     test_primitives();
     test_search_params();
     test_compartment();
+    test_valuesets();
     return tap_done();
 }

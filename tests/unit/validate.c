@@ -288,6 +288,27 @@ static void test_primitive_values(void)
             OO_VALUE, "Patient.extension[0].value.ofType(time)", "time 24:00");
 }
 
+static void test_bindings(void)
+{
+    INVALID("{\"resourceType\":\"Patient\",\"gender\":\"mal\"}", OO_CODE_INVALID, "Patient.gender",
+            "gender outside administrative-gender");
+    INVALID("{\"resourceType\":\"Observation\",\"status\":\"done\",\"code\":{\"text\":\"x\"}}",
+            OO_CODE_INVALID, "Observation.status", "Observation.status outside its value set");
+    INVALID("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{\"request\":"
+            "{\"method\":\"FETCH\",\"url\":\"Patient\"}}]}",
+            OO_CODE_INVALID, "Bundle.entry[0].request.method", "unknown HTTP verb");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"use\":\"nick\"}]}", OO_CODE_INVALID,
+            "Patient.name[0].use", "binding inside a datatype");
+    VALID("{\"resourceType\":\"Patient\",\"photo\":[{\"contentType\":\"image/x-made-up\"}]}",
+          "mime types (not enumerable) are not checked");
+    VALID("{\"resourceType\":\"Patient\",\"maritalStatus\":{\"coding\":[{\"system\":\"http://x\","
+          "\"code\":\"whatever\"}]}}",
+          "codings are not checked against bindings");
+    VALID("{\"resourceType\":\"Observation\",\"status\":\"entered-in-error\",\"code\":{\"text\":\"x\"},"
+          "\"valueQuantity\":{\"value\":1,\"comparator\":\">=\"}}",
+          "codes inside the value sets pass");
+}
+
 static void test_primitive_extensions(void)
 {
     INVALID("{\"resourceType\":\"Patient\",\"_name\":{\"id\":\"x\"}}", OO_STRUCTURE, "Patient._name",
@@ -471,6 +492,7 @@ int main(void)
     test_unknown();
     test_cardinality();
     test_primitive_values();
+    test_bindings();
     test_primitive_extensions();
     test_nested_resources();
     test_lax_nulls();

@@ -12,6 +12,7 @@
  *   fhir_gen_keys[]    hash of (type, JSON key) -> element (and chosen type for
  *                      choice keys such as "valueQuantity"); key_hash in model.c
  *   fhir_gen_sp_index[] resource type name -> its search params sorted by code
+ *   fhir_gen_valuesets[] required-binding ValueSet URL -> its codes, sorted
  */
 #ifndef HORTUS_FHIR_MODEL_GEN_H
 #define HORTUS_FHIR_MODEL_GEN_H
@@ -25,6 +26,7 @@
 #define FHIR_GEN_NSP 1378
 #define FHIR_GEN_NSP_INDEX 149
 #define FHIR_GEN_NCOMPARTMENT 67
+#define FHIR_GEN_NVALUESETS 220
 
 /* JSON key hash slot: type index (0xffff = empty), element index in
  * fhir_gen_elems[], chosen type index + 1 for choice keys (0 otherwise). */
@@ -39,6 +41,12 @@ typedef struct fhir_gen_sp_entry {
     uint16_t count;
     const fhir_search_param *const *params; /* sorted by code */
 } fhir_gen_sp_entry;
+
+typedef struct fhir_gen_vs_entry {
+    const char *url;
+    uint16_t count;
+    const char *const *codes; /* sorted (strcmp) */
+} fhir_gen_vs_entry;
 
 typedef struct fhir_gen_comp_entry {
     const char *type;
@@ -55,5 +63,6 @@ extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];
 extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];
 extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];
 extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];
+extern const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS];
 
 #endif
