@@ -33,9 +33,16 @@
 #define LVL_FIRST 1u
 #define LVL_ARRAY 2u
 
+/* Room for n more bytes plus the NUL, within the buffer's limit: the fast path may
+ * write directly; otherwise buf_put() grows the buffer or records the error. */
+static inline int has_room(const buf *b, size_t n)
+{
+    return !b->err && b->cap - b->len > n && (!b->limit || b->limit - b->len >= n);
+}
+
 static inline void put(buf *b, const void *p, size_t n)
 {
-    if (!b->err && b->cap - b->len > n) {
+    if (has_room(b, n)) {
         memcpy(b->data + b->len, p, n);
         b->len += n;
         b->data[b->len] = 0;
@@ -46,7 +53,7 @@ static inline void put(buf *b, const void *p, size_t n)
 
 static inline void putch(buf *b, char c)
 {
-    if (!b->err && b->cap - b->len > 1) {
+    if (has_room(b, 1)) {
         b->data[b->len++] = c;
         b->data[b->len] = 0;
     } else {

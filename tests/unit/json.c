@@ -487,6 +487,23 @@ static void test_write(void)
     is_str(buf_cstr(&b), "\"0123456789abcdef\\\"0123456789abcdef\"", "escape inside long runs");
     buf_free(&b);
 
+    /* the buffer's size limit holds even when it already has spare capacity */
+    buf lim = BUF_INIT;
+    buf_reserve(&lim, 4096);
+    lim.limit = 20;
+    json_write(&lim, parse_ok("{\"resourceType\":\"Patient\",\"id\":\"123\"}", 0), 0);
+    is_int(lim.err, ERR_TOOBIG, "writing past buf.limit sets ERR_TOOBIG");
+    ok(lim.len <= 20, "  and nothing past the limit is written (len %zu)", lim.len);
+    buf_reset(&lim);
+    jw wl;
+    jw_init(&wl, &lim, 1);
+    jw_obj(&wl);
+    jw_key(&wl, "resourceType");
+    jw_str(&wl, "Patient");
+    jw_end(&wl);
+    is_int(lim.err, ERR_TOOBIG, "jw honours buf.limit too");
+    buf_free(&lim);
+
     /* written text re-parses to an equal tree */
     const char *src = "{\"s\":\"\\u0000\\u001f\\\"\\\\\xe2\x82\xac\",\"n\":[1e-7,0.10]}";
     json_val *v = parse_ok(src, 0);
