@@ -93,6 +93,10 @@ static inline int needs_escape(unsigned char c)
 void json_write_string(buf *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    if (n == 0) { /* also covers str == NULL */
+        put(b, "\"\"", 2);
+        return;
+    }
     const unsigned char *s = (const unsigned char *)str, *end = s + n, *run = s;
     putch(b, '"');
     for (;;) {

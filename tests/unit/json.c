@@ -480,6 +480,9 @@ static void test_write(void)
     is_str(buf_cstr(&b), "\"a\\\"b\\\\c\\n\\t\\r\\b\\f\\u0001\\u001f\x7f \xc3\xa9/\"",
            "json_write_string escapes");
     buf_reset(&b);
+    json_write_string(&b, NULL, 0);
+    is_str(buf_cstr(&b), "\"\"", "empty string (NULL, 0)");
+    buf_reset(&b);
     json_write_string(&b, "x\0y", 3);
     is_str(buf_cstr(&b), "\"x\\u0000y\"", "NUL written as \\u0000");
     buf_reset(&b);
