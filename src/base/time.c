@@ -100,8 +100,16 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
+static int64_t clamp_us(int64_t us)
+{
+    int64_t min = ftime_utc_us(1, 1, 1, 0, 0, 0);
+    int64_t max = ftime_utc_us(10000, 1, 1, 0, 0, 0) - 1;
+    return us < min ? min : us > max ? max : us;
+}
+
 void ftime_from_us(int64_t us, ftime *out)
 {
+    us = clamp_us(us);
     int64_t days = floor_div(us, US_PER_DAY);
     int64_t rest = us - days * US_PER_DAY;
     memset(out, 0, sizeof *out);
@@ -293,13 +301,6 @@ static void put4(char *o, int v)
 {
     put2(o, v / 100);
     put2(o + 2, v % 100);
-}
-
-static int64_t clamp_us(int64_t us)
-{
-    int64_t min = ftime_utc_us(1, 1, 1, 0, 0, 0);
-    int64_t max = ftime_utc_us(10000, 1, 1, 0, 0, 0) - 1;
-    return us < min ? min : us > max ? max : us;
 }
 
 size_t ftime_format_instant(int64_t us, char *out)

@@ -72,7 +72,8 @@ int64_t ftime_utc_us(int year, int month, int day, int hour, int minute, int sec
 /* The wall clock now, in microseconds since the epoch. */
 int64_t ftime_now_us(void);
 
-/* Break us down into UTC fields (tz 0, prec FTIME_MILLI, frac_digits 6). */
+/* Break us down into UTC fields (tz 0, prec FTIME_MILLI, frac_digits 6); us outside
+ * years 1..9999 is clamped to the nearest end. */
 void ftime_from_us(int64_t us, ftime *out);
 
 #define FTIME_INSTANT_LEN 24 /* "YYYY-MM-DDThh:mm:ss.sssZ" */

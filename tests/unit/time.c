@@ -203,6 +203,13 @@ static void test_format(void)
     ftime_format_instant(INT64_MAX, s);
     is_str(s, "9999-12-31T23:59:59.999Z", "clamped high");
 
+    ftime fx;
+    ftime_from_us(INT64_MIN, &fx);
+    ok(fx.year == 1 && fx.month == 1 && fx.day == 1 && fx.hour == 0, "from_us clamps low");
+    ftime_from_us(INT64_C(1714558953123456), &fx);
+    ok(fx.year == 2024 && fx.month == 5 && fx.day == 1 && fx.hour == 10 && fx.minute == 22 &&
+           fx.second == 33 && fx.usec == 123456 && fx.has_tz && fx.tz_min == 0,
+       "from_us fields");
     is_int(ftime_format_http(INT64_C(784111777) * 1000000 + 999999, s), FTIME_HTTP_LEN,
            "HTTP-date length");
     is_str(s, "Sun, 06 Nov 1994 08:49:37 GMT", "RFC 7231 example");
