@@ -58,6 +58,8 @@ static const atom ATOMS[] = {
     {"[ppm]", 0, 0, DIM(0), 1, -6, 0, 0},
     {"[ppb]", 0, 0, DIM(0), 1, -9, 0, 0},
     {"sr", 1, 0, DIM([D_RAD] = 2), 1, 0, 0, 0},
+    {"[HPF]", 0, 0, DIM(0), 1, 0, 0, 0}, /* per high/low power field: counts */
+    {"[LPF]", 0, 0, DIM(0), 1, 0, 0, 0},
     {"deg", 0, 0, DIM([D_RAD] = 1), 0, -22, 0, (__int128)174532925199432957ll * 1000 + 692},
     /* time */
     {"min", 0, 0, DIM([D_S] = 1), 60, 0, 0, 0},

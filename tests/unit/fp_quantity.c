@@ -121,7 +121,8 @@ static void test_ucum(void)
                           "%",       "{beats}/min", "/min",  "10*3/uL",  "10*9/L",  "1",
                           "mL/(min.1.73.m2)", "g.m-1.s-2", "ug/(kg.h)", "[gal_us]", "meq/L",
                           "mosm/kg", "{score}", "a",        "mo",       "wk",      "ms",
-                          "m/s2",    "cm3",      "kcal",     "[psi]",    "kat",     "deg"};
+                          "m/s2",    "cm3",      "kcal",     "[psi]",    "kat",     "deg",
+                          "{RBC}/[HPF]", "mg/(24.h)", "u[iU]/mL", "mL/min/{1.73_m2}", "10^3"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         ok(fp_ucum_valid(good[i], strlen(good[i])), "UCUM parses '%s'", good[i]);
     const char *bad[] = {"xyz", "mg/", "m[Hg", "kCel", "Cel2", "Cel/h", "(m", "m)", "m g",
