@@ -460,6 +460,56 @@ static void test_primitive_text(void)
     ok(val_is_id(id65, 64) && !val_is_id(id65, 65), "id length limit 64");
 }
 
+/* Mutated resources (bytes flipped, inserted, deleted; deterministic) must be
+ * either valid or reported, never crash or trip the sanitizers. */
+static void test_mutations(void)
+{
+    const char *src[2] = {PATIENT, OBSERVATION};
+    static const char alphabet[] = "{}[]\",:0123456789.-eE_ xyzTZ+nulltruefalse";
+    uint32_t rng = 12345;
+    size_t parsed = 0, odd = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        const char *base = src[iter & 1];
+        size_t n = strlen(base);
+        char text[4096];
+        if (n + 8 >= sizeof text)
+            break;
+        memcpy(text, base, n + 1);
+        int edits = 1 + iter % 4;
+        for (int k = 0; k < edits; k++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t pos = (rng >> 8) % n;
+            rng = rng * 1103515245u + 12345u;
+            char ch = alphabet[(rng >> 8) % (sizeof alphabet - 1)];
+            switch ((rng >> 20) % 3) {
+            case 0:
+                text[pos] = ch;
+                break;
+            case 1: /* insert */
+                memmove(text + pos + 1, text + pos, n - pos + 1);
+                text[pos] = ch;
+                n++;
+                break;
+            default: /* delete */
+                memmove(text + pos, text + pos + 1, n - pos);
+                n--;
+                break;
+            }
+        }
+        json_val *root = NULL;
+        arena_reset(A);
+        oo_init(&O, A);
+        if (json_parse(A, text, n, JSON_FHIR, &root, NULL) != 0)
+            continue;
+        parsed++;
+        int rc = val_resource(A, root, NULL, &O);
+        if (!((rc == 0 && O.n == 0) || (rc == ERR_INVALID && O.n > 0)))
+            odd++;
+    }
+    ok(parsed > 100 && odd == 0, "mutated resources: %zu parsed, all valid or reported (%zu odd)",
+       parsed, odd);
+}
+
 /* The official definition bundles are themselves R4 resources (Bundles of
  * SearchParameters, StructureDefinitions, ValueSets...): they must validate
  * without a single issue. They exist once `npm install` ran in tools/. */
@@ -529,6 +579,7 @@ int main(void)
     test_lax_nulls();
     test_cap();
     test_primitive_text();
+    test_mutations();
     test_official_bundles();
     test_speed();
     arena_free(A);
