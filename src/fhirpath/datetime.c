@@ -58,8 +58,8 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 static int64_t local_ms(const fp_dt *v)
 {
     int64_t days = v->kind == FP_DT_TIME ? 0 : days_from_civil(v->year, v->month, v->day);
-    return days * MS_PER_DAY + v->hour * MS_PER_HOUR + v->minute * MS_PER_MIN +
-           v->second * 1000LL + v->ms;
+    return days * MS_PER_DAY + v->hour * MS_PER_HOUR + v->minute * MS_PER_MIN + v->second * 1000LL +
+           v->ms;
 }
 
 /* Set the date and time fields from local epoch milliseconds; ERR_TOOBIG out of range. */
@@ -368,12 +368,24 @@ static int cmp_fields(const fp_dt *a, const fp_dt *b, int *out)
         }
         long x, y;
         switch (p) {
-        case FP_DT_YEAR: x = a->year, y = b->year; break;
-        case FP_DT_MONTH: x = a->month, y = b->month; break;
-        case FP_DT_DAY: x = a->day, y = b->day; break;
-        case FP_DT_HOUR: x = a->hour, y = b->hour; break;
-        case FP_DT_MINUTE: x = a->minute, y = b->minute; break;
-        default: x = a->second * 1000L + a->ms, y = b->second * 1000L + b->ms; break;
+        case FP_DT_YEAR:
+            x = a->year, y = b->year;
+            break;
+        case FP_DT_MONTH:
+            x = a->month, y = b->month;
+            break;
+        case FP_DT_DAY:
+            x = a->day, y = b->day;
+            break;
+        case FP_DT_HOUR:
+            x = a->hour, y = b->hour;
+            break;
+        case FP_DT_MINUTE:
+            x = a->minute, y = b->minute;
+            break;
+        default:
+            x = a->second * 1000L + a->ms, y = b->second * 1000L + b->ms;
+            break;
         }
         if (x != y) {
             *out = x < y ? -1 : 1;
@@ -414,8 +426,8 @@ int fp_dt_cmp(fp_dt a, fp_dt b, int *out)
             fp_dt uz = shift_to_utc(z, z.tz_min);
             fp_dt early = shift_to_utc(local, 14 * 60), late = shift_to_utc(local, -12 * 60);
             int c1, c2;
-            if (cmp_fields(&uz, &early, &c1) != 0 || cmp_fields(&uz, &late, &c2) != 0 ||
-                c1 != c2 || c1 == 0)
+            if (cmp_fields(&uz, &early, &c1) != 0 || cmp_fields(&uz, &late, &c2) != 0 || c1 != c2 ||
+                c1 == 0)
                 return FP_EMPTY;
             *out = flip ? -c1 : c1;
             return 0;
@@ -448,7 +460,8 @@ bool fp_dt_equiv(fp_dt a, fp_dt b)
     return fp_dt_eq(a, b, &eq) == 0 && eq;
 }
 
-/* ---- arithmetic -------------------------------------------------------------------------------- */
+/* ---- arithmetic --------------------------------------------------------------------------------
+ */
 
 static const int64_t unit_ms[] = {
     [FP_DTU_WEEK] = 7 * MS_PER_DAY, [FP_DTU_DAY] = MS_PER_DAY, [FP_DTU_HOUR] = MS_PER_HOUR,
@@ -480,15 +493,16 @@ int fp_dt_add(fp_dt v, int sign, fp_dec amount, enum fp_dt_unit unit, fp_dt *out
     int rc;
     int64_t d = 0;
     /* |d| stays below ~10^16 ms (300000 years): no overflow below, and far past 9999. */
-    if (unit >= FP_DTU_WEEK &&
-        (__builtin_mul_overflow(n, unit_ms[unit], &d) || d > 10000000000000000LL ||
-         d < -10000000000000000LL))
+    if (unit >= FP_DTU_WEEK && (__builtin_mul_overflow(n, unit_ms[unit], &d) ||
+                                d > 10000000000000000LL || d < -10000000000000000LL))
         return ERR_TOOBIG;
     if (v.kind == FP_DT_TIME) {
         if (unit < FP_DTU_HOUR)
             return ERR_INVALID;
-        static const int64_t prec_ms[] = {[FP_DT_HOUR] = MS_PER_HOUR, [FP_DT_MINUTE] = MS_PER_MIN,
-                                          [FP_DT_SECOND] = 1000, [FP_DT_MS] = 1};
+        static const int64_t prec_ms[] = {[FP_DT_HOUR] = MS_PER_HOUR,
+                                          [FP_DT_MINUTE] = MS_PER_MIN,
+                                          [FP_DT_SECOND] = 1000,
+                                          [FP_DT_MS] = 1};
         d = d / prec_ms[v.prec] * prec_ms[v.prec];
         int64_t t = (local_ms(&v) + d) % MS_PER_DAY;
         if (t < 0)
@@ -511,8 +525,10 @@ int fp_dt_add(fp_dt v, int sign, fp_dec amount, enum fp_dt_unit unit, fp_dt *out
     } else if (v.prec == FP_DT_MONTH) {
         rc = add_months(&v, d / (30 * MS_PER_DAY));
     } else {
-        static const int64_t prec_ms[] = {[FP_DT_DAY] = MS_PER_DAY, [FP_DT_HOUR] = MS_PER_HOUR,
-                                          [FP_DT_MINUTE] = MS_PER_MIN, [FP_DT_SECOND] = 1000,
+        static const int64_t prec_ms[] = {[FP_DT_DAY] = MS_PER_DAY,
+                                          [FP_DT_HOUR] = MS_PER_HOUR,
+                                          [FP_DT_MINUTE] = MS_PER_MIN,
+                                          [FP_DT_SECOND] = 1000,
                                           [FP_DT_MS] = 1};
         d = d / prec_ms[v.prec] * prec_ms[v.prec];
         rc = set_local_ms(&v, local_ms(&v) + d);
@@ -525,11 +541,11 @@ int fp_dt_add(fp_dt v, int sign, fp_dec amount, enum fp_dt_unit unit, fp_dt *out
 
 /* ---- precision and boundaries ---------------------------------------------------------------- */
 
-static const int8_t dt_digits[] = {[FP_DT_YEAR] = 4, [FP_DT_MONTH] = 6,  [FP_DT_DAY] = 8,
-                                   [FP_DT_HOUR] = 10, [FP_DT_MINUTE] = 12, [FP_DT_SECOND] = 14,
-                                   [FP_DT_MS] = 17};
-static const int8_t time_digits[] = {[FP_DT_HOUR] = 2, [FP_DT_MINUTE] = 4, [FP_DT_SECOND] = 6,
-                                     [FP_DT_MS] = 9};
+static const int8_t dt_digits[] = {
+    [FP_DT_YEAR] = 4,    [FP_DT_MONTH] = 6,   [FP_DT_DAY] = 8, [FP_DT_HOUR] = 10,
+    [FP_DT_MINUTE] = 12, [FP_DT_SECOND] = 14, [FP_DT_MS] = 17};
+static const int8_t time_digits[] = {
+    [FP_DT_HOUR] = 2, [FP_DT_MINUTE] = 4, [FP_DT_SECOND] = 6, [FP_DT_MS] = 9};
 
 int fp_dt_precision(fp_dt v)
 {
@@ -550,12 +566,24 @@ static int dt_boundary(fp_dt v, int p, int high, fp_dt *out)
     fp_dt r = v;
     for (int k = v.prec + 1; k <= target; k++) {
         switch (k) {
-        case FP_DT_MONTH: r.month = high ? 12 : 1; break;
-        case FP_DT_DAY: r.day = (uint8_t)(high ? month_days(r.year, r.month) : 1); break;
-        case FP_DT_HOUR: r.hour = high ? 23 : 0; break;
-        case FP_DT_MINUTE: r.minute = high ? 59 : 0; break;
-        case FP_DT_SECOND: r.second = high ? 59 : 0; break;
-        case FP_DT_MS: r.ms = high ? 999 : 0; break;
+        case FP_DT_MONTH:
+            r.month = high ? 12 : 1;
+            break;
+        case FP_DT_DAY:
+            r.day = (uint8_t)(high ? month_days(r.year, r.month) : 1);
+            break;
+        case FP_DT_HOUR:
+            r.hour = high ? 23 : 0;
+            break;
+        case FP_DT_MINUTE:
+            r.minute = high ? 59 : 0;
+            break;
+        case FP_DT_SECOND:
+            r.second = high ? 59 : 0;
+            break;
+        case FP_DT_MS:
+            r.ms = high ? 999 : 0;
+            break;
         }
     }
     r.prec = (uint8_t)target;
@@ -583,7 +611,8 @@ int fp_dt_high_boundary(fp_dt v, int p, fp_dt *out)
     return dt_boundary(v, p, 1, out);
 }
 
-/* ---- clock helpers ------------------------------------------------------------------------------ */
+/* ---- clock helpers ------------------------------------------------------------------------------
+ */
 
 static fp_dt from_unix(int64_t unix_ms, int tz_min, int kind, int prec)
 {

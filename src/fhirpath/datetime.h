@@ -48,17 +48,17 @@ enum fp_dt_prec {
 #define FP_DT_TEXT_MAX 40 /* fp_dt_format never needs more bytes (incl. NUL) */
 
 typedef struct fp_dt {
-    int16_t year;   /* 1..9999 (0 for TIME) */
-    uint8_t month;  /* 1..12 */
-    uint8_t day;    /* 1..31 */
-    uint8_t hour;   /* 0..23 */
-    uint8_t minute; /* 0..59 */
-    uint8_t second; /* 0..59 */
-    uint8_t kind;   /* enum fp_dt_kind */
-    uint16_t ms;    /* 0..999 */
-    int16_t tz_min; /* offset east of UTC in minutes, when has_tz */
-    uint8_t prec;   /* enum fp_dt_prec */
-    uint8_t has_tz; /* 1 when an offset (or Z) was written: DATETIME only */
+    int16_t year;      /* 1..9999 (0 for TIME) */
+    uint8_t month;     /* 1..12 */
+    uint8_t day;       /* 1..31 */
+    uint8_t hour;      /* 0..23 */
+    uint8_t minute;    /* 0..59 */
+    uint8_t second;    /* 0..59 */
+    uint8_t kind;      /* enum fp_dt_kind */
+    uint16_t ms;       /* 0..999 */
+    int16_t tz_min;    /* offset east of UTC in minutes, when has_tz */
+    uint8_t prec;      /* enum fp_dt_prec */
+    uint8_t has_tz;    /* 1 when an offset (or Z) was written: DATETIME only */
     uint8_t ms_digits; /* fractional-second digits as written (0 = none); output
                           always uses 3 when prec == FP_DT_MS */
     uint8_t pad_;

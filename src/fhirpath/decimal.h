@@ -38,11 +38,11 @@
 #define FP_EMPTY 1
 #endif
 
-#define FP_DEC_MAX_SCALE 28     /* fractional digits kept at most */
-#define FP_DEC_MAX_DIGITS 38    /* significant digits of the coefficient at most */
-#define FP_DEC_MAX_PRECISION 28 /* largest precision accepted by low/highBoundary */
+#define FP_DEC_MAX_SCALE 28       /* fractional digits kept at most */
+#define FP_DEC_MAX_DIGITS 38      /* significant digits of the coefficient at most */
+#define FP_DEC_MAX_PRECISION 28   /* largest precision accepted by low/highBoundary */
 #define FP_DEC_DEFAULT_BOUNDARY 8 /* low/highBoundary() without an argument */
-#define FP_DEC_TEXT_MAX 48      /* fp_dec_format never needs more bytes (incl. NUL) */
+#define FP_DEC_TEXT_MAX 48        /* fp_dec_format never needs more bytes (incl. NUL) */
 
 typedef struct fp_dec {
     __int128 coef; /* signed coefficient, |coef| < 10^38 */

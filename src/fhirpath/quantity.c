@@ -20,19 +20,15 @@
 #include "fhirpath/ucum.h"
 
 static const struct {
-    const char *word;   /* singular calendar word */
+    const char *word; /* singular calendar word */
     const char *plural;
-    const char *ucum;   /* matching UCUM code */
+    const char *ucum; /* matching UCUM code */
     enum fp_dt_unit dtu;
 } CAL[] = {
-    {"year", "years", "a", FP_DTU_YEAR},
-    {"month", "months", "mo", FP_DTU_MONTH},
-    {"week", "weeks", "wk", FP_DTU_WEEK},
-    {"day", "days", "d", FP_DTU_DAY},
-    {"hour", "hours", "h", FP_DTU_HOUR},
-    {"minute", "minutes", "min", FP_DTU_MINUTE},
-    {"second", "seconds", "s", FP_DTU_SECOND},
-    {"millisecond", "milliseconds", "ms", FP_DTU_MS},
+    {"year", "years", "a", FP_DTU_YEAR},       {"month", "months", "mo", FP_DTU_MONTH},
+    {"week", "weeks", "wk", FP_DTU_WEEK},      {"day", "days", "d", FP_DTU_DAY},
+    {"hour", "hours", "h", FP_DTU_HOUR},       {"minute", "minutes", "min", FP_DTU_MINUTE},
+    {"second", "seconds", "s", FP_DTU_SECOND}, {"millisecond", "milliseconds", "ms", FP_DTU_MS},
 };
 #define NCAL (sizeof CAL / sizeof *CAL)
 

@@ -24,9 +24,17 @@ typedef unsigned __int128 u128;
 
 #define FP_UCUM_MAX_DEPTH 16 /* nested parentheses */
 
-enum { D_M = FP_UCUM_M, D_S = FP_UCUM_S, D_G = FP_UCUM_G, D_RAD = FP_UCUM_RAD,
-       D_K = FP_UCUM_K, D_C = FP_UCUM_C, D_CD = FP_UCUM_CD, D_MOL = FP_UCUM_MOL,
-       D_IU = FP_UCUM_IU };
+enum {
+    D_M = FP_UCUM_M,
+    D_S = FP_UCUM_S,
+    D_G = FP_UCUM_G,
+    D_RAD = FP_UCUM_RAD,
+    D_K = FP_UCUM_K,
+    D_C = FP_UCUM_C,
+    D_CD = FP_UCUM_CD,
+    D_MOL = FP_UCUM_MOL,
+    D_IU = FP_UCUM_IU
+};
 
 typedef struct atom {
     const char *code;
@@ -35,11 +43,14 @@ typedef struct atom {
     int8_t dim[FP_UCUM_NDIM];
     int64_t num_mant;
     int32_t num_exp;
-    int64_t den_mant; /* 0 means 1 */
+    int64_t den_mant;  /* 0 means 1 */
     __int128 big_mant; /* used instead of num_mant when non-zero (long constants) */
 } atom;
 
-#define DIM(...) {__VA_ARGS__}
+#define DIM(...)                                                                                   \
+    {                                                                                              \
+        __VA_ARGS__                                                                                \
+    }
 static const atom ATOMS[] = {
     /* base units */
     {"m", 1, 0, DIM([D_M] = 1), 1, 0, 0, 0},
@@ -137,9 +148,9 @@ static const struct {
     const char *sym;
     int exp;
 } PREFIXES[] = {
-    {"da", 1},  {"Y", 24}, {"Z", 21}, {"E", 18},  {"P", 15},  {"T", 12},  {"G", 9},
-    {"M", 6},   {"k", 3},  {"h", 2},  {"d", -1},  {"c", -2},  {"m", -3},  {"u", -6},
-    {"n", -9},  {"p", -12}, {"f", -15}, {"a", -18}, {"z", -21}, {"y", -24},
+    {"da", 1}, {"Y", 24},  {"Z", 21},  {"E", 18},  {"P", 15},  {"T", 12},  {"G", 9},
+    {"M", 6},  {"k", 3},   {"h", 2},   {"d", -1},  {"c", -2},  {"m", -3},  {"u", -6},
+    {"n", -9}, {"p", -12}, {"f", -15}, {"a", -18}, {"z", -21}, {"y", -24},
 };
 
 /* ---- exact factor arithmetic ----------------------------------------------------------------- */
@@ -238,7 +249,8 @@ static int power(fp_ucum *u, int e)
     return 0;
 }
 
-/* ---- parser ------------------------------------------------------------------------------------- */
+/* ---- parser -------------------------------------------------------------------------------------
+ */
 
 typedef struct parser {
     const char *s;
@@ -477,7 +489,8 @@ bool fp_ucum_dimensionless(const fp_ucum *u)
     return !u->special;
 }
 
-/* ---- conversion --------------------------------------------------------------------------------- */
+/* ---- conversion ---------------------------------------------------------------------------------
+ */
 
 /* v * 10^e. */
 static int dec_shift(fp_dec v, int e, fp_dec *out)
@@ -529,8 +542,8 @@ static int apply_factor(fp_dec v, const fp_ucum_num *num, const fp_ucum_num *den
     return 0;
 }
 
-static const fp_dec K_CEL = {27315, 2};   /* 273.15 */
-static const fp_dec F_ZERO = {45967, 2};  /* 459.67 */
+static const fp_dec K_CEL = {27315, 2};  /* 273.15 */
+static const fp_dec F_ZERO = {45967, 2}; /* 459.67 */
 
 int fp_ucum_to_canonical(fp_dec value, const fp_ucum *u, fp_dec *out)
 {
@@ -594,16 +607,16 @@ int fp_ucum_cmp(fp_dec a, const fp_ucum *ua, fp_dec b, const fp_ucum *ub, int *o
         }
     }
     fp_dec ca, cb;
-    if ((rc = fp_ucum_to_canonical(a, ua, &ca)) < 0 ||
-        (rc = fp_ucum_to_canonical(b, ub, &cb)) < 0)
+    if ((rc = fp_ucum_to_canonical(a, ua, &ca)) < 0 || (rc = fp_ucum_to_canonical(b, ub, &cb)) < 0)
         return rc;
     *out = fp_dec_cmp(ca, cb);
     return 0;
 }
 
-/* ---- canonical text and unit algebra -------------------------------------------------------------- */
+/* ---- canonical text and unit algebra
+ * -------------------------------------------------------------- */
 
-static const char *const BASE_NAMES[FP_UCUM_NDIM] = {"m", "s", "g", "rad", "K",
+static const char *const BASE_NAMES[FP_UCUM_NDIM] = {"m", "s",  "g",   "rad", "K",
                                                      "C", "cd", "mol", "[iU]"};
 
 size_t fp_ucum_canonical_text(const fp_ucum *u, char *dst, size_t cap)
@@ -615,10 +628,10 @@ size_t fp_ucum_canonical_text(const fp_ucum *u, char *dst, size_t cap)
         npos += u->dim[k] > 0;
         nneg += u->dim[k] < 0;
     }
-#define PUT(...)                                                                          \
-    do {                                                                                  \
-        if (n < sizeof tmp)                                                               \
-            n += (size_t)snprintf(tmp + n, sizeof tmp - n, __VA_ARGS__);                  \
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (n < sizeof tmp)                                                                        \
+            n += (size_t)snprintf(tmp + n, sizeof tmp - n, __VA_ARGS__);                           \
     } while (0)
     for (int k = 0; k < FP_UCUM_NDIM; k++) {
         if (u->dim[k] > 0) {

@@ -116,13 +116,23 @@ static void test_parse(void)
     v = L("2017-11-05T01:30:00.0-04:00");
     is_int(v.tz_min, -240, "negative offset");
 
-    const char *bad[] = {"",           "201",          "2012-13",        "2012-02-30",
-                         "2012-04-15T25", "2012-04-15T10:60", "T14:34:28Z",   "T14:34:28+10:00",
-                         "2012-04T10", "2012-04-15T10:00:00+15:00", "2012-4-15", "2012-04-15x",
-                         "T",          "2012-04-15T10:00:00.", "2013-02-29"};
+    const char *bad[] = {"",
+                         "201",
+                         "2012-13",
+                         "2012-02-30",
+                         "2012-04-15T25",
+                         "2012-04-15T10:60",
+                         "T14:34:28Z",
+                         "T14:34:28+10:00",
+                         "2012-04T10",
+                         "2012-04-15T10:00:00+15:00",
+                         "2012-4-15",
+                         "2012-04-15x",
+                         "T",
+                         "2012-04-15T10:00:00.",
+                         "2013-02-29"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        is_int(fp_dt_parse_literal(bad[i], strlen(bad[i]), &v), ERR_INVALID, "reject @%s",
-               bad[i]);
+        is_int(fp_dt_parse_literal(bad[i], strlen(bad[i]), &v), ERR_INVALID, "reject @%s", bad[i]);
     ok(fp_dt_parse_literal("2012-02-29", 10, &v) == 0, "leap day accepted");
 
     ok(fp_dt_parse_fhir("1974-12-25", 10, &v) == 0 && v.kind == FP_DT_DATE, "FHIR date");
@@ -138,8 +148,8 @@ static void test_parse(void)
     ok(fp_dt_from_string("2015-02-04T14:34:28.123", 23, FP_DT_DATETIME, &v) == 0 &&
            v.prec == FP_DT_MS,
        "toDateTime with ms");
-    ok(fp_dt_from_string("2015-02-04T14:34", 16, FP_DT_DATE, &v) == 0 &&
-           v.kind == FP_DT_DATE && v.prec == FP_DT_DAY,
+    ok(fp_dt_from_string("2015-02-04T14:34", 16, FP_DT_DATE, &v) == 0 && v.kind == FP_DT_DATE &&
+           v.prec == FP_DT_DAY,
        "toDate drops the time");
     ok(fp_dt_from_string("14", 2, FP_DT_TIME, &v) == 0 && v.prec == FP_DT_HOUR, "toTime('14')");
     ok(fp_dt_from_string("14:34:28.123", 12, FP_DT_TIME, &v) == 0, "toTime with ms");
@@ -242,8 +252,7 @@ static void test_boundaries(void)
     is_str(BOUND("2012-02", 8, 1), "2012-02-29", "high day of leap February");
     is_str(BOUND("2014-01-01T08", 17, 0), "2014-01-01T08:00:00.000+14:00",
            "no offset: low boundary at +14:00");
-    is_str(BOUND("2014-01-01T08:05+08:00", 17, 0), "2014-01-01T08:05:00.000+08:00",
-           "offset kept");
+    is_str(BOUND("2014-01-01T08:05+08:00", 17, 0), "2014-01-01T08:05:00.000+08:00", "offset kept");
     is_str(BOUND("2014-01-01T08", 8, 0), "2014-01-01", "coarser precision truncates");
     is_str(BOUND("2014-01-01T08:05-05:00", 17, 1), "2014-01-01T08:05:59.999-05:00",
            "high boundary fills 59.999");
@@ -296,8 +305,8 @@ static void test_robust(void)
             p = tbuf;
             tn++;
         }
-        if (fp_dt_parse_literal(p, tn, &back) != 0 || !fp_dt_equiv(fp_dt_to_datetime(a),
-                                                                     fp_dt_to_datetime(back)))
+        if (fp_dt_parse_literal(p, tn, &back) != 0 ||
+            !fp_dt_equiv(fp_dt_to_datetime(a), fp_dt_to_datetime(back)))
             bad++;
         random_text(t2, 12, "0123456789");
         fp_dec amount;

@@ -80,7 +80,13 @@ static const char *HB(const char *a, int p)
 
 static void test_parse_format(void)
 {
-    const char *keep[] = {"1.50", "0", "-7", "0.00000001", "120", "-0.5", "1234567890987654321.0",
+    const char *keep[] = {"1.50",
+                          "0",
+                          "-7",
+                          "0.00000001",
+                          "120",
+                          "-0.5",
+                          "1234567890987654321.0",
                           "99999999999999999999999999999999999999"};
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
         is_str(S(D(keep[i])), keep[i], "round trip %s", keep[i]);
@@ -181,8 +187,7 @@ static void test_arith(void)
     /* Overflow: reported, not wrapped (UBSan would flag a wrap). */
     const char *big = "99999999999999999999999999999999999999";
     is_str(B(fp_dec_add, big, "1"), "toobig", "add overflow");
-    is_str(B(fp_dec_sub, "-99999999999999999999999999999999999999", "1"), "toobig",
-           "sub overflow");
+    is_str(B(fp_dec_sub, "-99999999999999999999999999999999999999", "1"), "toobig", "sub overflow");
     is_str(B(fp_dec_mul, big, big), "toobig", "mul overflow");
     is_str(B(fp_dec_add, "9999999999999999999999999999999999999.9", "0.1"),
            "10000000000000000000000000000000000000", "add loses a fractional digit to fit");
@@ -301,9 +306,14 @@ static void test_robust(void)
         fp_dec back;
         if (fp_dec_parse(text, tn, &back) != 0 || back.coef != a.coef || back.scale != a.scale)
             bad++;
-        int rcs[] = {fp_dec_add(a, b, &r), fp_dec_sub(a, b, &r), fp_dec_mul(a, b, &r),
-                     fp_dec_div(a, b, &r), fp_dec_idiv(a, b, &r), fp_dec_mod(a, b, &r),
-                     fp_dec_power(a, b, &r), fp_dec_low_boundary(a, (int)(rng() % 30), &r),
+        int rcs[] = {fp_dec_add(a, b, &r),
+                     fp_dec_sub(a, b, &r),
+                     fp_dec_mul(a, b, &r),
+                     fp_dec_div(a, b, &r),
+                     fp_dec_idiv(a, b, &r),
+                     fp_dec_mod(a, b, &r),
+                     fp_dec_power(a, b, &r),
+                     fp_dec_low_boundary(a, (int)(rng() % 30), &r),
                      fp_dec_high_boundary(b, (int)(rng() % 30), &r)};
         for (size_t k = 0; k < sizeof rcs / sizeof *rcs; k++) {
             if (rcs[k] != 0 && rcs[k] != FP_EMPTY && rcs[k] != ERR_TOOBIG)

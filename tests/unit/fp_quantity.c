@@ -115,18 +115,20 @@ static const char *CANON(const char *a)
 
 static void test_ucum(void)
 {
-    const char *good[] = {"mg",      "mg/dL",    "mmol/L",   "kg/m2",    "mm[Hg]",  "cm[H2O]",
-                          "[lb_av]", "[oz_av]",  "[in_i]",   "[ft_i]",   "Cel",     "[degF]",
-                          "K",       "kPa",      "bar",      "U/L",      "[iU]/mL", "m[iU]/mL",
-                          "%",       "{beats}/min", "/min",  "10*3/uL",  "10*9/L",  "1",
-                          "mL/(min.1.73.m2)", "g.m-1.s-2", "ug/(kg.h)", "[gal_us]", "meq/L",
-                          "mosm/kg", "{score}", "a",        "mo",       "wk",      "ms",
-                          "m/s2",    "cm3",      "kcal",     "[psi]",    "kat",     "deg",
-                          "{RBC}/[HPF]", "mg/(24.h)", "u[iU]/mL", "mL/min/{1.73_m2}", "10^3"};
+    const char *good[] = {"mg",        "mg/dL",       "mmol/L",    "kg/m2",    "mm[Hg]",
+                          "cm[H2O]",   "[lb_av]",     "[oz_av]",   "[in_i]",   "[ft_i]",
+                          "Cel",       "[degF]",      "K",         "kPa",      "bar",
+                          "U/L",       "[iU]/mL",     "m[iU]/mL",  "%",        "{beats}/min",
+                          "/min",      "10*3/uL",     "10*9/L",    "1",        "mL/(min.1.73.m2)",
+                          "g.m-1.s-2", "ug/(kg.h)",   "[gal_us]",  "meq/L",    "mosm/kg",
+                          "{score}",   "a",           "mo",        "wk",       "ms",
+                          "m/s2",      "cm3",         "kcal",      "[psi]",    "kat",
+                          "deg",       "{RBC}/[HPF]", "mg/(24.h)", "u[iU]/mL", "mL/min/{1.73_m2}",
+                          "10^3"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         ok(fp_ucum_valid(good[i], strlen(good[i])), "UCUM parses '%s'", good[i]);
-    const char *bad[] = {"xyz", "mg/", "m[Hg", "kCel", "Cel2", "Cel/h", "(m", "m)", "m g",
-                         "{x", "10*", "kmin", "0", "mg//L"};
+    const char *bad[] = {"xyz", "mg/", "m[Hg", "kCel", "Cel2", "Cel/h", "(m",
+                         "m)",  "m g", "{x",   "10*",  "kmin", "0",     "mg//L"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ok(!fp_ucum_valid(bad[i], strlen(bad[i])), "UCUM rejects '%s'", bad[i]);
 
