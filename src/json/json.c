@@ -154,7 +154,8 @@ static inline int push_member(parser *P, const char *key, uint32_t klen, const j
 
 static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    /* every byte above ' ' ends the run at once, which is the common case */
+    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
 }
