@@ -6,9 +6,14 @@
  *
  *   cc -O2 -Isrc -D_GNU_SOURCE -pthread bench/store_bench.c build/librel.a \
  *      -llmdb -lmicrohttpd -lcrypto -lpthread -lm -o build/store_bench
- *   build/store_bench [DIR] [CREATES_PER_RUN]
+ *   build/store_bench [DIR] [CREATES_PER_RUN] [ordered|random]
+ *
+ * Ids: "ordered" (default) are time-ordered like UUIDv7, so creates append to the
+ * ResourceAsOf B-tree; "random" are random hex like UUIDv4, so every create dirties a
+ * different leaf page and the commit has more pages to write.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +70,18 @@ static void slot_done(void *ctx, int rc, uint64_t t)
     pthread_mutex_unlock(&s->mu);
 }
 
+static int random_ids;
+static atomic_uint_fast64_t id_seq;
+
+static void make_id(char *out, size_t cap, unsigned *seed)
+{
+    if (random_ids)
+        snprintf(out, cap, "%08x-%08x-%08x", (unsigned)rand_r(seed), (unsigned)rand_r(seed),
+                 (unsigned)rand_r(seed));
+    else
+        snprintf(out, cap, "%016llx", (unsigned long long)atomic_fetch_add(&id_seq, 1));
+}
+
 typedef struct warg {
     store *s;
     int run, thread, count, errors;
@@ -75,9 +92,12 @@ static void *writer(void *p)
     warg *a = p;
     slot sl = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     char bytes[2048];
+    unsigned seed = (unsigned)(a->run * 1000 + a->thread);
     for (int i = 0; i < a->count; i++) {
         char id[48];
-        snprintf(id, sizeof id, "r%d-t%d-%d", a->run, a->thread, i);
+        make_id(id, sizeof id, &seed);
+        if (a->run == 1 && a->thread == 0) /* the readers look these up */
+            snprintf(id, sizeof id, "r1-t0-%d", i);
         store_op op = {.op = STORE_OP_CREATE,
                        .type = "Observation",
                        .type_len = 11,
@@ -144,6 +164,7 @@ int main(int argc, char **argv)
         }
         total = (int)v;
     }
+    random_ids = argc > 3 && !strcmp(argv[3], "random");
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
