@@ -570,8 +570,13 @@ def generate():
     out.extend(sp_lines)
     w("};")
     w("")
+    by_url = sorted(range(len(sps)), key=lambda i: sps[i]["url"])
+    for a, b in zip(by_url, by_url[1:]):
+        if sps[a]["url"] == sps[b]["url"]:
+            die("duplicate search parameter url %s" % sps[a]["url"])
+    w("/* sorted by url (fhir_search_param_by_url) */")
     w("const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP] = {")
-    for i in range(len(sps)):
+    for i in by_url:
         w("    &fhir_gen_sp[%d]," % i)
     w("};")
     w("")
@@ -678,7 +683,7 @@ def generate():
     h("extern const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS];")
     h("extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];")
     h("extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];")
-    h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];")
+    h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP]; /* by url */")
     h("extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];")
     h("extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];")
     h("extern const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS];")

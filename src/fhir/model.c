@@ -232,6 +232,24 @@ size_t fhir_search_params_all(const fhir_search_param *const **out)
     return FHIR_GEN_NSP;
 }
 
+const fhir_search_param *fhir_search_param_by_url(const char *url)
+{
+    size_t lo = 0, hi = FHIR_GEN_NSP;
+    if (!url)
+        return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(url, fhir_gen_sp_all[mid]->url);
+        if (c == 0)
+            return fhir_gen_sp_all[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
 size_t fhir_patient_compartment(const char *type, const char *const **codes)
 {
     size_t lo = 0, hi = FHIR_GEN_NCOMPARTMENT;

@@ -124,8 +124,13 @@ size_t fhir_search_params(const char *type, const fhir_search_param *const **out
 /* One parameter by resource type and code, or NULL. */
 const fhir_search_param *fhir_search_param_find(const char *type, const char *code);
 
-/* Every search parameter definition once (for start-up compilation checks). */
+/* Every search parameter definition once (for start-up compilation checks),
+ * sorted by url. */
 size_t fhir_search_params_all(const fhir_search_param *const **out);
+
+/* One definition by its canonical url (e.g. a composite's component_urls[i]),
+ * or NULL. */
+const fhir_search_param *fhir_search_param_by_url(const char *url);
 
 /* --- required-binding value sets (valuesets.json) ---------------------------- */
 /* Is `code` in the value set `url` (a fhir_elem.binding_vs)? 1 yes, 0 no, -1 when

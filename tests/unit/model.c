@@ -337,6 +337,20 @@ static void test_search_params(void)
        "first component is component-code");
     ok(p && p->ncomponents == 2 && strstr(p->component_exprs[1], "Quantity") != NULL,
        "second component is the quantity value");
+    const fhir_search_param *c0 = p && p->ncomponents ? fhir_search_param_by_url(p->component_urls[0]) : NULL;
+    const fhir_search_param *c1 = p && p->ncomponents > 1 ? fhir_search_param_by_url(p->component_urls[1]) : NULL;
+    ok(c0 && c0->type == FHIR_SP_TOKEN && strcmp(c0->code, "component-code") == 0,
+       "component 0 resolves by url to the token component-code");
+    ok(c1 && c1->type == FHIR_SP_QUANTITY, "component 1 resolves to a quantity parameter");
+    ok(fhir_search_param_by_url("http://example.org/none") == NULL, "unknown url");
+    {
+        const fhir_search_param *const *all;
+        size_t na = fhir_search_params_all(&all), found = 0;
+        for (size_t i = 0; i < na; i++)
+            if (fhir_search_param_by_url(all[i]->url) == all[i])
+                found++;
+        ok(found == na, "every definition is found by its url");
+    }
     ok(fhir_search_param_find("Observation", "nonexistent") == NULL, "unknown code");
     ok(fhir_search_param_find("NotAType", "code") == NULL, "unknown type");
     p = fhir_search_param_find("Patient", "birthdate");

@@ -60,7 +60,7 @@ extern const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS];
 extern const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS];
 extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];
 extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];
-extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP];
+extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP]; /* by url */
 extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];
 extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];
 extern const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS];
