@@ -51,6 +51,7 @@ struct store_req;
 #define REST_DEFAULT_COUNT 50     /* _count when absent */
 #define REST_MAX_CONNECTIONS 4096 /* open connections at once */
 #define REST_CONN_TIMEOUT 60      /* seconds of inactivity before a connection closes */
+#define REST_MAX_BUNDLE_ENTRIES 10000 /* entries of a batch/transaction Bundle */
 #define REST_MAX_RETRIES 16       /* unconditional update re-tries on concurrent writes */
 
 /* ---- interactions (also the label of /metrics) ---------------------------- */
@@ -292,6 +293,7 @@ int rest_create(rest_req *r);
 int rest_update(rest_req *r);
 int rest_delete(rest_req *r);
 int rest_history(rest_req *r);
+int rest_batch(rest_req *r);
 int rest_capabilities(rest_req *r);
 int rest_health(rest_req *r);
 int rest_metrics(rest_req *r);

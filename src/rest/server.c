@@ -311,7 +311,7 @@ static int dispatch(rest_req *r)
     case RI_HEALTH: return rest_health(r);
     case RI_METRICS: return rest_metrics(r);
     case RI_SEARCH_TYPE: return not_implemented(r, "search");
-    case RI_BATCH: return not_implemented(r, "batch/transaction");
+    case RI_BATCH: return rest_batch(r);
     default: return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
     }
 }
