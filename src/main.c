@@ -18,6 +18,7 @@ static const command commands[] = {
     {"version", version_main, "version                       print the version"},
     {"serve", serve_main, "serve [--data DIR] [--port N] [--store lmdb:DIR] [--threads N] [--base-url URL]"},
     {"fhirpath", fp_cli_main, "fhirpath [--resource FILE.json] EXPRESSION   evaluate, print a JSON array"},
+    {"validate", val_cli_main, "validate [--type TYPE] FILE...   check resources (.json, .ndjson, - = stdin)"},
     {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},
 };
 

@@ -70,4 +70,9 @@ int val_is_id(const char *s, size_t n);
  */
 int val_primitive_text(const fhir_type *prim, const char *text, size_t n);
 
+/* `hortus validate [--type TYPE] FILE...`: validate resources in files (a JSON
+ * resource, or ndjson when the name ends in .ndjson or is "-"); prints the issues
+ * of invalid ones. Exit code 0 all valid, 1 some invalid or unreadable, 2 usage. */
+int val_cli_main(int argc, char **argv);
+
 #endif

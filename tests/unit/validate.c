@@ -5,8 +5,11 @@
  * defect must be reported with the right issue code at the right FHIRPath
  * location. Primitive recognisers are tested on both sides of each regex.
  */
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "fhir/validate.h"
@@ -541,6 +544,63 @@ static void test_official_bundles(void)
     }
 }
 
+/* Run `hortus validate ARGS` with its output silenced (it would mix with TAP). */
+static int cli(int argc, char **argv)
+{
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    close(devnull);
+    int rc = val_cli_main(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    return rc;
+}
+
+static void test_cli(void)
+{
+    char dir[] = "/tmp/hortus-validate-XXXXXX";
+    if (!mkdtemp(dir)) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    char good[300], bad[300], nd[300];
+    snprintf(good, sizeof good, "%s/good.json", dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    snprintf(nd, sizeof nd, "%s/mixed.ndjson", dir);
+    FILE *f = fopen(good, "w");
+    fputs(PATIENT, f);
+    fclose(f);
+    f = fopen(bad, "w");
+    fputs("{\"resourceType\":\"Patient\",\"gender\":\"mal\"}", f);
+    fclose(f);
+    f = fopen(nd, "w");
+    fprintf(f, "%s\n\n%s\r\n", PATIENT, OBSERVATION);
+    fclose(f);
+
+    char *a1[] = {"validate", good, nd};
+    is_int(cli(3, a1), 0, "validate: valid .json and .ndjson files -> 0");
+    char *a2[] = {"validate", good, bad};
+    is_int(cli(3, a2), 1, "validate: an invalid resource -> 1");
+    char *a3[] = {"validate", "--type", "Observation", good};
+    is_int(cli(4, a3), 1, "validate --type: another type -> 1");
+    char *a4[] = {"validate", "/nonexistent/file.json"};
+    is_int(cli(2, a4), 1, "validate: unreadable file -> 1");
+    char *a5[] = {"validate"};
+    is_int(cli(1, a5), 2, "validate: no file -> usage error");
+    unlink(good);
+    unlink(bad);
+    unlink(nd);
+    rmdir(dir);
+}
+
 static void test_speed(void)
 {
     /* not a benchmark (see bench/): a sanity figure printed as a diagnostic */
@@ -581,6 +641,7 @@ int main(void)
     test_primitive_text();
     test_mutations();
     test_official_bundles();
+    test_cli();
     test_speed();
     arena_free(A);
     return tap_done();
