@@ -89,7 +89,7 @@ struct lmdb_store {
 
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen,
-        resizes, map_size, apply_ns, sync_ns;
+        resizes, map_size, apply_ns, sync_ns, used_bytes;
 };
 
 typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
@@ -203,6 +203,15 @@ static int grow_map(lmdb_store *s)
     if (rc)
         fprintf(stderr, "hortus: store: cannot grow the map: %s\n", mdb_strerror(rc));
     return rc ? ERR_IO : 0;
+}
+
+/* Writer (or open) only: refresh the used-bytes gauge from the meta page. */
+static void note_used_bytes(lmdb_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0)
+        atomic_store(&s->used_bytes, (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize);
 }
 
 /* ---- the write path --------------------------------------------------------------- */
@@ -450,6 +459,7 @@ static int commit_batch(lmdb_store *s, store_req *batch)
         atomic_fetch_add(&s->apply_ns, t1 - t0);
         atomic_fetch_add(&s->sync_ns, t2 - t1);
         atomic_fetch_add(&s->commits, 1);
+        note_used_bytes(s);
     } else {
         mdb_txn_abort(txn); /* every request failed: nothing to make durable */
     }
@@ -649,6 +659,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     mdb_env_info(s->env, &info);
     atomic_store(&s->map_size, info.me_mapsize);
     atomic_store(&s->last_t, s->w_last_t);
+    note_used_bytes(s);
     if (pthread_create(&s->writer, NULL, writer_main, s)) {
         rc = ERR_NOMEM;
         goto fail;
@@ -915,10 +926,8 @@ static void lmdb_stats(store *base, store_stats *st)
     st->readers = (uint64_t)atomic_load(&s->active);
     st->apply_ns = atomic_load(&s->apply_ns);
     st->commit_ns = atomic_load(&s->sync_ns);
-    MDB_envinfo info;
-    MDB_stat ms;
-    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0)
-        st->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+    /* Not mdb_env_info() here: it reads the map, which a resize may be replacing. */
+    st->used_bytes = atomic_load(&s->used_bytes);
 }
 
 /* ---- iterators ---------------------------------------------------------------------- */

@@ -605,6 +605,9 @@ static void test_growth(void)
     store_get_stats(s, &st);
     ok(st.map_resizes >= 2 && st.map_size >= (4u << 20), "the map grew (%llu times, %llu bytes)",
        (unsigned long long)st.map_resizes, (unsigned long long)st.map_size);
+    ok(st.used_bytes >= (4u << 20) && st.used_bytes <= st.map_size,
+       "used bytes cover the 4 MB written and fit the map (%llu)",
+       (unsigned long long)st.used_bytes);
     ok(ra.reads > 0 && ra.errors == 0, "a concurrent reader kept reading (%ld reads, %ld errors)",
        ra.reads, ra.errors);
     store_reader *r;
