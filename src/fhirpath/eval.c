@@ -281,7 +281,7 @@ int fp_from_json(fp_ctx *c, const json_val *j, const json_val *ext, const fhir_t
 static const fhir_elem *elem_by_name(const fhir_type *t, const char *name, size_t n)
 {
     const fhir_elem *e = fhir_elem_find(t, name, n, NULL);
-    if (e && e->name[n] == 0)
+    if (e && strlen(e->name) == n)
         return e;
     for (size_t i = 0; i < t->nelems; i++) {
         const fhir_elem *x = &t->elems[i];
@@ -1088,10 +1088,11 @@ static int eval_binop(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *
             return fp_fail(c, ERR_INVALID, nd, "'&' needs single strings");
         const char *a = "", *b = "";
         size_t an = 0, bn = 0;
-        if (l.n && fp_str_of(c, &l.v[0], &a, &an))
-            return c->err->code;
-        if (r.n && fp_str_of(c, &r.v[0], &b, &bn))
-            return c->err->code;
+        /* empty, and a primitive with only extensions, count as '' */
+        if (l.n && !l.v[0].novalue && fp_str_of(c, &l.v[0], &a, &an))
+            return fp_fail(c, ERR_INVALID, nd, "'&' needs strings");
+        if (r.n && !r.v[0].novalue && fp_str_of(c, &r.v[0], &b, &bn))
+            return fp_fail(c, ERR_INVALID, nd, "'&' needs strings");
         if (an + bn > FP_MAX_STRING)
             return fp_fail(c, ERR_LIMIT, nd, "string longer than %u bytes", FP_MAX_STRING);
         char *s = arena_alloc(c->a, an + bn + 1);

@@ -752,6 +752,8 @@ int fp_str_of(fp_ctx *c, const fp_val *v0, const char **s, size_t *n)
     fp_prim(c, v0, &v);
     char tmp[64];
     size_t l = 0;
+    if (v.novalue)
+        return 1;
     switch (v.kind) {
     case FP_STR:
         *s = v.u.s.p;

@@ -918,12 +918,50 @@ static fp_node *parse_expr(parser *p, int minprec)
     return left;
 }
 
+/* Offset of the first byte that is not part of valid UTF-8 (overlongs, surrogates
+ * and code points past U+10FFFF rejected), or len. */
+static size_t utf8_check(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        size_t need;
+        unsigned cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            need = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return i;
+        }
+        for (size_t k = 1; k <= need; k++) {
+            if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
+            return i;
+        i += need + 1;
+    }
+    return len;
+}
+
 int fp_parse(fp_expr *x, fp_error *err)
 {
     parser p = {.x = x, .s = x->src, .len = x->len, .err = err};
     if (x->len > FP_MAX_EXPR_LEN) {
         perr(&p, 0, ERR_TOOBIG, "expression longer than %u bytes", FP_MAX_EXPR_LEN);
         return ERR_TOOBIG;
+    }
+    size_t bad = utf8_check((const unsigned char *)x->src, x->len);
+    if (bad < x->len) {
+        perr(&p, bad, ERR_INVALID, "invalid UTF-8 at byte %zu", bad);
+        return ERR_INVALID;
     }
     if (lex(&p))
         return p.failed;
