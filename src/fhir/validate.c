@@ -2,8 +2,9 @@
  * validate.c -- structural validation of FHIR R4 JSON against the generated model.
  *
  * Shape: a recursive walk that mirrors the JSON tree. Each object is checked
- * against one fhir_type: every member key is looked up (binary search in the
- * generated tables), values are dispatched on the element's type kind, and two
+ * against one fhir_type: every member key is looked up (first among the next few
+ * elements in definition order, the order serialisers write, then in the
+ * generated hash), values are dispatched on the element's type kind, and two
  * small bitmaps (value seen / "_name" seen, indexed by element position) answer
  * "was a required element present" and "did value[x] appear twice" without a
  * second pass over the members.
@@ -811,6 +812,7 @@ static void walk_prim_ext(vctx *c, const json_val *parent, const json_val *v, co
 static void walk_members(vctx *c, const json_val *obj, const fhir_type *t, int is_resource)
 {
     uint64_t seen_val[VAL_SEEN_BITS / 64] = {0}, seen_ext[VAL_SEEN_BITS / 64] = {0};
+    size_t cursor = 0;
 
     if (++c->depth > VAL_MAX_DEPTH) {
         issue(c, OO_STRUCTURE, "Too deeply nested");
@@ -827,7 +829,18 @@ static void walk_members(vctx *c, const json_val *obj, const fhir_type *t, int i
         const char *name = under ? key + 1 : key;
         size_t nlen = under ? klen - 1 : klen;
         const fhir_type *choice = NULL;
-        const fhir_elem *e = fhir_elem_find(t, name, nlen, &choice);
+        const fhir_elem *e = NULL;
+        /* keys mostly follow definition order: look a few elements ahead first */
+        for (size_t k = cursor; k < t->nelems && k < cursor + 4; k++) {
+            const fhir_elem *x = &t->elems[k];
+            if (x->name[0] == name[0] && !x->is_choice && strncmp(x->name, name, nlen) == 0 &&
+                x->name[nlen] == 0) {
+                e = x;
+                break;
+            }
+        }
+        if (!e)
+            e = fhir_elem_find(t, name, nlen, &choice);
         if (!e) {
             size_t old = path_push(c, ".", key, klen);
             issue(c, OO_STRUCTURE, "Unknown element '%.*s' in %s", quote_len(key, klen), key,
@@ -837,6 +850,7 @@ static void walk_members(vctx *c, const json_val *obj, const fhir_type *t, int i
         }
         const fhir_type *ty = e->is_choice ? choice : e->types[0];
         size_t idx = (size_t)(e - t->elems);
+        cursor = idx + 1;
         uint64_t bit = idx < VAL_SEEN_BITS ? (uint64_t)1 << (idx % 64) : 0;
         uint64_t *seen = under ? &seen_ext[idx / 64 % (VAL_SEEN_BITS / 64)]
                                : &seen_val[idx / 64 % (VAL_SEEN_BITS / 64)];
