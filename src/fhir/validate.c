@@ -680,6 +680,15 @@ static void walk_resource(vctx *c, const json_val *v)
     walk_members(c, v, t, 1);
 }
 
+/* 1 when object v has no member other than "id" (ele-1 fails for an element). */
+static int only_id(const json_val *v)
+{
+    for (uint32_t i = 0; i < v->n; i++)
+        if (strcmp(v->u.members[i].key, "id") != 0)
+            return 0;
+    return 1;
+}
+
 static void walk_item(vctx *c, const json_val *v, const fhir_type *t, const char *binding)
 {
     if (v->type == JSON_NULL) {
@@ -700,6 +709,8 @@ static void walk_item(vctx *c, const json_val *v, const fhir_type *t, const char
                   json_type_name(v->type));
             return;
         }
+        if (only_id(v))
+            issue(c, OO_INVARIANT, "An element must have a value or children besides id (ele-1)");
         walk_members(c, v, t, 0);
         return;
     }
@@ -733,6 +744,8 @@ static void walk_value(vctx *c, const json_val *parent, const json_val *v, const
             issue(c, OO_STRUCTURE, "Element '%s' must be an array (it may repeat)", key);
             walk_item(c, v, ty, e->binding_vs);
         } else {
+            if (v->n == 0)
+                issue(c, OO_STRUCTURE, "Element '%s' is an empty array", key);
             if (v->n < e->min)
                 issue(c, OO_REQUIRED, "Element '%s' needs at least %u items, found %u", key,
                       (unsigned)e->min, (unsigned)v->n);

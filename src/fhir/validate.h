@@ -14,6 +14,7 @@
  *   primitive JSON type and format (id, date, dateTime, instant, time, decimal,
  *   integer 32-bit, positiveInt, unsignedInt, uri/url/canonical, oid, uuid, code,
  *   string, markdown, base64Binary, boolean, xhtml)                   -> value
+ *   an element object with nothing but an id (ele-1),
  *   Extension with both or neither of extension and value[x] (ext-1),
  *   contained resources nesting contained resources (dom-2)           -> invariant
  *

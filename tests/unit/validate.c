@@ -374,6 +374,19 @@ static void test_lax_nulls(void)
     ok(rc == ERR_INVALID && has(OO_STRUCTURE, "Patient.birthDate"), "_birthDate array of nulls");
 }
 
+static void test_empty(void)
+{
+    /* the FHIR parser rejects these; trees from elsewhere may still carry them */
+    int rc = run_flags("{\"resourceType\":\"Patient\",\"name\":[]}", NULL, 0);
+    ok(rc == ERR_INVALID && has(OO_STRUCTURE, "Patient.name"), "empty array");
+    rc = run_flags("{\"resourceType\":\"Patient\",\"maritalStatus\":{}}", NULL, 0);
+    ok(rc == ERR_INVALID && has(OO_INVARIANT, "Patient.maritalStatus"), "empty object (ele-1)");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"id\":\"n1\"}]}", OO_INVARIANT,
+            "Patient.name[0]", "element with only an id (ele-1)");
+    VALID("{\"resourceType\":\"Patient\",\"birthDate\":\"2000\",\"_birthDate\":{\"id\":\"b\"}}",
+          "a primitive's id next to its value is fine");
+}
+
 static void test_cap(void)
 {
     /* 300 unknown elements: issues stop at the cap, with one final note */
@@ -637,6 +650,7 @@ int main(void)
     test_primitive_extensions();
     test_nested_resources();
     test_lax_nulls();
+    test_empty();
     test_cap();
     test_primitive_text();
     test_mutations();
