@@ -21,6 +21,7 @@ static char built_at[40];
 
 static const char *const type_interactions[] = {
     "read", "vread", "update", "delete", "history-instance", "history-type", "create",
+    "search-type",
 };
 
 static const char *sp_type_name(fhir_sp_type t)

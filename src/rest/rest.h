@@ -166,6 +166,11 @@ struct rest_req {
 const char *rest_header(rest_req *r, const char *name);
 const char *rest_query(rest_req *r, const char *name);
 
+/* Call fn(ctx, key, value) for every query parameter in order (value may be
+ * NULL for "?key"); stops early when fn returns non-zero. */
+void rest_query_each(rest_req *r, int (*fn)(void *ctx, const char *key, const char *value),
+                     void *ctx);
+
 /* The public FHIR base URL for this request, without trailing slash
  * ("http://localhost:8080/fhir"): the configured --base-url, or built from
  * X-Forwarded-Proto/-Host or Host. Arena memory. */
@@ -294,6 +299,7 @@ int rest_update(rest_req *r);
 int rest_delete(rest_req *r);
 int rest_history(rest_req *r);
 int rest_batch(rest_req *r);
+int rest_search(rest_req *r);
 int rest_capabilities(rest_req *r);
 int rest_health(rest_req *r);
 int rest_metrics(rest_req *r);

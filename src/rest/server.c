@@ -87,6 +87,26 @@ const char *rest_query(rest_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+typedef struct query_iter {
+    int (*fn)(void *ctx, const char *key, const char *value);
+    void *ctx;
+} query_iter;
+
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    query_iter *q = cls;
+    (void)kind;
+    return q->fn(q->ctx, key, value) ? MHD_NO : MHD_YES;
+}
+
+void rest_query_each(rest_req *r, int (*fn)(void *ctx, const char *key, const char *value),
+                     void *ctx)
+{
+    query_iter q = {fn, ctx};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &q);
+}
+
 struct store *rest_store(rest_req *r)
 {
     return r->srv->st;
@@ -155,13 +175,6 @@ static int method_not_allowed(rest_req *r, const char *allow)
     char msg[160];
     snprintf(msg, sizeof msg, "method not allowed here; allowed: %s", allow);
     return rest_send_error_ex(r, 405, OO_NOT_SUPPORTED, msg, NULL, allow);
-}
-
-static int not_implemented(rest_req *r, const char *what)
-{
-    char msg[200];
-    snprintf(msg, sizeof msg, "%s is not supported by this server yet", what);
-    return rest_send_error(r, 501, OO_NOT_SUPPORTED, msg, NULL);
 }
 
 /* Sets r->ri from route and method; returns 0, or 1 when the combination is not
@@ -310,7 +323,7 @@ static int dispatch(rest_req *r)
     case RI_CAPABILITIES: return rest_capabilities(r);
     case RI_HEALTH: return rest_health(r);
     case RI_METRICS: return rest_metrics(r);
-    case RI_SEARCH_TYPE: return not_implemented(r, "search");
+    case RI_SEARCH_TYPE: return rest_search(r);
     case RI_BATCH: return rest_batch(r);
     default: return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
     }

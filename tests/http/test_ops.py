@@ -27,7 +27,7 @@ def test_metadata(http, base):
     pat = types["Patient"]
     codes = {i["code"] for i in pat["interaction"]}
     assert {"read", "vread", "update", "delete", "create", "history-instance",
-            "history-type"} <= codes
+            "history-type", "search-type"} <= codes
     assert pat["versioning"] == "versioned-update" and pat["updateCreate"] is True
     sp = {p["name"]: p for p in pat["searchParam"]}
     assert sp["birthdate"]["type"] == "date"

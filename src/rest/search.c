@@ -1,0 +1,307 @@
+/*
+ * search.c -- GET [base]/Type: the search-type interaction, unfiltered for now.
+ *
+ * Until the search engine (src/search/) lands, this lists the current
+ * resources of a type in id order, with stable paging, and honours the
+ * parameters that need no index:
+ *
+ *   _id=a,b        those resources
+ *   _count=N       page size (default 50, at most 1000; 0 = total only)
+ *   _summary=count total only
+ *   _total=none|estimate|accurate
+ *   _page_at, _page_id   cursor of the next page (in the `next` link)
+ *
+ * Every other parameter is one this server cannot apply yet. As FHIR's
+ * lenient handling asks, it is ignored, left out of the `self` link, and
+ * reported in an OperationOutcome entry (search.mode = outcome);
+ * `Prefer: handling=strict` turns it into 400.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "rest/rest.h"
+#include "store/store.h"
+
+typedef struct search_params {
+    rest_req *r;
+    unsigned count;
+    int summary_count;
+    int total_none;
+    const char *ids; /* _id value */
+    uint64_t page_at;
+    const char *page_id;
+    int bad;               /* a parameter value was malformed (400 sent) */
+    buf ignored;           /* "a, b" */
+    size_t nignored;
+} search_params;
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int on_param(void *ctx, const char *k, const char *v)
+{
+    search_params *p = ctx;
+    rest_req *r = p->r;
+    char msg[200];
+    uint64_t n;
+    if (!strcmp(k, "_format") || !strcmp(k, "_pretty"))
+        return 0;
+    if (!strcmp(k, "_count")) {
+        if (parse_u64(v, UINT32_MAX, &n)) {
+            snprintf(msg, sizeof msg, "_count '%.40s' is not a non-negative integer", v ? v : "");
+            rest_send_error(r, 400, OO_INVALID, msg, NULL);
+            return p->bad = 1;
+        }
+        p->count = n > REST_MAX_COUNT ? REST_MAX_COUNT : (unsigned)n;
+        return 0;
+    }
+    if (!strcmp(k, "_id") && v && *v) {
+        p->ids = v;
+        return 0;
+    }
+    if (!strcmp(k, "_summary") && v && !strcmp(v, "count")) {
+        p->summary_count = 1;
+        return 0;
+    }
+    if (!strcmp(k, "_total") && v &&
+        (!strcmp(v, "none") || !strcmp(v, "estimate") || !strcmp(v, "accurate"))) {
+        p->total_none = !strcmp(v, "none");
+        return 0;
+    }
+    if (!strcmp(k, "_page_at")) {
+        if (parse_u64(v, INT64_MAX, &p->page_at)) {
+            rest_send_error(r, 400, OO_INVALID, "bad _page_at paging parameter", NULL);
+            return p->bad = 1;
+        }
+        return 0;
+    }
+    if (!strcmp(k, "_page_id")) {
+        if (!v || !rest_id_valid(v, strlen(v))) {
+            rest_send_error(r, 400, OO_INVALID, "bad _page_id paging parameter", NULL);
+            return p->bad = 1;
+        }
+        p->page_id = v;
+        return 0;
+    }
+    if (p->nignored++)
+        buf_puts(&p->ignored, ", ");
+    buf_puts(&p->ignored, k);
+    return 0;
+}
+
+static int strict(rest_req *r)
+{
+    const char *p = rest_header(r, "Prefer");
+    return p && strstr(p, "handling=strict") != NULL;
+}
+
+static const char *link_url(rest_req *r, const search_params *p, uint64_t page_at,
+                            const char *page_id)
+{
+    buf b = BUF_INIT;
+    buf_printf(&b, "%s/%s?_count=%u", rest_base_url(r), r->route.type->name, p->count);
+    if (p->ids) {
+        buf_puts(&b, "&_id=");
+        for (const char *s = p->ids; *s; s++) /* ids are [A-Za-z0-9-.] and ',' */
+            if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+                (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' || *s == ',')
+                buf_putc(&b, *s);
+    }
+    if (p->summary_count)
+        buf_puts(&b, "&_summary=count");
+    if (page_at)
+        buf_printf(&b, "&_page_at=%llu", (unsigned long long)page_at);
+    if (page_id)
+        buf_printf(&b, "&_page_id=%s", page_id);
+    const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
+    buf_free(&b);
+    return out ? out : "";
+}
+
+static void put_entry(rest_req *r, jw *w, const char *base, const store_version *v)
+{
+    jw_obj(w);
+    jw_key(w, "fullUrl");
+    buf u = BUF_INIT;
+    buf_printf(&u, "%s/%s/%s", base, v->type, v->id);
+    jw_strn(w, buf_cstr(&u), u.len);
+    buf_free(&u);
+    jw_key(w, "resource");
+    json_val *res;
+    if (r->pretty && json_parse(r->a, v->bytes, v->len, 0, &res, NULL) == 0)
+        jw_val(w, res);
+    else
+        jw_raw(w, v->bytes, v->len);
+    jw_key(w, "search");
+    jw_obj(w);
+    jw_key(w, "mode");
+    jw_str(w, "match");
+    jw_end(w);
+    jw_end(w);
+}
+
+static void put_ignored_outcome(jw *w, const search_params *p)
+{
+    jw_obj(w);
+    jw_key(w, "resource");
+    jw_obj(w);
+    jw_key(w, "resourceType");
+    jw_str(w, "OperationOutcome");
+    jw_key(w, "issue");
+    jw_arr(w);
+    jw_obj(w);
+    jw_key(w, "severity");
+    jw_str(w, "warning");
+    jw_key(w, "code");
+    jw_str(w, "not-supported");
+    jw_key(w, "diagnostics");
+    buf d = BUF_INIT;
+    buf_printf(&d, "search parameters not applied (not supported yet): %s",
+               buf_cstr(&p->ignored));
+    jw_str(w, buf_cstr(&d));
+    buf_free(&d);
+    jw_end(w);
+    jw_end(w);
+    jw_end(w);
+    jw_key(w, "search");
+    jw_obj(w);
+    jw_key(w, "mode");
+    jw_str(w, "outcome");
+    jw_end(w);
+    jw_end(w);
+}
+
+int rest_search(rest_req *r)
+{
+    search_params p = {.r = r, .count = REST_DEFAULT_COUNT};
+    rest_query_each(r, on_param, &p);
+    if (p.bad) {
+        buf_free(&p.ignored);
+        return REST_DONE;
+    }
+    if (p.nignored && strict(r)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "search parameters not supported: %.200s",
+                 buf_cstr(&p.ignored));
+        buf_free(&p.ignored);
+        return rest_send_error(r, 400, OO_NOT_SUPPORTED, msg, NULL);
+    }
+    if (p.summary_count)
+        p.count = 0;
+    const char *type = r->route.type->name;
+    store_reader *rd;
+    int rc = store_read_begin(rest_store(r), &rd);
+    if (rc) {
+        buf_free(&p.ignored);
+        return rest_send_errcode(r, rc, "cannot read the store");
+    }
+    uint64_t snap = store_reader_t(rd);
+    uint64_t as_of = p.page_at && p.page_at < snap ? p.page_at : snap;
+    store_version *vs = arena_alloc(r->a, sizeof *vs * (p.count + 1));
+    size_t n = 0;
+    int more = 0;
+    int64_t total = -1;
+    if (!vs) {
+        rc = ERR_NOMEM;
+    } else if (p.ids) {
+        /* _id=a,b: current versions of those ids, in the order given */
+        total = 0;
+        const char *s = p.ids;
+        while (*s) {
+            const char *c = strchr(s, ',');
+            size_t len = c ? (size_t)(c - s) : strlen(s);
+            char id[REST_MAX_ID + 1];
+            store_version v;
+            if (rest_id_valid(s, len)) {
+                memcpy(id, s, len);
+                id[len] = 0;
+                if (store_read(rd, 0, type, id, &v) == 0) {
+                    total++;
+                    if (n < p.count)
+                        vs[n++] = v;
+                }
+            }
+            if (!c)
+                break;
+            s = c + 1;
+        }
+    } else {
+        uint64_t cur = 0, versions = 0;
+        if (as_of == snap && store_count(rd, 0, type, &cur, &versions) == 0)
+            total = (int64_t)cur;
+        store_iter *it = NULL;
+        rc = p.count ? store_list(rd, 0, type, as_of, p.page_id, &it) : 0;
+        store_version v;
+        while (it && (rc = store_iter_next(it, &v)) == 0) {
+            if (n == p.count) {
+                more = 1;
+                break;
+            }
+            vs[n++] = v;
+        }
+        if (rc == ERR_NOTFOUND)
+            rc = 0;
+        store_iter_close(it);
+    }
+    if (rc) {
+        store_read_end(rd);
+        buf_free(&p.ignored);
+        return rest_send_errcode(r, rc, "cannot list the resources");
+    }
+    const char *base = rest_base_url(r);
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b, r->pretty);
+    jw_obj(&w);
+    jw_key(&w, "resourceType");
+    jw_str(&w, "Bundle");
+    jw_key(&w, "type");
+    jw_str(&w, "searchset");
+    if (total >= 0 && !p.total_none) {
+        jw_key(&w, "total");
+        jw_int(&w, total);
+    }
+    jw_key(&w, "link");
+    jw_arr(&w);
+    jw_obj(&w);
+    jw_key(&w, "relation");
+    jw_str(&w, "self");
+    jw_key(&w, "url");
+    jw_str(&w, link_url(r, &p, p.page_at ? as_of : 0, p.page_id));
+    jw_end(&w);
+    if (more && n) {
+        jw_obj(&w);
+        jw_key(&w, "relation");
+        jw_str(&w, "next");
+        jw_key(&w, "url");
+        jw_str(&w, link_url(r, &p, as_of, vs[n - 1].id));
+        jw_end(&w);
+    }
+    jw_end(&w);
+    if (n || p.nignored) {
+        jw_key(&w, "entry");
+        jw_arr(&w);
+        for (size_t i = 0; i < n; i++)
+            put_entry(r, &w, base, &vs[i]);
+        if (p.nignored)
+            put_ignored_outcome(&w, &p);
+        jw_end(&w);
+    }
+    jw_end(&w);
+    store_read_end(rd);
+    buf_free(&p.ignored);
+    return rest_send_buf(r, 200, &b);
+}

@@ -1,0 +1,67 @@
+"""GET [base]/Type: listing with stable paging, _id, _count, _summary=count, and the
+report of parameters that cannot be applied yet."""
+from urllib.parse import parse_qs, urlparse
+
+from conftest import FHIR_JSON, assert_outcome
+
+CT = {"Content-Type": FHIR_JSON}
+
+
+def put(http, base, typ, rid, **extra):
+    r = http.put(f"{base}/{typ}/{rid}", json={"resourceType": typ, "id": rid, **extra},
+                 headers=CT)
+    assert r.status_code in (200, 201), r.text
+
+
+def test_list_pages_in_id_order(http, base):
+    for i in range(7):
+        put(http, base, "Endpoint", f"ep-{i}", status="active",
+            connectionType={"code": "hl7-fhir-rest"}, payloadType=[{"text": "x"}],
+            address="http://x")
+    http.delete(f"{base}/Endpoint/ep-3")
+    b = http.get(f"{base}/Endpoint", params={"_count": 4}).json()
+    assert b["resourceType"] == "Bundle" and b["type"] == "searchset"
+    assert b["total"] == 6
+    assert all(e["search"]["mode"] == "match" for e in b["entry"])
+    ids = [e["resource"]["id"] for e in b["entry"]]
+    nxt = next(l["url"] for l in b["link"] if l["relation"] == "next")
+    assert nxt.startswith(f"{base}/Endpoint?")
+    put(http, base, "Endpoint", "ep-00", status="active",  # lands on page 1 later: invisible
+        connectionType={"code": "hl7-fhir-rest"}, payloadType=[{"text": "x"}], address="http://x")
+    b2 = http.get(nxt).json()
+    ids += [e["resource"]["id"] for e in b2["entry"]]
+    assert not any(l["relation"] == "next" for l in b2["link"])
+    assert ids == ["ep-0", "ep-1", "ep-2", "ep-4", "ep-5", "ep-6"]
+    # the query alone, re-sent to [base]/Type, gives the same page
+    q = urlparse(nxt).query
+    assert http.get(f"{base}/Endpoint?{q}").json()["entry"] == b2["entry"]
+
+
+def test_id_count_and_summary(http, base):
+    put(http, base, "Flag", "f1", status="active", code={"text": "a"}, subject={"reference": "Patient/x"})
+    put(http, base, "Flag", "f2", status="active", code={"text": "b"}, subject={"reference": "Patient/x"})
+    b = http.get(f"{base}/Flag", params={"_id": "f2,nope,f1"}).json()
+    assert [e["resource"]["id"] for e in b["entry"]] == ["f2", "f1"]
+    assert b["total"] == 2
+    b = http.get(f"{base}/Flag", params={"_summary": "count"}).json()
+    assert b["total"] >= 2 and "entry" not in b
+    b = http.get(f"{base}/Flag", params={"_count": 0}).json()
+    assert "entry" not in b
+    b = http.get(f"{base}/Flag", params={"_total": "none"}).json()
+    assert "total" not in b
+    assert_outcome(http.get(f"{base}/Flag", params={"_count": "x"}), 400)
+
+
+def test_unsupported_parameters_are_reported_or_rejected(http, base):
+    put(http, base, "Basic", "b1", code={"text": "x"})
+    r = http.get(f"{base}/Basic", params={"code": "x", "foo": "1"})
+    assert r.status_code == 200
+    b = r.json()
+    outcome = [e for e in b["entry"] if e["search"]["mode"] == "outcome"]
+    assert len(outcome) == 1
+    diag = outcome[0]["resource"]["issue"][0]["diagnostics"]
+    assert "code" in diag and "foo" in diag
+    self_link = next(l["url"] for l in b["link"] if l["relation"] == "self")
+    assert "foo" not in parse_qs(urlparse(self_link).query)
+    r = http.get(f"{base}/Basic", params={"foo": "1"}, headers={"Prefer": "handling=strict"})
+    assert_outcome(r, 400, "not-supported")
