@@ -263,3 +263,14 @@ void store_get_stats(store *s, store_stats *st)
     memset(st, 0, sizeof *st);
     s->ops->stats(s, st);
 }
+
+int store_check(store *s, char *msg, size_t cap)
+{
+    char dummy[1];
+    if (!msg || cap == 0) {
+        msg = dummy;
+        cap = sizeof dummy;
+    }
+    msg[0] = 0;
+    return s->ops->check(s, msg, cap);
+}

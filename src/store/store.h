@@ -308,6 +308,16 @@ typedef struct store_stats {
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */
 void store_get_stats(store *s, store_stats *st);
 
+/*
+ * Verify the database against its invariants, in one read snapshot: the three version
+ * indices hold the same entries with the same values; every non-delete version's content
+ * exists and hashes to its key; vids grow with t per resource; Counts equal what the
+ * indices say; every t has its TxLog entry. Reads everything (minutes on a big
+ * database): for tests, `hortus check` and after a crash. Returns 0, or ERR_INTERNAL with
+ * the first problem described in msg (cap bytes, NUL-terminated; may be NULL).
+ */
+int store_check(store *s, char *msg, size_t cap);
+
 /* ---- backend interface (for implementers; callers use the functions above) ------- */
 
 struct store_ops {
@@ -334,6 +344,7 @@ struct store_ops {
     int (*scan_next)(store_iter *it, const void **key, size_t *key_len, const void **val,
                      size_t *val_len);
     void (*stats)(store *s, store_stats *st);
+    int (*check)(store *s, char *msg, size_t cap);
 };
 
 /* Every backend's store, reader and iterator struct begins with these, so store.c can

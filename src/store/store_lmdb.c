@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1299,6 +1300,201 @@ static int lmdb_iter_next(store_iter *base, store_version *v)
     return ERR_INVALID;
 }
 
+
+/* ---- consistency check ---------------------------------------------------------------- */
+
+typedef struct check_ctx {
+    lmdb_store *s;
+    MDB_txn *txn;
+    char *msg;
+    size_t cap;
+    uint64_t groups; /* (tenant, type) groups plus tenants seen */
+} check_ctx;
+
+static int check_fail(check_ctx *c, const char *what, const codec_key *k)
+{
+    if (k)
+        snprintf(c->msg, c->cap, "%s: tenant %u %.*s/%.*s t %llu", what, (unsigned)k->tenant,
+                 (int)k->type_len, k->type ? k->type : "", (int)k->id_len, k->id ? k->id : "",
+                 (unsigned long long)k->t);
+    else
+        snprintf(c->msg, c->cap, "%s", what);
+    return ERR_INTERNAL;
+}
+
+/* Compare the tallies of one (tenant, type) -- or of a tenant when type_len is 0 -- with
+ * its Counts entry. */
+static int check_counts(check_ctx *c, uint32_t tenant, const char *type, size_t type_len,
+                        uint64_t current, uint64_t versions)
+{
+    uint8_t kb[CODEC_KEY_MAX];
+    int n = codec_counts_key(kb, tenant, type, type_len);
+    MDB_val key = {(size_t)n, kb}, val;
+    uint64_t cur = 0, ver = 0;
+    if (n < 0 || mdb_get(c->txn, c->s->db_counts, &key, &val) ||
+        codec_counts_val_decode(val.mv_data, val.mv_size, &cur, &ver) || cur != current ||
+        ver != versions) {
+        snprintf(c->msg, c->cap,
+                 "Counts of tenant %u %.*s: stored %llu current / %llu versions, indices say "
+                 "%llu / %llu",
+                 (unsigned)tenant, type_len ? (int)type_len : 11, type_len ? type : "(all types)",
+                 (unsigned long long)cur, (unsigned long long)ver,
+                 (unsigned long long)current, (unsigned long long)versions);
+        return ERR_INTERNAL;
+    }
+    c->groups++;
+    return 0;
+}
+
+static int check_entry(check_ctx *c, const codec_key *k, const MDB_val *val)
+{
+    codec_vrec vr;
+    if (codec_vrec_decode(val->mv_data, val->mv_size, &vr))
+        return check_fail(c, "bad version record", k);
+    static const codec_layout others[2] = {CODEC_TYPE_ASOF, CODEC_SYSTEM_ASOF};
+    MDB_dbi dbis[2] = {c->s->db_type, c->s->db_sys};
+    for (int i = 0; i < 2; i++) {
+        uint8_t kb[CODEC_KEY_MAX];
+        int n = codec_asof_encode(others[i], kb, k, 4);
+        MDB_val key = {(size_t)n, kb}, v2;
+        if (n < 0 || mdb_get(c->txn, dbis[i], &key, &v2) || v2.mv_size != val->mv_size ||
+            memcmp(v2.mv_data, val->mv_data, val->mv_size))
+            return check_fail(c, i ? "SystemAsOf entry missing or different"
+                                   : "TypeAsOf entry missing or different",
+                              k);
+    }
+    uint8_t tk[CODEC_TXLOG_KEY_LEN];
+    codec_txlog_key(tk, k->tenant, k->t);
+    MDB_val key = {sizeof tk, tk}, tv;
+    if (mdb_get(c->txn, c->s->db_txlog, &key, &tv))
+        return check_fail(c, "no TxLog entry for the version's t", k);
+    if (vr.op == STORE_OP_DELETE)
+        return 0;
+    uint8_t ck[CODEC_CONTENT_KEY_LEN];
+    codec_content_key(ck, k->tenant, vr.hash);
+    key.mv_size = sizeof ck;
+    key.mv_data = ck;
+    MDB_val cv;
+    if (mdb_get(c->txn, c->s->db_content, &key, &cv) || cv.mv_size < 1 ||
+        ((const uint8_t *)cv.mv_data)[0] != CODEC_ENC_PLAIN)
+        return check_fail(c, "content missing", k);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)cv.mv_data + 1, cv.mv_size - 1, md);
+    if (memcmp(md, vr.hash, STORE_HASH_LEN))
+        return check_fail(c, "content does not match its hash", k);
+    return 0;
+}
+
+static int check_all(check_ctx *c)
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(c->txn, c->s->db_res, &cur))
+        return check_fail(c, "cannot open a cursor", NULL);
+    int rc = 0;
+    MDB_val key, val;
+    /* the group being tallied, and the resource being walked */
+    uint32_t g_tenant = 0;
+    char g_type[STORE_TYPE_MAX + 1] = "";
+    size_t g_type_len = 0;
+    uint64_t g_cur = 0, g_ver = 0, t_cur = 0, t_ver = 0;
+    int have_group = 0;
+    char r_id[STORE_ID_MAX + 1] = "";
+    uint64_t prev_t = 0, prev_vid = 0, entries = 0;
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    for (; mrc == 0; mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        codec_key k;
+        if (codec_asof_decode(CODEC_RESOURCE_ASOF, key.mv_data, key.mv_size, &k)) {
+            rc = check_fail(c, "undecodable ResourceAsOf key", NULL);
+            goto done;
+        }
+        entries++;
+        int new_tenant = !have_group || k.tenant != g_tenant;
+        int new_group = new_tenant || k.type_len != g_type_len || memcmp(k.type, g_type, g_type_len);
+        int new_resource = new_group || strcmp(k.id, r_id);
+        if (new_group && have_group) {
+            if ((rc = check_counts(c, g_tenant, g_type, g_type_len, g_cur, g_ver)))
+                goto done;
+            g_cur = g_ver = 0;
+        }
+        if (new_tenant && have_group) {
+            if ((rc = check_counts(c, g_tenant, NULL, 0, t_cur, t_ver)))
+                goto done;
+            t_cur = t_ver = 0;
+        }
+        if (new_group) {
+            have_group = 1;
+            g_tenant = k.tenant;
+            memcpy(g_type, k.type, k.type_len);
+            g_type[k.type_len] = 0;
+            g_type_len = k.type_len;
+        }
+        uint64_t vid = codec_get_u64(val.mv_data);
+        if (new_resource) {
+            memcpy(r_id, k.id, k.id_len + 1);
+            if (val.mv_size == CODEC_VREC_LEN &&
+                ((const uint8_t *)val.mv_data)[32] != STORE_OP_DELETE) {
+                g_cur++;
+                t_cur++;
+            }
+        } else if (!(k.t < prev_t && vid < prev_vid)) {
+            rc = check_fail(c, "versions do not grow with t", &k);
+            goto done;
+        }
+        prev_t = k.t;
+        prev_vid = vid;
+        g_ver++;
+        t_ver++;
+        if ((rc = check_entry(c, &k, &val)))
+            goto done;
+    }
+    if (mrc != MDB_NOTFOUND) {
+        rc = check_fail(c, "cursor failure", NULL);
+        goto done;
+    }
+    if (have_group && ((rc = check_counts(c, g_tenant, g_type, g_type_len, g_cur, g_ver)) ||
+                       (rc = check_counts(c, g_tenant, NULL, 0, t_cur, t_ver))))
+        goto done;
+    MDB_stat st_type, st_sys, st_counts;
+    if (mdb_stat(c->txn, c->s->db_type, &st_type) || mdb_stat(c->txn, c->s->db_sys, &st_sys) ||
+        mdb_stat(c->txn, c->s->db_counts, &st_counts)) {
+        rc = check_fail(c, "mdb_stat failed", NULL);
+        goto done;
+    }
+    if (st_type.ms_entries != entries || st_sys.ms_entries != entries) {
+        snprintf(c->msg, c->cap,
+                 "index sizes differ: ResourceAsOf %llu, TypeAsOf %llu, SystemAsOf %llu",
+                 (unsigned long long)entries, (unsigned long long)st_type.ms_entries,
+                 (unsigned long long)st_sys.ms_entries);
+        rc = ERR_INTERNAL;
+        goto done;
+    }
+    if (st_counts.ms_entries != c->groups) {
+        snprintf(c->msg, c->cap, "Counts holds %llu entries for %llu types and tenants seen",
+                 (unsigned long long)st_counts.ms_entries, (unsigned long long)c->groups);
+        rc = ERR_INTERNAL;
+    }
+done:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static int lmdb_check(store *base, char *msg, size_t cap)
+{
+    lmdb_store *s = (lmdb_store *)base;
+    check_ctx c = {.s = s, .msg = msg, .cap = cap};
+    gate_enter(s);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn);
+    if (rc) {
+        gate_leave(s);
+        snprintf(msg, cap, "read transaction: %s", mdb_strerror(rc));
+        return ERR_IO;
+    }
+    rc = check_all(&c);
+    mdb_txn_abort(c.txn);
+    gate_leave(s);
+    return rc;
+}
+
 const struct store_ops store_lmdb_ops = {
     .name = "lmdb",
     .open = lmdb_open,
@@ -1317,4 +1513,5 @@ const struct store_ops store_lmdb_ops = {
     .scan = lmdb_scan,
     .scan_next = lmdb_scan_next,
     .stats = lmdb_stats,
+    .check = lmdb_check,
 };

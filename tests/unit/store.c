@@ -3,6 +3,7 @@
  * writes continue, expect conflicts (also rolled back alone inside one group commit),
  * atomic multi-op requests, counts, extra puts, map growth under concurrent readers,
  * reopening, and many concurrent submitters (with creates/s printed as a diagnostic). */
+#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -135,6 +136,74 @@ static int history_str(store *s, const store_hist_opts *o, char *out, size_t cap
     store_iter_close(it);
     store_read_end(r);
     return rc == 0 || rc == ERR_NOTFOUND ? count : rc;
+}
+
+
+/* store_check must pass; print its complaint otherwise. */
+static void checked(store *s, const char *when)
+{
+    char msg[256];
+    int rc = store_check(s, msg, sizeof msg);
+    ok(rc == 0, "store_check after %s", when);
+    if (rc)
+        printf("#   %s\n", msg);
+}
+
+/* Damage the closed store at dir with the raw LMDB API: in database `db`, either delete
+ * the first entry (flip == 0) or flip the last byte of its value. */
+static int damage(const char *dir, const char *db, int flip)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_env_create(&env);
+    rc = rc ? rc : mdb_env_set_maxdbs(env, 16);
+    rc = rc ? rc : mdb_env_open(env, dir, 0, 0664);
+    rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+    rc = rc ? rc : mdb_dbi_open(txn, db, 0, &dbi);
+    rc = rc ? rc : mdb_cursor_open(txn, dbi, &c);
+    rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    if (rc == 0 && !flip) {
+        rc = mdb_cursor_del(c, 0);
+    } else if (rc == 0) {
+        char copy[8192];
+        if (v.mv_size > sizeof copy)
+            return -1;
+        memcpy(copy, v.mv_data, v.mv_size);
+        copy[v.mv_size - 1] ^= 1;
+        MDB_val nv = {v.mv_size, copy};
+        rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
+    }
+    rc = rc ? rc : mdb_txn_commit(txn);
+    mdb_env_close(env);
+    return rc;
+}
+
+static void test_check_detects(void)
+{
+    const char *names[3] = {"TypeAsOf", "Content", "Counts"};
+    const char *expect[3] = {"TypeAsOf", "hash", "Counts"};
+    for (int i = 0; i < 3; i++) {
+        const char *d = new_dir();
+        store *s;
+        uint64_t t;
+        store_open(d, NULL, &s);
+        write1(s, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, NULL);
+        write1(s, STORE_OP_UPDATE, "Patient", "a", 1, 2, &t, NULL);
+        write1(s, STORE_OP_CREATE, "Observation", "b", 0, 1, &t, NULL);
+        checked(s, "three writes (before damage)");
+        store_close(s);
+        ok(damage(d, names[i], i > 0) == 0, "damaged %s with the raw LMDB API", names[i]);
+        store_open(d, NULL, &s);
+        char msg[256];
+        int rc = store_check(s, msg, sizeof msg);
+        ok(rc == ERR_INTERNAL && strstr(msg, expect[i]),
+           "store_check finds the damage in %s (%s)", names[i], msg);
+        store_close(s);
+        rm_dir(d);
+    }
 }
 
 static void test_crud(store *s)
@@ -489,6 +558,7 @@ static void test_history(store *s)
        (unsigned long long)cur, (unsigned long long)ver);
     store_read_end(r);
     (void)s;
+    checked(h, "the history scenario");
     store_close(h);
     rm_dir(d);
 }
@@ -623,6 +693,7 @@ static void test_growth(void)
     }
     store_read_end(r);
     is_int(good, 100, "every large resource reads back intact after growth");
+    checked(s, "map growth");
     store_close(s);
     ok(store_open(d, &o, &s) == 0, "reopen with the small map size configured");
     store_read_begin(s, &r);
@@ -773,6 +844,7 @@ static void test_concurrency(void)
         }
     is_int(found, 3200, "every acknowledged create of the 32 submitters is readable");
     store_read_end(r);
+    checked(s, "3400 concurrent creates");
     store_close(s);
     rm_dir(d);
 }
@@ -879,6 +951,7 @@ static void test_big_request_and_live_paging(void)
     is_int(seen, expect_total, "paging saw exactly the versions of the first page's snapshot");
     is_int(dups, 0, "no entry repeated or out of order across pages");
     is_int(newer, 0, "no entry newer than the snapshot leaked into later pages");
+    checked(s, "a big transaction and live paging");
     free(ops);
     free(ids);
     store_close(s);
@@ -901,11 +974,13 @@ int main(void)
     test_group_conflict(s);
     test_extras(s);
     test_reopen(d, &s);
+    checked(s, "crud, transactions, group conflicts, extras and reopen");
     store_close(s);
     rm_dir(d);
     test_history(NULL);
     test_growth();
     test_big_request_and_live_paging();
     test_concurrency();
+    test_check_detects();
     return tap_done();
 }
