@@ -20,6 +20,7 @@
  * produced (FP_MAX_STEPS), recursion by FP_MAX_DEPTH.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,15 +281,7 @@ int fp_from_json(fp_ctx *c, const json_val *j, const json_val *ext, const fhir_t
 /* The model element for a FHIRPath name (choice elements by their bare name). */
 static const fhir_elem *elem_by_name(const fhir_type *t, const char *name, size_t n)
 {
-    const fhir_elem *e = fhir_elem_find(t, name, n, NULL);
-    if (e && strlen(e->name) == n)
-        return e;
-    for (size_t i = 0; i < t->nelems; i++) {
-        const fhir_elem *x = &t->elems[i];
-        if (x->is_choice && !strncmp(x->name, name, n) && x->name[n] == 0)
-            return x;
-    }
-    return NULL;
+    return fhir_elem_named(t, name, n);
 }
 
 static const json_val *ext_of(const json_val *obj, const char *key, size_t n)
@@ -510,9 +503,13 @@ int fp_prim(fp_ctx *c, const fp_val *v, fp_val *out)
     *out = *v;
     if (v->kind != FP_OBJ || !v->ftype || !v->node)
         return 0;
-    static const fhir_type *qt;
-    if (!qt)
+    /* cached once; atomic so concurrent evaluations may race on it safely */
+    static const fhir_type *_Atomic qtype;
+    const fhir_type *qt = atomic_load_explicit(&qtype, memory_order_relaxed);
+    if (!qt) {
         qt = type_named("Quantity");
+        atomic_store_explicit(&qtype, qt, memory_order_relaxed);
+    }
     if (!fhir_type_is(v->ftype, qt))
         return 0;
     const json_val *val = json_get(v->node, "value");
@@ -950,7 +947,7 @@ static int eval_member(fp_ctx *c, const fp_node *nd, const fp_coll *focus, int a
         const fp_val *it = &focus->v[i];
         if (at_start && is_upper(nd->name[0]) && it->kind == FP_OBJ) {
             /* a type name at the start of a path selects matching resources */
-            const fhir_type *t = type_named(nd->name);
+            const fhir_type *t = nd->ntype;
             if (t && (t->kind == FHIR_RESOURCE)) {
                 if (it->ftype && fhir_type_is(it->ftype, t)) {
                     if (fp_list_push(c, &l, it))
@@ -1414,9 +1411,19 @@ int fp_eval_node(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *out)
             break;
         if (a.n == 0)
             break;
+        if (a.n > 1 && nd->kind == N_AS) {
+            /* the operator form filters (R4 search parameters such as
+             * `Observation.component.value as Quantity` rely on it); the as()
+             * function stays strict */
+            fp_list l = {0};
+            for (size_t i = 0; i < a.n && rc == 0; i++)
+                if (fp_is_type(&a.v[i], &nd->type, 1))
+                    rc = fp_list_push(c, &l, &a.v[i]);
+            *out = fp_list_coll(&l);
+            break;
+        }
         if (a.n > 1) {
-            rc = fp_fail(c, ERR_INVALID, nd, "'%s' needs a single item, got %zu",
-                         nd->kind == N_IS ? "is" : "as", a.n);
+            rc = fp_fail(c, ERR_INVALID, nd, "'is' needs a single item, got %zu", a.n);
             break;
         }
         int m = fp_is_type(&a.v[0], &nd->type, nd->kind == N_AS);
@@ -1440,14 +1447,16 @@ fp_expr *fp_compilen(const char *src, size_t len, fp_error *err)
 {
     if (err)
         memset(err, 0, sizeof *err);
-    fp_expr *x = calloc(1, sizeof *x);
-    if (!x)
+    /* the expression lives in its own arena: one allocation for small sources */
+    arena *a = arena_new(len * 8 + 1024);
+    if (!a)
         goto oom;
-    x->a = arena_new(len * 8 + 1024);
-    if (!x->a) {
-        free(x);
+    fp_expr *x = arena_zalloc(a, sizeof *x);
+    if (!x) {
+        arena_free(a);
         goto oom;
     }
+    x->a = a;
     x->src = arena_strndup(x->a, src, len);
     x->len = len;
     if (!x->src) {
@@ -1482,8 +1491,7 @@ void fp_free(fp_expr *x)
 {
     if (!x)
         return;
-    arena_free(x->a);
-    free(x);
+    arena_free(x->a); /* x itself is in the arena */
 }
 
 int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env,

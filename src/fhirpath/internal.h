@@ -65,6 +65,7 @@ struct fp_node {
     const char *name; /* N_MEMBER, N_VAR, N_CALL: NUL-terminated */
     size_t name_len;
     fp_typespec type; /* N_IS / N_AS, and type arguments of is()/as()/ofType() */
+    const fhir_type *ntype; /* N_MEMBER named like a type (Patient.x): that type */
     fp_val lit;       /* N_LITERAL */
 };
 

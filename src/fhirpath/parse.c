@@ -687,6 +687,8 @@ static fp_node *parse_invocation(parser *p, fp_node *focus)
         if (n) {
             n->name = id.str;
             n->name_len = id.str_len;
+            if (!focus && id.str[0] >= 'A' && id.str[0] <= 'Z')
+                n->ntype = fhir_type_find(id.str, id.str_len);
         }
     }
     if (n)
