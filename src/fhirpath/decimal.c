@@ -285,12 +285,47 @@ static int dec_fit(int neg, u256 mag, int scale, fp_dec *out)
 
 /* ---- construction and conversion ----------------------------------------------------- */
 
+/* The common short form ("-12.50": at most 18 digits, no exponent) without u256 work.
+ * Returns 1 when it handled the text, 0 to fall through to the general parser. */
+static int dec_parse_short(const char *s, size_t n, int json, fp_dec *out)
+{
+    size_t i = 0;
+    int neg = 0, digits = 0, frac = -1;
+    uint64_t v = 0;
+    if (n > 0 && (s[0] == '-' || (!json && s[0] == '+'))) {
+        neg = s[0] == '-';
+        i++;
+    }
+    size_t start = i;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (++digits > 18)
+                return 0;
+            v = v * 10 + (uint64_t)(c - '0');
+            if (frac >= 0)
+                frac++;
+        } else if (c == '.' && frac < 0 && i > start) {
+            frac = 0;
+        } else {
+            return 0;
+        }
+    }
+    if (digits == 0 || frac == 0)
+        return 0; /* let the general parser report the error */
+    out->coef = neg ? -(__int128)v : (__int128)v;
+    out->scale = frac < 0 ? 0 : frac;
+    return 1;
+}
+
 static int dec_parse(const char *s, size_t n, int json, fp_dec *out)
 {
     size_t i = 0;
     int neg = 0;
     if (!s || n == 0)
         return ERR_INVALID;
+    if (dec_parse_short(s, n, json, out))
+        return 0;
     if (s[0] == '-' || (!json && s[0] == '+')) {
         neg = s[0] == '-';
         i++;

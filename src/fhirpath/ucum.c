@@ -161,6 +161,15 @@ static __int128 gcd128(__int128 a, __int128 b)
         a = -a;
     if (b < 0)
         b = -b;
+    if (a <= UINT64_MAX && b <= UINT64_MAX) { /* the usual case: 64-bit division is cheap */
+        uint64_t x = (uint64_t)a, y = (uint64_t)b;
+        while (y) {
+            uint64_t t = x % y;
+            x = y;
+            y = t;
+        }
+        return x;
+    }
     while (b) {
         __int128 t = a % b;
         a = b;
@@ -171,16 +180,29 @@ static __int128 gcd128(__int128 a, __int128 b)
 
 /* Move trailing zeros of mantissas into exponents, fold den.exp into num.exp and divide
  * out common factors. */
+/* Strip trailing decimal zeros of a positive mantissa into its exponent. */
+static void strip_zeros(fp_ucum_num *x)
+{
+    if (x->mant == 0)
+        return;
+    while (x->mant > UINT64_MAX && x->mant % 10 == 0) {
+        x->mant /= 10;
+        x->exp++;
+    }
+    if (x->mant <= UINT64_MAX) {
+        uint64_t m = (uint64_t)x->mant;
+        while (m % 10 == 0) {
+            m /= 10;
+            x->exp++;
+        }
+        x->mant = m;
+    }
+}
+
 static void reduce(fp_ucum *u)
 {
-    while (u->num.mant != 0 && u->num.mant % 10 == 0) {
-        u->num.mant /= 10;
-        u->num.exp++;
-    }
-    while (u->den.mant % 10 == 0) {
-        u->den.mant /= 10;
-        u->den.exp++;
-    }
+    strip_zeros(&u->num);
+    strip_zeros(&u->den);
     u->num.exp -= u->den.exp;
     u->den.exp = 0;
     __int128 g = gcd128(u->num.mant, u->den.mant);
@@ -273,7 +295,8 @@ static int from_atom(const atom *a, int prefix_exp, fp_ucum *u)
 static const atom *find_atom(const char *s, size_t n)
 {
     for (size_t k = 0; k < sizeof ATOMS / sizeof *ATOMS; k++) {
-        if (strlen(ATOMS[k].code) == n && memcmp(ATOMS[k].code, s, n) == 0)
+        const char *c = ATOMS[k].code;
+        if (c[0] == s[0] && strncmp(c, s, n) == 0 && c[n] == '\0')
             return &ATOMS[k];
     }
     return NULL;
@@ -285,6 +308,8 @@ static int lookup(const char *s, size_t n, fp_ucum *u)
     if (a)
         return from_atom(a, 0, u);
     for (size_t p = 0; p < sizeof PREFIXES / sizeof *PREFIXES; p++) {
+        if (PREFIXES[p].sym[0] != s[0])
+            continue;
         size_t pl = strlen(PREFIXES[p].sym);
         if (pl < n && memcmp(PREFIXES[p].sym, s, pl) == 0) {
             a = find_atom(s + pl, n - pl);
@@ -452,11 +477,41 @@ static int p_term(parser *p, fp_ucum *out)
     return 0;
 }
 
+/* Per-thread memo of recently parsed unit texts: evaluation compares the same few units
+ * over and over (every Observation.value against the same literal), and a hit costs a
+ * hash and a memcmp instead of a parse. Only successful parses are kept. */
+#define UCUM_MEMO_SLOTS 32
+#define UCUM_MEMO_TEXT 40
+
+typedef struct ucum_memo {
+    uint8_t len; /* 0 = empty slot */
+    char text[UCUM_MEMO_TEXT];
+    fp_ucum u;
+} ucum_memo;
+
+static _Thread_local ucum_memo memo[UCUM_MEMO_SLOTS];
+
+static unsigned memo_slot(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h % UCUM_MEMO_SLOTS;
+}
+
 int fp_ucum_parse(const char *text, size_t n, fp_ucum *out)
 {
     if (n == 0) {
         unity(out);
         return 0;
+    }
+    ucum_memo *m = NULL;
+    if (n < UCUM_MEMO_TEXT) {
+        m = &memo[memo_slot(text, n)];
+        if (m->len == n && memcmp(m->text, text, n) == 0) {
+            *out = m->u;
+            return 0;
+        }
     }
     parser p = {text, n, 0, 0};
     fp_ucum u;
@@ -465,6 +520,11 @@ int fp_ucum_parse(const char *text, size_t n, fp_ucum *out)
         return rc;
     if (p.i != n)
         return ERR_INVALID;
+    if (m) {
+        m->len = (uint8_t)n;
+        memcpy(m->text, text, n);
+        m->u = u;
+    }
     *out = u;
     return 0;
 }

@@ -165,6 +165,15 @@ static void test_ucum(void)
     fp_dec k6895 = {689476, 5};
     fp_ucum_cmp(one, &a, k6895, &b, &c);
     is_int(c, -1, "1 psi < 6.89476 kPa");
+    fp_ucum first, again;
+    fp_ucum_parse("mg/dL", 5, &first);
+    for (int i = 0; i < 100; i++) /* push other units through the per-thread memo */
+        fp_ucum_parse(good[i % (sizeof good / sizeof *good)],
+                      strlen(good[i % (sizeof good / sizeof *good)]), &again);
+    fp_ucum_parse("mg/dL", 5, &again);
+    ok(memcmp(first.dim, again.dim, sizeof first.dim) == 0 && first.num.mant == again.num.mant &&
+           first.num.exp == again.num.exp && first.den.mant == again.den.mant,
+       "a memoised parse gives the same unit");
     ok(fp_ucum_parse("m1000000", 8, &a) != 0, "absurd exponent rejected");
     ok(fp_ucum_parse("((((((((((((((((((m))))))))))))))))))", 38, &a) == ERR_TOOBIG,
        "nesting limit");
