@@ -165,16 +165,15 @@ static int check_type_id(const char *type, const char *id)
     return 0;
 }
 
-int store_read(store_reader *r, uint32_t tenant, const char *type, const char *id,
-               store_version *v)
+int store_read(store_reader *r, uint32_t tenant, const char *type, const char *id, store_version *v)
 {
     if (!id || check_type_id(type, id))
         return ERR_INVALID;
     return r->ops->read(r, tenant, type, id, 0, v);
 }
 
-int store_vread(store_reader *r, uint32_t tenant, const char *type, const char *id,
-                uint64_t vid, store_version *v)
+int store_vread(store_reader *r, uint32_t tenant, const char *type, const char *id, uint64_t vid,
+                store_version *v)
 {
     if (!id || check_type_id(type, id))
         return ERR_INVALID;
@@ -235,17 +234,16 @@ int store_count(store_reader *r, uint32_t tenant, const char *type, uint64_t *cu
     return r->ops->count(r, tenant, type, current, versions);
 }
 
-int store_get(store_reader *r, store_db db, const void *key, size_t key_len,
-              const void **val, size_t *val_len)
+int store_get(store_reader *r, store_db db, const void *key, size_t key_len, const void **val,
+              size_t *val_len)
 {
-    if ((unsigned)db >= STORE_DB_COUNT_ || !key || key_len == 0 ||
-        key_len > STORE_EXTRA_KEY_MAX)
+    if ((unsigned)db >= STORE_DB_COUNT_ || !key || key_len == 0 || key_len > STORE_EXTRA_KEY_MAX)
         return ERR_INVALID;
     return r->ops->get(r, db, key, key_len, val, val_len);
 }
 
-int store_scan(store_reader *r, store_db db, const void *from, size_t from_len,
-               const void *prefix, size_t prefix_len, store_iter **out)
+int store_scan(store_reader *r, store_db db, const void *from, size_t from_len, const void *prefix,
+               size_t prefix_len, store_iter **out)
 {
     *out = NULL;
     if ((unsigned)db >= STORE_DB_COUNT_ || from_len > STORE_EXTRA_KEY_MAX ||
@@ -315,9 +313,9 @@ int store_check_main(int argc, char **argv)
         store_count(r, 0, NULL, &current, &versions);
         store_read_end(r);
     }
-    printf("%s: t %llu, %llu current resources, %llu versions (tenant 0), %.1f MiB used\n",
-           where, (unsigned long long)st.last_t, (unsigned long long)current,
-           (unsigned long long)versions, (double)st.used_bytes / 1048576.0);
+    printf("%s: t %llu, %llu current resources, %llu versions (tenant 0), %.1f MiB used\n", where,
+           (unsigned long long)st.last_t, (unsigned long long)current, (unsigned long long)versions,
+           (double)st.used_bytes / 1048576.0);
     if (rc)
         printf("PROBLEM: %s\n", msg);
     else

@@ -34,13 +34,13 @@
 
 /* ---- limits and constants --------------------------------------------------------- */
 
-#define STORE_TYPE_MAX 64                /* resource type name length, [A-Za-z] */
-#define STORE_ID_MAX 64                  /* FHIR id length, [A-Za-z0-9.-] */
-#define STORE_HASH_LEN 16                /* bytes of SHA-256 kept as the content key */
-#define STORE_ANY UINT64_MAX             /* store_op.expect: don't check the version */
-#define STORE_NO_TIME INT64_MIN          /* "no instant given" for since / at */
+#define STORE_TYPE_MAX 64                   /* resource type name length, [A-Za-z] */
+#define STORE_ID_MAX 64                     /* FHIR id length, [A-Za-z0-9.-] */
+#define STORE_HASH_LEN 16                   /* bytes of SHA-256 kept as the content key */
+#define STORE_ANY UINT64_MAX                /* store_op.expect: don't check the version */
+#define STORE_NO_TIME INT64_MIN             /* "no instant given" for since / at */
 #define STORE_DEFAULT_MAP_SIZE (256u << 20) /* initial LMDB map: 256 MiB, grows by doubling */
-#define STORE_EXTRA_KEY_MAX 480          /* extra keys: LMDB's key limit (511) minus margin */
+#define STORE_EXTRA_KEY_MAX 480             /* extra keys: LMDB's key limit (511) minus margin */
 
 /* What a version records as its operation (the history entry's request.method). */
 typedef enum store_opkind {
@@ -68,7 +68,7 @@ typedef struct store_iter store_iter;
 /* ---- open / close ------------------------------------------------------------------ */
 
 typedef struct store_opts {
-    size_t map_size;   /* initial map size in bytes; 0 = STORE_DEFAULT_MAP_SIZE */
+    size_t map_size;    /* initial map size in bytes; 0 = STORE_DEFAULT_MAP_SIZE */
     unsigned max_batch; /* most requests per group commit; 0 = 1024 */
 } store_opts;
 
@@ -117,13 +117,13 @@ typedef struct store_op {
  * transaction as the ops (index entries, AuditEvents, outbox messages). */
 typedef struct store_extra {
     store_db db;
-    int del;          /* 1 = delete the key (absent key is not an error), 0 = put */
-    const void *key;  /* 1..STORE_EXTRA_KEY_MAX bytes, starting with the tenant */
+    int del;         /* 1 = delete the key (absent key is not an error), 0 = put */
+    const void *key; /* 1..STORE_EXTRA_KEY_MAX bytes, starting with the tenant */
     size_t key_len;
-    const void *val;  /* put only; may be empty */
+    const void *val; /* put only; may be empty */
     size_t val_len;
-    int t_offset;     /* >= 0: the writer writes the commit's t (u64 BE) at this key offset;
-                         -1: key used as given */
+    int t_offset; /* >= 0: the writer writes the commit's t (u64 BE) at this key offset;
+                     -1: key used as given */
 } store_extra;
 
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t t);
@@ -136,13 +136,13 @@ typedef void (*store_done_fn)(void *ctx, int rc, uint64_t t);
 typedef struct store_req {
     uint32_t tenant;
     store_op *ops;
-    size_t nops;          /* 1 .. any; a transaction Bundle is one request */
+    size_t nops; /* 1 .. any; a transaction Bundle is one request */
     store_extra *extras;
     size_t nextra;
     /* outputs, set before the callback */
-    int rc;               /* same as the callback's rc */
-    uint64_t t;           /* the commit's t on success */
-    size_t failed_op;     /* index of the op that failed when rc != 0 (nops if extras) */
+    int rc;           /* same as the callback's rc */
+    uint64_t t;       /* the commit's t on success */
+    size_t failed_op; /* index of the op that failed when rc != 0 (nops if extras) */
     /* private to the store */
     struct store_req *next_;
     store_done_fn done_;
@@ -156,10 +156,10 @@ typedef struct store_req {
  * (vid not greater than the current one; same resource twice in one request),
  * ERR_NOTFOUND / ERR_GONE (delete of a missing / already deleted resource), ERR_IO.
  * The callback must be quick (resume a connection, signal a condvar): it delays the
- * next batch; it must not call store_write() (the writer would wait for itself). Returns a negative code without queuing (no callback) when the request is
- * malformed (ERR_INVALID: bad type/id characters or length, no ops, missing bytes, vid 0)
- * or the store is closing (ERR_IO). Computes SHA-256 of each op's bytes in the calling
- * thread unless op.have_hash.
+ * next batch; it must not call store_write() (the writer would wait for itself). Returns a negative
+ * code without queuing (no callback) when the request is malformed (ERR_INVALID: bad type/id
+ * characters or length, no ops, missing bytes, vid 0) or the store is closing (ERR_IO). Computes
+ * SHA-256 of each op's bytes in the calling thread unless op.have_hash.
  */
 int store_submit(store *s, store_req *req, store_done_fn done, void *ctx);
 
@@ -217,8 +217,8 @@ int store_read(store_reader *r, uint32_t tenant, const char *type, const char *i
 /* Version `vid` of the resource. 0: found; ERR_GONE: that version is a delete (*v filled);
  * ERR_NOTFOUND: no such resource or version. Cost grows with the number of newer
  * versions (walks back from the newest). */
-int store_vread(store_reader *r, uint32_t tenant, const char *type, const char *id,
-                uint64_t vid, store_version *v);
+int store_vread(store_reader *r, uint32_t tenant, const char *type, const char *id, uint64_t vid,
+                store_version *v);
 
 /* Which history. */
 typedef enum store_scope {
@@ -280,29 +280,29 @@ int store_count(store_reader *r, uint32_t tenant, const char *type, uint64_t *cu
  * bytes; the prefix may be from itself); store_scan_next returns 0 with key/value
  * pointers into the map, ERR_NOTFOUND at the end. Closed with store_iter_close().
  */
-int store_get(store_reader *r, store_db db, const void *key, size_t key_len,
-              const void **val, size_t *val_len);
-int store_scan(store_reader *r, store_db db, const void *from, size_t from_len,
-               const void *prefix, size_t prefix_len, store_iter **out);
+int store_get(store_reader *r, store_db db, const void *key, size_t key_len, const void **val,
+              size_t *val_len);
+int store_scan(store_reader *r, store_db db, const void *from, size_t from_len, const void *prefix,
+               size_t prefix_len, store_iter **out);
 int store_scan_next(store_iter *it, const void **key, size_t *key_len, const void **val,
                     size_t *val_len);
 
 /* ---- operations / metrics ---------------------------------------------------------- */
 
 typedef struct store_stats {
-    uint64_t last_t;        /* t of the last commit */
-    uint64_t commits;       /* durable write transactions (each = one group commit) */
-    uint64_t fsyncs;        /* sync calls issued by those commits (LMDB: data + meta) */
-    uint64_t requests;      /* requests committed */
-    uint64_t failed;        /* requests answered with an error (conflicts included) */
-    uint64_t conflicts;     /* requests rejected with ERR_CONFLICT */
-    uint64_t max_batch;     /* largest group commit seen, in requests */
-    uint64_t map_resizes;   /* times the map was grown */
-    uint64_t map_size;      /* current map size in bytes */
-    uint64_t used_bytes;    /* pages in use (high-water mark) times page size */
-    uint64_t readers;       /* reader handles currently in use */
-    uint64_t apply_ns;      /* writer time spent applying batches (before commit) */
-    uint64_t commit_ns;     /* writer time spent in commits (writing pages + syncs) */
+    uint64_t last_t;      /* t of the last commit */
+    uint64_t commits;     /* durable write transactions (each = one group commit) */
+    uint64_t fsyncs;      /* sync calls issued by those commits (LMDB: data + meta) */
+    uint64_t requests;    /* requests committed */
+    uint64_t failed;      /* requests answered with an error (conflicts included) */
+    uint64_t conflicts;   /* requests rejected with ERR_CONFLICT */
+    uint64_t max_batch;   /* largest group commit seen, in requests */
+    uint64_t map_resizes; /* times the map was grown */
+    uint64_t map_size;    /* current map size in bytes */
+    uint64_t used_bytes;  /* pages in use (high-water mark) times page size */
+    uint64_t readers;     /* reader handles currently in use */
+    uint64_t apply_ns;    /* writer time spent applying batches (before commit) */
+    uint64_t commit_ns;   /* writer time spent in commits (writing pages + syncs) */
 } store_stats;
 
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */
@@ -328,8 +328,8 @@ struct store_ops {
     int (*read_begin)(store *s, store_reader **out);
     void (*read_end)(store_reader *r);
     uint64_t (*reader_t)(const store_reader *r);
-    int (*read)(store_reader *r, uint32_t tenant, const char *type, const char *id,
-                uint64_t vid, store_version *v); /* vid 0 = current */
+    int (*read)(store_reader *r, uint32_t tenant, const char *type, const char *id, uint64_t vid,
+                store_version *v); /* vid 0 = current */
     int (*history)(store_reader *r, const store_hist_opts *o, store_iter **out);
     int (*list)(store_reader *r, uint32_t tenant, const char *type, uint64_t as_of_t,
                 const char *after_id, store_iter **out);
@@ -337,10 +337,10 @@ struct store_ops {
     void (*iter_close)(store_iter *it);
     int (*count)(store_reader *r, uint32_t tenant, const char *type, uint64_t *current,
                  uint64_t *versions);
-    int (*get)(store_reader *r, store_db db, const void *key, size_t key_len,
-               const void **val, size_t *val_len);
-    int (*scan)(store_reader *r, store_db db, const void *from, size_t from_len,
-                const void *prefix, size_t prefix_len, store_iter **out);
+    int (*get)(store_reader *r, store_db db, const void *key, size_t key_len, const void **val,
+               size_t *val_len);
+    int (*scan)(store_reader *r, store_db db, const void *from, size_t from_len, const void *prefix,
+                size_t prefix_len, store_iter **out);
     int (*scan_next)(store_iter *it, const void **key, size_t *key_len, const void **val,
                      size_t *val_len);
     void (*stats)(store *s, store_stats *st);

@@ -21,6 +21,7 @@
  * transactions parked in the reader pool are not active and survive the remap.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -28,11 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "store/codec.h"
@@ -89,8 +89,8 @@ struct lmdb_store {
     lmdb_reader *pool, *all;
 
     /* counters */
-    atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen,
-        resizes, map_size, apply_ns, sync_ns, used_bytes;
+    atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen, resizes,
+        map_size, apply_ns, sync_ns, used_bytes;
 };
 
 typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
@@ -289,8 +289,8 @@ static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store
     return 0;
 }
 
-static int put_version(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op,
-                       uint64_t t, const uint8_t vrec[CODEC_VREC_LEN])
+static int put_version(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op, uint64_t t,
+                       const uint8_t vrec[CODEC_VREC_LEN])
 {
     static const codec_layout layouts[3] = {CODEC_RESOURCE_ASOF, CODEC_TYPE_ASOF,
                                             CODEC_SYSTEM_ASOF};
@@ -375,8 +375,7 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
 }
 
 /* One request inside its nested transaction `txn`. */
-static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t,
-                         int64_t instant)
+static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t, int64_t instant)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, s->db_res, &c);
@@ -561,9 +560,8 @@ static int open_dbs(lmdb_store *s)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"ResourceAsOf", &s->db_res}, {"TypeAsOf", &s->db_type},
-               {"SystemAsOf", &s->db_sys},   {"Content", &s->db_content},
-               {"TxLog", &s->db_txlog},      {"TxByTime", &s->db_txtime},
+    } dbs[] = {{"ResourceAsOf", &s->db_res}, {"TypeAsOf", &s->db_type}, {"SystemAsOf", &s->db_sys},
+               {"Content", &s->db_content},  {"TxLog", &s->db_txlog},   {"TxByTime", &s->db_txtime},
                {"Counts", &s->db_counts},    {"Meta", &s->db_meta}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)))
@@ -805,8 +803,7 @@ static uint64_t lmdb_reader_t(const store_reader *base)
 }
 
 /* Fill *v from a version-index entry whose key was decoded into k. */
-static int fill_version(lmdb_reader *r, const codec_key *k, const MDB_val *val,
-                        store_version *v)
+static int fill_version(lmdb_reader *r, const codec_key *k, const MDB_val *val, store_version *v)
 {
     codec_vrec vr;
     if (codec_vrec_decode(val->mv_data, val->mv_size, &vr))
@@ -841,11 +838,8 @@ static int lmdb_read(store_reader *base, uint32_t tenant, const char *type, cons
 {
     lmdb_reader *r = (lmdb_reader *)base;
     uint8_t kb[CODEC_KEY_MAX];
-    codec_key k = {.tenant = tenant,
-                   .type = type,
-                   .type_len = strlen(type),
-                   .id = id,
-                   .id_len = strlen(id)};
+    codec_key k = {
+        .tenant = tenant, .type = type, .type_len = strlen(type), .id = id, .id_len = strlen(id)};
     int n = codec_asof_encode(CODEC_RESOURCE_ASOF, kb, &k, 3);
     if (n < 0)
         return n;
@@ -899,8 +893,8 @@ static int lmdb_count(store_reader *base, uint32_t tenant, const char *type, uin
     return 0;
 }
 
-static int lmdb_get(store_reader *base, store_db db, const void *k, size_t kn,
-                    const void **v, size_t *vn)
+static int lmdb_get(store_reader *base, store_db db, const void *k, size_t kn, const void **v,
+                    size_t *vn)
 {
     lmdb_reader *r = (lmdb_reader *)base;
     MDB_val key = {kn, (void *)k}, val;
@@ -971,8 +965,8 @@ static uint64_t t_at_instant(lmdb_reader *r, uint32_t tenant, int64_t at)
                             : codec_txtime_key(kb, tenant, at + 1, 0, 2);
     MDB_val key = {(size_t)n, kb}, val;
     int rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-    rc = rc == 0 ? mdb_cursor_get(c, &key, &val, MDB_PREV) : mdb_cursor_get(c, &key, &val,
-                                                                            MDB_LAST);
+    rc =
+        rc == 0 ? mdb_cursor_get(c, &key, &val, MDB_PREV) : mdb_cursor_get(c, &key, &val, MDB_LAST);
     uint32_t kt;
     int64_t inst;
     uint64_t kt_t;
@@ -997,8 +991,7 @@ static uint64_t t_since_instant(lmdb_reader *r, uint32_t tenant, int64_t since)
     int64_t inst;
     uint64_t kt_t;
     if (mdb_cursor_get(c, &key, &val, MDB_SET_RANGE) == 0 &&
-        codec_txtime_key_decode(key.mv_data, key.mv_size, &kt, &inst, &kt_t) == 0 &&
-        kt == tenant)
+        codec_txtime_key_decode(key.mv_data, key.mv_size, &kt, &inst, &kt_t) == 0 && kt == tenant)
         t = kt_t;
     mdb_cursor_close(c);
     return t;
@@ -1049,8 +1042,7 @@ static int lmdb_history(store_reader *base, const store_hist_opts *o, store_iter
         k.id = o->id;
         k.id_len = strlen(o->id);
     }
-    int prefix_parts = o->scope == STORE_SCOPE_INSTANCE ? 3 : o->scope == STORE_SCOPE_TYPE ? 2
-                                                                                            : 1;
+    int prefix_parts = o->scope == STORE_SCOPE_INSTANCE ? 3 : o->scope == STORE_SCOPE_TYPE ? 2 : 1;
     rc = codec_asof_encode(it->layout, it->prefix, &k, prefix_parts);
     if (rc < 0)
         goto fail;
@@ -1257,8 +1249,7 @@ static int lmdb_scan(store_reader *base, store_db db, const void *from, size_t f
     return 0;
 }
 
-static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const void **v,
-                          size_t *vn)
+static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const void **v, size_t *vn)
 {
     lmdb_iter *it = (lmdb_iter *)base;
     if (it->kind != IT_SCAN)
@@ -1300,7 +1291,6 @@ static int lmdb_iter_next(store_iter *base, store_version *v)
     return ERR_INVALID;
 }
 
-
 /* ---- consistency check ---------------------------------------------------------------- */
 
 typedef struct check_ctx {
@@ -1338,8 +1328,8 @@ static int check_counts(check_ctx *c, uint32_t tenant, const char *type, size_t 
                  "Counts of tenant %u %.*s: stored %llu current / %llu versions, indices say "
                  "%llu / %llu",
                  (unsigned)tenant, type_len ? (int)type_len : 11, type_len ? type : "(all types)",
-                 (unsigned long long)cur, (unsigned long long)ver,
-                 (unsigned long long)current, (unsigned long long)versions);
+                 (unsigned long long)cur, (unsigned long long)ver, (unsigned long long)current,
+                 (unsigned long long)versions);
         return ERR_INTERNAL;
     }
     c->groups++;
@@ -1359,8 +1349,9 @@ static int check_entry(check_ctx *c, const codec_key *k, const MDB_val *val)
         MDB_val key = {(size_t)n, kb}, v2;
         if (n < 0 || mdb_get(c->txn, dbis[i], &key, &v2) || v2.mv_size != val->mv_size ||
             memcmp(v2.mv_data, val->mv_data, val->mv_size))
-            return check_fail(c, i ? "SystemAsOf entry missing or different"
-                                   : "TypeAsOf entry missing or different",
+            return check_fail(c,
+                              i ? "SystemAsOf entry missing or different"
+                                : "TypeAsOf entry missing or different",
                               k);
     }
     uint8_t tk[CODEC_TXLOG_KEY_LEN];
@@ -1409,7 +1400,8 @@ static int check_all(check_ctx *c)
         }
         entries++;
         int new_tenant = !have_group || k.tenant != g_tenant;
-        int new_group = new_tenant || k.type_len != g_type_len || memcmp(k.type, g_type, g_type_len);
+        int new_group =
+            new_tenant || k.type_len != g_type_len || memcmp(k.type, g_type, g_type_len);
         int new_resource = new_group || strcmp(k.id, r_id);
         if (new_group && have_group) {
             if ((rc = check_counts(c, g_tenant, g_type, g_type_len, g_cur, g_ver)))

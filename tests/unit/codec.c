@@ -46,8 +46,7 @@ static void test_integers(void)
     ok(b[0] == 1 && b[7] == 8, "u64 is big-endian");
     ok(codec_get_u64(b) == UINT64_C(0x0102030405060708), "u64 round trip");
 
-    int64_t samples[] = {INT64_MIN + 1, -86400000000LL, -1, 0, 1, 1795000000000000LL,
-                         INT64_MAX};
+    int64_t samples[] = {INT64_MIN + 1, -86400000000LL, -1, 0, 1, 1795000000000000LL, INT64_MAX};
     int sorted = 1, round = 1;
     uint8_t prev[8];
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
@@ -111,9 +110,8 @@ static void test_asof_round_trips(void)
         int n = enc(layouts[i], kb, 0xA1B2C3D4u, "Observation", "obs-1.x", UINT64_C(1) << 40);
         codec_key k;
         int rc = codec_asof_decode(layouts[i], kb, (size_t)n, &k);
-        ok(rc == 0 && k.tenant == 0xA1B2C3D4u && k.t == UINT64_C(1) << 40 &&
-               k.type_len == 11 && !strcmp(k.type, "Observation") && k.id_len == 7 &&
-               !strcmp(k.id, "obs-1.x"),
+        ok(rc == 0 && k.tenant == 0xA1B2C3D4u && k.t == UINT64_C(1) << 40 && k.type_len == 11 &&
+               !strcmp(k.type, "Observation") && k.id_len == 7 && !strcmp(k.id, "obs-1.x"),
            "%s round trip (strings come back NUL-terminated)", names[i]);
         is_int(codec_asof_decode(layouts[i], kb, (size_t)n - 1, &k), ERR_INVALID,
                "%s: a truncated key is rejected", names[i]);
@@ -171,8 +169,8 @@ static void test_order(void)
 
 static void test_values(void)
 {
-    codec_vrec v = {.vid = 77, .last_updated = -5, .op = STORE_OP_DELETE,
-                    .flags = CODEC_VF_CREATED};
+    codec_vrec v = {
+        .vid = 77, .last_updated = -5, .op = STORE_OP_DELETE, .flags = CODEC_VF_CREATED};
     for (int i = 0; i < STORE_HASH_LEN; i++)
         v.hash[i] = (uint8_t)(i * 17);
     uint8_t vb[CODEC_VREC_LEN];
@@ -196,8 +194,7 @@ static void test_values(void)
     int64_t inst;
     uint32_t nops;
     codec_txlog_val(val, -42, 3000);
-    ok(codec_txlog_val_decode(val, sizeof val, &inst, &nops) == 0 && inst == -42 &&
-           nops == 3000,
+    ok(codec_txlog_val_decode(val, sizeof val, &inst, &nops) == 0 && inst == -42 && nops == 3000,
        "TxLog value round trip");
     int n = codec_txtime_key(k, 7, -1000, 99, 3);
     ok(n == CODEC_TXTIME_KEY_LEN &&

@@ -78,8 +78,8 @@ static void set_op(store_op *op, store_opkind kind, const char *type, const char
 }
 
 /* One blocking single-op write; returns rc, *t the commit. */
-static int write1(store *s, store_opkind kind, const char *type, const char *id,
-                  uint64_t expect, uint64_t vid, uint64_t *t, int *created)
+static int write1(store *s, store_opkind kind, const char *type, const char *id, uint64_t expect,
+                  uint64_t vid, uint64_t *t, int *created)
 {
     char b[256];
     size_t n = body(b, sizeof b, type, id, vid, NULL);
@@ -137,7 +137,6 @@ static int history_str(store *s, const store_hist_opts *o, char *out, size_t cap
     store_read_end(r);
     return rc == 0 || rc == ERR_NOTFOUND ? count : rc;
 }
-
 
 /* store_check must pass; print its complaint otherwise. */
 static void checked(store *s, const char *when)
@@ -199,8 +198,8 @@ static void test_check_detects(void)
         store_open(d, NULL, &s);
         char msg[256];
         int rc = store_check(s, msg, sizeof msg);
-        ok(rc == ERR_INTERNAL && strstr(msg, expect[i]),
-           "store_check finds the damage in %s (%s)", names[i], msg);
+        ok(rc == ERR_INTERNAL && strstr(msg, expect[i]), "store_check finds the damage in %s (%s)",
+           names[i], msg);
         store_close(s);
         rm_dir(d);
     }
@@ -421,8 +420,11 @@ static void test_history(store *s)
     is_int(t, 5, "five commits");
 
     char out[1024];
-    store_hist_opts o = {.scope = STORE_SCOPE_INSTANCE, .type = "Patient", .id = "a",
-                         .since = STORE_NO_TIME, .at = STORE_NO_TIME};
+    store_hist_opts o = {.scope = STORE_SCOPE_INSTANCE,
+                         .type = "Patient",
+                         .id = "a",
+                         .since = STORE_NO_TIME,
+                         .at = STORE_NO_TIME};
     history_str(h, &o, out, sizeof out, -1);
     is_str(out, "Patient/a/2 Patient/a/1", "instance history, newest first");
     o.scope = STORE_SCOPE_TYPE;
@@ -462,8 +464,7 @@ static void test_history(store *s)
     store_reader *r;
     store_read_begin(h, &r);
     uint64_t snap = store_reader_t(r);
-    store_hist_opts p = {.scope = STORE_SCOPE_SYSTEM, .since = STORE_NO_TIME,
-                         .at = STORE_NO_TIME};
+    store_hist_opts p = {.scope = STORE_SCOPE_SYSTEM, .since = STORE_NO_TIME, .at = STORE_NO_TIME};
     store_iter *it;
     store_history(r, &p, &it);
     store_version v;
@@ -510,8 +511,11 @@ static void test_history(store *s)
            body(b2, sizeof b2, "Basic", "t2", 1, NULL));
     store_req req = {.ops = ops, .nops = 2};
     store_write(h, &req, &t);
-    store_hist_opts q = {.scope = STORE_SCOPE_SYSTEM, .since = STORE_NO_TIME,
-                         .at = STORE_NO_TIME, .after_t = t, .after_type = "Basic",
+    store_hist_opts q = {.scope = STORE_SCOPE_SYSTEM,
+                         .since = STORE_NO_TIME,
+                         .at = STORE_NO_TIME,
+                         .after_t = t,
+                         .after_type = "Basic",
                          .after_id = "t1"};
     history_str(h, &q, out, sizeof out, 2);
     is_str(out, "Basic/t2/1 Observation/x/2", "cursor inside one t continues with its next id");
@@ -573,7 +577,11 @@ static void test_extras(store *s)
     store_op op;
     set_op(&op, STORE_OP_CREATE, "Basic", "ex", 0, 1, b, body(b, sizeof b, "Basic", "ex", 1, NULL));
     store_extra x[2] = {
-        {.db = STORE_DB_OUTBOX, .key = key, .key_len = sizeof key, .val = "hello", .val_len = 5,
+        {.db = STORE_DB_OUTBOX,
+         .key = key,
+         .key_len = sizeof key,
+         .val = "hello",
+         .val_len = 5,
          .t_offset = 9},
         {.db = STORE_DB_AUX, .del = 1, .key = "\0\0\0\0none", .key_len = 8, .t_offset = -1},
     };
@@ -656,8 +664,8 @@ static void test_growth(void)
     for (int i = 0; i < 100; i++) {
         char id[16];
         snprintf(id, sizeof id, "b%d", i);
-        int n = snprintf(big, sizeof big, "{\"resourceType\":\"Binary\",\"id\":\"%s\",\"data\":\"",
-                         id);
+        int n =
+            snprintf(big, sizeof big, "{\"resourceType\":\"Binary\",\"id\":\"%s\",\"data\":\"", id);
         memset(big + n, 'A' + i % 26, 40000);
         n += 40000;
         memcpy(big + n, "\"}", 2);
@@ -789,8 +797,7 @@ static void *submitter(void *arg)
     return NULL;
 }
 
-static double run_submitters(store *s, int nthreads, int per_thread, int *errors,
-                             int *callbacks)
+static double run_submitters(store *s, int nthreads, int per_thread, int *errors, int *callbacks)
 {
     pthread_t th[64];
     sub_arg args[64];
@@ -798,8 +805,8 @@ static double run_submitters(store *s, int nthreads, int per_thread, int *errors
     atomic_init(&calls, 0);
     double t0 = mono_s();
     for (int i = 0; i < nthreads; i++) {
-        args[i] = (sub_arg){.s = s, .thread = i + 1000 * nthreads, .count = per_thread,
-                            .done_calls = &calls};
+        args[i] = (sub_arg){
+            .s = s, .thread = i + 1000 * nthreads, .count = per_thread, .done_calls = &calls};
         pthread_create(&th[i], NULL, submitter, &args[i]);
     }
     *errors = 0;
@@ -849,7 +856,6 @@ static void test_concurrency(void)
     rm_dir(d);
 }
 
-
 /* ---- one big transaction into a small map; paging against a live writer ----------- */
 typedef struct bg_writer {
     store *s;
@@ -878,7 +884,7 @@ static void test_big_request_and_live_paging(void)
     ok(store_open(d, &o, &s) == 0, "open a 1 MiB store for one big transaction");
     enum { NOPS = 600 };
     store_op *ops = calloc(NOPS, sizeof *ops);
-    char (*ids)[16] = calloc(NOPS, 16);
+    char(*ids)[16] = calloc(NOPS, 16);
     static char payload[NOPS][4200];
     for (int i = 0; i < NOPS; i++) {
         snprintf(ids[i], 16, "e%04d", i);
@@ -899,8 +905,7 @@ static void test_big_request_and_live_paging(void)
     store_version v;
     int same_t = 0;
     for (int i = 0; i < NOPS; i++)
-        same_t += store_read(r, 0, "Encounter", ids[i], &v) == 0 && v.t == t &&
-                  v.len == ops[i].len;
+        same_t += store_read(r, 0, "Encounter", ids[i], &v) == 0 && v.t == t && v.len == ops[i].len;
     is_int(same_t, NOPS, "all 600 resources are there with the request's single t");
     uint64_t cur, ver;
     store_count(r, 0, "Encounter", &cur, &ver);
@@ -921,9 +926,13 @@ static void test_big_request_and_live_paging(void)
     char after_id[STORE_ID_MAX + 1] = "";
     char prev_key[96] = "";
     for (;;) {
-        store_hist_opts h = {.scope = STORE_SCOPE_TYPE, .type = "Encounter",
-                             .since = STORE_NO_TIME, .at = STORE_NO_TIME, .as_of_t = snap,
-                             .after_t = after_t, .after_id = after_t ? after_id : NULL};
+        store_hist_opts h = {.scope = STORE_SCOPE_TYPE,
+                             .type = "Encounter",
+                             .since = STORE_NO_TIME,
+                             .at = STORE_NO_TIME,
+                             .as_of_t = snap,
+                             .after_t = after_t,
+                             .after_id = after_t ? after_id : NULL};
         store_read_begin(s, &r);
         store_iter *it;
         store_history(r, &h, &it);
