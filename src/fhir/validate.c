@@ -516,13 +516,166 @@ static int chk_int(const char *s, size_t n, prim p)
     return 1;
 }
 
-/* xhtml: the narrative div; here only: a non-empty string starting with "<div" */
+/*
+ * xhtml: the narrative div (txt-1, txt-2). Not a full XML parser: a scan of the
+ * tags that enforces what matters for safety and for the rules, because
+ * narratives are shown to people (the web console renders them):
+ *   - one <div> around everything; some text (or an image) inside;
+ *   - only the basic HTML formatting elements the FHIR validator allows (no
+ *     script, style, iframe, object, form, ...), no DOCTYPE/CDATA/PI;
+ *   - no event-handler attributes (on...) and no javascript:/vbscript: values.
+ * Returns NULL when acceptable, else a static description of the problem.
+ */
+static const char *const xhtml_elements[] = {
+    "a", "abbr", "acronym", "address", "area", "b", "bdo", "big", "blockquote", "br",
+    "caption", "cite", "code", "col", "colgroup", "dd", "dfn", "div", "dl", "dt", "em",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "map", "ol", "p",
+    "pre", "q", "samp", "small", "span", "strong", "sub", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "tt", "ul", "var",
+};
+
+static int xhtml_element_ok(const char *name, size_t n)
+{
+    size_t lo = 0, hi = sizeof xhtml_elements / sizeof xhtml_elements[0];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *e = xhtml_elements[mid];
+        int c = strncmp(name, e, n);
+        if (c == 0 && e[n] == 0)
+            return 1;
+        if (c < 0 || (c == 0 && e[n] != 0))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
+
+static int starts_nocase(const char *s, size_t n, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++) {
+        char ch = s[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch != prefix[i])
+            return 0;
+    }
+    return 1;
+}
+
+static int is_name_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == ':' ||
+           ch == '-' || ch == '_' || ch == '.';
+}
+
+static const char *xhtml_problem(const char *s, size_t n)
+{
+    size_t i = 0, end = n;
+    int content = 0;
+    while (i < end && is_ws((unsigned char)s[i]))
+        i++;
+    while (end > i && is_ws((unsigned char)s[end - 1]))
+        end--;
+    if (end - i < 5 || memcmp(s + i, "<div", 4) != 0 ||
+        !(is_ws((unsigned char)s[i + 4]) || s[i + 4] == '>' || s[i + 4] == '/'))
+        return "the narrative must be a <div> element";
+    if (end - i < 11 || memcmp(s + end - 6, "</div>", 6) != 0)
+        return "the narrative must end with </div>";
+    while (i < end) {
+        if (s[i] != '<') {
+            if (!is_ws((unsigned char)s[i]))
+                content = 1;
+            i++;
+            continue;
+        }
+        if (end - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
+            size_t k = i + 4;
+            while (k + 2 < end && memcmp(s + k, "-->", 3) != 0)
+                k++;
+            if (k + 2 >= end)
+                return "unterminated comment";
+            i = k + 3;
+            continue;
+        }
+        size_t j = i + 1;
+        int closing = j < end && s[j] == '/';
+        j += (size_t)closing;
+        if (j < end && (s[j] == '!' || s[j] == '?'))
+            return "DOCTYPE, CDATA and processing instructions are not allowed";
+        size_t name = j;
+        while (j < end && is_name_char(s[j]))
+            j++;
+        if (j == name)
+            return "a '<' that does not start a tag (escape it as &lt;)";
+        if (!xhtml_element_ok(s + name, j - name))
+            return "an element that narratives may not contain (only basic HTML formatting)";
+        if (j - name == 3 && memcmp(s + name, "img", 3) == 0)
+            content = 1;
+        for (;;) {
+            while (j < end && is_ws((unsigned char)s[j]))
+                j++;
+            if (j >= end)
+                return "unterminated tag";
+            if (s[j] == '>') {
+                j++;
+                break;
+            }
+            if (s[j] == '/' && j + 1 < end && s[j + 1] == '>') {
+                j += 2;
+                break;
+            }
+            if (closing)
+                return "malformed closing tag";
+            size_t an = j;
+            while (j < end && !is_ws((unsigned char)s[j]) && s[j] != '=' && s[j] != '>' &&
+                   s[j] != '/')
+                j++;
+            if (j == an)
+                return "malformed tag";
+            if (starts_nocase(s + an, j - an, "on"))
+                return "event-handler attributes (on...) are not allowed";
+            while (j < end && is_ws((unsigned char)s[j]))
+                j++;
+            if (j < end && s[j] == '=') {
+                j++;
+                while (j < end && is_ws((unsigned char)s[j]))
+                    j++;
+                size_t vs, ve;
+                if (j < end && (s[j] == '"' || s[j] == '\'')) {
+                    char q = s[j];
+                    vs = ++j;
+                    while (j < end && s[j] != q)
+                        j++;
+                    if (j >= end)
+                        return "unterminated attribute value";
+                    ve = j++;
+                } else {
+                    vs = j;
+                    while (j < end && !is_ws((unsigned char)s[j]) && s[j] != '>')
+                        j++;
+                    ve = j;
+                }
+                while (vs < ve && is_ws((unsigned char)s[vs]))
+                    vs++;
+                if (starts_nocase(s + vs, ve - vs, "javascript:") ||
+                    starts_nocase(s + vs, ve - vs, "vbscript:"))
+                    return "script URLs are not allowed";
+            }
+        }
+        i = j;
+    }
+    if (!content)
+        return "the narrative has no content (txt-2)";
+    return NULL;
+}
+
 static int chk_xhtml(const char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n && is_ws((unsigned char)s[i]))
-        i++;
-    return n - i >= 4 && memcmp(s + i, "<div", 4) == 0;
+    return xhtml_problem(s, n) == NULL;
 }
 
 static int check_text(prim p, const char *s, size_t n)
@@ -633,6 +786,12 @@ static void check_primitive(vctx *c, const json_val *v, const fhir_type *t, cons
     } else if (v->type != JSON_STRING) {
         issue(c, OO_VALUE, "Expected a JSON string for %s, found %s", t->name,
               json_type_name(v->type));
+        return;
+    }
+    if (p == P_XHTML) {
+        const char *why = xhtml_problem(v->u.s, v->n);
+        if (why)
+            issue(c, OO_VALUE, "Invalid narrative: %s", why);
         return;
     }
     if (!check_text(p, v->u.s, v->n)) {

@@ -283,6 +283,9 @@ static void test_primitive_values(void)
             "Patient.photo[0].size", "negative unsignedInt");
     INVALID("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"plain\"}}",
             OO_VALUE, "Patient.text.div", "xhtml without div");
+    INVALID("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+            "\"<div><script>alert(1)</script></div>\"}}",
+            OO_VALUE, "Patient.text.div", "script in a narrative");
     INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x\",\"valueOid\":\"1.2.3\"}]}",
             OO_VALUE, "Patient.extension[0].value.ofType(oid)", "oid without urn:oid:");
     INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x\",\"valuePositiveInt\":0}]}",
@@ -451,6 +454,22 @@ static void test_primitive_text(void)
         {"base64Binary", "aG Vs", 0}, {"base64Binary", "aGV*", 0}, {"base64Binary", "", 0},
         {"boolean", "true", 1}, {"boolean", "false", 1}, {"boolean", "True", 0},
         {"xhtml", "<div>x</div>", 1}, {"xhtml", "x", 0},
+        {"xhtml", "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>A <b>b</b><br/>&amp; c</p></div>", 1},
+        {"xhtml", " <div><table><tr><td>1</td></tr></table><!-- note --></div>\n", 1},
+        {"xhtml", "<div><img src=\"#pic\" alt=\"\"/></div>", 1},
+        {"xhtml", "<div><a href='http://x/'>link</a></div>", 1},
+        {"xhtml", "<div><script>alert(1)</script></div>", 0},
+        {"xhtml", "<div><p onclick=\"alert(1)\">x</p></div>", 0},
+        {"xhtml", "<div><a href=\" JavaScript:alert(1)\">x</a></div>", 0},
+        {"xhtml", "<div><iframe src=\"x\"></iframe>x</div>", 0},
+        {"xhtml", "<div><style>p{}</style>x</div>", 0},
+        {"xhtml", "<div>   </div>", 0},
+        {"xhtml", "<div>a < b</div>", 0},
+        {"xhtml", "<div>x", 0},
+        {"xhtml", "<divx>x</divx>", 0},
+        {"xhtml", "<div><!DOCTYPE html>x</div>", 0},
+        {"xhtml", "<div><p title=\"x>y</p></div>", 0},
+        {"xhtml", "<div><DIV>x</DIV></div>", 0},
         {"HumanName", "x", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
