@@ -415,6 +415,8 @@ int fp_dt_cmp(fp_dt a, fp_dt b, int *out)
     b = fp_dt_to_datetime(b);
     if (a.kind == FP_DT_DATETIME && b.kind == FP_DT_DATETIME && a.prec >= FP_DT_HOUR &&
         b.prec >= FP_DT_HOUR) {
+        if (a.has_tz && b.has_tz && a.tz_min == b.tz_min)
+            return cmp_fields(&a, &b, out); /* same offset: no shifting needed */
         if (a.has_tz && b.has_tz) {
             fp_dt ua = shift_to_utc(a, a.tz_min), ub = shift_to_utc(b, b.tz_min);
             return cmp_fields(&ua, &ub, out);

@@ -23,7 +23,9 @@
  *
  * Factors are kept as exact rationals of decimal numbers (mantissa * 10^exp over
  * mantissa * 10^exp) so that 4.0000 'g' = 4000.0 'mg' and [psi] conversions are exact.
- * Nothing here allocates; parsed units are small structs.
+ * Nothing here allocates; parsed units are small structs. fp_ucum_parse keeps a small
+ * per-thread (_Thread_local) memo of recently parsed texts, so repeated units cost a hash
+ * lookup; it holds copies, never pointers into the caller's text.
  */
 #ifndef HORTUS_FP_UCUM_H
 #define HORTUS_FP_UCUM_H
