@@ -661,3 +661,40 @@ int64_t fp_dt_to_unix_ms(fp_dt v)
         t -= v.tz_min * MS_PER_MIN;
     return t;
 }
+
+void fp_dt_range_ms(fp_dt v, int assume_tz_min, int64_t *lo_ms, int64_t *hi_ms)
+{
+    if (!v.has_tz && v.kind != FP_DT_TIME) {
+        v.has_tz = 1;
+        v.tz_min = (int16_t)assume_tz_min;
+    }
+    fp_dt lo = v, hi = v;
+    /* Fill the missing fields by hand (not dt_boundary, which would also invent offsets). */
+    for (int k = v.prec + 1; k <= FP_DT_MS; k++) {
+        switch (k) {
+        case FP_DT_MONTH:
+            lo.month = 1, hi.month = 12;
+            break;
+        case FP_DT_DAY:
+            lo.day = 1, hi.day = (uint8_t)month_days(hi.year, hi.month);
+            break;
+        case FP_DT_HOUR:
+            lo.hour = 0, hi.hour = 23;
+            break;
+        case FP_DT_MINUTE:
+            lo.minute = 0, hi.minute = 59;
+            break;
+        case FP_DT_SECOND:
+            lo.second = 0, hi.second = 59;
+            break;
+        default:
+            lo.ms = 0, hi.ms = 999;
+            break;
+        }
+    }
+    lo.prec = hi.prec = FP_DT_MS;
+    if (v.kind == FP_DT_DATE)
+        lo.kind = hi.kind = FP_DT_DATETIME;
+    *lo_ms = fp_dt_to_unix_ms(lo);
+    *hi_ms = fp_dt_to_unix_ms(hi);
+}

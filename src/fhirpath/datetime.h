@@ -182,4 +182,11 @@ fp_dt fp_dt_time_of_day(int64_t unix_ms, int tz_min);
  * and sorting. */
 int64_t fp_dt_to_unix_ms(fp_dt v);
 
+/* The closed range of instants [*lo_ms, *hi_ms] (milliseconds since the epoch) that a
+ * DATE or DATETIME of any precision stands for: 2012-04 -> 2012-04-01T00:00:00.000 ..
+ * 2012-04-30T23:59:59.999. A value without an offset is read at assume_tz_min (minutes
+ * east of UTC; 0 reads it as UTC). For search indexing of date parameters. TIME gives
+ * milliseconds since midnight. Never fails. */
+void fp_dt_range_ms(fp_dt v, int assume_tz_min, int64_t *lo_ms, int64_t *hi_ms);
+
 #endif

@@ -280,6 +280,17 @@ static void test_clock(void)
     ok(fp_dt_to_unix_ms(fp_dt_now(t, 120)) == t, "now() round-trips to the same instant");
     ok(fp_dt_to_unix_ms(L("1970-01-01T00:00:00Z")) == 0, "epoch");
     ok(fp_dt_to_unix_ms(L("1970-01-01T02:00:00+02:00")) == 0, "epoch with offset");
+    int64_t lo, hi;
+    fp_dt_range_ms(L("1970-01"), 0, &lo, &hi);
+    ok(lo == 0 && hi == 31LL * 86400000 - 1, "range of a month");
+    fp_dt_range_ms(L("1970-01-01"), 60, &lo, &hi);
+    ok(lo == -3600000 && hi == 86400000 - 3600000 - 1, "range of a day read at +01:00");
+    fp_dt_range_ms(L("1970-01-01T00:00:00Z"), 60, &lo, &hi);
+    ok(lo == 0 && hi == 999, "an explicit offset wins; a second spans 1000 ms");
+    fp_dt_range_ms(L("2012-02"), 0, &lo, &hi);
+    ok(hi - lo == 29LL * 86400000 - 1, "leap February spans 29 days");
+    is_str(CMP("2012-04-15T10:00:00+02:00", "2012-04-15T09:00:00+02:00"), "1",
+           "same offset compares by fields");
 }
 
 static void test_robust(void)
