@@ -110,8 +110,7 @@ const fhir_elem *fhir_elem_find(const fhir_type *t, const char *key, size_t n,
 {
     if (choice)
         *choice = NULL;
-    if (!t || !key || t->nelems == 0 || t < fhir_gen_types ||
-        t >= fhir_gen_types + FHIR_GEN_NTYPES)
+    if (!t || !key || t->nelems == 0 || t < fhir_gen_types || t >= fhir_gen_types + FHIR_GEN_NTYPES)
         return NULL;
     size_t ti = (size_t)(t - fhir_gen_types);
     const size_t mask = FHIR_GEN_NKEYS - 1;

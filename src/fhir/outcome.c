@@ -70,17 +70,28 @@ const char *oo_code_str(oo_code code)
 oo_code oo_code_for_err(int err)
 {
     switch (err) {
-    case ERR_INVALID: return OO_INVALID;
-    case ERR_NOTFOUND: return OO_NOT_FOUND;
-    case ERR_GONE: return OO_DELETED;
-    case ERR_CONFLICT: return OO_CONFLICT;
-    case ERR_TOOBIG: return OO_TOO_COSTLY;
-    case ERR_UNSUPPORTED: return OO_NOT_SUPPORTED;
-    case ERR_LIMIT: return OO_TOO_COSTLY;
-    case ERR_EXISTS: return OO_DUPLICATE;
-    case ERR_NOMEM: return OO_TRANSIENT;
-    case ERR_IO: return OO_EXCEPTION;
-    default: return OO_EXCEPTION;
+    case ERR_INVALID:
+        return OO_INVALID;
+    case ERR_NOTFOUND:
+        return OO_NOT_FOUND;
+    case ERR_GONE:
+        return OO_DELETED;
+    case ERR_CONFLICT:
+        return OO_CONFLICT;
+    case ERR_TOOBIG:
+        return OO_TOO_COSTLY;
+    case ERR_UNSUPPORTED:
+        return OO_NOT_SUPPORTED;
+    case ERR_LIMIT:
+        return OO_TOO_COSTLY;
+    case ERR_EXISTS:
+        return OO_DUPLICATE;
+    case ERR_NOMEM:
+        return OO_TRANSIENT;
+    case ERR_IO:
+        return OO_EXCEPTION;
+    default:
+        return OO_EXCEPTION;
     }
 }
 
@@ -90,8 +101,7 @@ void oo_init(oo *o, arena *a)
     o->a = a;
 }
 
-int oo_add(oo *o, oo_severity sev, oo_code code, const char *diagnostics,
-           const char *expression)
+int oo_add(oo *o, oo_severity sev, oo_code code, const char *diagnostics, const char *expression)
 {
     if (o->err)
         return o->err;
@@ -131,8 +141,7 @@ nomem:
     return o->err;
 }
 
-int oo_addf(oo *o, oo_severity sev, oo_code code, const char *expression, const char *fmt,
-            ...)
+int oo_addf(oo *o, oo_severity sev, oo_code code, const char *expression, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;

@@ -85,8 +85,8 @@ typedef struct oo {
     arena *a;
     oo_issue *issues; /* arena array of n entries (capacity cap) */
     size_t n, cap;
-    size_t dropped;   /* issues not kept past OO_MAX_ISSUES */
-    int err;          /* sticky: 0 or ERR_NOMEM */
+    size_t dropped; /* issues not kept past OO_MAX_ISSUES */
+    int err;        /* sticky: 0 or ERR_NOMEM */
 } oo;
 
 /* Start an empty outcome whose memory comes from `a`. */
@@ -94,12 +94,11 @@ void oo_init(oo *o, arena *a);
 
 /* Add one issue; diagnostics and expression may be NULL. Returns 0, or the sticky
  * error (ERR_NOMEM). Past OO_MAX_ISSUES the issue is only counted (returns 0). */
-int oo_add(oo *o, oo_severity sev, oo_code code, const char *diagnostics,
-           const char *expression);
+int oo_add(oo *o, oo_severity sev, oo_code code, const char *diagnostics, const char *expression);
 
 /* As oo_add with printf-style diagnostics (truncated at 1 KiB). */
-int oo_addf(oo *o, oo_severity sev, oo_code code, const char *expression, const char *fmt,
-            ...) __attribute__((format(printf, 5, 6)));
+int oo_addf(oo *o, oo_severity sev, oo_code code, const char *expression, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Issues added (including dropped ones past the cap). */
 size_t oo_count(const oo *o);

@@ -51,7 +51,7 @@ typedef struct vctx {
     size_t errors; /* issues added by this call */
     int full;      /* VAL_MAX_ISSUES reached: stop walking */
     int depth;
-    int contained; /* > 0 while inside a contained resource */
+    int contained;                /* > 0 while inside a contained resource */
     const fhir_type *t_resource;  /* "Resource": elements holding whole resources */
     const fhir_type *t_extension; /* "Extension": ext-1 */
     size_t nframes;
@@ -131,7 +131,8 @@ static const char *path_text(vctx *c)
 
 /* ---- issues ----------------------------------------------------------------- */
 
-static void issue(vctx *c, oo_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void issue(vctx *c, oo_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void issue(vctx *c, oo_code code, const char *fmt, ...)
 {
@@ -141,8 +142,8 @@ static void issue(vctx *c, oo_code code, const char *fmt, ...)
         return;
     if (c->errors >= VAL_MAX_ISSUES) {
         c->full = 1;
-        oo_add(c->out, OO_ERROR, OO_TOO_COSTLY,
-               "Too many validation issues; validation stopped", NULL);
+        oo_add(c->out, OO_ERROR, OO_TOO_COSTLY, "Too many validation issues; validation stopped",
+               NULL);
         return;
     }
     va_start(ap, fmt);
@@ -264,8 +265,8 @@ int val_is_id(const char *s, size_t n)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || is_digit(ch) ||
-              ch == '-' || ch == '.'))
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || is_digit(ch) || ch == '-' ||
+              ch == '.'))
             return 0;
     }
     return 1;
@@ -402,8 +403,8 @@ static size_t scan_date(const char *s, size_t n)
 /* ([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)? -- length matched or 0 */
 static size_t scan_time(const char *s, size_t n)
 {
-    if (n < 8 || !two(s, 0, 23, NULL) || s[2] != ':' || !two(s + 3, 0, 59, NULL) ||
-        s[5] != ':' || !two(s + 6, 0, 60, NULL))
+    if (n < 8 || !two(s, 0, 23, NULL) || s[2] != ':' || !two(s + 3, 0, 59, NULL) || s[5] != ':' ||
+        !two(s + 6, 0, 60, NULL))
         return 0;
     size_t i = 8;
     if (i < n && s[i] == '.') {
@@ -527,11 +528,12 @@ static int chk_int(const char *s, size_t n, prim p)
  * Returns NULL when acceptable, else a static description of the problem.
  */
 static const char *const xhtml_elements[] = {
-    "a", "abbr", "acronym", "address", "area", "b", "bdo", "big", "blockquote", "br",
-    "caption", "cite", "code", "col", "colgroup", "dd", "dfn", "div", "dl", "dt", "em",
-    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "map", "ol", "p",
-    "pre", "q", "samp", "small", "span", "strong", "sub", "sup", "table", "tbody", "td",
-    "tfoot", "th", "thead", "tr", "tt", "ul", "var",
+    "a",  "abbr",    "acronym", "address", "area",   "b",        "bdo", "big",   "blockquote",
+    "br", "caption", "cite",    "code",    "col",    "colgroup", "dd",  "dfn",   "div",
+    "dl", "dt",      "em",      "h1",      "h2",     "h3",       "h4",  "h5",    "h6",
+    "hr", "i",       "img",     "kbd",     "li",     "map",      "ol",  "p",     "pre",
+    "q",  "samp",    "small",   "span",    "strong", "sub",      "sup", "table", "tbody",
+    "td", "tfoot",   "th",      "thead",   "tr",     "tt",       "ul",  "var",
 };
 
 static int xhtml_element_ok(const char *name, size_t n)
@@ -730,13 +732,19 @@ int val_primitive_text(const fhir_type *prim_t, const char *text, size_t n)
 static const char *json_type_name(json_type t)
 {
     switch (t) {
-    case JSON_NULL: return "null";
+    case JSON_NULL:
+        return "null";
     case JSON_FALSE:
-    case JSON_TRUE: return "a boolean";
-    case JSON_NUMBER: return "a number";
-    case JSON_STRING: return "a string";
-    case JSON_ARRAY: return "an array";
-    case JSON_OBJECT: return "an object";
+    case JSON_TRUE:
+        return "a boolean";
+    case JSON_NUMBER:
+        return "a number";
+    case JSON_STRING:
+        return "a string";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_OBJECT:
+        return "an object";
     }
     return "?";
 }
@@ -798,8 +806,7 @@ static void check_primitive(vctx *c, const json_val *v, const fhir_type *t, cons
         if (v->n == 0)
             issue(c, OO_VALUE, "Empty string is not a valid %s", t->name);
         else
-            issue(c, OO_VALUE, "Invalid %s value '%.*s'", t->name, quote_len(v->u.s, v->n),
-                  v->u.s);
+            issue(c, OO_VALUE, "Invalid %s value '%.*s'", t->name, quote_len(v->u.s, v->n), v->u.s);
         return;
     }
     /* a code with a required binding must come from the value set (when the
@@ -929,8 +936,8 @@ static void walk_value(vctx *c, const json_val *parent, const json_val *v, const
                     if (ty->kind != FHIR_PRIMITIVE || !alt || alt->type != JSON_ARRAY ||
                         i >= alt->n || alt->u.items[i].type == JSON_NULL)
                         issue(c, OO_STRUCTURE,
-                              "null in '%s' without an extension at the same index in '_%s'",
-                              key, key);
+                              "null in '%s' without an extension at the same index in '_%s'", key,
+                              key);
                 } else {
                     walk_item(c, item, ty, e->binding_vs);
                 }
@@ -958,16 +965,16 @@ static void walk_prim_ext(vctx *c, const json_val *parent, const json_val *v, co
         } else {
             const json_val *val = json_getn(parent, name, nlen);
             if (val && val->type == JSON_ARRAY && val->n != v->n)
-                issue(c, OO_STRUCTURE, "'_%s' has %u items but '%s' has %u", name,
-                      (unsigned)v->n, name, (unsigned)val->n);
+                issue(c, OO_STRUCTURE, "'_%s' has %u items but '%s' has %u", name, (unsigned)v->n,
+                      name, (unsigned)val->n);
             for (uint32_t i = 0; i < v->n && !c->full; i++) {
                 const json_val *item = &v->u.items[i];
                 size_t o2 = path_push_index(c, i);
                 if (item->type == JSON_OBJECT)
                     walk_members(c, item, ty, 0);
                 else if (item->type != JSON_NULL)
-                    issue(c, OO_STRUCTURE, "Items of '_%s' must be objects or null, found %s",
-                          name, json_type_name(item->type));
+                    issue(c, OO_STRUCTURE, "Items of '_%s' must be objects or null, found %s", name,
+                          json_type_name(item->type));
                 else if (!val || val->type != JSON_ARRAY)
                     issue(c, OO_STRUCTURE, "null in '_%s' without a value in '%s'", name, name);
                 path_pop(c, o2);
@@ -1083,8 +1090,9 @@ static void walk_members(vctx *c, const json_val *obj, const fhir_type *t, int i
                 has_val = 1;
         }
         if (has_ext == has_val)
-            issue(c, OO_INVARIANT, "An extension must have either extensions or value[x], "
-                                   "not both (ext-1)");
+            issue(c, OO_INVARIANT,
+                  "An extension must have either extensions or value[x], "
+                  "not both (ext-1)");
     }
     c->depth--;
 }
@@ -1217,7 +1225,8 @@ int val_cli_main(int argc, char **argv)
         i += 2;
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: hortus validate [--type TYPE] FILE...  (\"-\" = ndjson on stdin)\n");
+        fprintf(stderr,
+                "usage: hortus validate [--type TYPE] FILE...  (\"-\" = ndjson on stdin)\n");
         return 2;
     }
     arena *a = arena_new(0);

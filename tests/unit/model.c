@@ -97,7 +97,8 @@ static void test_counts(void)
             }
         }
     }
-    ok(keys > 7000 && bad == 0, "all %zu JSON keys resolve to their element (%zu wrong)", keys, bad);
+    ok(keys > 7000 && bad == 0, "all %zu JSON keys resolve to their element (%zu wrong)", keys,
+       bad);
 }
 
 static void test_type_lookup(void)
@@ -154,7 +155,8 @@ static void test_elements(void)
     ok(c == NULL, "choice cleared for a non-choice element");
     e = E("Patient", "gender", NULL);
     ok(e && allows(e, "code") && e->max == 1 && e->is_summary, "Patient.gender code 0..1 summary");
-    ok(e && e->binding_vs && strcmp(e->binding_vs, "http://hl7.org/fhir/ValueSet/administrative-gender") == 0,
+    ok(e && e->binding_vs &&
+           strcmp(e->binding_vs, "http://hl7.org/fhir/ValueSet/administrative-gender") == 0,
        "Patient.gender required binding");
     e = E("Patient", "active", NULL);
     ok(e && e->is_modifier && allows(e, "boolean"), "Patient.active is a modifier");
@@ -243,7 +245,8 @@ static void test_choice(void)
 static void test_backbone(void)
 {
     const fhir_elem *e = E("Patient", "contact", NULL);
-    ok(e && e->ntypes == 1 && e->types[0] == T("Patient.contact"), "Patient.contact elem -> backbone");
+    ok(e && e->ntypes == 1 && e->types[0] == T("Patient.contact"),
+       "Patient.contact elem -> backbone");
     ok(E("Patient.contact", "relationship", NULL) != NULL, "Patient.contact.relationship");
     ok(E("Patient.contact", "modifierExtension", NULL) != NULL, "backbone modifierExtension");
     ok(E("Patient.contact", "id", NULL) != NULL, "backbone id");
@@ -332,13 +335,16 @@ static void test_search_params(void)
     p = fhir_search_param_find("Observation", "component-code-value-quantity");
     ok(p && p->type == FHIR_SP_COMPOSITE && p->ncomponents == 2, "composite with two components");
     ok(p && p->ncomponents == 2 &&
-           strcmp(p->component_urls[0], "http://hl7.org/fhir/SearchParameter/Observation-component-code") == 0 &&
+           strcmp(p->component_urls[0],
+                  "http://hl7.org/fhir/SearchParameter/Observation-component-code") == 0 &&
            strcmp(p->component_exprs[0], "code") == 0,
        "first component is component-code");
     ok(p && p->ncomponents == 2 && strstr(p->component_exprs[1], "Quantity") != NULL,
        "second component is the quantity value");
-    const fhir_search_param *c0 = p && p->ncomponents ? fhir_search_param_by_url(p->component_urls[0]) : NULL;
-    const fhir_search_param *c1 = p && p->ncomponents > 1 ? fhir_search_param_by_url(p->component_urls[1]) : NULL;
+    const fhir_search_param *c0 =
+        p && p->ncomponents ? fhir_search_param_by_url(p->component_urls[0]) : NULL;
+    const fhir_search_param *c1 =
+        p && p->ncomponents > 1 ? fhir_search_param_by_url(p->component_urls[1]) : NULL;
     ok(c0 && c0->type == FHIR_SP_TOKEN && strcmp(c0->code, "component-code") == 0,
        "component 0 resolves by url to the token component-code");
     ok(c1 && c1->type == FHIR_SP_QUANTITY, "component 1 resolves to a quantity parameter");
@@ -354,7 +360,8 @@ static void test_search_params(void)
     ok(fhir_search_param_find("Observation", "nonexistent") == NULL, "unknown code");
     ok(fhir_search_param_find("NotAType", "code") == NULL, "unknown type");
     p = fhir_search_param_find("Patient", "birthdate");
-    ok(p && p->type == FHIR_SP_DATE && strstr(p->expression, "Patient.birthDate"), "Patient birthdate");
+    ok(p && p->type == FHIR_SP_DATE && strstr(p->expression, "Patient.birthDate"),
+       "Patient birthdate");
     p = fhir_search_param_find("Patient", "name");
     ok(p && p->type == FHIR_SP_STRING, "Patient name is a string param");
     p = fhir_search_param_find("Patient", "_lastUpdated");
@@ -413,8 +420,7 @@ static void test_valuesets(void)
        "mime types are not enumerable");
     ok(fhir_valueset_contains("http://example.org/nope", "x", 1) == -1, "unknown value set");
     const fhir_elem *e = E("Observation", "status", NULL);
-    ok(e && e->binding_vs &&
-           fhir_valueset_contains(e->binding_vs, "final", 5) == 1 &&
+    ok(e && e->binding_vs && fhir_valueset_contains(e->binding_vs, "final", 5) == 1 &&
            fhir_valueset_contains(e->binding_vs, "entered-in-error", 16) == 1 &&
            fhir_valueset_contains(e->binding_vs, "done", 4) == 0,
        "Observation.status binding");

@@ -72,13 +72,15 @@ int main(void)
     ok(i0 && i1 && i2 && !issue(v, 3), "three issues written");
     is_str(json_get_str(i0, "severity"), "error", "issue 0 severity");
     is_str(json_get_str(i0, "code"), "structure", "issue 0 code");
-    is_str(json_get_str(i0, "diagnostics"), "Unknown element 'fooBar'", "issue 0 diagnostics copied");
+    is_str(json_get_str(i0, "diagnostics"), "Unknown element 'fooBar'",
+           "issue 0 diagnostics copied");
     is_str(first_of(i0, "expression"), "Patient.name[0].fooBar", "issue 0 expression copied");
     is_str(first_of(i0, "location"), "Patient.name[0].fooBar", "issue 0 location");
     is_str(json_get_str(i1, "severity"), "warning", "issue 1 severity");
     ok(json_get(i1, "expression") == NULL && json_get(i1, "location") == NULL,
        "no expression array without an expression");
-    is_str(json_get_str(i2, "diagnostics"), "Missing required element 'status'", "formatted diagnostics");
+    is_str(json_get_str(i2, "diagnostics"), "Missing required element 'status'",
+           "formatted diagnostics");
     is_str(json_get_str(i2, "code"), "required", "required code");
 
     /* only warnings: no error */
@@ -93,7 +95,8 @@ int main(void)
     /* strings needing escapes survive the round trip */
     oo e;
     oo_init(&e, a);
-    oo_add(&e, OO_ERROR, OO_VALUE, "bad \"quote\" and \\ and \n newline", "Patient.name[0].given[1]");
+    oo_add(&e, OO_ERROR, OO_VALUE, "bad \"quote\" and \\ and \n newline",
+           "Patient.name[0].given[1]");
     v = written(a, &e, 0);
     is_str(json_get_str(issue(v, 0), "diagnostics"), "bad \"quote\" and \\ and \n newline",
            "escaped diagnostics");

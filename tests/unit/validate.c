@@ -58,53 +58,62 @@ static int has(oo_code code, const char *expr)
     return 0;
 }
 
-#define VALID(text, ...)                                                                  \
-    do {                                                                                  \
-        int rc_ = run(text);                                                              \
-        ok(rc_ == 0 && O.n == 0, __VA_ARGS__);                                            \
-        if (rc_ != 0 || O.n)                                                              \
-            dump();                                                                       \
+#define VALID(text, ...)                                                                           \
+    do {                                                                                           \
+        int rc_ = run(text);                                                                       \
+        ok(rc_ == 0 && O.n == 0, __VA_ARGS__);                                                     \
+        if (rc_ != 0 || O.n)                                                                       \
+            dump();                                                                                \
     } while (0)
 
-#define INVALID(text, code, expr, ...)                                                    \
-    do {                                                                                  \
-        int rc_ = run(text);                                                              \
-        int h_ = has(code, expr);                                                         \
-        ok(rc_ == ERR_INVALID && h_, __VA_ARGS__);                                        \
-        if (rc_ != ERR_INVALID || !h_) {                                                  \
-            printf("#   rc %d, want issue %s at %s\n", rc_, oo_code_str(code), expr);      \
-            dump();                                                                       \
-        }                                                                                 \
+#define INVALID(text, code, expr, ...)                                                             \
+    do {                                                                                           \
+        int rc_ = run(text);                                                                       \
+        int h_ = has(code, expr);                                                                  \
+        ok(rc_ == ERR_INVALID && h_, __VA_ARGS__);                                                 \
+        if (rc_ != ERR_INVALID || !h_) {                                                           \
+            printf("#   rc %d, want issue %s at %s\n", rc_, oo_code_str(code), expr);              \
+            dump();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static const char *PATIENT =
     "{\"resourceType\":\"Patient\",\"id\":\"p-1.a\",\"meta\":{\"versionId\":\"3\","
     "\"lastUpdated\":\"2024-01-02T03:04:05.678Z\",\"profile\":[\"http://example.org/p\"]},"
-    "\"text\":{\"status\":\"generated\",\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">x</div>\"},"
+    "\"text\":{\"status\":\"generated\",\"div\":\"<div "
+    "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">x</div>\"},"
     "\"identifier\":[{\"system\":\"urn:oid:1.2.36.146.595.217.0.1\",\"value\":\"12345\"}],"
     "\"active\":true,\"name\":[{\"use\":\"official\",\"family\":\"Chalmers\","
-    "\"given\":[\"Peter\",\"James\"]}],\"telecom\":[{\"system\":\"phone\",\"value\":\"(03) 5555 6473\"}],"
+    "\"given\":[\"Peter\",\"James\"]}],\"telecom\":[{\"system\":\"phone\",\"value\":\"(03) 5555 "
+    "6473\"}],"
     "\"gender\":\"male\",\"birthDate\":\"1974-12-25\",\"deceasedBoolean\":false,"
-    "\"address\":[{\"line\":[\"534 Erewhon St\"],\"city\":\"PleasantVille\",\"postalCode\":\"3999\","
+    "\"address\":[{\"line\":[\"534 Erewhon "
+    "St\"],\"city\":\"PleasantVille\",\"postalCode\":\"3999\","
     "\"period\":{\"start\":\"1974-12-25\"}}],"
-    "\"contact\":[{\"relationship\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0131\","
+    "\"contact\":[{\"relationship\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/"
+    "CodeSystem/v2-0131\","
     "\"code\":\"N\"}]}],\"name\":{\"family\":\"du March\\u00e9\"}}],"
     "\"multipleBirthInteger\":2,"
     "\"managingOrganization\":{\"reference\":\"Organization/1\"}}";
 
 static const char *OBSERVATION =
     "{\"resourceType\":\"Observation\",\"id\":\"bp\",\"status\":\"final\","
-    "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\","
+    "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+    "observation-category\","
     "\"code\":\"vital-signs\"}]}],"
-    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}],\"text\":\"BP\"},"
+    "\"code\":{\"coding\":[{\"system\":\"http://"
+    "loinc.org\",\"code\":\"85354-9\"}],\"text\":\"BP\"},"
     "\"subject\":{\"reference\":\"Patient/example\"},"
-    "\"effectiveDateTime\":\"2012-09-17T10:00:00+02:00\",\"issued\":\"2013-04-03T15:30:10.01+01:00\","
-    "\"valueQuantity\":{\"value\":107.50,\"unit\":\"mmHg\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"},"
+    "\"effectiveDateTime\":\"2012-09-17T10:00:00+02:00\",\"issued\":\"2013-04-03T15:30:10.01+01:"
+    "00\","
+    "\"valueQuantity\":{\"value\":107.50,\"unit\":\"mmHg\",\"system\":\"http://"
+    "unitsofmeasure.org\",\"code\":\"mm[Hg]\"},"
     "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"}]},"
     "\"valueQuantity\":{\"value\":107,\"unit\":\"mmHg\"}},"
     "{\"code\":{\"text\":\"dia\"},\"valueCodeableConcept\":{\"text\":\"low\"},"
     "\"interpretation\":[{\"text\":\"L\"}]}],"
-    "\"referenceRange\":[{\"low\":{\"value\":1e2},\"age\":{\"low\":{\"value\":18,\"unit\":\"a\"}}}]}";
+    "\"referenceRange\":[{\"low\":{\"value\":1e2},\"age\":{\"low\":{\"value\":18,\"unit\":\"a\"}}}]"
+    "}";
 
 static void test_valid(void)
 {
@@ -115,29 +124,34 @@ static void test_valid(void)
           "{\"fullUrl\":\"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a\","
           "\"resource\":{\"resourceType\":\"Patient\",\"name\":[{\"text\":\"A\"}]},"
           "\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}},"
-          "{\"resource\":{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
+          "{\"resource\":{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":"
+          "\"x\"},"
           "\"subject\":{\"reference\":\"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a\"}},"
           "\"request\":{\"method\":\"POST\",\"url\":\"Observation\"}}]}",
           "transaction Bundle with entries");
-    VALID("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\",\"id\":\"o1\","
+    VALID("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\",\"id\":"
+          "\"o1\","
           "\"name\":\"Acme\"},{\"resourceType\":\"Practitioner\",\"id\":\"pr\"}],"
           "\"managingOrganization\":{\"reference\":\"#o1\"}}",
           "contained resources");
-    VALID("{\"resourceType\":\"Patient\",\"birthDate\":\"1970-03-30\",\"_birthDate\":{\"extension\":["
-          "{\"url\":\"http://hl7.org/fhir/StructureDefinition/patient-birthTime\","
-          "\"valueDateTime\":\"1970-03-30T14:30:00+01:00\"}]},"
-          "\"name\":[{\"given\":[\"A\",null,\"C\"],\"_given\":[null,{\"extension\":[{\"url\":\"http://x\","
-          "\"valueString\":\"B\"}]},{\"id\":\"g3\"}]}]}",
-          "primitive extensions, object and aligned array with nulls");
+    VALID(
+        "{\"resourceType\":\"Patient\",\"birthDate\":\"1970-03-30\",\"_birthDate\":{\"extension\":["
+        "{\"url\":\"http://hl7.org/fhir/StructureDefinition/patient-birthTime\","
+        "\"valueDateTime\":\"1970-03-30T14:30:00+01:00\"}]},"
+        "\"name\":[{\"given\":[\"A\",null,\"C\"],\"_given\":[null,{\"extension\":[{\"url\":\"http:/"
+        "/x\","
+        "\"valueString\":\"B\"}]},{\"id\":\"g3\"}]}]}",
+        "primitive extensions, object and aligned array with nulls");
     VALID("{\"resourceType\":\"Patient\",\"_gender\":{\"extension\":[{\"url\":\"http://x/absent\","
           "\"valueCode\":\"unknown\"}]}}",
           "primitive with only an extension");
-    VALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x/nested\",\"extension\":["
-          "{\"url\":\"a\",\"valueReference\":{\"reference\":\"Patient/1\"}},"
-          "{\"url\":\"b\",\"valueAge\":{\"value\":3,\"unit\":\"a\"}},"
-          "{\"url\":\"c\",\"valueBase64Binary\":\"aGVsbG8=\"},"
-          "{\"url\":\"d\",\"valueUuid\":\"urn:uuid:c757873d-ec9a-4326-a141-556f43239520\"}]}]}",
-          "extensions with many value types");
+    VALID(
+        "{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x/nested\",\"extension\":["
+        "{\"url\":\"a\",\"valueReference\":{\"reference\":\"Patient/1\"}},"
+        "{\"url\":\"b\",\"valueAge\":{\"value\":3,\"unit\":\"a\"}},"
+        "{\"url\":\"c\",\"valueBase64Binary\":\"aGVsbG8=\"},"
+        "{\"url\":\"d\",\"valueUuid\":\"urn:uuid:c757873d-ec9a-4326-a141-556f43239520\"}]}]}",
+        "extensions with many value types");
     VALID("{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"r\",\"resource\":"
           "{\"resourceType\":\"Patient\",\"active\":false}},{\"name\":\"n\",\"valueInteger\":-5},"
           "{\"name\":\"p\",\"part\":[{\"name\":\"q\",\"valueDecimal\":0.001}]}]}",
@@ -146,11 +160,14 @@ static void test_valid(void)
           "\"type\":\"group\",\"item\":[{\"linkId\":\"1.1\",\"type\":\"string\",\"item\":["
           "{\"linkId\":\"1.1.1\",\"type\":\"display\",\"text\":\"hi\"}]}]}]}",
           "Questionnaire with recursive items (contentReference)");
-    VALID("{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\","
-          "\"medicationCodeableConcept\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/1\"},"
-          "\"dosageInstruction\":[{\"timing\":{\"repeat\":{\"frequency\":2,\"period\":1,\"periodUnit\":\"d\","
-          "\"timeOfDay\":[\"08:00:00\",\"20:00:00.5\"]}},\"doseAndRate\":[{\"doseQuantity\":{\"value\":5}}]}]}",
-          "MedicationRequest with Timing.repeat and dose");
+    VALID(
+        "{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\","
+        "\"medicationCodeableConcept\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/1\"},"
+        "\"dosageInstruction\":[{\"timing\":{\"repeat\":{\"frequency\":2,\"period\":1,"
+        "\"periodUnit\":\"d\","
+        "\"timeOfDay\":[\"08:00:00\",\"20:00:00.5\"]}},\"doseAndRate\":[{\"doseQuantity\":{"
+        "\"value\":5}}]}]}",
+        "MedicationRequest with Timing.repeat and dose");
 }
 
 static void test_root(void)
@@ -184,8 +201,8 @@ static void test_root(void)
 
 static void test_unknown(void)
 {
-    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"x\",\"fooBar\":1}]}", OO_STRUCTURE,
-            "Patient.name[0].fooBar", "unknown element in a name");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"x\",\"fooBar\":1}]}",
+            OO_STRUCTURE, "Patient.name[0].fooBar", "unknown element in a name");
     INVALID("{\"resourceType\":\"Patient\",\"foo\":1}", OO_STRUCTURE, "Patient.foo",
             "unknown top-level element");
     INVALID("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
@@ -223,7 +240,8 @@ static void test_cardinality(void)
             "Observation.status", "missing required status");
     INVALID("{\"resourceType\":\"Observation\",\"status\":\"final\"}", OO_REQUIRED,
             "Observation.code", "missing required code");
-    INVALID("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{\"request\":{\"url\":\"Patient\"}}]}",
+    INVALID("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{\"request\":{\"url\":"
+            "\"Patient\"}}]}",
             OO_REQUIRED, "Bundle.entry[0].request.method", "missing required in a backbone");
     INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"valueString\":\"x\"}]}", OO_REQUIRED,
             "Patient.extension[0].url", "extension without url");
@@ -249,7 +267,8 @@ static void test_primitive_values(void)
             "number for date");
     INVALID("{\"resourceType\":\"Patient\",\"id\":\"a_b\"}", OO_VALUE, "Patient.id",
             "underscore in id");
-    INVALID("{\"resourceType\":\"Patient\",\"id\":\"0123456789012345678901234567890123456789012345678901234567890123x\"}",
+    INVALID("{\"resourceType\":\"Patient\",\"id\":"
+            "\"0123456789012345678901234567890123456789012345678901234567890123x\"}",
             OO_VALUE, "Patient.id", "65-character id");
     INVALID("{\"resourceType\":\"Patient\",\"multipleBirthInteger\":2147483648}", OO_VALUE,
             "Patient.multipleBirth.ofType(integer)", "integer out of 32-bit range");
@@ -286,11 +305,14 @@ static void test_primitive_values(void)
     INVALID("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
             "\"<div><script>alert(1)</script></div>\"}}",
             OO_VALUE, "Patient.text.div", "script in a narrative");
-    INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x\",\"valueOid\":\"1.2.3\"}]}",
+    INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://"
+            "x\",\"valueOid\":\"1.2.3\"}]}",
             OO_VALUE, "Patient.extension[0].value.ofType(oid)", "oid without urn:oid:");
-    INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x\",\"valuePositiveInt\":0}]}",
+    INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://"
+            "x\",\"valuePositiveInt\":0}]}",
             OO_VALUE, "Patient.extension[0].value.ofType(positiveInt)", "positiveInt 0");
-    INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x\",\"valueTime\":\"24:00:00\"}]}",
+    INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://"
+            "x\",\"valueTime\":\"24:00:00\"}]}",
             OO_VALUE, "Patient.extension[0].value.ofType(time)", "time 24:00");
 }
 
@@ -310,31 +332,36 @@ static void test_bindings(void)
     VALID("{\"resourceType\":\"Patient\",\"maritalStatus\":{\"coding\":[{\"system\":\"http://x\","
           "\"code\":\"whatever\"}]}}",
           "codings are not checked against bindings");
-    VALID("{\"resourceType\":\"Observation\",\"status\":\"entered-in-error\",\"code\":{\"text\":\"x\"},"
+    VALID("{\"resourceType\":\"Observation\",\"status\":\"entered-in-error\",\"code\":{\"text\":"
+          "\"x\"},"
           "\"valueQuantity\":{\"value\":1,\"comparator\":\">=\"}}",
           "codes inside the value sets pass");
 }
 
 static void test_primitive_extensions(void)
 {
-    INVALID("{\"resourceType\":\"Patient\",\"_name\":{\"id\":\"x\"}}", OO_STRUCTURE, "Patient._name",
-            "_name on a complex element");
+    INVALID("{\"resourceType\":\"Patient\",\"_name\":{\"id\":\"x\"}}", OO_STRUCTURE,
+            "Patient._name", "_name on a complex element");
     INVALID("{\"resourceType\":\"Patient\",\"_foo\":{\"id\":\"x\"}}", OO_STRUCTURE, "Patient._foo",
             "_ on an unknown element");
     INVALID("{\"resourceType\":\"Patient\",\"_birthDate\":[{\"id\":\"x\"}]}", OO_STRUCTURE,
             "Patient.birthDate", "_birthDate as an array");
-    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\"],\"_given\":{\"id\":\"x\"}}]}",
-            OO_STRUCTURE, "Patient.name[0].given", "_given not an array");
-    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[{\"id\":\"x\"}]}]}",
+    INVALID(
+        "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\"],\"_given\":{\"id\":\"x\"}}]}",
+        OO_STRUCTURE, "Patient.name[0].given", "_given not an array");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[{\"id\":"
+            "\"x\"}]}]}",
             OO_STRUCTURE, "Patient.name[0].given", "_given of another length");
     INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",null]}]}", OO_STRUCTURE,
             "Patient.name[0].given[1]", "null without an extension");
-    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",null],\"_given\":[{\"id\":\"a\"},null]}]}",
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",null],\"_given\":[{\"id\":"
+            "\"a\"},null]}]}",
             OO_STRUCTURE, "Patient.name[0].given[1]", "null aligned with null");
     INVALID("{\"resourceType\":\"Patient\",\"_birthDate\":{\"foo\":1}}", OO_STRUCTURE,
             "Patient.birthDate.foo", "unknown element in a primitive extension object");
     INVALID("{\"resourceType\":\"Patient\",\"_birthDate\":{\"extension\":[{\"url\":\"u\"}]}}",
-            OO_INVARIANT, "Patient.birthDate.extension[0]", "extension with neither value nor extensions");
+            OO_INVARIANT, "Patient.birthDate.extension[0]",
+            "extension with neither value nor extensions");
     INVALID("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"u\",\"valueString\":\"a\","
             "\"extension\":[{\"url\":\"v\",\"valueString\":\"b\"}]}]}",
             OO_INVARIANT, "Patient.extension[0]", "extension with both value and extensions");
@@ -364,8 +391,9 @@ static void test_nested_resources(void)
     INVALID("{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"r\",\"resource\":"
             "{\"resourceType\":\"Patient\",\"gender\":5}}]}",
             OO_VALUE, "Parameters.parameter[0].resource.gender", "bad value inside Parameters");
-    INVALID("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"resource\":\"x\"}]}",
-            OO_STRUCTURE, "Bundle.entry[0].resource", "resource that is not an object");
+    INVALID(
+        "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"resource\":\"x\"}]}",
+        OO_STRUCTURE, "Bundle.entry[0].resource", "resource that is not an object");
 }
 
 static void test_lax_nulls(void)
@@ -411,50 +439,118 @@ static void test_primitive_text(void)
         const char *type, *text;
         int valid;
     } cases[] = {
-        {"id", "a", 1}, {"id", "A-b.9", 1}, {"id", "", 0}, {"id", "a b", 0}, {"id", "a/b", 0},
-        {"date", "2024", 1}, {"date", "2024-02", 1}, {"date", "2024-02-29", 1},
-        {"date", "2023-02-29", 0}, {"date", "2000-02-29", 1}, {"date", "1900-02-29", 0},
-        {"date", "0000", 0}, {"date", "0001", 1}, {"date", "24", 0}, {"date", "2024-1", 0},
-        {"date", "2024-00", 0}, {"date", "2024-04-31", 0}, {"date", "2024-01-01T00:00:00Z", 0},
-        {"dateTime", "2024", 1}, {"dateTime", "2024-05", 1}, {"dateTime", "2024-05-06", 1},
-        {"dateTime", "2024-05-06T07:08:09Z", 1}, {"dateTime", "2024-05-06T07:08:09.123+14:00", 1},
-        {"dateTime", "2024-05-06T07:08:09-13:59", 1}, {"dateTime", "2024-05-06T07:08:09+14:01", 0},
-        {"dateTime", "2024-05-06T07:08:60Z", 1}, {"dateTime", "2024-05-06T07:08:61Z", 0},
-        {"dateTime", "2024-05-06T07:08:09", 0}, {"dateTime", "2024-05-06T07:08Z", 0},
-        {"dateTime", "2024-05T07:08:09Z", 0}, {"dateTime", "2024-05-06T24:00:00Z", 0},
-        {"dateTime", "2024-05-06T07:08:09.Z", 0}, {"dateTime", "2024-05-06 07:08:09Z", 0},
-        {"instant", "2024-05-06T07:08:09Z", 1}, {"instant", "2024-05-06T07:08:09.5+01:00", 1},
-        {"instant", "2024-05-06", 0}, {"instant", "2024-05-06T07:08:09", 0},
-        {"time", "00:00:00", 1}, {"time", "23:59:59.999", 1}, {"time", "23:59", 0},
-        {"time", "7:00:00", 0}, {"time", "12:00:00Z", 0},
-        {"decimal", "0", 1}, {"decimal", "-0.5", 1}, {"decimal", "1.50", 1}, {"decimal", "1e-3", 1},
-        {"decimal", "1E+30", 1}, {"decimal", "01", 0}, {"decimal", ".5", 0}, {"decimal", "1.", 0},
-        {"decimal", "+1", 0}, {"decimal", "1e", 0},
-        {"integer", "0", 1}, {"integer", "-2147483648", 1}, {"integer", "2147483647", 1},
-        {"integer", "2147483648", 0}, {"integer", "-2147483649", 0}, {"integer", "007", 0},
-        {"integer", "1.0", 0}, {"integer", "99999999999999999999", 0},
-        {"positiveInt", "1", 1}, {"positiveInt", "0", 0}, {"positiveInt", "-1", 0},
-        {"unsignedInt", "0", 1}, {"unsignedInt", "-1", 0}, {"unsignedInt", "2147483647", 1},
+        {"id", "a", 1},
+        {"id", "A-b.9", 1},
+        {"id", "", 0},
+        {"id", "a b", 0},
+        {"id", "a/b", 0},
+        {"date", "2024", 1},
+        {"date", "2024-02", 1},
+        {"date", "2024-02-29", 1},
+        {"date", "2023-02-29", 0},
+        {"date", "2000-02-29", 1},
+        {"date", "1900-02-29", 0},
+        {"date", "0000", 0},
+        {"date", "0001", 1},
+        {"date", "24", 0},
+        {"date", "2024-1", 0},
+        {"date", "2024-00", 0},
+        {"date", "2024-04-31", 0},
+        {"date", "2024-01-01T00:00:00Z", 0},
+        {"dateTime", "2024", 1},
+        {"dateTime", "2024-05", 1},
+        {"dateTime", "2024-05-06", 1},
+        {"dateTime", "2024-05-06T07:08:09Z", 1},
+        {"dateTime", "2024-05-06T07:08:09.123+14:00", 1},
+        {"dateTime", "2024-05-06T07:08:09-13:59", 1},
+        {"dateTime", "2024-05-06T07:08:09+14:01", 0},
+        {"dateTime", "2024-05-06T07:08:60Z", 1},
+        {"dateTime", "2024-05-06T07:08:61Z", 0},
+        {"dateTime", "2024-05-06T07:08:09", 0},
+        {"dateTime", "2024-05-06T07:08Z", 0},
+        {"dateTime", "2024-05T07:08:09Z", 0},
+        {"dateTime", "2024-05-06T24:00:00Z", 0},
+        {"dateTime", "2024-05-06T07:08:09.Z", 0},
+        {"dateTime", "2024-05-06 07:08:09Z", 0},
+        {"instant", "2024-05-06T07:08:09Z", 1},
+        {"instant", "2024-05-06T07:08:09.5+01:00", 1},
+        {"instant", "2024-05-06", 0},
+        {"instant", "2024-05-06T07:08:09", 0},
+        {"time", "00:00:00", 1},
+        {"time", "23:59:59.999", 1},
+        {"time", "23:59", 0},
+        {"time", "7:00:00", 0},
+        {"time", "12:00:00Z", 0},
+        {"decimal", "0", 1},
+        {"decimal", "-0.5", 1},
+        {"decimal", "1.50", 1},
+        {"decimal", "1e-3", 1},
+        {"decimal", "1E+30", 1},
+        {"decimal", "01", 0},
+        {"decimal", ".5", 0},
+        {"decimal", "1.", 0},
+        {"decimal", "+1", 0},
+        {"decimal", "1e", 0},
+        {"integer", "0", 1},
+        {"integer", "-2147483648", 1},
+        {"integer", "2147483647", 1},
+        {"integer", "2147483648", 0},
+        {"integer", "-2147483649", 0},
+        {"integer", "007", 0},
+        {"integer", "1.0", 0},
+        {"integer", "99999999999999999999", 0},
+        {"positiveInt", "1", 1},
+        {"positiveInt", "0", 0},
+        {"positiveInt", "-1", 0},
+        {"unsignedInt", "0", 1},
+        {"unsignedInt", "-1", 0},
+        {"unsignedInt", "2147483647", 1},
         {"unsignedInt", "2147483648", 0},
-        {"uri", "http://a/b?c=d", 1}, {"uri", "urn:x", 1}, {"uri", "a b", 0}, {"uri", "", 0},
-        {"url", "http://x", 1}, {"url", "http://x\ty", 0}, {"canonical", "http://x|1.0", 1},
-        {"oid", "urn:oid:1.2.3", 1}, {"oid", "urn:oid:2.0", 1}, {"oid", "urn:oid:3.1", 0},
-        {"oid", "urn:oid:1", 0}, {"oid", "urn:oid:1.02", 0}, {"oid", "1.2.3", 0},
+        {"uri", "http://a/b?c=d", 1},
+        {"uri", "urn:x", 1},
+        {"uri", "a b", 0},
+        {"uri", "", 0},
+        {"url", "http://x", 1},
+        {"url", "http://x\ty", 0},
+        {"canonical", "http://x|1.0", 1},
+        {"oid", "urn:oid:1.2.3", 1},
+        {"oid", "urn:oid:2.0", 1},
+        {"oid", "urn:oid:3.1", 0},
+        {"oid", "urn:oid:1", 0},
+        {"oid", "urn:oid:1.02", 0},
+        {"oid", "1.2.3", 0},
         {"uuid", "urn:uuid:c757873d-ec9a-4326-a141-556f43239520", 1},
         {"uuid", "urn:uuid:C757873D-ec9a-4326-a141-556f43239520", 0},
         {"uuid", "c757873d-ec9a-4326-a141-556f43239520", 0},
         {"uuid", "urn:uuid:c757873d-ec9a-4326-a141-556f4323952", 0},
-        {"code", "a", 1}, {"code", "a b", 1}, {"code", "a  b", 0}, {"code", "a ", 0},
-        {"code", "", 0}, {"code", "a\tb", 1},
-        {"string", "x", 1}, {"string", " lead and trail ", 1}, {"string", "a\nb\r\tc", 1},
-        {"string", "", 0}, {"string", "a\vb", 0}, {"string", "\xc3\xa9t\xc3\xa9", 1},
-        {"markdown", "# Title\n\n* item", 1}, {"markdown", "", 0},
-        {"base64Binary", "aGVsbG8=", 1}, {"base64Binary", "aGVs bG8=", 1},
-        {"base64Binary", " aGVs\nbG8= ", 1}, {"base64Binary", "aGVsbG8", 0},
-        {"base64Binary", "aG Vs", 0}, {"base64Binary", "aGV*", 0}, {"base64Binary", "", 0},
-        {"boolean", "true", 1}, {"boolean", "false", 1}, {"boolean", "True", 0},
-        {"xhtml", "<div>x</div>", 1}, {"xhtml", "x", 0},
-        {"xhtml", "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>A <b>b</b><br/>&amp; c</p></div>", 1},
+        {"code", "a", 1},
+        {"code", "a b", 1},
+        {"code", "a  b", 0},
+        {"code", "a ", 0},
+        {"code", "", 0},
+        {"code", "a\tb", 1},
+        {"string", "x", 1},
+        {"string", " lead and trail ", 1},
+        {"string", "a\nb\r\tc", 1},
+        {"string", "", 0},
+        {"string", "a\vb", 0},
+        {"string", "\xc3\xa9t\xc3\xa9", 1},
+        {"markdown", "# Title\n\n* item", 1},
+        {"markdown", "", 0},
+        {"base64Binary", "aGVsbG8=", 1},
+        {"base64Binary", "aGVs bG8=", 1},
+        {"base64Binary", " aGVs\nbG8= ", 1},
+        {"base64Binary", "aGVsbG8", 0},
+        {"base64Binary", "aG Vs", 0},
+        {"base64Binary", "aGV*", 0},
+        {"base64Binary", "", 0},
+        {"boolean", "true", 1},
+        {"boolean", "false", 1},
+        {"boolean", "True", 0},
+        {"xhtml", "<div>x</div>", 1},
+        {"xhtml", "x", 0},
+        {"xhtml", "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>A <b>b</b><br/>&amp; c</p></div>",
+         1},
         {"xhtml", " <div><table><tr><td>1</td></tr></table><!-- note --></div>\n", 1},
         {"xhtml", "<div><img src=\"#pic\" alt=\"\"/></div>", 1},
         {"xhtml", "<div><a href='http://x/'>link</a></div>", 1},
@@ -651,8 +747,10 @@ static void test_speed(void)
             bad++;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / 2000;
-    printf("# validate %zu-byte Observation: %.2f us each (sanitizer build)\n", strlen(OBSERVATION), us);
+    double us =
+        ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / 2000;
+    printf("# validate %zu-byte Observation: %.2f us each (sanitizer build)\n", strlen(OBSERVATION),
+           us);
     ok(bad == 0, "repeated validation is stable");
     arena_free(b);
 }
