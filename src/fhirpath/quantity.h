@@ -79,7 +79,7 @@ int fp_qty_parse(const char *text, size_t n, fp_qty *out);
 /* ---- output -------------------------------------------------------------------------- */
 
 /* FHIRPath literal text: "1.5 'mg'", "3 days", "1 week", "1 '1'". Calendar words are
- * plural unless the value is exactly 1 (by value: 1.0 prints "1.0 year"). */
+ * plural unless the value is 1 or -1 (by value: 1.0 prints "1.0 year"). */
 void fp_qty_write(const fp_qty *q, buf *b);
 
 /* The unit as FHIR JSON wants it in a Quantity's "code"/"unit": UCUM code as written, or

@@ -189,6 +189,10 @@ static void test_make_print(void)
     is_str(S(&q), "3 days", "printed plural");
     q = Q("1 week");
     is_str(S(&q), "1 week", "printed singular for 1");
+    q = Q("-1 week");
+    is_str(S(&q), "-1 week", "and for -1");
+    q = Q("1.0 year");
+    is_str(S(&q), "1.0 year", "1.0 is one by value");
     q = Q("1 'wk'");
     is_str(S(&q), "1 'wk'", "wk stays UCUM");
     q = Q("1 'month'");
