@@ -182,7 +182,8 @@ void fp_qty_write(const fp_qty *q, buf *b)
         if (k < 0)
             buf_puts(b, q->unit);
         else
-            buf_puts(b, fp_dec_eq(fp_dec_abs(q->value), fp_dec_from_i64(1)) ? CAL[k].word : CAL[k].plural);
+            buf_puts(b, fp_dec_eq(fp_dec_abs(q->value), fp_dec_from_i64(1)) ? CAL[k].word
+                                                                            : CAL[k].plural);
         return;
     }
     buf_puts(b, " '");
