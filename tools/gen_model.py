@@ -24,6 +24,7 @@ sorted static array and nothing is built at start-up:
                     positions of its elements sorted by JSON name
   fhir_gen_keys[]   open-addressing hash of (type, JSON key) -> element, with
                     every choice key ("valueQuantity") spelled out
+  fhir_gen_constraints[] the invariants (FHIRPath) each type declares itself
   fhir_gen_valuesets[] codes of each enumerable required-binding value set
   fhir_gen_sp[]     each SearchParameter once; fhir_gen_sp_index[] maps a resource
                     type name to its parameters sorted by code
@@ -172,6 +173,7 @@ class TypeDef:
         self.elems = []           # list of ElemDef
         self.regex = None
         self.json_type = None
+        self.constraints = []     # (key, is_error, human, expression, element or None)
 
 
 class ElemDef:
@@ -230,7 +232,19 @@ def build_struct(sd, types):
             parent = p.rsplit(".", 1)[0]
             children.setdefault(parent, []).append(p)
 
+    def own_constraints(el, elem_name):
+        """Invariants the definition declares itself (inherited ones, like ele-1
+        on every element, carry the source of the definition they come from)."""
+        out = []
+        for k in el.get("constraint", []):
+            if k.get("source") not in (None, sd["url"]) or not k.get("expression"):
+                continue
+            out.append((k["key"], k.get("severity") == "error", k.get("human", ""),
+                        k["expression"], elem_name))
+        return out
+
     top = TypeDef(name, kind, bool(sd.get("abstract")), base)
+    top.constraints = own_constraints(elements[0], None)
     if kind == "primitive-type":
         v = by_path.get(name + ".value")
         if v is None:
@@ -265,17 +279,20 @@ def build_struct(sd, types):
             if "contentReference" in el:
                 ref = el["contentReference"].split("#", 1)[1]
                 tnames = [ref]
+                tdef.constraints.extend(own_constraints(el, jname))
             elif cp in children:
                 codes = [t["code"] for t in el.get("type", [])]
                 if len(codes) != 1:
                     die("backbone %s has types %r" % (cp, codes))
                 bb = TypeDef(cp, "backbone", False, codes[0])
+                bb.constraints = own_constraints(el, None)
                 types[cp] = bb
                 fill(bb, cp)
                 tnames = [cp]
             else:
                 tnames = element_type_names(
                     sd, el, kind == "resource" and path == root_path)
+                tdef.constraints.extend(own_constraints(el, jname))
             if not tnames:
                 die("element %s has no type" % cp)
             tdef.elems.append(ElemDef(jname, int(el["min"]), mx, choice,
@@ -300,6 +317,23 @@ def collect_types():
             build_struct(sd, types)
             if sd["kind"] == "resource" and not sd.get("abstract"):
                 resources.append(sd["id"])
+    # an element-level invariant that its own type (or a base) already declares
+    # (ele-1 on Element.extension, ext-1 on Extension.extension) adds nothing
+    def declared_keys(tn):
+        keys = set()
+        while tn:
+            keys |= {c[0] for c in types[tn].constraints if c[4] is None}
+            tn = types[tn].base
+        return keys
+    for t in types.values():
+        kept = []
+        for con in t.constraints:
+            if con[4] is not None:
+                e = next(x for x in t.elems if x.name == con[4])
+                if any(con[0] in declared_keys(tn) for tn in e.types if tn in types):
+                    continue
+            kept.append(con)
+        t.constraints = kept
     # every referenced type must exist
     for t in types.values():
         if t.base and t.base not in types:
@@ -533,6 +567,24 @@ def generate():
              len(t.elems), elems, c_str(t.regex), c_str(t.json_type)))
     w("};")
     w("")
+    con_off = [0]
+    con_lines = []
+    for n in names:
+        for key, is_error, human, expr, elem in types[n].constraints:
+            con_lines.append("    {%s, %d, %s, %s, %s}, /* %s */"
+                             % (c_str(key), int(is_error), c_str(human), c_str(expr),
+                                c_str(elem), n))
+        con_off.append(len(con_lines))
+    w("const fhir_constraint fhir_gen_constraints[FHIR_GEN_NCONSTRAINTS] = {")
+    out.extend(con_lines)
+    w("};")
+    w("")
+    w("/* type i's constraints: fhir_gen_constraints[off[i] .. off[i + 1]) */")
+    w("const uint16_t fhir_gen_constraint_off[FHIR_GEN_NTYPES + 1] = {")
+    for i in range(0, len(con_off), 16):
+        w("    " + " ".join("%d," % x for x in con_off[i:i + 16]))
+    w("};")
+    w("")
     w("const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES] = {")
     for r in resources:
         w("    %s, /* %s */" % (tref(r), r))
@@ -634,6 +686,7 @@ def generate():
     h(" *                      positions of the run's elements sorted by JSON name")
     h(" *   fhir_gen_keys[]    hash of (type, JSON key) -> element (and chosen type for")
     h(" *                      choice keys such as \"valueQuantity\"); key_hash in model.c")
+    h(" *   fhir_gen_constraints[] each type's own invariants, one run per type")
     h(" *   fhir_gen_sp_index[] resource type name -> its search params sorted by code")
     h(" *   fhir_gen_valuesets[] required-binding ValueSet URL -> its codes, sorted")
     h(" */")
@@ -646,6 +699,7 @@ def generate():
     h("#define FHIR_GEN_NELEMS %d" % len(elem_lines))
     h("#define FHIR_GEN_NRESOURCES %d" % len(resources))
     h("#define FHIR_GEN_NKEYS %d /* power of two */" % hsize)
+    h("#define FHIR_GEN_NCONSTRAINTS %d" % len(con_lines))
     h("#define FHIR_GEN_NSP %d" % len(sps))
     h("#define FHIR_GEN_NSP_INDEX %d" % len(sp_index))
     h("#define FHIR_GEN_NCOMPARTMENT %d" % len(comp_rows))
@@ -681,6 +735,8 @@ def generate():
     h("extern const fhir_elem fhir_gen_elems[FHIR_GEN_NELEMS];")
     h("extern const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS];")
     h("extern const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS];")
+    h("extern const fhir_constraint fhir_gen_constraints[FHIR_GEN_NCONSTRAINTS];")
+    h("extern const uint16_t fhir_gen_constraint_off[FHIR_GEN_NTYPES + 1];")
     h("extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];")
     h("extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];")
     h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP]; /* by url */")

@@ -174,6 +174,19 @@ size_t fhir_types_all(const fhir_type **out)
     return FHIR_GEN_NTYPES;
 }
 
+size_t fhir_constraints(const fhir_type *t, const fhir_constraint **out)
+{
+    if (out)
+        *out = NULL;
+    if (!t || t < fhir_gen_types || t >= fhir_gen_types + FHIR_GEN_NTYPES)
+        return 0;
+    size_t i = (size_t)(t - fhir_gen_types);
+    size_t lo = fhir_gen_constraint_off[i], hi = fhir_gen_constraint_off[i + 1];
+    if (out && hi > lo)
+        *out = &fhir_gen_constraints[lo];
+    return hi - lo;
+}
+
 static const fhir_gen_sp_entry *sp_entry(const char *type)
 {
     size_t lo = 0, hi = FHIR_GEN_NSP_INDEX;

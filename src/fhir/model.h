@@ -91,6 +91,21 @@ size_t fhir_resource_types(const fhir_type *const **out);
  * *out points at a static array of the returned count. */
 size_t fhir_types_all(const fhir_type **out);
 
+/* --- invariants (ElementDefinition.constraint) --------------------------------- */
+typedef struct fhir_constraint {
+    const char *key;        /* "pat-1", "obs-6" */
+    uint8_t is_error;       /* severity: 1 error, 0 warning */
+    const char *human;      /* the rule in words */
+    const char *expression; /* FHIRPath, evaluated with each instance as the context */
+    const char *elem;       /* NULL: on instances of the type itself; else on the
+                               values of this element of the type */
+} fhir_constraint;
+
+/* The invariants type t declares itself, in definition order; inherited ones
+ * (ele-1, dom-2..dom-6, ext-1, ...) belong to the base types: walk t->base.
+ * *out points into a static array. */
+size_t fhir_constraints(const fhir_type *t, const fhir_constraint **out);
+
 /* --- search parameters (from search-parameters.json) ------------------------- */
 typedef enum fhir_sp_type {
     FHIR_SP_NUMBER = 1,

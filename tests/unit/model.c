@@ -436,6 +436,49 @@ static void test_valuesets(void)
     ok(e && e->binding_vs && fhir_valueset_contains(e->binding_vs, "<=", 2) == 1, "comparator");
 }
 
+static const fhir_constraint *find_con(const char *type, const char *key)
+{
+    const fhir_constraint *cs;
+    size_t n = fhir_constraints(T(type), &cs);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cs[i].key, key) == 0)
+            return &cs[i];
+    return NULL;
+}
+
+static void test_constraints(void)
+{
+    const fhir_constraint *c = find_con("Patient.contact", "pat-1");
+    ok(c && c->is_error && c->elem == NULL && strstr(c->expression, "organization.exists()"),
+       "pat-1 on Patient.contact");
+    c = find_con("Observation", "obs-6");
+    ok(c && strstr(c->expression, "dataAbsentReason"), "obs-6 on Observation");
+    ok(find_con("DomainResource", "dom-2") && find_con("DomainResource", "dom-6"),
+       "dom-2..dom-6 on DomainResource");
+    c = find_con("Element", "ele-1");
+    ok(c && c->elem == NULL && strstr(c->expression, "hasValue()"), "ele-1 on Element");
+    ok(find_con("Extension", "ext-1") != NULL, "ext-1 on Extension");
+    ok(find_con("Patient", "dom-2") == NULL && find_con("Patient", "ele-1") == NULL,
+       "inherited invariants are not repeated");
+    c = find_con("Organization", "org-3");
+    ok(c && c->elem && strcmp(c->elem, "telecom") == 0, "org-3 applies to Organization.telecom");
+    c = find_con("Questionnaire", "que-0");
+    ok(c && !c->is_error, "que-0 is a warning");
+    const fhir_type *all;
+    size_t nt = fhir_types_all(&all), total = 0, sane = 1;
+    for (size_t i = 0; i < nt; i++) {
+        const fhir_constraint *cs;
+        size_t n = fhir_constraints(&all[i], &cs);
+        total += n;
+        for (size_t k = 0; k < n; k++)
+            if (!cs[k].key[0] || !cs[k].expression[0] ||
+                (cs[k].elem && !fhir_elem_named(&all[i], cs[k].elem, strlen(cs[k].elem))))
+                sane = 0;
+    }
+    ok(total > 200 && sane, "%zu invariants, each with key, expression and a real element", total);
+    ok(fhir_constraints(NULL, NULL) == 0, "NULL type");
+}
+
 int main(void)
 {
     test_counts();
@@ -448,5 +491,6 @@ int main(void)
     test_search_params();
     test_compartment();
     test_valuesets();
+    test_constraints();
     return tap_done();
 }

@@ -13071,6 +13071,299 @@ const fhir_type fhir_gen_types[FHIR_GEN_NTYPES] = {
     {"xhtml", FHIR_PRIMITIVE, 0, &fhir_gen_types[208], 1, &fhir_gen_elems[7566], NULL, "string"},
 };
 
+const fhir_constraint fhir_gen_constraints[FHIR_GEN_NCONSTRAINTS] = {
+    {"adf-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ActivityDefinition */
+    {"age-1", 1, "There SHALL be a code if there is a value and it SHALL be an expression of time.  If system is present, it SHALL be UCUM.  If value is present, it SHALL be positive.", "(code.exists() or value.empty()) and (system.empty() or system = %ucum) and (value.empty() or value.hasValue().not() or value > 0)", NULL}, /* Age */
+    {"ait-1", 1, "AllergyIntolerance.clinicalStatus SHALL be present if verificationStatus is not entered-in-error.", "verificationStatus.coding.where(system = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification' and code = 'entered-in-error').exists() or clinicalStatus.exists()", NULL}, /* AllergyIntolerance */
+    {"ait-2", 1, "AllergyIntolerance.clinicalStatus SHALL NOT be present if verification Status is entered-in-error", "verificationStatus.coding.where(system = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification' and code = 'entered-in-error').empty() or clinicalStatus.empty()", NULL}, /* AllergyIntolerance */
+    {"app-2", 1, "Either start and end are specified, or neither", "start.exists() = end.exists()", NULL}, /* Appointment */
+    {"app-3", 1, "Only proposed or cancelled appointments can be missing start/end dates", "(start.exists() and end.exists()) or (status in ('proposed' | 'cancelled' | 'waitlist'))", NULL}, /* Appointment */
+    {"app-4", 1, "Cancelation reason is only used for appointments that have been cancelled, or no-show", "Appointment.cancelationReason.exists() implies (Appointment.status='noshow' or Appointment.status='cancelled')", NULL}, /* Appointment */
+    {"app-1", 1, "Either the type or actor on the participant SHALL be specified", "type.exists() or actor.exists()", NULL}, /* Appointment.participant */
+    {"apr-1", 1, "Either the participantType or actor must be specified", "participantType.exists() or actor.exists()", NULL}, /* AppointmentResponse */
+    {"att-1", 1, "If the Attachment has data, it SHALL have a contentType", "data.empty() or contentType.exists()", NULL}, /* Attachment */
+    {"sev-1", 1, "Either a name or a query (NOT both)", "name.empty() or query.empty()", NULL}, /* AuditEvent.entity */
+    {"bdl-1", 1, "total only when a search or history", "total.empty() or (type = 'searchset') or (type = 'history')", NULL}, /* Bundle */
+    {"bdl-2", 1, "entry.search only when a search", "entry.search.empty() or (type = 'searchset')", NULL}, /* Bundle */
+    {"bdl-3", 1, "entry.request mandatory for batch/transaction/history, otherwise prohibited", "entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history'))", NULL}, /* Bundle */
+    {"bdl-4", 1, "entry.response mandatory for batch-response/transaction-response/history, otherwise prohibited", "entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history'))", NULL}, /* Bundle */
+    {"bdl-7", 1, "FullUrl must be unique in a bundle, or else entries with the same fullUrl must have different meta.versionId (except in history bundles)", "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()", NULL}, /* Bundle */
+    {"bdl-9", 1, "A document must have an identifier with a system and a value", "type = 'document' implies (identifier.system.exists() and identifier.value.exists())", NULL}, /* Bundle */
+    {"bdl-10", 1, "A document must have a date", "type = 'document' implies (timestamp.hasValue())", NULL}, /* Bundle */
+    {"bdl-11", 1, "A document must have a Composition as the first resource", "type = 'document' implies entry.first().resource.is(Composition)", NULL}, /* Bundle */
+    {"bdl-12", 1, "A message must have a MessageHeader as the first resource", "type = 'message' implies entry.first().resource.is(MessageHeader)", NULL}, /* Bundle */
+    {"bdl-5", 1, "must be a resource unless there's a request or response", "resource.exists() or request.exists() or response.exists()", NULL}, /* Bundle.entry */
+    {"bdl-8", 1, "fullUrl cannot be a version specific reference", "fullUrl.exists() implies fullUrl.contains('/_history/').not()", NULL}, /* Bundle.entry */
+    {"cpb-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* CapabilityStatement */
+    {"cpb-1", 1, "A Capability Statement SHALL have at least one of REST, messaging or document element.", "rest.exists() or messaging.exists() or document.exists()", NULL}, /* CapabilityStatement */
+    {"cpb-2", 1, "A Capability Statement SHALL have at least one of description, software, or implementation element.", "(description.count() + software.count() + implementation.count()) > 0", NULL}, /* CapabilityStatement */
+    {"cpb-3", 1, "Messaging end-point is required (and is only permitted) when a statement is for an implementation.", "messaging.endpoint.empty() or kind = 'instance'", NULL}, /* CapabilityStatement */
+    {"cpb-7", 1, "The set of documents must be unique by the combination of profile and mode.", "document.select(profile&mode).isDistinct()", NULL}, /* CapabilityStatement */
+    {"cpb-14", 1, "If kind = instance, implementation must be present and software may be present", "(kind != 'instance') or implementation.exists()", NULL}, /* CapabilityStatement */
+    {"cpb-15", 1, "If kind = capability, implementation must be absent, software must be present", "(kind != 'capability') or (implementation.exists().not() and software.exists())", NULL}, /* CapabilityStatement */
+    {"cpb-16", 1, "If kind = requirements, implementation and software must be absent", "(kind!='requirements') or (implementation.exists().not() and software.exists().not())", NULL}, /* CapabilityStatement */
+    {"cpb-9", 1, "A given resource can only be described once per RESTful mode.", "resource.select(type).isDistinct()", NULL}, /* CapabilityStatement.rest */
+    {"cpb-12", 1, "Search parameter names must be unique in the context of a resource.", "searchParam.select(name).isDistinct()", NULL}, /* CapabilityStatement.rest.resource */
+    {"cpl-3", 1, "Provide a reference or detail, not both", "detail.empty() or reference.empty()", NULL}, /* CarePlan.activity */
+    {"ctm-1", 1, "CareTeam.participant.onBehalfOf can only be populated when CareTeam.participant.member is a Practitioner", "onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists()))", NULL}, /* CareTeam.participant */
+    {"cid-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ChargeItemDefinition */
+    {"csd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* CodeSystem */
+    {"csd-1", 1, "Within a code system definition, all the codes SHALL be unique", "concept.code.combine($this.descendants().concept.code).isDistinct()", NULL}, /* CodeSystem */
+    {"cpd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* CompartmentDefinition */
+    {"cmp-1", 1, "A section must contain at least one of text, entries, or sub-sections", "text.exists() or entry.exists() or section.exists()", NULL}, /* Composition.section */
+    {"cmp-2", 1, "A section can only have an emptyReason if it is empty", "emptyReason.empty() or entry.empty()", NULL}, /* Composition.section */
+    {"cmd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ConceptMap */
+    {"cmd-1", 1, "If the map is narrower or inexact, there SHALL be some comments", "comment.exists() or equivalence.empty() or ((equivalence != 'narrower') and (equivalence != 'inexact'))", NULL}, /* ConceptMap.group.element.target */
+    {"cmd-2", 1, "If the mode is 'fixed', a code must be provided", "(mode = 'fixed') implies code.exists()", NULL}, /* ConceptMap.group.unmapped */
+    {"cmd-3", 1, "If the mode is 'other-map', a url must be provided", "(mode = 'other-map') implies url.exists()", NULL}, /* ConceptMap.group.unmapped */
+    {"con-3", 0, "Condition.clinicalStatus SHALL be present if verificationStatus is not entered-in-error and category is problem-list-item", "clinicalStatus.exists() or verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code = 'entered-in-error').exists() or category.select($this='problem-list-item').empty()", NULL}, /* Condition */
+    {"con-4", 1, "If condition is abated, then clinicalStatus must be either inactive, resolved, or remission", "abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists()", NULL}, /* Condition */
+    {"con-5", 1, "Condition.clinicalStatus SHALL NOT be present if verification Status is entered-in-error", "verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty()", NULL}, /* Condition */
+    {"con-2", 1, "evidence SHALL have code or details", "code.exists() or detail.exists()", NULL}, /* Condition.evidence */
+    {"con-1", 1, "Stage SHALL have summary or assessment", "summary.exists() or assessment.exists()", NULL}, /* Condition.stage */
+    {"ppc-1", 1, "Either a Policy or PolicyRule", "policy.exists() or policyRule.exists()", NULL}, /* Consent */
+    {"ppc-2", 1, "IF Scope=privacy, there must be a patient", "patient.exists() or scope.coding.where(system='something' and code='patient-privacy').exists().not()", NULL}, /* Consent */
+    {"ppc-3", 1, "IF Scope=research, there must be a patient", "patient.exists() or scope.coding.where(system='something' and code='research').exists().not()", NULL}, /* Consent */
+    {"ppc-4", 1, "IF Scope=adr, there must be a patient", "patient.exists() or scope.coding.where(system='something' and code='adr').exists().not()", NULL}, /* Consent */
+    {"ppc-5", 1, "IF Scope=treatment, there must be a patient", "patient.exists() or scope.coding.where(system='something' and code='treatment').exists().not()", NULL}, /* Consent */
+    {"cpt-2", 1, "A system is required if a value is provided.", "value.empty() or system.exists()", NULL}, /* ContactPoint */
+    {"cnt-3", 1, "There SHALL be a code with a value of \"1\" if there is a value. If system is present, it SHALL be UCUM.  If present, the value SHALL be a whole number.", "(code.exists() or value.empty()) and (system.empty() or system = %ucum) and (code.empty() or code = '1') and (value.empty() or value.hasValue().not() or value.toString().contains('.').not())", NULL}, /* Count */
+    {"ces-1", 1, "SHALL contain a category or a billcode but not both.", "category.exists() xor productOrService.exists()", NULL}, /* CoverageEligibilityResponse.insurance.item */
+    {"drq-1", 1, "Either a path or a searchParam must be provided, but not both", "path.exists() xor searchParam.exists()", NULL}, /* DataRequirement.codeFilter */
+    {"drq-2", 1, "Either a path or a searchParam must be provided, but not both", "path.exists() xor searchParam.exists()", NULL}, /* DataRequirement.dateFilter */
+    {"dis-1", 1, "There SHALL be a code if there is a value and it SHALL be an expression of length.  If system is present, it SHALL be UCUM.", "(code.exists() or value.empty()) and (system.empty() or system = %ucum)", NULL}, /* Distance */
+    {"dom-2", 1, "If the resource is contained in another resource, it SHALL NOT contain nested Resources", "contained.contained.empty()", NULL}, /* DomainResource */
+    {"dom-3", 1, "If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource", "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()", NULL}, /* DomainResource */
+    {"dom-4", 1, "If a resource is contained in another resource, it SHALL NOT have a meta.versionId or a meta.lastUpdated", "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()", NULL}, /* DomainResource */
+    {"dom-5", 1, "If a resource is contained in another resource, it SHALL NOT have a security label", "contained.meta.security.empty()", NULL}, /* DomainResource */
+    {"dom-6", 0, "A resource should have narrative for robust management", "text.`div`.exists()", NULL}, /* DomainResource */
+    {"drt-1", 1, "There SHALL be a code if there is a value and it SHALL be an expression of time.  If system is present, it SHALL be UCUM.", "code.exists() implies ((system = %ucum) and value.exists())", NULL}, /* Duration */
+    {"ees-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* EffectEvidenceSynthesis */
+    {"ele-1", 1, "All FHIR elements must have a @value or children", "hasValue() or (children().count() > id.count())", NULL}, /* Element */
+    {"eld-2", 1, "Min <= Max", "min.empty() or max.empty() or (max = '*') or iif(max != '*', min <= max.toInteger())", NULL}, /* ElementDefinition */
+    {"eld-5", 1, "if the element definition has a contentReference, it cannot have type, defaultValue, fixed, pattern, example, minValue, maxValue, maxLength, or binding", "contentReference.empty() or (type.empty() and defaultValue.empty() and fixed.empty() and pattern.empty() and example.empty() and minValue.empty() and maxValue.empty() and maxLength.empty() and binding.empty())", NULL}, /* ElementDefinition */
+    {"eld-6", 1, "Fixed value may only be specified if there is one type", "fixed.empty() or (type.count()  <= 1)", NULL}, /* ElementDefinition */
+    {"eld-7", 1, "Pattern may only be specified if there is one type", "pattern.empty() or (type.count() <= 1)", NULL}, /* ElementDefinition */
+    {"eld-8", 1, "Pattern and fixed are mutually exclusive", "pattern.empty() or fixed.empty()", NULL}, /* ElementDefinition */
+    {"eld-11", 1, "Binding can only be present for coded elements, string, and uri", "binding.empty() or type.code.empty() or type.select((code = 'code') or (code = 'Coding') or (code='CodeableConcept') or (code = 'Quantity') or (code = 'string') or (code = 'uri')).exists()", NULL}, /* ElementDefinition */
+    {"eld-13", 1, "Types must be unique by code", "type.select(code).isDistinct()", NULL}, /* ElementDefinition */
+    {"eld-14", 1, "Constraints must be unique by key", "constraint.select(key).isDistinct()", NULL}, /* ElementDefinition */
+    {"eld-15", 1, "default value and meaningWhenMissing are mutually exclusive", "defaultValue.empty() or meaningWhenMissing.empty()", NULL}, /* ElementDefinition */
+    {"eld-16", 1, "sliceName must be composed of proper tokens separated by \"/\"", "sliceName.empty() or sliceName.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')", NULL}, /* ElementDefinition */
+    {"eld-18", 1, "Must have a modifier reason if isModifier = true", "(isModifier.exists() and isModifier) implies isModifierReason.exists()", NULL}, /* ElementDefinition */
+    {"eld-19", 1, "Element names cannot include some special characters", "path.matches('[^\\\\s\\\\.,:;\\\\\\'\"\\\\/|\?!@#$%&*()\\\\[\\\\]{}]{1,64}(\\\\.[^\\\\s\\\\.,:;\\\\\\'\"\\\\/|\?!@#$%&*()\\\\[\\\\]{}]{1,64}(\\\\[x\\\\])\?(\\\\:[^\\\\s\\\\.]+)\?)*')", NULL}, /* ElementDefinition */
+    {"eld-20", 0, "Element names should be simple alphanumerics with a max of 64 characters, or code generation tools may be broken", "path.matches('[A-Za-z][A-Za-z0-9]*(\\\\.[a-z][A-Za-z0-9]*(\\\\[x])\?)*')", NULL}, /* ElementDefinition */
+    {"eld-22", 1, "sliceIsConstraining can only appear if slicename is present", "sliceIsConstraining.exists() implies sliceName.exists()", NULL}, /* ElementDefinition */
+    {"eld-3", 1, "Max SHALL be a number or \"*\"", "empty() or ($this = '*') or (toInteger() >= 0)", "max"}, /* ElementDefinition */
+    {"eld-12", 1, "ValueSet SHALL start with http:// or https:// or urn:", "valueSet.exists() implies (valueSet.startsWith('http:') or valueSet.startsWith('https') or valueSet.startsWith('urn:'))", NULL}, /* ElementDefinition.binding */
+    {"eld-21", 0, "Constraints should have an expression or else validators will not be able to enforce them", "expression.exists()", NULL}, /* ElementDefinition.constraint */
+    {"eld-1", 1, "If there are no discriminators, there must be a definition", "discriminator.exists() or description.exists()", NULL}, /* ElementDefinition.slicing */
+    {"eld-4", 1, "Aggregation may only be specified if one of the allowed types for the element is a reference", "aggregation.empty() or (code = 'Reference') or (code = 'canonical')", NULL}, /* ElementDefinition.type */
+    {"eld-17", 1, "targetProfile is only allowed if the type is Reference or canonical", "(code='Reference' or code = 'canonical') or targetProfile.empty()", NULL}, /* ElementDefinition.type */
+    {"evd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* EventDefinition */
+    {"evi-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* Evidence */
+    {"evv-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* EvidenceVariable */
+    {"evv-1", 1, "In a characteristic, at most one of these six elements shall be used: definitionReference or definitionCanonical or definitionCodeableConcept or definitionId or definitionByTypeAndValue or definitionByCombination", "(definitionReference.count() + definitionCanonical.count() + definitionCodeableConcept.count() + definitionId.count() + definitionByTypeAndValue.count() + definitionByCombination.count())  < 2", NULL}, /* EvidenceVariable.characteristic */
+    {"esc-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ExampleScenario */
+    {"exp-1", 1, "An expression or a reference must be provided", "expression.exists() or reference.exists()", NULL}, /* Expression */
+    {"ext-1", 1, "Must have either extensions or value[x], not both", "extension.exists() != value.exists()", NULL}, /* Extension */
+    {"fhs-1", 1, "Can have age[x] or born[x], but not both", "age.empty() or born.empty()", NULL}, /* FamilyMemberHistory */
+    {"fhs-2", 1, "Can only have estimatedAge if age[x] is present", "age.exists() or estimatedAge.empty()", NULL}, /* FamilyMemberHistory */
+    {"gol-1", 1, "Goal.target.measure is required if Goal.target.detail is populated", "(detail.exists() and measure.exists()) or detail.exists().not()", NULL}, /* Goal.target */
+    {"gdf-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* GraphDefinition */
+    {"grp-1", 1, "Can only have members if group is \"actual\"", "member.empty() or (actual = true)", NULL}, /* Group */
+    {"imm-1", 1, "One of documentType or reference SHALL be present", "documentType.exists() or reference.exists()", NULL}, /* Immunization.education */
+    {"imr-1", 1, "One of vaccineCode or targetDisease SHALL be present", "vaccineCode.exists() or targetDisease.exists()", NULL}, /* ImmunizationRecommendation.recommendation */
+    {"ig-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ImplementationGuide */
+    {"ig-2", 1, "If a resource has a fhirVersion, it must be oe of the versions defined for the Implementation Guide", "definition.resource.fhirVersion.all(%context.fhirVersion contains $this)", NULL}, /* ImplementationGuide */
+    {"ig-1", 1, "If a resource has a groupingId, it must refer to a grouping defined in the Implementation Guide", "resource.groupingId.all(%context.grouping.id contains $this)", NULL}, /* ImplementationGuide.definition */
+    {"ipn-1", 1, "The organization SHALL at least have a name or an idendtifier, and possibly more than one", "(identifier.count() + name.count()) > 0", NULL}, /* InsurancePlan */
+    {"lib-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* Library */
+    {"lnk-1", 1, "Must have at least two items", "item.count()>1", NULL}, /* Linkage */
+    {"lst-1", 1, "A list can only have an emptyReason if it is empty", "emptyReason.empty() or entry.empty()", NULL}, /* List */
+    {"lst-2", 1, "The deleted flag can only be used if the mode of the list is \"changes\"", "mode = 'changes' or entry.deleted.empty()", NULL}, /* List */
+    {"lst-3", 1, "An entry date can only be used if the mode of the list is \"working\"", "mode = 'working' or entry.date.empty()", NULL}, /* List */
+    {"mea-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* Measure */
+    {"mea-1", 1, "Stratifier SHALL be either a single criteria or a set of criteria components", "group.stratifier.all((code | description | criteria).exists() xor component.exists())", NULL}, /* Measure */
+    {"mrp-1", 1, "Measure Reports used for data collection SHALL NOT communicate group and score information", "(type != 'data-collection') or group.exists().not()", NULL}, /* MeasureReport */
+    {"mrp-2", 1, "Stratifiers SHALL be either a single criteria or a set of criteria components", "group.stratifier.stratum.all(value.exists() xor component.exists())", NULL}, /* MeasureReport */
+    {"mad-1", 1, "SHALL have at least one of dosage.dose or dosage.rate[x]", "dose.exists() or rate.exists()", NULL}, /* MedicationAdministration.dosage */
+    {"mdd-1", 1, "whenHandedOver cannot be before whenPrepared", "whenHandedOver.empty() or whenPrepared.empty() or whenHandedOver >= whenPrepared", NULL}, /* MedicationDispense */
+    {"msd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* MessageDefinition */
+    {"md-1", 1, "Max must be postive int or *", "max='*' or (max.toInteger() > 0)", NULL}, /* MessageDefinition.focus */
+    {"msq-3", 1, "Only 0 and 1 are valid for coordinateSystem", "coordinateSystem = 1 or coordinateSystem = 0", NULL}, /* MolecularSequence */
+    {"msq-5", 1, "GenomeBuild and chromosome must be both contained if either one of them is contained", "(chromosome.empty() and genomeBuild.empty()) or (chromosome.exists() and genomeBuild.exists())", NULL}, /* MolecularSequence.referenceSeq */
+    {"msq-6", 1, "Have and only have one of the following elements in referenceSeq : 1. genomeBuild ; 2 referenceSeqId; 3. referenceSeqPointer;  4. referenceSeqString;", "(genomeBuild.count()+referenceSeqId.count()+ referenceSeqPointer.count()+ referenceSeqString.count()) = 1", NULL}, /* MolecularSequence.referenceSeq */
+    {"nsd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* NamingSystem */
+    {"nsd-1", 1, "Root systems cannot have uuid identifiers", "kind != 'root' or uniqueId.all(type != 'uuid')", NULL}, /* NamingSystem */
+    {"nsd-2", 1, "Can't have more than one preferred identifier for a type", "uniqueId.where(preferred = true).select(type).isDistinct()", NULL}, /* NamingSystem */
+    {"txt-1", 1, "The narrative SHALL contain only the basic html formatting elements and attributes described in chapters 7-11 (except section 4 of chapter 9) and 15 of the HTML 4.0 standard, <a> elements (either name or href), images and internally contained style attributes", "htmlChecks()", "div"}, /* Narrative */
+    {"txt-2", 1, "The narrative SHALL have some non-whitespace content", "htmlChecks()", "div"}, /* Narrative */
+    {"nor-1", 0, "Nutrition Order SHALL contain either Oral Diet , Supplement, or Enteral Formula class", "oralDiet.exists() or supplement.exists() or enteralFormula.exists()", NULL}, /* NutritionOrder */
+    {"obs-6", 1, "dataAbsentReason SHALL only be present if Observation.value[x] is not present", "dataAbsentReason.empty() or value.empty()", NULL}, /* Observation */
+    {"obs-7", 1, "If Observation.code is the same as an Observation.component.code then the value element associated with the code SHALL NOT be present", "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()", NULL}, /* Observation */
+    {"obs-3", 1, "Must have at least a low or a high or text", "low.exists() or high.exists() or text.exists()", NULL}, /* Observation.referenceRange */
+    {"opd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* OperationDefinition */
+    {"opd-1", 1, "Either a type must be provided, or parts", "type.exists() or part.exists()", NULL}, /* OperationDefinition.parameter */
+    {"opd-2", 1, "A search type can only be specified for parameters of type string", "searchType.exists() implies type = 'string'", NULL}, /* OperationDefinition.parameter */
+    {"opd-3", 1, "A targetProfile can only be specified for parameters of type Reference or Canonical", "targetProfile.exists() implies (type = 'Reference' or type = 'canonical')", NULL}, /* OperationDefinition.parameter */
+    {"org-1", 1, "The organization SHALL at least have a name or an identifier, and possibly more than one", "(identifier.count() + name.count()) > 0", NULL}, /* Organization */
+    {"org-3", 1, "The telecom of an organization can never be of use 'home'", "where(use = 'home').empty()", "telecom"}, /* Organization */
+    {"org-2", 1, "An address of an organization can never be of use 'home'", "where(use = 'home').empty()", "address"}, /* Organization */
+    {"inv-1", 1, "A parameter must have one and only one of (value, resource, part)", "(part.exists() and value.empty() and resource.empty()) or (part.empty() and (value.exists() xor resource.exists()))", NULL}, /* Parameters.parameter */
+    {"pat-1", 1, "SHALL at least contain a contact's details or a reference to an organization", "name.exists() or telecom.exists() or address.exists() or organization.exists()", NULL}, /* Patient.contact */
+    {"per-1", 1, "If present, start SHALL have a lower value than end", "start.hasValue().not() or end.hasValue().not() or (start <= end)", NULL}, /* Period */
+    {"pdf-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* PlanDefinition */
+    {"qty-3", 1, "If a code for the unit is present, the system SHALL also be present", "code.empty() or system.exists()", NULL}, /* Quantity */
+    {"que-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* Questionnaire */
+    {"que-2", 1, "The link ids for groups and questions must be unique within the questionnaire", "descendants().linkId.isDistinct()", NULL}, /* Questionnaire */
+    {"que-1", 1, "Group items must have nested items, display items cannot have nested items", "(type='group' implies item.empty().not()) and (type.trace('type')='display' implies item.trace('item').empty())", NULL}, /* Questionnaire.item */
+    {"que-3", 1, "Display items cannot have a \"code\" asserted", "type!='display' or code.empty()", NULL}, /* Questionnaire.item */
+    {"que-4", 1, "A question cannot have both answerOption and answerValueSet", "answerOption.empty() or answerValueSet.empty()", NULL}, /* Questionnaire.item */
+    {"que-5", 1, "Only 'choice' and 'open-choice' items can have answerValueSet", "(type ='choice' or type = 'open-choice' or type = 'decimal' or type = 'integer' or type = 'date' or type = 'dateTime' or type = 'time' or type = 'string' or type = 'quantity') or (answerValueSet.empty() and answerOption.empty())", NULL}, /* Questionnaire.item */
+    {"que-6", 1, "Required and repeat aren't permitted for display items", "type!='display' or (required.empty() and repeats.empty())", NULL}, /* Questionnaire.item */
+    {"que-8", 1, "Initial values can't be specified for groups or display items", "(type!='group' and type!='display') or initial.empty()", NULL}, /* Questionnaire.item */
+    {"que-9", 1, "Read-only can't be specified for \"display\" items", "type!='display' or readOnly.empty()", NULL}, /* Questionnaire.item */
+    {"que-10", 1, "Maximum length can only be declared for simple question types", "(type in ('boolean' | 'decimal' | 'integer' | 'string' | 'text' | 'url' | 'open-choice')) or maxLength.empty()", NULL}, /* Questionnaire.item */
+    {"que-11", 1, "If one or more answerOption is present, initial[x] must be missing", "answerOption.empty() or initial.empty()", NULL}, /* Questionnaire.item */
+    {"que-12", 1, "If there are more than one enableWhen, enableBehavior must be specified", "enableWhen.count() > 2 implies enableBehavior.exists()", NULL}, /* Questionnaire.item */
+    {"que-13", 1, "Can only have multiple initial values for repeating items", "repeats=true or initial.count() <= 1", NULL}, /* Questionnaire.item */
+    {"que-7", 1, "If the operator is 'exists', the value must be a boolean", "operator = 'exists' implies (answer is Boolean)", NULL}, /* Questionnaire.item.enableWhen */
+    {"qrs-1", 1, "Nested item can't be beneath both item and answer", "(answer.exists() and item.exists()).not()", NULL}, /* QuestionnaireResponse.item */
+    {"rng-2", 1, "If present, low SHALL have a lower value than high", "low.empty() or high.empty() or (low <= high)", NULL}, /* Range */
+    {"rat-1", 1, "Numerator and denominator SHALL both be present, or both are absent. If both are absent, there SHALL be some extension present", "(numerator.empty() xor denominator.exists()) and (numerator.exists() or extension.exists())", NULL}, /* Ratio */
+    {"ref-1", 1, "SHALL have a contained resource if a local reference is provided", "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))", NULL}, /* Reference */
+    {"rqg-1", 1, "Must have resource or action but not both", "resource.exists() != action.exists()", NULL}, /* RequestGroup.action */
+    {"rsd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ResearchDefinition */
+    {"red-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ResearchElementDefinition */
+    {"ras-2", 1, "Must be <= 100", "probability is decimal implies (probability as decimal) <= 100", NULL}, /* RiskAssessment.prediction */
+    {"ras-1", 1, "low and high must be percentages, if present", "(low.empty() or ((low.code = '%') and (low.system = %ucum))) and (high.empty() or ((high.code = '%') and (high.system = %ucum)))", "probability"}, /* RiskAssessment.prediction */
+    {"rvs-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* RiskEvidenceSynthesis */
+    {"spd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* SearchParameter */
+    {"spd-1", 1, "If an xpath is present, there SHALL be an xpathUsage", "xpath.empty() or xpathUsage.exists()", NULL}, /* SearchParameter */
+    {"spd-2", 1, "Search parameters can only have chain names when the search parameter type is 'reference'", "chain.empty() or type = 'reference'", NULL}, /* SearchParameter */
+    {"prr-1", 1, "orderDetail SHALL only be present if code is present", "orderDetail.empty() or code.exists()", NULL}, /* ServiceRequest */
+    {"sdf-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* StructureDefinition */
+    {"sdf-1", 1, "Element paths must be unique unless the structure is a constraint", "derivation = 'constraint' or snapshot.element.select(path).isDistinct()", NULL}, /* StructureDefinition */
+    {"sdf-15a", 1, "If the first element in a differential has no \".\" in the path and it's not a logical model, it has no type", "(kind!='logical'  and differential.element.first().path.contains('.').not()) implies differential.element.first().type.empty()", NULL}, /* StructureDefinition */
+    {"sdf-4", 1, "If the structure is not abstract, then there SHALL be a baseDefinition", "abstract = true or baseDefinition.exists()", NULL}, /* StructureDefinition */
+    {"sdf-5", 1, "If the structure defines an extension then the structure must have context information", "type != 'Extension' or derivation = 'specialization' or (context.exists())", NULL}, /* StructureDefinition */
+    {"sdf-6", 1, "A structure must have either a differential, or a snapshot (or both)", "snapshot.exists() or differential.exists()", NULL}, /* StructureDefinition */
+    {"sdf-9", 1, "In any snapshot or differential, no label, code or requirements on an element without a \".\" in the path (e.g. the first element)", "children().element.where(path.contains('.').not()).label.empty() and children().element.where(path.contains('.').not()).code.empty() and children().element.where(path.contains('.').not()).requirements.empty()", NULL}, /* StructureDefinition */
+    {"sdf-11", 1, "If there's a type, its content must match the path name in the first element of a snapshot", "kind != 'logical' implies snapshot.empty() or snapshot.element.first().path = type", NULL}, /* StructureDefinition */
+    {"sdf-14", 1, "All element definitions must have an id", "snapshot.element.all(id.exists()) and differential.element.all(id.exists())", NULL}, /* StructureDefinition */
+    {"sdf-15", 1, "The first element in a snapshot has no type unless model is a logical model.", "kind!='logical' implies snapshot.element.first().type.empty()", NULL}, /* StructureDefinition */
+    {"sdf-16", 1, "All element definitions must have unique ids (snapshot)", "snapshot.element.all(id.exists()) and snapshot.element.id.trace('ids').isDistinct()", NULL}, /* StructureDefinition */
+    {"sdf-17", 1, "All element definitions must have unique ids (diff)", "differential.element.all(id.exists()) and differential.element.id.trace('ids').isDistinct()", NULL}, /* StructureDefinition */
+    {"sdf-18", 1, "Context Invariants can only be used for extensions", "contextInvariant.exists() implies type = 'Extension'", NULL}, /* StructureDefinition */
+    {"sdf-19", 1, "FHIR Specification models only use FHIR defined types", "url.startsWith('http://hl7.org/fhir/StructureDefinition') implies (differential.element.type.code.all(matches('^[a-zA-Z0-9]+$') or matches('^http:\\\\/\\\\/hl7\\\\.org\\\\/fhirpath\\\\/System\\\\.[A-Z][A-Za-z]+$')) and snapshot.element.type.code.all(matches('^[a-zA-Z0-9\\\\.]+$') or matches('^http:\\\\/\\\\/hl7\\\\.org\\\\/fhirpath\\\\/System\\\\.[A-Z][A-Za-z]+$')))", NULL}, /* StructureDefinition */
+    {"sdf-21", 1, "Default values can only be specified on specializations", "differential.element.defaultValue.exists() implies (derivation = 'specialization')", NULL}, /* StructureDefinition */
+    {"sdf-22", 1, "FHIR Specification models never have default values", "url.startsWith('http://hl7.org/fhir/StructureDefinition') implies (snapshot.element.defaultValue.empty() and differential.element.defaultValue.empty())", NULL}, /* StructureDefinition */
+    {"sdf-23", 1, "No slice name on root", "(snapshot | differential).element.all(path.contains('.').not() implies sliceName.empty())", NULL}, /* StructureDefinition */
+    {"sdf-20", 1, "No slicing on the root element", "element.where(path.contains('.').not()).slicing.empty()", NULL}, /* StructureDefinition.differential */
+    {"sdf-8a", 1, "In any differential, all the elements must start with the StructureDefinition's specified type for non-logical models, or with the same type name for logical models", "(%resource.kind = 'logical' or element.first().path.startsWith(%resource.type)) and (element.tail().empty() or element.tail().all(path.startsWith(%resource.differential.element.first().path.replaceMatches('\\\\..*','')&'.')))", NULL}, /* StructureDefinition.differential */
+    {"sdf-2", 1, "Must have at least a name or a uri (or both)", "name.exists() or uri.exists()", NULL}, /* StructureDefinition.mapping */
+    {"sdf-3", 1, "Each element definition in a snapshot must have a formal definition and cardinalities", "element.all(definition.exists() and min.exists() and max.exists())", NULL}, /* StructureDefinition.snapshot */
+    {"sdf-8", 1, "All snapshot elements must start with the StructureDefinition's specified type for non-logical models, or with the same type name for logical models", "(%resource.kind = 'logical' or element.first().path = %resource.type) and element.tail().all(path.startsWith(%resource.snapshot.element.first().path&'.'))", NULL}, /* StructureDefinition.snapshot */
+    {"sdf-8b", 1, "All snapshot elements must have a base definition", "element.all(base.exists())", NULL}, /* StructureDefinition.snapshot */
+    {"sdf-10", 1, "provide either a binding reference or a description (or both)", "binding.empty() or binding.valueSet.exists() or binding.description.exists()", "element"}, /* StructureDefinition.snapshot */
+    {"smp-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* StructureMap */
+    {"smp-1", 1, "Can only have an element if you have a context", "element.exists() implies context.exists()", NULL}, /* StructureMap.group.rule.target */
+    {"smp-2", 1, "Must have a contextType if you have a context", "context.exists() implies contextType.exists()", NULL}, /* StructureMap.group.rule.target */
+    {"sst-1", 1, "events listed in event notifications", "type = 'event-notification' implies (notificationEvent.exists() and notificationEvent.first().exists())", NULL}, /* SubscriptionStatus */
+    {"dom-r4b", 0, "Containing new R4B resources within R4 resources may cause interoperability issues if instances are shared with R4 systems", "($this is Citation or $this is Evidence or $this is EvidenceReport or $this is EvidenceVariable or $this is MedicinalProductDefinition or $this is PackagedProductDefinition or $this is AdministrableProductDefinition or $this is Ingredient or $this is ClinicalUseDefinition or $this is RegulatedAuthorization or $this is SubstanceDefinition or $this is SubscriptionStatus or $this is SubscriptionTopic) implies (%resource is Citation or %resource is Evidence or %resource is EvidenceReport or %resource is EvidenceVariable or %resource is MedicinalProductDefinition or %resource is PackagedProductDefinition or %resource is AdministrableProductDefinition or %resource is Ingredient or %resource is ClinicalUseDefinition or %resource is RegulatedAuthorization or %resource is SubstanceDefinition or %resource is SubscriptionStatus or %resource is SubscriptionTopic)", "contained"}, /* SubscriptionStatus */
+    {"inv-1", 1, "Last modified date must be greater than or equal to authored-on date.", "lastModified.exists().not() or authoredOn.exists().not() or lastModified >= authoredOn", NULL}, /* Task */
+    {"tcp-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* TerminologyCapabilities */
+    {"tcp-2", 1, "A Capability Statement SHALL have at least one of description, software, or implementation element.", "(description.count() + software.count() + implementation.count()) > 0", NULL}, /* TerminologyCapabilities */
+    {"tcp-3", 1, "If kind = instance, implementation must be present and software may be present", "(kind != 'instance') or implementation.exists()", NULL}, /* TerminologyCapabilities */
+    {"tcp-4", 1, "If kind = capability, implementation must be absent, software must be present", "(kind != 'capability') or (implementation.exists().not() and software.exists())", NULL}, /* TerminologyCapabilities */
+    {"tcp-5", 1, "If kind = requirements, implementation and software must be absent", "(kind!='requirements') or (implementation.exists().not() and software.exists().not())", NULL}, /* TerminologyCapabilities */
+    {"tcp-1", 1, "If there is more than one version, a version code must be defined", "version.count() > 1 implies version.all(code.exists())", NULL}, /* TerminologyCapabilities.codeSystem */
+    {"inv-1", 1, "Setup action SHALL contain either an operation or assert but not both.", "operation.exists() xor assert.exists()", NULL}, /* TestReport.setup.action */
+    {"inv-2", 1, "Test action SHALL contain either an operation or assert but not both.", "operation.exists() xor assert.exists()", NULL}, /* TestReport.test.action */
+    {"tst-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* TestScript */
+    {"tst-4", 1, "TestScript metadata capability SHALL contain required or validated or both.", "capability.required.exists() or capability.validated.exists()", NULL}, /* TestScript.metadata */
+    {"tst-1", 1, "Setup action SHALL contain either an operation or assert but not both.", "operation.exists() xor assert.exists()", NULL}, /* TestScript.setup.action */
+    {"tst-5", 1, "Only a single assertion SHALL be present within setup action assert element.", "extension.exists() or (contentType.count() + expression.count() + headerField.count() + minimumId.count() + navigationLinks.count() + path.count() + requestMethod.count() + resource.count() + responseCode.count() + response.count()  + validateProfileId.count() <=1)", NULL}, /* TestScript.setup.action.assert */
+    {"tst-10", 1, "Setup action assert SHALL contain either compareToSourceId and compareToSourceExpression, compareToSourceId and compareToSourcePath or neither.", "compareToSourceId.empty() xor (compareToSourceExpression.exists() or compareToSourcePath.exists())", NULL}, /* TestScript.setup.action.assert */
+    {"tst-12", 1, "Setup action assert response and responseCode SHALL be empty when direction equals request", "(response.empty() and responseCode.empty() and direction = 'request') or direction.empty() or direction = 'response'", NULL}, /* TestScript.setup.action.assert */
+    {"tst-7", 1, "Setup operation SHALL contain either sourceId or targetId or params or url.", "sourceId.exists() or (targetId.count() + url.count() + params.count() = 1) or (type.code in ('capabilities' |'search' | 'transaction' | 'history'))", NULL}, /* TestScript.setup.action.operation */
+    {"tst-9", 1, "Teardown operation SHALL contain either sourceId or targetId or params or url.", "sourceId.exists() or (targetId.count() + url.count() + params.count() = 1) or (type.code in ('capabilities' | 'search' | 'transaction' | 'history'))", "operation"}, /* TestScript.teardown.action */
+    {"tst-2", 1, "Test action SHALL contain either an operation or assert but not both.", "operation.exists() xor assert.exists()", NULL}, /* TestScript.test.action */
+    {"tst-8", 1, "Test operation SHALL contain either sourceId or targetId or params or url.", "sourceId.exists() or (targetId.count() + url.count() + params.count() = 1) or (type.code in ('capabilities' | 'search' | 'transaction' | 'history'))", "operation"}, /* TestScript.test.action */
+    {"tst-6", 1, "Only a single assertion SHALL be present within test action assert element.", "extension.exists() or (contentType.count() + expression.count() + headerField.count() + minimumId.count() + navigationLinks.count() + path.count() + requestMethod.count() + resource.count() + responseCode.count() + response.count() + validateProfileId.count() <=1)", "assert"}, /* TestScript.test.action */
+    {"tst-11", 1, "Test action assert SHALL contain either compareToSourceId and compareToSourceExpression, compareToSourceId and compareToSourcePath or neither.", "compareToSourceId.empty() xor (compareToSourceExpression.exists() or compareToSourcePath.exists())", "assert"}, /* TestScript.test.action */
+    {"tst-13", 1, "Test action assert response and response and responseCode SHALL be empty when direction equals request", "(response.empty() and responseCode.empty() and direction = 'request') or direction.empty() or direction = 'response'", "assert"}, /* TestScript.test.action */
+    {"tst-3", 1, "Variable can only contain one of expression, headerField or path.", "expression.empty() or headerField.empty() or path.empty()", NULL}, /* TestScript.variable */
+    {"tim-1", 1, "if there's a duration, there needs to be duration units", "duration.empty() or durationUnit.exists()", NULL}, /* Timing.repeat */
+    {"tim-2", 1, "if there's a period, there needs to be period units", "period.empty() or periodUnit.exists()", NULL}, /* Timing.repeat */
+    {"tim-4", 1, "duration SHALL be a non-negative value", "duration.exists() implies duration >= 0", NULL}, /* Timing.repeat */
+    {"tim-5", 1, "period SHALL be a non-negative value", "period.exists() implies period >= 0", NULL}, /* Timing.repeat */
+    {"tim-6", 1, "If there's a periodMax, there must be a period", "periodMax.empty() or period.exists()", NULL}, /* Timing.repeat */
+    {"tim-7", 1, "If there's a durationMax, there must be a duration", "durationMax.empty() or duration.exists()", NULL}, /* Timing.repeat */
+    {"tim-8", 1, "If there's a countMax, there must be a count", "countMax.empty() or count.exists()", NULL}, /* Timing.repeat */
+    {"tim-9", 1, "If there's an offset, there must be a when (and not C, CM, CD, CV)", "offset.empty() or (when.exists() and when.select($this in ('C' | 'CM' | 'CD' | 'CV')).allFalse())", NULL}, /* Timing.repeat */
+    {"tim-10", 1, "If there's a timeOfDay, there cannot be a when, or vice versa", "timeOfDay.empty() or when.empty()", NULL}, /* Timing.repeat */
+    {"trd-1", 1, "Either timing, or a data requirement, but not both", "data.empty() or timing.empty()", NULL}, /* TriggerDefinition */
+    {"trd-2", 1, "A condition only if there is a data requirement", "condition.exists() implies data.exists()", NULL}, /* TriggerDefinition */
+    {"trd-3", 1, "A named event requires a name, a periodic event requires timing, and a data event requires data", "(type = 'named-event' implies name.exists()) and (type = 'periodic' implies timing.exists()) and (type.startsWith('data-') implies data.exists())", NULL}, /* TriggerDefinition */
+    {"vsd-0", 0, "Name should be usable as an identifier for the module by machine processing applications such as code generation", "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", NULL}, /* ValueSet */
+    {"vsd-1", 1, "A value set include/exclude SHALL have a value set or a system", "valueSet.exists() or system.exists()", NULL}, /* ValueSet.compose.include */
+    {"vsd-2", 1, "A value set with concepts or filters SHALL include a system", "(concept.exists() or filter.exists()) implies system.exists()", NULL}, /* ValueSet.compose.include */
+    {"vsd-3", 1, "Cannot have both concept and filter", "concept.empty() or filter.empty()", NULL}, /* ValueSet.compose.include */
+    {"vsd-6", 1, "SHALL have a code or a display", "code.exists() or display.exists()", NULL}, /* ValueSet.expansion.contains */
+    {"vsd-9", 1, "Must have a code if not abstract", "code.exists() or abstract = true", NULL}, /* ValueSet.expansion.contains */
+    {"vsd-10", 1, "Must have a system if a code is present", "code.empty() or system.exists()", NULL}, /* ValueSet.expansion.contains */
+};
+
+/* type i's constraints: fhir_gen_constraints[off[i] .. off[i + 1]) */
+const uint16_t fhir_gen_constraint_off[FHIR_GEN_NTYPES + 1] = {
+    0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 4, 4, 4, 7,
+    8, 9, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11,
+    11, 11, 20, 22, 22, 22, 22, 22, 30, 30, 30, 30, 30, 30, 31, 31,
+    32, 32, 32, 32, 32, 32, 32, 33, 33, 33, 34, 34, 34, 34, 34, 35,
+    35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35,
+    35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 37,
+    37, 37, 37, 37, 37, 37, 37, 37, 37, 37, 37, 38, 38, 38, 38, 38,
+    38, 40, 41, 41, 41, 42, 42, 44, 47, 48, 49, 54, 54, 54, 54, 54,
+    54, 54, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55,
+    55, 55, 55, 55, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56,
+    56, 57, 57, 57, 58, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59,
+    59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 60,
+    60, 60, 60, 60, 60, 60, 65, 65, 65, 66, 67, 67, 67, 67, 67, 67,
+    67, 68, 83, 83, 84, 85, 85, 85, 86, 86, 88, 88, 88, 88, 88, 88,
+    88, 88, 88, 88, 88, 88, 88, 88, 89, 90, 91, 92, 92, 92, 92, 93,
+    93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93,
+    93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 94, 95, 97,
+    97, 97, 97, 98, 99, 99, 99, 99, 100, 100, 100, 100, 100, 100, 100, 100,
+    100, 100, 100, 100, 100, 100, 100, 101, 101, 101, 101, 101, 101, 102, 102, 104,
+    105, 105, 105, 105, 105, 105, 105, 105, 105, 105, 105, 106, 106, 106, 106, 106,
+    106, 106, 106, 106, 106, 106, 106, 106, 106, 107, 108, 108, 111, 111, 111, 111,
+    111, 111, 113, 113, 113, 113, 113, 113, 115, 115, 115, 115, 115, 115, 115, 115,
+    115, 115, 115, 115, 116, 116, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117,
+    117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117,
+    117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117,
+    117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 117, 118, 118, 119,
+    119, 119, 119, 119, 119, 120, 120, 120, 122, 122, 122, 122, 122, 122, 122, 125,
+    125, 127, 128, 128, 128, 128, 128, 128, 128, 130, 130, 131, 131, 131, 131, 132,
+    132, 135, 135, 135, 135, 135, 138, 138, 138, 138, 138, 139, 139, 139, 140, 140,
+    140, 140, 140, 140, 141, 141, 141, 142, 142, 142, 142, 142, 142, 142, 142, 142,
+    142, 142, 142, 142, 142, 142, 142, 142, 142, 142, 142, 142, 142, 143, 145, 156,
+    156, 157, 157, 157, 158, 158, 159, 160, 161, 161, 161, 161, 161, 162, 162, 162,
+    163, 164, 164, 164, 164, 164, 164, 164, 164, 164, 164, 164, 164, 164, 164, 166,
+    167, 167, 167, 167, 167, 167, 167, 167, 170, 170, 171, 171, 171, 171, 171, 171,
+    171, 171, 171, 171, 171, 171, 188, 188, 190, 191, 195, 196, 196, 196, 196, 196,
+    196, 198, 198, 198, 198, 198, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
+    200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
+    200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200,
+    200, 200, 200, 200, 200, 201, 201, 201, 201, 206, 206, 207, 207, 207, 207, 207,
+    207, 207, 207, 207, 207, 207, 207, 208, 208, 208, 208, 208, 208, 209, 210, 210,
+    210, 211, 211, 211, 211, 211, 212, 215, 216, 216, 216, 217, 217, 222, 223, 223,
+    232, 235, 235, 236, 236, 239, 239, 239, 239, 239, 242, 242, 242, 242, 242, 242,
+    242, 242, 242, 242, 242, 242, 242, 242, 242, 242, 242, 242, 242, 242, 242, 242,
+    242, 242, 242, 242, 242, 242, 242,
+};
+
 const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES] = {
     &fhir_gen_types[0], /* Account */
     &fhir_gen_types[3], /* ActivityDefinition */

@@ -11,6 +11,7 @@
  *                      positions of the run's elements sorted by JSON name
  *   fhir_gen_keys[]    hash of (type, JSON key) -> element (and chosen type for
  *                      choice keys such as "valueQuantity"); key_hash in model.c
+ *   fhir_gen_constraints[] each type's own invariants, one run per type
  *   fhir_gen_sp_index[] resource type name -> its search params sorted by code
  *   fhir_gen_valuesets[] required-binding ValueSet URL -> its codes, sorted
  */
@@ -23,6 +24,7 @@
 #define FHIR_GEN_NELEMS 7567
 #define FHIR_GEN_NRESOURCES 147
 #define FHIR_GEN_NKEYS 16384 /* power of two */
+#define FHIR_GEN_NCONSTRAINTS 242
 #define FHIR_GEN_NSP 1378
 #define FHIR_GEN_NSP_INDEX 149
 #define FHIR_GEN_NCOMPARTMENT 67
@@ -58,6 +60,8 @@ extern const fhir_type fhir_gen_types[FHIR_GEN_NTYPES];
 extern const fhir_elem fhir_gen_elems[FHIR_GEN_NELEMS];
 extern const uint16_t fhir_gen_esort[FHIR_GEN_NELEMS];
 extern const fhir_gen_key fhir_gen_keys[FHIR_GEN_NKEYS];
+extern const fhir_constraint fhir_gen_constraints[FHIR_GEN_NCONSTRAINTS];
+extern const uint16_t fhir_gen_constraint_off[FHIR_GEN_NTYPES + 1];
 extern const fhir_type *const fhir_gen_resources[FHIR_GEN_NRESOURCES];
 extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];
 extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP]; /* by url */
