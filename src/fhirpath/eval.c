@@ -388,12 +388,16 @@ int fp_children_named(fp_ctx *c, const fp_val *item, const char *name, size_t n,
     if (t && t->nelems) {
         const fhir_elem *e = elem_by_name(t, name, n);
         if (!e) {
-            /* a choice element named with its type suffix (effectiveDateTime) */
+            /* a choice element named with its JSON type suffix (valueQuantity) is not
+             * a FHIRPath name: the official R4 suite requires an error here */
             const fhir_type *ct = NULL;
             e = fhir_elem_find(t, name, n, &ct);
-            if (!e || !ct)
-                return 0;
-            return add_member(c, json_getn(obj, name, n), ext_of(obj, name, n), ct, out);
+            if (e && ct)
+                return fp_fail(c, ERR_INVALID, c->cur,
+                               "'%.*s' is not an element of %s: choice elements are named "
+                               "'%s' (use %s.ofType(%s))",
+                               (int)n, name, t->name, e->name, e->name, ct->name);
+            return 0;
         }
         if (e->is_choice) {
             for (uint32_t i = 0; i < obj->n; i++) {
@@ -943,6 +947,7 @@ static int eval_member(fp_ctx *c, const fp_node *nd, const fp_coll *focus, int a
                        fp_coll *out)
 {
     fp_list l = {0};
+    c->cur = nd;
     for (size_t i = 0; i < focus->n; i++) {
         const fp_val *it = &focus->v[i];
         if (at_start && is_upper(nd->name[0]) && it->kind == FP_OBJ) {
@@ -1092,6 +1097,8 @@ static int eval_binop(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *
             return fp_fail(c, ERR_INVALID, nd, "'&' needs strings");
         if (an + bn > FP_MAX_STRING)
             return fp_fail(c, ERR_LIMIT, nd, "string longer than %u bytes", FP_MAX_STRING);
+        if (fp_step(c, (an + bn) / FP_STRING_BYTES_PER_STEP, nd))
+            return ERR_LIMIT;
         char *s = arena_alloc(c->a, an + bn + 1);
         if (!s)
             return fp_fail(c, ERR_NOMEM, nd, "out of memory");
@@ -1197,6 +1204,8 @@ static int arith(fp_ctx *c, const fp_node *nd, int op, const fp_val *x0, const f
         size_t n = x.u.s.n + y.u.s.n;
         if (n > FP_MAX_STRING)
             return fp_fail(c, ERR_LIMIT, nd, "string longer than %u bytes", FP_MAX_STRING);
+        if (fp_step(c, n / FP_STRING_BYTES_PER_STEP, nd))
+            return ERR_LIMIT;
         char *s = arena_alloc(c->a, n + 1);
         if (!s)
             return fp_fail(c, ERR_NOMEM, nd, "out of memory");
@@ -1301,6 +1310,7 @@ static int eval_var(fp_ctx *c, const fp_node *nd, fp_coll *out)
 int fp_eval_node(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *out)
 {
     int rc;
+    c->cur = nd;
     out->v = NULL;
     out->n = 0;
     if (++c->depth > FP_MAX_DEPTH) {

@@ -50,6 +50,7 @@
 #define FP_MAX_STEPS 10000000u        /* work units (one per node visit and item) */
 #define FP_MAX_ITEMS 1000000u         /* items in one collection */
 #define FP_MAX_STRING (16u << 20)     /* bytes of one computed string */
+#define FP_STRING_BYTES_PER_STEP 64   /* building strings costs a step per 64 bytes */
 
 typedef struct fp_expr fp_expr;
 

@@ -123,6 +123,8 @@ static int sb_ret(fp_ctx *c, const fp_node *nd, sb *b, fp_coll *out)
         return fp_fail(c, ERR_LIMIT, nd, "string longer than %u bytes", FP_MAX_STRING);
     if (b->err)
         return oom(c, nd);
+    if (fp_step(c, b->n / FP_STRING_BYTES_PER_STEP, nd))
+        return ERR_LIMIT;
     if (!b->p)
         return fp_ret_str(c, out, "", 0);
     return fp_ret_str(c, out, b->p, b->n);

@@ -88,6 +88,7 @@ struct fp_ctx {
     int64_t index;            /* $index */
     const fp_coll *total;     /* $total inside aggregate() */
     const fp_coll *call_in;   /* input of the call being run (context of its args) */
+    const fp_node *cur;       /* node being evaluated (error positions) */
     uint64_t steps, max_steps;
     int depth;
     fp_error *err;
