@@ -1265,6 +1265,19 @@ static int eval_var(fp_ctx *c, const fp_node *nd, fp_coll *out)
     const json_val *j = NULL;
     out->v = NULL;
     out->n = 0;
+    for (size_t i = 0; c->env && i < c->env->nvars; i++) {
+        if (strcmp(c->env->vars[i].name, n))
+            continue;
+        const json_val *v = c->env->vars[i].value;
+        if (!v)
+            return 0;
+        fp_list l = {0};
+        int rc = add_member(c, v, NULL, NULL, &l);
+        if (rc)
+            return rc;
+        *out = fp_list_coll(&l);
+        return 0;
+    }
     if (!strcmp(n, "resource"))
         j = c->resource;
     else if (!strcmp(n, "rootResource"))

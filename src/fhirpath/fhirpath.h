@@ -112,8 +112,16 @@ typedef struct fp_coll {
     size_t n;
 } fp_coll;
 
+/* A caller-defined environment variable (%name), e.g. SQL-on-FHIR view constants. */
+typedef struct fp_var {
+    const char *name;     /* without the '%' */
+    const json_val *value; /* a JSON value; an array gives a collection of its items */
+} fp_var;
+
 /* Options and environment of one evaluation; NULL means all defaults. */
 typedef struct fp_env {
+    const fp_var *vars; /* looked up before the built-in variables */
+    size_t nvars;
     const json_val *resource;      /* %resource (default: the evaluated resource) */
     const json_val *root_resource; /* %rootResource (default: %resource) */
     const json_val *context;       /* %context (default: the evaluated input) */

@@ -201,6 +201,58 @@ static void test_limits(void)
     fp_free(y);
 }
 
+static void test_bundle_and_env(void)
+{
+    static const char bundle[] =
+        "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":["
+        "{\"fullUrl\":\"http://h/fhir/Patient/a\",\"resource\":{\"resourceType\":\"Patient\","
+        "\"id\":\"a\",\"gender\":\"female\"}},"
+        "{\"fullUrl\":\"urn:uuid:42\",\"resource\":{\"resourceType\":\"Observation\",\"id\":\"o\","
+        "\"status\":\"final\",\"subject\":{\"reference\":\"Patient/a\"},"
+        "\"performer\":[{\"reference\":\"urn:uuid:42\"}],"
+        "\"valueQuantity\":{\"value\":1.50,\"system\":\"http://unitsofmeasure.org\","
+        "\"code\":\"g\"}}}]}";
+    json_val *b;
+    json_error je;
+    ok(json_parse(A, bundle, sizeof bundle - 1, 0, &b, &je) == 0, "bundle parses");
+    fp_error e;
+    fp_coll c;
+    fp_expr *x = fp_compile("entry.resource.ofType(Observation).subject.resolve().gender", &e);
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && c.n == 1 && c.v[0].kind == FP_STR &&
+           !strcmp(c.v[0].u.s.p, "female"),
+       "resolve() a relative reference inside a Bundle");
+    fp_free(x);
+    x = fp_compile("entry.resource.ofType(Observation).performer.resolve().status", &e);
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && c.n == 1, "resolve() by fullUrl");
+    fp_free(x);
+    x = fp_compile("entry[1].resource.value = 1500 'mg'", &e);
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && fp_as_bool(&c) == 1,
+       "a FHIR Quantity compares as a System Quantity across units");
+    fp_free(x);
+    x = fp_compile("entry[1].resource.value.value", &e);
+    buf out = BUF_INIT;
+    if (x && fp_eval(x, A, b, NULL, &c, &e) == 0)
+        fp_write_json(&out, &c);
+    is_str(buf_cstr(&out), "[1.50]", "a decimal keeps its spelling");
+    buf_free(&out);
+    fp_free(x);
+    json_val *limit;
+    ok(json_parse(A, "[2,3]", 5, 0, &limit, &je) == 0, "variable value parses");
+    fp_var vars[] = {{"limit", limit}};
+    fp_env env = {0};
+    env.vars = vars;
+    env.nvars = 1;
+    x = fp_compile("%limit.count() = 2 and %limit.last() = 3", &e);
+    ok(x && fp_eval(x, A, b, &env, &c, &e) == 0 && fp_as_bool(&c) == 1,
+       "caller-defined variables");
+    fp_free(x);
+    env.now_ms = 86400000; /* 1970-01-02T00:00:00Z */
+    x = fp_compile("today() = @1970-01-02 and now() = now()", &e);
+    ok(x && fp_eval(x, A, b, &env, &c, &e) == 0 && fp_as_bool(&c) == 1,
+       "now()/today() from the environment, stable within one evaluation");
+    fp_free(x);
+}
+
 static void test_search_params(void)
 {
     const fhir_search_param *const *sp;
@@ -247,6 +299,7 @@ int main(void)
     test_functions();
     test_func_table();
     test_limits();
+    test_bundle_and_env();
     test_search_params();
     arena_free(A);
     return tap_done();
