@@ -16,15 +16,17 @@
  *     given        -> elem HumanName.given (string, 0..*): items checked as string;
  *                     a null item needs a non-null "_given" item at the same index
  *
- * The FHIRPath location is kept in one fixed buffer: a push appends ".key" or
- * "[i]" and a pop restores the previous length, so the walk allocates nothing.
+ * The FHIRPath location is kept as a stack of frames pointing at the keys and
+ * at static names; it is formatted only when an issue is reported, so walking a
+ * valid resource allocates and formats nothing.
  *
  * Primitive formats are hand-written recognisers of the R4 regexes (the regexes
  * use \S and friends that POSIX regex lacks); each comment quotes its regex. Two
  * deliberate additions to the regexes: FHIR JSON forbids empty strings, so the
  * empty string is rejected for every string primitive (uri's \S* would accept it),
  * and dates must exist in the calendar ("dates SHALL be valid dates": 2023-02-30
- * is rejected).
+ * is rejected). Codes with a required binding are checked against the value set
+ * when the model could enumerate it; narratives get a tag scan (xhtml_problem).
  */
 #include "fhir/validate.h"
 

@@ -26,8 +26,8 @@
  * ("Patient.name[0].fooBar"). A primitive's "_name" extension object shares the
  * location of its value.
  *
- * Cost: one pass, binary-search lookups, no allocation except issue text in the
- * arena of the oo (only when something is wrong).
+ * Cost: one pass, hash lookups, no allocation except issue text in the arena of
+ * the oo (only when something is wrong). Thread-safe: no shared mutable state.
  */
 #ifndef HORTUS_FHIR_VALIDATE_H
 #define HORTUS_FHIR_VALIDATE_H
