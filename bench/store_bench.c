@@ -6,7 +6,7 @@
  *
  *   cc -O2 -Isrc -D_GNU_SOURCE -pthread bench/store_bench.c build/librel.a \
  *      -llmdb -lmicrohttpd -lcrypto -lpthread -lm -o build/store_bench
- *   build/store_bench [DIR] [CREATES_PER_RUN] [ordered|random]
+ *   build/store_bench [DIR] [CREATES_PER_RUN] [ordered|random] [GROUP_WAIT_US, -1 = off]
  *
  * Ids: "ordered" (default) are time-ordered like UUIDv7, so creates append to the
  * ResourceAsOf B-tree; "random" are random hex like UUIDv4, so every create dirties a
@@ -170,7 +170,10 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 1;
     store *s;
-    if (store_open(dir, NULL, &s)) {
+    store_opts opts = {0};
+    if (argc > 4)
+        opts.group_wait_us = (int)strtol(argv[4], NULL, 10);
+    if (store_open(dir, &opts, &s)) {
         fprintf(stderr, "cannot open %s\n", dir);
         return 1;
     }

@@ -40,7 +40,8 @@
 #define STORE_ANY UINT64_MAX                /* store_op.expect: don't check the version */
 #define STORE_NO_TIME INT64_MIN             /* "no instant given" for since / at */
 #define STORE_DEFAULT_MAP_SIZE (256u << 20) /* initial LMDB map: 256 MiB, grows by doubling */
-#define STORE_EXTRA_KEY_MAX 480             /* extra keys: LMDB's key limit (511) minus margin */
+#define STORE_DEFAULT_GROUP_WAIT_US 500
+#define STORE_EXTRA_KEY_MAX 480 /* extra keys: LMDB's key limit (511) minus margin */
 
 /* What a version records as its operation (the history entry's request.method). */
 typedef enum store_opkind {
@@ -70,6 +71,9 @@ typedef struct store_iter store_iter;
 typedef struct store_opts {
     size_t map_size;    /* initial map size in bytes; 0 = STORE_DEFAULT_MAP_SIZE */
     unsigned max_batch; /* most requests per group commit; 0 = 1024 */
+    int group_wait_us;  /* how long the writer may wait for the clients of its previous
+                           batch to come back before committing a smaller one;
+                           0 = STORE_DEFAULT_GROUP_WAIT_US, < 0 = never wait */
 } store_opts;
 
 /*

@@ -15,6 +15,14 @@
  * transaction, runs each request in a nested transaction so a failing one (conflict) is
  * undone alone, commits once (LMDB syncs data, then the meta page) and calls back.
  *
+ * Why the writer sometimes waits before a batch: with N clients each keeping one write
+ * in flight, the clients answered by commit k come back while commit k+1 runs, so
+ * without care the clients split into two groups that alternate, each commit carries
+ * about N/2 requests and every client waits for two commits. When fewer requests are
+ * queued than the previous batch held, the writer waits (at most group_wait_us) for the
+ * rest to come back, which merges the groups. With one client the previous batch held 1
+ * and it never waits.
+ *
  * Map growth: on MDB_MAP_FULL the whole batch is aborted, the writer closes the gate
  * (`resizing`), waits until no read transaction is active (LMDB requires that for
  * mdb_env_set_mapsize), doubles the map, opens the gate and redoes the batch. Reset
@@ -69,7 +77,10 @@ struct lmdb_store {
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     store_req *qhead, *qtail;
+    uint64_t qlen;
     int closing;
+    int group_wait_us;
+    uint64_t w_prev_batch; /* writer only: requests in the previous batch */
     pthread_t writer;
 
     /* writer-only state */
@@ -513,6 +524,18 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&s->qmu);
             break;
         }
+        if (s->group_wait_us > 0 && s->qlen < s->w_prev_batch && !s->closing) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += (long)s->group_wait_us * 1000;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec += dl.tv_nsec / 1000000000L;
+                dl.tv_nsec %= 1000000000L;
+            }
+            while (s->qlen < s->w_prev_batch && !s->closing)
+                if (pthread_cond_timedwait(&s->qcv, &s->qmu, &dl) == ETIMEDOUT)
+                    break;
+        }
         store_req *batch = s->qhead, *last = batch;
         uint64_t n = 1;
         while (last->next_ && n < s->max_batch) {
@@ -523,8 +546,10 @@ static void *writer_main(void *arg)
         if (!s->qhead)
             s->qtail = NULL;
         last->next_ = NULL;
+        s->qlen -= n;
         pthread_mutex_unlock(&s->qmu);
         process_batch(s, batch, n);
+        s->w_prev_batch = n;
     }
     return NULL;
 }
@@ -542,6 +567,7 @@ static int lmdb_submit(store *base, store_req *req)
     else
         s->qhead = req;
     s->qtail = req;
+    s->qlen++;
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     return 0;
@@ -611,6 +637,8 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     s->lock_fd = -1;
     s->gen = atomic_fetch_add(&lmdb_generation, 1) + 1;
     s->max_batch = o && o->max_batch ? o->max_batch : LMDB_DEFAULT_BATCH;
+    s->group_wait_us = !o || o->group_wait_us == 0 ? STORE_DEFAULT_GROUP_WAIT_US
+                                                   : o->group_wait_us; /* < 0: never */
     size_t map = o && o->map_size ? o->map_size : STORE_DEFAULT_MAP_SIZE;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
