@@ -497,6 +497,10 @@ def generate():
         order = sorted(range(len(t.elems)), key=lambda k: t.elems[k].name)
         esort.extend(order)
 
+    # the tables index types and elements with uint16_t (0xffff marks an empty slot)
+    if len(names) >= 0xFFFF or len(elem_lines) >= 0xFFFF:
+        die("too many types or elements for 16-bit indexes")
+
     # JSON key hash: (type, key) -> (element, chosen type) for every plain element
     # name and every choice key ("valueQuantity"); open addressing, linear probing
     keys = []
