@@ -56,6 +56,7 @@ typedef struct vctx {
     int contained;                /* > 0 while inside a contained resource */
     const fhir_type *t_resource;  /* "Resource": elements holding whole resources */
     const fhir_type *t_extension; /* "Extension": ext-1 */
+    const fhir_type *t_concept;   /* "CodeableConcept": required bindings */
     size_t nframes;
     vframe frames[VAL_MAX_FRAMES];
     char path[VAL_PATH_MAX + 1];
@@ -758,7 +759,7 @@ static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static uint8_t prim_tab[PRIM_TAB_MAX];
 static const fhir_type *all_types;
 static size_t nall_types;
-static const fhir_type *type_resource, *type_extension;
+static const fhir_type *type_resource, *type_extension, *type_concept;
 
 static void cache_init(void)
 {
@@ -767,6 +768,7 @@ static void cache_init(void)
         prim_tab[i] = (uint8_t)prim_of(&all_types[i]);
     type_resource = fhir_type_find("Resource", 8);
     type_extension = fhir_type_find("Extension", 9);
+    type_concept = fhir_type_find("CodeableConcept", 15);
 }
 
 static prim prim_cached(const fhir_type *t)
@@ -848,6 +850,24 @@ static void walk_resource(vctx *c, const json_val *v)
     walk_members(c, v, t, 1);
 }
 
+/* A CodeableConcept under a required binding: some coding's code must be in the
+ * value set (when enumerable). Systems are not compared: the model keeps codes. */
+static void check_concept(vctx *c, const json_val *v, const char *binding)
+{
+    if (fhir_valueset_contains(binding, NULL, 0) < 0)
+        return; /* not enumerable: nothing to check */
+    const json_val *codings = json_get(v, "coding");
+    if (codings && codings->type == JSON_ARRAY) {
+        for (uint32_t i = 0; i < codings->n; i++) {
+            const json_val *code = json_get(&codings->u.items[i], "code");
+            if (code && code->type == JSON_STRING &&
+                fhir_valueset_contains(binding, code->u.s, code->n) == 1)
+                return;
+        }
+    }
+    issue(c, OO_CODE_INVALID, "No coding from the required value set %s", binding);
+}
+
 /* 1 when object v has no member other than "id" (ele-1 fails for an element). */
 static int only_id(const json_val *v)
 {
@@ -880,6 +900,8 @@ static void walk_item(vctx *c, const json_val *v, const fhir_type *t, const char
         if (only_id(v))
             issue(c, OO_INVARIANT, "An element must have a value or children besides id (ele-1)");
         walk_members(c, v, t, 0);
+        if (binding && t == c->t_concept)
+            check_concept(c, v, binding);
         return;
     }
 }
@@ -1133,6 +1155,7 @@ int val_resource(arena *a, const json_val *root, const char *expected_type, oo *
     pthread_once(&cache_once, cache_init);
     c.t_resource = type_resource;
     c.t_extension = type_extension;
+    c.t_concept = type_concept;
     c.nframes = 0;
 
     if (!root || root->type != JSON_OBJECT) {

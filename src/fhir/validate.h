@@ -10,7 +10,8 @@
  *   null without a matching "_name" extension item, "_name" on a non-primitive,
  *   "_name" array not aligned with "name", two value[x] keys         -> structure
  *   missing required elements (min >= 1)                              -> required
- *   a code outside the (enumerable) value set of its required binding -> code-invalid
+ *   a code outside the (enumerable) value set of its required binding, or a
+ *   CodeableConcept under one with no coding from it                  -> code-invalid
  *   primitive JSON type and format (id, date, dateTime, instant, time, decimal,
  *   integer 32-bit, positiveInt, unsignedInt, uri/url/canonical, oid, uuid, code,
  *   string, markdown, base64Binary, boolean, xhtml)                   -> value

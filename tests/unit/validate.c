@@ -327,11 +327,22 @@ static void test_bindings(void)
             OO_CODE_INVALID, "Bundle.entry[0].request.method", "unknown HTTP verb");
     INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"use\":\"nick\"}]}", OO_CODE_INVALID,
             "Patient.name[0].use", "binding inside a datatype");
+    INVALID("{\"resourceType\":\"Condition\",\"subject\":{\"reference\":\"Patient/1\"},"
+            "\"clinicalStatus\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+            "condition-clinical\",\"code\":\"ongoing\"}]}}",
+            OO_CODE_INVALID, "Condition.clinicalStatus", "CodeableConcept with no coding from its value set");
+    INVALID("{\"resourceType\":\"Condition\",\"subject\":{\"reference\":\"Patient/1\"},"
+            "\"clinicalStatus\":{\"text\":\"active\"}}",
+            OO_CODE_INVALID, "Condition.clinicalStatus", "text-only CodeableConcept under a required binding");
+    VALID("{\"resourceType\":\"Condition\",\"subject\":{\"reference\":\"Patient/1\"},"
+          "\"clinicalStatus\":{\"coding\":[{\"system\":\"http://x\",\"code\":\"x\"},{\"system\":"
+          "\"http://terminology.hl7.org/CodeSystem/condition-clinical\",\"code\":\"active\"}]}}",
+          "one coding from the value set is enough");
     VALID("{\"resourceType\":\"Patient\",\"photo\":[{\"contentType\":\"image/x-made-up\"}]}",
           "mime types (not enumerable) are not checked");
     VALID("{\"resourceType\":\"Patient\",\"maritalStatus\":{\"coding\":[{\"system\":\"http://x\","
           "\"code\":\"whatever\"}]}}",
-          "codings are not checked against bindings");
+          "codings under non-required bindings are not checked");
     VALID("{\"resourceType\":\"Observation\",\"status\":\"entered-in-error\",\"code\":{\"text\":"
           "\"x\"},"
           "\"valueQuantity\":{\"value\":1,\"comparator\":\">=\"}}",
