@@ -179,23 +179,31 @@ static int prim_kind_of(const fhir_type *t)
 {
     if (!t)
         return FP_STR;
-    const char *n = t->name;
-    if (!strcmp(n, "boolean"))
-        return FP_BOOL;
-    if (!strcmp(n, "integer") || !strcmp(n, "positiveInt") || !strcmp(n, "unsignedInt") ||
-        !strcmp(n, "integer64"))
-        return FP_INT;
-    if (!strcmp(n, "decimal"))
-        return FP_DEC;
-    if (!strcmp(n, "date"))
-        return FP_DATE;
-    if (!strcmp(n, "dateTime") || !strcmp(n, "instant"))
-        return FP_DATETIME;
-    if (!strcmp(n, "time"))
-        return FP_TIME;
     if (t->kind != FHIR_PRIMITIVE)
         return FP_OBJ;
-    return FP_STR;
+    const char *n = t->name;
+    switch (n[0]) {
+    case 'b':
+        return !strcmp(n, "boolean") ? FP_BOOL : FP_STR;
+    case 'i':
+        if (!strcmp(n, "integer") || !strcmp(n, "integer64"))
+            return FP_INT;
+        return !strcmp(n, "instant") ? FP_DATETIME : FP_STR;
+    case 'p':
+        return !strcmp(n, "positiveInt") ? FP_INT : FP_STR;
+    case 'u':
+        return !strcmp(n, "unsignedInt") ? FP_INT : FP_STR;
+    case 'd':
+        if (!strcmp(n, "decimal"))
+            return FP_DEC;
+        if (!strcmp(n, "date"))
+            return FP_DATE;
+        return !strcmp(n, "dateTime") ? FP_DATETIME : FP_STR;
+    case 't':
+        return !strcmp(n, "time") ? FP_TIME : FP_STR;
+    default:
+        return FP_STR;
+    }
 }
 
 int fp_from_json(fp_ctx *c, const json_val *j, const json_val *ext, const fhir_type *t,

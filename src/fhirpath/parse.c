@@ -423,11 +423,6 @@ static int is_punct(const parser *p, const char *s)
            !memcmp(p->tok.str, s, p->tok.str_len);
 }
 
-static int is_kw(const parser *p, const char *s)
-{
-    return p->tok.kind == T_IDENT && !p->tok.delimited && !strcmp(p->tok.str, s);
-}
-
 static const char *tok_desc(const parser *p, char *tmp, size_t n)
 {
     if (p->tok.kind == T_EOF)
@@ -466,25 +461,40 @@ static fp_node *parse_expr(parser *p, int minprec);
 
 static int binop_of(const parser *p, int *prec, fp_op *op)
 {
+    const token *t = &p->tok;
+    if (t->kind == T_PUNCT) {
+        char a = t->str[0], b = t->str_len > 1 ? t->str[1] : 0;
+        switch (a) {
+        case '=': *prec = 5, *op = OP_EQ; return 1;
+        case '~': *prec = 5, *op = OP_EQUIV; return 1;
+        case '!': *prec = 5, *op = b == '=' ? OP_NE : OP_NEQUIV; return 1;
+        case '<': *prec = 6, *op = b == '=' ? OP_LE : OP_LT; return 1;
+        case '>': *prec = 6, *op = b == '=' ? OP_GE : OP_GT; return 1;
+        case '|': *prec = 7, *op = OP_UNION; return 1;
+        case '+': *prec = 9, *op = OP_ADD; return 1;
+        case '-': *prec = 9, *op = OP_SUB; return 1;
+        case '&': *prec = 9, *op = OP_CONCAT; return 1;
+        case '*': *prec = 10, *op = OP_MUL; return 1;
+        case '/': *prec = 10, *op = OP_DIV; return 1;
+        default: return 0;
+        }
+    }
+    if (t->kind != T_IDENT || t->delimited || t->str_len < 2 || t->str_len > 8)
+        return 0;
     static const struct {
         const char *s;
-        int word;
         int prec;
         fp_op op;
-    } ops[] = {
-        {"implies", 1, 1, OP_IMPLIES}, {"or", 1, 2, OP_OR},      {"xor", 1, 2, OP_XOR},
-        {"and", 1, 3, OP_AND},         {"in", 1, 4, OP_IN},      {"contains", 1, 4, OP_CONTAINS},
-        {"=", 0, 5, OP_EQ},            {"~", 0, 5, OP_EQUIV},    {"!=", 0, 5, OP_NE},
-        {"!~", 0, 5, OP_NEQUIV},       {"<", 0, 6, OP_LT},       {">", 0, 6, OP_GT},
-        {"<=", 0, 6, OP_LE},           {">=", 0, 6, OP_GE},      {"|", 0, 7, OP_UNION},
-        {"is", 1, 8, 0},               {"as", 1, 8, 0},          {"+", 0, 9, OP_ADD},
-        {"-", 0, 9, OP_SUB},           {"&", 0, 9, OP_CONCAT},   {"*", 0, 10, OP_MUL},
-        {"/", 0, 10, OP_DIV},          {"div", 1, 10, OP_IDIV},  {"mod", 1, 10, OP_MOD},
+    } words[] = {
+        {"implies", 1, OP_IMPLIES}, {"or", 2, OP_OR},   {"xor", 2, OP_XOR},
+        {"and", 3, OP_AND},         {"in", 4, OP_IN},   {"contains", 4, OP_CONTAINS},
+        {"is", 8, 0},               {"as", 8, 0},       {"div", 10, OP_IDIV},
+        {"mod", 10, OP_MOD},
     };
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        if (ops[i].word ? is_kw(p, ops[i].s) : is_punct(p, ops[i].s)) {
-            *prec = ops[i].prec;
-            *op = ops[i].op;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (words[i].s[0] == t->str[0] && !strcmp(words[i].s, t->str)) {
+            *prec = words[i].prec;
+            *op = words[i].op;
             return 1;
         }
     }
