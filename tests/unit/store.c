@@ -5,10 +5,12 @@
  * reopening, and many concurrent submitters (with creates/s printed as a diagnostic). */
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,11 +19,13 @@
 #include "store/store.h"
 #include "tap.h"
 
-static char dirs[8][64];
+static char dirs[32][64];
 static int ndirs;
 
 static const char *new_dir(void)
 {
+    if (ndirs == (int)(sizeof dirs / sizeof dirs[0]))
+        abort();
     char *d = dirs[ndirs++];
     snprintf(d, 64, "/tmp/hortus-store-XXXXXX");
     if (!mkdtemp(d))
@@ -967,6 +971,96 @@ static void test_big_request_and_live_paging(void)
     rm_dir(d);
 }
 
+/* ---- kill -9 while writing: every acknowledged write survives ----------------------- */
+typedef struct ack_arg {
+    store *s;
+    int thread, fd;
+} ack_arg;
+
+static void *ack_writer(void *p)
+{
+    ack_arg *a = p;
+    for (int i = 0;; i++) {
+        char id[32], line[40];
+        snprintf(id, sizeof id, "k%d-%d", a->thread, i);
+        uint64_t t;
+        if (write1(a->s, STORE_OP_CREATE, "Observation", id, 0, 1, &t, NULL) == 0) {
+            int n = snprintf(line, sizeof line, "%s\n", id);
+            if (write(a->fd, line, (size_t)n) != n) /* one write < PIPE_BUF: atomic */
+                _exit(3);
+        }
+    }
+    return NULL;
+}
+
+static void test_kill9(void)
+{
+    const char *d = new_dir();
+    int fds[2];
+    if (pipe(fds))
+        abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        store *s;
+        if (store_open(d, NULL, &s))
+            _exit(2);
+        pthread_t th[8];
+        ack_arg args[8];
+        for (int i = 0; i < 8; i++) {
+            args[i] = (ack_arg){.s = s, .thread = i, .fd = fds[1]};
+            pthread_create(&th[i], NULL, ack_writer, &args[i]);
+        }
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    /* Let it acknowledge a few hundred writes (or run 3 s on a slow machine), then kill
+     * it in the middle of whatever it is doing. */
+    static char acks[1 << 20];
+    size_t len = 0;
+    ssize_t n;
+    int lines = 0;
+    double until = mono_s() + 3.0;
+    while (lines < 300 && mono_s() < until &&
+           (n = read(fds[0], acks + len, sizeof acks - 1 - len)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            lines += acks[len + (size_t)i] == '\n';
+        len += (size_t)n;
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the writing process was killed -9");
+    while (len < sizeof acks - 1 && (n = read(fds[0], acks + len, sizeof acks - 1 - len)) > 0)
+        len += (size_t)n;
+    acks[len] = 0;
+    close(fds[0]);
+    store *s;
+    ok(store_open(d, NULL, &s) == 0, "reopen after kill -9 (lock released, stale readers cleared)");
+    store_reader *r;
+    store_read_begin(s, &r);
+    int acked = 0, found = 0;
+    store_version v;
+    for (char *line = strtok(acks, "\n"); line; line = strtok(NULL, "\n")) {
+        acked++;
+        found += store_read(r, 0, "Observation", line, &v) == 0;
+    }
+    uint64_t cur, ver;
+    store_count(r, 0, "Observation", &cur, &ver);
+    store_read_end(r);
+    ok(acked > 0, "the child acknowledged %d writes before it died", acked);
+    is_int(found, acked, "every acknowledged write is there after kill -9");
+    ok(cur >= (uint64_t)acked, "counts hold at least the acknowledged writes (%llu)",
+       (unsigned long long)cur);
+    checked(s, "kill -9 during writes");
+    uint64_t t;
+    is_int(write1(s, STORE_OP_CREATE, "Observation", "after-crash", 0, 1, &t, NULL), 0,
+           "writes continue after recovery");
+    store_close(s);
+    rm_dir(d);
+}
+
 int main(void)
 {
     store *s;
@@ -991,5 +1085,6 @@ int main(void)
     test_big_request_and_live_paging();
     test_concurrency();
     test_check_detects();
+    test_kill9();
     return tap_done();
 }
