@@ -161,7 +161,14 @@ static void test_elements(void)
     e = E("Patient", "active", NULL);
     ok(e && e->is_modifier && allows(e, "boolean"), "Patient.active is a modifier");
     e = E("Patient", "birthDate", NULL);
-    ok(e && allows(e, "date"), "Patient.birthDate date");
+    ok(e && allows(e, "date") && e->is_summary, "Patient.birthDate date, in the summary");
+    e = E("Patient", "photo", NULL);
+    ok(e && !e->is_summary && !e->is_modifier, "Patient.photo: not summary, not modifier");
+    ok(E("Patient", "implicitRules", NULL) && E("Patient", "implicitRules", NULL)->is_modifier,
+       "implicitRules is a modifier");
+    ok(E("Patient", "modifierExtension", NULL)->is_modifier, "modifierExtension is a modifier");
+    ok(!E("Patient", "text", NULL)->is_summary, "text is not in the summary");
+    ok(E("Patient", "meta", NULL)->is_summary, "meta is in the summary");
     /* inherited */
     e = E("Patient", "id", NULL);
     ok(e && allows(e, "id") && e->max == 1, "Patient.id is the primitive id");
