@@ -33,13 +33,14 @@ enum {
     D_C = FP_UCUM_C,
     D_CD = FP_UCUM_CD,
     D_MOL = FP_UCUM_MOL,
-    D_IU = FP_UCUM_IU
+    D_IU = FP_UCUM_IU,
+    D_ARB = FP_UCUM_ARB
 };
 
 typedef struct atom {
     const char *code;
     uint8_t metric;  /* takes SI prefixes */
-    uint8_t special; /* FP_UCUM_CEL / FP_UCUM_DEGF */
+    uint8_t special; /* FP_UCUM_CEL / FP_UCUM_DEGF, or ARBITRARY */
     int8_t dim[FP_UCUM_NDIM];
     int64_t num_mant;
     int32_t num_exp;
@@ -47,6 +48,7 @@ typedef struct atom {
     __int128 big_mant; /* used instead of num_mant when non-zero (long constants) */
 } atom;
 
+#define ARBITRARY 3 /* atom marker: an arbitrary unit (its own base, see ucum.h) */
 #define DIM(...)                                                                                   \
     {                                                                                              \
         __VA_ARGS__                                                                                \
@@ -138,6 +140,124 @@ static const atom ATOMS[] = {
     {"osm", 1, 0, DIM([D_MOL] = 1), 1, 0, 0, 0},
     {"kat", 1, 0, DIM([D_MOL] = 1, [D_S] = -1), 1, 0, 0, 0},
     {"U", 1, 0, DIM([D_MOL] = 1, [D_S] = -1), 1, -6, 60, 0},
+    /* arbitrary units: each commensurable only with itself */
+    {"[arb'U]", 0, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[CFU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[PFU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[FFU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[BAU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[AU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[USP'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[APL'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[GPL'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[MPL'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[IR]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[PNU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[PRU]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[Lf]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[TCID_50]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[CCID_50]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[EID_50]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[D'ag'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[Amb'a'1'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[beth'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[todd'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[dye'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[smgy'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[bdsk'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[ka'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[knk'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[mclg'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[tb'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[hnsf'U]", 1, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    /* pH is a logarithmic scale: treated like an arbitrary unit (comparable with pH only) */
+    {"[pH]", 0, ARBITRARY, DIM(0), 1, 0, 0, 0},
+    {"[kn_i]", 0, 0, DIM([D_M] = 1, [D_S] = -1), 1852, 0, 3600, 0},
+    /* more dimensionless, lengths, areas, volumes and masses seen in clinical data */
+    {"[pptr]", 0, 0, DIM(0), 1, -12, 0, 0},
+    {"[pi]", 0, 0, DIM(0), 0, -20, 0, (__int128)3141592653589793238ll * 100 + 46},
+    {"'", 0, 0, DIM([D_RAD] = 1), 0, -22, 60, (__int128)174532925199432957ll * 1000 + 692},
+    {"''", 0, 0, DIM([D_RAD] = 1), 0, -22, 3600, (__int128)174532925199432957ll * 1000 + 692},
+    {"bit", 1, 0, DIM(0), 1, 0, 0, 0},
+    {"By", 1, 0, DIM(0), 8, 0, 0, 0},
+    {"Bd", 1, 0, DIM([D_S] = -1), 1, 0, 0, 0},
+    {"Ao", 0, 0, DIM([D_M] = 1), 1, -10, 0, 0},
+    {"AU", 0, 0, DIM([D_M] = 1), 149597870691ll, 0, 0, 0},
+    {"[Ch]", 0, 0, DIM([D_M] = 1), 1, -3, 3, 0},
+    {"[mil_i]", 0, 0, DIM([D_M] = 1), 254, -7, 0, 0},
+    {"[hd_i]", 0, 0, DIM([D_M] = 1), 1016, -4, 0, 0},
+    {"[fth_i]", 0, 0, DIM([D_M] = 1), 18288, -4, 0, 0},
+    {"[mesh_i]", 0, 0, DIM([D_M] = -1), 1, 4, 254, 0},
+    {"[diop]", 0, 0, DIM([D_M] = -1), 1, 0, 0, 0},
+    {"Ky", 1, 0, DIM([D_M] = -1), 1, 2, 0, 0},
+    {"ar", 1, 0, DIM([D_M] = 2), 1, 2, 0, 0},
+    {"b", 1, 0, DIM([D_M] = 2), 1, -28, 0, 0},
+    {"[sin_i]", 0, 0, DIM([D_M] = 2), 64516, -8, 0, 0},
+    {"[sft_i]", 0, 0, DIM([D_M] = 2), 9290304, -8, 0, 0},
+    {"[syd_i]", 0, 0, DIM([D_M] = 2), 83612736, -8, 0, 0},
+    {"[cin_i]", 0, 0, DIM([D_M] = 3), 16387064, -12, 0, 0},
+    {"[cft_i]", 0, 0, DIM([D_M] = 3), 28316846592ll, -12, 0, 0},
+    {"[cyd_i]", 0, 0, DIM([D_M] = 3), 764554857984ll, -12, 0, 0},
+    {"[bf_i]", 0, 0, DIM([D_M] = 3), 2359737216ll, -12, 0, 0},
+    {"[cr_i]", 0, 0, DIM([D_M] = 3), 3624556363776ll, -12, 0, 0},
+    {"st", 1, 0, DIM([D_M] = 3), 1, 0, 0, 0},
+    {"[gal_wi]", 0, 0, DIM([D_M] = 3), 3785411784ll, -12, 0, 0},
+    {"[bbl_us]", 0, 0, DIM([D_M] = 3), 158987294928ll, -12, 0, 0},
+    {"[gil_us]", 0, 0, DIM([D_M] = 3), 11829411825ll, -14, 0, 0},
+    {"[fdr_us]", 0, 0, DIM([D_M] = 3), 36966911953125ll, -19, 0, 0},
+    {"[min_us]", 0, 0, DIM([D_M] = 3), 61611519921875ll, -21, 0, 0},
+    {"[gal_br]", 0, 0, DIM([D_M] = 3), 454609, -8, 0, 0},
+    {"[qt_br]", 0, 0, DIM([D_M] = 3), 11365225, -10, 0, 0},
+    {"[pt_br]", 0, 0, DIM([D_M] = 3), 56826125, -11, 0, 0},
+    {"[gil_br]", 0, 0, DIM([D_M] = 3), 1420653125, -13, 0, 0},
+    {"[foz_br]", 0, 0, DIM([D_M] = 3), 284130625, -13, 0, 0},
+    {"[dr_av]", 0, 0, DIM([D_G] = 1), 17718451953125ll, -13, 0, 0},
+    {"[scwt_av]", 0, 0, DIM([D_G] = 1), 45359237, -3, 0, 0},
+    {"[lcwt_av]", 0, 0, DIM([D_G] = 1), 5080234544ll, -5, 0, 0},
+    {"[ston_av]", 0, 0, DIM([D_G] = 1), 90718474, -2, 0, 0},
+    {"[lton_av]", 0, 0, DIM([D_G] = 1), 10160469088ll, -4, 0, 0},
+    {"[pwt_tr]", 0, 0, DIM([D_G] = 1), 155517384, -8, 0, 0},
+    {"[oz_tr]", 0, 0, DIM([D_G] = 1), 311034768, -7, 0, 0},
+    {"[lb_tr]", 0, 0, DIM([D_G] = 1), 3732417216ll, -7, 0, 0},
+    {"[sc_ap]", 0, 0, DIM([D_G] = 1), 12959782, -7, 0, 0},
+    {"[dr_ap]", 0, 0, DIM([D_G] = 1), 38879346, -7, 0, 0},
+    {"[oz_ap]", 0, 0, DIM([D_G] = 1), 311034768, -7, 0, 0},
+    {"[lb_ap]", 0, 0, DIM([D_G] = 1), 3732417216ll, -7, 0, 0},
+    {"g%", 1, 0, DIM([D_G] = 1, [D_M] = -3), 1, 4, 0, 0},
+    {"a_t", 0, 0, DIM([D_S] = 1), 31556925216ll, -3, 0, 0},
+    {"mo_s", 0, 0, DIM([D_S] = 1), 2551442976ll, -3, 0, 0},
+    {"[S]", 0, 0, DIM([D_S] = 1), 1, -13, 0, 0},
+    {"[MET]", 0, 0, DIM([D_M] = 3, [D_S] = -1, [D_G] = -1), 35, -10, 60, 0},
+    /* mechanics and electromagnetism (cgs and SI) */
+    {"[g]", 0, 0, DIM([D_M] = 1, [D_S] = -2), 980665, -5, 0, 0},
+    {"Gal", 1, 0, DIM([D_M] = 1, [D_S] = -2), 1, -2, 0, 0},
+    {"gf", 1, 0, DIM([D_G] = 1, [D_M] = 1, [D_S] = -2), 980665, -5, 0, 0},
+    {"[lbf_av]", 0, 0, DIM([D_G] = 1, [D_M] = 1, [D_S] = -2), 0, -10, 0,
+     (__int128)45359237 * 980665},
+    {"dyn", 1, 0, DIM([D_G] = 1, [D_M] = 1, [D_S] = -2), 1, -2, 0, 0},
+    {"erg", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -2), 1, -4, 0, 0},
+    {"P", 1, 0, DIM([D_G] = 1, [D_M] = -1, [D_S] = -1), 1, 2, 0, 0},
+    {"St", 1, 0, DIM([D_M] = 2, [D_S] = -1), 1, -4, 0, 0},
+    {"att", 0, 0, DIM([D_G] = 1, [D_M] = -1, [D_S] = -2), 980665, 2, 0, 0},
+    {"[in_i'H2O]", 0, 0, DIM([D_G] = 1, [D_M] = -1, [D_S] = -2), 24908891, -2, 0, 0},
+    {"cal_th", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -2), 4184, 0, 0, 0},
+    {"cal_IT", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -2), 41868, -1, 0, 0},
+    {"cal_m", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -2), 419002, -2, 0, 0},
+    {"cal_[15]", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -2), 418580, -2, 0, 0},
+    {"cal_[20]", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -2), 418190, -2, 0, 0},
+    {"mho", 1, 0, DIM([D_G] = -1, [D_M] = -2, [D_S] = 1, [D_C] = 2), 1, -3, 0, 0},
+    {"Wb", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -1, [D_C] = -1), 1, 3, 0, 0},
+    {"Mx", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_S] = -1, [D_C] = -1), 1, -5, 0, 0},
+    {"T", 1, 0, DIM([D_G] = 1, [D_S] = -1, [D_C] = -1), 1, 3, 0, 0},
+    {"G", 1, 0, DIM([D_G] = 1, [D_S] = -1, [D_C] = -1), 1, -1, 0, 0},
+    {"H", 1, 0, DIM([D_G] = 1, [D_M] = 2, [D_C] = -2), 1, 3, 0, 0},
+    {"R", 1, 0, DIM([D_C] = 1, [D_G] = -1), 258, -9, 0, 0},
+    {"RAD", 1, 0, DIM([D_M] = 2, [D_S] = -2), 1, -2, 0, 0},
+    {"REM", 1, 0, DIM([D_M] = 2, [D_S] = -2), 1, -2, 0, 0},
+    {"lm", 1, 0, DIM([D_CD] = 1, [D_RAD] = 2), 1, 0, 0, 0},
+    {"lx", 1, 0, DIM([D_CD] = 1, [D_RAD] = 2, [D_M] = -2), 1, 0, 0, 0},
+    {"ph", 1, 0, DIM([D_CD] = 1, [D_RAD] = 2, [D_M] = -2), 1, -4, 0, 0},
+    {"sb", 1, 0, DIM([D_CD] = 1, [D_M] = -2), 1, 4, 0, 0},
     /* temperature (special: offset scales) */
     {"Cel", 0, FP_UCUM_CEL, DIM([D_K] = 1), 1, 0, 0, 0},
     {"[degF]", 0, FP_UCUM_DEGF, DIM([D_K] = 1), 5, 0, 9, 0},
@@ -242,12 +362,19 @@ static int combine(fp_ucum *a, const fp_ucum *b, int inverse)
     a->num.exp += bexp;
     if (a->num.exp > 400 || a->num.exp < -400)
         return ERR_TOOBIG;
+    if (b->dim[D_ARB] != 0) {
+        if (a->dim[D_ARB] != 0 && a->arb != b->arb)
+            return ERR_INVALID; /* two different arbitrary units: not supported */
+        a->arb = b->arb;
+    }
     for (int k = 0; k < FP_UCUM_NDIM; k++) {
         int d = a->dim[k] + (inverse ? -b->dim[k] : b->dim[k]);
         if (d > 127 || d < -127)
             return ERR_TOOBIG;
         a->dim[k] = (int8_t)d;
     }
+    if (a->dim[D_ARB] == 0)
+        a->arb = 0;
     reduce(a);
     return 0;
 }
@@ -287,7 +414,12 @@ static int from_atom(const atom *a, int prefix_exp, fp_ucum *u)
     u->num.mant = a->big_mant ? a->big_mant : a->num_mant;
     u->num.exp = a->num_exp + prefix_exp;
     u->den.mant = a->den_mant ? a->den_mant : 1;
-    u->special = a->special;
+    if (a->special == ARBITRARY) {
+        u->dim[D_ARB] = 1;
+        u->arb = (uint8_t)(a - ATOMS + 1);
+    } else {
+        u->special = a->special;
+    }
     reduce(u);
     return 0;
 }
@@ -407,9 +539,7 @@ static int p_component(parser *p, fp_ucum *u)
             int e;
             if ((rc = read_exponent(p, &e)) < 0)
                 return rc;
-            if (p->s[p->i - 1] == '*' || p->s[p->i - 1] == '^')
-                return ERR_INVALID; /* "10*" without digits */
-            u->num.exp = e;
+            u->num.exp = e; /* "10*" alone is the atom ten: e = 1 */
         } else {
             if (v == 0)
                 return ERR_INVALID;
@@ -430,8 +560,8 @@ static int p_component(parser *p, fp_ucum *u)
             continue;
         }
         if (ch == '.' || ch == '/' || ch == '(' || ch == ')' || ch == '{' || ch == '}' ||
-            is_digit(ch) || ch == '+' || ch == '-' || ch == ' ' || ch == '\'' ||
-            (unsigned char)ch < 0x21 || (unsigned char)ch > 0x7e)
+            is_digit(ch) || ch == '+' || ch == '-' || ch == ' ' || (unsigned char)ch < 0x21 ||
+            (unsigned char)ch > 0x7e)
             break;
         p->i++;
     }
@@ -537,7 +667,7 @@ bool fp_ucum_valid(const char *text, size_t n)
 
 bool fp_ucum_commensurable(const fp_ucum *a, const fp_ucum *b)
 {
-    return memcmp(a->dim, b->dim, sizeof a->dim) == 0;
+    return memcmp(a->dim, b->dim, sizeof a->dim) == 0 && a->arb == b->arb;
 }
 
 bool fp_ucum_dimensionless(const fp_ucum *u)
@@ -676,8 +806,16 @@ int fp_ucum_cmp(fp_dec a, const fp_ucum *ua, fp_dec b, const fp_ucum *ub, int *o
 /* ---- canonical text and unit algebra
  * -------------------------------------------------------------- */
 
-static const char *const BASE_NAMES[FP_UCUM_NDIM] = {"m", "s",  "g",   "rad", "K",
-                                                     "C", "cd", "mol", "[iU]"};
+static const char *const BASE_NAMES[FP_UCUM_NDIM] = {"m", "s",  "g",   "rad",  "K",
+                                                     "C", "cd", "mol", "[iU]", "[arb'U]"};
+
+/* The base atom of dimension k; an arbitrary unit is named by its own code. */
+static const char *base_name(const fp_ucum *u, int k)
+{
+    if (k == D_ARB && u->arb > 0 && u->arb <= sizeof ATOMS / sizeof *ATOMS)
+        return ATOMS[u->arb - 1].code;
+    return BASE_NAMES[k];
+}
 
 size_t fp_ucum_canonical_text(const fp_ucum *u, char *dst, size_t cap)
 {
@@ -695,7 +833,7 @@ size_t fp_ucum_canonical_text(const fp_ucum *u, char *dst, size_t cap)
     } while (0)
     for (int k = 0; k < FP_UCUM_NDIM; k++) {
         if (u->dim[k] > 0) {
-            PUT("%s%s", n ? "." : "", BASE_NAMES[k]);
+            PUT("%s%s", n ? "." : "", base_name(u, k));
             if (u->dim[k] != 1)
                 PUT("%d", u->dim[k]);
         }
@@ -703,7 +841,7 @@ size_t fp_ucum_canonical_text(const fp_ucum *u, char *dst, size_t cap)
     if (nneg == 1) {
         for (int k = 0; k < FP_UCUM_NDIM; k++) {
             if (u->dim[k] < 0) {
-                PUT("%s/%s", npos ? "" : "1", BASE_NAMES[k]);
+                PUT("%s/%s", npos ? "" : "1", base_name(u, k));
                 if (u->dim[k] != -1)
                     PUT("%d", -u->dim[k]);
             }
@@ -711,7 +849,7 @@ size_t fp_ucum_canonical_text(const fp_ucum *u, char *dst, size_t cap)
     } else {
         for (int k = 0; k < FP_UCUM_NDIM; k++) {
             if (u->dim[k] < 0)
-                PUT("%s%s%d", n ? "." : "", BASE_NAMES[k], u->dim[k]);
+                PUT("%s%s%d", n ? "." : "", base_name(u, k), u->dim[k]);
         }
     }
     if (n == 0)

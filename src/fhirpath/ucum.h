@@ -18,8 +18,10 @@
  * keep clinical results sane: mol is its own base (UCUM makes it the number 6.02e23, which
  * would make mmol/L comparable with counts per volume and overflow exact arithmetic), and
  * international units ([iU], [IU]) are a base of their own (arbitrary units convert to
- * nothing else). Canonical output therefore uses these base atoms: m s g rad K C cd mol
- * [iU].
+ * nothing else). Every other arbitrary unit ([arb'U], [CFU], [PFU], [APL'U], ...) is its own
+ * base too: it is commensurable only with itself (10*6.[CFU]/L with [CFU]/mL). Canonical
+ * output therefore uses these base atoms: m s g rad K C cd mol [iU] and the arbitrary
+ * unit's own code.
  *
  * Factors are kept as exact rationals of decimal numbers (mantissa * 10^exp over
  * mantissa * 10^exp) so that 4.0000 'g' = 4000.0 'mg' and [psi] conversions are exact.
@@ -46,6 +48,7 @@ enum {
     FP_UCUM_CD,  /* luminous intensity: candela */
     FP_UCUM_MOL, /* amount of substance (a base here, see above) */
     FP_UCUM_IU,  /* international unit (arbitrary) */
+    FP_UCUM_ARB, /* one other arbitrary unit ([arb'U], [CFU], ...): which one is in .arb */
     FP_UCUM_NDIM
 };
 
@@ -63,6 +66,8 @@ typedef struct fp_ucum {
     fp_ucum_num den;
     uint8_t special; /* 0, or FP_UCUM_CEL / FP_UCUM_DEGF: offset scales, which may only
                         stand alone (no prefix, exponent or combination) */
+    uint8_t arb;     /* which arbitrary unit dim[FP_UCUM_ARB] counts (an atom number), 0 when
+                        none; a unit mixing two different arbitrary units is rejected */
 } fp_ucum;
 
 enum { FP_UCUM_CEL = 1, FP_UCUM_DEGF = 2 };
@@ -74,8 +79,8 @@ int fp_ucum_parse(const char *text, size_t n, fp_ucum *out);
 /* True when text[0..n) parses. */
 bool fp_ucum_valid(const char *text, size_t n);
 
-/* True when both have the same dimension vector and neither is special, or both are
- * the same kind of temperature dimension (K, Cel, [degF] all convert). */
+/* True when both have the same dimension vector (and the same arbitrary unit, if any);
+ * temperatures K, Cel and [degF] all convert into each other. */
 bool fp_ucum_commensurable(const fp_ucum *a, const fp_ucum *b);
 
 /* True when every dimension is 0 and the unit is not special ('1', '%', 'g/kg', '{beats}'). */

@@ -128,7 +128,7 @@ static void test_ucum(void)
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         ok(fp_ucum_valid(good[i], strlen(good[i])), "UCUM parses '%s'", good[i]);
     const char *bad[] = {"xyz", "mg/", "m[Hg", "kCel", "Cel2", "Cel/h", "(m",
-                         "m)",  "m g", "{x",   "10*",  "kmin", "0",     "mg//L"};
+                         "m)",  "m g", "{x",   "10*-", "kmin", "0",     "mg//L"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ok(!fp_ucum_valid(bad[i], strlen(bad[i])), "UCUM rejects '%s'", bad[i]);
 
@@ -174,6 +174,27 @@ static void test_ucum(void)
     ok(memcmp(first.dim, again.dim, sizeof first.dim) == 0 && first.num.mant == again.num.mant &&
            first.num.exp == again.num.exp && first.den.mant == again.den.mant,
        "a memoised parse gives the same unit");
+    /* arbitrary units are commensurable only with themselves */
+    fp_ucum_parse("10*6.[CFU]/L", 12, &a);
+    fp_ucum_parse("[CFU]/mL", 8, &b);
+    ok(fp_ucum_commensurable(&a, &b), "[CFU] per volume commensurable with itself");
+    fp_ucum_canonical_text(&a, text, sizeof text);
+    is_str(text, "[CFU]/m3", "canonical text names the arbitrary unit");
+    fp_ucum_parse("[PFU]/mL", 8, &b);
+    ok(!fp_ucum_commensurable(&a, &b), "[CFU] and [PFU] are not commensurable");
+    fp_ucum_parse("[arb'U]", 7, &b);
+    ok(!fp_ucum_dimensionless(&b) && !fp_ucum_commensurable(&b, &(fp_ucum){.num = {1, 0}}),
+       "[arb'U] is not a number");
+    ok(fp_ucum_parse("[CFU].[PFU]", 11, &b) == ERR_INVALID, "mixing two arbitrary units");
+    ok(fp_ucum_parse("[CFU]/[CFU]", 11, &b) == 0 && fp_ucum_dimensionless(&b),
+       "an arbitrary unit over itself is a number");
+    fp_ucum_parse("10*", 3, &b);
+    ok(b.num.mant == 1 && b.num.exp == 1, "10* alone is ten");
+    fp_ucum_parse("'", 1, &a);
+    fp_ucum_parse("''", 2, &b);
+    fp_dec sixty = {60, 0}, ang;
+    fp_ucum_convert(sixty, &b, &a, &ang);
+    ok(fp_dec_eq(ang, (fp_dec){1, 0}), "60 seconds of arc are one minute of arc");
     ok(fp_ucum_parse("m1000000", 8, &a) != 0, "absurd exponent rejected");
     ok(fp_ucum_parse("((((((((((((((((((m))))))))))))))))))", 38, &a) == ERR_TOOBIG,
        "nesting limit");
@@ -262,6 +283,23 @@ static void test_compare(void)
     is_str(CMP("120 'mm[Hg]'", "15.99864 'kPa'"), "0", "120 mmHg = 15.99864 kPa");
     is_str(CMP("1 'U/L'", "1 'kat/L'"), "-1", "U smaller than kat");
     is_str(CMP("50 '%'", "0.5 '1'"), "0", "50 %% = 0.5");
+    is_str(CMP("1 '[gal_br]'", "8 '[pt_br]'"), "0", "8 imperial pints make a gallon");
+    is_str(CMP("1 '[lb_tr]'", "12 '[oz_tr]'"), "0", "12 troy ounces make a troy pound");
+    is_str(CMP("1 '[ston_av]'", "2000 '[lb_av]'"), "0", "short ton");
+    is_str(CMP("1 '[cft_i]'", "1728 '[cin_i]'"), "0", "cubic foot");
+    is_str(CMP("1 '[foz_us]'", "8 '[fdr_us]'"), "0", "US fluid dram");
+    is_str(CMP("1 '[fdr_us]'", "60 '[min_us]'"), "0", "US minim");
+    is_str(CMP("3 '[Ch]'", "1 'mm'"), "0", "3 French = 1 mm");
+    is_str(CMP("1 'cP'", "1 'mPa.s'"), "0", "centipoise");
+    is_str(CMP("1 'g%'", "1 'g/dL'"), "0", "gram percent");
+    is_str(CMP("1 'cal_IT'", "4.1868 'J'"), "0", "IT calorie");
+    is_str(CMP("1 '[lbf_av]'", "4.4482216152605 'N'"), "0", "pound force");
+    is_str(CMP("1 '[MET]'", "3.5 'mL/min/kg'"), "0", "metabolic equivalent");
+    is_str(CMP("10 'G'", "1 'mT'"), "0", "gauss and tesla");
+    is_str(CMP("2 '[CFU]/mL'", "2000 '[CFU]/L'"), "0", "colony forming units per volume");
+    is_str(CMP("2 '[CFU]/mL'", "2 '[PFU]/mL'"), "empty", "different arbitrary units");
+    is_str(CMP("7.4 '[pH]'", "7.35 '[pH]'"), "1", "pH against pH");
+    is_str(CMP("7.4 '[pH]'", "7.4 '1'"), "empty", "pH is not a plain number");
     is_str(CMP("1 'h'", "60 'min'"), "0", "1 h = 60 min");
     is_str(CMP("3 'mL/(min.m2)'", "3 'mL/min/m2'"), "0",
            "parenthesised and chained division agree");
