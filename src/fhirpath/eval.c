@@ -167,7 +167,7 @@ void fp_obj_val(const json_val *j, const fhir_type *t, fp_val *out)
     memset(out, 0, sizeof *out);
     out->kind = FP_OBJ;
     out->node = j;
-    if (!t || (t->kind == FHIR_RESOURCE && t->is_abstract)) {
+    if (j && (!t || (t->kind == FHIR_RESOURCE && t->is_abstract))) {
         const fhir_type *rt = resource_type_of(j);
         if (rt)
             t = rt;
@@ -336,9 +336,18 @@ static int add_member(fp_ctx *c, const json_val *v, const json_val *ext, const f
     }
     if (ext) {
         if (ext->type == JSON_ARRAY) {
+            int complex = t && t->kind != FHIR_PRIMITIVE;
             for (uint32_t i = 0; i < ext->n; i++) {
-                if (ext->u.items[i].type == JSON_NULL)
+                if (ext->u.items[i].type == JSON_NULL) {
+                    if (complex) {
+                        /* keep the slot so indexes line up with the "_" array */
+                        fp_obj_val(NULL, t, &item);
+                        item.novalue = 1;
+                        if (fp_list_push(c, out, &item))
+                            return ERR_NOMEM;
+                    }
                     continue;
+                }
                 if (fp_from_json(c, NULL, &ext->u.items[i], t, &item) ||
                     fp_list_push(c, out, &item))
                     return ERR_NOMEM;
