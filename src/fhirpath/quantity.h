@@ -155,11 +155,14 @@ int fp_qty_high_boundary(const fp_qty *a, int precision, fp_qty *out);
 
 /* ---- canonical form (search indexing) ----------------------------------------------------- */
 
-/* The value in UCUM canonical base units and the canonical unit text: 5 'mg/dL' ->
- * 0.05 'g/L'... precisely: 50 'g.m-3' written as "g/m3"; 1 '[lb_av]' -> 453.59237 'g';
- * 37 'Cel' -> 310.15 'K'; calendar words use their UCUM definite durations (1 year ->
- * 31557600 's'). Equal physical amounts always give byte-identical unit text, so the
- * pair can be indexed and compared. ERR_INVALID when the unit is not known to ucum.h. */
+/* The value in UCUM canonical base units and the canonical unit text (see
+ * fp_ucum_canonical_text): 5 'mg/dL' -> 50 'g/m3'; 1 '[lb_av]' -> 453.59237 'g';
+ * 37 'Cel' -> 310.15 'K'; 2 'mmol/L' -> 2 'mol/m3'; calendar words use their UCUM definite
+ * durations (1 year -> 31557600 's'). Commensurable units always give byte-identical unit
+ * text, so (unit, value) can be indexed and compared numerically. The value keeps the
+ * fractional digits the conversion produced (1.5 '10*3/uL' -> 1500000000000.0 '1/m3'):
+ * compare values with fp_dec_cmp, not as text. ERR_INVALID when ucum.h does not know the
+ * unit; ERR_TOOBIG when the canonical text does not fit FP_QTY_UNIT_MAX. */
 int fp_qty_canonical(const fp_qty *a, fp_qty *out);
 
 #endif
