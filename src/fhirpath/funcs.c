@@ -1923,13 +1923,9 @@ static int fold(fp_ctx *c, const fp_node *nd, const fp_coll *in, int what, fp_co
         !(what == 1 || what == 2))
         return 0;
     for (size_t i = 1; i < in->n; i++) {
-        fp_coll r = {0};
         fp_val x;
         fp_prim(c, &in->v[i], &x);
         if (what == 0 || what == 3) {
-            fp_coll a = {&acc, 1}, b = {&x, 1};
-            (void)a;
-            (void)b;
             fp_dec s;
             if (acc.kind == FP_INT && x.kind == FP_INT) {
                 if (__builtin_add_overflow(acc.u.i, x.u.i, &acc.u.i))
@@ -1961,7 +1957,6 @@ static int fold(fp_ctx *c, const fp_node *nd, const fp_coll *in, int what, fp_co
             return 0;
         if ((what == 1 && cmp > 0) || (what == 2 && cmp < 0))
             acc = x;
-        (void)r;
     }
     if (what == 3) {
         fp_dec d;
