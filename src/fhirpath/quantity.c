@@ -121,6 +121,20 @@ int fp_qty_make(fp_dec value, const char *unit, size_t n, fp_qty *out)
     return 0;
 }
 
+int fp_qty_make_raw(fp_dec value, const char *unit, size_t n, fp_qty *out)
+{
+    int rc = fp_qty_make(value, unit, n, out);
+    if (rc != ERR_INVALID)
+        return rc;
+    fp_qty q;
+    memset(&q, 0, sizeof q);
+    q.value = value;
+    if ((rc = set_unit(&q, unit, n)) < 0)
+        return rc;
+    *out = q;
+    return 0;
+}
+
 int fp_qty_from_fhir(fp_dec value, const char *code, size_t n, fp_qty *out)
 {
     if (!code)

@@ -66,6 +66,11 @@ typedef struct fp_qty {
  * ERR_TOOBIG when the unit does not fit. */
 int fp_qty_make(fp_dec value, const char *unit, size_t n, fp_qty *out);
 
+/* As fp_qty_make, but a unit text UCUM does not know is kept as written instead of being
+ * rejected (the FHIRPath literal 1 '[s]' is a quantity, just not comparable with others).
+ * Calendar words are still recognised. ERR_TOOBIG when the unit does not fit. */
+int fp_qty_make_raw(fp_dec value, const char *unit, size_t n, fp_qty *out);
+
 /* The FHIR Quantity element mapping (value + code, system, comparator already checked by
  * the caller): code from system http://unitsofmeasure.org; a UCUM time code (a, mo, wk,
  * d, h, min, s, ms) gives a quantity with FP_QTY_FHIR set. code NULL -> '1'. */

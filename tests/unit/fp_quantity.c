@@ -454,6 +454,15 @@ static void test_unknown_unit(void)
     is_int(fp_qty_canonical(&odd, &r), ERR_INVALID, "no canonical form");
     is_int(fp_qty_date_unit(&odd), FP_DTU_NONE, "no date unit");
     is_str(S(&odd), "1 '[s]'", "prints as written");
+    fp_qty raw;
+    is_int(fp_qty_make_raw((fp_dec){1, 0}, "[s]", 3, &raw), 0, "make_raw keeps an unknown unit");
+    ok(strcmp(raw.unit, "[s]") == 0 && raw.flags == 0, "... as written, without flags");
+    is_int(fp_qty_make_raw((fp_dec){1, 0}, "days", 4, &raw), 0, "make_raw knows calendar words");
+    ok(raw.flags == FP_QTY_CALENDAR, "... and flags them");
+    char longu[80];
+    memset(longu, 'x', sizeof longu);
+    is_int(fp_qty_make_raw((fp_dec){1, 0}, longu, sizeof longu, &raw), ERR_TOOBIG,
+           "make_raw still bounds the length");
 }
 
 static void test_canonical(void)
