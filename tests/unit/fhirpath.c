@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "fhirpath/fhirpath.h"
 #include "fhirpath/internal.h"
+#include "fhirpath/spcache.h"
 #include "tap.h"
 
 static const char patient[] =
@@ -283,6 +284,27 @@ static void test_search_params(void)
     }
     ok(with > 1000, "%zu parameters have an expression", with);
     is_int(failed, 0, "every search-parameter expression compiles");
+
+    /* the start-up cache compiles the same set and finds them by parameter */
+    fp_sp_cache *spc;
+    fp_error e;
+    int rc = fp_sp_cache_build(&spc, &e);
+    ok(rc == 0, "fp_sp_cache_build succeeds%s%s", rc ? ": " : "", rc ? e.msg : "");
+    if (rc)
+        return;
+    ok(fp_sp_cache_count(spc) >= with, "cache holds %zu expressions", fp_sp_cache_count(spc));
+    const fhir_search_param *name = fhir_search_param_find("Patient", "name");
+    const fp_expr *x = name ? fp_sp_cache_get(spc, name) : NULL;
+    ok(x && !strcmp(fp_source(x), name->expression), "lookup by parameter: %s",
+       x ? fp_source(x) : "(none)");
+    fp_coll c;
+    ok(x && fp_eval(x, A, P, NULL, &c, &e) == 0 && c.n == 2, "Patient.name over the patient");
+    const fhir_search_param *cvq =
+        fhir_search_param_find("Observation", "component-code-value-quantity");
+    ok(cvq && cvq->ncomponents == 2 && fp_sp_cache_component(spc, cvq, 1) != NULL,
+       "composite component compiled");
+    ok(fp_sp_cache_component(spc, cvq, 7) == NULL, "component out of range");
+    fp_sp_cache_free(spc);
 }
 
 int main(void)
