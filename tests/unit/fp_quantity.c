@@ -511,6 +511,56 @@ static void test_robust(void)
             bad++;
     }
     ok(parsed > 50, "the random loop parsed %d units", parsed);
+
+    /* Random pairs of real units: ordering is antisymmetric, = agrees with the ordering,
+     * and (a + b) - b gives a back whenever b converts exactly into a's unit. */
+    static const char *units[] = {"mg",     "g",   "kg",     "[lb_av]", "mg/dL",  "g/L",
+                                  "mmol/L", "Cel", "K",      "[degF]",  "mm[Hg]", "kPa",
+                                  "h",      "min", "d",      "wk",      "a",      "mo",
+                                  "%",      "1",   "[in_i]", "cm",      "m",      "[CFU]/mL"};
+    static const char *words[] = {"year", "month", "week", "day", "hour", "second"};
+    int nu = (int)(sizeof units / sizeof *units), nw = (int)(sizeof words / sizeof *words);
+    int pairs = 0, roundtrips = 0, bad2 = 0;
+    for (int i = 0; i < 20000; i++) {
+        fp_qty x, y, sum, back;
+        fp_dec vx = {(int64_t)(rng() % 100000), (int32_t)(rng() % 4)};
+        fp_dec vy = {(int64_t)(rng() % 100000), (int32_t)(rng() % 4)};
+        int kx = (int)(rng() % (uint32_t)(nu + nw)), ky = (int)(rng() % (uint32_t)(nu + nw));
+        const char *ux = kx < nu ? units[kx] : words[kx - nu];
+        const char *uy = ky < nu ? units[ky] : words[ky - nu];
+        if (fp_qty_make(vx, ux, strlen(ux), &x) != 0 || fp_qty_make(vy, uy, strlen(uy), &y) != 0) {
+            bad2++;
+            continue;
+        }
+        int c1, c2;
+        bool e;
+        int r1 = fp_qty_cmp(&x, &y, &c1), r2 = fp_qty_cmp(&y, &x, &c2);
+        if (r1 != r2 || (r1 == 0 && c1 != -c2))
+            bad2++;
+        if (fp_qty_eq(&x, &y, &e) != r1 || (r1 == 0 && e != (c1 == 0)))
+            bad2++;
+        if (fp_qty_comparable(&x, &y) != (r1 == 0))
+            bad2++;
+        if (r1 != 0)
+            continue;
+        pairs++;
+        if (fp_qty_add(&x, &y, &sum) == 0 && fp_qty_sub(&sum, &y, &back) == 0) {
+            fp_ucum ua, ub;
+            fp_dec one = {1, 0}, conv;
+            /* exact when one unit of y is a terminating decimal in x's unit */
+            if (!(x.flags & FP_QTY_CALENDAR) && !(y.flags & FP_QTY_CALENDAR) &&
+                fp_ucum_parse(x.unit, strlen(x.unit), &ua) == 0 &&
+                fp_ucum_parse(y.unit, strlen(y.unit), &ub) == 0 && ua.den.mant == 1 &&
+                ub.den.mant == 1 && fp_ucum_convert(one, &ub, &ua, &conv) == 0 && conv.scale < 20) {
+                roundtrips++;
+                if (!fp_dec_eq(back.value, x.value))
+                    bad2++;
+            }
+        }
+    }
+    ok(pairs > 1000 && roundtrips > 100, "random unit pairs: %d comparable, %d round trips", pairs,
+       roundtrips);
+    is_int(bad2, 0, "ordering, equality and add/sub agree on random unit pairs");
     is_int(bad, 0, "random units: defined codes, canonical units re-parse");
 }
 
