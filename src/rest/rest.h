@@ -147,6 +147,7 @@ struct rest_req {
     uint64_t t_start_ns; /* monotonic clock at the first byte we saw */
     int pretty;          /* _pretty=true */
     int owns_arena;      /* write requests: a is freed with the request */
+    const char *base_url; /* cache of rest_base_url() (arena) */
 
     /* body (POST/PUT) */
     buf body;

@@ -129,6 +129,8 @@ const char *rest_base_url(rest_req *r)
 {
     if (r->srv->base_url)
         return r->srv->base_url;
+    if (r->base_url)
+        return r->base_url;
     const char *proto = rest_header(r, "X-Forwarded-Proto");
     if (!proto || (strcmp(proto, "http") && strcmp(proto, "https")))
         proto = "http";
@@ -154,8 +156,9 @@ const char *rest_base_url(rest_req *r)
         buf_printf(&b, "%s://%s%s", proto, host, REST_BASE_PATH);
     else
         buf_printf(&b, "%s://localhost:%u%s", proto, r->srv->port, REST_BASE_PATH);
-    const char *out = b.err ? "" : arena_strndup(r->a, b.data, b.len);
+    const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
     buf_free(&b);
+    r->base_url = out;
     return out ? out : "";
 }
 
