@@ -10,7 +10,7 @@ set -eu
 build="gcc make libc6-dev liblmdb-dev libmicrohttpd-dev libssl-dev libzstd-dev"
 test_pkgs="$build python3 python3-pytest python3-requests"
 bench_pkgs="$build nginx-light wrk"
-regen_pkgs="python3 nodejs npm"
+regen_pkgs="python3"
 
 case "${1:-build}" in
 build) want=$build ;;
@@ -21,6 +21,11 @@ regen) want=$regen_pkgs ;;
 esac
 
 missing=""
+# npm: any working npm will do (nodejs from other sources bundles its own, and
+# Debian's npm package conflicts with those); install Debian's only when absent.
+if [ "${1:-build}" = regen ] && ! command -v npm >/dev/null 2>&1; then
+    want="$want nodejs npm"
+fi
 for p in $want; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case "$st" in
