@@ -331,6 +331,58 @@ static void test_robust(void)
             bad++;
     }
     ok(parsed > 100, "the random loop parsed %d values", parsed);
+
+    /* Random well-formed dateTimes at random precisions and offsets: the ordering is
+     * antisymmetric, = agrees with it, and full-precision values with offsets order like
+     * their instants. */
+    int bad2 = 0, decided = 0;
+    for (int i = 0; i < 20000; i++) {
+        char ta[64], tb[64];
+        fp_dt a, b;
+        const char *tzs[] = {"", "Z", "+02:00", "-05:00", "+14:00", "-12:00"};
+        for (int k = 0; k < 2; k++) {
+            char *t = k ? tb : ta;
+            int prec = 1 + (int)(rng() % 7);
+            int n = snprintf(t, 64, "%04u", 2000 + rng() % 3);
+            if (prec >= 2)
+                n += snprintf(t + n, (size_t)(64 - n), "-%02u", 1 + rng() % 2);
+            if (prec >= 3)
+                n += snprintf(t + n, (size_t)(64 - n), "-%02u", 1 + rng() % 28);
+            if (prec >= 4)
+                n += snprintf(t + n, (size_t)(64 - n), "T%02u", rng() % 24);
+            if (prec >= 5)
+                n += snprintf(t + n, (size_t)(64 - n), ":%02u", rng() % 60);
+            if (prec >= 6)
+                n += snprintf(t + n, (size_t)(64 - n), ":%02u", rng() % 60);
+            if (prec >= 7)
+                n += snprintf(t + n, (size_t)(64 - n), ".%03u", rng() % 1000);
+            if (prec >= 4)
+                snprintf(t + n, (size_t)(64 - n), "%s", tzs[rng() % 6]);
+        }
+        if (fp_dt_parse_literal(ta, strlen(ta), &a) != 0 ||
+            fp_dt_parse_literal(tb, strlen(tb), &b) != 0) {
+            bad2++;
+            continue;
+        }
+        int c1, c2;
+        bool e;
+        int r1 = fp_dt_cmp(a, b, &c1), r2 = fp_dt_cmp(b, a, &c2);
+        if (r1 != r2 || (r1 == 0 && c1 != -c2))
+            bad2++;
+        if (fp_dt_eq(a, b, &e) != r1 || (r1 == 0 && e != (c1 == 0)))
+            bad2++;
+        if (fp_dt_equiv(a, b) && !(r1 == 0 && c1 == 0))
+            bad2++;
+        if (r1 == 0)
+            decided++;
+        if (a.prec == FP_DT_MS && b.prec == FP_DT_MS && a.has_tz && b.has_tz) {
+            int64_t x = fp_dt_to_unix_ms(a), y = fp_dt_to_unix_ms(b);
+            if (r1 != 0 || c1 != (x < y ? -1 : x > y))
+                bad2++;
+        }
+    }
+    ok(decided > 5000, "random dateTime pairs: %d decided", decided);
+    is_int(bad2, 0, "ordering is antisymmetric, = and ~ agree with it, instants order alike");
     is_int(bad, 0, "random inputs: output re-parses and operations return defined codes");
 }
 
