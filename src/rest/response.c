@@ -55,6 +55,24 @@ int rest_send(rest_req *r, rest_reply *rep)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
     if (rep->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rest_header(r, "Origin")) {
+        /* CORS for browser apps (SMART on FHIR): any origin, no cookies; let
+         * scripts see the headers FHIR clients read. */
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "Location, ETag, Last-Modified, Content-Location");
+        if (r->method == RM_OPTIONS) {
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                                    rep->allow ? rep->allow : "GET, HEAD");
+            const char *h = rest_header(r, "Access-Control-Request-Headers");
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                    h && strlen(h) < 1024 ? h
+                                                          : "Content-Type, Accept, Authorization, "
+                                                            "Prefer, If-Match, If-None-Match, "
+                                                            "If-None-Exist, If-Modified-Since");
+            MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+        }
+    }
     MHD_queue_response(r->conn, rep->status, resp);
     MHD_destroy_response(resp);
     rest_metrics_record(r->ri, rep->status, rest_now_ns() - r->t_start_ns);

@@ -280,6 +280,17 @@ static int precheck(rest_req *r)
         break;
     }
     r->pretty = rest_pretty(rest_query(r, "_pretty"));
+    if (r->method == RM_OPTIONS) {
+        /* CORS preflight (and plain OPTIONS): which methods this path takes */
+        rest_method saved = r->method;
+        const char *allow_get = NULL;
+        r->method = RM_GET;
+        classify(r, &allow_get);
+        r->method = saved;
+        r->ri = RI_OTHER;
+        rest_reply rep = {.status = 204, .last_modified_s = -1, .allow = allow_get};
+        return rest_send(r, &rep);
+    }
     if (classify(r, &allow))
         return method_not_allowed(r, allow);
     if (r->route.kind != RR_HEALTH && r->route.kind != RR_METRICS) {

@@ -73,3 +73,21 @@ def test_batch_at_base_with_and_without_slash(http, base):
         r = http.post(url, json=bundle, headers={"Content-Type": FHIR_JSON})
         assert r.status_code == 200, r.text
         assert r.json()["type"] == "batch-response"
+
+
+def test_cors_for_browser_apps(http, base):
+    p = create(http, base, {"resourceType": "Patient"}).json()
+    r = http.get(f"{base}/Patient/{p['id']}", headers={"Origin": "https://app.example"})
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert "ETag" in r.headers["Access-Control-Expose-Headers"]
+    assert "Location" in r.headers["Access-Control-Expose-Headers"]
+    r = http.options(f"{base}/Patient/{p['id']}",
+                     headers={"Origin": "https://app.example",
+                              "Access-Control-Request-Method": "PUT",
+                              "Access-Control-Request-Headers": "content-type, if-match"})
+    assert r.status_code == 204
+    assert "PUT" in r.headers["Access-Control-Allow-Methods"]
+    assert r.headers["Access-Control-Allow-Headers"] == "content-type, if-match"
+    r = http.options(f"{base}/Patient", headers={"Origin": "https://app.example"})
+    assert "POST" in r.headers["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Origin" not in http.get(f"{base}/metadata").headers
