@@ -1531,6 +1531,8 @@ void fp_free(fp_expr *x)
 {
     if (!x)
         return;
+    for (fp_relist *r = x->regexes; r; r = r->next)
+        regfree(r->re);
     arena_free(x->a); /* x itself is in the arena */
 }
 

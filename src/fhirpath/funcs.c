@@ -1075,12 +1075,12 @@ FN(replace)
 
 /* Translate the FHIRPath (PCRE-like) regex subset into POSIX ERE: \d \D \w \W \s \S
  * become bracket expressions; inside brackets they become class names. */
-static int compile_regex(fp_ctx *c, const fp_node *nd, const char *re, size_t n, int full,
-                         regex_t *out)
+int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg,
+                     size_t msgn)
 {
-    sb b = {0};
+    buf b = BUF_INIT;
     if (full)
-        sb_put(c, &b, "^(", 2);
+        buf_puts(&b, "^(");
     int inbr = 0;
     for (size_t i = 0; i < n; i++) {
         char ch = re[i];
@@ -1100,12 +1100,12 @@ static int compile_regex(fp_ctx *c, const fp_node *nd, const char *re, size_t n,
             default: break;
             }
             if (rep) {
-                sb_put(c, &b, rep, strlen(rep));
+                buf_puts(&b, rep);
             } else if (inbr) {
-                sb_put(c, &b, &e, 1);
+                buf_putc(&b, e);
             } else {
-                char two[2] = {'\\', e};
-                sb_put(c, &b, two, 2);
+                buf_putc(&b, '\\');
+                buf_putc(&b, e);
             }
             continue;
         }
@@ -1113,19 +1113,42 @@ static int compile_regex(fp_ctx *c, const fp_node *nd, const char *re, size_t n,
             inbr = 1;
         else if (ch == ']' && inbr)
             inbr = 0;
-        sb_put(c, &b, &ch, 1);
+        buf_putc(&b, ch);
     }
     if (full)
-        sb_put(c, &b, ")$", 2);
-    if (b.err)
-        return oom(c, nd);
-    const char *pat = b.p ? b.p : "";
-    int rc = regcomp(out, pat, REG_EXTENDED);
-    if (rc) {
-        char msg[96];
-        regerror(rc, out, msg, sizeof msg);
-        return fp_fail(c, ERR_INVALID, nd, "invalid regular expression: %s", msg);
+        buf_puts(&b, ")$");
+    if (b.err) {
+        buf_free(&b);
+        snprintf(msg, msgn, "out of memory");
+        return ERR_NOMEM;
     }
+    int rc = regcomp(out, buf_cstr(&b), REG_EXTENDED);
+    buf_free(&b);
+    if (rc) {
+        char m[96];
+        regerror(rc, out, m, sizeof m);
+        snprintf(msg, msgn, "invalid regular expression: %s", m);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+/* The pattern of a call: the one compiled with the expression when it was a
+ * literal, else compiled now (*owned = 1: the caller regfree()s it). */
+static int get_regex(fp_ctx *c, const fp_node *nd, const char *p, size_t pn, int full,
+                     regex_t *tmp, regex_t **re, int *owned)
+{
+    if (nd->re) {
+        *re = nd->re;
+        *owned = 0;
+        return 0;
+    }
+    char msg[128];
+    int rc = fp_regex_compile(p, pn, full, tmp, msg, sizeof msg);
+    if (rc)
+        return fp_fail(c, rc, nd, "%s", msg);
+    *re = tmp;
+    *owned = 1;
     return 0;
 }
 
@@ -1137,16 +1160,16 @@ static int matches_impl(fp_ctx *c, const fp_node *nd, const fp_coll *in, const f
     int rc = str2(c, nd, in, args, &s, &n, &p, &pn);
     if (rc)
         return rc < 0 ? rc : 0;
-    regex_t re;
-    if ((rc = compile_regex(c, nd, p, pn, full, &re)))
+    regex_t tmp, *re = NULL;
+    int owned = 0;
+    if ((rc = get_regex(c, nd, p, pn, full, &tmp, &re, &owned)))
         return rc;
     char *z = dupn(c, s, n);
-    if (!z) {
-        regfree(&re);
+    int m = z && regexec(re, z, 0, NULL, 0) == 0;
+    if (owned)
+        regfree(re);
+    if (!z)
         return oom(c, nd);
-    }
-    int m = regexec(&re, z, 0, NULL, 0) == 0;
-    regfree(&re);
     return fp_ret_bool(c, out, m);
 }
 
@@ -1170,12 +1193,14 @@ FN(replaceMatches)
         return rc < 0 ? rc : 0;
     if (pn == 0)
         return fp_ret_str(c, out, s, n);
-    regex_t re;
-    if ((rc = compile_regex(c, nd, p, pn, 0, &re)))
+    regex_t tmp, *re = NULL;
+    int owned = 0;
+    if ((rc = get_regex(c, nd, p, pn, 0, &tmp, &re, &owned)))
         return rc;
     char *z = dupn(c, s, n);
     if (!z) {
-        regfree(&re);
+        if (owned)
+            regfree(re);
         return oom(c, nd);
     }
     sb b = {0};
@@ -1183,10 +1208,11 @@ FN(replaceMatches)
     regmatch_t m[10];
     while (i <= n) {
         if (fp_step(c, 1, nd)) {
-            regfree(&re);
+            if (owned)
+                regfree(re);
             return ERR_LIMIT;
         }
-        if (regexec(&re, z + i, 10, m, i ? REG_NOTBOL : 0) != 0)
+        if (regexec(re, z + i, 10, m, i ? REG_NOTBOL : 0) != 0)
             break;
         sb_put(c, &b, z + i, (size_t)m[0].rm_so);
         for (size_t k = 0; k < rn; k++) {
@@ -1209,7 +1235,8 @@ FN(replaceMatches)
     }
     if (i < n)
         sb_put(c, &b, z + i, n - i);
-    regfree(&re);
+    if (owned)
+        regfree(re);
     return sb_ret(c, nd, &b, out);
 }
 

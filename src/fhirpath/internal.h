@@ -16,6 +16,8 @@
 #ifndef HORTUS_FHIRPATH_INTERNAL_H
 #define HORTUS_FHIRPATH_INTERNAL_H
 
+#include <regex.h>
+
 #include "fhirpath/fhirpath.h"
 
 typedef enum fp_nkind {
@@ -66,14 +68,21 @@ struct fp_node {
     size_t name_len;
     fp_typespec type; /* N_IS / N_AS, and type arguments of is()/as()/ofType() */
     const fhir_type *ntype; /* N_MEMBER named like a type (Patient.x): that type */
+    regex_t *re;            /* matches()/replaceMatches() with a literal pattern: compiled */
     fp_val lit;       /* N_LITERAL */
 };
+
+typedef struct fp_relist {
+    regex_t *re;
+    struct fp_relist *next;
+} fp_relist;
 
 struct fp_expr {
     arena *a;
     const char *src;
     size_t len;
     fp_node *root;
+    fp_relist *regexes; /* compiled literal patterns, freed by fp_free() */
 };
 
 /* Evaluation state of one fp_eval call. */
@@ -116,6 +125,10 @@ int fp_parse(fp_expr *x, fp_error *err);
 
 /* --- funcs.c ------------------------------------------------------------- */
 const fp_func *fp_func_find(const char *name, size_t n);
+/* Compile a FHIRPath regex (PCRE-like subset, translated to POSIX ERE); full anchors
+ * it. 0, ERR_INVALID with msg filled, or ERR_NOMEM. */
+int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg,
+                     size_t msgn);
 
 /* --- eval.c: helpers the function library uses ---------------------------- */
 int fp_eval_node(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *out);

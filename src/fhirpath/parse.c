@@ -588,6 +588,36 @@ static int make_number(parser *p, const token *t, fp_val *v)
     return 0;
 }
 
+/* matches()/matchesFull()/replaceMatches() with a literal pattern: compile the regex
+ * once, with the expression (a bad pattern is then a compile error). */
+static int precompile_regex(parser *p, fp_node *n)
+{
+    const char *fn = n->fn->name;
+    int full = !strcmp(fn, "matchesFull");
+    if (!full && strcmp(fn, "matches") && strcmp(fn, "replaceMatches"))
+        return 0;
+    const fp_node *a = n->args[0];
+    if (a->kind != N_LITERAL || a->lit.kind != FP_STR || a->lit.u.s.n == 0)
+        return 0;
+    regex_t *re = arena_alloc(p->x->a, sizeof *re);
+    fp_relist *item = arena_alloc(p->x->a, sizeof *item);
+    if (!re || !item) {
+        perr(p, a->pos, ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    char msg[128];
+    int rc = fp_regex_compile(a->lit.u.s.p, a->lit.u.s.n, full, re, msg, sizeof msg);
+    if (rc) {
+        perr(p, a->pos, rc, "%s", msg);
+        return -1;
+    }
+    item->re = re;
+    item->next = p->x->regexes;
+    p->x->regexes = item;
+    n->re = re;
+    return 0;
+}
+
 static fp_node *parse_function(parser *p, const char *name, size_t name_len, size_t pos)
 {
     fp_node *n = new_node(p, N_CALL, pos);
@@ -651,6 +681,8 @@ static fp_node *parse_function(parser *p, const char *name, size_t name_len, siz
         }
         memcpy(n->args, args, (size_t)na * sizeof *args);
     }
+    if (precompile_regex(p, n))
+        return NULL;
     return n;
 }
 

@@ -73,6 +73,9 @@ static void test_parse_errors(void)
     ok(!x, "empty expression is an error");
     x = fp_compile("@2012-13-01", &e);
     ok(!x, "invalid month in a date literal");
+    x = fp_compile("name.given.matches('(a')", &e);
+    ok(!x && strstr(e.msg, "regular expression") && e.pos == 19,
+       "a literal regex is compiled with the expression: %s at %ld", e.msg, e.pos);
 }
 
 static void test_paths(void)
