@@ -2301,6 +2301,106 @@ FN(conformsTo)
     return fp_ret_bool(c, out, in->v[0].ftype && fhir_type_is(in->v[0].ftype, t));
 }
 
+/* htmlChecks(): the FHIR narrative rules txt-1 and txt-2 on a Narrative.div (or a
+ * Narrative): an xhtml <div>, none of the elements and event-handler attributes the
+ * narrative rules exclude (scripts, forms, frames, embedded objects, document-level
+ * elements), and some text or an image. A tag-level scan, not an XML parser. */
+static int ci_prefix(const char *s, size_t n, const char *w)
+{
+    size_t l = strlen(w);
+    if (n < l)
+        return 0;
+    for (size_t i = 0; i < l; i++) {
+        char ch = s[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch != w[i])
+            return 0;
+    }
+    return 1;
+}
+
+static int html_ok(const char *s, size_t n)
+{
+    static const char *const banned[] = {
+        "script", "object", "applet", "embed", "form",  "input",    "button", "select",
+        "textarea", "iframe", "frame", "frameset", "base", "link", "meta",  "style",
+        "head",   "body",   "html",   "noscript", "param"};
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    if (!ci_prefix(s + i, n - i, "<div") || !find_sub(s, n, "http://www.w3.org/1999/xhtml", 28))
+        return 0;
+    int content = 0;
+    while (i < n) {
+        if (s[i] != '<') {
+            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+                content = 1;
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        if (j < n && (s[j] == '/' || s[j] == '!' || s[j] == '?'))
+            j++;
+        size_t nb = j;
+        while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z') ||
+                         (s[j] >= '0' && s[j] <= '9')))
+            j++;
+        for (size_t k = 0; k < sizeof banned / sizeof banned[0]; k++)
+            if (j - nb == strlen(banned[k]) && ci_prefix(s + nb, j - nb, banned[k]))
+                return 0;
+        if (j - nb == 3 && ci_prefix(s + nb, 3, "img"))
+            content = 1;
+        /* attributes up to '>': none may be an event handler (on...) */
+        char quote = 0;
+        for (; j < n && (quote || s[j] != '>'); j++) {
+            if (quote) {
+                if (s[j] == quote)
+                    quote = 0;
+            } else if (s[j] == '"' || s[j] == '\'') {
+                quote = s[j];
+            } else if ((s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') &&
+                       j + 3 < n && ci_prefix(s + j + 1, n - j - 1, "on") &&
+                       ((s[j + 3] >= 'a' && s[j + 3] <= 'z') || (s[j + 3] >= 'A' && s[j + 3] <= 'Z'))) {
+                return 0;
+            }
+        }
+        i = j + 1;
+    }
+    return content;
+}
+
+FN(htmlChecks)
+{
+    UNUSED_ARGS;
+    if (in->n == 0)
+        return 0;
+    if (in->n > 1)
+        return fp_fail(c, ERR_INVALID, nd, "htmlChecks() needs a single item");
+    const fp_val *v = &in->v[0];
+    fp_list l = {0};
+    if (v->kind == FP_OBJ) {
+        int rc = fp_children_named(c, v, "div", 3, &l);
+        if (rc)
+            return rc;
+        if (l.n != 1)
+            return fp_ret_bool(c, out, 0);
+        v = &l.v[0];
+    }
+    if (v->kind != FP_STR || v->novalue)
+        return fp_ret_bool(c, out, 0);
+    return fp_ret_bool(c, out, html_ok(v->u.s.p, v->u.s.n));
+}
+
+FN(memberOf)
+{
+    UNUSED_ARGS;
+    (void)in;
+    (void)out;
+    return fp_fail(c, ERR_UNSUPPORTED, nd,
+                   "memberOf() needs a terminology service, which hortus does not have yet");
+}
+
 /* ----------------------------------------------------------------- table ---- */
 
 #define L0 1u
@@ -2349,6 +2449,7 @@ static const fp_func funcs[] = {
     {"getValue", 0, 0, 0, 0, fn_getValue},
     {"hasValue", 0, 0, 0, 0, fn_hasValue},
     {"highBoundary", 0, 1, 0, 0, fn_highBoundary},
+    {"htmlChecks", 0, 0, 0, 0, fn_htmlChecks},
     {"iif", 2, 3, L0 | L1 | L2, 0, fn_iif},
     {"indexOf", 1, 1, 0, 0, fn_indexOf},
     {"intersect", 1, 1, 0, 0, fn_intersect},
@@ -2365,6 +2466,7 @@ static const fp_func funcs[] = {
     {"matches", 1, 1, 0, 0, fn_matches},
     {"matchesFull", 1, 1, 0, 0, fn_matchesFull},
     {"max", 0, 0, 0, 0, fn_max},
+    {"memberOf", 1, 1, 0, 0, fn_memberOf},
     {"min", 0, 0, 0, 0, fn_min},
     {"not", 0, 0, 0, 0, fn_not},
     {"now", 0, 0, 0, 0, fn_now},
@@ -2409,6 +2511,12 @@ static const fp_func funcs[] = {
     {"upper", 0, 0, 0, 0, fn_upper},
     {"where", 1, 1, L0, 0, fn_where},
 };
+
+size_t fp_func_table(const fp_func **table)
+{
+    *table = funcs;
+    return sizeof funcs / sizeof funcs[0];
+}
 
 const fp_func *fp_func_find(const char *name, size_t n)
 {

@@ -125,6 +125,8 @@ int fp_parse(fp_expr *x, fp_error *err);
 
 /* --- funcs.c ------------------------------------------------------------- */
 const fp_func *fp_func_find(const char *name, size_t n);
+/* The whole table, sorted by name (for tests and documentation). */
+size_t fp_func_table(const fp_func **table);
 /* Compile a FHIRPath regex (PCRE-like subset, translated to POSIX ERE); full anchors
  * it. 0, ERR_INVALID with msg filled, or ERR_NOMEM. */
 int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg,

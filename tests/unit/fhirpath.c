@@ -149,6 +149,22 @@ static void test_functions(void)
     is_str(ev("@2012-01-31 + 1 month"), "[\"2012-02-29\"]", "calendar arithmetic");
 }
 
+static void test_html_checks(void)
+{
+    is_str(ev("'<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Hi</p></div>'.htmlChecks()"),
+           "[true]", "htmlChecks() accepts a plain narrative");
+    is_str(ev("'<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>x()</script></div>'"
+              ".htmlChecks()"),
+           "[false]", "htmlChecks() rejects a script");
+    is_str(ev("'<div xmlns=\"http://www.w3.org/1999/xhtml\"><p onclick=\"x()\">a</p></div>'"
+              ".htmlChecks()"),
+           "[false]", "htmlChecks() rejects event handlers");
+    is_str(ev("'<div xmlns=\"http://www.w3.org/1999/xhtml\">  </div>'.htmlChecks()"),
+           "[false]", "htmlChecks() wants some content (txt-2)");
+    is_str(ev("'<p>no div</p>'.htmlChecks()"), "[false]", "htmlChecks() wants an xhtml div");
+    is_str(ev("'a'.memberOf('http://x/vs')"), "ERR:-8", "memberOf() is reported as unsupported");
+}
+
 /* Function table must be sorted for the binary search. */
 static void test_func_table(void)
 {
@@ -158,6 +174,17 @@ static void test_func_table(void)
         const fp_func *f = fp_func_find(names[i], strlen(names[i]));
         ok(f && !strcmp(f->name, names[i]), "function %s found", names[i]);
     }
+    const fp_func *t;
+    size_t n = fp_func_table(&t);
+    size_t bad = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (strcmp(t[i].name, t[i + 1].name) >= 0)
+            bad++;
+    ok(n > 90 && bad == 0, "function table of %zu entries strictly sorted", n);
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++)
+        found += fp_func_find(t[i].name, strlen(t[i].name)) == &t[i];
+    is_int(found, n, "every function is found by name");
     ok(fp_func_find("wher", 4) == NULL, "prefix of a name is not a function");
     ok(fp_func_find("wheres", 6) == NULL, "extension of a name is not a function");
 }
@@ -323,6 +350,7 @@ int main(void)
     test_logic();
     test_functions();
     test_func_table();
+    test_html_checks();
     test_limits();
     test_bundle_and_env();
     test_search_params();
