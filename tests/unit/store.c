@@ -1061,6 +1061,61 @@ static void test_kill9(void)
     rm_dir(d);
 }
 
+/* ---- tenants are separate key ranges ------------------------------------------------ */
+static void test_tenants(void)
+{
+    const char *d = new_dir();
+    store *s;
+    ok(store_open(d, NULL, &s) == 0, "open for tenants");
+    uint64_t t;
+    char b0[256], b7[256];
+    store_op op;
+    set_op(&op, STORE_OP_CREATE, "Patient", "a", 0, 1, b0,
+           body(b0, sizeof b0, "Patient", "a", 1, ",\"t\":0"));
+    store_req r0 = {.tenant = 0, .ops = &op, .nops = 1};
+    is_int(store_write(s, &r0, &t), 0, "tenant 0 creates Patient/a");
+    store_op op7;
+    set_op(&op7, STORE_OP_CREATE, "Patient", "a", 0, 1, b7,
+           body(b7, sizeof b7, "Patient", "a", 1, ",\"t\":7"));
+    store_req r7 = {.tenant = 7, .ops = &op7, .nops = 1};
+    is_int(store_write(s, &r7, &t), 0, "tenant 7 creates its own Patient/a (expect 0 holds)");
+    set_op(&op7, STORE_OP_CREATE, "Observation", "o", 0, 1, b7,
+           body(b7, sizeof b7, "Observation", "o", 1, NULL));
+    is_int(store_write(s, &r7, &t), 0, "tenant 7 creates Observation/o");
+
+    store_reader *r;
+    store_read_begin(s, &r);
+    store_version v;
+    ok(store_read(r, 0, "Patient", "a", &v) == 0 && memmem(v.bytes, v.len, "\"t\":0", 5),
+       "tenant 0 reads its own bytes");
+    ok(store_read(r, 7, "Patient", "a", &v) == 0 && memmem(v.bytes, v.len, "\"t\":7", 5),
+       "tenant 7 reads its own bytes");
+    is_int(store_read(r, 0, "Observation", "o", &v), ERR_NOTFOUND,
+           "tenant 0 does not see tenant 7's Observation");
+    is_int(store_read(r, 3, "Patient", "a", &v), ERR_NOTFOUND, "tenant 3 sees nothing");
+    uint64_t cur, ver;
+    store_count(r, 7, NULL, &cur, &ver);
+    ok(cur == 2 && ver == 2, "tenant 7 counts 2 resources");
+    store_count(r, 0, NULL, &cur, &ver);
+    ok(cur == 1 && ver == 1, "tenant 0 counts 1 resource");
+    store_read_end(r);
+    char out[512];
+    store_hist_opts h = {
+        .scope = STORE_SCOPE_SYSTEM, .tenant = 7, .since = STORE_NO_TIME, .at = STORE_NO_TIME};
+    history_str(s, &h, out, sizeof out, -1);
+    is_str(out, "Observation/o/1 Patient/a/1", "system history of tenant 7 only");
+    h.tenant = 0;
+    history_str(s, &h, out, sizeof out, -1);
+    is_str(out, "Patient/a/1", "system history of tenant 0 only");
+    h.tenant = 7;
+    h.at = now_us();
+    history_str(s, &h, out, sizeof out, -1);
+    is_str(out, "Observation/o/1 Patient/a/1", "_at resolves against tenant 7's commits");
+    checked(s, "writes in two tenants");
+    store_close(s);
+    rm_dir(d);
+}
+
 int main(void)
 {
     store *s;
@@ -1085,6 +1140,7 @@ int main(void)
     test_big_request_and_live_paging();
     test_concurrency();
     test_check_detects();
+    test_tenants();
     test_kill9();
     return tap_done();
 }
