@@ -106,7 +106,7 @@ int rest_conneg_accept(const char *format_param, const char *accept, char *msg, 
     return ERR_UNSUPPORTED;
 }
 
-int rest_conneg_content_type(const char *ct, char *msg, size_t msgsz)
+int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t msgsz)
 {
     if (!ct || !*ct) {
         snprintf(msg, msgsz,
@@ -117,7 +117,8 @@ int rest_conneg_content_type(const char *ct, char *msg, size_t msgsz)
     const char *t = ct;
     size_t tn = semi ? (size_t)(semi - ct) : strlen(ct);
     trim(&t, &tn);
-    if (!is_json_type(t, tn) || (tn == 4 && !strncasecmp(t, "json", 4))) {
+    int patch_type = json_patch && tn == 27 && !strncasecmp(t, "application/json-patch+json", 27);
+    if (!patch_type && (!is_json_type(t, tn) || (tn == 4 && !strncasecmp(t, "json", 4)))) {
         snprintf(msg, msgsz,
                  "Content-Type '%.120s' is not supported: this server accepts FHIR JSON "
                  "only (application/fhir+json or application/json)",

@@ -39,6 +39,7 @@ static const char *const interaction_names[RI__COUNT] = {
     [RI_CREATE] = "create",
     [RI_UPDATE] = "update",
     [RI_DELETE] = "delete",
+    [RI_PATCH] = "patch",
     [RI_HISTORY_INSTANCE] = "history-instance",
     [RI_HISTORY_TYPE] = "history-type",
     [RI_HISTORY_SYSTEM] = "history-system",

@@ -100,8 +100,40 @@ int rest_send_error(rest_req *r, unsigned status, oo_code code, const char *diag
     return rest_send_error_ex(r, status, code, diag, expr, NULL);
 }
 
-static int send_oo(rest_req *r, unsigned status, const oo *o, const char *allow)
+/* A copy of s without the control characters FHIR strings forbid (all but
+ * tab, CR and LF): messages quote client input, which may hold any of them. */
+static const char *fhir_string(arena *a, const char *s)
 {
+    if (!s)
+        return NULL;
+    int bad = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        bad |= *p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n';
+    if (!bad)
+        return s;
+    char *c = arena_strndup(a, s, strlen(s));
+    if (!c)
+        return NULL;
+    for (unsigned char *p = (unsigned char *)c; *p; p++)
+        if (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n')
+            *p = '?';
+    return c;
+}
+
+static int send_oo(rest_req *r, unsigned status, const oo *o_in, const char *allow)
+{
+    oo copy = *o_in;
+    const oo *o = o_in;
+    oo_issue *is = o_in->n ? arena_alloc(r->a, sizeof *is * o_in->n) : NULL;
+    if (is) {
+        for (size_t i = 0; i < o_in->n; i++) {
+            is[i] = o_in->issues[i];
+            is[i].diagnostics = fhir_string(r->a, is[i].diagnostics);
+            is[i].expression = fhir_string(r->a, is[i].expression);
+        }
+        copy.issues = is;
+        o = &copy;
+    }
     buf b = BUF_INIT;
     oo_to_buf(o, &b, r->pretty);
     rest_reply rep = {.status = status, .last_modified_s = -1, .allow = allow};

@@ -50,6 +50,7 @@ struct store_req;
 #define REST_MAX_COUNT 1000       /* _count upper bound for history */
 #define REST_DEFAULT_COUNT 50     /* _count when absent */
 #define REST_MAX_CONNECTIONS 4096 /* open connections at once */
+#define REST_CONN_MEMORY (128u << 10) /* per-connection header/URL pool of MHD */
 #define REST_CONN_TIMEOUT 60      /* seconds of inactivity before a connection closes */
 #define REST_MAX_BUNDLE_ENTRIES 10000 /* entries of a batch/transaction Bundle */
 #define REST_MAX_RETRIES 16       /* unconditional update re-tries on concurrent writes */
@@ -61,6 +62,7 @@ typedef enum rest_interaction {
     RI_CREATE,
     RI_UPDATE,
     RI_DELETE,
+    RI_PATCH,
     RI_HISTORY_INSTANCE,
     RI_HISTORY_TYPE,
     RI_HISTORY_SYSTEM,
@@ -198,8 +200,9 @@ uint64_t rest_now_ns(void);
  * with a message in msg. */
 int rest_conneg_accept(const char *format_param, const char *accept, char *msg, size_t msgsz);
 /* 0 when a request body Content-Type is FHIR JSON (application/fhir+json or
- * application/json, optional charset=utf-8), else ERR_UNSUPPORTED. */
-int rest_conneg_content_type(const char *ct, char *msg, size_t msgsz);
+ * application/json, optional charset=utf-8) -- or, when json_patch is set,
+ * application/json-patch+json -- else ERR_UNSUPPORTED. */
+int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t msgsz);
 /* _pretty=true -> 1; "false"/absent -> 0. */
 int rest_pretty(const char *v);
 
@@ -300,6 +303,7 @@ int rest_update(rest_req *r);
 int rest_delete(rest_req *r);
 int rest_history(rest_req *r);
 int rest_batch(rest_req *r);
+int rest_patch(rest_req *r);
 int rest_search(rest_req *r);
 int rest_capabilities(rest_req *r);
 int rest_health(rest_req *r);

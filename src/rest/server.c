@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -233,11 +234,13 @@ static int classify(rest_req *r, const char **allow)
         r->ri = RI_HISTORY_TYPE;
         return 0;
     case RR_INSTANCE:
-        *allow = "GET, HEAD, PUT, DELETE";
+        *allow = "GET, HEAD, PUT, PATCH, DELETE";
         if (m == RM_GET)
             r->ri = RI_READ;
         else if (m == RM_PUT)
             r->ri = RI_UPDATE;
+        else if (m == RM_PATCH)
+            r->ri = RI_PATCH;
         else if (m == RM_DELETE)
             r->ri = RI_DELETE;
         else
@@ -258,6 +261,34 @@ static int classify(rest_req *r, const char **allow)
     default:
         return 0;
     }
+}
+
+typedef struct cl_scan {
+    const char *first;
+    int differ;
+} cl_scan;
+
+static enum MHD_Result cl_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                             const char *value)
+{
+    cl_scan *s = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0 || !value)
+        return MHD_YES;
+    if (!s->first)
+        s->first = value;
+    else if (strcmp(s->first, value) != 0)
+        s->differ = 1;
+    return MHD_YES;
+}
+
+/* RFC 9112 6.3: different Content-Length values make the framing ambiguous
+ * (a request-smuggling vector behind a proxy that reads the other one). */
+static int content_lengths_differ(rest_req *r)
+{
+    cl_scan s = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, cl_cb, &s);
+    return s.differ;
 }
 
 /* Checks that need only the headers. Returns REST_DONE when a refusal was sent,
@@ -299,9 +330,12 @@ static int precheck(rest_req *r)
                                sizeof msg))
             return rest_send_error(r, 406, OO_NOT_SUPPORTED, msg, NULL);
         if (r->method == RM_POST || r->method == RM_PUT || r->method == RM_PATCH) {
-            if (rest_conneg_content_type(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), msg,
-                                         sizeof msg))
+            if (rest_conneg_content_type(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+                                         r->method == RM_PATCH, msg, sizeof msg))
                 return rest_send_error(r, 415, OO_NOT_SUPPORTED, msg, NULL);
+            if (content_lengths_differ(r))
+                return rest_send_error(r, 400, OO_INVALID,
+                                       "several different Content-Length headers", NULL);
             const char *cl = rest_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (cl) {
                 char *end;
@@ -331,6 +365,7 @@ static int dispatch(rest_req *r)
     case RI_CREATE: return rest_create(r);
     case RI_UPDATE: return rest_update(r);
     case RI_DELETE: return rest_delete(r);
+    case RI_PATCH: return rest_patch(r);
     case RI_HISTORY_INSTANCE:
     case RI_HISTORY_TYPE:
     case RI_HISTORY_SYSTEM: return rest_history(r);
@@ -379,6 +414,24 @@ typedef struct body_req {
 
 /* *con_cls of a read between its first and second call: no allocation */
 static body_req bodiless_marker;
+/* *con_cls of a request whose raw path holds %00 or %2F (set by on_uri) and of
+ * such a request after its first call: answered 400 once its body is read */
+static body_req bad_path_marker, bad_path_pending;
+
+/* Called with the raw request target before MHD decodes it. A decoded NUL
+ * would cut the path short (Patient/x%00y is not Patient/x) and a decoded '/'
+ * would move segments (Patient/a%2Fb is not Patient/a/b): neither can be part
+ * of a FHIR type, id or versionId, so such requests are refused. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    for (const char *p = uri; *p && *p != '?'; p++)
+        if (p[0] == '%' && p[1] && p[2] &&
+            ((p[1] == '0' && p[2] == '0') || (p[1] == '2' && (p[2] == 'F' || p[2] == 'f'))))
+            return &bad_path_marker;
+    return NULL;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
@@ -387,6 +440,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rest_server *srv = cls;
     (void)version;
     body_req *br = *con_cls;
+    if (br == &bad_path_marker || br == &bad_path_pending) {
+        if (br == &bad_path_marker || *upload_size) {
+            *con_cls = &bad_path_pending;
+            *upload_size = 0; /* read and drop any body */
+            return MHD_YES;
+        }
+        *con_cls = NULL;
+        rest_req r;
+        memset(&r, 0, sizeof r);
+        r.srv = srv;
+        r.conn = c;
+        r.method = rest_method_parse(method);
+        r.t_start_ns = rest_now_ns();
+        r.a = thread_arena();
+        if (!r.a)
+            return MHD_NO;
+        rest_send_error(&r, 400, OO_INVALID,
+                        "the path holds an encoded NUL (%00) or '/' (%2F): no FHIR type, id "
+                        "or versionId can contain them",
+                        NULL);
+        return MHD_YES;
+    }
     if (br == &bodiless_marker) {
         /* A read with a body (allowed, meaningless): drop the bytes. */
         if (*upload_size) {
@@ -482,7 +557,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     body_req *br = *con_cls;
-    if (br && br != &bodiless_marker) {
+    if (br && br != &bodiless_marker && br != &bad_path_marker && br != &bad_path_pending) {
         if (br->r.inflight)
             rest_write_finished(&br->r);
         req_free(&br->r);
@@ -519,7 +594,9 @@ int rest_server_start(const rest_server_opts *o, struct store *st, rest_server *
         flags, (uint16_t)o->port, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE,
         threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)REST_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REST_CONN_TIMEOUT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+        srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REST_CONN_MEMORY,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned)1, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!srv->d) {
         free(srv->base_url);

@@ -188,3 +188,55 @@ def test_get_with_a_body_is_answered(http, base):
     r = http.get(f"{base}/metadata", data=b"x" * 100000)
     assert r.status_code == 200
     assert r.json()["resourceType"] == "CapabilityStatement"
+
+
+def raw_request(server, data):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(data)
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if b"\r\n\r\n" in out:
+            head, _, body = out.partition(b"\r\n\r\n")
+            cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            if cl and len(body) >= int(cl[0].split(b":")[1]):
+                break
+    s.close()
+    return out
+
+
+def test_encoded_nul_or_slash_in_the_path_is_400(server, http, base):
+    http.put(f"{base}/Patient/enc-victim", data=b'{"resourceType":"Patient","id":"enc-victim"}',
+             headers=CT)
+    for path in [b"/fhir/Patient/enc-victim%00junk", b"/fhir/Patient/%00",
+                 b"/fhir/Patient/enc-victim%2F", b"/fhir/Patient/enc%2fvictim"]:
+        for method in [b"GET", b"DELETE"]:
+            out = raw_request(server, method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 400"), (path, out[:200])
+            assert b"OperationOutcome" in out
+    assert http.get(f"{base}/Patient/enc-victim").status_code == 200
+
+
+def test_conflicting_content_lengths_are_400(server):
+    body = b'{"resourceType":"Patient"}    '
+    out = raw_request(server, b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/fhir+json\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), len(body) - 4, body))
+    assert out.startswith(b"HTTP/1.1 400"), out[:200]
+
+
+def test_control_characters_never_reach_outcome_text(http, base):
+    for body in [b'{"resourceType":"Patient","a\\fb":1}',
+                 b'{"resourceType":"Patient","name":[{"family":"a\\u000bb"}]}']:
+        oo = assert_outcome(post_raw(http, base, body), 400)
+        for issue in oo["issue"]:
+            text = issue.get("diagnostics", "") + "".join(issue.get("expression", []))
+            assert not any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text), text
