@@ -1428,7 +1428,10 @@ int fp_eval_node(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *out)
         fp_val v;
         fp_prim(c, &a.v[0], &v);
         fp_val r = {.kind = v.kind};
-        if (v.kind == FP_INT)
+        if (v.kind == FP_INT && v.u.i == INT64_MIN) {
+            rc = fp_fail(c, ERR_INVALID, nd, "integer overflow");
+            break;
+        } else if (v.kind == FP_INT)
             r.u.i = -v.u.i;
         else if (v.kind == FP_DEC)
             r.u.d = fp_dec_neg(v.u.d);

@@ -1511,6 +1511,8 @@ FN(abs)
     int rc = num_in(c, nd, in, &v);
     if (rc)
         return rc < 0 ? rc : 0;
+    if (v.kind == FP_INT && v.u.i == INT64_MIN)
+        return fp_fail(c, ERR_INVALID, nd, "abs(): integer overflow");
     if (v.kind == FP_INT)
         return fp_ret_int(c, out, v.u.i < 0 ? -v.u.i : v.u.i);
     fp_val r = {.kind = v.kind};
