@@ -20,7 +20,7 @@ static buf rest_part; /* the JSON of the "rest" array; lives as long as the proc
 static char built_at[40];
 
 static const char *const type_interactions[] = {
-    "read", "vread", "update", "delete", "history-instance", "history-type", "create",
+    "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
     "search-type",
 };
 
@@ -111,10 +111,14 @@ static void build(void)
     jw_end(&w);
     jw_key(&w, "interaction");
     jw_arr(&w);
-    jw_obj(&w);
-    jw_key(&w, "code");
-    jw_str(&w, "history-system");
-    jw_end(&w);
+    static const char *const system_interactions[] = {"transaction", "batch",
+                                                      "history-system"};
+    for (size_t k = 0; k < 3; k++) {
+        jw_obj(&w);
+        jw_key(&w, "code");
+        jw_str(&w, system_interactions[k]);
+        jw_end(&w);
+    }
     jw_end(&w);
     jw_end(&w);
     jw_end(&w);

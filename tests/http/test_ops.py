@@ -18,6 +18,8 @@ def test_metadata(http, base):
     rest = cs["rest"][0]
     assert rest["mode"] == "server"
     assert {"code": "history-system"} in rest["interaction"]
+    assert {"code": "transaction"} in rest["interaction"]
+    assert {"code": "batch"} in rest["interaction"]
     types = {x["type"]: x for x in rest["resource"]}
     # every concrete R4 resource type, nothing abstract
     assert len(types) >= 140
@@ -27,7 +29,7 @@ def test_metadata(http, base):
     pat = types["Patient"]
     codes = {i["code"] for i in pat["interaction"]}
     assert {"read", "vread", "update", "delete", "create", "history-instance",
-            "history-type", "search-type"} <= codes
+            "history-type", "search-type", "patch"} <= codes
     assert pat["versioning"] == "versioned-update" and pat["updateCreate"] is True
     sp = {p["name"]: p for p in pat["searchParam"]}
     assert sp["birthdate"]["type"] == "date"
