@@ -349,8 +349,16 @@ static int precheck(rest_req *r)
                 /* Over the cap but not absurd: read and drop the body, then answer
                  * 413. Answering now would close the connection under clients that
                  * write the whole body before reading (most of them). */
-                if (v > REST_MAX_BODY)
+                if (v > REST_MAX_BODY) {
+                    const char *ex = rest_header(r, "Expect");
+                    if (ex && !strcasecmp(ex, "100-continue")) {
+                        /* the client waits before sending: refuse at once */
+                        snprintf(msg, sizeof msg,
+                                 "request body over the size limit of %u bytes", REST_MAX_BODY);
+                        return rest_send_error(r, 413, OO_TOO_COSTLY, msg, NULL);
+                    }
                     r->body_too_big = 1;
+                }
             }
         }
     }

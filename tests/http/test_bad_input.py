@@ -240,3 +240,12 @@ def test_control_characters_never_reach_outcome_text(http, base):
         for issue in oo["issue"]:
             text = issue.get("diagnostics", "") + "".join(issue.get("expression", []))
             assert not any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text), text
+
+
+def test_expect_continue_with_a_body_over_the_cap_is_refused_at_once(server):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+              b"Content-Length: 20000000\r\nExpect: 100-continue\r\n\r\n")
+    head = s.recv(65536)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
