@@ -5,11 +5,14 @@
  * Everything a request needs is decided in the access handler, which MHD calls
  * several times per request:
  *
- *   1st call   headers only. Reads (GET, HEAD, OPTIONS) are
- *              answered right here with the HTTP thread's own arena: the read
- *              hot path allocates nothing else. Writes (POST, PUT, DELETE) get a
- *              rest_req of their own (with its own arena) and the cheap
- *              refusals (406, 415, 413 by Content-Length) are sent at once.
+ *   1st call   headers only. Reads (GET, HEAD, OPTIONS) just mark *con_cls
+ *              with a static marker (no allocation); they are answered on their
+ *              last call with the HTTP thread's own arena, so the read hot path
+ *              allocates nothing else (answering on the first call would make
+ *              MHD close the connection). Writes (POST, PUT, PATCH, DELETE) get
+ *              a rest_req of their own (with its own arena) and the cheap
+ *              refusals (405, 406, 415, 413 by Content-Length) are sent at once.
+ *              A raw path with %00 or %2F was marked by on_uri: 400.
  *   n-th call  a chunk of body: appended to req->body, capped at REST_MAX_BODY.
  *   last call  *upload_data_size == 0: the handler runs. A write submits to the
  *              store and suspends the connection (rest_suspend) so the thread
