@@ -119,6 +119,35 @@ static int arr_insert(arena *a, json_val *arr, uint32_t i, const json_val *val)
     return 0;
 }
 
+/* A deep copy of v in a (a JSON Patch "copy" must not share children with its
+ * source, or a later edit of one would change both). */
+static int clone(arena *a, const json_val *v, json_val *out, int depth)
+{
+    *out = *v;
+    if (depth > JSON_MAX_DEPTH + 2)
+        return ERR_TOOBIG;
+    if (v->type == JSON_ARRAY && v->n) {
+        json_val *items = arena_alloc(a, sizeof *items * v->n);
+        if (!items)
+            return ERR_NOMEM;
+        for (uint32_t i = 0; i < v->n; i++)
+            if (clone(a, &v->u.items[i], &items[i], depth + 1))
+                return ERR_NOMEM;
+        out->u.items = items;
+    } else if (v->type == JSON_OBJECT && v->n) {
+        json_member *m = arena_alloc(a, sizeof *m * v->n);
+        if (!m)
+            return ERR_NOMEM;
+        for (uint32_t i = 0; i < v->n; i++) {
+            m[i] = v->u.members[i];
+            if (clone(a, &v->u.members[i].val, &m[i].val, depth + 1))
+                return ERR_NOMEM;
+        }
+        out->u.members = m;
+    }
+    return 0;
+}
+
 /* Remove node from the tree; an array or object left empty goes too (FHIR has
  * no [] or {}), and so does a primitive's "_name" companion. */
 static int remove_node(json_val *root, const json_val *node)
@@ -564,6 +593,8 @@ static int apply_json_patch(arena *a, json_val *root, json_val *ops, perr *e)
             if (!f.target)
                 return fail(e, 400, OO_INVALID, "nothing at '%.100s' to %s", from, op);
             json_val v = *f.target;
+            if (!strcmp(op, "copy") && clone(a, f.target, &v, 0))
+                return fail(e, 503, OO_TRANSIENT, "out of memory");
             if (!strcmp(op, "move")) {
                 size_t fl = strlen(from);
                 if (!strncmp(path, from, fl) && path[fl] == '/')

@@ -117,3 +117,15 @@ def test_patch_if_match(http, base):
     assert r.status_code == 200 and r.content == b""
     h = http.get(url + "/_history").json()
     assert [e["request"]["method"] for e in h["entry"]] == ["PUT", "POST"]
+
+
+def test_json_patch_copy_is_deep(http, base):
+    p = new_patient(http, base)
+    url = f"{base}/Patient/{p['id']}"
+    r = http.patch(url, json=[
+        {"op": "copy", "from": "/name/0", "path": "/name/-"},
+        {"op": "replace", "path": "/name/1/family", "value": "Copy"},
+    ], headers=JP)
+    assert r.status_code == 200, r.text
+    got = http.get(url).json()
+    assert [n["family"] for n in got["name"]] == ["Old", "Copy"]
