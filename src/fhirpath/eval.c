@@ -1510,6 +1510,12 @@ fp_expr *fp_compilen(const char *src, size_t len, fp_error *err)
         fp_free(x);
         return NULL;
     }
+    const fp_node *lead = x->root;
+    while (lead && (lead->focus || (lead->kind == N_BINOP && lead->nargs)))
+        lead = lead->focus ? lead->focus : lead->args[0];
+    if (lead && lead->kind == N_MEMBER && lead->ntype && lead->ntype->kind == FHIR_RESOURCE &&
+        !lead->ntype->is_abstract)
+        x->hint = lead->ntype;
     return x;
 oom:
     if (err) {
@@ -1562,7 +1568,11 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
         top = arena_alloc(a, sizeof *top);
         if (!top)
             return fp_fail(&c, ERR_NOMEM, NULL, "out of memory");
-        if (input->type == JSON_OBJECT)
+        const char *rt;
+        if (input->type == JSON_OBJECT && x->hint &&
+            (rt = json_get_str(input, "resourceType")) && !strcmp(rt, x->hint->name)) {
+            fp_obj_val(input, x->hint, top);
+        } else if (input->type == JSON_OBJECT)
             fp_obj_val(input, NULL, top);
         else
             fp_from_json(&c, input, NULL, NULL, top);

@@ -83,6 +83,8 @@ struct fp_expr {
     size_t len;
     fp_node *root;
     fp_relist *regexes; /* compiled literal patterns, freed by fp_free() */
+    const fhir_type *hint; /* type named at the start of the path (Patient.name): the
+                              likely type of the input, checked before a model lookup */
 };
 
 /* Evaluation state of one fp_eval call. */
