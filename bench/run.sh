@@ -1,0 +1,182 @@
+#!/bin/sh
+# run.sh -- `make bench`: hortus against the static-file limit of this machine,
+# side by side in one run (see bench/README.md for what each figure means).
+#
+#   1. generate a dataset (hortus generate, ndjson) and load it into a fresh
+#      hortus data dir with bench/loadgen.c (PUT, 32 connections);
+#   2. fetch a sample of resources back from hortus and write the exact bytes
+#      to files that a private nginx (own config, own loopback port) serves;
+#   3. read by id: wrk -t2 -c32 --latency against nginx, then against hortus,
+#      same paths, same random sequence;
+#   4. durable creates: wrk POST /fhir/Observation at 1 and at 32 connections;
+#   5. print the table; stop both servers and remove the temp dir.
+#
+# Knobs (environment): BENCH_PATIENTS (default 1000), BENCH_DURATION (seconds per
+# wrk run, default 10), BENCH_SAMPLE (paths in the read mix, default 2000),
+# HORTUS_BIN (default build/hortus), BENCH_KEEP=1 keeps the temp dir.
+# Takes about 2 minutes; needs wrk, nginx, cc, curl and python3.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HORTUS=${HORTUS_BIN:-$ROOT/build/hortus}
+PATIENTS=${BENCH_PATIENTS:-1000}
+DUR=${BENCH_DURATION:-10}
+SAMPLE=${BENCH_SAMPLE:-2000}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+for tool in wrk nginx cc curl; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found (tools/deps.sh bench)" >&2; exit 1; }
+done
+[ -x "$HORTUS" ] || { echo "bench: $HORTUS not built (make build/hortus)" >&2; exit 1; }
+
+T=$(mktemp -d /tmp/hortus-bench.XXXXXX)
+HPID=""
+cleanup() {
+    [ -n "$HPID" ] && kill "$HPID" 2>/dev/null && wait "$HPID" 2>/dev/null || true
+    [ -f "$T/nginx.pid" ] && kill "$(cat "$T/nginx.pid")" 2>/dev/null || true
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $T" >&2; else rm -rf "$T"; fi
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# "1.23ms" / "456.00us" / "1.02s" -> milliseconds
+wrk_summary() { # FILE -> "rps p50ms p99ms non2xx"
+    awk '
+    function ms(x) {
+        if (x ~ /us$/) { sub(/us$/, "", x); return x / 1000 }
+        if (x ~ /ms$/) { sub(/ms$/, "", x); return x + 0 }
+        if (x ~ /s$/)  { sub(/s$/, "", x);  return x * 1000 }
+        return x + 0
+    }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    $1 == "Requests/sec:" { rps = $2 }
+    /Non-2xx or 3xx responses:/ { bad = $NF }
+    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad + 0 }' "$1"
+}
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM"
+echo "== building bench/loadgen"
+cc -O2 -Wall -Wextra -pthread -o "$T/loadgen" "$ROOT/bench/loadgen.c"
+
+echo "== generating $PATIENTS patients"
+"$HORTUS" generate --patients "$PATIENTS" --seed 1 --format ndjson "$T/data" 2>"$T/generate.log"
+head -1 "$T/generate.log"
+RESOURCES=$(cat "$T"/data/*.ndjson | wc -l)
+
+HPORT=$(free_port)
+"$HORTUS" serve --port "$HPORT" --data "$T/db" >"$T/hortus.log" 2>&1 &
+HPID=$!
+i=0
+until curl -sf "http://127.0.0.1:$HPORT/healthz" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$HPID" 2>/dev/null; then
+        echo "bench: hortus did not start; log:" >&2
+        cat "$T/hortus.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+echo "== loading $RESOURCES resources into hortus (PUT, 32 connections)"
+D=$T/data
+"$T/loadgen" put 127.0.0.1 "$HPORT" 32 "$D/Organization.ndjson" "$D/Practitioner.ndjson" \
+    "$D/Patient.ndjson" "$D/Encounter.ndjson" "$D/Condition.ndjson" "$D/Observation.ndjson" \
+    "$D/DiagnosticReport.ndjson" "$D/MedicationRequest.ndjson" "$D/Procedure.ndjson" \
+    "$D/AllergyIntolerance.ndjson" "$D/Immunization.ndjson" | tee "$T/load.txt"
+
+# the read mix: an even spread over all types, in proportion to their counts
+cat "$D"/*.ndjson |
+    sed -n 's|^{"resourceType":"\([A-Za-z]*\)","id":"\([^"]*\)".*|/fhir/\1/\2|p' |
+    awk -v n="$RESOURCES" -v k="$SAMPLE" 'BEGIN { step = n / k; if (step < 1) step = 1; next_i = 0 }
+        NR - 1 >= next_i { print; next_i += step }' >"$T/paths.txt"
+mkdir -p "$T/www"
+"$T/loadgen" get 127.0.0.1 "$HPORT" "$T/paths.txt" "$T/www" >"$T/fetch.txt"
+AVG_BYTES=$(find "$T/www" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s / NR }')
+# create bodies: Observations without their id (the server assigns one)
+sed -n '1,2000s/"id":"[^"]*",//p' "$D/Observation.ndjson" >"$T/bodies.ndjson"
+
+NPORT=$(free_port)
+mkdir -p "$T/ngx"
+chmod 755 "$T"
+chmod -R a+rX "$T/www"
+cat >"$T/nginx.conf" <<EOF
+worker_processes auto;
+pid $T/nginx.pid;
+error_log $T/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 75;
+    open_file_cache max=20000 inactive=60s;
+    client_body_temp_path $T/ngx/body;
+    proxy_temp_path $T/ngx/proxy;
+    fastcgi_temp_path $T/ngx/fastcgi;
+    uwsgi_temp_path $T/ngx/uwsgi;
+    scgi_temp_path $T/ngx/scgi;
+    types { }
+    default_type application/fhir+json;
+    server {
+        listen 127.0.0.1:$NPORT;
+        root $T/www;
+        etag on;
+    }
+}
+EOF
+nginx -p "$T" -c "$T/nginx.conf" -e "$T/nginx-error.log"
+sleep 0.3
+FIRST=$(head -1 "$T/paths.txt")
+curl -sf "http://127.0.0.1:$NPORT$FIRST" -o "$T/check-nginx" &&
+    curl -sf "http://127.0.0.1:$HPORT$FIRST" -o "$T/check-hortus" &&
+    cmp -s "$T/check-nginx" "$T/check-hortus" ||
+    { echo "bench: nginx and hortus do not serve the same bytes for $FIRST" >&2; exit 1; }
+
+run_wrk() { # NAME PORT THREADS CONNS SCRIPT ARGS...
+    name=$1 port=$2 th=$3 c=$4 script=$5
+    shift 5
+    wrk -t"$th" -c"$c" -d"${DUR}s" --latency -s "$ROOT/bench/$script" "http://127.0.0.1:$port" -- "$@" >"$T/$name.txt" 2>&1
+    wrk_summary "$T/$name.txt"
+}
+
+echo "== read by id, 32 connections, ${DUR}s each (warm-up 3s each first)"
+wrk -t2 -c32 -d3s -s "$ROOT/bench/read.lua" "http://127.0.0.1:$NPORT" -- "$T/paths.txt" >/dev/null 2>&1
+R_NGINX=$(run_wrk read-nginx "$NPORT" 2 32 read.lua "$T/paths.txt")
+wrk -t2 -c32 -d3s -s "$ROOT/bench/read.lua" "http://127.0.0.1:$HPORT" -- "$T/paths.txt" >/dev/null 2>&1
+R_HORTUS=$(run_wrk read-hortus "$HPORT" 2 32 read.lua "$T/paths.txt")
+
+echo "== durable creates (POST /fhir/Observation), ${DUR}s each"
+C_1=$(run_wrk create-1 "$HPORT" 1 1 create.lua "$T/bodies.ndjson" Observation)
+C_32=$(run_wrk create-32 "$HPORT" 2 32 create.lua "$T/bodies.ndjson" Observation)
+
+LOAD=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /\/s$/) { sub(/\/s$/, "", $i); print $i } }' "$T/load.txt" | head -1)
+
+echo
+echo "hortus bench -- $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, dataset $PATIENTS patients / $RESOURCES resources, read mix $(wc -l <"$T/paths.txt") ids (avg $AVG_BYTES bytes)"
+printf '%-44s %10s %10s %10s %8s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx"
+set -- $R_NGINX
+printf '%-44s %10s %10s %10s %8s\n' "read by id, 32 conns: nginx static file" "$1" "$2" "$3" "$4"
+NG_RPS=$1
+set -- $R_HORTUS
+printf '%-44s %10s %10s %10s %8s\n' "read by id, 32 conns: hortus" "$1" "$2" "$3" "$4"
+H_RPS=$1 H_P99=$3
+set -- $C_1
+printf '%-44s %10s %10s %10s %8s\n' "durable create, 1 client: hortus" "$1" "$2" "$3" "$4"
+set -- $C_32
+printf '%-44s %10s %10s %10s %8s\n' "durable create, 32 clients: hortus" "$1" "$2" "$3" "$4"
+C32_RPS=$1
+printf '%-44s %10s\n' "bulk PUT load (loadgen, 32 conns): hortus" "$LOAD"
+echo
+awk -v h="$H_RPS" -v n="$NG_RPS" -v p="$H_P99" -v c="$C32_RPS" 'BEGIN {
+    r = n > 0 ? h / n : 0
+    printf "read ratio hortus/nginx: %.2f (target >= 0.50: %s); hortus read p99 %.3f ms (target <= 2 ms: %s)\n",
+        r, (r >= 0.5 ? "met" : "NOT met"), p, (p <= 2 ? "met" : "NOT met")
+    printf "durable creates at 32 clients: %d/s (target >= 10000/s: %s)\n", c, (c >= 10000 ? "met" : "NOT met")
+}'
