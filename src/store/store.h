@@ -294,19 +294,20 @@ int store_scan_next(store_iter *it, const void **key, size_t *key_len, const voi
 /* ---- operations / metrics ---------------------------------------------------------- */
 
 typedef struct store_stats {
-    uint64_t last_t;      /* t of the last commit */
-    uint64_t commits;     /* durable write transactions (each = one group commit) */
-    uint64_t fsyncs;      /* sync calls issued by those commits (LMDB: data + meta) */
-    uint64_t requests;    /* requests committed */
-    uint64_t failed;      /* requests answered with an error (conflicts included) */
-    uint64_t conflicts;   /* requests rejected with ERR_CONFLICT */
-    uint64_t max_batch;   /* largest group commit seen, in requests */
-    uint64_t map_resizes; /* times the map was grown */
-    uint64_t map_size;    /* current map size in bytes */
-    uint64_t used_bytes;  /* pages in use (high-water mark) times page size */
-    uint64_t readers;     /* reader handles currently in use */
-    uint64_t apply_ns;    /* writer time spent applying batches (before commit) */
-    uint64_t commit_ns;   /* writer time spent in commits (writing pages + syncs) */
+    uint64_t last_t;         /* t of the last commit */
+    uint64_t commits;        /* durable write transactions (each = one group commit) */
+    uint64_t fsyncs;         /* sync calls issued by those commits (LMDB: data + meta) */
+    uint64_t requests;       /* requests committed */
+    uint64_t failed;         /* requests answered with an error (conflicts included) */
+    uint64_t conflicts;      /* requests rejected with ERR_CONFLICT */
+    uint64_t max_batch;      /* largest group commit seen, in requests */
+    uint64_t map_resizes;    /* times the map was grown */
+    uint64_t map_size;       /* current map size in bytes */
+    uint64_t used_bytes;     /* pages in use (high-water mark) times page size */
+    uint64_t readers;        /* reader handles currently in use */
+    uint64_t apply_ns;       /* writer time spent applying batches (before commit) */
+    uint64_t commit_ns;      /* writer time spent in commits (writing pages + syncs) */
+    uint64_t reader_handles; /* read handles created so far (each holds a reader slot) */
 } store_stats;
 
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */

@@ -98,10 +98,11 @@ struct lmdb_store {
     uint64_t gen; /* never reused: tells this store's thread-cached handles from others' */
     pthread_mutex_t pmu;
     lmdb_reader *pool, *all;
+    struct lmdb_store *live_next; /* list of open stores (live_mu) */
 
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen, resizes,
-        map_size, apply_ns, sync_ns, used_bytes;
+        map_size, apply_ns, sync_ns, used_bytes, handles;
 };
 
 typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
@@ -132,7 +133,44 @@ static atomic_uint_fast64_t lmdb_generation;
 static __thread struct {
     uint64_t gen;
     lmdb_reader *r;
+    int registered; /* the exit hook below is armed for this thread */
 } tls_reader;
+
+/*
+ * When a thread that parked a handle exits, the handle goes back to its store's free
+ * list, so threads that come and go (importers, per-task workers) do not use up LMDB's
+ * reader slots. The store is found by generation in the list of open stores; closing a
+ * store leaves that list (under live_mu) before freeing its handles.
+ */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static lmdb_store *live_stores;
+static pthread_key_t tls_exit_key;
+static pthread_once_t tls_exit_once = PTHREAD_ONCE_INIT;
+
+static void tls_exit(void *unused)
+{
+    (void)unused;
+    lmdb_reader *r = tls_reader.r;
+    if (!r)
+        return;
+    tls_reader.r = NULL;
+    pthread_mutex_lock(&live_mu);
+    for (lmdb_store *s = live_stores; s; s = s->live_next) {
+        if (s->gen == tls_reader.gen) {
+            pthread_mutex_lock(&s->pmu);
+            r->next = s->pool;
+            s->pool = r;
+            pthread_mutex_unlock(&s->pmu);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void tls_exit_init(void)
+{
+    pthread_key_create(&tls_exit_key, tls_exit);
+}
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -691,6 +729,10 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         rc = ERR_NOMEM;
         goto fail;
     }
+    pthread_mutex_lock(&live_mu);
+    s->live_next = live_stores;
+    live_stores = s;
+    pthread_mutex_unlock(&live_mu);
     *out = &s->base;
     return 0;
 fail:
@@ -716,6 +758,14 @@ static void lmdb_close(store *base)
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     pthread_join(s->writer, NULL);
+    pthread_mutex_lock(&live_mu);
+    for (lmdb_store **pp = &live_stores; *pp; pp = &(*pp)->live_next) {
+        if (*pp == s) {
+            *pp = s->live_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_mu);
     for (lmdb_reader *r = s->all, *next; r; r = next) {
         next = r->all_next;
         mdb_cursor_close(r->cur);
@@ -789,6 +839,7 @@ static int lmdb_read_begin(store *base, store_reader **out)
         r->all_next = s->all;
         s->all = r;
         pthread_mutex_unlock(&s->pmu);
+        atomic_fetch_add(&s->handles, 1);
     }
     r->have_t = 0;
     r->next = NULL;
@@ -803,6 +854,11 @@ static void lmdb_read_end(store_reader *base)
     mdb_txn_reset(r->txn);
     gate_leave(s);
     if (!tls_reader.r) {
+        if (!tls_reader.registered) {
+            pthread_once(&tls_exit_once, tls_exit_init);
+            pthread_setspecific(tls_exit_key, &tls_reader); /* non-NULL: run tls_exit */
+            tls_reader.registered = 1;
+        }
         tls_reader.gen = s->gen;
         tls_reader.r = r;
         return;
@@ -951,6 +1007,7 @@ static void lmdb_stats(store *base, store_stats *st)
     st->commit_ns = atomic_load(&s->sync_ns);
     /* Not mdb_env_info() here: it reads the map, which a resize may be replacing. */
     st->used_bytes = atomic_load(&s->used_bytes);
+    st->reader_handles = atomic_load(&s->handles);
 }
 
 /* ---- iterators ---------------------------------------------------------------------- */

@@ -1116,6 +1116,41 @@ static void test_tenants(void)
     rm_dir(d);
 }
 
+/* ---- threads that come and go give their read handle back -------------------------- */
+static void *one_read(void *p)
+{
+    store *s = p;
+    store_reader *r;
+    store_version v;
+    if (store_read_begin(s, &r) == 0) {
+        store_read(r, 0, "Patient", "a", &v);
+        store_read_end(r);
+    }
+    return NULL;
+}
+
+static void test_thread_churn(void)
+{
+    const char *d = new_dir();
+    store *s;
+    store_open(d, NULL, &s);
+    uint64_t t;
+    write1(s, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, NULL);
+    for (int i = 0; i < 1200; i++) {
+        pthread_t th;
+        pthread_create(&th, NULL, one_read, s);
+        pthread_join(th, NULL);
+    }
+    store_stats st;
+    store_get_stats(s, &st);
+    ok(st.reader_handles <= 4,
+       "1200 short-lived reader threads reused %llu handle(s), not one each",
+       (unsigned long long)st.reader_handles);
+    ok(read_is(s, "Patient", "a", 1), "reads still work after the churn (more than 1024 slots)");
+    store_close(s);
+    rm_dir(d);
+}
+
 int main(void)
 {
     store *s;
@@ -1141,6 +1176,7 @@ int main(void)
     test_concurrency();
     test_check_detects();
     test_tenants();
+    test_thread_churn();
     test_kill9();
     return tap_done();
 }
