@@ -128,6 +128,10 @@ typedef struct fp_env {
     int64_t now_ms;     /* now()/today() instant in ms since the epoch; 0 = clock */
     int tz_offset_min;  /* local offset used for now()/today()/timeOfDay() */
     int trace;          /* 1: trace() writes to stderr; 0: silent */
+    int exact_resolve;  /* 1: resolve() gives only resources found (contained, Bundle);
+                           0 (default): a reference "[base/]Type/id" not found gives a
+                           stub {"resourceType":Type,"id":id}, so the type tests of R4
+                           search parameters (subject.where(resolve() is Patient)) work */
     uint64_t max_steps; /* 0 = FP_MAX_STEPS */
 } fp_env;
 

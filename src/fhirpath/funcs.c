@@ -2248,6 +2248,35 @@ static const json_val *resolve_ref(fp_ctx *c, const char *ref, size_t n)
     return NULL;
 }
 
+/* {"resourceType": Type, "id": id} for a reference "[base/]Type/id[/_history/v]" whose
+ * Type is a concrete resource type, else NULL. */
+static const json_val *ref_stub(fp_ctx *c, const char *ref, size_t n)
+{
+    const char *h = find_sub(ref, n, "/_history/", 10);
+    if (h)
+        n = (size_t)(h - ref);
+    const char *slash = NULL;
+    for (size_t i = n; i-- > 0;)
+        if (ref[i] == '/') {
+            slash = ref + i;
+            break;
+        }
+    if (!slash || slash == ref || (size_t)(slash - ref) + 1 >= n)
+        return NULL;
+    const char *t = slash;
+    while (t > ref && t[-1] != '/')
+        t--;
+    if (!fhir_resource_type(t, (size_t)(slash - t)))
+        return NULL;
+    json_val *obj = json_new_object(c->a);
+    json_val *tv = json_new_string(c->a, t, (size_t)(slash - t));
+    json_val *iv = json_new_string(c->a, slash + 1, n - (size_t)(slash - ref) - 1);
+    if (!obj || !tv || !iv || json_obj_set(c->a, obj, "resourceType", tv) ||
+        json_obj_set(c->a, obj, "id", iv))
+        return NULL;
+    return obj;
+}
+
 FN(resolve)
 {
     UNUSED_ARGS;
@@ -2270,6 +2299,8 @@ FN(resolve)
         if (!ref)
             continue;
         const json_val *res = resolve_ref(c, ref, n);
+        if (!res && !(c->env && c->env->exact_resolve))
+            res = ref_stub(c, ref, n);
         if (!res)
             continue;
         fp_val rv;

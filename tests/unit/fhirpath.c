@@ -256,6 +256,25 @@ static void test_bundle_and_env(void)
     x = fp_compile("entry.resource.ofType(Observation).performer.resolve().status", &e);
     ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && c.n == 1, "resolve() by fullUrl");
     fp_free(x);
+    x = fp_compile("entry[1].resource.subject.where(resolve() is Patient).reference", &e);
+    ok(x && fp_eval(x, A, P, NULL, &c, &e) == 0 && c.n == 0,
+       "no subject on a Patient: nothing to resolve");
+    fp_free(x);
+    x = fp_compile("'http://other/fhir/Practitioner/9/_history/2'.resolve().id", &e);
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && c.n == 1 && c.v[0].u.s.n == 1 &&
+           c.v[0].u.s.p[0] == '9',
+       "an outside reference resolves to a typed stub");
+    fp_free(x);
+    x = fp_compile("'Practitioner/9'.resolve() is Practitioner", &e);
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && fp_as_bool(&c) == 1,
+       "the stub has the reference's type");
+    fp_env ex = {0};
+    ex.exact_resolve = 1;
+    ok(x && fp_eval(x, A, b, &ex, &c, &e) == 0 && c.n == 0, "exact_resolve: no stubs");
+    fp_free(x);
+    x = fp_compile("'Nonsense/9'.resolve()", &e);
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && c.n == 0, "unknown type: no stub");
+    fp_free(x);
     x = fp_compile("entry[1].resource.value = 1500 'mg'", &e);
     ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && fp_as_bool(&c) == 1,
        "a FHIR Quantity compares as a System Quantity across units");
