@@ -67,7 +67,7 @@ static int check_request(store_req *req)
         if ((unsigned)x->db >= STORE_DB_COUNT_ || !x->key || x->key_len == 0 ||
             x->key_len > STORE_EXTRA_KEY_MAX)
             return ERR_INVALID;
-        if (x->t_offset >= 0 && (size_t)x->t_offset + 8 > x->key_len)
+        if (x->fill_t && (x->t_offset > x->key_len || x->key_len - x->t_offset < 8))
             return ERR_INVALID;
         if (!x->del && x->val_len && !x->val)
             return ERR_INVALID;

@@ -126,8 +126,9 @@ typedef struct store_extra {
     size_t key_len;
     const void *val; /* put only; may be empty */
     size_t val_len;
-    int t_offset; /* >= 0: the writer writes the commit's t (u64 BE) at this key offset;
-                     -1: key used as given */
+    int fill_t; /* 1: the writer writes the commit's t (u64 BE) into the key at
+                   t_offset (the caller cannot know t); 0: key used as given */
+    size_t t_offset;
 } store_extra;
 
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t t);

@@ -412,7 +412,7 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
 {
     uint8_t kb[STORE_EXTRA_KEY_MAX];
     memcpy(kb, x->key, x->key_len);
-    if (x->t_offset >= 0)
+    if (x->fill_t)
         codec_put_u64(kb + x->t_offset, t);
     MDB_val key = {x->key_len, kb};
     if (x->del) {

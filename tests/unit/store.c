@@ -586,8 +586,9 @@ static void test_extras(store *s)
          .key_len = sizeof key,
          .val = "hello",
          .val_len = 5,
+         .fill_t = 1,
          .t_offset = 9},
-        {.db = STORE_DB_AUX, .del = 1, .key = "\0\0\0\0none", .key_len = 8, .t_offset = -1},
+        {.db = STORE_DB_AUX, .del = 1, .key = "\0\0\0\0none", .key_len = 8},
     };
     store_req req = {.ops = &op, .nops = 1, .extras = x, .nextra = 2};
     uint64_t t;
@@ -610,6 +611,14 @@ static void test_extras(store *s)
        "scan by prefix finds exactly that entry");
     store_iter_close(it);
     store_read_end(r);
+
+    store_extra bad_t = {.db = STORE_DB_AUX,
+                         .key = key,
+                         .key_len = sizeof key,
+                         .fill_t = 1,
+                         .t_offset = sizeof key - 4};
+    store_req bad_req = {.ops = &op, .nops = 1, .extras = &bad_t, .nextra = 1};
+    is_int(store_write(s, &bad_req, &t), ERR_INVALID, "t that would not fit in the key: invalid");
 
     /* an extra of a failing request is not written */
     op.expect = 0;
