@@ -464,6 +464,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r.conn = c;
         r.method = rest_method_parse(method);
         r.t_start_ns = rest_now_ns();
+        r.ri = RI_OTHER;
         r.a = thread_arena();
         if (!r.a)
             return MHD_NO;
@@ -488,6 +489,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r.conn = c;
         r.method = rest_method_parse(method);
         r.t_start_ns = rest_now_ns();
+        r.ri = RI_OTHER;
         r.a = thread_arena();
         *con_cls = NULL;
         if (!r.a || rest_route_parse(r.a, url, &r.route))
@@ -510,6 +512,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->conn = c;
         r->method = m;
         r->t_start_ns = rest_now_ns();
+        r->ri = RI_OTHER;
         r->owns_arena = 1;
         r->a = arena_new(16 * 1024);
         buf_init(&r->body);

@@ -82,3 +82,10 @@ def test_metrics(http, server, base):
         r'^hortus_http_request_duration_seconds_bucket\{interaction="create",le="[^"]+"\} (\S+)$',
         t, re.M)]
     assert buckets == sorted(buckets)
+
+
+def test_unroutable_requests_are_counted_as_other(http, server, base):
+    http.get(f"{base}/NoSuchType/1")
+    http.get(server.root + "/no/such/path")
+    t = http.get(server.root + "/metrics").text
+    assert metric(t, "hortus_http_requests_total", '{interaction="other",status="404"}') >= 2
