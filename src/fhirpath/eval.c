@@ -73,6 +73,9 @@ int fp_step(fp_ctx *c, uint64_t n, const fp_node *nd)
         return fp_fail(c, ERR_LIMIT, nd,
                        "evaluation stopped after %llu steps (work limit)",
                        (unsigned long long)c->max_steps);
+    if (arena_used(c->a) - c->mem0 > c->max_mem)
+        return fp_fail(c, ERR_LIMIT, nd, "evaluation stopped after allocating %zu MiB (memory limit)",
+                       c->max_mem >> 20);
     return 0;
 }
 
@@ -1068,6 +1071,8 @@ static int eval_binop(fp_ctx *c, const fp_node *nd, const fp_coll *in, fp_coll *
     }
     case OP_EQUIV:
     case OP_NEQUIV: {
+        if (fp_step(c, l.n * r.n, nd)) /* unordered matching is quadratic */
+            return ERR_LIMIT;
         int e = fp_coll_equiv(&l, &r);
         return fp_ret_bool(c, out, op == OP_EQUIV ? e : !e);
     }
@@ -1561,6 +1566,8 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
     c.resource = env && env->resource ? env->resource : input;
     c.root_res = env && env->root_resource ? env->root_resource : c.resource;
     c.max_steps = env && env->max_steps ? env->max_steps : FP_MAX_STEPS;
+    c.max_mem = env && env->max_memory ? env->max_memory : FP_MAX_MEMORY;
+    c.mem0 = arena_used(a);
     out->v = NULL;
     out->n = 0;
     fp_val *top = NULL;

@@ -27,8 +27,8 @@
  *
  * Limits (documented in docs/FHIRPATH.md): FP_MAX_EXPR_LEN bytes of source,
  * FP_MAX_DEPTH nesting in the parser and in evaluation, FP_MAX_STEPS work units
- * per evaluation, FP_MAX_ITEMS items in one collection, FP_MAX_STRING bytes in
- * one computed string. Hitting one of them is ERR_TOOBIG (compile) or ERR_LIMIT
+ * per evaluation, FP_MAX_MEMORY arena bytes per evaluation, FP_MAX_ITEMS items in
+ * one collection, FP_MAX_STRING bytes in one computed string. Hitting one of them is ERR_TOOBIG (compile) or ERR_LIMIT
  * (evaluation) with a message saying which.
  */
 #ifndef HORTUS_FHIRPATH_H
@@ -50,7 +50,8 @@
 #define FP_MAX_STEPS 10000000u        /* work units (one per node visit and item) */
 #define FP_MAX_ITEMS 1000000u         /* items in one collection */
 #define FP_MAX_STRING (16u << 20)     /* bytes of one computed string */
-#define FP_STRING_BYTES_PER_STEP 64   /* building strings costs a step per 64 bytes */
+#define FP_STRING_BYTES_PER_STEP 16   /* building strings costs a step per 16 bytes */
+#define FP_MAX_MEMORY (256u << 20)    /* arena bytes one evaluation may allocate */
 
 typedef struct fp_expr fp_expr;
 
@@ -133,6 +134,7 @@ typedef struct fp_env {
                            stub {"resourceType":Type,"id":id}, so the type tests of R4
                            search parameters (subject.where(resolve() is Patient)) work */
     uint64_t max_steps; /* 0 = FP_MAX_STEPS */
+    size_t max_memory;  /* 0 = FP_MAX_MEMORY */
 } fp_env;
 
 /*

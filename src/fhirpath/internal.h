@@ -101,6 +101,7 @@ struct fp_ctx {
     const fp_coll *call_in;   /* input of the call being run (context of its args) */
     const fp_node *cur;       /* node being evaluated (error positions) */
     uint64_t steps, max_steps;
+    size_t mem0, max_mem; /* arena_used() at the start, and the allowed growth */
     int depth;
     fp_error *err;
     const char *src;

@@ -221,6 +221,17 @@ static void test_limits(void)
     const char *r = ev(dbl);
     ok(!strcmp(r, "ERR:-9"), "string doubling stopped (%s)", r);
     is_str(ev("name.repeat(name)"), "[]", "repeat() terminates");
+    {
+        fp_env menv = {0};
+        menv.max_memory = 1 << 20;
+        fp_error me;
+        fp_coll mc;
+        fp_expr *mx = fp_compile("(1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20)"
+                                 ".aggregate($total + $total, 'xxxxxxxxxxxxxxxx')", &me);
+        ok(mx && fp_eval(mx, A, P, &menv, &mc, &me) == ERR_LIMIT && strstr(me.msg, "memory"),
+           "memory limit: %s", me.msg);
+        fp_free(mx);
+    }
     x = fp_compile("1", &e);
     fp_env env = {0};
     env.max_steps = 3;
