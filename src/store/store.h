@@ -237,10 +237,11 @@ typedef struct store_hist_opts {
     uint32_t tenant;
     const char *type; /* INSTANCE, TYPE */
     const char *id;   /* INSTANCE */
-    int64_t since;    /* STORE_NO_TIME or: only versions with last_updated >= since */
-    int64_t at;       /* STORE_NO_TIME or: only the version of each resource that was
-                         current at this instant (resolved to the last t committed at or
-                         before it); deletions current at `at` are included */
+    int64_t since;    /* STORE_NO_TIME (or 0) or: only versions with last_updated >= since */
+    int64_t at;       /* STORE_NO_TIME (or 0: a zeroed struct means "no _at") or: only the
+                         version of each resource that was current at this instant
+                         (resolved to the last t committed at or before it); deletions
+                         current at `at` are included */
     uint64_t as_of_t; /* 0 = the reader's snapshot; else ignore commits after this t
                          (stable paging: pass the first page's store_reader_t()) */
     /* page cursor: continue strictly after this entry (from a previous page's last

@@ -1101,8 +1101,8 @@ static int lmdb_history(store_reader *base, const store_hist_opts *o, store_iter
     uint64_t snap = reader_t(r);
     it->t_max = o->as_of_t && o->as_of_t < snap ? o->as_of_t : snap;
     it->t_min = 1;
-    it->since = o->since;
-    if (o->at != STORE_NO_TIME) {
+    it->since = o->since == 0 ? STORE_NO_TIME : o->since;
+    if (o->at != STORE_NO_TIME && o->at != 0) {
         uint64_t ta = t_at_instant(r, o->tenant, o->at);
         if (ta < it->t_max)
             it->t_max = ta;
@@ -1113,7 +1113,7 @@ static int lmdb_history(store_reader *base, const store_hist_opts *o, store_iter
             return map_rc(rc);
         }
     }
-    if (o->since != STORE_NO_TIME)
+    if (o->since != STORE_NO_TIME && o->since != 0)
         it->t_min = t_since_instant(r, o->tenant, o->since);
     if (it->t_max == 0 || it->t_min > it->t_max)
         it->finished = 1;

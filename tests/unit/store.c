@@ -435,6 +435,10 @@ static void test_history(store *s)
     history_str(h, &o, out, sizeof out, -1);
     is_str(out, "Patient/b/2D Patient/a/2 Patient/b/1 Patient/a/1",
            "type history includes the delete, newest first");
+    store_hist_opts zeroed = {.scope = STORE_SCOPE_TYPE, .type = "Patient"};
+    history_str(h, &zeroed, out, sizeof out, -1);
+    is_str(out, "Patient/b/2D Patient/a/2 Patient/b/1 Patient/a/1",
+           "zeroed since/at mean no filter");
     o.scope = STORE_SCOPE_SYSTEM;
     history_str(h, &o, out, sizeof out, -1);
     is_str(out, "Patient/b/2D Patient/a/2 Observation/x/1 Patient/b/1 Patient/a/1",
