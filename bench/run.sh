@@ -59,7 +59,8 @@ wrk_summary() { # FILE -> "rps p50ms p99ms non2xx"
     END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad + 0 }' "$1"
 }
 
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, load average $LOAD_START"
 echo "== building bench/loadgen"
 cc -O2 -Wall -Wextra -pthread -o "$T/loadgen" "$ROOT/bench/loadgen.c"
 
@@ -146,7 +147,8 @@ run_wrk() { # NAME PORT THREADS CONNS SCRIPT ARGS...
     wrk_summary "$T/$name.txt"
 }
 
-echo "== read by id, 32 connections, ${DUR}s each (warm-up 3s each first)"
+LOAD_READ=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== read by id, 32 connections, ${DUR}s each (warm-up 3s each first); load average $LOAD_READ"
 wrk -t2 -c32 -d3s -s "$ROOT/bench/read.lua" "http://127.0.0.1:$NPORT" -- "$T/paths.txt" >/dev/null 2>&1
 R_NGINX=$(run_wrk read-nginx "$NPORT" 2 32 read.lua "$T/paths.txt")
 wrk -t2 -c32 -d3s -s "$ROOT/bench/read.lua" "http://127.0.0.1:$HPORT" -- "$T/paths.txt" >/dev/null 2>&1
@@ -160,6 +162,7 @@ LOAD=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /\/s$/) { sub(/\/s$/, "", $i); p
 
 echo
 echo "hortus bench -- $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, dataset $PATIENTS patients / $RESOURCES resources, read mix $(wc -l <"$T/paths.txt") ids (avg $AVG_BYTES bytes)"
+echo "load average before the run $LOAD_START, before the reads $LOAD_READ, at the end $(cut -d' ' -f1-3 /proc/loadavg) (other processes share these cores)"
 printf '%-44s %10s %10s %10s %8s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx"
 set -- $R_NGINX
 printf '%-44s %10s %10s %10s %8s\n' "read by id, 32 conns: nginx static file" "$1" "$2" "$3" "$4"
