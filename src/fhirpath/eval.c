@@ -1597,6 +1597,11 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
     return rc;
 }
 
+void fp_val_system(const fp_val *v, fp_val *out)
+{
+    fp_prim(NULL, v, out);
+}
+
 int fp_as_bool(const fp_coll *c)
 {
     if (c->n == 0)

@@ -176,6 +176,11 @@ void fp_write_json(buf *b, const fp_coll *c);
 /* Write one value as a JSON value (as in fp_write_json). */
 void fp_write_val(buf *b, const fp_val *v);
 
+/* The System value an item stands for in comparisons and arithmetic: a FHIR
+ * Quantity object (value + UCUM code, no comparator) becomes an FP_QTY, anything
+ * else is copied unchanged. For search indexing of quantities. */
+void fp_val_system(const fp_val *v, fp_val *out);
+
 /* The convenience predicate of invariants: the result as a boolean. Returns
  * 1 (true), 0 (false), -1 (empty), or ERR_INVALID when it is not one boolean. */
 int fp_as_bool(const fp_coll *c);

@@ -290,6 +290,15 @@ static void test_bundle_and_env(void)
     ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && fp_as_bool(&c) == 1,
        "a FHIR Quantity compares as a System Quantity across units");
     fp_free(x);
+    x = fp_compile("entry[1].resource.value", &e);
+    fp_val sys;
+    ok(x && fp_eval(x, A, b, NULL, &c, &e) == 0 && c.n == 1 && c.v[0].kind == FP_OBJ,
+       "valueQuantity is an object item");
+    if (c.n == 1) {
+        fp_val_system(&c.v[0], &sys);
+        ok(sys.kind == FP_QTY && !strcmp(sys.u.q.unit, "g"), "fp_val_system gives the Quantity");
+    }
+    fp_free(x);
     x = fp_compile("entry[1].resource.value.value", &e);
     buf out = BUF_INIT;
     if (x && fp_eval(x, A, b, NULL, &c, &e) == 0)
