@@ -1164,6 +1164,92 @@ static void test_thread_churn(void)
     rm_dir(d);
 }
 
+/* ---- lost updates are impossible: read-modify-write races with expect ------------------ */
+typedef struct rmw_arg {
+    store *s;
+    int thread, updates, conflicts, errors;
+} rmw_arg;
+
+static void *rmw_loop(void *p)
+{
+    rmw_arg *a = p;
+    for (int i = 0; i < 60; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", (a->thread + i) % 3);
+        for (;;) {
+            store_reader *r;
+            store_version v;
+            if (store_read_begin(a->s, &r)) {
+                a->errors++;
+                break;
+            }
+            int rc = store_read(r, 0, "Basic", id, &v);
+            uint64_t cur = rc == 0 ? v.vid : 0;
+            store_read_end(r); /* never hold a reader while waiting for a write */
+            if (rc) {
+                a->errors++;
+                break;
+            }
+            uint64_t t;
+            rc = write1(a->s, STORE_OP_UPDATE, "Basic", id, cur, cur + 1, &t, NULL);
+            if (rc == 0) {
+                a->updates++;
+                break;
+            }
+            if (rc != ERR_CONFLICT) {
+                a->errors++;
+                break;
+            }
+            a->conflicts++; /* someone else won: re-read and retry */
+        }
+    }
+    return NULL;
+}
+
+static void test_no_lost_updates(void)
+{
+    const char *d = new_dir();
+    store *s;
+    store_open(d, NULL, &s);
+    uint64_t t;
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", i);
+        write1(s, STORE_OP_CREATE, "Basic", id, 0, 1, &t, NULL);
+    }
+    pthread_t th[12];
+    rmw_arg args[12];
+    for (int i = 0; i < 12; i++) {
+        args[i] = (rmw_arg){.s = s, .thread = i};
+        pthread_create(&th[i], NULL, rmw_loop, &args[i]);
+    }
+    int updates = 0, conflicts = 0, errors = 0;
+    for (int i = 0; i < 12; i++) {
+        pthread_join(th[i], NULL);
+        updates += args[i].updates;
+        conflicts += args[i].conflicts;
+        errors += args[i].errors;
+    }
+    is_int(errors, 0, "no errors other than conflicts");
+    is_int(updates, 12 * 60, "every read-modify-write eventually succeeded");
+    ok(conflicts > 0, "the race was real: %d conflicts were detected and retried", conflicts);
+    store_reader *r;
+    store_read_begin(s, &r);
+    uint64_t total = 0;
+    store_version v;
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", i);
+        if (store_read(r, 0, "Basic", id, &v) == 0)
+            total += v.vid - 1;
+    }
+    store_read_end(r);
+    is_int(total, 12 * 60, "the vids add up to exactly the successful updates (none lost)");
+    checked(s, "racing read-modify-writes");
+    store_close(s);
+    rm_dir(d);
+}
+
 int main(void)
 {
     store *s;
@@ -1190,6 +1276,7 @@ int main(void)
     test_check_detects();
     test_tenants();
     test_thread_churn();
+    test_no_lost_updates();
     test_kill9();
     return tap_done();
 }
