@@ -87,6 +87,15 @@ static void build(void)
         jw_bool(&w, 0);
         jw_key(&w, "conditionalDelete");
         jw_str(&w, "not-supported");
+        jw_key(&w, "operation");
+        jw_arr(&w);
+        jw_obj(&w);
+        jw_key(&w, "name");
+        jw_str(&w, "validate");
+        jw_key(&w, "definition");
+        jw_str(&w, "http://hl7.org/fhir/OperationDefinition/Resource-validate");
+        jw_end(&w);
+        jw_end(&w);
         const fhir_search_param *const *sps;
         size_t ns = fhir_search_params(name, &sps);
         if (ns) {

@@ -68,6 +68,7 @@ typedef enum rest_interaction {
     RI_HISTORY_SYSTEM,
     RI_SEARCH_TYPE,
     RI_BATCH,
+    RI_OPERATION,
     RI_CAPABILITIES,
     RI_HEALTH,
     RI_METRICS,
@@ -103,6 +104,7 @@ typedef enum rest_route_kind {
     RR_INSTANCE,     /* [base]/Type/id */
     RR_INST_HISTORY, /* [base]/Type/id/_history */
     RR_VERSION,      /* [base]/Type/id/_history/vid */
+    RR_OPERATION,    /* [base]/$op, [base]/Type/$op, [base]/Type/id/$op */
     RR_UNKNOWN_TYPE, /* [base]/Word... where Word is not a resource type: 404 */
     RR_BAD,          /* under [base] but of no known shape: 404 */
 } rest_route_kind;
@@ -115,6 +117,7 @@ typedef struct rest_route {
     size_t id_len;
     const char *vid; /* RR_VERSION; NUL-terminated, not yet validated */
     size_t vid_len;
+    const char *op; /* RR_OPERATION: the name without '$' (type/id NULL when absent) */
 } rest_route;
 
 /* The FHIR base path every FHIR URL starts with. */
@@ -304,6 +307,7 @@ int rest_delete(rest_req *r);
 int rest_history(rest_req *r);
 int rest_batch(rest_req *r);
 int rest_patch(rest_req *r);
+int rest_operation(rest_req *r); /* operation.c: $name dispatch */
 int rest_search(rest_req *r);
 int rest_capabilities(rest_req *r);
 int rest_health(rest_req *r);

@@ -15,6 +15,7 @@
  *   /fhir/T/id                     RR_INSTANCE      (read, update, delete)
  *   /fhir/T/id/_history            RR_INST_HISTORY
  *   /fhir/T/id/_history/vid        RR_VERSION       (vread)
+ *   /fhir/$op  /fhir/T/$op  /fhir/T/id/$op   RR_OPERATION
  *
  * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
  * with a message naming it); any other shape is RR_BAD (404). Ids and vids are
@@ -98,6 +99,28 @@ int rest_route_parse(arena *a, const char *path, rest_route *out)
     }
     if (nseg == 1 && SEG_IS(0, "_history")) {
         out->kind = RR_SYS_HISTORY;
+        return 0;
+    }
+    /* operations: the last segment starts with '$' */
+    if (segn[nseg - 1] > 1 && seg[nseg - 1][0] == '$' && nseg <= 3) {
+        out->op = arena_strndup(a, seg[nseg - 1] + 1, segn[nseg - 1] - 1);
+        if (!out->op)
+            return ERR_NOMEM;
+        out->kind = RR_OPERATION;
+        if (nseg >= 2) {
+            out->type_name = arena_strndup(a, seg[0], segn[0]);
+            if (!out->type_name)
+                return ERR_NOMEM;
+            out->type = fhir_resource_type(seg[0], segn[0]);
+            if (!out->type)
+                out->kind = RR_UNKNOWN_TYPE;
+        }
+        if (nseg == 3) {
+            out->id = arena_strndup(a, seg[1], segn[1]);
+            if (!out->id)
+                return ERR_NOMEM;
+            out->id_len = segn[1];
+        }
         return 0;
     }
     out->type_name = arena_strndup(a, seg[0], segn[0]);

@@ -261,6 +261,12 @@ static int classify(rest_req *r, const char **allow)
             return 1;
         r->ri = RI_VREAD;
         return 0;
+    case RR_OPERATION:
+        *allow = "GET, HEAD, POST";
+        if (m != RM_GET && m != RM_POST)
+            return 1;
+        r->ri = RI_OPERATION;
+        return 0;
     default:
         return 0;
     }
@@ -385,6 +391,7 @@ static int dispatch(rest_req *r)
     case RI_METRICS: return rest_metrics(r);
     case RI_SEARCH_TYPE: return rest_search(r);
     case RI_BATCH: return rest_batch(r);
+    case RI_OPERATION: return rest_operation(r);
     default: return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
     }
 }

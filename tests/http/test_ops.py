@@ -27,6 +27,8 @@ def test_metadata(http, base):
     for t in ["Patient", "Observation", "Bundle", "Questionnaire", "MedicationRequest"]:
         assert t in types
     pat = types["Patient"]
+    assert {"name": "validate",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"} in pat["operation"]
     codes = {i["code"] for i in pat["interaction"]}
     assert {"read", "vread", "update", "delete", "create", "history-instance",
             "history-type", "search-type", "patch"} <= codes

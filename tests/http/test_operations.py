@@ -1,0 +1,55 @@
+"""$operations: $validate, and the answers for unknown operations."""
+from conftest import FHIR_JSON, assert_outcome
+
+CT = {"Content-Type": FHIR_JSON}
+
+
+def test_validate_valid_resource(http, base):
+    r = http.post(f"{base}/Patient/$validate", json={"resourceType": "Patient", "gender": "male"},
+                  headers=CT)
+    assert r.status_code == 200, r.text
+    oo = r.json()
+    assert oo["resourceType"] == "OperationOutcome"
+    assert all(i["severity"] not in ("error", "fatal") for i in oo["issue"])
+    # nothing was stored
+    h = http.get(f"{base}/Patient/_history", params={"_count": 1}).json()
+    assert all("$validate" not in e["fullUrl"] for e in h.get("entry", []))
+
+
+def test_validate_reports_every_issue(http, base):
+    body = {"resourceType": "Patient", "birthDate": "1970-13-01", "fooBar": 1,
+            "name": [{"famly": "x"}]}
+    r = http.post(f"{base}/Patient/$validate", json=body, headers=CT)
+    assert r.status_code == 200
+    issues = [i for i in r.json()["issue"] if i["severity"] == "error"]
+    exprs = {e for i in issues for e in i.get("expression", [])}
+    assert {"Patient.birthDate", "Patient.fooBar", "Patient.name[0].famly"} <= exprs
+
+
+def test_validate_parameters_form_and_instance_level(http, base):
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": {"resourceType": "Observation", "status": "final",
+                                          "code": {"text": "x"}, "id": "o1"}}]}
+    r = http.post(f"{base}/Observation/$validate", json=params, headers=CT)
+    assert r.status_code == 200
+    assert all(i["severity"] != "error" for i in r.json()["issue"])
+    r = http.post(f"{base}/Observation/o2/$validate", json=params, headers=CT)
+    assert r.status_code == 200
+    assert any(i["severity"] == "error" for i in r.json()["issue"])  # id differs from URL
+
+
+def test_validate_refusals(http, base):
+    assert_outcome(http.post(f"{base}/Patient/$validate", data=b"{", headers=CT), 400)
+    assert_outcome(http.post(f"{base}/Patient/$validate",
+                             json={"resourceType": "Observation"}, headers=CT), 400)
+    assert_outcome(http.get(f"{base}/Patient/$validate"), 405)
+    assert_outcome(http.post(f"{base}/$validate", json={"resourceType": "Patient"},
+                             headers=CT), 400)
+
+
+def test_unknown_operation_is_404(http, base):
+    assert_outcome(http.get(f"{base}/Patient/$nope"), 404, "not-supported")
+    assert_outcome(http.post(f"{base}/$nope", json={"resourceType": "Parameters",
+                                                   "parameter": [{"name": "x", "valueString": "y"}]},
+                             headers=CT), 404)
+    assert_outcome(http.get(f"{base}/Nope/$validate"), 404)
