@@ -154,9 +154,26 @@ R_NGINX=$(run_wrk read-nginx "$NPORT" 2 32 read.lua "$T/paths.txt")
 wrk -t2 -c32 -d3s -s "$ROOT/bench/read.lua" "http://127.0.0.1:$HPORT" -- "$T/paths.txt" >/dev/null 2>&1
 R_HORTUS=$(run_wrk read-hortus "$HPORT" 2 32 read.lua "$T/paths.txt")
 
+# commit counters from /metrics: "commits fsyncs writes"
+store_counters() {
+    curl -sf "http://127.0.0.1:$HPORT/metrics" | awk '
+        $1 == "hortus_store_commits_total" { c = $2 }
+        $1 == "hortus_store_fsyncs_total" { f = $2 }
+        $1 == "hortus_store_write_requests_total" { w = $2 }
+        END { printf "%d %d %d\n", c, f, w }' || echo "0 0 0"
+}
+
 echo "== durable creates (POST /fhir/Observation), ${DUR}s each"
+# what one synced 4 KiB write costs on the disk holding the data dir
+SYNC_MS=$(dd if=/dev/zero of="$T/db/sync-probe" bs=4k count=200 oflag=dsync 2>&1 |
+    awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.2f", $(i - 1) * 1000 / 200 }')
+rm -f "$T/db/sync-probe"
 C_1=$(run_wrk create-1 "$HPORT" 1 1 create.lua "$T/bodies.ndjson" Observation)
+set -- $(store_counters)
+S0_C=$1 S0_F=$2 S0_W=$3
 C_32=$(run_wrk create-32 "$HPORT" 2 32 create.lua "$T/bodies.ndjson" Observation)
+set -- $(store_counters)
+COMMITS=$(($1 - S0_C)) FSYNCS=$(($2 - S0_F)) WRITES=$(($3 - S0_W))
 
 LOAD=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /\/s$/) { sub(/\/s$/, "", $i); print $i } }' "$T/load.txt" | head -1)
 
@@ -182,4 +199,9 @@ awk -v h="$H_RPS" -v n="$NG_RPS" -v p="$H_P99" -v c="$C32_RPS" 'BEGIN {
     printf "read ratio hortus/nginx: %.2f (target >= 0.50: %s); hortus read p99 %.3f ms (target <= 2 ms: %s)\n",
         r, (r >= 0.5 ? "met" : "NOT met"), p, (p <= 2 ? "met" : "NOT met")
     printf "durable creates at 32 clients: %d/s (target >= 10000/s: %s)\n", c, (c >= 10000 ? "met" : "NOT met")
+}'
+awk -v w="$WRITES" -v c="$COMMITS" -v f="$FSYNCS" -v s="${SYNC_MS:-0}" 'BEGIN {
+    if (c > 0)
+        printf "  during the 32-client run: %d writes in %d commits (%.1f per commit), %.1f fsyncs per commit; one synced 4 KiB write on this disk: %s ms\n",
+            w, c, w / c, f / c, s
 }'
