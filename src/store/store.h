@@ -72,7 +72,8 @@ typedef struct store_opts {
     size_t map_size;    /* initial map size in bytes; 0 = STORE_DEFAULT_MAP_SIZE */
     unsigned max_batch; /* most requests per group commit; 0 = 1024 */
     int group_wait_us;  /* how long the writer may wait for the clients of its previous
-                           batch to come back before committing a smaller one;
+                           batch to come back before committing a smaller one (never more
+                           than half the previous commit's duration);
                            0 = STORE_DEFAULT_GROUP_WAIT_US, < 0 = never wait */
 } store_opts;
 

@@ -80,7 +80,8 @@ struct lmdb_store {
     uint64_t qlen;
     int closing;
     int group_wait_us;
-    uint64_t w_prev_batch; /* writer only: requests in the previous batch */
+    uint64_t w_prev_batch;     /* writer only: requests in the previous batch */
+    uint64_t w_last_commit_ns; /* writer only: duration of the previous commit_batch */
     pthread_t writer;
 
     /* writer-only state */
@@ -507,6 +508,7 @@ static int commit_batch(lmdb_store *s, store_req *batch)
         uint64_t t2 = mono_ns();
         atomic_fetch_add(&s->apply_ns, t1 - t0);
         atomic_fetch_add(&s->sync_ns, t2 - t1);
+        s->w_last_commit_ns = t2 - t0;
         atomic_fetch_add(&s->commits, 1);
         note_used_bytes(s);
     } else {
@@ -565,7 +567,11 @@ static void *writer_main(void *arg)
         if (s->group_wait_us > 0 && s->qlen < s->w_prev_batch && !s->closing) {
             struct timespec dl;
             clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_nsec += (long)s->group_wait_us * 1000;
+            /* at most half a commit: waiting longer than the commit it saves is a loss */
+            uint64_t wait_ns = (uint64_t)s->group_wait_us * 1000;
+            if (wait_ns > s->w_last_commit_ns / 2)
+                wait_ns = s->w_last_commit_ns / 2;
+            dl.tv_nsec += (long)wait_ns;
             if (dl.tv_nsec >= 1000000000L) {
                 dl.tv_sec += dl.tv_nsec / 1000000000L;
                 dl.tv_nsec %= 1000000000L;
