@@ -89,6 +89,11 @@ static int delete_resume(rest_req *r)
     return send_deleted(r, c->op.vid, c->op.last_updated, "deleted");
 }
 
+static int delete_continue(rest_req *r)
+{
+    return delete_prepare(r, r->hctx);
+}
+
 int rest_delete(rest_req *r)
 {
     if (!rest_id_valid(r->route.id, r->route.id_len)) {
@@ -107,5 +112,9 @@ int rest_delete(rest_req *r)
         return rest_send_error(r, 400, OO_INVALID,
                                "malformed If-Match: expected W/\"versionId\"", NULL);
     c->has_if_match = im;
+    /* one writer of this resource at a time, in arrival order (gate.c) */
+    int g = rest_gate_enter(r, r->route.type->name, r->route.id, delete_continue);
+    if (g <= 0)
+        return g < 0 ? REST_DONE : REST_SUSPENDED;
     return delete_prepare(r, c);
 }

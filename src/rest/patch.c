@@ -714,6 +714,11 @@ static int patch_resume(rest_req *r)
                            c->op.last_updated, r->wbytes.data, r->wbytes.len, 0, "patched");
 }
 
+static int patch_continue(rest_req *r)
+{
+    return patch_prepare(r, r->hctx);
+}
+
 int rest_patch(rest_req *r)
 {
     char msg[300];
@@ -750,5 +755,9 @@ int rest_patch(rest_req *r)
     if (!c->json_patch && c->patch->type != JSON_OBJECT)
         return rest_send_error(r, 400, OO_STRUCTURE,
                                "a FHIRPath Patch is a Parameters resource", NULL);
+    /* one writer of this resource at a time, in arrival order (gate.c) */
+    int g = rest_gate_enter(r, r->route.type->name, r->route.id, patch_continue);
+    if (g <= 0)
+        return g < 0 ? REST_DONE : REST_SUSPENDED;
     return patch_prepare(r, c);
 }

@@ -165,6 +165,9 @@ struct rest_req {
     int retries;
     void *hctx; /* the handler's own state for resume */
     int inflight; /* counted by rest_writes_allowed, not yet finished */
+    int gated;    /* holds or waits for the per-resource write gate (gate.c) */
+    char gate_key[64 + 1 + REST_MAX_ID + 1];
+    rest_req *gate_next;
     buf wbytes;   /* the final bytes of a write (heap; freed with the request) */
 };
 
@@ -294,6 +297,15 @@ int rest_send_write(rest_req *r, unsigned status, const char *type, const char *
  * _pretty/_summary/_elements ask for it. */
 int rest_send_resource(rest_req *r, unsigned status, const char *bytes, size_t len,
                        uint64_t vid, int64_t last_updated_us);
+
+/* The per-resource write gate (gate.c): at most one update/patch/delete of
+ * Type/id in flight in this process, the others wait in arrival order.
+ * Returns 1 when r may go on now (it holds the gate), 0 when r was queued and
+ * suspended (`cont` runs when it is its turn; return REST_SUSPENDED), -1 when
+ * a response was sent (server stopping). The server releases the gate when
+ * r's answer is queued or its connection ends. */
+int rest_gate_enter(rest_req *r, const char *type, const char *id, rest_resume_fn cont);
+void rest_gate_leave(rest_req *r);
 
 /* A fresh server-assigned id (UUID v4 form, 36 chars + NUL) into out. */
 void rest_new_id(char out[37]);

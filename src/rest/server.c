@@ -551,9 +551,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int rc = r->resume(r);
         if (rc == REST_SUSPENDED) {
             br->state = ST_SUSPENDED;
-        } else if (r->inflight) {
-            r->inflight = 0;
-            rest_write_finished(r);
+        } else {
+            rest_gate_leave(r);
+            if (r->inflight) {
+                r->inflight = 0;
+                rest_write_finished(r);
+            }
         }
         return MHD_YES;
     }
@@ -568,6 +571,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (dispatch(r) == REST_SUSPENDED)
         br->state = ST_SUSPENDED;
+    else
+        rest_gate_leave(r);
     return MHD_YES;
 }
 
@@ -579,6 +584,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     body_req *br = *con_cls;
     if (br && br != &bodiless_marker && br != &bad_path_marker && br != &bad_path_pending) {
+        rest_gate_leave(&br->r);
         if (br->r.inflight)
             rest_write_finished(&br->r);
         req_free(&br->r);

@@ -105,6 +105,11 @@ static int update_resume(rest_req *r)
                            status == 201 ? "created" : "updated");
 }
 
+static int update_continue(rest_req *r)
+{
+    return update_prepare(r, r->hctx);
+}
+
 int rest_update(rest_req *r)
 {
     char msg[200];
@@ -136,5 +141,9 @@ int rest_update(rest_req *r)
                  r->route.id);
         return rest_send_error(r, 400, OO_INVALID, msg, "id");
     }
+    /* one writer of this resource at a time, in arrival order (gate.c) */
+    int g = rest_gate_enter(r, r->route.type->name, r->route.id, update_continue);
+    if (g <= 0)
+        return g < 0 ? REST_DONE : REST_SUSPENDED;
     return update_prepare(r, c);
 }
