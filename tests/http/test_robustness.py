@@ -1038,10 +1038,39 @@ def test_outcome_strings_are_valid_fhir_strings(srv, http, body):
 def test_outcome_is_utf8_when_a_long_key_is_cut(srv, http, prefix):
     key = prefix + "\u00e9" * 300
     body = ('{"resourceType":"Patient","%s":1}' % key).encode()
-    r = http.post(srv.base + "/Patient", data=body, headers=CT)
-    assert r.status_code == 400
-    oo = json.loads(r.content.decode("utf-8"))  # strict: raises on a cut sequence
-    assert oo["resourceType"] == "OperationOutcome"
+    for path, status in (("/Patient", 400), ("/Patient/$validate", 200)):
+        r = http.post(srv.base + path, data=body, headers=CT)
+        assert r.status_code == status, (path, r.status_code)
+        oo = json.loads(r.content.decode("utf-8"))  # strict: raises on a cut sequence
+        assert oo["resourceType"] == "OperationOutcome"
+
+
+OPERATION_NAMES = [b"$validate", b"$VALIDATE", b"$", b"$$", b"$" + b"x" * 300, b"$validate$",
+                   b"$everything", b"$meta", b"$%C3%A9", b"$validate/x", b"$%FF"]
+
+
+@pytest.mark.parametrize("name", OPERATION_NAMES, ids=range(len(OPERATION_NAMES)))
+def test_operation_urls_and_bodies(srv, victim, name):
+    bodies = [b"", b"{}", b"[]", b"null", jb({"resourceType": "Parameters"}),
+              jb({"resourceType": "Parameters", "parameter": [{"name": "resource"}]}),
+              jb({"resourceType": "Parameters", "parameter": [
+                  {"name": "resource", "resource": {"resourceType": "Observation"}}] * 3}),
+              jb({"resourceType": "Parameters", "parameter": [
+                  {"name": "mode", "valueCode": "delete"}, {"name": "profile", "valueUri": "x"}]}),
+              jb({"resourceType": "Parameters", "parameter": [
+                  {"name": "resource", "resource": {"resourceType": "Parameters", "parameter": [
+                      {"name": "resource", "resource": {"resourceType": "Patient", "x": 1}}]}}]})]
+    for base in (b"/fhir", b"/fhir/Patient", b"/fhir/Patient/rob-v", b"/fhir/Patient/nope",
+                 b"/fhir/Foo", b"/fhir/Patient/rob-v/_history/1"):
+        for method in (b"GET", b"DELETE"):
+            r = raw(srv, req(method, base + b"/" + name))
+            assert r is not None, (method, base, name)
+            assert_2xx_or_oo(r)
+        for body in bodies:
+            r = raw(srv, req(b"POST", base + b"/" + name, post_head(), body))
+            assert r is not None, (base, name, body)
+            assert_2xx_or_oo(r)
+    assert current_etag(srv) == (200, victim)
 
 
 # ---------------------------------------------------------------- after all of it
