@@ -35,6 +35,7 @@ int rest_metrics(rest_req *r)
 {
     buf b = BUF_INIT;
     rest_metrics_write(&b, rest_store(r));
+    rest_server_gauges(r, &b);
     if (b.err) {
         buf_free(&b);
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");

@@ -310,6 +310,9 @@ void rest_gate_leave(rest_req *r);
 /* A fresh server-assigned id (UUID v4 form, 36 chars + NUL) into out. */
 void rest_new_id(char out[37]);
 
+/* Server gauges for /metrics (open connections, writes in flight) into b. */
+void rest_server_gauges(rest_req *r, buf *b);
+
 /* ---- handlers ------------------------------------------------------------- */
 int rest_read(rest_req *r);
 int rest_vread(rest_req *r);

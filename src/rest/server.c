@@ -166,6 +166,23 @@ const char *rest_base_url(rest_req *r)
     return out ? out : "";
 }
 
+void rest_server_gauges(rest_req *r, buf *b)
+{
+    rest_server *srv = r->srv;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    buf_printf(b,
+               "# HELP hortus_http_connections Open HTTP connections.\n"
+               "# TYPE hortus_http_connections gauge\n"
+               "hortus_http_connections %u\n"
+               "# HELP hortus_http_writes_in_flight Writes waiting for their commit or their "
+               "turn at a resource.\n"
+               "# TYPE hortus_http_writes_in_flight gauge\n"
+               "hortus_http_writes_in_flight %d\n",
+               di ? di->num_connections : 0u,
+               __atomic_load_n(&srv->inflight, __ATOMIC_RELAXED));
+}
+
 void rest_suspend(rest_req *r)
 {
     MHD_suspend_connection(r->conn);

@@ -79,6 +79,8 @@ def test_metrics(http, server, base):
     assert metric(t, "hortus_store_fsyncs_total") >= 1
     assert metric(t, "hortus_store_db_size_bytes") > 0
     assert metric(t, "hortus_resources") >= 1
+    assert metric(t, "hortus_http_connections") >= 1
+    assert metric(t, "hortus_http_writes_in_flight") == 0
     # buckets are cumulative
     buckets = [float(v) for v in re.findall(
         r'^hortus_http_request_duration_seconds_bucket\{interaction="create",le="[^"]+"\} (\S+)$',
