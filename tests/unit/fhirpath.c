@@ -4,6 +4,7 @@
  * hostile expressions, the function table, and the start-up check that every
  * search-parameter expression of the generated R4 model compiles.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -323,6 +324,43 @@ static void test_bundle_and_env(void)
     fp_free(x);
 }
 
+/* One compiled expression shared by two threads, each with its own arena. */
+typedef struct thread_arg {
+    const fp_expr *x;
+    int bad;
+} thread_arg;
+
+static void *eval_thread(void *p)
+{
+    thread_arg *t = p;
+    arena *a = arena_new(0);
+    for (int i = 0; i < 2000; i++) {
+        fp_coll c;
+        fp_error e;
+        if (fp_eval(t->x, a, P, NULL, &c, &e) || c.n != 1 || c.v[0].kind != FP_STR ||
+            strcmp(c.v[0].u.s.p, "Peter,James,Jim"))
+            t->bad++;
+        arena_reset(a);
+    }
+    arena_free(a);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    fp_error e;
+    fp_expr *x = fp_compile("name.given.where($this.matches('^[A-Z]')).join(',')", &e);
+    thread_arg t1 = {x, 0}, t2 = {x, 0};
+    pthread_t a, b;
+    ok(x && !pthread_create(&a, NULL, eval_thread, &t1) &&
+           !pthread_create(&b, NULL, eval_thread, &t2),
+       "two threads evaluate one expression");
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    is_int(t1.bad + t2.bad, 0, "same results in both threads");
+    fp_free(x);
+}
+
 static void test_search_params(void)
 {
     const fhir_search_param *const *sp;
@@ -392,6 +430,7 @@ int main(void)
     test_html_checks();
     test_limits();
     test_bundle_and_env();
+    test_threads();
     test_search_params();
     arena_free(A);
     return tap_done();
