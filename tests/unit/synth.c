@@ -10,6 +10,7 @@
  * files and bundles it promises.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,13 +449,26 @@ static char *slurp(const char *path, size_t *len)
     return buf_detach(&b, len);
 }
 
+/* synth_main with its stderr summary and messages silenced, to keep TAP output clean */
 static int run(const char **args, int n)
 {
     char *argv[16];
     for (int i = 0; i < n; i++)
         argv[i] = (char *)args[i];
     argv[n] = NULL;
-    return synth_main(n, argv);
+    fflush(stderr);
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    if (saved >= 0 && devnull >= 0)
+        dup2(devnull, 2);
+    int rc = synth_main(n, argv);
+    fflush(stderr);
+    if (saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    return rc;
 }
 
 static int count_lines(const char *data, size_t len)
@@ -592,6 +606,16 @@ static void test_cli(void)
     is_int(run(bad3, 5), 2, "missing OUTDIR is a usage error");
     const char *bad4[] = {"generate", "--patients", "12x", "--format", "ndjson", d1};
     is_int(run(bad4, 6), 2, "a malformed number is a usage error");
+
+    /* OUTDIR that is a regular file: a runtime failure, not a usage error */
+    char file[4300];
+    snprintf(file, sizeof file, "%s/plainfile", base);
+    FILE *pf = fopen(file, "w");
+    if (pf)
+        fclose(pf);
+    const char *bad5[] = {"generate", "--patients", "1", "--format", "ndjson", file};
+    is_int(run(bad5, 6), 1, "OUTDIR that is a file fails with exit code 1");
+    unlink(file);
 
     char sub[4300];
     snprintf(sub, sizeof sub, "%s/nd2", base);
