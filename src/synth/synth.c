@@ -1327,6 +1327,26 @@ static void emit_obs(synth *g, int m, double v, int64_t t, int64_t issued, char 
     if (issued)
         k_time(w, "issued", issued);
     k_qty(w, "valueQuantity", v, d);
+    const synth_range *rr = &synth_ref_ranges[m];
+    if (d->lab && (rr->lo != 0 || rr->hi != 0)) {
+        /* interpretation against the range, judged on the value as written */
+        char txt[40];
+        fmt_fixed(v, d->decimals, txt);
+        double shown = strtod(txt, NULL);
+        int hi = rr->hi >= 0 && shown > rr->hi, lo = rr->lo >= 0 && shown < rr->lo;
+        k_cc1(w, "interpretation",
+              "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+              hi ? "H" : lo ? "L" : "N", hi ? "High" : lo ? "Low" : "Normal");
+        jw_key(w, "referenceRange");
+        jw_arr(w);
+        jw_obj(w);
+        if (rr->lo >= 0)
+            k_qty(w, "low", rr->lo, d);
+        if (rr->hi >= 0)
+            k_qty(w, "high", rr->hi, d);
+        jw_end(w);
+        jw_end(w);
+    }
     res_end(g);
 }
 

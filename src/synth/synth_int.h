@@ -67,6 +67,13 @@ typedef struct synth_measure {
 
 extern const synth_measure synth_measures[M_COUNT];
 
+/* Adult reference range of a lab measure, in its unit; a bound < 0 is absent
+ * (e.g. HDL has only a lower bound). Vital signs have none here. */
+typedef struct synth_range {
+    double lo, hi;
+} synth_range;
+extern const synth_range synth_ref_ranges[M_COUNT];
+
 /* Lab panels: a DiagnosticReport code and the measures it reports. */
 enum { P_BMP, P_CBC, P_LIPID, P_HBA1C, P_TROP, P_NTPROBNP, P_CRP, P_COUNT };
 typedef struct synth_panel {

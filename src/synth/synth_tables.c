@@ -135,6 +135,16 @@ const synth_measure synth_measures[M_COUNT] = {
                1, 1, 0.1, 400},
 };
 
+/* unset rows (vital signs) are {0, 0} and mean "no range": see has_range() in synth.c */
+const synth_range synth_ref_ranges[M_COUNT] = {
+    [M_GLUC] = {4.0, 7.8},    [M_CREA] = {50, 110},     [M_EGFR] = {60, -1},
+    [M_NA] = {135, 145},      [M_K] = {3.5, 5.0},       [M_HB] = {12.0, 17.0},
+    [M_WBC] = {4.0, 10.0},    [M_PLT] = {150, 400},     [M_CHOL] = {-1, 200},
+    [M_HDL] = {40, -1},       [M_LDL] = {-1, 130},      [M_TG] = {-1, 150},
+    [M_HBA1C] = {4.0, 5.6},   [M_TROP] = {-1, 0.014},   [M_NTPROBNP] = {-1, 125},
+    [M_CRP] = {-1, 5},
+};
+
 const synth_panel synth_panels[P_COUNT] = {
     [P_BMP] = {"51990-0", "Basic metabolic panel - Blood", 5,
                {M_GLUC, M_CREA, M_EGFR, M_NA, M_K}},

@@ -230,7 +230,7 @@ static void test_resources(void)
     size_t counts[SYNTH_NTYPES] = {0};
     int parse_fail = 0, type_mismatch = 0, bad_id = 0, invalid = 0, refs = 0, dangling = 0;
     int bad_time = 0, outside = 0, bp_bad = 0, bp_n = 0, bsn_bad = 0, before_birth = 0;
-    int vitals = 0, labs = 0, dr_results_bad = 0;
+    int vitals = 0, labs = 0, dr_results_bad = 0, ranged = 0, interp_bad = 0, interp_h = 0;
     sset ids = {calloc(1 << 16, sizeof(char *)), 1 << 16};
     /* encounter periods by id, for the Observation timeline check */
     sset enc_seen = {calloc(1 << 14, sizeof(char *)), 1 << 14};
@@ -316,6 +316,24 @@ static void test_resources(void)
                 : NULL;
             vitals += cc && !strcmp(cc, "vital-signs");
             labs += cc && !strcmp(cc, "laboratory");
+            const json_val *rrs = json_get(v, "referenceRange");
+            if (rrs) {
+                /* the interpretation agrees with the value and the range */
+                ranged++;
+                const json_val *val = json_get(json_get(v, "valueQuantity"), "value");
+                const json_val *lo = json_get(json_get(&rrs->u.items[0], "low"), "value");
+                const json_val *hi = json_get(json_get(&rrs->u.items[0], "high"), "value");
+                const json_val *in = json_get(v, "interpretation");
+                const char *ic = in ? json_get_str(
+                                          &json_get(&in->u.items[0], "coding")->u.items[0], "code")
+                                    : NULL;
+                double x = val ? strtod(val->u.s, NULL) : 0;
+                const char *want = hi && x > strtod(hi->u.s, NULL)   ? "H"
+                                   : lo && x < strtod(lo->u.s, NULL) ? "L"
+                                                                     : "N";
+                interp_bad += !val || !ic || strcmp(ic, want);
+                interp_h += ic && !strcmp(ic, "H");
+            }
             const json_val *code = json_get(v, "code");
             const char *lc = json_get_str(&json_get(code, "coding")->u.items[0], "code");
             if (lc && !strcmp(lc, "85354-9")) {
@@ -359,6 +377,10 @@ static void test_resources(void)
     ok(bp_n > NPAT, "blood-pressure panels present (%d)", bp_n);
     is_int(bp_bad, 0, "BP panels carry 8480-6 > 8462-4 components in mm[Hg]");
     is_int(dr_results_bad, 0, "DiagnosticReports reference their Observations");
+    ok(ranged > 0 && ranged == labs, "every lab result has a reference range (%d of %d)", ranged,
+       labs);
+    is_int(interp_bad, 0, "interpretation H/L/N agrees with value and reference range");
+    ok(interp_h > 0 && interp_h < ranged, "some but not all results are high (%d)", interp_h);
     ok(vitals > 0 && labs > 0, "both vital-signs (%d) and laboratory (%d) observations", vitals,
        labs);
 
