@@ -17,6 +17,9 @@
  * after the resources it references. Measured values come from per-patient
  * baselines plus the effect of conditions, treatment and the acute state of the
  * visit, so a patient's blood pressure, weight or HbA1c move plausibly over time.
+ * Some of the elderly die within the window: their timeline ends with a final
+ * admission discharged as "expired" at Patient.deceasedDateTime, and their last
+ * prescriptions are "stopped" rather than "active".
  *
  * Randomness: xoshiro256** seeded through splitmix64 from (seed, patient index);
  * normal deviates are Irwin-Hall sums (no libm, so bytes do not depend on the
@@ -363,6 +366,7 @@ typedef struct plan_enc {
     uint8_t purpose; /* PU_* */
     uint8_t arg;     /* chronic C_*, acute A_* or vaccine V_* */
     uint8_t arg2;    /* PU_VACC: a second vaccine + 1; PU_ADMIT: 1 when after an ED visit */
+    uint8_t fatal;   /* the patient dies at the end of this admission */
 } plan_enc;
 
 typedef struct patient {
@@ -371,6 +375,8 @@ typedef struct patient {
     int female;
     int64_t birth_day;
     int64_t birth; /* birth instant (noon) */
+    int64_t end;   /* end of the timeline: death, or SYNTH_END_UNIX */
+    int deceased;
     int city;
     int gp, doc;   /* practitioner indices (global) */
     double adult_height, bmi0, bmi_drift;
@@ -789,7 +795,7 @@ static plan_enc *plan_at(synth *g, int64_t start, int kind, int etype, int purpo
         dur = (1 + rng_below(r, 6)) * DAY + rng_below(r, 48) * 900;
         break;
     }
-    if (start + dur >= SYNTH_END_UNIX)
+    if (start + dur >= p->end)
         return NULL;
     plan_enc *e = &p->enc[p->nenc];
     e->seq = (uint32_t)p->nenc++;
@@ -800,6 +806,7 @@ static plan_enc *plan_at(synth *g, int64_t start, int kind, int etype, int purpo
     e->purpose = (uint8_t)purpose;
     e->arg = (uint8_t)arg;
     e->arg2 = 0;
+    e->fatal = 0;
     return e;
 }
 
@@ -859,7 +866,7 @@ static void plan_timeline(synth *g)
 {
     patient *p = &g->p;
     rng *r = &g->r;
-    int64_t end_day = day_of(SYNTH_END_UNIX) - 1;
+    int64_t end_day = day_of(p->end) - 1;
     int64_t win = SYNTH_END_UNIX - SYNTH_YEARS * YEAR;
     if (win < p->birth)
         win = p->birth;
@@ -970,6 +977,35 @@ static void plan_timeline(synth *g)
             e->arg2 = (uint8_t)(sched[i].v2 + 1);
     }
 
+    /* a death ends a last admission, for the worst of the patient's conditions */
+    if (p->deceased && p->nenc < MAX_ENC) {
+        int64_t dur = (1 + rng_below(r, 8)) * DAY + rng_below(r, 48) * 900;
+        int64_t start = p->end - dur;
+        int reason = A_PNEUMONIA;
+        static const int worst[] = {C_HF, C_COPD, C_CKD, C_CHD, C_DM2};
+        for (size_t k = 0; k < sizeof worst / sizeof worst[0]; k++)
+            if (has_at(p, worst[k], start)) {
+                reason = 100 + worst[k];
+                break;
+            }
+        /* drop what the admission would overlap */
+        int keep = 0;
+        for (int i = 0; i < p->nenc; i++)
+            if (p->enc[i].end <= start)
+                p->enc[keep++] = p->enc[i];
+        p->nenc = keep;
+        plan_enc *e = &p->enc[p->nenc];
+        memset(e, 0, sizeof *e);
+        e->seq = (uint32_t)p->nenc++;
+        e->start = start;
+        e->end = p->end;
+        e->kind = E_IMP;
+        e->etype = ET_ADMISSION;
+        e->purpose = PU_ADMIT;
+        e->arg = (uint8_t)reason;
+        e->fatal = 1;
+    }
+
     qsort(p->enc, (size_t)p->nenc, sizeof p->enc[0], cmp_enc);
 
     /* the last visit that prescribes for each chronic condition decides "active" */
@@ -1043,6 +1079,19 @@ static void make_person(synth *g, uint64_t index)
     int64_t age_days = (int64_t)(age * 365.2425);
     p->birth_day = day_of(SYNTH_END_UNIX) - 1 - age_days;
     p->birth = p->birth_day * DAY + 12 * 3600 - 3600;
+    /* some of the elderly die within the generated years */
+    p->end = SYNTH_END_UNIX;
+    if (age >= 65) {
+        double pd = 0.02 + 0.012 * (age - 65);
+        if (rng_chance(r, pd > 0.35 ? 0.35 : pd)) {
+            int64_t span = SYNTH_YEARS * YEAR - 90 * DAY;
+            int64_t death = SYNTH_END_UNIX - 30 * DAY - (int64_t)(rng_unit(r) * (double)span);
+            death -= death % 300; /* on a 5-minute mark, like every other time */
+            p->end = death;
+            p->deceased = 1;
+        }
+    }
+    double age_end = age_at(p, p->end);
     p->city = (int)rng_below(r, (uint32_t)synth_n_cities);
     p->gp = p->city * NPRACT_PER_CITY + (int)rng_below(r, GP_PER_CITY);
     p->doc = p->city * NPRACT_PER_CITY + GP_PER_CITY + (int)rng_below(r, DOC_PER_CITY);
@@ -1074,9 +1123,9 @@ static void make_person(synth *g, uint64_t index)
     /* chronic conditions, with onset somewhere after the minimum age */
     for (int c = 0; c < C_CHRONIC_COUNT; c++) {
         const synth_chronic *cd = &synth_chronics[c];
-        if (c == C_OBESITY || age < cd->min_age)
+        if (c == C_OBESITY || age_end < cd->min_age)
             continue;
-        double pr = cd->base + cd->slope * (age - cd->min_age);
+        double pr = cd->base + cd->slope * (age_end - cd->min_age);
         if (pr > cd->cap)
             pr = cd->cap;
         if ((c == C_DM2 || c == C_HLD || c == C_HTN) && p->bmi0 >= 30)
@@ -1084,18 +1133,18 @@ static void make_person(synth *g, uint64_t index)
         if (!rng_chance(r, pr))
             continue;
         p->has |= 1u << c;
-        double a = cd->min_age + rng_unit(r) * (age - cd->min_age);
+        double a = cd->min_age + rng_unit(r) * (age_end - cd->min_age);
         p->onset[c] = p->birth + (int64_t)(a * (double)YEAR);
-        if (p->onset[c] > SYNTH_END_UNIX - 60 * DAY)
-            p->onset[c] = SYNTH_END_UNIX - 60 * DAY;
+        if (p->onset[c] > p->end - 60 * DAY)
+            p->onset[c] = p->end - 60 * DAY;
         p->drugs[c] = 1; /* the first-line drug */
         for (int k = 1; k < 3; k++)
             if (cd->drugs[k] && rng_chance(r, c == C_HF ? 0.9 : 0.45))
                 p->drugs[c] |= (uint8_t)(1u << k);
     }
-    if (age >= 18 && p->bmi0 >= 30) {
+    if (age_end >= 18 && p->bmi0 >= 30) {
         p->has |= 1u << C_OBESITY;
-        p->onset[C_OBESITY] = p->birth + (int64_t)((18 + rng_unit(r) * (age - 18)) * YEAR);
+        p->onset[C_OBESITY] = p->birth + (int64_t)((18 + rng_unit(r) * (age_end - 18)) * YEAR);
     }
     /* per-condition baselines */
     if (p->has >> C_DM2 & 1)
@@ -1465,7 +1514,7 @@ static void emit_condition(synth *g, const char *code, const char *display, int 
                            int64_t onset, int64_t abate, int64_t recorded, char *id_out)
 {
     jw *w = res_begin(g, SYNTH_CONDITION, id_out);
-    int resolved = abate && abate < SYNTH_END_UNIX;
+    int resolved = abate && abate < g->p.end;
     k_cc(w, "clinicalStatus", "http://terminology.hl7.org/CodeSystem/condition-clinical",
          resolved ? "resolved" : "active", resolved ? "Resolved" : "Active");
     k_cc(w, "verificationStatus", "http://terminology.hl7.org/CodeSystem/condition-ver-status",
@@ -1491,7 +1540,8 @@ static void emit_medreq(synth *g, int drug, int active, int64_t t, const char *r
 {
     const synth_drug *d = &synth_drugs[drug];
     jw *w = res_begin(g, SYNTH_MEDICATIONREQUEST, NULL);
-    k_str(w, "status", active ? "active" : "completed");
+    /* the last prescription stays active, unless the patient has died */
+    k_str(w, "status", active ? (g->p.deceased ? "stopped" : "active") : "completed");
     k_str(w, "intent", "order");
     jw_key(w, "medicationCodeableConcept");
     jw_obj(w);
@@ -1623,6 +1673,17 @@ static void emit_encounter(synth *g, const plan_enc *e, const char *reason_code,
     k_period(w, "period", e->start, e->end);
     if (reason_code)
         k_cc1(w, "reasonCode", SYNTH_SNOMED, reason_code, reason_display);
+    if (e->kind == E_IMP) {
+        jw_key(w, "hospitalization");
+        jw_obj(w);
+        if (e->fatal)
+            k_cc(w, "dischargeDisposition",
+                 "http://terminology.hl7.org/CodeSystem/discharge-disposition", "exp", "Expired");
+        else
+            k_cc(w, "dischargeDisposition",
+                 "http://terminology.hl7.org/CodeSystem/discharge-disposition", "home", "Home");
+        jw_end(w);
+    }
     k_ref(w, "serviceProvider", "Organization", g->enc_org);
     res_end(g);
 }
@@ -1785,7 +1846,7 @@ static void visit(synth *g, int i, int first)
             abate = 0; /* stays on the problem list */
         emit_condition(g, a->snomed, a->display, e->arg == A_MI, t, abate, t + 900, NULL);
         if (a->drug)
-            emit_medreq(g, a->drug - 1, t + 14 * DAY >= SYNTH_END_UNIX, t + 1200, a->snomed,
+            emit_medreq(g, a->drug - 1, t + 14 * DAY >= p->end, t + 1200, a->snomed,
                         a->display);
         break;
     }
@@ -1795,13 +1856,16 @@ static void visit(synth *g, int i, int first)
         lab_panel(g, P_CBC, t, f);
         if (e->arg == C_COPD)
             emit_procedure(g, PR_CXR, t + 1800, 15, rc, rd);
-        emit_medreq(g, D_SALBUTAMOL, t + 30 * DAY >= SYNTH_END_UNIX, t + 3600, rc, rd);
+        emit_medreq(g, D_SALBUTAMOL, t + 30 * DAY >= p->end, t + 3600, rc, rd);
         break;
     case PU_ADMIT: {
         int hf = e->arg == 100 + C_HF;
         f = hf ? F_HF : e->arg == A_MI ? F_MI : e->arg == A_PNEUMONIA ? F_PNEUMONIA : 0;
         if (!e->arg2) /* direct admission: the admitting measurements */
             vitals(g, t, VS_ACUTE | VS_WEIGHT, f);
+        if (e->fatal && e->arg < 100)
+            emit_condition(g, synth_acutes[e->arg].snomed, synth_acutes[e->arg].display, 0, t, 0,
+                           t + 900, NULL);
         lab_panel(g, P_BMP, t, f);
         lab_panel(g, P_CBC, t, f);
         if (hf) {
@@ -1816,6 +1880,8 @@ static void visit(synth *g, int i, int first)
             vitals(g, d, VS_HR | VS_BP | VS_TEMP | VS_SPO2 | VS_RR, ff);
             ff = 0;
         }
+        if (e->fatal)
+            break;
         lab_panel(g, P_BMP, e->end - 3 * 3600, 0);
         if (hf)
             emit_medreq(g, D_FUROSEMIDE, 1, e->end - 3600, rc, rd);
@@ -1879,6 +1945,8 @@ static void emit_patient(synth *g)
     char bd[16];
     fmt_date(p->birth_day, bd);
     k_str(w, "birthDate", bd);
+    if (p->deceased)
+        k_time(w, "deceasedDateTime", p->end);
     w_address(w, r, city, 1);
     static const char *const ms[][2] = {
         {"S", "Never Married"}, {"M", "Married"}, {"D", "Divorced"}, {"W", "Widowed"}};

@@ -414,6 +414,61 @@ static void test_resources(void)
     store_free(&s);
 }
 
+/* patients who die: the timeline stops at death, inside a final admission */
+static void test_deceased(void)
+{
+    store s = {0};
+    int rc = gen(1, 0, 400, 0, &s);
+    is_int(rc, 0, "generated 400 patients");
+    arena *a = arena_new(0);
+    int deceased = 0, after_death = 0, no_exp = 0, active_rx = 0;
+    int64_t death = -1, last_end = -1;
+    int last_exp = 0;
+    for (size_t i = 0; i <= s.n; i++) {
+        rec *r = i < s.n ? &s.r[i] : NULL;
+        if (!r || r->type == SYNTH_PATIENT) {
+            /* close the previous patient */
+            if (death >= 0)
+                no_exp += !last_exp || last_end != death;
+            if (!r)
+                break;
+            arena_reset(a);
+            json_val *v;
+            death = -1;
+            last_exp = 0;
+            last_end = -1;
+            if (json_parse(a, r->json, r->len, JSON_FHIR, &v, NULL) == 0) {
+                const char *dd = json_get_str(v, "deceasedDateTime");
+                if (dd) {
+                    death = parse_dt(dd);
+                    deceased++;
+                }
+            }
+            continue;
+        }
+        if (death < 0)
+            continue;
+        if (r->type == SYNTH_ENCOUNTER) {
+            arena_reset(a);
+            json_val *v;
+            if (json_parse(a, r->json, r->len, JSON_FHIR, &v, NULL) == 0) {
+                int64_t en = parse_dt(json_get_str(json_get(v, "period"), "end"));
+                after_death += en > death;
+                last_end = en;
+                last_exp = strstr(r->json, "\"code\":\"exp\"") != NULL;
+            }
+        } else if (r->type == SYNTH_MEDICATIONREQUEST) {
+            active_rx += strstr(r->json, "\"status\":\"active\"") != NULL;
+        }
+    }
+    ok(deceased > 0 && deceased < 40, "some patients die (%d of 400)", deceased);
+    is_int(after_death, 0, "no encounter ends after the patient's death");
+    is_int(no_exp, 0, "the last encounter of the deceased ends at death, discharge 'exp'");
+    is_int(active_rx, 0, "no prescription of a deceased patient stays active");
+    arena_free(a);
+    store_free(&s);
+}
+
 static void test_determinism(void)
 {
     store a = {0}, b = {0}, c = {0}, one = {0};
@@ -653,6 +708,7 @@ int main(void)
     test_bsn();
     test_time();
     test_resources();
+    test_deceased();
     test_determinism();
     test_cli();
     return tap_done();
