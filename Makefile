@@ -53,6 +53,11 @@ build/san/tests/unit/%: tests/unit/%.c build/libsan.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(SANFLAGS) -o $@ $< build/libsan.a $(LDLIBS)
 
+# In-process benchmarks (bench/NAME.c linked against the optimised library).
+build/bench/%: bench/%.c build/librel.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(RELFLAGS) -o $@ $< build/librel.a $(LDLIBS)
+
 deps:
 	@sh tools/deps.sh build
 
