@@ -307,19 +307,6 @@ static int build_value(arena *a, json_val *p, const fhir_type *t, json_val *out,
     return 0;
 }
 
-static int eval_path(arena *a, json_val *root, const char *path, fp_coll *out, perr *e)
-{
-    fp_error fe;
-    fp_expr *x = fp_compile(path, &fe);
-    if (!x)
-        return fail(e, 400, OO_INVALID, "invalid FHIRPath '%.100s': %s", path, fe.msg);
-    int rc = fp_eval(x, a, root, NULL, out, &fe);
-    fp_free(x);
-    if (rc)
-        return fail(e, 400, OO_INVALID, "cannot evaluate '%.100s': %s", path, fe.msg);
-    return 0;
-}
-
 /* The JSON array that holds the items of a list path (non-empty result). */
 static json_val *list_of(json_val *root, const fp_coll *c)
 {
@@ -331,15 +318,15 @@ static json_val *list_of(json_val *root, const fp_coll *c)
     return parent;
 }
 
-static int fp_op(arena *a, json_val *root, json_val *param, int i, perr *e)
+/* Apply one operation whose path evaluated to c (valid while the compiled path
+ * lives: literal results point into it). */
+static int fp_op_apply(arena *a, json_val *root, json_val *param, int i, perr *e,
+                       const char *type, const char *path, fp_coll c)
 {
-    const char *type = part_string(param, "type");
-    const char *path = part_string(param, "path");
-    if (!type || !path)
-        return fail(e, 400, OO_INVALID, "operation %d needs type and path", i);
-    fp_coll c;
-    if (eval_path(a, root, path, &c, e))
-        return -1;
+    for (size_t k = 0; k < c.n; k++)
+        if (!c.v[k].node)
+            return fail(e, 400, OO_INVALID, "'%.100s' selects values, not elements of the resource",
+                        path);
     if (!strcmp(type, "delete")) {
         if (c.n == 0)
             return 0; /* nothing there: nothing to delete */
@@ -432,6 +419,26 @@ static int fp_op(arena *a, json_val *root, json_val *param, int i, perr *e)
         return 0;
     }
     return fail(e, 400, OO_NOT_SUPPORTED, "unknown patch operation type '%.40s'", type);
+}
+
+static int fp_op(arena *a, json_val *root, json_val *param, int i, perr *e)
+{
+    const char *type = part_string(param, "type");
+    const char *path = part_string(param, "path");
+    if (!type || !path)
+        return fail(e, 400, OO_INVALID, "operation %d needs type and path", i);
+    fp_error fe;
+    fp_expr *x = fp_compile(path, &fe);
+    if (!x)
+        return fail(e, 400, OO_INVALID, "invalid FHIRPath '%.100s': %s", path, fe.msg);
+    fp_coll c;
+    int rc = fp_eval(x, a, root, NULL, &c, &fe);
+    if (rc)
+        rc = fail(e, 400, OO_INVALID, "cannot evaluate '%.100s': %s", path, fe.msg);
+    else
+        rc = fp_op_apply(a, root, param, i, e, type, path, c);
+    fp_free(x); /* only now: results may point into the compiled expression */
+    return rc;
 }
 
 static int apply_fhirpath_patch(arena *a, json_val *root, json_val *params, perr *e)

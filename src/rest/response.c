@@ -100,23 +100,51 @@ int rest_send_error(rest_req *r, unsigned status, oo_code code, const char *diag
     return rest_send_error_ex(r, status, code, diag, expr, NULL);
 }
 
-/* A copy of s without the control characters FHIR strings forbid (all but
- * tab, CR and LF): messages quote client input, which may hold any of them. */
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    if (!n)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
+            return 0;
+    if (n == 3 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)))
+        return 0; /* overlong, or a surrogate */
+    if (n == 4 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)))
+        return 0; /* overlong, or past U+10FFFF */
+    return n;
+}
+
+/* s as a valid FHIR string: messages quote client input, which may hold control
+ * characters FHIR strings forbid (all but tab, CR, LF) or be cut inside a UTF-8
+ * sequence by a length cap; such bytes become '?'. s itself when already fine. */
 static const char *fhir_string(arena *a, const char *s)
 {
     if (!s)
         return NULL;
     int bad = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        bad |= *p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n';
+    for (const unsigned char *p = (const unsigned char *)s; *p && !bad;) {
+        size_t n = utf8_seq(p);
+        bad = !n || (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n');
+        p += n ? n : 1;
+    }
     if (!bad)
         return s;
     char *c = arena_strndup(a, s, strlen(s));
     if (!c)
         return NULL;
-    for (unsigned char *p = (unsigned char *)c; *p; p++)
-        if (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n')
-            *p = '?';
+    for (unsigned char *p = (unsigned char *)c; *p;) {
+        size_t n = utf8_seq(p);
+        if (!n || (*p < 0x20 && *p != '\t' && *p != '\r' && *p != '\n')) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
     return c;
 }
 

@@ -249,3 +249,13 @@ def test_expect_continue_with_a_body_over_the_cap_is_refused_at_once(server):
     head = s.recv(65536)
     s.close()
     assert head.startswith(b"HTTP/1.1 413"), head[:200]
+
+
+def test_outcome_stays_utf8_when_long_text_is_cut(http, base):
+    for prefix in ["a", "aa", "aaa"]:
+        key = prefix + "\u00e9" * 300
+        body = ('{"resourceType":"Patient","%s":1}' % key).encode()
+        r = post_raw(http, base, body)
+        assert r.status_code == 400
+        r.content.decode("utf-8")  # strict
+        assert r.json()["resourceType"] == "OperationOutcome"

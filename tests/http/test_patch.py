@@ -129,3 +129,14 @@ def test_json_patch_copy_is_deep(http, base):
     assert r.status_code == 200, r.text
     got = http.get(url).json()
     assert [n["family"] for n in got["name"]] == ["Old", "Copy"]
+
+
+def test_fhirpath_patch_path_that_is_not_an_element(http, base):
+    p = new_patient(http, base)
+    url = f"{base}/Patient/{p['id']}"
+    for path in ["'a'", "1", "true", "@2020", "Patient.id + 'x'"]:
+        for kind in ["delete", "replace"]:
+            extra = {"value_String": "x"} if kind == "replace" else {}
+            r = http.patch(url, json=params(op(kind, path, **extra)), headers=FP)
+            assert_outcome(r, 400)
+    assert http.get(url).json()["meta"]["versionId"] == "1"
