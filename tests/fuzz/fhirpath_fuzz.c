@@ -1,11 +1,13 @@
 /*
  * fhirpath_fuzz.c -- libFuzzer driver for the FHIRPath compiler and evaluator.
  *
- * The input is an expression. It is compiled; on failure the error must carry a
- * message and a position inside the input. On success it is evaluated against a
- * fixed Patient (with extensions, contained resources and choice elements) under
- * a small work limit; evaluation must end with a result or with one of the
- * documented error codes, and a result must serialise to JSON that parses back.
+ * The input is an expression, optionally followed by a NUL byte and a JSON
+ * document. The expression is compiled; on failure the error must carry a message
+ * and a position inside the expression. On success it is evaluated against a fixed
+ * Patient (with extensions, contained resources and choice elements), against no
+ * input, and against the trailing JSON when it parses, under a small work limit;
+ * evaluation must end with a result or with one of the documented error codes,
+ * and a result must serialise to JSON that parses back.
  * Anything else (crash, sanitizer report, hang past the step limit) is a finding.
  *
  * Build (clang with libFuzzer):
@@ -46,10 +48,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena *a = arena_new(0);
     if (!a)
         return 0;
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t elen = nul ? (size_t)(nul - data) : size;
+    json_val *doc = NULL;
+    if (nul) {
+        json_error je;
+        if (json_parse(a, (const char *)nul + 1, size - elen - 1, 0, &doc, &je))
+            doc = NULL;
+    }
     fp_error e;
-    fp_expr *x = fp_compilen((const char *)data, size, &e);
+    fp_expr *x = fp_compilen((const char *)data, elen, &e);
     if (!x) {
-        if (e.code >= 0 || !e.msg[0] || e.pos > (long)size)
+        if (e.code >= 0 || !e.msg[0] || e.pos > (long)elen)
             abort();
         arena_free(a);
         return 0;
@@ -57,9 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fp_env env = {0};
     env.max_steps = 200000;
     env.now_ms = 1700000000000;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         fp_coll out;
-        int rc = fp_eval(x, a, pass ? NULL : R, &env, &out, &e);
+        if (pass == 2 && !doc)
+            break;
+        int rc = fp_eval(x, a, pass == 0 ? R : pass == 1 ? NULL : doc, &env, &out, &e);
         if (rc) {
             if (rc != ERR_INVALID && rc != ERR_LIMIT && rc != ERR_NOMEM &&
                 rc != ERR_UNSUPPORTED)
