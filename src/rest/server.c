@@ -698,40 +698,39 @@ int serve_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL;
     rest_server_opts o = {.port = 8080};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             serve_usage(stdout);
             return 0;
         }
+        if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
+            strcmp(a, "--port") && strcmp(a, "--threads")) {
+            fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
         if (!v) {
             fprintf(stderr, "hortus serve: %s needs a value\n", a);
             serve_usage(stderr);
             return 2;
         }
-        if (!strcmp(a, "--data"))
+        if (!strcmp(a, "--data")) {
             data = v;
-        else if (!strcmp(a, "--store"))
+        } else if (!strcmp(a, "--store")) {
             store_url = v;
-        else if (!strcmp(a, "--base-url"))
+        } else if (!strcmp(a, "--base-url")) {
             o.base_url = v;
-        else if (!strcmp(a, "--port")) {
+        } else if (!strcmp(a, "--port")) {
             if (parse_uint(v, 65535, &o.port)) {
                 fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
                 return 2;
             }
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_uint(v, 256, &o.threads)) {
-                fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
-            serve_usage(stderr);
+        } else if (parse_uint(v, 256, &o.threads)) {
+            fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
             return 2;
         }
-        i++;
     }
     /* Block the stop signals in every thread (MHD's and the store's inherit the
      * mask) and wait for them here. */

@@ -11,7 +11,7 @@ from conftest import BIN, FHIR_JSON
 
 def test_usage_errors():
     for args in [["--port", "70000"], ["--port", "x"], ["--threads", "-1"], ["--bogus", "1"],
-                 ["--port"]]:
+                 ["--port"], ["--bogus"]]:
         p = subprocess.run([BIN, "serve", *args], capture_output=True, timeout=30)
         assert p.returncode == 2, (args, p.stderr)
         assert b"usage" in p.stderr or b"bad" in p.stderr or b"needs" in p.stderr
