@@ -2425,13 +2425,28 @@ FN(htmlChecks)
     return fp_ret_bool(c, out, html_ok(v->u.s.p, v->u.s.n));
 }
 
-FN(memberOf)
+/* FHIR functions that need terminology or profile definitions hortus does not have
+ * yet: they compile (so invariants and filters that mention them load) and report
+ * ERR_UNSUPPORTED when evaluated. */
+FN(needs_terminology)
 {
     UNUSED_ARGS;
     (void)in;
     (void)out;
     return fp_fail(c, ERR_UNSUPPORTED, nd,
-                   "memberOf() needs a terminology service, which hortus does not have yet");
+                   "%s() needs a terminology service, which hortus does not have yet",
+                   nd->name);
+}
+
+FN(needs_profiles)
+{
+    UNUSED_ARGS;
+    (void)in;
+    (void)out;
+    return fp_fail(c, ERR_UNSUPPORTED, nd,
+                   "%s() needs profile (StructureDefinition) support, which hortus does not "
+                   "have yet",
+                   nd->name);
 }
 
 /* ----------------------------------------------------------------- table ---- */
@@ -2452,6 +2467,7 @@ static const fp_func funcs[] = {
     {"as", 1, 1, 0, 1, fn_as},
     {"avg", 0, 0, 0, 0, fn_avg},
     {"ceiling", 0, 0, 0, 0, fn_ceiling},
+    {"checkModifiers", 1, 8, 0, 0, fn_needs_profiles},
     {"children", 0, 0, 0, 0, fn_children},
     {"combine", 1, 1, 0, 0, fn_combine},
     {"comparable", 1, 1, 0, 0, fn_comparable},
@@ -2469,6 +2485,7 @@ static const fp_func funcs[] = {
     {"decode", 1, 1, 0, 0, fn_decode},
     {"descendants", 0, 0, 0, 0, fn_descendants},
     {"distinct", 0, 0, 0, 0, fn_distinct},
+    {"elementDefinition", 0, 0, 0, 0, fn_needs_profiles},
     {"empty", 0, 0, 0, 0, fn_empty},
     {"encode", 1, 1, 0, 0, fn_encode},
     {"endsWith", 1, 1, 0, 0, fn_endsWith},
@@ -2499,7 +2516,7 @@ static const fp_func funcs[] = {
     {"matches", 1, 1, 0, 0, fn_matches},
     {"matchesFull", 1, 1, 0, 0, fn_matchesFull},
     {"max", 0, 0, 0, 0, fn_max},
-    {"memberOf", 1, 1, 0, 0, fn_memberOf},
+    {"memberOf", 1, 1, 0, 0, fn_needs_terminology},
     {"min", 0, 0, 0, 0, fn_min},
     {"not", 0, 0, 0, 0, fn_not},
     {"now", 0, 0, 0, 0, fn_now},
@@ -2514,12 +2531,15 @@ static const fp_func funcs[] = {
     {"select", 1, 1, L0, 0, fn_select},
     {"single", 0, 0, 0, 0, fn_single},
     {"skip", 1, 1, 0, 0, fn_skip},
+    {"slice", 2, 2, 0, 0, fn_needs_profiles},
     {"sort", 0, 8, 0xFF, 0, fn_sort},
     {"split", 1, 1, 0, 0, fn_split},
     {"sqrt", 0, 0, 0, 0, fn_sqrt},
     {"startsWith", 1, 1, 0, 0, fn_startsWith},
     {"subsetOf", 1, 1, 0, 0, fn_subsetOf},
     {"substring", 1, 2, 0, 0, fn_substring},
+    {"subsumedBy", 1, 1, 0, 0, fn_needs_terminology},
+    {"subsumes", 1, 1, 0, 0, fn_needs_terminology},
     {"sum", 0, 0, 0, 0, fn_sum},
     {"supersetOf", 1, 1, 0, 0, fn_supersetOf},
     {"tail", 0, 0, 0, 0, fn_tail},
