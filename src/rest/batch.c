@@ -459,11 +459,7 @@ static void write_outcome(jw *w, bentry *e)
 static void write_entry_resource(rest_req *r, jw *w, const char *bytes, size_t len)
 {
     jw_key(w, "resource");
-    json_val *v;
-    if (r->pretty && json_parse(r->a, bytes, len, 0, &v, NULL) == 0)
-        jw_val(w, v);
-    else
-        jw_raw(w, bytes, len);
+    rest_write_resource(r, w, bytes, len);
 }
 
 static void write_version_response(jw *w, const char *base, bentry *e, uint64_t vid,

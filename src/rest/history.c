@@ -177,11 +177,7 @@ static void put_entry(rest_req *r, jw *w, const char *base, const store_version 
     buf_free(&u);
     if (v->op != STORE_OP_DELETE && v->bytes) {
         jw_key(w, "resource");
-        json_val *res;
-        if (r->pretty && json_parse(r->a, v->bytes, v->len, 0, &res, NULL) == 0)
-            jw_val(w, res);
-        else
-            jw_raw(w, v->bytes, v->len);
+        rest_write_resource(r, w, v->bytes, v->len);
     }
     jw_key(w, "request");
     jw_obj(w);

@@ -307,6 +307,10 @@ int rest_send_resource(rest_req *r, unsigned status, const char *bytes, size_t l
 int rest_gate_enter(rest_req *r, const char *type, const char *id, rest_resume_fn cont);
 void rest_gate_leave(rest_req *r);
 
+/* Write a stored resource as a JSON value at w's position (a Bundle entry),
+ * shaped like rest_send_resource (_pretty follows w, _summary, _elements). */
+void rest_write_resource(rest_req *r, jw *w, const char *bytes, size_t len);
+
 /* A fresh server-assigned id (UUID v4 form, 36 chars + NUL) into out. */
 void rest_new_id(char out[37]);
 

@@ -140,11 +140,7 @@ static void put_entry(rest_req *r, jw *w, const char *base, const store_version 
     jw_strn(w, buf_cstr(&u), u.len);
     buf_free(&u);
     jw_key(w, "resource");
-    json_val *res;
-    if (r->pretty && json_parse(r->a, v->bytes, v->len, 0, &res, NULL) == 0)
-        jw_val(w, res);
-    else
-        jw_raw(w, v->bytes, v->len);
+    rest_write_resource(r, w, v->bytes, v->len);
     jw_key(w, "search");
     jw_obj(w);
     jw_key(w, "mode");

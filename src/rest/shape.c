@@ -6,7 +6,9 @@
  * resourceType, id, meta); _summary=true keeps the summary elements of the
  * model, _summary=text keeps text, id, meta and required elements,
  * _summary=data drops text. Shaped resources are tagged SUBSETTED as the spec
- * asks. Filtering is top-level only (documented in docs/REST.md).
+ * asks. Filtering is top-level only (documented in docs/REST.md). The same
+ * shaping applies to the resources inside history, search and batch Bundles
+ * (rest_write_resource).
  */
 #include <string.h>
 
@@ -147,6 +149,18 @@ static int shape_mode(rest_req *r, const char **elements)
     if (!strcmp(s, "data"))
         return SHAPE_DATA;
     return SHAPE_ALL;
+}
+
+void rest_write_resource(rest_req *r, jw *w, const char *bytes, size_t len)
+{
+    const char *elements = NULL;
+    int mode = shape_mode(r, &elements);
+    json_val *v;
+    if ((mode == SHAPE_ALL && !r->pretty) || json_parse(r->a, bytes, len, 0, &v, NULL)) {
+        jw_raw(w, bytes, len);
+        return;
+    }
+    write_shaped(w, v, mode, elements);
 }
 
 int rest_send_resource(rest_req *r, unsigned status, const char *bytes, size_t len,

@@ -65,3 +65,14 @@ def test_unsupported_parameters_are_reported_or_rejected(http, base):
     assert "foo" not in parse_qs(urlparse(self_link).query)
     r = http.get(f"{base}/Basic", params={"foo": "1"}, headers={"Prefer": "handling=strict"})
     assert_outcome(r, 400, "not-supported")
+
+
+def test_elements_and_summary_shape_bundle_entries(http, base):
+    put(http, base, "Basic", "shape-1", code={"text": "x"}, subject={"reference": "Patient/p"})
+    b = http.get(f"{base}/Basic", params={"_id": "shape-1", "_elements": "code"}).json()
+    res = b["entry"][0]["resource"]
+    assert "code" in res and "subject" not in res
+    assert any(t["code"] == "SUBSETTED" for t in res["meta"]["tag"])
+    h = http.get(f"{base}/Basic/shape-1/_history", params={"_elements": "subject"}).json()
+    res = h["entry"][0]["resource"]
+    assert "subject" in res and "code" not in res
