@@ -1075,25 +1075,96 @@ FN(replace)
 
 /* Translate the FHIRPath (PCRE-like) regex subset into POSIX ERE: \d \D \w \W \s \S
  * become bracket expressions; inside brackets they become class names. */
+/* One bracket expression of the pattern, re[*i] == '[': translated into POSIX form,
+ * where a literal ']' must come first, a literal '-' last, '^' not first, and a
+ * backslash is not an escape. Returns 0, or -1 when it is not terminated. */
+static int regex_bracket(const char *re, size_t n, size_t *i, buf *b)
+{
+    size_t k = *i + 1;
+    int neg = 0, rbr = 0, dash = 0, caret = 0;
+    buf body = BUF_INIT;
+    if (k < n && re[k] == '^') {
+        neg = 1;
+        k++;
+    }
+    int first = 1;
+    for (; k < n; k++) {
+        char ch = re[k];
+        if (ch == ']' && !first)
+            break;
+        first = 0;
+        if (ch == '\\' && k + 1 < n) {
+            char e = re[++k];
+            switch (e) {
+            case 'd': buf_puts(&body, "0-9"); break;
+            case 'w': buf_puts(&body, "A-Za-z0-9_"); break;
+            case 's': buf_puts(&body, " \t\r\n\f\v"); break;
+            case 'n': buf_putc(&body, '\n'); break;
+            case 't': buf_putc(&body, '\t'); break;
+            case 'r': buf_putc(&body, '\r'); break;
+            case ']': rbr = 1; break;
+            case '-': dash = 1; break;
+            case '^': caret = 1; break;
+            default: buf_putc(&body, e); break; /* includes '\\', '[', '.' */
+            }
+            continue;
+        }
+        if (ch == ']')
+            rbr = 1;
+        else if (ch == '^')
+            caret = 1;
+        else if (ch == '-' && (k + 1 >= n || re[k + 1] == ']' || body.len == 0))
+            dash = 1;
+        else
+            buf_putc(&body, ch);
+    }
+    if (k >= n) {
+        buf_free(&body);
+        return -1;
+    }
+    buf_putc(b, '[');
+    if (neg)
+        buf_putc(b, '^');
+    if (rbr)
+        buf_putc(b, ']');
+    buf_put(b, body.data ? body.data : "", body.len);
+    if (caret)
+        buf_putc(b, '^');
+    if (dash)
+        buf_putc(b, '-');
+    buf_putc(b, ']');
+    int err = body.err;
+    buf_free(&body);
+    *i = k;
+    return err ? -1 : 0;
+}
+
 int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg,
                      size_t msgn)
 {
     buf b = BUF_INIT;
     if (full)
         buf_puts(&b, "^(");
-    int inbr = 0;
     for (size_t i = 0; i < n; i++) {
         char ch = re[i];
+        if (ch == '[') {
+            if (regex_bracket(re, n, &i, &b)) {
+                buf_free(&b);
+                snprintf(msg, msgn, "invalid regular expression: unterminated [");
+                return ERR_INVALID;
+            }
+            continue;
+        }
         if (ch == '\\' && i + 1 < n) {
             char e = re[++i];
             const char *rep = NULL;
             switch (e) {
-            case 'd': rep = inbr ? "0-9" : "[0-9]"; break;
-            case 'D': rep = inbr ? NULL : "[^0-9]"; break;
-            case 'w': rep = inbr ? "A-Za-z0-9_" : "[A-Za-z0-9_]"; break;
-            case 'W': rep = inbr ? NULL : "[^A-Za-z0-9_]"; break;
-            case 's': rep = inbr ? " \t\r\n\f\v" : "[ \t\r\n\f\v]"; break;
-            case 'S': rep = inbr ? NULL : "[^ \t\r\n\f\v]"; break;
+            case 'd': rep = "[0-9]"; break;
+            case 'D': rep = "[^0-9]"; break;
+            case 'w': rep = "[A-Za-z0-9_]"; break;
+            case 'W': rep = "[^A-Za-z0-9_]"; break;
+            case 's': rep = "[ \t\r\n\f\v]"; break;
+            case 'S': rep = "[^ \t\r\n\f\v]"; break;
             case 'n': rep = "\n"; break;
             case 't': rep = "\t"; break;
             case 'r': rep = "\r"; break;
@@ -1101,18 +1172,12 @@ int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg
             }
             if (rep) {
                 buf_puts(&b, rep);
-            } else if (inbr) {
-                buf_putc(&b, e);
             } else {
                 buf_putc(&b, '\\');
                 buf_putc(&b, e);
             }
             continue;
         }
-        if (ch == '[' && !inbr)
-            inbr = 1;
-        else if (ch == ']' && inbr)
-            inbr = 0;
         buf_putc(&b, ch);
     }
     if (full)

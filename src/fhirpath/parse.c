@@ -542,6 +542,17 @@ static int check_type(parser *p, const fp_typespec *ts, size_t pos)
     return -1;
 }
 
+/* For is: any name is allowed (unknown ones are simply not matched), but a namespace
+ * must be FHIR or System. */
+static int check_type_ns(parser *p, const fp_typespec *ts, size_t pos)
+{
+    if (!ts->ns || !strcmp(ts->ns, "FHIR") || !strcmp(ts->ns, "System"))
+        return 0;
+    perr(p, pos, ERR_INVALID, "unknown type '%s%s%s'", ts->ns ? ts->ns : "", ts->ns ? "." : "",
+         ts->name);
+    return -1;
+}
+
 static int is_calendar_word(const char *s)
 {
     static const char *const w[] = {"year",    "years",   "month",  "months",
@@ -643,7 +654,11 @@ static fp_node *parse_function(parser *p, const char *name, size_t name_len, siz
             if (n->fn->type_arg) {
                 size_t tpos = p->tok.pos;
                 fp_node *a = new_node(p, N_LITERAL, p->tok.pos);
-                if (!a || parse_typespec(p, &a->type) || check_type(p, &a->type, tpos))
+                /* as()/ofType() need a real type; is() of an unknown type is simply
+                 * false (R4's own invariant dom-r4b names R4B-only resources) */
+                if (!a || parse_typespec(p, &a->type) ||
+                    (strcmp(n->fn->name, "is") ? check_type(p, &a->type, tpos)
+                                               : check_type_ns(p, &a->type, tpos)))
                     return NULL;
                 n->type = a->type;
                 args[na++] = a;
@@ -948,7 +963,8 @@ static fp_node *parse_expr(parser *p, int minprec)
         if (is_type) {
             n->nargs = 1;
             size_t tpos = p->tok.pos;
-            if (parse_typespec(p, &n->type) || check_type(p, &n->type, tpos))
+            if (parse_typespec(p, &n->type) ||
+                (is_is ? check_type_ns(p, &n->type, tpos) : check_type(p, &n->type, tpos)))
                 return NULL;
         } else {
             n->nargs = 2;

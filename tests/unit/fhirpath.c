@@ -131,6 +131,14 @@ static void test_functions(void)
     is_str(ev("'abc123'.replaceMatches('[0-9]', '-')"), "[\"abc---\"]", "replaceMatches");
     is_str(ev("'2023'.matches('\\\\d+')"), "[true]", "\\d in a regex");
     is_str(ev("'hello'.encode('base64').decode('base64')"), "[\"hello\"]", "base64 round trip");
+    is_str(ev("'a]b'.matches('^[\\\\]a]+b$')"), "[true]", "escaped ] inside a bracket");
+    is_str(ev("'a-b'.matchesFull('[a\\\\-]+b')"), "[true]", "escaped - inside a bracket");
+    is_str(ev("'Pat ient'.matchesFull('[^\\\\s]+')"), "[false]", "\\s inside a negated bracket");
+    is_str(ev("'Patient.name'.matchesFull('[^\\\\s\\\\.\\\\[\\\\]{}]{1,64}"
+              "(\\\\.[^\\\\s\\\\.\\\\[\\\\]{}]{1,64})*')"),
+           "[true]", "the R4 eld-19 path pattern");
+    is_str(ev("1 is Citation"), "[false]", "is() of an unknown type is false (dom-r4b)");
+    is_str(ev("1.as(Citation)"), "ERR:-2", "as() of an unknown type is an error");
     is_str(ev("(3|1|2).sort()"), "[1,2,3]", "sort()");
     is_str(ev("(1|2|3).sort(-$this)"), "[3,2,1]", "sort descending");
     is_str(ev("(1|2|3).aggregate($this + $total, 0)"), "[6]", "aggregate()");
