@@ -216,6 +216,20 @@ static void make_bsn(uint64_t seed, uint64_t index, char out[10])
     out[9] = 0;
 }
 
+/* A hospital number unique per (seed, index) for up to 10^8 patients: "MRN" and an
+ * affine bijection of the index modulo 10^8, as eight digits. */
+static void make_mrn(uint64_t seed, uint64_t index, char out[12])
+{
+    uint64_t mul = (mix64(seed ^ 0x3c) % 10000000) * 10 + 7; /* ends in 7: coprime to 10 */
+    uint64_t x = ((index % 100000000) * mul + mix64(seed ^ 0x4d) % 100000000) % 100000000;
+    memcpy(out, "MRN", 3);
+    for (int i = 10; i >= 3; i--) {
+        out[i] = (char)('0' + x % 10);
+        x /= 10;
+    }
+    out[11] = 0;
+}
+
 /* ---- time ------------------------------------------------------------------------- */
 
 /* days since 1970-01-01 of a proleptic Gregorian date */
@@ -372,6 +386,7 @@ typedef struct plan_enc {
 typedef struct patient {
     char id[37];
     char bsn[10];
+    uint64_t index;
     int female;
     int64_t birth_day;
     int64_t birth; /* birth instant (noon) */
@@ -1064,6 +1079,7 @@ static void make_person(synth *g, uint64_t index)
     memset(p, 0, offsetof(patient, enc));
     synth_patient_id(g->seed, index, p->id);
     make_bsn(g->seed, index, p->bsn);
+    p->index = index;
     p->female = rng_chance(r, 0.505);
 
     /* age on the reference date: roughly the Dutch population pyramid */
@@ -1910,8 +1926,8 @@ static void emit_patient(synth *g)
     const synth_city *city = &synth_cities[p->city];
     jw *w = res_begin(g, SYNTH_PATIENT, NULL);
     double age = age_at(p, SYNTH_END_UNIX);
-    char mrn[16] = "MRN";
-    digits(r, mrn + 3, 8);
+    char mrn[12];
+    make_mrn(g->seed, g->p.index, mrn);
 
     jw_key(w, "identifier");
     jw_arr(w);

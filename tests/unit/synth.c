@@ -192,6 +192,21 @@ static void test_bsn(void)
     for (int i = 1; i < NB; i++)
         dup += !strcmp(v[i - 1], v[i]);
     is_int(dup, 0, "generated BSNs are unique");
+
+    /* hospital numbers too */
+    int shape = 1;
+    for (int i = 0; i < NB; i++) {
+        char m[12];
+        make_mrn(7, (uint64_t)i, m);
+        shape &= strlen(m) == 11 && !strncmp(m, "MRN", 3);
+        memcpy(v[i], m + 3, 9);
+    }
+    ok(shape, "MRNs are MRN + eight digits");
+    qsort(v, NB, 10, (int (*)(const void *, const void *))strcmp);
+    dup = 0;
+    for (int i = 1; i < NB; i++)
+        dup += !strcmp(v[i - 1], v[i]);
+    is_int(dup, 0, "generated MRNs are unique");
     free(v);
 }
 
@@ -523,6 +538,11 @@ static char *slurp(const char *path, size_t *len)
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
         buf_put(&b, tmp, n);
     fclose(f);
+    if (b.len == 0) { /* an empty file is still a file */
+        buf_free(&b);
+        *len = 0;
+        return calloc(1, 1);
+    }
     return buf_detach(&b, len);
 }
 
