@@ -8,7 +8,9 @@
  * charset=utf-8 and fhirVersion parameters; anything else is 415.
  *
  * Media-type parsing is deliberately small: split on ',' then ';', trim
- * spaces, compare case-insensitively, honour q=0 as "not acceptable".
+ * spaces, compare case-insensitively, honour q=0 as "not acceptable". A
+ * fhirVersion parameter other than 4.0 (R4) is not acceptable either (406 in
+ * Accept, 415 in Content-Type), as the FHIR version negotiation rules ask.
  */
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +67,31 @@ static int q_nonzero(const char *params, size_t n)
     return 1;
 }
 
+/* 1 when a parameter list (after the media type) has no fhirVersion, or one
+ * naming R4 ("4.0" or "4.0.x"); 0 for any other FHIR version. */
+static int fhir_version_ok(const char *params, size_t n)
+{
+    const char *p = params, *end = params + n;
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *pe = semi ? semi : end;
+        const char *s = p;
+        size_t sn = (size_t)(pe - p);
+        trim(&s, &sn);
+        if (sn > 12 && !strncasecmp(s, "fhirVersion=", 12)) {
+            const char *v = s + 12;
+            size_t vn = sn - 12;
+            if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+                v++;
+                vn -= 2;
+            }
+            return (vn == 3 && !memcmp(v, "4.0", 3)) || (vn > 4 && !memcmp(v, "4.0.", 4));
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return 1;
+}
+
 int rest_conneg_accept(const char *format_param, const char *accept, char *msg, size_t msgsz)
 {
     if (format_param && *format_param) {
@@ -92,7 +119,8 @@ int rest_conneg_accept(const char *format_param, const char *accept, char *msg, 
             any = 1;
             int ok = is_json_type(t, tn) || (tn == 3 && !memcmp(t, "*/*", 3)) ||
                      (tn == 13 && !strncasecmp(t, "application/*", 13));
-            if (ok && (!semi || q_nonzero(semi + 1, (size_t)(e - semi - 1))))
+            if (ok && (!semi || (q_nonzero(semi + 1, (size_t)(e - semi - 1)) &&
+                                 fhir_version_ok(semi + 1, (size_t)(e - semi - 1)))))
                 return 0;
         }
         p = comma ? comma + 1 : e;
@@ -122,6 +150,11 @@ int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t m
         snprintf(msg, msgsz,
                  "Content-Type '%.120s' is not supported: this server accepts FHIR JSON "
                  "only (application/fhir+json or application/json)",
+                 ct);
+        return ERR_UNSUPPORTED;
+    }
+    if (semi && !fhir_version_ok(semi + 1, strlen(semi + 1))) {
+        snprintf(msg, msgsz, "Content-Type '%.120s': this server speaks FHIR R4 (fhirVersion=4.0)",
                  ct);
         return ERR_UNSUPPORTED;
     }

@@ -74,3 +74,17 @@ def test_xml_body_is_415(http, base):
     assert "application/fhir+json" in oo["issue"][0]["diagnostics"]
     r = http.put(f"{base}/Patient/x1", data=xml, headers={"Content-Type": "application/xml"})
     assert_outcome(r, 415)
+
+
+def test_fhir_version_parameter(http, base, pid):
+    ok = {"Accept": "application/fhir+json; fhirVersion=4.0"}
+    assert http.get(f"{base}/Patient/{pid}", headers=ok).status_code == 200
+    for v in ["3.0", "4.3", "5.0", "1.0.2"]:
+        r = http.get(f"{base}/Patient/{pid}", headers={"Accept": f"application/fhir+json; fhirVersion={v}"})
+        assert_outcome(r, 406)
+    r = http.post(f"{base}/Patient", json=PAT,
+                  headers={"Content-Type": "application/fhir+json; fhirVersion=3.0"})
+    assert_outcome(r, 415)
+    r = http.post(f"{base}/Patient", json=PAT,
+                  headers={"Content-Type": "application/fhir+json; fhirVersion=4.0.1"})
+    assert r.status_code == 201
