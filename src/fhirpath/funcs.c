@@ -2164,7 +2164,7 @@ FN(sort)
         if (!items[i].keys)
             return oom(c, nd);
         if (!nd->nargs) {
-            items[i].keys[0].v = &items[i].v;
+            items[i].keys[0].v = &in->v[i]; /* stable: items move while sorting */
             items[i].keys[0].n = 1;
             continue;
         }

@@ -140,6 +140,9 @@ static void test_functions(void)
     is_str(ev("1 is Citation"), "[false]", "is() of an unknown type is false (dom-r4b)");
     is_str(ev("1.as(Citation)"), "ERR:-2", "as() of an unknown type is an error");
     is_str(ev("(3|1|2).sort()"), "[1,2,3]", "sort()");
+    is_str(ev("(5|3|9|1|7|2|8|4|6|0|15|11|13|12|14|10).sort()"),
+           "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]", "sort() of 16 items (merge levels)");
+    is_str(ev("(5|3|9|1|7|2|8|4|6|0).sort(-$this).first()"), "[9]", "sort(-$this) of 10 items");
     is_str(ev("(1|2|3).sort(-$this)"), "[3,2,1]", "sort descending");
     is_str(ev("(1|2|3).aggregate($this + $total, 0)"), "[6]", "aggregate()");
     is_str(ev("iif(true, 'y', 'n')"), "[\"y\"]", "iif()");
