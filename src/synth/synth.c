@@ -22,9 +22,10 @@
  * prescriptions are "stopped" rather than "active".
  *
  * Randomness: xoshiro256** seeded through splitmix64 from (seed, patient index);
- * normal deviates are Irwin-Hall sums (no libm, so bytes do not depend on the
- * math library). Times are seconds since the Unix epoch, written as Dutch local
- * time with the Europe/Amsterdam offset (+01:00, or +02:00 in summer time).
+ * normal deviates are Irwin-Hall sums, so the random stream does not depend on
+ * the math library (only the eGFR formula calls pow()). Times are seconds since
+ * the Unix epoch, written as Dutch local time with the Europe/Amsterdam offset
+ * (+01:00, or +02:00 in summer time).
  */
 #include "synth/synth.h"
 
