@@ -241,8 +241,8 @@ static void *worker(void *arg)
         }
         int n;
         if (mode_get)
-            n = snprintf(req, req_cap, "GET %.*s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
-                         (int)it->id_len, it->id, host, port);
+            n = snprintf(req, req_cap, "GET %.*s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", (int)it->id_len,
+                         it->id, host, port);
         else
             n = snprintf(req, req_cap,
                          "PUT /fhir/%.*s/%.*s HTTP/1.1\r\nHost: %s:%d\r\n"
@@ -272,8 +272,8 @@ static void *worker(void *arg)
                 }
             } else {
                 if (atomic_fetch_add(&n_fail, 1) < 3)
-                    fprintf(stderr, "loadgen: %.*s/%.*s -> HTTP %d\n", (int)it->type_len,
-                            it->type, (int)it->id_len, it->id, status);
+                    fprintf(stderr, "loadgen: %.*s/%.*s -> HTTP %d\n", (int)it->type_len, it->type,
+                            (int)it->id_len, it->id, status);
             }
             if (close_after) {
                 close(fd);

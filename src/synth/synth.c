@@ -36,8 +36,8 @@
 
 #include "base/buf.h"
 #include "base/err.h"
-#include "json/json.h"
 #include "synth/synth_int.h"
+#include "json/json.h"
 
 const char *const synth_type_names[SYNTH_NTYPES] = {
     [SYNTH_ORGANIZATION] = "Organization",
@@ -394,14 +394,14 @@ typedef struct patient {
     int64_t end;   /* end of the timeline: death, or SYNTH_END_UNIX */
     int deceased;
     int city;
-    int gp, doc;   /* practitioner indices (global) */
+    int gp, doc; /* practitioner indices (global) */
     double adult_height, bmi0, bmi_drift;
     double base[M_COUNT];
-    uint32_t has;  /* bit per chronic condition */
+    uint32_t has; /* bit per chronic condition */
     int64_t onset[C_CHRONIC_COUNT];
     uint8_t drugs[C_CHRONIC_COUNT]; /* bit i: drugs[i] of the condition is used */
     int recorded[C_CHRONIC_COUNT];
-    int last_rx[C_CHRONIC_COUNT];   /* plan index of the last prescribing visit */
+    int last_rx[C_CHRONIC_COUNT]; /* plan index of the last prescribing visit */
     char cond_id[C_CHRONIC_COUNT][37];
     int nenc;
     plan_enc enc[MAX_ENC];
@@ -756,9 +756,9 @@ int synth_infrastructure(synth *g, synth_sink sink, void *ctx)
             g->idctr = (uint32_t)(1000 + c * NPRACT_PER_CITY + k);
             jw *w = res_begin(g, SYNTH_PRACTITIONER, NULL);
             int female = rng_chance(&r, 0.55);
-            const char *given = female
-                ? synth_given_female[rng_below(&r, (uint32_t)synth_n_given_female)]
-                : synth_given_male[rng_below(&r, (uint32_t)synth_n_given_male)];
+            const char *given =
+                female ? synth_given_female[rng_below(&r, (uint32_t)synth_n_given_female)]
+                       : synth_given_male[rng_below(&r, (uint32_t)synth_n_given_male)];
             const synth_surname *s = &synth_surnames[rng_below(&r, (uint32_t)synth_n_surnames)];
             digits(&r, big, 11);
             jw_key(w, "identifier");
@@ -936,8 +936,7 @@ static void plan_timeline(synth *g)
         }
         if (age > 40 && monthly(r, has_at(p, C_CHD, t) ? 0.2 : 0.02)) {
             int mi = has_at(p, C_CHD, t) && rng_chance(r, 0.3);
-            plan_enc *e = plan_day(g, day, E_EMER, ET_EMERGENCY, PU_ACUTE,
-                                   mi ? A_MI : A_CHESTPAIN);
+            plan_enc *e = plan_day(g, day, E_EMER, ET_EMERGENCY, PU_ACUTE, mi ? A_MI : A_CHESTPAIN);
             if (e && mi) {
                 plan_enc *ad = plan_at(g, e->end, E_IMP, ET_ADMISSION, PU_ADMIT, A_MI);
                 if (ad)
@@ -972,17 +971,16 @@ static void plan_timeline(synth *g)
         plan_day(g, c0, E_AMB, ET_VACCINATION, PU_VACC, V_COVID);
         plan_day(g, c0 + 35, E_AMB, ET_VACCINATION, PU_VACC, V_COVID);
         if (age_at(p, c0 * DAY) >= 18 && rng_chance(r, 0.6))
-            plan_day(g, days_from_civil(2021, 12, 1) + rng_below(r, 28), E_AMB,
-                     ET_VACCINATION, PU_VACC, V_COVID);
+            plan_day(g, days_from_civil(2021, 12, 1) + rng_below(r, 28), E_AMB, ET_VACCINATION,
+                     PU_VACC, V_COVID);
     }
     /* the Dutch childhood schedule, at the ages that fall in the window */
     static const struct {
         int days;
         uint8_t v1, v2;
     } sched[] = {
-        {92, V_HEXA, V_PCV}, {153, V_HEXA, V_PCV}, {335, V_HEXA, V_PCV},
-        {426, V_MMR, 0},     {1461, V_DTAPIPV, 0}, {3287, V_MMR, 0},
-        {3652, V_HPV, 0},
+        {92, V_HEXA, V_PCV},  {153, V_HEXA, V_PCV}, {335, V_HEXA, V_PCV}, {426, V_MMR, 0},
+        {1461, V_DTAPIPV, 0}, {3287, V_MMR, 0},     {3652, V_HPV, 0},
     };
     for (size_t i = 0; i < sizeof sched / sizeof sched[0]; i++) {
         int64_t day = p->birth_day + sched[i].days + rng_below(r, 14);
@@ -1402,7 +1400,12 @@ static void emit_obs(synth *g, int m, double v, int64_t t, int64_t issued, char 
         int hi = rr->hi >= 0 && shown > rr->hi, lo = rr->lo >= 0 && shown < rr->lo;
         k_cc1(w, "interpretation",
               "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-              hi ? "H" : lo ? "L" : "N", hi ? "High" : lo ? "Low" : "Normal");
+              hi   ? "H"
+              : lo ? "L"
+                   : "N",
+              hi   ? "High"
+              : lo ? "Low"
+                   : "Normal");
         jw_key(w, "referenceRange");
         jw_arr(w);
         jw_obj(w);
@@ -1436,9 +1439,16 @@ static void emit_bp(synth *g, int64_t t, unsigned f)
 }
 
 enum {
-    VS_HR = 1, VS_RR = 2, VS_TEMP = 4, VS_SPO2 = 8, VS_BP = 16, VS_WEIGHT = 32,
-    VS_HEIGHT = 64, VS_BMI = 128,
-    VS_ALL = 255, VS_SHORT = VS_HR | VS_BP | VS_WEIGHT,
+    VS_HR = 1,
+    VS_RR = 2,
+    VS_TEMP = 4,
+    VS_SPO2 = 8,
+    VS_BP = 16,
+    VS_WEIGHT = 32,
+    VS_HEIGHT = 64,
+    VS_BMI = 128,
+    VS_ALL = 255,
+    VS_SHORT = VS_HR | VS_BP | VS_WEIGHT,
     VS_ACUTE = VS_HR | VS_RR | VS_TEMP | VS_SPO2 | VS_BP,
 };
 
@@ -1784,8 +1794,7 @@ static void visit(synth *g, int i, int first)
     /* first visit of the window: record what the patient already has */
     if (first) {
         for (int c = 0; c < C_CHRONIC_COUNT; c++) {
-            if (!has_at(p, c, t) || p->recorded[c] ||
-                (e->purpose == PU_DIAG && e->arg == c))
+            if (!has_at(p, c, t) || p->recorded[c] || (e->purpose == PU_DIAG && e->arg == c))
                 continue;
             const synth_chronic *cd = &synth_chronics[c];
             emit_condition(g, cd->snomed, cd->display, 1, p->onset[c], 0, t, p->cond_id[c]);
@@ -1806,8 +1815,8 @@ static void visit(synth *g, int i, int first)
                            p->cond_id[C_OBESITY]);
             p->recorded[C_OBESITY] = 1;
         }
-        vitals(g, t, age < 18 ? VS_HR | VS_WEIGHT | VS_HEIGHT | VS_BMI | VS_TEMP | VS_BP
-                              : VS_ALL, 0);
+        vitals(g, t, age < 18 ? VS_HR | VS_WEIGHT | VS_HEIGHT | VS_BMI | VS_TEMP | VS_BP : VS_ALL,
+               0);
         if (age >= 40 && rng_chance(r, 0.3))
             lab_panel(g, P_LIPID, t, 0);
         if (age >= 40 && rng_chance(r, 0.3))
@@ -1863,8 +1872,7 @@ static void visit(synth *g, int i, int first)
             abate = 0; /* stays on the problem list */
         emit_condition(g, a->snomed, a->display, e->arg == A_MI, t, abate, t + 900, NULL);
         if (a->drug)
-            emit_medreq(g, a->drug - 1, t + 14 * DAY >= p->end, t + 1200, a->snomed,
-                        a->display);
+            emit_medreq(g, a->drug - 1, t + 14 * DAY >= p->end, t + 1200, a->snomed, a->display);
         break;
     }
     case PU_EXACERBATION:
@@ -1952,9 +1960,8 @@ static void emit_patient(synth *g)
     jw_end(w);
     jw_key(w, "active");
     jw_bool(w, 1);
-    const char *given = p->female
-        ? synth_given_female[rng_below(r, (uint32_t)synth_n_given_female)]
-        : synth_given_male[rng_below(r, (uint32_t)synth_n_given_male)];
+    const char *given = p->female ? synth_given_female[rng_below(r, (uint32_t)synth_n_given_female)]
+                                  : synth_given_male[rng_below(r, (uint32_t)synth_n_given_male)];
     w_name(w, given, &synth_surnames[rng_below(r, (uint32_t)synth_n_surnames)], NULL);
     w_phone(w, r, age >= 12 && rng_chance(r, 0.8) ? "06" : city->area_code,
             age >= 12 ? "mobile" : "home");
@@ -1967,8 +1974,11 @@ static void emit_patient(synth *g)
     w_address(w, r, city, 1);
     static const char *const ms[][2] = {
         {"S", "Never Married"}, {"M", "Married"}, {"D", "Divorced"}, {"W", "Widowed"}};
-    int k = age < 25 ? 0 : (int)rng_below(r, 100) < 55 ? 1 : rng_chance(r, 0.4) ? 0
-          : age > 65 ? 3 : 2;
+    int k = age < 25                      ? 0
+            : (int)rng_below(r, 100) < 55 ? 1
+            : rng_chance(r, 0.4)          ? 0
+            : age > 65                    ? 3
+                                          : 2;
     k_cc(w, "maritalStatus", "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", ms[k][0],
          ms[k][1]);
     jw_key(w, "communication");

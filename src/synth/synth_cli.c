@@ -24,8 +24,8 @@
 
 #include "base/buf.h"
 #include "base/err.h"
-#include "json/json.h"
 #include "synth/synth.h"
+#include "json/json.h"
 
 #define SYNTH_MAX_PATIENTS 10000000ULL /* BSNs are unique per seed up to 10^7 patients */
 #define SYNTH_MAX_THREADS 16
@@ -39,7 +39,7 @@ typedef struct worker {
     uint64_t seed;
     int format;
     const char *outdir;
-    uint64_t from, to; /* patient indices of this round */
+    uint64_t from, to;     /* patient indices of this round */
     buf out[SYNTH_NTYPES]; /* ndjson lines of this round, per type */
     buf bundle;
     jw bw;
@@ -341,8 +341,8 @@ int synth_main(int argc, char **argv)
                 buf *b = &wk[t].out[ty];
                 if (b->len && fwrite(b->data, 1, b->len, files[ty]) != b->len) {
                     rc = ERR_IO;
-                    snprintf(msg, sizeof msg, "cannot write %s.ndjson: %s",
-                             synth_type_names[ty], strerror(errno));
+                    snprintf(msg, sizeof msg, "cannot write %s.ndjson: %s", synth_type_names[ty],
+                             strerror(errno));
                     break;
                 }
                 buf_reset(b);

@@ -33,9 +33,9 @@ typedef struct synth_surname {
 
 typedef struct synth_city {
     const char *name;
-    uint16_t pc_lo, pc_hi;  /* 4-digit postcode range of the city */
-    const char *hospital;   /* its main hospital */
-    const char *area_code;  /* telephone area code, e.g. "020" */
+    uint16_t pc_lo, pc_hi; /* 4-digit postcode range of the city */
+    const char *hospital;  /* its main hospital */
+    const char *area_code; /* telephone area code, e.g. "020" */
 } synth_city;
 
 extern const char *const synth_given_male[];
@@ -51,9 +51,31 @@ extern const size_t synth_n_cities;
 
 /* ---- measures (Observations) ------------------------------------------------ */
 enum {
-    M_HR, M_RR, M_TEMP, M_SPO2, M_WEIGHT, M_HEIGHT, M_BMI, M_SYS, M_DIA,
-    M_GLUC, M_CREA, M_EGFR, M_NA, M_K, M_HB, M_WBC, M_PLT, M_CHOL, M_HDL, M_LDL,
-    M_TG, M_HBA1C, M_TROP, M_NTPROBNP, M_CRP,
+    M_HR,
+    M_RR,
+    M_TEMP,
+    M_SPO2,
+    M_WEIGHT,
+    M_HEIGHT,
+    M_BMI,
+    M_SYS,
+    M_DIA,
+    M_GLUC,
+    M_CREA,
+    M_EGFR,
+    M_NA,
+    M_K,
+    M_HB,
+    M_WBC,
+    M_PLT,
+    M_CHOL,
+    M_HDL,
+    M_LDL,
+    M_TG,
+    M_HBA1C,
+    M_TROP,
+    M_NTPROBNP,
+    M_CRP,
     M_COUNT
 };
 
@@ -85,10 +107,26 @@ extern const synth_panel synth_panels[P_COUNT];
 
 /* ---- medications ------------------------------------------------------------- */
 enum {
-    D_LISINOPRIL, D_AMLODIPINE, D_HCTZ, D_METFORMIN, D_GLICLAZIDE, D_ATORVASTATIN,
-    D_SALBUTAMOL, D_FLUTICASONE, D_TIOTROPIUM, D_FUROSEMIDE, D_BISOPROLOL,
-    D_RIVAROXABAN, D_ASA, D_PARACETAMOL, D_SERTRALINE, D_AMOXICILLIN, D_IBUPROFEN,
-    D_NITROFURANTOIN, D_OMEPRAZOLE, D_COUNT
+    D_LISINOPRIL,
+    D_AMLODIPINE,
+    D_HCTZ,
+    D_METFORMIN,
+    D_GLICLAZIDE,
+    D_ATORVASTATIN,
+    D_SALBUTAMOL,
+    D_FLUTICASONE,
+    D_TIOTROPIUM,
+    D_FUROSEMIDE,
+    D_BISOPROLOL,
+    D_RIVAROXABAN,
+    D_ASA,
+    D_PARACETAMOL,
+    D_SERTRALINE,
+    D_AMOXICILLIN,
+    D_IBUPROFEN,
+    D_NITROFURANTOIN,
+    D_OMEPRAZOLE,
+    D_COUNT
 };
 typedef struct synth_drug {
     const char *atc, *atc_display;
@@ -100,34 +138,51 @@ extern const synth_drug synth_drugs[D_COUNT];
 
 /* ---- conditions ---------------------------------------------------------------- */
 enum {
-    C_HTN, C_DM2, C_HLD, C_ASTHMA, C_COPD, C_HF, C_AF, C_CKD, C_CHD, C_OA, C_DEPR,
-    C_OBESITY, C_CHRONIC_COUNT
+    C_HTN,
+    C_DM2,
+    C_HLD,
+    C_ASTHMA,
+    C_COPD,
+    C_HF,
+    C_AF,
+    C_CKD,
+    C_CHD,
+    C_OA,
+    C_DEPR,
+    C_OBESITY,
+    C_CHRONIC_COUNT
 };
 typedef struct synth_chronic {
     const char *snomed, *display;
     uint8_t min_age;
-    float base, slope, cap;   /* prevalence at min_age, per year after, maximum */
-    float followups;          /* follow-up visits per year */
-    uint8_t drugs[3];         /* D_* + 1 (0 = none) */
+    float base, slope, cap; /* prevalence at min_age, per year after, maximum */
+    float followups;        /* follow-up visits per year */
+    uint8_t drugs[3];       /* D_* + 1 (0 = none) */
 } synth_chronic;
 extern const synth_chronic synth_chronics[C_CHRONIC_COUNT];
 
 enum {
-    A_PHARYNGITIS, A_BRONCHITIS, A_SINUSITIS, A_UTI, A_PNEUMONIA, A_SPRAIN, A_OTITIS,
-    A_CHESTPAIN, A_MI, A_ACUTE_COUNT
+    A_PHARYNGITIS,
+    A_BRONCHITIS,
+    A_SINUSITIS,
+    A_UTI,
+    A_PNEUMONIA,
+    A_SPRAIN,
+    A_OTITIS,
+    A_CHESTPAIN,
+    A_MI,
+    A_ACUTE_COUNT
 };
 typedef struct synth_acute {
     const char *snomed, *display;
-    uint8_t days;     /* typical duration until abatement */
-    uint8_t drug;     /* D_* + 1 (0 = none) */
-    uint8_t fever;    /* raises temperature, WBC, CRP */
+    uint8_t days;  /* typical duration until abatement */
+    uint8_t drug;  /* D_* + 1 (0 = none) */
+    uint8_t fever; /* raises temperature, WBC, CRP */
 } synth_acute;
 extern const synth_acute synth_acutes[A_ACUTE_COUNT];
 
 /* ---- procedures, allergies, vaccines ------------------------------------------- */
-enum {
-    PR_MEDREC, PR_DEPSCREEN, PR_ECG, PR_CXR, PR_SPIRO, PR_PCI, PR_COUNT
-};
+enum { PR_MEDREC, PR_DEPSCREEN, PR_ECG, PR_CXR, PR_SPIRO, PR_PCI, PR_COUNT };
 typedef struct synth_code {
     const char *code, *display;
 } synth_code;
@@ -150,8 +205,16 @@ enum { E_AMB, E_IMP, E_EMER, E_VR };
 extern const synth_code synth_enc_class[4];
 
 /* Encounter types (SNOMED CT). */
-enum { ET_CHECKUP, ET_PROBLEM, ET_FOLLOWUP, ET_TELE, ET_EMERGENCY, ET_ADMISSION,
-       ET_VACCINATION, ET_COUNT };
+enum {
+    ET_CHECKUP,
+    ET_PROBLEM,
+    ET_FOLLOWUP,
+    ET_TELE,
+    ET_EMERGENCY,
+    ET_ADMISSION,
+    ET_VACCINATION,
+    ET_COUNT
+};
 extern const synth_code synth_enc_types[ET_COUNT];
 
 #endif

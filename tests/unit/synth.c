@@ -17,9 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "synth/synth.c"
 #include "base/arena.h"
 #include "fhir/validate.h"
+#include "synth/synth.c"
 #include "tap.h"
 
 /* ---- an in-memory sink -------------------------------------------------------- */
@@ -180,7 +180,7 @@ static void test_bsn(void)
 
     /* every constructed BSN is valid and unique over many patients */
     enum { NB = 200000 };
-    char (*v)[10] = malloc((size_t)NB * 10);
+    char(*v)[10] = malloc((size_t)NB * 10);
     int valid = 1;
     for (int i = 0; i < NB; i++) {
         make_bsn(7, (uint64_t)i, v[i]);
@@ -291,8 +291,7 @@ static void test_resources(void)
         if (r->type == SYNTH_PATIENT) {
             const json_val *idents = json_get(v, "identifier");
             const char *bsn = NULL;
-            for (uint32_t k = 0; idents && k < idents->n; k++)
-            {
+            for (uint32_t k = 0; idents && k < idents->n; k++) {
                 const char *sys = json_get_str(&idents->u.items[k], "system");
                 if (sys && !strcmp(sys, SYNTH_BSN))
                     bsn = json_get_str(&idents->u.items[k], "value");
@@ -300,7 +299,9 @@ static void test_resources(void)
             bsn_bad += !synth_bsn_valid(bsn);
             const char *bd = json_get_str(v, "birthDate");
             birth = bd ? days_from_civil(strtol(bd, NULL, 10), (unsigned)strtol(bd + 5, NULL, 10),
-                                         (unsigned)strtol(bd + 8, NULL, 10)) * DAY - 2 * 3600
+                                         (unsigned)strtol(bd + 8, NULL, 10)) *
+                                 DAY -
+                             2 * 3600
                        : 0;
         } else if (r->type == SYNTH_ENCOUNTER) {
             const json_val *per = json_get(v, "period");
@@ -326,9 +327,10 @@ static void test_resources(void)
                 }
             outside += !found;
             const json_val *cat = json_get(v, "category");
-            const char *cc = cat && cat->n
-                ? json_get_str(&json_get(&cat->u.items[0], "coding")->u.items[0], "code")
-                : NULL;
+            const char *cc =
+                cat && cat->n
+                    ? json_get_str(&json_get(&cat->u.items[0], "coding")->u.items[0], "code")
+                    : NULL;
             vitals += cc && !strcmp(cc, "vital-signs");
             labs += cc && !strcmp(cc, "laboratory");
             const json_val *rrs = json_get(v, "referenceRange");
@@ -339,9 +341,9 @@ static void test_resources(void)
                 const json_val *lo = json_get(json_get(&rrs->u.items[0], "low"), "value");
                 const json_val *hi = json_get(json_get(&rrs->u.items[0], "high"), "value");
                 const json_val *in = json_get(v, "interpretation");
-                const char *ic = in ? json_get_str(
-                                          &json_get(&in->u.items[0], "coding")->u.items[0], "code")
-                                    : NULL;
+                const char *ic =
+                    in ? json_get_str(&json_get(&in->u.items[0], "coding")->u.items[0], "code")
+                       : NULL;
                 double x = val ? strtod(val->u.s, NULL) : 0;
                 const char *want = hi && x > strtod(hi->u.s, NULL)   ? "H"
                                    : lo && x < strtod(lo->u.s, NULL) ? "L"
@@ -357,15 +359,15 @@ static void test_resources(void)
                 int okbp = comp && comp->n == 2;
                 if (okbp) {
                     const json_val *c0 = &comp->u.items[0], *c1 = &comp->u.items[1];
-                    const char *k0 = json_get_str(
-                        &json_get(json_get(c0, "code"), "coding")->u.items[0], "code");
-                    const char *k1 = json_get_str(
-                        &json_get(json_get(c1, "code"), "coding")->u.items[0], "code");
+                    const char *k0 =
+                        json_get_str(&json_get(json_get(c0, "code"), "coding")->u.items[0], "code");
+                    const char *k1 =
+                        json_get_str(&json_get(json_get(c1, "code"), "coding")->u.items[0], "code");
                     const json_val *q0 = json_get(json_get(c0, "valueQuantity"), "value");
                     const json_val *q1 = json_get(json_get(c1, "valueQuantity"), "value");
                     const char *u0 = json_get_str(json_get(c0, "valueQuantity"), "code");
-                    okbp = k0 && k1 && !strcmp(k0, "8480-6") && !strcmp(k1, "8462-4") && q0 &&
-                           q1 && strtod(q0->u.s, NULL) > strtod(q1->u.s, NULL) && u0 &&
+                    okbp = k0 && k1 && !strcmp(k0, "8480-6") && !strcmp(k1, "8462-4") && q0 && q1 &&
+                           strtod(q0->u.s, NULL) > strtod(q1->u.s, NULL) && u0 &&
                            !strcmp(u0, "mm[Hg]");
                 }
                 bp_bad += !okbp;
@@ -602,11 +604,11 @@ static void test_cli(void)
     snprintf(d2, sizeof d2, "%s/nd2/deeper", base);
     snprintf(d3, sizeof d3, "%s/bundles", base);
 
-    const char *a1[] = {"generate", "--patients", "25", "--seed", "9", "--threads", "1",
-                        "--format", "ndjson", d1};
+    const char *a1[] = {"generate",  "--patients", "25",       "--seed", "9",
+                        "--threads", "1",          "--format", "ndjson", d1};
     is_int(run(a1, 10), 0, "generate ndjson, one thread");
-    const char *a2[] = {"generate", "--format", "ndjson", "--threads", "3", "--seed", "9",
-                        "--patients", "25", d2};
+    const char *a2[] = {"generate", "--format", "ndjson",     "--threads", "3",
+                        "--seed",   "9",        "--patients", "25",        d2};
     is_int(run(a2, 10), 0, "generate ndjson, three threads, nested OUTDIR created");
 
     int same = 1, total_lines = 0;
@@ -670,8 +672,8 @@ static void test_cli(void)
             char want_full[128], want_url[128];
             snprintf(want_full, sizeof want_full, "urn:uuid:%s", rid ? rid : "");
             snprintf(want_url, sizeof want_url, "%s/%s", rty ? rty : "", rid ? rid : "");
-            entry_bad += !full || strcmp(full, want_full) || !meth || strcmp(meth, "PUT") ||
-                         !url || strcmp(url, want_url);
+            entry_bad += !full || strcmp(full, want_full) || !meth || strcmp(meth, "PUT") || !url ||
+                         strcmp(url, want_url);
             if (i >= 0 && k == 0)
                 entry_bad += !rty || strcmp(rty, "Patient") || strcmp(rid, name);
             entries++;
