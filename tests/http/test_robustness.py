@@ -977,6 +977,34 @@ def test_fhirpath_patch_with_a_literal_path_does_not_kill_the_server(tmp_path, p
     assert code == 0
 
 
+def peak_rss_mb(proc):
+    """The process's peak resident set (VmHWM) in MiB (Linux)."""
+    with open("/proc/%d/status" % proc.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.xfail(strict=True, reason="finding R8: JSON Patch 'copy' of an array into itself "
+                   "doubles the tree per operation with no size budget (21 ops in 1.1 KB -> "
+                   "~270 MB more peak RSS; 24 ops -> 2.4 GB)")
+def test_json_patch_copy_cannot_amplify_memory(tmp_path):
+    s = Server(tmp_path / "db")  # its own server: peak memory is measured per process
+    try:
+        body = jb({"resourceType": "Patient", "id": "p", "name": [{"given": ["a"]}]})
+        assert requests.put(s.base + "/Patient/p", data=body, headers=CT).status_code == 201
+        before = peak_rss_mb(s.proc)
+        ops = [{"op": "copy", "from": "/name", "path": "/name/-"}] * 21
+        r = requests.patch(s.base + "/Patient/p", data=json.dumps(ops).encode(),
+                           headers={"Content-Type": "application/json-patch+json"}, timeout=60)
+        assert_oo(r)
+        grew = peak_rss_mb(s.proc) - before
+        assert grew < 100, "peak RSS grew by %d MiB for a %d-byte request" % (grew, len(r.request.body))
+    finally:
+        assert_clean_exit(s)
+
+
 JP = {"Content-Type": "application/json-patch+json"}
 JP_PATHS = ["", "/", "/name", "/name/0", "/name/-", "/name/1/given/0", "/name/-1", "/name/01",
             "/name/99999999999999999999", "/name/0/given/-", "/~0", "/~1", "/~2", "/~", "/a~1b",
