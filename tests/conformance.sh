@@ -32,6 +32,23 @@ for f in "$here"/baselines/*; do
     fhirpath)
         out=$($py "$conf/fhirpath/run.py" --cmd "$bin fhirpath" --jobs 2 | tail -n 1)
         ratchet fhirpath "$out" ;;
+    fhir-patch)
+        # needs a running server: a private one on a free loopback port
+        dir=$(mktemp -d)
+        port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        "$bin" serve --port "$port" --data "$dir/data" >"$dir/log" 2>&1 &
+        pid=$!
+        i=0
+        until $py -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null; do
+            i=$((i + 1))
+            [ $i -lt 100 ] || break
+            sleep 0.1
+        done
+        out=$($py "$conf/fhir-patch/run.py" --base "http://127.0.0.1:$port/fhir" | tail -n 1)
+        kill "$pid"
+        wait "$pid" || { echo "fhir-patch: server exited badly:"; cat "$dir/log"; status=1; }
+        rm -rf "$dir"
+        ratchet fhir-patch "$out" ;;
     sql-on-fhir)
         out=$($py "$conf/sql-on-fhir/run.py" --cmd "$bin view" --jobs 2 | tail -n 1)
         ratchet sql-on-fhir "$out" ;;
