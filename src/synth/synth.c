@@ -629,6 +629,23 @@ static void w_address(jw *w, rng *r, const synth_city *c, int home)
     jw_arr(w);
     jw_str(w, line);
     jw_end(w);
+    /* the parts of the line, as the Dutch address profile (nl-core) records them */
+    jw_key(w, "_line");
+    jw_arr(w);
+    jw_obj(w);
+    jw_key(w, "extension");
+    jw_arr(w);
+    jw_obj(w);
+    k_str(w, "url", "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName");
+    k_str(w, "valueString", street);
+    jw_end(w);
+    jw_obj(w);
+    k_str(w, "url", "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber");
+    k_str(w, "valueString", num);
+    jw_end(w);
+    jw_end(w);
+    jw_end(w);
+    jw_end(w);
     k_str(w, "city", c->name);
     k_str(w, "postalCode", pc);
     k_str(w, "country", "NL");
