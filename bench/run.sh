@@ -189,7 +189,9 @@ COMMITS=$(($1 - S0_C)) FSYNCS=$(($2 - S0_F)) WRITES=$(($3 - S0_W))
 LOAD=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /\/s$/) { sub(/\/s$/, "", $i); print $i } }' "$T/load.txt" | head -1)
 
 echo
-echo "hortus bench -- $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, dataset $PATIENTS patients / $RESOURCES resources, read mix $(wc -l <"$T/paths.txt") ids (avg $AVG_BYTES bytes)"
+REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || REV="$REV+uncommitted"
+echo "hortus bench -- $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $REV, $(nproc) cores, dataset $PATIENTS patients / $RESOURCES resources, read mix $(wc -l <"$T/paths.txt") ids (avg $AVG_BYTES bytes)"
 echo "load average before the run $LOAD_START, before the reads $LOAD_READ, at the end $(cut -d' ' -f1-3 /proc/loadavg) (other processes share these cores)"
 printf '%-44s %10s %10s %10s %8s\n' "" "req/s" "p50 ms" "p99 ms" "non-2xx"
 set -- $R_NGINX
