@@ -103,10 +103,15 @@ static void path_pop(vctx *c, size_t old)
     c->nframes = old;
 }
 
+/* Append s[0..n) to the location text; a cut at VAL_PATH_MAX backs up to a UTF-8
+ * character boundary so the location stays valid UTF-8 (it ends up in JSON). */
 static void path_put(char *out, size_t *len, const char *s, size_t n)
 {
-    if (*len + n > VAL_PATH_MAX)
+    if (*len + n > VAL_PATH_MAX) {
         n = VAL_PATH_MAX - *len;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
     memcpy(out + *len, s, n);
     *len += n;
 }

@@ -429,6 +429,40 @@ static void test_empty(void)
           "a primitive's id next to its value is fine");
 }
 
+/* 1 when s is well-formed UTF-8 (no truncated sequence at the end or inside). */
+static int utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int k = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (k < 0)
+            return 0;
+        p++;
+        for (int i = 0; i < k; i++, p++)
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
+static void test_long_location(void)
+{
+    /* an unknown key of 700 two-byte characters: the location is cut, but never
+     * inside a character, at any alignment of the cut */
+    static char doc[4096];
+    for (int shift = 0; shift < 2; shift++) {
+        size_t n = (size_t)snprintf(doc, sizeof doc, "{\"resourceType\":\"Patient\",\"%s",
+                                    shift ? "x" : "");
+        for (int i = 0; i < 700; i++)
+            n += (size_t)snprintf(doc + n, sizeof doc - n, "\xc3\xa9");
+        snprintf(doc + n, sizeof doc - n, "\":1}");
+        int rc = run(doc);
+        ok(rc == ERR_INVALID && O.n >= 1 && O.issues[0].expression, "long unknown key reported");
+        ok(O.n >= 1 && O.issues[0].expression && utf8_ok(O.issues[0].expression),
+           "its cut location is valid UTF-8 (shift %d)", shift);
+    }
+}
+
 static void test_cap(void)
 {
     /* 300 unknown elements: issues stop at the cap, with one final note */
@@ -780,6 +814,7 @@ int main(void)
     test_lax_nulls();
     test_empty();
     test_cap();
+    test_long_location();
     test_primitive_text();
     test_mutations();
     test_official_bundles();
