@@ -177,6 +177,43 @@ static void test_html_checks(void)
     is_str(ev("'a'.memberOf('http://x/vs')"), "ERR:-8", "memberOf() is reported as unsupported");
 }
 
+static void test_strings_and_collections(void)
+{
+    static const char *const cases[][2] = {
+        {"'abc'.substring(5)", "[]"},
+        {"'abcabc'.lastIndexOf('c')", "[5]"},
+        {"'abc'.replace('', '-')", "[\"-a-b-c-\"]"},
+        {"'a,,b'.split(',').count()", "[3]"},
+        {"'h\u00e9llo'.length()", "[5]"},
+        {"'h\u00e9llo'.indexOf('l')", "[2]"},
+        {"'h\u00e9llo'.substring(1, 2)", "[\"\u00e9l\"]"},
+        {"'ab'.encode('hex').decode('hex')", "[\"ab\"]"},
+        {"'<a href=\"x\">'.escape('html').unescape('html')", "[\"<a href=\\\"x\\\">\"]"},
+        {"'  x y  '.trim()", "[\"x y\"]"},
+        {"'1.0'.toInteger()", "[]"},
+        {"'T'.toBoolean()", "[true]"},
+        {"1.5.toInteger()", "[]"},
+        {"(1|2|3).skip(1).take(1)", "[2]"},
+        {"(1|2|3).exclude(2)", "[1,3]"},
+        {"(1|2|2|3).intersect(2|3)", "[2,3]"},
+        {"(1|2).combine(2).count()", "[3]"},
+        {"(1|2|3).isDistinct()", "[true]"},
+        {"{}.count()", "[0]"},
+        {"(true|false).allTrue()", "[false]"},
+        {"(1|2|3).tail().first()", "[2]"},
+        {"(1|2|3).last()", "[3]"},
+        {"(1|2|3)[5]", "[]"},
+        {"(1|2|3).where($index > 0).count()", "[2]"},
+        {"(1|2|3).all($this > 0)", "[true]"},
+        {"(1|2).exists($this > 5)", "[false]"},
+        {"'a'.not()", "[false]"},
+        {"true.not()", "[false]"},
+        {"(true and false).not()", "[true]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        is_str(ev(cases[i][0]), cases[i][1], "%s", cases[i][0]);
+}
+
 /* Function table must be sorted for the binary search. */
 static void test_func_table(void)
 {
@@ -438,6 +475,7 @@ int main(void)
     test_logic();
     test_functions();
     test_func_table();
+    test_strings_and_collections();
     test_html_checks();
     test_limits();
     test_bundle_and_env();
