@@ -1005,6 +1005,26 @@ def test_json_patch_copy_cannot_amplify_memory(tmp_path):
         assert_clean_exit(s)
 
 
+@pytest.mark.xfail(strict=True, reason="finding R9: a batch of N reads of one big resource "
+                   "builds an N x size response in memory with no cap (10,000 entries x 8 MiB "
+                   "= 80 GB from a 540 KB request)")
+def test_batch_of_reads_cannot_amplify_memory(tmp_path):
+    s = Server(tmp_path / "db")  # its own server: peak memory is measured per process
+    try:
+        big = {"resourceType": "Patient", "id": "big",
+               "extension": [{"url": "http://x", "valueString": "x" * (1 << 20)}]}
+        assert requests.put(s.base + "/Patient/big", data=jb(big), headers=CT).status_code == 201
+        before = peak_rss_mb(s.proc)
+        bundle = {"resourceType": "Bundle", "type": "batch",
+                  "entry": [{"request": {"method": "GET", "url": "Patient/big"}}] * 100}
+        r = requests.post(s.base, data=jb(bundle), headers=CT, timeout=60)
+        assert_2xx_or_oo(r)
+        grew = peak_rss_mb(s.proc) - before
+        assert grew < 100, "peak RSS grew by %d MiB for a %d-byte request" % (grew, len(jb(bundle)))
+    finally:
+        assert_clean_exit(s)
+
+
 JP = {"Content-Type": "application/json-patch+json"}
 JP_PATHS = ["", "/", "/name", "/name/0", "/name/-", "/name/1/given/0", "/name/-1", "/name/01",
             "/name/99999999999999999999", "/name/0/given/-", "/~0", "/~1", "/~2", "/~", "/a~1b",
