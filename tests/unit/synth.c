@@ -233,6 +233,97 @@ static void test_time(void)
     is_str(n, "120", "integers without a point");
 }
 
+/* SNOMED CT identifiers end in a Verhoeff check digit (dihedral group D5) */
+static int sctid_valid(const char *s)
+{
+    static const int d[10][10] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5},
+        {2, 3, 4, 0, 1, 7, 8, 9, 5, 6}, {3, 4, 0, 1, 2, 8, 9, 5, 6, 7},
+        {4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
+        {6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3},
+        {8, 7, 6, 5, 9, 3, 2, 1, 0, 4}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0},
+    };
+    int p[8][10] = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 5, 7, 6, 2, 8, 3, 0, 9, 4}};
+    for (int i = 2; i < 8; i++) /* each row applies the base permutation once more */
+        for (int j = 0; j < 10; j++)
+            p[i][j] = p[i - 1][p[1][j]];
+    size_t n = strlen(s);
+    if (n < 6 || n > 18)
+        return 0;
+    int c = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[n - 1 - i];
+        if (ch < '0' || ch > '9')
+            return 0;
+        c = d[c][p[i % 8][ch - '0']];
+    }
+    /* partition identifier "00": a concept id in short format */
+    return c == 0 && s[n - 3] == '0' && s[n - 2] == '0';
+}
+
+/* LOINC codes are NNNNN-C with a mod-10 check digit over the number part */
+static int loinc_valid(const char *s)
+{
+    const char *dash = strchr(s, '-');
+    if (!dash || dash == s || strlen(dash) != 2 || dash[1] < '0' || dash[1] > '9')
+        return 0;
+    int sum = 0, k = 0;
+    for (const char *q = dash - 1; q >= s; q--, k++) {
+        if (*q < '0' || *q > '9')
+            return 0;
+        int v = (*q - '0') * (k % 2 == 0 ? 2 : 1);
+        sum += v / 10 + v % 10;
+    }
+    return (10 - sum % 10) % 10 == dash[1] - '0';
+}
+
+static void test_codes(void)
+{
+    ok(sctid_valid("138875005") && sctid_valid("404684003") && !sctid_valid("138875006"),
+       "Verhoeff check accepts known SCTIDs and rejects a changed digit");
+    ok(loinc_valid("8867-4") && loinc_valid("85354-9") && !loinc_valid("8867-5"),
+       "LOINC check accepts known codes and rejects a changed check digit");
+    int bad = 0, n = 0;
+#define SCT(code)                                                                                  \
+    do {                                                                                           \
+        n++;                                                                                       \
+        if (!sctid_valid(code)) {                                                                  \
+            bad++;                                                                                 \
+            printf("# bad SNOMED CT id %s\n", code);                                               \
+        }                                                                                          \
+    } while (0)
+    for (int i = 0; i < C_CHRONIC_COUNT; i++)
+        SCT(synth_chronics[i].snomed);
+    for (int i = 0; i < A_ACUTE_COUNT; i++)
+        SCT(synth_acutes[i].snomed);
+    for (int i = 0; i < PR_COUNT; i++)
+        SCT(synth_procedures[i].code);
+    for (size_t i = 0; i < synth_n_allergies; i++) {
+        SCT(synth_allergies[i].snomed);
+        SCT(synth_reactions[synth_allergies[i].reaction].code);
+    }
+    for (int i = 0; i < ET_COUNT; i++)
+        SCT(synth_enc_types[i].code);
+#undef SCT
+    is_int(bad, 0, "all %d SNOMED CT codes carry a valid check digit", n);
+    bad = n = 0;
+    for (int m = 0; m < M_COUNT; m++, n++)
+        bad += !loinc_valid(synth_measures[m].loinc);
+    for (int k = 0; k < P_COUNT; k++, n++)
+        bad += !loinc_valid(synth_panels[k].loinc);
+    bad += !loinc_valid("85354-9") + !loinc_valid("2708-6");
+    is_int(bad, 0, "all %d LOINC codes carry a valid check digit", n + 2);
+    int atc_bad = 0;
+    for (int i = 0; i < D_COUNT; i++) {
+        const char *a = synth_drugs[i].atc;
+        /* ATC level 5: letter, 2 digits, 2 letters, 2 digits */
+        atc_bad += strlen(a) != 7 || a[0] < 'A' || a[0] > 'Z' || a[1] < '0' || a[1] > '9' ||
+                   a[2] < '0' || a[2] > '9' || a[3] < 'A' || a[3] > 'Z' || a[4] < 'A' ||
+                   a[4] > 'Z' || a[5] < '0' || a[5] > '9' || a[6] < '0' || a[6] > '9';
+    }
+    is_int(atc_bad, 0, "ATC codes have the level-5 shape");
+}
+
 #define NPAT 60
 
 static void test_resources(void)
@@ -729,6 +820,7 @@ int main(void)
 {
     test_bsn();
     test_time();
+    test_codes();
     test_resources();
     test_deceased();
     test_determinism();
