@@ -676,8 +676,10 @@ IF_MATCH_GARBAGE = [b"", b"W/", b"W/\"", b"\"", b"\"\"", b"W/\"\"", b"W/\"abc\""
 @pytest.mark.parametrize("value", IF_MATCH_GARBAGE, ids=range(len(IF_MATCH_GARBAGE)))
 def test_if_match_garbage(srv, victim, value):
     body = jb({"resourceType": "Patient", "id": "rob-v", "active": False})
-    for method, b in ((b"PUT", body), (b"DELETE", b"")):
-        hdrs = [b"If-Match: " + value] + ([b"Content-Type: application/fhir+json"] if b else [])
+    patch = json.dumps([{"op": "replace", "path": "/active", "value": False}]).encode()
+    for method, b, ct in ((b"PUT", body, b"application/fhir+json"), (b"DELETE", b"", None),
+                          (b"PATCH", patch, b"application/json-patch+json")):
+        hdrs = [b"If-Match: " + value] + ([b"Content-Type: " + ct] if ct else [])
         r = raw(srv, req(method, b"/fhir/Patient/rob-v", hdrs, b))
         assert r is not None
         assert_oo(r, (400, 409, 412))
@@ -867,6 +869,47 @@ def test_concurrent_transactions_and_batches_on_overlapping_ids(srv):
             continue  # never written (every attempt lost its ifMatch)
         vids = sorted(int(e["response"]["etag"].split('"')[1]) for e in hist.json()["entry"])
         assert vids == list(range(1, len(vids) + 1)), (i, vids)
+
+
+def test_concurrent_patches_lose_nothing(srv):
+    """8 clients x 6 PATCHes (JSON Patch and FHIRPath Patch, each appending a name) to one
+    resource: every patch lands exactly once (re-applied after a lost race)."""
+    url = srv.base + "/Patient/rob-cp"
+    r = requests.put(url, data=jb({"resourceType": "Patient", "id": "rob-cp",
+                                   "name": [{"family": "start"}]}), headers=CT)
+    assert r.status_code in (200, 201)
+    results = []
+
+    def writer(k):
+        with requests.Session() as h:
+            for j in range(6):
+                fam = "k%d-%d" % (k, j)
+                if j % 2:
+                    body = json.dumps([{"op": "add", "path": "/name/-",
+                                        "value": {"family": fam}}]).encode()
+                    hdr = JP
+                else:
+                    body = jb(fp_patch({"type": {"valueCode": "add"},
+                                        "path": {"valueString": "Patient"},
+                                        "name": {"valueString": "name"},
+                                        "value": {"valueHumanName": {"family": fam}}}))
+                    hdr = CT
+                rr = h.patch(url, data=body, headers=hdr, timeout=30)
+                results.append((rr.status_code, fam, rr.text[:200]))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 48
+    bad = [x for x in results if x[0] not in (200, 409)]
+    assert not bad, bad[:3]
+    landed = sorted(f for st, f, _ in results if st == 200)
+    cur = requests.get(url).json()
+    fams = sorted(n["family"] for n in cur["name"] if n["family"] != "start")
+    assert fams == landed
+    assert cur["meta"]["versionId"] == str(1 + len(landed))
 
 
 # ---------------------------------------------------------------- connections that go away
