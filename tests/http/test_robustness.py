@@ -14,8 +14,13 @@ Rules checked everywhere:
     headers too large -- are plain HTML and are only required to be 4xx);
   - a connection may also be closed without an answer when the request is not HTTP.
 
-Known failures are marked xfail(strict=True) with the finding they show; they are
-described in /work/notes/robustness_findings.md.
+Tests that could kill a server (a past use-after-free) or that measure a process's
+peak memory start a server of their own, so the module's server is never at stake.
+
+Known failures are marked xfail(strict=True) with a reason naming the finding (R<n>),
+its input and where it happens; a fix turns them into XPASS, i.e. a failure that asks
+for the marker to go. The findings are written up in the project notes
+(robustness_findings.md).
 """
 import json
 import random
@@ -430,7 +435,7 @@ def test_slowloris_partial_requests_do_not_block_others(srv):
                 assert h.get(srv.base + "/metadata", timeout=2).status_code == 200
                 worst = max(worst, time.time() - t)
                 time.sleep(0.05)
-        assert worst < 1.0, worst
+        assert worst < 2.0, worst
     finally:
         for s in socks:
             s.close()
