@@ -399,6 +399,22 @@ def test_transfer_encoding_with_content_length_is_not_5xx(srv):
     assert_not_5xx(r, allow_none=False)
 
 
+@pytest.mark.xfail(strict=True, reason="finding R11: a request with both Transfer-Encoding and "
+                   "Content-Length is answered and the connection kept open for the next "
+                   "request (RFC 9112 6.1: the server MUST close it; a smuggling vector)")
+def test_transfer_encoding_with_content_length_closes_the_connection(srv):
+    body = jb({"resourceType": "Patient", "active": True})
+    chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    first = req(b"POST", b"/fhir/Patient",
+                post_head([b"Transfer-Encoding: chunked", b"Content-Length: 3"]), chunked)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=2) as s:
+        s.sendall(first + req(b"GET", b"/healthz"))
+        r1 = read_reply(s)
+        assert r1 is not None and r1.status < 500, r1
+        r2 = read_reply(s, pending=r1.extra)
+        assert r2 is None, "the pipelined request after it was served: %r" % r2
+
+
 def test_unknown_transfer_encoding_is_not_accepted(srv):
     body = jb({"resourceType": "Patient", "active": True})
     r = raw(srv, req(b"POST", b"/fhir/Patient", post_head([b"Transfer-Encoding: gzip"]), body),
