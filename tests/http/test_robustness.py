@@ -143,10 +143,23 @@ def assert_oo(r, statuses=None):
     assert 400 <= status < 500, (status, body[:500])
     if statuses:
         assert status in statuses, (status, body[:500])
-    oo = json.loads(body)
+    oo = json.loads(body.decode("utf-8"))  # strict UTF-8
     assert oo["resourceType"] == "OperationOutcome", oo
     assert oo["issue"] and oo["issue"][0]["severity"] in ("error", "fatal"), oo
+    for text in json_strings(oo):  # FHIR strings: no C0 controls but tab, CR, LF
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", text), text
     return oo
+
+
+def json_strings(v):
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, list):
+        for x in v:
+            yield from json_strings(x)
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from json_strings(x)
 
 
 def assert_2xx_or_oo(r):
@@ -1193,19 +1206,8 @@ def test_hostile_patches(srv, http):
 def test_outcome_strings_are_valid_fhir_strings(srv, http, body):
     r = http.post(srv.base + "/Patient", data=body, headers=CT)
     oo = assert_oo(r, (400,))
-
-    def strings(v):
-        if isinstance(v, str):
-            yield v
-        elif isinstance(v, list):
-            for x in v:
-                yield from strings(x)
-        elif isinstance(v, dict):
-            for x in v.values():
-                yield from strings(x)
-
-    for s in strings(oo):
-        assert "\f" not in s and "\v" not in s, s
+    for text in json_strings(oo):
+        assert "\f" not in text and "\v" not in text, text
 
 
 @pytest.mark.parametrize("prefix", ["a", "aaa"])
