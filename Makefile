@@ -24,7 +24,7 @@ ROBJS := $(SRCS:%.c=build/rel/%.o)
 SOBJS := $(SRCS:%.c=build/san/%.o)
 UNITS := $(patsubst tests/unit/%.c,build/san/tests/unit/%,$(wildcard tests/unit/*.c))
 
-.PHONY: all run test unit http conformance bench regen deps clean fmt
+.PHONY: all run test unit http conformance fuzz-replay bench regen deps clean fmt
 all: build/hortus
 
 build/rel/%.o: %.c
@@ -68,7 +68,7 @@ run: deps
 test:
 	@sh tools/deps.sh test
 	@$(MAKE) --no-print-directory build/hortus-san $(UNITS)
-	@$(MAKE) --no-print-directory unit http conformance
+	@$(MAKE) --no-print-directory unit http conformance fuzz-replay
 
 unit: $(UNITS)
 	prove --exec '' $(UNITS)
@@ -78,6 +78,15 @@ http: build/hortus-san
 
 conformance: build/hortus-san
 	sh tests/conformance.sh $(CURDIR)/build/hortus-san
+
+# Replay every fuzz corpus (seeds and past crash reproducers) through its libFuzzer
+# driver once: a regression test, not a fuzzing run (tests/fuzz/README.md).
+fuzz-replay:
+	sh tests/fuzz/build.sh
+	@for d in tests/fuzz/corpus/*/; do n=$$(basename $$d); \
+	  echo "fuzz-replay: $$n ($$(ls $$d | wc -l) inputs)"; \
+	  build/fuzz/$${n}_fuzz $$d* >build/fuzz/$$n.replay.log 2>&1 || { tail -30 build/fuzz/$$n.replay.log; exit 1; }; \
+	done
 
 bench:
 	@sh tools/deps.sh bench
