@@ -252,7 +252,7 @@ int fp_from_json(fp_ctx *c, const json_val *j, const json_val *ext, const fhir_t
             return 0;
         }
         out->kind = FP_DEC;
-        if (fp_dec_parse(j->u.s, j->n, &out->u.d)) {
+        if (fp_dec_parse_json(j->u.s, j->n, &out->u.d)) {
             out->kind = FP_STR;
             out->u.s.p = j->u.s;
             out->u.s.n = j->n;
@@ -542,7 +542,7 @@ int fp_prim(fp_ctx *c, const fp_val *v, fp_val *out)
     if (json_get(v->node, "comparator"))
         return 0;
     fp_dec d;
-    if (fp_dec_parse(val->u.s, val->n, &d))
+    if (fp_dec_parse_json(val->u.s, val->n, &d))
         return 0;
     const char *sys = json_get_str(v->node, "system");
     const char *code = json_get_str(v->node, "code");

@@ -292,6 +292,23 @@ static void test_limits(void)
     fp_free(y);
 }
 
+/* JSON numbers may carry an exponent (1.5e2 is valid FHIR JSON): they must still
+ * be numbers and quantities to FHIRPath, not strings. */
+static void test_json_exponents(void)
+{
+    static const char obs[] =
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"w\"},"
+        "\"valueQuantity\":{\"value\":1.5e2,\"system\":\"http://unitsofmeasure.org\","
+        "\"code\":\"mg\"}}";
+    json_val *saved = P, *o;
+    json_error je;
+    ok(json_parse(A, obs, sizeof obs - 1, JSON_FHIR, &o, &je) == 0, "observation parses");
+    P = o;
+    is_str(ev("Observation.value.value > 149"), "[true]", "exponent number compares as a number");
+    is_str(ev("Observation.value > 0.1 'g'"), "[true]", "exponent value makes a quantity");
+    P = saved;
+}
+
 static void test_bundle_and_env(void)
 {
     static const char bundle[] =
@@ -478,6 +495,7 @@ int main(void)
     test_strings_and_collections();
     test_html_checks();
     test_limits();
+    test_json_exponents();
     test_bundle_and_env();
     test_threads();
     test_search_params();
