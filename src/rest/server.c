@@ -37,6 +37,7 @@
 
 #include "base/err.h"
 #include "cli.h"
+#include "fhirpath/spcache.h"
 #include "rest/rest.h"
 #include "rest/server.h"
 #include "store/store.h"
@@ -741,6 +742,16 @@ int serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Every search-parameter expression of the model is compiled once, here: a
+     * model or engine change that breaks one stops the server at start-up rather
+     * than failing a search later. */
+    fp_sp_cache *spc = NULL;
+    fp_error fpe;
+    if (fp_sp_cache_build(&spc, &fpe)) {
+        fprintf(stderr, "hortus serve: search parameters do not compile: %s\n", fpe.msg);
+        return 1;
+    }
+
     char spec[4096];
     if (store_url)
         snprintf(spec, sizeof spec, "%s", store_url);
@@ -750,6 +761,7 @@ int serve_main(int argc, char **argv)
     int rc = store_open(spec, NULL, &st);
     if (rc) {
         fprintf(stderr, "hortus serve: cannot open store %s: %s\n", spec, err_str(rc));
+        fp_sp_cache_free(spc);
         return 1;
     }
     rest_server *srv = NULL;
@@ -757,14 +769,18 @@ int serve_main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "hortus serve: cannot listen on port %u: %s\n", o.port, err_str(rc));
         store_close(st);
+        fp_sp_cache_free(spc);
         return 1;
     }
-    fprintf(stderr, "hortus %s serving FHIR R4 at http://localhost:%u%s (data: %s)\n",
-            HORTUS_VERSION, rest_server_port(srv), REST_BASE_PATH, spec);
+    fprintf(stderr,
+            "hortus %s serving FHIR R4 at http://localhost:%u%s (data: %s; "
+            "%zu search-parameter expressions compiled)\n",
+            HORTUS_VERSION, rest_server_port(srv), REST_BASE_PATH, spec, fp_sp_cache_count(spc));
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
     rest_server_stop(srv);
     store_close(st);
+    fp_sp_cache_free(spc);
     return 0;
 }
