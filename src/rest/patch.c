@@ -120,28 +120,37 @@ static int arr_insert(arena *a, json_val *arr, uint32_t i, const json_val *val)
 }
 
 /* A deep copy of v in a (a JSON Patch "copy" must not share children with its
- * source, or a later edit of one would change both). */
-static int clone(arena *a, const json_val *v, json_val *out, int depth)
+ * source, or a later edit of one would change both). Every value copied is
+ * taken from *budget (REST_MAX_PATCH_COPY per patch): copying an array into
+ * itself doubles it, so without a budget a few dozen small operations would
+ * build gigabytes. ERR_TOOBIG when the budget runs out, ERR_NOMEM. */
+static int clone(arena *a, const json_val *v, json_val *out, int depth, size_t *budget)
 {
+    int rc;
     *out = *v;
-    if (depth > JSON_MAX_DEPTH + 2)
+    if (depth > JSON_MAX_DEPTH + 2 || *budget == 0)
         return ERR_TOOBIG;
+    (*budget)--;
     if (v->type == JSON_ARRAY && v->n) {
+        if (v->n > *budget)
+            return ERR_TOOBIG;
         json_val *items = arena_alloc(a, sizeof *items * v->n);
         if (!items)
             return ERR_NOMEM;
         for (uint32_t i = 0; i < v->n; i++)
-            if (clone(a, &v->u.items[i], &items[i], depth + 1))
-                return ERR_NOMEM;
+            if ((rc = clone(a, &v->u.items[i], &items[i], depth + 1, budget)))
+                return rc;
         out->u.items = items;
     } else if (v->type == JSON_OBJECT && v->n) {
+        if (v->n > *budget)
+            return ERR_TOOBIG;
         json_member *m = arena_alloc(a, sizeof *m * v->n);
         if (!m)
             return ERR_NOMEM;
         for (uint32_t i = 0; i < v->n; i++) {
             m[i] = v->u.members[i];
-            if (clone(a, &v->u.members[i].val, &m[i].val, depth + 1))
-                return ERR_NOMEM;
+            if ((rc = clone(a, &v->u.members[i].val, &m[i].val, depth + 1, budget)))
+                return rc;
         }
         out->u.members = m;
     }
@@ -539,14 +548,14 @@ static int jp_add(arena *a, json_val *root, const char *path, const json_val *va
         return fail(e, 400, OO_INVALID, "cannot replace the whole resource with add");
     if (t.parent->type == JSON_OBJECT) {
         if (json_obj_set(a, t.parent, t.key, val))
-            return fail(e, 503, OO_TRANSIENT, "out of memory");
+            return fail(e, 422, OO_TOO_COSTLY, "out of memory while applying the patch");
         return 0;
     }
     long i = t.idx < 0 ? (long)t.parent->n : t.idx;
     if ((unsigned long)i > t.parent->n)
         return fail(e, 400, OO_INVALID, "array index %ld out of range", i);
     if (arr_insert(a, t.parent, (uint32_t)i, val))
-        return fail(e, 503, OO_TRANSIENT, "out of memory");
+        return fail(e, 422, OO_TOO_COSTLY, "out of memory while applying the patch");
     return 0;
 }
 
@@ -569,6 +578,7 @@ static int apply_json_patch(arena *a, json_val *root, json_val *ops, perr *e)
 {
     if (ops->type != JSON_ARRAY)
         return fail(e, 400, OO_STRUCTURE, "a JSON Patch is an array of operations");
+    size_t budget = REST_MAX_PATCH_COPY;
     for (uint32_t i = 0; i < ops->n; i++) {
         json_val *o = &ops->u.items[i];
         const char *op = json_get_str(o, "op");
@@ -600,8 +610,11 @@ static int apply_json_patch(arena *a, json_val *root, json_val *ops, perr *e)
             if (!f.target)
                 return fail(e, 400, OO_INVALID, "nothing at '%.100s' to %s", from, op);
             json_val v = *f.target;
-            if (!strcmp(op, "copy") && clone(a, f.target, &v, 0))
-                return fail(e, 503, OO_TRANSIENT, "out of memory");
+            if (!strcmp(op, "copy") && clone(a, f.target, &v, 0, &budget))
+                return fail(e, 422, OO_TOO_COSTLY,
+                            "JSON Patch operation %u: the copies of this patch would exceed "
+                            "%u values (REST_MAX_PATCH_COPY) or the memory available",
+                            i, (unsigned)REST_MAX_PATCH_COPY);
             if (!strcmp(op, "move")) {
                 size_t fl = strlen(from);
                 if (!strncmp(path, from, fl) && path[fl] == '/')

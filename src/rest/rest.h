@@ -54,6 +54,7 @@ struct store_req;
 #define REST_CONN_TIMEOUT 60      /* seconds of inactivity before a connection closes */
 #define REST_MAX_BUNDLE_ENTRIES 10000 /* entries of a batch/transaction Bundle */
 #define REST_MAX_RETRIES 16       /* unconditional update re-tries on concurrent writes */
+#define REST_MAX_PATCH_COPY 500000 /* values one JSON Patch may copy (all its "copy" ops) */
 
 /* ---- interactions (also the label of /metrics) ---------------------------- */
 typedef enum rest_interaction {
