@@ -20,6 +20,8 @@
  * The response Bundle keeps the order of the request; each entry has
  * response.status ("201 Created"...), location, etag, lastModified, and the
  * resource when Prefer asks for the representation (the default).
+ * The response is built in memory, so its size is budgeted before anything
+ * runs (REST_MAX_RESPONSE, 413 too-costly for the whole Bundle).
  *
  *   entry i --route--> bentry{method, type, id} --prepare--> store_op (bytes)
  *                                                     |
@@ -88,6 +90,7 @@ static const char *status_text(unsigned s)
     case 409: return "409 Conflict";
     case 410: return "410 Gone";
     case 412: return "412 Precondition Failed";
+    case 413: return "413 Content Too Large";
     case 501: return "501 Not Implemented";
     default: return "500 Internal Server Error";
     }
@@ -515,7 +518,11 @@ static int respond(bctx *c)
             store_version v;
             int g = e->get_vid ? store_vread(rd, 0, e->type->name, e->id, e->get_vid, &v)
                                : store_read(rd, 0, e->type->name, e->id, &v);
-            if (g == 0) {
+            if (g == 0 && b.len + v.len > REST_MAX_RESPONSE) {
+                fail_entry(e, 413, OO_TOO_COSTLY,
+                           "%s/%s does not fit in the response (REST_MAX_RESPONSE): read it "
+                           "on its own", e->type->name, e->id);
+            } else if (g == 0) {
                 e->status = 200;
                 buf f = BUF_INIT;
                 buf_printf(&f, "%s/%s/%s", base, e->type->name, e->id);
@@ -728,6 +735,43 @@ static int batch_resume(rest_req *r)
     return respond(c);
 }
 
+/* ---- response budget -------------------------------------------------------- */
+
+/* 1 (and a 413 sent) when the answer would exceed REST_MAX_RESPONSE: the GET
+ * entries' stored bytes plus the request itself (the representations of the
+ * writes are about the size of their input). Checked before anything is
+ * written, so a refused batch or transaction changes nothing; respond() keeps
+ * a second check for resources that grew in between. Without it, a few KB of
+ * reads of one large resource build a response of gigabytes in memory. */
+static int response_too_big(bctx *c)
+{
+    rest_req *r = c->r;
+    store_reader *rd;
+    if (store_read_begin(rest_store(r), &rd))
+        return 0; /* respond() reports the store error */
+    size_t total = r->body.len;
+    for (size_t i = 0; i < c->n && total <= REST_MAX_RESPONSE; i++) {
+        bentry *e = &c->e[i];
+        if (e->status || e->m != BM_GET)
+            continue;
+        store_version v;
+        int g = e->get_vid ? store_vread(rd, 0, e->type->name, e->id, e->get_vid, &v)
+                           : store_read(rd, 0, e->type->name, e->id, &v);
+        if (g == 0)
+            total += v.len;
+    }
+    store_read_end(rd);
+    if (total <= REST_MAX_RESPONSE)
+        return 0;
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "the response to this Bundle would exceed %u MiB (REST_MAX_RESPONSE): "
+             "split the reads over several requests",
+             (unsigned)(REST_MAX_RESPONSE >> 20));
+    rest_send_error(r, 413, OO_TOO_COSTLY, msg, "Bundle.entry");
+    return 1;
+}
+
 /* ---- entry point ---------------------------------------------------------- */
 
 int rest_batch(rest_req *r)
@@ -773,7 +817,7 @@ int rest_batch(rest_req *r)
         if (rc)
             return rest_send_outcome(r, 400, &o);
     }
-    if (parse_entries(c, root))
+    if (parse_entries(c, root) || response_too_big(c))
         return REST_DONE;
     if (c->transaction) {
         for (size_t i = 0; i < c->n; i++)
