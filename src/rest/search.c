@@ -108,6 +108,59 @@ static int strict(rest_req *r)
     return p && strstr(p, "handling=strict") != NULL;
 }
 
+/* The valid ids of an _id list in the order given, a repeat marked `dup`: a
+ * searchset is a set, and `_id=x,x,x...` would otherwise answer one resource
+ * once per repetition (with _count=1000, a thousand copies from a few KB of
+ * URL). Sorted copies find repeats in O(n log n), the list may be long. */
+typedef struct idtok {
+    const char *s;
+    size_t len;
+    size_t pos;
+    int dup;
+} idtok;
+
+static int idtok_cmp(const void *x, const void *y)
+{
+    const idtok *a = *(const idtok *const *)x, *b = *(const idtok *const *)y;
+    size_t m = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->s, b->s, m);
+    if (c)
+        return c;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static idtok *id_tokens(arena *a, const char *list, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *q = list; *q; q++)
+        cap += *q == ',';
+    idtok *t = arena_alloc(a, sizeof *t * cap);
+    idtok **o = arena_alloc(a, sizeof *o * cap);
+    if (!t || !o)
+        return NULL;
+    size_t k = 0;
+    for (const char *s = list;;) {
+        const char *c = strchr(s, ',');
+        size_t len = c ? (size_t)(c - s) : strlen(s);
+        if (rest_id_valid(s, len) && k < cap) {
+            t[k] = (idtok){s, len, k, 0};
+            o[k] = &t[k];
+            k++;
+        }
+        if (!c)
+            break;
+        s = c + 1;
+    }
+    qsort(o, k, sizeof *o, idtok_cmp);
+    for (size_t i = 1; i < k; i++)
+        if (o[i]->len == o[i - 1]->len && !memcmp(o[i]->s, o[i - 1]->s, o[i]->len))
+            o[i]->dup = 1;
+    *n = k;
+    return t;
+}
+
 static const char *link_url(rest_req *r, const search_params *p, uint64_t page_at,
                             const char *page_id)
 {
@@ -213,26 +266,24 @@ int rest_search(rest_req *r)
     if (!vs) {
         rc = ERR_NOMEM;
     } else if (p.ids) {
-        /* _id=a,b: current versions of those ids, in the order given */
+        /* _id=a,b: current versions of those ids, in the order given, each once */
         total = 0;
-        const char *s = p.ids;
-        while (*s) {
-            const char *c = strchr(s, ',');
-            size_t len = c ? (size_t)(c - s) : strlen(s);
+        size_t nt = 0;
+        idtok *t = id_tokens(r->a, p.ids, &nt);
+        if (!t)
+            rc = ERR_NOMEM;
+        for (size_t i = 0; t && i < nt; i++) {
+            if (t[i].dup)
+                continue;
             char id[REST_MAX_ID + 1];
             store_version v;
-            if (rest_id_valid(s, len)) {
-                memcpy(id, s, len);
-                id[len] = 0;
-                if (store_read(rd, 0, type, id, &v) == 0) {
-                    total++;
-                    if (n < p.count)
-                        vs[n++] = v;
-                }
+            memcpy(id, t[i].s, t[i].len);
+            id[t[i].len] = 0;
+            if (store_read(rd, 0, type, id, &v) == 0) {
+                total++;
+                if (n < p.count)
+                    vs[n++] = v;
             }
-            if (!c)
-                break;
-            s = c + 1;
         }
     } else {
         uint64_t cur = 0, versions = 0;

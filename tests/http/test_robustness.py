@@ -666,8 +666,6 @@ def test_odd_paths_are_4xx_with_outcome(srv, path):
         assert_oo(r)
 
 
-@pytest.mark.xfail(strict=True, reason="finding R10: search _id with a repeated id lists the "
-                   "resource once per repetition (with _count=1000, 1000 copies: amplification)")
 def test_search_id_list_with_repeats_lists_each_resource_once(srv, victim):
     r = requests.get(srv.base + "/Patient", params={"_id": ",".join(["rob-v"] * 5)})
     assert r.status_code == 200, r.text
