@@ -15,15 +15,12 @@
  *   - every kept issue has a known severity and code string.
  * Crashes, leaks and sanitizer reports are findings as well (ASan/UBSan watch).
  *
- * Two allowances, both for text the server repairs on the way out
- * (src/rest/response.c fhir_string, src/rest/batch.c), which is the only place
- * outcomes leave the process:
- *   - strings holding control characters quoted from the client (e.g.
- *     corpus/validate/finding_ff_in_key) need not validate as FHIR strings;
- *   - a multi-byte UTF-8 sequence cut short by a length cap right at the end of a
- *     string (corpus/validate/finding_utf8_cut_location: locations are capped at
- *     512 bytes) is replaced by '?' before the outcome is parsed.
- * Any other byte that is not UTF-8 still fails the parse.
+ * One allowance, for text the server repairs on the way out (src/rest/response.c
+ * fhir_string, src/rest/batch.c), the only place outcomes leave the process:
+ * strings holding control characters quoted from the client (e.g.
+ * corpus/validate/finding_ff_in_key) need not validate as FHIR strings. The
+ * outcome must still be valid UTF-8 JSON: corpus/validate/finding_utf8_cut_location
+ * guards the location cap (VAL_PATH_MAX), which once cut inside a UTF-8 sequence.
  * Seeds are real resources plus the reproducers of past findings (finding_*);
  * see tests/fuzz/README.md.
  */
@@ -79,39 +76,11 @@ static int tree_has_control(const json_val *v)
     }
 }
 
-/* Replace, in place, each multi-byte UTF-8 sequence cut short right before the
- * closing quote of a JSON string by '?' bytes (what the REST layer does); returns
- * how many were repaired. Anything else that is not UTF-8 is left to json_parse. */
-static size_t repair_cut_sequences(char *s, size_t n)
-{
-    size_t fixed = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        size_t want = c >= 0xF0 && c <= 0xF4   ? 4
-                      : c >= 0xE0 && c <= 0xEF ? 3
-                      : c >= 0xC2 && c <= 0xDF ? 2
-                                               : 0;
-        if (!want)
-            continue;
-        size_t k = 1;
-        while (k < want && i + k < n && ((unsigned char)s[i + k] & 0xC0) == 0x80)
-            k++;
-        if (k < want && i + k < n && s[i + k] == '"') {
-            memset(s + i, '?', k);
-            fixed++;
-        }
-        i += k - 1;
-    }
-    return fixed;
-}
-
 /* The outcome written with `pretty` must parse under FHIR rules and validate. */
 static void check_outcome(arena *a, const oo *o, int pretty)
 {
     buf b = BUF_INIT;
     check(oo_to_buf(o, &b, pretty) == 0, "oo_to_buf succeeds");
-    if (b.data)
-        repair_cut_sequences(b.data, b.len); /* see the top comment */
     json_val *v = NULL;
     json_error e;
     int rc = json_parse(a, b.data, b.len, JSON_FHIR, &v, &e);
