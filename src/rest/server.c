@@ -469,6 +469,41 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     return NULL;
 }
 
+/* Send a 400 for a request that has no rest_req of its own (the thread's
+ * arena serves the answer). Queued on the first call, before the body, MHD
+ * closes the connection after it: what follows is never read as a request. */
+static enum MHD_Result refuse(rest_server *srv, struct MHD_Connection *c, const char *method,
+                              const char *msg)
+{
+    rest_req r;
+    memset(&r, 0, sizeof r);
+    r.srv = srv;
+    r.conn = c;
+    r.method = rest_method_parse(method);
+    r.t_start_ns = rest_now_ns();
+    r.ri = RI_OTHER;
+    r.a = thread_arena();
+    if (!r.a)
+        return MHD_NO;
+    rest_send_error(&r, 400, OO_INVALID, msg, NULL);
+    return MHD_YES;
+}
+
+/* RFC 9112 6.1/6.3: a request with both Transfer-Encoding and Content-Length
+ * is framed by the first, a proxy in front may have framed it by the second:
+ * they then disagree where the next request starts (request smuggling). The
+ * server must at least close the connection after answering; refusing at the
+ * first call does both. */
+static int te_with_cl(struct MHD_Connection *c)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+}
+
+#define BAD_PATH_MSG                                                                         \
+    "the path holds an encoded NUL (%00) or '/' (%2F): no FHIR type, id or versionId can "   \
+    "contain them"
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
@@ -476,6 +511,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rest_server *srv = cls;
     (void)version;
     body_req *br = *con_cls;
+    if ((!br || br == &bad_path_marker) && te_with_cl(c)) {
+        *con_cls = NULL;
+        return refuse(srv, c, method,
+                      "both Transfer-Encoding and Content-Length: the body's framing is "
+                      "ambiguous (RFC 9112 section 6.1)");
+    }
     if (br == &bad_path_marker || br == &bad_path_pending) {
         if (br == &bad_path_marker || *upload_size) {
             *con_cls = &bad_path_pending;
@@ -483,21 +524,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         *con_cls = NULL;
-        rest_req r;
-        memset(&r, 0, sizeof r);
-        r.srv = srv;
-        r.conn = c;
-        r.method = rest_method_parse(method);
-        r.t_start_ns = rest_now_ns();
-        r.ri = RI_OTHER;
-        r.a = thread_arena();
-        if (!r.a)
-            return MHD_NO;
-        rest_send_error(&r, 400, OO_INVALID,
-                        "the path holds an encoded NUL (%00) or '/' (%2F): no FHIR type, id "
-                        "or versionId can contain them",
-                        NULL);
-        return MHD_YES;
+        return refuse(srv, c, method, BAD_PATH_MSG);
     }
     if (br == &bodiless_marker) {
         /* A read with a body (allowed, meaningless): drop the bytes. */

@@ -412,9 +412,6 @@ def test_transfer_encoding_with_content_length_is_not_5xx(srv):
     assert_not_5xx(r, allow_none=False)
 
 
-@pytest.mark.xfail(strict=True, reason="finding R11: a request with both Transfer-Encoding and "
-                   "Content-Length is answered and the connection kept open for the next "
-                   "request (RFC 9112 6.1: the server MUST close it; a smuggling vector)")
 def test_transfer_encoding_with_content_length_closes_the_connection(srv):
     body = jb({"resourceType": "Patient", "active": True})
     chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
