@@ -500,6 +500,24 @@ static int te_with_cl(struct MHD_Connection *c)
            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 }
 
+/* 1 when a refused path's body may be read and dropped before the answer:
+ * none, or a Content-Length within REST_DRAIN_MAX. A chunked body has no
+ * announced end and a larger one would tie the connection for as long as the
+ * client sends: those are answered at once. */
+static int bad_path_body_drainable(struct MHD_Connection *c)
+{
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return 0;
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    return !errno && end != cl && !*end && v <= REST_DRAIN_MAX;
+}
+
 #define BAD_PATH_MSG                                                                         \
     "the path holds an encoded NUL (%00) or '/' (%2F): no FHIR type, id or versionId can "   \
     "contain them"
@@ -517,10 +535,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                       "both Transfer-Encoding and Content-Length: the body's framing is "
                       "ambiguous (RFC 9112 section 6.1)");
     }
+    if (br == &bad_path_marker && !bad_path_body_drainable(c)) {
+        *con_cls = NULL;
+        return refuse(srv, c, method, BAD_PATH_MSG);
+    }
     if (br == &bad_path_marker || br == &bad_path_pending) {
         if (br == &bad_path_marker || *upload_size) {
             *con_cls = &bad_path_pending;
-            *upload_size = 0; /* read and drop any body */
+            *upload_size = 0; /* read and drop the body (at most REST_DRAIN_MAX) */
             return MHD_YES;
         }
         *con_cls = NULL;
