@@ -15,6 +15,10 @@
  *   previous  ..._history?_count=N&_page_at=T&_offset=O-N   (skips O-N entries)
  *   self      this page
  *
+ * A page also ends before REST_MAX_RESPONSE bytes of resources (but holds
+ * at least one entry), so _count=1000 of large versions cannot build gigabytes;
+ * the next link continues after its last entry as usual.
+ *
  * total is given when it is cheap and exact: type and system history without
  * _since/_at on the current snapshot (from the store's counters).
  */
@@ -264,16 +268,18 @@ int rest_history(rest_req *r)
     size_t n = 0;
     int more = 0;
     uint64_t skip = use_cursor ? 0 : p.offset;
+    size_t bytes = 0;
     store_version v;
     while (vs && (rc = store_iter_next(it, &v)) == 0) {
         if (skip) {
             skip--;
             continue;
         }
-        if (n == p.count) {
+        if (n == p.count || (n && bytes + v.len > REST_MAX_RESPONSE)) {
             more = 1;
             break;
         }
+        bytes += v.len;
         vs[n++] = v;
     }
     if (!vs || (rc && rc != ERR_NOTFOUND)) {

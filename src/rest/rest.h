@@ -55,7 +55,7 @@ struct store_req;
 #define REST_MAX_BUNDLE_ENTRIES 10000 /* entries of a batch/transaction Bundle */
 #define REST_MAX_RETRIES 16       /* unconditional update re-tries on concurrent writes */
 #define REST_MAX_PATCH_COPY 500000 /* values one JSON Patch may copy (all its "copy" ops) */
-#define REST_MAX_RESPONSE (64u << 20) /* bytes of a batch/transaction response */
+#define REST_MAX_RESPONSE (64u << 20) /* bytes of a batch answer or a history/search page */
 
 /* ---- interactions (also the label of /metrics) ---------------------------- */
 typedef enum rest_interaction {

@@ -11,6 +11,10 @@
  *   _total=none|estimate|accurate
  *   _page_at, _page_id   cursor of the next page (in the `next` link)
  *
+ * A page ends early, before REST_MAX_RESPONSE bytes of resources (with at
+ * least one entry; the next link continues after it); an _id list has no
+ * next page, so one whose matches exceed it is 413 too-costly.
+ *
  * Every other parameter is one this server cannot apply yet. As FHIR's
  * lenient handling asks, it is ignored, left out of the `self` link, and
  * reported in an OperationOutcome entry (search.mode = outcome);
@@ -263,6 +267,7 @@ int rest_search(rest_req *r)
     size_t n = 0;
     int more = 0;
     int64_t total = -1;
+    size_t bytes = 0;
     if (!vs) {
         rc = ERR_NOMEM;
     } else if (p.ids) {
@@ -281,8 +286,10 @@ int rest_search(rest_req *r)
             id[t[i].len] = 0;
             if (store_read(rd, 0, type, id, &v) == 0) {
                 total++;
-                if (n < p.count)
+                if (n < p.count) {
+                    bytes += v.len;
                     vs[n++] = v;
+                }
             }
         }
     } else {
@@ -293,10 +300,11 @@ int rest_search(rest_req *r)
         rc = p.count ? store_list(rd, 0, type, as_of, p.page_id, &it) : 0;
         store_version v;
         while (it && (rc = store_iter_next(it, &v)) == 0) {
-            if (n == p.count) {
+            if (n == p.count || (n && bytes + v.len > REST_MAX_RESPONSE)) {
                 more = 1;
                 break;
             }
+            bytes += v.len;
             vs[n++] = v;
         }
         if (rc == ERR_NOTFOUND)
@@ -307,6 +315,16 @@ int rest_search(rest_req *r)
         store_read_end(rd);
         buf_free(&p.ignored);
         return rest_send_errcode(r, rc, "cannot list the resources");
+    }
+    if (p.ids && bytes > REST_MAX_RESPONSE) {
+        char msg[200];
+        store_read_end(rd);
+        buf_free(&p.ignored);
+        snprintf(msg, sizeof msg,
+                 "the resources of this _id list exceed %u MiB (REST_MAX_RESPONSE): "
+                 "ask for fewer ids or a smaller _count",
+                 (unsigned)(REST_MAX_RESPONSE >> 20));
+        return rest_send_error(r, 413, OO_TOO_COSTLY, msg, NULL);
     }
     const char *base = rest_base_url(r);
     buf b = BUF_INIT;

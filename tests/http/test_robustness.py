@@ -1116,9 +1116,6 @@ def test_batch_of_reads_cannot_amplify_memory(tmp_path):
         assert_clean_exit(s)
 
 
-@pytest.mark.xfail(strict=True, reason="finding R13: history pages are bounded by _count only, "
-                   "not by bytes: 70 versions of a 1 MiB resource make a 70 MiB page (1000 x 8 MiB "
-                   "= 8 GB per GET), over the 64 MiB REST_MAX_RESPONSE that bounds batches")
 def test_history_page_is_bounded_in_bytes(tmp_path):
     s = Server(tmp_path / "db")  # its own server: 70 MiB of versions stay out of the others
     try:
