@@ -880,13 +880,17 @@ typedef struct timed_done {
     int finished, rc;
     store *s;
     store_stats at; /* the store's counters when the callback ran */
+    int order;      /* 1, 2, ...: in which order the callbacks ran */
 } timed_done;
+
+static atomic_int timed_done_seq;
 
 static void timed_done_cb(void *ctx, int rc, uint64_t t)
 {
     (void)t;
     timed_done *d = ctx;
     store_get_stats(d->s, &d->at);
+    d->order = atomic_fetch_add(&timed_done_seq, 1) + 1;
     pthread_mutex_lock(&d->mu);
     d->finished = 1;
     d->rc = rc;
@@ -968,6 +972,77 @@ static void test_sync_pipeline(void)
     store_read_end(r);
     is_int(cur, 1280, "all 1280 answered creates are there after reopening");
     checked(s, "sync pipeline");
+    store_close(s);
+    rm_dir(d);
+}
+
+static void wait_timed(timed_done *d)
+{
+    pthread_mutex_lock(&d->mu);
+    while (!d->finished)
+        pthread_cond_wait(&d->cv, &d->mu);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* A batch that commits nothing (every request failed) flushes nothing, so the batch
+ * committed before it must get an explicit sync before it is answered. One request per
+ * batch (max_batch 1) and a held writer make the two batches deterministic. */
+static void test_sync_after_failed_batch(void)
+{
+    const char *d = new_dir();
+    store *s;
+    store_opts o = {.max_batch = 1};
+    ok(store_open(d, &o, &s) == 0, "open with one request per batch");
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    char hb[256];
+    size_t hn = body(hb, sizeof hb, "Basic", "hold", 1, NULL);
+    store_op hold;
+    set_op(&hold, STORE_OP_CREATE, "Basic", "hold", 0, 1, hb, hn);
+    store_req hreq = {.ops = &hold, .nops = 1};
+    ok(store_submit(s, &hreq, blocking_done, &g) == 0, "submit the writer-holding request");
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    /* Writer held in the callback: queue a create and a second create of the same id
+     * (which will conflict with the first), then let the writer go. */
+    store_stats before;
+    store_get_stats(s, &before);
+    char b[256];
+    size_t n = body(b, sizeof b, "Patient", "twice", 1, NULL);
+    store_op op[2];
+    store_req req[2];
+    timed_done td[2];
+    for (int i = 0; i < 2; i++) {
+        set_op(&op[i], STORE_OP_CREATE, "Patient", "twice", 0, 1, b, n);
+        memset(&req[i], 0, sizeof req[i]);
+        req[i].ops = &op[i];
+        req[i].nops = 1;
+        memset(&td[i], 0, sizeof td[i]);
+        td[i].s = s;
+        pthread_mutex_init(&td[i].mu, NULL);
+        pthread_cond_init(&td[i].cv, NULL);
+        ok(store_submit(s, &req[i], timed_done_cb, &td[i]) == 0, "queued create %d", i + 1);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.released = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    wait_timed(&td[0]);
+    wait_timed(&td[1]);
+    is_int(td[0].rc, 0, "the first create committed");
+    is_int(td[1].rc, ERR_CONFLICT, "the second create of the same id conflicted");
+    ok(td[0].order < td[1].order, "the committed batch was answered first");
+    is_int(td[0].at.commits - before.commits, 1, "one commit when the first was answered");
+    is_int(td[0].at.fsyncs - before.fsyncs, 2,
+           "the first was answered after its commit and an explicit sync (the failed batch "
+           "synced nothing)");
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_destroy(&td[i].mu);
+        pthread_cond_destroy(&td[i].cv);
+    }
+    checked(s, "a failed batch after a committed one");
     store_close(s);
     rm_dir(d);
 }
@@ -1373,6 +1448,7 @@ int main(void)
     test_big_request_and_live_paging();
     test_concurrency();
     test_sync_pipeline();
+    test_sync_after_failed_batch();
     test_check_detects();
     test_tenants();
     test_thread_churn();
