@@ -313,7 +313,8 @@ void rest_gate_leave(rest_req *r);
  * shaped like rest_send_resource (_pretty follows w, _summary, _elements). */
 void rest_write_resource(rest_req *r, jw *w, const char *bytes, size_t len);
 
-/* A fresh server-assigned id (UUID v4 form, 36 chars + NUL) into out. */
+/* A fresh server-assigned id into out: a UUID version 7 (time-ordered, 36 chars
+ * + NUL), so ids created later sort after earlier ones (per millisecond). */
 void rest_new_id(char out[37]);
 
 /* Server gauges for /metrics (open connections, writes in flight) into b. */

@@ -12,9 +12,11 @@
  *                                                                  | suspend
  *   201/200 + ETag + Location <-- resume <-- done callback (after fsync)
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "base/time.h"
@@ -247,6 +249,10 @@ int rest_send_write(rest_req *r, unsigned status, const char *type, const char *
 
 void rest_new_id(char out[37])
 {
+    /* A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random
+     * bits. Ids made close in time sort close together, so a burst of creates
+     * dirties a few neighbouring B-tree pages of the store's id-keyed indices
+     * instead of one random page each (measured in docs/STORAGE.md). */
     unsigned char u[16];
     size_t got = 0;
     while (got < sizeof u) {
@@ -254,8 +260,13 @@ void rest_new_id(char out[37])
         if (n > 0)
             got += (size_t)n;
     }
-    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
-    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 0; i < 6; i++)
+        u[i] = (unsigned char)(ms >> (40 - 8 * i));
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x70); /* version 7 */
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 9562 variant */
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {

@@ -32,6 +32,20 @@ def test_two_creates_get_distinct_ids(http, base):
     assert a != b
 
 
+def test_server_ids_are_time_ordered_uuids(http, base):
+    # UUID version 7: later creates sort after earlier ones (millisecond clock),
+    # which keeps a burst of creates on neighbouring store pages.
+    ids = []
+    for _ in range(3):
+        ids.append(create(http, base, PATIENT).json()["id"])
+        time.sleep(0.003)
+    for i in ids:
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", i)
+        ms = int(i.replace("-", "")[:12], 16)
+        assert abs(ms / 1000 - time.time()) < 120
+    assert ids == sorted(ids)
+
+
 def test_read_returns_stored_resource(http, base):
     created = create(http, base, PATIENT).json()
     r = http.get(f"{base}/Patient/{created['id']}")
