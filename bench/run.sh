@@ -218,3 +218,9 @@ awk -v w="$WRITES" -v c="$COMMITS" -v f="$FSYNCS" -v s="${SYNC_MS:-0}" 'BEGIN {
         printf "  during the 32-client run: %d writes in %d commits (%.1f per commit), %.1f fsyncs per commit; one synced 4 KiB write on this disk: %s ms\n",
             w, c, w / c, f / c, s
 }'
+
+# FHIRPath engine against the HL7 reference implementation (npm fhirpath), same
+# resources and expressions, one process each.
+echo
+echo "== FHIRPath: hortus vs npm fhirpath (bench/fhirpath/run.sh)"
+sh "$ROOT/bench/fhirpath/run.sh" | tail -n 2

@@ -25,6 +25,19 @@ if [ -z "${NODE_PATH:-}" ] && [ ! -d "$HERE/node_modules/fhirpath" ]; then
 fi
 
 echo "== hortus (C, one thread)"
-FP_BENCH_SIMPLE=$SIMPLE "$TMP/fp_bench" "$TMP/data"
+FP_BENCH_SIMPLE=$SIMPLE "$TMP/fp_bench" "$TMP/data" | tee "$TMP/c.txt"
 echo "== npm fhirpath 5.2.2 (node $(node --version), one process)"
-FP_BENCH_SIMPLE=$((SIMPLE / 10)) node "$HERE/fp_bench.js" "$TMP/list.txt" "$TMP/data"
+FP_BENCH_SIMPLE=$((SIMPLE / 10)) node "$HERE/fp_bench.js" "$TMP/list.txt" "$TMP/data" | tee "$TMP/js.txt"
+
+# Side by side: the figures of this run, as ratios against the targets.
+rate() { sed -n "s|.* \([0-9][0-9]*\) $2.*|\1|p" "$1" | head -n 1; }
+C_SP=$(rate "$TMP/c.txt" "evaluations/s")
+JS_SP=$(rate "$TMP/js.txt" "evaluations/s")
+C_SIMPLE=$(rate "$TMP/c.txt" "per second (")
+awk -v c="$C_SP" -v j="$JS_SP" -v s="$C_SIMPLE" 'BEGIN {
+    r = j > 0 ? c / j : 0
+    printf "fhirpath search-parameter evaluation, hortus/fhirpath.js: %.1fx (target >= 20x: %s)\n",
+        r, (r >= 20 ? "met" : "NOT met")
+    printf "fhirpath simple path parse+evaluate: %d per second on one core (target >= 1000000: %s)\n",
+        s, (s >= 1000000 ? "met" : "NOT met")
+}'
