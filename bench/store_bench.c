@@ -199,11 +199,9 @@ int main(int argc, char **argv)
         store_get_stats(s, &after);
         uint64_t commits = after.commits - before.commits;
         printf("creates  submitters=%-3d  %8.0f/s  (%d creates, %llu commits, avg batch %.1f, "
-               "%.2f syncs per commit, apply %.0f us + commit/sync %.0f us per batch, "
-               "errors %d)\n",
+               "apply %.0f us + commit %.0f us per batch, errors %d)\n",
                n, n * per / dt, n * per, (unsigned long long)commits,
                (double)(n * per) / (double)commits,
-               (double)(after.fsyncs - before.fsyncs) / (double)commits,
                (after.apply_ns - before.apply_ns) / 1e3 / (double)commits,
                (after.commit_ns - before.commit_ns) / 1e3 / (double)commits, errors);
     }

@@ -15,11 +15,8 @@
  *   with meta.versionId = v+1                one LMDB write txn, one nested txn per request
  *   store_submit(req, done, ctx) ---------> check expect == current vid, else ERR_CONFLICT
  *   (suspend the HTTP connection)            (only that request is rolled back)
- *                                            commit once for the whole batch (one fsync)
- *   done(ctx, rc, t)  <--------------------  call back each request once the batch is
- *                                            durable: after the next batch's commit (its
- *                                            fsync also covers this one) or, if nothing
- *                                            else is queued, after an explicit sync
+ *                                            commit + fsync once for the whole batch
+ *   done(ctx, rc, t)  <--------------------  then call every request's done callback
  *
  * Reads are zero-copy under a read snapshot (store_reader): every pointer a read returns
  * points into the database map and is valid until store_read_end() of that reader. The hot
@@ -181,9 +178,7 @@ void store_hash(const void *bytes, size_t len, uint8_t out[STORE_HASH_LEN]);
 /* ---- reads ------------------------------------------------------------------------- */
 
 /*
- * Begin a read snapshot (the state as of the last commit at this moment). A snapshot may
- * include a commit whose done callbacks have not run yet (committed, durable one sync
- * later; only an OS crash or power loss in that window undoes it). Reader handles
+ * Begin a read snapshot (the state as of the last commit at this moment). Reader handles
  * are cached (one per thread, then a free list): after warm-up this allocates nothing
  * and takes no lock. Every pointer obtained through the reader is valid until
  * store_read_end(). Keep snapshots short (milliseconds): a long one delays map growth and
@@ -303,9 +298,8 @@ int store_scan_next(store_iter *it, const void **key, size_t *key_len, const voi
 
 typedef struct store_stats {
     uint64_t last_t;         /* t of the last commit */
-    uint64_t commits;        /* write transactions committed (each = one group commit) */
-    uint64_t fsyncs;         /* flushes issued: one per commit, plus explicit syncs when
-                                nothing was queued to carry the previous batch's */
+    uint64_t commits;        /* durable write transactions (each = one group commit) */
+    uint64_t fsyncs;         /* sync calls issued by those commits (LMDB: data + meta) */
     uint64_t requests;       /* requests committed */
     uint64_t failed;         /* requests answered with an error (conflicts included) */
     uint64_t conflicts;      /* requests rejected with ERR_CONFLICT */

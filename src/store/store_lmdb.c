@@ -13,17 +13,15 @@
  *
  * Group commit: the writer takes every queued request (up to max_batch), opens one write
  * transaction, runs each request in a nested transaction so a failing one (conflict) is
- * undone alone and commits once. The env is opened with MDB_NOMETASYNC, so a commit does
- * one fdatasync (its data pages) and writes its meta page unsynced: the batch is visible
- * but not yet durable. The next commit's fdatasync (same file) flushes that meta page, so
- * batch k is answered right after commit k+1 returns; when nothing else is queued the
- * writer syncs explicitly (mdb_env_sync) and answers. One sync per commit instead of two
- * (docs/STORAGE.md section 5 has why this keeps every answered write durable).
+ * undone alone, commits once (LMDB syncs data, then the meta page) and calls back.
  *
- * Why the writer sometimes waits before a batch: the clients answered by the last step
- * come back a moment later; the writer waits (at most group_wait_us, and at most half a
- * commit) until as many requests are queued as it just answered, so they join the next
- * batch instead of the one after it. With one client that is the one request it answered.
+ * Why the writer sometimes waits before a batch: with N clients each keeping one write
+ * in flight, the clients answered by commit k come back while commit k+1 runs, so
+ * without care the clients split into two groups that alternate, each commit carries
+ * about N/2 requests and every client waits for two commits. When fewer requests are
+ * queued than the previous batch held, the writer waits (at most group_wait_us) for the
+ * rest to come back, which merges the groups. With one client the previous batch held 1
+ * and it never waits.
  *
  * Map growth: on MDB_MAP_FULL the whole batch is aborted, the writer closes the gate
  * (`resizing`), waits until no read transaction is active (LMDB requires that for
@@ -52,6 +50,7 @@
 #define LMDB_MAX_DBS 16
 #define LMDB_FORMAT 1
 #define LMDB_DEFAULT_BATCH 1024
+#define LMDB_SYNCS_PER_COMMIT 2 /* data pages, then the meta page */
 
 typedef struct lmdb_store lmdb_store;
 
@@ -81,17 +80,13 @@ struct lmdb_store {
     uint64_t qlen;
     int closing;
     int group_wait_us;
-    uint64_t w_expect;         /* writer only: requests answered by the last step, whose
-                                  clients are expected back */
+    uint64_t w_prev_batch;     /* writer only: requests in the previous batch */
     uint64_t w_last_commit_ns; /* writer only: duration of the previous commit_batch */
     pthread_t writer;
 
     /* writer-only state */
     uint64_t w_last_t;
     int64_t w_last_instant;
-    store_req *w_pending; /* committed (visible) but not yet durable: answered after the
-                             next sync (the next commit's, or an explicit one) */
-    uint64_t w_pending_n;
 
     /* resize gate */
     atomic_int active;
@@ -108,7 +103,7 @@ struct lmdb_store {
 
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen, resizes,
-        map_size, apply_ns, sync_ns, used_bytes, handles, fsyncs;
+        map_size, apply_ns, sync_ns, used_bytes, handles;
 };
 
 typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
@@ -471,16 +466,12 @@ static int put_meta_u64(lmdb_store *s, MDB_txn *txn, const char *name, uint64_t 
 }
 
 /*
- * Apply and commit a batch once. Returns 0 (each request's rc says how it went; *wrote
- * says whether a transaction was committed, i.e. whether any request succeeded),
+ * Apply and commit a batch once. Returns 0 (each request's rc says how it went),
  * MDB_MAP_FULL (nothing committed; grow and call again) or another failure (nothing
- * committed; every request gets it). The env has MDB_NOMETASYNC: a commit fdatasyncs the
- * data pages once and writes its meta page without syncing it, so what it committed is
- * visible at once but durable only after the next sync (see process_batch).
+ * committed; every request gets it).
  */
-static int commit_batch(lmdb_store *s, store_req *batch, int *wrote)
+static int commit_batch(lmdb_store *s, store_req *batch)
 {
-    *wrote = 0;
     MDB_txn *txn;
     uint64_t t0 = mono_ns();
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -512,11 +503,8 @@ static int commit_batch(lmdb_store *s, store_req *batch, int *wrote)
             (rc = put_meta_u64(s, txn, "last_instant", (uint64_t)instant)))
             goto fail;
         uint64_t t1 = mono_ns();
-        rc = mdb_txn_commit(txn);
-        atomic_fetch_add(&s->fsyncs, 1); /* attempted even when the commit then fails */
-        if (rc)
+        if ((rc = mdb_txn_commit(txn)))
             return rc;
-        *wrote = 1;
         uint64_t t2 = mono_ns();
         atomic_fetch_add(&s->apply_ns, t1 - t0);
         atomic_fetch_add(&s->sync_ns, t2 - t1);
@@ -535,57 +523,10 @@ fail:
     return rc;
 }
 
-/* Call back every request of a list (the callback may free its request). */
-static void answer(lmdb_store *s, store_req *list)
-{
-    store_req *next;
-    for (store_req *req = list; req; req = next) {
-        next = req->next_;
-        if (req->rc == 0)
-            atomic_fetch_add(&s->requests, 1);
-        else
-            atomic_fetch_add(&s->failed, 1);
-        if (req->rc == ERR_CONFLICT)
-            atomic_fetch_add(&s->conflicts, 1);
-        req->done_(req->ctx_, req->rc, req->t);
-    }
-}
-
-/* Writer only: make the pending batch durable with an explicit sync and answer it. If the
- * sync fails its writes are visible but may not survive a crash: they are answered ERR_IO. */
-static void flush_pending(lmdb_store *s)
-{
-    if (!s->w_pending)
-        return;
-    uint64_t t0 = mono_ns();
-    int rc = mdb_env_sync(s->env, 1);
-    atomic_fetch_add(&s->fsyncs, 1);
-    atomic_fetch_add(&s->sync_ns, mono_ns() - t0);
-    if (rc) {
-        fprintf(stderr, "hortus: store: sync failed: %s\n", mdb_strerror(rc));
-        for (store_req *req = s->w_pending; req; req = req->next_) {
-            req->rc = ERR_IO;
-            req->t = 0;
-        }
-    }
-    store_req *list = s->w_pending;
-    s->w_expect = s->w_pending_n;
-    s->w_pending = NULL;
-    s->w_pending_n = 0;
-    answer(s, list);
-}
-
-/*
- * Commit a batch, then answer the previous one: the fdatasync inside this commit also
- * flushed the previous commit's meta page (same file), so the previous batch is durable
- * now. This batch becomes the pending one. Its failed requests wait with it: they were
- * judged against state that is durable only when this commit is. A batch that committed
- * nothing synced nothing, so the previous batch gets an explicit sync first.
- */
 static void process_batch(lmdb_store *s, store_req *batch, uint64_t nreq)
 {
-    int rc, wrote = 0;
-    while ((rc = commit_batch(s, batch, &wrote)) == MDB_MAP_FULL) {
+    int rc;
+    while ((rc = commit_batch(s, batch)) == MDB_MAP_FULL) {
         if ((rc = grow_map(s)))
             break;
     }
@@ -599,33 +540,17 @@ static void process_batch(lmdb_store *s, store_req *batch, uint64_t nreq)
     }
     if (nreq > atomic_load(&s->max_batch_seen))
         atomic_store(&s->max_batch_seen, nreq);
-    if (!wrote) {
-        flush_pending(s); /* no-op without a pending batch */
-        s->w_expect += nreq;
-        answer(s, batch);
-        return;
+    store_req *next;
+    for (store_req *req = batch; req; req = next) {
+        next = req->next_; /* the callback may free req */
+        if (req->rc == 0)
+            atomic_fetch_add(&s->requests, 1);
+        else
+            atomic_fetch_add(&s->failed, 1);
+        if (req->rc == ERR_CONFLICT)
+            atomic_fetch_add(&s->conflicts, 1);
+        req->done_(req->ctx_, req->rc, req->t);
     }
-    store_req *prev = s->w_pending;
-    s->w_expect = s->w_pending_n;
-    s->w_pending = batch;
-    s->w_pending_n = nreq;
-    answer(s, prev);
-}
-
-/* Wait (qmu held) until `want` requests are queued, the deadline `wait_ns` from now
- * passes, or the store closes. */
-static void wait_queue(lmdb_store *s, uint64_t want, uint64_t wait_ns)
-{
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_nsec += (long)wait_ns;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec += dl.tv_nsec / 1000000000L;
-        dl.tv_nsec %= 1000000000L;
-    }
-    while (s->qlen < want && !s->closing)
-        if (pthread_cond_timedwait(&s->qcv, &s->qmu, &dl) == ETIMEDOUT)
-            break;
 }
 
 static void *writer_main(void *arg)
@@ -633,28 +558,27 @@ static void *writer_main(void *arg)
     lmdb_store *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->qmu);
-        /* The clients answered by the last step come back now: give them a moment to
-         * join the next batch (at most half a commit: waiting longer than the commit it
-         * saves is a loss). With a pending batch this also decides between committing
-         * them together with the pending batch's sync, or syncing alone. */
-        if (s->group_wait_us > 0 && s->qlen < s->w_expect && !s->closing) {
-            uint64_t wait_ns = (uint64_t)s->group_wait_us * 1000;
-            if (wait_ns > s->w_last_commit_ns / 2)
-                wait_ns = s->w_last_commit_ns / 2;
-            wait_queue(s, s->w_expect, wait_ns);
-        }
-        s->w_expect = 0;
-        if (!s->qhead && s->w_pending) {
-            /* nothing to commit: sync so the pending batch is answered now */
-            pthread_mutex_unlock(&s->qmu);
-            flush_pending(s);
-            continue;
-        }
         while (!s->qhead && !s->closing)
             pthread_cond_wait(&s->qcv, &s->qmu);
         if (!s->qhead) {
             pthread_mutex_unlock(&s->qmu);
             break;
+        }
+        if (s->group_wait_us > 0 && s->qlen < s->w_prev_batch && !s->closing) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            /* at most half a commit: waiting longer than the commit it saves is a loss */
+            uint64_t wait_ns = (uint64_t)s->group_wait_us * 1000;
+            if (wait_ns > s->w_last_commit_ns / 2)
+                wait_ns = s->w_last_commit_ns / 2;
+            dl.tv_nsec += (long)wait_ns;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec += dl.tv_nsec / 1000000000L;
+                dl.tv_nsec %= 1000000000L;
+            }
+            while (s->qlen < s->w_prev_batch && !s->closing)
+                if (pthread_cond_timedwait(&s->qcv, &s->qmu, &dl) == ETIMEDOUT)
+                    break;
         }
         store_req *batch = s->qhead, *last = batch;
         uint64_t n = 1;
@@ -669,12 +593,8 @@ static void *writer_main(void *arg)
         s->qlen -= n;
         pthread_mutex_unlock(&s->qmu);
         process_batch(s, batch, n);
+        s->w_prev_batch = n;
     }
-    /* Closing: the queue is empty and nothing is pending. One last sync also covers
-     * commits made outside the writer (open_dbs). */
-    if (mdb_env_sync(s->env, 1))
-        fprintf(stderr, "hortus: store: final sync failed\n");
-    atomic_fetch_add(&s->fsyncs, 1);
     return NULL;
 }
 
@@ -799,7 +719,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, LMDB_MAX_DBS)) ||
         (rc = mdb_env_set_maxreaders(s->env, LMDB_MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, map)) ||
-        (rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0664)) || (rc = open_dbs(s))) {
+        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0664)) || (rc = open_dbs(s))) {
         fprintf(stderr, "hortus: store: cannot open %s: %s\n", dir, mdb_strerror(rc));
         rc = map_rc(rc);
         goto fail;
@@ -1081,7 +1001,7 @@ static void lmdb_stats(store *base, store_stats *st)
     lmdb_store *s = (lmdb_store *)base;
     st->last_t = atomic_load(&s->last_t);
     st->commits = atomic_load(&s->commits);
-    st->fsyncs = atomic_load(&s->fsyncs);
+    st->fsyncs = st->commits * LMDB_SYNCS_PER_COMMIT;
     st->requests = atomic_load(&s->requests);
     st->failed = atomic_load(&s->failed);
     st->conflicts = atomic_load(&s->conflicts);
