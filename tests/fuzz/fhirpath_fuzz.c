@@ -10,11 +10,8 @@
  * and a result must serialise to JSON that parses back.
  * Anything else (crash, sanitizer report, hang past the step limit) is a finding.
  *
- * Build (clang with libFuzzer):
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
- *     -o build/fuzz/fhirpath_fuzz tests/fuzz/fhirpath_fuzz.c src/fhirpath/*.c \
- *     src/json/*.c src/fhir/model.c src/fhir/gen/*.c src/base/arena.c src/base/buf.c \
- *     src/base/err.c -lm
+ * Build and run (clang with libFuzzer; tests/fuzz/build.sh compiles every driver):
+ *   sh tests/fuzz/build.sh fhirpath
  *   build/fuzz/fhirpath_fuzz -max_total_time=120 build/fuzz/fp-corpus tests/fuzz/corpus/fhirpath
  */
 #include <stdint.h>
