@@ -8,26 +8,7 @@
 #include "base/err.h"
 #include "fhirpath/decimal.h"
 #include "tap.h"
-
-/* Deterministic xorshift generator for the robustness loop. */
-static uint32_t rng_state = 2463534242u;
-static uint32_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-
-/* Random text over `alphabet`, up to max-1 bytes; returns its length. */
-static size_t random_text(char *dst, size_t max, const char *alphabet)
-{
-    size_t n = rng() % max, na = strlen(alphabet);
-    for (size_t i = 0; i < n; i++)
-        dst[i] = alphabet[rng() % na];
-    dst[n] = '\0';
-    return n;
-}
+#include "testrand.h"
 
 static fp_dec D(const char *s)
 {
