@@ -202,92 +202,50 @@ static int method_not_allowed(rest_req *r, const char *allow)
     return rest_send_error_ex(r, 405, OO_NOT_SUPPORTED, msg, NULL, allow);
 }
 
+/* Which interaction each route answers per method (RI_OTHER: not allowed there),
+ * and the Allow header of its 405. HEAD is answered as GET. */
+typedef struct route_methods {
+    const char *allow;
+    rest_interaction get, post, put, patch, del;
+} route_methods;
+
+#define NO RI_OTHER
+static const route_methods route_table[] = {
+    [RR_HEALTH] = {"GET, HEAD", RI_HEALTH, NO, NO, NO, NO},
+    [RR_METRICS] = {"GET, HEAD", RI_METRICS, NO, NO, NO, NO},
+    [RR_BASE] = {"POST", NO, RI_BATCH, NO, NO, NO},
+    [RR_METADATA] = {"GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
+    [RR_SYS_HISTORY] = {"GET, HEAD", RI_HISTORY_SYSTEM, NO, NO, NO, NO},
+    [RR_TYPE] = {"GET, HEAD, POST", RI_SEARCH_TYPE, RI_CREATE, NO, NO, NO},
+    [RR_TYPE_HISTORY] = {"GET, HEAD", RI_HISTORY_TYPE, NO, NO, NO, NO},
+    [RR_INSTANCE] = {"GET, HEAD, PUT, PATCH, DELETE", RI_READ, NO, RI_UPDATE, RI_PATCH, RI_DELETE},
+    [RR_INST_HISTORY] = {"GET, HEAD", RI_HISTORY_INSTANCE, NO, NO, NO, NO},
+    [RR_VERSION] = {"GET, HEAD", RI_VREAD, NO, NO, NO, NO},
+    [RR_OPERATION] = {"GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
+};
+#undef NO
+
 /* Sets r->ri from route and method; returns 0, or 1 when the combination is not
- * an interaction (405 with the allowed methods in *allow). */
+ * an interaction (405 with the allowed methods in *allow). Routes outside the
+ * table (none, unknown type, bad shape) are left RI_OTHER for the 404 paths. */
 static int classify(rest_req *r, const char **allow)
 {
-    rest_method m = r->method == RM_HEAD ? RM_GET : r->method;
     r->ri = RI_OTHER;
-    switch (r->route.kind) {
-    case RR_HEALTH:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_HEALTH;
+    unsigned k = (unsigned)r->route.kind;
+    if (k >= sizeof route_table / sizeof route_table[0] || !route_table[k].allow)
         return 0;
-    case RR_METRICS:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_METRICS;
-        return 0;
-    case RR_BASE:
-        *allow = "POST";
-        if (m != RM_POST)
-            return 1;
-        r->ri = RI_BATCH;
-        return 0;
-    case RR_METADATA:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_CAPABILITIES;
-        return 0;
-    case RR_SYS_HISTORY:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_HISTORY_SYSTEM;
-        return 0;
-    case RR_TYPE:
-        *allow = "GET, HEAD, POST";
-        if (m == RM_GET)
-            r->ri = RI_SEARCH_TYPE;
-        else if (m == RM_POST)
-            r->ri = RI_CREATE;
-        else
-            return 1;
-        return 0;
-    case RR_TYPE_HISTORY:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_HISTORY_TYPE;
-        return 0;
-    case RR_INSTANCE:
-        *allow = "GET, HEAD, PUT, PATCH, DELETE";
-        if (m == RM_GET)
-            r->ri = RI_READ;
-        else if (m == RM_PUT)
-            r->ri = RI_UPDATE;
-        else if (m == RM_PATCH)
-            r->ri = RI_PATCH;
-        else if (m == RM_DELETE)
-            r->ri = RI_DELETE;
-        else
-            return 1;
-        return 0;
-    case RR_INST_HISTORY:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_HISTORY_INSTANCE;
-        return 0;
-    case RR_VERSION:
-        *allow = "GET, HEAD";
-        if (m != RM_GET)
-            return 1;
-        r->ri = RI_VREAD;
-        return 0;
-    case RR_OPERATION:
-        *allow = "GET, HEAD, POST";
-        if (m != RM_GET && m != RM_POST)
-            return 1;
-        r->ri = RI_OPERATION;
-        return 0;
-    default:
-        return 0;
+    const route_methods *rm = &route_table[k];
+    *allow = rm->allow;
+    switch (r->method) {
+    case RM_GET:
+    case RM_HEAD: r->ri = rm->get; break;
+    case RM_POST: r->ri = rm->post; break;
+    case RM_PUT: r->ri = rm->put; break;
+    case RM_PATCH: r->ri = rm->patch; break;
+    case RM_DELETE: r->ri = rm->del; break;
+    default: break;
     }
+    return r->ri == RI_OTHER;
 }
 
 typedef struct cl_scan {
