@@ -742,21 +742,14 @@ static int patch_continue(rest_req *r)
 int rest_patch(rest_req *r)
 {
     char msg[300];
-    if (!rest_id_valid(r->route.id, r->route.id_len)) {
-        snprintf(msg, sizeof msg, "invalid id '%.80s' in the URL", r->route.id);
-        return rest_send_error(r, 400, OO_INVALID, msg, NULL);
-    }
     patch_ctx *c = arena_zalloc(r->a, sizeof *c);
     if (!c)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     r->hctx = c;
+    if (rest_write_checks(r, &c->if_match, &c->has_if_match))
+        return REST_DONE;
     const char *ct = rest_header(r, "Content-Type");
     c->json_patch = ct && !strncasecmp(ct, "application/json-patch+json", 27);
-    int im = rest_if_match(r, &c->if_match);
-    if (im < 0)
-        return rest_send_error(r, 400, OO_INVALID,
-                               "malformed If-Match: expected W/\"versionId\"", NULL);
-    c->has_if_match = im;
     if (r->body.len == 0)
         return rest_send_error(r, 400, OO_INVALID, "the request has no body: send a patch",
                                NULL);

@@ -283,6 +283,11 @@ void rest_build_bytes(const json_val *root, const char *type, const char *id,
 /* Parse If-Match (W/"n", "n" or n); 0 = absent, 1 = *vid set, -1 = malformed. */
 int rest_if_match(rest_req *r, uint64_t *vid);
 
+/* The checks every write to [base]/Type/id starts with: the id in the URL (400 when
+ * invalid) and If-Match (400 when malformed). Returns 0 to go on, with *has_if_match
+ * and *if_match set, or 1 when an error response was queued. */
+int rest_write_checks(rest_req *r, uint64_t *if_match, int *has_if_match);
+
 /* Submit req to the store, suspend, and arrange for `resume` to run after the
  * commit (or at once with r->store_rc set when the store refused the request).
  * Answers 503 itself when the server is stopping. Always returns REST_SUSPENDED

@@ -113,21 +113,12 @@ static int update_continue(rest_req *r)
 int rest_update(rest_req *r)
 {
     char msg[200];
-    if (!rest_id_valid(r->route.id, r->route.id_len)) {
-        snprintf(msg, sizeof msg,
-                 "invalid id '%.80s' in the URL: 1-%d characters of A-Z a-z 0-9 - .",
-                 r->route.id, REST_MAX_ID);
-        return rest_send_error(r, 400, OO_INVALID, msg, NULL);
-    }
     update_ctx *c = arena_zalloc(r->a, sizeof *c);
     if (!c)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     r->hctx = c;
-    int im = rest_if_match(r, &c->if_match);
-    if (im < 0)
-        return rest_send_error(r, 400, OO_INVALID,
-                               "malformed If-Match: expected W/\"versionId\"", NULL);
-    c->has_if_match = im;
+    if (rest_write_checks(r, &c->if_match, &c->has_if_match))
+        return REST_DONE;
     if (rest_parse_resource(r, &c->root))
         return REST_DONE;
     const json_val *idv = json_get(c->root, "id");

@@ -277,3 +277,23 @@ void rest_new_id(char out[37])
     }
     out[o] = 0;
 }
+
+int rest_write_checks(rest_req *r, uint64_t *if_match, int *has_if_match)
+{
+    if (!rest_id_valid(r->route.id, r->route.id_len)) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "invalid id '%.80s' in the URL: 1-%d characters of A-Z a-z 0-9 - .",
+                 r->route.id, REST_MAX_ID);
+        rest_send_error(r, 400, OO_INVALID, msg, NULL);
+        return 1;
+    }
+    int im = rest_if_match(r, if_match);
+    if (im < 0) {
+        rest_send_error(r, 400, OO_INVALID, "malformed If-Match: expected W/\"versionId\"",
+                        NULL);
+        return 1;
+    }
+    *has_if_match = im;
+    return 0;
+}
