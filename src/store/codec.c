@@ -188,11 +188,12 @@ int codec_vrec_decode(const uint8_t *p, size_t n, codec_vrec *v)
 
 /* ---- Content ------------------------------------------------------------------------ */
 
-void codec_content_key(uint8_t out[CODEC_CONTENT_KEY_LEN], uint32_t tenant,
+void codec_content_key(uint8_t out[CODEC_CONTENT_KEY_LEN], uint32_t tenant, uint64_t t,
                        const uint8_t hash[STORE_HASH_LEN])
 {
     codec_put_u32(out, tenant);
-    memcpy(out + 4, hash, STORE_HASH_LEN);
+    codec_put_u64(out + 4, t);
+    memcpy(out + 12, hash, STORE_HASH_LEN);
 }
 
 /* ---- TxLog, TxByTime ------------------------------------------------------------- */

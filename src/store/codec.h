@@ -79,9 +79,11 @@ void codec_vrec_encode(uint8_t out[CODEC_VREC_LEN], const codec_vrec *v);
 int codec_vrec_decode(const uint8_t *p, size_t n, codec_vrec *v);
 
 /* ---- Content ------------------------------------------------------------------------ */
-#define CODEC_CONTENT_KEY_LEN (4 + STORE_HASH_LEN)
+/* tenant(4) | t(8) | hash(16): the content address, behind the commit that stored it so
+ * the contents of one commit share leaf pages (docs/STORAGE.md, "Content"). */
+#define CODEC_CONTENT_KEY_LEN (4 + 8 + STORE_HASH_LEN)
 #define CODEC_ENC_PLAIN 0
-void codec_content_key(uint8_t out[CODEC_CONTENT_KEY_LEN], uint32_t tenant,
+void codec_content_key(uint8_t out[CODEC_CONTENT_KEY_LEN], uint32_t tenant, uint64_t t,
                        const uint8_t hash[STORE_HASH_LEN]);
 
 /* ---- TxLog, TxByTime ------------------------------------------------------------- */

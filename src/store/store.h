@@ -36,7 +36,7 @@
 
 #define STORE_TYPE_MAX 64                   /* resource type name length, [A-Za-z] */
 #define STORE_ID_MAX 64                     /* FHIR id length, [A-Za-z0-9.-] */
-#define STORE_HASH_LEN 16                   /* bytes of SHA-256 kept as the content key */
+#define STORE_HASH_LEN 16                   /* bytes of SHA-256 kept as the content hash */
 #define STORE_ANY UINT64_MAX                /* store_op.expect: don't check the version */
 #define STORE_NO_TIME INT64_MIN             /* "no instant given" for since / at */
 #define STORE_DEFAULT_MAP_SIZE (256u << 20) /* initial LMDB map: 256 MiB, grows by doubling */
@@ -111,7 +111,7 @@ typedef struct store_op {
     int64_t last_updated; /* microseconds since epoch; equal to meta.lastUpdated in bytes */
     const char *bytes;    /* final JSON (not for DELETE); must stay valid until the callback */
     size_t len;
-    uint8_t hash[STORE_HASH_LEN]; /* content key; computed by store_submit unless have_hash */
+    uint8_t hash[STORE_HASH_LEN]; /* content hash; computed by store_submit unless have_hash */
     int have_hash;                /* caller already set hash = store_hash(bytes) */
     /* outputs */
     uint64_t prev_vid; /* current vid found by the writer (0: none) */
@@ -172,7 +172,7 @@ int store_submit(store *s, store_req *req, store_done_fn done, void *ctx);
 /* store_submit + wait for the callback; returns its rc, *t (may be NULL) its t. */
 int store_write(store *s, store_req *req, uint64_t *t);
 
-/* The content key of bytes (first STORE_HASH_LEN bytes of their SHA-256). */
+/* The content hash of bytes (first STORE_HASH_LEN bytes of their SHA-256). */
 void store_hash(const void *bytes, size_t len, uint8_t out[STORE_HASH_LEN]);
 
 /* ---- reads ------------------------------------------------------------------------- */

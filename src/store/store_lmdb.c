@@ -48,7 +48,7 @@
 
 #define LMDB_MAX_READERS 1024 /* pooled read transactions, each holds one reader slot */
 #define LMDB_MAX_DBS 16
-#define LMDB_FORMAT 1
+#define LMDB_FORMAT 2
 #define LMDB_DEFAULT_BATCH 1024
 #define LMDB_SYNCS_PER_COMMIT 2 /* data pages, then the meta page */
 
@@ -317,10 +317,11 @@ static int bump_count(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const char *
     return mdb_put(txn, s->db_counts, &key, &val, 0);
 }
 
-static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op)
+static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op,
+                       uint64_t t)
 {
     uint8_t kb[CODEC_CONTENT_KEY_LEN];
-    codec_content_key(kb, tenant, op->hash);
+    codec_content_key(kb, tenant, t, op->hash);
     MDB_val key = {sizeof kb, kb}, val = {op->len + 1, NULL};
     int rc = mdb_put(txn, s->db_content, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
     if (rc == MDB_KEYEXIST) {
@@ -396,7 +397,7 @@ static int apply_op(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant,
                      .flags = op->created ? CODEC_VF_CREATED : 0};
     if (op->op != STORE_OP_DELETE) {
         memcpy(vr.hash, op->hash, STORE_HASH_LEN);
-        if ((rc = put_content(s, txn, tenant, op)))
+        if ((rc = put_content(s, txn, tenant, op, t)))
             return rc;
     }
     uint8_t vb[CODEC_VREC_LEN];
@@ -652,7 +653,10 @@ static int open_dbs(lmdb_store *s)
     } else if (rc) {
         goto fail;
     } else if (val.mv_size != 4 || codec_get_u32(val.mv_data) != LMDB_FORMAT) {
-        fprintf(stderr, "hortus: store: unknown data format in this directory\n");
+        fprintf(stderr,
+                "hortus: store: this directory holds data format %u; this build reads format %u "
+                "(docs/STORAGE.md, Meta)\n",
+                val.mv_size == 4 ? codec_get_u32(val.mv_data) : 0u, LMDB_FORMAT);
         rc = EINVAL;
         goto fail;
     }
@@ -911,7 +915,7 @@ static int fill_version(lmdb_reader *r, const codec_key *k, const MDB_val *val, 
     if (vr.op == STORE_OP_DELETE)
         return ERR_GONE;
     uint8_t kb[CODEC_CONTENT_KEY_LEN];
-    codec_content_key(kb, k->tenant, vr.hash);
+    codec_content_key(kb, k->tenant, k->t, vr.hash);
     MDB_val key = {sizeof kb, kb}, cv;
     int rc = mdb_get(r->txn, r->s->db_content, &key, &cv);
     if (rc)
@@ -1453,7 +1457,7 @@ static int check_entry(check_ctx *c, const codec_key *k, const MDB_val *val)
     if (vr.op == STORE_OP_DELETE)
         return 0;
     uint8_t ck[CODEC_CONTENT_KEY_LEN];
-    codec_content_key(ck, k->tenant, vr.hash);
+    codec_content_key(ck, k->tenant, k->t, vr.hash);
     key.mv_size = sizeof ck;
     key.mv_data = ck;
     MDB_val cv;

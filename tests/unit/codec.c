@@ -216,8 +216,13 @@ static void test_values(void)
        "Counts value round trip");
     uint8_t hash[STORE_HASH_LEN] = {0xAB};
     uint8_t ct[CODEC_CONTENT_KEY_LEN];
-    codec_content_key(ct, 2, hash);
-    ok(codec_get_u32(ct) == 2 && ct[4] == 0xAB, "Content key is tenant then hash");
+    codec_content_key(ct, 2, 5, hash);
+    ok(codec_get_u32(ct) == 2 && codec_get_u64(ct + 4) == 5 && ct[12] == 0xAB,
+       "Content key is tenant, t, hash");
+    uint8_t ct2[CODEC_CONTENT_KEY_LEN], hash2[STORE_HASH_LEN] = {0x01};
+    codec_content_key(ct2, 2, 6, hash2);
+    ok(memcmp(ct, ct2, CODEC_CONTENT_KEY_LEN) < 0,
+       "Content keys order by commit before hash (one commit's contents are neighbours)");
 }
 
 int main(void)

@@ -209,6 +209,28 @@ static void test_check_detects(void)
     }
 }
 
+/* A directory written in another layout (Meta.format) is refused, never misread. */
+static void test_format_guard(void)
+{
+    const char *d = new_dir();
+    store *s;
+    uint64_t t;
+    ok(store_open(d, NULL, &s) == 0, "fresh directory opens");
+    write1(s, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, NULL);
+    store_close(s);
+    /* Meta's first key is "format"; flipping its last byte turns format 2 into 3 */
+    ok(damage(d, "Meta", 1) == 0, "changed Meta.format with the raw LMDB API");
+    s = NULL;
+    ok(store_open(d, NULL, &s) != 0 && s == NULL, "a directory of another format is refused");
+    ok(damage(d, "Meta", 1) == 0, "restored Meta.format");
+    ok(store_open(d, NULL, &s) == 0, "the same directory opens again with its own format");
+    if (s) {
+        checked(s, "format restored");
+        store_close(s);
+    }
+    rm_dir(d);
+}
+
 static void test_crud(store *s)
 {
     uint64_t t = 0;
@@ -1274,6 +1296,7 @@ int main(void)
     test_big_request_and_live_paging();
     test_concurrency();
     test_check_detects();
+    test_format_guard();
     test_tenants();
     test_thread_churn();
     test_no_lost_updates();
