@@ -156,6 +156,33 @@ void rest_metrics_write(buf *b, struct store *st)
                "hortus_store_last_t %" PRIu64 "\n",
                ss.commits, ss.fsyncs, ss.requests, ss.failed, ss.conflicts, ss.max_batch,
                ss.used_bytes, ss.map_size, ss.last_t);
+    buf_printf(b,
+               "# HELP hortus_store_map_resizes_total Times the memory map was grown.\n"
+               "# TYPE hortus_store_map_resizes_total counter\n"
+               "hortus_store_map_resizes_total %" PRIu64 "\n"
+               "# HELP hortus_store_apply_seconds_total Writer time applying batches before "
+               "their commits.\n"
+               "# TYPE hortus_store_apply_seconds_total counter\n"
+               "hortus_store_apply_seconds_total %.9f\n"
+               "# HELP hortus_store_commit_max_seconds Longest durable commit so far.\n"
+               "# TYPE hortus_store_commit_max_seconds gauge\n"
+               "hortus_store_commit_max_seconds %.9f\n"
+               "# HELP hortus_store_commit_seconds Durable commits (page writes and syncs), "
+               "by duration.\n"
+               "# TYPE hortus_store_commit_seconds histogram\n",
+               ss.map_resizes, ss.apply_ns / 1e9, ss.commit_max_ns / 1e9);
+    uint64_t cum = 0;
+    for (int k = 0; k < STORE_COMMIT_BUCKETS; k++) {
+        cum += ss.commit_hist[k];
+        buf_printf(b, "hortus_store_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                   store_commit_bucket_us[k] / 1e6, cum);
+    }
+    cum += ss.commit_hist[STORE_COMMIT_BUCKETS];
+    buf_printf(b,
+               "hortus_store_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+               "hortus_store_commit_seconds_sum %.9f\n"
+               "hortus_store_commit_seconds_count %" PRIu64 "\n",
+               cum, ss.commit_ns / 1e9, cum);
     store_reader *rd;
     if (store_read_begin(st, &rd) == 0) {
         uint64_t cur = 0, versions = 0;

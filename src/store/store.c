@@ -16,6 +16,9 @@
 #include "base/err.h"
 #include "store/codec.h"
 
+const uint32_t store_commit_bucket_us[STORE_COMMIT_BUCKETS] = {
+    250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
+
 int store_open(const char *location, const store_opts *opts, store **out)
 {
     *out = NULL;

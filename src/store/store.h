@@ -296,6 +296,10 @@ int store_scan_next(store_iter *it, const void **key, size_t *key_len, const voi
 
 /* ---- operations / metrics ---------------------------------------------------------- */
 
+/* Upper bounds (µs) of the commit-duration histogram; one more bucket holds the rest. */
+#define STORE_COMMIT_BUCKETS 12
+extern const uint32_t store_commit_bucket_us[STORE_COMMIT_BUCKETS];
+
 typedef struct store_stats {
     uint64_t last_t;         /* t of the last commit */
     uint64_t commits;        /* durable write transactions (each = one group commit) */
@@ -311,6 +315,9 @@ typedef struct store_stats {
     uint64_t apply_ns;       /* writer time spent applying batches (before commit) */
     uint64_t commit_ns;      /* writer time spent in commits (writing pages + syncs) */
     uint64_t reader_handles; /* read handles created so far (each holds a reader slot) */
+    /* durations of durable commits (page writes + syncs), per bucket (not cumulative) */
+    uint64_t commit_hist[STORE_COMMIT_BUCKETS + 1];
+    uint64_t commit_max_ns; /* longest commit so far */
 } store_stats;
 
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */

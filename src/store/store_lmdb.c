@@ -103,7 +103,8 @@ struct lmdb_store {
 
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen, resizes,
-        map_size, apply_ns, sync_ns, used_bytes, handles;
+        map_size, apply_ns, sync_ns, used_bytes, handles, commit_max_ns;
+    atomic_uint_fast64_t commit_hist[STORE_COMMIT_BUCKETS + 1];
 };
 
 typedef enum iter_kind { IT_HISTORY = 1, IT_LIST, IT_SCAN } iter_kind;
@@ -466,6 +467,17 @@ static int put_meta_u64(lmdb_store *s, MDB_txn *txn, const char *name, uint64_t 
     return mdb_put(txn, s->db_meta, &key, &val, 0);
 }
 
+/* Writer only: one durable commit took ns (the histogram behind /metrics). */
+static void note_commit_time(lmdb_store *s, uint64_t ns)
+{
+    int k = 0;
+    while (k < STORE_COMMIT_BUCKETS && ns > (uint64_t)store_commit_bucket_us[k] * 1000)
+        k++;
+    atomic_fetch_add(&s->commit_hist[k], 1);
+    if (ns > atomic_load(&s->commit_max_ns))
+        atomic_store(&s->commit_max_ns, ns);
+}
+
 /*
  * Apply and commit a batch once. Returns 0 (each request's rc says how it went),
  * MDB_MAP_FULL (nothing committed; grow and call again) or another failure (nothing
@@ -510,6 +522,7 @@ static int commit_batch(lmdb_store *s, store_req *batch)
         atomic_fetch_add(&s->apply_ns, t1 - t0);
         atomic_fetch_add(&s->sync_ns, t2 - t1);
         s->w_last_commit_ns = t2 - t0;
+        note_commit_time(s, t2 - t1);
         atomic_fetch_add(&s->commits, 1);
         note_used_bytes(s);
     } else {
@@ -1018,6 +1031,9 @@ static void lmdb_stats(store *base, store_stats *st)
     /* Not mdb_env_info() here: it reads the map, which a resize may be replacing. */
     st->used_bytes = atomic_load(&s->used_bytes);
     st->reader_handles = atomic_load(&s->handles);
+    for (int k = 0; k <= STORE_COMMIT_BUCKETS; k++)
+        st->commit_hist[k] = atomic_load(&s->commit_hist[k]);
+    st->commit_max_ns = atomic_load(&s->commit_max_ns);
 }
 
 /* ---- iterators ---------------------------------------------------------------------- */

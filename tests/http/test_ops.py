@@ -88,6 +88,28 @@ def test_metrics(http, server, base):
     assert buckets == sorted(buckets)
 
 
+def test_metrics_commit_histogram(http, server, base):
+    before = http.get(server.root + "/metrics").text
+    for _ in range(3):
+        create(http, base, {"resourceType": "Patient"})
+    t = http.get(server.root + "/metrics").text
+    assert "# TYPE hortus_store_commit_seconds histogram" in t
+    commits = metric(t, "hortus_store_commits_total")
+    # every durable commit is counted in the histogram, once
+    assert metric(t, "hortus_store_commit_seconds_count") == commits
+    assert metric(t, "hortus_store_commit_seconds_bucket", '{le="+Inf"}') == commits
+    assert (metric(t, "hortus_store_commit_seconds_count")
+            >= (metric(before, "hortus_store_commit_seconds_count") or 0) + 1)
+    buckets = [float(v) for v in re.findall(
+        r'^hortus_store_commit_seconds_bucket\{le="[^"]+"\} (\S+)$', t, re.M)]
+    assert len(buckets) == 13 and buckets == sorted(buckets)
+    total = metric(t, "hortus_store_commit_seconds_sum")
+    longest = metric(t, "hortus_store_commit_max_seconds")
+    assert 0 < longest <= total
+    assert metric(t, "hortus_store_map_resizes_total") >= 0
+    assert metric(t, "hortus_store_apply_seconds_total") > 0
+
+
 def test_unroutable_requests_are_counted_as_other(http, server, base):
     http.get(f"{base}/NoSuchType/1")
     http.get(server.root + "/no/such/path")
