@@ -326,8 +326,9 @@ void store_get_stats(store *s, store_stats *st);
 /*
  * Verify the database against its invariants, in one read snapshot: the three version
  * indices hold the same entries with the same values; every non-delete version's content
- * exists and hashes to its key; vids grow with t per resource; Counts equal what the
- * indices say; every t has its TxLog entry. Reads everything (minutes on a big
+ * exists and hashes to its key, and no content lacks a version; vids grow with t per
+ * resource; Counts equal what the indices say; every t has its TxLog entry. Reads
+ * everything (minutes on a big
  * database): for tests, `hortus check` and after a crash. Returns 0, or ERR_INTERNAL with
  * the first problem described in msg (cap bytes, NUL-terminated; may be NULL).
  */

@@ -1409,7 +1409,8 @@ typedef struct check_ctx {
     MDB_txn *txn;
     char *msg;
     size_t cap;
-    uint64_t groups; /* (tenant, type) groups plus tenants seen */
+    uint64_t groups;   /* (tenant, type) groups plus tenants seen */
+    uint64_t contents; /* versions with content (not deletes) */
 } check_ctx;
 
 static int check_fail(check_ctx *c, const char *what, const codec_key *k)
@@ -1472,6 +1473,7 @@ static int check_entry(check_ctx *c, const codec_key *k, const MDB_val *val)
         return check_fail(c, "no TxLog entry for the version's t", k);
     if (vr.op == STORE_OP_DELETE)
         return 0;
+    c->contents++;
     uint8_t ck[CODEC_CONTENT_KEY_LEN];
     codec_content_key(ck, k->tenant, k->t, vr.hash);
     key.mv_size = sizeof ck;
@@ -1557,9 +1559,10 @@ static int check_all(check_ctx *c)
     if (have_group && ((rc = check_counts(c, g_tenant, g_type, g_type_len, g_cur, g_ver)) ||
                        (rc = check_counts(c, g_tenant, NULL, 0, t_cur, t_ver))))
         goto done;
-    MDB_stat st_type, st_sys, st_counts;
+    MDB_stat st_type, st_sys, st_counts, st_content;
     if (mdb_stat(c->txn, c->s->db_type, &st_type) || mdb_stat(c->txn, c->s->db_sys, &st_sys) ||
-        mdb_stat(c->txn, c->s->db_counts, &st_counts)) {
+        mdb_stat(c->txn, c->s->db_counts, &st_counts) ||
+        mdb_stat(c->txn, c->s->db_content, &st_content)) {
         rc = check_fail(c, "mdb_stat failed", NULL);
         goto done;
     }
@@ -1568,6 +1571,14 @@ static int check_all(check_ctx *c)
                  "index sizes differ: ResourceAsOf %llu, TypeAsOf %llu, SystemAsOf %llu",
                  (unsigned long long)entries, (unsigned long long)st_type.ms_entries,
                  (unsigned long long)st_sys.ms_entries);
+        rc = ERR_INTERNAL;
+        goto done;
+    }
+    /* Every version's content was found above; equal sizes mean no content without a
+     * version (two versions never share bytes: each carries its own id and versionId). */
+    if (st_content.ms_entries != c->contents) {
+        snprintf(c->msg, c->cap, "Content holds %llu entries for %llu stored versions",
+                 (unsigned long long)st_content.ms_entries, (unsigned long long)c->contents);
         rc = ERR_INTERNAL;
         goto done;
     }
