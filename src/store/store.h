@@ -328,9 +328,9 @@ void store_get_stats(store *s, store_stats *st);
  * indices hold the same entries with the same values; every non-delete version's content
  * exists and hashes to its key, and no content lacks a version; vids grow with t per
  * resource; Counts equal what the indices say; every t has its TxLog entry. Reads
- * everything (minutes on a big
- * database): for tests, `hortus check` and after a crash. Returns 0, or ERR_INTERNAL with
- * the first problem described in msg (cap bytes, NUL-terminated; may be NULL).
+ * everything (minutes on a big database): for tests, `hortus check` and after a crash.
+ * Returns 0, or ERR_INTERNAL with the first problem described in msg (cap bytes,
+ * NUL-terminated; may be NULL).
  */
 int store_check(store *s, char *msg, size_t cap);
 
