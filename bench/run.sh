@@ -182,7 +182,9 @@ rm -f "$T/db/sync-probe"
 C_1=$(run_wrk create-1 "$HPORT" 1 1 create.lua "$T/bodies.ndjson" Observation)
 set -- $(store_counters)
 S0_C=$1 S0_F=$2 S0_W=$3
+curl -sf "http://127.0.0.1:$HPORT/metrics" >"$T/metrics-before" || :
 C_32=$(run_wrk create-32 "$HPORT" 2 32 create.lua "$T/bodies.ndjson" Observation)
+curl -sf "http://127.0.0.1:$HPORT/metrics" >"$T/metrics-after" || :
 set -- $(store_counters)
 COMMITS=$(($1 - S0_C)) FSYNCS=$(($2 - S0_F)) WRITES=$(($3 - S0_W))
 
@@ -218,6 +220,27 @@ awk -v w="$WRITES" -v c="$COMMITS" -v f="$FSYNCS" -v s="${SYNC_MS:-0}" 'BEGIN {
         printf "  during the 32-client run: %d writes in %d commits (%.1f per commit), %.1f fsyncs per commit; one synced 4 KiB write on this disk: %s ms\n",
             w, c, w / c, f / c, s
 }'
+
+# commit durations during the 32-client run, from the difference of the two
+# hortus_store_commit_seconds histograms: the bucket bound under which half and 99% fell
+awk '
+    /^hortus_store_commit_seconds_bucket/ {
+        le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+        if (FILENAME ~ /before$/) b[le] = $2; else { a[le] = $2; order[++n] = le }
+    }
+    END {
+        if (!n) exit
+        total = a["+Inf"] - b["+Inf"]
+        if (total <= 0) exit
+        for (i = 1; i <= n; i++) {
+            c = a[order[i]] - b[order[i]]
+            if (p50 == "" && c >= total * 0.5) p50 = order[i]
+            if (p99 == "" && c >= total * 0.99) p99 = order[i]
+        }
+        slow = total - (a["0.01"] - b["0.01"])
+        printf "  commit durations in that run: half under %s ms, 99%% under %s ms, %d of %d commits over 10 ms\n",
+            (p50 == "+Inf" ? p50 : p50 * 1000), (p99 == "+Inf" ? p99 : p99 * 1000), slow, total
+    }' "$T/metrics-before" "$T/metrics-after" 2>/dev/null || :
 
 # FHIRPath engine against the HL7 reference implementation (npm fhirpath), same
 # resources and expressions, one process each.
