@@ -324,7 +324,15 @@ static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store
     uint8_t kb[CODEC_CONTENT_KEY_LEN];
     codec_content_key(kb, tenant, t, op->hash);
     MDB_val key = {sizeof kb, kb}, val = {op->len + 1, NULL};
-    int rc = mdb_put(txn, s->db_content, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
+    /* Keys grow with t, so this is nearly always an append: MDB_APPEND fills a leaf
+     * page before starting the next instead of splitting it in half. It fails on a key
+     * not above the last one (another tenant's, or the same bytes twice in one commit). */
+    int rc = mdb_put(txn, s->db_content, &key, &val, MDB_APPEND | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST) {
+        val.mv_size = op->len + 1;
+        val.mv_data = NULL;
+        rc = mdb_put(txn, s->db_content, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
+    }
     if (rc == MDB_KEYEXIST) {
         /* Same bytes stored before (or a 128-bit collision: refuse to alias). */
         const uint8_t *old = val.mv_data;

@@ -1153,12 +1153,18 @@ static void test_tenants(void)
     set_op(&op7, STORE_OP_CREATE, "Observation", "o", 0, 1, b7,
            body(b7, sizeof b7, "Observation", "o", 1, NULL));
     is_int(store_write(s, &r7, &t), 0, "tenant 7 creates Observation/o");
+    /* tenant 0's content key sorts below tenant 7's: not an append in Content */
+    set_op(&op, STORE_OP_CREATE, "Patient", "b", 0, 1, b0,
+           body(b0, sizeof b0, "Patient", "b", 1, ",\"t\":0"));
+    is_int(store_write(s, &r0, &t), 0, "tenant 0 creates Patient/b after tenant 7's writes");
 
     store_reader *r;
     store_read_begin(s, &r);
     store_version v;
     ok(store_read(r, 0, "Patient", "a", &v) == 0 && memmem(v.bytes, v.len, "\"t\":0", 5),
        "tenant 0 reads its own bytes");
+    ok(store_read(r, 0, "Patient", "b", &v) == 0 && memmem(v.bytes, v.len, "\"b\"", 3),
+       "tenant 0 reads the resource written after tenant 7's");
     ok(store_read(r, 7, "Patient", "a", &v) == 0 && memmem(v.bytes, v.len, "\"t\":7", 5),
        "tenant 7 reads its own bytes");
     is_int(store_read(r, 0, "Observation", "o", &v), ERR_NOTFOUND,
@@ -1168,7 +1174,7 @@ static void test_tenants(void)
     store_count(r, 7, NULL, &cur, &ver);
     ok(cur == 2 && ver == 2, "tenant 7 counts 2 resources");
     store_count(r, 0, NULL, &cur, &ver);
-    ok(cur == 1 && ver == 1, "tenant 0 counts 1 resource");
+    ok(cur == 2 && ver == 2, "tenant 0 counts 2 resources");
     store_read_end(r);
     char out[512];
     store_hist_opts h = {
@@ -1177,7 +1183,7 @@ static void test_tenants(void)
     is_str(out, "Observation/o/1 Patient/a/1", "system history of tenant 7 only");
     h.tenant = 0;
     history_str(s, &h, out, sizeof out, -1);
-    is_str(out, "Patient/a/1", "system history of tenant 0 only");
+    is_str(out, "Patient/b/1 Patient/a/1", "system history of tenant 0 only");
     h.tenant = 7;
     h.at = now_us();
     history_str(s, &h, out, sizeof out, -1);
