@@ -318,8 +318,7 @@ static int bump_count(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const char *
     return mdb_put(txn, s->db_counts, &key, &val, 0);
 }
 
-static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op,
-                       uint64_t t)
+static int put_content(lmdb_store *s, MDB_txn *txn, uint32_t tenant, const store_op *op, uint64_t t)
 {
     uint8_t kb[CODEC_CONTENT_KEY_LEN];
     codec_content_key(kb, tenant, t, op->hash);
@@ -641,7 +640,7 @@ static int lmdb_submit(store *base, store_req *req)
 
 /* ---- open / close ------------------------------------------------------------------ */
 
-static int open_dbs(lmdb_store *s)
+static int open_dbs(lmdb_store *s, uint32_t *format)
 {
     static const char *const extra_names[STORE_DB_COUNT_] = {
         "SearchParam", "ResourceParam", "Compartment", "Audit", "Outbox", "Aux"};
@@ -664,6 +663,7 @@ static int open_dbs(lmdb_store *s)
 
     MDB_val key = {6, "format"}, val;
     rc = mdb_get(txn, s->db_meta, &key, &val);
+    *format = LMDB_FORMAT;
     if (rc == MDB_NOTFOUND) {
         uint8_t b[4];
         codec_put_u32(b, LMDB_FORMAT);
@@ -673,6 +673,8 @@ static int open_dbs(lmdb_store *s)
             goto fail;
     } else if (rc) {
         goto fail;
+    } else if (val.mv_size == 4 && codec_get_u32(val.mv_data) == 1) {
+        *format = 1; /* upgraded by lmdb_open (upgrade_1_to_2) */
     } else if (val.mv_size != 4 || codec_get_u32(val.mv_data) != LMDB_FORMAT) {
         fprintf(stderr,
                 "hortus: store: this directory holds data format %u; this build reads format %u "
@@ -693,6 +695,190 @@ static int open_dbs(lmdb_store *s)
 fail:
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* ---- format upgrades (at open, before the writer starts) ----------------------------- */
+
+#define LMDB_UPGRADE_CHUNK 4096 /* versions (or deletions) per upgrade transaction */
+
+typedef struct upgrade_pos {
+    uint8_t key[CODEC_KEY_MAX]; /* resume after this key (len 0: from the start) */
+    size_t len;
+    uint64_t done; /* entries handled so far */
+} upgrade_pos;
+
+typedef int (*upgrade_step)(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos);
+
+/* Run one upgrade step in its own write transaction; on MDB_MAP_FULL abort, double the
+ * map (no transaction is open at this point) and run the step again from the same
+ * position: *pos only moves on with a commit. The step returns 0 when it has more to
+ * do, 1 when it is finished, or an error. */
+static int upgrade_txn(lmdb_store *s, upgrade_step step, upgrade_pos *pos)
+{
+    for (;;) {
+        upgrade_pos at = *pos;
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc)
+            return rc;
+        rc = step(s, txn, &at);
+        if (rc >= 0 && rc <= 1) {
+            int crc = mdb_txn_commit(txn);
+            if (crc == 0) {
+                *pos = at;
+                return rc;
+            }
+            if (crc != MDB_MAP_FULL)
+                return crc;
+        } else {
+            mdb_txn_abort(txn);
+            if (rc != MDB_MAP_FULL)
+                return rc;
+        }
+        MDB_envinfo info;
+        if ((rc = mdb_env_info(s->env, &info)) ||
+            (rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2)))
+            return rc;
+    }
+}
+
+/* Format 1 -> 2, phase 1: give every version's content its new key tenant|t|hash (a copy
+ * of the value under tenant|hash), walking ResourceAsOf in chunks. */
+static int upgrade_copy_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->db_res, &c);
+    if (rc)
+        return rc;
+    MDB_val key = {pos->len, pos->key}, val;
+    rc = pos->len ? mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)
+                  : mdb_cursor_get(c, &key, &val, MDB_FIRST);
+    if (rc == 0 && pos->len && key.mv_size == pos->len && !memcmp(key.mv_data, pos->key, pos->len))
+        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+    int n = 0;
+    for (; rc == 0 && n < LMDB_UPGRADE_CHUNK; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT), n++) {
+        codec_key k;
+        codec_vrec vr;
+        if (codec_asof_decode(CODEC_RESOURCE_ASOF, key.mv_data, key.mv_size, &k) ||
+            codec_vrec_decode(val.mv_data, val.mv_size, &vr)) {
+            rc = ERR_INTERNAL;
+            break;
+        }
+        memcpy(pos->key, key.mv_data, key.mv_size);
+        pos->len = key.mv_size;
+        pos->done++;
+        if (vr.op == STORE_OP_DELETE)
+            continue;
+        uint8_t nk[CODEC_CONTENT_KEY_LEN], ok[4 + STORE_HASH_LEN];
+        codec_content_key(nk, k.tenant, k.t, vr.hash);
+        MDB_val nkey = {sizeof nk, nk}, cv;
+        if (mdb_get(txn, s->db_content, &nkey, &cv) == 0)
+            continue; /* copied by an earlier, interrupted run */
+        codec_put_u32(ok, k.tenant);
+        memcpy(ok + 4, vr.hash, STORE_HASH_LEN);
+        MDB_val okey = {sizeof ok, ok};
+        if ((rc = mdb_get(txn, s->db_content, &okey, &cv))) {
+            rc = rc == MDB_NOTFOUND ? ERR_INTERNAL : rc; /* a version without content */
+            break;
+        }
+        /* cv points into the map; mdb_put may move pages, so copy via MDB_RESERVE */
+        MDB_val nv = {cv.mv_size, NULL};
+        const void *src = cv.mv_data;
+        size_t len = cv.mv_size;
+        void *tmp = malloc(len);
+        if (!tmp) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        memcpy(tmp, src, len);
+        rc = mdb_put(txn, s->db_content, &nkey, &nv, MDB_RESERVE);
+        if (rc == 0)
+            memcpy(nv.mv_data, tmp, len);
+        free(tmp);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    return rc ? rc : 0;
+}
+
+/* Format 1 -> 2, phase 2: delete the old tenant|hash keys (20 bytes; new ones are 28).
+ * A chunk's keys are collected first and deleted after the walk, so no cursor has to
+ * stand on an entry that was just removed. */
+static int upgrade_delete_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
+{
+    enum { OLD = 4 + STORE_HASH_LEN };
+    uint8_t(*keys)[OLD] = malloc((size_t)LMDB_UPGRADE_CHUNK * OLD);
+    if (!keys)
+        return ERR_NOMEM;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->db_content, &c);
+    if (rc) {
+        free(keys);
+        return rc;
+    }
+    MDB_val key = {pos->len, pos->key}, val;
+    rc = pos->len ? mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)
+                  : mdb_cursor_get(c, &key, &val, MDB_FIRST);
+    int n = 0;
+    for (; rc == 0 && n < LMDB_UPGRADE_CHUNK; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        memcpy(pos->key, key.mv_data, key.mv_size);
+        pos->len = key.mv_size;
+        if (key.mv_size == OLD)
+            memcpy(keys[n++], key.mv_data, OLD);
+    }
+    mdb_cursor_close(c);
+    int more = rc == 0;
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        rc = 0;
+        for (int i = 0; i < n && rc == 0; i++) {
+            MDB_val k = {OLD, keys[i]};
+            rc = mdb_del(txn, s->db_content, &k, NULL);
+        }
+        pos->done += (uint64_t)n;
+    }
+    free(keys);
+    return rc ? rc : more ? 0 : 1;
+}
+
+static int upgrade_set_format(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
+{
+    (void)pos;
+    uint8_t b[4];
+    codec_put_u32(b, 2);
+    MDB_val key = {6, "format"}, val = {4, b};
+    int rc = mdb_put(txn, s->db_meta, &key, &val, 0);
+    return rc ? rc : 1;
+}
+
+/*
+ * Format 1 kept Content under tenant|hash; format 2 under tenant|t|hash. Each step is a
+ * transaction of its own and can be repeated, so an upgrade cut short (crash, kill) goes
+ * on at the next open: copies that exist are skipped, old keys are deleted only once
+ * every version has its new one, and Meta.format turns 2 last.
+ */
+static int upgrade_1_to_2(lmdb_store *s, const char *dir)
+{
+    fprintf(stderr, "hortus: store: upgrading %s from data format 1 to 2 (Content keys)\n", dir);
+    upgrade_pos pos = {.len = 0};
+    int rc;
+    while ((rc = upgrade_txn(s, upgrade_copy_step, &pos)) == 0)
+        ;
+    if (rc < 0 || rc > 1)
+        return rc;
+    uint64_t versions = pos.done;
+    pos = (upgrade_pos){.len = 0};
+    while ((rc = upgrade_txn(s, upgrade_delete_step, &pos)) == 0)
+        ;
+    if (rc < 0 || rc > 1)
+        return rc;
+    if ((rc = upgrade_txn(s, upgrade_set_format, &pos)) != 1)
+        return rc ? rc : ERR_INTERNAL;
+    fprintf(stderr, "hortus: store: upgraded %s: %llu versions, %llu old content keys removed\n",
+            dir, (unsigned long long)versions, (unsigned long long)pos.done);
+    return 0;
 }
 
 static void lmdb_close(store *base);
@@ -737,6 +923,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         goto fail;
     }
     /* Never map less than the file already holds. */
+    uint32_t format = LMDB_FORMAT;
     struct stat st;
     if (snprintf(path, sizeof path, "%s/data.mdb", dir) < (int)sizeof path &&
         stat(path, &st) == 0 && (size_t)st.st_size > map)
@@ -744,9 +931,17 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, LMDB_MAX_DBS)) ||
         (rc = mdb_env_set_maxreaders(s->env, LMDB_MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, map)) ||
-        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0664)) || (rc = open_dbs(s))) {
+        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0664)) || (rc = open_dbs(s, &format))) {
         fprintf(stderr, "hortus: store: cannot open %s: %s\n", dir, mdb_strerror(rc));
         rc = map_rc(rc);
+        goto fail;
+    }
+    if (format == 1 && (rc = upgrade_1_to_2(s, dir))) {
+        fprintf(stderr,
+                "hortus: store: upgrade of %s failed (%s); the directory is unchanged "
+                "or partly upgraded, and the next open goes on\n",
+                dir, rc > 0 ? mdb_strerror(rc) : err_str(rc));
+        rc = rc > 0 ? map_rc(rc) : rc;
         goto fail;
     }
     int dead = 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +244,181 @@ static void test_check_orphan_content(void)
        "store_check reports the orphaned content (%s)", msg);
     store_close(s);
     rm_dir(d);
+}
+
+/* ---- format 1 directories are upgraded at open ------------------------------------- */
+
+/* Turn a closed format 2 store back into format 1 with the raw LMDB API: every Content
+ * entry tenant|t|hash gets its old key tenant|hash. keep_new 0 removes the new keys (a
+ * format 1 directory); 1 keeps every other new key (an upgrade cut short while copying);
+ * 2 keeps every new key and every other old one (cut short while deleting). */
+static int downgrade(const char *dir, int keep_new)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi content, meta;
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_env_create(&env);
+    rc = rc ? rc : mdb_env_set_maxdbs(env, 16);
+    rc = rc ? rc : mdb_env_set_mapsize(env, 64u << 20);
+    rc = rc ? rc : mdb_env_open(env, dir, 0, 0664);
+    rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+    rc = rc ? rc : mdb_dbi_open(txn, "Content", 0, &content);
+    rc = rc ? rc : mdb_dbi_open(txn, "Meta", 0, &meta);
+    rc = rc ? rc : mdb_cursor_open(txn, content, &c);
+    if (rc)
+        return rc;
+    /* collect first: the keys change under the cursor otherwise */
+    size_t n = 0, cap = 16;
+    struct kv {
+        uint8_t key[CODEC_CONTENT_KEY_LEN];
+        uint8_t *val;
+        size_t len;
+    } *all = malloc(cap * sizeof *all);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != CODEC_CONTENT_KEY_LEN)
+            continue;
+        if (n == cap)
+            all = realloc(all, (cap *= 2) * sizeof *all);
+        memcpy(all[n].key, k.mv_data, CODEC_CONTENT_KEY_LEN);
+        all[n].val = malloc(v.mv_size);
+        memcpy(all[n].val, v.mv_data, v.mv_size);
+        all[n].len = v.mv_size;
+        n++;
+    }
+    mdb_cursor_close(c);
+    rc = rc == MDB_NOTFOUND ? 0 : rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t old[4 + STORE_HASH_LEN];
+        memcpy(old, all[i].key, 4);
+        memcpy(old + 4, all[i].key + 12, STORE_HASH_LEN);
+        MDB_val ok = {sizeof old, old}, nk = {CODEC_CONTENT_KEY_LEN, all[i].key};
+        MDB_val val = {all[i].len, all[i].val};
+        if (keep_new != 2 || i % 2)
+            rc = mdb_put(txn, content, &ok, &val, 0);
+        if (rc == 0 && (keep_new == 0 || (keep_new == 1 && i % 2)))
+            rc = mdb_del(txn, content, &nk, NULL);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(all[i].val);
+    free(all);
+    uint8_t one[4] = {0, 0, 0, 1};
+    MDB_val fk = {6, "format"}, fv = {4, one};
+    rc = rc ? rc : mdb_put(txn, meta, &fk, &fv, 0);
+    rc = rc ? rc : mdb_txn_commit(txn);
+    mdb_env_close(env);
+    return rc;
+}
+
+/* Content entries whose key has the format 1 length (tenant|hash). */
+static long old_content_keys(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    long n = 0;
+    int rc = mdb_env_create(&env);
+    rc = rc ? rc : mdb_env_set_maxdbs(env, 16);
+    rc = rc ? rc : mdb_env_open(env, dir, MDB_RDONLY, 0664);
+    rc = rc ? rc : mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    rc = rc ? rc : mdb_dbi_open(txn, "Content", 0, &dbi);
+    rc = rc ? rc : mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return -1;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        n += k.mv_size == 4 + STORE_HASH_LEN;
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return n;
+}
+
+#define UPGRADE_N 5000 /* more than one upgrade transaction (LMDB_UPGRADE_CHUNK) */
+
+static void test_upgrade_from_format_1(void)
+{
+    static const char *const modes[3] = {"a format 1 directory",
+                                         "an upgrade cut short while copying",
+                                         "an upgrade cut short while deleting"};
+    for (int mode = 0; mode < 3; mode++) {
+        const char *d = new_dir();
+        store *s;
+        uint64_t t;
+        ok(store_open(d, NULL, &s) == 0, "open (%s)", modes[mode]);
+        /* one commit of UPGRADE_N creates, then updates, a delete and another tenant */
+        store_op *ops = calloc(UPGRADE_N, sizeof *ops);
+        char(*ids)[16] = calloc(UPGRADE_N, 16);
+        char(*bodies)[128] = calloc(UPGRADE_N, 128);
+        for (int i = 0; i < UPGRADE_N; i++) {
+            snprintf(ids[i], 16, "p%d", i);
+            set_op(&ops[i], STORE_OP_CREATE, "Patient", ids[i], 0, 1, bodies[i],
+                   body(bodies[i], 128, "Patient", ids[i], 1, NULL));
+        }
+        store_req big = {.ops = ops, .nops = UPGRADE_N};
+        is_int(store_write(s, &big, &t), 0, "%d creates in one commit", UPGRADE_N);
+        write1(s, STORE_OP_UPDATE, "Patient", "p1", 1, 2, &t, NULL);
+        write1(s, STORE_OP_UPDATE, "Patient", "p1", 2, 3, &t, NULL);
+        write1(s, STORE_OP_DELETE, "Patient", "p2", 1, 2, &t, NULL);
+        char b7[256];
+        store_op op7;
+        set_op(&op7, STORE_OP_CREATE, "Observation", "o", 0, 1, b7,
+               body(b7, sizeof b7, "Observation", "o", 1, ",\"tenant\":7"));
+        store_req r7 = {.tenant = 7, .ops = &op7, .nops = 1};
+        is_int(store_write(s, &r7, &t), 0, "tenant 7 writes too");
+        checked(s, "the writes before the downgrade");
+        store_close(s);
+        free(ops);
+        free(ids);
+        free(bodies);
+
+        is_int(downgrade(d, mode), 0, "rewrote the directory as %s", modes[mode]);
+        ok(old_content_keys(d) > 0, "it holds format 1 content keys");
+        s = NULL;
+        /* the smallest map: the file's own size, so copying the content must grow it */
+        store_opts small = {.map_size = 4096};
+        char path[128];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/data.mdb", d);
+        uint64_t file_size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        ok(store_open(d, &small, &s) == 0 && s, "%s opens: upgraded", modes[mode]);
+        if (!s)
+            continue;
+        store_stats ss;
+        store_get_stats(s, &ss);
+        if (mode < 2) /* left to do after a cut while deleting: deletions, no growth */
+            ok(ss.map_size > file_size, "the map grew during the upgrade (%llu -> %llu bytes)",
+               (unsigned long long)file_size, (unsigned long long)ss.map_size);
+        checked(s, "the upgrade");
+        store_reader *r;
+        store_version v;
+        store_read_begin(s, &r);
+        ok(store_read(r, 0, "Patient", "p4999", &v) == 0 &&
+               memmem(v.bytes, v.len, "\"id\":\"p4999\"", 12),
+           "a resource of the big commit reads back");
+        ok(store_read(r, 0, "Patient", "p1", &v) == 0 && v.vid == 3 &&
+               memmem(v.bytes, v.len, "\"versionId\":\"3\"", 15),
+           "the updated resource reads its newest version");
+        ok(store_vread(r, 0, "Patient", "p1", 1, &v) == 0 &&
+               memmem(v.bytes, v.len, "\"versionId\":\"1\"", 15),
+           "its first version still reads (vread)");
+        is_int(store_read(r, 0, "Patient", "p2", &v), ERR_GONE, "the deleted one is gone");
+        ok(store_read(r, 7, "Observation", "o", &v) == 0 &&
+               memmem(v.bytes, v.len, "\"tenant\":7", 10),
+           "the other tenant's resource reads back");
+        store_read_end(r);
+        write1(s, STORE_OP_UPDATE, "Patient", "p1", 3, 4, &t, NULL);
+        checked(s, "a write after the upgrade");
+        store_close(s);
+        is_int((int)old_content_keys(d), 0, "no format 1 content key is left");
+        ok(store_open(d, NULL, &s) == 0, "the upgraded directory opens again");
+        store_close(s);
+        rm_dir(d);
+    }
 }
 
 /* A directory written in another layout (Meta.format) is refused, never misread. */
@@ -1340,6 +1516,7 @@ int main(void)
     test_check_detects();
     test_format_guard();
     test_check_orphan_content();
+    test_upgrade_from_format_1();
     test_tenants();
     test_thread_churn();
     test_no_lost_updates();
