@@ -50,7 +50,9 @@ struct store_req;
 #define REST_MAX_COUNT 1000       /* _count upper bound for history */
 #define REST_DEFAULT_COUNT 50     /* _count when absent */
 #define REST_MAX_CONNECTIONS 4096 /* open connections at once */
-#define REST_CONN_MEMORY (128u << 10) /* per-connection header/URL pool of MHD */
+#define REST_CONN_MEMORY (32u << 10) /* per-connection header/URL pool of MHD */
+#define REST_MAX_URL 8192            /* request target bytes (path + query): more -> 414 */
+#define REST_MAX_QUERY_PARAMS 200    /* '&'-separated query fields: more -> 414 */
 #define REST_CONN_TIMEOUT 60      /* seconds of inactivity before a connection closes */
 #define REST_MAX_BUNDLE_ENTRIES 10000 /* entries of a batch/transaction Bundle */
 #define REST_MAX_RETRIES 16       /* unconditional update re-tries on concurrent writes */

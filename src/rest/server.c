@@ -408,22 +408,69 @@ typedef struct body_req {
 
 /* *con_cls of a read between its first and second call: no allocation */
 static body_req bodiless_marker;
-/* *con_cls of a request whose raw path holds %00 or %2F (set by on_uri) and of
- * such a request after its first call: answered 400 once its body is read */
-static body_req bad_path_marker, bad_path_pending;
+/* Requests refused by on_uri from their raw target alone. `marker` is their *con_cls
+ * until the first call, `pending` while their body is read and dropped; then they are
+ * answered `status` with `msg`. */
+typedef struct early_refusal {
+    body_req marker, pending;
+    unsigned status;
+    oo_code code;
+    const char *msg;
+} early_refusal;
 
-/* Called with the raw request target before MHD decodes it. A decoded NUL
- * would cut the path short (Patient/x%00y is not Patient/x) and a decoded '/'
- * would move segments (Patient/a%2Fb is not Patient/a/b): neither can be part
- * of a FHIR type, id or versionId, so such requests are refused. */
+static early_refusal bad_path = {
+    .status = 400,
+    .code = OO_INVALID,
+    .msg = "the path holds an encoded NUL (%00) or '/' (%2F): no FHIR type, id or versionId "
+           "can contain them"};
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static early_refusal long_target = {
+    .status = 414,
+    .code = OO_TOO_LONG,
+    .msg = "the request target is longer than " STR(REST_MAX_URL) " bytes or its query has "
+           "more than " STR(REST_MAX_QUERY_PARAMS) " parameters"};
+
+static early_refusal *early_refusal_of(const body_req *br)
+{
+    if (br == &bad_path.marker || br == &bad_path.pending)
+        return &bad_path;
+    if (br == &long_target.marker || br == &long_target.pending)
+        return &long_target;
+    return NULL;
+}
+
+/* Called with the raw request target before MHD decodes it or splits its query.
+ * - A decoded NUL would cut the path short (Patient/x%00y is not Patient/x) and a decoded
+ *   '/' would move segments (Patient/a%2Fb is not Patient/a/b): neither can be part of a
+ *   FHIR type, id or versionId, so such requests are refused.
+ * - A query's fields are stored by libmicrohttpd in the connection's REST_CONN_MEMORY
+ *   pool; when they do not fit it gives up without an answer and the client hangs until
+ *   the idle timeout. So a target over REST_MAX_URL bytes or REST_MAX_QUERY_PARAMS fields
+ *   is refused here, and its query is cut off in place (the target lies in the
+ *   connection's own read buffer, which libmicrohttpd 0.9.75 splits right after this
+ *   call): nothing is left to overflow the pool. tests/http/test_robustness.py holds
+ *   both sides of the limits. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     (void)cls;
     (void)c;
-    for (const char *p = uri; *p && *p != '?'; p++)
+    const char *p = uri;
+    for (; *p && *p != '?'; p++)
         if (p[0] == '%' && p[1] && p[2] &&
             ((p[1] == '0' && p[2] == '0') || (p[1] == '2' && (p[2] == 'F' || p[2] == 'f'))))
-            return &bad_path_marker;
+            return &bad_path.marker;
+    if (!*p)
+        return (size_t)(p - uri) > REST_MAX_URL ? &long_target.marker : NULL;
+    char *query = (char *)p; /* see above: libmicrohttpd's buffer, writable */
+    size_t fields = 1;
+    for (p++; *p; p++)
+        fields += *p == '&';
+    if ((size_t)(p - uri) > REST_MAX_URL || fields > REST_MAX_QUERY_PARAMS) {
+        query[1] = '\0';
+        return &long_target.marker;
+    }
     return NULL;
 }
 
@@ -431,7 +478,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
  * arena serves the answer). Queued on the first call, before the body, MHD
  * closes the connection after it: what follows is never read as a request. */
 static enum MHD_Result refuse(rest_server *srv, struct MHD_Connection *c, const char *method,
-                              const char *msg)
+                              unsigned status, oo_code code, const char *msg)
 {
     rest_req r;
     memset(&r, 0, sizeof r);
@@ -443,7 +490,7 @@ static enum MHD_Result refuse(rest_server *srv, struct MHD_Connection *c, const 
     r.a = thread_arena();
     if (!r.a)
         return MHD_NO;
-    rest_send_error(&r, 400, OO_INVALID, msg, NULL);
+    rest_send_error(&r, status, code, msg, NULL);
     return MHD_YES;
 }
 
@@ -462,7 +509,7 @@ static int te_with_cl(struct MHD_Connection *c)
  * none, or a Content-Length within REST_DRAIN_MAX. A chunked body has no
  * announced end and a larger one would tie the connection for as long as the
  * client sends: those are answered at once. */
-static int bad_path_body_drainable(struct MHD_Connection *c)
+static int refused_body_drainable(struct MHD_Connection *c)
 {
     if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
         return 0;
@@ -476,10 +523,6 @@ static int bad_path_body_drainable(struct MHD_Connection *c)
     return !errno && end != cl && !*end && v <= REST_DRAIN_MAX;
 }
 
-#define BAD_PATH_MSG                                                                         \
-    "the path holds an encoded NUL (%00) or '/' (%2F): no FHIR type, id or versionId can "   \
-    "contain them"
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
@@ -487,24 +530,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     rest_server *srv = cls;
     (void)version;
     body_req *br = *con_cls;
-    if ((!br || br == &bad_path_marker) && te_with_cl(c)) {
+    early_refusal *er = early_refusal_of(br);
+    if ((!br || (er && br == &er->marker)) && te_with_cl(c)) {
         *con_cls = NULL;
-        return refuse(srv, c, method,
+        return refuse(srv, c, method, 400, OO_INVALID,
                       "both Transfer-Encoding and Content-Length: the body's framing is "
                       "ambiguous (RFC 9112 section 6.1)");
     }
-    if (br == &bad_path_marker && !bad_path_body_drainable(c)) {
+    if (er && br == &er->marker && !refused_body_drainable(c)) {
         *con_cls = NULL;
-        return refuse(srv, c, method, BAD_PATH_MSG);
+        return refuse(srv, c, method, er->status, er->code, er->msg);
     }
-    if (br == &bad_path_marker || br == &bad_path_pending) {
-        if (br == &bad_path_marker || *upload_size) {
-            *con_cls = &bad_path_pending;
+    if (er) {
+        if (br == &er->marker || *upload_size) {
+            *con_cls = &er->pending;
             *upload_size = 0; /* read and drop the body (at most REST_DRAIN_MAX) */
             return MHD_YES;
         }
         *con_cls = NULL;
-        return refuse(srv, c, method, BAD_PATH_MSG);
+        return refuse(srv, c, method, er->status, er->code, er->msg);
     }
     if (br == &bodiless_marker) {
         /* A read with a body (allowed, meaningless): drop the bytes. */
@@ -608,7 +652,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     body_req *br = *con_cls;
-    if (br && br != &bodiless_marker && br != &bad_path_marker && br != &bad_path_pending) {
+    if (br && br != &bodiless_marker && !early_refusal_of(br)) {
         rest_gate_leave(&br->r);
         if (br->r.inflight)
             rest_write_finished(&br->r);
