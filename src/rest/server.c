@@ -474,7 +474,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     return NULL;
 }
 
-/* Send a 400 for a request that has no rest_req of its own (the thread's
+/* Send an error for a request that has no rest_req of its own (the thread's
  * arena serves the answer). Queued on the first call, before the body, MHD
  * closes the connection after it: what follows is never read as a request. */
 static enum MHD_Result refuse(rest_server *srv, struct MHD_Connection *c, const char *method,
