@@ -936,6 +936,8 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         rc = map_rc(rc);
         goto fail;
     }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead); /* slots left by a killed process */
     if (format == 1 && (rc = upgrade_1_to_2(s, dir))) {
         fprintf(stderr,
                 "hortus: store: upgrade of %s failed (%s); the directory is unchanged "
@@ -944,8 +946,6 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         rc = rc > 0 ? map_rc(rc) : rc;
         goto fail;
     }
-    int dead = 0;
-    mdb_reader_check(s->env, &dead); /* slots left by a killed process */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     atomic_store(&s->map_size, info.me_mapsize);
