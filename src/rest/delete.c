@@ -25,6 +25,7 @@ typedef struct delete_ctx {
 } delete_ctx;
 
 static int delete_resume(rest_req *r);
+static int delete_continue(rest_req *r);
 
 static int send_deleted(rest_req *r, uint64_t vid, int64_t lu, const char *what)
 {
@@ -72,16 +73,9 @@ static int delete_resume(rest_req *r)
 {
     delete_ctx *c = r->hctx;
     int rc = r->store_rc;
-    if (rc == ERR_CONFLICT || rc == ERR_INVALID) {
-        if (c->has_if_match)
-            return rest_send_error(r, 412, OO_CONFLICT,
-                                   "version conflict: the resource was changed concurrently",
-                                   NULL);
-        if (r->retries++ < REST_MAX_RETRIES)
-            return delete_prepare(r, c);
-        return rest_send_error(r, 409, OO_CONFLICT,
-                               "too many concurrent writes to this resource; retry", NULL);
-    }
+    if (rc == ERR_CONFLICT || rc == ERR_INVALID)
+        return rest_write_lost_race(r, c->has_if_match, delete_continue,
+                                    "too many concurrent writes to this resource; retry");
     if (rc == ERR_NOTFOUND || rc == ERR_GONE)
         return delete_prepare(r, c); /* answers 204 from the new state */
     if (rc)

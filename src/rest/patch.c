@@ -640,6 +640,7 @@ static int apply_json_patch(arena *a, json_val *root, json_val *ops, perr *e)
 /* ---- the interaction ------------------------------------------------------------ */
 
 static int patch_resume(rest_req *r);
+static int patch_continue(rest_req *r);
 
 static int patch_prepare(rest_req *r, patch_ctx *c)
 {
@@ -718,16 +719,9 @@ static int patch_resume(rest_req *r)
 {
     patch_ctx *c = r->hctx;
     int rc = r->store_rc;
-    if (rc == ERR_CONFLICT || rc == ERR_INVALID || rc == ERR_GONE || rc == ERR_NOTFOUND) {
-        if (c->has_if_match)
-            return rest_send_error(r, 412, OO_CONFLICT,
-                                   "version conflict: the resource was changed concurrently",
-                                   NULL);
-        if (r->retries++ < REST_MAX_RETRIES)
-            return patch_prepare(r, c); /* re-read, re-apply */
-        return rest_send_error(r, 409, OO_CONFLICT,
-                               "too many concurrent writes to this resource; retry", NULL);
-    }
+    if (rc == ERR_CONFLICT || rc == ERR_INVALID || rc == ERR_GONE || rc == ERR_NOTFOUND)
+        return rest_write_lost_race(r, c->has_if_match, patch_continue,
+                                    "too many concurrent writes to this resource; retry");
     if (rc)
         return rest_send_errcode(r, rc, "the resource could not be stored");
     return rest_send_write(r, 200, r->route.type->name, r->route.id, c->op.vid,

@@ -290,6 +290,12 @@ int rest_if_match(rest_req *r, uint64_t *vid);
  * and *if_match set, or 1 when an error response was queued. */
 int rest_write_checks(rest_req *r, uint64_t *if_match, int *has_if_match);
 
+/* A write to [base]/Type/id that another commit to the same resource overtook: with
+ * If-Match that is a 412; without, `again` (re-read and re-apply) runs again, up to
+ * REST_MAX_RETRIES times, then 409 with `busy` as the diagnostic. */
+int rest_write_lost_race(rest_req *r, int has_if_match, int (*again)(rest_req *r),
+                         const char *busy);
+
 /* Submit req to the store, suspend, and arrange for `resume` to run after the
  * commit (or at once with r->store_rc set when the store refused the request).
  * Answers 503 itself when the server is stopping. Always returns REST_SUSPENDED

@@ -28,6 +28,7 @@ typedef struct update_ctx {
 } update_ctx;
 
 static int update_resume(rest_req *r);
+static int update_continue(rest_req *r);
 
 static int update_prepare(rest_req *r, update_ctx *c)
 {
@@ -86,17 +87,9 @@ static int update_prepare(rest_req *r, update_ctx *c)
 static int update_resume(rest_req *r)
 {
     update_ctx *c = r->hctx;
-    if (r->store_rc == ERR_CONFLICT || r->store_rc == ERR_INVALID) {
-        /* another write to this resource committed first */
-        if (c->has_if_match)
-            return rest_send_error(r, 412, OO_CONFLICT,
-                                   "version conflict: the resource was changed concurrently",
-                                   NULL);
-        if (r->retries++ < REST_MAX_RETRIES)
-            return update_prepare(r, c);
-        return rest_send_error(r, 409, OO_CONFLICT,
-                               "too many concurrent updates of this resource; retry", NULL);
-    }
+    if (r->store_rc == ERR_CONFLICT || r->store_rc == ERR_INVALID) /* overtaken */
+        return rest_write_lost_race(r, c->has_if_match, update_continue,
+                                    "too many concurrent updates of this resource; retry");
     if (r->store_rc)
         return rest_send_errcode(r, r->store_rc, "the resource could not be stored");
     unsigned status = c->op.created ? 201 : 200;

@@ -297,3 +297,14 @@ int rest_write_checks(rest_req *r, uint64_t *if_match, int *has_if_match)
     *has_if_match = im;
     return 0;
 }
+
+int rest_write_lost_race(rest_req *r, int has_if_match, int (*again)(rest_req *r),
+                         const char *busy)
+{
+    if (has_if_match)
+        return rest_send_error(r, 412, OO_CONFLICT,
+                               "version conflict: the resource was changed concurrently", NULL);
+    if (r->retries++ < REST_MAX_RETRIES)
+        return again(r);
+    return rest_send_error(r, 409, OO_CONFLICT, busy, NULL);
+}
