@@ -223,6 +223,19 @@ void oo_write(const oo *o, jw *w)
     jw_end(w);
 }
 
+void oo_write_one(jw *w, oo_severity sev, oo_code code, const char *diagnostics,
+                  const char *expression)
+{
+    jw_obj(w);
+    jw_key(w, "resourceType");
+    jw_str(w, "OperationOutcome");
+    jw_key(w, "issue");
+    jw_arr(w);
+    write_issue(w, sev, code, diagnostics, expression);
+    jw_end(w);
+    jw_end(w);
+}
+
 int oo_to_buf(const oo *o, buf *b, int pretty)
 {
     jw w;

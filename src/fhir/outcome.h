@@ -117,6 +117,11 @@ const oo_issue *oo_get(const oo *o, size_t i);
  * issue "informational" ("All OK"), because OperationOutcome.issue is 1..*. */
 void oo_write(const oo *o, jw *w);
 
+/* An OperationOutcome of exactly one issue at w's position, with no oo and no
+ * arena (Bundle entries, writers without a request). */
+void oo_write_one(jw *w, oo_severity sev, oo_code code, const char *diagnostics,
+                  const char *expression);
+
 /* Convenience: serialise into b (minified or pretty). Returns b->err. */
 int oo_to_buf(const oo *o, buf *b, int pretty);
 

@@ -2,9 +2,9 @@
  * batch.c -- POST [base] with a Bundle of type "transaction" or "batch".
  *
  * Both are prepared the same way, in the HTTP thread: each entry's request
- * (method + url) is routed with the REST router, POST entries get new ids, the
- * current version of every written resource is read in one snapshot, and the
- * final bytes of every new version are built. Then:
+ * (method + url) is routed with the REST router, POST entries get new ids, and
+ * every write entry is planned by the write pipeline (write.h) in one snapshot
+ * of the request context, exactly as a single write would be. Then:
  *
  *   transaction  one store request with all ops: one t, all or nothing. A
  *                conflicting concurrent write re-prepares the whole Bundle
@@ -27,6 +27,7 @@
  *                                                     |
  *                 transaction: req{ops[0..n)}   batch: req_i{op_i}  -> submit
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,8 +35,12 @@
 #include "base/err.h"
 #include "base/hash.h"
 #include "base/time.h"
+#include "fhir/bundle.h"
 #include "fhir/validate.h"
-#include "rest/rest.h"
+#include "rest/handlers.h"
+#include "rest/params.h"
+#include "rest/response.h"
+#include "rest/write.h"
 #include "store/store.h"
 
 typedef enum { BM_GET = 0, BM_POST, BM_PUT, BM_DELETE } bmethod;
@@ -46,22 +51,16 @@ typedef struct bentry {
     bctx *c;
     size_t idx;
     bmethod m;
-    json_val *res; /* POST/PUT resource */
-    const fhir_type *type;
-    const char *id; /* target id (POST: the new one) */
-    char newid[37];
+    rest_write w;     /* POST, PUT, DELETE: the write, as the pipeline plans it */
+    char newid[37];   /* POST: the id, fixed before planning (references name it) */
     uint64_t get_vid; /* GET of a version; 0 = current */
-    int has_if_match;
-    uint64_t if_match;
+    const char *get_if_none_match;     /* GET: request.ifNoneMatch */
+    int64_t get_if_modified_since;     /* GET: request.ifModifiedSince, or INT64_MIN */
     /* outcome */
     unsigned status;     /* 0 while pending */
     oo_code err_code;    /* when status >= 400 */
     const char *err_msg; /* arena */
-    /* the write */
-    int has_op;
-    store_op op;
-    store_req req; /* batch: this entry's own request */
-    int rc;        /* batch: store result */
+    int has_op;          /* planned with an op to commit */
 } bentry;
 
 struct bctx {
@@ -69,32 +68,17 @@ struct bctx {
     int transaction;
     size_t n;
     bentry *e;
-    /* transaction: one request */
-    store_req req;
+    /* transaction: one commit of all ops */
+    rest_commit unit;
     store_op *ops;
+    store_extra *extras;
+    /* batch: one commit unit per entry with an op, in entry order */
+    rest_commit *units;
+    size_t nunits;
     /* fullUrl -> "Type/id" (transaction reference rewriting) */
     const char **map_from, **map_to;
     size_t map_cap;
-    int pending; /* batch: store callbacks outstanding + 1 guard (atomic) */
 };
-
-static const char *status_text(unsigned s)
-{
-    switch (s) {
-    case 200: return "200 OK";
-    case 201: return "201 Created";
-    case 204: return "204 No Content";
-    case 400: return "400 Bad Request";
-    case 404: return "404 Not Found";
-    case 405: return "405 Method Not Allowed";
-    case 409: return "409 Conflict";
-    case 410: return "410 Gone";
-    case 412: return "412 Precondition Failed";
-    case 413: return "413 Content Too Large";
-    case 501: return "501 Not Implemented";
-    default: return "500 Internal Server Error";
-    }
-}
 
 /* Record an entry's failure; returns 0 so routing code can `return fail_entry(..)`. */
 static int fail_entry(bentry *e, unsigned status, oo_code code, const char *fmt, ...)
@@ -115,6 +99,18 @@ static int fail_entry(bentry *e, unsigned status, oo_code code, const char *fmt,
     e->err_msg = arena_strndup(e->c->r->a, msg, strlen(msg));
     e->has_op = 0;
     return 0;
+}
+
+/* Record the refusal of an entry's plan (a precondition, a patch ...). */
+static void fail_refused(bentry *e, const rest_refusal *why)
+{
+    const char *msg = why->msg ? why->msg : "refused";
+    const oo_issue *is = why->outcome ? oo_get(why->outcome, 0) : NULL;
+    if (is && is->diagnostics)
+        fail_entry(e, why->status, is->code, "%s: %s%s%s", msg, is->diagnostics,
+                   is->expression ? " at " : "", is->expression ? is->expression : "");
+    else
+        fail_entry(e, why->status, why->code, "%s", msg);
 }
 
 /* ---- fullUrl map (open addressing, arena) -------------------------------- */
@@ -204,11 +200,11 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     if (e->m == BM_GET && rt.kind != RR_INSTANCE && rt.kind != RR_VERSION)
         return fail_entry(e, 400, OO_NOT_SUPPORTED,
                           "GET entries support read and vread only ('%.100s')", url);
-    e->type = rt.type;
+    e->w.type = rt.type;
     if (rt.kind == RR_INSTANCE || rt.kind == RR_VERSION) {
         if (!rest_id_valid(rt.id, rt.id_len))
             return fail_entry(e, 400, OO_INVALID, "invalid id '%.80s' in request.url", rt.id);
-        e->id = rt.id;
+        e->w.id = rt.id;
     }
     if (rt.kind == RR_VERSION && rest_vid_parse(rt.vid, rt.vid_len, &e->get_vid))
         return fail_entry(e, 400, OO_INVALID, "invalid versionId '%.40s' in request.url",
@@ -216,17 +212,43 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     return 0;
 }
 
-static int parse_if_match(const char *h, uint64_t *vid)
+/* The entry's request.ifMatch / ifNoneMatch / ifModifiedSince: parsed by the
+ * same functions as the headers of a single request, never ignored. */
+static void parse_entry_preconditions(bentry *e, json_val *req)
 {
-    const char *p = h;
-    if (p[0] == 'W' && p[1] == '/')
-        p += 2;
-    size_t n = strlen(p);
-    if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
-        p++;
-        n -= 2;
+    const char *im = req ? json_get_str(req, "ifMatch") : NULL;
+    const char *inm = req ? json_get_str(req, "ifNoneMatch") : NULL;
+    const char *ims = req ? json_get_str(req, "ifModifiedSince") : NULL;
+    e->get_if_modified_since = INT64_MIN;
+    if (e->m == BM_GET) {
+        if (im)
+            fail_entry(e, 400, OO_INVALID, "ifMatch has no meaning on a GET entry");
+        else if (inm)
+            e->get_if_none_match = inm;
+        if (!e->status && ims) {
+            int64_t us;
+            if (rest_time_param(ims, &us) == 0)
+                e->get_if_modified_since = us;
+            else
+                fail_entry(e, 400, OO_INVALID,
+                           "malformed ifModifiedSince '%.40s': an instant is expected", ims);
+        }
+        return;
     }
-    return rest_vid_parse(p, n, vid);
+    if (ims) {
+        fail_entry(e, 400, OO_INVALID, "ifModifiedSince has a meaning on GET entries only");
+        return;
+    }
+    if (e->m == BM_POST && (im || inm)) {
+        fail_entry(e, 400, OO_INVALID,
+                   "ifMatch and ifNoneMatch have no meaning on a create: the server chooses "
+                   "the id");
+        return;
+    }
+    const char *bad;
+    if (rest_precond_parse(im, inm, &e->w.pre, &bad))
+        fail_entry(e, 400, OO_INVALID, "%s (request.%s)", bad,
+                   strstr(bad, "If-Match") ? "ifMatch" : "ifNoneMatch");
 }
 
 /* Fill the bentry array from the Bundle. Returns 0, or 1 when a response was
@@ -278,33 +300,29 @@ static int parse_entries(bctx *c, json_val *bundle)
         if (!e->status && json_get(req, "ifNoneExist"))
             fail_entry(e, 400, OO_NOT_SUPPORTED, "ifNoneExist (conditional create) is not "
                                                  "supported yet");
-        const char *im = req ? json_get_str(req, "ifMatch") : NULL;
-        if (!e->status && im) {
-            if (parse_if_match(im, &e->if_match))
-                fail_entry(e, 400, OO_INVALID, "malformed ifMatch '%.40s'", im);
-            else
-                e->has_if_match = 1;
-        }
+        if (!e->status)
+            parse_entry_preconditions(e, req);
+        e->w.kind = e->m == BM_POST ? RW_CREATE : e->m == BM_PUT ? RW_UPDATE : RW_DELETE;
         if (!e->status && (e->m == BM_POST || e->m == BM_PUT)) {
-            e->res = json_get(ent, "resource");
-            const char *rt = e->res ? json_get_str(e->res, "resourceType") : NULL;
+            e->w.res = json_get(ent, "resource");
+            const char *rt = e->w.res ? json_get_str(e->w.res, "resourceType") : NULL;
             if (!rt) {
                 fail_entry(e, 400, OO_REQUIRED, "entry %zu has no resource", i);
-            } else if (strcmp(rt, e->type->name)) {
+            } else if (strcmp(rt, e->w.type->name)) {
                 fail_entry(e, 400, OO_INVALID,
                            "resourceType '%.64s' does not match request.url type '%s'", rt,
-                           e->type->name);
+                           e->w.type->name);
             } else if (e->m == BM_PUT) {
-                const json_val *idv = json_get(e->res, "id");
-                if (!idv || idv->type != JSON_STRING || strcmp(idv->u.s, e->id))
+                const json_val *idv = json_get(e->w.res, "id");
+                if (!idv || idv->type != JSON_STRING || strcmp(idv->u.s, e->w.id))
                     fail_entry(e, 400, OO_INVALID,
-                               "the resource id must equal the id '%s' of request.url", e->id);
+                               "the resource id must equal the id '%s' of request.url", e->w.id);
             }
             if (!e->status && !c->transaction) {
                 /* batch: each resource is validated alone */
                 oo o;
                 oo_init(&o, r->a);
-                if (val_resource(r->a, e->res, e->type->name, &o)) {
+                if (val_resource(r->a, e->w.res, e->w.type->name, &o)) {
                     const oo_issue *is = oo_get(&o, 0);
                     fail_entry(e, 400, is ? is->code : OO_INVALID, "%s%s%s",
                                is && is->diagnostics ? is->diagnostics : "invalid resource",
@@ -315,13 +333,13 @@ static int parse_entries(bctx *c, json_val *bundle)
         }
         if (!e->status && e->m == BM_POST) {
             rest_new_id(e->newid);
-            e->id = e->newid;
+            e->w.id = e->newid;
         }
         if (!e->status && (e->m == BM_POST || e->m == BM_PUT)) {
             const char *full = json_get_str(ent, "fullUrl");
             if (full) {
                 buf t = BUF_INIT;
-                buf_printf(&t, "%s/%s", e->type->name, e->id);
+                buf_printf(&t, "%s/%s", e->w.type->name, e->w.id);
                 const char *to = t.err ? NULL : arena_strndup(r->a, t.data, t.len);
                 buf_free(&t);
                 if (to)
@@ -343,11 +361,11 @@ static int parse_entries(bctx *c, json_val *bundle)
             continue;
         for (size_t j = i + 1; j < c->n; j++) {
             bentry *b = &c->e[j];
-            if (!b->status && (b->m == BM_PUT || b->m == BM_DELETE) && b->type == a->type &&
-                !strcmp(a->id, b->id)) {
+            if (!b->status && (b->m == BM_PUT || b->m == BM_DELETE) &&
+                b->w.type == a->w.type && !strcmp(a->w.id, b->w.id)) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "%s/%s is written by entries %zu and %zu",
-                         a->type->name, a->id, i, j);
+                         a->w.type->name, a->w.id, i, j);
                 if (c->transaction)
                     return rest_send_error(r, 400, OO_INVALID, msg, "Bundle.entry"), 1;
                 fail_entry(b, 400, OO_INVALID, "%s", msg);
@@ -359,66 +377,24 @@ static int parse_entries(bctx *c, json_val *bundle)
 
 /* ---- preparing the writes ------------------------------------------------- */
 
-/* Read the current version of e's target and build its op. Entry errors are
- * recorded in e. Returns ERR_IO / ERR_NOMEM for failures of the server. */
+/* Plan e's write with the write pipeline under the snapshot rd. A refusal is
+ * recorded in e; a negative ERR_* is a failure of the server. */
 static int prepare_entry(bctx *c, bentry *e, store_reader *rd, int64_t lu)
 {
     rest_req *r = c->r;
     e->has_op = 0;
     if (e->status || e->m == BM_GET)
         return 0;
-    uint64_t cur = 0;
-    int live = 0;
-    if (e->m != BM_POST) {
-        store_version v;
-        int rc = store_read(rd, 0, e->type->name, e->id, &v);
-        if (rc == 0) {
-            cur = v.vid;
-            live = 1;
-        } else if (rc == ERR_GONE) {
-            cur = v.vid;
-        } else if (rc != ERR_NOTFOUND) {
-            return rc;
-        }
-    }
-    if (e->has_if_match && (!live || cur != e->if_match)) {
-        fail_entry(e, 412, OO_CONFLICT, "ifMatch W/\"%llu\" is not the current version of %s/%s",
-                   (unsigned long long)e->if_match, e->type->name, e->id);
+    int rc = rest_write_plan(&r->ctx, rd, r->a, lu, &e->w);
+    if (rc == REST_PLAN_REFUSED) {
+        fail_refused(e, &e->w.why);
         return 0;
     }
-    if (e->m == BM_DELETE && !live) {
+    if (rc < 0)
+        return rc;
+    if (e->w.noop) {
         e->status = 204; /* nothing to delete: idempotent, no write */
         return 0;
-    }
-    memset(&e->op, 0, sizeof e->op);
-    e->op.type = e->type->name;
-    e->op.type_len = strlen(e->type->name);
-    e->op.id = e->id;
-    e->op.id_len = strlen(e->id);
-    e->op.vid = cur + 1;
-    e->op.last_updated = lu;
-    if (e->m == BM_DELETE) {
-        e->op.op = STORE_OP_DELETE;
-        e->op.expect = cur;
-    } else {
-        e->op.op = e->m == BM_POST ? STORE_OP_CREATE : STORE_OP_UPDATE;
-        e->op.expect = live ? cur : 0;
-        buf b = BUF_INIT;
-        rest_build_bytes(e->res, e->type->name, e->id, cur + 1, lu, &b);
-        if (b.err) {
-            int err = b.err;
-            buf_free(&b);
-            return err;
-        }
-        char *bytes = arena_alloc(r->a, b.len ? b.len : 1);
-        if (!bytes) {
-            buf_free(&b);
-            return ERR_NOMEM;
-        }
-        memcpy(bytes, b.data, b.len);
-        e->op.bytes = bytes;
-        e->op.len = b.len;
-        buf_free(&b);
     }
     e->has_op = 1;
     return 0;
@@ -427,13 +403,13 @@ static int prepare_entry(bctx *c, bentry *e, store_reader *rd, int64_t lu)
 static int prepare_all(bctx *c)
 {
     store_reader *rd;
-    int rc = store_read_begin(rest_store(c->r), &rd);
+    int rc = rest_snapshot(c->r, &rd);
     if (rc)
         return rc;
     int64_t lu = ftime_now_us() / 1000 * 1000;
     for (size_t i = 0; i < c->n && !rc; i++)
         rc = prepare_entry(c, &c->e[i], rd, lu);
-    store_read_end(rd);
+    rest_snapshot_end(c->r);
     return rc;
 }
 
@@ -442,27 +418,7 @@ static int prepare_all(bctx *c)
 static void write_outcome(jw *w, bentry *e)
 {
     jw_key(w, "outcome");
-    jw_obj(w);
-    jw_key(w, "resourceType");
-    jw_str(w, "OperationOutcome");
-    jw_key(w, "issue");
-    jw_arr(w);
-    jw_obj(w);
-    jw_key(w, "severity");
-    jw_str(w, "error");
-    jw_key(w, "code");
-    jw_str(w, oo_code_str(e->err_code));
-    jw_key(w, "diagnostics");
-    jw_str(w, e->err_msg ? e->err_msg : "failed");
-    jw_end(w);
-    jw_end(w);
-    jw_end(w);
-}
-
-static void write_entry_resource(rest_req *r, jw *w, const char *bytes, size_t len)
-{
-    jw_key(w, "resource");
-    rest_write_resource(r, w, bytes, len);
+    oo_write_one(w, OO_ERROR, e->err_code, e->err_msg ? e->err_msg : "failed", NULL);
 }
 
 static void write_version_response(jw *w, const char *base, bentry *e, uint64_t vid,
@@ -472,10 +428,10 @@ static void write_version_response(jw *w, const char *base, bentry *e, uint64_t 
     jw_key(w, "response");
     jw_obj(w);
     jw_key(w, "status");
-    jw_str(w, status_text(e->status));
+    jw_str(w, bundle_status_text(e->status));
     if (location) {
         buf l = BUF_INIT;
-        buf_printf(&l, "%s/%s/%s/_history/%llu", base, e->type->name, e->id,
+        buf_printf(&l, "%s/%s/%s/_history/%llu", base, e->w.type->name, e->w.id,
                    (unsigned long long)vid);
         jw_key(w, "location");
         jw_str(w, buf_cstr(&l));
@@ -492,93 +448,120 @@ static void write_version_response(jw *w, const char *base, bentry *e, uint64_t 
     jw_end(w);
 }
 
+static void open_entry(jw *w, const char *base, const bentry *e)
+{
+    buf f = BUF_INIT;
+    buf_printf(&f, "%s/%s/%s", base, e->w.type->name, e->w.id);
+    bundle_entry_begin(w, buf_cstr(&f));
+    buf_free(&f);
+}
+
+/* A GET entry: read (or vread) under the response's snapshot; 304 when its
+ * ifNoneMatch / ifModifiedSince say the client's copy is current. */
+static void respond_get(bctx *c, bentry *e, store_reader *rd, jw *w, const buf *b)
+{
+    rest_req *r = c->r;
+    const char *type = e->w.type->name, *id = e->w.id;
+    store_version v;
+    int g = e->get_vid ? store_vread(rd, r->ctx.tenant, type, id, e->get_vid, &v)
+                       : store_read(rd, r->ctx.tenant, type, id, &v);
+    if (g == ERR_GONE) {
+        fail_entry(e, 410, OO_DELETED, "%s/%s is deleted", type, id);
+    } else if (g == ERR_NOTFOUND) {
+        fail_entry(e, 404, OO_NOT_FOUND, "%s/%s%s is not known", type, id,
+                   e->get_vid ? " (that version)" : "");
+    } else if (g) {
+        fail_entry(e, 500, OO_EXCEPTION, "cannot read %s/%s", type, id);
+    } else if (b->len + v.len > REST_MAX_RESPONSE) {
+        fail_entry(e, 413, OO_TOO_COSTLY,
+                   "%s/%s does not fit in the response (REST_MAX_RESPONSE): read it on its own",
+                   type, id);
+    } else {
+        int not_modified =
+            e->get_if_none_match
+                ? rest_etag_list_hits(e->get_if_none_match, v.vid)
+                : e->get_if_modified_since != INT64_MIN &&
+                      v.last_updated / 1000000 <= e->get_if_modified_since / 1000000;
+        e->status = not_modified ? 304 : 200;
+        open_entry(w, rest_base_url(r), e);
+        if (!not_modified) {
+            jw_key(w, "resource");
+            rest_write_resource(r, w, v.bytes, v.len);
+        }
+        write_version_response(w, rest_base_url(r), e, v.vid, v.last_updated, 0);
+        return;
+    }
+    bundle_entry_begin(w, NULL);
+}
+
 static int respond(bctx *c)
 {
     rest_req *r = c->r;
     const char *base = rest_base_url(r);
-    rest_prefer pref = rest_prefer_return(r);
+    rest_prefer pref = rest_prefer_return(rest_header(r, "Prefer"));
     store_reader *rd = NULL;
-    int rc = store_read_begin(rest_store(r), &rd);
+    int rc = rest_snapshot(r, &rd);
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the store");
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, r->pretty);
-    jw_obj(&w);
-    jw_key(&w, "resourceType");
-    jw_str(&w, "Bundle");
-    jw_key(&w, "type");
-    jw_str(&w, c->transaction ? "transaction-response" : "batch-response");
-    jw_key(&w, "entry");
-    jw_arr(&w);
+    bundle_begin(&w, c->transaction ? "transaction-response" : "batch-response");
+    bundle_entries_begin(&w);
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
-        jw_obj(&w);
+        const store_op *op = &e->w.op;
         if (!e->status && e->m == BM_GET) {
-            store_version v;
-            int g = e->get_vid ? store_vread(rd, 0, e->type->name, e->id, e->get_vid, &v)
-                               : store_read(rd, 0, e->type->name, e->id, &v);
-            if (g == 0 && b.len + v.len > REST_MAX_RESPONSE) {
-                fail_entry(e, 413, OO_TOO_COSTLY,
-                           "%s/%s does not fit in the response (REST_MAX_RESPONSE): read it "
-                           "on its own", e->type->name, e->id);
-            } else if (g == 0) {
-                e->status = 200;
-                buf f = BUF_INIT;
-                buf_printf(&f, "%s/%s/%s", base, e->type->name, e->id);
-                jw_key(&w, "fullUrl");
-                jw_str(&w, buf_cstr(&f));
-                buf_free(&f);
-                write_entry_resource(r, &w, v.bytes, v.len);
-                write_version_response(&w, base, e, v.vid, v.last_updated, 0);
-            } else if (g == ERR_GONE) {
-                fail_entry(e, 410, OO_DELETED, "%s/%s is deleted", e->type->name, e->id);
-            } else if (g == ERR_NOTFOUND) {
-                fail_entry(e, 404, OO_NOT_FOUND, "%s/%s%s is not known", e->type->name, e->id,
-                           e->get_vid ? " (that version)" : "");
-            } else {
-                fail_entry(e, 500, OO_EXCEPTION, "cannot read %s/%s", e->type->name, e->id);
-            }
+            respond_get(c, e, rd, &w, &b);
         } else if (e->status < 400 && e->has_op) {
-            buf f = BUF_INIT;
-            buf_printf(&f, "%s/%s/%s", base, e->type->name, e->id);
-            jw_key(&w, "fullUrl");
-            jw_str(&w, buf_cstr(&f));
-            buf_free(&f);
-            if (e->op.op != STORE_OP_DELETE && pref == REST_RETURN_REPRESENTATION)
-                write_entry_resource(r, &w, e->op.bytes, e->op.len);
-            write_version_response(&w, base, e, e->op.vid, e->op.last_updated,
-                                   e->op.op != STORE_OP_DELETE);
-        } else if (e->status < 400) {
-            write_version_response(&w, base, e, 0, 0, 0); /* 204 without a write */
+            open_entry(&w, base, e);
+            if (op->op != STORE_OP_DELETE && pref == REST_RETURN_REPRESENTATION) {
+                jw_key(&w, "resource");
+                rest_write_resource(r, &w, op->bytes, op->len);
+            }
+            write_version_response(&w, base, e, op->vid, op->last_updated,
+                                   op->op != STORE_OP_DELETE);
+        } else {
+            bundle_entry_begin(&w, NULL);
+            if (e->status < 400)
+                write_version_response(&w, base, e, 0, 0, 0); /* 204 without a write */
         }
         if (e->status >= 400) {
             jw_key(&w, "response");
             jw_obj(&w);
             jw_key(&w, "status");
-            jw_str(&w, status_text(e->status));
+            jw_str(&w, bundle_status_text(e->status));
             write_outcome(&w, e);
             jw_end(&w);
         }
-        jw_end(&w);
+        bundle_entry_end(&w);
     }
-    jw_end(&w);
-    jw_end(&w);
-    store_read_end(rd);
+    bundle_entries_end(&w);
+    bundle_end(&w);
     return rest_send_buf(r, 200, &b);
+}
+
+/* The status of a committed entry. */
+static unsigned committed_status(const store_op *op)
+{
+    return op->op == STORE_OP_DELETE  ? 204
+           : op->op == STORE_OP_CREATE ? 201
+           : op->created               ? 201
+                                       : 200;
 }
 
 /* ---- transaction ---------------------------------------------------------- */
 
 static int tx_resume(rest_req *r);
 
+/* Plan every entry, then commit all ops as one store request (one t). */
 static int tx_submit(bctx *c)
 {
     rest_req *r = c->r;
     int rc = prepare_all(c);
     if (rc)
         return rest_send_errcode(r, rc, "cannot prepare the transaction");
-    size_t nops = 0;
+    size_t nops = 0, nextra = 0;
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         if (e->status >= 400) {
@@ -587,26 +570,37 @@ static int tx_submit(bctx *c)
             snprintf(expr, sizeof expr, "Bundle.entry[%zu]", i);
             return rest_send_error(r, e->status, e->err_code, msg, expr);
         }
-        if (e->has_op)
-            c->ops[nops++] = e->op;
+        if (e->has_op) {
+            c->ops[nops++] = e->w.op;
+            nextra += e->w.nextra;
+        }
     }
     if (!nops)
         return respond(c);
-    memset(&c->req, 0, sizeof c->req);
-    c->req.ops = c->ops;
-    c->req.nops = nops;
-    return rest_submit(r, &c->req, tx_resume);
+    c->extras = nextra ? arena_alloc(r->a, sizeof *c->extras * nextra) : NULL;
+    if (nextra && !c->extras)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    nextra = 0;
+    for (size_t i = 0; i < c->n; i++)
+        for (size_t k = 0; c->e[i].has_op && k < c->e[i].w.nextra; k++)
+            c->extras[nextra++] = c->e[i].w.extras[k];
+    memset(&c->unit, 0, sizeof c->unit);
+    c->unit.req.ops = c->ops;
+    c->unit.req.nops = nops;
+    c->unit.req.extras = c->extras;
+    c->unit.req.nextra = nextra;
+    return rest_commit_submit(r, &c->unit, 1, tx_resume);
 }
 
 static int tx_resume(rest_req *r)
 {
     bctx *c = r->hctx;
-    int rc = r->store_rc;
-    if (rc == ERR_CONFLICT || rc == ERR_NOTFOUND || rc == ERR_GONE || rc == ERR_INVALID) {
-        int conditional = 0;
+    switch (rest_commit_classify(c->unit.rc, c->unit.sync)) {
+    case REST_LOST_RACE: {
+        int versioned = 0;
         for (size_t i = 0; i < c->n; i++)
-            conditional |= c->e[i].has_if_match;
-        if (conditional)
+            versioned |= rest_precond_versioned(&c->e[i].w.pre);
+        if (versioned)
             return rest_send_error(r, 412, OO_CONFLICT,
                                    "version conflict: a resource of the transaction was changed "
                                    "concurrently",
@@ -621,19 +615,20 @@ static int tx_resume(rest_req *r)
                                "too many concurrent writes to resources of this transaction; retry",
                                NULL);
     }
-    if (rc)
-        return rest_send_errcode(r, rc, "the transaction could not be stored");
+    case REST_FAILED:
+        return rest_send_errcode(r, c->unit.rc, "the transaction could not be stored");
+    case REST_COMMITTED:
+    default:
+        break;
+    }
     /* the ops were copied into c->ops: take their outputs back */
     size_t k = 0;
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         if (!e->has_op)
             continue;
-        e->op = c->ops[k++];
-        e->status = e->op.op == STORE_OP_DELETE ? 204
-                    : e->op.op == STORE_OP_CREATE ? 201
-                    : e->op.created             ? 201
-                                                : 200;
+        e->w.op = c->ops[k++];
+        e->status = committed_status(&e->w.op);
     }
     return respond(c);
 }
@@ -642,91 +637,81 @@ static int tx_resume(rest_req *r)
 
 static int batch_resume(rest_req *r);
 
-static void batch_done(void *ctx, int rc, uint64_t t)
-{
-    bentry *e = ctx;
-    (void)t;
-    e->rc = rc;
-    if (__atomic_sub_fetch(&e->c->pending, 1, __ATOMIC_ACQ_REL) == 0)
-        rest_resume(e->c->r);
-}
-
-/* Submit every prepared entry; the connection resumes when all completed. */
+/* Commit every planned entry as a request of its own, all at once; the
+ * connection resumes when the last one completed. */
 static int batch_submit(bctx *c)
 {
     rest_req *r = c->r;
-    size_t nops = 0;
+    size_t n = 0;
     for (size_t i = 0; i < c->n; i++)
-        nops += c->e[i].has_op && !c->e[i].status;
-    if (!nops)
+        n += c->e[i].has_op && !c->e[i].status;
+    if (!n)
         return respond(c);
-    if (!r->inflight) {
-        if (!rest_writes_allowed(r))
-            return rest_send_error(r, 503, OO_TRANSIENT, "the server is shutting down", NULL);
-        r->inflight = 1;
-    }
-    r->resume = batch_resume;
-    __atomic_store_n(&c->pending, 1, __ATOMIC_RELEASE); /* guard until all are queued */
-    rest_suspend(r);
+    rest_commit *units = arena_zalloc(r->a, sizeof *units * n);
+    if (!units)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    size_t k = 0;
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         if (!e->has_op || e->status)
             continue;
-        memset(&e->req, 0, sizeof e->req);
-        e->req.ops = &e->op;
-        e->req.nops = 1;
-        e->rc = 0;
-        __atomic_add_fetch(&c->pending, 1, __ATOMIC_ACQ_REL);
-        int rc = store_submit(rest_store(r), &e->req, batch_done, e);
-        if (rc) {
-            e->rc = rc;
-            __atomic_sub_fetch(&c->pending, 1, __ATOMIC_ACQ_REL);
-        }
+        units[k].req.ops = &e->w.op;
+        units[k].req.nops = 1;
+        units[k].req.extras = e->w.extras;
+        units[k].req.nextra = e->w.nextra;
+        k++;
     }
-    if (__atomic_sub_fetch(&c->pending, 1, __ATOMIC_ACQ_REL) == 0)
-        rest_resume(r);
-    return REST_SUSPENDED;
+    c->units = units;
+    c->nunits = n;
+    return rest_commit_submit(r, units, n, batch_resume);
 }
 
 static int batch_resume(rest_req *r)
 {
     bctx *c = r->hctx;
     int retry = 0;
+    size_t k = 0;
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         if (!e->has_op || e->status)
             continue;
-        int rc = e->rc;
-        if (rc == 0) {
-            e->status = e->op.op == STORE_OP_DELETE ? 204
-                        : e->op.op == STORE_OP_CREATE ? 201
-                        : e->op.created             ? 201
-                                                    : 200;
-        } else if ((rc == ERR_CONFLICT || rc == ERR_NOTFOUND || rc == ERR_GONE ||
-                    rc == ERR_INVALID) &&
-                   !e->has_if_match && r->retries < REST_MAX_RETRIES) {
-            retry = 1; /* lost a race: prepare again below */
-        } else if (rc == ERR_CONFLICT || rc == ERR_INVALID) {
-            fail_entry(e, e->has_if_match ? 412 : 409, OO_CONFLICT,
-                       "version conflict: %s/%s was changed concurrently", e->type->name, e->id);
-        } else {
-            fail_entry(e, 500, OO_EXCEPTION, "%s/%s could not be stored: %s", e->type->name,
-                       e->id, err_str(rc));
+        assert(k < c->nunits && c->units[k].req.ops == &e->w.op);
+        const rest_commit *u = &c->units[k++];
+        switch (rest_commit_classify(u->rc, u->sync)) {
+        case REST_COMMITTED:
+            e->status = committed_status(&e->w.op);
+            break;
+        case REST_LOST_RACE:
+            if (rest_precond_versioned(&e->w.pre))
+                fail_entry(e, 412, OO_CONFLICT, "version conflict: %s/%s was changed concurrently",
+                           e->w.type->name, e->w.id);
+            else if (r->retries < REST_MAX_RETRIES)
+                retry = 1; /* planned again below */
+            else
+                fail_entry(e, 409, OO_CONFLICT,
+                           "too many concurrent writes to %s/%s; retry", e->w.type->name,
+                           e->w.id);
+            break;
+        case REST_FAILED:
+        default:
+            fail_entry(e, 500, OO_EXCEPTION, "%s/%s could not be stored: %s", e->w.type->name,
+                       e->w.id, err_str(u->rc));
+            break;
         }
     }
     if (retry) {
         r->retries++;
         store_reader *rd;
-        int rc = store_read_begin(rest_store(r), &rd);
+        int rc = rest_snapshot(r, &rd);
         if (rc)
             return rest_send_errcode(r, rc, "cannot read the store");
         int64_t lu = ftime_now_us() / 1000 * 1000;
         for (size_t i = 0; i < c->n && !rc; i++) {
             bentry *e = &c->e[i];
-            if (e->has_op && !e->status && e->rc)
+            if (e->has_op && !e->status)
                 rc = prepare_entry(c, e, rd, lu);
         }
-        store_read_end(rd);
+        rest_snapshot_end(r);
         if (rc)
             return rest_send_errcode(r, rc, "cannot prepare the batch");
         /* entries that already succeeded keep their status and op */
@@ -747,7 +732,7 @@ static int response_too_big(bctx *c)
 {
     rest_req *r = c->r;
     store_reader *rd;
-    if (store_read_begin(rest_store(r), &rd))
+    if (rest_snapshot(r, &rd))
         return 0; /* respond() reports the store error */
     size_t total = r->body.len;
     for (size_t i = 0; i < c->n && total <= REST_MAX_RESPONSE; i++) {
@@ -755,12 +740,13 @@ static int response_too_big(bctx *c)
         if (e->status || e->m != BM_GET)
             continue;
         store_version v;
-        int g = e->get_vid ? store_vread(rd, 0, e->type->name, e->id, e->get_vid, &v)
-                           : store_read(rd, 0, e->type->name, e->id, &v);
+        int g = e->get_vid
+                    ? store_vread(rd, r->ctx.tenant, e->w.type->name, e->w.id, e->get_vid, &v)
+                    : store_read(rd, r->ctx.tenant, e->w.type->name, e->w.id, &v);
         if (g == 0)
             total += v.len;
     }
-    store_read_end(rd);
+    rest_snapshot_end(r);
     if (total <= REST_MAX_RESPONSE)
         return 0;
     char msg[200];
@@ -779,19 +765,12 @@ int rest_batch(rest_req *r)
     json_val *root;
     json_error je;
     memset(&je, 0, sizeof je);
-    char msg[300];
     if (r->body.len == 0)
         return rest_send_error(r, 400, OO_INVALID, "the request has no body: send a Bundle",
                                NULL);
     int rc = json_parse(r->a, r->body.data, r->body.len, JSON_FHIR, &root, &je);
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory");
-    if (rc) {
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.col,
-                 je.msg);
-        return rest_send_error(r, 400, rc == ERR_TOOBIG ? OO_TOO_COSTLY : OO_STRUCTURE, msg,
-                               NULL);
-    }
+    if (rc)
+        return rest_send_json_error(r, rc, &je);
     const char *rt = root->type == JSON_OBJECT ? json_get_str(root, "resourceType") : NULL;
     if (!rt || strcmp(rt, "Bundle"))
         return rest_send_error(r, 400, OO_INVALID,
@@ -821,8 +800,8 @@ int rest_batch(rest_req *r)
         return REST_DONE;
     if (c->transaction) {
         for (size_t i = 0; i < c->n; i++)
-            if (c->e[i].res)
-                rewrite_refs(c, c->e[i].res, 0);
+            if (c->e[i].w.res)
+                rewrite_refs(c, c->e[i].w.res, 0);
         c->ops = arena_zalloc(r->a, sizeof *c->ops * (c->n ? c->n : 1));
         if (!c->ops)
             return rest_send_errcode(r, ERR_NOMEM, "out of memory");

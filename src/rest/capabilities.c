@@ -13,7 +13,8 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "cli.h"
-#include "rest/rest.h"
+#include "rest/handlers.h"
+#include "rest/response.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static buf rest_part; /* the JSON of the "rest" array; lives as long as the process */

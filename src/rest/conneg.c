@@ -17,7 +17,7 @@
 #include <strings.h>
 
 #include "base/err.h"
-#include "rest/rest.h"
+#include "rest/conneg.h"
 
 /* Media types (and _format shorthands) that mean JSON to us. In a query string
  * an unescaped '+' arrives as ' ', so "application/fhir json" is accepted too. */

@@ -28,8 +28,11 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "fhir/bundle.h"
 #include "base/time.h"
-#include "rest/rest.h"
+#include "rest/handlers.h"
+#include "rest/params.h"
+#include "rest/response.h"
 #include "store/store.h"
 
 typedef struct hist_params {
@@ -160,24 +163,12 @@ static const char *link_url(rest_req *r, const hist_params *p, uint64_t page_at,
     return out ? out : "";
 }
 
-static void put_link(jw *w, const char *rel, const char *url)
-{
-    jw_obj(w);
-    jw_key(w, "relation");
-    jw_str(w, rel);
-    jw_key(w, "url");
-    jw_str(w, url);
-    jw_end(w);
-}
-
 static void put_entry(rest_req *r, jw *w, const char *base, const store_version *v)
 {
     char tmp[64];
-    jw_obj(w);
-    jw_key(w, "fullUrl");
     buf u = BUF_INIT;
     buf_printf(&u, "%s/%s/%s", base, v->type, v->id);
-    jw_strn(w, buf_cstr(&u), u.len);
+    bundle_entry_begin(w, buf_cstr(&u));
     buf_free(&u);
     if (v->op != STORE_OP_DELETE && v->bytes) {
         jw_key(w, "resource");
@@ -208,7 +199,7 @@ static void put_entry(rest_req *r, jw *w, const char *base, const store_version 
     ftime_format_instant(v->last_updated, tmp);
     jw_str(w, tmp);
     jw_end(w);
-    jw_end(w);
+    bundle_entry_end(w);
 }
 
 int rest_history(rest_req *r)
@@ -223,7 +214,7 @@ int rest_history(rest_req *r)
         return rest_send_error(r, 400, OO_INVALID, msg, NULL);
     }
     store_reader *rd;
-    int rc = store_read_begin(rest_store(r), &rd);
+    int rc = rest_snapshot(r, &rd);
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the store");
     uint64_t snap = store_reader_t(rd);
@@ -231,9 +222,8 @@ int rest_history(rest_req *r)
     if (r->ri == RI_HISTORY_INSTANCE) {
         /* 404 for a resource that never existed */
         store_version cur;
-        int e = store_read(rd, 0, r->route.type->name, r->route.id, &cur);
+        int e = store_read(rd, r->ctx.tenant, r->route.type->name, r->route.id, &cur);
         if (e == ERR_NOTFOUND) {
-            store_read_end(rd);
             char msg[200];
             snprintf(msg, sizeof msg, "%s/%s is not known", r->route.type->name, r->route.id);
             return rest_send_error(r, 404, OO_NOT_FOUND, msg, NULL);
@@ -243,7 +233,7 @@ int rest_history(rest_req *r)
         .scope = r->ri == RI_HISTORY_INSTANCE ? STORE_SCOPE_INSTANCE
                  : r->ri == RI_HISTORY_TYPE   ? STORE_SCOPE_TYPE
                                               : STORE_SCOPE_SYSTEM,
-        .tenant = 0,
+        .tenant = r->ctx.tenant,
         .type = r->ri == RI_HISTORY_SYSTEM ? NULL : r->route.type->name,
         .id = r->ri == RI_HISTORY_INSTANCE ? r->route.id : NULL,
         .since = p.since,
@@ -261,7 +251,6 @@ int rest_history(rest_req *r)
     store_iter *it = NULL;
     rc = store_history(rd, &o, &it);
     if (rc) {
-        store_read_end(rd);
         return rest_send_errcode(r, rc, "cannot read the history");
     }
     store_version *vs = arena_alloc(r->a, sizeof *vs * (p.count + 1));
@@ -284,7 +273,6 @@ int rest_history(rest_req *r)
     }
     if (!vs || (rc && rc != ERR_NOTFOUND)) {
         store_iter_close(it);
-        store_read_end(rd);
         return rest_send_errcode(r, vs ? rc : ERR_NOMEM, "cannot read the history");
     }
     store_iter_close(it);
@@ -293,39 +281,30 @@ int rest_history(rest_req *r)
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, r->pretty);
-    jw_obj(&w);
-    jw_key(&w, "resourceType");
-    jw_str(&w, "Bundle");
-    jw_key(&w, "type");
-    jw_str(&w, "history");
+    bundle_begin(&w, "history");
     if (p.since == STORE_NO_TIME && p.at == STORE_NO_TIME && as_of == snap &&
         r->ri != RI_HISTORY_INSTANCE) {
         uint64_t cur = 0, versions = 0;
-        if (store_count(rd, 0, r->ri == RI_HISTORY_SYSTEM ? NULL : r->route.type->name, &cur,
-                        &versions) == 0) {
-            jw_key(&w, "total");
-            jw_int(&w, (int64_t)versions);
-        }
+        if (store_count(rd, r->ctx.tenant, r->ri == RI_HISTORY_SYSTEM ? NULL : r->route.type->name, &cur,
+                        &versions) == 0)
+            bundle_total(&w, versions);
     }
-    jw_key(&w, "link");
-    jw_arr(&w);
+    bundle_links_begin(&w);
     store_version self_cursor = {.t = p.page_t, .type = p.page_type, .id = p.page_id};
-    put_link(&w, "self",
+    bundle_link(&w, "self",
              link_url(r, &p, p.page_at ? as_of : 0, p.offset, use_cursor ? &self_cursor : NULL));
     if (more)
-        put_link(&w, "next", link_url(r, &p, as_of, p.offset + n, n ? &vs[n - 1] : NULL));
+        bundle_link(&w, "next", link_url(r, &p, as_of, p.offset + n, n ? &vs[n - 1] : NULL));
     if (p.offset > 0)
-        put_link(&w, "previous",
+        bundle_link(&w, "previous",
                  link_url(r, &p, as_of, p.offset > p.count ? p.offset - p.count : 0, NULL));
-    jw_end(&w);
+    bundle_links_end(&w);
     if (n) {
-        jw_key(&w, "entry");
-        jw_arr(&w);
+        bundle_entries_begin(&w);
         for (size_t i = 0; i < n; i++)
             put_entry(r, &w, base, &vs[i]);
-        jw_end(&w);
+        bundle_entries_end(&w);
     }
-    jw_end(&w);
-    store_read_end(rd);
+    bundle_end(&w);
     return rest_send_buf(r, 200, &b);
 }

@@ -15,7 +15,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "rest/rest.h"
+#include "rest/limits.h"
+#include "rest/metrics.h"
 #include "store/store.h"
 
 static const unsigned status_slots[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 406,
@@ -186,7 +187,7 @@ void rest_metrics_write(buf *b, struct store *st)
     store_reader *rd;
     if (store_read_begin(st, &rd) == 0) {
         uint64_t cur = 0, versions = 0;
-        if (store_count(rd, 0, NULL, &cur, &versions) == 0)
+        if (store_count(rd, REST_DEFAULT_TENANT, NULL, &cur, &versions) == 0)
             buf_printf(b,
                        "# HELP hortus_resources Current (not deleted) resources.\n"
                        "# TYPE hortus_resources gauge\n"

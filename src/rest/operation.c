@@ -10,7 +10,8 @@
 #include <string.h>
 
 #include "rest/ops/ops.h"
-#include "rest/rest.h"
+#include "rest/handlers.h"
+#include "rest/response.h"
 
 enum { AT_SYSTEM = 1, AT_TYPE = 2, AT_INSTANCE = 4 };
 enum { BY_GET = 1, BY_POST = 2 };

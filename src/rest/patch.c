@@ -12,8 +12,9 @@
  * operations edit that tree in place (one after the other, each seeing the
  * previous ones), the result is validated like any update (422 when the patch
  * produces an invalid resource; the id and resourceType cannot change) and
- * written as version v+1 with expect = v. A concurrent write makes us re-read
- * and re-apply (412 instead when If-Match was given), exactly like update.c.
+ * written as version v+1 with expect = v. All of this runs as the transform
+ * step of the write pipeline (write.h): a concurrent write makes it re-read and
+ * re-apply (412 instead when If-Match was given), exactly like an update.
  *
  * Editing in place: a FHIRPath result item points at its JSON node; the
  * node's container (object member or array slot) is found by walking the tree
@@ -27,20 +28,10 @@
 #include <strings.h>
 
 #include "base/err.h"
-#include "base/time.h"
-#include "fhir/validate.h"
 #include "fhirpath/fhirpath.h"
-#include "rest/rest.h"
-#include "store/store.h"
-
-typedef struct patch_ctx {
-    store_req req;
-    store_op op;
-    json_val *patch; /* parsed body */
-    int json_patch;  /* 1: RFC 6902, 0: FHIRPath Patch */
-    int has_if_match;
-    uint64_t if_match;
-} patch_ctx;
+#include "rest/handlers.h"
+#include "rest/response.h"
+#include "rest/write.h"
 
 /* An error while applying: status and message for the response. */
 typedef struct perr {
@@ -639,108 +630,33 @@ static int apply_json_patch(arena *a, json_val *root, json_val *ops, perr *e)
 
 /* ---- the interaction ------------------------------------------------------------ */
 
-static int patch_resume(rest_req *r);
-static int patch_continue(rest_req *r);
+typedef struct patch_ctx {
+    json_val *patch; /* parsed body */
+    int json_patch;  /* 1: RFC 6902, 0: FHIRPath Patch */
+} patch_ctx;
 
-static int patch_prepare(rest_req *r, patch_ctx *c)
+/* The write pipeline's transform: apply the patch to the current version. */
+static int patch_transform(void *arg, arena *a, json_val *root, rest_refusal *why)
 {
-    const char *type = r->route.type->name, *id = r->route.id;
-    char msg[200];
-    store_reader *rd;
-    int rc = store_read_begin(rest_store(r), &rd);
-    if (rc)
-        return rest_send_errcode(r, rc, "cannot read the store");
-    store_version v;
-    rc = store_read(rd, 0, type, id, &v);
-    if (rc == ERR_NOTFOUND || rc == ERR_GONE) {
-        store_read_end(rd);
-        snprintf(msg, sizeof msg, "%s/%s %s", type, id,
-                 rc == ERR_GONE ? "is deleted" : "is not known");
-        return rest_send_error(r, rc == ERR_GONE ? 410 : 404,
-                               rc == ERR_GONE ? OO_DELETED : OO_NOT_FOUND, msg, NULL);
-    }
-    if (rc) {
-        store_read_end(rd);
-        return rest_send_errcode(r, rc, "cannot read the current version");
-    }
-    uint64_t cur = v.vid;
-    json_val *root = NULL;
-    /* the tree may point into its input (number text): parse a copy, not the map */
-    char *copy = arena_strndup(r->a, v.bytes, v.len);
-    store_read_end(rd);
-    rc = copy ? json_parse(r->a, copy, v.len, 0, &root, NULL) : ERR_NOMEM;
-    if (rc)
-        return rest_send_errcode(r, ERR_INTERNAL, "the stored resource could not be parsed");
-    if (c->has_if_match && cur != c->if_match) {
-        snprintf(msg, sizeof msg,
-                 "version conflict: If-Match asks for version %llu, the current version is %llu",
-                 (unsigned long long)c->if_match, (unsigned long long)cur);
-        return rest_send_error(r, 412, OO_CONFLICT, msg, NULL);
-    }
+    patch_ctx *c = arg;
     perr pe = {0};
-    rc = c->json_patch ? apply_json_patch(r->a, root, c->patch, &pe)
-                       : apply_fhirpath_patch(r->a, root, c->patch, &pe);
-    if (rc)
-        return rest_send_error(r, pe.status, pe.code, pe.msg, NULL);
-    const char *rt = json_get_str(root, "resourceType");
-    const char *nid = json_get_str(root, "id");
-    if (root->type != JSON_OBJECT || !rt || strcmp(rt, type) || !nid || strcmp(nid, id))
-        return rest_send_error(r, 422, OO_PROCESSING,
-                               "the patch may not change resourceType or id", NULL);
-    oo o;
-    oo_init(&o, r->a);
-    rc = val_resource(r->a, root, type, &o);
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory");
-    if (rc)
-        return rest_send_outcome(r, 422, &o);
-    int64_t lu = ftime_now_us() / 1000 * 1000;
-    rest_build_bytes(root, type, id, cur + 1, lu, &r->wbytes);
-    if (r->wbytes.err)
-        return rest_send_errcode(r, r->wbytes.err, "could not build the resource");
-    memset(&c->op, 0, sizeof c->op);
-    memset(&c->req, 0, sizeof c->req);
-    c->op.op = STORE_OP_UPDATE;
-    c->op.type = type;
-    c->op.type_len = strlen(type);
-    c->op.id = id;
-    c->op.id_len = r->route.id_len;
-    c->op.expect = cur;
-    c->op.vid = cur + 1;
-    c->op.last_updated = lu;
-    c->op.bytes = r->wbytes.data;
-    c->op.len = r->wbytes.len;
-    c->req.ops = &c->op;
-    c->req.nops = 1;
-    return rest_submit(r, &c->req, patch_resume);
-}
-
-static int patch_resume(rest_req *r)
-{
-    patch_ctx *c = r->hctx;
-    int rc = r->store_rc;
-    if (rc == ERR_CONFLICT || rc == ERR_INVALID || rc == ERR_GONE || rc == ERR_NOTFOUND)
-        return rest_write_lost_race(r, c->has_if_match, patch_continue,
-                                    "too many concurrent writes to this resource; retry");
-    if (rc)
-        return rest_send_errcode(r, rc, "the resource could not be stored");
-    return rest_send_write(r, 200, r->route.type->name, r->route.id, c->op.vid,
-                           c->op.last_updated, r->wbytes.data, r->wbytes.len, 0, "patched");
-}
-
-static int patch_continue(rest_req *r)
-{
-    return patch_prepare(r, r->hctx);
+    int rc = c->json_patch ? apply_json_patch(a, root, c->patch, &pe)
+                           : apply_fhirpath_patch(a, root, c->patch, &pe);
+    if (rc == 0)
+        return 0;
+    why->status = pe.status;
+    why->code = pe.code;
+    why->msg = arena_strndup(a, pe.msg, strlen(pe.msg));
+    return why->msg ? REST_PLAN_REFUSED : ERR_NOMEM;
 }
 
 int rest_patch(rest_req *r)
 {
-    char msg[300];
     patch_ctx *c = arena_zalloc(r->a, sizeof *c);
-    if (!c)
+    rest_write *w = arena_zalloc(r->a, sizeof *w);
+    if (!c || !w)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
-    r->hctx = c;
-    if (rest_write_checks(r, &c->if_match, &c->has_if_match))
+    if (rest_write_target(r, w))
         return REST_DONE;
     const char *ct = rest_header(r, "Content-Type");
     c->json_patch = ct && !strncasecmp(ct, "application/json-patch+json", 27);
@@ -751,20 +667,13 @@ int rest_patch(rest_req *r)
     memset(&je, 0, sizeof je);
     int rc = json_parse(r->a, r->body.data, r->body.len, c->json_patch ? 0 : JSON_FHIR,
                         &c->patch, &je);
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory");
-    if (rc) {
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.col,
-                 je.msg);
-        return rest_send_error(r, 400, rc == ERR_TOOBIG ? OO_TOO_COSTLY : OO_STRUCTURE, msg,
-                               NULL);
-    }
+    if (rc)
+        return rest_send_json_error(r, rc, &je);
     if (!c->json_patch && c->patch->type != JSON_OBJECT)
         return rest_send_error(r, 400, OO_STRUCTURE,
                                "a FHIRPath Patch is a Parameters resource", NULL);
-    /* one writer of this resource at a time, in arrival order (gate.c) */
-    int g = rest_gate_enter(r, r->route.type->name, r->route.id, patch_continue);
-    if (g <= 0)
-        return g < 0 ? REST_DONE : REST_SUSPENDED;
-    return patch_prepare(r, c);
+    w->kind = RW_PATCH;
+    w->transform = patch_transform;
+    w->transform_arg = c;
+    return rest_write_run(r, w);
 }

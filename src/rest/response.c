@@ -1,14 +1,10 @@
 /*
- * response.c -- every response of the REST layer leaves through rest_send().
- *
- * Keeping one exit makes the protocol details hold everywhere at once: the
- * Content-Type is always application/fhir+json (when there is a body), an empty
- * body carries Content-Length: 0, ETag is weak W/"vid", Last-Modified is an
- * IMF-fixdate, Location is absolute, and every response is counted in /metrics
- * with its interaction, status and latency.
+ * response.c -- every response of the REST layer leaves through rest_send()
+ * (the protocol rules it keeps are listed in response.h).
  *
  * Errors are shaped in one function, rest_send_error(): an OperationOutcome
- * with one issue (validation failures use rest_send_outcome with all issues).
+ * with one issue (validation failures use rest_send_outcome with all issues),
+ * written by src/fhir/outcome.c like every other OperationOutcome.
  */
 #include <microhttpd.h>
 #include <stdio.h>
@@ -19,7 +15,8 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "json/json.h"
-#include "rest/rest.h"
+#include "rest/metrics.h"
+#include "rest/response.h"
 
 int rest_send(rest_req *r, rest_reply *rep)
 {
@@ -37,6 +34,7 @@ int rest_send(rest_req *r, rest_reply *rep)
     }
     rep->body = NULL;
     rep->body_is_heap = 0;
+    rest_snapshot_end(r); /* the body was copied: the map may move on */
     if (!resp)
         return REST_DONE; /* out of memory: MHD closes the connection */
     if (rep->len)
@@ -73,25 +71,41 @@ int rest_send(rest_req *r, rest_reply *rep)
             MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
         }
     }
-    MHD_queue_response(r->conn, rep->status, resp);
+    if (r->conn)
+        MHD_queue_response(r->conn, rep->status, resp);
     MHD_destroy_response(resp);
     rest_metrics_record(r->ri, rep->status, rest_now_ns() - r->t_start_ns);
     return REST_DONE;
 }
 
-int rest_send_buf(rest_req *r, unsigned status, buf *b)
+int rest_reply_take(rest_reply *rep, buf *b)
+{
+    int err = b->err;
+    if (!err && b->len) {
+        size_t n = 0;
+        rep->body = buf_detach(b, &n);
+        rep->len = n;
+        rep->body_is_heap = 1;
+    }
+    buf_free(b);
+    return err;
+}
+
+int rest_send_body(rest_req *r, unsigned status, buf *b, const char *ctype)
 {
     if (b->err) {
         int e = b->err;
         buf_free(b);
         return rest_send_errcode(r, e, "could not build the response");
     }
-    rest_reply rep = {.status = status, .last_modified_s = -1};
-    size_t n = 0;
-    rep.body = buf_detach(b, &n);
-    rep.len = n;
-    rep.body_is_heap = 1;
+    rest_reply rep = {.status = status, .last_modified_s = -1, .ctype = ctype};
+    rest_reply_take(&rep, b);
     return rest_send(r, &rep);
+}
+
+int rest_send_buf(rest_req *r, unsigned status, buf *b)
+{
+    return rest_send_body(r, status, b, NULL);
 }
 
 int rest_send_error(rest_req *r, unsigned status, oo_code code, const char *diag,
@@ -165,13 +179,7 @@ static int send_oo(rest_req *r, unsigned status, const oo *o_in, const char *all
     buf b = BUF_INIT;
     oo_to_buf(o, &b, r->pretty);
     rest_reply rep = {.status = status, .last_modified_s = -1, .allow = allow};
-    if (!b.err) {
-        size_t n = 0;
-        rep.body = buf_detach(&b, &n);
-        rep.len = n;
-        rep.body_is_heap = 1;
-    }
-    buf_free(&b);
+    rest_reply_take(&rep, &b); /* an outcome that could not be built still gets its status */
     return rest_send(r, &rep);
 }
 
@@ -218,27 +226,17 @@ int rest_send_errcode(rest_req *r, int err, const char *diag)
     }
 }
 
-/* ---- time ----------------------------------------------------------------- */
-
-uint64_t rest_now_ns(void)
+int rest_send_json_error(rest_req *r, int rc, const json_error *je)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-int rest_time_param(const char *s, int64_t *us)
-{
-    /* An unescaped '+' of a zone offset arrives as ' ' after query decoding. */
-    char tmp[64];
-    size_t n = strlen(s);
-    if (n >= sizeof tmp)
-        return ERR_INVALID;
-    for (size_t i = 0; i < n; i++)
-        tmp[i] = s[i] == ' ' ? '+' : s[i];
-    ftime t;
-    int64_t hi;
-    if (ftime_parse_datetime(tmp, n, &t) || ftime_range(&t, us, &hi))
-        return ERR_INVALID;
-    return 0;
+    char msg[400];
+    if (rc == ERR_NOMEM)
+        return rest_send_errcode(r, rc, "out of memory");
+    if (rc == ERR_TOOBIG) {
+        snprintf(msg, sizeof msg, "JSON nested deeper than %d levels (line %d, column %d)",
+                 JSON_MAX_DEPTH, je->line, je->col);
+        return rest_send_error(r, 400, OO_TOO_COSTLY, msg, NULL);
+    }
+    snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je->line, je->col,
+             je->msg);
+    return rest_send_error(r, 400, OO_STRUCTURE, msg, NULL);
 }

@@ -20,12 +20,14 @@
  * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
  * with a message naming it); any other shape is RR_BAD (404). Ids and vids are
  * only located here; their syntax is checked by the handlers so that the error
- * can say what was wrong.
+ * can say what was wrong. rest_classify then names the interaction of a route
+ * and a method from one table.
  */
 #include <string.h>
 
 #include "base/err.h"
-#include "rest/rest.h"
+#include "rest/limits.h"
+#include "rest/route.h"
 
 rest_method rest_method_parse(const char *m)
 {
@@ -195,4 +197,49 @@ int rest_vid_parse(const char *s, size_t n, uint64_t *out)
         return ERR_INVALID;
     *out = v;
     return 0;
+}
+
+/* Which interaction each route answers per method (RI_OTHER: not allowed there),
+ * and the Allow header of its 405. HEAD is answered as GET. */
+typedef struct route_methods {
+    const char *allow;
+    rest_interaction get, post, put, patch, del;
+} route_methods;
+
+#define NO RI_OTHER
+static const route_methods route_table[] = {
+    [RR_HEALTH] = {"GET, HEAD", RI_HEALTH, NO, NO, NO, NO},
+    [RR_METRICS] = {"GET, HEAD", RI_METRICS, NO, NO, NO, NO},
+    [RR_BASE] = {"POST", NO, RI_BATCH, NO, NO, NO},
+    [RR_METADATA] = {"GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
+    [RR_SYS_HISTORY] = {"GET, HEAD", RI_HISTORY_SYSTEM, NO, NO, NO, NO},
+    [RR_TYPE] = {"GET, HEAD, POST", RI_SEARCH_TYPE, RI_CREATE, NO, NO, NO},
+    [RR_TYPE_HISTORY] = {"GET, HEAD", RI_HISTORY_TYPE, NO, NO, NO, NO},
+    [RR_INSTANCE] = {"GET, HEAD, PUT, PATCH, DELETE", RI_READ, NO, RI_UPDATE, RI_PATCH, RI_DELETE},
+    [RR_INST_HISTORY] = {"GET, HEAD", RI_HISTORY_INSTANCE, NO, NO, NO, NO},
+    [RR_VERSION] = {"GET, HEAD", RI_VREAD, NO, NO, NO, NO},
+    [RR_OPERATION] = {"GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
+};
+#undef NO
+
+int rest_classify(rest_route_kind kind, rest_method method, rest_interaction *ri,
+                  const char **allow)
+{
+    *ri = RI_OTHER;
+    *allow = NULL;
+    unsigned k = (unsigned)kind;
+    if (k >= sizeof route_table / sizeof route_table[0] || !route_table[k].allow)
+        return 0;
+    const route_methods *rm = &route_table[k];
+    *allow = rm->allow;
+    switch (method) {
+    case RM_GET:
+    case RM_HEAD: *ri = rm->get; break;
+    case RM_POST: *ri = rm->post; break;
+    case RM_PUT: *ri = rm->put; break;
+    case RM_PATCH: *ri = rm->patch; break;
+    case RM_DELETE: *ri = rm->del; break;
+    default: break;
+    }
+    return *ri == RI_OTHER;
 }

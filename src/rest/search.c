@@ -26,7 +26,10 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "rest/rest.h"
+#include "fhir/bundle.h"
+#include "rest/handlers.h"
+#include "rest/params.h"
+#include "rest/response.h"
 #include "store/store.h"
 
 typedef struct search_params {
@@ -190,51 +193,27 @@ static const char *link_url(rest_req *r, const search_params *p, uint64_t page_a
 
 static void put_entry(rest_req *r, jw *w, const char *base, const store_version *v)
 {
-    jw_obj(w);
-    jw_key(w, "fullUrl");
     buf u = BUF_INIT;
     buf_printf(&u, "%s/%s/%s", base, v->type, v->id);
-    jw_strn(w, buf_cstr(&u), u.len);
+    bundle_entry_begin(w, buf_cstr(&u));
     buf_free(&u);
     jw_key(w, "resource");
     rest_write_resource(r, w, v->bytes, v->len);
-    jw_key(w, "search");
-    jw_obj(w);
-    jw_key(w, "mode");
-    jw_str(w, "match");
-    jw_end(w);
-    jw_end(w);
+    bundle_entry_search_mode(w, "match");
+    bundle_entry_end(w);
 }
 
 static void put_ignored_outcome(jw *w, const search_params *p)
 {
-    jw_obj(w);
+    bundle_entry_begin(w, NULL);
     jw_key(w, "resource");
-    jw_obj(w);
-    jw_key(w, "resourceType");
-    jw_str(w, "OperationOutcome");
-    jw_key(w, "issue");
-    jw_arr(w);
-    jw_obj(w);
-    jw_key(w, "severity");
-    jw_str(w, "warning");
-    jw_key(w, "code");
-    jw_str(w, "not-supported");
-    jw_key(w, "diagnostics");
     buf d = BUF_INIT;
     buf_printf(&d, "search parameters not applied (not supported yet): %s",
                buf_cstr(&p->ignored));
-    jw_str(w, buf_cstr(&d));
+    oo_write_one(w, OO_WARNING, OO_NOT_SUPPORTED, buf_cstr(&d), NULL);
     buf_free(&d);
-    jw_end(w);
-    jw_end(w);
-    jw_end(w);
-    jw_key(w, "search");
-    jw_obj(w);
-    jw_key(w, "mode");
-    jw_str(w, "outcome");
-    jw_end(w);
-    jw_end(w);
+    bundle_entry_search_mode(w, "outcome");
+    bundle_entry_end(w);
 }
 
 int rest_search(rest_req *r)
@@ -256,7 +235,7 @@ int rest_search(rest_req *r)
         p.count = 0;
     const char *type = r->route.type->name;
     store_reader *rd;
-    int rc = store_read_begin(rest_store(r), &rd);
+    int rc = rest_snapshot(r, &rd);
     if (rc) {
         buf_free(&p.ignored);
         return rest_send_errcode(r, rc, "cannot read the store");
@@ -284,7 +263,7 @@ int rest_search(rest_req *r)
             store_version v;
             memcpy(id, t[i].s, t[i].len);
             id[t[i].len] = 0;
-            if (store_read(rd, 0, type, id, &v) == 0) {
+            if (store_read(rd, r->ctx.tenant, type, id, &v) == 0) {
                 total++;
                 if (n < p.count) {
                     bytes += v.len;
@@ -294,10 +273,10 @@ int rest_search(rest_req *r)
         }
     } else {
         uint64_t cur = 0, versions = 0;
-        if (as_of == snap && store_count(rd, 0, type, &cur, &versions) == 0)
+        if (as_of == snap && store_count(rd, r->ctx.tenant, type, &cur, &versions) == 0)
             total = (int64_t)cur;
         store_iter *it = NULL;
-        rc = p.count ? store_list(rd, 0, type, as_of, p.page_id, &it) : 0;
+        rc = p.count ? store_list(rd, r->ctx.tenant, type, as_of, p.page_id, &it) : 0;
         store_version v;
         while (it && (rc = store_iter_next(it, &v)) == 0) {
             if (n == p.count || (n && bytes + v.len > REST_MAX_RESPONSE)) {
@@ -312,13 +291,11 @@ int rest_search(rest_req *r)
         store_iter_close(it);
     }
     if (rc) {
-        store_read_end(rd);
         buf_free(&p.ignored);
         return rest_send_errcode(r, rc, "cannot list the resources");
     }
     if (p.ids && bytes > REST_MAX_RESPONSE) {
         char msg[200];
-        store_read_end(rd);
         buf_free(&p.ignored);
         snprintf(msg, sizeof msg,
                  "the resources of this _id list exceed %u MiB (REST_MAX_RESPONSE): "
@@ -330,43 +307,23 @@ int rest_search(rest_req *r)
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, r->pretty);
-    jw_obj(&w);
-    jw_key(&w, "resourceType");
-    jw_str(&w, "Bundle");
-    jw_key(&w, "type");
-    jw_str(&w, "searchset");
-    if (total >= 0 && !p.total_none) {
-        jw_key(&w, "total");
-        jw_int(&w, total);
-    }
-    jw_key(&w, "link");
-    jw_arr(&w);
-    jw_obj(&w);
-    jw_key(&w, "relation");
-    jw_str(&w, "self");
-    jw_key(&w, "url");
-    jw_str(&w, link_url(r, &p, p.page_at ? as_of : 0, p.page_id));
-    jw_end(&w);
-    if (more && n) {
-        jw_obj(&w);
-        jw_key(&w, "relation");
-        jw_str(&w, "next");
-        jw_key(&w, "url");
-        jw_str(&w, link_url(r, &p, as_of, vs[n - 1].id));
-        jw_end(&w);
-    }
-    jw_end(&w);
+    bundle_begin(&w, "searchset");
+    if (total >= 0 && !p.total_none)
+        bundle_total(&w, (uint64_t)total);
+    bundle_links_begin(&w);
+    bundle_link(&w, "self", link_url(r, &p, p.page_at ? as_of : 0, p.page_id));
+    if (more && n)
+        bundle_link(&w, "next", link_url(r, &p, as_of, vs[n - 1].id));
+    bundle_links_end(&w);
     if (n || p.nignored) {
-        jw_key(&w, "entry");
-        jw_arr(&w);
+        bundle_entries_begin(&w);
         for (size_t i = 0; i < n; i++)
             put_entry(r, &w, base, &vs[i]);
         if (p.nignored)
             put_ignored_outcome(&w, &p);
-        jw_end(&w);
+        bundle_entries_end(&w);
     }
-    jw_end(&w);
-    store_read_end(rd);
+    bundle_end(&w);
     buf_free(&p.ignored);
     return rest_send_buf(r, 200, &b);
 }

@@ -1,5 +1,5 @@
 /*
- * server.c -- the HTTP server of hortus on libmicrohttpd, and `hortus serve`.
+ * server.c -- the HTTP server of hortus on libmicrohttpd: the connection state machine.
  *
  * MHD runs an internal epoll thread pool (one thread per core by default).
  * Everything a request needs is decided in the access handler, which MHD calls
@@ -22,33 +22,47 @@
  *              handler's resume function answers (or re-submits after a
  *              concurrent-write conflict).
  *
- * Shutdown (SIGINT/SIGTERM): stop accepting, refuse new writes with 503, wait
- * for suspended writes to complete, stop MHD, close the store.
+ * Shutdown (rest_server_stop): stop accepting, refuse new writes with 503, wait
+ * for every write in flight to be answered, however long its commit takes (a
+ * suspended connection must never outlive the daemon: the store's callback
+ * would resume freed memory), give the answers of the last writes
+ * REST_SHUTDOWN_GRACE_MS to reach their clients, then stop MHD.
+ *
+ * This file is the connection state machine and nothing else: the accessors
+ * handlers use are in request.c, `hortus serve` is in serve.c. It includes the
+ * handlers (to dispatch); nothing it defines is used by them.
  */
+#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
-#include "cli.h"
-#include "fhirpath/spcache.h"
-#include "rest/rest.h"
+#include "rest/conneg.h"
+#include "rest/gate.h"
+#include "rest/handlers.h"
+#include "rest/response.h"
 #include "rest/server.h"
 #include "store/store.h"
 
 struct rest_server {
     struct MHD_Daemon *d;
-    struct store *st;
-    char *base_url; /* configured public base (no trailing slash), or NULL */
-    unsigned port;
-    int inflight; /* suspended writes (atomic) */
-    int stopping; /* atomic */
+    rest_site site;
+    int listen_fd;
+    char *base_url;   /* owned copy behind site.base_url */
+    char url[128];    /* http://ADDR:PORT/fhir as bound */
+    int open_writes;  /* write requests between their first call and completion (atomic) */
 };
 
 /* ---- per-thread arena for bodiless requests ------------------------------ */
@@ -81,117 +95,15 @@ static arena *thread_arena(void)
     return a;
 }
 
-/* ---- request helpers ----------------------------------------------------- */
-const char *rest_header(rest_req *r, const char *name)
+/* ---- the gate's hooks: a waiting write is a suspended connection ------------- */
+static void gate_park(rest_req *r)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    rest_suspend(r);
 }
 
-const char *rest_query(rest_req *r, const char *name)
+static void gate_wake(rest_req *r)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-typedef struct query_iter {
-    int (*fn)(void *ctx, const char *key, const char *value);
-    void *ctx;
-} query_iter;
-
-static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    query_iter *q = cls;
-    (void)kind;
-    return q->fn(q->ctx, key, value) ? MHD_NO : MHD_YES;
-}
-
-void rest_query_each(rest_req *r, int (*fn)(void *ctx, const char *key, const char *value),
-                     void *ctx)
-{
-    query_iter q = {fn, ctx};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &q);
-}
-
-struct store *rest_store(rest_req *r)
-{
-    return r->srv->st;
-}
-
-static int host_ok(const char *h)
-{
-    if (!*h || strlen(h) > 255)
-        return 0;
-    for (const char *p = h; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
-            return 0;
-    }
-    return 1;
-}
-
-const char *rest_base_url(rest_req *r)
-{
-    if (r->srv->base_url)
-        return r->srv->base_url;
-    if (r->base_url)
-        return r->base_url;
-    const char *proto = rest_header(r, "X-Forwarded-Proto");
-    if (!proto || (strcmp(proto, "http") && strcmp(proto, "https")))
-        proto = "http";
-    char hostbuf[256];
-    const char *host = NULL;
-    const char *fh = rest_header(r, "X-Forwarded-Host");
-    if (fh) {
-        size_t n = strcspn(fh, ", ");
-        if (n < sizeof hostbuf) {
-            memcpy(hostbuf, fh, n);
-            hostbuf[n] = 0;
-            if (host_ok(hostbuf))
-                host = hostbuf;
-        }
-    }
-    if (!host) {
-        const char *h = rest_header(r, MHD_HTTP_HEADER_HOST);
-        if (h && host_ok(h))
-            host = h;
-    }
-    buf b = BUF_INIT;
-    if (host)
-        buf_printf(&b, "%s://%s%s", proto, host, REST_BASE_PATH);
-    else
-        buf_printf(&b, "%s://localhost:%u%s", proto, r->srv->port, REST_BASE_PATH);
-    const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
-    buf_free(&b);
-    r->base_url = out;
-    return out ? out : "";
-}
-
-void rest_server_gauges(rest_req *r, buf *b)
-{
-    rest_server *srv = r->srv;
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    buf_printf(b,
-               "# HELP hortus_http_connections Open HTTP connections.\n"
-               "# TYPE hortus_http_connections gauge\n"
-               "hortus_http_connections %u\n"
-               "# HELP hortus_http_writes_in_flight Writes waiting for their commit or their "
-               "turn at a resource.\n"
-               "# TYPE hortus_http_writes_in_flight gauge\n"
-               "hortus_http_writes_in_flight %d\n",
-               di ? di->num_connections : 0u,
-               __atomic_load_n(&srv->inflight, __ATOMIC_RELAXED));
-}
-
-void rest_suspend(rest_req *r)
-{
-    MHD_suspend_connection(r->conn);
-}
-
-void rest_resume(rest_req *r)
-{
-    MHD_resume_connection(r->conn);
+    rest_resume(r);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -202,50 +114,11 @@ static int method_not_allowed(rest_req *r, const char *allow)
     return rest_send_error_ex(r, 405, OO_NOT_SUPPORTED, msg, NULL, allow);
 }
 
-/* Which interaction each route answers per method (RI_OTHER: not allowed there),
- * and the Allow header of its 405. HEAD is answered as GET. */
-typedef struct route_methods {
-    const char *allow;
-    rest_interaction get, post, put, patch, del;
-} route_methods;
-
-#define NO RI_OTHER
-static const route_methods route_table[] = {
-    [RR_HEALTH] = {"GET, HEAD", RI_HEALTH, NO, NO, NO, NO},
-    [RR_METRICS] = {"GET, HEAD", RI_METRICS, NO, NO, NO, NO},
-    [RR_BASE] = {"POST", NO, RI_BATCH, NO, NO, NO},
-    [RR_METADATA] = {"GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
-    [RR_SYS_HISTORY] = {"GET, HEAD", RI_HISTORY_SYSTEM, NO, NO, NO, NO},
-    [RR_TYPE] = {"GET, HEAD, POST", RI_SEARCH_TYPE, RI_CREATE, NO, NO, NO},
-    [RR_TYPE_HISTORY] = {"GET, HEAD", RI_HISTORY_TYPE, NO, NO, NO, NO},
-    [RR_INSTANCE] = {"GET, HEAD, PUT, PATCH, DELETE", RI_READ, NO, RI_UPDATE, RI_PATCH, RI_DELETE},
-    [RR_INST_HISTORY] = {"GET, HEAD", RI_HISTORY_INSTANCE, NO, NO, NO, NO},
-    [RR_VERSION] = {"GET, HEAD", RI_VREAD, NO, NO, NO, NO},
-    [RR_OPERATION] = {"GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
-};
-#undef NO
-
 /* Sets r->ri from route and method; returns 0, or 1 when the combination is not
- * an interaction (405 with the allowed methods in *allow). Routes outside the
- * table (none, unknown type, bad shape) are left RI_OTHER for the 404 paths. */
+ * an interaction (405 with the allowed methods in *allow). */
 static int classify(rest_req *r, const char **allow)
 {
-    r->ri = RI_OTHER;
-    unsigned k = (unsigned)r->route.kind;
-    if (k >= sizeof route_table / sizeof route_table[0] || !route_table[k].allow)
-        return 0;
-    const route_methods *rm = &route_table[k];
-    *allow = rm->allow;
-    switch (r->method) {
-    case RM_GET:
-    case RM_HEAD: r->ri = rm->get; break;
-    case RM_POST: r->ri = rm->post; break;
-    case RM_PUT: r->ri = rm->put; break;
-    case RM_PATCH: r->ri = rm->patch; break;
-    case RM_DELETE: r->ri = rm->del; break;
-    default: break;
-    }
-    return r->ri == RI_OTHER;
+    return rest_classify(r->route.kind, r->method, &r->ri, allow);
 }
 
 typedef struct cl_scan {
@@ -372,27 +245,12 @@ static int dispatch(rest_req *r)
     }
 }
 
-int rest_writes_allowed(rest_req *r)
-{
-    __atomic_add_fetch(&r->srv->inflight, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&r->srv->stopping, __ATOMIC_SEQ_CST)) {
-        __atomic_sub_fetch(&r->srv->inflight, 1, __ATOMIC_SEQ_CST);
-        return 0;
-    }
-    return 1;
-}
-
-void rest_write_finished(rest_req *r)
-{
-    __atomic_sub_fetch(&r->srv->inflight, 1, __ATOMIC_SEQ_CST);
-}
-
 static void req_free(rest_req *r)
 {
     if (!r)
         return;
+    assert(!r->ctx.snap && !r->gated); /* both end before the request is freed */
     buf_free(&r->body);
-    buf_free(&r->wbytes);
     if (r->owns_arena)
         arena_free(r->a);
     free(r);
@@ -482,7 +340,7 @@ static enum MHD_Result refuse(rest_server *srv, struct MHD_Connection *c, const 
 {
     rest_req r;
     memset(&r, 0, sizeof r);
-    r.srv = srv;
+    r.site = &srv->site;
     r.conn = c;
     r.method = rest_method_parse(method);
     r.t_start_ns = rest_now_ns();
@@ -523,6 +381,18 @@ static int refused_body_drainable(struct MHD_Connection *c)
     return !errno && end != cl && !*end && v <= REST_DRAIN_MAX;
 }
 
+/* A write request's answer is queued: its turn at the gate and its place among
+ * the writes in flight end here (shutdown waits for the latter). */
+static void request_answered(rest_req *r)
+{
+    rest_snapshot_end(r);
+    rest_gate_leave(r->site->gate, r);
+    if (r->inflight) {
+        r->inflight = 0;
+        rest_write_finished(r);
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
@@ -561,17 +431,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * request might still have a body coming.) */
         rest_req r;
         memset(&r, 0, sizeof r);
-        r.srv = srv;
+        r.site = &srv->site;
         r.conn = c;
         r.method = rest_method_parse(method);
         r.t_start_ns = rest_now_ns();
         r.ri = RI_OTHER;
         r.a = thread_arena();
         *con_cls = NULL;
-        if (!r.a || rest_route_parse(r.a, url, &r.route))
+        if (!r.a || rest_route_parse(r.a, url, &r.route) || rest_req_begin(&r))
             return MHD_NO;
         if (precheck(&r) < 0)
             dispatch(&r);
+        assert(r.ri != RI_OTHER || !r.inflight); /* reads never wait for the store */
+        rest_snapshot_end(&r);
         return MHD_YES;
     }
     if (!br) {
@@ -583,8 +455,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         br = calloc(1, sizeof *br);
         if (!br)
             return MHD_NO;
+        __atomic_add_fetch(&srv->open_writes, 1, __ATOMIC_SEQ_CST);
         rest_req *r = &br->r;
-        r->srv = srv;
+        r->site = &srv->site;
         r->conn = c;
         r->method = m;
         r->t_start_ns = rest_now_ns();
@@ -594,7 +467,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         buf_init(&r->body);
         r->body.limit = REST_MAX_BODY;
         *con_cls = br;
-        if (!r->a || rest_route_parse(r->a, url, &r->route))
+        if (!r->a || rest_route_parse(r->a, url, &r->route) || rest_req_begin(r))
             return MHD_NO; /* freed by on_completed */
         if (precheck(r) >= 0)
             br->state = ST_ANSWERED;
@@ -621,11 +494,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rc == REST_SUSPENDED) {
             br->state = ST_SUSPENDED;
         } else {
-            rest_gate_leave(r);
-            if (r->inflight) {
-                r->inflight = 0;
-                rest_write_finished(r);
-            }
+            request_answered(r);
         }
         return MHD_YES;
     }
@@ -641,197 +510,192 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (dispatch(r) == REST_SUSPENDED)
         br->state = ST_SUSPENDED;
     else
-        rest_gate_leave(r);
+        request_answered(r);
     return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    rest_server *srv = cls;
     (void)c;
     (void)toe;
     body_req *br = *con_cls;
     if (br && br != &bodiless_marker && !early_refusal_of(br)) {
-        rest_gate_leave(&br->r);
-        if (br->r.inflight)
-            rest_write_finished(&br->r);
+        request_answered(&br->r);
         req_free(&br->r);
+        __atomic_sub_fetch(&srv->open_writes, 1, __ATOMIC_SEQ_CST);
     }
     *con_cls = NULL;
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
-int rest_server_start(const rest_server_opts *o, struct store *st, rest_server **out)
+
+/* Bind and listen on addr:port ourselves, so that a port in use is a clear error
+ * (no SO_REUSEPORT: a second server must not share the port and split the
+ * traffic between two databases) and the start line can name the real address.
+ * SO_REUSEADDR only lets a restarted server bind past connections in TIME_WAIT;
+ * on Linux it never lets two sockets listen on one address. Returns the socket,
+ * or -1 with a message in msg. */
+static int listen_on(const char *addr, unsigned port, char *url, size_t urlsz, unsigned *bound,
+                     char *msg, size_t msgsz)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char ports[8];
+    snprintf(ports, sizeof ports, "%u", port);
+    int g = getaddrinfo(addr, ports, &hints, &res);
+    if (g || !res) {
+        snprintf(msg, msgsz, "cannot use --bind '%s': %s", addr, gai_strerror(g));
+        return -1;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (fd < 0) {
+        snprintf(msg, msgsz, "socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024)) {
+        int e = errno;
+        snprintf(msg, msgsz, "cannot listen on %s port %u: %s%s", addr, port, strerror(e),
+                 e == EADDRINUSE ? " (is another hortus serving it?)" : "");
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned p = port;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+            p = ntohs(in->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+            p = ntohs(in6->sin6_port);
+        }
+    }
+    int v6 = ss.ss_family == AF_INET6;
+    snprintf(url, urlsz, "http://%s%s%s:%u%s", v6 ? "[" : "", host, v6 ? "]" : "", p,
+             REST_BASE_PATH);
+    *bound = p;
+    return fd;
+}
+
+int rest_server_start(const rest_server_opts *o, const rest_services *svc, rest_server **out,
+                      char *msg, size_t msgsz)
 {
     rest_server *srv = calloc(1, sizeof *srv);
-    if (!srv)
+    if (!srv) {
+        snprintf(msg, msgsz, "out of memory");
         return ERR_NOMEM;
-    srv->st = st;
-    srv->port = o->port;
+    }
+    srv->listen_fd = -1;
+    srv->site.svc = svc;
     if (o->base_url && *o->base_url) {
         size_t n = strlen(o->base_url);
         while (n && o->base_url[n - 1] == '/')
             n--;
         srv->base_url = strndup(o->base_url, n);
-        if (!srv->base_url) {
-            free(srv);
-            return ERR_NOMEM;
-        }
+        if (!srv->base_url)
+            goto nomem;
+        srv->site.base_url = srv->base_url;
     }
+    rest_gate_hooks hooks = {gate_park, gate_wake};
+    srv->site.gate = rest_gate_new(&hooks);
+    if (!srv->site.gate)
+        goto nomem;
+    srv->listen_fd = listen_on(o->bind && *o->bind ? o->bind : REST_DEFAULT_BIND, o->port,
+                               srv->url, sizeof srv->url, &srv->site.port, msg, msgsz);
+    if (srv->listen_fd < 0)
+        goto fail;
     unsigned threads = o->threads;
     if (!threads) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         threads = nc > 0 ? (unsigned)nc : 2;
     }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
     srv->d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE,
-        threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)REST_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REST_CONN_TIMEOUT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-        srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REST_CONN_MEMORY,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)REST_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)REST_CONN_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)REST_CONN_MEMORY, MHD_OPTION_END);
     if (!srv->d) {
-        free(srv->base_url);
-        free(srv);
-        return ERR_IO;
-    }
-    if (!srv->port) {
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-        if (di)
-            srv->port = di->port;
+        snprintf(msg, msgsz, "the HTTP daemon did not start");
+        goto fail;
     }
     *out = srv;
     return 0;
+nomem:
+    snprintf(msg, msgsz, "out of memory");
+fail:
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    rest_gate_free(srv->site.gate);
+    free(srv->base_url);
+    free(srv);
+    return ERR_IO;
 }
 
 unsigned rest_server_port(const rest_server *srv)
 {
-    return srv->port;
+    return srv->site.port;
+}
+
+const char *rest_server_url(const rest_server *srv)
+{
+    return srv->url;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void rest_server_stop(rest_server *srv)
 {
     if (!srv)
         return;
-    __atomic_store_n(&srv->stopping, 1, __ATOMIC_SEQ_CST);
-    MHD_quiesce_daemon(srv->d);
-    /* suspended writes finish when their commit does; MHD must not stop with
-     * suspended connections */
-    for (int i = 0; i < 3000 && __atomic_load_n(&srv->inflight, __ATOMIC_SEQ_CST) > 0; i++)
-        usleep(10000);
+    __atomic_store_n(&srv->site.stopping, 1, __ATOMIC_SEQ_CST);
+    int fd = MHD_quiesce_daemon(srv->d); /* no new connections from here on */
+    if (fd >= 0)
+        close(fd);
+    /* Every write in flight is answered before the daemon stops, however long its
+     * commit takes: a suspended connection must not outlive MHD, or the store's
+     * callback resumes freed memory. New writes are refused with 503 meanwhile. */
+    uint64_t t0 = mono_ms(), said = t0;
+    int n;
+    while ((n = __atomic_load_n(&srv->site.inflight, __ATOMIC_SEQ_CST)) > 0) {
+        if (mono_ms() - said >= 5000) {
+            said = mono_ms();
+            fprintf(stderr, "hortus: waiting for %d write%s to commit (%llu s)\n", n,
+                    n == 1 ? "" : "s", (unsigned long long)((said - t0) / 1000));
+        }
+        usleep(2000);
+    }
+    /* The answers of the last writes are queued; give them time to be sent. */
+    uint64_t grace_end = mono_ms() + REST_SHUTDOWN_GRACE_MS;
+    while (__atomic_load_n(&srv->open_writes, __ATOMIC_SEQ_CST) > 0 && mono_ms() < grace_end)
+        usleep(2000);
     MHD_stop_daemon(srv->d);
+    assert(rest_gate_keys(srv->site.gate) == 0);
+    rest_gate_free(srv->site.gate);
     free(srv->base_url);
     free(srv);
-}
-
-/* ---- hortus serve -------------------------------------------------------- */
-static void serve_usage(FILE *f)
-{
-    fprintf(f, "usage: hortus serve [--data DIR] [--port N] [--store lmdb:DIR] [--threads N] "
-               "[--base-url URL]\n");
-}
-
-static int parse_uint(const char *s, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
-int serve_main(int argc, char **argv)
-{
-    const char *data = "./hortus-data", *store_url = NULL;
-    rest_server_opts o = {.port = 8080};
-    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            serve_usage(stdout);
-            return 0;
-        }
-        if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
-            strcmp(a, "--port") && strcmp(a, "--threads")) {
-            fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
-            serve_usage(stderr);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "hortus serve: %s needs a value\n", a);
-            serve_usage(stderr);
-            return 2;
-        }
-        if (!strcmp(a, "--data")) {
-            data = v;
-        } else if (!strcmp(a, "--store")) {
-            store_url = v;
-        } else if (!strcmp(a, "--base-url")) {
-            o.base_url = v;
-        } else if (!strcmp(a, "--port")) {
-            if (parse_uint(v, 65535, &o.port)) {
-                fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
-                return 2;
-            }
-        } else if (parse_uint(v, 256, &o.threads)) {
-            fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
-            return 2;
-        }
-    }
-    /* Block the stop signals in every thread (MHD's and the store's inherit the
-     * mask) and wait for them here. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    /* Every search-parameter expression of the model is compiled once, here: a
-     * model or engine change that breaks one stops the server at start-up rather
-     * than failing a search later. */
-    fp_sp_cache *spc = NULL;
-    fp_error fpe;
-    if (fp_sp_cache_build(&spc, &fpe)) {
-        fprintf(stderr, "hortus serve: search parameters do not compile: %s\n", fpe.msg);
-        return 1;
-    }
-
-    char spec[4096];
-    if (store_url)
-        snprintf(spec, sizeof spec, "%s", store_url);
-    else
-        snprintf(spec, sizeof spec, "lmdb:%s", data);
-    struct store *st = NULL;
-    int rc = store_open(spec, NULL, &st);
-    if (rc) {
-        fprintf(stderr, "hortus serve: cannot open store %s: %s\n", spec, err_str(rc));
-        fp_sp_cache_free(spc);
-        return 1;
-    }
-    rest_server *srv = NULL;
-    rc = rest_server_start(&o, st, &srv);
-    if (rc) {
-        fprintf(stderr, "hortus serve: cannot listen on port %u: %s\n", o.port, err_str(rc));
-        store_close(st);
-        fp_sp_cache_free(spc);
-        return 1;
-    }
-    fprintf(stderr,
-            "hortus %s serving FHIR R4 at http://localhost:%u%s (data: %s; "
-            "%zu search-parameter expressions compiled)\n",
-            HORTUS_VERSION, rest_server_port(srv), REST_BASE_PATH, spec, fp_sp_cache_count(spc));
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
-    rest_server_stop(srv);
-    store_close(st);
-    fp_sp_cache_free(spc);
-    return 0;
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "rest/rest.h"
+#include "rest/response.h"
 
 enum { SHAPE_ALL = 0, SHAPE_SUMMARY, SHAPE_TEXT, SHAPE_DATA, SHAPE_ELEMENTS };
 
@@ -181,14 +181,8 @@ int rest_send_resource(rest_req *r, unsigned status, const char *bytes, size_t l
     jw w;
     jw_init(&w, &b, r->pretty);
     write_shaped(&w, v, mode, elements);
-    if (b.err) {
-        int e = b.err;
-        buf_free(&b);
+    int e = rest_reply_take(&rep, &b);
+    if (e)
         return rest_send_errcode(r, e, "could not build the response");
-    }
-    size_t n = 0;
-    rep.body = buf_detach(&b, &n);
-    rep.len = n;
-    rep.body_is_heap = 1;
     return rest_send(r, &rep);
 }

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "rest/rest.h"
+#include "rest/handlers.h"
+#include "rest/params.h"
+#include "rest/response.h"
 #include "store/store.h"
 
 int rest_vread(rest_req *r)
@@ -29,28 +31,24 @@ int rest_vread(rest_req *r)
         return rest_send_error(r, 400, OO_INVALID, msg, NULL);
     }
     store_reader *rd;
-    int rc = store_read_begin(rest_store(r), &rd);
+    int rc = rest_snapshot(r, &rd);
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the store");
     store_version v;
-    rc = store_vread(rd, 0, type, id, vid, &v);
+    rc = store_vread(rd, r->ctx.tenant, type, id, vid, &v);
     if (rc == ERR_NOTFOUND) {
-        store_read_end(rd);
         snprintf(msg, sizeof msg, "%s/%s has no version %llu", type, id,
                  (unsigned long long)vid);
         return rest_send_error(r, 404, OO_NOT_FOUND, msg, NULL);
     }
     if (rc == ERR_GONE) {
-        store_read_end(rd);
         snprintf(msg, sizeof msg, "version %llu of %s/%s is a deletion",
                  (unsigned long long)vid, type, id);
         return rest_send_error(r, 410, OO_DELETED, msg, NULL);
     }
     if (rc) {
-        store_read_end(rd);
         return rest_send_errcode(r, rc, "cannot read the resource");
     }
     rc = rest_send_resource(r, 200, v.bytes, v.len, v.vid, v.last_updated);
-    store_read_end(rd);
     return rc;
 }

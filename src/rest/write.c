@@ -1,17 +1,22 @@
 /*
- * write.c -- what create, update and delete share.
+ * write.c -- the one write pipeline (its shape is drawn in write.h).
  *
  * The request thread does all the JSON work: parse (strict FHIR JSON), check
  * the resource against the URL and the model, and build the final bytes with
  * id, meta.versionId and meta.lastUpdated spliced in. Only then is the write
  * handed to the store, whose single writer thread just checks the expected
- * version and appends. The connection is suspended meanwhile (rest_submit) and
- * the handler's resume function answers once the commit is durable:
+ * version and appends. The connection is suspended meanwhile and the answer is
+ * sent once the commit is durable:
  *
- *   body --json_parse--> tree --checks--> rest_build_bytes --> store_submit
- *                                                                  | suspend
- *   201/200 + ETag + Location <-- resume <-- done callback (after fsync)
+ *   body --json_parse--> tree --checks--> plan --> rest_commit_submit
+ *                                                        | suspend
+ *   201/200/204 + ETag + Location <-- classify <-- done callback (after fsync)
+ *
+ * Single writes to an existing id (update, patch, delete) first pass the
+ * per-resource gate (gate.h), so concurrent writers of one resource take turns
+ * instead of overtaking each other.
  */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,42 +26,15 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "fhir/validate.h"
-#include "rest/rest.h"
-#include "store/store.h"
+#include "rest/gate.h"
+#include "rest/response.h"
+#include "rest/write.h"
 
-rest_prefer rest_prefer_return(rest_req *r)
-{
-    const char *p = rest_header(r, "Prefer");
-    if (!p)
-        return REST_RETURN_REPRESENTATION;
-    const char *q = strstr(p, "return=");
-    if (!q)
-        return REST_RETURN_REPRESENTATION;
-    q += 7;
-    if (!strncmp(q, "minimal", 7))
-        return REST_RETURN_MINIMAL;
-    if (!strncmp(q, "OperationOutcome", 16))
-        return REST_RETURN_OUTCOME;
-    return REST_RETURN_REPRESENTATION;
-}
-
-/* Structural validation against the model (src/fhir/validate.h): every issue
- * found goes back in one OperationOutcome. Returns 0, or 1 when a 400 was sent. */
-static int rest_validate(rest_req *r, const json_val *root)
-{
-    oo o;
-    oo_init(&o, r->a);
-    int rc = val_resource(r->a, root, r->route.type->name, &o);
-    if (rc == 0)
-        return 0;
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory"), 1;
-    return rest_send_outcome(r, 400, &o), 1;
-}
+/* ---- parsing the request -------------------------------------------------------- */
 
 int rest_parse_resource(rest_req *r, json_val **root)
 {
-    char msg[400];
+    char msg[200];
     json_error je;
     memset(&je, 0, sizeof je);
     if (r->body.len == 0)
@@ -64,18 +42,8 @@ int rest_parse_resource(rest_req *r, json_val **root)
                                NULL),
                1;
     int rc = json_parse(r->a, r->body.data, r->body.len, JSON_FHIR, root, &je);
-    if (rc == ERR_TOOBIG) {
-        snprintf(msg, sizeof msg, "JSON nested deeper than %d levels (line %d, column %d)",
-                 JSON_MAX_DEPTH, je.line, je.col);
-        return rest_send_error(r, 400, OO_TOO_COSTLY, msg, NULL), 1;
-    }
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory"), 1;
-    if (rc) {
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.col,
-                 je.msg);
-        return rest_send_error(r, 400, OO_STRUCTURE, msg, NULL), 1;
-    }
+    if (rc)
+        return rest_send_json_error(r, rc, &je), 1;
     const json_val *v = *root;
     if (v->type != JSON_OBJECT)
         return rest_send_error(r, 400, OO_STRUCTURE, "the body must be a JSON object (a resource)",
@@ -93,8 +61,39 @@ int rest_parse_resource(rest_req *r, json_val **root)
                  rt->u.s, want);
         return rest_send_error(r, 400, OO_INVALID, msg, "resourceType"), 1;
     }
-    return rest_validate(r, *root);
+    /* structural validation against the model: every issue in one outcome */
+    oo o;
+    oo_init(&o, r->a);
+    rc = val_resource(r->a, *root, want, &o);
+    if (rc == 0)
+        return 0;
+    if (rc == ERR_NOMEM)
+        return rest_send_errcode(r, rc, "out of memory"), 1;
+    return rest_send_outcome(r, 400, &o), 1;
 }
+
+int rest_write_target(rest_req *r, rest_write *w)
+{
+    if (!rest_id_valid(r->route.id, r->route.id_len)) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "invalid id '%.80s' in the URL: 1-%d characters of A-Z a-z 0-9 - .",
+                 r->route.id, REST_MAX_ID);
+        rest_send_error(r, 400, OO_INVALID, msg, NULL);
+        return 1;
+    }
+    w->type = r->route.type;
+    w->id = r->route.id;
+    const char *bad;
+    if (rest_precond_parse(rest_header(r, "If-Match"), rest_header(r, "If-None-Match"), &w->pre,
+                           &bad)) {
+        rest_send_error(r, 400, OO_INVALID, bad, NULL);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- bytes and ids -------------------------------------------------------------- */
 
 static void put_meta(jw *w, const json_val *meta, uint64_t vid, int64_t lu)
 {
@@ -141,112 +140,6 @@ void rest_build_bytes(const json_val *root, const char *type, const char *id, ui
     jw_end(&w);
 }
 
-int rest_if_match(rest_req *r, uint64_t *vid)
-{
-    const char *h = rest_header(r, "If-Match");
-    if (!h)
-        return 0;
-    const char *p = h;
-    while (*p == ' ')
-        p++;
-    if (p[0] == 'W' && p[1] == '/')
-        p += 2;
-    size_t n = strlen(p);
-    while (n && p[n - 1] == ' ')
-        n--;
-    if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
-        p++;
-        n -= 2;
-    }
-    return rest_vid_parse(p, n, vid) ? -1 : 1;
-}
-
-static void on_store_done(void *ctx, int rc, uint64_t t)
-{
-    rest_req *r = ctx;
-    r->store_rc = rc;
-    r->store_t = t;
-    rest_resume(r);
-}
-
-int rest_submit(rest_req *r, struct store_req *req, rest_resume_fn resume)
-{
-    if (!r->inflight) {
-        if (!rest_writes_allowed(r))
-            return rest_send_error(r, 503, OO_TRANSIENT, "the server is shutting down", NULL);
-        r->inflight = 1;
-    }
-    r->resume = resume;
-    r->store_rc = 0;
-    r->store_t = 0;
-    rest_suspend(r);
-    int rc = store_submit(rest_store(r), req, on_store_done, r);
-    if (rc) {
-        /* refused without a callback: answer from the resumed handler */
-        r->store_rc = rc;
-        rest_resume(r);
-    }
-    return REST_SUSPENDED;
-}
-
-int rest_send_write(rest_req *r, unsigned status, const char *type, const char *id,
-                    uint64_t vid, int64_t lu, const char *bytes, size_t len, int location,
-                    const char *what)
-{
-    const char *base = rest_base_url(r);
-    buf loc = BUF_INIT;
-    rest_reply rep = {.status = status, .etag_vid = vid, .last_modified_s = lu / 1000000};
-    if (location) {
-        buf_printf(&loc, "%s/%s/%s/_history/%llu", base, type, id, (unsigned long long)vid);
-        if (!loc.err)
-            rep.location = loc.data;
-    }
-    rest_prefer pref = rest_prefer_return(r);
-    buf b = BUF_INIT;
-    if (pref == REST_RETURN_REPRESENTATION && bytes) {
-        if (r->pretty) {
-            json_val *v;
-            if (json_parse(r->a, bytes, len, 0, &v, NULL) == 0)
-                json_write(&b, v, 1);
-            else
-                buf_put(&b, bytes, len);
-        } else {
-            buf_put(&b, bytes, len);
-        }
-    } else if (pref == REST_RETURN_OUTCOME) {
-        char diag[200];
-        snprintf(diag, sizeof diag, "%s %s/%s, version %llu", what, type, id,
-                 (unsigned long long)vid);
-        jw w;
-        jw_init(&w, &b, r->pretty);
-        jw_obj(&w);
-        jw_key(&w, "resourceType");
-        jw_str(&w, "OperationOutcome");
-        jw_key(&w, "issue");
-        jw_arr(&w);
-        jw_obj(&w);
-        jw_key(&w, "severity");
-        jw_str(&w, "information");
-        jw_key(&w, "code");
-        jw_str(&w, "informational");
-        jw_key(&w, "diagnostics");
-        jw_str(&w, diag);
-        jw_end(&w);
-        jw_end(&w);
-        jw_end(&w);
-    }
-    if (b.len && !b.err) {
-        size_t n = 0;
-        rep.body = buf_detach(&b, &n);
-        rep.len = n;
-        rep.body_is_heap = 1;
-    }
-    buf_free(&b);
-    int rc = rest_send(r, &rep);
-    buf_free(&loc);
-    return rc;
-}
-
 void rest_new_id(char out[37])
 {
     /* A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random
@@ -278,33 +171,354 @@ void rest_new_id(char out[37])
     out[o] = 0;
 }
 
-int rest_write_checks(rest_req *r, uint64_t *if_match, int *has_if_match)
+/* ---- plan ----------------------------------------------------------------------- */
+
+static int refuse(arena *a, rest_write *w, unsigned status, oo_code code, const char *msg)
 {
-    if (!rest_id_valid(r->route.id, r->route.id_len)) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "invalid id '%.80s' in the URL: 1-%d characters of A-Z a-z 0-9 - .",
-                 r->route.id, REST_MAX_ID);
-        rest_send_error(r, 400, OO_INVALID, msg, NULL);
-        return 1;
-    }
-    int im = rest_if_match(r, if_match);
-    if (im < 0) {
-        rest_send_error(r, 400, OO_INVALID, "malformed If-Match: expected W/\"versionId\"",
-                        NULL);
-        return 1;
-    }
-    *has_if_match = im;
+    w->why.status = status;
+    w->why.code = code;
+    w->why.msg = arena_strndup(a, msg, strlen(msg));
+    w->why.expr = NULL;
+    w->why.outcome = NULL;
+    return REST_PLAN_REFUSED;
+}
+
+/* Hook: may the caller of ctx make this write? Every write is allowed until
+ * authorisation exists (SMART scopes, consent and tenants come here). Runs before
+ * anything about the target is read, so a refusal reveals nothing of it.
+ * 0 allowed, REST_PLAN_REFUSED (w->why: 401/403), or ERR_*. */
+static int plan_rights(const rest_ctx *ctx, arena *a, rest_write *w)
+{
+    (void)ctx;
+    (void)a;
+    (void)w;
     return 0;
 }
 
-int rest_write_lost_race(rest_req *r, int has_if_match, int (*again)(rest_req *r),
-                         const char *busy)
+/* Hook: what else this write changes in the same commit (search-index entries,
+ * AuditEvents, the subscription outbox), added with rest_write_add_extra. Runs
+ * last, on the final op. 0, REST_PLAN_REFUSED, or ERR_*. */
+static int plan_extras(const rest_ctx *ctx, arena *a, rest_write *w)
 {
-    if (has_if_match)
-        return rest_send_error(r, 412, OO_CONFLICT,
-                               "version conflict: the resource was changed concurrently", NULL);
-    if (r->retries++ < REST_MAX_RETRIES)
-        return again(r);
-    return rest_send_error(r, 409, OO_CONFLICT, busy, NULL);
+    (void)ctx;
+    (void)a;
+    (void)w;
+    return 0;
+}
+
+int rest_write_add_extra(arena *a, rest_write *w, store_db db, int del, const void *key,
+                         size_t key_len, const void *val, size_t val_len)
+{
+    if (w->nextra == w->extra_cap) {
+        size_t cap = w->extra_cap ? w->extra_cap * 2 : 8;
+        store_extra *x = arena_realloc(a, w->extras, sizeof *x * w->extra_cap, sizeof *x * cap);
+        if (!x)
+            return ERR_NOMEM;
+        w->extras = x;
+        w->extra_cap = cap;
+    }
+    void *k = arena_alloc(a, key_len ? key_len : 1);
+    void *v = val_len ? arena_alloc(a, val_len) : NULL;
+    if (!k || (val_len && !v))
+        return ERR_NOMEM;
+    memcpy(k, key, key_len);
+    if (val_len)
+        memcpy(v, val, val_len);
+    w->extras[w->nextra++] = (store_extra){
+        .db = db, .del = del, .key = k, .key_len = key_len, .val = v, .val_len = val_len};
+    return 0;
+}
+
+/* PATCH: the new content, from a private copy of the current bytes. */
+static int plan_patch_content(arena *a, rest_write *w, const store_version *v)
+{
+    char msg[200];
+    /* the tree may point into its input (number text): parse a copy, not the map */
+    char *copy = arena_strndup(a, v->bytes, v->len);
+    json_val *root = NULL;
+    int rc = copy ? json_parse(a, copy, v->len, 0, &root, NULL) : ERR_NOMEM;
+    if (rc)
+        return rc == ERR_NOMEM ? rc : ERR_INTERNAL; /* the store holds only valid JSON */
+    rc = w->transform(w->transform_arg, a, root, &w->why);
+    if (rc)
+        return rc;
+    const char *type = w->type->name;
+    const char *rt = root->type == JSON_OBJECT ? json_get_str(root, "resourceType") : NULL;
+    const char *nid = root->type == JSON_OBJECT ? json_get_str(root, "id") : NULL;
+    if (!rt || strcmp(rt, type) || !nid || strcmp(nid, w->id))
+        return refuse(a, w, 422, OO_PROCESSING, "the patch may not change resourceType or id");
+    oo *o = arena_alloc(a, sizeof *o);
+    if (!o)
+        return ERR_NOMEM;
+    oo_init(o, a);
+    rc = val_resource(a, root, type, o);
+    if (rc == ERR_NOMEM)
+        return rc;
+    if (rc) {
+        snprintf(msg, sizeof msg, "the patched %s is not valid", type);
+        refuse(a, w, 422, OO_PROCESSING, msg);
+        w->why.outcome = o;
+        return REST_PLAN_REFUSED;
+    }
+    w->res = root;
+    return 0;
+}
+
+int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
+                    rest_write *w)
+{
+    char msg[300];
+    assert(w->type && (w->kind == RW_CREATE || w->id));
+    assert(w->kind != RW_PATCH || w->transform);
+    assert(w->kind == RW_DELETE || w->kind == RW_PATCH || w->res);
+    w->noop = 0;
+    w->live = 0;
+    w->cur_vid = 0;
+    w->cur_lu = 0;
+    w->nextra = 0;
+    memset(&w->why, 0, sizeof w->why);
+    int rc = plan_rights(ctx, a, w);
+    if (rc)
+        return rc;
+    const char *type = w->type->name;
+    store_version v;
+    memset(&v, 0, sizeof v);
+    if (w->kind == RW_CREATE) {
+        if (!w->id || w->id == w->newid) {
+            rest_new_id(w->newid); /* drawn again on every plan: a collision is a lost race */
+            w->id = w->newid;
+        }
+    } else {
+        rc = store_read(rd, ctx->tenant, type, w->id, &v);
+        if (rc == 0 || rc == ERR_GONE) {
+            w->live = rc == 0;
+            w->cur_vid = v.vid;
+            w->cur_lu = v.last_updated;
+        } else if (rc != ERR_NOTFOUND) {
+            return rc;
+        }
+    }
+    if (w->kind == RW_PATCH && !w->live) {
+        /* nothing to patch: that, not a precondition, is what the client must hear */
+        snprintf(msg, sizeof msg, "%s/%s %s", type, w->id,
+                 w->cur_vid ? "is deleted" : "is not known");
+        return refuse(a, w, w->cur_vid ? 410 : 404, w->cur_vid ? OO_DELETED : OO_NOT_FOUND, msg);
+    }
+    if (rest_precond_check(&w->pre, w->live, w->cur_vid, msg, sizeof msg))
+        return refuse(a, w, 412, OO_CONFLICT, msg);
+    if (w->kind == RW_DELETE && !w->live) {
+        w->noop = 1; /* nothing to delete: idempotent, no write */
+        return REST_PLAN_OK;
+    }
+    if (w->kind == RW_PATCH) {
+        rc = plan_patch_content(a, w, &v);
+        if (rc)
+            return rc;
+    }
+    memset(&w->op, 0, sizeof w->op);
+    w->op.type = type;
+    w->op.type_len = strlen(type);
+    w->op.id = w->id;
+    w->op.id_len = strlen(w->id);
+    w->op.vid = w->cur_vid + 1;
+    w->op.last_updated = now_us;
+    w->op.expect = w->live ? w->cur_vid : 0;
+    if (w->kind == RW_DELETE) {
+        w->op.op = STORE_OP_DELETE;
+    } else {
+        w->op.op = w->kind == RW_CREATE ? STORE_OP_CREATE : STORE_OP_UPDATE;
+        buf b = BUF_INIT;
+        rest_build_bytes(w->res, type, w->id, w->op.vid, now_us, &b);
+        char *bytes = b.err ? NULL : arena_alloc(a, b.len ? b.len : 1);
+        int err = b.err ? b.err : bytes ? 0 : ERR_NOMEM;
+        if (bytes)
+            memcpy(bytes, b.data, b.len);
+        w->op.bytes = bytes;
+        w->op.len = b.len;
+        buf_free(&b);
+        if (err)
+            return err;
+    }
+    return plan_extras(ctx, a, w);
+}
+
+/* ---- commit --------------------------------------------------------------------- */
+
+rest_commit_result rest_commit_classify(int rc, int sync)
+{
+    if (rc == 0)
+        return REST_COMMITTED;
+    /* Only the writer thread's version check can be overtaken by another commit;
+     * a request refused before it was queued failed on its own terms. */
+    if (!sync && rc == ERR_CONFLICT)
+        return REST_LOST_RACE;
+    return REST_FAILED;
+}
+
+static void on_commit_done(void *ctx, int rc, uint64_t t)
+{
+    rest_commit *c = ctx;
+    (void)t;
+    c->rc = rc;
+    rest_req *r = c->owner;
+    if (__atomic_sub_fetch(&r->commit_pending, 1, __ATOMIC_ACQ_REL) == 0)
+        rest_resume(r);
+}
+
+int rest_commit_submit(rest_req *r, rest_commit *c, size_t n, rest_resume_fn resume)
+{
+    if (!r->inflight) {
+        if (!rest_writes_allowed(r))
+            return rest_send_error(r, 503, OO_TRANSIENT, "the server is shutting down", NULL);
+        r->inflight = 1;
+    }
+    r->resume = resume;
+    /* one guard count until every unit is queued, so no callback resumes early */
+    __atomic_store_n(&r->commit_pending, 1, __ATOMIC_RELEASE);
+    rest_suspend(r);
+    for (size_t i = 0; i < n; i++) {
+        c[i].owner = r;
+        c[i].rc = 0;
+        c[i].sync = 0;
+        c[i].req.tenant = r->ctx.tenant;
+        __atomic_add_fetch(&r->commit_pending, 1, __ATOMIC_ACQ_REL);
+        int rc = store_submit(rest_store(r), &c[i].req, on_commit_done, &c[i]);
+        if (rc) {
+            /* refused without a callback */
+            c[i].rc = rc;
+            c[i].sync = 1;
+            __atomic_sub_fetch(&r->commit_pending, 1, __ATOMIC_ACQ_REL);
+        }
+    }
+    if (__atomic_sub_fetch(&r->commit_pending, 1, __ATOMIC_ACQ_REL) == 0)
+        rest_resume(r);
+    return REST_SUSPENDED;
+}
+
+/* ---- answering a single write ------------------------------------------------- */
+
+static int send_write(rest_req *r, unsigned status, const rest_write *w, uint64_t vid,
+                      int64_t lu, int location, const char *what)
+{
+    const char *type = w->type->name;
+    buf loc = BUF_INIT;
+    rest_reply rep = {.status = status, .etag_vid = vid,
+                      .last_modified_s = vid ? lu / 1000000 : -1};
+    if (location) {
+        buf_printf(&loc, "%s/%s/%s/_history/%llu", rest_base_url(r), type, w->id,
+                   (unsigned long long)vid);
+        if (!loc.err)
+            rep.location = loc.data;
+    }
+    rest_prefer pref = rest_prefer_return(rest_header(r, "Prefer"));
+    buf b = BUF_INIT;
+    const char *bytes = w->kind == RW_DELETE ? NULL : w->op.bytes;
+    if (pref == REST_RETURN_REPRESENTATION && bytes) {
+        json_val *v;
+        if (r->pretty && json_parse(r->a, bytes, w->op.len, 0, &v, NULL) == 0)
+            json_write(&b, v, 1);
+        else
+            buf_put(&b, bytes, w->op.len);
+    } else if (pref == REST_RETURN_OUTCOME) {
+        char diag[200];
+        snprintf(diag, sizeof diag, "%s %s/%s, version %llu", what, type, w->id,
+                 (unsigned long long)vid);
+        oo o;
+        oo_init(&o, r->a);
+        oo_add(&o, OO_INFORMATION, OO_INFORMATIONAL, diag, NULL);
+        oo_to_buf(&o, &b, r->pretty);
+    }
+    rest_reply_take(&rep, &b);
+    int rc = rest_send(r, &rep);
+    buf_free(&loc);
+    return rc;
+}
+
+static int answer(rest_req *r, rest_write *w)
+{
+    if (w->kind == RW_DELETE) {
+        unsigned st = rest_prefer_return(rest_header(r, "Prefer")) == REST_RETURN_OUTCOME ? 200
+                                                                                         : 204;
+        if (!w->noop)
+            return send_write(r, st, w, w->op.vid, w->op.last_updated, 0, "deleted");
+        if (!w->cur_vid)
+            return send_write(r, st, w, 0, 0, 0, "nothing to delete:");
+        return send_write(r, st, w, w->cur_vid, w->cur_lu, 0, "already deleted:");
+    }
+    if (w->kind == RW_PATCH)
+        return send_write(r, 200, w, w->op.vid, w->op.last_updated, 0, "patched");
+    int created = w->kind == RW_CREATE || w->op.created;
+    return send_write(r, created ? 201 : 200, w, w->op.vid, w->op.last_updated, created,
+                      created ? "created" : "updated");
+}
+
+static int send_refusal(rest_req *r, const rest_refusal *why)
+{
+    if (why->outcome)
+        return rest_send_outcome(r, why->status, why->outcome);
+    return rest_send_error(r, why->status, why->code, why->msg ? why->msg : "refused",
+                           why->expr);
+}
+
+static int write_resume(rest_req *r);
+
+/* Plan under a fresh snapshot, then commit (or answer a refusal or a no-op). */
+static int write_continue(rest_req *r)
+{
+    rest_write *w = r->hctx;
+    store_reader *rd;
+    int rc = rest_snapshot(r, &rd);
+    if (rc)
+        return rest_send_errcode(r, rc, "cannot read the store");
+    int64_t now = ftime_now_us() / 1000 * 1000; /* the instant keeps milliseconds */
+    rc = rest_write_plan(&r->ctx, rd, r->a, now, w);
+    rest_snapshot_end(r);
+    if (rc == REST_PLAN_REFUSED)
+        return send_refusal(r, &w->why);
+    if (rc < 0)
+        return rest_send_errcode(r, rc, "the write could not be prepared");
+    if (w->noop)
+        return answer(r, w);
+    memset(&w->commit, 0, sizeof w->commit);
+    w->commit.req.ops = &w->op;
+    w->commit.req.nops = 1;
+    w->commit.req.extras = w->extras;
+    w->commit.req.nextra = w->nextra;
+    return rest_commit_submit(r, &w->commit, 1, write_resume);
+}
+
+static int write_resume(rest_req *r)
+{
+    rest_write *w = r->hctx;
+    switch (rest_commit_classify(w->commit.rc, w->commit.sync)) {
+    case REST_COMMITTED:
+        return answer(r, w);
+    case REST_LOST_RACE:
+        if (rest_precond_versioned(&w->pre))
+            return rest_send_error(r, 412, OO_CONFLICT,
+                                   "version conflict: the resource was changed concurrently",
+                                   NULL);
+        if (r->retries++ < REST_MAX_RETRIES)
+            return write_continue(r);
+        return rest_send_error(r, 409, OO_CONFLICT,
+                               "too many concurrent writes to this resource; retry", NULL);
+    case REST_FAILED:
+    default:
+        return rest_send_errcode(r, w->commit.rc, "the resource could not be stored");
+    }
+}
+
+int rest_write_run(rest_req *r, rest_write *w)
+{
+    r->hctx = w;
+    if (!r->inflight) {
+        if (!rest_writes_allowed(r))
+            return rest_send_error(r, 503, OO_TRANSIENT, "the server is shutting down", NULL);
+        r->inflight = 1;
+    }
+    /* one writer of an existing id at a time, in arrival order (gate.h) */
+    if (w->kind != RW_CREATE &&
+        !rest_gate_enter(r->site->gate, r, r->ctx.tenant, w->type->name, w->id, write_continue))
+        return REST_SUSPENDED;
+    return write_continue(r);
 }

@@ -75,6 +75,8 @@ typedef struct store_opts {
                            batch to come back before committing a smaller one (never more
                            than half the previous commit's duration);
                            0 = STORE_DEFAULT_GROUP_WAIT_US, < 0 = never wait */
+    unsigned fault_commit_delay_ms; /* fault injection for tests: every durable commit
+                                       waits this long first (a slow disk); 0 = none */
 } store_opts;
 
 /*
@@ -158,8 +160,9 @@ typedef struct store_req {
 /*
  * Queue a write. Returns 0 when queued: `done(ctx, rc, t)` is then called exactly once,
  * from the writer thread, after the commit is durable (rc 0, t = the commit's t) or the
- * request failed (rc < 0, t = 0): ERR_CONFLICT (an op's expect did not match), ERR_INVALID
- * (vid not greater than the current one; same resource twice in one request),
+ * request failed (rc < 0, t = 0): ERR_CONFLICT (an op's expect did not match, or its vid
+ * is not greater than the current one: the caller planned from a state another commit
+ * has changed since), ERR_INVALID (the same resource twice in one request),
  * ERR_NOTFOUND / ERR_GONE (delete of a missing / already deleted resource), ERR_IO.
  * The callback must be quick (resume a connection, signal a condvar): it delays the
  * next batch; it must not call store_write() (the writer would wait for itself). Returns a negative

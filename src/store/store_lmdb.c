@@ -80,6 +80,7 @@ struct lmdb_store {
     uint64_t qlen;
     int closing;
     int group_wait_us;
+    unsigned fault_commit_delay_ms; /* store_opts: a slow disk, for tests */
     uint64_t w_prev_batch;     /* writer only: requests in the previous batch */
     uint64_t w_last_commit_ns; /* writer only: duration of the previous commit_batch */
     pthread_t writer;
@@ -395,7 +396,7 @@ static int apply_op(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant,
     if (op->op == STORE_OP_DELETE && !live)
         return ERR_GONE;
     if (exists && op->vid <= cur.vid)
-        return ERR_INVALID;
+        return ERR_CONFLICT; /* planned from an older version: another commit got in */
     op->prev_vid = exists ? cur.vid : 0;
     op->created = !live && op->op != STORE_OP_DELETE;
 
@@ -522,6 +523,8 @@ static int commit_batch(lmdb_store *s, store_req *batch)
         if ((rc = put_meta_u64(s, txn, "last_t", t)) ||
             (rc = put_meta_u64(s, txn, "last_instant", (uint64_t)instant)))
             goto fail;
+        if (s->fault_commit_delay_ms)
+            usleep(s->fault_commit_delay_ms * 1000u);
         uint64_t t1 = mono_ns();
         if ((rc = mdb_txn_commit(txn)))
             return rc;
@@ -894,6 +897,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     s->max_batch = o && o->max_batch ? o->max_batch : LMDB_DEFAULT_BATCH;
     s->group_wait_us = !o || o->group_wait_us == 0 ? STORE_DEFAULT_GROUP_WAIT_US
                                                    : o->group_wait_us; /* < 0: never */
+    s->fault_commit_delay_ms = o ? o->fault_commit_delay_ms : 0;
     size_t map = o && o->map_size ? o->map_size : STORE_DEFAULT_MAP_SIZE;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);

@@ -8,7 +8,8 @@
 #ifndef HORTUS_REST_OPS_H
 #define HORTUS_REST_OPS_H
 
-#include "rest/rest.h"
+#include "rest/request.h"
+#include "rest/response.h"
 
 /* POST [base]/Type/$validate, POST [base]/Type/id/$validate (ops/validate.c) */
 int rest_op_validate(rest_req *r);

@@ -25,13 +25,8 @@ int rest_op_validate(rest_req *r)
                                NULL);
     json_val *root;
     int rc = json_parse(r->a, r->body.data, r->body.len, JSON_FHIR, &root, &je);
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory");
-    if (rc) {
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", je.line, je.col,
-                 je.msg);
-        return rest_send_error(r, 400, OO_STRUCTURE, msg, NULL);
-    }
+    if (rc)
+        return rest_send_json_error(r, rc, &je);
     const char *rt = json_get_str(root, "resourceType");
     if (rt && !strcmp(rt, "Parameters") && strcmp(r->route.type->name, "Parameters")) {
         json_val *ps = json_get(root, "parameter");

@@ -1,0 +1,187 @@
+/*
+ * params.c -- ETags, preconditions, Prefer and instants, parsed once for all
+ * handlers (see params.h for the forms accepted).
+ *
+ * Preconditions follow RFC 9110 section 13 on a FHIR resource, whose "current
+ * representation" is its newest live version:
+ *   If-Match: W/"n"      go on only when version n is current
+ *   If-Match: *          refused (400): a version-aware write names its version, and
+ *                        "any version" would let a stale client overwrite blindly
+ *   If-None-Match: *     go on only when none exists (create-only PUT)
+ *   If-None-Match: list  go on only when the current version is not listed
+ * A failed precondition is a 412; a malformed header is a 400 (never ignored).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/time.h"
+#include "rest/params.h"
+#include "rest/route.h"
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+int rest_etag_parse(const char *s, size_t n, uint64_t *vid)
+{
+    trim(&s, &n);
+    if (n >= 2 && s[0] == 'W' && s[1] == '/') {
+        s += 2;
+        n -= 2;
+    }
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    return rest_vid_parse(s, n, vid);
+}
+
+/* 1 when the header is '*' alone (spaces around allowed). */
+static int is_star(const char *h)
+{
+    size_t n = strlen(h);
+    trim(&h, &n);
+    return n == 1 && h[0] == '*';
+}
+
+/* Each comma-separated entry of an ETag list must be an ETag. */
+static int etag_list_valid(const char *h)
+{
+    int any = 0;
+    for (const char *p = h;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        uint64_t v;
+        if (rest_etag_parse(p, n, &v))
+            return 0;
+        any = 1;
+        if (!c)
+            break;
+        p = c + 1;
+    }
+    return any;
+}
+
+int rest_precond_parse(const char *if_match, const char *if_none_match, rest_precond *p,
+                       const char **bad)
+{
+    memset(p, 0, sizeof *p);
+    *bad = NULL;
+    if (if_match) {
+        if (is_star(if_match)) {
+            *bad = "If-Match: * is not supported: name the version the write expects "
+                   "(If-Match: W/\"versionId\")";
+            return ERR_INVALID;
+        }
+        if (rest_etag_parse(if_match, strlen(if_match), &p->if_match_vid)) {
+            *bad = "malformed If-Match: expected W/\"versionId\"";
+            return ERR_INVALID;
+        }
+        p->if_match = 1;
+    }
+    if (if_none_match) {
+        if (is_star(if_none_match)) {
+            p->if_none_match = 2;
+        } else if (etag_list_valid(if_none_match)) {
+            p->if_none_match = 1;
+            p->if_none_match_list = if_none_match;
+        } else {
+            *bad = "malformed If-None-Match: expected * or a list of W/\"versionId\"";
+            return ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
+int rest_etag_list_hits(const char *h, uint64_t vid)
+{
+    for (const char *p = h;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        const char *s = p;
+        size_t k = n;
+        trim(&s, &k);
+        uint64_t v;
+        if ((k == 1 && s[0] == '*') || (rest_etag_parse(s, k, &v) == 0 && v == vid))
+            return 1;
+        if (!c)
+            return 0;
+        p = c + 1;
+    }
+}
+
+int rest_precond_check(const rest_precond *p, int live, uint64_t cur_vid, char *msg,
+                       size_t msgsz)
+{
+    if (p->if_match == 1 && (!live || cur_vid != p->if_match_vid)) {
+        if (live)
+            snprintf(msg, msgsz,
+                     "version conflict: If-Match asks for version %llu, the current version "
+                     "is %llu",
+                     (unsigned long long)p->if_match_vid, (unsigned long long)cur_vid);
+        else
+            snprintf(msg, msgsz,
+                     "version conflict: If-Match asks for version %llu, and there is no "
+                     "current version",
+                     (unsigned long long)p->if_match_vid);
+        return 1;
+    }
+    if (p->if_none_match == 2 && live) {
+        snprintf(msg, msgsz,
+                 "If-None-Match: * allows only a create, and the resource exists (version "
+                 "%llu)",
+                 (unsigned long long)cur_vid);
+        return 1;
+    }
+    if (p->if_none_match == 1 && live && rest_etag_list_hits(p->if_none_match_list, cur_vid)) {
+        snprintf(msg, msgsz, "If-None-Match names the current version %llu",
+                 (unsigned long long)cur_vid);
+        return 1;
+    }
+    return 0;
+}
+
+int rest_precond_versioned(const rest_precond *p)
+{
+    /* Every precondition was checked against the state the plan read; after a lost
+     * race that state is gone, so re-applying could break it: 412 instead. */
+    return p->if_match != 0 || p->if_none_match != 0;
+}
+
+rest_prefer rest_prefer_return(const char *p)
+{
+    if (!p)
+        return REST_RETURN_REPRESENTATION;
+    const char *q = strstr(p, "return=");
+    if (!q)
+        return REST_RETURN_REPRESENTATION;
+    q += 7;
+    if (!strncmp(q, "minimal", 7))
+        return REST_RETURN_MINIMAL;
+    if (!strncmp(q, "OperationOutcome", 16))
+        return REST_RETURN_OUTCOME;
+    return REST_RETURN_REPRESENTATION;
+}
+
+int rest_time_param(const char *s, int64_t *us)
+{
+    /* An unescaped '+' of a zone offset arrives as ' ' after query decoding. */
+    char tmp[64];
+    size_t n = strlen(s);
+    if (n >= sizeof tmp)
+        return ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = s[i] == ' ' ? '+' : s[i];
+    ftime t;
+    int64_t hi;
+    if (ftime_parse_datetime(tmp, n, &t) || ftime_range(&t, us, &hi))
+        return ERR_INVALID;
+    return 0;
+}

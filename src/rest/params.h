@@ -1,0 +1,62 @@
+/*
+ * params.h -- parsing what a request says in its headers and parameters:
+ * ETags and preconditions, Prefer, instants (params.c). Pure functions of
+ * strings, so each is tested alone (tests/unit/rest.c); the handlers and the
+ * write pipeline use only these, so a header is read the same way everywhere.
+ *
+ *   ETag forms accepted:  W/"3"   "3"   3     (spaces around are ignored)
+ *   If-Match:             one ETag ('*' is refused: see params.c)
+ *   If-None-Match:        a list of ETags, or *
+ */
+#ifndef HORTUS_REST_PARAMS_H
+#define HORTUS_REST_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One ETag (s, n bytes) into its versionId. 0, or ERR_INVALID. */
+int rest_etag_parse(const char *s, size_t n, uint64_t *vid);
+
+/* The preconditions of a write, from If-Match and If-None-Match (or a Bundle
+ * entry's request.ifMatch / ifNoneMatch). */
+typedef struct rest_precond {
+    int if_match;          /* 0 absent, 1 versionId in if_match_vid */
+    uint64_t if_match_vid;
+    int if_none_match;     /* 0 absent, 1 a list (if_none_match_list), 2 '*' */
+    const char *if_none_match_list; /* the raw list, valid as long as its header */
+} rest_precond;
+
+/* Parse both headers (NULL when absent). 0, or ERR_INVALID with *bad = a static
+ * message naming the header and what was expected. */
+int rest_precond_parse(const char *if_match, const char *if_none_match, rest_precond *p,
+                       const char **bad);
+
+/* 1 when the ETag list `h` (If-None-Match) names vid or is '*'; entries that are
+ * no ETag are skipped (reads are lenient: a cache validator never fails a read). */
+int rest_etag_list_hits(const char *h, uint64_t vid);
+
+/* Whether a write may go on against the current state of its target: `live` (a
+ * current, non-deleted version exists) and its versionId `cur_vid`. 0 to go on,
+ * 1 when a precondition fails (412), with a message in msg. */
+int rest_precond_check(const rest_precond *p, int live, uint64_t cur_vid, char *msg,
+                       size_t msgsz);
+
+/* 1 when the write carries a version precondition (If-Match): a lost race must
+ * then be a 412, never a silent re-apply over someone else's change. */
+int rest_precond_versioned(const rest_precond *p);
+
+/* Prefer: return=... */
+typedef enum rest_prefer {
+    REST_RETURN_REPRESENTATION = 0,
+    REST_RETURN_MINIMAL,
+    REST_RETURN_OUTCOME,
+} rest_prefer;
+
+/* The return preference of a Prefer header (NULL: representation). */
+rest_prefer rest_prefer_return(const char *prefer);
+
+/* A _since/_at parameter (FHIR dateTime: a partial date means its start; a
+ * time needs a zone) in Unix microseconds; 0 or ERR_INVALID. */
+int rest_time_param(const char *s, int64_t *us);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * request.h -- one HTTP request as every handler sees it, and the accessors
+ * handlers use (request.c). Below the handlers and below the server: this file
+ * includes no handler and no part of the connection state machine, so nothing
+ * in src/rest/ reaches a handler's helpers through server.c.
+ *
+ *   server.c (connection state machine)
+ *      | builds a rest_req per request, calls rest_req_begin() once, then
+ *      v dispatches to exactly one handler (handlers.h)
+ *   handler --> request.h accessors (headers, query, context, snapshot)
+ *           --> response.h (rest_send*) or write.h (the write pipeline)
+ *
+ * The services (store, compiled search parameters, later authorisation) are
+ * built by `hortus serve` and reach every request through r->site->svc; the
+ * request context (r->ctx: tenant, principal, base URL, snapshot) is set once
+ * before dispatch and handed to every handler and every Bundle entry.
+ *
+ * Memory: every rest_req has an arena (r->a) holding everything of the request
+ * (parsed JSON, response bytes under construction, base URL ...). Read requests
+ * borrow the arena of their HTTP thread (reset per request, never freed while
+ * the thread lives); write requests own one for their lifetime, because they
+ * outlive the call that started them (they wait for their commit suspended).
+ */
+#ifndef HORTUS_REST_REQUEST_H
+#define HORTUS_REST_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "rest/limits.h"
+#include "rest/route.h"
+
+struct MHD_Connection;
+struct store;
+struct store_reader;
+struct fp_sp_cache;
+struct rest_gate;
+
+/* What the server is built from, owned by `hortus serve` (or a test) and
+ * borrowed by the server for its whole life. Shared by all threads: read-only
+ * after start. */
+typedef struct rest_services {
+    struct store *store;             /* the database; required */
+    const struct fp_sp_cache *spc;   /* every search-parameter expression, compiled once */
+} rest_services;
+
+/* The server as requests see it (one per server; server.c owns it). */
+typedef struct rest_site {
+    const rest_services *svc;
+    const char *base_url;   /* configured public base (no trailing slash), or NULL */
+    unsigned port;          /* the port bound */
+    struct rest_gate *gate; /* per-resource write order (gate.h) */
+    int inflight;           /* writes in flight (atomic): shutdown waits for 0 */
+    int stopping;           /* atomic: set once when shutdown begins */
+} rest_site;
+
+/* The request context: who asks, for which partition, through which base, in
+ * which snapshot. Set by rest_req_begin(); handlers read it, Bundle entries get
+ * a pointer to their request's. */
+typedef struct rest_ctx {
+    uint32_t tenant;       /* first field of every key the request touches */
+    const void *principal; /* the authenticated caller: NULL until authorisation exists */
+    const char *base_url;  /* public FHIR base without trailing slash (arena or site) */
+    struct store_reader *snap; /* read snapshot begun by rest_snapshot(), or NULL */
+} rest_ctx;
+
+typedef struct rest_req rest_req;
+
+/* What a handler returns. */
+#define REST_DONE 0      /* a response was queued (or queuing failed: connection dies) */
+#define REST_SUSPENDED 1 /* the request waits for the store; resume() will run later */
+
+typedef int (*rest_resume_fn)(rest_req *r);
+
+struct rest_req {
+    rest_site *site;
+    struct MHD_Connection *conn; /* NULL in unit tests: accessors then see no headers */
+    arena *a;
+    rest_method method;
+    rest_interaction ri;
+    rest_route route;
+    rest_ctx ctx;
+    uint64_t t_start_ns; /* monotonic clock at the first byte we saw */
+    int pretty;          /* _pretty=true */
+    int owns_arena;      /* write requests: a is freed with the request */
+
+    /* body (POST/PUT/PATCH) */
+    buf body;
+    int body_too_big;
+
+    /* a suspended write: set by the store callback, read after resume */
+    rest_resume_fn resume;
+    int retries;  /* re-plans after lost races (REST_MAX_RETRIES) */
+    int commit_pending; /* commit units not yet called back, + 1 while queuing (atomic) */
+    void *hctx;   /* the handler's own state for resume */
+    int inflight; /* counted by rest_writes_allowed, not yet finished */
+    int gated;    /* holds or waits for the per-resource write gate (gate.h) */
+    char gate_key[24 + 64 + 1 + REST_MAX_ID + 1];
+    rest_req *gate_next;
+};
+
+/* Fill r->ctx (tenant, base URL; principal and snapshot empty). Called once per
+ * request by the server before dispatch. Returns 0 or ERR_NOMEM. */
+int rest_req_begin(rest_req *r);
+
+/* Request header / query parameter lookup (NULL when absent). The string
+ * belongs to the connection: valid until the request's answer is queued. */
+const char *rest_header(rest_req *r, const char *name);
+const char *rest_query(rest_req *r, const char *name);
+
+/* Call fn(ctx, key, value) for every query parameter in order (value may be
+ * NULL for "?key"); stops early when fn returns non-zero. */
+void rest_query_each(rest_req *r, int (*fn)(void *ctx, const char *key, const char *value),
+                     void *ctx);
+
+/* The public FHIR base URL of this request, without trailing slash
+ * ("http://localhost:8080/fhir"): r->ctx.base_url. Never NULL. */
+const char *rest_base_url(rest_req *r);
+
+/* The store of the server. */
+struct store *rest_store(rest_req *r);
+
+/* The request's read snapshot, begun at the first call and kept until
+ * rest_snapshot_end(), which rest_send() and rest_suspend() call: a request
+ * never waits for a write while it holds one (store.h). Every pointer read
+ * through it is valid until then. 0 and *rd, or the store's error. */
+int rest_snapshot(rest_req *r, struct store_reader **rd);
+void rest_snapshot_end(rest_req *r);
+
+/* Suspend the connection of r (write path) until rest_resume(); ends the
+ * snapshot first. Must be called from the handler, before the store can
+ * complete. */
+void rest_suspend(rest_req *r);
+void rest_resume(rest_req *r);
+
+/* Count a write in flight (so shutdown waits for it). Returns 0 when the server
+ * is stopping (answer 503), 1 otherwise; pair with rest_write_finished(). */
+int rest_writes_allowed(rest_req *r);
+void rest_write_finished(rest_req *r);
+
+/* Monotonic nanoseconds. */
+uint64_t rest_now_ns(void);
+
+/* Server gauges for /metrics (open connections, writes in flight) into b. */
+void rest_server_gauges(rest_req *r, buf *b);
+
+#endif

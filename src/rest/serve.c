@@ -1,0 +1,148 @@
+/*
+ * serve.c -- `hortus serve`: build the services, start the server, wait for a
+ * stop signal, stop in order.
+ *
+ *   options --> services {store, compiled search parameters} --> rest_server_start
+ *   SIGINT/SIGTERM --> rest_server_stop (answers every write) --> store_close
+ *
+ * Every search-parameter expression of the model is compiled here, once, and
+ * kept for the server's life: a model or engine change that breaks one stops
+ * the server at start-up rather than failing a search later.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "cli.h"
+#include "fhirpath/spcache.h"
+#include "rest/server.h"
+#include "store/store.h"
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: hortus serve [--data DIR] [--store lmdb:DIR] [--bind ADDR] [--port N] "
+               "[--threads N] [--base-url URL]\n"
+               "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
+               ", this machine only;\n"
+               "                0.0.0.0 or :: for every interface)\n");
+}
+
+static int parse_uint(const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+    const char *data = "./hortus-data", *store_url = NULL;
+    rest_server_opts o = {.port = 8080, .bind = REST_DEFAULT_BIND};
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            serve_usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
+            strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind")) {
+            fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "hortus serve: %s needs a value\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--data")) {
+            data = v;
+        } else if (!strcmp(a, "--store")) {
+            store_url = v;
+        } else if (!strcmp(a, "--base-url")) {
+            o.base_url = v;
+        } else if (!strcmp(a, "--bind")) {
+            if (!*v) {
+                fprintf(stderr, "hortus serve: --bind needs an address\n");
+                return 2;
+            }
+            o.bind = v;
+        } else if (!strcmp(a, "--port")) {
+            if (parse_uint(v, 65535, &o.port)) {
+                fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
+                return 2;
+            }
+        } else if (parse_uint(v, 256, &o.threads)) {
+            fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
+            return 2;
+        }
+    }
+    /* Block the stop signals in every thread (MHD's and the store's inherit the
+     * mask) and wait for them here. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    fp_sp_cache *spc = NULL;
+    fp_error fpe;
+    if (fp_sp_cache_build(&spc, &fpe)) {
+        fprintf(stderr, "hortus serve: search parameters do not compile: %s\n", fpe.msg);
+        return 1;
+    }
+    char spec[4096];
+    if (store_url)
+        snprintf(spec, sizeof spec, "%s", store_url);
+    else
+        snprintf(spec, sizeof spec, "lmdb:%s", data);
+    /* HORTUS_FAULT_COMMIT_DELAY_MS: a slow disk, for the shutdown tests only */
+    store_opts so = {0};
+    const char *fd = getenv("HORTUS_FAULT_COMMIT_DELAY_MS");
+    if (fd && *fd && parse_uint(fd, 600000, &so.fault_commit_delay_ms)) {
+        fprintf(stderr, "hortus serve: bad HORTUS_FAULT_COMMIT_DELAY_MS '%s'\n", fd);
+        fp_sp_cache_free(spc);
+        return 2;
+    }
+    if (so.fault_commit_delay_ms)
+        fprintf(stderr, "hortus serve: fault injection: every commit waits %u ms\n",
+                so.fault_commit_delay_ms);
+    struct store *st = NULL;
+    int rc = store_open(spec, &so, &st);
+    if (rc) {
+        fprintf(stderr, "hortus serve: cannot open store %s: %s\n", spec, err_str(rc));
+        fp_sp_cache_free(spc);
+        return 1;
+    }
+    rest_services svc = {.store = st, .spc = spc};
+    rest_server *srv = NULL;
+    char msg[300];
+    rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
+    if (rc) {
+        fprintf(stderr, "hortus serve: %s\n", msg);
+        store_close(st);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
+    fprintf(stderr,
+            "hortus %s serving FHIR R4 at %s (data: %s; %zu search-parameter expressions "
+            "compiled)\n",
+            HORTUS_VERSION, rest_server_url(srv), spec, fp_sp_cache_count(spc));
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
+    rest_server_stop(srv);
+    store_close(st);
+    fp_sp_cache_free(spc);
+    return 0;
+}
