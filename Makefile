@@ -6,7 +6,8 @@
 #   make regen   regenerate src/fhir/gen/ from the official R4 definitions
 #
 # Two builds share the sources: build/rel (optimised, what `make run` serves) and
-# build/san (AddressSanitizer + UBSan, what every test runs against).
+# build/san (AddressSanitizer + UBSan, what every test runs against). assert() checks the
+# invariants the code relies on in build/san only: the release build has -DNDEBUG.
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -15,7 +16,7 @@ PORT    ?= 8080
 WARN     := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CPPFLAGS := -Isrc -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c11 -g -pthread $(WARN)
-RELFLAGS := -O2
+RELFLAGS := -O2 -DNDEBUG
 SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDLIBS   := -llmdb -lmicrohttpd -lcrypto -lpthread -lm
 

@@ -84,6 +84,7 @@ const char *bundle_status_text(unsigned s)
     case 200: return "200 OK";
     case 201: return "201 Created";
     case 204: return "204 No Content";
+    case 304: return "304 Not Modified";
     case 400: return "400 Bad Request";
     case 401: return "401 Unauthorized";
     case 403: return "403 Forbidden";
