@@ -74,6 +74,9 @@ static int check_request(store_req *req)
             return ERR_INVALID;
         if (!x->del && x->val_len && !x->val)
             return ERR_INVALID;
+        if (x->fill_t_val &&
+            (x->del || x->t_val_offset > x->val_len || x->val_len - x->t_val_offset < 8))
+            return ERR_INVALID;
     }
     return 0;
 }

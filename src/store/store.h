@@ -132,6 +132,8 @@ typedef struct store_extra {
     int fill_t; /* 1: the writer writes the commit's t (u64 BE) into the key at
                    t_offset (the caller cannot know t); 0: key used as given */
     size_t t_offset;
+    int fill_t_val; /* the same for the value (put only), at t_val_offset */
+    size_t t_val_offset;
 } store_extra;
 
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t t);

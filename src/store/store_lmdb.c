@@ -431,7 +431,14 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
         return rc == MDB_NOTFOUND ? 0 : rc;
     }
     MDB_val val = {x->val_len, (void *)x->val};
-    return mdb_put(txn, s->db_extra[x->db], &key, &val, 0);
+    if (!x->fill_t_val)
+        return mdb_put(txn, s->db_extra[x->db], &key, &val, 0);
+    int rc = mdb_put(txn, s->db_extra[x->db], &key, &val, MDB_RESERVE);
+    if (rc == 0) {
+        memcpy(val.mv_data, x->val, x->val_len);
+        codec_put_u64((uint8_t *)val.mv_data + x->t_val_offset, t);
+    }
+    return rc;
 }
 
 /* One request inside its nested transaction `txn`. */

@@ -850,6 +850,33 @@ static void test_extras(store *s)
     store_iter_close(it);
     store_read_end(r);
 
+    /* the commit's t written into a value */
+    {
+        uint8_t vkey[8] = {0, 0, 0, 0, 'v', 'a', 'l', 't'};
+        uint8_t vval[12];
+        memcpy(vval, "ab", 2);
+        memset(vval + 2, 0xEE, 8);
+        memcpy(vval + 10, "yz", 2);
+        store_op op2;
+        char b2[256];
+        set_op(&op2, STORE_OP_CREATE, "Basic", "ex-val", 0, 1, b2,
+               body(b2, sizeof b2, "Basic", "ex-val", 1, NULL));
+        store_extra xv = {.db = STORE_DB_AUX, .key = vkey, .key_len = sizeof vkey, .val = vval,
+                          .val_len = sizeof vval, .fill_t_val = 1, .t_val_offset = 2};
+        store_req rv = {.ops = &op2, .nops = 1, .extras = &xv, .nextra = 1};
+        uint64_t tv = 0;
+        is_int(store_write(s, &rv, &tv), 0, "write with t filled into a value");
+        store_read_begin(s, &r);
+        ok(store_get(r, STORE_DB_AUX, vkey, sizeof vkey, &val, &vn) == 0 && vn == sizeof vval &&
+               !memcmp(val, "ab", 2) && codec_get_u64((const uint8_t *)val + 2) == tv &&
+               !memcmp((const uint8_t *)val + 10, "yz", 2),
+           "the value holds the commit's t at its offset, the rest as given");
+        store_read_end(r);
+        ok(vval[2] == 0xEE, "the caller's value bytes are not touched");
+        xv.t_val_offset = 5;
+        is_int(store_write(s, &rv, &tv), ERR_INVALID, "t that would not fit in the value: invalid");
+    }
+
     store_extra bad_t = {.db = STORE_DB_AUX,
                          .key = key,
                          .key_len = sizeof key,
