@@ -97,6 +97,7 @@ bench:
 regen:
 	@sh tools/deps.sh regen
 	$(PYTHON) tools/gen_model.py
+	$(PYTHON) tools/gen_fold.py
 
 fmt:
 	clang-format -i $$(find src tests -name '*.[ch]' ! -path 'src/fhir/gen/*')

@@ -11,7 +11,7 @@
 int version_main(int argc, char **argv); /* src/base/version.c */
 int serve_main(int argc, char **argv);   /* src/rest/server.c: serve */
 int synth_main(int argc, char **argv);   /* src/synth/synth_cli.c: generate */
-int store_check_main(int argc, char **argv); /* src/store/store.c: check */
+int check_main(int argc, char **argv);       /* src/index/check_cli.c: check */
 
 int val_cli_main(int argc, char **argv);   /* src/fhir/validate.c: validate */
 int fp_cli_main(int argc, char **argv);    /* src/fhirpath/cli.c: fhirpath */

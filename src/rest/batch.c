@@ -303,6 +303,7 @@ static int parse_entries(bctx *c, json_val *bundle)
         if (!e->status)
             parse_entry_preconditions(e, req);
         e->w.kind = e->m == BM_POST ? RW_CREATE : e->m == BM_PUT ? RW_UPDATE : RW_DELETE;
+        e->w.op_index = (uint16_t)i; /* < REST_MAX_BUNDLE_ENTRIES: unique in its request */
         if (!e->status && (e->m == BM_POST || e->m == BM_PUT)) {
             e->w.res = json_get(ent, "resource");
             const char *rt = e->w.res ? json_get_str(e->w.res, "resourceType") : NULL;

@@ -106,6 +106,7 @@ static const char *compute_base_url(rest_req *r)
 
 int rest_req_begin(rest_req *r)
 {
+    r->ctx.svc = r->site->svc;
     r->ctx.tenant = REST_DEFAULT_TENANT;
     r->ctx.principal = NULL;
     r->ctx.snap = NULL;

@@ -60,6 +60,7 @@ typedef struct rest_site {
  * which snapshot. Set by rest_req_begin(); handlers read it, Bundle entries get
  * a pointer to their request's. */
 typedef struct rest_ctx {
+    const rest_services *svc; /* the server's services (NULL only in unit tests) */
     uint32_t tenant;       /* first field of every key the request touches */
     const void *principal; /* the authenticated caller: NULL until authorisation exists */
     const char *base_url;  /* public FHIR base without trailing slash (arena or site) */

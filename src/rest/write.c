@@ -26,6 +26,7 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "fhir/validate.h"
+#include "index/index.h"
 #include "rest/gate.h"
 #include "rest/response.h"
 #include "rest/write.h"
@@ -195,19 +196,63 @@ static int plan_rights(const rest_ctx *ctx, arena *a, rest_write *w)
     return 0;
 }
 
-/* Hook: what else this write changes in the same commit (search-index entries,
- * AuditEvents, the subscription outbox), added with rest_write_add_extra. Runs
- * last, on the final op. 0, REST_PLAN_REFUSED, or ERR_*. */
-static int plan_extras(const rest_ctx *ctx, arena *a, rest_write *w)
+typedef struct extra_sink {
+    arena *a;
+    rest_write *w;
+} extra_sink;
+
+static int add_extra(rest_write *w, arena *a, store_db db, int del, const void *key,
+                     size_t key_len, const void *val, size_t val_len, int fill_t,
+                     size_t t_offset, int fill_t_val, size_t t_val_offset);
+
+static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key_len,
+                    const void *val, size_t val_len, int fill_t, size_t t_offset, int fill_t_val,
+                    size_t t_val_offset)
 {
-    (void)ctx;
-    (void)a;
-    (void)w;
-    return 0;
+    extra_sink *s = ctx;
+    return add_extra(s->w, s->a, db, del, key, key_len, val, val_len, fill_t, t_offset,
+                     fill_t_val, t_val_offset);
+}
+
+/* Hook: what else this write changes in the same commit, added as extras. Now: the
+ * search index (src/index/: the entries of the new content against those of the
+ * version it replaces). Later: AuditEvents, the subscription outbox. Runs last, on
+ * the final content. 0, REST_PLAN_REFUSED, or ERR_*. Without services (unit tests of
+ * the plan alone) there is no index to keep. */
+static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    if (!ctx->svc || !ctx->svc->spc)
+        return 0;
+    extra_sink sink = {a, w};
+    /* the index sees the version as stored: with its id and meta, not the body */
+    json_val *stored = NULL;
+    if (w->kind != RW_DELETE) {
+        int prc = json_parse(a, w->op.bytes, w->op.len, 0, &stored, NULL);
+        if (prc)
+            return prc == ERR_NOMEM ? prc : ERR_INTERNAL;
+    }
+    int rc = idx_plan(ctx->svc->spc, rd, a, ctx->tenant, w->type->name, w->id, stored,
+                      ctx->base_url, w->op_index, sink_add, &sink);
+    if (rc == ERR_TOOBIG) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "the resource would have more than %d search-index entries "
+                 "(IDX_MAX_ENTRIES): split it",
+                 IDX_MAX_ENTRIES);
+        return refuse(a, w, 422, OO_TOO_COSTLY, msg);
+    }
+    return rc;
 }
 
 int rest_write_add_extra(arena *a, rest_write *w, store_db db, int del, const void *key,
                          size_t key_len, const void *val, size_t val_len)
+{
+    return add_extra(w, a, db, del, key, key_len, val, val_len, 0, 0, 0, 0);
+}
+
+static int add_extra(rest_write *w, arena *a, store_db db, int del, const void *key,
+                     size_t key_len, const void *val, size_t val_len, int fill_t,
+                     size_t t_offset, int fill_t_val, size_t t_val_offset)
 {
     if (w->nextra == w->extra_cap) {
         size_t cap = w->extra_cap ? w->extra_cap * 2 : 8;
@@ -224,8 +269,16 @@ int rest_write_add_extra(arena *a, rest_write *w, store_db db, int del, const vo
     memcpy(k, key, key_len);
     if (val_len)
         memcpy(v, val, val_len);
-    w->extras[w->nextra++] = (store_extra){
-        .db = db, .del = del, .key = k, .key_len = key_len, .val = v, .val_len = val_len};
+    w->extras[w->nextra++] = (store_extra){.db = db,
+                                           .del = del,
+                                           .key = k,
+                                           .key_len = key_len,
+                                           .val = v,
+                                           .val_len = val_len,
+                                           .fill_t = fill_t,
+                                           .t_offset = t_offset,
+                                           .fill_t_val = fill_t_val,
+                                           .t_val_offset = t_val_offset};
     return 0;
 }
 
@@ -339,7 +392,7 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
         if (err)
             return err;
     }
-    return plan_extras(ctx, a, w);
+    return plan_extras(ctx, rd, a, w);
 }
 
 /* ---- commit --------------------------------------------------------------------- */

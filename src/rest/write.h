@@ -77,6 +77,7 @@ typedef struct rest_write {
     rest_precond pre;     /* If-Match / If-None-Match (or Bundle ifMatch / ifNoneMatch) */
     rest_transform_fn transform; /* PATCH */
     void *transform_arg;
+    uint16_t op_index;    /* position of the op in its store request (Bundle entry) */
     /* the plan's results */
     char newid[37];
     int live;             /* a current, non-deleted version existed when planned */

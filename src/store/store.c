@@ -3,7 +3,7 @@
  * string, validates write requests and computes content hashes in the caller's thread
  * (so the single writer thread does no per-byte work), offers the blocking store_write()
  * on top of the asynchronous store_submit(), and forwards everything else through the
- * backend's struct store_ops. Also the `hortus check` subcommand (store_check_main).
+ * backend's struct store_ops.
  */
 #include "store/store.h"
 
@@ -282,50 +282,3 @@ int store_check(store *s, char *msg, size_t cap)
 }
 
 /* ---- `hortus check`: run store_check on a data directory ---------------------------- */
-
-int store_check_main(int argc, char **argv)
-{
-    const char *where = "./hortus-data";
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store")) && i + 1 < argc) {
-            where = argv[++i];
-        } else {
-            fprintf(stderr, "usage: hortus check [--data DIR | --store lmdb:DIR]\n");
-            return 2;
-        }
-    }
-    /* Do not create an empty database for a mistyped path. */
-    char path[4096];
-    struct stat st_file;
-    const char *dir = strncmp(where, "lmdb:", 5) ? where : where + 5;
-    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path ||
-        stat(path, &st_file) != 0) {
-        fprintf(stderr, "hortus check: no database in %s\n", dir);
-        return 1;
-    }
-    store *s;
-    int rc = store_open(where, NULL, &s);
-    if (rc) {
-        fprintf(stderr, "hortus check: cannot open %s: %s\n", where, err_str(rc));
-        return 1;
-    }
-    char msg[512];
-    rc = store_check(s, msg, sizeof msg);
-    store_stats st;
-    store_get_stats(s, &st);
-    uint64_t current = 0, versions = 0;
-    store_reader *r;
-    if (store_read_begin(s, &r) == 0) {
-        store_count(r, 0, NULL, &current, &versions);
-        store_read_end(r);
-    }
-    printf("%s: t %llu, %llu current resources, %llu versions (tenant 0), %.1f MiB used\n", where,
-           (unsigned long long)st.last_t, (unsigned long long)current, (unsigned long long)versions,
-           (double)st.used_bytes / 1048576.0);
-    if (rc)
-        printf("PROBLEM: %s\n", msg);
-    else
-        printf("ok: indices, content hashes, counts and the commit log agree\n");
-    store_close(s);
-    return rc ? 1 : 0;
-}

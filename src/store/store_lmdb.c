@@ -194,10 +194,14 @@ static int64_t now_us(void)
 /* MDB_* codes (positive, or errno values) to the error enum; ours (negative) pass. */
 static int map_rc(int rc)
 {
-    if (rc <= 0)
-        return rc;
+    /* LMDB's own codes are negative too (MDB_KEYEXIST .. MDB_LAST_ERRCODE): they must
+     * not pass for ours */
     if (rc == MDB_NOTFOUND)
         return ERR_NOTFOUND;
+    if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
+        return ERR_IO;
+    if (rc <= 0)
+        return rc;
     if (rc == ENOMEM)
         return ERR_NOMEM;
     return ERR_IO;

@@ -871,6 +871,9 @@ static void test_extras(store *s)
                !memcmp(val, "ab", 2) && codec_get_u64((const uint8_t *)val + 2) == tv &&
                !memcmp((const uint8_t *)val + 10, "yz", 2),
            "the value holds the commit's t at its offset, the rest as given");
+        uint8_t missing[8] = {0, 0, 0, 0, 'n', 'o', 'n', 'e'};
+        is_int(store_get(r, STORE_DB_AUX, missing, sizeof missing, &val, &vn), ERR_NOTFOUND,
+               "store_get of a missing key: ERR_NOTFOUND (not LMDB's own code)");
         store_read_end(r);
         ok(vval[2] == 0xEE, "the caller's value bytes are not touched");
         xv.t_val_offset = 5;

@@ -1,0 +1,499 @@
+/*
+ * extract.c -- the entries of one resource: every search parameter of its type is
+ * evaluated with its compiled FHIRPath expression (fp_sp_cache) and each value is
+ * normalised by the parameter's type into entries (docs/STORAGE.md 4.3):
+ *
+ *   string     string -> S (folded) + X (exact); HumanName, Address: every part
+ *   token      code/id/string/uri/boolean -> T(code, ""); Coding -> T(code, system)
+ *              + Y(display); CodeableConcept -> its codings + Y(text); Identifier ->
+ *              T(value, system) + Y(type.text); ContactPoint -> T(value, system)
+ *   reference  Reference -> R(id, Type) for local targets, R(url, "") otherwise,
+ *              I(value, system) for Reference.identifier; canonical/uri -> R(url, "")
+ *   date       date/dateTime/instant -> D + H over the interval its precision
+ *              implies; Period -> [start.lo, end.hi] (open ends: min/max); Timing
+ *              -> its events
+ *   number     integer/decimal -> N
+ *   quantity   Quantity (and Age, Duration ...) -> Q(system, code) + V, and C in the
+ *              canonical UCUM unit when the unit is UCUM; Money -> Q(currency) + V
+ *   uri        -> U
+ * Composite and special parameters are not indexed yet (the query side refuses
+ * them with a clear message).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "fhirpath/fhirpath.h"
+#include "fhirpath/spcache.h"
+#include "index/index.h"
+
+#define INSTANT_MIN INT64_MIN
+#define INSTANT_MAX INT64_MAX
+
+typedef struct xctx {
+    arena *a;
+    idx_set *out;
+    uint32_t sp;
+    const char *base_url;
+    size_t base_len;
+    int err;
+    buf tmp;
+} xctx;
+
+static void add(xctx *x, uint8_t kind, const buf *v)
+{
+    if (x->err)
+        return;
+    if (v->err) {
+        x->err = v->err;
+        return;
+    }
+    if (x->out->n >= IDX_MAX_ENTRIES) {
+        x->err = ERR_TOOBIG;
+        return;
+    }
+    if (x->out->n == x->out->cap) {
+        size_t cap = x->out->cap ? x->out->cap * 2 : 32;
+        idx_entry *e = arena_realloc(x->a, x->out->e, sizeof *e * x->out->cap, sizeof *e * cap);
+        if (!e) {
+            x->err = ERR_NOMEM;
+            return;
+        }
+        x->out->e = e;
+        x->out->cap = cap;
+    }
+    uint8_t *val = arena_alloc(x->a, v->len ? v->len : 1);
+    if (!val) {
+        x->err = ERR_NOMEM;
+        return;
+    }
+    memcpy(val, v->data, v->len);
+    x->out->e[x->out->n++] = (idx_entry){.sp = x->sp, .kind = kind, .len = (uint16_t)v->len,
+                                          .val = val};
+}
+
+static int is_a(const fhir_type *t, const char *name)
+{
+    for (; t; t = t->base)
+        if (!strcmp(t->name, name))
+            return 1;
+    return 0;
+}
+
+static const char *tname(const fp_val *v)
+{
+    return v->ftype ? v->ftype->name : "";
+}
+
+/* ---- strings ---------------------------------------------------------------------- */
+
+static void add_string(xctx *x, const char *s, size_t n)
+{
+    if (!n)
+        return;
+    buf_reset(&x->tmp);
+    buf norm = BUF_INIT;
+    idx_norm_string(s, n, &norm);
+    if (norm.len) {
+        idx_put_str(&x->tmp, norm.data, norm.len);
+        add(x, IDX_STRING, &x->tmp);
+    }
+    buf_free(&norm);
+    buf_reset(&x->tmp);
+    idx_put_str(&x->tmp, s, n > IDX_MAX_VALUE ? IDX_MAX_VALUE : n);
+    add(x, IDX_EXACT, &x->tmp);
+}
+
+static void add_json_string(xctx *x, const json_val *v)
+{
+    if (v && v->type == JSON_STRING)
+        add_string(x, v->u.s, v->n);
+    else if (v && v->type == JSON_ARRAY)
+        for (uint32_t i = 0; i < v->n; i++)
+            if (v->u.items[i].type == JSON_STRING)
+                add_string(x, v->u.items[i].u.s, v->u.items[i].n);
+}
+
+static void string_value(xctx *x, const fp_val *v)
+{
+    if (v->kind == FP_STR) {
+        add_string(x, v->u.s.p, v->u.s.n);
+        return;
+    }
+    if (v->kind != FP_OBJ || !v->node)
+        return;
+    static const char *const name_parts[] = {"family", "given", "prefix", "suffix", "text"};
+    static const char *const addr_parts[] = {"line",  "city",    "district", "state",
+                                             "postalCode", "country", "text"};
+    const char *const *parts = NULL;
+    size_t np = 0;
+    if (is_a(v->ftype, "HumanName")) {
+        parts = name_parts;
+        np = sizeof name_parts / sizeof *name_parts;
+    } else if (is_a(v->ftype, "Address")) {
+        parts = addr_parts;
+        np = sizeof addr_parts / sizeof *addr_parts;
+    }
+    for (size_t i = 0; i < np; i++)
+        add_json_string(x, json_get(v->node, parts[i]));
+}
+
+/* ---- tokens ------------------------------------------------------------------------ */
+
+static void add_token(xctx *x, const char *code, size_t cn, const char *sys, size_t sn)
+{
+    if (!code || !cn)
+        return;
+    buf_reset(&x->tmp);
+    idx_put_str(&x->tmp, code, cn > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2 : cn);
+    idx_put_str(&x->tmp, sys ? sys : "", sys ? (sn > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2 : sn) : 0);
+    add(x, IDX_TOKEN, &x->tmp);
+}
+
+static void add_text(xctx *x, const char *s)
+{
+    if (!s || !*s)
+        return;
+    buf norm = BUF_INIT;
+    idx_norm_string(s, strlen(s), &norm);
+    buf_reset(&x->tmp);
+    if (norm.len) {
+        idx_put_str(&x->tmp, norm.data, norm.len);
+        add(x, IDX_TEXT, &x->tmp);
+    }
+    buf_free(&norm);
+}
+
+static void add_coding(xctx *x, const json_val *c)
+{
+    if (!c || c->type != JSON_OBJECT)
+        return;
+    const char *code = json_get_str(c, "code"), *sys = json_get_str(c, "system");
+    if (code)
+        add_token(x, code, strlen(code), sys, sys ? strlen(sys) : 0);
+    add_text(x, json_get_str(c, "display"));
+}
+
+static void add_concept(xctx *x, const json_val *cc)
+{
+    if (!cc || cc->type != JSON_OBJECT)
+        return;
+    const json_val *cs = json_get(cc, "coding");
+    for (uint32_t i = 0; cs && cs->type == JSON_ARRAY && i < cs->n; i++)
+        add_coding(x, &cs->u.items[i]);
+    add_text(x, json_get_str(cc, "text"));
+}
+
+static void token_value(xctx *x, const fp_val *v)
+{
+    switch (v->kind) {
+    case FP_STR: add_token(x, v->u.s.p, v->u.s.n, NULL, 0); return;
+    case FP_BOOL: add_token(x, v->u.b ? "true" : "false", v->u.b ? 4 : 5, NULL, 0); return;
+    case FP_INT: {
+        char t[24];
+        int n = snprintf(t, sizeof t, "%lld", (long long)v->u.i);
+        add_token(x, t, (size_t)n, NULL, 0);
+        return;
+    }
+    case FP_OBJ: break;
+    default: return;
+    }
+    const json_val *o = v->node;
+    if (!o || o->type != JSON_OBJECT)
+        return;
+    const char *t = tname(v);
+    if (is_a(v->ftype, "Coding")) {
+        add_coding(x, o);
+    } else if (is_a(v->ftype, "CodeableConcept")) {
+        add_concept(x, o);
+    } else if (is_a(v->ftype, "Identifier")) {
+        const char *val = json_get_str(o, "value"), *sys = json_get_str(o, "system");
+        if (val)
+            add_token(x, val, strlen(val), sys, sys ? strlen(sys) : 0);
+        const json_val *ty = json_get(o, "type");
+        if (ty)
+            add_text(x, json_get_str(ty, "text"));
+    } else if (is_a(v->ftype, "ContactPoint")) {
+        const char *val = json_get_str(o, "value"), *sys = json_get_str(o, "system");
+        if (val)
+            add_token(x, val, strlen(val), sys, sys ? strlen(sys) : 0);
+    } else if (!strcmp(t, "") || is_a(v->ftype, "Element")) {
+        /* another complex type: nothing a token search could name */
+    }
+}
+
+/* ---- references -------------------------------------------------------------------- */
+
+/* "Type/id" (optionally followed by "/_history/vid") with a resource type of the model
+ * and a valid id: 1 and the parts. */
+static int split_local(const char *s, size_t n, const char **type, size_t *tn, const char **id,
+                       size_t *in)
+{
+    const char *slash = memchr(s, '/', n);
+    if (!slash || slash == s)
+        return 0;
+    size_t l = (size_t)(slash - s);
+    if (!fhir_resource_type(s, l))
+        return 0;
+    const char *p = slash + 1, *end = s + n;
+    const char *h = memchr(p, '/', (size_t)(end - p));
+    size_t il = h ? (size_t)(h - p) : (size_t)(end - p);
+    if (h && ((size_t)(end - h) < 11 || memcmp(h, "/_history/", 10)))
+        return 0;
+    if (!il || il > 64)
+        return 0;
+    for (size_t i = 0; i < il; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    *type = s;
+    *tn = l;
+    *id = p;
+    *in = il;
+    return 1;
+}
+
+static void add_ref_target(xctx *x, const char *s, size_t n)
+{
+    if (!n || s[0] == '#')
+        return; /* a contained resource: found through its container, not indexed */
+    if (x->base_len && n > x->base_len + 1 && !memcmp(s, x->base_url, x->base_len) &&
+        s[x->base_len] == '/') {
+        s += x->base_len + 1;
+        n -= x->base_len + 1;
+    }
+    const char *type, *id;
+    size_t tn, in;
+    buf_reset(&x->tmp);
+    if (split_local(s, n, &type, &tn, &id, &in)) {
+        idx_put_str(&x->tmp, id, in);
+        idx_put_str(&x->tmp, type, tn);
+    } else {
+        const char *bar = memchr(s, '|', n); /* canonical|version: the version is not kept */
+        size_t un = bar ? (size_t)(bar - s) : n;
+        idx_put_str(&x->tmp, s, un > IDX_MAX_VALUE ? IDX_MAX_VALUE : un);
+        idx_put_str(&x->tmp, "", 0);
+    }
+    add(x, IDX_REF, &x->tmp);
+}
+
+static void reference_value(xctx *x, const fp_val *v)
+{
+    if (v->kind == FP_STR) { /* canonical, uri */
+        add_ref_target(x, v->u.s.p, v->u.s.n);
+        return;
+    }
+    if (v->kind != FP_OBJ || !v->node || v->node->type != JSON_OBJECT)
+        return;
+    const json_val *o = v->node;
+    if (is_a(v->ftype, "Reference")) {
+        const json_val *r = json_get(o, "reference");
+        if (r && r->type == JSON_STRING)
+            add_ref_target(x, r->u.s, r->n);
+        const json_val *ident = json_get(o, "identifier");
+        if (ident && ident->type == JSON_OBJECT) {
+            const char *val = json_get_str(ident, "value"), *sys = json_get_str(ident, "system");
+            if (val) {
+                buf_reset(&x->tmp);
+                idx_put_str(&x->tmp, val, strlen(val) > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2
+                                                                           : strlen(val));
+                idx_put_str(&x->tmp, sys ? sys : "",
+                            sys ? (strlen(sys) > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2
+                                                                   : strlen(sys))
+                                : 0);
+                add(x, IDX_REF_ID, &x->tmp);
+            }
+        }
+    }
+}
+
+/* ---- dates ------------------------------------------------------------------------- */
+
+static void add_interval(xctx *x, int64_t lo, int64_t hi)
+{
+    buf_reset(&x->tmp);
+    idx_put_instant(&x->tmp, lo);
+    idx_put_instant(&x->tmp, hi);
+    add(x, IDX_DATE, &x->tmp);
+    buf_reset(&x->tmp);
+    idx_put_instant(&x->tmp, hi);
+    idx_put_instant(&x->tmp, lo);
+    add(x, IDX_DATE_HI, &x->tmp);
+}
+
+/* The interval of a date/dateTime/instant string, in microseconds; 0 or -1. */
+static int str_range(const char *s, size_t n, int64_t *lo, int64_t *hi)
+{
+    fp_dt d;
+    if (fp_dt_parse_fhir(s, n, &d))
+        return -1;
+    int64_t l, h;
+    fp_dt_range_ms(d, 0, &l, &h);
+    *lo = l * 1000;
+    *hi = h * 1000 + 999;
+    return 0;
+}
+
+static void date_value(xctx *x, const fp_val *v)
+{
+    int64_t lo, hi;
+    if (v->kind == FP_DATE || v->kind == FP_DATETIME) {
+        int64_t l, h;
+        fp_dt_range_ms(v->u.dt, 0, &l, &h);
+        add_interval(x, l * 1000, h * 1000 + 999);
+        return;
+    }
+    if (v->kind == FP_STR) {
+        if (str_range(v->u.s.p, v->u.s.n, &lo, &hi) == 0)
+            add_interval(x, lo, hi);
+        return;
+    }
+    if (v->kind != FP_OBJ || !v->node || v->node->type != JSON_OBJECT)
+        return;
+    const json_val *o = v->node;
+    if (is_a(v->ftype, "Period")) {
+        const char *s = json_get_str(o, "start"), *e = json_get_str(o, "end");
+        int64_t l1 = INSTANT_MIN, h1 = INSTANT_MAX, l2, h2;
+        if (s && str_range(s, strlen(s), &l1, &h2))
+            l1 = INSTANT_MIN;
+        if (e && str_range(e, strlen(e), &l2, &h1))
+            h1 = INSTANT_MAX;
+        if (s || e)
+            add_interval(x, l1, h1);
+    } else if (is_a(v->ftype, "Timing")) {
+        const json_val *ev = json_get(o, "event");
+        for (uint32_t i = 0; ev && ev->type == JSON_ARRAY && i < ev->n; i++)
+            if (ev->u.items[i].type == JSON_STRING &&
+                str_range(ev->u.items[i].u.s, ev->u.items[i].n, &lo, &hi) == 0)
+                add_interval(x, lo, hi);
+    }
+}
+
+/* ---- numbers and quantities --------------------------------------------------------- */
+
+static int json_double(const json_val *v, double *d)
+{
+    if (!v || v->type != JSON_NUMBER)
+        return -1;
+    fp_dec dec;
+    if (fp_dec_parse_json(v->u.s, v->n, &dec))
+        return -1;
+    *d = fp_dec_to_double(dec);
+    return 0;
+}
+
+static void add_double(xctx *x, uint8_t kind, const char *a, const char *b, double d)
+{
+    buf_reset(&x->tmp);
+    if (a)
+        idx_put_str(&x->tmp, a, strlen(a) > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2 : strlen(a));
+    if (b)
+        idx_put_str(&x->tmp, b, strlen(b) > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2 : strlen(b));
+    idx_put_double(&x->tmp, d);
+    add(x, kind, &x->tmp);
+}
+
+static void number_value(xctx *x, const fp_val *v)
+{
+    if (v->kind == FP_INT)
+        add_double(x, IDX_NUMBER, NULL, NULL, (double)v->u.i);
+    else if (v->kind == FP_DEC)
+        add_double(x, IDX_NUMBER, NULL, NULL, fp_dec_to_double(v->u.d));
+}
+
+static void quantity_value(xctx *x, const fp_val *v)
+{
+    if (v->kind != FP_OBJ || !v->node || v->node->type != JSON_OBJECT)
+        return;
+    const json_val *o = v->node;
+    const json_val *val = json_get(o, "value");
+    double d;
+    if (json_double(val, &d))
+        return;
+    if (is_a(v->ftype, "Money")) {
+        add_double(x, IDX_QTY, "urn:iso:std:iso:4217", json_get_str(o, "currency"), d);
+        add_double(x, IDX_QTY_VALUE, NULL, NULL, d);
+        return;
+    }
+    if (!is_a(v->ftype, "Quantity"))
+        return;
+    const char *sys = json_get_str(o, "system"), *code = json_get_str(o, "code");
+    const char *unit = json_get_str(o, "unit");
+    if (code || unit)
+        add_double(x, IDX_QTY, sys && code ? sys : "", code ? code : unit, d);
+    if (unit && code && strcmp(unit, code))
+        add_double(x, IDX_QTY, "", unit, d); /* value||unit finds the human unit too */
+    add_double(x, IDX_QTY_VALUE, NULL, NULL, d);
+    if (code && sys && !strcmp(sys, "http://unitsofmeasure.org")) {
+        fp_dec dec;
+        fp_qty q, c;
+        if (fp_dec_parse_json(val->u.s, val->n, &dec) == 0 &&
+            fp_qty_make(dec, code, strlen(code), &q) == 0 && fp_qty_canonical(&q, &c) == 0)
+            add_double(x, IDX_QTY_UCUM, c.unit, NULL, fp_dec_to_double(c.value));
+    }
+}
+
+static void uri_value(xctx *x, const fp_val *v)
+{
+    if (v->kind != FP_STR || !v->u.s.n)
+        return;
+    buf_reset(&x->tmp);
+    idx_put_str(&x->tmp, v->u.s.p, v->u.s.n > IDX_MAX_VALUE ? IDX_MAX_VALUE : v->u.s.n);
+    add(x, IDX_URI, &x->tmp);
+}
+
+/* ---- the resource ------------------------------------------------------------------ */
+
+static int cmp_entries(const void *a, const void *b)
+{
+    return idx_entry_cmp(a, b);
+}
+
+int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
+                const char *base_url, idx_set *out)
+{
+    memset(out, 0, sizeof *out);
+    const fhir_search_param *const *sps;
+    size_t nsp = fhir_search_params(type, &sps);
+    xctx x = {.a = a, .out = out, .base_url = base_url ? base_url : "",
+              .base_len = base_url ? strlen(base_url) : 0, .tmp = BUF_INIT};
+    for (size_t i = 0; i < nsp && !x.err; i++) {
+        const fhir_search_param *sp = sps[i];
+        const fp_expr *ex = fp_sp_cache_get(spc, sp);
+        if (!ex || sp->type == FHIR_SP_COMPOSITE || sp->type == FHIR_SP_SPECIAL)
+            continue;
+        fp_coll c;
+        fp_error fe;
+        if (fp_eval(ex, a, res, NULL, &c, &fe))
+            continue; /* a run-time type error of the expression on this content */
+        x.sp = idx_sp_hash(type, sp->code);
+        for (size_t k = 0; k < c.n && !x.err; k++) {
+            const fp_val *v = &c.v[k];
+            switch (sp->type) {
+            case FHIR_SP_STRING: string_value(&x, v); break;
+            case FHIR_SP_TOKEN: token_value(&x, v); break;
+            case FHIR_SP_REFERENCE: reference_value(&x, v); break;
+            case FHIR_SP_DATE: date_value(&x, v); break;
+            case FHIR_SP_NUMBER: number_value(&x, v); break;
+            case FHIR_SP_QUANTITY: quantity_value(&x, v); break;
+            case FHIR_SP_URI: uri_value(&x, v); break;
+            default: break;
+            }
+        }
+    }
+    buf_free(&x.tmp);
+    if (x.err)
+        return x.err;
+    if (out->n > 1) {
+        qsort(out->e, out->n, sizeof *out->e, cmp_entries);
+        size_t w = 1;
+        for (size_t i = 1; i < out->n; i++)
+            if (idx_entry_cmp(&out->e[i], &out->e[w - 1]))
+                out->e[w++] = out->e[i];
+        out->n = w;
+    }
+    return 0;
+}

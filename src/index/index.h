@@ -1,0 +1,132 @@
+/*
+ * index.h -- the search index (prefix idx_): which entries a resource has, and the
+ * extra puts and deletes that keep SearchParam and ResourceParam equal to the
+ * current versions (layouts: docs/STORAGE.md section 4).
+ *
+ *   resource JSON --FHIRPath of every parameter of its type (fp_sp_cache)-->
+ *   values --normalise per parameter type--> entries {sp, kind, value}
+ *
+ *   write plan:  old entries (ResourceParam) vs new entries -> deletes + puts
+ *
+ * Entries are what the query engine (src/search/) scans: a search value is
+ * normalised by the same functions (idx_norm_*), so the two sides cannot drift.
+ * Pure functions of their inputs except idx_plan, which reads ResourceParam
+ * through the store interface.
+ */
+#ifndef HORTUS_INDEX_H
+#define HORTUS_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "json/json.h"
+#include "store/store.h"
+
+struct fp_sp_cache;
+
+#define IDX_RN_LEN 10      /* resource number: t(8) | n(2) */
+#define IDX_MAX_VALUE 400  /* normalised value bytes in a key; longer strings are cut */
+#define IDX_MAX_ENTRIES 20000 /* entries of one resource: more is 422 too-costly */
+
+/* Entry kinds (docs/STORAGE.md 4.3). */
+enum {
+    IDX_STRING = 'S',  /* normalised string */
+    IDX_EXACT = 'X',   /* string as stored */
+    IDX_TOKEN = 'T',   /* code\0 system\0 */
+    IDX_TEXT = 'Y',    /* normalised display / text of a token */
+    IDX_REF = 'R',     /* id\0 Type\0, or url\0 \0 */
+    IDX_REF_ID = 'I',  /* value\0 system\0 of Reference.identifier */
+    IDX_DATE = 'D',    /* lo(8) hi(8) */
+    IDX_DATE_HI = 'H', /* hi(8) lo(8) */
+    IDX_NUMBER = 'N',  /* double(8) */
+    IDX_QTY = 'Q',     /* system\0 code\0 double(8) */
+    IDX_QTY_UCUM = 'C',/* canonical unit\0 double(8) */
+    IDX_QTY_VALUE = 'V',/* double(8) */
+    IDX_URI = 'U',     /* uri\0 */
+};
+
+typedef struct idx_entry {
+    uint32_t sp;          /* idx_sp_hash(type, code) */
+    uint8_t kind;
+    uint16_t len;         /* value bytes */
+    const uint8_t *val;   /* arena or a decoded ResourceParam value */
+} idx_entry;
+
+typedef struct idx_set {
+    idx_entry *e;
+    size_t n, cap;
+} idx_set;
+
+/* The 4-byte parameter hash of "Type.code" (big-endian first bytes of SHA-256). */
+uint32_t idx_sp_hash(const char *type, const char *code);
+
+/* All entries of `res` (a resource of `type`), sorted and without duplicates,
+ * values in `a`. base_url: this server's FHIR base, so absolute references to it
+ * count as local ("" when unknown). Returns 0, ERR_TOOBIG (more than
+ * IDX_MAX_ENTRIES), ERR_NOMEM. A parameter whose expression fails on this
+ * resource (a FHIRPath run-time error) contributes nothing. */
+int idx_extract(const struct fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
+                const char *base_url, idx_set *out);
+
+/* Order of entries (sp, kind, value bytes): what idx_extract sorts by. */
+int idx_entry_cmp(const idx_entry *x, const idx_entry *y);
+
+/* ---- keys --------------------------------------------------------------------------- */
+
+/* SearchParam key of entry e for resource number rn into out (cap >= STORE_EXTRA_KEY_MAX).
+ * Returns the key length. The rn starts at (length - IDX_RN_LEN). */
+size_t idx_sp_key(uint8_t *out, uint32_t tenant, const idx_entry *e, const uint8_t rn[IDX_RN_LEN]);
+
+/* The prefix of every SearchParam key of (sp, kind) followed by `val` (len bytes). */
+size_t idx_sp_prefix(uint8_t *out, uint32_t tenant, uint32_t sp, uint8_t kind, const void *val,
+                     size_t len);
+
+/* ResourceParam key of (type, id). */
+size_t idx_rp_key(uint8_t *out, uint32_t tenant, const char *type, const char *id);
+
+/* Aux key rn -> id: tenant | 'r' | type\0 | rn. */
+size_t idx_rn_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN]);
+
+/* Encode rn + entries as a ResourceParam value into b; decode one back (entries point
+ * into val). 0, or ERR_INVALID for a malformed value. */
+void idx_rp_encode(buf *b, const uint8_t rn[IDX_RN_LEN], const idx_set *s);
+int idx_rp_decode(arena *a, const void *val, size_t len, uint8_t rn[IDX_RN_LEN], idx_set *s);
+
+/* ---- normalisation (shared with the query side) ------------------------------------ */
+
+/* Case- and accent-insensitive form of a string (docs/STORAGE.md 4.3) appended to b,
+ * cut at IDX_MAX_VALUE bytes on a character boundary. */
+void idx_norm_string(const char *s, size_t n, buf *b);
+
+/* A string as a self-delimiting value part: escaped, then 0x00. */
+void idx_put_str(buf *b, const char *s, size_t n);
+
+/* Order-preserving 8 bytes of a double / of microseconds (as the store's instant). */
+void idx_put_double(buf *b, double d);
+void idx_put_instant(buf *b, int64_t us);
+
+/* ---- the write plan ----------------------------------------------------------------- */
+
+/* What one write changes in the index: appended to the caller's extras through add()
+ * (same signature as rest_write_add_extra's core). */
+typedef int (*idx_add_fn)(void *ctx, store_db db, int del, const void *key, size_t key_len,
+                          const void *val, size_t val_len, int fill_t, size_t t_offset,
+                          int fill_t_val, size_t t_val_offset);
+
+/* The index changes of writing `res` (NULL: a delete) as the new current version of
+ * type/id, against what ResourceParam says under rd. op_index: the op's position in
+ * its request (the n of a new rn). Returns 0, ERR_TOOBIG, ERR_NOMEM, ERR_IO. */
+int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
+             const char *type, const char *id, const json_val *res, const char *base_url,
+             uint16_t op_index, idx_add_fn add, void *add_ctx);
+
+/* Verify the whole index of tenant against the current versions, in one snapshot:
+ * every current version's entries are in ResourceParam and SearchParam, and no
+ * entry or ResourceParam key exists without its version. 0, or ERR_INTERNAL with the
+ * first problem in msg; *nres / *nentries count what was checked. */
+int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *msg, size_t cap,
+              uint64_t *nres, uint64_t *nentries);
+
+#endif

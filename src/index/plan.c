@@ -1,0 +1,237 @@
+/*
+ * plan.c -- keeping the index equal to the current versions: the index changes of
+ * one write (idx_plan, called by the write pipeline's extras hook) and the check
+ * of a whole tenant against its resources (idx_check, for `hortus check`).
+ *
+ *   ResourceParam(type/id) --decode--> old rn + old entries ----+
+ *   new content --idx_extract--> new entries --------------------+--> merge of two
+ *                                                                     sorted lists:
+ *     only old: delete SearchParam key      only new: put SearchParam key
+ *     ResourceParam: put rn + new entries (delete on a delete)
+ *
+ * A resource created by this write has no rn yet: its keys carry a placeholder t
+ * that the writer fills with the commit's t (store_extra.fill_t / fill_t_val).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "fhir/model.h"
+#include "index/index.h"
+
+static int put_entry_key(idx_add_fn add, void *ctx, uint32_t tenant, const idx_entry *e,
+                         const uint8_t rn[IDX_RN_LEN], int del, int fill)
+{
+    uint8_t k[STORE_EXTRA_KEY_MAX];
+    if (4 + 4 + 1 + (size_t)e->len + IDX_RN_LEN > sizeof k)
+        return ERR_TOOBIG;
+    size_t n = idx_sp_key(k, tenant, e, rn);
+    return add(ctx, STORE_DB_SEARCH_PARAM, del, k, n, NULL, 0, fill, n - IDX_RN_LEN, 0, 0);
+}
+
+int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
+             const char *type, const char *id, const json_val *res, const char *base_url,
+             uint16_t op_index, idx_add_fn add, void *add_ctx)
+{
+    uint8_t rpk[4 + 65 + 65];
+    size_t rpn = idx_rp_key(rpk, tenant, type, id);
+    const void *val;
+    size_t vlen;
+    idx_set old = {0}, cur = {0};
+    uint8_t rn[IDX_RN_LEN];
+    int have_old = 0;
+    int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, rpk, rpn, &val, &vlen);
+    if (rc == 0) {
+        rc = idx_rp_decode(a, val, vlen, rn, &old);
+        if (rc)
+            return rc == ERR_INVALID ? ERR_IO : rc;
+        have_old = 1;
+    } else if (rc != ERR_NOTFOUND) {
+        return rc;
+    }
+    if (res && (rc = idx_extract(spc, a, type, res, base_url, &cur)))
+        return rc;
+    int fill = 0;
+    if (!have_old) {
+        memset(rn, 0, 8); /* the commit's t, filled in by the writer */
+        rn[8] = (uint8_t)(op_index >> 8);
+        rn[9] = (uint8_t)op_index;
+        fill = 1;
+    }
+    /* merge the two sorted lists */
+    size_t i = 0, j = 0;
+    while (i < old.n || j < cur.n) {
+        int c = i == old.n ? 1 : j == cur.n ? -1 : idx_entry_cmp(&old.e[i], &cur.e[j]);
+        if (c < 0)
+            rc = put_entry_key(add, add_ctx, tenant, &old.e[i++], rn, 1, 0);
+        else if (c > 0)
+            rc = put_entry_key(add, add_ctx, tenant, &cur.e[j++], rn, 0, fill);
+        else
+            i++, j++; /* unchanged */
+        if (rc)
+            return rc;
+    }
+    if (!res) {
+        if (!have_old)
+            return 0;
+        rc = add(add_ctx, STORE_DB_RESOURCE_PARAM, 1, rpk, rpn, NULL, 0, 0, 0, 0, 0);
+        if (rc)
+            return rc;
+        uint8_t rk[4 + 1 + 65 + IDX_RN_LEN];
+        size_t rkn = idx_rn_key(rk, tenant, type, rn);
+        return add(add_ctx, STORE_DB_AUX, 1, rk, rkn, NULL, 0, 0, 0, 0, 0);
+    }
+    buf b = BUF_INIT;
+    idx_rp_encode(&b, rn, &cur);
+    if (b.err) {
+        buf_free(&b);
+        return ERR_NOMEM;
+    }
+    rc = add(add_ctx, STORE_DB_RESOURCE_PARAM, 0, rpk, rpn, b.data, b.len, 0, 0, fill, 0);
+    buf_free(&b);
+    if (rc || have_old)
+        return rc;
+    uint8_t rk[4 + 1 + 65 + IDX_RN_LEN];
+    size_t rkn = idx_rn_key(rk, tenant, type, rn);
+    return add(add_ctx, STORE_DB_AUX, 0, rk, rkn, id, strlen(id), 1, rkn - IDX_RN_LEN, 0, 0);
+}
+
+/* ---- check ------------------------------------------------------------------------- */
+
+static int fail(char *msg, size_t cap, const char *fmt, const char *type, const char *id)
+{
+    if (msg && cap)
+        snprintf(msg, cap, fmt, type, id);
+    return ERR_INTERNAL;
+}
+
+/* Every key of a database in tenant must be accounted for: counts them. */
+static int count_keys(store_reader *rd, store_db db, uint32_t tenant, uint8_t sub, uint64_t *n)
+{
+    uint8_t p[5] = {(uint8_t)(tenant >> 24), (uint8_t)(tenant >> 16), (uint8_t)(tenant >> 8),
+                    (uint8_t)tenant, sub};
+    store_iter *it;
+    int rc = store_scan(rd, db, NULL, 0, p, sub ? 5 : 4, &it);
+    if (rc)
+        return rc;
+    const void *k, *v;
+    size_t kn, vn;
+    *n = 0;
+    while ((rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0)
+        (*n)++;
+    store_iter_close(it);
+    return rc == ERR_NOTFOUND ? 0 : rc;
+}
+
+int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *msg, size_t cap,
+              uint64_t *nres, uint64_t *nentries)
+{
+    store_reader *rd;
+    int rc = store_read_begin(s, &rd);
+    if (rc)
+        return rc;
+    arena *a = arena_new(1 << 16);
+    if (!a) {
+        store_read_end(rd);
+        return ERR_NOMEM;
+    }
+    uint64_t resources = 0, entries = 0;
+    const fhir_type *const *types;
+    size_t ntypes = fhir_resource_types(&types);
+    for (size_t ti = 0; ti < ntypes && !rc; ti++) {
+        const fhir_type *t = types[ti];
+        store_iter *it;
+        if ((rc = store_list(rd, tenant, t->name, 0, NULL, &it)))
+            break;
+        store_version v;
+        while (rc == 0 && (rc = store_iter_next(it, &v)) == 0) {
+            arena_reset(a);
+            char *copy = arena_strndup(a, v.bytes, v.len);
+            json_val *root;
+            if (!copy || json_parse(a, copy, v.len, 0, &root, NULL)) {
+                rc = fail(msg, cap, "%s/%s: the stored content does not parse", v.type, v.id);
+                break;
+            }
+            idx_set want;
+            if ((rc = idx_extract(spc, a, v.type, root, "", &want)))
+                break;
+            uint8_t rpk[4 + 65 + 65];
+            size_t rpn = idx_rp_key(rpk, tenant, v.type, v.id);
+            const void *val;
+            size_t vlen;
+            idx_set have;
+            uint8_t rn[IDX_RN_LEN];
+            if (store_get(rd, STORE_DB_RESOURCE_PARAM, rpk, rpn, &val, &vlen) ||
+                idx_rp_decode(a, val, vlen, rn, &have)) {
+                rc = fail(msg, cap, "%s/%s has no (or a malformed) ResourceParam entry", v.type,
+                          v.id);
+                break;
+            }
+            for (size_t i = 0; i < have.n; i++) {
+                uint8_t k[STORE_EXTRA_KEY_MAX];
+                size_t kn = idx_sp_key(k, tenant, &have.e[i], rn);
+                const void *x;
+                size_t xn;
+                if (store_get(rd, STORE_DB_SEARCH_PARAM, k, kn, &x, &xn)) {
+                    rc = fail(msg, cap, "%s/%s: a SearchParam entry of its ResourceParam list "
+                                        "is missing",
+                              v.type, v.id);
+                    break;
+                }
+            }
+            if (rc)
+                break;
+            /* The stored list and the content's entries must be the same set. The one
+             * allowed difference: a reference to this server by absolute URL, indexed as
+             * a local one when written (the base URL of that request is not known here). */
+            for (size_t i = 0, j = 0; (i < want.n || j < have.n) && !rc;) {
+                int c = i == want.n ? 1 : j == have.n ? -1 : idx_entry_cmp(&want.e[i], &have.e[j]);
+                if (c == 0) {
+                    i++, j++;
+                } else if (c < 0 ? want.e[i].kind == IDX_REF : have.e[j].kind == IDX_REF) {
+                    c < 0 ? i++ : j++;
+                } else {
+                    rc = fail(msg, cap,
+                              c < 0 ? "%s/%s: an entry of its content is not indexed"
+                                    : "%s/%s: it lists an entry its content does not give",
+                              v.type, v.id);
+                }
+            }
+            if (rc)
+                break;
+            uint8_t rk[4 + 1 + 65 + IDX_RN_LEN];
+            size_t rkn = idx_rn_key(rk, tenant, v.type, rn);
+            if (store_get(rd, STORE_DB_AUX, rk, rkn, &val, &vlen) || vlen != strlen(v.id) ||
+                memcmp(val, v.id, vlen)) {
+                rc = fail(msg, cap, "%s/%s: its resource number does not lead back to it",
+                          v.type, v.id);
+                break;
+            }
+            resources++;
+            entries += have.n;
+        }
+        store_iter_close(it);
+        if (rc == ERR_NOTFOUND)
+            rc = 0;
+        if (rc)
+            break;
+    }
+    uint64_t nsp = 0, nrp = 0, nrn = 0;
+    if (!rc && !(rc = count_keys(rd, STORE_DB_SEARCH_PARAM, tenant, 0, &nsp)) &&
+        !(rc = count_keys(rd, STORE_DB_RESOURCE_PARAM, tenant, 0, &nrp)) &&
+        !(rc = count_keys(rd, STORE_DB_AUX, tenant, 'r', &nrn))) {
+        if (nrp != resources || nrn != resources)
+            rc = fail(msg, cap, "%s%s: index entries of resources that have no current version",
+                      nrp != resources ? "ResourceParam" : "Aux", "");
+        else if (nsp != entries)
+            rc = fail(msg, cap, "%s%s: SearchParam entries that no current version lists",
+                      "SearchParam", "");
+    }
+    arena_free(a);
+    store_read_end(rd);
+    if (nres)
+        *nres = resources;
+    if (nentries)
+        *nentries = entries;
+    return rc;
+}

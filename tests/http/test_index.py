@@ -1,0 +1,138 @@
+"""The search index follows every write: after creates, updates that change and drop
+values, patches, deletes, re-creates, transactions and batches -- sequential and
+concurrent -- `hortus check` finds every current version's entries and nothing else
+(entries of replaced or deleted versions would make it fail)."""
+import json
+import random
+import subprocess
+import threading
+
+import requests
+
+from conftest import BIN, FHIR_JSON
+
+CT = {"Content-Type": FHIR_JSON}
+
+
+def check(datadir):
+    r = subprocess.run([BIN, "check", "--data", str(datadir)], capture_output=True, text=True,
+                       timeout=300)
+    return r.returncode, r.stdout + r.stderr
+
+
+def patient(pid, family, given=None, birth=None, extra=None):
+    p = {"resourceType": "Patient", "id": pid, "name": [{"family": family}]}
+    if given:
+        p["name"][0]["given"] = given
+    if birth:
+        p["birthDate"] = birth
+    p.update(extra or {})
+    return p
+
+
+def test_index_follows_every_kind_of_write(make_server, tmp_path):
+    data = tmp_path / "idx"
+    s = make_server(data)
+    b = s.base
+    put = lambda res: requests.put(f"{b}/{res['resourceType']}/{res['id']}",
+                                   data=json.dumps(res), headers=CT)
+    assert put(patient("ix1", "Ödön", ["Zoë"], "1970-03",
+                       {"identifier": [{"system": "urn:mrn", "value": "A1"}],
+                        "telecom": [{"system": "phone", "value": "+31 20 1234"}]})).status_code == 201
+    # an update that changes some values and drops others
+    assert put(patient("ix1", "Jansen", birth="1971")).status_code == 200
+    # a patch
+    r = requests.patch(f"{b}/Patient/ix1", headers={"Content-Type": "application/json-patch+json"},
+                       data=json.dumps([{"op": "add", "path": "/gender", "value": "female"}]))
+    assert r.status_code == 200, r.text
+    # create, delete, re-create
+    r = requests.post(f"{b}/Observation", headers=CT, data=json.dumps({
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4",
+                             "display": "Heart rate"}]},
+        "subject": {"reference": "Patient/ix1"},
+        "effectiveDateTime": "2024-03-01T10:00:00+01:00",
+        "valueQuantity": {"value": 72, "unit": "beats/minute", "system": "http://unitsofmeasure.org",
+                          "code": "/min"}}))
+    assert r.status_code == 201, r.text
+    oid = r.json()["id"]
+    assert requests.delete(f"{b}/Observation/{oid}").status_code == 204
+    assert put(patient("ix2", "Gone")).status_code == 201
+    assert requests.delete(f"{b}/Patient/ix2").status_code == 204
+    assert put(patient("ix2", "Back")).status_code == 201
+    # a transaction with references between its entries, and an absolute reference
+    # to this server (indexed as a local one)
+    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111",
+         "resource": {"resourceType": "Patient", "name": [{"family": "Tx"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Observation", "status": "final",
+                      "code": {"text": "note"},
+                      "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+                      "performer": [{"reference": f"{b}/Patient/ix1"}]},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": patient("ix1", "Jansen", ["Piet"]),
+         "request": {"method": "PUT", "url": "Patient/ix1"}},
+        {"request": {"method": "DELETE", "url": "Patient/ix2"}},
+    ]}
+    r = requests.post(b, data=json.dumps(tx), headers=CT)
+    assert r.status_code == 200, r.text
+    # a batch
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": patient(f"ixb{i}", f"Batch{i}"), "request": {"method": "PUT",
+                                                                  "url": f"Patient/ixb{i}"}}
+        for i in range(5)]}
+    assert requests.post(b, data=json.dumps(batch), headers=CT).status_code == 200
+
+    # concurrent writers of a few resources
+    def writer(seed):
+        rng = random.Random(seed)
+        with requests.Session() as h:
+            for _ in range(30):
+                pid = f"ixc{rng.randint(0, 3)}"
+                op = rng.random()
+                if op < 0.6:
+                    h.put(f"{b}/Patient/{pid}", headers=CT, data=json.dumps(
+                        patient(pid, rng.choice(["Müller", "Smith", "Çelik"]),
+                                [rng.choice(["Anna", "Björn"])], f"19{rng.randint(10, 99)}")))
+                elif op < 0.8:
+                    h.delete(f"{b}/Patient/{pid}")
+                else:
+                    h.patch(f"{b}/Patient/{pid}",
+                            headers={"Content-Type": "application/json-patch+json"},
+                            data=json.dumps([{"op": "replace", "path": "/gender",
+                                              "value": rng.choice(["male", "female"])}]))
+
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    code, out = s.stop()
+    assert code == 0, out
+    code, out = check(data)
+    assert code == 0, out
+    assert "ok: search index:" in out, out
+    n = int(out.split("ok: search index: ")[1].split(" resources")[0])
+    assert n >= 10, out
+
+
+def test_check_notices_a_missing_index(make_server, tmp_path):
+    """The check can fail: a data directory whose SearchParam database lost its entries
+    is reported."""
+    data = tmp_path / "idx-broken"
+    s = make_server(data)
+    assert requests.put(f"{s.base}/Patient/ixk", data=json.dumps(patient("ixk", "Kees")),
+                        headers=CT).status_code == 201
+    code, out = s.stop()
+    assert code == 0, out
+    assert check(data)[0] == 0
+    # empty the SearchParam database (python3-lmdb, installed by tools/deps.sh test)
+    import lmdb
+    env = lmdb.open(str(data), max_dbs=16, lock=False)
+    with env.begin(write=True) as txn:
+        txn.drop(env.open_db(b"SearchParam", txn=txn), delete=False)
+    env.close()
+    code, out = check(data)
+    assert code == 1, out
+    assert "search index" in out and "missing" in out, out
