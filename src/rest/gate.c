@@ -91,6 +91,7 @@ int rest_gate_enter(rest_gate *g, rest_req *r, uint32_t tenant, const char *type
     }
     memcpy(r->gate_key, key, (size_t)n + 1);
     r->gated = 1;
+    r->gate_waiting = 1;
     r->gate_next = NULL;
     r->resume = cont;
     if ((*p)->tail)
@@ -113,13 +114,30 @@ void rest_gate_leave(rest_gate *g, rest_req *r)
     gate_entry **p = slot(g, r->gate_key);
     gate_entry *e = *p;
     assert(e); /* a holder's key has its entry until the holder leaves */
-    if (e) {
+    if (e && r->gate_waiting) {
+        /* a waiter that goes away: out of the queue, and nobody's turn changes */
+        r->gate_waiting = 0;
+        rest_req *prev = NULL;
+        for (rest_req *q = e->head; q; prev = q, q = q->gate_next) {
+            if (q != r)
+                continue;
+            if (prev)
+                prev->gate_next = q->gate_next;
+            else
+                e->head = q->gate_next;
+            if (e->tail == q)
+                e->tail = prev;
+            break;
+        }
+        r->gate_next = NULL;
+    } else if (e) {
         next = e->head;
         if (next) {
             e->head = next->gate_next;
             if (!e->head)
                 e->tail = NULL;
             next->gate_next = NULL; /* next now holds the key */
+            next->gate_waiting = 0;
         } else {
             *p = e->next;
             free(e);

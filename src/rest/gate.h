@@ -43,9 +43,10 @@ void rest_gate_free(rest_gate *g);
 int rest_gate_enter(rest_gate *g, rest_req *r, uint32_t tenant, const char *type,
                     const char *id, rest_resume_fn cont);
 
-/* Leave the gate r holds (no-op when it holds none): the next waiter, if any,
- * now holds it and is woken. The server calls this when r's answer is queued or
- * its connection ends. */
+/* Leave the gate: when r holds it, the next waiter (if any) now holds it and is
+ * woken; when r still waits, it leaves the queue and nobody is woken; no-op when
+ * r entered none. The server calls this when r's answer is queued or its
+ * connection ends. */
 void rest_gate_leave(rest_gate *g, rest_req *r);
 
 /* How many keys have an entry (held or waited for): 0 when idle. */

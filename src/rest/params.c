@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "base/time.h"
@@ -155,17 +156,44 @@ int rest_precond_versioned(const rest_precond *p)
     return p->if_match != 0 || p->if_none_match != 0;
 }
 
+int rest_prefer_get(const char *h, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = h; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',' || *p == ';')
+            p++;
+        const char *end = p + strcspn(p, ",;");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *k = p;
+        size_t kn = (size_t)((eq ? eq : end) - p);
+        trim(&k, &kn);
+        if (kn == nl && !strncasecmp(k, name, nl)) {
+            const char *v = eq ? eq + 1 : end;
+            size_t vn = (size_t)(end - v);
+            trim(&v, &vn);
+            if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+                v++;
+                vn -= 2;
+            }
+            if (vn >= cap)
+                return -1;
+            memcpy(out, v, vn);
+            out[vn] = 0;
+            return 1;
+        }
+        p = end;
+    }
+    return 0;
+}
+
 rest_prefer rest_prefer_return(const char *p)
 {
-    if (!p)
+    char v[32];
+    if (!p || rest_prefer_get(p, "return", v, sizeof v) != 1)
         return REST_RETURN_REPRESENTATION;
-    const char *q = strstr(p, "return=");
-    if (!q)
-        return REST_RETURN_REPRESENTATION;
-    q += 7;
-    if (!strncmp(q, "minimal", 7))
+    if (!strcmp(v, "minimal"))
         return REST_RETURN_MINIMAL;
-    if (!strncmp(q, "OperationOutcome", 16))
+    if (!strcmp(v, "OperationOutcome"))
         return REST_RETURN_OUTCOME;
     return REST_RETURN_REPRESENTATION;
 }

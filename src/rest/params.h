@@ -41,8 +41,9 @@ int rest_etag_list_hits(const char *h, uint64_t vid);
 int rest_precond_check(const rest_precond *p, int live, uint64_t cur_vid, char *msg,
                        size_t msgsz);
 
-/* 1 when the write carries a version precondition (If-Match): a lost race must
- * then be a 412, never a silent re-apply over someone else's change. */
+/* 1 when the write carries a precondition (If-Match or If-None-Match): a lost race
+ * must then be a 412, never a silent re-apply over a state the precondition was
+ * not checked against. */
 int rest_precond_versioned(const rest_precond *p);
 
 /* Prefer: return=... */
@@ -51,6 +52,11 @@ typedef enum rest_prefer {
     REST_RETURN_MINIMAL,
     REST_RETURN_OUTCOME,
 } rest_prefer;
+
+/* The value of preference `name` in a Prefer header (RFC 7240: comma- or
+ * semicolon-separated name=value, names case-insensitive, values optionally quoted)
+ * into out. 1 found, 0 absent, -1 when the value does not fit cap. */
+int rest_prefer_get(const char *h, const char *name, char *out, size_t cap);
 
 /* The return preference of a Prefer header (NULL: representation). */
 rest_prefer rest_prefer_return(const char *prefer);

@@ -98,6 +98,7 @@ struct rest_req {
     void *hctx;   /* the handler's own state for resume */
     int inflight; /* counted by rest_writes_allowed, not yet finished */
     int gated;    /* holds or waits for the per-resource write gate (gate.h) */
+    int gate_waiting; /* gated, and still waiting (not the holder) */
     char gate_key[24 + 64 + 1 + REST_MAX_ID + 1];
     rest_req *gate_next;
 };

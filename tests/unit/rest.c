@@ -938,10 +938,22 @@ static void test_prefer(void)
         {"return=", REST_RETURN_REPRESENTATION},
         {"return=bogus", REST_RETURN_REPRESENTATION},
         {"return=operationoutcome", REST_RETURN_REPRESENTATION}, /* the value is a FHIR code */
+        {"RETURN=minimal", REST_RETURN_MINIMAL},           /* RFC 7240: names ignore case */
+        {"x-return=minimal", REST_RETURN_REPRESENTATION},  /* another preference */
+        {"return=minimalist", REST_RETURN_REPRESENTATION}, /* not the value minimal */
+        {"return = minimal", REST_RETURN_MINIMAL},
+        {"return=\"minimal\"", REST_RETURN_MINIMAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         is_int(rest_prefer_return(cases[i].h), cases[i].want, "Prefer: %s",
                cases[i].h ? cases[i].h : "(none)");
+    char v[16];
+    is_int(rest_prefer_get("return=minimal; handling=lenient", "handling", v, sizeof v), 1,
+           "rest_prefer_get finds handling");
+    is_str(v, "lenient", "its value");
+    is_int(rest_prefer_get("return=minimal", "handling", v, sizeof v), 0, "absent: 0");
+    is_int(rest_prefer_get("handling=aaaaaaaaaaaaaaaaaaaaaaaa", "handling", v, sizeof v), -1,
+           "a value longer than the buffer: -1");
 }
 
 static void test_time_param(void)
@@ -1543,9 +1555,6 @@ static void test_gate_basic(void)
     rest_gate_leave(g, &r[1]);
     is_int(nwoken, 1, "leaving twice is a no-op");
     rest_gate_leave(g, &r[7]);
-    /* TODO: a waiter that leaves before its turn (gated, not holding) should be
-     * unlinked without waking anyone; gate.c wakes the queue head instead, so two
-     * requests would hold the key. Not asserted until gate.c is fixed. */
     ok(nwoken == 1 && rest_gate_keys(g) == 4, "leaving a request that never entered is a no-op");
     is_int(rest_gate_enter(g, &r[1], 0, "Patient", "1", cont_a), 0,
            "the old holder entering again queues behind the third");
@@ -1623,6 +1632,29 @@ static void m_wake(rest_req *r)
 {
     m_woken_last = r;
     m_wakes++;
+}
+
+/* A waiter that goes away before its turn (its connection ended) leaves the queue
+ * and wakes nobody: the holder keeps the key, and the one after it is next. */
+static void test_gate_waiter_leaves(void)
+{
+    rest_gate_hooks hooks = {rec_park, rec_wake};
+    rest_gate *g = rest_gate_new(&hooks);
+    static rest_req r[5];
+    nparked = nwoken = 0;
+    is_int(rest_gate_enter(g, &r[1], 0, "Patient", "w", cont_a), 1, "r1 holds");
+    is_int(rest_gate_enter(g, &r[2], 0, "Patient", "w", cont_a), 0, "r2 waits");
+    is_int(rest_gate_enter(g, &r[3], 0, "Patient", "w", cont_a), 0, "r3 waits");
+    is_int(rest_gate_enter(g, &r[4], 0, "Patient", "w", cont_a), 0, "r4 waits");
+    rest_gate_leave(g, &r[3]); /* from the middle */
+    is_int(nwoken, 0, "a waiter leaving from the middle wakes nobody");
+    rest_gate_leave(g, &r[2]); /* the head */
+    is_int(nwoken, 0, "the head waiter leaving wakes nobody: r1 still holds");
+    rest_gate_leave(g, &r[1]);
+    ok(nwoken == 1 && woken[0] == &r[4], "the holder leaving wakes the one waiter left");
+    rest_gate_leave(g, &r[4]);
+    ok(nwoken == 1 && rest_gate_keys(g) == 0, "then the key is free");
+    rest_gate_free(g);
 }
 
 static void test_gate_model(void)
@@ -1837,6 +1869,7 @@ int main(void)
     test_commit_classify();
     test_write_plan();
     test_gate_basic();
+    test_gate_waiter_leaves();
     test_gate_model();
     test_gate_threads();
     arena_free(a);
