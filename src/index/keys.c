@@ -194,7 +194,8 @@ size_t idx_sp_prefix(uint8_t *out, uint32_t tenant, uint32_t sp, uint8_t kind, c
     size_t o = put_be32(out, tenant);
     o += put_be32(out + o, sp);
     out[o++] = kind;
-    memcpy(out + o, val, len);
+    if (len)
+        memcpy(out + o, val, len);
     return o + len;
 }
 

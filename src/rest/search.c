@@ -1,28 +1,21 @@
 /*
- * search.c -- GET [base]/Type: the search-type interaction, unfiltered for now.
+ * search.c -- GET [base]/Type (and POST [base]/Type/_search): the search-type
+ * interaction, answered by the query engine (src/search/) over the index.
  *
- * Until the search engine (src/search/) lands, this lists the current
- * resources of a type in id order, with stable paging, and honours the
- * parameters that need no index:
+ *   query string (+ form body) --srch_add per pair--> query    (400 on the first
+ *   snapshot --srch_run--> one page of rn, the total            parameter that is
+ *   rn --Aux--> id --store_read--> resources --> Bundle         wrong or unknown)
  *
- *   _id=a,b        those resources
- *   _count=N       page size (default 50, at most 1000; 0 = total only)
- *   _summary=count total only
- *   _total=none|estimate|accurate
- *   _page_at, _page_id   cursor of the next page (in the `next` link)
- *
- * A page ends early, before REST_MAX_RESPONSE bytes of resources (with at
- * least one entry; the next link continues after it); an _id list has no
- * next page, so one whose matches exceed it is 413 too-costly.
- *
- * Every other parameter is one this server cannot apply yet. As FHIR's
- * lenient handling asks, it is ignored, left out of the `self` link, and
- * reported in an OperationOutcome entry (search.mode = outcome);
- * `Prefer: handling=strict` turns it into 400.
+ * Paging: the first page runs at the snapshot's t; its next link carries that t
+ * (_page_t) and the offset of the next page (_page_offset), and later pages keep
+ * to the resources created by then, so new resources never shift a client's pages.
+ * Every link carries every applied parameter; parameters left out under
+ * Prefer: handling=lenient are reported in an OperationOutcome entry (search.mode
+ * outcome) and left out of the links. A page also ends early before
+ * REST_MAX_RESPONSE bytes of resources (with at least one entry); its next link
+ * continues after it.
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -30,186 +23,102 @@
 #include "rest/handlers.h"
 #include "rest/params.h"
 #include "rest/response.h"
+#include "search/search.h"
 #include "store/store.h"
 
-typedef struct search_params {
+typedef struct collect {
     rest_req *r;
-    unsigned count;
-    int summary_count;
-    int total_none;
-    const char *ids; /* _id value */
-    uint64_t page_at;
-    const char *page_id;
-    int bad;               /* a parameter value was malformed (400 sent) */
-    buf ignored;           /* "a, b" */
-    size_t nignored;
-} search_params;
-
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s || *s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
+    srch_query *q;
+    int lenient;
+    int failed;
+    srch_error e;
+} collect;
 
 static int on_param(void *ctx, const char *k, const char *v)
 {
-    search_params *p = ctx;
-    rest_req *r = p->r;
-    char msg[200];
-    uint64_t n;
-    if (!strcmp(k, "_format") || !strcmp(k, "_pretty"))
-        return 0;
-    if (!strcmp(k, "_count")) {
-        if (parse_u64(v, UINT32_MAX, &n)) {
-            snprintf(msg, sizeof msg, "_count '%.40s' is not a non-negative integer", v ? v : "");
-            rest_send_error(r, 400, OO_INVALID, msg, NULL);
-            return p->bad = 1;
-        }
-        p->count = n > REST_MAX_COUNT ? REST_MAX_COUNT : (unsigned)n;
-        return 0;
+    collect *c = ctx;
+    int rc = srch_add(c->q, c->r->a, k, v, c->lenient, rest_base_url(c->r), &c->e);
+    if (rc == ERR_NOMEM) {
+        snprintf(c->e.msg, sizeof c->e.msg, "out of memory");
+        c->e.status = 503;
+        c->e.oo_code = OO_TRANSIENT;
     }
-    if (!strcmp(k, "_id") && v && *v) {
-        p->ids = v;
-        return 0;
+    if (rc) {
+        c->failed = 1;
+        return 1;
     }
-    if (!strcmp(k, "_summary") && v && !strcmp(v, "count")) {
-        p->summary_count = 1;
-        return 0;
-    }
-    if (!strcmp(k, "_total") && v &&
-        (!strcmp(v, "none") || !strcmp(v, "estimate") || !strcmp(v, "accurate"))) {
-        p->total_none = !strcmp(v, "none");
-        return 0;
-    }
-    if (!strcmp(k, "_page_at")) {
-        if (parse_u64(v, INT64_MAX, &p->page_at)) {
-            rest_send_error(r, 400, OO_INVALID, "bad _page_at paging parameter", NULL);
-            return p->bad = 1;
-        }
-        return 0;
-    }
-    if (!strcmp(k, "_page_id")) {
-        if (!v || !rest_id_valid(v, strlen(v))) {
-            rest_send_error(r, 400, OO_INVALID, "bad _page_id paging parameter", NULL);
-            return p->bad = 1;
-        }
-        p->page_id = v;
-        return 0;
-    }
-    if (p->nignored++)
-        buf_puts(&p->ignored, ", ");
-    buf_puts(&p->ignored, k);
     return 0;
 }
 
-static int strict(rest_req *r)
+static int hexval(char ch)
 {
-    const char *p = rest_header(r, "Prefer");
-    return p && strstr(p, "handling=strict") != NULL;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 32);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* The valid ids of an _id list in the order given, a repeat marked `dup`: a
- * searchset is a set, and `_id=x,x,x...` would otherwise answer one resource
- * once per repetition (with _count=1000, a thousand copies from a few KB of
- * URL). Sorted copies find repeats in O(n log n), the list may be long. */
-typedef struct idtok {
-    const char *s;
-    size_t len;
-    size_t pos;
-    int dup;
-} idtok;
-
-static int idtok_cmp(const void *x, const void *y)
+/* application/x-www-form-urlencoded: k=v&k=v with %XX and '+' for space. */
+static void form_params(collect *c, const char *body, size_t len)
 {
-    const idtok *a = *(const idtok *const *)x, *b = *(const idtok *const *)y;
-    size_t m = a->len < b->len ? a->len : b->len;
-    int c = memcmp(a->s, b->s, m);
-    if (c)
-        return c;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-static idtok *id_tokens(arena *a, const char *list, size_t *n)
-{
-    size_t cap = 1;
-    for (const char *q = list; *q; q++)
-        cap += *q == ',';
-    idtok *t = arena_alloc(a, sizeof *t * cap);
-    idtok **o = arena_alloc(a, sizeof *o * cap);
-    if (!t || !o)
-        return NULL;
-    size_t k = 0;
-    for (const char *s = list;;) {
-        const char *c = strchr(s, ',');
-        size_t len = c ? (size_t)(c - s) : strlen(s);
-        if (rest_id_valid(s, len) && k < cap) {
-            t[k] = (idtok){s, len, k, 0};
-            o[k] = &t[k];
-            k++;
-        }
-        if (!c)
-            break;
-        s = c + 1;
+    arena *a = c->r->a;
+    char *s = arena_alloc(a, len + 1);
+    if (!s) {
+        on_param(c, "", NULL);
+        return;
     }
-    qsort(o, k, sizeof *o, idtok_cmp);
-    for (size_t i = 1; i < k; i++)
-        if (o[i]->len == o[i - 1]->len && !memcmp(o[i]->s, o[i - 1]->s, o[i]->len))
-            o[i]->dup = 1;
-    *n = k;
-    return t;
+    size_t o = 0;
+    char *key = s, *val = NULL;
+    for (size_t i = 0; i <= len && !c->failed; i++) {
+        char ch = i < len ? body[i] : '&';
+        if (ch == '&') {
+            s[o++] = 0;
+            if (*key)
+                on_param(c, key, val ? val : "");
+            key = s + o;
+            val = NULL;
+        } else if (ch == '=' && !val) {
+            s[o++] = 0;
+            val = s + o;
+        } else if (ch == '+') {
+            s[o++] = ' ';
+        } else if (ch == '%') {
+            int h = i + 2 < len ? hexval(body[i + 1]) : -1;
+            int l = i + 2 < len ? hexval(body[i + 2]) : -1;
+            if (h < 0 || l < 0) {
+                snprintf(c->e.msg, sizeof c->e.msg, "malformed %%-escape in the form body");
+                c->e.status = 400;
+                c->e.oo_code = OO_INVALID;
+                c->failed = 1;
+                return;
+            }
+            s[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            s[o++] = ch;
+        }
+    }
 }
 
-static const char *link_url(rest_req *r, const search_params *p, uint64_t page_at,
-                            const char *page_id)
+static const char *link_url(rest_req *r, const srch_query *q, uint64_t page_t, uint64_t offset)
 {
     buf b = BUF_INIT;
-    buf_printf(&b, "%s/%s?_count=%u", rest_base_url(r), r->route.type->name, p->count);
-    if (p->ids) {
-        buf_puts(&b, "&_id=");
-        for (const char *s = p->ids; *s; s++) /* ids are [A-Za-z0-9-.] and ',' */
-            if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-                (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' || *s == ',')
-                buf_putc(&b, *s);
-    }
-    if (p->summary_count)
-        buf_puts(&b, "&_summary=count");
-    if (page_at)
-        buf_printf(&b, "&_page_at=%llu", (unsigned long long)page_at);
-    if (page_id)
-        buf_printf(&b, "&_page_id=%s", page_id);
+    buf_printf(&b, "%s/%s?%s", rest_base_url(r), q->type, buf_cstr(&q->applied));
+    if (page_t)
+        buf_printf(&b, "%s_page_t=%llu&_page_offset=%llu", q->applied.len ? "&" : "",
+                   (unsigned long long)page_t, (unsigned long long)offset);
     const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
     buf_free(&b);
     return out ? out : "";
 }
 
-static void put_entry(rest_req *r, jw *w, const char *base, const store_version *v)
-{
-    buf u = BUF_INIT;
-    buf_printf(&u, "%s/%s/%s", base, v->type, v->id);
-    bundle_entry_begin(w, buf_cstr(&u));
-    buf_free(&u);
-    jw_key(w, "resource");
-    rest_write_resource(r, w, v->bytes, v->len);
-    bundle_entry_search_mode(w, "match");
-    bundle_entry_end(w);
-}
-
-static void put_ignored_outcome(jw *w, const search_params *p)
+static void put_ignored_outcome(jw *w, const srch_query *q)
 {
     bundle_entry_begin(w, NULL);
     jw_key(w, "resource");
     buf d = BUF_INIT;
-    buf_printf(&d, "search parameters not applied (not supported yet): %s",
-               buf_cstr(&p->ignored));
+    buf_printf(&d, "search parameters not applied (unknown or not supported): %s",
+               buf_cstr(&q->ignored));
     oo_write_one(w, OO_WARNING, OO_NOT_SUPPORTED, buf_cstr(&d), NULL);
     buf_free(&d);
     bundle_entry_search_mode(w, "outcome");
@@ -218,112 +127,96 @@ static void put_ignored_outcome(jw *w, const search_params *p)
 
 int rest_search(rest_req *r)
 {
-    search_params p = {.r = r, .count = REST_DEFAULT_COUNT};
-    rest_query_each(r, on_param, &p);
-    if (p.bad) {
-        buf_free(&p.ignored);
-        return REST_DONE;
+    char pref[32];
+    const char *ph = rest_header(r, "Prefer");
+    int lenient = ph && rest_prefer_get(ph, "handling", pref, sizeof pref) == 1 &&
+                  !strcmp(pref, "lenient");
+    srch_query q;
+    srch_init(&q, r->route.type->name);
+    collect c = {.r = r, .q = &q, .lenient = lenient};
+    rest_query_each(r, on_param, &c);
+    if (!c.failed && r->method == RM_POST && r->body.len)
+        form_params(&c, r->body.data, r->body.len);
+    if (c.failed) {
+        srch_done(&q);
+        return rest_send_error(r, c.e.status ? c.e.status : 400,
+                               (oo_code)(c.e.oo_code ? c.e.oo_code : OO_INVALID), c.e.msg, NULL);
     }
-    if (p.nignored && strict(r)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "search parameters not supported: %.200s",
-                 buf_cstr(&p.ignored));
-        buf_free(&p.ignored);
-        return rest_send_error(r, 400, OO_NOT_SUPPORTED, msg, NULL);
-    }
-    if (p.summary_count)
-        p.count = 0;
-    const char *type = r->route.type->name;
     store_reader *rd;
     int rc = rest_snapshot(r, &rd);
     if (rc) {
-        buf_free(&p.ignored);
+        srch_done(&q);
         return rest_send_errcode(r, rc, "cannot read the store");
     }
     uint64_t snap = store_reader_t(rd);
-    uint64_t as_of = p.page_at && p.page_at < snap ? p.page_at : snap;
-    store_version *vs = arena_alloc(r->a, sizeof *vs * (p.count + 1));
-    size_t n = 0;
-    int more = 0;
-    int64_t total = -1;
-    size_t bytes = 0;
-    if (!vs) {
-        rc = ERR_NOMEM;
-    } else if (p.ids) {
-        /* _id=a,b: current versions of those ids, in the order given, each once */
-        total = 0;
-        size_t nt = 0;
-        idtok *t = id_tokens(r->a, p.ids, &nt);
-        if (!t)
-            rc = ERR_NOMEM;
-        for (size_t i = 0; t && i < nt; i++) {
-            if (t[i].dup)
-                continue;
-            char id[REST_MAX_ID + 1];
-            store_version v;
-            memcpy(id, t[i].s, t[i].len);
-            id[t[i].len] = 0;
-            if (store_read(rd, r->ctx.tenant, type, id, &v) == 0) {
-                total++;
-                if (n < p.count) {
-                    bytes += v.len;
-                    vs[n++] = v;
-                }
-            }
-        }
-    } else {
-        uint64_t cur = 0, versions = 0;
-        if (as_of == snap && store_count(rd, r->ctx.tenant, type, &cur, &versions) == 0)
-            total = (int64_t)cur;
-        store_iter *it = NULL;
-        rc = p.count ? store_list(rd, r->ctx.tenant, type, as_of, p.page_id, &it) : 0;
-        store_version v;
-        while (it && (rc = store_iter_next(it, &v)) == 0) {
-            if (n == p.count || (n && bytes + v.len > REST_MAX_RESPONSE)) {
-                more = 1;
-                break;
-            }
-            bytes += v.len;
-            vs[n++] = v;
-        }
-        if (rc == ERR_NOTFOUND)
-            rc = 0;
-        store_iter_close(it);
+    uint64_t page_t = q.page_t ? q.page_t : snap;
+    if (q.page_t > snap) {
+        srch_done(&q);
+        return rest_send_error(r, 400, OO_INVALID,
+                               "_page_t names a state the server has not reached", NULL);
     }
+    q.page_t = page_t;
+    srch_result res;
+    srch_error e = {0};
+    rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
     if (rc) {
-        buf_free(&p.ignored);
-        return rest_send_errcode(r, rc, "cannot list the resources");
-    }
-    if (p.ids && bytes > REST_MAX_RESPONSE) {
-        char msg[200];
-        buf_free(&p.ignored);
-        snprintf(msg, sizeof msg,
-                 "the resources of this _id list exceed %u MiB (REST_MAX_RESPONSE): "
-                 "ask for fewer ids or a smaller _count",
-                 (unsigned)(REST_MAX_RESPONSE >> 20));
-        return rest_send_error(r, 413, OO_TOO_COSTLY, msg, NULL);
+        srch_done(&q);
+        if (rc == ERR_LIMIT)
+            return rest_send_error(r, 400, OO_TOO_COSTLY, e.msg, NULL);
+        return rest_send_errcode(r, rc, e.msg[0] ? e.msg : "the search failed");
     }
     const char *base = rest_base_url(r);
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, r->pretty);
     bundle_begin(&w, "searchset");
-    if (total >= 0 && !p.total_none)
-        bundle_total(&w, (uint64_t)total);
+    if (q.total && res.has_total)
+        bundle_total(&w, res.total);
+    /* which rows fit the page, before anything is written: the links depend on it */
+    store_version *vs = arena_alloc(r->a, sizeof *vs * (res.n ? res.n : 1));
+    if (!vs) {
+        srch_done(&q);
+        buf_free(&b);
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    }
+    size_t bytes = 0, shown = 0, used = 0;
+    for (; used < res.n; used++) {
+        const char *id = srch_rn_id(rd, r->a, r->ctx.tenant, q.type, res.rn[used]);
+        store_version v;
+        if (!id || store_read(rd, r->ctx.tenant, q.type, id, &v))
+            continue; /* cannot happen within one snapshot; never a broken entry */
+        if (shown && bytes + v.len > REST_MAX_RESPONSE)
+            break;
+        bytes += v.len;
+        vs[shown++] = v;
+    }
+    int more = res.more || used < res.n;
     bundle_links_begin(&w);
-    bundle_link(&w, "self", link_url(r, &p, p.page_at ? as_of : 0, p.page_id));
-    if (more && n)
-        bundle_link(&w, "next", link_url(r, &p, as_of, vs[n - 1].id));
+    bundle_link(&w, "self", link_url(r, &q, q.page_offset ? page_t : 0, q.page_offset));
+    if (more)
+        bundle_link(&w, "next", link_url(r, &q, page_t, q.page_offset + used));
+    if (q.page_offset) {
+        uint64_t prev = q.page_offset > q.count ? q.page_offset - q.count : 0;
+        bundle_link(&w, "previous", link_url(r, &q, page_t, prev));
+    }
     bundle_links_end(&w);
-    if (n || p.nignored) {
+    if (shown || q.nignored) {
         bundle_entries_begin(&w);
-        for (size_t i = 0; i < n; i++)
-            put_entry(r, &w, base, &vs[i]);
-        if (p.nignored)
-            put_ignored_outcome(&w, &p);
+        for (size_t i = 0; i < shown; i++) {
+            buf u = BUF_INIT;
+            buf_printf(&u, "%s/%s/%s", base, vs[i].type, vs[i].id);
+            bundle_entry_begin(&w, buf_cstr(&u));
+            buf_free(&u);
+            jw_key(&w, "resource");
+            rest_write_resource(r, &w, vs[i].bytes, vs[i].len);
+            bundle_entry_search_mode(&w, "match");
+            bundle_entry_end(&w);
+        }
+        if (q.nignored)
+            put_ignored_outcome(&w, &q);
         bundle_entries_end(&w);
     }
     bundle_end(&w);
-    buf_free(&p.ignored);
+    srch_done(&q);
     return rest_send_buf(r, 200, &b);
 }

@@ -1,0 +1,617 @@
+/*
+ * exec.c -- running a parsed query over the search index (srch_run).
+ *
+ * A clause's value is one or a few range scans of SearchParam keys
+ * `tenant | sp | kind | value | rn`, each key tested by a predicate on its value
+ * bytes where a prefix alone cannot decide (dates, numbers, :contains, system|).
+ * The rn of matching keys form a set; a clause is the union of its values' sets,
+ * the query the intersection of its clauses (smallest first), :not and
+ * :missing=true the complement within all resources of the type. Sets are sorted
+ * arrays of rn (10 bytes each), so union is sort + dedupe and intersection a merge.
+ * The result is in rn order (creation order) unless _sort asks otherwise.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "fhir/outcome.h"
+#include "search/search.h"
+
+typedef uint8_t rn_t[IDX_RN_LEN];
+
+typedef struct rnset {
+    rn_t *r;
+    size_t n, cap;
+} rnset;
+
+typedef struct xctx {
+    store_reader *rd;
+    arena *a;
+    uint32_t tenant;
+    const srch_query *q;
+    uint64_t scanned;
+    srch_error *e;
+} xctx;
+
+static int fail(srch_error *e, int rc, int code, const char *msg)
+{
+    snprintf(e->msg, sizeof e->msg, "%s", msg);
+    e->status = rc == ERR_LIMIT ? 400 : 500;
+    e->oo_code = code;
+    return rc;
+}
+
+static int push(xctx *x, rnset *s, const uint8_t *rn)
+{
+    if (s->n == s->cap) {
+        if (s->cap >= SRCH_MAX_MATCHES)
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "the query matches more than SRCH_MAX_MATCHES resources in one of its "
+                        "parameters: narrow it");
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        rn_t *r = arena_realloc(x->a, s->r, sizeof *r * s->cap, sizeof *r * cap);
+        if (!r)
+            return ERR_NOMEM;
+        s->r = r;
+        s->cap = cap;
+    }
+    memcpy(s->r[s->n++], rn, IDX_RN_LEN);
+    return 0;
+}
+
+static int rn_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, IDX_RN_LEN);
+}
+
+static void sort_unique(rnset *s)
+{
+    if (s->n < 2)
+        return;
+    qsort(s->r, s->n, IDX_RN_LEN, rn_cmp);
+    size_t w = 1;
+    for (size_t i = 1; i < s->n; i++)
+        if (memcmp(s->r[i], s->r[w - 1], IDX_RN_LEN))
+            memcpy(s->r[w++], s->r[i], IDX_RN_LEN);
+    s->n = w;
+}
+
+/* a := a AND b (both sorted) */
+static void intersect(rnset *a, const rnset *b)
+{
+    size_t i = 0, j = 0, w = 0;
+    while (i < a->n && j < b->n) {
+        int c = memcmp(a->r[i], b->r[j], IDX_RN_LEN);
+        if (c == 0) {
+            memcpy(a->r[w++], a->r[i], IDX_RN_LEN);
+            i++, j++;
+        } else if (c < 0) {
+            i++;
+        } else {
+            j++;
+        }
+    }
+    a->n = w;
+}
+
+/* a := a AND NOT b (both sorted) */
+static void subtract(rnset *a, const rnset *b)
+{
+    size_t i = 0, j = 0, w = 0;
+    while (i < a->n) {
+        int c = j < b->n ? memcmp(a->r[i], b->r[j], IDX_RN_LEN) : -1;
+        if (c < 0)
+            memcpy(a->r[w++], a->r[i++], IDX_RN_LEN);
+        else if (c == 0)
+            i++, j++;
+        else
+            j++;
+    }
+    a->n = w;
+}
+
+/* ---- scanning ------------------------------------------------------------------------ */
+
+/* The predicate of a scan: 1 match, 0 skip, -1 stop (the keys are past the range).
+ * val/len: the entry's value bytes behind the scan's prefix, rn excluded. */
+typedef int (*pred_fn)(const srch_value *v, const uint8_t *val, size_t len);
+
+/* Scan keys starting with prefix (plen bytes) from `from` (NULL: the prefix), adding
+ * the rn of every key the predicate (NULL: all) accepts. */
+static int scan(xctx *x, const uint8_t *prefix, size_t plen, const uint8_t *from, size_t flen,
+                pred_fn pred, const srch_value *v, rnset *out)
+{
+    store_iter *it;
+    int rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, from ? from : prefix, from ? flen : plen,
+                        prefix, plen, &it);
+    if (rc)
+        return rc;
+    const void *k, *val;
+    size_t kn, vn;
+    while ((rc = store_scan_next(it, &k, &kn, &val, &vn)) == 0) {
+        if (++x->scanned > SRCH_MAX_SCAN) {
+            store_iter_close(it);
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+        }
+        if (kn < plen + IDX_RN_LEN)
+            continue;
+        const uint8_t *kb = k;
+        int p = pred ? pred(v, kb + plen, kn - plen - IDX_RN_LEN) : 1;
+        if (p < 0)
+            break;
+        if (p && (rc = push(x, out, kb + kn - IDX_RN_LEN))) {
+            store_iter_close(it);
+            return rc;
+        }
+    }
+    store_iter_close(it);
+    return rc == ERR_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+static size_t head(uint8_t *o, uint32_t tenant, uint32_t sph, uint8_t kind)
+{
+    return idx_sp_prefix(o, tenant, sph, kind, NULL, 0);
+}
+
+static double get_double(const uint8_t *p)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | p[i];
+    u = (u >> 63) ? u ^ (1ull << 63) : ~u;
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+static int64_t get_instant(const uint8_t *p)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | p[i];
+    return (int64_t)(u ^ (1ull << 63));
+}
+
+/* Whole value: the rest of the key is exactly the rn. */
+static int pred_whole(const srch_value *v, const uint8_t *val, size_t len)
+{
+    (void)v;
+    (void)val;
+    return len == 0;
+}
+
+/* token system|: the value is code\0 system\0 with system == v->system */
+static int pred_system(const srch_value *v, const uint8_t *val, size_t len)
+{
+    const uint8_t *z = memchr(val, 0, len);
+    if (!z)
+        return 0;
+    size_t rest = len - (size_t)(z + 1 - val), sl = strlen(v->system);
+    return rest == sl + 1 && !memcmp(z + 1, v->system, sl);
+}
+
+static int pred_contains(const srch_value *v, const uint8_t *val, size_t len)
+{
+    if (!v->needle_len)
+        return 1;
+    if (len < v->needle_len)
+        return 0;
+    return memmem(val, len, v->needle, v->needle_len) != NULL;
+}
+
+/* dates: val = lo(8) hi(8) for D, hi(8) lo(8) for H */
+static int date_match(const srch_value *v, int64_t lo, int64_t hi)
+{
+    int eq = lo >= v->lo && hi <= v->hi;
+    switch (v->prefix) {
+    case SP_EQ: return eq;
+    case SP_NE: return !eq;
+    case SP_GT: return hi > v->hi;
+    case SP_LT: return lo < v->lo;
+    case SP_GE: return hi > v->hi || eq;
+    case SP_LE: return lo < v->lo || eq;
+    case SP_SA: return lo > v->hi;
+    case SP_EB: return hi < v->lo;
+    case SP_AP: {
+        /* overlap with the query widened by 10% of its distance from now, at least a day */
+        int64_t now = v->hi; /* the distance is taken from the query's own end */
+        (void)now;
+        int64_t w = (v->hi - v->lo) / 10;
+        if (w < 86400000000LL)
+            w = 86400000000LL;
+        return lo <= v->hi + w && hi >= v->lo - w;
+    }
+    }
+    return 0;
+}
+
+static int pred_date_lo(const srch_value *v, const uint8_t *val, size_t len)
+{
+    if (len != 16)
+        return 0;
+    int64_t lo = get_instant(val), hi = get_instant(val + 8);
+    /* keys come in lo order: past the query for eq/le/lt/eb, nothing later matches */
+    if ((v->prefix == SP_EQ || v->prefix == SP_LE) && lo > v->hi)
+        return -1;
+    if (v->prefix == SP_LT && lo >= v->lo)
+        return -1;
+    return date_match(v, lo, hi);
+}
+
+static int pred_date_hi(const srch_value *v, const uint8_t *val, size_t len)
+{
+    if (len != 16)
+        return 0;
+    int64_t hi = get_instant(val), lo = get_instant(val + 8);
+    if (v->prefix == SP_EB && hi >= v->lo)
+        return -1;
+    return date_match(v, lo, hi);
+}
+
+static int num_match(const srch_value *v, double d)
+{
+    switch (v->prefix) {
+    case SP_EQ: return d >= v->dlo && d < v->dhi;
+    case SP_NE: return !(d >= v->dlo && d < v->dhi);
+    case SP_GT:
+    case SP_SA: return d > v->d;
+    case SP_LT:
+    case SP_EB: return d < v->d;
+    case SP_GE: return d >= v->d;
+    case SP_LE: return d <= v->d;
+    case SP_AP: {
+        double w = v->d < 0 ? -v->d / 10 : v->d / 10;
+        return d >= v->d - w && d <= v->d + w;
+    }
+    }
+    return 0;
+}
+
+static int pred_number(const srch_value *v, const uint8_t *val, size_t len)
+{
+    if (len != 8)
+        return 0;
+    double d = get_double(val);
+    int m = num_match(v, d);
+    /* ascending order: past the range nothing later matches */
+    if (!m && (v->prefix == SP_EQ ? d >= v->dhi
+               : v->prefix == SP_LT || v->prefix == SP_EB ? d >= v->d
+               : v->prefix == SP_LE ? d > v->d
+                                    : 0))
+        return -1;
+    return m;
+}
+
+/* The set of one value of a clause. */
+static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *out)
+{
+    uint8_t p[STORE_EXTRA_KEY_MAX + 16];
+    size_t hn = head(p, x->tenant, c->sph, v->kind);
+    if (hn + v->key_len + 16 > sizeof p)
+        return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY, "a search value is too long");
+    memcpy(p + hn, v->key, v->key_len);
+    size_t pn = hn + v->key_len;
+    if (v->kind == IDX_DATE) {
+        uint8_t from[sizeof p];
+        buf b = BUF_INIT;
+        switch (v->prefix) {
+        case SP_GT: /* hi > qhi: the H keys from qhi on */
+        case SP_EB: /* hi < qlo: the H keys from the start */
+        case SP_GE: {
+            size_t h2 = head(from, x->tenant, c->sph, IDX_DATE_HI);
+            if (v->prefix == SP_EB) {
+                int rc = scan(x, from, h2, NULL, 0, pred_date_hi, v, out);
+                buf_free(&b);
+                return rc;
+            }
+            idx_put_instant(&b, v->hi == INT64_MAX ? v->hi : v->hi + 1);
+            uint8_t f2[sizeof p];
+            memcpy(f2, from, h2);
+            memcpy(f2 + h2, b.data, 8);
+            buf_free(&b);
+            int rc = scan(x, from, h2, f2, h2 + 8, pred_date_hi, v, out);
+            if (rc || v->prefix != SP_GE)
+                return rc;
+            /* ge also takes what lies within the query: lo from qlo */
+            srch_value eq = *v;
+            eq.prefix = SP_EQ;
+            buf_init(&b);
+            idx_put_instant(&b, v->lo);
+            memcpy(from, p, hn);
+            memcpy(from + hn, b.data, 8);
+            buf_free(&b);
+            return scan(x, p, hn, from, hn + 8, pred_date_lo, &eq, out);
+        }
+        case SP_EQ:
+        case SP_SA: {
+            idx_put_instant(&b, v->prefix == SP_SA ? (v->hi == INT64_MAX ? v->hi : v->hi + 1)
+                                                    : v->lo);
+            memcpy(from, p, hn);
+            memcpy(from + hn, b.data, 8);
+            buf_free(&b);
+            return scan(x, p, hn, from, hn + 8, pred_date_lo, v, out);
+        }
+        default: /* lt, le, ne, ap: from the start, in lo order */
+            buf_free(&b);
+            return scan(x, p, hn, NULL, 0, pred_date_lo, v, out);
+        }
+    }
+    if (v->kind == IDX_NUMBER || v->kind == IDX_QTY || v->kind == IDX_QTY_UCUM ||
+        v->kind == IDX_QTY_VALUE) {
+        uint8_t from[sizeof p];
+        memcpy(from, p, pn);
+        size_t fn = pn;
+        if (v->prefix == SP_EQ || v->prefix == SP_GE || v->prefix == SP_GT ||
+            v->prefix == SP_SA) {
+            buf b = BUF_INIT;
+            idx_put_double(&b, v->prefix == SP_EQ ? v->dlo : v->d);
+            memcpy(from + pn, b.data, 8);
+            fn += 8;
+            buf_free(&b);
+        }
+        return scan(x, p, pn, from, fn, pred_number, v, out);
+    }
+    if (v->system) /* token system|: every value of the parameter, system checked */
+        return scan(x, p, hn, NULL, 0, pred_system, v, out);
+    if (v->needle)
+        return scan(x, p, hn, NULL, 0, pred_contains, v, out);
+    if (v->above) {
+        /* uri:above: the entries that are prefixes of the query uri, at '/' boundaries */
+        const uint8_t *u = v->key;
+        size_t un = v->key_len - 1; /* without the terminator (escaping aside) */
+        for (size_t i = 1; i <= un; i++) {
+            if (i < un && u[i] != '/')
+                continue;
+            memcpy(p + hn, u, i);
+            p[hn + i] = 0;
+            int rc = scan(x, p, hn + i + 1, NULL, 0, pred_whole, v, out);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    return scan(x, p, pn, NULL, 0, v->whole ? pred_whole : NULL, v, out);
+}
+
+/* Every resource of the type: the Aux rn -> id keys, in rn order. */
+static int all_of_type(xctx *x, rnset *out)
+{
+    uint8_t p[4 + 1 + 66];
+    size_t pn = 0;
+    uint32_t t = x->tenant;
+    p[pn++] = (uint8_t)(t >> 24);
+    p[pn++] = (uint8_t)(t >> 16);
+    p[pn++] = (uint8_t)(t >> 8);
+    p[pn++] = (uint8_t)t;
+    p[pn++] = 'r';
+    size_t tl = strlen(x->q->type) + 1;
+    memcpy(p + pn, x->q->type, tl);
+    pn += tl;
+    store_iter *it;
+    int rc = store_scan(x->rd, STORE_DB_AUX, p, pn, p, pn, &it);
+    if (rc)
+        return rc;
+    const void *k, *v;
+    size_t kn, vn;
+    while ((rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
+        if (++x->scanned > SRCH_MAX_SCAN) {
+            store_iter_close(it);
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+        }
+        if (kn == pn + IDX_RN_LEN && (rc = push(x, out, (const uint8_t *)k + pn))) {
+            store_iter_close(it);
+            return rc;
+        }
+    }
+    store_iter_close(it);
+    return rc == ERR_NOTFOUND ? 0 : rc;
+}
+
+static int clause_set(xctx *x, const srch_clause *c, rnset *out)
+{
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (c->mod == SM_MISSING) {
+        uint8_t p[8];
+        size_t pn = idx_sp_prefix(p, x->tenant, c->sph, 0, NULL, 0) - 1; /* no kind */
+        rnset has = {0};
+        if ((rc = scan(x, p, pn, NULL, 0, NULL, NULL, &has)))
+            return rc;
+        sort_unique(&has);
+        if (!c->missing) {
+            *out = has;
+            return 0;
+        }
+        if ((rc = all_of_type(x, out)))
+            return rc;
+        subtract(out, &has);
+        return 0;
+    }
+    rnset u = {0};
+    for (size_t i = 0; i < c->nv; i++)
+        if ((rc = value_set(x, c, &c->v[i], &u)))
+            return rc;
+    sort_unique(&u);
+    if (c->mod != SM_NOT) {
+        *out = u;
+        return 0;
+    }
+    if ((rc = all_of_type(x, out)))
+        return rc;
+    subtract(out, &u);
+    return 0;
+}
+
+/* ---- sorting --------------------------------------------------------------------------- */
+
+typedef struct sort_row {
+    rn_t rn;
+    const uint8_t *key[SRCH_MAX_SORT_KEYS];
+    uint16_t klen[SRCH_MAX_SORT_KEYS];
+} sort_row;
+
+static int row_cmp(const void *pa, const void *pb, void *ctx)
+{
+    const srch_query *sort_q = ctx;
+    const sort_row *a = pa, *b = pb;
+    for (size_t i = 0; i < sort_q->nsort; i++) {
+        int desc = sort_q->sort[i].desc;
+        if (!a->key[i] || !b->key[i]) { /* resources without the value come last */
+            if (a->key[i] != b->key[i])
+                return a->key[i] ? -1 : 1;
+            continue;
+        }
+        size_t n = a->klen[i] < b->klen[i] ? a->klen[i] : b->klen[i];
+        int c = memcmp(a->key[i], b->key[i], n);
+        if (!c)
+            c = a->klen[i] == b->klen[i] ? 0 : a->klen[i] < b->klen[i] ? -1 : 1;
+        if (c)
+            return desc ? -c : c;
+    }
+    return memcmp(a->rn, b->rn, IDX_RN_LEN); /* ties: creation order, stable */
+}
+
+/* The entry kind a parameter sorts by. */
+static uint8_t sort_kind(fhir_sp_type t, int desc)
+{
+    switch (t) {
+    case FHIR_SP_STRING: return IDX_STRING;
+    case FHIR_SP_TOKEN: return IDX_TOKEN;
+    case FHIR_SP_REFERENCE: return IDX_REF;
+    case FHIR_SP_DATE: return desc ? IDX_DATE_HI : IDX_DATE;
+    case FHIR_SP_NUMBER: return IDX_NUMBER;
+    case FHIR_SP_QUANTITY: return IDX_QTY_VALUE;
+    case FHIR_SP_URI: return IDX_URI;
+    default: return 0;
+    }
+}
+
+static int sort_set(xctx *x, rnset *s)
+{
+    if (s->n > SRCH_MAX_SORT)
+        return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                    "_sort over more than SRCH_MAX_SORT matches: narrow the query");
+    sort_row *rows = arena_alloc(x->a, sizeof *rows * (s->n ? s->n : 1));
+    if (!rows)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        sort_row *r = &rows[i];
+        memset(r, 0, sizeof *r);
+        memcpy(r->rn, s->r[i], IDX_RN_LEN);
+        const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, r->rn);
+        if (!id)
+            continue;
+        uint8_t k[4 + 65 + 65];
+        size_t kn = idx_rp_key(k, x->tenant, x->q->type, id);
+        const void *val;
+        size_t vlen;
+        idx_set es;
+        uint8_t rn2[IDX_RN_LEN];
+        if (store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) ||
+            idx_rp_decode(x->a, val, vlen, rn2, &es))
+            continue;
+        for (size_t si = 0; si < x->q->nsort; si++) {
+            const srch_sort *so = &x->q->sort[si];
+            uint8_t kind = sort_kind(so->sp->type, so->desc);
+            for (size_t j = 0; j < es.n; j++) {
+                const idx_entry *e = &es.e[j];
+                if (e->sp != so->sph || e->kind != kind)
+                    continue;
+                /* ascending: the smallest value; descending: the largest */
+                if (!r->key[si]) {
+                    r->key[si] = e->val;
+                    r->klen[si] = e->len;
+                } else {
+                    size_t n = e->len < r->klen[si] ? e->len : r->klen[si];
+                    int c = memcmp(e->val, r->key[si], n);
+                    if (!c)
+                        c = e->len < r->klen[si] ? -1 : e->len > r->klen[si];
+                    if (so->desc ? c > 0 : c < 0) {
+                        r->key[si] = e->val;
+                        r->klen[si] = e->len;
+                    }
+                }
+            }
+        }
+    }
+    qsort_r(rows, s->n, sizeof *rows, row_cmp, (void *)x->q);
+    for (size_t i = 0; i < s->n; i++)
+        memcpy(s->r[i], rows[i].rn, IDX_RN_LEN);
+    return 0;
+}
+
+/* ---- the query ------------------------------------------------------------------------- */
+
+const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *type,
+                       const uint8_t rn[IDX_RN_LEN])
+{
+    uint8_t k[4 + 1 + 66 + IDX_RN_LEN];
+    size_t kn = idx_rn_key(k, tenant, type, rn);
+    const void *v;
+    size_t vn;
+    if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn))
+        return NULL;
+    return arena_strndup(a, v, vn);
+}
+
+static uint64_t rn_t_of(const uint8_t *rn)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = t << 8 | rn[i];
+    return t;
+}
+
+int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
+             srch_result *out, srch_error *e)
+{
+    memset(out, 0, sizeof *out);
+    xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q, .e = e};
+    rnset res = {0};
+    int rc;
+    if (q->nc == 0) {
+        rc = all_of_type(&x, &res);
+    } else {
+        rnset *sets = arena_zalloc(a, sizeof *sets * q->nc);
+        if (!sets)
+            return ERR_NOMEM;
+        rc = 0;
+        for (size_t i = 0; i < q->nc && !rc; i++)
+            rc = clause_set(&x, &q->c[i], &sets[i]);
+        if (!rc) {
+            /* smallest first: every later intersection only shrinks it */
+            size_t best = 0;
+            for (size_t i = 1; i < q->nc; i++)
+                if (sets[i].n < sets[best].n)
+                    best = i;
+            res = sets[best];
+            for (size_t i = 0; i < q->nc && res.n; i++)
+                if (i != best)
+                    intersect(&res, &sets[i]);
+        }
+    }
+    if (rc)
+        return rc;
+    if (q->page_t) { /* later pages: the resources of the first page's snapshot */
+        size_t w = 0;
+        for (size_t i = 0; i < res.n; i++)
+            if (rn_t_of(res.r[i]) <= q->page_t)
+                memcpy(res.r[w++], res.r[i], IDX_RN_LEN);
+        res.n = w;
+    }
+    if (q->nsort && !q->summary_count && q->count && (rc = sort_set(&x, &res)))
+        return rc;
+    out->total = res.n;
+    out->has_total = 1;
+    if (q->summary_count || q->count == 0)
+        return 0;
+    size_t from = q->page_offset < res.n ? (size_t)q->page_offset : res.n;
+    size_t n = res.n - from < q->count ? res.n - from : q->count;
+    out->rn = res.r + from;
+    out->n = n;
+    out->more = from + n < res.n;
+    return 0;
+}

@@ -1,0 +1,688 @@
+/*
+ * parse.c -- a FHIR search's parameters into clauses (srch_add), each value turned
+ * into the entry kind and key bytes it scans, by the same normalisers the index
+ * uses (src/index/keys.c), so a query and the data it should find cannot drift.
+ *
+ *   name[:modifier]=v1,v2     one clause, OR of its values; repeated names are AND
+ *   \,  \|  \$  \\            escapes inside a value
+ *
+ * Everything not understood is an error naming the parameter (400), or, under
+ * Prefer: handling=lenient, an unknown parameter is noted and left out. Result
+ * parameters (_count, _sort, _total, _summary, _elements) are checked here too.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "fhir/outcome.h"
+#include "fhirpath/datetime.h"
+#include "fhirpath/decimal.h"
+#include "fhirpath/quantity.h"
+#include "search/search.h"
+
+static int fail(srch_error *e, int rc, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(srch_error *e, int rc, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->status = 400;
+    e->oo_code = code;
+    return rc;
+}
+
+void srch_init(srch_query *q, const char *type)
+{
+    memset(q, 0, sizeof *q);
+    q->type = type;
+    q->count = SRCH_DEFAULT_COUNT;
+    q->total = 2;
+    buf_init(&q->ignored);
+    buf_init(&q->applied);
+}
+
+void srch_done(srch_query *q)
+{
+    buf_free(&q->ignored);
+    buf_free(&q->applied);
+}
+
+/* ---- values -------------------------------------------------------------------------- */
+
+/* Split s at unescaped `sep` into at most max parts, unescaping them (arena). */
+static size_t split(arena *a, const char *s, char sep, char **parts, size_t max)
+{
+    size_t n = 0, len = strlen(s);
+    char *cur = arena_alloc(a, len + 1);
+    if (!cur)
+        return (size_t)-1;
+    size_t o = 0;
+    for (size_t i = 0;; i++) {
+        char c = s[i];
+        if (c == '\\' && (s[i + 1] == ',' || s[i + 1] == '|' || s[i + 1] == '$' ||
+                          s[i + 1] == '\\')) {
+            cur[o++] = s[++i];
+            continue;
+        }
+        if (c == sep || c == 0) {
+            if (n == max)
+                return (size_t)-2;
+            cur[o++] = 0;
+            parts[n++] = cur;
+            cur += o;
+            o = 0;
+            if (!c)
+                break;
+            continue;
+        }
+        cur[o++] = c;
+    }
+    return n;
+}
+
+static uint8_t *take(arena *a, const buf *b, size_t *n)
+{
+    uint8_t *p = arena_alloc(a, b->len ? b->len : 1);
+    if (p)
+        memcpy(p, b->data, b->len);
+    *n = b->len;
+    return p;
+}
+
+static int parse_prefix(const char **s, srch_prefix *p)
+{
+    static const char *const names[] = {"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"};
+    *p = SP_EQ;
+    for (int i = 0; i < 9; i++)
+        if ((*s)[0] == names[i][0] && (*s)[1] == names[i][1]) {
+            *p = (srch_prefix)i;
+            *s += 2;
+            return 1;
+        }
+    return 0;
+}
+
+/* A date parameter value: prefix + FHIR date/dateTime (a ' ' of an unescaped '+' in
+ * the zone is read as '+'). */
+static int date_value(const char *name, const char *s, srch_value *v, srch_error *e)
+{
+    parse_prefix(&s, &v->prefix);
+    char tmp[64];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof tmp)
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s: '%.40s' is not a date (expected [prefix]YYYY[-MM[-DD[Thh:mm:ss[.sss]"
+                    "(Z|+hh:mm)]]])",
+                    name, s);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = s[i] == ' ' ? '+' : s[i];
+    tmp[n] = 0;
+    fp_dt d;
+    if (fp_dt_parse_fhir(tmp, n, &d))
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s: '%.40s' is not a date (expected [prefix]YYYY[-MM[-DD[Thh:mm:ss[.sss]"
+                    "(Z|+hh:mm)]]])",
+                    name, s);
+    int64_t lo, hi;
+    fp_dt_range_ms(d, 0, &lo, &hi);
+    v->lo = lo * 1000;
+    v->hi = hi * 1000 + 999;
+    v->kind = IDX_DATE;
+    return 0;
+}
+
+/* A decimal with its precision range: "1.0" -> [0.95, 1.05). */
+static int number_range(const char *s, double *d, double *lo, double *hi)
+{
+    fp_dec dec;
+    size_t n = strlen(s);
+    char tmp[64];
+    int exp = 0;
+    const char *ep = strpbrk(s, "eE");
+    if (ep) { /* 1e2: exponent form */
+        char *end;
+        errno = 0;
+        long x = strtol(ep + 1, &end, 10);
+        if (errno || *end || end == ep + 1 || x > 300 || x < -300)
+            return -1;
+        exp = (int)x;
+        n = (size_t)(ep - s);
+    }
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    if (fp_dec_parse(tmp, n, &dec))
+        return -1;
+    double v = fp_dec_to_double(dec) * pow(10, exp);
+    double half = 0.5 * pow(10, -(double)dec.scale + exp);
+    *d = v;
+    *lo = v - half;
+    *hi = v + half;
+    return 0;
+}
+
+static int number_value(const char *name, const char *s, srch_value *v, srch_error *e)
+{
+    parse_prefix(&s, &v->prefix);
+    if (number_range(s, &v->d, &v->dlo, &v->dhi))
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.40s' is not a number", name, s);
+    v->kind = IDX_NUMBER;
+    return 0;
+}
+
+static int quantity_value(arena *a, const char *name, const char *s, srch_value *v,
+                          srch_error *e)
+{
+    char *parts[4];
+    size_t np = split(a, s, '|', parts, 3);
+    if (np == (size_t)-1)
+        return ERR_NOMEM;
+    if (np == (size_t)-2 || np == 2)
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s: '%.60s' is not a quantity (expected [prefix]value[|system|code])",
+                    name, s);
+    const char *num = parts[0];
+    parse_prefix(&num, &v->prefix);
+    if (number_range(num, &v->d, &v->dlo, &v->dhi))
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.40s' is not a number", name, num);
+    buf b = BUF_INIT;
+    if (np == 1) {
+        v->kind = IDX_QTY_VALUE;
+    } else if (!strcmp(parts[1], "http://unitsofmeasure.org") && parts[2][0]) {
+        /* UCUM: compare in the canonical unit */
+        fp_dec dec;
+        fp_qty qv, c;
+        char tmp[64];
+        size_t nn = strlen(num);
+        if (nn < sizeof tmp) {
+            memcpy(tmp, num, nn + 1);
+            char *ep = strpbrk(tmp, "eE");
+            if (ep)
+                *ep = 0;
+        }
+        if (nn >= sizeof tmp || fp_dec_parse(tmp, strlen(tmp), &dec) ||
+            fp_qty_make(dec, parts[2], strlen(parts[2]), &qv) || fp_qty_canonical(&qv, &c)) {
+            buf_free(&b);
+            return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.40s' is not a UCUM unit", name,
+                        parts[2]);
+        }
+        double factor = fp_dec_to_double(c.value) / (v->d != 0 ? v->d : 1);
+        if (v->d == 0) {
+            fp_qty one, c1;
+            fp_qty_make(fp_dec_from_i64(1), parts[2], strlen(parts[2]), &one);
+            fp_qty_canonical(&one, &c1);
+            factor = fp_dec_to_double(c1.value);
+        }
+        v->d *= factor;
+        v->dlo *= factor;
+        v->dhi *= factor;
+        if (v->dlo > v->dhi) {
+            double t = v->dlo;
+            v->dlo = v->dhi;
+            v->dhi = t;
+        }
+        idx_put_str(&b, c.unit, strlen(c.unit));
+        v->kind = IDX_QTY_UCUM;
+    } else {
+        idx_put_str(&b, parts[1], strlen(parts[1]));
+        idx_put_str(&b, parts[2], strlen(parts[2]));
+        v->kind = IDX_QTY;
+        if (!parts[2][0]) {
+            buf_free(&b);
+            return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.60s' names a system but no code",
+                        name, s);
+        }
+    }
+    v->key = take(a, &b, &v->key_len);
+    buf_free(&b);
+    return v->key ? 0 : ERR_NOMEM;
+}
+
+static int token_value(arena *a, const char *name, srch_modifier mod, const char *s,
+                       srch_value *v, srch_error *e)
+{
+    buf b = BUF_INIT;
+    if (mod == SM_TEXT) {
+        idx_norm_string(s, strlen(s), &b);
+        v->kind = IDX_TEXT;
+        v->whole = 0;
+    } else {
+        char *parts[3];
+        size_t np = split(a, s, '|', parts, 2);
+        if (np == (size_t)-1)
+            return ERR_NOMEM;
+        if (np == (size_t)-2) {
+            buf_free(&b);
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s: '%.60s' is not a token (expected [system|]code)", name, s);
+        }
+        v->kind = IDX_TOKEN;
+        if (np == 1) { /* code: any system */
+            if (!parts[0][0]) {
+                buf_free(&b);
+                return fail(e, ERR_INVALID, OO_INVALID, "%s: an empty token", name);
+            }
+            idx_put_str(&b, parts[0], strlen(parts[0]));
+            v->whole = 0;
+        } else if (!parts[1][0]) { /* system|: any code of the system */
+            if (!parts[0][0]) {
+                buf_free(&b);
+                return fail(e, ERR_INVALID, OO_INVALID, "%s: '|' alone is not a token", name);
+            }
+            v->system = parts[0];
+            v->whole = 0;
+        } else { /* system|code, or |code (no system) */
+            idx_put_str(&b, parts[1], strlen(parts[1]));
+            idx_put_str(&b, parts[0], strlen(parts[0]));
+            v->whole = 1;
+        }
+    }
+    v->key = take(a, &b, &v->key_len);
+    buf_free(&b);
+    return v->key ? 0 : ERR_NOMEM;
+}
+
+static int string_value(arena *a, const char *name, srch_modifier mod, const char *s,
+                        srch_value *v, srch_error *e)
+{
+    (void)name;
+    (void)e;
+    buf b = BUF_INIT;
+    if (mod == SM_EXACT) {
+        idx_put_str(&b, s, strlen(s));
+        v->kind = IDX_EXACT;
+        v->whole = 1;
+    } else {
+        idx_norm_string(s, strlen(s), &b);
+        v->kind = IDX_STRING;
+        v->whole = 0;
+        if (mod == SM_CONTAINS) {
+            v->needle = arena_strndup(a, b.data ? b.data : "", b.len);
+            v->needle_len = b.len;
+            b.len = 0; /* scan every value of the parameter */
+        }
+    }
+    v->key = take(a, &b, &v->key_len);
+    buf_free(&b);
+    return v->key ? 0 : ERR_NOMEM;
+}
+
+/* "Type/id", "id" (with :Type, or the parameter's single target), an absolute URL on
+ * this server, or any other URL. */
+static int reference_value(arena *a, const fhir_search_param *sp, srch_modifier mod,
+                           const char *type_mod, const char *s, const char *base_url,
+                           srch_value *v, srch_error *e)
+{
+    buf b = BUF_INIT;
+    if (mod == SM_IDENTIFIER) {
+        char *parts[3];
+        size_t np = split(a, s, '|', parts, 2);
+        if (np == (size_t)-1)
+            return ERR_NOMEM;
+        if (np == (size_t)-2 || !parts[np - 1][0])
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s:identifier: '%.60s' is not an identifier ([system|]value)",
+                        sp->code, s);
+        idx_put_str(&b, parts[np - 1], strlen(parts[np - 1]));
+        if (np == 2)
+            idx_put_str(&b, parts[0], strlen(parts[0]));
+        v->kind = IDX_REF_ID;
+        v->whole = np == 2;
+        v->key = take(a, &b, &v->key_len);
+        buf_free(&b);
+        return v->key ? 0 : ERR_NOMEM;
+    }
+    size_t bl = base_url ? strlen(base_url) : 0;
+    if (bl && !strncmp(s, base_url, bl) && s[bl] == '/')
+        s += bl + 1;
+    v->kind = IDX_REF;
+    const char *slash = strchr(s, '/');
+    if (!*s)
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: an empty reference", sp->code);
+    if (slash && fhir_resource_type(s, (size_t)(slash - s)) && !strchr(slash + 1, '/')) {
+        if (type_mod && strncmp(type_mod, s, (size_t)(slash - s)))
+            return fail(e, ERR_INVALID, OO_INVALID, "%s:%s: '%.60s' names another type",
+                        sp->code, type_mod, s);
+        idx_put_str(&b, slash + 1, strlen(slash + 1));
+        idx_put_str(&b, s, (size_t)(slash - s));
+        v->whole = 1;
+    } else if (strstr(s, "://") || !strncmp(s, "urn:", 4)) {
+        idx_put_str(&b, s, strlen(s));
+        idx_put_str(&b, "", 0);
+        v->whole = 1;
+    } else if (!strchr(s, '/')) {
+        idx_put_str(&b, s, strlen(s));
+        const char *t = type_mod ? type_mod : sp->ntargets == 1 ? sp->targets[0] : NULL;
+        if (t)
+            idx_put_str(&b, t, strlen(t));
+        v->whole = t != NULL;
+    } else {
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s: '%.60s' is not a reference (Type/id, id, or an absolute URL)",
+                    sp->code, s);
+    }
+    v->key = take(a, &b, &v->key_len);
+    buf_free(&b);
+    return v->key ? 0 : ERR_NOMEM;
+}
+
+static int uri_value(arena *a, srch_modifier mod, const char *s, srch_value *v)
+{
+    buf b = BUF_INIT;
+    v->kind = IDX_URI;
+    if (mod == SM_BELOW) {
+        buf_put(&b, s, strlen(s)); /* a prefix, no terminator */
+        v->whole = 0;
+    } else {
+        idx_put_str(&b, s, strlen(s));
+        v->whole = 1;
+        v->above = mod == SM_ABOVE;
+    }
+    v->key = take(a, &b, &v->key_len);
+    buf_free(&b);
+    return v->key ? 0 : ERR_NOMEM;
+}
+
+/* ---- modifiers ------------------------------------------------------------------------ */
+
+static const char *type_str(fhir_sp_type t)
+{
+    switch (t) {
+    case FHIR_SP_NUMBER: return "number";
+    case FHIR_SP_DATE: return "date";
+    case FHIR_SP_STRING: return "string";
+    case FHIR_SP_TOKEN: return "token";
+    case FHIR_SP_REFERENCE: return "reference";
+    case FHIR_SP_COMPOSITE: return "composite";
+    case FHIR_SP_QUANTITY: return "quantity";
+    case FHIR_SP_URI: return "uri";
+    default: return "special";
+    }
+}
+
+/* The modifier `m` on a parameter of type t; SM_TYPE sets *type_mod. -1 when it does
+ * not apply. */
+static int parse_modifier(const fhir_search_param *sp, const char *m, srch_modifier *out,
+                          const char **type_mod)
+{
+    fhir_sp_type t = sp->type;
+    *type_mod = NULL;
+    if (!strcmp(m, "missing"))
+        return *out = SM_MISSING, 0;
+    if (!strcmp(m, "exact") && t == FHIR_SP_STRING)
+        return *out = SM_EXACT, 0;
+    if (!strcmp(m, "contains") && t == FHIR_SP_STRING)
+        return *out = SM_CONTAINS, 0;
+    if (!strcmp(m, "text") && t == FHIR_SP_TOKEN)
+        return *out = SM_TEXT, 0;
+    if (!strcmp(m, "not") && t == FHIR_SP_TOKEN)
+        return *out = SM_NOT, 0;
+    if ((!strcmp(m, "below") || !strcmp(m, "above")) && t == FHIR_SP_URI)
+        return *out = m[0] == 'b' ? SM_BELOW : SM_ABOVE, 0;
+    if (!strcmp(m, "identifier") && t == FHIR_SP_REFERENCE)
+        return *out = SM_IDENTIFIER, 0;
+    if (t == FHIR_SP_REFERENCE && fhir_resource_type(m, strlen(m))) {
+        *type_mod = m;
+        return *out = SM_TYPE, 0;
+    }
+    return -1;
+}
+
+/* ---- result parameters ---------------------------------------------------------------- */
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    if (!s || !*s || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = (unsigned long)v;
+    return 0;
+}
+
+static int result_param(srch_query *q, arena *a, const char *name, const char *value,
+                        srch_error *e, int *handled)
+{
+    unsigned long n;
+    *handled = 1;
+    if (!strcmp(name, "_count")) {
+        if (parse_uint(value, 0xFFFFFFFFul, &n))
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "_count '%.40s' is not a non-negative integer", value);
+        q->count = n > SRCH_MAX_COUNT ? SRCH_MAX_COUNT : (unsigned)n;
+        return 0;
+    }
+    if (!strcmp(name, "_total")) {
+        if (!strcmp(value, "none"))
+            q->total = 0;
+        else if (!strcmp(value, "estimate"))
+            q->total = 1;
+        else if (!strcmp(value, "accurate"))
+            q->total = 2;
+        else
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "_total '%.40s': expected none, estimate or accurate", value);
+        return 0;
+    }
+    if (!strcmp(name, "_summary")) {
+        if (!strcmp(value, "count"))
+            q->summary_count = 1;
+        else if (strcmp(value, "true") && strcmp(value, "false") && strcmp(value, "text") &&
+                 strcmp(value, "data"))
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "_summary '%.40s': expected true, text, data, count or false", value);
+        return 0;
+    }
+    if (!strcmp(name, "_elements"))
+        return 0; /* applied when the resources are written (src/rest/shape.c) */
+    if (!strcmp(name, "_page_t")) {
+        uint64_t t;
+        if (parse_uint(value, 0xFFFFFFFFFFFFul, &n))
+            return fail(e, ERR_INVALID, OO_INVALID, "bad _page_t paging parameter");
+        t = n;
+        q->page_t = t;
+        return 0;
+    }
+    if (!strcmp(name, "_page_offset")) {
+        if (parse_uint(value, 0xFFFFFFFFul, &n))
+            return fail(e, ERR_INVALID, OO_INVALID, "bad _page_offset paging parameter");
+        q->page_offset = n;
+        return 0;
+    }
+    if (!strcmp(name, "_sort")) {
+        char *keys[SRCH_MAX_SORT_KEYS + 1];
+        size_t nk = split(a, value, ',', keys, SRCH_MAX_SORT_KEYS);
+        if (nk == (size_t)-1)
+            return ERR_NOMEM;
+        if (nk == (size_t)-2)
+            return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "_sort: at most %u keys",
+                        SRCH_MAX_SORT_KEYS);
+        q->nsort = 0;
+        for (size_t i = 0; i < nk; i++) {
+            const char *k = keys[i];
+            int desc = k[0] == '-';
+            k += desc;
+            const fhir_search_param *sp = fhir_search_param_find(q->type, k);
+            if (!sp)
+                return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
+                            "_sort: '%.60s' is not a search parameter of %s", k, q->type);
+            if (sp->type == FHIR_SP_COMPOSITE || sp->type == FHIR_SP_SPECIAL)
+                return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                            "_sort: %s is a %s parameter; sorting by it is not supported", k,
+                            type_str(sp->type));
+            q->sort[q->nsort++] = (srch_sort){sp, idx_sp_hash(q->type, k), desc};
+        }
+        return 0;
+    }
+    *handled = 0;
+    return 0;
+}
+
+/* Note a parameter in q->applied for the links: name=value, escaped. */
+static void applied(srch_query *q, const char *name, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (q->applied.len)
+        buf_putc(&q->applied, '&');
+    for (int part = 0; part < 2; part++) {
+        const unsigned char *p = (const unsigned char *)(part ? value : name);
+        if (part)
+            buf_putc(&q->applied, '=');
+        for (; *p; p++) {
+            if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+                *p == '~' || *p == ':' || *p == ',') {
+                buf_putc(&q->applied, (char)*p);
+            } else {
+                buf_putc(&q->applied, '%');
+                buf_putc(&q->applied, hex[*p >> 4]);
+                buf_putc(&q->applied, hex[*p & 15]);
+            }
+        }
+    }
+}
+
+static void note_ignored(srch_query *q, const char *name)
+{
+    if (q->nignored++)
+        buf_puts(&q->ignored, ", ");
+    buf_puts(&q->ignored, name);
+}
+
+int srch_add(srch_query *q, arena *a, const char *name, const char *value, int lenient,
+             const char *base_url, srch_error *e)
+{
+    if (!value)
+        value = "";
+    if (!strcmp(name, "_format") || !strcmp(name, "_pretty"))
+        return 0; /* applied by the REST layer */
+    int handled;
+    int rc = result_param(q, a, name, value, e, &handled);
+    if (rc)
+        return rc;
+    if (handled) {
+        if (strncmp(name, "_page_", 6))
+            applied(q, name, value);
+        return 0;
+    }
+    static const char *const later[] = {"_include", "_revinclude", "_has", "_contained",
+                                        "_containedType", "_query", "_filter", "_list",
+                                        "_text", "_content", "_type"};
+    for (size_t i = 0; i < sizeof later / sizeof *later; i++)
+        if (!strcmp(name, later[i]) ||
+            (!strncmp(name, later[i], strlen(later[i])) && name[strlen(later[i])] == ':')) {
+            if (lenient) {
+                note_ignored(q, name);
+                return 0;
+            }
+            return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                        "search parameter '%.60s' is not supported yet", name);
+        }
+    /* name[:modifier] */
+    char pname[128];
+    const char *colon = strchr(name, ':');
+    size_t pn = colon ? (size_t)(colon - name) : strlen(name);
+    if (pn >= sizeof pname || pn == 0) {
+        if (lenient) {
+            note_ignored(q, name);
+            return 0;
+        }
+        return fail(e, ERR_INVALID, OO_NOT_SUPPORTED, "unknown search parameter '%.60s'", name);
+    }
+    memcpy(pname, name, pn);
+    pname[pn] = 0;
+    if (strchr(pname, '.')) {
+        if (lenient) {
+            note_ignored(q, name);
+            return 0;
+        }
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                    "'%.60s': chained parameters are not supported yet", name);
+    }
+    const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
+    if (!sp) {
+        if (lenient) {
+            note_ignored(q, name);
+            return 0;
+        }
+        return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
+                    "unknown search parameter '%.60s' for %s (see /metadata for the "
+                    "parameters of each type)",
+                    pname, q->type);
+    }
+    if (sp->type == FHIR_SP_COMPOSITE || sp->type == FHIR_SP_SPECIAL) {
+        if (lenient) {
+            note_ignored(q, name);
+            return 0;
+        }
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                    "search parameter '%.60s' (%s) is not supported yet", pname,
+                    type_str(sp->type));
+    }
+    if (q->nc >= SRCH_MAX_CLAUSES)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
+                    SRCH_MAX_CLAUSES);
+    srch_clause c = {.sp = sp, .sph = idx_sp_hash(q->type, pname)};
+    const char *type_mod = NULL;
+    if (colon && parse_modifier(sp, colon + 1, &c.mod, &type_mod))
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "modifier ':%.40s' is not allowed on %s (a %s parameter)", colon + 1,
+                    pname, type_str(sp->type));
+    if (c.mod == SM_MISSING) {
+        if (strcmp(value, "true") && strcmp(value, "false"))
+            return fail(e, ERR_INVALID, OO_INVALID, "%s:missing takes true or false", pname);
+        c.missing = !strcmp(value, "true");
+    } else {
+        char **vals = arena_alloc(a, sizeof *vals * (SRCH_MAX_OR + 1));
+        if (!vals)
+            return ERR_NOMEM;
+        size_t nv = split(a, value, ',', vals, SRCH_MAX_OR);
+        if (nv == (size_t)-1)
+            return ERR_NOMEM;
+        if (nv == (size_t)-2)
+            return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "%s: at most %u values (OR) in one "
+                        "parameter", pname, SRCH_MAX_OR);
+        c.v = arena_zalloc(a, sizeof *c.v * nv);
+        if (!c.v)
+            return ERR_NOMEM;
+        for (size_t i = 0; i < nv; i++) {
+            srch_value *v = &c.v[i];
+            const char *s = vals[i];
+            if (!*s)
+                return fail(e, ERR_INVALID, OO_INVALID, "%s: an empty value", pname);
+            switch (sp->type) {
+            case FHIR_SP_STRING: rc = string_value(a, pname, c.mod, s, v, e); break;
+            case FHIR_SP_TOKEN: rc = token_value(a, pname, c.mod, s, v, e); break;
+            case FHIR_SP_REFERENCE:
+                rc = reference_value(a, sp, c.mod, type_mod, s, base_url, v, e);
+                break;
+            case FHIR_SP_DATE: rc = date_value(pname, s, v, e); break;
+            case FHIR_SP_NUMBER: rc = number_value(pname, s, v, e); break;
+            case FHIR_SP_QUANTITY: rc = quantity_value(a, pname, s, v, e); break;
+            case FHIR_SP_URI: rc = uri_value(a, c.mod, s, v); break;
+            default: rc = ERR_UNSUPPORTED; break;
+            }
+            if (rc)
+                return rc;
+        }
+        c.nv = nv;
+    }
+    srch_clause *nc = arena_realloc(a, q->c, sizeof *q->c * q->nc, sizeof *q->c * (q->nc + 1));
+    if (!nc)
+        return ERR_NOMEM;
+    q->c = nc;
+    q->c[q->nc++] = c;
+    applied(q, name, value);
+    return 0;
+}

@@ -1,0 +1,137 @@
+/*
+ * search.h -- the query engine (prefix srch_): parse a FHIR search into clauses,
+ * plan each clause as range scans over the search index, execute, sort, page.
+ * docs/SEARCH.md says how and why; the index layout is docs/STORAGE.md section 4.
+ *
+ *   "code=http://loinc.org|8867-4&date=ge2024"
+ *      --srch_parse-->  query {clause code: [T "8867-4\0http://loinc.org\0"],
+ *                              clause date: [ge 2024-01-01T00:00 .. 2024-12-31T23:59]}
+ *      --srch_run---->  each clause: union of its values' scans (sorted rn sets)
+ *                       query: intersection of its clauses, smallest first
+ *                       then sort (_sort), count, and one page of rn -> id
+ *
+ * Reads only through the store interface (store_scan / store_get), under the
+ * caller's snapshot. Every query is bounded: SRCH_MAX_SCAN index entries read,
+ * SRCH_MAX_MATCHES resources in one set, SRCH_MAX_SORT sorted; over a budget the
+ * query fails with ERR_LIMIT and a message naming it (a 4xx "too costly").
+ */
+#ifndef HORTUS_SEARCH_H
+#define HORTUS_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "fhir/model.h"
+#include "index/index.h"
+#include "store/store.h"
+
+#define SRCH_MAX_SCAN 20000000u    /* index entries one query may read */
+#define SRCH_MAX_MATCHES 2000000u  /* resources in one intermediate set */
+#define SRCH_MAX_SORT 200000u      /* matches a _sort may order */
+#define SRCH_MAX_OR 1000u          /* comma-separated values of one parameter */
+#define SRCH_MAX_CLAUSES 100u      /* search parameters (AND) in one query */
+#define SRCH_MAX_SORT_KEYS 8u      /* keys of one _sort */
+#define SRCH_DEFAULT_COUNT 50u     /* _count when absent */
+#define SRCH_MAX_COUNT 1000u       /* _count upper bound */
+
+/* Date, number and quantity comparators. */
+typedef enum srch_prefix {
+    SP_EQ = 0, SP_NE, SP_GT, SP_LT, SP_GE, SP_LE, SP_SA, SP_EB, SP_AP
+} srch_prefix;
+
+/* Modifiers. */
+typedef enum srch_modifier {
+    SM_NONE = 0, SM_EXACT, SM_CONTAINS, SM_TEXT, SM_NOT, SM_MISSING, SM_BELOW, SM_ABOVE,
+    SM_IDENTIFIER, SM_TYPE /* reference :[type] */
+} srch_modifier;
+
+/* One value of a clause, ready to scan. */
+typedef struct srch_value {
+    uint8_t kind;        /* entry kind to scan */
+    const uint8_t *key;  /* value bytes (a prefix of the entries' values) */
+    size_t key_len;
+    int whole;           /* 1: key is a whole value; 0: a prefix (string default, :below) */
+    srch_prefix prefix;  /* dates, numbers, quantities */
+    int64_t lo, hi;      /* dates: query interval (µs) */
+    double dlo, dhi, d;  /* numbers, quantities: precision range and the value */
+    const char *system;  /* token "system|" (any code) */
+    const char *needle;  /* :contains: folded substring */
+    size_t needle_len;
+    int above;           /* uri :above: match entries that are prefixes of key */
+} srch_value;
+
+typedef struct srch_clause {
+    const fhir_search_param *sp;
+    uint32_t sph;
+    srch_modifier mod;
+    int missing;         /* :missing value */
+    srch_value *v;       /* OR */
+    size_t nv;
+} srch_clause;
+
+typedef struct srch_sort {
+    const fhir_search_param *sp; /* NULL: _id */
+    uint32_t sph;
+    int desc;
+} srch_sort;
+
+typedef struct srch_query {
+    const char *type;
+    srch_clause *c;       /* AND */
+    size_t nc;
+    srch_sort sort[SRCH_MAX_SORT_KEYS];
+    size_t nsort;
+    unsigned count;       /* page size */
+    int summary_count;    /* _summary=count */
+    int total;            /* 0 none, 1 estimate, 2 accurate (default) */
+    /* the paging cursor of a later page */
+    uint64_t page_t;      /* 0: first page */
+    uint64_t page_offset; /* position of the page in the sorted result */
+    /* parameters that were not applied (Prefer: handling=lenient), "a, b" */
+    buf ignored;
+    size_t nignored;
+    /* the applied parameters, for the links (k=v&k=v, escaped) */
+    buf applied;
+} srch_query;
+
+/* Where a parameter failed. */
+typedef struct srch_error {
+    unsigned status;  /* 400 */
+    int oo_code;      /* oo_code of fhir/outcome.h */
+    char msg[300];
+} srch_error;
+
+/* Start an empty query of `type` (a resource type of the model). */
+void srch_init(srch_query *q, const char *type);
+
+/* Add one name=value pair (both decoded). lenient: an unknown or unsupported
+ * parameter is recorded in q->ignored instead of failing. Returns 0, or ERR_INVALID
+ * / ERR_UNSUPPORTED / ERR_LIMIT with *e filled. Strings go into a. */
+int srch_add(srch_query *q, arena *a, const char *name, const char *value, int lenient,
+             const char *base_url, srch_error *e);
+
+/* Free what srch_init/srch_add allocated outside the arena. */
+void srch_done(srch_query *q);
+
+/* A result: the rn of one page, in order, and the total. */
+typedef struct srch_result {
+    uint8_t (*rn)[IDX_RN_LEN];
+    size_t n;            /* rows of this page */
+    uint64_t total;      /* matches (when counted) */
+    int has_total;
+    int more;            /* a next page exists */
+} srch_result;
+
+/* Run q under the snapshot rd for tenant. The matches are those of the snapshot,
+ * restricted to resources created at or before q->page_t when it is set. Returns 0,
+ * ERR_LIMIT (a budget; *e says which), ERR_NOMEM, ERR_IO. */
+int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
+             srch_result *out, srch_error *e);
+
+/* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when gone. */
+const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *type,
+                       const uint8_t rn[IDX_RN_LEN]);
+
+#endif
