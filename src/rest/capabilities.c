@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "rest/handlers.h"
 #include "rest/response.h"
+#include "search/search.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static buf rest_part; /* the JSON of the "rest" array; lives as long as the process */
@@ -103,6 +104,10 @@ static void build(void)
             jw_key(&w, "searchParam");
             jw_arr(&w);
             for (size_t k = 0; k < ns; k++) {
+                const char *mods, *prefixes;
+                if (!srch_param_supported(sps[k]))
+                    continue; /* refused when searched: not listed */
+                srch_type_support(sps[k]->type, &mods, &prefixes);
                 jw_obj(&w);
                 jw_key(&w, "name");
                 jw_str(&w, sps[k]->code);
@@ -112,6 +117,12 @@ static void build(void)
                 }
                 jw_key(&w, "type");
                 jw_str(&w, sp_type_name(sps[k]->type));
+                buf d = BUF_INIT;
+                buf_printf(&d, "modifiers: %s%s%s", mods, *prefixes ? "; prefixes: " : "",
+                           prefixes);
+                jw_key(&w, "documentation");
+                jw_str(&w, buf_cstr(&d));
+                buf_free(&d);
                 jw_end(&w);
             }
             jw_end(&w);

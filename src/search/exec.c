@@ -415,7 +415,7 @@ static int clause_set(xctx *x, const srch_clause *c, rnset *out)
     int rc;
     memset(out, 0, sizeof *out);
     if (c->mod == SM_MISSING) {
-        uint8_t p[8];
+        uint8_t p[9];
         size_t pn = idx_sp_prefix(p, x->tenant, c->sph, 0, NULL, 0) - 1; /* no kind */
         rnset has = {0};
         if ((rc = scan(x, p, pn, NULL, 0, NULL, NULL, &has)))

@@ -436,6 +436,28 @@ static int parse_modifier(const fhir_search_param *sp, const char *m, srch_modif
     return -1;
 }
 
+int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefixes)
+{
+    static const char *const prefix_list = "eq, ne, gt, lt, ge, le, sa, eb, ap";
+    *prefixes = "";
+    switch (t) {
+    case FHIR_SP_STRING: *modifiers = ":missing, :exact, :contains"; return 1;
+    case FHIR_SP_TOKEN: *modifiers = ":missing, :not, :text"; return 1;
+    case FHIR_SP_REFERENCE: *modifiers = ":missing, :[type], :identifier"; return 1;
+    case FHIR_SP_URI: *modifiers = ":missing, :below, :above"; return 1;
+    case FHIR_SP_DATE:
+    case FHIR_SP_NUMBER:
+    case FHIR_SP_QUANTITY: *modifiers = ":missing"; *prefixes = prefix_list; return 1;
+    default: *modifiers = ""; return 0;
+    }
+}
+
+int srch_param_supported(const fhir_search_param *sp)
+{
+    const char *m, *p;
+    return sp->expression && *sp->expression && srch_type_support(sp->type, &m, &p);
+}
+
 /* ---- result parameters ---------------------------------------------------------------- */
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -621,7 +643,7 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
                     "parameters of each type)",
                     pname, q->type);
     }
-    if (sp->type == FHIR_SP_COMPOSITE || sp->type == FHIR_SP_SPECIAL) {
+    if (!srch_param_supported(sp)) {
         if (lenient) {
             note_ignored(q, name);
             return 0;

@@ -103,6 +103,16 @@ typedef struct srch_error {
     char msg[300];
 } srch_error;
 
+/* Whether parameters of type t can be searched, and what they take: the modifiers
+ * (":missing, :exact, :contains") and prefixes ("eq, ne, ...", or "" when none),
+ * static strings from the same tables the parser uses. 0 when t is not supported. */
+int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefixes);
+
+/* 1 when parameter sp can be searched: a supported type, and an expression to
+ * index its values by (the definitions of _content, _text, _list, _query, _filter
+ * have none). */
+int srch_param_supported(const fhir_search_param *sp);
+
 /* Start an empty query of `type` (a resource type of the model). */
 void srch_init(srch_query *q, const char *type);
 

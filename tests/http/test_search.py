@@ -84,3 +84,17 @@ def test_elements_and_summary_shape_bundle_entries(http, base):
     h = http.get(f"{base}/Basic/shape-1/_history", params={"_elements": "subject"}).json()
     res = h["entry"][0]["resource"]
     assert "subject" in res and "code" not in res
+
+
+def test_the_capability_statement_lists_what_search_accepts(http, base):
+    """Every parameter the CapabilityStatement lists for a type is accepted by its
+    search, and a parameter of the model it leaves out is refused with 400."""
+    types = {r["type"]: r for r in http.get(f"{base}/metadata").json()["rest"][0]["resource"]}
+    for t in ("Patient", "Observation", "Encounter", "Condition"):
+        listed = [p["name"] for p in types[t].get("searchParam", [])]
+        assert listed, t
+        for name in listed:
+            r = http.get(f"{base}/{t}", params={f"{name}:missing": "false", "_count": 0})
+            assert r.status_code == 200, (t, name, r.text)
+    assert_outcome(http.get(f"{base}/Observation",
+                            params={"code-value-quantity": "8867-4$gt5"}), 400, "not-supported")
