@@ -422,10 +422,13 @@ static void quantity_value(xctx *x, const fp_val *v)
         return;
     const char *sys = json_get_str(o, "system"), *code = json_get_str(o, "code");
     const char *unit = json_get_str(o, "unit");
-    if (code || unit)
-        add_double(x, IDX_QTY, sys && code ? sys : "", code ? code : unit, d);
-    if (unit && code && strcmp(unit, code))
-        add_double(x, IDX_QTY, "", unit, d); /* value||unit finds the human unit too */
+    if (sys && code)
+        add_double(x, IDX_QTY, sys, code, d); /* value|system|code */
+    /* value||unit: the code or the human unit, whatever the system */
+    if (code)
+        add_double(x, IDX_QTY, "", code, d);
+    if (unit && (!code || strcmp(unit, code)))
+        add_double(x, IDX_QTY, "", unit, d);
     add_double(x, IDX_QTY_VALUE, NULL, NULL, d);
     if (code && sys && !strcmp(sys, "http://unitsofmeasure.org")) {
         fp_dec dec;

@@ -186,6 +186,20 @@ int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t m
     return 0;
 }
 
+int rest_conneg_form(const char *ct, char *msg, size_t msgsz)
+{
+    const char *t = ct ? ct : "";
+    size_t tn = strcspn(t, ";");
+    trim(&t, &tn);
+    if (tn == 33 && !strncasecmp(t, "application/x-www-form-urlencoded", 33))
+        return 0;
+    snprintf(msg, msgsz,
+             "Content-Type '%.120s': a search posted to [type]/_search is a form "
+             "(application/x-www-form-urlencoded)",
+             ct ? ct : "");
+    return ERR_UNSUPPORTED;
+}
+
 int rest_pretty(const char *v)
 {
     return v && !strcasecmp(v, "true");

@@ -18,6 +18,10 @@ int rest_conneg_accept(const char *format_param, const char *accept, char *msg, 
  * application/json-patch+json -- else ERR_UNSUPPORTED. */
 int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t msgsz);
 
+/* 0 when a Content-Type is application/x-www-form-urlencoded (a search's form
+ * body, optional charset=utf-8), else ERR_UNSUPPORTED with a message. */
+int rest_conneg_form(const char *ct, char *msg, size_t msgsz);
+
 /* _pretty=true -> 1; "false"/absent -> 0. */
 int rest_pretty(const char *v);
 

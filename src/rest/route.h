@@ -62,6 +62,7 @@ typedef enum rest_route_kind {
     RR_SYS_HISTORY,  /* [base]/_history */
     RR_TYPE,         /* [base]/Type */
     RR_TYPE_HISTORY, /* [base]/Type/_history */
+    RR_TYPE_SEARCH,  /* [base]/Type/_search (POST, form body) */
     RR_INSTANCE,     /* [base]/Type/id */
     RR_INST_HISTORY, /* [base]/Type/id/_history */
     RR_VERSION,      /* [base]/Type/id/_history/vid */

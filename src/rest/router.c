@@ -12,6 +12,7 @@
  *   /fhir/_history                 RR_SYS_HISTORY
  *   /fhir/T                        RR_TYPE          (create, search)
  *   /fhir/T/_history               RR_TYPE_HISTORY
+ *   /fhir/T/_search                RR_TYPE_SEARCH   (search with a form body)
  *   /fhir/T/id                     RR_INSTANCE      (read, update, delete)
  *   /fhir/T/id/_history            RR_INST_HISTORY
  *   /fhir/T/id/_history/vid        RR_VERSION       (vread)
@@ -141,6 +142,10 @@ int rest_route_parse(arena *a, const char *path, rest_route *out)
         out->kind = RR_TYPE_HISTORY;
         return 0;
     }
+    if (nseg == 2 && SEG_IS(1, "_search")) {
+        out->kind = RR_TYPE_SEARCH;
+        return 0;
+    }
     out->id = arena_strndup(a, seg[1], segn[1]);
     if (!out->id)
         return ERR_NOMEM;
@@ -215,6 +220,7 @@ static const route_methods route_table[] = {
     [RR_SYS_HISTORY] = {"GET, HEAD", RI_HISTORY_SYSTEM, NO, NO, NO, NO},
     [RR_TYPE] = {"GET, HEAD, POST", RI_SEARCH_TYPE, RI_CREATE, NO, NO, NO},
     [RR_TYPE_HISTORY] = {"GET, HEAD", RI_HISTORY_TYPE, NO, NO, NO, NO},
+    [RR_TYPE_SEARCH] = {"POST", NO, RI_SEARCH_TYPE, NO, NO, NO},
     [RR_INSTANCE] = {"GET, HEAD, PUT, PATCH, DELETE", RI_READ, NO, RI_UPDATE, RI_PATCH, RI_DELETE},
     [RR_INST_HISTORY] = {"GET, HEAD", RI_HISTORY_INSTANCE, NO, NO, NO, NO},
     [RR_VERSION] = {"GET, HEAD", RI_VREAD, NO, NO, NO, NO},

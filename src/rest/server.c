@@ -188,9 +188,14 @@ static int precheck(rest_req *r)
                                sizeof msg))
             return rest_send_error(r, 406, OO_NOT_SUPPORTED, msg, NULL);
         if (r->method == RM_POST || r->method == RM_PUT || r->method == RM_PATCH) {
-            if (rest_conneg_content_type(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
-                                         r->method == RM_PATCH, msg, sizeof msg))
+            if (r->route.kind == RR_TYPE_SEARCH) {
+                if (rest_conneg_form(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), msg,
+                                     sizeof msg))
+                    return rest_send_error(r, 415, OO_NOT_SUPPORTED, msg, NULL);
+            } else if (rest_conneg_content_type(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+                                                r->method == RM_PATCH, msg, sizeof msg)) {
                 return rest_send_error(r, 415, OO_NOT_SUPPORTED, msg, NULL);
+            }
             if (content_lengths_differ(r))
                 return rest_send_error(r, 400, OO_INVALID,
                                        "several different Content-Length headers", NULL);

@@ -214,15 +214,8 @@ static int date_match(const srch_value *v, int64_t lo, int64_t hi)
     case SP_LE: return lo < v->lo || eq;
     case SP_SA: return lo > v->hi;
     case SP_EB: return hi < v->lo;
-    case SP_AP: {
-        /* overlap with the query widened by 10% of its distance from now, at least a day */
-        int64_t now = v->hi; /* the distance is taken from the query's own end */
-        (void)now;
-        int64_t w = (v->hi - v->lo) / 10;
-        if (w < 86400000000LL)
-            w = 86400000000LL;
-        return lo <= v->hi + w && hi >= v->lo - w;
-    }
+    case SP_AP: /* the query was widened when parsed (10% of its distance from now) */
+        return lo <= v->hi && hi >= v->lo;
     }
     return 0;
 }
@@ -291,7 +284,8 @@ static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *
     size_t hn = head(p, x->tenant, c->sph, v->kind);
     if (hn + v->key_len + 16 > sizeof p)
         return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY, "a search value is too long");
-    memcpy(p + hn, v->key, v->key_len);
+    if (v->key_len)
+        memcpy(p + hn, v->key, v->key_len);
     size_t pn = hn + v->key_len;
     if (v->kind == IDX_DATE) {
         uint8_t from[sizeof p];

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "fhir/outcome.h"
@@ -90,7 +91,7 @@ static size_t split(arena *a, const char *s, char sep, char **parts, size_t max)
 static uint8_t *take(arena *a, const buf *b, size_t *n)
 {
     uint8_t *p = arena_alloc(a, b->len ? b->len : 1);
-    if (p)
+    if (p && b->len)
         memcpy(p, b->data, b->len);
     *n = b->len;
     return p;
@@ -135,6 +136,16 @@ static int date_value(const char *name, const char *s, srch_value *v, srch_error
     v->lo = lo * 1000;
     v->hi = hi * 1000 + 999;
     v->kind = IDX_DATE;
+    if (v->prefix == SP_AP) {
+        /* approximately: 10% of the distance between now and the value, at least a day */
+        int64_t now = (int64_t)time(NULL) * 1000000;
+        int64_t dist = now > v->hi ? now - v->hi : v->lo > now ? v->lo - now : 0;
+        int64_t w = dist / 10;
+        if (w < 86400000000LL)
+            w = 86400000000LL;
+        v->lo = v->lo > INT64_MIN + w ? v->lo - w : INT64_MIN;
+        v->hi = v->hi < INT64_MAX - w ? v->hi + w : INT64_MAX;
+    }
     return 0;
 }
 

@@ -1,0 +1,297 @@
+"""Search by hand, one parameter type at a time: every form, prefix and modifier of
+docs/SEARCH.md on small data whose answers are known, with the edge cases (partial
+dates, time zones, open periods, decimal precision, UCUM conversion, accents,
+escaping, :missing, :not), updates that make a resource stop matching, and the
+errors that must never be silent."""
+import json
+import uuid
+
+import pytest
+import requests
+
+from conftest import FHIR_JSON, assert_outcome
+
+CT = {"Content-Type": FHIR_JSON}
+TAG = uuid.uuid4().hex[:8]  # keeps this file's data apart from the other tests'
+
+
+def put(base, res):
+    r = requests.put(f"{base}/{res['resourceType']}/{res['id']}", data=json.dumps(res),
+                     headers=CT)
+    assert r.status_code in (200, 201), r.text
+
+
+def ids(base, type_, params, **kw):
+    params = list(params.items()) if isinstance(params, dict) else list(params)
+    params.append(("_count", 1000))
+    r = requests.get(f"{base}/{type_}", params=params, **kw)
+    assert r.status_code == 200, (params, r.text)
+    return sorted(e["resource"]["id"] for e in r.json().get("entry", [])
+                  if e["search"]["mode"] == "match")
+
+
+def pid(n):
+    return f"sp{TAG}{n}"
+
+
+@pytest.fixture(scope="module")
+def data(base):
+    pats = [
+        {"id": pid(1), "name": [{"family": "Ödön", "given": ["Zoë"]}], "gender": "female",
+         "birthDate": "1970-03", "identifier": [{"system": "urn:mrn", "value": "A,1"}],
+         "telecom": [{"system": "email", "value": "a@x.org"}], "active": True},
+        {"id": pid(2), "name": [{"family": "Odon", "given": ["Piet"]}], "gender": "male",
+         "birthDate": "1970-03-15", "identifier": [{"system": "urn:other", "value": "A,1"}]},
+        {"id": pid(3), "name": [{"family": "van der Berg", "given": ["Anna"]}],
+         "gender": "female", "birthDate": "1985", "active": False,
+         "address": [{"city": "Den Haag", "line": ["Lange Voorhout 1"]}]},
+        {"id": pid(4), "name": [{"family": "Müller-Lüdenscheidt"}]},
+    ]
+    for p in pats:
+        put(base, {"resourceType": "Patient", **p})
+    obs = [
+        ("o1", "2024-03-01T10:00:00+01:00", 5.4, "mmol/L", "8867-4"),   # 09:00Z
+        ("o2", "2024-03-01T23:30:00-05:00", 100, "mg/dL", "8867-4"),    # 04:30Z next day
+        ("o3", "2024-02", 1.0, "mmol/L", "2339-0"),
+        ("o4", None, 0.95, "mmol/L", "2339-0"),
+        ("o5", None, 1.05, "mmol/L", "2339-0"),
+    ]
+    for oid, eff, val, unit, code in obs:
+        o = {"resourceType": "Observation", "id": pid(oid), "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": code,
+                                  "display": "Glucose [Moles/volume]"}], "text": "Glucose"},
+             "subject": {"reference": f"Patient/{pid(1)}"},
+             "valueQuantity": {"value": val, "unit": unit,
+                               "system": "http://unitsofmeasure.org", "code": unit}}
+        if eff:
+            o["effectiveDateTime"] = eff
+        put(base, o)
+    put(base, {"resourceType": "Observation", "id": pid("op"), "status": "final",
+               "code": {"text": "open period"}, "subject": {"reference": f"Patient/{pid(2)}"},
+               "effectivePeriod": {"start": "2020-01-01"}})
+    return base
+
+
+def P(*ns):
+    return sorted(pid(n) for n in ns)
+
+
+def mine(base, type_, params, **kw):
+    """ids among this file's resources only"""
+    return [i for i in ids(base, type_, params, **kw) if i.startswith(f"sp{TAG}")]
+
+
+# ---------------------------------------------------------------- string
+def test_string_prefix_accents_and_case(data):
+    b = data
+    assert mine(b, "Patient", {"family": "odon"}) == P(1, 2)
+    assert mine(b, "Patient", {"family": "ÖD"}) == P(1, 2)
+    assert mine(b, "Patient", {"family": "Ödön"}) == P(1, 2)
+    assert mine(b, "Patient", {"family:exact": "Ödön"}) == P(1)
+    assert mine(b, "Patient", {"family:exact": "ödön"}) == []
+    assert mine(b, "Patient", {"given": "zoe"}) == P(1)
+    assert mine(b, "Patient", {"name": "zoë"}) == P(1)
+    assert mine(b, "Patient", {"family": "van der"}) == P(3)
+    assert mine(b, "Patient", {"family:contains": "lüden"}) == P(4)
+    assert mine(b, "Patient", {"family:contains": "der b"}) == P(3)
+    assert mine(b, "Patient", {"address-city": "den haag"}) == P(3)
+    assert mine(b, "Patient", {"address": "voorhout"}) == []  # prefix, not contains
+    assert mine(b, "Patient", {"address": "lange"}) == P(3)
+
+
+def test_or_and_and(data):
+    b = data
+    assert mine(b, "Patient", {"family": "odon,berg"}) == P(1, 2)  # berg is no prefix
+    assert mine(b, "Patient", {"family": "odon,van"}) == P(1, 2, 3)
+    assert mine(b, "Patient", [("family", "odon"), ("gender", "male")]) == P(2)
+    assert mine(b, "Patient", [("_id", pid(1)), ("_id", pid(2))]) == []
+
+
+# ---------------------------------------------------------------- token
+def test_token_forms(data):
+    b = data
+    assert mine(b, "Patient", {"gender": "female"}) == P(1, 3)
+    assert mine(b, "Patient", {"gender:not": "female"}) == P(2, 4)  # without gender too
+    assert mine(b, "Patient", {"identifier": "urn:mrn|A\\,1"}) == P(1)
+    assert mine(b, "Patient", {"identifier": "A\\,1"}) == P(1, 2)
+    assert mine(b, "Patient", {"identifier": "urn:other|"}) == P(2)
+    assert mine(b, "Patient", {"identifier": "|A\\,1"}) == []  # no system
+    assert mine(b, "Patient", {"email": "a@x.org"}) == P(1)
+    assert mine(b, "Patient", {"active": "true"}) == P(1)
+    assert mine(b, "Patient", {"active": "false"}) == P(3)
+    assert mine(b, "Observation", {"code": "http://loinc.org|2339-0"}) == P("o3", "o4", "o5")
+    assert mine(b, "Observation", {"code:text": "gluc"}) == P("o1", "o2", "o3", "o4", "o5")
+    # :text is a string search of the whole text: a prefix, not any word
+    assert mine(b, "Observation", {"code:text": "glucose [mol"}) == P("o1", "o2", "o3", "o4", "o5")
+    assert mine(b, "Observation", {"code:text": "moles"}) == []
+
+
+def test_missing(data):
+    b = data
+    assert mine(b, "Patient", {"gender:missing": "true"}) == P(4)
+    assert mine(b, "Patient", {"gender:missing": "false"}) == P(1, 2, 3)
+    assert mine(b, "Patient", {"birthdate:missing": "true"}) == P(4)
+
+
+# ---------------------------------------------------------------- reference
+def test_reference_forms(data, base):
+    b = data
+    allo = P("o1", "o2", "o3", "o4", "o5")
+    assert mine(b, "Observation", {"subject": f"Patient/{pid(1)}"}) == allo
+    assert mine(b, "Observation", {"subject": pid(1)}) == allo
+    assert mine(b, "Observation", {"subject:Patient": pid(1)}) == allo
+    assert mine(b, "Observation", {"subject:Group": pid(1)}) == []
+    assert mine(b, "Observation", {"patient": pid(1)}) == allo  # single target: Patient
+    assert mine(b, "Observation", {"subject": f"{base}/Patient/{pid(1)}"}) == allo
+    assert mine(b, "Observation", {"subject": f"Patient/{pid(2)}"}) == P("op")
+
+
+# ---------------------------------------------------------------- date
+@pytest.mark.parametrize("q,want", [
+    ("1970", [1, 2]), ("1970-03", [1, 2]), ("eq1970-03", [1, 2]), ("1970-03-15", [2]),
+    ("ne1970-03-15", [1, 3]), ("gt1970-03-15", [1, 3]), ("ge1970-03-15", [1, 2, 3]),
+    ("lt1970-03-15", [1]), ("le1970-03-15", [1, 2]), ("sa1970", [3]), ("eb1985", [1, 2]),
+    ("lt1970-03-01", []), ("ge1985-06", [3]), ("ap1970-03-10", [1, 2]),
+])
+def test_date_prefixes_on_partial_dates(data, q, want):
+    assert mine(data, "Patient", {"birthdate": q}) == P(*want)
+
+
+def test_date_time_zones_and_periods(data):
+    b = data
+    # o1 is 2024-03-01T09:00Z, o2 is 2024-03-02T04:30Z
+    assert mine(b, "Observation", {"date": "2024-03-01"}) == P("o1")
+    assert mine(b, "Observation", {"date": "2024-03-02"}) == P("o2")
+    assert mine(b, "Observation", {"date": "ge2024-03-01T09:00:00Z"}) == P("o1", "o2", "op")
+    assert mine(b, "Observation", {"date": "gt2024-03-01T09:00:00+00:00"}) == P("o2", "op")
+    assert mine(b, "Observation", {"date": "lt2024-03-01T10:00:00+01:00"}) == P("o3", "op")
+    assert mine(b, "Observation", {"date": "2024-02"}) == P("o3")
+    # the open period [2020-01-01, oo): ends after anything, starts before 2021
+    assert mine(b, "Observation", {"date": "gt2099"}) == P("op")
+    assert mine(b, "Observation", {"date": "sa2019"}) == P("o1", "o2", "o3", "op")
+    assert mine(b, "Observation", {"date": "eq2020"}) == []  # not contained in 2020
+    assert mine(b, "Observation", [("date", "ge2024-03-01"), ("date", "lt2024-03-02")]) == \
+        P("o1", "op")
+
+
+# ---------------------------------------------------------------- number / quantity
+def test_quantity_precision_and_prefixes(data):
+    b = data
+    mmol = "|http://unitsofmeasure.org|mmol/L"
+    assert mine(b, "Observation", {"value-quantity": "1" + mmol}) == P("o3", "o4", "o5")
+    assert mine(b, "Observation", {"value-quantity": "1.0" + mmol}) == P("o3", "o4")  # [0.95,1.05)
+    assert mine(b, "Observation", {"value-quantity": "1.00" + mmol}) == P("o3")
+    # 100 mg/dL is a mass concentration: not comparable with mmol/L, so not matched
+    assert mine(b, "Observation", {"value-quantity": "gt1" + mmol}) == P("o1", "o5")
+    assert mine(b, "Observation", {"value-quantity": "le1" + mmol}) == P("o3", "o4")
+    assert mine(b, "Observation", {"value-quantity": "ne1.0" + mmol}) == P("o1", "o5")
+    assert mine(b, "Observation", {"value-quantity": "100||mg/dL"}) == P("o2")
+    assert mine(b, "Observation", {"value-quantity": "5.4"}) == P("o1")
+
+
+def test_quantity_ucum_conversion(data):
+    b = data
+    # 5.4 mmol/L is 5400 umol/L and 0.0054 mol/L
+    assert mine(b, "Observation", {"value-quantity": "5400|http://unitsofmeasure.org|umol/L"}) \
+        == P("o1")
+    assert mine(b, "Observation", {"value-quantity": "gt5|http://unitsofmeasure.org|mmol/L"}) \
+        == P("o1")
+    assert mine(b, "Observation",
+                {"value-quantity": "lt0.006|http://unitsofmeasure.org|mol/L"}) == \
+        P("o1", "o3", "o4", "o5")
+    assert_outcome(requests.get(f"{b}/Observation", params={
+        "value-quantity": "5|http://unitsofmeasure.org|notaunit"}), 400)
+
+
+# ---------------------------------------------------------------- updates and deletes
+def test_a_resource_stops_matching_after_update_and_delete(data):
+    b = data
+    put(b, {"resourceType": "Patient", "id": pid(9), "name": [{"family": "Klaassen"}],
+            "gender": "male"})
+    assert mine(b, "Patient", {"family": "klaas"}) == P(9)
+    put(b, {"resourceType": "Patient", "id": pid(9), "name": [{"family": "Pietersen"}]})
+    assert mine(b, "Patient", {"family": "klaas"}) == []
+    assert mine(b, "Patient", {"family": "pieters"}) == P(9)
+    assert pid(9) in mine(b, "Patient", {"gender:missing": "true"})
+    assert requests.delete(f"{b}/Patient/{pid(9)}").status_code == 204
+    assert mine(b, "Patient", {"family": "pieters"}) == []
+    assert pid(9) not in mine(b, "Patient", {"gender:missing": "true"})
+
+
+# ---------------------------------------------------------------- sort and paging
+def test_sort(data):
+    b = data
+    r = requests.get(f"{b}/Patient", params={"_id": ",".join(P(1, 2, 3, 4)),
+                                             "_sort": "birthdate"}).json()
+    got = [e["resource"]["id"] for e in r["entry"]]
+    assert got == [pid(1), pid(2), pid(3), pid(4)]  # 1970-03 < 1970-03-15 < 1985, none last
+    r = requests.get(f"{b}/Patient", params={"_id": ",".join(P(1, 2, 3, 4)),
+                                             "_sort": "-birthdate"}).json()
+    got = [e["resource"]["id"] for e in r["entry"]]
+    # descending by the high end: 1985 > 1970-03 (ends on the 31st) > 1970-03-15
+    assert got == [pid(3), pid(1), pid(2), pid(4)]
+    r = requests.get(f"{b}/Patient", params={"_id": ",".join(P(1, 2, 3, 4)),
+                                             "_sort": "gender,-family"}).json()
+    got = [e["resource"]["id"] for e in r["entry"]]
+    assert got == [pid(3), pid(1), pid(2), pid(4)]  # female (van.., odon), male, none
+
+
+def test_paging_carries_every_parameter(data):
+    b = data
+    r = requests.get(f"{b}/Observation", params={"subject": pid(1), "_count": 2,
+                                                 "_elements": "status", "_sort": "date"})
+    bundle = r.json()
+    assert bundle["total"] == 5
+    seen = [e["resource"]["id"] for e in bundle["entry"]]
+    nxt = next(l["url"] for l in bundle["link"] if l["relation"] == "next")
+    for p in ("subject=", "_count=2", "_elements=status", "_sort=date", "_page_t="):
+        assert p in nxt, nxt
+    # a resource created meanwhile does not shift the pages
+    put(b, {"resourceType": "Observation", "id": pid("late"), "status": "final",
+            "code": {"text": "late"}, "subject": {"reference": f"Patient/{pid(1)}"},
+            "effectiveDateTime": "1900-01-01"})
+    while nxt:
+        page = requests.get(nxt).json()
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        assert all("code" not in e["resource"] for e in page["entry"])  # _elements kept
+        nxt = next((l["url"] for l in page["link"] if l["relation"] == "next"), None)
+    assert sorted(seen) == P("o1", "o2", "o3", "o4", "o5")
+    assert seen[:2] == [pid("o3"), pid("o1")]  # by date; o4, o5 (no date) last
+
+
+# ---------------------------------------------------------------- errors
+@pytest.mark.parametrize("params", [
+    {"birthdate": "1970-13"}, {"birthdate": "xx2020"}, {"birthdate": "yesterday"},
+    {"family:below": "x"}, {"gender:exact": "male"}, {"birthdate:contains": "1"},
+    {"value-quantity": "abc"}, {"value-quantity": "5|http://loinc.org|"},
+    {"family": ""}, {"_count": "-1"}, {"_total": "maybe"}, {"_summary": "maybe"},
+    {"_sort": "nope"}, {"name.family": "x"}, {"_include": "Patient:organization"},
+    {"subject:identifier": "|"}, {"gender:missing": "maybe"}, {"identifier": "|"},
+])
+def test_bad_parameters_are_400_naming_them(data, params):
+    type_ = "Observation" if any(k.startswith(("value", "subject")) for k in params) else "Patient"
+    r = requests.get(f"{data}/{type_}", params=params)
+    oo = assert_outcome(r, 400)
+    name = next(iter(params)).split(":")[0].split(".")[0]
+    assert name in oo["issue"][0]["diagnostics"], oo
+
+
+def test_lenient_keeps_bad_values_an_error(data):
+    r = requests.get(f"{data}/Patient", params={"birthdate": "1970-13"},
+                     headers={"Prefer": "handling=lenient"})
+    assert_outcome(r, 400)
+
+
+def test_post_search_is_the_same_as_get(data):
+    b = data
+    r = requests.post(f"{b}/Patient/_search", data="family=odon&gender=male",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == [pid(2)]
+    r = requests.post(f"{b}/Patient/_search?gender=male", data="family=od%C3%B6n",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == [pid(2)]
+    assert_outcome(requests.post(f"{b}/Patient/_search", data="family=%zz",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"}),
+                   400)
+    assert_outcome(requests.post(f"{b}/Patient/_search", data="{}", headers=CT), 415)
