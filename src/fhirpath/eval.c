@@ -1546,7 +1546,7 @@ void fp_free(fp_expr *x)
     if (!x)
         return;
     for (fp_relist *r = x->regexes; r; r = r->next)
-        regfree(r->re);
+        pcre2_code_free(r->re);
     arena_free(x->a); /* x itself is in the arena */
 }
 

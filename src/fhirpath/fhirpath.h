@@ -30,6 +30,18 @@
  * per evaluation, FP_MAX_MEMORY arena bytes per evaluation, FP_MAX_ITEMS items in
  * one collection, FP_MAX_STRING bytes in one computed string. Hitting one of them is ERR_TOOBIG (compile) or ERR_LIMIT
  * (evaluation) with a message saying which.
+ *
+ * Regular expressions (matches(), matchesFull(), replaceMatches()) run on PCRE2, a
+ * backtracking matcher, so a pattern written by a client must not be able to buy
+ * unbounded time or memory: FP_REGEX_MAX_PATTERN and FP_REGEX_MAX_NEST cap what is
+ * compiled (ERR_TOOBIG; ERR_LIMIT for a pattern computed during evaluation), and
+ * each match attempt runs under FP_REGEX_MATCH_LIMIT, FP_REGEX_DEPTH_LIMIT and
+ * FP_REGEX_HEAP_LIMIT_KIB (ERR_LIMIT, "regular expression too costly"). Those three
+ * hold per start position, so the matcher also reports its progress (an automatic
+ * callout before each pattern item) and pays for it with evaluation steps: one per
+ * item tried and one per FP_STRING_BYTES_PER_STEP bytes it moved over the subject.
+ * A search that rescans a long subject from every start position therefore meets
+ * FP_MAX_STEPS like any other costly expression.
  */
 #ifndef HORTUS_FHIRPATH_H
 #define HORTUS_FHIRPATH_H
@@ -52,6 +64,12 @@
 #define FP_MAX_STRING (16u << 20)     /* bytes of one computed string */
 #define FP_STRING_BYTES_PER_STEP 16   /* building strings costs a step per 16 bytes */
 #define FP_MAX_MEMORY (256u << 20)    /* arena bytes one evaluation may allocate */
+
+#define FP_REGEX_MAX_PATTERN 4096u      /* bytes of one regular expression */
+#define FP_REGEX_MAX_NEST 64u           /* parentheses nested in one regular expression */
+#define FP_REGEX_MATCH_LIMIT 1000000u   /* backtracking points at one start position */
+#define FP_REGEX_DEPTH_LIMIT 50000u     /* nested backtracking points at one start position */
+#define FP_REGEX_HEAP_LIMIT_KIB 8192u   /* KiB of backtracking memory of one match */
 
 typedef struct fp_expr fp_expr;
 

@@ -13,7 +13,6 @@
  * item and receives several is an error; an empty argument where a value is
  * needed gives an empty result.
  */
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1073,148 +1072,187 @@ FN(replace)
     return sb_ret(c, nd, &b, out);
 }
 
-/* Translate the FHIRPath (PCRE-like) regex subset into POSIX ERE: \d \D \w \W \s \S
- * become bracket expressions; inside brackets they become class names. */
-/* One bracket expression of the pattern, re[*i] == '[': translated into POSIX form,
- * where a literal ']' must come first, a literal '-' last, '^' not first, and a
- * backslash is not an escape. Returns 0, or -1 when it is not terminated. */
-static int regex_bracket(const char *re, size_t n, size_t *i, buf *b)
-{
-    size_t k = *i + 1;
-    int neg = 0, rbr = 0, dash = 0, caret = 0;
-    buf body = BUF_INIT;
-    if (k < n && re[k] == '^') {
-        neg = 1;
-        k++;
-    }
-    int first = 1;
-    for (; k < n; k++) {
-        char ch = re[k];
-        if (ch == ']' && !first)
-            break;
-        first = 0;
-        if (ch == '\\' && k + 1 < n) {
-            char e = re[++k];
-            switch (e) {
-            case 'd': buf_puts(&body, "0-9"); break;
-            case 'w': buf_puts(&body, "A-Za-z0-9_"); break;
-            case 's': buf_puts(&body, " \t\r\n\f\v"); break;
-            case 'n': buf_putc(&body, '\n'); break;
-            case 't': buf_putc(&body, '\t'); break;
-            case 'r': buf_putc(&body, '\r'); break;
-            case ']': rbr = 1; break;
-            case '-': dash = 1; break;
-            case '^': caret = 1; break;
-            default: buf_putc(&body, e); break; /* includes '\\', '[', '.' */
-            }
-            continue;
-        }
-        if (ch == ']')
-            rbr = 1;
-        else if (ch == '^')
-            caret = 1;
-        else if (ch == '-' && (k + 1 >= n || re[k + 1] == ']' || body.len == 0))
-            dash = 1;
-        else
-            buf_putc(&body, ch);
-    }
-    if (k >= n) {
-        buf_free(&body);
-        return -1;
-    }
-    buf_putc(b, '[');
-    if (neg)
-        buf_putc(b, '^');
-    if (rbr)
-        buf_putc(b, ']');
-    buf_put(b, body.data ? body.data : "", body.len);
-    if (caret)
-        buf_putc(b, '^');
-    if (dash)
-        buf_putc(b, '-');
-    buf_putc(b, ']');
-    int err = body.err;
-    buf_free(&body);
-    *i = k;
-    return err ? -1 : 0;
-}
+/* ------------------------------------------------------------- regexes ---- */
 
-int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg,
+/*
+ * FHIRPath regexes are PCRE-flavoured, so they go to PCRE2 as written. The options
+ * give the spec's semantics: case-sensitive, "single line" mode (`.` matches a
+ * newline: PCRE2_DOTALL), Unicode (PCRE2_UTF: `.` is one code point; \d \w \s stay
+ * ASCII), `$` only at the very end (PCRE2_DOLLAR_ENDONLY, as POSIX had it). \C, which
+ * could split a UTF-8 character, is refused. matchesFull() is compiled anchored at
+ * both ends instead of rewriting the pattern, so error offsets stay the client's.
+ *
+ * PCRE2_AUTO_CALLOUT puts a callout before every pattern item: regex_callout() is
+ * how the evaluation's step budget sees the matcher's work (see fhirpath.h).
+ */
+#define REGEX_OPTIONS                                                                     \
+    (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY |         \
+     PCRE2_NEVER_BACKSLASH_C | PCRE2_AUTO_CALLOUT)
+
+int fp_regex_compile(const char *re, size_t n, int full, pcre2_code **out, char *msg,
                      size_t msgn)
 {
-    buf b = BUF_INIT;
-    if (full)
-        buf_puts(&b, "^(");
-    for (size_t i = 0; i < n; i++) {
-        char ch = re[i];
-        if (ch == '[') {
-            if (regex_bracket(re, n, &i, &b)) {
-                buf_free(&b);
-                snprintf(msg, msgn, "invalid regular expression: unterminated [");
-                return ERR_INVALID;
-            }
-            continue;
-        }
-        if (ch == '\\' && i + 1 < n) {
-            char e = re[++i];
-            const char *rep = NULL;
-            switch (e) {
-            case 'd': rep = "[0-9]"; break;
-            case 'D': rep = "[^0-9]"; break;
-            case 'w': rep = "[A-Za-z0-9_]"; break;
-            case 'W': rep = "[^A-Za-z0-9_]"; break;
-            case 's': rep = "[ \t\r\n\f\v]"; break;
-            case 'S': rep = "[^ \t\r\n\f\v]"; break;
-            case 'n': rep = "\n"; break;
-            case 't': rep = "\t"; break;
-            case 'r': rep = "\r"; break;
-            default: break;
-            }
-            if (rep) {
-                buf_puts(&b, rep);
-            } else {
-                buf_putc(&b, '\\');
-                buf_putc(&b, e);
-            }
-            continue;
-        }
-        buf_putc(&b, ch);
-    }
-    if (full)
-        buf_puts(&b, ")$");
-    if (b.err) {
-        buf_free(&b);
+    *out = NULL;
+    if (!re)
+        re = "";
+    pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+    if (!cc) {
         snprintf(msg, msgn, "out of memory");
         return ERR_NOMEM;
     }
-    int rc = regcomp(out, buf_cstr(&b), REG_EXTENDED);
-    buf_free(&b);
-    if (rc) {
-        char m[96];
-        regerror(rc, out, m, sizeof m);
-        snprintf(msg, msgn, "invalid regular expression: %s", m);
+    pcre2_set_max_pattern_length(cc, FP_REGEX_MAX_PATTERN);
+    pcre2_set_parens_nest_limit(cc, FP_REGEX_MAX_NEST);
+    uint32_t opts = REGEX_OPTIONS | (full ? PCRE2_ANCHORED | PCRE2_ENDANCHORED : 0);
+    int code;
+    PCRE2_SIZE off;
+    *out = pcre2_compile((PCRE2_SPTR)re, n, opts, &code, &off, cc);
+    pcre2_compile_context_free(cc);
+    if (*out)
+        return 0;
+    switch (code) {
+    case PCRE2_ERROR_PATTERN_STRING_TOO_LONG:
+        snprintf(msg, msgn, "regular expression of %zu bytes is longer than the limit of %u",
+                 n, FP_REGEX_MAX_PATTERN);
+        return ERR_TOOBIG;
+    case PCRE2_ERROR_PARENTHESES_NEST_TOO_DEEP:
+        snprintf(msg, msgn, "regular expression nests parentheses deeper than %u",
+                 FP_REGEX_MAX_NEST);
+        return ERR_TOOBIG;
+    case PCRE2_ERROR_PATTERN_TOO_LARGE:
+    case PCRE2_ERROR_PATTERN_TOO_COMPLICATED:
+        snprintf(msg, msgn, "regular expression too large once compiled");
+        return ERR_TOOBIG;
+    case PCRE2_ERROR_HEAP_FAILED:
+        snprintf(msg, msgn, "out of memory");
+        return ERR_NOMEM;
+    default: {
+        PCRE2_UCHAR why[120];
+        if (pcre2_get_error_message(code, why, sizeof why) < 0)
+            snprintf((char *)why, sizeof why, "error %d", code);
+        snprintf(msg, msgn, "invalid regular expression: %s at offset %zu", (char *)why,
+                 (size_t)off);
         return ERR_INVALID;
     }
-    return 0;
+    }
 }
 
 /* The pattern of a call: the one compiled with the expression when it was a
- * literal, else compiled now (*owned = 1: the caller regfree()s it). */
+ * literal, else compiled now (*owned = 1: the caller pcre2_code_free()s it).
+ * Compiling during evaluation costs a step per byte of pattern, and a pattern over
+ * a limit is ERR_LIMIT here, as every limit met while evaluating. */
 static int get_regex(fp_ctx *c, const fp_node *nd, const char *p, size_t pn, int full,
-                     regex_t *tmp, regex_t **re, int *owned)
+                     pcre2_code **re, int *owned)
 {
+    *owned = 0;
     if (nd->re) {
         *re = nd->re;
-        *owned = 0;
         return 0;
     }
-    char msg[128];
-    int rc = fp_regex_compile(p, pn, full, tmp, msg, sizeof msg);
+    if (fp_step(c, pn, nd))
+        return ERR_LIMIT;
+    char msg[160];
+    int rc = fp_regex_compile(p, pn, full, re, msg, sizeof msg);
     if (rc)
-        return fp_fail(c, rc, nd, "%s", msg);
-    *re = tmp;
+        return fp_fail(c, rc == ERR_TOOBIG ? ERR_LIMIT : rc, nd, "%s", msg);
     *owned = 1;
     return 0;
+}
+
+/* The matching state of one call: limits and the callout in the match context,
+ * captures in the match data (both freed by regex_run_close()). */
+typedef struct regex_run {
+    fp_ctx *c;
+    pcre2_match_context *mc;
+    pcre2_match_data *md;
+    PCRE2_SIZE pos; /* where the matcher stood at the last callout */
+    size_t moved;   /* bytes moved over the subject not yet paid for */
+} regex_run;
+
+/* Called by PCRE2 before each pattern item is tried: one step per item and one per
+ * FP_STRING_BYTES_PER_STEP bytes the matcher moved (forwards or back) since the last
+ * call. Returning PCRE2_ERROR_CALLOUT abandons the match. */
+static int regex_callout(pcre2_callout_block *cb, void *data)
+{
+    regex_run *r = data;
+    PCRE2_SIZE at = cb->current_position;
+    r->moved += at > r->pos ? at - r->pos : r->pos - at;
+    r->pos = at;
+    r->c->steps += 1 + r->moved / FP_STRING_BYTES_PER_STEP;
+    r->moved %= FP_STRING_BYTES_PER_STEP;
+    return r->c->steps > r->c->max_steps ? PCRE2_ERROR_CALLOUT : 0;
+}
+
+/* pairs: capture pairs wanted (1 for a yes/no answer; group 0..pairs-1). */
+static int regex_run_open(fp_ctx *c, const fp_node *nd, uint32_t pairs, regex_run *r)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->mc = pcre2_match_context_create(NULL);
+    r->md = pcre2_match_data_create(pairs, NULL);
+    if (!r->mc || !r->md) {
+        pcre2_match_context_free(r->mc);
+        pcre2_match_data_free(r->md);
+        return oom(c, nd);
+    }
+    pcre2_set_match_limit(r->mc, FP_REGEX_MATCH_LIMIT);
+    pcre2_set_depth_limit(r->mc, FP_REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(r->mc, FP_REGEX_HEAP_LIMIT_KIB);
+    pcre2_set_callout(r->mc, regex_callout, r);
+    return 0;
+}
+
+static void regex_run_close(regex_run *r)
+{
+    pcre2_match_data_free(r->md);
+    pcre2_match_context_free(r->mc);
+}
+
+/* Search s[0..n) from byte `at`: the number of capture pairs set (>= 1) on a match,
+ * 0 on none, or a negative code with the error reported. */
+static int regex_run_match(regex_run *r, const fp_node *nd, const pcre2_code *re,
+                           const char *s, size_t n, size_t at, uint32_t opts)
+{
+    if (!s)
+        s = "";
+    r->pos = at;
+    int rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, opts, r->md, r->mc);
+    if (rc == 0) /* more groups than pairs asked for: all of them are set */
+        return (int)pcre2_get_ovector_count(r->md);
+    if (rc > 0)
+        return rc;
+    switch (rc) {
+    case PCRE2_ERROR_NOMATCH:
+        return 0;
+    case PCRE2_ERROR_CALLOUT:
+        return fp_fail(r->c, ERR_LIMIT, nd,
+                       "regular expression too costly: the evaluation reached its work "
+                       "limit of %llu steps while matching",
+                       (unsigned long long)r->c->max_steps);
+    case PCRE2_ERROR_MATCHLIMIT:
+        return fp_fail(r->c, ERR_LIMIT, nd,
+                       "regular expression too costly: more than %u backtracking points "
+                       "(match limit)",
+                       FP_REGEX_MATCH_LIMIT);
+    case PCRE2_ERROR_DEPTHLIMIT:
+        return fp_fail(r->c, ERR_LIMIT, nd,
+                       "regular expression too costly: backtracking nested deeper than %u "
+                       "(depth limit)",
+                       FP_REGEX_DEPTH_LIMIT);
+    case PCRE2_ERROR_HEAPLIMIT:
+        return fp_fail(r->c, ERR_LIMIT, nd,
+                       "regular expression too costly: more than %u KiB of backtracking "
+                       "memory (heap limit)",
+                       FP_REGEX_HEAP_LIMIT_KIB);
+    case PCRE2_ERROR_NOMEMORY:
+        return oom(r->c, nd);
+    default: {
+        PCRE2_UCHAR why[120];
+        if (pcre2_get_error_message(rc, why, sizeof why) < 0)
+            snprintf((char *)why, sizeof why, "error %d", rc);
+        return fp_fail(r->c, ERR_INTERNAL, nd, "regular expression match failed: %s",
+                       (char *)why);
+    }
+    }
 }
 
 static int matches_impl(fp_ctx *c, const fp_node *nd, const fp_coll *in, const fp_coll *args,
@@ -1225,17 +1263,18 @@ static int matches_impl(fp_ctx *c, const fp_node *nd, const fp_coll *in, const f
     int rc = str2(c, nd, in, args, &s, &n, &p, &pn);
     if (rc)
         return rc < 0 ? rc : 0;
-    regex_t tmp, *re = NULL;
+    pcre2_code *re = NULL;
     int owned = 0;
-    if ((rc = get_regex(c, nd, p, pn, full, &tmp, &re, &owned)))
+    if ((rc = get_regex(c, nd, p, pn, full, &re, &owned)))
         return rc;
-    char *z = dupn(c, s, n);
-    int m = z && regexec(re, z, 0, NULL, 0) == 0;
+    regex_run r;
+    if ((rc = regex_run_open(c, nd, 1, &r)) == 0) {
+        rc = regex_run_match(&r, nd, re, s, n, 0, 0);
+        regex_run_close(&r);
+    }
     if (owned)
-        regfree(re);
-    if (!z)
-        return oom(c, nd);
-    return fp_ret_bool(c, out, m);
+        pcre2_code_free(re);
+    return rc < 0 ? rc : fp_ret_bool(c, out, rc > 0);
 }
 
 FN(matches)
@@ -1245,6 +1284,52 @@ FN(matches)
 FN(matchesFull)
 {
     return matches_impl(c, nd, in, args, 1, out);
+}
+
+/* Every match replaced by the substitution, where $0..$9 stand for the groups (an
+ * unset group for nothing). After an empty match the next one may not be empty at
+ * the same place; when there is none the search moves on by one character. */
+static int replace_all(regex_run *r, const fp_node *nd, const pcre2_code *re, const char *s,
+                       size_t n, const char *sub, size_t subn, sb *b)
+{
+    fp_ctx *c = r->c;
+    size_t at = 0, copied = 0;
+    uint32_t opts = 0;
+    while (at <= n) {
+        if (fp_step(c, 1, nd))
+            return ERR_LIMIT;
+        int sets = regex_run_match(r, nd, re, s, n, at, opts);
+        if (sets < 0)
+            return sets;
+        if (sets == 0) {
+            if (!opts || at == n)
+                break;
+            at++; /* past the empty match: one character on */
+            while (at < n && ((unsigned char)s[at] & 0xC0) == 0x80)
+                at++;
+            opts = 0;
+            continue;
+        }
+        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+        if (ov[0] < copied || ov[1] < ov[0] || ov[1] > n) /* \K can do this */
+            return fp_fail(c, ERR_INVALID, nd,
+                           "replaceMatches(): the match does not follow the previous one "
+                           "(\\K in the pattern?)");
+        sb_put(c, b, s + copied, ov[0] - copied);
+        for (size_t k = 0; k < subn; k++) {
+            if (sub[k] == '$' && k + 1 < subn && sub[k + 1] >= '0' && sub[k + 1] <= '9') {
+                int g = sub[++k] - '0';
+                if (g < sets && ov[2 * g] != PCRE2_UNSET)
+                    sb_put(c, b, s + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+            } else {
+                sb_put(c, b, sub + k, 1);
+            }
+        }
+        copied = at = ov[1];
+        opts = ov[0] == ov[1] ? PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED : 0;
+    }
+    sb_put(c, b, s + copied, n - copied);
+    return 0;
 }
 
 FN(replaceMatches)
@@ -1258,51 +1343,19 @@ FN(replaceMatches)
         return rc < 0 ? rc : 0;
     if (pn == 0)
         return fp_ret_str(c, out, s, n);
-    regex_t tmp, *re = NULL;
+    pcre2_code *re = NULL;
     int owned = 0;
-    if ((rc = get_regex(c, nd, p, pn, 0, &tmp, &re, &owned)))
+    if ((rc = get_regex(c, nd, p, pn, 0, &re, &owned)))
         return rc;
-    char *z = dupn(c, s, n);
-    if (!z) {
-        if (owned)
-            regfree(re);
-        return oom(c, nd);
-    }
+    regex_run run;
     sb b = {0};
-    size_t i = 0;
-    regmatch_t m[10];
-    while (i <= n) {
-        if (fp_step(c, 1, nd)) {
-            if (owned)
-                regfree(re);
-            return ERR_LIMIT;
-        }
-        if (regexec(re, z + i, 10, m, i ? REG_NOTBOL : 0) != 0)
-            break;
-        sb_put(c, &b, z + i, (size_t)m[0].rm_so);
-        for (size_t k = 0; k < rn; k++) {
-            if (r[k] == '$' && k + 1 < rn && r[k + 1] >= '0' && r[k + 1] <= '9') {
-                int g = r[k + 1] - '0';
-                if (m[g].rm_so >= 0)
-                    sb_put(c, &b, z + i + m[g].rm_so, (size_t)(m[g].rm_eo - m[g].rm_so));
-                k++;
-            } else {
-                sb_put(c, &b, r + k, 1);
-            }
-        }
-        if (m[0].rm_eo == m[0].rm_so) {
-            if (i + (size_t)m[0].rm_so < n)
-                sb_put(c, &b, z + i + m[0].rm_so, 1);
-            i += (size_t)m[0].rm_eo + 1;
-        } else {
-            i += (size_t)m[0].rm_eo;
-        }
+    if ((rc = regex_run_open(c, nd, 10, &run)) == 0) {
+        rc = replace_all(&run, nd, re, s, n, r, rn, &b);
+        regex_run_close(&run);
     }
-    if (i < n)
-        sb_put(c, &b, z + i, n - i);
     if (owned)
-        regfree(re);
-    return sb_ret(c, nd, &b, out);
+        pcre2_code_free(re);
+    return rc ? rc : sb_ret(c, nd, &b, out);
 }
 
 FN(length)

@@ -16,7 +16,8 @@
 #ifndef HORTUS_FHIRPATH_INTERNAL_H
 #define HORTUS_FHIRPATH_INTERNAL_H
 
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "fhirpath/fhirpath.h"
 
@@ -68,12 +69,12 @@ struct fp_node {
     size_t name_len;
     fp_typespec type; /* N_IS / N_AS, and type arguments of is()/as()/ofType() */
     const fhir_type *ntype; /* N_MEMBER named like a type (Patient.x): that type */
-    regex_t *re;            /* matches()/replaceMatches() with a literal pattern: compiled */
+    pcre2_code *re;         /* matches()/replaceMatches() with a literal pattern: compiled */
     fp_val lit;       /* N_LITERAL */
 };
 
 typedef struct fp_relist {
-    regex_t *re;
+    pcre2_code *re;
     struct fp_relist *next;
 } fp_relist;
 
@@ -130,9 +131,11 @@ int fp_parse(fp_expr *x, fp_error *err);
 const fp_func *fp_func_find(const char *name, size_t n);
 /* The whole table, sorted by name (for tests and documentation). */
 size_t fp_func_table(const fp_func **table);
-/* Compile a FHIRPath regex (PCRE-like subset, translated to POSIX ERE); full anchors
- * it. 0, ERR_INVALID with msg filled, or ERR_NOMEM. */
-int fp_regex_compile(const char *re, size_t n, int full, regex_t *out, char *msg,
+/* Compile a FHIRPath regex with PCRE2 (UTF-8, single-line mode, the FP_REGEX_* limits);
+ * full anchors it at both ends (matchesFull). 0 and *out (free it with
+ * pcre2_code_free()), or ERR_INVALID (bad syntax), ERR_TOOBIG (a limit) or ERR_NOMEM,
+ * with msg filled. */
+int fp_regex_compile(const char *re, size_t n, int full, pcre2_code **out, char *msg,
                      size_t msgn);
 
 /* --- eval.c: helpers the function library uses ---------------------------- */

@@ -610,14 +610,14 @@ static int precompile_regex(parser *p, fp_node *n)
     const fp_node *a = n->args[0];
     if (a->kind != N_LITERAL || a->lit.kind != FP_STR || a->lit.u.s.n == 0)
         return 0;
-    regex_t *re = arena_alloc(p->x->a, sizeof *re);
     fp_relist *item = arena_alloc(p->x->a, sizeof *item);
-    if (!re || !item) {
+    if (!item) {
         perr(p, a->pos, ERR_NOMEM, "out of memory");
         return -1;
     }
-    char msg[128];
-    int rc = fp_regex_compile(a->lit.u.s.p, a->lit.u.s.n, full, re, msg, sizeof msg);
+    char msg[160];
+    pcre2_code *re;
+    int rc = fp_regex_compile(a->lit.u.s.p, a->lit.u.s.n, full, &re, msg, sizeof msg);
     if (rc) {
         perr(p, a->pos, rc, "%s", msg);
         return -1;
