@@ -1,12 +1,15 @@
 /*
  * fhirpath.c -- unit tests of the FHIRPath engine: parser errors and positions,
  * evaluation over a small resource, collections, three-valued logic, limits on
- * hostile expressions, the function table, and the start-up check that every
- * search-parameter expression of the generated R4 model compiles.
+ * hostile expressions, regular expressions (the PCRE dialect and patterns built to
+ * exhaust a backtracking matcher), the function table, and the start-up check that
+ * every search-parameter expression of the generated R4 model compiles.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "fhirpath/fhirpath.h"
@@ -292,6 +295,299 @@ static void test_limits(void)
     fp_free(y);
 }
 
+/* Compile and evaluate expr over the patient: 0 (result in *out as JSON text, a static
+ * buffer), or the error code with e->msg; *compiled tells which stage failed. */
+static int ev_full(const char *expr, fp_error *e, int *compiled, const char **out)
+{
+    static char text[4096];
+    fp_expr *x = fp_compile(expr, e);
+    *compiled = x != NULL;
+    *out = "";
+    if (!x)
+        return e->code;
+    fp_coll c;
+    int rc = fp_eval(x, A, P, NULL, &c, e);
+    if (rc == 0) {
+        buf b = BUF_INIT;
+        fp_write_json(&b, &c);
+        snprintf(text, sizeof text, "%s", buf_cstr(&b));
+        buf_free(&b);
+        *out = text;
+    }
+    fp_free(x);
+    return rc;
+}
+
+/* head + n copies of ch + tail, NUL-terminated (malloc'd). */
+static char *repeat_lit(const char *head, char ch, size_t n, const char *tail)
+{
+    size_t hn = strlen(head), tn = strlen(tail);
+    char *s = malloc(hn + n + tn + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, head, hn);
+    memset(s + hn, ch, n);
+    memcpy(s + hn + n, tail, tn + 1);
+    return s;
+}
+
+/* The FHIRPath regex dialect as PCRE2 runs it: what the old POSIX translation did,
+ * and what only a PCRE engine can do. */
+static void test_regex_dialect(void)
+{
+    static const char *const cases[][2] = {
+        {"'2023'.matches('\\\\d+')", "[true]"},
+        {"'ab'.matches('\\\\d')", "[false]"},
+        {"'ab'.matchesFull('\\\\D+')", "[true]"},
+        {"'a_1'.matchesFull('\\\\w+')", "[true]"},
+        {"'a-1'.matchesFull('\\\\w+')", "[false]"},
+        {"'-+'.matchesFull('\\\\W+')", "[true]"},
+        {"'a \\t\\nb'.matchesFull('a\\\\s+b')", "[true]"},
+        {"'ab'.matchesFull('\\\\S+')", "[true]"},
+        {"'\\u0663'.matches('\\\\d')", "[false]"}, /* \d is ASCII, not Unicode Nd */
+        {"'m'.matches('[a-z]')", "[true]"},
+        {"'M'.matches('[^A-Z]')", "[false]"},
+        {"'a]b'.matches('^[\\\\]a]+b$')", "[true]"},
+        {"'a-b'.matchesFull('[a\\\\-]+b')", "[true]"},
+        {"'x^'.matchesFull('[x^]+')", "[true]"},
+        {"'Pat ient'.matchesFull('[^\\\\s]+')", "[false]"},
+        {"'a1 b2'.matches('[[:alpha:]][[:digit:]]')", "[true]"},
+        {"'abc'.matches('^b')", "[false]"},
+        {"'abc'.matches('b')", "[true]"},
+        {"'abc'.matches('c$')", "[true]"},
+        {"'abc\\n'.matches('c$')", "[false]"}, /* $ is the very end, as in POSIX */
+        {"'abc'.matchesFull('b')", "[false]"},
+        {"'abc'.matchesFull('abc|b')", "[true]"},
+        {"'ab'.matchesFull('a|ab')", "[true]"}, /* the anchor at the end backtracks */
+        {"'ab'.matchesFull('(a)|(ab)')", "[true]"},
+        {"'a\\nb'.matches('a.b')", "[true]"}, /* single-line mode: . matches \n */
+        {"'\u00e9'.matchesFull('.')", "[true]"}, /* . is one code point (UTF-8) */
+        {"'\u00e4\u00f6\u00fc'.matchesFull('[\u00e0-\u00ff]{3}')", "[true]"},
+        {"'\u65e5\u672c'.matchesFull('\\\\x{65e5}.')", "[true]"},
+        {"'ABC'.matches('abc')", "[false]"},
+        {"'ABC'.matches('(?i)abc')", "[true]"},
+        {"'aaa'.replaceMatches('a+?', 'b')", "[\"bbb\"]"},
+        {"'price: 10'.matches('(?<=: )\\\\d+')", "[true]"},
+        {"'foobar'.matches('foo(?!bar)')", "[false]"},
+        {"'abab'.matchesFull('(ab)\\\\1')", "[true]"},
+        {"'8'.matches('8++')", "[true]"}, /* possessive */
+        {"'abc123'.replaceMatches('[0-9]', '-')", "[\"abc---\"]"},
+        {"'John Smith'.replaceMatches('(\\\\w+) (\\\\w+)', '$2, $1')", "[\"Smith, John\"]"},
+        {"'ab'.replaceMatches('(a)|(b)', '[$1$2]')", "[\"[a][b]\"]"},
+        {"'abc'.replaceMatches('x*', '-')", "[\"-a-b-c-\"]"},
+        {"'baaa'.replaceMatches('a*', '-')", "[\"-b--\"]"}, /* as Perl, Java, JavaScript */
+        {"'\u00e9a'.replaceMatches('x*', '-')", "[\"-\u00e9-a-\"]"}, /* whole characters */
+        {"'abc'.replaceMatches('^', '>')", "[\">abc\"]"},
+        {"'a.b'.replaceMatches('\\\\.', '$$')", "[\"a$$b\"]"},
+        {"'abc'.replaceMatches('b', '$9')", "[\"ac\"]"},
+        {"'abc'.matches('')", "[true]"},
+        {"'abc'.replaceMatches('', '-')", "[\"abc\"]"},
+        {"{}.matches('a')", "[]"},
+        {"'a'.matches({})", "[]"},
+        {"('a'|'b').matches('a')", "ERR:-2"},
+        {"'2023'.matches('\\\\d' & '+')", "[true]"}, /* pattern built at evaluation */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        is_str(ev(cases[i][0]), cases[i][1], "%s", cases[i][0]);
+
+    /* the value regexes of the R4 primitives are the longest real patterns there are
+     * (dateTime's is 207 bytes): all compile within the limits, and work */
+    const fhir_type *types;
+    size_t nt = fhir_types_all(&types), nre = 0, bad = 0, longest = 0;
+    for (size_t i = 0; i < nt; i++) {
+        if (!types[i].regex)
+            continue;
+        nre++;
+        pcre2_code *re;
+        char msg[160];
+        size_t len = strlen(types[i].regex);
+        longest = len > longest ? len : longest;
+        if (fp_regex_compile(types[i].regex, len, 1, &re, msg, sizeof msg)) {
+            bad++;
+            printf("# %s: %s\n", types[i].name, msg);
+            continue;
+        }
+        pcre2_code_free(re);
+    }
+    ok(nre > 10 && bad == 0, "the regexes of %zu R4 primitives compile", nre);
+    ok(longest * 10 < FP_REGEX_MAX_PATTERN, "the longest, %zu bytes, is far below the limit",
+       longest);
+    const fhir_type *dt = fhir_type_find("dateTime", 8);
+    pcre2_code *dre = NULL;
+    char dmsg[160];
+    int drc = dt && dt->regex ? fp_regex_compile(dt->regex, strlen(dt->regex), 1, &dre, dmsg,
+                                                 sizeof dmsg)
+                              : -1;
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    ok(drc == 0 && md &&
+           pcre2_match(dre, (PCRE2_SPTR) "2015-02-07T13:28:17-05:00", 25, 0, 0, md, NULL) >= 0 &&
+           pcre2_match(dre, (PCRE2_SPTR) "2015-02-07T13:28", 16, 0, 0, md, NULL) ==
+               PCRE2_ERROR_NOMATCH,
+       "the dateTime regex as matchesFull() compiles it");
+    pcre2_match_data_free(md);
+    pcre2_code_free(dre);
+
+    fp_error e;
+    fp_expr *x = fp_compile("name.given.matches('(a')", &e);
+    ok(!x && e.code == ERR_INVALID && strstr(e.msg, "invalid regular expression") &&
+           strstr(e.msg, "offset"),
+       "PCRE2's reason and offset in the message: %s", e.msg);
+    x = fp_compile("'x'.matches('\\\\C')", &e);
+    ok(!x && e.code == ERR_INVALID, "\\C (one byte of a character) is refused: %s", e.msg);
+    x = fp_compile("'x'.matches('\\xff')", &e);
+    ok(!x, "a pattern that is not UTF-8 is refused");
+    int compiled;
+    const char *out;
+    int rc = ev_full("'x'.matches('(' & 'a')", &e, &compiled, &out);
+    ok(compiled && rc == ERR_INVALID && strstr(e.msg, "invalid regular expression"),
+       "a bad pattern built at evaluation is an evaluation error: %s", e.msg);
+    char *nested = repeat_lit("'a'.matches('a' & '", '(', 100, "')");
+    rc = ev_full(nested, &e, &compiled, &out);
+    ok(compiled && rc == ERR_LIMIT && strstr(e.msg, "parentheses"),
+       "a limit met by a pattern built at evaluation is ERR_LIMIT: %s", e.msg);
+    free(nested);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Patterns built to make a backtracking matcher (or glibc's regcomp, which the
+ * engine used before) spend exponential time or memory. Each must end at once with
+ * a compile error or a "too costly" evaluation error. Before PCRE2 the first one
+ * took 1.3 GB and 6 s in this build and returned true; the next never ended. */
+static void test_regex_hostile(void)
+{
+    long rss0 = peak_rss_kb();
+    double t0 = now_s();
+    fp_error e;
+    int compiled;
+    const char *out;
+    char expr[256];
+
+    for (int plus = 20; plus <= 30; plus += 10) {
+        snprintf(expr, sizeof expr, "'8'.matches('8%.*s')", plus,
+                 "++++++++++++++++++++++++++++++");
+        int rc = ev_full(expr, &e, &compiled, &out);
+        ok(!compiled && rc == ERR_INVALID && strstr(e.msg, "regular expression"),
+           "'8' and %d '+' is a compile error: %s", plus, e.msg);
+        snprintf(expr, sizeof expr, "'8'.matches('8' & '%.*s')", plus,
+                 "++++++++++++++++++++++++++++++");
+        rc = ev_full(expr, &e, &compiled, &out);
+        ok(compiled && rc == ERR_INVALID && strstr(e.msg, "regular expression"),
+           "the same pattern built at evaluation: an evaluation error: %s", e.msg);
+    }
+
+    long grew = peak_rss_kb() - rss0;
+    ok(grew < 32 * 1024, "peak RSS grew by %ld KiB compiling them (glibc: 1.3 GB)", grew);
+
+    char *s = repeat_lit("", 'a', 40, "");
+    snprintf(expr, sizeof expr, "'%sb'.matches('(a+)+$')", s);
+    int rc = ev_full(expr, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "too costly") && strstr(e.msg, "match limit"),
+       "(a+)+$ against 40 a's and a b: %s", e.msg);
+    snprintf(expr, sizeof expr, "'%sb'.replaceMatches('(a+)+$', 'x')", s);
+    rc = ev_full(expr, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "too costly"), "the same in replaceMatches(): %s",
+       e.msg);
+    snprintf(expr, sizeof expr, "'%s%s'.matches('(a|aa)*c')", s, s);
+    rc = ev_full(expr, &e, &compiled, &out);
+    ok(rc == 0 && !strcmp(out, "[false]"),
+       "(a|aa)*c unanchored on 80 a's: no 'c', so false at once (%s)", rc ? e.msg : out);
+    snprintf(expr, sizeof expr, "'%s%scx'.matchesFull('(a|aa)*c')", s, s);
+    rc = ev_full(expr, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "too costly"),
+       "(a|aa)*c anchored on 80 a's, c and x: %s", e.msg);
+    free(s);
+
+    size_t depth = 1000;
+    char *nest = malloc(2 * depth + 32);
+    size_t k = 0;
+    k += (size_t)snprintf(nest, 32, "'a'.matches('");
+    memset(nest + k, '(', depth);
+    nest[k + depth] = 'a';
+    memset(nest + k + depth + 1, ')', depth);
+    memcpy(nest + k + 2 * depth + 1, "')", 3);
+    rc = ev_full(nest, &e, &compiled, &out);
+    ok(!compiled && rc == ERR_TOOBIG && strstr(e.msg, "parentheses"),
+       "1000 nested groups: %s", e.msg);
+    free(nest);
+
+    /* a pattern of exactly the maximum length compiles, one byte more does not */
+    char *longx = repeat_lit("'a'.matches('", 'a', FP_REGEX_MAX_PATTERN, "')");
+    rc = ev_full(longx, &e, &compiled, &out);
+    ok(rc == 0 && !strcmp(out, "[false]"), "a pattern of %u bytes compiles (%s)",
+       FP_REGEX_MAX_PATTERN, rc ? e.msg : out);
+    free(longx);
+    longx = repeat_lit("'a'.matches('", 'a', FP_REGEX_MAX_PATTERN + 1, "')");
+    rc = ev_full(longx, &e, &compiled, &out);
+    ok(!compiled && rc == ERR_TOOBIG && strstr(e.msg, "longer"), "%u bytes: %s",
+       FP_REGEX_MAX_PATTERN + 1, e.msg);
+    free(longx);
+
+    /* Each start position rescans the rest of a 20,000-byte subject: quadratic, with
+     * hardly any backtracking, so only the step accounting stops it (glibc took 17 s
+     * for (a|c)*[0-9] over 100,000 bytes). */
+    char *big = repeat_lit("'", 'a', 20000, "'.matches('a*[0-9]')");
+    rc = ev_full(big, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "too costly") && strstr(e.msg, "work limit"),
+       "a*[0-9] over 20,000 a's: %s", e.msg);
+    free(big);
+    big = repeat_lit("'", 'a', 20000, "'.replaceMatches('a*[0-9]', '')");
+    rc = ev_full(big, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "work limit"), "the same in replaceMatches(): %s",
+       e.msg);
+    free(big);
+    big = repeat_lit("'", 'a', 60000, "'.matches('(a|c)*[0-9]')");
+    rc = ev_full(big, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "too costly") && strstr(e.msg, "depth"),
+       "a group repeated 60,000 times: %s", e.msg);
+    free(big);
+    big = repeat_lit("'", 'a', 40000, "'.matches('((((((((((a|c))))))))))*[0-9]')");
+    rc = ev_full(big, &e, &compiled, &out);
+    ok(rc == ERR_LIMIT && strstr(e.msg, "too costly") && strstr(e.msg, "heap"),
+       "40,000 repeats of ten nested groups: %s", e.msg);
+    free(big);
+    /* but a long subject under a linear pattern is fine */
+    big = repeat_lit("'", 'a', 60000, "'.matchesFull('a*')");
+    rc = ev_full(big, &e, &compiled, &out);
+    ok(rc == 0 && !strcmp(out, "[true]"), "a* over 60,000 a's (%s)", rc ? e.msg : out);
+    free(big);
+    big = repeat_lit("'", 'a', 20000, "1'.matches('(a|c)*[0-9]')");
+    rc = ev_full(big, &e, &compiled, &out);
+    ok(rc == 0 && !strcmp(out, "[true]"), "a group repeated 20,000 times that matches (%s)",
+       rc ? e.msg : out);
+    free(big);
+
+    /* generous bounds: this build has AddressSanitizer, whose quarantine keeps freed
+     * memory (the heap-limit case alone frees 8 MiB of backtracking frames) */
+    double dt = now_s() - t0;
+    grew = peak_rss_kb() - rss0;
+    ok(dt < 10, "the hostile patterns took %.2f s", dt);
+    ok(grew < 150 * 1024, "peak RSS grew by %ld KiB over all of them", grew);
+
+    /* the step accounting uses the evaluation's budget, whatever the caller set */
+    fp_env env = {0};
+    env.max_steps = 1000;
+    fp_coll c;
+    big = repeat_lit("'", 'a', 1000, "'.matches('a*[0-9]')");
+    fp_expr *x = fp_compile(big, &e);
+    ok(x && fp_eval(x, A, P, &env, &c, &e) == ERR_LIMIT && strstr(e.msg, "1000 steps"),
+       "fp_env.max_steps bounds the matcher too: %s", e.msg);
+    fp_free(x);
+    free(big);
+}
+
 /* JSON numbers may carry an exponent (1.5e2 is valid FHIR JSON): they must still
  * be numbers and quantities to FHIRPath, not strings. */
 static void test_json_exponents(void)
@@ -495,6 +791,8 @@ int main(void)
     test_strings_and_collections();
     test_html_checks();
     test_limits();
+    test_regex_dialect();
+    test_regex_hostile();
     test_json_exponents();
     test_bundle_and_env();
     test_threads();
