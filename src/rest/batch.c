@@ -585,6 +585,7 @@ static int tx_submit(bctx *c)
     for (size_t i = 0; i < c->n; i++)
         for (size_t k = 0; c->e[i].has_op && k < c->e[i].w.nextra; k++)
             c->extras[nextra++] = c->e[i].w.extras[k];
+    rest_extras_sort(c->extras, nextra);
     memset(&c->unit, 0, sizeof c->unit);
     c->unit.req.ops = c->ops;
     c->unit.req.nops = nops;

@@ -18,6 +18,7 @@
  */
 #include <assert.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -242,6 +243,24 @@ static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_wri
         return refuse(a, w, 422, OO_TOO_COSTLY, msg);
     }
     return rc;
+}
+
+static int extra_cmp(const void *pa, const void *pb)
+{
+    const store_extra *a = pa, *b = pb;
+    if (a->db != b->db)
+        return a->db < b->db ? -1 : 1;
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(a->key, b->key, n);
+    if (c)
+        return c;
+    return a->key_len == b->key_len ? 0 : a->key_len < b->key_len ? -1 : 1;
+}
+
+void rest_extras_sort(store_extra *x, size_t n)
+{
+    if (n > 1)
+        qsort(x, n, sizeof *x, extra_cmp);
 }
 
 int rest_write_add_extra(arena *a, rest_write *w, store_db db, int del, const void *key,
@@ -532,6 +551,7 @@ static int write_continue(rest_req *r)
         return rest_send_errcode(r, rc, "the write could not be prepared");
     if (w->noop)
         return answer(r, w);
+    rest_extras_sort(w->extras, w->nextra);
     memset(&w->commit, 0, sizeof w->commit);
     w->commit.req.ops = &w->op;
     w->commit.req.nops = 1;
