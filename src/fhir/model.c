@@ -331,3 +331,19 @@ size_t fhir_valueset_codes(const char *url, const char *const **codes)
         *codes = vs ? vs->codes : NULL;
     return vs ? vs->count : 0;
 }
+
+const char *fhir_sp_type_name(fhir_sp_type t)
+{
+    switch (t) {
+    case FHIR_SP_NUMBER: return "number";
+    case FHIR_SP_DATE: return "date";
+    case FHIR_SP_STRING: return "string";
+    case FHIR_SP_TOKEN: return "token";
+    case FHIR_SP_REFERENCE: return "reference";
+    case FHIR_SP_COMPOSITE: return "composite";
+    case FHIR_SP_QUANTITY: return "quantity";
+    case FHIR_SP_URI: return "uri";
+    case FHIR_SP_SPECIAL: return "special";
+    }
+    return "special";
+}

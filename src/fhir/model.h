@@ -132,6 +132,9 @@ typedef struct fhir_search_param {
     const char *const *component_exprs;
 } fhir_search_param;
 
+/* The FHIR name of a search parameter type ("token", "date" ...). Static. */
+const char *fhir_sp_type_name(fhir_sp_type t);
+
 /* Search parameters that apply to resource type `type` (including those defined
  * on Resource and DomainResource), sorted by code. Returns the count. */
 size_t fhir_search_params(const char *type, const fhir_search_param *const **out);

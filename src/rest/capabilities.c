@@ -26,22 +26,6 @@ static const char *const type_interactions[] = {
     "search-type",
 };
 
-static const char *sp_type_name(fhir_sp_type t)
-{
-    switch (t) {
-    case FHIR_SP_NUMBER: return "number";
-    case FHIR_SP_DATE: return "date";
-    case FHIR_SP_STRING: return "string";
-    case FHIR_SP_TOKEN: return "token";
-    case FHIR_SP_REFERENCE: return "reference";
-    case FHIR_SP_COMPOSITE: return "composite";
-    case FHIR_SP_QUANTITY: return "quantity";
-    case FHIR_SP_URI: return "uri";
-    case FHIR_SP_SPECIAL: return "special";
-    }
-    return "special";
-}
-
 static void build(void)
 {
     ftime_format_instant(ftime_now_us(), built_at);
@@ -116,7 +100,7 @@ static void build(void)
                     jw_str(&w, sps[k]->url);
                 }
                 jw_key(&w, "type");
-                jw_str(&w, sp_type_name(sps[k]->type));
+                jw_str(&w, fhir_sp_type_name(sps[k]->type));
                 buf d = BUF_INIT;
                 buf_printf(&d, "modifiers: %s%s%s", mods, *prefixes ? "; prefixes: " : "",
                            prefixes);

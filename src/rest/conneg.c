@@ -18,6 +18,7 @@
 
 #include "base/err.h"
 #include "rest/conneg.h"
+#include "rest/params.h"
 
 /* Media types (and _format shorthands) that mean JSON to us. In a query string
  * an unescaped '+' arrives as ' ', so "application/fhir json" is accepted too. */
@@ -34,16 +35,6 @@ static int is_json_type(const char *s, size_t n)
     return 0;
 }
 
-static void trim(const char **s, size_t *n)
-{
-    while (*n && (**s == ' ' || **s == '\t')) {
-        (*s)++;
-        (*n)--;
-    }
-    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
-        (*n)--;
-}
-
 /* q parameter value of one media range parameter list: 0 when "q=0", "q=0.0"...,
  * 1 otherwise. */
 static int q_nonzero(const char *params, size_t n)
@@ -54,7 +45,7 @@ static int q_nonzero(const char *params, size_t n)
         const char *pe = semi ? semi : end;
         const char *s = p;
         size_t sn = (size_t)(pe - p);
-        trim(&s, &sn);
+        rest_trim(&s, &sn);
         if (sn >= 2 && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=') {
             int nonzero = 0;
             for (size_t i = 2; i < sn; i++)
@@ -77,7 +68,7 @@ static int fhir_version_ok(const char *params, size_t n)
         const char *pe = semi ? semi : end;
         const char *s = p;
         size_t sn = (size_t)(pe - p);
-        trim(&s, &sn);
+        rest_trim(&s, &sn);
         if (sn > 12 && !strncasecmp(s, "fhirVersion=", 12)) {
             const char *v = s + 12;
             size_t vn = sn - 12;
@@ -114,7 +105,7 @@ int rest_conneg_accept(const char *format_param, const char *accept, char *msg, 
         const char *te = semi ? semi : e;
         const char *t = p;
         size_t tn = (size_t)(te - p);
-        trim(&t, &tn);
+        rest_trim(&t, &tn);
         if (tn) {
             any = 1;
             int ok = is_json_type(t, tn) || (tn == 3 && !memcmp(t, "*/*", 3)) ||
@@ -144,7 +135,7 @@ int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t m
     const char *semi = strchr(ct, ';');
     const char *t = ct;
     size_t tn = semi ? (size_t)(semi - ct) : strlen(ct);
-    trim(&t, &tn);
+    rest_trim(&t, &tn);
     int patch_type = json_patch && tn == 27 && !strncasecmp(t, "application/json-patch+json", 27);
     if (!patch_type && (!is_json_type(t, tn) || (tn == 4 && !strncasecmp(t, "json", 4)))) {
         snprintf(msg, msgsz,
@@ -165,7 +156,7 @@ int rest_conneg_content_type(const char *ct, int json_patch, char *msg, size_t m
         const char *next = strchr(p, ';');
         const char *s = p;
         size_t sn = next ? (size_t)(next - p) : strlen(p);
-        trim(&s, &sn);
+        rest_trim(&s, &sn);
         if (sn > 8 && !strncasecmp(s, "charset=", 8)) {
             const char *v = s + 8;
             size_t vn = sn - 8;
@@ -190,7 +181,7 @@ int rest_conneg_form(const char *ct, char *msg, size_t msgsz)
 {
     const char *t = ct ? ct : "";
     size_t tn = strcspn(t, ";");
-    trim(&t, &tn);
+    rest_trim(&t, &tn);
     if (tn == 33 && !strncasecmp(t, "application/x-www-form-urlencoded", 33))
         return 0;
     snprintf(msg, msgsz,

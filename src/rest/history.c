@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/num.h"
 #include "fhir/bundle.h"
 #include "base/time.h"
 #include "rest/handlers.h"
@@ -43,19 +44,6 @@ typedef struct hist_params {
     const char *page_type, *page_id;
 } hist_params;
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* 0, or 1 when a 400 was sent */
 static int get_params(rest_req *r, hist_params *p)
 {
@@ -66,7 +54,7 @@ static int get_params(rest_req *r, hist_params *p)
     const char *c = rest_query(r, "_count");
     if (c) {
         uint64_t v;
-        if (parse_u64(c, UINT32_MAX, &v)) {
+        if (num_parse_u64(c, UINT32_MAX, &v)) {
             snprintf(msg, sizeof msg, "_count '%.40s' is not a non-negative integer", c);
             return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
         }
@@ -84,12 +72,12 @@ static int get_params(rest_req *r, hist_params *p)
         return rest_send_error(r, 400, OO_INVALID, msg, NULL), 1;
     }
     const char *s;
-    if ((s = rest_query(r, "_page_at")) && parse_u64(s, INT64_MAX, &p->page_at))
+    if ((s = rest_query(r, "_page_at")) && num_parse_u64(s, INT64_MAX, &p->page_at))
         return rest_send_error(r, 400, OO_INVALID, "bad _page_at paging parameter", NULL), 1;
-    if ((s = rest_query(r, "_offset")) && parse_u64(s, INT64_MAX, &p->offset))
+    if ((s = rest_query(r, "_offset")) && num_parse_u64(s, INT64_MAX, &p->offset))
         return rest_send_error(r, 400, OO_INVALID, "bad _offset paging parameter", NULL), 1;
     if ((s = rest_query(r, "_page_t"))) {
-        if (parse_u64(s, INT64_MAX, &p->page_t) || p->page_t == 0)
+        if (num_parse_u64(s, INT64_MAX, &p->page_t) || p->page_t == 0)
             return rest_send_error(r, 400, OO_INVALID, "bad _page_t paging parameter", NULL), 1;
         p->page_type = rest_query(r, "_page_type");
         p->page_id = rest_query(r, "_page_id");

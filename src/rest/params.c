@@ -20,7 +20,7 @@
 #include "rest/params.h"
 #include "rest/route.h"
 
-static void trim(const char **s, size_t *n)
+void rest_trim(const char **s, size_t *n)
 {
     while (*n && (**s == ' ' || **s == '\t')) {
         (*s)++;
@@ -32,7 +32,7 @@ static void trim(const char **s, size_t *n)
 
 int rest_etag_parse(const char *s, size_t n, uint64_t *vid)
 {
-    trim(&s, &n);
+    rest_trim(&s, &n);
     if (n >= 2 && s[0] == 'W' && s[1] == '/') {
         s += 2;
         n -= 2;
@@ -48,7 +48,7 @@ int rest_etag_parse(const char *s, size_t n, uint64_t *vid)
 static int is_star(const char *h)
 {
     size_t n = strlen(h);
-    trim(&h, &n);
+    rest_trim(&h, &n);
     return n == 1 && h[0] == '*';
 }
 
@@ -108,7 +108,7 @@ int rest_etag_list_hits(const char *h, uint64_t vid)
         size_t n = c ? (size_t)(c - p) : strlen(p);
         const char *s = p;
         size_t k = n;
-        trim(&s, &k);
+        rest_trim(&s, &k);
         uint64_t v;
         if ((k == 1 && s[0] == '*') || (rest_etag_parse(s, k, &v) == 0 && v == vid))
             return 1;
@@ -166,11 +166,11 @@ int rest_prefer_get(const char *h, const char *name, char *out, size_t cap)
         const char *eq = memchr(p, '=', (size_t)(end - p));
         const char *k = p;
         size_t kn = (size_t)((eq ? eq : end) - p);
-        trim(&k, &kn);
+        rest_trim(&k, &kn);
         if (kn == nl && !strncasecmp(k, name, nl)) {
             const char *v = eq ? eq + 1 : end;
             size_t vn = (size_t)(end - v);
-            trim(&v, &vn);
+            rest_trim(&v, &vn);
             if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
                 v++;
                 vn -= 2;

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Narrow s[0..*n) to its text without leading and trailing spaces and tabs. */
+void rest_trim(const char **s, size_t *n);
+
 /* One ETag (s, n bytes) into its versionId. 0, or ERR_INVALID. */
 int rest_etag_parse(const char *s, size_t n, uint64_t *vid);
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "base/err.h"
+#include "base/num.h"
 #include "fhir/outcome.h"
 #include "fhirpath/datetime.h"
 #include "fhirpath/decimal.h"
@@ -404,21 +405,6 @@ static int uri_value(arena *a, srch_modifier mod, const char *s, srch_value *v)
 
 /* ---- modifiers ------------------------------------------------------------------------ */
 
-static const char *type_str(fhir_sp_type t)
-{
-    switch (t) {
-    case FHIR_SP_NUMBER: return "number";
-    case FHIR_SP_DATE: return "date";
-    case FHIR_SP_STRING: return "string";
-    case FHIR_SP_TOKEN: return "token";
-    case FHIR_SP_REFERENCE: return "reference";
-    case FHIR_SP_COMPOSITE: return "composite";
-    case FHIR_SP_QUANTITY: return "quantity";
-    case FHIR_SP_URI: return "uri";
-    default: return "special";
-    }
-}
-
 /* The modifier `m` on a parameter of type t; SM_TYPE sets *type_mod. -1 when it does
  * not apply. */
 static int parse_modifier(const fhir_search_param *sp, const char *m, srch_modifier *out,
@@ -471,26 +457,13 @@ int srch_param_supported(const fhir_search_param *sp)
 
 /* ---- result parameters ---------------------------------------------------------------- */
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    if (!s || !*s || *s < '0' || *s > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
-    *out = (unsigned long)v;
-    return 0;
-}
-
 static int result_param(srch_query *q, arena *a, const char *name, const char *value,
                         srch_error *e, int *handled)
 {
-    unsigned long n;
+    uint64_t n;
     *handled = 1;
     if (!strcmp(name, "_count")) {
-        if (parse_uint(value, 0xFFFFFFFFul, &n))
+        if (num_parse_u64(value, UINT32_MAX, &n))
             return fail(e, ERR_INVALID, OO_INVALID,
                         "_count '%.40s' is not a non-negative integer", value);
         q->count = n > SRCH_MAX_COUNT ? SRCH_MAX_COUNT : (unsigned)n;
@@ -520,15 +493,13 @@ static int result_param(srch_query *q, arena *a, const char *name, const char *v
     if (!strcmp(name, "_elements"))
         return 0; /* applied when the resources are written (src/rest/shape.c) */
     if (!strcmp(name, "_page_t")) {
-        uint64_t t;
-        if (parse_uint(value, 0xFFFFFFFFFFFFul, &n))
+        if (num_parse_u64(value, INT64_MAX, &n) || n == 0)
             return fail(e, ERR_INVALID, OO_INVALID, "bad _page_t paging parameter");
-        t = n;
-        q->page_t = t;
+        q->page_t = n;
         return 0;
     }
     if (!strcmp(name, "_page_offset")) {
-        if (parse_uint(value, 0xFFFFFFFFul, &n))
+        if (num_parse_u64(value, UINT32_MAX, &n))
             return fail(e, ERR_INVALID, OO_INVALID, "bad _page_offset paging parameter");
         q->page_offset = n;
         return 0;
@@ -553,7 +524,7 @@ static int result_param(srch_query *q, arena *a, const char *name, const char *v
             if (sp->type == FHIR_SP_COMPOSITE || sp->type == FHIR_SP_SPECIAL)
                 return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
                             "_sort: %s is a %s parameter; sorting by it is not supported", k,
-                            type_str(sp->type));
+                            fhir_sp_type_name(sp->type));
             q->sort[q->nsort++] = (srch_sort){sp, idx_sp_hash(q->type, k), desc};
         }
         return 0;
@@ -661,7 +632,7 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
         }
         return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
                     "search parameter '%.60s' (%s) is not supported yet", pname,
-                    type_str(sp->type));
+                    fhir_sp_type_name(sp->type));
     }
     if (q->nc >= SRCH_MAX_CLAUSES)
         return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
@@ -671,7 +642,7 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
     if (colon && parse_modifier(sp, colon + 1, &c.mod, &type_mod))
         return fail(e, ERR_INVALID, OO_INVALID,
                     "modifier ':%.40s' is not allowed on %s (a %s parameter)", colon + 1,
-                    pname, type_str(sp->type));
+                    pname, fhir_sp_type_name(sp->type));
     if (c.mod == SM_MISSING) {
         if (strcmp(value, "true") && strcmp(value, "false"))
             return fail(e, ERR_INVALID, OO_INVALID, "%s:missing takes true or false", pname);
