@@ -66,6 +66,7 @@ typedef enum rest_route_kind {
     RR_INSTANCE,     /* [base]/Type/id */
     RR_INST_HISTORY, /* [base]/Type/id/_history */
     RR_VERSION,      /* [base]/Type/id/_history/vid */
+    RR_COMPARTMENT,  /* [base]/CompType/id/Type: search in a compartment (type = Type) */
     RR_OPERATION,    /* [base]/$op, [base]/Type/$op, [base]/Type/id/$op */
     RR_UNKNOWN_TYPE, /* [base]/Word... where Word is not a resource type: 404 */
     RR_BAD,          /* under [base] but of no known shape: 404 */
@@ -80,6 +81,7 @@ typedef struct rest_route {
     const char *vid; /* RR_VERSION; NUL-terminated, not yet validated */
     size_t vid_len;
     const char *op; /* RR_OPERATION: the name without '$' (type/id NULL when absent) */
+    const fhir_type *comp_type; /* RR_COMPARTMENT: the compartment's type; id is its id */
 } rest_route;
 
 /* Split `path` (decoded URL path, no query) into a route. Strings point into

@@ -16,6 +16,7 @@
  *   /fhir/T/id                     RR_INSTANCE      (read, update, delete)
  *   /fhir/T/id/_history            RR_INST_HISTORY
  *   /fhir/T/id/_history/vid        RR_VERSION       (vread)
+ *   /fhir/C/id/T                   RR_COMPARTMENT   (search of T in compartment C/id)
  *   /fhir/$op  /fhir/T/$op  /fhir/T/id/$op   RR_OPERATION
  *
  * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
@@ -154,6 +155,20 @@ int rest_route_parse(arena *a, const char *path, rest_route *out)
         out->kind = RR_INSTANCE;
         return 0;
     }
+    if (nseg == 3 && !SEG_IS(2, "_history")) {
+        const fhir_type *t = fhir_resource_type(seg[2], segn[2]);
+        if (!t) {
+            out->kind = RR_BAD;
+            return 0;
+        }
+        out->comp_type = out->type;
+        out->type = t;
+        out->type_name = arena_strndup(a, seg[2], segn[2]);
+        if (!out->type_name)
+            return ERR_NOMEM;
+        out->kind = RR_COMPARTMENT;
+        return 0;
+    }
     if (!SEG_IS(2, "_history")) {
         out->kind = RR_BAD;
         return 0;
@@ -224,6 +239,7 @@ static const route_methods route_table[] = {
     [RR_INSTANCE] = {"GET, HEAD, PUT, PATCH, DELETE", RI_READ, NO, RI_UPDATE, RI_PATCH, RI_DELETE},
     [RR_INST_HISTORY] = {"GET, HEAD", RI_HISTORY_INSTANCE, NO, NO, NO, NO},
     [RR_VERSION] = {"GET, HEAD", RI_VREAD, NO, NO, NO, NO},
+    [RR_COMPARTMENT] = {"GET, HEAD", RI_SEARCH_TYPE, NO, NO, NO, NO},
     [RR_OPERATION] = {"GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
 };
 #undef NO

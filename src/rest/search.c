@@ -103,7 +103,11 @@ static void form_params(collect *c, const char *body, size_t len)
 static const char *link_url(rest_req *r, const srch_query *q, uint64_t page_t, uint64_t offset)
 {
     buf b = BUF_INIT;
-    buf_printf(&b, "%s/%s?%s", rest_base_url(r), q->type, buf_cstr(&q->applied));
+    if (r->route.kind == RR_COMPARTMENT)
+        buf_printf(&b, "%s/%s/%s/%s?%s", rest_base_url(r), r->route.comp_type->name,
+                   r->route.id, q->type, buf_cstr(&q->applied));
+    else
+        buf_printf(&b, "%s/%s?%s", rest_base_url(r), q->type, buf_cstr(&q->applied));
     if (page_t)
         buf_printf(&b, "%s_page_t=%llu&_page_offset=%llu", q->applied.len ? "&" : "",
                    (unsigned long long)page_t, (unsigned long long)offset);
@@ -134,6 +138,20 @@ int rest_search(rest_req *r)
     srch_query q;
     srch_init(&q, r->route.type->name);
     collect c = {.r = r, .q = &q, .lenient = lenient};
+    if (r->route.kind == RR_COMPARTMENT) {
+        if (!rest_id_valid(r->route.id, r->route.id_len)) {
+            srch_done(&q);
+            return rest_send_error(r, 400, OO_INVALID, "invalid compartment id in the URL",
+                                   NULL);
+        }
+        int crc = srch_add_compartment(&q, r->a, r->route.comp_type->name, r->route.id, &c.e);
+        if (crc) {
+            srch_done(&q);
+            return crc == ERR_NOMEM ? rest_send_errcode(r, crc, "out of memory")
+                                    : rest_send_error(r, 400, (oo_code)c.e.oo_code, c.e.msg,
+                                                      NULL);
+        }
+    }
     rest_query_each(r, on_param, &c);
     if (!c.failed && r->method == RM_POST && r->body.len)
         form_params(&c, r->body.data, r->body.len);

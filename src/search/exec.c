@@ -281,7 +281,7 @@ static int pred_number(const srch_value *v, const uint8_t *val, size_t len)
 static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *out)
 {
     uint8_t p[STORE_EXTRA_KEY_MAX + 16];
-    size_t hn = head(p, x->tenant, c->sph, v->kind);
+    size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
     if (hn + v->key_len + 16 > sizeof p)
         return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY, "a search value is too long");
     if (v->key_len)

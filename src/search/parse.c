@@ -690,3 +690,48 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
     applied(q, name, value);
     return 0;
 }
+
+int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const char *id,
+                         srch_error *e)
+{
+    if (strcmp(comp_type, "Patient"))
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                    "compartment %s is not supported: only the Patient compartment is known",
+                    comp_type);
+    const char *const *codes;
+    size_t nc = fhir_patient_compartment(q->type, &codes);
+    if (!nc)
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                    "%s is not in the Patient compartment", q->type);
+    if (q->nc >= SRCH_MAX_CLAUSES)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "too many search parameters");
+    srch_clause c = {0};
+    c.v = arena_zalloc(a, sizeof *c.v * nc);
+    if (!c.v)
+        return ERR_NOMEM;
+    buf b = BUF_INIT;
+    idx_put_str(&b, id, strlen(id));
+    idx_put_str(&b, "Patient", 7);
+    for (size_t i = 0; i < nc; i++) {
+        const fhir_search_param *sp = fhir_search_param_find(q->type, codes[i]);
+        if (!sp)
+            continue;
+        srch_value *v = &c.v[c.nv++];
+        v->sph = idx_sp_hash(q->type, codes[i]);
+        v->kind = IDX_REF;
+        v->whole = 1;
+        v->key = take(a, &b, &v->key_len);
+        c.sp = sp;
+        c.sph = v->sph;
+    }
+    buf_free(&b);
+    if (!c.nv)
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                    "%s has no parameter of the Patient compartment", q->type);
+    srch_clause *cs = arena_realloc(a, q->c, sizeof *q->c * q->nc, sizeof *q->c * (q->nc + 1));
+    if (!cs)
+        return ERR_NOMEM;
+    q->c = cs;
+    q->c[q->nc++] = c;
+    return 0;
+}

@@ -49,6 +49,7 @@ typedef enum srch_modifier {
 
 /* One value of a clause, ready to scan. */
 typedef struct srch_value {
+    uint32_t sph;        /* the parameter scanned when not the clause's (compartments) */
     uint8_t kind;        /* entry kind to scan */
     const uint8_t *key;  /* value bytes (a prefix of the entries' values) */
     size_t key_len;
@@ -121,6 +122,12 @@ void srch_init(srch_query *q, const char *type);
  * / ERR_UNSUPPORTED / ERR_LIMIT with *e filled. Strings go into a. */
 int srch_add(srch_query *q, arena *a, const char *name, const char *value, int lenient,
              const char *base_url, srch_error *e);
+
+/* Restrict q to the compartment comp_type/id (a clause: any of the compartment's
+ * parameters of q->type refers to it). 0, ERR_UNSUPPORTED (no such compartment in
+ * the model, or q->type is not in it; *e says which), ERR_NOMEM. */
+int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const char *id,
+                         srch_error *e);
 
 /* Free what srch_init/srch_add allocated outside the arena. */
 void srch_done(srch_query *q);

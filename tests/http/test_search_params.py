@@ -295,3 +295,21 @@ def test_post_search_is_the_same_as_get(data):
                                  headers={"Content-Type": "application/x-www-form-urlencoded"}),
                    400)
     assert_outcome(requests.post(f"{b}/Patient/_search", data="{}", headers=CT), 415)
+
+
+def test_compartment_search(data):
+    b = data
+    allo = P("o1", "o2", "o3", "o4", "o5")
+    r = requests.get(f"{b}/Patient/{pid(1)}/Observation", params={"_count": 100})
+    assert r.status_code == 200, r.text
+    got = sorted(e["resource"]["id"] for e in r.json()["entry"])
+    assert [g for g in got if g != pid("late")] == allo  # "late": made by the paging test
+    r = requests.get(f"{b}/Patient/{pid(1)}/Observation",
+                     params={"code": "http://loinc.org|8867-4"}).json()
+    assert sorted(e["resource"]["id"] for e in r["entry"]) == P("o1", "o2")
+    self_link = next(l["url"] for l in r["link"] if l["relation"] == "self")
+    assert f"/Patient/{pid(1)}/Observation?" in self_link
+    assert "entry" not in requests.get(f"{b}/Patient/{pid(3)}/Observation").json()
+    assert_outcome(requests.get(f"{b}/Patient/{pid(1)}/Organization"), 400, "not-supported")
+    assert_outcome(requests.get(f"{b}/Encounter/e1/Observation"), 400, "not-supported")
+    assert_outcome(requests.get(f"{b}/Patient/{pid(1)}/Observation", params={"nope": "1"}), 400)
