@@ -15,7 +15,9 @@
 # wrk run, default 10), BENCH_ROUNDS (alternating read rounds, best kept, default 2),
 # BENCH_SAMPLE (paths in the read mix, default 2000),
 # HORTUS_BIN (default build/hortus), BENCH_KEEP=1 keeps the temp dir.
-# Takes about 2.5 minutes; needs wrk, nginx, cc, curl and python3.
+#   6. search (bench/search.sh): matches counted per second, first pages at 8 clients,
+#      _sort over the largest set, memory and database size.
+# Takes about 3.5 minutes; needs wrk, nginx, cc, curl and python3.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -190,6 +192,9 @@ COMMITS=$(($1 - S0_C)) FSYNCS=$(($2 - S0_F)) WRITES=$(($3 - S0_W))
 
 LOAD=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /\/s$/) { sub(/\/s$/, "", $i); print $i } }' "$T/load.txt" | head -1)
 
+echo "== search (bench/search.sh): counting, first pages at 8 clients, _sort, sizes"
+sh "$ROOT/bench/search.sh" "$HPORT" "$T/db" "$D" "$HPID" >"$T/search.txt" || :
+
 echo
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || REV="$REV+uncommitted"
@@ -241,6 +246,16 @@ awk '
         printf "  commit durations in that run: half under %s ms, 99%% under %s ms, %d of %d commits over 10 ms\n",
             (p50 == "+Inf" ? p50 : p50 * 1000), (p99 == "+Inf" ? p99 : p99 * 1000), slow, total
     }' "$T/metrics-before" "$T/metrics-after" 2>/dev/null || :
+
+# search figures (bench/search.sh), against the targets of docs/SEARCH.md's issue
+echo
+awk -F'|' '
+    $1 == "count" { printf "search: %s counted %d matches/request at %d req/s (8 clients): %.1f million matches counted/s (target >= 20: %s)\n", $2, $7, $3, $8 / 1e6, ($8 >= 2e7 ? "met" : "NOT met") }
+    $1 == "page"  { printf "search: first page, 8 clients, %-9s %6d req/s, p50 %.3f ms, p99 %.3f ms (targets 1 / 5 ms: %s), %d matches, non-2xx %d: %s\n", $2, $4, $5, $6, ($5 <= 1 && $6 <= 5 ? "met" : "NOT met"), $8, $7, $3 }
+    $1 == "sort"  { printf "search: _sort=date over %d matches, first page p50 %.1f ms (target <= 50 ms: %s), worst of 20 %.1f ms: %s\n", $3, $4, ($4 <= 50 ? "met" : "NOT met"), $5, $2 }
+    $1 == "rss"   { printf "server memory without the mapped database (RssAnon): %d MiB (target < 256: %s)\n", $2, ($2 < 256 ? "met" : "NOT met") }
+    $1 == "size"  { printf "database %.0f MiB for %.0f MiB of ndjson (%.2fx)\n", $2 / 1048576, $3 / 1048576, $2 / $3 }
+' "$T/search.txt" 2>/dev/null || :
 
 # FHIRPath engine against the HL7 reference implementation (npm fhirpath), same
 # resources and expressions, one process each.

@@ -45,6 +45,7 @@ static const char *const interaction_names[RI__COUNT] = {
     [RI_HISTORY_TYPE] = "history-type",
     [RI_HISTORY_SYSTEM] = "history-system",
     [RI_SEARCH_TYPE] = "search-type",
+    [RI_SEARCH_SYSTEM] = "search-system",
     [RI_BATCH] = "batch",
     [RI_OPERATION] = "operation",
     [RI_CAPABILITIES] = "capabilities",

@@ -28,6 +28,7 @@ typedef enum rest_interaction {
     RI_HISTORY_TYPE,
     RI_HISTORY_SYSTEM,
     RI_SEARCH_TYPE,
+    RI_SEARCH_SYSTEM,
     RI_BATCH,
     RI_OPERATION,
     RI_CAPABILITIES,

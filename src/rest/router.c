@@ -230,7 +230,7 @@ typedef struct route_methods {
 static const route_methods route_table[] = {
     [RR_HEALTH] = {"GET, HEAD", RI_HEALTH, NO, NO, NO, NO},
     [RR_METRICS] = {"GET, HEAD", RI_METRICS, NO, NO, NO, NO},
-    [RR_BASE] = {"POST", NO, RI_BATCH, NO, NO, NO},
+    [RR_BASE] = {"GET, HEAD, POST", RI_SEARCH_SYSTEM, RI_BATCH, NO, NO, NO},
     [RR_METADATA] = {"GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
     [RR_SYS_HISTORY] = {"GET, HEAD", RI_HISTORY_SYSTEM, NO, NO, NO, NO},
     [RR_TYPE] = {"GET, HEAD, POST", RI_SEARCH_TYPE, RI_CREATE, NO, NO, NO},

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/num.h"
 #include "fhir/bundle.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
@@ -100,16 +101,26 @@ static void form_params(collect *c, const char *body, size_t len)
     }
 }
 
-static const char *link_url(rest_req *r, const srch_query *q, uint64_t page_t, uint64_t offset)
+/* Where the links of this search point: [base]/Type, [base]/Comp/id/Type, or [base]. */
+static void link_path(rest_req *r, const char *type, buf *b)
+{
+    if (r->route.kind == RR_COMPARTMENT)
+        buf_printf(b, "%s/%s/%s/%s", rest_base_url(r), r->route.comp_type->name, r->route.id,
+                   type);
+    else if (r->route.kind == RR_BASE)
+        buf_puts(b, rest_base_url(r));
+    else
+        buf_printf(b, "%s/%s", rest_base_url(r), type);
+}
+
+static const char *link_url(rest_req *r, const char *type, const buf *applied, uint64_t page_t,
+                            uint64_t offset)
 {
     buf b = BUF_INIT;
-    if (r->route.kind == RR_COMPARTMENT)
-        buf_printf(&b, "%s/%s/%s/%s?%s", rest_base_url(r), r->route.comp_type->name,
-                   r->route.id, q->type, buf_cstr(&q->applied));
-    else
-        buf_printf(&b, "%s/%s?%s", rest_base_url(r), q->type, buf_cstr(&q->applied));
+    link_path(r, type, &b);
+    buf_printf(&b, "?%s", buf_cstr(applied));
     if (page_t)
-        buf_printf(&b, "%s_page_t=%llu&_page_offset=%llu", q->applied.len ? "&" : "",
+        buf_printf(&b, "%s_page_t=%llu&_page_offset=%llu", applied->len ? "&" : "",
                    (unsigned long long)page_t, (unsigned long long)offset);
     const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
     buf_free(&b);
@@ -129,12 +140,265 @@ static void put_ignored_outcome(jw *w, const srch_query *q)
     bundle_entry_end(w);
 }
 
-int rest_search(rest_req *r)
+/* One page of a search, ready to write. */
+typedef struct page {
+    store_version *v; /* the resources of the page, in order */
+    size_t n, cap;
+    uint64_t total;
+    int has_total, more;
+    uint64_t used; /* matches this page consumed (the next page's offset adds it) */
+    size_t bytes;
+} page;
+
+/* Add the page rows of one result (type `type`); 1 when the page is full (bytes). */
+static int page_add(rest_req *r, store_reader *rd, const char *type, const srch_result *res,
+                    page *pg)
+{
+    if (pg->n + res->n > pg->cap) {
+        size_t cap = pg->n + res->n + 8;
+        store_version *v = arena_realloc(r->a, pg->v, sizeof *v * pg->cap, sizeof *v * cap);
+        if (!v)
+            return -1;
+        pg->v = v;
+        pg->cap = cap;
+    }
+    for (size_t i = 0; i < res->n; i++) {
+        const char *id = srch_rn_id(rd, r->a, r->ctx.tenant, type, res->rn[i]);
+        store_version v;
+        if (!id || store_read(rd, r->ctx.tenant, type, id, &v))
+            continue; /* cannot happen within one snapshot; never a broken entry */
+        if (pg->n && pg->bytes + v.len > REST_MAX_RESPONSE)
+            return 1;
+        pg->bytes += v.len;
+        pg->v[pg->n++] = v;
+        pg->used++;
+    }
+    return 0;
+}
+
+static int send_page(rest_req *r, const char *type, const srch_query *q, const buf *applied,
+                     const page *pg, uint64_t page_t)
+{
+    const char *base = rest_base_url(r);
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b, r->pretty);
+    bundle_begin(&w, "searchset");
+    if (q->total && pg->has_total)
+        bundle_total(&w, pg->total);
+    bundle_links_begin(&w);
+    bundle_link(&w, "self",
+                link_url(r, type, applied, q->page_offset ? page_t : 0, q->page_offset));
+    if (pg->more)
+        bundle_link(&w, "next", link_url(r, type, applied, page_t, q->page_offset + pg->used));
+    if (q->page_offset) {
+        uint64_t prev = q->page_offset > q->count ? q->page_offset - q->count : 0;
+        bundle_link(&w, "previous", link_url(r, type, applied, page_t, prev));
+    }
+    bundle_links_end(&w);
+    if (pg->n || q->nignored) {
+        bundle_entries_begin(&w);
+        for (size_t i = 0; i < pg->n; i++) {
+            buf u = BUF_INIT;
+            buf_printf(&u, "%s/%s/%s", base, pg->v[i].type, pg->v[i].id);
+            bundle_entry_begin(&w, buf_cstr(&u));
+            buf_free(&u);
+            jw_key(&w, "resource");
+            rest_write_resource(r, &w, pg->v[i].bytes, pg->v[i].len);
+            bundle_entry_search_mode(&w, "match");
+            bundle_entry_end(&w);
+        }
+        if (q->nignored)
+            put_ignored_outcome(&w, q);
+        bundle_entries_end(&w);
+    }
+    bundle_end(&w);
+    return rest_send_buf(r, 200, &b);
+}
+
+static int search_failed(rest_req *r, int rc, const srch_error *e)
+{
+    if (rc == ERR_LIMIT)
+        return rest_send_error(r, 400, OO_TOO_COSTLY, e->msg, NULL);
+    if (rc == ERR_NOMEM)
+        return rest_send_errcode(r, rc, "out of memory");
+    if (e->status == 400)
+        return rest_send_error(r, 400, (oo_code)e->oo_code, e->msg, NULL);
+    return rest_send_errcode(r, rc, e->msg[0] ? e->msg : "the search failed");
+}
+
+static int is_lenient(rest_req *r)
 {
     char pref[32];
     const char *ph = rest_header(r, "Prefer");
-    int lenient = ph && rest_prefer_get(ph, "handling", pref, sizeof pref) == 1 &&
-                  !strcmp(pref, "lenient");
+    return ph && rest_prefer_get(ph, "handling", pref, sizeof pref) == 1 &&
+           !strcmp(pref, "lenient");
+}
+
+/* ---- GET [base]?_type=A,B&...: the same query over several types ---------------- */
+
+typedef struct kv {
+    const char *k, *v;
+} kv;
+
+typedef struct kvlist {
+    arena *a;
+    kv *p;
+    size_t n, cap;
+    int oom;
+} kvlist;
+
+static int collect_kv(void *ctx, const char *k, const char *v)
+{
+    kvlist *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        kv *p = arena_realloc(l->a, l->p, sizeof *p * l->cap, sizeof *p * cap);
+        if (!p) {
+            l->oom = 1;
+            return 1;
+        }
+        l->p = p;
+        l->cap = cap;
+    }
+    l->p[l->n++] = (kv){k, v ? v : ""};
+    return 0;
+}
+
+static int search_system(rest_req *r)
+{
+    kvlist l = {.a = r->a};
+    rest_query_each(r, collect_kv, &l);
+    if (l.oom)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    const char *types_s = NULL;
+    for (size_t i = 0; i < l.n; i++)
+        if (!strcmp(l.p[i].k, "_type")) {
+            if (types_s)
+                return rest_send_error(r, 400, OO_INVALID, "_type given twice: list the types "
+                                       "in one _type, separated by commas", NULL);
+            types_s = l.p[i].v;
+        }
+    /* the types: those of _type, or every resource type */
+    const fhir_type *const *all;
+    size_t nall = fhir_resource_types(&all);
+    const char **types = arena_alloc(r->a, sizeof *types * (nall + 1));
+    size_t nt = 0;
+    if (!types)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    if (types_s) {
+        const char *p = types_s;
+        while (*p) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            const fhir_type *t = fhir_resource_type(p, n);
+            if (!t) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "_type: '%.*s' is not a resource type", (int)(n > 60 ? 60 : n), p);
+                return rest_send_error(r, 400, OO_INVALID, msg, "_type");
+            }
+            if (nt < nall)
+                types[nt++] = t->name;
+            p = c ? c + 1 : p + n;
+        }
+        if (!nt)
+            return rest_send_error(r, 400, OO_INVALID, "_type names no type", "_type");
+    } else {
+        for (size_t i = 0; i < nall; i++)
+            types[nt++] = all[i]->name;
+    }
+    store_reader *rd;
+    int rc = rest_snapshot(r, &rd);
+    if (rc)
+        return rest_send_errcode(r, rc, "cannot read the store");
+    uint64_t snap = store_reader_t(rd);
+    int lenient = is_lenient(r);
+    page pg = {0};
+    srch_query first;
+    buf applied = BUF_INIT;
+    uint64_t page_t = 0, offset = 0, start = 0;
+    unsigned remaining = 0, count = 0;
+    for (size_t ti = 0; ti < nt; ti++) {
+        srch_query q;
+        srch_init(&q, types[ti]);
+        srch_error e = {0};
+        for (size_t i = 0; i < l.n && !rc; i++) {
+            if (!strcmp(l.p[i].k, "_type"))
+                continue;
+            rc = srch_add(&q, r->a, l.p[i].k, l.p[i].v, lenient, rest_base_url(r), &e);
+        }
+        if (!rc && q.nsort)
+            rc = ERR_UNSUPPORTED,
+            snprintf(e.msg, sizeof e.msg, "_sort is not supported in a search over several types"),
+            e.status = 400, e.oo_code = OO_NOT_SUPPORTED;
+        if (rc) {
+            if (ti && e.status == 400 && !types_s) {
+                /* without _type only the parameters every type has are allowed */
+                snprintf(e.msg, sizeof e.msg,
+                         "a search of every type takes only parameters that every type has "
+                         "(_id, _lastUpdated, _tag, _profile, _security, _source): name the "
+                         "types with _type");
+            }
+            srch_done(&q);
+            buf_free(&applied);
+            if (ti)
+                srch_done(&first);
+            return search_failed(r, rc, &e);
+        }
+        if (ti == 0) {
+            if (q.page_t > snap) {
+                srch_done(&q);
+                return rest_send_error(r, 400, OO_INVALID,
+                                       "_page_t names a state the server has not reached", NULL);
+            }
+            page_t = q.page_t ? q.page_t : snap;
+            start = offset = q.page_offset;
+            count = remaining = q.count;
+            if (types_s)
+                buf_printf(&applied, "_type=%s%s", types_s, q.applied.len ? "&" : "");
+            buf_puts(&applied, buf_cstr(&q.applied));
+        }
+        /* this type's slice of the concatenated result */
+        q.page_t = page_t;
+        q.page_offset = offset;
+        q.count = remaining;
+        srch_result res;
+        rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
+        if (rc) {
+            srch_done(&q);
+            buf_free(&applied);
+            if (ti)
+                srch_done(&first);
+            return search_failed(r, rc, &e);
+        }
+        pg.total += res.total;
+        pg.has_total = 1;
+        offset = offset > res.total ? offset - res.total : 0;
+        if (remaining) {
+            int full = page_add(r, rd, types[ti], &res, &pg);
+            remaining = full ? 0 : remaining - (unsigned)res.n;
+        }
+        if (ti == 0)
+            first = q;
+        else
+            srch_done(&q);
+    }
+    /* the page as requested; more pages when matches remain after it */
+    srch_query shown = first;
+    shown.page_offset = start;
+    shown.count = count;
+    pg.more = pg.total > start + pg.used;
+    rc = send_page(r, "", &shown, &applied, &pg, page_t);
+    buf_free(&applied);
+    srch_done(&first);
+    return rc;
+}
+
+int rest_search(rest_req *r)
+{
+    if (r->route.kind == RR_BASE)
+        return search_system(r);
+    int lenient = is_lenient(r);
     srch_query q;
     srch_init(&q, r->route.type->name);
     collect c = {.r = r, .q = &q, .lenient = lenient};
@@ -179,62 +443,16 @@ int rest_search(rest_req *r)
     rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
     if (rc) {
         srch_done(&q);
-        if (rc == ERR_LIMIT)
-            return rest_send_error(r, 400, OO_TOO_COSTLY, e.msg, NULL);
-        return rest_send_errcode(r, rc, e.msg[0] ? e.msg : "the search failed");
+        return search_failed(r, rc, &e);
     }
-    const char *base = rest_base_url(r);
-    buf b = BUF_INIT;
-    jw w;
-    jw_init(&w, &b, r->pretty);
-    bundle_begin(&w, "searchset");
-    if (q.total && res.has_total)
-        bundle_total(&w, res.total);
-    /* which rows fit the page, before anything is written: the links depend on it */
-    store_version *vs = arena_alloc(r->a, sizeof *vs * (res.n ? res.n : 1));
-    if (!vs) {
+    page pg = {.total = res.total, .has_total = res.has_total};
+    int full = page_add(r, rd, q.type, &res, &pg);
+    if (full < 0) {
         srch_done(&q);
-        buf_free(&b);
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     }
-    size_t bytes = 0, shown = 0, used = 0;
-    for (; used < res.n; used++) {
-        const char *id = srch_rn_id(rd, r->a, r->ctx.tenant, q.type, res.rn[used]);
-        store_version v;
-        if (!id || store_read(rd, r->ctx.tenant, q.type, id, &v))
-            continue; /* cannot happen within one snapshot; never a broken entry */
-        if (shown && bytes + v.len > REST_MAX_RESPONSE)
-            break;
-        bytes += v.len;
-        vs[shown++] = v;
-    }
-    int more = res.more || used < res.n;
-    bundle_links_begin(&w);
-    bundle_link(&w, "self", link_url(r, &q, q.page_offset ? page_t : 0, q.page_offset));
-    if (more)
-        bundle_link(&w, "next", link_url(r, &q, page_t, q.page_offset + used));
-    if (q.page_offset) {
-        uint64_t prev = q.page_offset > q.count ? q.page_offset - q.count : 0;
-        bundle_link(&w, "previous", link_url(r, &q, page_t, prev));
-    }
-    bundle_links_end(&w);
-    if (shown || q.nignored) {
-        bundle_entries_begin(&w);
-        for (size_t i = 0; i < shown; i++) {
-            buf u = BUF_INIT;
-            buf_printf(&u, "%s/%s/%s", base, vs[i].type, vs[i].id);
-            bundle_entry_begin(&w, buf_cstr(&u));
-            buf_free(&u);
-            jw_key(&w, "resource");
-            rest_write_resource(r, &w, vs[i].bytes, vs[i].len);
-            bundle_entry_search_mode(&w, "match");
-            bundle_entry_end(&w);
-        }
-        if (q.nignored)
-            put_ignored_outcome(&w, &q);
-        bundle_entries_end(&w);
-    }
-    bundle_end(&w);
+    pg.more = res.more || full;
+    rc = send_page(r, q.type, &q, &q.applied, &pg, page_t);
     srch_done(&q);
-    return rest_send_buf(r, 200, &b);
+    return rc;
 }

@@ -243,7 +243,8 @@ static int dispatch(rest_req *r)
     case RI_CAPABILITIES: return rest_capabilities(r);
     case RI_HEALTH: return rest_health(r);
     case RI_METRICS: return rest_metrics(r);
-    case RI_SEARCH_TYPE: return rest_search(r);
+    case RI_SEARCH_TYPE:
+    case RI_SEARCH_SYSTEM: return rest_search(r);
     case RI_BATCH: return rest_batch(r);
     case RI_OPERATION: return rest_operation(r);
     default: return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);

@@ -313,3 +313,34 @@ def test_compartment_search(data):
     assert_outcome(requests.get(f"{b}/Patient/{pid(1)}/Organization"), 400, "not-supported")
     assert_outcome(requests.get(f"{b}/Encounter/e1/Observation"), 400, "not-supported")
     assert_outcome(requests.get(f"{b}/Patient/{pid(1)}/Observation", params={"nope": "1"}), 400)
+
+
+def test_system_search(data):
+    b = data
+    r = requests.get(b, params={"_type": "Patient,Observation", "_id": f"{pid(1)},{pid('o1')}"})
+    assert r.status_code == 200, r.text
+    bundle = r.json()
+    got = sorted((e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"])
+    assert got == [("Observation", pid("o1")), ("Patient", pid(1))]
+    assert bundle["total"] == 2
+    # paging across the types: one per page, every page carries _type
+    r = requests.get(b, params={"_type": "Patient,Observation",
+                                "_id": f"{pid(1)},{pid(2)},{pid('o1')}", "_count": 1}).json()
+    seen = [e["resource"]["id"] for e in r["entry"]]
+    nxt = next(l["url"] for l in r["link"] if l["relation"] == "next")
+    assert "_type=Patient,Observation" in nxt or "_type=Patient%2CObservation" in nxt, nxt
+    while nxt:
+        page = requests.get(nxt).json()
+        seen += [e["resource"]["id"] for e in page.get("entry", [])]
+        nxt = next((l["url"] for l in page["link"] if l["relation"] == "next"), None)
+    assert sorted(seen) == P(1, 2, "o1")
+    # a parameter every type has, without _type
+    lu = requests.get(f"{b}/Patient/{pid(1)}").json()["meta"]["lastUpdated"]
+    r = requests.get(b, params={"_lastUpdated": lu, "_id": pid(1)})
+    assert r.status_code == 200, r.text
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == [pid(1)]
+    # what does not apply to every type is a 400, and so is an unknown type
+    assert_outcome(requests.get(b, params={"family": "odon"}), 400)
+    assert_outcome(requests.get(b, params={"_type": "Patient,Nope"}), 400)
+    assert_outcome(requests.get(b, params={"_type": "Patient,Observation", "family": "x"}), 400)
+    assert_outcome(requests.get(b, params={"_type": "Patient", "_sort": "_id"}), 400)

@@ -1,0 +1,72 @@
+#!/bin/sh
+# search.sh -- the search part of `make bench`, run by bench/run.sh against the hortus
+# it loaded (or by hand: sh bench/search.sh PORT DATADIR NDJSONDIR PID).
+#
+#   1. counting: Observation?code=<LOINC>&_summary=count, 8 clients: matches counted/s
+#   2. first page of 50 at 8 clients (p50, p99): a token search, Patient?family=,
+#      and Observation?subject=&code=&date=ge
+#   3. _sort=date over the largest match set, first page (p50 of 20 requests)
+#   4. sizes: database bytes against the ndjson bytes, index entries per resource
+#      (from `hortus check`, after the server stopped), and the server's anonymous
+#      memory (RSS without the mapped database) at the end
+# Prints one line per figure; the caller puts them in its table.
+set -eu
+PORT=$1 DB=$2 ND=$3 HPID=$4
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${BENCH_DURATION:-10}
+B="http://127.0.0.1:$PORT"
+T=$(mktemp -d /tmp/hortus-search.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+# values drawn from the data: the first Observation's subject and code, a family name
+OBS=$(head -1 "$ND/Observation.ndjson")
+SUBJ=$(printf '%s' "$OBS" | sed -n 's|.*"subject":{"reference":"\(Patient/[^"]*\)".*|\1|p')
+CODE=$(printf '%s' "$OBS" | sed -n 's|.*"code":{"coding":\[{"system":"http://loinc.org","code":"\([^"]*\)".*|\1|p')
+FAMILY=$(head -1 "$ND/Patient.ndjson" | sed -n 's|.*"family":"\([^"]*\)".*|\1|p')
+[ -n "$SUBJ" ] && [ -n "$CODE" ] && [ -n "$FAMILY" ] || {
+    echo "search.sh: could not pick values from the data" >&2
+    exit 1
+}
+enc() { printf '%s' "$1" | sed 's/|/%7C/g; s/ /%20/g'; }
+COUNT_Q="/fhir/Observation?code=$(enc "http://loinc.org|$CODE")&_summary=count"
+TOKEN_Q="/fhir/Observation?code=$(enc "http://loinc.org|$CODE")"
+FAMILY_Q="/fhir/Patient?family=$(enc "$FAMILY")"
+SELECT_Q="/fhir/Observation?subject=$SUBJ&code=$(enc "http://loinc.org|$CODE")&date=ge2000-01-01"
+SORT_Q="/fhir/Observation?status=final&_sort=date"
+
+total_of() {
+    curl -sf "$B$1" | sed -n 's/.*"total":\([0-9]*\).*/\1/p'
+}
+
+wrk_one() { # name, clients, path -> "req/s p50 p99 non2xx"
+    printf '%s\n' "$3" >"$T/$1.path"
+    wrk -t2 -c"$2" -d"${DUR}s" --latency -s "$ROOT/bench/read.lua" "$B" -- "$T/$1.path" \
+        >"$T/$1.txt" 2>&1 || :
+    awk '
+        /Requests\/sec/ { rps = $2 }
+        /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
+        /Non-2xx/ { bad = $NF }
+        function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+                         if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+                         if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 } return v }
+        END { printf "%d %.3f %.3f %d\n", rps, ms(p50), ms(p99), bad + 0 }' "$T/$1.txt"
+}
+
+MATCHES=$(total_of "$COUNT_Q")
+set -- $(wrk_one count 8 "$COUNT_Q")
+echo "count|$COUNT_Q|$1|$2|$3|$4|$MATCHES|$(awk -v r="$1" -v m="$MATCHES" 'BEGIN { printf "%d", r * m }')"
+for q in token:"$TOKEN_Q" family:"$FAMILY_Q" selective:"$SELECT_Q"; do
+    name=${q%%:*} path=${q#*:}
+    n=$(total_of "$path")
+    set -- $(wrk_one "$name" 8 "$path")
+    echo "page|$name|$path|$1|$2|$3|$4|$n"
+done
+# _sort over the largest set: 20 sequential first pages, the median time
+n=$(total_of "$SORT_Q&_summary=count")
+for i in $(seq 20); do
+    curl -s -o /dev/null -w '%{time_total}\n' "$B$SORT_Q&_count=50"
+done | sort -n | awk -v n="$n" -v q="$SORT_Q" '{ t[NR] = $1 } END { printf "sort|%s|%d|%.1f|%.1f\n", q, n, t[int((NR + 1) / 2)] * 1000, t[NR] * 1000 }'
+# memory: anonymous RSS (the mapped database is file-backed and not counted)
+awk '/^RssAnon/ { printf "rss|%d\n", $2 / 1024 }' "/proc/$HPID/status" 2>/dev/null || :
+# sizes
+echo "size|$(du -b "$DB/data.mdb" | cut -f1)|$(cat "$ND"/*.ndjson | wc -c)"
