@@ -69,6 +69,11 @@ static void sort_unique(rnset *s)
 {
     if (s->n < 2)
         return;
+    size_t k = 1;
+    while (k < s->n && memcmp(s->r[k - 1], s->r[k], IDX_RN_LEN) < 0)
+        k++;
+    if (k == s->n)
+        return; /* one scan of one value: already in rn order, without repeats */
     qsort(s->r, s->n, IDX_RN_LEN, rn_cmp);
     size_t w = 1;
     for (size_t i = 1; i < s->n; i++)
@@ -537,6 +542,201 @@ static int sort_set(xctx *x, rnset *s)
     return 0;
 }
 
+/* ---- clauses as filters of few candidates --------------------------------------------- */
+
+/* A clause whose values each fix a whole key (or a key prefix with no predicate): its scan
+ * reads only matches, so it is cheap to materialise. The others (ranges, :contains,
+ * system|, :not, :missing) are better checked on a few candidates. */
+static int clause_cheap(const srch_clause *c)
+{
+    if (c->mod == SM_NOT || c->mod == SM_MISSING)
+        return 0;
+    for (size_t i = 0; i < c->nv; i++) {
+        const srch_value *v = &c->v[i];
+        if (v->kind == IDX_DATE || v->kind == IDX_NUMBER || v->kind == IDX_QTY ||
+            v->kind == IDX_QTY_UCUM || v->kind == IDX_QTY_VALUE || v->system || v->needle ||
+            v->above)
+            return 0;
+    }
+    return 1;
+}
+
+/* Does entry e (of the candidate's current version) satisfy value v? */
+static int entry_matches(const srch_value *v, const idx_entry *e)
+{
+    if (e->kind != v->kind)
+        return 0;
+    if (v->kind == IDX_DATE)
+        return e->len == 16 && date_match(v, get_instant(e->val), get_instant(e->val + 8));
+    if (v->kind == IDX_NUMBER || v->kind == IDX_QTY || v->kind == IDX_QTY_UCUM ||
+        v->kind == IDX_QTY_VALUE)
+        return e->len == v->key_len + 8 && !memcmp(e->val, v->key, v->key_len) &&
+               num_match(v, get_double(e->val + v->key_len));
+    if (v->system)
+        return pred_system(v, e->val, e->len);
+    if (v->needle)
+        return pred_contains(v, e->val, e->len);
+    if (v->above) {
+        size_t un = v->key_len - 1;
+        for (size_t i = 1; i <= un; i++)
+            if ((i == un || v->key[i] == '/') && e->len == i + 1 && !memcmp(e->val, v->key, i) &&
+                e->val[i] == 0)
+                return 1;
+        return 0;
+    }
+    if (v->whole)
+        return e->len == v->key_len && !memcmp(e->val, v->key, v->key_len);
+    return e->len >= v->key_len && !memcmp(e->val, v->key, v->key_len);
+}
+
+static int clause_accepts(const srch_clause *c, const idx_set *es)
+{
+    if (c->mod == SM_MISSING) {
+        int has = 0;
+        for (size_t j = 0; j < es->n && !has; j++)
+            has = es->e[j].sp == c->sph;
+        return c->missing ? !has : has;
+    }
+    int hit = 0;
+    for (size_t i = 0; i < c->nv && !hit; i++) {
+        const srch_value *v = &c->v[i];
+        uint32_t sph = v->sph ? v->sph : c->sph;
+        for (size_t j = 0; j < es->n && !hit; j++)
+            hit = es->e[j].sp == sph && entry_matches(v, &es->e[j]);
+    }
+    return c->mod == SM_NOT ? !hit : hit;
+}
+
+/* Keep the candidates of s that every clause in `todo` accepts, reading each candidate's
+ * entries from its ResourceParam value (one Aux and one ResourceParam lookup each). */
+static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntodo)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, s->r[i]);
+        if (!id)
+            continue;
+        uint8_t k[4 + 65 + 65];
+        size_t kn = idx_rp_key(k, x->tenant, x->q->type, id);
+        const void *val;
+        size_t vlen;
+        idx_set es;
+        uint8_t rn2[IDX_RN_LEN];
+        if (store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) ||
+            idx_rp_decode(x->a, val, vlen, rn2, &es))
+            continue;
+        int ok = 1;
+        for (size_t c = 0; c < ntodo && ok; c++)
+            ok = clause_accepts(todo[c], &es);
+        if (ok)
+            memcpy(s->r[w++], s->r[i], IDX_RN_LEN);
+    }
+    s->n = w;
+    return 0;
+}
+
+/* ---- one sort key: the index in value order ---------------------------------------------- */
+
+/* Turn s->r[from..n) around. */
+static void reverse_rn(rnset *s, size_t from)
+{
+    for (size_t i = from, j = s->n; j > i + 1; i++, j--) {
+        rn_t t;
+        memcpy(t, s->r[i], IDX_RN_LEN);
+        memcpy(s->r[i], s->r[j - 1], IDX_RN_LEN);
+        memcpy(s->r[j - 1], t, IDX_RN_LEN);
+    }
+}
+
+static long find_rn(const rnset *s, const uint8_t *rn)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = memcmp(s->r[mid], rn, IDX_RN_LEN);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* The first `want` matches of s (sorted by rn) in the order of one sort key, into out:
+ * the key's entries are read in value order (ascending forward, descending backward),
+ * each match taken at its first entry (its smallest value ascending, its largest
+ * descending), values that tie in creation order, and matches without a value last.
+ * Reads only as far as the page needs. */
+static int sort_by_index(xctx *x, const rnset *s, size_t want, rnset *out)
+{
+    const srch_sort *so = &x->q->sort[0];
+    uint8_t kind = sort_kind(so->sp->type, so->desc);
+    uint8_t p[9];
+    size_t pn = head(p, x->tenant, so->sph, kind);
+    uint8_t *seen = arena_zalloc(x->a, s->n ? s->n : 1);
+    if (!seen)
+        return ERR_NOMEM;
+    memset(out, 0, sizeof *out);
+    store_iter *it;
+    int rc = so->desc ? store_scan_rev(x->rd, STORE_DB_SEARCH_PARAM, p, pn, &it)
+                      : store_scan(x->rd, STORE_DB_SEARCH_PARAM, p, pn, p, pn, &it);
+    if (rc)
+        return rc;
+    /* descending: the keys of one value come in falling rn order; each group of them is
+     * turned around once complete, so that ties keep creation order, and the scan stops
+     * only between two values */
+    size_t gstart = 0;
+    const uint8_t *gval = NULL;
+    size_t glen = 0;
+    int stopped = 0;
+    const void *k, *v;
+    size_t kn, vn;
+    while ((so->desc || out->n < want) && (rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
+        if (++x->scanned > SRCH_MAX_SCAN) {
+            store_iter_close(it);
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+        }
+        if (kn < pn + IDX_RN_LEN)
+            continue;
+        const uint8_t *kb = k;
+        const uint8_t *rn = kb + kn - IDX_RN_LEN;
+        size_t vl = kn - pn - IDX_RN_LEN;
+        if (so->desc && (!gval || vl != glen || memcmp(gval, kb + pn, vl))) {
+            reverse_rn(out, gstart);
+            if (out->n >= want) {
+                stopped = 1;
+                break;
+            }
+            gstart = out->n;
+            gval = kb + pn;
+            glen = vl;
+        }
+        long at = find_rn(s, rn);
+        if (at < 0 || seen[at])
+            continue;
+        seen[at] = 1;
+        if ((rc = push(x, out, rn))) {
+            store_iter_close(it);
+            return rc;
+        }
+    }
+    store_iter_close(it);
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    if (so->desc && !stopped)
+        reverse_rn(out, gstart); /* the last group */
+    if (out->n > want)
+        out->n = want;
+    /* matches without a value of the key, in creation order */
+    for (size_t i = 0; i < s->n && out->n < want; i++)
+        if (!seen[i] && (rc = push(x, out, s->r[i])))
+            return rc;
+    return 0;
+}
+
 /* ---- the query ------------------------------------------------------------------------- */
 
 const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *type,
@@ -569,22 +769,42 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
     if (q->nc == 0) {
         rc = all_of_type(&x, &res);
     } else {
+        /* The cheap clauses first (their scans read only matches), smallest first; then
+         * the others: checked on each candidate when few remain, else scanned too. */
         rnset *sets = arena_zalloc(a, sizeof *sets * q->nc);
-        if (!sets)
+        const srch_clause **rest = arena_alloc(a, sizeof *rest * q->nc);
+        if (!sets || !rest)
             return ERR_NOMEM;
+        size_t ncheap = 0, nrest = 0;
         rc = 0;
         for (size_t i = 0; i < q->nc && !rc; i++)
-            rc = clause_set(&x, &q->c[i], &sets[i]);
-        if (!rc) {
-            /* smallest first: every later intersection only shrinks it */
+            if (clause_cheap(&q->c[i]))
+                rc = clause_set(&x, &q->c[i], &sets[ncheap++]);
+            else
+                rest[nrest++] = &q->c[i];
+        if (!rc && ncheap) {
             size_t best = 0;
-            for (size_t i = 1; i < q->nc; i++)
+            for (size_t i = 1; i < ncheap; i++)
                 if (sets[i].n < sets[best].n)
                     best = i;
             res = sets[best];
-            for (size_t i = 0; i < q->nc && res.n; i++)
+            for (size_t i = 0; i < ncheap && res.n; i++)
                 if (i != best)
                     intersect(&res, &sets[i]);
+        }
+        if (!rc && nrest && ncheap && res.n <= SRCH_FILTER_MAX) {
+            rc = filter(&x, &res, rest, nrest);
+        } else if (!rc && nrest) {
+            for (size_t i = 0; i < nrest && !rc; i++) {
+                rnset s2;
+                rc = clause_set(&x, rest[i], &s2);
+                if (rc)
+                    break;
+                if (!ncheap && i == 0)
+                    res = s2;
+                else
+                    intersect(&res, &s2);
+            }
         }
     }
     if (rc)
@@ -596,7 +816,22 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
                 memcpy(res.r[w++], res.r[i], IDX_RN_LEN);
         res.n = w;
     }
-    if (q->nsort && !q->summary_count && q->count && (rc = sort_set(&x, &res)))
+    if (q->nsort == 1 && !q->summary_count && q->count) {
+        /* the page through the index in the key's order: no lookup per match */
+        rnset sorted;
+        size_t want = (size_t)q->page_offset + q->count;
+        if ((rc = sort_by_index(&x, &res, want < res.n ? want : res.n, &sorted)))
+            return rc;
+        out->total = res.n;
+        out->has_total = 1;
+        size_t from = q->page_offset < sorted.n ? (size_t)q->page_offset : sorted.n;
+        size_t n = sorted.n - from < q->count ? sorted.n - from : q->count;
+        out->rn = sorted.r + from;
+        out->n = n;
+        out->more = from + n < res.n;
+        return 0;
+    }
+    if (q->nsort > 1 && !q->summary_count && q->count && (rc = sort_set(&x, &res)))
         return rc;
     out->total = res.n;
     out->has_total = 1;

@@ -33,6 +33,7 @@
 #define SRCH_MAX_OR 1000u          /* comma-separated values of one parameter */
 #define SRCH_MAX_CLAUSES 100u      /* search parameters (AND) in one query */
 #define SRCH_MAX_SORT_KEYS 8u      /* keys of one _sort */
+#define SRCH_FILTER_MAX 4096u      /* candidates up to which range clauses are checked one by one */
 #define SRCH_DEFAULT_COUNT 50u     /* _count when absent */
 #define SRCH_MAX_COUNT 1000u       /* _count upper bound */
 

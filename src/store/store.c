@@ -258,6 +258,16 @@ int store_scan(store_reader *r, store_db db, const void *from, size_t from_len, 
     return r->ops->scan(r, db, from, from_len, prefix, prefix_len, out);
 }
 
+int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
+                   store_iter **out)
+{
+    *out = NULL;
+    if ((unsigned)db >= STORE_DB_COUNT_ || prefix_len > STORE_EXTRA_KEY_MAX ||
+        (prefix_len && !prefix))
+        return ERR_INVALID;
+    return r->ops->scan_rev(r, db, prefix, prefix_len, out);
+}
+
 int store_scan_next(store_iter *it, const void **key, size_t *key_len, const void **val,
                     size_t *val_len)
 {

@@ -298,6 +298,10 @@ int store_scan(store_reader *r, store_db db, const void *from, size_t from_len, 
                size_t prefix_len, store_iter **out);
 int store_scan_next(store_iter *it, const void **key, size_t *key_len, const void **val,
                     size_t *val_len);
+/* As store_scan over every key that starts with prefix, in descending key order (the
+ * same store_scan_next walks it backwards). */
+int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
+                   store_iter **out);
 
 /* ---- operations / metrics ---------------------------------------------------------- */
 
@@ -364,6 +368,8 @@ struct store_ops {
                 size_t prefix_len, store_iter **out);
     int (*scan_next)(store_iter *it, const void **key, size_t *key_len, const void **val,
                      size_t *val_len);
+    int (*scan_rev)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
+                    store_iter **out);
     void (*stats)(store *s, store_stats *st);
     int (*check)(store *s, char *msg, size_t cap);
 };

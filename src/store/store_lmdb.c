@@ -123,6 +123,7 @@ typedef struct lmdb_iter {
     int64_t since;
     int current_only;
     int started, finished, skip_equal;
+    int reverse; /* IT_SCAN: descending (store_scan_rev) */
     size_t prefix_len, seek_len;
     uint8_t prefix[STORE_EXTRA_KEY_MAX];
     uint8_t seek[STORE_EXTRA_KEY_MAX];
@@ -1578,6 +1579,40 @@ static int lmdb_scan(store_reader *base, store_db db, const void *from, size_t f
     return 0;
 }
 
+static int lmdb_scan_rev(store_reader *base, store_db db, const void *prefix, size_t prefix_len,
+                         store_iter **out)
+{
+    int rc = lmdb_scan(base, db, NULL, 0, prefix, prefix_len, out);
+    if (rc)
+        return rc;
+    lmdb_iter *it = (lmdb_iter *)*out;
+    it->reverse = 1;
+    /* seek: the first key past the prefix range (the prefix plus one, with carry) */
+    size_t n = prefix_len;
+    memcpy(it->seek, prefix, n);
+    while (n && it->seek[n - 1] == 0xFF)
+        n--;
+    if (n)
+        it->seek[n - 1]++;
+    it->seek_len = n; /* 0: the range runs to the end of the database */
+    return 0;
+}
+
+/* The first step of a reverse scan: the last key of the prefix range. */
+static int rev_start(lmdb_iter *it, MDB_val *key, MDB_val *val)
+{
+    int rc;
+    if (it->seek_len) {
+        *key = (MDB_val){it->seek_len, it->seek};
+        rc = mdb_cursor_get(it->cur, key, val, MDB_SET_RANGE);
+        if (rc == 0)
+            return mdb_cursor_get(it->cur, key, val, MDB_PREV);
+        if (rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return mdb_cursor_get(it->cur, key, val, MDB_LAST);
+}
+
 static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const void **v, size_t *vn)
 {
     lmdb_iter *it = (lmdb_iter *)base;
@@ -1589,9 +1624,11 @@ static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const vo
     int rc;
     if (!it->started) {
         it->started = 1;
-        rc = mdb_cursor_get(it->cur, &key, &val, it->seek_len ? MDB_SET_RANGE : MDB_FIRST);
+        rc = it->reverse ? rev_start(it, &key, &val)
+                         : mdb_cursor_get(it->cur, &key, &val,
+                                          it->seek_len ? MDB_SET_RANGE : MDB_FIRST);
     } else {
-        rc = mdb_cursor_get(it->cur, &key, &val, MDB_NEXT);
+        rc = mdb_cursor_get(it->cur, &key, &val, it->reverse ? MDB_PREV : MDB_NEXT);
     }
     if (rc == MDB_NOTFOUND || (rc == 0 && !has_prefix(&key, it->prefix, it->prefix_len))) {
         it->finished = 1;
@@ -1845,6 +1882,7 @@ const struct store_ops store_lmdb_ops = {
     .get = lmdb_get,
     .scan = lmdb_scan,
     .scan_next = lmdb_scan_next,
+    .scan_rev = lmdb_scan_rev,
     .stats = lmdb_stats,
     .check = lmdb_check,
 };

@@ -871,6 +871,42 @@ static void test_extras(store *s)
                !memcmp(val, "ab", 2) && codec_get_u64((const uint8_t *)val + 2) == tv &&
                !memcmp((const uint8_t *)val + 10, "yz", 2),
            "the value holds the commit's t at its offset, the rest as given");
+        /* a reverse scan: keys of one prefix, last first, nothing outside it */
+        {
+            static const char *const keys[] = {"\0\0\0\0" "rv", "\0\0\0\0" "rva",
+                                               "\0\0\0\0" "rvb", "\0\0\0\0" "rw",
+                                               "\0\0\0\0" "r\xff\xff" "1", "\0\0\0\0" "r\xff\xff" "2"};
+            static const size_t lens[] = {6, 7, 7, 6, 8, 8};
+            store_extra xs[6];
+            for (int i = 0; i < 6; i++)
+                xs[i] = (store_extra){.db = STORE_DB_AUX, .key = keys[i], .key_len = lens[i]};
+            store_op op3;
+            char b3[256];
+            set_op(&op3, STORE_OP_CREATE, "Basic", "ex-rev", 0, 1, b3,
+                   body(b3, sizeof b3, "Basic", "ex-rev", 1, NULL));
+            store_req rr = {.ops = &op3, .nops = 1, .extras = xs, .nextra = 6};
+            uint64_t tr;
+            is_int(store_write(s, &rr, &tr), 0, "keys for the reverse scan");
+            store_iter *ri;
+            const void *kk;
+            size_t kkn;
+            char got[64] = "";
+            is_int(store_scan_rev(r, STORE_DB_AUX, "\0\0\0\0rv", 6, &ri), 0, "reverse scan opens");
+            store_read_end(r);
+            store_iter_close(ri);
+            store_read_begin(s, &r);
+            store_scan_rev(r, STORE_DB_AUX, "\0\0\0\0rv", 6, &ri);
+            while (store_scan_next(ri, &kk, &kkn, &val, &vn) == 0)
+                strncat(got, (const char *)kk + 6, kkn - 6), strncat(got, ",", 2);
+            store_iter_close(ri);
+            is_str(got, "b,a,,", "descending, the prefix itself last, rw left out");
+            got[0] = 0;
+            store_scan_rev(r, STORE_DB_AUX, "\0\0\0\0r\xff\xff", 7, &ri);
+            while (store_scan_next(ri, &kk, &kkn, &val, &vn) == 0)
+                strncat(got, (const char *)kk + 7, kkn - 7), strncat(got, ",", 2);
+            store_iter_close(ri);
+            is_str(got, "2,1,", "a prefix ending in 0xFF: the carry finds the range");
+        }
         uint8_t missing[8] = {0, 0, 0, 0, 'n', 'o', 'n', 'e'};
         is_int(store_get(r, STORE_DB_AUX, missing, sizeof missing, &val, &vn), ERR_NOTFOUND,
                "store_get of a missing key: ERR_NOTFOUND (not LMDB's own code)");
