@@ -77,9 +77,10 @@ static int str_eq(const char *a, const char *b)
 static const char *kind_name(rest_route_kind k)
 {
     static const char *const names[] = {
-        "RR_NONE",        "RR_HEALTH",    "RR_METRICS",      "RR_BASE",     "RR_METADATA",
-        "RR_SYS_HISTORY", "RR_TYPE",      "RR_TYPE_HISTORY", "RR_INSTANCE", "RR_INST_HISTORY",
-        "RR_VERSION",     "RR_OPERATION", "RR_UNKNOWN_TYPE", "RR_BAD",
+        "RR_NONE",        "RR_HEALTH",       "RR_METRICS",     "RR_BASE",
+        "RR_METADATA",    "RR_SYS_HISTORY",  "RR_TYPE",        "RR_TYPE_HISTORY",
+        "RR_TYPE_SEARCH", "RR_INSTANCE",     "RR_INST_HISTORY", "RR_VERSION",
+        "RR_COMPARTMENT", "RR_OPERATION",    "RR_UNKNOWN_TYPE", "RR_BAD",
     };
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "RR_?";
 }
@@ -109,6 +110,8 @@ static const route_case route_cases[] = {
     {"/fhir/Observation", RR_TYPE, "Observation", 1},
     {"/fhir/Patient/_history", RR_TYPE_HISTORY, "Patient", 1},
     {"/fhir/Patient/_history/", RR_TYPE_HISTORY, "Patient", 1},
+    {"/fhir/Patient/_search", RR_TYPE_SEARCH, "Patient", 1},
+    {"/fhir/Observation/_search/", RR_TYPE_SEARCH, "Observation", 1},
     /* instance level */
     {"/fhir/Patient/123", RR_INSTANCE, "Patient", 1, "123"},
     {"/fhir/Patient/123/", RR_INSTANCE, "Patient", 1, "123"},
@@ -120,6 +123,9 @@ static const route_case route_cases[] = {
     {"/fhir/Patient/123/_history/2/", RR_VERSION, "Patient", 1, "123", "2"},
     {"/fhir/Observation/o-1/_history/17", RR_VERSION, "Observation", 1, "o-1", "17"},
     {"/fhir/Patient/123/_history/x", RR_VERSION, "Patient", 1, "123", "x"}, /* not checked */
+    /* a compartment: the route's type is the searched one, the id the compartment's */
+    {"/fhir/Patient/123/Observation", RR_COMPARTMENT, "Observation", 1, "123"},
+    {"/fhir/Patient/123/Observation/", RR_COMPARTMENT, "Observation", 1, "123"},
     /* operations at the three levels */
     {"/fhir/$op", RR_OPERATION, NULL, 0, NULL, NULL, "op"},
     {"/fhir/$export", RR_OPERATION, NULL, 0, NULL, NULL, "export"},
@@ -145,6 +151,7 @@ static const route_case route_cases[] = {
 static const char *const bad_paths[] = {
     "/fhir/Patient/1/2/3/4/5",
     "/fhir/Patient/123/foo",
+    "/fhir/Patient/123/observation", /* not a type: types are case-sensitive */
     "/fhir/Patient/123/_history/2/x",
     "/fhir//Patient",
     "/fhir/Patient//1",
@@ -250,14 +257,16 @@ typedef struct classify_row {
 static const classify_row classify_rows[] = {
     {RR_HEALTH, "GET, HEAD", RI_HEALTH, NO, NO, NO, NO},
     {RR_METRICS, "GET, HEAD", RI_METRICS, NO, NO, NO, NO},
-    {RR_BASE, "POST", NO, RI_BATCH, NO, NO, NO},
+    {RR_BASE, "GET, HEAD, POST", RI_SEARCH_SYSTEM, RI_BATCH, NO, NO, NO},
     {RR_METADATA, "GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
     {RR_SYS_HISTORY, "GET, HEAD", RI_HISTORY_SYSTEM, NO, NO, NO, NO},
     {RR_TYPE, "GET, HEAD, POST", RI_SEARCH_TYPE, RI_CREATE, NO, NO, NO},
     {RR_TYPE_HISTORY, "GET, HEAD", RI_HISTORY_TYPE, NO, NO, NO, NO},
+    {RR_TYPE_SEARCH, "POST", NO, RI_SEARCH_TYPE, NO, NO, NO},
     {RR_INSTANCE, "GET, HEAD, PUT, PATCH, DELETE", RI_READ, NO, RI_UPDATE, RI_PATCH, RI_DELETE},
     {RR_INST_HISTORY, "GET, HEAD", RI_HISTORY_INSTANCE, NO, NO, NO, NO},
     {RR_VERSION, "GET, HEAD", RI_VREAD, NO, NO, NO, NO},
+    {RR_COMPARTMENT, "GET, HEAD", RI_SEARCH_TYPE, NO, NO, NO, NO},
     {RR_OPERATION, "GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
 };
 #undef NO
