@@ -570,7 +570,7 @@ static int entry_matches(const srch_value *v, const idx_entry *e)
         return e->len == 16 && date_match(v, get_instant(e->val), get_instant(e->val + 8));
     if (v->kind == IDX_NUMBER || v->kind == IDX_QTY || v->kind == IDX_QTY_UCUM ||
         v->kind == IDX_QTY_VALUE)
-        return e->len == v->key_len + 8 && !memcmp(e->val, v->key, v->key_len) &&
+        return e->len == v->key_len + 8 && (!v->key_len || !memcmp(e->val, v->key, v->key_len)) &&
                num_match(v, get_double(e->val + v->key_len));
     if (v->system)
         return pred_system(v, e->val, e->len);
