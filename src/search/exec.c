@@ -444,6 +444,24 @@ static int clause_set(xctx *x, const srch_clause *c, rnset *out)
     return 0;
 }
 
+/* The entries of resource rn's current version (its ResourceParam value): 0, or -1 when it
+ * has none (cannot happen within one snapshot). */
+static int candidate_entries(xctx *x, const uint8_t *rn, idx_set *es)
+{
+    const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, rn);
+    if (!id)
+        return -1;
+    uint8_t k[4 + 65 + 65];
+    size_t kn = idx_rp_key(k, x->tenant, x->q->type, id);
+    const void *val;
+    size_t vlen;
+    uint8_t rn2[IDX_RN_LEN];
+    if (store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) ||
+        idx_rp_decode(x->a, val, vlen, rn2, es))
+        return -1;
+    return 0;
+}
+
 /* ---- sorting --------------------------------------------------------------------------- */
 
 typedef struct sort_row {
@@ -500,17 +518,8 @@ static int sort_set(xctx *x, rnset *s)
         sort_row *r = &rows[i];
         memset(r, 0, sizeof *r);
         memcpy(r->rn, s->r[i], IDX_RN_LEN);
-        const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, r->rn);
-        if (!id)
-            continue;
-        uint8_t k[4 + 65 + 65];
-        size_t kn = idx_rp_key(k, x->tenant, x->q->type, id);
-        const void *val;
-        size_t vlen;
         idx_set es;
-        uint8_t rn2[IDX_RN_LEN];
-        if (store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) ||
-            idx_rp_decode(x->a, val, vlen, rn2, &es))
+        if (candidate_entries(x, r->rn, &es))
             continue;
         for (size_t si = 0; si < x->q->nsort; si++) {
             const srch_sort *so = &x->q->sort[si];
@@ -613,17 +622,8 @@ static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntod
 {
     size_t w = 0;
     for (size_t i = 0; i < s->n; i++) {
-        const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, s->r[i]);
-        if (!id)
-            continue;
-        uint8_t k[4 + 65 + 65];
-        size_t kn = idx_rp_key(k, x->tenant, x->q->type, id);
-        const void *val;
-        size_t vlen;
         idx_set es;
-        uint8_t rn2[IDX_RN_LEN];
-        if (store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) ||
-            idx_rp_decode(x->a, val, vlen, rn2, &es))
+        if (candidate_entries(x, s->r[i], &es))
             continue;
         int ok = 1;
         for (size_t c = 0; c < ntodo && ok; c++)
