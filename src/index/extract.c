@@ -214,6 +214,20 @@ static void token_value(xctx *x, const fp_val *v)
         const json_val *ty = json_get(o, "type");
         if (ty)
             add_text(x, json_get_str(ty, "text"));
+        /* :of-type: every coding of the identifier's type with its value */
+        const json_val *tc = ty ? json_get(ty, "coding") : NULL;
+        for (uint32_t i = 0; val && tc && tc->type == JSON_ARRAY && i < tc->n; i++) {
+            const char *ts = json_get_str(&tc->u.items[i], "system");
+            const char *tcode = json_get_str(&tc->u.items[i], "code");
+            if (!tcode)
+                continue;
+            buf_reset(&x->tmp);
+            idx_put_str(&x->tmp, ts ? ts : "", ts ? strlen(ts) : 0);
+            idx_put_str(&x->tmp, tcode, strlen(tcode));
+            size_t vl = strlen(val);
+            idx_put_str(&x->tmp, val, vl > IDX_MAX_VALUE / 2 ? IDX_MAX_VALUE / 2 : vl);
+            add(x, IDX_OF_TYPE, &x->tmp);
+        }
     } else if (is_a(v->ftype, "ContactPoint")) {
         const char *val = json_get_str(o, "value"), *sys = json_get_str(o, "system");
         if (val)

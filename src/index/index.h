@@ -45,6 +45,7 @@ enum {
     IDX_QTY_UCUM = 'C',/* canonical unit\0 double(8) */
     IDX_QTY_VALUE = 'V',/* double(8) */
     IDX_URI = 'U',     /* uri\0 */
+    IDX_OF_TYPE = 'O', /* Identifier: type system\0 type code\0 value\0 (:of-type) */
 };
 
 typedef struct idx_entry {

@@ -266,6 +266,20 @@ static int token_value(arena *a, const char *name, srch_modifier mod, const char
         idx_norm_string(s, strlen(s), &b);
         v->kind = IDX_TEXT;
         v->whole = 0;
+    } else if (mod == SM_OF_TYPE) {
+        char *parts[4];
+        size_t np = split(a, s, '|', parts, 3);
+        if (np == (size_t)-1)
+            return ERR_NOMEM;
+        if (np != 3 || !parts[1][0] || !parts[2][0]) {
+            buf_free(&b);
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s:of-type: '%.60s' is not [type system]|[type code]|[value]", name, s);
+        }
+        for (int i = 0; i < 3; i++)
+            idx_put_str(&b, parts[i], strlen(parts[i]));
+        v->kind = IDX_OF_TYPE;
+        v->whole = 1;
     } else {
         char *parts[3];
         size_t np = split(a, s, '|', parts, 2);
@@ -367,6 +381,11 @@ static int reference_value(arena *a, const fhir_search_param *sp, srch_modifier 
         idx_put_str(&b, s, (size_t)(slash - s));
         v->whole = 1;
     } else if (strstr(s, "://") || !strncmp(s, "urn:", 4)) {
+        if (strchr(s, '|'))
+            return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                        "%s: a canonical with |version ('%.60s') is not supported yet: the "
+                        "index keeps canonicals without their version",
+                        sp->code, s);
         idx_put_str(&b, s, strlen(s));
         idx_put_str(&b, "", 0);
         v->whole = 1;
@@ -422,6 +441,8 @@ static int parse_modifier(const fhir_search_param *sp, const char *m, srch_modif
         return *out = SM_TEXT, 0;
     if (!strcmp(m, "not") && t == FHIR_SP_TOKEN)
         return *out = SM_NOT, 0;
+    if (!strcmp(m, "of-type") && t == FHIR_SP_TOKEN)
+        return *out = SM_OF_TYPE, 0;
     if ((!strcmp(m, "below") || !strcmp(m, "above")) && t == FHIR_SP_URI)
         return *out = m[0] == 'b' ? SM_BELOW : SM_ABOVE, 0;
     if (!strcmp(m, "identifier") && t == FHIR_SP_REFERENCE)
@@ -439,7 +460,7 @@ int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefi
     *prefixes = "";
     switch (t) {
     case FHIR_SP_STRING: *modifiers = ":missing, :exact, :contains"; return 1;
-    case FHIR_SP_TOKEN: *modifiers = ":missing, :not, :text"; return 1;
+    case FHIR_SP_TOKEN: *modifiers = ":missing, :not, :text, :of-type"; return 1;
     case FHIR_SP_REFERENCE: *modifiers = ":missing, :[type], :identifier"; return 1;
     case FHIR_SP_URI: *modifiers = ":missing, :below, :above"; return 1;
     case FHIR_SP_DATE:

@@ -45,7 +45,7 @@ typedef enum srch_prefix {
 /* Modifiers. */
 typedef enum srch_modifier {
     SM_NONE = 0, SM_EXACT, SM_CONTAINS, SM_TEXT, SM_NOT, SM_MISSING, SM_BELOW, SM_ABOVE,
-    SM_IDENTIFIER, SM_TYPE /* reference :[type] */
+    SM_IDENTIFIER, SM_TYPE /* reference :[type] */, SM_OF_TYPE
 } srch_modifier;
 
 /* One value of a clause, ready to scan. */

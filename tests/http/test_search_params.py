@@ -400,3 +400,23 @@ def test_sort_ties_keep_creation_order_across_pages(data, sort):
             "-family": [t[4], t[1], t[0], t[2], t[3]],
             "gender": t}[sort]
     assert whole == want
+
+
+def test_identifier_of_type(data):
+    b = data
+    put(b, {"resourceType": "Patient", "id": pid("ot"), "identifier": [{
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                             "code": "MR"}]}, "system": "urn:h", "value": "77"}]})
+    v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+    assert mine(b, "Patient", {"identifier:of-type": f"{v2}|MR|77"}) == P("ot")
+    assert mine(b, "Patient", {"identifier:of-type": f"{v2}|MR|78"}) == []
+    assert mine(b, "Patient", {"identifier:of-type": f"{v2}|SS|77"}) == []
+    assert_outcome(requests.get(f"{b}/Patient", params={"identifier:of-type": "MR|77"}), 400)
+    # gender is a token too: :of-type is allowed there and finds nothing
+    assert mine(b, "Patient", {"gender:of-type": "a|b|c"}) == []
+
+
+def test_versioned_canonical_is_refused_not_ignored(data):
+    r = requests.get(f"{data}/QuestionnaireResponse",
+                     params={"questionnaire": "http://x.org/fhir/Questionnaire/q|2"})
+    assert_outcome(r, 400, "not-supported")
