@@ -31,8 +31,11 @@ typedef struct xctx {
     uint32_t tenant;
     const srch_query *q;
     uint64_t scanned;
+    size_t cap; /* a clause scan gives up past this many matches (0: no cap) */
     srch_error *e;
 } xctx;
+
+#define CAPPED 1 /* a clause had more matches than xctx.cap: check it on candidates */
 
 static int fail(srch_error *e, int rc, int code, const char *msg)
 {
@@ -149,6 +152,10 @@ static int scan(xctx *x, const uint8_t *prefix, size_t plen, const uint8_t *from
         if (p && (rc = push(x, out, kb + kn - IDX_RN_LEN))) {
             store_iter_close(it);
             return rc;
+        }
+        if (x->cap && out->n > x->cap) {
+            store_iter_close(it);
+            return CAPPED;
         }
     }
     store_iter_close(it);
@@ -777,20 +784,37 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
             return ERR_NOMEM;
         size_t ncheap = 0, nrest = 0;
         rc = 0;
-        for (size_t i = 0; i < q->nc && !rc; i++)
-            if (clause_cheap(&q->c[i]))
-                rc = clause_set(&x, &q->c[i], &sets[ncheap++]);
-            else
+        /* references first: they are the selective ones as a rule (one patient, one
+         * encounter); each later cheap clause may read at most 8 times the candidates
+         * there are so far, else it is checked on them like the costly ones */
+        const srch_clause **cheap = arena_alloc(a, sizeof *cheap * q->nc);
+        if (!cheap)
+            return ERR_NOMEM;
+        size_t nq = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < q->nc; i++)
+                if (clause_cheap(&q->c[i]) &&
+                    (q->c[i].sp->type == FHIR_SP_REFERENCE) == (pass == 0))
+                    cheap[nq++] = &q->c[i];
+        for (size_t i = 0; i < q->nc; i++)
+            if (!clause_cheap(&q->c[i]))
                 rest[nrest++] = &q->c[i];
-        if (!rc && ncheap) {
-            size_t best = 0;
-            for (size_t i = 1; i < ncheap; i++)
-                if (sets[i].n < sets[best].n)
-                    best = i;
-            res = sets[best];
-            for (size_t i = 0; i < ncheap && res.n; i++)
-                if (i != best)
-                    intersect(&res, &sets[i]);
+        for (size_t i = 0; i < nq && !rc; i++) {
+            x.cap = ncheap ? (res.n * 8 > 1024 ? res.n * 8 : 1024) : 0;
+            rc = clause_set(&x, cheap[i], &sets[ncheap]);
+            x.cap = 0;
+            if (rc == CAPPED) {
+                rc = 0;
+                rest[nrest++] = cheap[i];
+                continue;
+            }
+            if (rc)
+                break;
+            if (!ncheap)
+                res = sets[0];
+            else
+                intersect(&res, &sets[ncheap]);
+            ncheap++;
         }
         if (!rc && nrest && ncheap && res.n <= SRCH_FILTER_MAX) {
             rc = filter(&x, &res, rest, nrest);

@@ -420,3 +420,27 @@ def test_versioned_canonical_is_refused_not_ignored(data):
     r = requests.get(f"{data}/QuestionnaireResponse",
                      params={"questionnaire": "http://x.org/fhir/Questionnaire/q|2"})
     assert_outcome(r, 400, "not-supported")
+
+
+def test_a_large_clause_is_checked_on_the_candidates_of_a_small_one(data):
+    """1,100 Observations share a code, two of them a subject: the code's clause has more
+    matches than the subject's candidates allow a scan of (8 per candidate, at least
+    1,024), so it is checked on each candidate instead; the answer must not change."""
+    b = data
+    code = f"big{TAG}"
+    entries = [{"resource": {"resourceType": "Observation", "status": "final",
+                             "code": {"coding": [{"system": "urn:t", "code": code}]},
+                             "subject": {"reference": f"Patient/{pid(3 if i in (5, 900) else 2)}"}},
+                "request": {"method": "POST", "url": "Observation"}} for i in range(1100)]
+    r = requests.post(b, data=json.dumps({"resourceType": "Bundle", "type": "transaction",
+                                          "entry": entries}), headers=CT)
+    assert r.status_code == 200, r.text[:300]
+    def count(params):
+        r = requests.get(f"{b}/Observation", params={**params, "_summary": "count"})
+        assert r.status_code == 200, r.text
+        return r.json()["total"]
+    assert count({"code": f"urn:t|{code}"}) == 1100
+    assert count({"subject": pid(3), "code": f"urn:t|{code}"}) == 2
+    assert count({"subject": pid(2), "code": f"urn:t|{code}"}) == 1098
+    assert count({"patient": pid(3), "code": f"urn:t|{code}", "status": "final"}) == 2
+    assert count({"subject": pid(3), "code": f"urn:t|{code},urn:t|nothing"}) == 2
