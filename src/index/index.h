@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/arena.h"
 #include "base/buf.h"
@@ -122,6 +123,14 @@ typedef int (*idx_add_fn)(void *ctx, store_db db, int del, const void *key, size
 int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
              const char *type, const char *id, const json_val *res, const char *base_url,
              uint16_t op_index, idx_add_fn add, void *add_ctx);
+
+/* Make sure tenant's search index covers every current resource: when the marker of a
+ * complete index is missing (a directory written before the index existed, or a build
+ * that was interrupted), index every current resource now, in bounded commits, then
+ * write the marker. Progress lines go to log (may be NULL). Call before serving, with
+ * no other writer. 0, ERR_UNSUPPORTED (the marker names a newer index layout), or the
+ * store's error. */
+int idx_ensure(const struct fp_sp_cache *spc, store *st, uint32_t tenant, FILE *log);
 
 /* Verify the whole index of tenant against the current versions, in one snapshot:
  * every current version's entries are in ResourceParam and SearchParam, and no

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
+#include "index/index.h"
 #include "rest/server.h"
 #include "store/store.h"
 
@@ -121,6 +122,17 @@ int serve_main(int argc, char **argv)
     int rc = store_open(spec, &so, &st);
     if (rc) {
         fprintf(stderr, "hortus serve: cannot open store %s: %s\n", spec, err_str(rc));
+        fp_sp_cache_free(spc);
+        return 1;
+    }
+    /* data written before the search index existed is indexed before it is served */
+    rc = idx_ensure(spc, st, REST_DEFAULT_TENANT, stderr);
+    if (rc) {
+        fprintf(stderr, "hortus serve: the search index cannot be built: %s\n",
+                rc == ERR_UNSUPPORTED ? "the data directory has a newer index layout than "
+                                        "this build"
+                                      : err_str(rc));
+        store_close(st);
         fp_sp_cache_free(spc);
         return 1;
     }

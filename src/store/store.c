@@ -50,7 +50,9 @@ void store_hash(const void *bytes, size_t len, uint8_t out[STORE_HASH_LEN])
 /* Everything that can be checked without the database. */
 static int check_request(store_req *req)
 {
-    if (!req || !req->ops || req->nops == 0)
+    /* a request changes resources, or (maintenance of a later layer, such as building
+     * the search index over data written before it existed) only extras */
+    if (!req || (req->nops && !req->ops) || (req->nops == 0 && req->nextra == 0))
         return ERR_INVALID;
     for (size_t i = 0; i < req->nops; i++) {
         store_op *op = &req->ops[i];

@@ -169,7 +169,8 @@ typedef struct store_req {
  * The callback must be quick (resume a connection, signal a condvar): it delays the
  * next batch; it must not call store_write() (the writer would wait for itself). Returns a negative
  * code without queuing (no callback) when the request is malformed (ERR_INVALID: bad type/id
- * characters or length, no ops, missing bytes, vid 0) or the store is closing (ERR_IO). Computes
+ * characters or length, neither ops nor extras, missing bytes, vid 0; a request of extras
+ * alone is allowed: it still gets its own t) or the store is closing (ERR_IO). Computes
  * SHA-256 of each op's bytes in the calling thread unless op.have_hash.
  */
 int store_submit(store *s, store_req *req, store_done_fn done, void *ctx);

@@ -136,3 +136,36 @@ def test_check_notices_a_missing_index(make_server, tmp_path):
     code, out = check(data)
     assert code == 1, out
     assert "search index" in out and "missing" in out, out
+
+
+def test_data_written_before_the_index_is_indexed_at_start(make_server, tmp_path):
+    """A directory whose resources have no index entries (as one written by a build
+    before the index existed) is indexed when the server starts, so its resources are
+    found: never answered as if they did not exist."""
+    import lmdb
+    data = tmp_path / "old"
+    s = make_server(data)
+    for i in range(30):
+        assert requests.put(f"{s.base}/Patient/old{i}", headers=CT, data=json.dumps(
+            patient(f"old{i}", "Oud" if i % 2 else "Nieuw"))).status_code == 201
+    code, out = s.stop()
+    assert code == 0, out
+    env = lmdb.open(str(data), max_dbs=16, lock=False)
+    with env.begin(write=True) as txn:
+        for name in (b"SearchParam", b"ResourceParam", b"Aux"):
+            txn.drop(env.open_db(name, txn=txn), delete=False)
+    env.close()
+    assert check(data)[0] == 1  # the index is gone: check says so
+    s2 = make_server(data)
+    assert "building the search index of 30 resources" in s2.output()
+    r = requests.get(f"{s2.base}/Patient", params={"family": "oud", "_summary": "count"})
+    assert r.json()["total"] == 15
+    r = requests.get(f"{s2.base}/Patient", params={"_id": "old3"}).json()
+    assert [e["resource"]["id"] for e in r["entry"]] == ["old3"]
+    code, out = s2.stop()
+    assert code == 0, out
+    code, out = check(data)
+    assert code == 0, out
+    # the next start finds the index complete and does not build it again
+    s3 = make_server(data)
+    assert "building the search index" not in s3.output()

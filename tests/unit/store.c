@@ -515,7 +515,13 @@ static void test_crud(store *s)
     set_op(&op, STORE_OP_CREATE, "Patient", "x", 0, 1, NULL, 0);
     is_int(store_write(s, &req, &t), ERR_INVALID, "create without bytes: invalid");
     req.nops = 0;
-    is_int(store_write(s, &req, &t), ERR_INVALID, "request without ops: invalid");
+    is_int(store_write(s, &req, &t), ERR_INVALID, "request without ops or extras: invalid");
+    store_extra only = {.db = STORE_DB_AUX, .key = "\0\0\0\0only", .key_len = 8, .val = "x",
+                        .val_len = 1};
+    store_req ex = {.extras = &only, .nextra = 1};
+    uint64_t t_before = t;
+    is_int(store_write(s, &ex, &t), 0, "a request of extras alone is written");
+    ok(t > t_before, "and gets its own t");
 }
 
 static void test_transactions(store *s)
