@@ -207,7 +207,7 @@ def bug_range_edge(type_, pairs, gen):
             if isinstance(dv, dict) and isinstance(dv.get("value"), (int, float)):
                 y = Fraction(dec(dv["value"]))
                 if converted and dv.get("code") != p[2]:
-                    factor = dict(CONVERSIONS.get(dv.get("code"), [])).get(p[2])
+                    factor = gen.ratio(dv.get("code"), p[2]) if dv.get("system") == UCUM else None
                     if factor is None:
                         continue
                     y *= factor
@@ -426,6 +426,14 @@ class Gen:
             if rid is not None:
                 req["id"] = rid
             self.cache[k] = self.oracle.ask(**req)["values"]
+        return self.cache[k]
+
+    def ratio(self, a, b):
+        """The exact factor between two UCUM units (the oracle's), or None."""
+        k = ("ratio", a, b)
+        if k not in self.cache:
+            r = self.oracle.ask(op="ratio", **{"from": a, "to": b})["ratio"]
+            self.cache[k] = Fraction(int(r[0]), int(r[1])) if r else None
         return self.cache[k]
 
     def pick_type(self):

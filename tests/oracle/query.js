@@ -75,6 +75,7 @@ const ratioCache = new Map();
 function ratio(a, b) {
   const k = a + '\u0000' + b;
   if (ratioCache.has(k)) return ratioCache.get(k);
+  if (ucumInfo(a).special || ucumInfo(b).special) return null;
   const x = ucumInfo(a).factor / ucumInfo(b).factor;
   let [h0, h1, k0, k1] = [0n, 1n, 1n, 0n];
   let y = x;
@@ -434,4 +435,6 @@ function orderRows(rows, sort) {
   return rows;
 }
 
-module.exports = { parseQuery, clauseMatches, sortKey, orderRows, QueryError, ucum, numberRange, ratio };
+module.exports = {
+  parseQuery, clauseMatches, sortKey, orderRows, QueryError, ucum, numberRange, ratio, commensurable,
+};
