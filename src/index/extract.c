@@ -344,10 +344,7 @@ static int str_range(const char *s, size_t n, int64_t *lo, int64_t *hi)
     fp_dt d;
     if (fp_dt_parse_fhir(s, n, &d))
         return -1;
-    int64_t l, h;
-    fp_dt_range_ms(d, 0, &l, &h);
-    *lo = l * 1000;
-    *hi = h * 1000 + 999;
+    idx_date_range(&d, lo, hi);
     return 0;
 }
 
@@ -355,9 +352,8 @@ static void date_value(xctx *x, const fp_val *v)
 {
     int64_t lo, hi;
     if (v->kind == FP_DATE || v->kind == FP_DATETIME) {
-        int64_t l, h;
-        fp_dt_range_ms(v->u.dt, 0, &l, &h);
-        add_interval(x, l * 1000, h * 1000 + 999);
+        idx_date_range(&v->u.dt, &lo, &hi);
+        add_interval(x, lo, hi);
         return;
     }
     if (v->kind == FP_STR) {

@@ -105,6 +105,12 @@ void idx_norm_string(const char *s, size_t n, buf *b);
 /* A string as a self-delimiting value part: escaped, then 0x00. */
 void idx_put_str(buf *b, const char *s, size_t n);
 
+/* The interval [*lo, *hi] in microseconds that a date/dateTime/instant stands for, by
+ * its precision: a year is all of it, "10:00:00.5" is [.500000, .599999] (a fraction's
+ * digits are its precision, up to milliseconds). A value without a zone is read as UTC. */
+struct fp_dt;
+void idx_date_range(const struct fp_dt *d, int64_t *lo, int64_t *hi);
+
 /* Order-preserving 8 bytes of a double / of microseconds (as the store's instant). */
 void idx_put_double(buf *b, double d);
 void idx_put_instant(buf *b, int64_t us);

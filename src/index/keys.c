@@ -16,6 +16,7 @@
 
 #include "base/err.h"
 #include "index/fold.h"
+#include "fhirpath/datetime.h"
 #include "index/index.h"
 
 uint32_t idx_sp_hash(const char *type, const char *code)
@@ -284,4 +285,16 @@ int idx_entry_cmp(const idx_entry *x, const idx_entry *y)
     if (c)
         return c;
     return x->len == y->len ? 0 : x->len < y->len ? -1 : 1;
+}
+
+void idx_date_range(const fp_dt *d, int64_t *lo, int64_t *hi)
+{
+    int64_t l, h;
+    fp_dt_range_ms(*d, 0, &l, &h);
+    *lo = l * 1000;
+    *hi = h * 1000 + 999;
+    if (d->prec == FP_DT_MS && d->ms_digits == 1)
+        *hi = *lo + 99999; /* tenths of a second */
+    else if (d->prec == FP_DT_MS && d->ms_digits == 2)
+        *hi = *lo + 9999; /* hundredths */
 }

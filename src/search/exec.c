@@ -266,10 +266,8 @@ static int num_match(const srch_value *v, double d)
     case SP_EB: return d < v->d;
     case SP_GE: return d >= v->d;
     case SP_LE: return d <= v->d;
-    case SP_AP: {
-        double w = v->d < 0 ? -v->d / 10 : v->d / 10;
-        return d >= v->d - w && d <= v->d + w;
-    }
+    case SP_AP: /* within 10% of the value: the bounds were computed when parsed */
+        return d >= v->dlo && d <= v->dhi;
     }
     return 0;
 }

@@ -58,8 +58,11 @@ void srch_done(srch_query *q)
 
 /* ---- values -------------------------------------------------------------------------- */
 
-/* Split s at unescaped `sep` into at most max parts, unescaping them (arena). */
-static size_t split(arena *a, const char *s, char sep, char **parts, size_t max)
+/* Split s at unescaped `sep` into at most max parts (arena): unescaped, or, with
+ * keep set, with their escapes kept for a later split of each part (a value's commas
+ * first, then its bars: identifier=a\|1,b keeps "a\|1" whole for the bar split). */
+static size_t split_kept(arena *a, const char *s, char sep, char **parts, size_t max,
+                         int keep)
 {
     size_t n = 0, len = strlen(s);
     char *cur = arena_alloc(a, len + 1);
@@ -70,6 +73,8 @@ static size_t split(arena *a, const char *s, char sep, char **parts, size_t max)
         char c = s[i];
         if (c == '\\' && (s[i + 1] == ',' || s[i + 1] == '|' || s[i + 1] == '$' ||
                           s[i + 1] == '\\')) {
+            if (keep)
+                cur[o++] = c;
             cur[o++] = s[++i];
             continue;
         }
@@ -87,6 +92,18 @@ static size_t split(arena *a, const char *s, char sep, char **parts, size_t max)
         cur[o++] = c;
     }
     return n;
+}
+
+static size_t split(arena *a, const char *s, char sep, char **parts, size_t max)
+{
+    return split_kept(a, s, sep, parts, max, 0);
+}
+
+/* s without its escapes (arena); NULL on ENOMEM. */
+static const char *unescape(arena *a, const char *s)
+{
+    char *one[2];
+    return split(a, s, 0x01, one, 1) == 1 ? one[0] : NULL; /* 0x01 never appears */
 }
 
 static uint8_t *take(arena *a, const buf *b, size_t *n)
@@ -132,10 +149,7 @@ static int date_value(const char *name, const char *s, srch_value *v, srch_error
                     "%s: '%.40s' is not a date (expected [prefix]YYYY[-MM[-DD[Thh:mm:ss[.sss]"
                     "(Z|+hh:mm)]]])",
                     name, s);
-    int64_t lo, hi;
-    fp_dt_range_ms(d, 0, &lo, &hi);
-    v->lo = lo * 1000;
-    v->hi = hi * 1000 + 999;
+    idx_date_range(&d, &v->lo, &v->hi);
     v->kind = IDX_DATE;
     if (v->prefix == SP_AP) {
         /* approximately: 10% of the distance between now and the value, at least a day */
@@ -150,43 +164,85 @@ static int date_value(const char *name, const char *s, srch_value *v, srch_error
     return 0;
 }
 
-/* A decimal with its precision range: "1.0" -> [0.95, 1.05). */
-static int number_range(const char *s, double *d, double *lo, double *hi)
+/* A search number "[+-]digits[.digits][e[+-]exp]" as an exact decimal, with the half
+ * unit of its last digit (1.0 -> 0.05; 1e2 -> 50; 100 -> 0.5). 0 or -1. */
+static int number_decimal(const char *s, fp_dec *v, fp_dec *half)
 {
-    fp_dec dec;
+    char tmp[96];
     size_t n = strlen(s);
-    char tmp[64];
-    int exp = 0;
     const char *ep = strpbrk(s, "eE");
-    if (ep) { /* 1e2: exponent form */
+    long exp = 0;
+    if (ep) {
         char *end;
         errno = 0;
-        long x = strtol(ep + 1, &end, 10);
-        if (errno || *end || end == ep + 1 || x > 300 || x < -300)
+        exp = strtol(ep + 1, &end, 10);
+        if (errno || *end || end == ep + 1 || exp > 30 || exp < -30)
             return -1;
-        exp = (int)x;
         n = (size_t)(ep - s);
     }
-    if (n == 0 || n >= sizeof tmp)
+    if (n == 0 || n >= 64)
         return -1;
     memcpy(tmp, s, n);
     tmp[n] = 0;
-    if (fp_dec_parse(tmp, n, &dec))
+    fp_dec m;
+    if (fp_dec_parse(tmp, n, &m))
         return -1;
-    double v = fp_dec_to_double(dec) * pow(10, exp);
-    double half = 0.5 * pow(10, -(double)dec.scale + exp);
-    *d = v;
-    *lo = v - half;
-    *hi = v + half;
-    return 0;
+    /* the digits as written, shifted by the exponent: exact, no binary rounding */
+    int scale = m.scale - (int)exp; /* digits after the point of the result */
+    fp_dec ten = fp_dec_from_i64(10), p10 = fp_dec_from_i64(1);
+    for (long k = 0; k < (exp < 0 ? -exp : exp); k++)
+        if (fp_dec_mul(p10, ten, &p10))
+            return -1;
+    if (exp >= 0 ? fp_dec_mul(m, p10, v) : fp_dec_div(m, p10, v))
+        return -1;
+    /* half a unit of the last written digit: 5 * 10^-(scale + 1) */
+    fp_dec five = fp_dec_from_i64(5), unit = fp_dec_from_i64(1);
+    for (int k = 0; k < (scale + 1 < 0 ? -(scale + 1) : scale + 1); k++)
+        if (fp_dec_mul(unit, ten, &unit))
+            return -1;
+    return scale + 1 >= 0 ? fp_dec_div(five, unit, half) : fp_dec_mul(five, unit, half);
+}
+
+/* The query value and its bounds as doubles, each rounded once from an exact decimal so
+ * that an edge equal to a stored value (itself the double of a decimal) compares equal. */
+static void set_bounds(srch_value *v, fp_dec x, fp_dec half)
+{
+    fp_dec lo, hi, tenth, a = fp_dec_abs(x);
+    if (v->prefix == SP_AP) {
+        /* approximately: within 10% of the value */
+        if (fp_dec_div(a, fp_dec_from_i64(10), &tenth))
+            tenth = a;
+        half = tenth;
+    }
+    if (fp_dec_sub(x, half, &lo) || fp_dec_add(x, half, &hi)) {
+        lo = x;
+        hi = x;
+    }
+    v->d = fp_dec_to_double(x);
+    v->dlo = fp_dec_to_double(lo);
+    v->dhi = fp_dec_to_double(hi);
 }
 
 static int number_value(const char *name, const char *s, srch_value *v, srch_error *e)
 {
     parse_prefix(&s, &v->prefix);
-    if (number_range(s, &v->d, &v->dlo, &v->dhi))
+    fp_dec x, half;
+    if (number_decimal(s, &x, &half))
         return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.40s' is not a number", name, s);
+    set_bounds(v, x, half);
     v->kind = IDX_NUMBER;
+    return 0;
+}
+
+/* value in a UCUM unit -> the same quantity in its canonical unit (decimal), 0 or -1 */
+static int ucum_canonical(fp_dec value, const char *unit, fp_dec *out, char *cunit,
+                          size_t cap)
+{
+    fp_qty q, c;
+    if (fp_qty_make(value, unit, strlen(unit), &q) || fp_qty_canonical(&q, &c))
+        return -1;
+    *out = c.value;
+    snprintf(cunit, cap, "%s", c.unit);
     return 0;
 }
 
@@ -203,55 +259,51 @@ static int quantity_value(arena *a, const char *name, const char *s, srch_value 
                     name, s);
     const char *num = parts[0];
     parse_prefix(&num, &v->prefix);
-    if (number_range(num, &v->d, &v->dlo, &v->dhi))
+    fp_dec x, half;
+    if (number_decimal(num, &x, &half))
         return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.40s' is not a number", name, num);
     buf b = BUF_INIT;
     if (np == 1) {
         v->kind = IDX_QTY_VALUE;
+        set_bounds(v, x, half);
     } else if (!strcmp(parts[1], "http://unitsofmeasure.org") && parts[2][0]) {
-        /* UCUM: compare in the canonical unit */
-        fp_dec dec;
-        fp_qty qv, c;
-        char tmp[64];
-        size_t nn = strlen(num);
-        if (nn < sizeof tmp) {
-            memcpy(tmp, num, nn + 1);
-            char *ep = strpbrk(tmp, "eE");
-            if (ep)
-                *ep = 0;
+        /* UCUM: the value and each bound converted on their own (affine units such as
+         * Cel are not a factor), compared in the canonical unit */
+        fp_dec lo, hi, ap;
+        if (v->prefix == SP_AP) {
+            if (fp_dec_div(fp_dec_abs(x), fp_dec_from_i64(10), &ap))
+                ap = half;
+            half = ap;
         }
-        if (nn >= sizeof tmp || fp_dec_parse(tmp, strlen(tmp), &dec) ||
-            fp_qty_make(dec, parts[2], strlen(parts[2]), &qv) || fp_qty_canonical(&qv, &c)) {
+        char cu[64], cu2[64], cu3[64];
+        if (fp_dec_sub(x, half, &lo) || fp_dec_add(x, half, &hi) ||
+            ucum_canonical(x, parts[2], &x, cu, sizeof cu) ||
+            ucum_canonical(lo, parts[2], &lo, cu2, sizeof cu2) ||
+            ucum_canonical(hi, parts[2], &hi, cu3, sizeof cu3)) {
             buf_free(&b);
             return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.40s' is not a UCUM unit", name,
                         parts[2]);
         }
-        double factor = fp_dec_to_double(c.value) / (v->d != 0 ? v->d : 1);
-        if (v->d == 0) {
-            fp_qty one, c1;
-            fp_qty_make(fp_dec_from_i64(1), parts[2], strlen(parts[2]), &one);
-            fp_qty_canonical(&one, &c1);
-            factor = fp_dec_to_double(c1.value);
-        }
-        v->d *= factor;
-        v->dlo *= factor;
-        v->dhi *= factor;
+        v->d = fp_dec_to_double(x);
+        v->dlo = fp_dec_to_double(lo);
+        v->dhi = fp_dec_to_double(hi);
         if (v->dlo > v->dhi) {
             double t = v->dlo;
             v->dlo = v->dhi;
             v->dhi = t;
         }
-        idx_put_str(&b, c.unit, strlen(c.unit));
+        idx_put_str(&b, cu, strlen(cu));
         v->kind = IDX_QTY_UCUM;
     } else {
-        idx_put_str(&b, parts[1], strlen(parts[1]));
-        idx_put_str(&b, parts[2], strlen(parts[2]));
-        v->kind = IDX_QTY;
         if (!parts[2][0]) {
             buf_free(&b);
             return fail(e, ERR_INVALID, OO_INVALID, "%s: '%.60s' names a system but no code",
                         name, s);
         }
+        set_bounds(v, x, half);
+        idx_put_str(&b, parts[1], strlen(parts[1]));
+        idx_put_str(&b, parts[2], strlen(parts[2]));
+        v->kind = IDX_QTY;
     }
     v->key = take(a, &b, &v->key_len);
     buf_free(&b);
@@ -672,7 +724,7 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
         char **vals = arena_alloc(a, sizeof *vals * (SRCH_MAX_OR + 1));
         if (!vals)
             return ERR_NOMEM;
-        size_t nv = split(a, value, ',', vals, SRCH_MAX_OR);
+        size_t nv = split_kept(a, value, ',', vals, SRCH_MAX_OR, 1);
         if (nv == (size_t)-1)
             return ERR_NOMEM;
         if (nv == (size_t)-2)
@@ -683,7 +735,13 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
             return ERR_NOMEM;
         for (size_t i = 0; i < nv; i++) {
             srch_value *v = &c.v[i];
-            const char *s = vals[i];
+            /* tokens, quantities and identifiers split at '|' themselves (unescaping);
+             * every other value is unescaped here */
+            int bars = sp->type == FHIR_SP_TOKEN || sp->type == FHIR_SP_QUANTITY ||
+                       (sp->type == FHIR_SP_REFERENCE && c.mod == SM_IDENTIFIER);
+            const char *s = bars && c.mod != SM_TEXT ? vals[i] : unescape(a, vals[i]);
+            if (!s)
+                return ERR_NOMEM;
             if (!*s)
                 return fail(e, ERR_INVALID, OO_INVALID, "%s: an empty value", pname);
             switch (sp->type) {
