@@ -23,9 +23,14 @@ esac
 missing=""
 # npm: any working npm will do (nodejs from other sources bundles its own, and
 # Debian's npm package conflicts with those); install Debian's only when absent.
-if [ "${1:-build}" = regen ] && ! command -v npm >/dev/null 2>&1; then
-    want="$want nodejs npm"
-fi
+# The search oracle of the tests (tests/oracle) runs on node with npm packages too.
+case "${1:-build}" in
+regen | test)
+    if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+        want="$want nodejs npm"
+    fi
+    ;;
+esac
 for p in $want; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case "$st" in
