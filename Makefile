@@ -103,6 +103,6 @@ fmt:
 	clang-format -i $$(find src tests -name '*.[ch]' ! -path 'src/fhir/gen/*')
 
 clean:
-	rm -rf build
+	rm -rf build tests/oracle/node_modules
 
 -include $(ROBJS:.o=.d) $(SOBJS:.o=.d) build/rel/src/main.d build/san/src/main.d
