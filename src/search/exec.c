@@ -756,6 +756,7 @@ const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *
     return arena_strndup(a, v, vn);
 }
 
+
 static uint64_t rn_t_of(const uint8_t *rn)
 {
     uint64_t t = 0;
@@ -764,13 +765,69 @@ static uint64_t rn_t_of(const uint8_t *rn)
     return t;
 }
 
+/* One clause of one whole value (a reference, system|code), unsorted: its keys are the
+ * matches in rn order, so the page is the keys from the offset on, and the total a count
+ * of keys, with no set built. Returns 1 when q is not of that shape. */
+static int run_single(xctx *x, const srch_query *q, srch_result *out)
+{
+    const srch_clause *c = &q->c[0];
+    if (q->nc != 1 || q->nsort || c->nv != 1 || !clause_cheap(c) || !c->v[0].whole)
+        return 1;
+    const srch_value *v = &c->v[0];
+    uint8_t p[STORE_EXTRA_KEY_MAX + 16];
+    size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+    if (hn + v->key_len > STORE_EXTRA_KEY_MAX)
+        return 1;
+    memcpy(p + hn, v->key, v->key_len);
+    size_t pn = hn + v->key_len;
+    store_iter *it;
+    int rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, p, pn, p, pn, &it);
+    if (rc)
+        return rc;
+    size_t want = q->summary_count ? 0 : (size_t)q->page_offset + q->count;
+    rnset page = {0};
+    uint64_t total = 0;
+    const void *k, *val;
+    size_t kn, vn;
+    while ((rc = store_scan_next(it, &k, &kn, &val, &vn)) == 0) {
+        if (++x->scanned > SRCH_MAX_SCAN) {
+            store_iter_close(it);
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+        }
+        if (kn != pn + IDX_RN_LEN)
+            continue;
+        const uint8_t *rn = (const uint8_t *)k + pn;
+        if (q->page_t && rn_t_of(rn) > q->page_t)
+            continue;
+        if (total++ >= q->page_offset && page.n < q->count && !q->summary_count &&
+            (rc = push(x, &page, rn))) {
+            store_iter_close(it);
+            return rc;
+        }
+        if (q->total == 0 && total >= want)
+            break; /* no total asked for: the page is all there is to read */
+    }
+    store_iter_close(it);
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    out->total = total;
+    out->has_total = q->total != 0 || rc == ERR_NOTFOUND;
+    out->rn = page.r;
+    out->n = page.n;
+    out->more = total > q->page_offset + page.n || (rc == 0 && q->total == 0);
+    return 0;
+}
+
 int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e)
 {
     memset(out, 0, sizeof *out);
     xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q, .e = e};
     rnset res = {0};
-    int rc;
+    int rc = run_single(&x, q, out);
+    if (rc <= 0)
+        return rc;
     if (q->nc == 0) {
         rc = all_of_type(&x, &res);
     } else {
