@@ -15,7 +15,8 @@
 # wrk run, default 10), BENCH_ROUNDS (alternating read rounds, best kept, default 2),
 # BENCH_SAMPLE (paths in the read mix, default 2000),
 # HORTUS_BIN (default build/hortus), BENCH_KEEP=1 keeps the temp dir.
-#   6. search (bench/search.sh): matches counted per second, first pages at 8 clients,
+#   6. transaction ingest (BENCH_TX_PATIENTS, default 200, one Bundle each, 8 clients);
+#   7. search (bench/search.sh): matches counted per second, first pages at 8 clients,
 #      _sort over the largest set, memory and database size.
 # Takes about 3.5 minutes; needs wrk, nginx, cc, curl and python3.
 set -eu
@@ -192,6 +193,17 @@ COMMITS=$(($1 - S0_C)) FSYNCS=$(($2 - S0_F)) WRITES=$(($3 - S0_W))
 
 LOAD=$(awk '{ for (i = 1; i < NF; i++) if ($i ~ /\/s$/) { sub(/\/s$/, "", $i); print $i } }' "$T/load.txt" | head -1)
 
+TXP=${BENCH_TX_PATIENTS:-200}
+echo "== transaction ingest: $TXP patients, one transaction Bundle each, 8 clients"
+"$HORTUS" generate --patients "$TXP" --seed 2 --format bundles "$T/tx" >/dev/null 2>&1
+TX_RES=$(cat "$T"/tx/*.json | grep -o '"request":{"method"' | wc -l)
+TX_START=$(date +%s.%N)
+ls "$T"/tx/*.json | xargs -P8 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST \
+    -H 'Content-Type: application/fhir+json' --data-binary @{} "http://127.0.0.1:$HPORT/fhir" \
+    >"$T/tx.codes"
+TX_END=$(date +%s.%N)
+TX_BAD=$(grep -vc '^200$' "$T/tx.codes" || :)
+
 echo "== search (bench/search.sh): counting, first pages at 8 clients, _sort, sizes"
 sh "$ROOT/bench/search.sh" "$HPORT" "$T/db" "$D" "$HPID" >"$T/search.txt" || :
 
@@ -249,6 +261,11 @@ awk '
 
 # search figures (bench/search.sh), against the targets of docs/SEARCH.md's issue
 echo
+awk -v n="$TX_RES" -v a="$TX_START" -v b="$TX_END" -v bad="$TX_BAD" 'BEGIN {
+    r = n / (b - a)
+    printf "transaction ingest (one patient per Bundle, 8 clients): %d resources in %.1f s = %d resources/s (target >= 40000: %s), %d Bundles not 200\n",
+        n, b - a, r, (r >= 40000 ? "met" : "NOT met"), bad
+}'
 awk -F'|' '
     $1 == "count" { printf "search: %s counted %d matches/request at %d req/s (8 clients): %.1f million matches counted/s (target >= 20: %s)\n", $2, $7, $3, $8 / 1e6, ($8 >= 2e7 ? "met" : "NOT met") }
     $1 == "page"  { printf "search: first page, 8 clients, %-9s %6d req/s, p50 %.3f ms, p99 %.3f ms (targets 1 / 5 ms: %s), %d matches, non-2xx %d: %s\n", $2, $4, $5, $6, ($5 <= 1 && $6 <= 5 ? "met" : "NOT met"), $8, $7, $3 }
