@@ -36,25 +36,8 @@ static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key
                     size_t t_val_offset)
 {
     sink *s = ctx;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        store_extra *x = arena_realloc(s->a, s->x, sizeof *x * s->cap, sizeof *x * cap);
-        if (!x)
-            return ERR_NOMEM;
-        s->x = x;
-        s->cap = cap;
-    }
-    void *k = arena_alloc(s->a, key_len ? key_len : 1);
-    void *v = val_len ? arena_alloc(s->a, val_len) : NULL;
-    if (!k || (val_len && !v))
-        return ERR_NOMEM;
-    memcpy(k, key, key_len);
-    if (val_len)
-        memcpy(v, val, val_len);
-    s->x[s->n++] = (store_extra){.db = db, .del = del, .key = k, .key_len = key_len, .val = v,
-                                 .val_len = val_len, .fill_t = fill_t, .t_offset = t_offset,
-                                 .fill_t_val = fill_t_val, .t_val_offset = t_val_offset};
-    return 0;
+    return idx_extra_append(s->a, &s->x, &s->n, &s->cap, db, del, key, key_len, val, val_len,
+                            fill_t, t_offset, fill_t_val, t_val_offset);
 }
 
 static size_t marker_key(uint8_t *k, uint32_t tenant)

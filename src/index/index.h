@@ -88,6 +88,9 @@ size_t idx_sp_prefix(uint8_t *out, uint32_t tenant, uint32_t sp, uint8_t kind, c
 /* ResourceParam key of (type, id). */
 size_t idx_rp_key(uint8_t *out, uint32_t tenant, const char *type, const char *id);
 
+/* The prefix of every Aux rn -> id key of a type: tenant | 'r' | type\0. */
+size_t idx_rn_prefix(uint8_t *out, uint32_t tenant, const char *type);
+
 /* Aux key rn -> id: tenant | 'r' | type\0 | rn. */
 size_t idx_rn_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN]);
 
@@ -122,6 +125,12 @@ void idx_put_instant(buf *b, int64_t us);
 typedef int (*idx_add_fn)(void *ctx, store_db db, int del, const void *key, size_t key_len,
                           const void *val, size_t val_len, int fill_t, size_t t_offset,
                           int fill_t_val, size_t t_val_offset);
+
+/* Append one extra to the array *x of *n (capacity *cap, grown in a), with copies of
+ * key and val in a: the one way extras lists are built. 0 or ERR_NOMEM. */
+int idx_extra_append(arena *a, store_extra **x, size_t *n, size_t *cap, store_db db, int del,
+                     const void *key, size_t key_len, const void *val, size_t val_len,
+                     int fill_t, size_t t_offset, int fill_t_val, size_t t_val_offset);
 
 /* The index changes of writing `res` (NULL: a delete) as the new current version of
  * type/id, against what ResourceParam says under rd. op_index: the op's position in

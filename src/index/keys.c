@@ -216,14 +216,20 @@ size_t idx_rp_key(uint8_t *out, uint32_t tenant, const char *type, const char *i
     return o + tl + il;
 }
 
-size_t idx_rn_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN])
+size_t idx_rn_prefix(uint8_t *out, uint32_t tenant, const char *type)
 {
     size_t o = put_be32(out, tenant);
     out[o++] = 'r';
     size_t tl = strlen(type) + 1;
     memcpy(out + o, type, tl);
-    memcpy(out + o + tl, rn, IDX_RN_LEN);
-    return o + tl + IDX_RN_LEN;
+    return o + tl;
+}
+
+size_t idx_rn_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN])
+{
+    size_t o = idx_rn_prefix(out, tenant, type);
+    memcpy(out + o, rn, IDX_RN_LEN);
+    return o + IDX_RN_LEN;
 }
 
 void idx_rp_encode(buf *b, const uint8_t rn[IDX_RN_LEN], const idx_set *s)

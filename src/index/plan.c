@@ -19,6 +19,31 @@
 #include "fhir/model.h"
 #include "index/index.h"
 
+int idx_extra_append(arena *a, store_extra **x, size_t *n, size_t *cap, store_db db, int del,
+                     const void *key, size_t key_len, const void *val, size_t val_len,
+                     int fill_t, size_t t_offset, int fill_t_val, size_t t_val_offset)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        store_extra *g = arena_realloc(a, *x, sizeof *g * *cap, sizeof *g * nc);
+        if (!g)
+            return ERR_NOMEM;
+        *x = g;
+        *cap = nc;
+    }
+    void *k = arena_alloc(a, key_len ? key_len : 1);
+    void *v = val_len ? arena_alloc(a, val_len) : NULL;
+    if (!k || (val_len && !v))
+        return ERR_NOMEM;
+    memcpy(k, key, key_len);
+    if (val_len)
+        memcpy(v, val, val_len);
+    (*x)[(*n)++] = (store_extra){.db = db, .del = del, .key = k, .key_len = key_len, .val = v,
+                                 .val_len = val_len, .fill_t = fill_t, .t_offset = t_offset,
+                                 .fill_t_val = fill_t_val, .t_val_offset = t_val_offset};
+    return 0;
+}
+
 static int put_entry_key(idx_add_fn add, void *ctx, uint32_t tenant, const idx_entry *e,
                          const uint8_t rn[IDX_RN_LEN], int del, int fill)
 {

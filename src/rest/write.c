@@ -273,32 +273,8 @@ static int add_extra(rest_write *w, arena *a, store_db db, int del, const void *
                      size_t key_len, const void *val, size_t val_len, int fill_t,
                      size_t t_offset, int fill_t_val, size_t t_val_offset)
 {
-    if (w->nextra == w->extra_cap) {
-        size_t cap = w->extra_cap ? w->extra_cap * 2 : 8;
-        store_extra *x = arena_realloc(a, w->extras, sizeof *x * w->extra_cap, sizeof *x * cap);
-        if (!x)
-            return ERR_NOMEM;
-        w->extras = x;
-        w->extra_cap = cap;
-    }
-    void *k = arena_alloc(a, key_len ? key_len : 1);
-    void *v = val_len ? arena_alloc(a, val_len) : NULL;
-    if (!k || (val_len && !v))
-        return ERR_NOMEM;
-    memcpy(k, key, key_len);
-    if (val_len)
-        memcpy(v, val, val_len);
-    w->extras[w->nextra++] = (store_extra){.db = db,
-                                           .del = del,
-                                           .key = k,
-                                           .key_len = key_len,
-                                           .val = v,
-                                           .val_len = val_len,
-                                           .fill_t = fill_t,
-                                           .t_offset = t_offset,
-                                           .fill_t_val = fill_t_val,
-                                           .t_val_offset = t_val_offset};
-    return 0;
+    return idx_extra_append(a, &w->extras, &w->nextra, &w->extra_cap, db, del, key, key_len,
+                            val, val_len, fill_t, t_offset, fill_t_val, t_val_offset);
 }
 
 /* PATCH: the new content, from a private copy of the current bytes. */

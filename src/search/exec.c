@@ -45,6 +45,15 @@ static int fail(srch_error *e, int rc, int code, const char *msg)
     return rc;
 }
 
+/* One more index entry read: ERR_LIMIT past SRCH_MAX_SCAN. */
+static int count_read(xctx *x)
+{
+    if (++x->scanned <= SRCH_MAX_SCAN)
+        return 0;
+    return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+}
+
 static int push(xctx *x, rnset *s, const uint8_t *rn)
 {
     if (s->n == s->cap) {
@@ -138,10 +147,9 @@ static int scan(xctx *x, const uint8_t *prefix, size_t plen, const uint8_t *from
     const void *k, *val;
     size_t kn, vn;
     while ((rc = store_scan_next(it, &k, &kn, &val, &vn)) == 0) {
-        if (++x->scanned > SRCH_MAX_SCAN) {
+        if ((rc = count_read(x))) {
             store_iter_close(it);
-            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
-                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+            return rc;
         }
         if (kn < plen + IDX_RN_LEN)
             continue;
@@ -383,16 +391,7 @@ static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *
 static int all_of_type(xctx *x, rnset *out)
 {
     uint8_t p[4 + 1 + 66];
-    size_t pn = 0;
-    uint32_t t = x->tenant;
-    p[pn++] = (uint8_t)(t >> 24);
-    p[pn++] = (uint8_t)(t >> 16);
-    p[pn++] = (uint8_t)(t >> 8);
-    p[pn++] = (uint8_t)t;
-    p[pn++] = 'r';
-    size_t tl = strlen(x->q->type) + 1;
-    memcpy(p + pn, x->q->type, tl);
-    pn += tl;
+    size_t pn = idx_rn_prefix(p, x->tenant, x->q->type);
     store_iter *it;
     int rc = store_scan(x->rd, STORE_DB_AUX, p, pn, p, pn, &it);
     if (rc)
@@ -400,10 +399,9 @@ static int all_of_type(xctx *x, rnset *out)
     const void *k, *v;
     size_t kn, vn;
     while ((rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
-        if (++x->scanned > SRCH_MAX_SCAN) {
+        if ((rc = count_read(x))) {
             store_iter_close(it);
-            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
-                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+            return rc;
         }
         if (kn == pn + IDX_RN_LEN && (rc = push(x, out, (const uint8_t *)k + pn))) {
             store_iter_close(it);
@@ -699,10 +697,9 @@ static int sort_by_index(xctx *x, const rnset *s, size_t want, rnset *out)
     const void *k, *v;
     size_t kn, vn;
     while ((so->desc || out->n < want) && (rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
-        if (++x->scanned > SRCH_MAX_SCAN) {
+        if ((rc = count_read(x))) {
             store_iter_close(it);
-            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
-                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+            return rc;
         }
         if (kn < pn + IDX_RN_LEN)
             continue;
@@ -790,10 +787,9 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
     const void *k, *val;
     size_t kn, vn;
     while ((rc = store_scan_next(it, &k, &kn, &val, &vn)) == 0) {
-        if (++x->scanned > SRCH_MAX_SCAN) {
+        if ((rc = count_read(x))) {
             store_iter_close(it);
-            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
-                        "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
+            return rc;
         }
         if (kn != pn + IDX_RN_LEN)
             continue;
