@@ -185,6 +185,22 @@ void rest_metrics_write(buf *b, struct store *st)
                "hortus_store_commit_seconds_sum %.9f\n"
                "hortus_store_commit_seconds_count %" PRIu64 "\n",
                cum, ss.commit_ns / 1e9, cum);
+    buf_printf(b,
+               "# HELP hortus_index_folds_total Folds of the SearchParam overlay into its "
+               "B-tree.\n"
+               "# TYPE hortus_index_folds_total counter\n"
+               "hortus_index_folds_total %" PRIu64 "\n"
+               "# HELP hortus_index_fold_seconds_total Writer time spent folding.\n"
+               "# TYPE hortus_index_fold_seconds_total counter\n"
+               "hortus_index_fold_seconds_total %.9f\n"
+               "# HELP hortus_index_overlay_bytes Memory of the SearchParam overlay.\n"
+               "# TYPE hortus_index_overlay_bytes gauge\n"
+               "hortus_index_overlay_bytes %" PRIu64 "\n"
+               "# HELP hortus_index_overlay_records SearchParam changes not folded yet.\n"
+               "# TYPE hortus_index_overlay_records gauge\n"
+               "hortus_index_overlay_records %" PRIu64 "\n",
+               ss.index_folds, ss.index_fold_ns / 1e9, ss.index_overlay_bytes,
+               ss.index_overlay_records);
     store_reader *rd;
     if (store_read_begin(st, &rd) == 0) {
         uint64_t cur = 0, versions = 0;

@@ -118,6 +118,15 @@ int serve_main(int argc, char **argv)
     if (so.fault_commit_delay_ms)
         fprintf(stderr, "hortus serve: fault injection: every commit waits %u ms\n",
                 so.fault_commit_delay_ms);
+    /* HORTUS_INDEX_OVERLAY_BYTES: when the SearchParam overlay is folded (STORAGE.md 4.6) */
+    const char *ob = getenv("HORTUS_INDEX_OVERLAY_BYTES");
+    unsigned obv = 0;
+    if (ob && *ob && (parse_uint(ob, 1u << 31, &obv) || obv < 1024)) {
+        fprintf(stderr, "hortus serve: bad HORTUS_INDEX_OVERLAY_BYTES '%s' (1024 .. 2^31)\n", ob);
+        fp_sp_cache_free(spc);
+        return 2;
+    }
+    so.overlay_bytes = obv;
     struct store *st = NULL;
     int rc = store_open(spec, &so, &st);
     if (rc) {

@@ -41,6 +41,7 @@
 #define STORE_NO_TIME INT64_MIN             /* "no instant given" for since / at */
 #define STORE_DEFAULT_MAP_SIZE (256u << 20) /* initial LMDB map: 256 MiB, grows by doubling */
 #define STORE_DEFAULT_GROUP_WAIT_US 500
+#define STORE_DEFAULT_OVERLAY_BYTES (48u << 20) /* SearchParam overlay folded at 48 MiB */
 #define STORE_EXTRA_KEY_MAX 480 /* extra keys: LMDB's key limit (511) minus margin */
 
 /* What a version records as its operation (the history entry's request.method). */
@@ -77,6 +78,9 @@ typedef struct store_opts {
                            0 = STORE_DEFAULT_GROUP_WAIT_US, < 0 = never wait */
     unsigned fault_commit_delay_ms; /* fault injection for tests: every durable commit
                                        waits this long first (a slow disk); 0 = none */
+    size_t overlay_bytes; /* fold the SearchParam overlay into the B-tree once it holds
+                             this many bytes (docs/STORAGE.md 4.6);
+                             0 = STORE_DEFAULT_OVERLAY_BYTES */
 } store_opts;
 
 /*
@@ -328,6 +332,10 @@ typedef struct store_stats {
     /* durations of durable commits (page writes + syncs), per bucket (not cumulative) */
     uint64_t commit_hist[STORE_COMMIT_BUCKETS + 1];
     uint64_t commit_max_ns; /* longest commit so far */
+    uint64_t index_folds;           /* SearchParam overlay folds into the B-tree */
+    uint64_t index_fold_ns;         /* time spent folding */
+    uint64_t index_overlay_bytes;   /* memory of the overlay now */
+    uint64_t index_overlay_records; /* SearchParam changes not folded yet */
 } store_stats;
 
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */

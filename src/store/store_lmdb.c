@@ -44,11 +44,12 @@
 
 #include "base/err.h"
 #include "store/codec.h"
+#include "store/overlay.h"
 #include "store/store.h"
 
 #define LMDB_MAX_READERS 1024 /* pooled read transactions, each holds one reader slot */
 #define LMDB_MAX_DBS 16
-#define LMDB_FORMAT 2
+#define LMDB_FORMAT 3 /* 3: SearchParam writes go through IndexLog and the overlay */
 #define LMDB_DEFAULT_BATCH 1024
 #define LMDB_SYNCS_PER_COMMIT 2 /* data pages, then the meta page */
 
@@ -61,6 +62,9 @@ typedef struct lmdb_reader {
     MDB_cursor *cur; /* ResourceAsOf cursor for read / vread, renewed with the txn */
     uint64_t t;      /* snapshot t, loaded on first store_reader_t() */
     int have_t;
+    ovl_view *view;  /* the overlay as of this snapshot (taken with the txn) */
+    uint64_t fold_t; /* SearchParam holds every entry of t <= fold_t in this snapshot */
+    int have_fold;
     struct lmdb_reader *next;     /* free-list link */
     struct lmdb_reader *all_next; /* every handle of the store, for close */
 } lmdb_reader;
@@ -71,7 +75,17 @@ struct lmdb_store {
     int lock_fd; /* DIR/hortus.lock, flock()ed: one writing process per directory */
     MDB_dbi db_res, db_type, db_sys, db_content, db_txlog, db_txtime, db_counts, db_meta;
     MDB_dbi db_extra[STORE_DB_COUNT_];
+    MDB_dbi db_idxlog; /* t -> that request's SearchParam puts and deletes */
     unsigned max_batch;
+
+    /* the SearchParam overlay (overlay.h): published by the writer under vlock (write),
+     * taken by readers together with their txn under vlock (read) */
+    pthread_rwlock_t vlock;
+    ovl_view *view;
+    size_t fold_bytes;  /* fold the overlay into SearchParam once it holds this much */
+    ovl_builder w_ovl;  /* writer only: this commit's records */
+    uint8_t *w_log;     /* writer only: this request's IndexLog record */
+    size_t w_log_len, w_log_cap;
 
     /* the write queue */
     pthread_mutex_t qmu;
@@ -104,7 +118,8 @@ struct lmdb_store {
 
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen, resizes,
-        map_size, apply_ns, sync_ns, used_bytes, handles, commit_max_ns;
+        map_size, apply_ns, sync_ns, used_bytes, handles, commit_max_ns, folds, fold_ns,
+        overlay_bytes, overlay_records;
     atomic_uint_fast64_t commit_hist[STORE_COMMIT_BUCKETS + 1];
 };
 
@@ -124,6 +139,11 @@ typedef struct lmdb_iter {
     int current_only;
     int started, finished, skip_equal;
     int reverse; /* IT_SCAN: descending (store_scan_rev) */
+    int merge;   /* IT_SCAN of SearchParam with overlay records in range */
+    int ovl_have, db_have, db_done; /* the look-ahead of each side of the merge */
+    ovl_rec ovl_head;
+    MDB_val db_key, db_val;
+    ovl_cursor oc;
     size_t prefix_len, seek_len;
     uint8_t prefix[STORE_EXTRA_KEY_MAX];
     uint8_t seek[STORE_EXTRA_KEY_MAX];
@@ -424,6 +444,53 @@ static int apply_op(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant,
     return bump_count(s, txn, tenant, NULL, 0, d);
 }
 
+/* Writer only: append one SearchParam change to the request's IndexLog record:
+ * del (u8) | klen (u16 BE) | vlen (u16 BE) | key | value. */
+static int log_append(lmdb_store *s, int del, const uint8_t *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    size_t need = 5 + kn + vn;
+    if (s->w_log_len + need > s->w_log_cap) {
+        size_t nc = s->w_log_cap ? s->w_log_cap * 2 : 4096;
+        while (nc < s->w_log_len + need)
+            nc *= 2;
+        uint8_t *nb = realloc(s->w_log, nc);
+        if (!nb)
+            return ERR_NOMEM;
+        s->w_log = nb;
+        s->w_log_cap = nc;
+    }
+    uint8_t *p = s->w_log + s->w_log_len;
+    p[0] = del ? 1 : 0;
+    p[1] = (uint8_t)(kn >> 8);
+    p[2] = (uint8_t)kn;
+    p[3] = (uint8_t)(vn >> 8);
+    p[4] = (uint8_t)vn;
+    memcpy(p + 5, k, kn);
+    if (vn)
+        memcpy(p + 5 + kn, v, vn);
+    s->w_log_len += need;
+    return 0;
+}
+
+/* Replay one IndexLog record (t) into a builder; ERR_INTERNAL when it is malformed. */
+static int log_replay(ovl_builder *b, uint64_t t, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (n < 5)
+            return ERR_INTERNAL;
+        size_t kn = (size_t)p[1] << 8 | p[2], vn = (size_t)p[3] << 8 | p[4];
+        if (n < 5 + kn + vn)
+            return ERR_INTERNAL;
+        int rc = ovl_builder_add(b, t, p[0], p + 5, kn, p + 5 + kn, vn);
+        if (rc)
+            return rc;
+        p += 5 + kn + vn;
+        n -= 5 + kn + vn;
+    }
+    return 0;
+}
+
 static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64_t t)
 {
     uint8_t kb[STORE_EXTRA_KEY_MAX];
@@ -431,6 +498,24 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
     if (x->fill_t)
         codec_put_u64(kb + x->t_offset, t);
     MDB_val key = {x->key_len, kb};
+    if (x->db == STORE_DB_SEARCH_PARAM) {
+        /* Into the request's IndexLog record and this commit's overlay run; the fold
+         * writes it into SearchParam later (docs/STORAGE.md 4.6). */
+        uint8_t vb[STORE_EXTRA_KEY_MAX];
+        const void *v = x->val;
+        size_t vn = x->del ? 0 : x->val_len;
+        if (vn > OVL_VAL_MAX)
+            return ERR_TOOBIG;
+        if (!x->del && x->fill_t_val) {
+            if (vn > sizeof vb)
+                return ERR_TOOBIG;
+            memcpy(vb, x->val, vn);
+            codec_put_u64(vb + x->t_val_offset, t);
+            v = vb;
+        }
+        int rc = log_append(s, x->del, kb, x->key_len, v, vn);
+        return rc ? rc : ovl_builder_add(&s->w_ovl, t, x->del, kb, x->key_len, v, vn);
+    }
     if (x->del) {
         int rc = mdb_del(txn, s->db_extra[x->db], &key, NULL);
         return rc == MDB_NOTFOUND ? 0 : rc;
@@ -471,9 +556,16 @@ static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t
     val.mv_data = "";
     if ((rc = mdb_put(txn, s->db_txtime, &key, &val, 0)))
         goto done;
+    s->w_log_len = 0;
     for (size_t i = 0; i < req->nextra; i++)
         if ((rc = apply_extra(s, txn, &req->extras[i], t)))
             goto done;
+    if (s->w_log_len) {
+        codec_put_u64(kb, t);
+        key = (MDB_val){8, kb};
+        val = (MDB_val){s->w_log_len, s->w_log};
+        rc = mdb_put(txn, s->db_idxlog, &key, &val, MDB_APPEND);
+    }
 done:
     mdb_cursor_close(c);
     return rc;
@@ -498,6 +590,97 @@ static void note_commit_time(lmdb_store *s, uint64_t ns)
         atomic_store(&s->commit_max_ns, ns);
 }
 
+/* Writer only: make v the current overlay (readers keep the one they hold). */
+static void publish(lmdb_store *s, ovl_view *v)
+{
+    pthread_rwlock_wrlock(&s->vlock);
+    ovl_view *old = s->view;
+    s->view = v;
+    pthread_rwlock_unlock(&s->vlock);
+    atomic_store(&s->overlay_bytes, ovl_view_bytes(v));
+    atomic_store(&s->overlay_records, ovl_view_records(v));
+    ovl_view_unref(old);
+}
+
+static int publish_add(lmdb_store *s)
+{
+    ovl_view *v;
+    int rc = ovl_view_add(s->view, &s->w_ovl, &v);
+    if (rc)
+        return rc;
+    publish(s, v);
+    return 0;
+}
+
+/* A commit failed after its records were published: take them back out. Without the
+ * memory for that, readers must not go on with records of a t that may be reused. */
+static void unpublish_after(lmdb_store *s, uint64_t t_max)
+{
+    ovl_view *v;
+    if (ovl_view_drop_after(s->view, t_max, &v)) {
+        fprintf(stderr, "hortus: store: out of memory undoing a failed commit\n");
+        abort();
+    }
+    publish(s, v);
+}
+
+/*
+ * Fold the overlay into SearchParam: every key's latest record in one write txn, in
+ * key order (each touched leaf is written once), IndexLog emptied and Meta.fold_t set
+ * in the same commit. Then the overlay starts again, empty, at that t. Writer only.
+ */
+static int fold_once(lmdb_store *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    MDB_dbi dbi = s->db_extra[STORE_DB_SEARCH_PARAM];
+    ovl_cursor c;
+    ovl_rec e;
+    ovl_cursor_init(&c, s->view, ovl_view_floor(s->view), UINT64_MAX, NULL, 0, NULL, 0, 0);
+    while (ovl_cursor_next(&c, &e)) {
+        MDB_val key = {e.klen, (void *)e.key}, val = {e.vlen, (void *)e.val};
+        rc = e.del ? mdb_del(txn, dbi, &key, NULL) : mdb_put(txn, dbi, &key, &val, 0);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc)
+            goto fail;
+    }
+    if ((rc = mdb_drop(txn, s->db_idxlog, 0)) || (rc = put_meta_u64(s, txn, "fold_t", s->w_last_t)))
+        goto fail;
+    return mdb_txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static void fold_overlay(lmdb_store *s)
+{
+    if (!ovl_view_records(s->view))
+        return;
+    uint64_t t0 = mono_ns();
+    int rc;
+    while ((rc = fold_once(s)) == MDB_MAP_FULL)
+        if ((rc = grow_map(s)))
+            break;
+    if (rc) {
+        /* Nothing is lost: the records stay in IndexLog and in the overlay. */
+        fprintf(stderr, "hortus: store: index fold failed: %s\n",
+                rc > 0 ? mdb_strerror(rc) : err_str(rc));
+        return;
+    }
+    ovl_view *v = ovl_view_empty(s->w_last_t);
+    if (!v) {
+        fprintf(stderr, "hortus: store: out of memory after an index fold\n");
+        abort(); /* the old view would hide deletes now folded: never serve it on */
+    }
+    publish(s, v);
+    atomic_fetch_add(&s->folds, 1);
+    atomic_fetch_add(&s->fold_ns, mono_ns() - t0);
+    note_used_bytes(s);
+}
+
 /*
  * Apply and commit a batch once. Returns 0 (each request's rc says how it went),
  * MDB_MAP_FULL (nothing committed; grow and call again) or another failure (nothing
@@ -514,6 +697,7 @@ static int commit_batch(lmdb_store *s, store_req *batch)
     int64_t instant = now_us();
     if (instant < s->w_last_instant)
         instant = s->w_last_instant;
+    ovl_builder_reset(&s->w_ovl);
     for (store_req *req = batch; req; req = req->next_) {
         for (size_t i = 0; i < req->nops; i++)
             if (req->ops[i].last_updated > instant)
@@ -521,11 +705,14 @@ static int commit_batch(lmdb_store *s, store_req *batch)
         MDB_txn *child;
         if ((rc = mdb_txn_begin(s->env, txn, 0, &child)))
             goto fail;
+        size_t mark = s->w_ovl.n;
         rc = apply_request(s, child, req, t + 1, instant);
         if (rc == 0)
             rc = mdb_txn_commit(child);
         else
             mdb_txn_abort(child);
+        if (rc)
+            ovl_builder_truncate(&s->w_ovl, mark); /* rolled back with its request */
         if (rc == MDB_MAP_FULL)
             goto fail;
         req->rc = map_rc(rc);
@@ -537,9 +724,17 @@ static int commit_batch(lmdb_store *s, store_req *batch)
             goto fail;
         if (s->fault_commit_delay_ms)
             usleep(s->fault_commit_delay_ms * 1000u);
+        /* Readers must find this commit's records in the overlay as soon as its
+         * snapshot is visible, so they are published first; a reader of an older
+         * snapshot ignores them (their t is past its own). */
+        if (s->w_ovl.n && (rc = publish_add(s)))
+            goto fail;
         uint64_t t1 = mono_ns();
-        if ((rc = mdb_txn_commit(txn)))
+        if ((rc = mdb_txn_commit(txn))) {
+            if (s->w_ovl.n)
+                unpublish_after(s, s->w_last_t);
             return rc;
+        }
         uint64_t t2 = mono_ns();
         atomic_fetch_add(&s->apply_ns, t1 - t0);
         atomic_fetch_add(&s->sync_ns, t2 - t1);
@@ -630,7 +825,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->qmu);
         process_batch(s, batch, n);
         s->w_prev_batch = n;
+        if (ovl_view_bytes(s->view) >= s->fold_bytes)
+            fold_overlay(s);
     }
+    fold_overlay(s); /* a clean close leaves nothing to replay */
     return NULL;
 }
 
@@ -668,7 +866,8 @@ static int open_dbs(lmdb_store *s, uint32_t *format)
         MDB_dbi *dbi;
     } dbs[] = {{"ResourceAsOf", &s->db_res}, {"TypeAsOf", &s->db_type}, {"SystemAsOf", &s->db_sys},
                {"Content", &s->db_content},  {"TxLog", &s->db_txlog},   {"TxByTime", &s->db_txtime},
-               {"Counts", &s->db_counts},    {"Meta", &s->db_meta}};
+               {"Counts", &s->db_counts},    {"Meta", &s->db_meta},
+               {"IndexLog", &s->db_idxlog}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)))
             goto fail;
@@ -689,7 +888,9 @@ static int open_dbs(lmdb_store *s, uint32_t *format)
     } else if (rc) {
         goto fail;
     } else if (val.mv_size == 4 && codec_get_u32(val.mv_data) == 1) {
-        *format = 1; /* upgraded by lmdb_open (upgrade_1_to_2) */
+        *format = 1; /* upgraded by lmdb_open (upgrade_1_to_2, then to 3) */
+    } else if (val.mv_size == 4 && codec_get_u32(val.mv_data) == 2) {
+        *format = 2; /* format 3 only adds IndexLog (empty here) and Meta.fold_t */
     } else if (val.mv_size != 4 || codec_get_u32(val.mv_data) != LMDB_FORMAT) {
         fprintf(stderr,
                 "hortus: store: this directory holds data format %u; this build reads format %u "
@@ -898,6 +1099,61 @@ static int upgrade_1_to_2(lmdb_store *s, const char *dir)
 
 static void lmdb_close(store *base);
 
+static int set_format(lmdb_store *s, uint32_t format)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    uint8_t b[4];
+    codec_put_u32(b, format);
+    MDB_val key = {6, "format"}, val = {4, b};
+    if ((rc = mdb_put(txn, s->db_meta, &key, &val, 0))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+/* At open: the overlay is IndexLog, every record after Meta.fold_t, replayed. */
+static int load_overlay(lmdb_store *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    uint64_t fold_t = 0;
+    MDB_val key = {6, "fold_t"}, val;
+    if (mdb_get(txn, s->db_meta, &key, &val) == 0 && val.mv_size == 8)
+        fold_t = codec_get_u64(val.mv_data);
+    ovl_builder b = {0};
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, s->db_idxlog, &c)) == 0) {
+        for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+            uint64_t t = key.mv_size == 8 ? codec_get_u64(key.mv_data) : 0;
+            if (t <= fold_t || t > s->w_last_t) {
+                rc = ERR_INTERNAL; /* folded, or never committed: not a state we write */
+                break;
+            }
+            if ((rc = log_replay(&b, t, val.mv_data, val.mv_size)))
+                break;
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    ovl_view *empty = rc ? NULL : ovl_view_empty(fold_t);
+    if (!rc && !empty)
+        rc = ERR_NOMEM;
+    if (!rc && (rc = ovl_view_add(empty, &b, &s->view)) == 0)
+        atomic_store(&s->overlay_bytes, ovl_view_bytes(s->view));
+    ovl_view_unref(empty);
+    ovl_builder_free(&b);
+    return rc;
+}
+
 static int lmdb_open(const char *dir, const store_opts *o, store **out)
 {
     lmdb_store *s = calloc(1, sizeof *s);
@@ -917,6 +1173,13 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     pthread_cond_init(&s->gcv_readers, NULL);
     pthread_cond_init(&s->gcv_writer, NULL);
     pthread_mutex_init(&s->pmu, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    /* writer-preferring: a stream of readers must not hold the publisher off */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->vlock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    s->fold_bytes = o && o->overlay_bytes ? o->overlay_bytes : STORE_DEFAULT_OVERLAY_BYTES;
 
     int rc;
     if (mkdir(dir, 0775) && errno != EEXIST) {
@@ -962,6 +1225,17 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         rc = rc > 0 ? map_rc(rc) : rc;
         goto fail;
     }
+    if (format != LMDB_FORMAT && (rc = set_format(s, LMDB_FORMAT))) {
+        fprintf(stderr, "hortus: store: cannot upgrade %s: %s\n", dir, mdb_strerror(rc));
+        rc = map_rc(rc);
+        goto fail;
+    }
+    if ((rc = load_overlay(s))) {
+        fprintf(stderr, "hortus: store: cannot replay the index log of %s: %s\n", dir,
+                rc > 0 ? mdb_strerror(rc) : err_str(rc));
+        rc = map_rc(rc);
+        goto fail;
+    }
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     atomic_store(&s->map_size, info.me_mapsize);
@@ -988,6 +1262,8 @@ fail:
     pthread_cond_destroy(&s->gcv_readers);
     pthread_cond_destroy(&s->gcv_writer);
     pthread_mutex_destroy(&s->pmu);
+    pthread_rwlock_destroy(&s->vlock);
+    ovl_view_unref(s->view);
     free(s);
     return rc;
 }
@@ -1022,6 +1298,10 @@ static void lmdb_close(store *base)
     pthread_cond_destroy(&s->gcv_readers);
     pthread_cond_destroy(&s->gcv_writer);
     pthread_mutex_destroy(&s->pmu);
+    pthread_rwlock_destroy(&s->vlock);
+    ovl_view_unref(s->view);
+    ovl_builder_free(&s->w_ovl);
+    free(s->w_log);
     free(s);
 }
 
@@ -1045,8 +1325,13 @@ static int lmdb_read_begin(store *base, store_reader **out)
 
     gate_enter(s);
     int rc;
+    /* The snapshot and the overlay are taken together: a fold commits and then
+     * publishes its empty overlay under the write lock, so no reader pairs a snapshot
+     * from before a fold with the overlay from after it. */
+    pthread_rwlock_rdlock(&s->vlock);
     if (r) {
         if ((rc = mdb_txn_renew(r->txn)) || (rc = mdb_cursor_renew(r->txn, r->cur))) {
+            pthread_rwlock_unlock(&s->vlock);
             /* keep it parked in the reset state; it is freed at close */
             mdb_txn_reset(r->txn);
             gate_leave(s);
@@ -1060,18 +1345,21 @@ static int lmdb_read_begin(store *base, store_reader **out)
     } else {
         r = calloc(1, sizeof *r);
         if (!r) {
+            pthread_rwlock_unlock(&s->vlock);
             gate_leave(s);
             return ERR_NOMEM;
         }
         r->base.ops = &store_lmdb_ops;
         r->s = s;
         if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn))) {
+            pthread_rwlock_unlock(&s->vlock);
             free(r);
             gate_leave(s);
             fprintf(stderr, "hortus: store: read transaction: %s\n", mdb_strerror(rc));
             return map_rc(rc);
         }
         if ((rc = mdb_cursor_open(r->txn, s->db_res, &r->cur))) {
+            pthread_rwlock_unlock(&s->vlock);
             mdb_txn_abort(r->txn);
             free(r);
             gate_leave(s);
@@ -1083,7 +1371,11 @@ static int lmdb_read_begin(store *base, store_reader **out)
         pthread_mutex_unlock(&s->pmu);
         atomic_fetch_add(&s->handles, 1);
     }
+    r->view = s->view;
+    ovl_view_ref(r->view);
+    pthread_rwlock_unlock(&s->vlock);
     r->have_t = 0;
+    r->have_fold = 0;
     r->next = NULL;
     *out = &r->base;
     return 0;
@@ -1094,6 +1386,8 @@ static void lmdb_read_end(store_reader *base)
     lmdb_reader *r = (lmdb_reader *)base;
     lmdb_store *s = r->s;
     mdb_txn_reset(r->txn);
+    ovl_view_unref(r->view);
+    r->view = NULL;
     gate_leave(s);
     if (!tls_reader.r) {
         if (!tls_reader.registered) {
@@ -1121,6 +1415,19 @@ static uint64_t reader_t(lmdb_reader *r)
         r->have_t = 1;
     }
     return r->t;
+}
+
+/* The overlay window of this snapshot: records of fold_t < t <= reader_t. */
+static uint64_t reader_fold_t(lmdb_reader *r)
+{
+    if (!r->have_fold) {
+        MDB_val key = {6, "fold_t"}, val;
+        r->fold_t = 0;
+        if (mdb_get(r->txn, r->s->db_meta, &key, &val) == 0 && val.mv_size == 8)
+            r->fold_t = codec_get_u64(val.mv_data);
+        r->have_fold = 1;
+    }
+    return r->fold_t;
 }
 
 static uint64_t lmdb_reader_t(const store_reader *base)
@@ -1223,6 +1530,15 @@ static int lmdb_get(store_reader *base, store_db db, const void *k, size_t kn, c
                     size_t *vn)
 {
     lmdb_reader *r = (lmdb_reader *)base;
+    ovl_rec e;
+    if (db == STORE_DB_SEARCH_PARAM && ovl_view_records(r->view) &&
+        ovl_get(r->view, reader_fold_t(r), reader_t(r), k, kn, &e)) {
+        if (e.del)
+            return ERR_NOTFOUND;
+        *v = e.val;
+        *vn = e.vlen;
+        return 0;
+    }
     MDB_val key = {kn, (void *)k}, val;
     int rc = mdb_get(r->txn, r->s->db_extra[db], &key, &val);
     if (rc)
@@ -1253,6 +1569,10 @@ static void lmdb_stats(store *base, store_stats *st)
     for (int k = 0; k <= STORE_COMMIT_BUCKETS; k++)
         st->commit_hist[k] = atomic_load(&s->commit_hist[k]);
     st->commit_max_ns = atomic_load(&s->commit_max_ns);
+    st->index_folds = atomic_load(&s->folds);
+    st->index_fold_ns = atomic_load(&s->fold_ns);
+    st->index_overlay_bytes = atomic_load(&s->overlay_bytes);
+    st->index_overlay_records = atomic_load(&s->overlay_records);
 }
 
 /* ---- iterators ---------------------------------------------------------------------- */
@@ -1568,6 +1888,8 @@ static int lmdb_scan(store_reader *base, store_db db, const void *from, size_t f
     if (prefix_len)
         memcpy(it->prefix, prefix, prefix_len);
     it->prefix_len = prefix_len;
+    if (db == STORE_DB_SEARCH_PARAM && ovl_view_records(r->view))
+        it->merge = -1; /* decided at the first step, once the seek key is final */
     if (from_len) {
         memcpy(it->seek, from, from_len);
         it->seek_len = from_len;
@@ -1613,6 +1935,77 @@ static int rev_start(lmdb_iter *it, MDB_val *key, MDB_val *val)
     return mdb_cursor_get(it->cur, key, val, MDB_LAST);
 }
 
+/* One step of the B-tree side of a scan: 0, MDB_NOTFOUND (past the range) or an error. */
+static int db_step(lmdb_iter *it, MDB_val *key, MDB_val *val)
+{
+    int rc;
+    if (!it->started) {
+        it->started = 1;
+        *key = (MDB_val){it->seek_len, it->seek};
+        rc = it->reverse ? rev_start(it, key, val)
+                         : mdb_cursor_get(it->cur, key, val,
+                                          it->seek_len ? MDB_SET_RANGE : MDB_FIRST);
+    } else {
+        rc = mdb_cursor_get(it->cur, key, val, it->reverse ? MDB_PREV : MDB_NEXT);
+    }
+    if (rc == 0 && !has_prefix(key, it->prefix, it->prefix_len))
+        rc = MDB_NOTFOUND;
+    return rc;
+}
+
+/* A SearchParam scan with overlay records in its range: the two sorted streams merged;
+ * on equal keys the overlay's record wins (a put gives the key, a delete hides it). */
+static int merge_next(lmdb_iter *it, const void **k, size_t *kn, const void **v, size_t *vn)
+{
+    for (;;) {
+        if (!it->db_have && !it->db_done) {
+            int rc = db_step(it, &it->db_key, &it->db_val);
+            if (rc == MDB_NOTFOUND)
+                it->db_done = 1;
+            else if (rc)
+                return ERR_IO;
+            else
+                it->db_have = 1;
+        }
+        if (!it->ovl_have && !it->db_have) {
+            it->finished = 1;
+            return ERR_NOTFOUND;
+        }
+        int c; /* < 0: the overlay's key comes first in scan order */
+        if (!it->db_have) {
+            c = -1;
+        } else if (!it->ovl_have) {
+            c = 1;
+        } else {
+            size_t a = it->ovl_head.klen, b = it->db_key.mv_size;
+            c = memcmp(it->ovl_head.key, it->db_key.mv_data, a < b ? a : b);
+            if (!c)
+                c = (a > b) - (a < b);
+            if (it->reverse)
+                c = -c;
+        }
+        if (c > 0) {
+            it->db_have = 0;
+            *k = it->db_key.mv_data;
+            *kn = it->db_key.mv_size;
+            *v = it->db_val.mv_data;
+            *vn = it->db_val.mv_size;
+            return 0;
+        }
+        ovl_rec e = it->ovl_head;
+        it->ovl_have = ovl_cursor_next(&it->oc, &it->ovl_head);
+        if (c == 0)
+            it->db_have = 0;
+        if (e.del)
+            continue;
+        *k = e.key;
+        *kn = e.klen;
+        *v = e.val;
+        *vn = e.vlen;
+        return 0;
+    }
+}
+
 static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const void **v, size_t *vn)
 {
     lmdb_iter *it = (lmdb_iter *)base;
@@ -1620,17 +2013,18 @@ static int lmdb_scan_next(store_iter *base, const void **k, size_t *kn, const vo
         return ERR_INVALID;
     if (it->finished)
         return ERR_NOTFOUND;
-    MDB_val key = {it->seek_len, it->seek}, val;
-    int rc;
-    if (!it->started) {
-        it->started = 1;
-        rc = it->reverse ? rev_start(it, &key, &val)
-                         : mdb_cursor_get(it->cur, &key, &val,
-                                          it->seek_len ? MDB_SET_RANGE : MDB_FIRST);
-    } else {
-        rc = mdb_cursor_get(it->cur, &key, &val, it->reverse ? MDB_PREV : MDB_NEXT);
+    if (it->merge < 0) { /* first step of a SearchParam scan: any overlay records in range? */
+        lmdb_reader *r = it->r;
+        ovl_cursor_init(&it->oc, r->view, reader_fold_t(r), reader_t(r), it->prefix,
+                        it->prefix_len, it->seek, it->seek_len, it->reverse);
+        it->ovl_have = ovl_cursor_next(&it->oc, &it->ovl_head);
+        it->merge = it->ovl_have;
     }
-    if (rc == MDB_NOTFOUND || (rc == 0 && !has_prefix(&key, it->prefix, it->prefix_len))) {
+    if (it->merge)
+        return merge_next(it, k, kn, v, vn);
+    MDB_val key, val;
+    int rc = db_step(it, &key, &val);
+    if (rc == MDB_NOTFOUND) {
         it->finished = 1;
         return ERR_NOTFOUND;
     }

@@ -19,6 +19,7 @@
 #include "store/codec.h"
 #include "store/store.h"
 #include "tap.h"
+#include "testrand.h"
 
 static char dirs[32][64];
 static int ndirs;
@@ -154,7 +155,7 @@ static void checked(store *s, const char *when)
 }
 
 /* Damage the closed store at dir with the raw LMDB API: in database `db`, either delete
- * the first entry (flip == 0) or flip the last byte of its value. */
+ * the first entry (flip == 0) or XOR the last byte of its value with flip. */
 static int damage(const char *dir, const char *db, int flip)
 {
     MDB_env *env;
@@ -176,7 +177,7 @@ static int damage(const char *dir, const char *db, int flip)
         if (v.mv_size > sizeof copy)
             return -1;
         memcpy(copy, v.mv_data, v.mv_size);
-        copy[v.mv_size - 1] ^= 1;
+        copy[v.mv_size - 1] ^= (char)flip;
         MDB_val nv = {v.mv_size, copy};
         rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
     }
@@ -430,11 +431,11 @@ static void test_format_guard(void)
     ok(store_open(d, NULL, &s) == 0, "fresh directory opens");
     write1(s, STORE_OP_CREATE, "Patient", "a", 0, 1, &t, NULL);
     store_close(s);
-    /* Meta's first key is "format"; flipping its last byte turns format 2 into 3 */
-    ok(damage(d, "Meta", 1) == 0, "changed Meta.format with the raw LMDB API");
+    /* Meta's first key is "format"; XOR 4 turns format 3 into 7 (and back) */
+    ok(damage(d, "Meta", 4) == 0, "changed Meta.format with the raw LMDB API");
     s = NULL;
     ok(store_open(d, NULL, &s) != 0 && s == NULL, "a directory of another format is refused");
-    ok(damage(d, "Meta", 1) == 0, "restored Meta.format");
+    ok(damage(d, "Meta", 4) == 0, "restored Meta.format");
     ok(store_open(d, NULL, &s) == 0, "the same directory opens again with its own format");
     if (s) {
         checked(s, "format restored");
@@ -1562,6 +1563,242 @@ static void test_no_lost_updates(void)
     rm_dir(d);
 }
 
+/* ---- SearchParam through IndexLog and the overlay (STORAGE.md 4.6) ------------------ *
+ * Random puts and deletes of SearchParam keys, in groups that commit together (some
+ * requests conflict and roll back alone), with a fold every few commits (a 2 KiB
+ * overlay). After each group, scans in both directions, prefix scans and gets must equal
+ * a plain oracle set; a reader held across folds keeps seeing its snapshot; a process
+ * that dies without closing has its unfolded entries replayed at the next open. */
+#define SPO_KEYS 160
+static uint8_t spo_have[SPO_KEYS], spo_val[SPO_KEYS];
+
+static size_t spo_key(uint8_t *k, unsigned i)
+{
+    codec_put_u32(k, 0);
+    return 4 + (size_t)snprintf((char *)k + 4, 16, "%s%u", i % 3 ? "k" : "kk", i);
+}
+
+static int spo_cmp(const void *a, const void *b)
+{
+    uint8_t ka[24], kb[24];
+    size_t na = spo_key(ka, *(const unsigned *)a), nb = spo_key(kb, *(const unsigned *)b);
+    int c = memcmp(ka, kb, na < nb ? na : nb);
+    return c ? c : (na > nb) - (na < nb);
+}
+
+/* The oracle's keys (with have[]) under prefix, sorted, as "name=val," text. */
+static void spo_expect(const uint8_t *have, const uint8_t *vals, const char *prefix, int reverse,
+                       char *out, size_t cap)
+{
+    unsigned order[SPO_KEYS], n = 0;
+    for (unsigned i = 0; i < SPO_KEYS; i++)
+        order[n++] = i;
+    qsort(order, n, sizeof order[0], spo_cmp);
+    out[0] = 0;
+    for (unsigned j = 0; j < n; j++) {
+        unsigned i = order[reverse ? n - 1 - j : j];
+        uint8_t k[24];
+        size_t kn = spo_key(k, i);
+        if (!have[i] || strncmp((const char *)k + 4, prefix, strlen(prefix)))
+            continue;
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%.*s=%u,", (int)(kn - 4), (const char *)k + 4, vals[i]);
+    }
+}
+
+static void spo_scan(store_reader *r, const char *prefix, int reverse, char *out, size_t cap)
+{
+    uint8_t p[24];
+    codec_put_u32(p, 0);
+    size_t pn = 4 + strlen(prefix);
+    memcpy(p + 4, prefix, pn - 4);
+    store_iter *it;
+    out[0] = 0;
+    int rc = reverse ? store_scan_rev(r, STORE_DB_SEARCH_PARAM, p, pn, &it)
+                     : store_scan(r, STORE_DB_SEARCH_PARAM, NULL, 0, p, pn, &it);
+    if (rc) {
+        snprintf(out, cap, "scan failed: %d", rc);
+        return;
+    }
+    const void *k, *v;
+    size_t kn, vn;
+    while (store_scan_next(it, &k, &kn, &v, &vn) == 0) {
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%.*s=%u,", (int)(kn - 4), (const char *)k + 4,
+                 vn == 1 ? *(const uint8_t *)v : 999u);
+    }
+    store_iter_close(it);
+}
+
+static int spo_agree(store *s, const uint8_t *have, const uint8_t *vals, store_reader *held)
+{
+    static const char *const prefixes[] = {"", "k", "kk", "k1", "kk2", "x"};
+    store_reader *r = held;
+    if (!r && store_read_begin(s, &r))
+        return 0;
+    int good = 1;
+    static char got[8192], want[8192];
+    for (int p = 0; p < 6 && good; p++)
+        for (int rev = 0; rev < 2 && good; rev++) {
+            spo_scan(r, prefixes[p], rev, got, sizeof got);
+            spo_expect(have, vals, prefixes[p], rev, want, sizeof want);
+            if (strcmp(got, want)) {
+                printf("#   scan '%s'%s:\n#   got  %s\n#   want %s\n", prefixes[p],
+                       rev ? " reversed" : "", got, want);
+                good = 0;
+            }
+        }
+    for (unsigned i = 0; i < SPO_KEYS && good; i++) {
+        uint8_t k[24];
+        size_t kn = spo_key(k, i);
+        const void *v;
+        size_t vn;
+        int rc = store_get(r, STORE_DB_SEARCH_PARAM, k, kn, &v, &vn);
+        if (have[i] ? rc != 0 || vn != 1 || *(const uint8_t *)v != vals[i] : rc != ERR_NOTFOUND) {
+            printf("#   get key %u: rc %d\n", i, rc);
+            good = 0;
+        }
+    }
+    if (!held)
+        store_read_end(r);
+    return good;
+}
+
+static void test_search_param_overlay(void)
+{
+    const char *d = new_dir();
+    store_opts o = {.overlay_bytes = 2048};
+    store *s;
+    ok(store_open(d, &o, &s) == 0, "open with a 2 KiB SearchParam overlay");
+    int good = 1, groups = 0;
+    store_reader *held = NULL;
+    uint8_t held_have[SPO_KEYS], held_val[SPO_KEYS];
+    for (int round = 0; round < 120 && good; round++) {
+        /* hold the writer, queue a group, release: the group is one commit */
+        gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        store_op hold;
+        char hb[256], hid[16];
+        snprintf(hid, sizeof hid, "h%d", round);
+        set_op(&hold, STORE_OP_CREATE, "Basic", hid, 0, 1, hb, body(hb, sizeof hb, "Basic", hid, 1, NULL));
+        store_req hreq = {.ops = &hold, .nops = 1};
+        store_submit(s, &hreq, blocking_done, &g);
+        pthread_mutex_lock(&g.mu);
+        while (!g.entered)
+            pthread_cond_wait(&g.cv, &g.mu);
+        pthread_mutex_unlock(&g.mu);
+        enum { NREQ = 4, NX = 8 };
+        store_req reqs[NREQ];
+        store_op ops[NREQ];
+        store_extra xs[NREQ][NX];
+        uint8_t keys[NREQ][NX][24], vals[NREQ][NX];
+        char bodies[NREQ][256], ids[NREQ][16];
+        result res[NREQ];
+        int fails[NREQ];
+        for (int q = 0; q < NREQ; q++) {
+            fails[q] = rng() % 5 == 0;
+            snprintf(ids[q], sizeof ids[q], "h%d", round);
+            /* a failing request updates the held resource at a stale version */
+            set_op(&ops[q], STORE_OP_UPDATE, "Basic", ids[q], 7, 9, bodies[q],
+                   body(bodies[q], sizeof bodies[q], "Basic", ids[q], 9, NULL));
+            unsigned nx = 1 + rng() % NX;
+            for (unsigned x = 0; x < nx; x++) {
+                unsigned i = rng() % SPO_KEYS;
+                size_t kn = spo_key(keys[q][x], i);
+                vals[q][x] = (uint8_t)(rng() % 200);
+                xs[q][x] = (store_extra){.db = STORE_DB_SEARCH_PARAM, .del = rng() % 3 == 0,
+                                         .key = keys[q][x], .key_len = kn, .val = &vals[q][x],
+                                         .val_len = 1};
+            }
+            reqs[q] = (store_req){.ops = fails[q] ? &ops[q] : NULL, .nops = fails[q] ? 1 : 0,
+                                  .extras = xs[q], .nextra = nx};
+            atomic_init(&res[q].calls, 0);
+            store_submit(s, &reqs[q], record_done, &res[q]);
+        }
+        pthread_mutex_lock(&g.mu);
+        g.released = 1;
+        pthread_cond_broadcast(&g.cv);
+        pthread_mutex_unlock(&g.mu);
+        for (int q = 0; q < NREQ; q++) {
+            while (!atomic_load(&res[q].calls))
+                usleep(100);
+            if ((res[q].rc != 0) != fails[q]) {
+                printf("#   request %d: rc %d\n", q, res[q].rc);
+                good = 0;
+            }
+            if (res[q].rc)
+                continue;
+            for (size_t x = 0; x < reqs[q].nextra; x++) {
+                unsigned i = 0;
+                for (; i < SPO_KEYS; i++) {
+                    uint8_t k[24];
+                    size_t kn = spo_key(k, i);
+                    if (kn == xs[q][x].key_len && !memcmp(k, xs[q][x].key, kn))
+                        break;
+                }
+                spo_have[i] = !xs[q][x].del;
+                spo_val[i] = vals[q][x];
+            }
+        }
+        groups++;
+        if (good && !spo_agree(s, spo_have, spo_val, NULL))
+            good = 0;
+        if (round % 30 == 5) { /* a reader that stays while later groups fold */
+            if (held) {
+                good = good && spo_agree(s, held_have, held_val, held);
+                store_read_end(held);
+            }
+            store_read_begin(s, &held);
+            memcpy(held_have, spo_have, sizeof held_have);
+            memcpy(held_val, spo_val, sizeof held_val);
+        }
+    }
+    if (held) {
+        good = good && spo_agree(s, held_have, held_val, held);
+        store_read_end(held);
+    }
+    ok(good, "%d groups: scans, reverse scans, prefix scans and gets equal the oracle, also for "
+             "readers held across folds", groups);
+    store_stats st;
+    store_get_stats(s, &st);
+    ok(st.index_folds >= 10, "the overlay was folded (%llu times)", (unsigned long long)st.index_folds);
+    store_close(s);
+    ok(store_open(d, &o, &s) == 0 && spo_agree(s, spo_have, spo_val, NULL),
+       "after a clean close and reopen, the same entries");
+    store_close(s);
+
+    /* a process that dies with entries in its overlay: IndexLog is replayed at open */
+    pid_t pid = fork();
+    if (pid == 0) {
+        store_opts big = {.overlay_bytes = 64u << 20};
+        store *c;
+        if (store_open(d, &big, &c))
+            _exit(2);
+        for (unsigned i = 0; i < SPO_KEYS; i += 2) {
+            uint8_t k[24], v = 77;
+            size_t kn = spo_key(k, i);
+            store_extra x = {.db = STORE_DB_SEARCH_PARAM, .del = i % 4 == 0, .key = k,
+                             .key_len = kn, .val = &v, .val_len = 1};
+            store_req req = {.extras = &x, .nextra = 1};
+            uint64_t t;
+            if (store_write(c, &req, &t))
+                _exit(3);
+        }
+        _exit(0); /* no close: nothing was folded */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    for (unsigned i = 0; i < SPO_KEYS; i += 2) {
+        spo_have[i] = i % 4 != 0;
+        spo_val[i] = 77;
+    }
+    ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child wrote entries and died unclosed");
+    ok(store_open(d, &o, &s) == 0 && spo_agree(s, spo_have, spo_val, NULL),
+       "at the next open its unfolded entries are there (IndexLog replayed)");
+    checked(s, "the overlay tests");
+    store_close(s);
+    rm_dir(d);
+}
+
 int main(void)
 {
     store *s;
@@ -1592,6 +1829,7 @@ int main(void)
     test_tenants();
     test_thread_churn();
     test_no_lost_updates();
+    test_search_param_overlay();
     test_kill9();
     return tap_done();
 }

@@ -1,0 +1,496 @@
+/*
+ * overlay.c -- immutable sorted runs of recent SearchParam records (overlay.h).
+ *
+ * A record in a run's byte buffer: t (u64) | seq (u32) | klen (u16) | vlen (u16) |
+ * del (u8) | key | value, native byte order (it never leaves the process). A run keeps
+ * the offsets of its records sorted by (key, t, seq).
+ */
+#include "store/overlay.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+#define REC_HDR 17
+
+struct ovl_run {
+    atomic_int ref;
+    size_t n;
+    uint32_t *off;
+    uint8_t *buf;
+    size_t len;
+    uint64_t max_t;
+};
+
+struct ovl_view {
+    atomic_int ref;
+    uint64_t floor;
+    size_t nruns;
+    ovl_run *runs[OVL_MAX_RUNS];
+    size_t bytes, records;
+};
+
+typedef struct rec_hdr {
+    uint64_t t;
+    uint32_t seq;
+    uint16_t klen, vlen;
+    uint8_t del;
+} rec_hdr;
+
+static void hdr_read(const uint8_t *p, rec_hdr *h)
+{
+    memcpy(&h->t, p, 8);
+    memcpy(&h->seq, p + 8, 4);
+    memcpy(&h->klen, p + 12, 2);
+    memcpy(&h->vlen, p + 14, 2);
+    h->del = p[16];
+}
+
+static void rec_at(const uint8_t *buf, uint32_t off, ovl_rec *r)
+{
+    rec_hdr h;
+    hdr_read(buf + off, &h);
+    r->key = buf + off + REC_HDR;
+    r->klen = h.klen;
+    r->val = r->key + h.klen;
+    r->vlen = h.vlen;
+    r->t = h.t;
+    r->seq = h.seq;
+    r->del = h.del;
+}
+
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an > bn) - (an < bn);
+}
+
+/* (key, t, seq) order of two records */
+static int rec_cmp(const uint8_t *abuf, uint32_t aoff, const uint8_t *bbuf, uint32_t boff)
+{
+    ovl_rec a, b;
+    rec_at(abuf, aoff, &a);
+    rec_at(bbuf, boff, &b);
+    int c = key_cmp(a.key, a.klen, b.key, b.klen);
+    if (c)
+        return c;
+    if (a.t != b.t)
+        return a.t < b.t ? -1 : 1;
+    return (a.seq > b.seq) - (a.seq < b.seq);
+}
+
+static int sort_cmp(const void *x, const void *y, void *buf)
+{
+    return rec_cmp(buf, *(const uint32_t *)x, buf, *(const uint32_t *)y);
+}
+
+/* ---- builder ----------------------------------------------------------------------- */
+
+int ovl_builder_add(ovl_builder *b, uint64_t t, int del, const void *key, size_t klen,
+                    const void *val, size_t vlen)
+{
+    if (klen > OVL_KEY_MAX || vlen > OVL_VAL_MAX)
+        return ERR_TOOBIG;
+    size_t need = REC_HDR + klen + vlen;
+    if (b->len + need > UINT32_MAX)
+        return ERR_TOOBIG;
+    if (b->len + need > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 4096;
+        while (nc < b->len + need)
+            nc *= 2;
+        uint8_t *nb = realloc(b->buf, nc);
+        if (!nb)
+            return ERR_NOMEM;
+        b->buf = nb;
+        b->cap = nc;
+    }
+    if (b->n == b->ncap) {
+        size_t nc = b->ncap ? b->ncap * 2 : 256;
+        uint32_t *no = realloc(b->off, nc * sizeof *no);
+        if (!no)
+            return ERR_NOMEM;
+        b->off = no;
+        b->ncap = nc;
+    }
+    uint8_t *p = b->buf + b->len;
+    uint32_t seq = (uint32_t)b->n;
+    uint16_t kl = (uint16_t)klen, vl = (uint16_t)vlen;
+    memcpy(p, &t, 8);
+    memcpy(p + 8, &seq, 4);
+    memcpy(p + 12, &kl, 2);
+    memcpy(p + 14, &vl, 2);
+    p[16] = del ? 1 : 0;
+    memcpy(p + REC_HDR, key, klen);
+    if (vlen)
+        memcpy(p + REC_HDR + klen, val, vlen);
+    b->off[b->n++] = (uint32_t)b->len;
+    b->len += need;
+    return 0;
+}
+
+void ovl_builder_truncate(ovl_builder *b, size_t n)
+{
+    if (n >= b->n)
+        return;
+    b->len = b->off[n];
+    b->n = n;
+}
+
+void ovl_builder_reset(ovl_builder *b)
+{
+    b->len = 0;
+    b->n = 0;
+}
+
+void ovl_builder_free(ovl_builder *b)
+{
+    free(b->buf);
+    free(b->off);
+    *b = (ovl_builder){0};
+}
+
+/* ---- runs and views ------------------------------------------------------------------ */
+
+static void run_unref(ovl_run *r)
+{
+    if (r && atomic_fetch_sub(&r->ref, 1) == 1) {
+        free(r->off);
+        free(r->buf);
+        free(r);
+    }
+}
+
+static size_t run_bytes(const ovl_run *r)
+{
+    return r->len + r->n * sizeof(uint32_t) + sizeof *r;
+}
+
+static ovl_run *run_alloc(size_t n, size_t len)
+{
+    ovl_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->off = malloc((n ? n : 1) * sizeof *r->off);
+    r->buf = malloc(len ? len : 1);
+    if (!r->off || !r->buf) {
+        free(r->off);
+        free(r->buf);
+        free(r);
+        return NULL;
+    }
+    atomic_init(&r->ref, 1);
+    r->n = n;
+    r->len = len;
+    return r;
+}
+
+static ovl_run *run_from_builder(const ovl_builder *b)
+{
+    ovl_run *r = run_alloc(b->n, b->len);
+    if (!r)
+        return NULL;
+    memcpy(r->buf, b->buf, b->len);
+    memcpy(r->off, b->off, b->n * sizeof *r->off);
+    qsort_r(r->off, r->n, sizeof *r->off, sort_cmp, r->buf);
+    for (size_t i = 0; i < r->n; i++) {
+        rec_hdr h;
+        hdr_read(r->buf + r->off[i], &h);
+        if (h.t > r->max_t)
+            r->max_t = h.t;
+    }
+    return r;
+}
+
+/* One sorted run of a's and b's records (a older than b). */
+static ovl_run *run_merge(const ovl_run *a, const ovl_run *b)
+{
+    if ((uint64_t)a->len + b->len > UINT32_MAX)
+        return NULL;
+    ovl_run *r = run_alloc(a->n + b->n, a->len + b->len);
+    if (!r)
+        return NULL;
+    memcpy(r->buf, a->buf, a->len);
+    memcpy(r->buf + a->len, b->buf, b->len);
+    size_t i = 0, j = 0, k = 0;
+    while (i < a->n || j < b->n) {
+        if (j == b->n || (i < a->n && rec_cmp(a->buf, a->off[i], b->buf, b->off[j]) <= 0))
+            r->off[k++] = a->off[i++];
+        else
+            r->off[k++] = (uint32_t)(b->off[j++] + a->len);
+    }
+    r->max_t = a->max_t > b->max_t ? a->max_t : b->max_t;
+    return r;
+}
+
+/* The records of r with t <= t_max, as a new run (NULL: no memory). */
+static ovl_run *run_filter(const ovl_run *r, uint64_t t_max)
+{
+    ovl_run *o = run_alloc(r->n, r->len);
+    if (!o)
+        return NULL;
+    size_t len = 0, n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        rec_hdr h;
+        hdr_read(r->buf + r->off[i], &h);
+        if (h.t > t_max)
+            continue;
+        size_t sz = REC_HDR + h.klen + h.vlen;
+        memcpy(o->buf + len, r->buf + r->off[i], sz);
+        o->off[n++] = (uint32_t)len;
+        len += sz;
+        if (h.t > o->max_t)
+            o->max_t = h.t;
+    }
+    o->n = n;
+    o->len = len;
+    return o;
+}
+
+static ovl_view *view_new(uint64_t floor)
+{
+    ovl_view *v = calloc(1, sizeof *v);
+    if (v) {
+        atomic_init(&v->ref, 1);
+        v->floor = floor;
+    }
+    return v;
+}
+
+static void view_push(ovl_view *v, ovl_run *r)
+{
+    v->runs[v->nruns++] = r;
+    v->bytes += run_bytes(r);
+    v->records += r->n;
+}
+
+ovl_view *ovl_view_empty(uint64_t floor)
+{
+    return view_new(floor);
+}
+
+int ovl_view_add(const ovl_view *old, const ovl_builder *b, ovl_view **out)
+{
+    ovl_view *v = view_new(old->floor);
+    ovl_run *nr = b->n ? run_from_builder(b) : NULL;
+    if (!v || (b->n && !nr)) {
+        free(v);
+        run_unref(nr);
+        return ERR_NOMEM;
+    }
+    for (size_t i = 0; i < old->nruns; i++) {
+        atomic_fetch_add(&old->runs[i]->ref, 1);
+        view_push(v, old->runs[i]);
+    }
+    if (!nr) {
+        *out = v;
+        return 0;
+    }
+    /* Merge the new run into its elders while they are no more than twice its size
+     * (or while the view is full): sizes then fall geometrically from oldest to newest. */
+    while (v->nruns > 0 &&
+           (v->runs[v->nruns - 1]->n <= 2 * nr->n || v->nruns == OVL_MAX_RUNS)) {
+        ovl_run *prev = v->runs[v->nruns - 1];
+        ovl_run *m = run_merge(prev, nr);
+        if (!m) {
+            run_unref(nr);
+            ovl_view_unref(v);
+            return ERR_NOMEM;
+        }
+        v->nruns--;
+        v->bytes -= run_bytes(prev);
+        v->records -= prev->n;
+        run_unref(prev);
+        run_unref(nr);
+        nr = m;
+    }
+    view_push(v, nr);
+    *out = v;
+    return 0;
+}
+
+int ovl_view_drop_after(const ovl_view *old, uint64_t t_max, ovl_view **out)
+{
+    ovl_view *v = view_new(old->floor);
+    if (!v)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < old->nruns; i++) {
+        ovl_run *r = old->runs[i];
+        if (r->max_t <= t_max) {
+            atomic_fetch_add(&r->ref, 1);
+        } else if (!(r = run_filter(r, t_max))) {
+            ovl_view_unref(v);
+            return ERR_NOMEM;
+        }
+        if (r->n)
+            view_push(v, r);
+        else
+            run_unref(r);
+    }
+    *out = v;
+    return 0;
+}
+
+void ovl_view_ref(ovl_view *v)
+{
+    atomic_fetch_add(&v->ref, 1);
+}
+
+void ovl_view_unref(ovl_view *v)
+{
+    if (v && atomic_fetch_sub(&v->ref, 1) == 1) {
+        for (size_t i = 0; i < v->nruns; i++)
+            run_unref(v->runs[i]);
+        free(v);
+    }
+}
+
+uint64_t ovl_view_floor(const ovl_view *v)
+{
+    return v->floor;
+}
+
+size_t ovl_view_bytes(const ovl_view *v)
+{
+    return v->bytes;
+}
+
+size_t ovl_view_records(const ovl_view *v)
+{
+    return v->records;
+}
+
+size_t ovl_view_runs(const ovl_view *v)
+{
+    return v->nruns;
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+/* First index of r whose key is >= key. */
+static size_t lower_bound(const ovl_run *r, const uint8_t *key, size_t klen)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        ovl_rec m;
+        rec_at(r->buf, r->off[mid], &m);
+        if (key_cmp(m.key, m.klen, key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Is (t, seq) of a better than that of the current best (in the window)? */
+static int better(const ovl_rec *a, const ovl_rec *best, int have)
+{
+    return !have || a->t > best->t || (a->t == best->t && a->seq > best->seq);
+}
+
+int ovl_get(const ovl_view *v, uint64_t lo, uint64_t hi, const void *key, size_t klen,
+            ovl_rec *out)
+{
+    int have = 0;
+    for (size_t i = 0; i < v->nruns; i++) {
+        const ovl_run *r = v->runs[i];
+        for (size_t j = lower_bound(r, key, klen); j < r->n; j++) {
+            ovl_rec e;
+            rec_at(r->buf, r->off[j], &e);
+            if (key_cmp(e.key, e.klen, key, klen))
+                break;
+            if (e.t > lo && e.t <= hi && better(&e, out, have)) {
+                *out = e;
+                have = 1;
+            }
+        }
+    }
+    return have;
+}
+
+void ovl_cursor_init(ovl_cursor *c, const ovl_view *v, uint64_t lo, uint64_t hi,
+                     const uint8_t *prefix, size_t prefix_len, const uint8_t *seek,
+                     size_t seek_len, int reverse)
+{
+    c->v = v;
+    c->lo = lo;
+    c->hi = hi;
+    c->reverse = reverse;
+    c->prefix = prefix;
+    c->prefix_len = prefix_len;
+    if (!reverse && !seek_len) {
+        seek = prefix;
+        seek_len = prefix_len;
+    }
+    for (size_t i = 0; i < v->nruns; i++) {
+        const ovl_run *r = v->runs[i];
+        c->pos[i] = seek_len ? lower_bound(r, seek, seek_len) : (reverse ? r->n : 0);
+        c->state[i] = 0;
+    }
+}
+
+/* Run i's head record (decoded once per step), or NULL when the run is done. */
+static const ovl_rec *head(ovl_cursor *c, size_t i)
+{
+    if (c->state[i] == 1)
+        return &c->head[i];
+    if (c->state[i] == 2)
+        return NULL;
+    const ovl_run *r = c->v->runs[i];
+    ovl_rec *e = &c->head[i];
+    if (c->reverse ? c->pos[i] == 0 : c->pos[i] >= r->n) {
+        c->state[i] = 2;
+        return NULL;
+    }
+    rec_at(r->buf, r->off[c->reverse ? c->pos[i] - 1 : c->pos[i]], e);
+    if (c->prefix_len && (e->klen < c->prefix_len || memcmp(e->key, c->prefix, c->prefix_len))) {
+        c->state[i] = 2; /* past the prefix: nothing further qualifies */
+        return NULL;
+    }
+    c->state[i] = 1;
+    return e;
+}
+
+static void advance(ovl_cursor *c, size_t i)
+{
+    if (c->reverse)
+        c->pos[i]--;
+    else
+        c->pos[i]++;
+    c->state[i] = 0;
+}
+
+int ovl_cursor_next(ovl_cursor *c, ovl_rec *out)
+{
+    for (;;) {
+        const uint8_t *k = NULL;
+        size_t kn = 0;
+        for (size_t i = 0; i < c->v->nruns; i++) {
+            const ovl_rec *e = head(c, i);
+            if (!e)
+                continue;
+            int cmp = k ? key_cmp(e->key, e->klen, k, kn) : 0;
+            if (!k || (c->reverse ? cmp > 0 : cmp < 0)) {
+                k = e->key;
+                kn = e->klen;
+            }
+        }
+        if (!k)
+            return 0;
+        int have = 0;
+        for (size_t i = 0; i < c->v->nruns; i++) {
+            const ovl_rec *e;
+            while ((e = head(c, i)) && key_cmp(e->key, e->klen, k, kn) == 0) {
+                if (e->t > c->lo && e->t <= c->hi && better(e, out, have)) {
+                    *out = *e;
+                    have = 1;
+                }
+                advance(c, i);
+            }
+        }
+        if (have)
+            return 1;
+    }
+}
