@@ -27,7 +27,7 @@ def free_port():
 class Server:
     """One hortus process serving a data directory."""
 
-    def __init__(self, datadir, extra_args=()):
+    def __init__(self, datadir, extra_args=(), env=None):
         self.datadir = str(datadir)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -35,7 +35,7 @@ class Server:
         self.base = self.root + "/fhir"
         self.logpath = os.path.join(self.datadir + ".log")
         self.log = open(self.logpath, "wb")
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--port", str(self.port), "--data", self.datadir, *extra_args],
@@ -110,8 +110,8 @@ def make_server(tmp_path):
     """Start extra servers for tests that need their own (durability, options)."""
     started = []
 
-    def start(datadir=None, extra_args=()):
-        s = Server(datadir or (tmp_path / f"db{len(started)}"), extra_args)
+    def start(datadir=None, extra_args=(), env=None):
+        s = Server(datadir or (tmp_path / f"db{len(started)}"), extra_args, env)
         started.append(s)
         return s
 

@@ -851,7 +851,9 @@ def test_fold_mirrors_gen_fold():
 def test_search_matches_the_oracle(make_server, tmp_path):
     ensure_oracle_deps()
     t0 = time.time()
-    server = make_server()
+    # A small SearchParam overlay (docs/STORAGE.md 4.6): the index is folded into its
+    # B-tree every few dozen writes, so queries read a mix of folded and unfolded entries.
+    server = make_server(env={"HORTUS_INDEX_OVERLAY_BYTES": "65536"})
     base = server.base
     http = requests.Session()
     rng = random.Random(SEED)
@@ -944,6 +946,11 @@ def test_search_matches_the_oracle(make_server, tmp_path):
               f"left out as known bugs: {dict(sorted(left_out.items()))}\n"
               f"writes between rounds: {dict(sorted(writes.items()))}\n{cov.report()}")
         assert not mismatches, "\n\n".join(mismatches)
+        m = http.get(f"{server.root}/metrics").text
+        folds = int(re.search(r"^hortus_index_folds_total (\d+)$", m, re.M).group(1))
+        unfolded = int(re.search(r"^hortus_index_overlay_records (\d+)$", m, re.M).group(1))
+        assert folds >= 3 and unfolded > 0, \
+            f"the queries must have read a mix of folded and unfolded entries ({folds}, {unfolded})"
     finally:
         oracle.close()
         http.close()
