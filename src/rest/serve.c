@@ -127,6 +127,14 @@ int serve_main(int argc, char **argv)
         return 2;
     }
     so.overlay_bytes = obv;
+    const char *oc = getenv("HORTUS_INDEX_FOLD_CHUNK"); /* records per fold transaction */
+    unsigned ocv = 0;
+    if (oc && *oc && (parse_uint(oc, 1u << 24, &ocv) || ocv < 1)) {
+        fprintf(stderr, "hortus serve: bad HORTUS_INDEX_FOLD_CHUNK '%s' (1 .. 2^24)\n", oc);
+        fp_sp_cache_free(spc);
+        return 2;
+    }
+    so.fold_chunk = ocv;
     struct store *st = NULL;
     int rc = store_open(spec, &so, &st);
     if (rc) {

@@ -10,10 +10,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/err.h"
 
 #define REC_HDR 17
+#define BIG_ALLOC (64u << 10) /* run buffers from here up are mapped, not malloc()ed */
 
 struct ovl_run {
     atomic_int ref;
@@ -21,7 +23,8 @@ struct ovl_run {
     uint32_t *off;
     uint8_t *buf;
     size_t len;
-    uint64_t max_t;
+    uint64_t max_t, min_t;
+    size_t off_cap, buf_cap; /* allocated bytes (big_free needs them) */
 };
 
 struct ovl_view {
@@ -153,13 +156,38 @@ void ovl_builder_free(ovl_builder *b)
 
 /* ---- runs and views ------------------------------------------------------------------ */
 
+/* Large buffers come straight from mmap: freed, they go back to the system at once.
+ * From malloc, glibc's growing mmap threshold would keep them in the heap, and a
+ * process that has folded a few overlays would hold hundreds of MiB it does not use. */
+static void *big_alloc(size_t n)
+{
+    if (n < BIG_ALLOC)
+        return malloc(n ? n : 1);
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void big_free(void *p, size_t n)
+{
+    if (!p)
+        return;
+    if (n < BIG_ALLOC)
+        free(p);
+    else
+        munmap(p, n);
+}
+
+static void run_free(ovl_run *r)
+{
+    big_free(r->off, r->off_cap);
+    big_free(r->buf, r->buf_cap);
+    free(r);
+}
+
 static void run_unref(ovl_run *r)
 {
-    if (r && atomic_fetch_sub(&r->ref, 1) == 1) {
-        free(r->off);
-        free(r->buf);
-        free(r);
-    }
+    if (r && atomic_fetch_sub(&r->ref, 1) == 1)
+        run_free(r);
 }
 
 static size_t run_bytes(const ovl_run *r)
@@ -172,18 +200,27 @@ static ovl_run *run_alloc(size_t n, size_t len)
     ovl_run *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->off = malloc((n ? n : 1) * sizeof *r->off);
-    r->buf = malloc(len ? len : 1);
+    r->off_cap = n * sizeof *r->off;
+    r->buf_cap = len;
+    r->off = big_alloc(r->off_cap);
+    r->buf = big_alloc(r->buf_cap);
     if (!r->off || !r->buf) {
-        free(r->off);
-        free(r->buf);
-        free(r);
+        run_free(r);
         return NULL;
     }
     atomic_init(&r->ref, 1);
     r->n = n;
     r->len = len;
+    r->min_t = UINT64_MAX;
     return r;
+}
+
+static void note_t(ovl_run *r, uint64_t t)
+{
+    if (t > r->max_t)
+        r->max_t = t;
+    if (t < r->min_t)
+        r->min_t = t;
 }
 
 static ovl_run *run_from_builder(const ovl_builder *b)
@@ -197,8 +234,7 @@ static ovl_run *run_from_builder(const ovl_builder *b)
     for (size_t i = 0; i < r->n; i++) {
         rec_hdr h;
         hdr_read(r->buf + r->off[i], &h);
-        if (h.t > r->max_t)
-            r->max_t = h.t;
+        note_t(r, h.t);
     }
     return r;
 }
@@ -221,11 +257,12 @@ static ovl_run *run_merge(const ovl_run *a, const ovl_run *b)
             r->off[k++] = (uint32_t)(b->off[j++] + a->len);
     }
     r->max_t = a->max_t > b->max_t ? a->max_t : b->max_t;
+    r->min_t = a->min_t < b->min_t ? a->min_t : b->min_t;
     return r;
 }
 
-/* The records of r with t <= t_max, as a new run (NULL: no memory). */
-static ovl_run *run_filter(const ovl_run *r, uint64_t t_max)
+/* The records of r with lo < t <= hi, as a new run (NULL: no memory). */
+static ovl_run *run_filter(const ovl_run *r, uint64_t lo, uint64_t hi)
 {
     ovl_run *o = run_alloc(r->n, r->len);
     if (!o)
@@ -234,14 +271,13 @@ static ovl_run *run_filter(const ovl_run *r, uint64_t t_max)
     for (size_t i = 0; i < r->n; i++) {
         rec_hdr h;
         hdr_read(r->buf + r->off[i], &h);
-        if (h.t > t_max)
+        if (h.t <= lo || h.t > hi)
             continue;
         size_t sz = REC_HDR + h.klen + h.vlen;
         memcpy(o->buf + len, r->buf + r->off[i], sz);
         o->off[n++] = (uint32_t)len;
         len += sz;
-        if (h.t > o->max_t)
-            o->max_t = h.t;
+        note_t(o, h.t);
     }
     o->n = n;
     o->len = len;
@@ -310,16 +346,18 @@ int ovl_view_add(const ovl_view *old, const ovl_builder *b, ovl_view **out)
     return 0;
 }
 
-int ovl_view_drop_after(const ovl_view *old, uint64_t t_max, ovl_view **out)
+int ovl_view_keep(const ovl_view *old, uint64_t lo, uint64_t hi, uint64_t floor, ovl_view **out)
 {
-    ovl_view *v = view_new(old->floor);
+    ovl_view *v = view_new(floor);
     if (!v)
         return ERR_NOMEM;
     for (size_t i = 0; i < old->nruns; i++) {
         ovl_run *r = old->runs[i];
-        if (r->max_t <= t_max) {
+        if (r->min_t > lo && r->max_t <= hi) {
             atomic_fetch_add(&r->ref, 1);
-        } else if (!(r = run_filter(r, t_max))) {
+        } else if (r->max_t <= lo || r->min_t > hi) {
+            continue; /* nothing of it is kept */
+        } else if (!(r = run_filter(r, lo, hi))) {
             ovl_view_unref(v);
             return ERR_NOMEM;
         }

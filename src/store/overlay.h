@@ -67,8 +67,10 @@ ovl_view *ovl_view_empty(uint64_t floor);
  * with its neighbours while they are no more than twice its size). The builder is
  * left unchanged. 0 or ERR_NOMEM (then *out is untouched). */
 int ovl_view_add(const ovl_view *old, const ovl_builder *b, ovl_view **out);
-/* A new view without the records of t > t_max (a commit that failed after publishing). */
-int ovl_view_drop_after(const ovl_view *old, uint64_t t_max, ovl_view **out);
+/* A new view of old's records with lo < t <= hi, and the given floor: (0, t, floor)
+ * takes back a commit that failed after publishing; (F, UINT64_MAX, F) forgets what a
+ * fold up to F has written into the B-tree. 0 or ERR_NOMEM. */
+int ovl_view_keep(const ovl_view *old, uint64_t lo, uint64_t hi, uint64_t floor, ovl_view **out);
 void ovl_view_ref(ovl_view *v);
 void ovl_view_unref(ovl_view *v); /* NULL is a no-op; frees at zero */
 

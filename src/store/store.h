@@ -41,7 +41,8 @@
 #define STORE_NO_TIME INT64_MIN             /* "no instant given" for since / at */
 #define STORE_DEFAULT_MAP_SIZE (256u << 20) /* initial LMDB map: 256 MiB, grows by doubling */
 #define STORE_DEFAULT_GROUP_WAIT_US 500
-#define STORE_DEFAULT_OVERLAY_BYTES (48u << 20) /* SearchParam overlay folded at 48 MiB */
+#define STORE_DEFAULT_OVERLAY_BYTES (32u << 20) /* SearchParam overlay folded at 32 MiB */
+#define STORE_DEFAULT_FOLD_CHUNK 16384          /* records per fold transaction */
 #define STORE_EXTRA_KEY_MAX 480 /* extra keys: LMDB's key limit (511) minus margin */
 
 /* What a version records as its operation (the history entry's request.method). */
@@ -81,6 +82,7 @@ typedef struct store_opts {
     size_t overlay_bytes; /* fold the SearchParam overlay into the B-tree once it holds
                              this many bytes (docs/STORAGE.md 4.6);
                              0 = STORE_DEFAULT_OVERLAY_BYTES */
+    size_t fold_chunk;    /* records per fold transaction; 0 = STORE_DEFAULT_FOLD_CHUNK */
 } store_opts;
 
 /*

@@ -84,6 +84,10 @@ struct lmdb_store {
     ovl_view *view;
     size_t fold_bytes;  /* fold the overlay into SearchParam once it holds this much */
     ovl_builder w_ovl;  /* writer only: this commit's records */
+    size_t fold_chunk;  /* records per fold transaction */
+    ovl_view *fold_view; /* writer only: the overlay being folded (NULL: no fold) */
+    ovl_cursor fold_cur; /* ... where the fold has got to */
+    uint64_t fold_target, fold_t0;
     uint8_t *w_log;     /* writer only: this request's IndexLog record */
     size_t w_log_len, w_log_cap;
 
@@ -617,7 +621,7 @@ static int publish_add(lmdb_store *s)
 static void unpublish_after(lmdb_store *s, uint64_t t_max)
 {
     ovl_view *v;
-    if (ovl_view_drop_after(s->view, t_max, &v)) {
+    if (ovl_view_keep(s->view, 0, t_max, ovl_view_floor(s->view), &v)) {
         fprintf(stderr, "hortus: store: out of memory undoing a failed commit\n");
         abort();
     }
@@ -625,60 +629,108 @@ static void unpublish_after(lmdb_store *s, uint64_t t_max)
 }
 
 /*
- * Fold the overlay into SearchParam: every key's latest record in one write txn, in
- * key order (each touched leaf is written once), IndexLog emptied and Meta.fold_t set
- * in the same commit. Then the overlay starts again, empty, at that t. Writer only.
+ * Folding the overlay into SearchParam (docs/STORAGE.md 4.6), in chunks between the
+ * writer's batches. A fold takes the overlay as it is (all of it committed, up to t =
+ * F), and writes every key's latest record in key order, fold_chunk records per write
+ * transaction, so a leaf is written once for all the entries it receives and writes
+ * wait for one chunk at most. The last chunk also deletes IndexLog up to F and sets
+ * Meta.fold_t = F; then the overlay forgets the records of t <= F.
+ *
+ * Until then a reader's window still starts at the old fold_t, so it applies the
+ * records of the chunks already written once more: the same latest record per key
+ * gives the same answer whether the B-tree has it or not. Records written during the
+ * fold (t > F) stay in the overlay; a crash in the middle replays IndexLog from the
+ * old fold_t over a partly folded B-tree, which is the same state.
  */
-static int fold_once(lmdb_store *s)
+static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
         return rc;
     MDB_dbi dbi = s->db_extra[STORE_DB_SEARCH_PARAM];
-    ovl_cursor c;
     ovl_rec e;
-    ovl_cursor_init(&c, s->view, ovl_view_floor(s->view), UINT64_MAX, NULL, 0, NULL, 0, 0);
-    while (ovl_cursor_next(&c, &e)) {
+    size_t n = 0;
+    *finished = 0;
+    while (n < s->fold_chunk && !(*finished = !ovl_cursor_next(c, &e))) {
         MDB_val key = {e.klen, (void *)e.key}, val = {e.vlen, (void *)e.val};
         rc = e.del ? mdb_del(txn, dbi, &key, NULL) : mdb_put(txn, dbi, &key, &val, 0);
         if (rc == MDB_NOTFOUND)
             rc = 0;
         if (rc)
             goto fail;
+        n++;
     }
-    if ((rc = mdb_drop(txn, s->db_idxlog, 0)) || (rc = put_meta_u64(s, txn, "fold_t", s->w_last_t)))
-        goto fail;
+    if (!*finished) {
+        /* at the chunk's end: is anything left? (the cursor is only peeked at by a
+         * copy, so the next chunk starts at that record) */
+        ovl_cursor peek = *c;
+        *finished = !ovl_cursor_next(&peek, &e);
+    }
+    if (*finished) {
+        MDB_cursor *lc;
+        MDB_val key, val;
+        if ((rc = mdb_cursor_open(txn, s->db_idxlog, &lc)))
+            goto fail;
+        while ((rc = mdb_cursor_get(lc, &key, &val, MDB_FIRST)) == 0 && key.mv_size == 8 &&
+               codec_get_u64(key.mv_data) <= s->fold_target)
+            if ((rc = mdb_cursor_del(lc, 0)))
+                break;
+        mdb_cursor_close(lc);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            goto fail;
+        if ((rc = put_meta_u64(s, txn, "fold_t", s->fold_target)))
+            goto fail;
+    }
     return mdb_txn_commit(txn);
 fail:
     mdb_txn_abort(txn);
     return rc;
 }
 
-static void fold_overlay(lmdb_store *s)
+/* One chunk of the fold in progress (starting one when the overlay is full, or when
+ * `all`: at close). Returns 1 while a fold is still in progress. Writer only. */
+static int fold_step(lmdb_store *s, int all)
 {
-    if (!ovl_view_records(s->view))
-        return;
-    uint64_t t0 = mono_ns();
-    int rc;
-    while ((rc = fold_once(s)) == MDB_MAP_FULL)
+    if (!s->fold_view) {
+        if (!ovl_view_records(s->view) || (!all && ovl_view_bytes(s->view) < s->fold_bytes))
+            return 0;
+        s->fold_view = s->view;
+        ovl_view_ref(s->fold_view);
+        s->fold_target = s->w_last_t;
+        s->fold_t0 = mono_ns();
+        ovl_cursor_init(&s->fold_cur, s->fold_view, ovl_view_floor(s->fold_view),
+                        s->fold_target, NULL, 0, NULL, 0, 0);
+    }
+    ovl_cursor saved = s->fold_cur;
+    int rc, finished = 0;
+    while ((rc = fold_chunk_txn(s, &s->fold_cur, &finished)) == MDB_MAP_FULL) {
+        s->fold_cur = saved; /* nothing of the chunk was committed */
         if ((rc = grow_map(s)))
             break;
+    }
     if (rc) {
-        /* Nothing is lost: the records stay in IndexLog and in the overlay. */
+        /* Nothing is lost: the records stay in IndexLog and in the overlay; the fold
+         * starts over later. */
         fprintf(stderr, "hortus: store: index fold failed: %s\n",
                 rc > 0 ? mdb_strerror(rc) : err_str(rc));
-        return;
+        ovl_view_unref(s->fold_view);
+        s->fold_view = NULL;
+        return 0;
     }
-    ovl_view *v = ovl_view_empty(s->w_last_t);
-    if (!v) {
-        fprintf(stderr, "hortus: store: out of memory after an index fold\n");
-        abort(); /* the old view would hide deletes now folded: never serve it on */
-    }
-    publish(s, v);
+    if (!finished)
+        return 1;
+    ovl_view *v;
+    if (ovl_view_keep(s->view, s->fold_target, UINT64_MAX, s->fold_target, &v) == 0)
+        publish(s, v);
+    else /* still right (readers skip records of t <= fold_t), only larger */
+        fprintf(stderr, "hortus: store: out of memory trimming the index overlay\n");
+    ovl_view_unref(s->fold_view);
+    s->fold_view = NULL;
     atomic_fetch_add(&s->folds, 1);
-    atomic_fetch_add(&s->fold_ns, mono_ns() - t0);
+    atomic_fetch_add(&s->fold_ns, mono_ns() - s->fold_t0);
     note_used_bytes(s);
+    return 0;
 }
 
 /*
@@ -789,11 +841,14 @@ static void *writer_main(void *arg)
     lmdb_store *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->qmu);
-        while (!s->qhead && !s->closing)
+        while (!s->qhead && !s->closing && !s->fold_view)
             pthread_cond_wait(&s->qcv, &s->qmu);
         if (!s->qhead) {
             pthread_mutex_unlock(&s->qmu);
-            break;
+            if (s->closing)
+                break;
+            fold_step(s, 0); /* idle: go on with the fold in progress */
+            continue;
         }
         if (s->group_wait_us > 0 && s->qlen < s->w_prev_batch && !s->closing) {
             struct timespec dl;
@@ -825,10 +880,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->qmu);
         process_batch(s, batch, n);
         s->w_prev_batch = n;
-        if (ovl_view_bytes(s->view) >= s->fold_bytes)
-            fold_overlay(s);
+        fold_step(s, 0);
     }
-    fold_overlay(s); /* a clean close leaves nothing to replay */
+    while (fold_step(s, 1)) /* a clean close leaves nothing to replay */
+        ;
     return NULL;
 }
 
@@ -1180,6 +1235,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     pthread_rwlock_init(&s->vlock, &ra);
     pthread_rwlockattr_destroy(&ra);
     s->fold_bytes = o && o->overlay_bytes ? o->overlay_bytes : STORE_DEFAULT_OVERLAY_BYTES;
+    s->fold_chunk = o && o->fold_chunk ? o->fold_chunk : STORE_DEFAULT_FOLD_CHUNK;
 
     int rc;
     if (mkdir(dir, 0775) && errno != EEXIST) {

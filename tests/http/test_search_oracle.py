@@ -852,8 +852,10 @@ def test_search_matches_the_oracle(make_server, tmp_path):
     ensure_oracle_deps()
     t0 = time.time()
     # A small SearchParam overlay (docs/STORAGE.md 4.6): the index is folded into its
-    # B-tree every few dozen writes, so queries read a mix of folded and unfolded entries.
-    server = make_server(env={"HORTUS_INDEX_OVERLAY_BYTES": "65536"})
+    # B-tree every few dozen writes, 100 records a transaction, so queries read a mix of
+    # folded, half-folded and unfolded entries.
+    server = make_server(env={"HORTUS_INDEX_OVERLAY_BYTES": "65536",
+                              "HORTUS_INDEX_FOLD_CHUNK": "100"})
     base = server.base
     http = requests.Session()
     rng = random.Random(SEED)

@@ -3,7 +3,7 @@
  * space with shared prefixes; views kept by "readers" at many points in time; folds that
  * restart the overlay empty. For every kept view and window, the cursor (forward and
  * reverse, random prefix and seek) and ovl_get must give exactly the oracle's latest
- * record per key; ovl_view_drop_after must equal the view before the dropped commits. */
+ * record per key; ovl_view_keep must equal the view before the dropped commits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +201,7 @@ int main(void)
             while (nops > 0 && ops[nops - 1].t > t_start)
                 nops--;
             ovl_view *dv;
-            if (ovl_view_drop_after(nv, t_start, &dv))
+            if (ovl_view_keep(nv, 0, t_start, ovl_view_floor(nv), &dv))
                 abort();
             ovl_view_unref(nv);
             nv = dv;
@@ -252,8 +252,13 @@ int main(void)
     }
     ok(ovl_view_add(v0, &b, &v1) == 0 && ovl_view_records(v1) == 100, "100 records in");
     ok(ovl_view_add(v1, &b, &v2) == 0 && ovl_view_records(v2) == 200, "200 after a second run");
-    ok(ovl_view_drop_after(v2, 5, &v3) == 0 && ovl_view_records(v3) == 100,
-       "drop_after(5) keeps the 2 x 50 records of t <= 5 (%zu)", ovl_view_records(v3));
+    ok(ovl_view_keep(v2, 0, 5, 0, &v3) == 0 && ovl_view_records(v3) == 100,
+       "keep(0, 5] keeps the 2 x 50 records of t <= 5 (%zu)", ovl_view_records(v3));
+    ovl_view *v4;
+    ok(ovl_view_keep(v2, 5, UINT64_MAX, 5, &v4) == 0 && ovl_view_records(v4) == 100 &&
+           ovl_view_floor(v4) == 5,
+       "keep(5, max] keeps the other 100, with the floor at 5");
+    ovl_view_unref(v4);
     ok(ovl_builder_add(&b, 1, 0, "k", 1, NULL, OVL_VAL_MAX + 1) != 0, "an oversized value is refused");
     ovl_view_unref(v0);
     ovl_view_unref(v1);

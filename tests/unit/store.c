@@ -1667,9 +1667,9 @@ static int spo_agree(store *s, const uint8_t *have, const uint8_t *vals, store_r
 static void test_search_param_overlay(void)
 {
     const char *d = new_dir();
-    store_opts o = {.overlay_bytes = 2048};
+    store_opts o = {.overlay_bytes = 2048, .fold_chunk = 7};
     store *s;
-    ok(store_open(d, &o, &s) == 0, "open with a 2 KiB SearchParam overlay");
+    ok(store_open(d, &o, &s) == 0, "open with a 2 KiB SearchParam overlay, folded 7 records a txn");
     int good = 1, groups = 0;
     store_reader *held = NULL;
     uint8_t held_have[SPO_KEYS], held_val[SPO_KEYS];
@@ -1766,34 +1766,45 @@ static void test_search_param_overlay(void)
        "after a clean close and reopen, the same entries");
     store_close(s);
 
-    /* a process that dies with entries in its overlay: IndexLog is replayed at open */
-    pid_t pid = fork();
-    if (pid == 0) {
-        store_opts big = {.overlay_bytes = 64u << 20};
-        store *c;
-        if (store_open(d, &big, &c))
-            _exit(2);
-        for (unsigned i = 0; i < SPO_KEYS; i += 2) {
-            uint8_t k[24], v = 77;
-            size_t kn = spo_key(k, i);
-            store_extra x = {.db = STORE_DB_SEARCH_PARAM, .del = i % 4 == 0, .key = k,
-                             .key_len = kn, .val = &v, .val_len = 1};
-            store_req req = {.extras = &x, .nextra = 1};
-            uint64_t t;
-            if (store_write(c, &req, &t))
-                _exit(3);
+    /* a process that dies with entries in its overlay (IndexLog is replayed at open),
+     * and one that dies in the middle of folds of one record a transaction */
+    for (int mode = 0; mode < 2; mode++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            store_opts co = mode ? (store_opts){.overlay_bytes = 1024, .fold_chunk = 1}
+                                 : (store_opts){.overlay_bytes = 64u << 20};
+            store *c;
+            if (store_open(d, &co, &c))
+                _exit(2);
+            for (unsigned i = mode; i < SPO_KEYS; i += 2) {
+                uint8_t k[24], v = (uint8_t)(77 + mode);
+                size_t kn = spo_key(k, i);
+                store_extra x = {.db = STORE_DB_SEARCH_PARAM, .del = i % 4 == (unsigned)mode, .key = k,
+                                 .key_len = kn, .val = &v, .val_len = 1};
+                store_req req = {.extras = &x, .nextra = 1};
+                uint64_t t;
+                if (store_write(c, &req, &t))
+                    _exit(3);
+            }
+            store_stats cs;
+            store_get_stats(c, &cs);
+            _exit(mode && cs.index_folds == 0 && cs.index_overlay_records == 0 ? 4 : 0); /* no close */
         }
-        _exit(0); /* no close: nothing was folded */
+        int status = 0;
+        waitpid(pid, &status, 0);
+        for (unsigned i = mode; i < SPO_KEYS; i += 2) {
+            spo_have[i] = i % 4 != (unsigned)mode;
+            spo_val[i] = (uint8_t)(77 + mode);
+        }
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child wrote entries and died %s",
+           mode ? "folding" : "with nothing folded");
+        ok(store_open(d, &o, &s) == 0 && spo_agree(s, spo_have, spo_val, NULL),
+           "at the next open its entries are all there (IndexLog replayed%s)",
+           mode ? " over a partly folded B-tree" : "");
+        if (mode)
+            break;
+        store_close(s);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    for (unsigned i = 0; i < SPO_KEYS; i += 2) {
-        spo_have[i] = i % 4 != 0;
-        spo_val[i] = 77;
-    }
-    ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child wrote entries and died unclosed");
-    ok(store_open(d, &o, &s) == 0 && spo_agree(s, spo_have, spo_val, NULL),
-       "at the next open its unfolded entries are there (IndexLog replayed)");
     checked(s, "the overlay tests");
     store_close(s);
     rm_dir(d);
