@@ -94,6 +94,11 @@ size_t idx_rn_prefix(uint8_t *out, uint32_t tenant, const char *type);
 /* Aux key rn -> id: tenant | 'r' | type\0 | rn. */
 size_t idx_rn_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN]);
 
+/* Aux key of a deleted resource's rn -> id: tenant | 'g' | type\0 | rn. A delete moves
+ * the 'r' key here, so a later page of a search begun before the delete still finds
+ * the resource's number and id (docs/SEARCH.md, paging). */
+size_t idx_gone_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN]);
+
 /* Encode rn + entries as a ResourceParam value into b; decode one back (entries point
  * into val). 0, or ERR_INVALID for a malformed value. */
 void idx_rp_encode(buf *b, const uint8_t rn[IDX_RN_LEN], const idx_set *s);

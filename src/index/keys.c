@@ -232,6 +232,13 @@ size_t idx_rn_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t
     return o + IDX_RN_LEN;
 }
 
+size_t idx_gone_key(uint8_t *out, uint32_t tenant, const char *type, const uint8_t rn[IDX_RN_LEN])
+{
+    size_t n = idx_rn_key(out, tenant, type, rn);
+    out[4] = 'g';
+    return n;
+}
+
 void idx_rp_encode(buf *b, const uint8_t rn[IDX_RN_LEN], const idx_set *s)
 {
     buf_put(b, rn, IDX_RN_LEN);

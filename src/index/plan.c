@@ -104,7 +104,10 @@ int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t
             return rc;
         uint8_t rk[4 + 1 + 65 + IDX_RN_LEN];
         size_t rkn = idx_rn_key(rk, tenant, type, rn);
-        return add(add_ctx, STORE_DB_AUX, 1, rk, rkn, NULL, 0, 0, 0, 0, 0);
+        if ((rc = add(add_ctx, STORE_DB_AUX, 1, rk, rkn, NULL, 0, 0, 0, 0, 0)))
+            return rc;
+        rkn = idx_gone_key(rk, tenant, type, rn); /* for pages of searches begun before */
+        return add(add_ctx, STORE_DB_AUX, 0, rk, rkn, id, strlen(id), 0, 0, 0, 0);
     }
     buf b = BUF_INIT;
     idx_rp_encode(&b, rn, &cur);

@@ -165,7 +165,9 @@ static int page_add(rest_req *r, store_reader *rd, const char *type, const srch_
     for (size_t i = 0; i < res->n; i++) {
         const char *id = srch_rn_id(rd, r->a, r->ctx.tenant, type, res->rn[i]);
         store_version v;
-        if (!id || store_read(rd, r->ctx.tenant, type, id, &v))
+        /* a later page after writes shows the versions of the first page's snapshot */
+        if (!id || (res->as_of ? srch_read_as_of(rd, r->ctx.tenant, type, id, res->as_of, &v)
+                               : store_read(rd, r->ctx.tenant, type, id, &v)))
             continue; /* cannot happen within one snapshot; never a broken entry */
         if (pg->n && pg->bytes + v.len > REST_MAX_RESPONSE)
             return 1;
@@ -222,8 +224,8 @@ static int search_failed(rest_req *r, int rc, const srch_error *e)
         return rest_send_error(r, 400, OO_TOO_COSTLY, e->msg, NULL);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
-    if (e->status == 400)
-        return rest_send_error(r, 400, (oo_code)e->oo_code, e->msg, NULL);
+    if (e->status == 400 || (rc == ERR_GONE && e->status == 410))
+        return rest_send_error(r, e->status, (oo_code)e->oo_code, e->msg, NULL);
     return rest_send_errcode(r, rc, e->msg[0] ? e->msg : "the search failed");
 }
 
@@ -363,6 +365,8 @@ static int search_system(rest_req *r)
         q.page_offset = offset;
         q.count = remaining;
         srch_result res;
+        q.spc = r->ctx.svc ? r->ctx.svc->spc : NULL;
+        q.base_url = rest_base_url(r);
         rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
         if (rc) {
             srch_done(&q);
@@ -438,6 +442,8 @@ int rest_search(rest_req *r)
                                "_page_t names a state the server has not reached", NULL);
     }
     q.page_t = page_t;
+    q.spc = r->ctx.svc ? r->ctx.svc->spc : NULL;
+    q.base_url = rest_base_url(r);
     srch_result res;
     srch_error e = {0};
     rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);

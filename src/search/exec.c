@@ -16,6 +16,7 @@
 
 #include "base/err.h"
 #include "fhir/outcome.h"
+#include "json/json.h"
 #include "search/search.h"
 
 typedef uint8_t rn_t[IDX_RN_LEN];
@@ -25,6 +26,12 @@ typedef struct rnset {
     size_t n, cap;
 } rnset;
 
+/* The entries a resource had at the first page's snapshot, when it changed since. */
+typedef struct over {
+    rn_t rn;
+    idx_set es;
+} over;
+
 typedef struct xctx {
     store_reader *rd;
     arena *a;
@@ -33,6 +40,8 @@ typedef struct xctx {
     uint64_t scanned;
     size_t cap; /* a clause scan gives up past this many matches (0: no cap) */
     srch_error *e;
+    over *ov; /* a later page after writes: sorted by rn */
+    size_t nov;
 } xctx;
 
 #define CAPPED 1 /* a clause had more matches than xctx.cap: check it on candidates */
@@ -451,6 +460,18 @@ static int clause_set(xctx *x, const srch_clause *c, rnset *out)
  * has none (cannot happen within one snapshot). */
 static int candidate_entries(xctx *x, const uint8_t *rn, idx_set *es)
 {
+    for (size_t lo = 0, hi = x->nov; lo < hi;) { /* changed since page_t: as it was then */
+        size_t mid = (lo + hi) / 2;
+        int c = memcmp(x->ov[mid].rn, rn, IDX_RN_LEN);
+        if (c == 0) {
+            *es = x->ov[mid].es;
+            return 0;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, rn);
     if (!id)
         return -1;
@@ -748,11 +769,29 @@ const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *
     size_t kn = idx_rn_key(k, tenant, type, rn);
     const void *v;
     size_t vn;
-    if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn))
-        return NULL;
+    if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn)) {
+        kn = idx_gone_key(k, tenant, type, rn);
+        if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn))
+            return NULL;
+    }
     return arena_strndup(a, v, vn);
 }
 
+int srch_read_as_of(store_reader *rd, uint32_t tenant, const char *type, const char *id,
+                    uint64_t t, store_version *v)
+{
+    store_hist_opts o = {.scope = STORE_SCOPE_INSTANCE, .tenant = tenant, .type = type,
+                         .id = id, .as_of_t = t};
+    store_iter *it;
+    int rc = store_history(rd, &o, &it);
+    if (rc)
+        return rc;
+    rc = store_iter_next(it, v); /* newest first: the version current at t */
+    store_iter_close(it);
+    if (rc == 0 && v->op == STORE_OP_DELETE)
+        rc = ERR_NOTFOUND;
+    return rc;
+}
 
 static uint64_t rn_t_of(const uint8_t *rn)
 {
@@ -762,13 +801,162 @@ static uint64_t rn_t_of(const uint8_t *rn)
     return t;
 }
 
+/* ---- a later page: the result set as of page_t ------------------------------------- */
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int over_cmp(const void *a, const void *b)
+{
+    return memcmp(((const over *)a)->rn, ((const over *)b)->rn, IDX_RN_LEN);
+}
+
+/* The number the resource had at page_t when its lineage then was deleted since: the
+ * 'g' key of the lineage's creating commit whose id is this one. */
+static int gone_rn(xctx *x, const char *id, const store_version *at, uint8_t rn[IDX_RN_LEN])
+{
+    uint64_t t_created = 0;
+    store_hist_opts o = {.scope = STORE_SCOPE_INSTANCE, .tenant = x->tenant, .type = x->q->type,
+                         .id = id, .as_of_t = at->t};
+    store_iter *it;
+    if (store_history(x->rd, &o, &it))
+        return -1;
+    store_version v;
+    while (store_iter_next(it, &v) == 0) { /* back to the version that created it */
+        t_created = v.t;
+        if (v.created)
+            break;
+    }
+    store_iter_close(it);
+    uint8_t p[4 + 1 + 66 + IDX_RN_LEN];
+    memset(rn, 0, IDX_RN_LEN);
+    for (int i = 0; i < 8; i++)
+        rn[i] = (uint8_t)(t_created >> (56 - 8 * i));
+    size_t pn = idx_gone_key(p, x->tenant, x->q->type, rn) - 2; /* tenant|'g'|type\0|t */
+    store_iter *gi;
+    if (store_scan(x->rd, STORE_DB_AUX, p, pn, p, pn, &gi))
+        return -1;
+    const void *k, *val;
+    size_t kn, vn;
+    int found = -1;
+    while (found && store_scan_next(gi, &k, &kn, &val, &vn) == 0)
+        if (kn == pn + 2 && vn == strlen(id) && !memcmp(val, id, vn)) {
+            memcpy(rn, (const uint8_t *)k + pn - 8, IDX_RN_LEN);
+            found = 0;
+        }
+    store_iter_close(gi);
+    return found;
+}
+
+/*
+ * res holds the current matches among the resources that existed at page_t. Make it
+ * the matches at page_t: every resource of the type changed since (TypeAsOf, newest
+ * first, down to page_t) leaves the set and comes back if its version at page_t
+ * matches every clause, with that version's entries kept for sorting (x->ov). The
+ * rest did not change, so their current entries are those of page_t.
+ */
+static int repair_snapshot(xctx *x, rnset *res)
+{
+    const srch_query *q = x->q;
+    store_hist_opts o = {.scope = STORE_SCOPE_TYPE, .tenant = x->tenant, .type = q->type};
+    store_iter *it;
+    int rc = store_history(x->rd, &o, &it);
+    if (rc)
+        return rc;
+    const char **ids = NULL;
+    size_t nids = 0, cap = 0;
+    store_version v;
+    while ((rc = store_iter_next(it, &v)) == 0 && v.t > q->page_t) {
+        if (nids == SRCH_PAGE_CHANGES_MAX) {
+            store_iter_close(it);
+            snprintf(x->e->msg, sizeof x->e->msg,
+                     "this paging link has expired: more than %u changes to %s since its "
+                     "first page (SRCH_PAGE_CHANGES_MAX); run the search again",
+                     SRCH_PAGE_CHANGES_MAX, q->type);
+            x->e->status = 410;
+            x->e->oo_code = OO_PROCESSING;
+            return ERR_GONE;
+        }
+        if (nids == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            const char **n2 = arena_realloc(x->a, ids, sizeof *ids * cap, sizeof *ids * nc);
+            if (!n2) {
+                store_iter_close(it);
+                return ERR_NOMEM;
+            }
+            ids = n2;
+            cap = nc;
+        }
+        if (!(ids[nids++] = arena_strndup(x->a, v.id, strlen(v.id)))) {
+            store_iter_close(it);
+            return ERR_NOMEM;
+        }
+    }
+    store_iter_close(it);
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    if (!nids)
+        return 0;
+    qsort(ids, nids, sizeof *ids, id_cmp);
+    rnset gone = {0}, back = {0};
+    x->ov = arena_alloc(x->a, sizeof *x->ov * nids);
+    if (!x->ov)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < nids; i++) {
+        if (i && !strcmp(ids[i], ids[i - 1]))
+            continue;
+        uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN], cur_rn[IDX_RN_LEN];
+        size_t kn = idx_rp_key(k, x->tenant, q->type, ids[i]);
+        const void *val;
+        size_t vlen;
+        idx_set cur;
+        int live = store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) == 0 &&
+                   idx_rp_decode(x->a, val, vlen, cur_rn, &cur) == 0;
+        if (live && (rc = push(x, &gone, cur_rn)))
+            return rc;
+        store_version at;
+        if (srch_read_as_of(x->rd, x->tenant, q->type, ids[i], q->page_t, &at))
+            continue; /* it did not exist at page_t */
+        if (live && rn_t_of(cur_rn) <= q->page_t)
+            memcpy(rn, cur_rn, IDX_RN_LEN); /* the same lineage: its number */
+        else if (gone_rn(x, ids[i], &at, rn))
+            continue; /* deleted since, by a build that did not keep its number */
+        json_val *doc;
+        idx_set es;
+        if (json_parse(x->a, at.bytes, at.len, 0, &doc, NULL) ||
+            (rc = idx_extract(q->spc, x->a, q->type, doc, q->base_url, &es)))
+            return rc ? rc : ERR_IO;
+        int ok = 1;
+        for (size_t c = 0; c < q->nc && ok; c++)
+            ok = clause_accepts(&q->c[c], &es);
+        if (!ok)
+            continue;
+        if ((rc = push(x, &back, rn)))
+            return rc;
+        memcpy(x->ov[x->nov].rn, rn, IDX_RN_LEN);
+        x->ov[x->nov++].es = es;
+    }
+    qsort(x->ov, x->nov, sizeof *x->ov, over_cmp);
+    sort_unique(&gone);
+    subtract(res, &gone);
+    for (size_t i = 0; i < back.n; i++)
+        if ((rc = push(x, res, back.r[i])))
+            return rc;
+    sort_unique(res);
+    return 0;
+}
+
+
 /* One clause of one whole value (a reference, system|code), unsorted: its keys are the
  * matches in rn order, so the page is the keys from the offset on, and the total a count
  * of keys, with no set built. Returns 1 when q is not of that shape. */
 static int run_single(xctx *x, const srch_query *q, srch_result *out)
 {
     const srch_clause *c = &q->c[0];
-    if (q->nc != 1 || q->nsort || c->nv != 1 || !clause_cheap(c) || !c->v[0].whole)
+    if (q->nc != 1 || q->nsort || c->nv != 1 || !clause_cheap(c) || !c->v[0].whole ||
+        (q->page_t && q->page_t < store_reader_t(x->rd)))
         return 1;
     const srch_value *v = &c->v[0];
     uint8_t p[STORE_EXTRA_KEY_MAX + 16];
@@ -890,8 +1078,15 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
             if (rn_t_of(res.r[i]) <= q->page_t)
                 memcpy(res.r[w++], res.r[i], IDX_RN_LEN);
         res.n = w;
+        if (q->page_t < store_reader_t(rd)) { /* written since: as it was at page_t */
+            if (!q->spc)
+                return fail(e, ERR_INTERNAL, OO_EXCEPTION, "a later page without the index");
+            if ((rc = repair_snapshot(&x, &res)))
+                return rc;
+            out->as_of = q->page_t;
+        }
     }
-    if (q->nsort == 1 && !q->summary_count && q->count) {
+    if (q->nsort == 1 && !q->summary_count && q->count && !x.nov) {
         /* the page through the index in the key's order: no lookup per match */
         rnset sorted;
         size_t want = (size_t)q->page_offset + q->count;
@@ -906,7 +1101,8 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
         out->more = from + n < res.n;
         return 0;
     }
-    if (q->nsort > 1 && !q->summary_count && q->count && (rc = sort_set(&x, &res)))
+    if ((q->nsort > 1 || (q->nsort == 1 && x.nov)) && !q->summary_count && q->count &&
+        (rc = sort_set(&x, &res)))
         return rc;
     out->total = res.n;
     out->has_total = 1;

@@ -36,6 +36,7 @@
 #define SRCH_FILTER_MAX 4096u      /* candidates up to which range clauses are checked one by one */
 #define SRCH_DEFAULT_COUNT 50u     /* _count when absent */
 #define SRCH_MAX_COUNT 1000u       /* _count upper bound */
+#define SRCH_PAGE_CHANGES_MAX 4096u /* changes to a type since _page_t a later page re-checks */
 
 /* Date, number and quantity comparators. */
 typedef enum srch_prefix {
@@ -91,6 +92,9 @@ typedef struct srch_query {
     /* the paging cursor of a later page */
     uint64_t page_t;      /* 0: first page */
     uint64_t page_offset; /* position of the page in the sorted result */
+    /* for a later page after writes: the versions as of page_t are indexed again */
+    const struct fp_sp_cache *spc;
+    const char *base_url;
     /* parameters that were not applied (Prefer: handling=lenient), "a, b" */
     buf ignored;
     size_t nignored;
@@ -140,16 +144,27 @@ typedef struct srch_result {
     uint64_t total;      /* matches (when counted) */
     int has_total;
     int more;            /* a next page exists */
+    uint64_t as_of;      /* non-zero: the rows are the versions current at this t (a later
+                            page after writes: read them with srch_read_as_of) */
 } srch_result;
 
-/* Run q under the snapshot rd for tenant. The matches are those of the snapshot,
- * restricted to resources created at or before q->page_t when it is set. Returns 0,
- * ERR_LIMIT (a budget; *e says which), ERR_NOMEM, ERR_IO. */
+/* Run q under the snapshot rd for tenant. A first page: the matches of the snapshot.
+ * A later page (q->page_t): the matches as of page_t, the result set of the first page,
+ * whatever was written since (the resources changed since are re-checked in their
+ * version at page_t; needs q->spc). Returns 0, ERR_LIMIT (a budget; *e says which),
+ * ERR_GONE (too much changed since page_t: the paging link has expired; *e says so),
+ * ERR_NOMEM, ERR_IO. */
 int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e);
 
-/* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when gone. */
+/* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when unknown.
+ * A deleted resource's number is found too (its 'g' key). */
 const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *type,
                        const uint8_t rn[IDX_RN_LEN]);
+
+/* The version of type/id current at t (t <= the snapshot's): 0 and *v, or ERR_NOTFOUND
+ * (none, or deleted then). */
+int srch_read_as_of(store_reader *rd, uint32_t tenant, const char *type, const char *id,
+                    uint64_t t, store_version *v);
 
 #endif

@@ -294,7 +294,15 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
               const [p, q] = ratio(c.code, code);
               return numMatchScaled(prefix, r, c.v, p, q);
             }
-            // an affine unit (Cel, [degF]): compare in the base unit, every bound converted
+            // an affine unit (Cel, [degF]): compare in the base unit, every bound converted;
+            // ap is 10% of the value as stated (33 Cel: 29.7 .. 36.3 Cel), not of its
+            // base value (306 K would allow +-30 K)
+            if (prefix === 'ap') {
+              const w = r.v.abs().div(10);
+              const a = toBase(code, r.v.minus(w)), b = toBase(code, r.v.plus(w));
+              const d = toBase(c.code, c.v);
+              return d.gte(Decimal.min(a, b)) && d.lte(Decimal.max(a, b));
+            }
             const rb = { v: toBase(code, r.v), lo: toBase(code, r.lo), hi: toBase(code, r.hi) };
             return numMatch(prefix, rb, toBase(c.code, c.v));
           }),
