@@ -198,9 +198,12 @@ void rest_metrics_write(buf *b, struct store *st)
                "hortus_index_overlay_bytes %" PRIu64 "\n"
                "# HELP hortus_index_overlay_records SearchParam changes not folded yet.\n"
                "# TYPE hortus_index_overlay_records gauge\n"
-               "hortus_index_overlay_records %" PRIu64 "\n",
+               "hortus_index_overlay_records %" PRIu64 "\n"
+               "# HELP hortus_index_fold_running 1 while a fold is in progress.\n"
+               "# TYPE hortus_index_fold_running gauge\n"
+               "hortus_index_fold_running %" PRIu64 "\n",
                ss.index_folds, ss.index_fold_ns / 1e9, ss.index_overlay_bytes,
-               ss.index_overlay_records);
+               ss.index_overlay_records, ss.index_fold_running);
     store_reader *rd;
     if (store_read_begin(st, &rd) == 0) {
         uint64_t cur = 0, versions = 0;

@@ -191,7 +191,7 @@ static int send_page(rest_req *r, const char *type, const srch_query *q, const b
     bundle_links_begin(&w);
     bundle_link(&w, "self",
                 link_url(r, type, applied, q->page_offset ? page_t : 0, q->page_offset));
-    if (pg->more)
+    if (pg->more && !q->summary_count && q->count) /* a count or _count=0 has no pages */
         bundle_link(&w, "next", link_url(r, type, applied, page_t, q->page_offset + pg->used));
     if (q->page_offset) {
         uint64_t prev = q->page_offset > q->count ? q->page_offset - q->count : 0;

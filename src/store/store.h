@@ -338,6 +338,7 @@ typedef struct store_stats {
     uint64_t index_fold_ns;         /* time spent folding */
     uint64_t index_overlay_bytes;   /* memory of the overlay now */
     uint64_t index_overlay_records; /* SearchParam changes not folded yet */
+    uint64_t index_fold_running;    /* 1 while a fold is in progress */
 } store_stats;
 
 /* A consistent-enough snapshot of the counters (each field is exact, not all together). */

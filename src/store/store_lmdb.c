@@ -123,7 +123,7 @@ struct lmdb_store {
     /* counters */
     atomic_uint_fast64_t last_t, commits, requests, failed, conflicts, max_batch_seen, resizes,
         map_size, apply_ns, sync_ns, used_bytes, handles, commit_max_ns, folds, fold_ns,
-        overlay_bytes, overlay_records;
+        overlay_bytes, overlay_records, fold_running;
     atomic_uint_fast64_t commit_hist[STORE_COMMIT_BUCKETS + 1];
 };
 
@@ -697,6 +697,7 @@ static int fold_step(lmdb_store *s, int all)
             return 0;
         s->fold_view = s->view;
         ovl_view_ref(s->fold_view);
+        atomic_store(&s->fold_running, 1);
         s->fold_target = s->w_last_t;
         s->fold_t0 = mono_ns();
         ovl_cursor_init(&s->fold_cur, s->fold_view, ovl_view_floor(s->fold_view),
@@ -716,6 +717,7 @@ static int fold_step(lmdb_store *s, int all)
                 rc > 0 ? mdb_strerror(rc) : err_str(rc));
         ovl_view_unref(s->fold_view);
         s->fold_view = NULL;
+        atomic_store(&s->fold_running, 0);
         return 0;
     }
     if (!finished)
@@ -727,6 +729,7 @@ static int fold_step(lmdb_store *s, int all)
         fprintf(stderr, "hortus: store: out of memory trimming the index overlay\n");
     ovl_view_unref(s->fold_view);
     s->fold_view = NULL;
+    atomic_store(&s->fold_running, 0);
     atomic_fetch_add(&s->folds, 1);
     atomic_fetch_add(&s->fold_ns, mono_ns() - s->fold_t0);
     note_used_bytes(s);
@@ -1629,6 +1632,7 @@ static void lmdb_stats(store *base, store_stats *st)
     st->index_fold_ns = atomic_load(&s->fold_ns);
     st->index_overlay_bytes = atomic_load(&s->overlay_bytes);
     st->index_overlay_records = atomic_load(&s->overlay_records);
+    st->index_fold_running = atomic_load(&s->fold_running);
 }
 
 /* ---- iterators ---------------------------------------------------------------------- */

@@ -46,8 +46,10 @@ def test_id_count_and_summary(http, base):
     assert b["total"] == 2
     b = http.get(f"{base}/Flag", params={"_summary": "count"}).json()
     assert b["total"] >= 2 and "entry" not in b
+    assert [l["relation"] for l in b["link"]] == ["self"], "a count has no next page"
     b = http.get(f"{base}/Flag", params={"_count": 0}).json()
     assert "entry" not in b
+    assert [l["relation"] for l in b["link"]] == ["self"], "nor has _count=0 (it would loop)"
     b = http.get(f"{base}/Flag", params={"_total": "none"}).json()
     assert "total" not in b
     assert_outcome(http.get(f"{base}/Flag", params={"_count": "x"}), 400)
