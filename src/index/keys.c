@@ -19,7 +19,40 @@
 #include "fhirpath/datetime.h"
 #include "index/index.h"
 
+/* SHA-256 through OpenSSL costs about a microsecond (the digest is fetched each time)
+ * and an Observation's ~35 parameters are hashed on every write, so each thread
+ * remembers the hashes it computed: a direct-mapped table keyed by the two pointers
+ * (the model's static strings, as a rule), checked against copies of the strings so
+ * that a caller's reused buffer can never get another name's hash. */
+#define SP_MEMO 512
+typedef struct sp_memo {
+    const char *tp, *cp;
+    char type[40], code[56];
+    uint32_t h;
+} sp_memo;
+static __thread sp_memo sp_memo_tab[SP_MEMO];
+
+static uint32_t sp_hash_compute(const char *type, const char *code);
+
 uint32_t idx_sp_hash(const char *type, const char *code)
+{
+    uintptr_t k = (uintptr_t)type * 31u + (uintptr_t)code;
+    sp_memo *m = &sp_memo_tab[(k ^ (k >> 9) ^ (k >> 17)) % SP_MEMO];
+    if (m->tp == type && m->cp == code && !strcmp(m->type, type) && !strcmp(m->code, code))
+        return m->h;
+    uint32_t h = sp_hash_compute(type, code);
+    size_t tl = strlen(type), cl = strlen(code);
+    if (tl < sizeof m->type && cl < sizeof m->code) {
+        memcpy(m->type, type, tl + 1);
+        memcpy(m->code, code, cl + 1);
+        m->tp = type;
+        m->cp = code;
+        m->h = h;
+    }
+    return h;
+}
+
+static uint32_t sp_hash_compute(const char *type, const char *code)
 {
     char name[160];
     int n = snprintf(name, sizeof name, "%s.%s", type, code);

@@ -448,6 +448,8 @@ int ovl_get(const ovl_view *v, uint64_t lo, uint64_t hi, const void *key, size_t
     return have;
 }
 
+static const ovl_rec *head(ovl_cursor *c, size_t i);
+
 void ovl_cursor_init(ovl_cursor *c, const ovl_view *v, uint64_t lo, uint64_t hi,
                      const uint8_t *prefix, size_t prefix_len, const uint8_t *seek,
                      size_t seek_len, int reverse)
@@ -467,6 +469,10 @@ void ovl_cursor_init(ovl_cursor *c, const ovl_view *v, uint64_t lo, uint64_t hi,
         c->pos[i] = seek_len ? lower_bound(r, seek, seek_len) : (reverse ? r->n : 0);
         c->state[i] = 0;
     }
+    c->nact = 0;
+    for (size_t i = 0; i < v->nruns; i++)
+        if (head(c, i))
+            c->act[c->nact++] = (uint8_t)i;
 }
 
 /* Run i's head record (decoded once per step), or NULL when the run is done. */
@@ -502,33 +508,36 @@ static void advance(ovl_cursor *c, size_t i)
 
 int ovl_cursor_next(ovl_cursor *c, ovl_rec *out)
 {
-    for (;;) {
-        const uint8_t *k = NULL;
-        size_t kn = 0;
-        for (size_t i = 0; i < c->v->nruns; i++) {
-            const ovl_rec *e = head(c, i);
-            if (!e)
-                continue;
-            int cmp = k ? key_cmp(e->key, e->klen, k, kn) : 0;
-            if (!k || (c->reverse ? cmp > 0 : cmp < 0)) {
-                k = e->key;
-                kn = e->klen;
-            }
+    while (c->nact) {
+        /* every head starts with the prefix: only what follows it is compared */
+        size_t p = c->prefix_len;
+        const ovl_rec *m = NULL;
+        for (size_t j = 0; j < c->nact; j++) {
+            const ovl_rec *e = head(c, c->act[j]);
+            int cmp = m ? key_cmp(e->key + p, e->klen - p, m->key + p, m->klen - p) : 0;
+            if (!m || (c->reverse ? cmp > 0 : cmp < 0))
+                m = e;
         }
-        if (!k)
-            return 0;
+        const uint8_t *k = m->key + p;
+        size_t kn = m->klen - p;
         int have = 0;
-        for (size_t i = 0; i < c->v->nruns; i++) {
+        for (size_t j = 0; j < c->nact;) {
+            size_t i = c->act[j];
             const ovl_rec *e;
-            while ((e = head(c, i)) && key_cmp(e->key, e->klen, k, kn) == 0) {
+            while ((e = head(c, i)) && key_cmp(e->key + p, e->klen - p, k, kn) == 0) {
                 if (e->t > c->lo && e->t <= c->hi && better(e, out, have)) {
                     *out = *e;
                     have = 1;
                 }
                 advance(c, i);
             }
+            if (e)
+                j++;
+            else
+                c->act[j] = c->act[--c->nact]; /* done: out of the list */
         }
         if (have)
             return 1;
     }
+    return 0;
 }

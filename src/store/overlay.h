@@ -97,6 +97,8 @@ typedef struct ovl_cursor {
     size_t pos[OVL_MAX_RUNS]; /* next index per run; reverse: next index + 1 (0 = done) */
     ovl_rec head[OVL_MAX_RUNS]; /* the record at pos, decoded once */
     uint8_t state[OVL_MAX_RUNS]; /* 0: head not decoded yet, 1: head valid, 2: run done */
+    uint8_t act[OVL_MAX_RUNS];   /* the runs not done yet (a scan's range is in few) */
+    size_t nact;
 } ovl_cursor;
 
 void ovl_cursor_init(ovl_cursor *c, const ovl_view *v, uint64_t lo, uint64_t hi,

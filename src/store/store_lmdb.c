@@ -2037,8 +2037,10 @@ static int merge_next(lmdb_iter *it, const void **k, size_t *kn, const void **v,
         } else if (!it->ovl_have) {
             c = 1;
         } else {
-            size_t a = it->ovl_head.klen, b = it->db_key.mv_size;
-            c = memcmp(it->ovl_head.key, it->db_key.mv_data, a < b ? a : b);
+            /* both keys start with the scan's prefix: compare what follows it */
+            size_t p = it->prefix_len, a = it->ovl_head.klen - p, b = it->db_key.mv_size - p;
+            c = memcmp(it->ovl_head.key + p, (const uint8_t *)it->db_key.mv_data + p,
+                       a < b ? a : b);
             if (!c)
                 c = (a > b) - (a < b);
             if (it->reverse)
