@@ -11,45 +11,74 @@
  * so a search still finds them by their exact spelling.
  */
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "index/fold.h"
 #include "fhirpath/datetime.h"
+#include "fhir/model.h"
 #include "index/index.h"
 
 /* SHA-256 through OpenSSL costs about a microsecond (the digest is fetched each time)
- * and an Observation's ~35 parameters are hashed on every write, so each thread
- * remembers the hashes it computed: a direct-mapped table keyed by the two pointers
- * (the model's static strings, as a rule), checked against copies of the strings so
- * that a caller's reused buffer can never get another name's hash. */
-#define SP_MEMO 512
-typedef struct sp_memo {
-    const char *tp, *cp;
-    char type[40], code[56];
+ * and an Observation's ~35 parameters are hashed on every write, so the hashes of
+ * every (type, parameter) of the model are computed once, into a table built at first
+ * use and only read after; it is found by a cheap hash of the two names, and a name
+ * outside the model is hashed on the spot. */
+#define SP_TAB 8192 /* slots, a power of two over twice the model's pairs */
+typedef struct sp_slot {
+    const char *type, *code; /* the model's strings; NULL: empty */
     uint32_t h;
-} sp_memo;
-static __thread sp_memo sp_memo_tab[SP_MEMO];
+} sp_slot;
+static sp_slot sp_tab[SP_TAB];
+static pthread_once_t sp_tab_once = PTHREAD_ONCE_INIT;
 
 static uint32_t sp_hash_compute(const char *type, const char *code);
 
+static uint32_t name_hash(const char *type, const char *code)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over type \0 code */
+    for (const unsigned char *p = (const unsigned char *)type; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    h *= 16777619u;
+    for (const unsigned char *p = (const unsigned char *)code; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static void sp_tab_build(void)
+{
+    const fhir_type *const *types;
+    size_t nt = fhir_resource_types(&types);
+    for (size_t i = 0; i < nt; i++) {
+        const fhir_search_param *const *sps;
+        size_t ns = fhir_search_params(types[i]->name, &sps);
+        for (size_t k = 0; k < ns; k++) {
+            const char *t = types[i]->name, *c = sps[k]->code;
+            for (uint32_t j = name_hash(t, c) & (SP_TAB - 1), probes = 0; probes < SP_TAB / 2;
+                 j = (j + 1) & (SP_TAB - 1), probes++) {
+                if (!sp_tab[j].type) {
+                    sp_tab[j] = (sp_slot){t, c, sp_hash_compute(t, c)};
+                    break;
+                }
+                if (!strcmp(sp_tab[j].type, t) && !strcmp(sp_tab[j].code, c))
+                    break;
+            }
+        }
+    }
+}
+
 uint32_t idx_sp_hash(const char *type, const char *code)
 {
-    uintptr_t k = (uintptr_t)type * 31u + (uintptr_t)code;
-    sp_memo *m = &sp_memo_tab[(k ^ (k >> 9) ^ (k >> 17)) % SP_MEMO];
-    if (m->tp == type && m->cp == code && !strcmp(m->type, type) && !strcmp(m->code, code))
-        return m->h;
-    uint32_t h = sp_hash_compute(type, code);
-    size_t tl = strlen(type), cl = strlen(code);
-    if (tl < sizeof m->type && cl < sizeof m->code) {
-        memcpy(m->type, type, tl + 1);
-        memcpy(m->code, code, cl + 1);
-        m->tp = type;
-        m->cp = code;
-        m->h = h;
+    pthread_once(&sp_tab_once, sp_tab_build);
+    for (uint32_t j = name_hash(type, code) & (SP_TAB - 1);; j = (j + 1) & (SP_TAB - 1)) {
+        const sp_slot *e = &sp_tab[j];
+        if (!e->type)
+            return sp_hash_compute(type, code); /* not a pair of the model */
+        if (!strcmp(e->code, code) && !strcmp(e->type, type))
+            return e->h;
     }
-    return h;
 }
 
 static uint32_t sp_hash_compute(const char *type, const char *code)

@@ -124,7 +124,7 @@ static void test_hashes(void)
     free(h);
     ok(idx_sp_hash("Patient", "name") != idx_sp_hash("Practitioner", "name"),
        "the hash is per type");
-    /* the per-thread memo: one buffer reused for other names gets their own hashes */
+    /* the table of the model's hashes: looked up by the names, not by their addresses */
     char ty[16] = "Patient", co[16] = "name";
     uint32_t a = idx_sp_hash(ty, co), a2 = idx_sp_hash(ty, co);
     strcpy(co, "family");
@@ -133,7 +133,10 @@ static void test_hashes(void)
     uint32_t c = idx_sp_hash(ty, co);
     ok(a == a2 && a == idx_sp_hash("Patient", "name") && b == idx_sp_hash("Patient", "family") &&
            c == idx_sp_hash("Practitioner", "family") && a != b && b != c,
-       "a reused buffer never gets another name's remembered hash");
+       "a reused buffer never gets another name's hash");
+    ok(idx_sp_hash("NoSuchType", "name") != idx_sp_hash("Patient", "name") &&
+           idx_sp_hash("NoSuchType", "name") == idx_sp_hash("NoSuchType", "name"),
+       "a pair outside the model is hashed too");
 }
 
 /* The entries of kind k of parameter code, as "value" strings with \0 shown as '|'. */
