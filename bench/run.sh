@@ -11,19 +11,20 @@
 #   4. durable creates: wrk POST /fhir/Observation at 1 and at 32 connections;
 #   5. print the table; stop both servers and remove the temp dir.
 #
-# Knobs (environment): BENCH_PATIENTS (default 1000), BENCH_DURATION (seconds per
+# Knobs (environment): BENCH_PATIENTS (default 10000), BENCH_DURATION (seconds per
 # wrk run, default 10), BENCH_ROUNDS (alternating read rounds, best kept, default 2),
 # BENCH_SAMPLE (paths in the read mix, default 2000),
 # HORTUS_BIN (default build/hortus), BENCH_KEEP=1 keeps the temp dir.
 #   6. transaction ingest (BENCH_TX_PATIENTS, default 200, one Bundle each, 8 clients);
 #   7. search (bench/search.sh): matches counted per second, first pages at 8 clients,
 #      _sort over the largest set, memory and database size.
-# Takes about 3.5 minutes; needs wrk, nginx, cc, curl and python3.
+# Takes about 12 minutes (10,000 patients; 6 with BENCH_PATIENTS=1000); needs wrk, nginx,
+# cc, curl and python3.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HORTUS=${HORTUS_BIN:-$ROOT/build/hortus}
-PATIENTS=${BENCH_PATIENTS:-1000}
+PATIENTS=${BENCH_PATIENTS:-10000}
 DUR=${BENCH_DURATION:-10}
 SAMPLE=${BENCH_SAMPLE:-2000}
 PY=/usr/bin/python3
