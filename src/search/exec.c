@@ -640,6 +640,48 @@ static int clause_accepts(const srch_clause *c, const idx_set *es)
     return c->mod == SM_NOT ? !hit : hit;
 }
 
+/* Can clause c be checked by probing its keys? Every value a whole key (a reference, a
+ * system|code): a candidate matches when tenant|sp|kind|value|rn exists. */
+static int clause_probes(const srch_clause *c)
+{
+    if (c->mod == SM_NOT || c->mod == SM_MISSING || !clause_cheap(c))
+        return 0;
+    for (size_t i = 0; i < c->nv; i++)
+        if (!c->v[i].whole)
+            return 0;
+    return 1;
+}
+
+/* Keep the candidates of s that have one of c's keys: a point lookup each, where
+ * scanning the clause would read many more keys than there are candidates. */
+static int probe(xctx *x, rnset *s, const srch_clause *c)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        int hit = 0;
+        for (size_t j = 0; j < c->nv && !hit; j++) {
+            const srch_value *v = &c->v[j];
+            uint8_t k[STORE_EXTRA_KEY_MAX + 16];
+            size_t hn = head(k, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+            if (hn + v->key_len + IDX_RN_LEN > STORE_EXTRA_KEY_MAX)
+                continue; /* no such key can have been written */
+            memcpy(k + hn, v->key, v->key_len);
+            memcpy(k + hn + v->key_len, s->r[i], IDX_RN_LEN);
+            const void *val;
+            size_t vn;
+            int rc = count_read(x);
+            if (rc)
+                return rc;
+            hit = store_get(x->rd, STORE_DB_SEARCH_PARAM, k, hn + v->key_len + IDX_RN_LEN, &val,
+                            &vn) == 0;
+        }
+        if (hit)
+            memcpy(s->r[w++], s->r[i], IDX_RN_LEN);
+    }
+    s->n = w;
+    return 0;
+}
+
 /* Keep the candidates of s that every clause in `todo` accepts, reading each candidate's
  * entries from its ResourceParam value (one Aux and one ResourceParam lookup each). */
 static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntodo)
@@ -1056,7 +1098,18 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
             ncheap++;
         }
         if (!rc && nrest && ncheap && res.n <= SRCH_FILTER_MAX) {
-            rc = filter(&x, &res, rest, nrest);
+            /* first the clauses a point lookup per candidate decides, then the others
+             * on what is left, from each candidate's entries */
+            size_t w = 0;
+            for (size_t i = 0; i < nrest && !rc; i++) {
+                if (clause_probes(rest[i]))
+                    rc = probe(&x, &res, rest[i]);
+                else
+                    rest[w++] = rest[i];
+            }
+            nrest = w;
+            if (!rc && nrest)
+                rc = filter(&x, &res, rest, nrest);
         } else if (!rc && nrest) {
             for (size_t i = 0; i < nrest && !rc; i++) {
                 rnset s2;

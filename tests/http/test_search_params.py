@@ -444,3 +444,32 @@ def test_a_large_clause_is_checked_on_the_candidates_of_a_small_one(data):
     assert count({"subject": pid(2), "code": f"urn:t|{code}"}) == 1098
     assert count({"patient": pid(3), "code": f"urn:t|{code}", "status": "final"}) == 2
     assert count({"subject": pid(3), "code": f"urn:t|{code},urn:t|nothing"}) == 2
+
+
+def test_a_large_clause_is_probed_per_candidate(base):
+    """subject=P&code=X where X has over 1024 matches: the code clause is not scanned
+    past 8 times the candidates (SRCH_FILTER_MAX path) but decided by a key lookup per
+    candidate; deletes and updates since must count there too."""
+    code, pat = f"probe{TAG}", f"probep{TAG}"
+    put(base, {"resourceType": "Patient", "id": pat})
+    entry = []
+    for i in range(1100):
+        o = {"resourceType": "Observation", "id": f"{code}-{i}", "status": "final",
+             "code": {"coding": [{"system": "urn:probe", "code": code if i % 50 else "other"}]}}
+        if i % 100 == 0 or i in (7, 8):
+            o["subject"] = {"reference": f"Patient/{pat}"}
+        entry.append({"resource": o, "request": {"method": "PUT", "url": f"Observation/{o['id']}"}})
+    r = requests.post(base, data=json.dumps({"resourceType": "Bundle", "type": "batch",
+                                             "entry": entry}), headers=CT)
+    assert r.status_code == 200, r.text[:300]
+    q = {"subject": f"Patient/{pat}", "code": f"urn:probe|{code}"}
+    # i % 100 == 0 are i % 50 == 0 too: code "other"; so only 7 and 8 match
+    assert ids(base, "Observation", q) == sorted([f"{code}-7", f"{code}-8"])
+    assert requests.delete(f"{base}/Observation/{code}-7").status_code in (200, 204)
+    o = {"resourceType": "Observation", "id": f"{code}-100", "status": "final",
+         "code": {"coding": [{"system": "urn:probe", "code": code}]},
+         "subject": {"reference": f"Patient/{pat}"}}
+    put(base, o)  # was "other", now matches
+    assert ids(base, "Observation", q) == sorted([f"{code}-8", f"{code}-100"])
+    q2 = {**q, "code": f"urn:probe|{code},urn:probe|other"}  # OR of two whole keys
+    assert len(ids(base, "Observation", q2)) == 13 - 1  # 13 with the subject, 7 deleted
