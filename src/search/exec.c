@@ -1045,6 +1045,141 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
     return 0;
 }
 
+/* Is rn one of the clause's keys? (one point lookup per value) */
+static int probe_one(xctx *x, const srch_clause *c, const uint8_t *rn)
+{
+    rn_t copy;
+    memcpy(copy, rn, IDX_RN_LEN);
+    rnset one = {.r = &copy, .n = 1, .cap = 1};
+    return probe(x, &one, c) == 0 && one.n == 1;
+}
+
+/* A small set of rn seen by a walk (open addressing; cap a power of two). */
+typedef struct rnseen {
+    rn_t *slot;
+    uint8_t *used;
+    size_t cap;
+} rnseen;
+
+static int seen_add(rnseen *h, const uint8_t *rn) /* 1: new, 0: seen before */
+{
+    uint64_t k = 1469598103934665603u;
+    for (int i = 0; i < IDX_RN_LEN; i++)
+        k = (k ^ rn[i]) * 1099511628211u;
+    for (size_t j = k & (h->cap - 1);; j = (j + 1) & (h->cap - 1)) {
+        if (!h->used[j]) {
+            h->used[j] = 1;
+            memcpy(h->slot[j], rn, IDX_RN_LEN);
+            return 1;
+        }
+        if (!memcmp(h->slot[j], rn, IDX_RN_LEN))
+            return 0;
+    }
+}
+
+/*
+ * One whole-value clause sorted by one key (Observation?status=final&_sort=date): walk
+ * the sort key's index in order and keep the resources that have the clause's key (a
+ * lookup each) until the page is full, instead of building the clause's set (a million
+ * matches) first. The total is a count of the clause's keys. Returns 1 (not handled:
+ * the caller runs the general plan) when the query is not of that shape, when the walk
+ * reads more than 64 keys per row wanted (the clause is selective: its set is small),
+ * or when the index ends before the page is full (the matches without a sort value
+ * come last, and only the set knows them).
+ */
+static int run_sort_probe(xctx *x, const srch_query *q, srch_result *out)
+{
+    const srch_clause *c = &q->c[0];
+    if (q->nc != 1 || q->nsort != 1 || q->summary_count || !q->count || c->nv != 1 ||
+        !clause_probes(c) || (q->page_t && q->page_t < store_reader_t(x->rd)))
+        return 1;
+    size_t want = (size_t)q->page_offset + q->count + 1; /* + 1: is there a next page? */
+    size_t budget = want * 64 < 4096 ? 4096 : want * 64;
+    const srch_sort *so = &q->sort[0];
+    uint8_t kind = sort_kind(so->sp->type, so->desc);
+    uint8_t p[9];
+    size_t pn = head(p, x->tenant, so->sph, kind);
+    rnseen seen = {.cap = 1};
+    while (seen.cap < budget * 2)
+        seen.cap *= 2;
+    seen.slot = arena_alloc(x->a, sizeof *seen.slot * seen.cap);
+    seen.used = arena_zalloc(x->a, seen.cap);
+    if (!seen.slot || !seen.used)
+        return ERR_NOMEM;
+    rnset page = {0};
+    store_iter *it;
+    int rc = so->desc ? store_scan_rev(x->rd, STORE_DB_SEARCH_PARAM, p, pn, &it)
+                      : store_scan(x->rd, STORE_DB_SEARCH_PARAM, p, pn, p, pn, &it);
+    if (rc)
+        return rc;
+    size_t gstart = 0, glen = 0, walked = 0;
+    const uint8_t *gval = NULL;
+    int full = 0;
+    const void *k, *v;
+    size_t kn, vn;
+    while ((rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
+        if ((rc = count_read(x)))
+            break;
+        if (kn < pn + IDX_RN_LEN)
+            continue;
+        if (++walked > budget)
+            break;
+        const uint8_t *kb = k, *rn = kb + kn - IDX_RN_LEN;
+        size_t vl = kn - pn - IDX_RN_LEN;
+        if (!gval || vl != glen || memcmp(gval, kb + pn, vl)) { /* a new value */
+            if (so->desc)
+                reverse_rn(&page, gstart); /* ties in creation order */
+            if (page.n >= want) {
+                full = 1;
+                break;
+            }
+            gstart = page.n;
+            gval = kb + pn;
+            glen = vl;
+        }
+        if ((q->page_t && rn_t_of(rn) > q->page_t) || !seen_add(&seen, rn) ||
+            !probe_one(x, c, rn))
+            continue;
+        if ((rc = push(x, &page, rn)))
+            break;
+    }
+    store_iter_close(it);
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    if (!full)
+        return 1; /* the budget ran out, or the index ended: the general plan */
+    /* the total: the clause's keys, counted */
+    uint64_t total = 0;
+    if (q->total) {
+        const srch_value *cv = &c->v[0];
+        uint8_t cp[STORE_EXTRA_KEY_MAX + 16];
+        size_t hn = head(cp, x->tenant, cv->sph ? cv->sph : c->sph, cv->kind);
+        memcpy(cp + hn, cv->key, cv->key_len);
+        size_t cpn = hn + cv->key_len;
+        store_iter *ci;
+        if ((rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, cp, cpn, cp, cpn, &ci)))
+            return rc;
+        while ((rc = store_scan_next(ci, &k, &kn, &v, &vn)) == 0) {
+            if ((rc = count_read(x)))
+                break;
+            if (kn == cpn + IDX_RN_LEN &&
+                !(q->page_t && rn_t_of((const uint8_t *)k + cpn) > q->page_t))
+                total++;
+        }
+        store_iter_close(ci);
+        if (rc && rc != ERR_NOTFOUND)
+            return rc;
+    }
+    size_t from = q->page_offset < page.n ? (size_t)q->page_offset : page.n;
+    size_t n = page.n - from < q->count ? page.n - from : q->count;
+    out->rn = page.r + from;
+    out->n = n;
+    out->total = total;
+    out->has_total = q->total != 0;
+    out->more = page.n > from + n;
+    return 0;
+}
+
 int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e)
 {
@@ -1054,6 +1189,9 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
     int rc = run_single(&x, q, out);
     if (rc <= 0)
         return rc;
+    if ((rc = run_sort_probe(&x, q, out)) <= 0)
+        return rc;
+    x.scanned = 0; /* the general plan has the whole budget */
     if (q->nc == 0) {
         rc = all_of_type(&x, &res);
     } else {
