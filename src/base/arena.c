@@ -30,7 +30,7 @@ struct arena {
  * transaction ingest. The cache is released when its thread ends. */
 #define ARENA_CACHE_MIN (64u << 10)
 #define ARENA_CACHE_BLOCKS 16
-#define ARENA_CACHE_BYTES (16u << 20)
+#define ARENA_CACHE_BYTES (8u << 20)
 typedef struct block_cache {
     block *b[ARENA_CACHE_BLOCKS];
     size_t n, bytes;

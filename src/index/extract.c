@@ -11,7 +11,7 @@
  *              I(value, system) for Reference.identifier; canonical/uri -> R(url, "")
  *   date       date/dateTime/instant -> D + H over the interval its precision
  *              implies; Period -> [start.lo, end.hi] (open ends: min/max); Timing
- *              -> its events
+ *              -> its events and its repeat.boundsPeriod
  *   number     integer/decimal -> N
  *   quantity   Quantity (and Age, Duration ...) -> Q(system, code) + V, and C in the
  *              canonical UCUM unit when the unit is UCUM; Money -> Q(currency) + V
@@ -348,6 +348,19 @@ static int str_range(const char *s, size_t n, int64_t *lo, int64_t *hi)
     return 0;
 }
 
+/* A Period: [start.lo, end.hi], an open end the smallest or largest instant. */
+static void period_value(xctx *x, const json_val *o)
+{
+    const char *s = json_get_str(o, "start"), *e = json_get_str(o, "end");
+    int64_t l1 = INSTANT_MIN, h1 = INSTANT_MAX, l2, h2;
+    if (s && str_range(s, strlen(s), &l1, &h2))
+        l1 = INSTANT_MIN;
+    if (e && str_range(e, strlen(e), &l2, &h1))
+        h1 = INSTANT_MAX;
+    if (s || e)
+        add_interval(x, l1, h1);
+}
+
 static void date_value(xctx *x, const fp_val *v)
 {
     int64_t lo, hi;
@@ -365,20 +378,18 @@ static void date_value(xctx *x, const fp_val *v)
         return;
     const json_val *o = v->node;
     if (is_a(v->ftype, "Period")) {
-        const char *s = json_get_str(o, "start"), *e = json_get_str(o, "end");
-        int64_t l1 = INSTANT_MIN, h1 = INSTANT_MAX, l2, h2;
-        if (s && str_range(s, strlen(s), &l1, &h2))
-            l1 = INSTANT_MIN;
-        if (e && str_range(e, strlen(e), &l2, &h1))
-            h1 = INSTANT_MAX;
-        if (s || e)
-            add_interval(x, l1, h1);
+        period_value(x, o);
     } else if (is_a(v->ftype, "Timing")) {
         const json_val *ev = json_get(o, "event");
         for (uint32_t i = 0; ev && ev->type == JSON_ARRAY && i < ev->n; i++)
             if (ev->u.items[i].type == JSON_STRING &&
                 str_range(ev->u.items[i].u.s, ev->u.items[i].n, &lo, &hi) == 0)
                 add_interval(x, lo, hi);
+        /* the period the repetitions fall in (Timing.repeat.boundsPeriod) */
+        const json_val *rep = json_get(o, "repeat"), *bp;
+        if (rep && rep->type == JSON_OBJECT && (bp = json_get(rep, "boundsPeriod")) &&
+            bp->type == JSON_OBJECT)
+            period_value(x, bp);
     }
 }
 

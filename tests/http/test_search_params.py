@@ -473,3 +473,22 @@ def test_a_large_clause_is_probed_per_candidate(base):
     assert ids(base, "Observation", q) == sorted([f"{code}-8", f"{code}-100"])
     q2 = {**q, "code": f"urn:probe|{code},urn:probe|other"}  # OR of two whole keys
     assert len(ids(base, "Observation", q2)) == 13 - 1  # 13 with the subject, 7 deleted
+
+
+def test_timing_dates_are_its_events_and_its_bounds(base):
+    """A Timing is searched by its events and by the period its repetitions fall in
+    (repeat.boundsPeriod); ServiceRequest.occurrence takes one."""
+    sid = f"tim{TAG}"
+    put(base, {"resourceType": "ServiceRequest", "id": sid, "status": "active",
+               "intent": "order", "subject": {"reference": "Patient/x"},
+               "occurrenceTiming": {"event": ["2023-01-15"],
+                                    "repeat": {"boundsPeriod": {"start": "2024-05-01",
+                                                                "end": "2024-05-31"},
+                                               "frequency": 1, "period": 1,
+                                               "periodUnit": "d"}}})
+    found = lambda d: sid in ids(base, "ServiceRequest", {"occurrence": d, "_id": sid})  # noqa: E731
+    assert found("2023-01-15"), "the event"
+    assert found("2024-05"), "the bounds: May 2024 lies within them"
+    assert found("ge2024-05-20") and found("sa2023-06-01")
+    assert not found("2024-07"), "neither an event nor within the bounds"
+    assert not found("2023-06")

@@ -43,6 +43,15 @@ const QUANTITIES = new Set(['Quantity', 'Age', 'Distance', 'Duration', 'Count', 
   'MoneyQuantity']);
 
 let resourceTypes = new Set();
+
+/* A Period as one interval: [start.lo, end.hi], an open end the smallest or largest instant. */
+function addPeriod(e, obj) {
+  if (typeof obj.start !== 'string' && typeof obj.end !== 'string') return;
+  const s = typeof obj.start === 'string' ? dateInterval(obj.start) : null;
+  const en = typeof obj.end === 'string' ? dateInterval(obj.end) : null;
+  e.D.push({ lo: s ? s.lo : INSTANT_MIN, hi: en ? en.hi : INSTANT_MAX });
+}
+
 function setResourceTypes(list) { resourceTypes = new Set(list); }
 
 /* ---- dates ------------------------------------------------------------------------------ */
@@ -300,15 +309,15 @@ function entriesOf(sp, resource, base, ucum) {
         if (DATES.has(type) || STRINGISH.has(type)) {
           const iv = dateInterval(String(value));
           if (iv) e.D.push(iv);
-        } else if (type === 'Period' && obj && (typeof obj.start === 'string' || typeof obj.end === 'string')) {
-          const s = typeof obj.start === 'string' ? dateInterval(obj.start) : null;
-          const en = typeof obj.end === 'string' ? dateInterval(obj.end) : null;
-          e.D.push({ lo: s ? s.lo : INSTANT_MIN, hi: en ? en.hi : INSTANT_MAX });
+        } else if (type === 'Period' && obj) {
+          addPeriod(e, obj);
         } else if (type === 'Timing' && obj) {
           for (const ev of obj.event || []) {
             const iv = typeof ev === 'string' ? dateInterval(ev) : null;
             if (iv) e.D.push(iv);
           }
+          const bp = obj.repeat && obj.repeat.boundsPeriod;
+          if (bp && typeof bp === 'object') addPeriod(e, bp);
         }
         break;
       case 'number':
