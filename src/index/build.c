@@ -4,9 +4,9 @@
  * A data directory written by an earlier build holds resources without index entries;
  * serving it as it is would answer every search as if they did not exist. So at start
  * the server looks for the marker Aux key `tenant | 'i' | "search-index"`: present,
- * the index is complete; absent, every current resource is indexed now, in requests of
- * IDX_BUILD_BATCH resources (extras only, each its own commit), then the marker is
- * written. An interrupted build resumes: a resource that already has its entries
+ * the index is complete; absent (or naming an older layout, IDX_MARKER_OLDER), every
+ * current resource is indexed now, in requests of IDX_BUILD_BATCH resources (extras
+ * only, each its own commit), then the marker is written. An interrupted build resumes: a resource that already has its entries
  * plans no change (idx_plan diffs against its ResourceParam value). Resources indexed
  * here are numbered by the build's commits, type by type in id order.
  *
@@ -23,7 +23,8 @@
 
 #define IDX_BUILD_BATCH 500
 #define IDX_MARKER "search-index"
-#define IDX_MARKER_VERSION "1"
+#define IDX_MARKER_VERSION "2" /* 2: Timing.repeat.boundsPeriod is indexed */
+#define IDX_MARKER_OLDER "1"   /* layouts this build brings up to date at start */
 
 typedef struct sink {
     arena *a;
@@ -119,11 +120,15 @@ int idx_ensure(const struct fp_sp_cache *spc, store *st, uint32_t tenant, FILE *
     store_read_end(rd);
     if (current)
         return 0;
-    if (have)
+    int older = have && vn == sizeof IDX_MARKER_OLDER - 1 && !memcmp(val, IDX_MARKER_OLDER, vn);
+    if (have && !older)
         return ERR_UNSUPPORTED; /* a newer layout than this build knows */
     if (total && log)
-        fprintf(log, "hortus: building the search index of %llu resources written before it "
-                     "existed (resumes if interrupted)\n",
+        fprintf(log,
+                older ? "hortus: bringing the search index of %llu resources up to this "
+                        "build's layout (resumes if interrupted)\n"
+                      : "hortus: building the search index of %llu resources written before "
+                        "it existed (resumes if interrupted)\n",
                 (unsigned long long)total);
     const fhir_type *const *types;
     size_t nt = fhir_resource_types(&types);

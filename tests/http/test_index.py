@@ -169,3 +169,45 @@ def test_data_written_before_the_index_is_indexed_at_start(make_server, tmp_path
     # the next start finds the index complete and does not build it again
     s3 = make_server(data)
     assert "building the search index" not in s3.output()
+
+
+def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_path):
+    """A directory whose index marker names an older layout (1: before
+    Timing.repeat.boundsPeriod was indexed) is re-planned at start, resource by resource,
+    so what the older layout left out is found; a layout newer than the build stops it."""
+    import lmdb
+    data = tmp_path / "older"
+    s = make_server(data)
+    sr = {"resourceType": "ServiceRequest", "id": "sr1", "status": "active", "intent": "order",
+          "subject": {"reference": "Patient/p"},
+          "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": "2024-05-01",
+                                                           "end": "2024-05-31"}}}}
+    assert requests.put(f"{s.base}/ServiceRequest/sr1", headers=CT,
+                        data=json.dumps(sr)).status_code == 201
+    code, out = s.stop()
+    assert code == 0, out
+    key = b"\0\0\0\0isearch-index"
+
+    def set_marker(v):
+        env = lmdb.open(str(data), max_dbs=16, lock=False)
+        with env.begin(write=True) as txn:
+            aux = env.open_db(b"Aux", txn=txn)
+            assert txn.get(key, db=aux) == b"2"
+            if v == b"1":  # an index layout 1 did not write as this build does: none
+                for name in (b"SearchParam", b"ResourceParam", b"Aux"):
+                    txn.drop(env.open_db(name, txn=txn), delete=False)
+            txn.put(key, v, db=aux)
+        env.close()
+
+    set_marker(b"1")
+    s2 = make_server(data)
+    assert "bringing the search index of" in s2.output()
+    r = requests.get(f"{s2.base}/ServiceRequest", params={"occurrence": "2024-05"}).json()
+    assert [e["resource"]["id"] for e in r.get("entry", [])] == ["sr1"]
+    code, out = s2.stop()
+    assert code == 0, out
+    assert check(data)[0] == 0
+    set_marker(b"9")
+    r = subprocess.run([BIN, "serve", "--port", "0", "--data", str(data)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "newer index layout" in r.stderr, (r.returncode, r.stderr)
