@@ -652,29 +652,39 @@ static int clause_probes(const srch_clause *c)
     return 1;
 }
 
+/* Does resource rn have one of c's keys? A point lookup per value: 1, 0, or an error
+ * (the scan budget). */
+static int has_key(xctx *x, const srch_clause *c, const uint8_t *rn)
+{
+    for (size_t j = 0; j < c->nv; j++) {
+        const srch_value *v = &c->v[j];
+        uint8_t k[STORE_EXTRA_KEY_MAX + 16];
+        size_t hn = head(k, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+        if (hn + v->key_len + IDX_RN_LEN > STORE_EXTRA_KEY_MAX)
+            continue; /* no such key can have been written */
+        memcpy(k + hn, v->key, v->key_len);
+        memcpy(k + hn + v->key_len, rn, IDX_RN_LEN);
+        const void *val;
+        size_t vn;
+        int rc = count_read(x);
+        if (rc)
+            return rc;
+        if (store_get(x->rd, STORE_DB_SEARCH_PARAM, k, hn + v->key_len + IDX_RN_LEN, &val,
+                      &vn) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Keep the candidates of s that have one of c's keys: a point lookup each, where
  * scanning the clause would read many more keys than there are candidates. */
 static int probe(xctx *x, rnset *s, const srch_clause *c)
 {
     size_t w = 0;
     for (size_t i = 0; i < s->n; i++) {
-        int hit = 0;
-        for (size_t j = 0; j < c->nv && !hit; j++) {
-            const srch_value *v = &c->v[j];
-            uint8_t k[STORE_EXTRA_KEY_MAX + 16];
-            size_t hn = head(k, x->tenant, v->sph ? v->sph : c->sph, v->kind);
-            if (hn + v->key_len + IDX_RN_LEN > STORE_EXTRA_KEY_MAX)
-                continue; /* no such key can have been written */
-            memcpy(k + hn, v->key, v->key_len);
-            memcpy(k + hn + v->key_len, s->r[i], IDX_RN_LEN);
-            const void *val;
-            size_t vn;
-            int rc = count_read(x);
-            if (rc)
-                return rc;
-            hit = store_get(x->rd, STORE_DB_SEARCH_PARAM, k, hn + v->key_len + IDX_RN_LEN, &val,
-                            &vn) == 0;
-        }
+        int hit = has_key(x, c, s->r[i]);
+        if (hit < 0)
+            return hit;
         if (hit)
             memcpy(s->r[w++], s->r[i], IDX_RN_LEN);
     }
@@ -1045,15 +1055,6 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
     return 0;
 }
 
-/* Is rn one of the clause's keys? (one point lookup per value) */
-static int probe_one(xctx *x, const srch_clause *c, const uint8_t *rn)
-{
-    rn_t copy;
-    memcpy(copy, rn, IDX_RN_LEN);
-    rnset one = {.r = &copy, .n = 1, .cap = 1};
-    return probe(x, &one, c) == 0 && one.n == 1;
-}
-
 /* A small set of rn seen by a walk (open addressing; cap a power of two). */
 typedef struct rnseen {
     rn_t *slot;
@@ -1137,8 +1138,14 @@ static int run_sort_probe(xctx *x, const srch_query *q, srch_result *out)
             gval = kb + pn;
             glen = vl;
         }
-        if ((q->page_t && rn_t_of(rn) > q->page_t) || !seen_add(&seen, rn) ||
-            !probe_one(x, c, rn))
+        if ((q->page_t && rn_t_of(rn) > q->page_t) || !seen_add(&seen, rn))
+            continue;
+        int hit = has_key(x, c, rn);
+        if (hit < 0) {
+            rc = hit;
+            break;
+        }
+        if (!hit)
             continue;
         if ((rc = push(x, &page, rn)))
             break;

@@ -97,18 +97,8 @@ int ovl_builder_add(ovl_builder *b, uint64_t t, int del, const void *key, size_t
     if (klen > OVL_KEY_MAX || vlen > OVL_VAL_MAX)
         return ERR_TOOBIG;
     size_t need = REC_HDR + klen + vlen;
-    if (b->len + need > UINT32_MAX)
+    if (b->bytes.len + need > UINT32_MAX)
         return ERR_TOOBIG;
-    if (b->len + need > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (nc < b->len + need)
-            nc *= 2;
-        uint8_t *nb = realloc(b->buf, nc);
-        if (!nb)
-            return ERR_NOMEM;
-        b->buf = nb;
-        b->cap = nc;
-    }
     if (b->n == b->ncap) {
         size_t nc = b->ncap ? b->ncap * 2 : 256;
         uint32_t *no = realloc(b->off, nc * sizeof *no);
@@ -117,19 +107,26 @@ int ovl_builder_add(ovl_builder *b, uint64_t t, int del, const void *key, size_t
         b->off = no;
         b->ncap = nc;
     }
-    uint8_t *p = b->buf + b->len;
+    uint8_t h[REC_HDR];
     uint32_t seq = (uint32_t)b->n;
     uint16_t kl = (uint16_t)klen, vl = (uint16_t)vlen;
-    memcpy(p, &t, 8);
-    memcpy(p + 8, &seq, 4);
-    memcpy(p + 12, &kl, 2);
-    memcpy(p + 14, &vl, 2);
-    p[16] = del ? 1 : 0;
-    memcpy(p + REC_HDR, key, klen);
+    memcpy(h, &t, 8);
+    memcpy(h + 8, &seq, 4);
+    memcpy(h + 12, &kl, 2);
+    memcpy(h + 14, &vl, 2);
+    h[16] = del ? 1 : 0;
+    size_t at = b->bytes.len;
+    buf_put(&b->bytes, h, sizeof h);
+    buf_put(&b->bytes, key, klen);
     if (vlen)
-        memcpy(p + REC_HDR + klen, val, vlen);
-    b->off[b->n++] = (uint32_t)b->len;
-    b->len += need;
+        buf_put(&b->bytes, val, vlen);
+    if (b->bytes.err) {
+        b->bytes.len = at;
+        int rc = b->bytes.err;
+        b->bytes.err = 0;
+        return rc;
+    }
+    b->off[b->n++] = (uint32_t)at;
     return 0;
 }
 
@@ -137,19 +134,19 @@ void ovl_builder_truncate(ovl_builder *b, size_t n)
 {
     if (n >= b->n)
         return;
-    b->len = b->off[n];
+    b->bytes.len = b->off[n];
     b->n = n;
 }
 
 void ovl_builder_reset(ovl_builder *b)
 {
-    b->len = 0;
+    buf_reset(&b->bytes);
     b->n = 0;
 }
 
 void ovl_builder_free(ovl_builder *b)
 {
-    free(b->buf);
+    buf_free(&b->bytes);
     free(b->off);
     *b = (ovl_builder){0};
 }
@@ -225,10 +222,10 @@ static void note_t(ovl_run *r, uint64_t t)
 
 static ovl_run *run_from_builder(const ovl_builder *b)
 {
-    ovl_run *r = run_alloc(b->n, b->len);
+    ovl_run *r = run_alloc(b->n, b->bytes.len);
     if (!r)
         return NULL;
-    memcpy(r->buf, b->buf, b->len);
+    memcpy(r->buf, b->bytes.data, b->bytes.len);
     memcpy(r->off, b->off, b->n * sizeof *r->off);
     qsort_r(r->off, r->n, sizeof *r->off, sort_cmp, r->buf);
     for (size_t i = 0; i < r->n; i++) {

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
+
 #define OVL_MAX_RUNS 48  /* runs in one view; merging keeps it near log2(records) */
 #define OVL_VAL_MAX 65535 /* value bytes of one record */
 #define OVL_KEY_MAX 65535 /* key bytes of one record (the store allows far fewer) */
@@ -36,9 +38,8 @@ typedef struct ovl_view ovl_view;
 
 /* One commit's records, in the order they were written (seq = position). */
 typedef struct ovl_builder {
-    uint8_t *buf;
-    size_t len, cap;
-    uint32_t *off;
+    buf bytes;     /* the records, one after the other */
+    uint32_t *off; /* where each begins */
     size_t n, ncap;
 } ovl_builder;
 

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "store/codec.h"
 #include "store/overlay.h"
@@ -88,8 +89,7 @@ struct lmdb_store {
     ovl_view *fold_view; /* writer only: the overlay being folded (NULL: no fold) */
     ovl_cursor fold_cur; /* ... where the fold has got to */
     uint64_t fold_target, fold_t0;
-    uint8_t *w_log;     /* writer only: this request's IndexLog record */
-    size_t w_log_len, w_log_cap;
+    buf w_log;          /* writer only: this request's IndexLog record */
 
     /* the write queue */
     pthread_mutex_t qmu;
@@ -453,28 +453,13 @@ static int apply_op(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant,
 static int log_append(lmdb_store *s, int del, const uint8_t *k, size_t kn, const void *v,
                       size_t vn)
 {
-    size_t need = 5 + kn + vn;
-    if (s->w_log_len + need > s->w_log_cap) {
-        size_t nc = s->w_log_cap ? s->w_log_cap * 2 : 4096;
-        while (nc < s->w_log_len + need)
-            nc *= 2;
-        uint8_t *nb = realloc(s->w_log, nc);
-        if (!nb)
-            return ERR_NOMEM;
-        s->w_log = nb;
-        s->w_log_cap = nc;
-    }
-    uint8_t *p = s->w_log + s->w_log_len;
-    p[0] = del ? 1 : 0;
-    p[1] = (uint8_t)(kn >> 8);
-    p[2] = (uint8_t)kn;
-    p[3] = (uint8_t)(vn >> 8);
-    p[4] = (uint8_t)vn;
-    memcpy(p + 5, k, kn);
+    uint8_t h[5] = {del ? 1 : 0, (uint8_t)(kn >> 8), (uint8_t)kn, (uint8_t)(vn >> 8),
+                    (uint8_t)vn};
+    buf_put(&s->w_log, h, sizeof h);
+    buf_put(&s->w_log, k, kn);
     if (vn)
-        memcpy(p + 5 + kn, v, vn);
-    s->w_log_len += need;
-    return 0;
+        buf_put(&s->w_log, v, vn);
+    return s->w_log.err;
 }
 
 /* Replay one IndexLog record (t) into a builder; ERR_INTERNAL when it is malformed. */
@@ -560,14 +545,14 @@ static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t
     val.mv_data = "";
     if ((rc = mdb_put(txn, s->db_txtime, &key, &val, 0)))
         goto done;
-    s->w_log_len = 0;
+    buf_reset(&s->w_log);
     for (size_t i = 0; i < req->nextra; i++)
         if ((rc = apply_extra(s, txn, &req->extras[i], t)))
             goto done;
-    if (s->w_log_len) {
+    if (s->w_log.len) {
         codec_put_u64(kb, t);
         key = (MDB_val){8, kb};
-        val = (MDB_val){s->w_log_len, s->w_log};
+        val = (MDB_val){s->w_log.len, s->w_log.data};
         rc = mdb_put(txn, s->db_idxlog, &key, &val, MDB_APPEND);
     }
 done:
@@ -911,6 +896,15 @@ static int lmdb_submit(store *base, store_req *req)
 
 /* ---- open / close ------------------------------------------------------------------ */
 
+/* A u64 of Meta (last_t, last_instant, fold_t) in txn: 0 when absent. */
+static uint64_t meta_u64(lmdb_store *s, MDB_txn *txn, const char *name)
+{
+    MDB_val key = {strlen(name), (void *)name}, val;
+    if (mdb_get(txn, s->db_meta, &key, &val) == 0 && val.mv_size == 8)
+        return codec_get_u64(val.mv_data);
+    return 0;
+}
+
 static int open_dbs(lmdb_store *s, uint32_t *format)
 {
     static const char *const extra_names[STORE_DB_COUNT_] = {
@@ -957,14 +951,8 @@ static int open_dbs(lmdb_store *s, uint32_t *format)
         rc = EINVAL;
         goto fail;
     }
-    key.mv_size = 6;
-    key.mv_data = "last_t";
-    if ((rc = mdb_get(txn, s->db_meta, &key, &val)) == 0 && val.mv_size == 8)
-        s->w_last_t = codec_get_u64(val.mv_data);
-    key.mv_size = 12;
-    key.mv_data = "last_instant";
-    if ((rc = mdb_get(txn, s->db_meta, &key, &val)) == 0 && val.mv_size == 8)
-        s->w_last_instant = (int64_t)codec_get_u64(val.mv_data);
+    s->w_last_t = meta_u64(s, txn, "last_t");
+    s->w_last_instant = (int64_t)meta_u64(s, txn, "last_instant");
     return mdb_txn_commit(txn);
 fail:
     mdb_txn_abort(txn);
@@ -1180,10 +1168,8 @@ static int load_overlay(lmdb_store *s)
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc)
         return rc;
-    uint64_t fold_t = 0;
-    MDB_val key = {6, "fold_t"}, val;
-    if (mdb_get(txn, s->db_meta, &key, &val) == 0 && val.mv_size == 8)
-        fold_t = codec_get_u64(val.mv_data);
+    uint64_t fold_t = meta_u64(s, txn, "fold_t");
+    MDB_val key, val;
     ovl_builder b = {0};
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(txn, s->db_idxlog, &c)) == 0) {
@@ -1360,7 +1346,7 @@ static void lmdb_close(store *base)
     pthread_rwlock_destroy(&s->vlock);
     ovl_view_unref(s->view);
     ovl_builder_free(&s->w_ovl);
-    free(s->w_log);
+    buf_free(&s->w_log);
     free(s);
 }
 
@@ -1467,10 +1453,7 @@ static void lmdb_read_end(store_reader *base)
 static uint64_t reader_t(lmdb_reader *r)
 {
     if (!r->have_t) {
-        MDB_val key = {6, "last_t"}, val;
-        r->t = 0;
-        if (mdb_get(r->txn, r->s->db_meta, &key, &val) == 0 && val.mv_size == 8)
-            r->t = codec_get_u64(val.mv_data);
+        r->t = meta_u64(r->s, r->txn, "last_t");
         r->have_t = 1;
     }
     return r->t;
@@ -1480,10 +1463,7 @@ static uint64_t reader_t(lmdb_reader *r)
 static uint64_t reader_fold_t(lmdb_reader *r)
 {
     if (!r->have_fold) {
-        MDB_val key = {6, "fold_t"}, val;
-        r->fold_t = 0;
-        if (mdb_get(r->txn, r->s->db_meta, &key, &val) == 0 && val.mv_size == 8)
-            r->fold_t = codec_get_u64(val.mv_data);
+        r->fold_t = meta_u64(r->s, r->txn, "fold_t");
         r->have_fold = 1;
     }
     return r->fold_t;
