@@ -1550,8 +1550,9 @@ void fp_free(fp_expr *x)
     arena_free(x->a); /* x itself is in the arena */
 }
 
-int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env,
-            fp_coll *out, fp_error *err)
+/* One evaluation: top (NULL: empty input) is the context item, input its JSON. */
+static int eval_top(const fp_expr *x, arena *a, const json_val *input, const fp_val *item,
+                    const json_val *resource, const fp_env *env, fp_coll *out, fp_error *err)
 {
     fp_ctx c = {0};
     fp_error local;
@@ -1563,7 +1564,7 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
     c.err = err;
     c.src = x->src;
     c.input = input;
-    c.resource = env && env->resource ? env->resource : input;
+    c.resource = env && env->resource ? env->resource : resource;
     c.root_res = env && env->root_resource ? env->root_resource : c.resource;
     c.max_steps = env && env->max_steps ? env->max_steps : FP_MAX_STEPS;
     c.max_mem = env && env->max_memory ? env->max_memory : FP_MAX_MEMORY;
@@ -1571,7 +1572,14 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
     out->v = NULL;
     out->n = 0;
     fp_val *top = NULL;
-    if (input) {
+    if (item) {
+        top = arena_alloc(a, sizeof *top);
+        if (!top)
+            return fp_fail(&c, ERR_NOMEM, NULL, "out of memory");
+        *top = *item;
+        c.this_c.v = top;
+        c.this_c.n = 1;
+    } else if (input) {
         top = arena_alloc(a, sizeof *top);
         if (!top)
             return fp_fail(&c, ERR_NOMEM, NULL, "out of memory");
@@ -1595,6 +1603,18 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
         out->n = 0;
     }
     return rc;
+}
+
+int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env,
+            fp_coll *out, fp_error *err)
+{
+    return eval_top(x, a, input, NULL, input, env, out, err);
+}
+
+int fp_eval_item(const fp_expr *x, arena *a, const fp_val *item, const json_val *resource,
+                 fp_coll *out, fp_error *err)
+{
+    return eval_top(x, a, item ? item->node : NULL, item, resource, NULL, out, err);
 }
 
 void fp_val_system(const fp_val *v, fp_val *out)

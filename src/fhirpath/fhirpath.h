@@ -182,6 +182,16 @@ int fp_eval(const fp_expr *x, arena *a, const json_val *input, const fp_env *env
             fp_coll *out, fp_error *err);
 
 /*
+ * Evaluate x with one item of an earlier result (a value from the JSON tree, which
+ * keeps its model type: `value.as(Quantity)` on an Observation.component works) as its
+ * context, and `resource` as %resource. For the components of composite search
+ * parameters, which are expressions relative to each value of the parameter's own
+ * expression. Returns as fp_eval.
+ */
+int fp_eval_item(const fp_expr *x, arena *a, const fp_val *item, const json_val *resource,
+                 fp_coll *out, fp_error *err);
+
+/*
  * Write a collection as a JSON array with FHIR JSON conventions: booleans and
  * numbers as JSON literals (decimals keep their spelling), strings, dates and
  * times as strings (without '@'/'T' prefixes), quantities as FHIR Quantity

@@ -58,6 +58,18 @@ static int compile_one(const fhir_search_param *sp, const char *src, fp_expr **o
     if (!src)
         return 0;
     fp_error e;
+    /* Errata of the R4 definitions: Observation-value-date's component of the composites
+     * code-value-date is "value.as(DateTime) | value.as(Period)", the System type, which
+     * no FHIR dateTime is; the parameter itself says (Observation.value as dateTime).
+     * The FHIR type is meant. */
+    char fixed[256];
+    const char *at = strstr(src, "as(DateTime)");
+    if (at && strlen(src) < sizeof fixed) {
+        snprintf(fixed, sizeof fixed, "%s", src);
+        for (char *p = fixed; (p = strstr(p, "as(DateTime)")); p += 12)
+            p[3] = 'd';
+        src = fixed;
+    }
     *out = fp_compile(src, &e);
     if (*out)
         return 0;

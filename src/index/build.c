@@ -23,8 +23,8 @@
 
 #define IDX_BUILD_BATCH 500
 #define IDX_MARKER "search-index"
-#define IDX_MARKER_VERSION "2" /* 2: Timing.repeat.boundsPeriod is indexed */
-#define IDX_MARKER_OLDER "1"   /* layouts this build brings up to date at start */
+#define IDX_MARKER_VERSION "3" /* 2: Timing.repeat.boundsPeriod is indexed; 3: composites */
+#define IDX_MARKER_OLDER "12"  /* layouts ("1", "2") this build brings up to date at start */
 
 typedef struct sink {
     arena *a;
@@ -120,7 +120,8 @@ int idx_ensure(const struct fp_sp_cache *spc, store *st, uint32_t tenant, FILE *
     store_read_end(rd);
     if (current)
         return 0;
-    int older = have && vn == sizeof IDX_MARKER_OLDER - 1 && !memcmp(val, IDX_MARKER_OLDER, vn);
+    int older = have && vn == 1 && memchr(IDX_MARKER_OLDER, *(const char *)val,
+                                          sizeof IDX_MARKER_OLDER - 1);
     if (have && !older)
         return ERR_UNSUPPORTED; /* a newer layout than this build knows */
     if (total && log)

@@ -16,8 +16,11 @@
  *   quantity   Quantity (and Age, Duration ...) -> Q(system, code) + V, and C in the
  *              canonical UCUM unit when the unit is UCUM; Money -> Q(currency) + V
  *   uri        -> U
- * Composite and special parameters are not indexed yet (the query side refuses
- * them with a clear message).
+ *   composite  for each value of its expression, every component's expression is
+ *              evaluated on that value and gives parts (the entries above, of one kind
+ *              each: T, S, R, U, D, N, and q for a quantity); every combination of one
+ *              part per component is one K entry
+ * Special parameters are not indexed (the query side refuses them with a clear message).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,7 @@ typedef struct xctx {
     const char *base_url;
     size_t base_len;
     int err;
+    int part;      /* 1: values of a composite's component (quantities as IDX_QTY_PART) */
     buf tmp;
 } xctx;
 
@@ -425,6 +429,30 @@ static void number_value(xctx *x, const fp_val *v)
         add_double(x, IDX_NUMBER, NULL, NULL, fp_dec_to_double(v->u.d));
 }
 
+/* A quantity as one part of a composite entry: every form a query may take (value,
+ * value|system|code, value||unit, UCUM) is decided from these fields. */
+static void quantity_part(xctx *x, const json_val *val, double d, const char *sys,
+                          const char *code, const char *unit)
+{
+    buf_reset(&x->tmp);
+    idx_put_str(&x->tmp, sys ? sys : "", sys ? strlen(sys) : 0);
+    idx_put_str(&x->tmp, code ? code : "", code ? strlen(code) : 0);
+    idx_put_str(&x->tmp, unit ? unit : "", unit ? strlen(unit) : 0);
+    idx_put_double(&x->tmp, d);
+    fp_dec dec;
+    fp_qty q, c;
+    if (code && sys && !strcmp(sys, "http://unitsofmeasure.org") &&
+        fp_dec_parse_json(val->u.s, val->n, &dec) == 0 &&
+        fp_qty_make(dec, code, strlen(code), &q) == 0 && fp_qty_canonical(&q, &c) == 0) {
+        buf_putc(&x->tmp, 1);
+        idx_put_str(&x->tmp, c.unit, strlen(c.unit));
+        idx_put_double(&x->tmp, fp_dec_to_double(c.value));
+    } else {
+        buf_putc(&x->tmp, 0);
+    }
+    add(x, IDX_QTY_PART, &x->tmp);
+}
+
 static void quantity_value(xctx *x, const fp_val *v)
 {
     if (v->kind != FP_OBJ || !v->node || v->node->type != JSON_OBJECT)
@@ -443,6 +471,10 @@ static void quantity_value(xctx *x, const fp_val *v)
         return;
     const char *sys = json_get_str(o, "system"), *code = json_get_str(o, "code");
     const char *unit = json_get_str(o, "unit");
+    if (x->part) {
+        quantity_part(x, val, d, sys, code, unit);
+        return;
+    }
     if (sys && code)
         add_double(x, IDX_QTY, sys, code, d); /* value|system|code */
     /* value||unit: the code or the human unit, whatever the system */
@@ -476,6 +508,83 @@ static int cmp_entries(const void *a, const void *b)
     return idx_entry_cmp(a, b);
 }
 
+/* The entries of the values c of a parameter of type t. */
+static void values_of(xctx *x, fhir_sp_type t, const fp_coll *c)
+{
+    for (size_t k = 0; k < c->n && !x->err; k++) {
+        const fp_val *v = &c->v[k];
+        switch (t) {
+        case FHIR_SP_STRING: string_value(x, v); break;
+        case FHIR_SP_TOKEN: token_value(x, v); break;
+        case FHIR_SP_REFERENCE: reference_value(x, v); break;
+        case FHIR_SP_DATE: date_value(x, v); break;
+        case FHIR_SP_NUMBER: number_value(x, v); break;
+        case FHIR_SP_QUANTITY: quantity_value(x, v); break;
+        case FHIR_SP_URI: uri_value(x, v); break;
+        default: break;
+        }
+    }
+}
+
+#define COMP_MAX 4 /* components of one composite (R4 has at most 3) */
+#define COMP_VALUE_MAX (STORE_EXTRA_KEY_MAX - 4 - 4 - 1 - IDX_RN_LEN)
+
+/* The K entries of one value (focus) of composite sp: the parts of each component,
+ * every combination of one part per component. A component without parts gives none. */
+static void composite_value(xctx *x, const fp_sp_cache *spc, const fhir_search_param *sp,
+                            const json_val *res, const fp_val *focus)
+{
+    unsigned nc = sp->ncomponents;
+    if (nc == 0 || nc > COMP_MAX)
+        return;
+    idx_set parts[COMP_MAX];
+    memset(parts, 0, sizeof parts);
+    for (unsigned k = 0; k < nc; k++) {
+        const fhir_search_param *def = idx_component(sp, k);
+        const fp_expr *ex = fp_sp_cache_component(spc, sp, k);
+        if (!def || !ex)
+            return;
+        fp_coll c;
+        fp_error fe;
+        if (fp_eval_item(ex, x->a, focus, res, &c, &fe))
+            return; /* a run-time error on this content: no entry */
+        xctx y = {.a = x->a, .out = &parts[k], .base_url = x->base_url,
+                  .base_len = x->base_len, .part = 1, .tmp = BUF_INIT};
+        values_of(&y, def->type, &c);
+        buf_free(&y.tmp);
+        if (y.err) {
+            x->err = y.err;
+            return;
+        }
+        size_t w = 0;
+        for (size_t i = 0; i < parts[k].n; i++)
+            if (idx_part_kind(parts[k].e[i].kind))
+                parts[k].e[w++] = parts[k].e[i];
+        parts[k].n = w;
+        if (!w)
+            return;
+    }
+    size_t at[COMP_MAX] = {0};
+    for (;;) {
+        buf_reset(&x->tmp);
+        int bad = 0;
+        for (unsigned k = 0; k < nc && !bad; k++) {
+            const idx_entry *e = &parts[k].e[at[k]];
+            bad = idx_part_recode(e->kind, e->val, e->len, &x->tmp) != 0;
+        }
+        /* over the key limit only when nearly every byte of its strings needed an escape */
+        if (!bad && x->tmp.len <= COMP_VALUE_MAX)
+            add(x, IDX_COMPOSITE, &x->tmp);
+        if (x->err)
+            return;
+        unsigned k = 0;
+        while (k < nc && ++at[k] == parts[k].n)
+            at[k++] = 0;
+        if (k == nc)
+            return;
+    }
+}
+
 int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
                 const char *base_url, idx_set *out)
 {
@@ -487,26 +596,19 @@ int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_v
     for (size_t i = 0; i < nsp && !x.err; i++) {
         const fhir_search_param *sp = sps[i];
         const fp_expr *ex = fp_sp_cache_get(spc, sp);
-        if (!ex || sp->type == FHIR_SP_COMPOSITE || sp->type == FHIR_SP_SPECIAL)
+        if (!ex || sp->type == FHIR_SP_SPECIAL)
             continue;
         fp_coll c;
         fp_error fe;
         if (fp_eval(ex, a, res, NULL, &c, &fe))
             continue; /* a run-time type error of the expression on this content */
         x.sp = idx_sp_hash(type, sp->code);
-        for (size_t k = 0; k < c.n && !x.err; k++) {
-            const fp_val *v = &c.v[k];
-            switch (sp->type) {
-            case FHIR_SP_STRING: string_value(&x, v); break;
-            case FHIR_SP_TOKEN: token_value(&x, v); break;
-            case FHIR_SP_REFERENCE: reference_value(&x, v); break;
-            case FHIR_SP_DATE: date_value(&x, v); break;
-            case FHIR_SP_NUMBER: number_value(&x, v); break;
-            case FHIR_SP_QUANTITY: quantity_value(&x, v); break;
-            case FHIR_SP_URI: uri_value(&x, v); break;
-            default: break;
-            }
+        if (sp->type == FHIR_SP_COMPOSITE) {
+            for (size_t k = 0; k < c.n && !x.err; k++)
+                composite_value(&x, spc, sp, res, &c.v[k]);
+            continue;
         }
+        values_of(&x, sp->type, &c);
     }
     buf_free(&x.tmp);
     if (x.err)

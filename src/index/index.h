@@ -22,6 +22,7 @@
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "fhir/model.h"
 #include "json/json.h"
 #include "store/store.h"
 
@@ -47,7 +48,31 @@ enum {
     IDX_QTY_VALUE = 'V',/* double(8) */
     IDX_URI = 'U',     /* uri\0 */
     IDX_OF_TYPE = 'O', /* Identifier: type system\0 type code\0 value\0 (:of-type) */
+    IDX_COMPOSITE = 'K',/* one part per component (below) */
+    IDX_QTY_PART = 'q', /* a quantity inside a composite: system\0 code\0 unit\0 double(8)
+                           has-canonical(1) [canonical unit\0 double(8)] */
 };
+
+/* ---- composite parameters (composite.c) ----------------------------------------------
+ * An IDX_COMPOSITE entry holds, for one value of the parameter's expression, one part per
+ * component: the part's kind byte and its value (T code\0 system\0, S folded\0,
+ * R id\0 Type\0 or url\0 \0, U uri\0, D lo hi, N double, q as above), every string cut
+ * at IDX_PART_STR bytes. */
+#define IDX_PART_STR 64
+
+/* The definition of component k of composite sp (its type and targets), or NULL. */
+const fhir_search_param *idx_component(const fhir_search_param *sp, unsigned k);
+
+/* 1 when entries of this kind become parts of composite entries. */
+int idx_part_kind(uint8_t kind);
+
+/* Append the part of a value of `kind` (its entry bytes, or a query's prefix of them)
+ * to out: the kind byte and the value with its strings cut at IDX_PART_STR. 0, or -1
+ * for bytes that are not of that kind. */
+int idx_part_recode(uint8_t kind, const uint8_t *val, size_t len, buf *out);
+
+/* The length of the part at p[0..n) (kind byte included), 0 when malformed. */
+size_t idx_part_len(const uint8_t *p, size_t n);
 
 typedef struct idx_entry {
     uint32_t sp;          /* idx_sp_hash(type, code) */

@@ -304,6 +304,9 @@ static int pred_number(const srch_value *v, const uint8_t *val, size_t len)
     return m;
 }
 
+static int pred_composite(const srch_value *v, const uint8_t *val, size_t len);
+static int pred_composite_tail(const srch_value *v, const uint8_t *val, size_t len);
+
 /* The set of one value of a clause. */
 static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *out)
 {
@@ -374,6 +377,8 @@ static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *
         }
         return scan(x, p, pn, from, fn, pred_number, v, out);
     }
+    if (v->kind == IDX_COMPOSITE) /* the first part's prefix, every part checked */
+        return scan(x, p, pn, NULL, 0, pred_composite_tail, v, out);
     if (v->system) /* token system|: every value of the parameter, system checked */
         return scan(x, p, hn, NULL, 0, pred_system, v, out);
     if (v->needle)
@@ -587,8 +592,8 @@ static int clause_cheap(const srch_clause *c)
     for (size_t i = 0; i < c->nv; i++) {
         const srch_value *v = &c->v[i];
         if (v->kind == IDX_DATE || v->kind == IDX_NUMBER || v->kind == IDX_QTY ||
-            v->kind == IDX_QTY_UCUM || v->kind == IDX_QTY_VALUE || v->system || v->needle ||
-            v->above)
+            v->kind == IDX_QTY_UCUM || v->kind == IDX_QTY_VALUE || v->kind == IDX_COMPOSITE ||
+            v->system || v->needle || v->above)
             return 0;
     }
     return 1;
@@ -599,6 +604,8 @@ static int entry_matches(const srch_value *v, const idx_entry *e)
 {
     if (e->kind != v->kind)
         return 0;
+    if (v->kind == IDX_COMPOSITE)
+        return pred_composite(v, e->val, e->len) == 1;
     if (v->kind == IDX_DATE)
         return e->len == 16 && date_match(v, get_instant(e->val), get_instant(e->val + 8));
     if (v->kind == IDX_NUMBER || v->kind == IDX_QTY || v->kind == IDX_QTY_UCUM ||
@@ -620,6 +627,97 @@ static int entry_matches(const srch_value *v, const idx_entry *e)
     if (v->whole)
         return e->len == v->key_len && !memcmp(e->val, v->key, v->key_len);
     return e->len >= v->key_len && !memcmp(e->val, v->key, v->key_len);
+}
+
+/* One string of a part at p[0..n) (through its terminator): *sl its length. */
+static const uint8_t *part_str(const uint8_t *p, size_t n, size_t *sl, size_t *used)
+{
+    for (size_t i = 0; i < n; i += p[i] == 1 ? 2 : 1)
+        if (p[i] == 0) {
+            *sl = i;
+            *used = i + 1;
+            return p;
+        }
+    return NULL;
+}
+
+/* A quantity sub-value (Q, C or V) against a quantity part (its bytes after the kind). */
+static int qty_part_matches(const srch_value *v, const uint8_t *p, size_t n)
+{
+    const uint8_t *f[3];
+    size_t fl[3], o = 0, used;
+    for (int i = 0; i < 3; i++, o += used)
+        if (!(f[i] = part_str(p + o, n - o, &fl[i], &used)))
+            return 0;
+    if (o + 9 > n)
+        return 0;
+    double d = get_double(p + o);
+    int canon = p[o + 8];
+    o += 9;
+    if (v->kind == IDX_QTY_VALUE)
+        return num_match(v, d);
+    if (v->kind == IDX_QTY) { /* key: system\0 code\0; an empty system: the code or the unit */
+        const uint8_t *qs = v->key, *qc;
+        size_t qsl, qcl, u1, u2;
+        if (!part_str(qs, v->key_len, &qsl, &u1) ||
+            !(qc = part_str(qs + u1, v->key_len - u1, &qcl, &u2)))
+            return 0;
+        qc = qs + u1;
+        int unit_ok;
+        if (qsl)
+            unit_ok = fl[0] == qsl && !memcmp(f[0], qs, qsl) && fl[1] == qcl &&
+                      !memcmp(f[1], qc, qcl);
+        else
+            unit_ok = (fl[1] == qcl && !memcmp(f[1], qc, qcl)) ||
+                      (fl[2] == qcl && !memcmp(f[2], qc, qcl));
+        return unit_ok && num_match(v, d);
+    }
+    if (v->kind == IDX_QTY_UCUM) { /* key: canonical unit\0 */
+        size_t cl;
+        if (!canon || !part_str(p + o, n - o, &cl, &used) || o + used + 8 > n)
+            return 0;
+        return used == v->key_len && !memcmp(p + o, v->key, used) &&
+               num_match(v, get_double(p + o + used));
+    }
+    return 0;
+}
+
+/* A composite entry (one part per component) against value v: every part matches its
+ * sub-value. */
+static int pred_composite(const srch_value *v, const uint8_t *val, size_t len)
+{
+    size_t o = 0;
+    for (size_t k = 0; k < v->nsub; k++) {
+        size_t pl = idx_part_len(val + o, len - o);
+        if (!pl)
+            return 0;
+        const srch_value *s = &v->sub[k];
+        const uint8_t *p = val + o + 1;
+        size_t n = pl - 1;
+        int m;
+        if (val[o] == IDX_QTY_PART)
+            m = (s->kind == IDX_QTY || s->kind == IDX_QTY_UCUM || s->kind == IDX_QTY_VALUE) &&
+                qty_part_matches(s, p, n);
+        else
+            m = val[o] == s->kind && entry_matches(s, &(idx_entry){.kind = val[o],
+                                                                  .len = (uint16_t)n,
+                                                                  .val = p});
+        if (!m)
+            return 0;
+        o += pl;
+    }
+    return o == len;
+}
+
+/* As pred_composite for what a scan passes: the value behind the scan's prefix, v->key. */
+static int pred_composite_tail(const srch_value *v, const uint8_t *val, size_t len)
+{
+    uint8_t whole[STORE_EXTRA_KEY_MAX];
+    if (v->key_len + len > sizeof whole)
+        return 0;
+    memcpy(whole, v->key, v->key_len);
+    memcpy(whole + v->key_len, val, len);
+    return pred_composite(v, whole, v->key_len + len);
 }
 
 static int clause_accepts(const srch_clause *c, const idx_set *es)

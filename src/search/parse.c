@@ -474,6 +474,131 @@ static int uri_value(arena *a, srch_modifier mod, const char *s, srch_value *v)
     return v->key ? 0 : ERR_NOMEM;
 }
 
+/* One value of parameter sp (its escapes kept: tokens, quantities and identifiers split
+ * at '|' themselves, every other value is unescaped here). name: for messages. */
+static int one_value(arena *a, const fhir_search_param *sp, const char *name, srch_modifier mod,
+                     const char *type_mod, const char *raw, const char *base_url,
+                     srch_value *v, srch_error *e)
+{
+    int bars = sp->type == FHIR_SP_TOKEN || sp->type == FHIR_SP_QUANTITY ||
+               (sp->type == FHIR_SP_REFERENCE && mod == SM_IDENTIFIER);
+    const char *s = bars && mod != SM_TEXT ? raw : unescape(a, raw);
+    if (!s)
+        return ERR_NOMEM;
+    if (!*s)
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: an empty value", name);
+    switch (sp->type) {
+    case FHIR_SP_STRING: return string_value(a, name, mod, s, v, e);
+    case FHIR_SP_TOKEN: return token_value(a, name, mod, s, v, e);
+    case FHIR_SP_REFERENCE: return reference_value(a, sp, mod, type_mod, s, base_url, v, e);
+    case FHIR_SP_DATE: return date_value(name, s, v, e);
+    case FHIR_SP_NUMBER: return number_value(name, s, v, e);
+    case FHIR_SP_QUANTITY: return quantity_value(a, name, s, v, e);
+    case FHIR_SP_URI: return uri_value(a, mod, s, v);
+    default:
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED, "%s: a %s value is not supported",
+                    name, fhir_sp_type_name(sp->type));
+    }
+}
+
+/* The key bytes of sub-value v in the form of a composite part (strings cut at
+ * IDX_PART_STR), as `kind`'s part without its kind byte. */
+static int recode_key(arena *a, srch_value *v, uint8_t kind)
+{
+    if (!v->key_len)
+        return 0;
+    buf b = BUF_INIT;
+    if (idx_part_recode(kind, v->key, v->key_len, &b) || b.err || b.len < 1) {
+        buf_free(&b);
+        return ERR_INVALID;
+    }
+    uint8_t *k = arena_alloc(a, b.len);
+    if (!k) {
+        buf_free(&b);
+        return ERR_NOMEM;
+    }
+    memcpy(k, b.data + 1, b.len - 1);
+    v->key = k;
+    v->key_len = b.len - 1;
+    buf_free(&b);
+    return 0;
+}
+
+/* A composite value "a$b[$c]": one sub-value per component, parsed as that component's
+ * type, without modifiers. The scan is over the composite's entries whose first part
+ * starts as the first sub-value's key fixes (a token or reference: a whole part); the
+ * parts are then checked one by one (docs/SEARCH.md 1a). */
+static int composite_value(arena *a, const fhir_search_param *sp, const char *name,
+                           const char *raw, const char *base_url, srch_value *v, srch_error *e)
+{
+    unsigned nc = sp->ncomponents;
+    char *parts[8];
+    if (nc == 0 || nc > 4)
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED, "%s: composite of %u components",
+                    name, nc);
+    size_t np = split_kept(a, raw, '$', parts, nc, 1);
+    if (np == (size_t)-1)
+        return ERR_NOMEM;
+    if (np != nc) {
+        char want[200];
+        size_t o = 0;
+        for (unsigned k = 0; k < nc && o < sizeof want - 40; k++) {
+            const fhir_search_param *d = idx_component(sp, k);
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s%s", k ? "$" : "",
+                                  d ? fhir_sp_type_name(d->type) : "?");
+        }
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s: '%.60s' is not a composite value: expected %u parts separated by "
+                    "'$' (%s)", name, raw, nc, want);
+    }
+    srch_value *sub = arena_zalloc(a, sizeof *sub * nc);
+    if (!sub)
+        return ERR_NOMEM;
+    for (unsigned k = 0; k < nc; k++) {
+        const fhir_search_param *d = idx_component(sp, k);
+        if (!d)
+            return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                        "%s: component %u has no definition in the model", name, k + 1);
+        char sname[160];
+        snprintf(sname, sizeof sname, "%s (component %u, %s)", name, k + 1, d->code);
+        int rc = one_value(a, d, sname, SM_NONE, NULL, parts[k], base_url, &sub[k], e);
+        if (rc)
+            return rc;
+        srch_value *s = &sub[k];
+        /* the strings of the query cut as the parts' are */
+        uint8_t as = s->kind == IDX_QTY ? IDX_TOKEN : s->kind == IDX_QTY_UCUM ? IDX_URI
+                   : idx_part_kind(s->kind) && s->kind != IDX_DATE && s->kind != IDX_NUMBER
+                       ? s->kind : 0;
+        if (as && (rc = recode_key(a, s, as)))
+            return rc == ERR_NOMEM ? rc : fail(e, ERR_INVALID, OO_INVALID, "%s: a bad value",
+                                               sname);
+        if (s->system && strlen(s->system) > IDX_PART_STR)
+            s->system = arena_strndup(a, s->system, IDX_PART_STR);
+        if (s->kind == IDX_TEXT || s->kind == IDX_EXACT || s->kind == IDX_OF_TYPE ||
+            s->kind == IDX_REF_ID || s->needle || s->above)
+            return fail(e, ERR_INVALID, OO_INVALID, "%s: modifiers do not apply", sname);
+    }
+    v->kind = IDX_COMPOSITE;
+    v->sub = sub;
+    v->nsub = nc;
+    v->whole = 0;
+    /* the scan's prefix: the first part's kind, and its key when that fixes a prefix */
+    const srch_value *f = &sub[0];
+    int qty = f->kind == IDX_QTY || f->kind == IDX_QTY_UCUM || f->kind == IDX_QTY_VALUE;
+    uint8_t pk = qty ? IDX_QTY_PART : f->kind;
+    int fixes = !qty && f->kind != IDX_DATE && f->kind != IDX_NUMBER && !f->system;
+    size_t n = 1 + (fixes ? f->key_len : 0);
+    uint8_t *k = arena_alloc(a, n);
+    if (!k)
+        return ERR_NOMEM;
+    k[0] = pk;
+    if (fixes && f->key_len)
+        memcpy(k + 1, f->key, f->key_len);
+    v->key = k;
+    v->key_len = n;
+    return 0;
+}
+
 /* ---- modifiers ------------------------------------------------------------------------ */
 
 /* The modifier `m` on a parameter of type t; SM_TYPE sets *type_mod. -1 when it does
@@ -518,6 +643,10 @@ int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefi
     case FHIR_SP_DATE:
     case FHIR_SP_NUMBER:
     case FHIR_SP_QUANTITY: *modifiers = ":missing"; *prefixes = prefix_list; return 1;
+    case FHIR_SP_COMPOSITE:
+        *modifiers = ":missing";
+        *prefixes = "eq, ne, gt, lt, ge, le, sa, eb, ap (on date, number and quantity parts)";
+        return 1;
     default: *modifiers = ""; return 0;
     }
 }
@@ -734,28 +863,9 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
         if (!c.v)
             return ERR_NOMEM;
         for (size_t i = 0; i < nv; i++) {
-            srch_value *v = &c.v[i];
-            /* tokens, quantities and identifiers split at '|' themselves (unescaping);
-             * every other value is unescaped here */
-            int bars = sp->type == FHIR_SP_TOKEN || sp->type == FHIR_SP_QUANTITY ||
-                       (sp->type == FHIR_SP_REFERENCE && c.mod == SM_IDENTIFIER);
-            const char *s = bars && c.mod != SM_TEXT ? vals[i] : unescape(a, vals[i]);
-            if (!s)
-                return ERR_NOMEM;
-            if (!*s)
-                return fail(e, ERR_INVALID, OO_INVALID, "%s: an empty value", pname);
-            switch (sp->type) {
-            case FHIR_SP_STRING: rc = string_value(a, pname, c.mod, s, v, e); break;
-            case FHIR_SP_TOKEN: rc = token_value(a, pname, c.mod, s, v, e); break;
-            case FHIR_SP_REFERENCE:
-                rc = reference_value(a, sp, c.mod, type_mod, s, base_url, v, e);
-                break;
-            case FHIR_SP_DATE: rc = date_value(pname, s, v, e); break;
-            case FHIR_SP_NUMBER: rc = number_value(pname, s, v, e); break;
-            case FHIR_SP_QUANTITY: rc = quantity_value(a, pname, s, v, e); break;
-            case FHIR_SP_URI: rc = uri_value(a, c.mod, s, v); break;
-            default: rc = ERR_UNSUPPORTED; break;
-            }
+            rc = sp->type == FHIR_SP_COMPOSITE
+                     ? composite_value(a, sp, pname, vals[i], base_url, &c.v[i], e)
+                     : one_value(a, sp, pname, c.mod, type_mod, vals[i], base_url, &c.v[i], e);
             if (rc)
                 return rc;
         }

@@ -63,6 +63,8 @@ typedef struct srch_value {
     const char *needle;  /* :contains: folded substring */
     size_t needle_len;
     int above;           /* uri :above: match entries that are prefixes of key */
+    const struct srch_value *sub; /* composite: one value per component, keys as parts */
+    size_t nsub;
 } srch_value;
 
 typedef struct srch_clause {

@@ -173,8 +173,9 @@ def test_data_written_before_the_index_is_indexed_at_start(make_server, tmp_path
 
 def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_path):
     """A directory whose index marker names an older layout (1: before
-    Timing.repeat.boundsPeriod was indexed) is re-planned at start, resource by resource,
-    so what the older layout left out is found; a layout newer than the build stops it."""
+    Timing.repeat.boundsPeriod was indexed; 2: before composites) is re-planned at start,
+    resource by resource, so what the older layout left out is found; a layout newer
+    than the build stops it."""
     import lmdb
     data = tmp_path / "older"
     s = make_server(data)
@@ -182,8 +183,12 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
           "subject": {"reference": "Patient/p"},
           "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": "2024-05-01",
                                                            "end": "2024-05-31"}}}}
-    assert requests.put(f"{s.base}/ServiceRequest/sr1", headers=CT,
-                        data=json.dumps(sr)).status_code == 201
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+           "valueQuantity": {"value": 120, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+    for res in (sr, obs):
+        assert requests.put(f"{s.base}/{res['resourceType']}/{res['id']}", headers=CT,
+                            data=json.dumps(res)).status_code == 201
     code, out = s.stop()
     assert code == 0, out
     key = b"\0\0\0\0isearch-index"
@@ -192,21 +197,25 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
         env = lmdb.open(str(data), max_dbs=16, lock=False)
         with env.begin(write=True) as txn:
             aux = env.open_db(b"Aux", txn=txn)
-            assert txn.get(key, db=aux) == b"2"
-            if v == b"1":  # an index layout 1 did not write as this build does: none
+            assert txn.get(key, db=aux) == b"3"
+            if v in (b"1", b"2"):  # what an older layout left out: here, everything
                 for name in (b"SearchParam", b"ResourceParam", b"Aux"):
                     txn.drop(env.open_db(name, txn=txn), delete=False)
             txn.put(key, v, db=aux)
         env.close()
 
-    set_marker(b"1")
-    s2 = make_server(data)
-    assert "bringing the search index of" in s2.output()
-    r = requests.get(f"{s2.base}/ServiceRequest", params={"occurrence": "2024-05"}).json()
-    assert [e["resource"]["id"] for e in r.get("entry", [])] == ["sr1"]
-    code, out = s2.stop()
-    assert code == 0, out
-    assert check(data)[0] == 0
+    for older in (b"1", b"2"):
+        set_marker(older)
+        s2 = make_server(data)
+        assert "bringing the search index of" in s2.output()
+        r = requests.get(f"{s2.base}/ServiceRequest", params={"occurrence": "2024-05"}).json()
+        assert [e["resource"]["id"] for e in r.get("entry", [])] == ["sr1"]
+        r = requests.get(f"{s2.base}/Observation",
+                         params={"code-value-quantity": "8480-6$gt100"}).json()
+        assert [e["resource"]["id"] for e in r.get("entry", [])] == ["o1"]
+        code, out = s2.stop()
+        assert code == 0, out
+        assert check(data)[0] == 0
     set_marker(b"9")
     r = subprocess.run([BIN, "serve", "--port", "0", "--data", str(data)], capture_output=True,
                        text=True, timeout=60)

@@ -39,8 +39,10 @@ def test_metadata(http, base):
     assert sp["_id"]["type"] == "token"
     obs = {p["name"]: p["type"] for p in types["Observation"]["searchParam"]}
     assert obs["value-quantity"] == "quantity" and obs["subject"] == "reference"
-    # listed is what a search accepts: composite parameters are not supported yet
-    assert "component-code-value-quantity" not in obs
+    # listed is what a search accepts: composites are, special parameters are not yet
+    assert obs["component-code-value-quantity"] == "composite"
+    loc = {p["name"] for p in types["Location"]["searchParam"]}
+    assert "near" not in loc and "address" in loc
     doc = {p["name"]: p["documentation"] for p in types["Observation"]["searchParam"]}
     assert "prefixes: eq, ne, gt, lt, ge, le, sa, eb, ap" in doc["date"]
     assert ":not" in doc["code"] and ":exact" in sp["family"]["documentation"]

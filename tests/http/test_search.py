@@ -98,5 +98,7 @@ def test_the_capability_statement_lists_what_search_accepts(http, base):
         for name in listed:
             r = http.get(f"{base}/{t}", params={f"{name}:missing": "false", "_count": 0})
             assert r.status_code == 200, (t, name, r.text)
-    assert_outcome(http.get(f"{base}/Observation",
-                            params={"code-value-quantity": "8867-4$gt5"}), 400, "not-supported")
+    # a special parameter of the model is not listed, and refused
+    assert "near" not in [p["name"] for p in types["Location"].get("searchParam", [])]
+    assert_outcome(http.get(f"{base}/Location", params={"near": "42.25|-83.69|10|km"}), 400,
+                   "not-supported")

@@ -230,6 +230,67 @@ def extras(rng, patients, practitioners, base):
                                          "display": "Dosis Ærztlich"}]},
                     "subject": {"reference": f"Patient/{rng.choice(patients)}"},
                     "effectivePeriod": {"end": "2019-07-01T00:00:00Z"}, "valueQuantity": q})
+    # composites: coded, string, date and period values, components of two kinds, strings
+    # past the parts' cut (IDX_PART_STR, 64 bytes), a reference component, a token
+    # component of %resource, context of a canonical resource
+    long_a = "Ölmessung " + "x" * 60 + " A"
+    long_b = "Ölmessung " + "x" * 60 + " B"
+    values = [{"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                    "code": "260385009", "display": "Negative"}]}},
+              {"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                    "code": "10828004"}], "text": "Positive"}},
+              {"valueString": "Trace amounts"}, {"valueString": long_a}, {"valueString": long_b},
+              {"valueDateTime": "2021-03-04T10:00:00Z"}, {"valuePeriod": {"start": "2021-03-01"}},
+              {"valueDateTime": "2021"}]
+    for i, v in enumerate(values):
+        obs = {"resourceType": "Observation", "id": f"x-obsc-{i}", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": ["5778-6", "5778-6", "5767-9",
+                                                                          "5767-9", "5767-9", "29463-7",
+                                                                          "29463-7", "5778-6"][i]}]},
+               "subject": {"reference": f"Patient/{rng.choice(patients)}"}, **v}
+        if i % 2 == 0:
+            obs["component"] = [{"code": {"coding": [{"system": "urn:x:comp", "code": f"C{i % 3}"}]},
+                                 "valueCodeableConcept": {"coding": [{"system": "urn:x:ans",
+                                                                      "code": f"A{i % 4}"}]}},
+                                {"code": {"coding": [{"system": "urn:x:comp", "code": f"C{(i + 1) % 3}"}]},
+                                 "valueQuantity": {"value": 10 * i, "system": UCUM, "code": "mg"}}]
+        out.append(obs)
+    docs = []
+    for i in range(4):
+        doc = {"resourceType": "DocumentReference", "id": f"x-doc-{i}", "status": "current",
+               "subject": {"reference": f"Patient/{rng.choice(patients)}"},
+               "content": [{"attachment": {"contentType": "text/plain"}}]}
+        if docs:
+            doc["relatesTo"] = [{"code": ["replaces", "appends", "signs"][i % 3],
+                                 "target": {"reference": f"DocumentReference/{rng.choice(docs)}"}}]
+        docs.append(doc["id"])
+        out.append(doc)
+    for i in range(4):
+        out.append({"resourceType": "Group", "id": f"x-group-{i}", "type": "person", "actual": True,
+                    "characteristic": [{"code": {"coding": [{"system": "urn:x:char", "code": f"K{i % 2}"}]},
+                                        "valueCodeableConcept": {"coding": [{"system": "urn:x:v",
+                                                                             "code": f"V{i % 3}"}]},
+                                        "exclude": False},
+                                       {"code": {"coding": [{"system": "urn:x:char", "code": "flag"}]},
+                                        "valueBoolean": i % 2 == 0, "exclude": False}]})
+    for i in range(4):
+        out.append({"resourceType": "MolecularSequence", "id": f"x-seqc-{i}", "coordinateSystem": 0,
+                    "referenceSeq": {"chromosome": {"coding": [{"system": "http://hl7.org/fhir/chromosome-human",
+                                                                "code": str(1 + i % 2)}]},
+                                     "referenceSeqId": {"coding": [{"system": "http://www.ncbi.nlm.nih.gov/nuccore",
+                                                                    "code": f"NC_00000{i}"}]},
+                                     "windowStart": 100 * i, "windowEnd": 100 * i + 500},
+                    "variant": [{"start": 100 * i + 10, "end": 100 * i + 20},
+                                {"start": 100 * i + 300, "end": 100 * i + 301}]})
+    for i in range(3):
+        out.append({"resourceType": "Questionnaire", "id": f"x-q-{i}", "status": "active",
+                    "useContext": [{"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type",
+                                             "code": "age"},
+                                    "valueQuantity": {"value": 18 + 20 * i, "system": UCUM, "code": "a"}},
+                                   {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type",
+                                             "code": "focus"},
+                                    "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                                         "code": ["38341003", "73211009", "44054006"][i]}]}}]})
     # reference forms: absolute to this server, a version, a urn, elsewhere, display only
     pat = rng.choice(patients)
     forms = [{"reference": f"{base}/Patient/{pat}"}, {"reference": f"Patient/{pat}/_history/1"},
@@ -381,6 +442,7 @@ class Gen:
                "quantity": ["5|x", "x", "5|http://unitsofmeasure.org|", "5|urn:x|"],
                "token": ["|", "a|b|c"],
                "reference": ["Foo/bar/baz/x"],
+               "composite": ["8480-6", "a$", "a$1$2$3$4", "$"],
                "string": [],
                "uri": []}.get(ptype, [])
         choice = r.random()
@@ -679,8 +741,39 @@ def gen_uri(g, type_, code, vals):
     return "above", esc_comma(u + r.choice(["", "/x", "/x/y", "x"]))
 
 
+PLAIN = {"token": "nope", "string": "nope", "reference": "Patient/nope", "date": "2024",
+         "number": "1", "quantity": "1", "uri": "urn:x:nope"}
+
+
+def gen_composite(g, type_, code, vals):
+    """a$b[$c]: one value per component, from one value of the parameter's expression
+    (a BP component's code and its own value), sometimes from two different ones (the
+    code of one component, the value of another: they must not meet)."""
+    r = g.rng
+    types = g.composites[type_][code]
+    tuples = [v["value"] for v in vals if v.get("type") == "composite"]
+    if not tuples or r.random() < 0.08:
+        tup = [[] for _ in types]
+    else:
+        tup = r.choice(tuples)
+        if len(tuples) > 1 and r.random() < 0.2:
+            other, k = r.choice(tuples), r.randrange(len(types))
+            tup = [other[i] if i == k else tup[i] for i in range(len(types))]
+    parts = []
+    for k, t in enumerate(types):
+        v = None
+        for _ in range(8):  # composites take no modifiers: a plain value of the component
+            m, v0 = GEN[t](g, type_, code, tup[k])
+            if m is None:
+                v = v0
+                break
+        parts.append(v if v is not None else PLAIN[t])
+    return None, "$".join(parts)
+
+
 GEN = {"string": gen_string, "token": gen_token, "reference": gen_reference, "date": gen_date,
-       "number": gen_number, "quantity": gen_quantity, "uri": gen_uri}
+       "number": gen_number, "quantity": gen_quantity, "uri": gen_uri,
+       "composite": gen_composite}
 
 
 # ---------------------------------------------------------------------------- writes
@@ -877,7 +970,8 @@ def test_search_matches_the_oracle(make_server, tmp_path):
     oracle = Oracle()
     try:
         cap = http.get(f"{base}/metadata").json()
-        params = oracle.ask(op="init", capability=cap, base=base)["params"]
+        init = oracle.ask(op="init", capability=cap, base=base)
+        params = init["params"]
         live = {}  # type -> {id: resource as stored}
 
         def stored(res):
@@ -898,6 +992,7 @@ def test_search_matches_the_oracle(make_server, tmp_path):
         t_loaded = time.time()
 
         gen = Gen(rng, oracle, params, live, base)
+        gen.composites = init["composites"]
         mismatches, n_run, n_400 = [], 0, 0
         cov = Coverage()
         writes = collections.Counter()

@@ -492,3 +492,97 @@ def test_timing_dates_are_its_events_and_its_bounds(base):
     assert found("ge2024-05-20") and found("sa2023-06-01")
     assert not found("2024-07"), "neither an event nor within the bounds"
     assert not found("2023-06")
+
+
+# ---------------------------------------------------------------- composite
+@pytest.fixture(scope="module")
+def bp(base):
+    """Two blood pressures as components, one systolic on its own, one coded result."""
+    def comp(code, v):
+        return {"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "valueQuantity": {"value": v, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                                  "code": "mm[Hg]"}}
+    rows = [
+        {"id": pid("bp1"), "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+         "component": [comp("8480-6", 150), comp("8462-4", 90)]},
+        {"id": pid("bp2"), "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+         "component": [comp("8480-6", 110), comp("8462-4", 70)]},
+        {"id": pid("bp3"), "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+         "valueQuantity": {"value": 120, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                           "code": "mm[Hg]"}},
+        {"id": pid("bp4"), "code": {"coding": [{"system": "http://loinc.org", "code": "5778-6"}]},
+         "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "371244009"}]},
+         "effectiveDateTime": "2024-05-01"},
+        {"id": pid("bp5"), "code": {"coding": [{"system": "http://loinc.org", "code": "5778-6"}]},
+         "valueString": "Straße " + "x" * 70 + " one"},
+        {"id": pid("bp6"), "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+         "valueDateTime": "2024-05-01T10:00:00Z"},
+    ]
+    for o in rows:
+        put(base, {"resourceType": "Observation", "status": "final", **o})
+    return base
+
+
+@pytest.mark.parametrize("q,want", [
+    # one component matches both parts; a code and a value of two components do not meet
+    ({"component-code-value-quantity": "http://loinc.org|8480-6$gt140"}, ["bp1"]),
+    ({"component-code-value-quantity": "8480-6$lt100"}, []),
+    ({"component-code-value-quantity": "8462-4$lt100"}, ["bp1", "bp2"]),
+    ({"component-code-value-quantity": "8462-4$le70,8480-6$ge150"}, ["bp1", "bp2"]),
+    # UCUM: 20 kPa is 150 mmHg
+    ({"component-code-value-quantity": "8480-6$20|http://unitsofmeasure.org|kPa"}, ["bp1"]),
+    ({"component-code-value-quantity": "8480-6$150||mmHg"}, ["bp1"]),
+    ({"code-value-quantity": "8480-6$120"}, ["bp3"]),
+    ({"code-value-quantity": "http://loinc.org|$gt100"}, ["bp3"]),
+    # combo: the Observation or any of its components
+    ({"combo-code-value-quantity": "8480-6$gt100"}, ["bp1", "bp2", "bp3"]),
+    ({"code-value-concept": "5778-6$http://snomed.info/sct|371244009"}, ["bp4"]),
+    ({"code-value-concept": "5778-6$http://snomed.info/sct|"}, ["bp4"]),
+    ({"code-value-concept": "5778-6$urn:x|371244009"}, []),
+    # strings: prefix, accents and case folded; cut at 64 bytes in a composite
+    ({"code-value-string": "5778-6$strasse"}, ["bp5"]),
+    ({"code-value-string": "5778-6$STRASSE xxxx"}, ["bp5"]),
+    ({"code-value-string": "5778-6$nope"}, []),
+    ({"code-value-date": "29463-7$2024-05"}, ["bp6"]),
+    ({"code-value-date": "29463-7$gt2024-05-01T10:00:00Z"}, []),
+    ({"code-value-date": "29463-7$ge2024-05-01T10:00:00Z"}, ["bp6"]),
+    ({"code-value-quantity:missing": "false", "code": "8480-6"}, ["bp3"]),
+])
+def test_composite_parts_meet_in_one_value(bp, q, want):
+    assert mine(bp, "Observation", q) == P(*want)
+
+
+def test_composite_errors_name_the_parameter(bp):
+    for v, words in [("8480-6", "2 parts"), ("8480-6$120$3", "2 parts"), ("8480-6$", "empty"),
+                     ("8480-6$abc", "not a number"), ("|$120", "alone")]:
+        r = requests.get(f"{bp}/Observation", params={"code-value-quantity": v})
+        oo = assert_outcome(r, 400)
+        d = oo["issue"][0]["diagnostics"]
+        assert "code-value-quantity" in d and words in d, (v, d)
+    r = requests.get(f"{bp}/Observation", params={"code-value-quantity:exact": "8480-6$1"})
+    assert_outcome(r, 400)
+    r = requests.get(f"{bp}/Observation", params={"_sort": "code-value-quantity"})
+    assert_outcome(r, 400)
+
+
+def test_composite_follows_updates(bp):
+    o = {"resourceType": "Observation", "id": pid("bp3"), "status": "final",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+         "valueQuantity": {"value": 95, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+    put(bp, o)
+    assert mine(bp, "Observation", {"code-value-quantity": "8480-6$gt100"}) == []
+    assert mine(bp, "Observation", {"code-value-quantity": "8480-6$95"}) == P("bp3")
+
+
+def test_document_relationship_is_code_then_target(base):
+    """R4 names the definitions of DocumentReference's relationship components the
+    wrong way round; the parts follow the expressions: relation code, then target."""
+    a, b = f"docA{TAG}", f"docB{TAG}"
+    put(base, {"resourceType": "DocumentReference", "id": a, "status": "current",
+               "content": [{"attachment": {"contentType": "text/plain"}}]})
+    put(base, {"resourceType": "DocumentReference", "id": b, "status": "current",
+               "relatesTo": [{"code": "replaces", "target": {"reference": f"DocumentReference/{a}"}}],
+               "content": [{"attachment": {"contentType": "text/plain"}}]})
+    found = ids(base, "DocumentReference", {"relationship": f"replaces$DocumentReference/{a}"})
+    assert found == [b]
+    assert ids(base, "DocumentReference", {"relationship": f"appends$DocumentReference/{a}"}) == []

@@ -157,7 +157,24 @@ function rewriteAs(expression) {
     .replace(/\.as\(([A-Za-z]+)\)/g, '.ofType($1)');
 }
 
-function makeEvaluator(expression) {
+/* Typed values of FHIRPath result nodes: [{type, value}]. */
+function typedValues(nodes) {
+  const types = fhirpath.types(nodes);
+  const out = [];
+  nodes.forEach((n, i) => {
+    const v = fhirpath.resolveInternalTypes([n])[0];
+    if (v === null || v === undefined) return; // metadata only (_birthDate without a value)
+    const t = types[i] || '';
+    out.push({ type: t.slice(t.indexOf('.') + 1), value: v });
+  });
+  return out;
+}
+
+/* The compiled expression as (input, resource) -> result nodes; input is a resource (a
+ * private copy: fhirpath adds hidden type data to what it is given) or a node of an
+ * earlier result, which keeps its type (a composite's components are evaluated on each
+ * value of the composite's own expression); %resource is the resource. */
+function makeNodeEvaluator(expression) {
   expression = rewriteAs(expression);
   let root = null;
   const userInvocationTable = {
@@ -175,26 +192,62 @@ function makeEvaluator(expression) {
     },
   };
   const compiled = fhirpath.compile(expression, r4, { resolveInternalTypes: false, userInvocationTable });
-  return (resource) => {
+  return (input, resource) => {
     root = resource;
-    // fhirpath adds hidden type data to what it is given: evaluate on a private copy
-    const nodes = compiled(JSON.parse(JSON.stringify(resource)));
-    const types = fhirpath.types(nodes);
-    const out = [];
-    nodes.forEach((n, i) => {
-      const v = fhirpath.resolveInternalTypes([n])[0];
-      if (v === null || v === undefined) return; // metadata only (_birthDate without a value)
-      const t = types[i] || '';
-      out.push({ type: t.slice(t.indexOf('.') + 1), value: v });
-    });
-    return out;
+    return compiled(input, { resource });
+  };
+}
+
+function makeEvaluator(expression) {
+  const nodesOf = makeNodeEvaluator(expression);
+  return (resource) => {
+    const copy = JSON.parse(JSON.stringify(resource));
+    return typedValues(nodesOf(copy, copy));
+  };
+}
+
+/*
+ * A composite parameter: resource -> one entry per value of its expression, the typed
+ * values of each component's expression on that value: [[values of component 1], ...].
+ * components: [{expression}].
+ */
+function makeCompositeEvaluator(expression, components) {
+  const focusOf = makeNodeEvaluator(expression);
+  const comps = components.map((c) => makeNodeEvaluator(c.expression));
+  return (resource) => {
+    const copy = JSON.parse(JSON.stringify(resource));
+    return focusOf(copy, copy).map((node) => comps.map((ev) => typedValues(ev(node, copy))));
   };
 }
 
 /* ---- values to entries ------------------------------------------------------------------ */
 
 function empty() {
-  return { S: [], X: [], Y: [], T: [], O: [], R: [], I: [], D: [], N: [], Q: [], V: [], C: [], U: [] };
+  return { S: [], X: [], Y: [], T: [], O: [], R: [], I: [], D: [], N: [], Q: [], V: [], C: [], U: [], K: [] };
+}
+
+/* Strings inside a composite's parts are cut at PART_STR bytes (docs/SEARCH.md 1a), on
+ * both sides: as latin1 strings of their UTF-8 bytes, so a cut inside a character
+ * compares as the index's bytes do. */
+const PART_STR = 64;
+function cutPart(s) {
+  return Buffer.from(s, 'utf8').subarray(0, PART_STR).toString('latin1');
+}
+
+/* The parts of one component: the entries a composite keeps (T S R U D N and the
+ * quantity's Q V C), strings cut. */
+function partsOf(e) {
+  const p = empty();
+  p.T = e.T.map((t) => ({ code: cutPart(t.code), system: cutPart(t.system) }));
+  p.S = e.S.map(cutPart);
+  p.R = e.R.map((r) => (r.url !== undefined ? { url: cutPart(r.url) } : { id: cutPart(r.id), type: cutPart(r.type) }));
+  p.U = e.U.map(cutPart);
+  p.D = e.D;
+  p.N = e.N;
+  p.Q = e.Q.map((q) => ({ system: cutPart(q.system), code: cutPart(q.code), v: q.v }));
+  p.V = e.V;
+  p.C = e.C;
+  return p;
 }
 
 function cutBytes(s, n) {
@@ -268,9 +321,25 @@ function entriesOf(sp, resource, base, ucum) {
   } catch (err) {
     return e; // a run-time error of the expression on this content: nothing
   }
+  if (sp.type === 'composite') {
+    // per value of the expression: each component's parts; a component without any
+    // gives no entry
+    for (const tuple of vals) {
+      const parts = tuple.map((cv, k) => partsOf(valuesToEntries(sp.components[k].type, cv, base, ucum, true)));
+      if (parts.every(hasEntries)) e.K.push(parts);
+    }
+    return e;
+  }
+  return valuesToEntries(sp.type, vals, base, ucum, false);
+}
+
+/* The entries of typed values of a parameter of type spType; inPart: of a composite's
+ * component (no Money: composites have no money component). */
+function valuesToEntries(spType, vals, base, ucum, inPart) {
+  const e = empty();
   for (const { type, value } of vals) {
     const obj = value && typeof value === 'object' ? value : null;
-    switch (sp.type) {
+    switch (spType) {
       case 'string':
         if (STRINGISH.has(type)) addString(e, value);
         else if (type === 'HumanName' && obj)
@@ -325,7 +394,7 @@ function entriesOf(sp, resource, base, ucum) {
         break;
       case 'quantity':
         if (QUANTITIES.has(type) && obj) addQuantity(e, obj, ucum);
-        else if (type === 'Money' && obj && typeof obj.value === 'number') {
+        else if (type === 'Money' && obj && typeof obj.value === 'number' && !inPart) {
           const v = new Decimal(String(obj.value));
           e.Q.push({ system: 'urn:iso:std:iso:4217', code: typeof obj.currency === 'string' ? obj.currency : '', v });
           e.V.push(v);
@@ -346,5 +415,5 @@ function hasEntries(e) {
 }
 
 module.exports = {
-  makeEvaluator, rewriteAs, entriesOf, hasEntries, dateInterval, setResourceTypes, INSTANT_MIN, INSTANT_MAX,
+  makeEvaluator, makeCompositeEvaluator, rewriteAs, entriesOf, cutPart, hasEntries, dateInterval, setResourceTypes, INSTANT_MIN, INSTANT_MAX,
 };

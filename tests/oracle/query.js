@@ -21,7 +21,7 @@
 
 const Decimal = require('decimal.js');
 const { fold } = require('./fold');
-const { dateInterval } = require('./entries');
+const { dateInterval, cutPart } = require('./entries');
 const ucumLib = require('@lhncbc/ucum-lhc');
 
 const UCUM = 'http://unitsofmeasure.org';
@@ -36,6 +36,7 @@ const MODIFIERS = {
   date: ['missing'],
   number: ['missing'],
   quantity: ['missing'],
+  composite: ['missing'],
 };
 const MAX_OR = 1000;
 const MAX_CLAUSES = 100;
@@ -202,10 +203,22 @@ function dateMatch(prefix, q, e) {
 function parseValue(sp, mod, typeMod, chars, ctx) {
   const s = text(chars);
   const name = sp.code;
+  const cut = ctx.cut || ((x) => x); // strings of a composite's parts are cut
   switch (sp.type) {
+    case 'composite': {
+      // a$b[$c]: each part a value of its component, no modifiers; one value of the
+      // expression must match them all
+      const parts = splitLexed(chars, '$');
+      if (parts.length !== sp.components.length) throw new QueryError(`${name}: not a composite value`);
+      const subs = parts.map((pc, k) => {
+        if (!pc.length) throw new QueryError(`${name}: an empty value`);
+        return parseValue(sp.components[k], null, null, pc, { ...ctx, cut: cutPart });
+      });
+      return { match: (e) => e.K.some((tuple) => subs.every((sub, k) => sub.match(tuple[k]))) };
+    }
     case 'string': {
       if (mod === 'exact') return { match: (e) => e.X.includes(s) };
-      const f = fold(s);
+      const f = cut(fold(s));
       if (mod === 'contains') return { match: (e) => e.S.some((x) => x.includes(f)) };
       return { match: (e) => e.S.some((x) => x.startsWith(f)) };
     }
@@ -223,9 +236,10 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
       if (parts.length > 2) throw new QueryError(`${name}: not a token`);
       if (parts.length === 1) {
         if (!parts[0]) throw new QueryError(`${name}: an empty token`);
-        return { match: (e) => e.T.some((t) => t.code === parts[0]) };
+        const c0 = cut(parts[0]);
+        return { match: (e) => e.T.some((t) => t.code === c0) };
       }
-      const [system, code] = parts;
+      const [system, code] = parts.map(cut);
       if (!code) {
         if (!system) throw new QueryError(`${name}: '|' alone`);
         return { match: (e) => e.T.some((t) => t.system === system) };
@@ -247,17 +261,23 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
       if (slash > 0 && ctx.resourceTypes.has(r.slice(0, slash)) && !r.slice(slash + 1).includes('/')) {
         const type = r.slice(0, slash), id = r.slice(slash + 1);
         if (typeMod && typeMod !== type) throw new QueryError(`${name}:${typeMod}: another type`);
-        return { match: (e) => e.R.some((x) => x.type === type && x.id === id) };
+        const ct = cut(type), ci = cut(id);
+        return { match: (e) => e.R.some((x) => x.type === ct && x.id === ci) };
       }
       if (r.includes('://') || r.startsWith('urn:')) {
         // a canonical with |version is refused until versions are indexed
         if (r.includes('|')) throw new QueryError(`${name}: a canonical with |version`);
-        return { match: (e) => e.R.some((x) => x.url === r) };
+        const cr = cut(r);
+        return { match: (e) => e.R.some((x) => x.url === cr) };
       }
       if (!r.includes('/')) {
         const type = typeMod || (sp.targets.length === 1 ? sp.targets[0] : null);
-        if (type) return { match: (e) => e.R.some((x) => x.type === type && x.id === r) };
-        return { match: (e) => e.R.some((x) => x.type !== undefined && x.id === r) };
+        const ci = cut(r);
+        if (type) {
+          const ct = cut(type);
+          return { match: (e) => e.R.some((x) => x.type === ct && x.id === ci) };
+        }
+        return { match: (e) => e.R.some((x) => x.type !== undefined && x.id === ci) };
       }
       throw new QueryError(`${name}: not a reference`);
     }
@@ -309,13 +329,15 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
         };
       }
       if (!code) throw new QueryError(`${name}: a system but no code`);
-      return { match: (e) => e.Q.some((x) => x.system === system && x.code === code && numMatch(prefix, r, x.v)) };
+      const cs = cut(system), cc = cut(code);
+      return { match: (e) => e.Q.some((x) => x.system === cs && x.code === cc && numMatch(prefix, r, x.v)) };
     }
     case 'uri': {
       if (mod === 'below') return { match: (e) => e.U.some((u) => u.startsWith(s)) };
       if (mod === 'above')
         return { match: (e) => e.U.some((u) => u.length > 0 && s.startsWith(u) && (u.length === s.length || s[u.length] === '/')) };
-      return { match: (e) => e.U.includes(s) };
+      const cu = cut(s);
+      return { match: (e) => e.U.includes(cu) };
     }
     default:
       throw new QueryError(`${name}: a ${sp.type} parameter is not supported`);

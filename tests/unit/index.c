@@ -254,6 +254,66 @@ static void test_extract(const fp_sp_cache *spc)
     arena_free(a);
 }
 
+/* Composite parts: what extraction writes, how long each part is, and the cut. */
+static void test_composite(const fp_sp_cache *spc)
+{
+    arena *a = arena_new(1 << 16);
+    json_val *o = parse(a, "{\"resourceType\":\"Observation\",\"id\":\"bp\",\"status\":\"final\","
+                           "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}]},"
+                           "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+                           "\"code\":\"8480-6\"}]},\"valueQuantity\":{\"value\":150,\"unit\":\"mmHg\","
+                           "\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"}},"
+                           "{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8462-4\"}]},"
+                           "\"valueQuantity\":{\"value\":90,\"unit\":\"mmHg\"}}]}");
+    idx_set s;
+    ok(o && idx_extract(spc, a, "Observation", o, "", &s) == 0, "blood pressure extracted");
+    uint32_t ccvq = idx_sp_hash("Observation", "component-code-value-quantity");
+    size_t n = 0, whole = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        const idx_entry *e = &s.e[i];
+        if (e->sp != ccvq || e->kind != IDX_COMPOSITE)
+            continue;
+        n++;
+        size_t l1 = idx_part_len(e->val, e->len);
+        size_t l2 = l1 ? idx_part_len(e->val + l1, e->len - l1) : 0;
+        whole += l1 && l2 && l1 + l2 == e->len && e->val[0] == IDX_TOKEN &&
+                 e->val[l1] == IDX_QTY_PART;
+    }
+    ok(n == 2, "one entry per component: %zu", n);
+    ok(whole == 2, "each entry is a token part and a quantity part");
+    uint32_t cvq = idx_sp_hash("Observation", "code-value-quantity");
+    size_t own = 0;
+    for (size_t i = 0; i < s.n; i++)
+        own += s.e[i].sp == cvq;
+    ok(own == 0, "no value of its own: no code-value-quantity");
+
+    /* the cut: 64 bytes of each string, escapes counted as one byte */
+    char longs[100];
+    memset(longs, 'x', sizeof longs);
+    buf v = BUF_INIT, p = BUF_INIT;
+    idx_put_str(&v, longs, sizeof longs);
+    idx_put_str(&v, "sys", 3);
+    ok(idx_part_recode(IDX_TOKEN, (const uint8_t *)v.data, v.len, &p) == 0 &&
+           p.len == 1 + IDX_PART_STR + 1 + 4,
+       "a token part's code is cut at IDX_PART_STR (%zu)", p.len);
+    ok(idx_part_len((const uint8_t *)p.data, p.len) == p.len, "and reads back whole");
+    ok(idx_part_len((const uint8_t *)p.data, p.len - 1) == 0, "a truncated part is refused");
+    buf_reset(&v);
+    buf_reset(&p);
+    const char esc[3] = {'a', 0, 'b'};
+    idx_put_str(&v, esc, 3);
+    ok(idx_part_recode(IDX_URI, (const uint8_t *)v.data, v.len, &p) == 0 && p.len == 1 + 4 + 1 &&
+           idx_part_len((const uint8_t *)p.data, p.len) == p.len,
+       "an escaped byte is kept whole");
+    ok(idx_part_recode('Z', (const uint8_t *)v.data, v.len, &p) != 0, "an unknown kind is refused");
+    buf_free(&v);
+    buf_free(&p);
+    ok(idx_component(fhir_search_param_find("DocumentReference", "relationship"), 0)->type ==
+           FHIR_SP_TOKEN,
+       "relationship: the relation code first (R4's definitions named the other way)");
+    arena_free(a);
+}
+
 int main(void)
 {
     test_fold();
@@ -266,6 +326,7 @@ int main(void)
         return tap_done();
     }
     test_extract(spc);
+    test_composite(spc);
     fp_sp_cache_free(spc);
     return tap_done();
 }
