@@ -276,8 +276,15 @@ static int split_local(const char *s, size_t n, const char **type, size_t *tn, c
 
 static void add_ref_target(xctx *x, const char *s, size_t n)
 {
-    if (!n || s[0] == '#')
-        return; /* a contained resource: found through its container, not indexed */
+    if (!n)
+        return;
+    if (s[0] == '#') { /* a contained resource: present, but no other resource's */
+        buf_reset(&x->tmp);
+        idx_put_str(&x->tmp, s, n > IDX_MAX_VALUE ? IDX_MAX_VALUE : n);
+        idx_put_str(&x->tmp, "", 0);
+        add(x, IDX_REF, &x->tmp);
+        return;
+    }
     if (x->base_len && n > x->base_len + 1 && !memcmp(s, x->base_url, x->base_len) &&
         s[x->base_len] == '/') {
         s += x->base_len + 1;
@@ -290,10 +297,18 @@ static void add_ref_target(xctx *x, const char *s, size_t n)
         idx_put_str(&x->tmp, id, in);
         idx_put_str(&x->tmp, type, tn);
     } else {
-        const char *bar = memchr(s, '|', n); /* canonical|version: the version is not kept */
+        /* canonical|version: url\0 \0 for any version, and url\0 |version\0 for this one */
+        const char *bar = memchr(s, '|', n);
         size_t un = bar ? (size_t)(bar - s) : n;
         idx_put_str(&x->tmp, s, un > IDX_MAX_VALUE ? IDX_MAX_VALUE : un);
         idx_put_str(&x->tmp, "", 0);
+        if (bar) {
+            add(x, IDX_REF, &x->tmp);
+            size_t vn = n - un; /* with its '|' */
+            buf_reset(&x->tmp);
+            idx_put_str(&x->tmp, s, un > IDX_MAX_VALUE ? IDX_MAX_VALUE : un);
+            idx_put_str(&x->tmp, bar, vn > IDX_MAX_VERSION ? IDX_MAX_VERSION : vn);
+        }
     }
     add(x, IDX_REF, &x->tmp);
 }

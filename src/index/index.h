@@ -30,6 +30,7 @@ struct fp_sp_cache;
 
 #define IDX_RN_LEN 10      /* resource number: t(8) | n(2) */
 #define IDX_MAX_VALUE 400  /* normalised value bytes in a key; longer strings are cut */
+#define IDX_MAX_VERSION 40 /* bytes of a canonical's "|version" kept in its R entry */
 #define IDX_MAX_ENTRIES 20000 /* entries of one resource: more is 422 too-costly */
 
 /* Entry kinds (docs/STORAGE.md 4.3). */

@@ -432,14 +432,18 @@ static int reference_value(arena *a, const fhir_search_param *sp, srch_modifier 
         idx_put_str(&b, slash + 1, strlen(slash + 1));
         idx_put_str(&b, s, (size_t)(slash - s));
         v->whole = 1;
-    } else if (strstr(s, "://") || !strncmp(s, "urn:", 4)) {
-        if (strchr(s, '|'))
-            return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
-                        "%s: a canonical with |version ('%.60s') is not supported yet: the "
-                        "index keeps canonicals without their version",
-                        sp->code, s);
-        idx_put_str(&b, s, strlen(s));
-        idx_put_str(&b, "", 0);
+    } else if (strstr(s, "://") || !strncmp(s, "urn:", 4) || s[0] == '#') {
+        /* a URL, a canonical (url|version: that version only), a contained resource */
+        const char *bar = s[0] == '#' ? NULL : strchr(s, '|');
+        size_t un = bar ? (size_t)(bar - s) : strlen(s);
+        if (bar && !bar[1])
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s: '%.60s' ends in '|' without a version", sp->code, s);
+        idx_put_str(&b, s, un > IDX_MAX_VALUE ? IDX_MAX_VALUE : un);
+        if (bar)
+            idx_put_str(&b, bar, strlen(bar) > IDX_MAX_VERSION ? IDX_MAX_VERSION : strlen(bar));
+        else
+            idx_put_str(&b, "", 0);
         v->whole = 1;
     } else if (!strchr(s, '/')) {
         idx_put_str(&b, s, strlen(s));

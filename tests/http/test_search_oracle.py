@@ -291,6 +291,13 @@ def extras(rng, patients, practitioners, base):
                                              "code": "focus"},
                                     "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
                                                                          "code": ["38341003", "73211009", "44054006"][i]}]}}]})
+    # a subject contained in its Observation: a reference "#id"
+    for i in range(2):
+        out.append({"resourceType": "Observation", "id": f"x-obsk-{i}", "status": "final",
+                    "contained": [{"resourceType": "Patient", "id": f"cp{i}",
+                                   "name": [{"family": "Contained"}]}],
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+                    "subject": {"reference": f"#cp{i}"}})
     # reference forms: absolute to this server, a version, a urn, elsewhere, display only
     pat = rng.choice(patients)
     forms = [{"reference": f"{base}/Patient/{pat}"}, {"reference": f"Patient/{pat}/_history/1"},
@@ -590,6 +597,8 @@ def gen_reference(g, type_, code, vals):
     ref = r.choice(refs)
     m = REF_RE.match(ref)
     if not m:
+        if "|" in ref and r.random() < 0.5:  # a canonical without its version: any version
+            return None, esc(ref.split("|")[0])
         return None, esc(ref)
     t, i = m.groups()
     c = r.random()

@@ -416,10 +416,35 @@ def test_identifier_of_type(data):
     assert mine(b, "Patient", {"gender:of-type": "a|b|c"}) == []
 
 
-def test_versioned_canonical_is_refused_not_ignored(data):
-    r = requests.get(f"{data}/QuestionnaireResponse",
-                     params={"questionnaire": "http://x.org/fhir/Questionnaire/q|2"})
-    assert_outcome(r, 400, "not-supported")
+def test_canonical_with_and_without_its_version(base):
+    """url|version finds that version only; the url alone finds every version."""
+    q = "http://x.org/fhir/Questionnaire/q"
+    for i, ref in enumerate([q + "|2", q + "|3", q]):
+        put(base, {"resourceType": "QuestionnaireResponse", "id": f"qr{TAG}{i}",
+                   "status": "completed", "questionnaire": ref})
+    found = lambda v: [i for i in ids(base, "QuestionnaireResponse", {"questionnaire": v})  # noqa: E731
+                       if i.startswith(f"qr{TAG}")]
+    assert found(q + "|2") == [f"qr{TAG}0"]
+    assert found(q + "|3") == [f"qr{TAG}1"]
+    assert found(q + "|4") == []
+    assert found(q) == [f"qr{TAG}0", f"qr{TAG}1", f"qr{TAG}2"]
+    assert_outcome(requests.get(f"{base}/QuestionnaireResponse", params={"questionnaire": q + "|"}),
+                   400)
+
+
+def test_a_contained_subject_is_present_but_no_one_elses(base):
+    """A reference to a contained resource ("#id") makes the parameter present
+    (:missing=false) without matching any resource on the server."""
+    oid = f"cont{TAG}"
+    put(base, {"resourceType": "Observation", "id": oid, "status": "final",
+               "contained": [{"resourceType": "Patient", "id": "p", "name": [{"family": "X"}]}],
+               "code": {"coding": [{"system": "urn:x", "code": f"c{TAG}"}]},
+               "subject": {"reference": "#p"}})
+    mine_ = lambda p: ids(base, "Observation", {"code": f"urn:x|c{TAG}", **p})  # noqa: E731
+    assert mine_({"subject:missing": "false"}) == [oid]
+    assert mine_({"subject:missing": "true"}) == []
+    assert mine_({"subject": "Patient/p"}) == []
+    assert mine_({"patient": "#p"}) == [oid]
 
 
 def test_a_large_clause_is_checked_on_the_candidates_of_a_small_one(data):

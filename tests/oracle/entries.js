@@ -281,16 +281,25 @@ function addCoding(e, c) {
 
 const LOCAL_ID = /^[A-Za-z0-9.-]{1,64}$/;
 
+const MAX_VERSION = 40;
+
 function addRefTarget(e, s, base) {
-  if (typeof s !== 'string' || !s || s[0] === '#') return; // contained: not indexed
+  if (typeof s !== 'string' || !s) return;
+  if (s[0] === '#') { // a contained resource: present, but no other resource's
+    e.R.push({ url: cutBytes(s, MAX_VALUE) });
+    return;
+  }
   if (base && s.startsWith(base + '/') && s.length > base.length + 1) s = s.slice(base.length + 1);
   const m = /^([^/]+)\/([^/]+)(\/_history\/.+)?$/.exec(s);
   if (m && resourceTypes.has(m[1]) && LOCAL_ID.test(m[2])) {
     e.R.push({ id: m[2], type: m[1] });
     return;
   }
-  const bar = s.indexOf('|'); // canonical|version: the version is not kept
-  e.R.push({ url: cutBytes(bar >= 0 ? s.slice(0, bar) : s, MAX_VALUE) });
+  // canonical|version: the url for any version, and the url with this version
+  const bar = s.indexOf('|');
+  const url = cutBytes(bar >= 0 ? s.slice(0, bar) : s, MAX_VALUE);
+  e.R.push({ url });
+  if (bar >= 0) e.R.push({ url, version: cutBytes(s.slice(bar), MAX_VERSION) });
 }
 
 function addQuantity(e, q, ucum) {
@@ -415,5 +424,5 @@ function hasEntries(e) {
 }
 
 module.exports = {
-  makeEvaluator, makeCompositeEvaluator, rewriteAs, entriesOf, cutPart, hasEntries, dateInterval, setResourceTypes, INSTANT_MIN, INSTANT_MAX,
+  makeEvaluator, makeCompositeEvaluator, rewriteAs, entriesOf, cutPart, cutBytes, MAX_VALUE, MAX_VERSION, hasEntries, dateInterval, setResourceTypes, INSTANT_MIN, INSTANT_MAX,
 };

@@ -21,7 +21,7 @@
 
 const Decimal = require('decimal.js');
 const { fold } = require('./fold');
-const { dateInterval, cutPart } = require('./entries');
+const { dateInterval, cutPart, cutBytes, MAX_VALUE, MAX_VERSION } = require('./entries');
 const ucumLib = require('@lhncbc/ucum-lhc');
 
 const UCUM = 'http://unitsofmeasure.org';
@@ -264,11 +264,16 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
         const ct = cut(type), ci = cut(id);
         return { match: (e) => e.R.some((x) => x.type === ct && x.id === ci) };
       }
-      if (r.includes('://') || r.startsWith('urn:')) {
-        // a canonical with |version is refused until versions are indexed
-        if (r.includes('|')) throw new QueryError(`${name}: a canonical with |version`);
-        const cr = cut(r);
-        return { match: (e) => e.R.some((x) => x.url === cr) };
+      if (r.includes('://') || r.startsWith('urn:') || r[0] === '#') {
+        // a URL; a canonical url|version: that version only; a contained resource
+        const bar = r[0] === '#' ? -1 : r.indexOf('|');
+        if (bar === r.length - 1) throw new QueryError(`${name}: '|' without a version`);
+        const cr = cut(cutBytes(bar >= 0 ? r.slice(0, bar) : r, MAX_VALUE));
+        if (bar >= 0) {
+          const ver = cutBytes(r.slice(bar), MAX_VERSION);
+          return { match: (e) => e.R.some((x) => x.url === cr && x.version === ver) };
+        }
+        return { match: (e) => e.R.some((x) => x.url === cr && x.version === undefined) };
       }
       if (!r.includes('/')) {
         const type = typeMod || (sp.targets.length === 1 ? sp.targets[0] : null);
@@ -429,7 +434,8 @@ function sortCandidates(sp, e, desc) {
     case 'string': return [e.S, bytesCmp];
     case 'uri': return [e.U, bytesCmp];
     case 'token': return [e.T.map((t) => [t.code, t.system]), tupleCmp];
-    case 'reference': return [e.R.map((r) => (r.url !== undefined ? [r.url, ''] : [r.id, r.type])), tupleCmp];
+    case 'reference':
+      return [e.R.map((r) => (r.url !== undefined ? [r.url, r.version !== undefined ? r.version : ''] : [r.id, r.type])), tupleCmp];
     case 'date':
       return desc ? [e.D.map((d) => [d.hi, d.lo]), (a, b) => bigCmp(a[0], b[0]) || bigCmp(a[1], b[1])]
         : [e.D.map((d) => [d.lo, d.hi]), (a, b) => bigCmp(a[0], b[0]) || bigCmp(a[1], b[1])];
