@@ -33,6 +33,13 @@ struct fp_sp_cache;
 #define IDX_MAX_VERSION 40 /* bytes of a canonical's "|version" kept in its R entry */
 #define IDX_MAX_ENTRIES 20000 /* entries of one resource: more is 422 too-costly */
 
+/* The SearchParam keys whose number the store keeps per value (store_opts.count_kinds,
+ * docs/STORAGE.md 4.7): the kinds a search names by their whole value, so that the total
+ * of `code=system|code` or `subject=Patient/1` needs no scan. The kind is the byte after
+ * tenant(4) and sp(4); the rn (IDX_RN_LEN) ends every key. */
+#define IDX_COUNT_KINDS "TRUXIO"
+#define IDX_COUNT_KIND_AT 8
+
 /* Entry kinds (docs/STORAGE.md 4.3). */
 enum {
     IDX_STRING = 'S',  /* normalised string */

@@ -151,6 +151,58 @@ static int count_keys(store_reader *rd, store_db db, uint32_t tenant, uint8_t su
     return rc == ERR_NOTFOUND ? 0 : rc;
 }
 
+/* Every counted value's count (store_key_count) is the number of its keys in this
+ * snapshot, as a scan of SearchParam finds them. Nothing to check when the store keeps
+ * no counts. */
+static int check_counts(store_reader *rd, uint32_t tenant, char *msg, size_t cap)
+{
+    uint8_t p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(tenant >> (24 - 8 * i));
+    store_iter *it;
+    int rc = store_scan(rd, STORE_DB_SEARCH_PARAM, p, 4, p, 4, &it);
+    if (rc)
+        return rc;
+    uint8_t cur[STORE_EXTRA_KEY_MAX];
+    size_t curn = 0;
+    uint64_t run = 0;
+    const void *k, *v;
+    size_t kn, vn;
+    for (;;) {
+        int end = (rc = store_scan_next(it, &k, &kn, &v, &vn)) != 0;
+        const uint8_t *kb = k;
+        int counted = !end && kn > IDX_COUNT_KIND_AT + IDX_RN_LEN &&
+                      strchr(IDX_COUNT_KINDS, kb[IDX_COUNT_KIND_AT]) && kb[IDX_COUNT_KIND_AT];
+        size_t pn = counted ? kn - IDX_RN_LEN : 0;
+        if (curn && (end || pn != curn || memcmp(cur, kb, pn))) {
+            uint64_t n;
+            int crc = store_key_count(rd, STORE_DB_SEARCH_PARAM, cur, curn, &n);
+            if (crc == ERR_UNSUPPORTED)
+                break; /* the store keeps no counts */
+            if (crc || n != run) {
+                store_iter_close(it);
+                if (crc)
+                    return crc;
+                snprintf(msg, cap, "SearchCount: a value counted %llu times has %llu keys",
+                         (unsigned long long)n, (unsigned long long)run);
+                return ERR_INTERNAL;
+            }
+            curn = 0;
+        }
+        if (end)
+            break;
+        if (counted && !curn) {
+            memcpy(cur, kb, pn);
+            curn = pn;
+            run = 0;
+        }
+        if (counted)
+            run++;
+    }
+    store_iter_close(it);
+    return rc == ERR_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *msg, size_t cap,
               uint64_t *nres, uint64_t *nentries)
 {
@@ -255,6 +307,8 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
             rc = fail(msg, cap, "%s%s: SearchParam entries that no current version lists",
                       "SearchParam", "");
     }
+    if (!rc)
+        rc = check_counts(rd, tenant, msg, cap);
     arena_free(a);
     store_read_end(rd);
     if (nres)

@@ -108,7 +108,8 @@ int serve_main(int argc, char **argv)
     else
         snprintf(spec, sizeof spec, "lmdb:%s", data);
     /* HORTUS_FAULT_COMMIT_DELAY_MS: a slow disk, for the shutdown tests only */
-    store_opts so = {0};
+    store_opts so = {.count_kinds = IDX_COUNT_KINDS, .count_kind_at = IDX_COUNT_KIND_AT,
+                     .count_suffix = IDX_RN_LEN};
     const char *fd = getenv("HORTUS_FAULT_COMMIT_DELAY_MS");
     if (fd && *fd && parse_uint(fd, 600000, &so.fault_commit_delay_ms)) {
         fprintf(stderr, "hortus serve: bad HORTUS_FAULT_COMMIT_DELAY_MS '%s'\n", fd);

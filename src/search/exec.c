@@ -1122,6 +1122,10 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
     size_t want = q->summary_count ? 0 : (size_t)q->page_offset + q->count;
     rnset page = {0};
     uint64_t total = 0;
+    /* the value's count, when the store keeps it: then only the page is read */
+    uint64_t counted = 0;
+    int have_count = q->total != 0 && store_key_count(x->rd, STORE_DB_SEARCH_PARAM, p, pn,
+                                                      &counted) == 0;
     const void *k, *val;
     size_t kn, vn;
     while ((rc = store_scan_next(it, &k, &kn, &val, &vn)) == 0) {
@@ -1139,12 +1143,14 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
             store_iter_close(it);
             return rc;
         }
-        if (q->total == 0 && total >= want)
-            break; /* no total asked for: the page is all there is to read */
+        if ((q->total == 0 || have_count) && total >= want)
+            break; /* no total asked for, or counted: the page is all there is to read */
     }
     store_iter_close(it);
     if (rc && rc != ERR_NOTFOUND)
         return rc;
+    if (have_count)
+        total = counted;
     out->total = total;
     out->has_total = q->total != 0 || rc == ERR_NOTFOUND;
     out->rn = page.r;
@@ -1261,17 +1267,21 @@ static int run_sort_probe(xctx *x, const srch_query *q, srch_result *out)
         size_t hn = head(cp, x->tenant, cv->sph ? cv->sph : c->sph, cv->kind);
         memcpy(cp + hn, cv->key, cv->key_len);
         size_t cpn = hn + cv->key_len;
-        store_iter *ci;
-        if ((rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, cp, cpn, cp, cpn, &ci)))
+        store_iter *ci = NULL;
+        /* kept by the store (docs/STORAGE.md 4.7): no scan */
+        if (store_key_count(x->rd, STORE_DB_SEARCH_PARAM, cp, cpn, &total) == 0)
+            rc = ERR_NOTFOUND;
+        else if ((rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, cp, cpn, cp, cpn, &ci)))
             return rc;
-        while ((rc = store_scan_next(ci, &k, &kn, &v, &vn)) == 0) {
+        while (ci && (rc = store_scan_next(ci, &k, &kn, &v, &vn)) == 0) {
             if ((rc = count_read(x)))
                 break;
             if (kn == cpn + IDX_RN_LEN &&
                 !(q->page_t && rn_t_of((const uint8_t *)k + cpn) > q->page_t))
                 total++;
         }
-        store_iter_close(ci);
+        if (ci)
+            store_iter_close(ci);
         if (rc && rc != ERR_NOTFOUND)
             return rc;
     }

@@ -445,6 +445,30 @@ int ovl_get(const ovl_view *v, uint64_t lo, uint64_t hi, const void *key, size_t
     return have;
 }
 
+int64_t ovl_count_delta(const ovl_view *v, uint64_t lo, uint64_t hi, const void *prefix,
+                        size_t plen, size_t klen, uint64_t skip_hi, const void *skip_key,
+                        size_t skip_len)
+{
+    int64_t d = 0;
+    for (size_t i = 0; i < v->nruns; i++) {
+        const ovl_run *r = v->runs[i];
+        if (r->max_t <= lo || r->min_t > hi)
+            continue;
+        for (size_t j = lower_bound(r, prefix, plen); j < r->n; j++) {
+            ovl_rec e;
+            rec_at(r->buf, r->off[j], &e);
+            if (e.klen < plen || memcmp(e.key, prefix, plen))
+                break;
+            if (e.klen != klen || e.t <= lo || e.t > hi)
+                continue;
+            if (skip_key && e.t <= skip_hi && key_cmp(e.key, e.klen, skip_key, skip_len) <= 0)
+                continue;
+            d += e.del ? -1 : 1;
+        }
+    }
+    return d;
+}
+
 static const ovl_rec *head(ovl_cursor *c, size_t i);
 
 void ovl_cursor_init(ovl_cursor *c, const ovl_view *v, uint64_t lo, uint64_t hi,

@@ -85,6 +85,17 @@ size_t ovl_view_runs(const ovl_view *v);
 int ovl_get(const ovl_view *v, uint64_t lo, uint64_t hi, const void *key, size_t klen,
             ovl_rec *out);
 
+/*
+ * The change in the number of keys with `prefix` whose length is exactly klen that the
+ * records of the window lo < t <= hi make, counting every record (a put +1, a delete -1:
+ * the writer puts only keys that are absent and deletes only keys that are present, so
+ * each record is an exact change), except those with t <= skip_hi whose key is <= skip_key
+ * (a fold in progress has written them into the B-tree already; skip_key NULL: none).
+ */
+int64_t ovl_count_delta(const ovl_view *v, uint64_t lo, uint64_t hi, const void *prefix,
+                        size_t plen, size_t klen, uint64_t skip_hi, const void *skip_key,
+                        size_t skip_len);
+
 /* A cursor over the distinct keys that have a record in the window, ascending or
  * descending, limited to keys starting with `prefix`. Forward starts at the first key
  * >= seek (seek_len 0: the prefix); reverse at the last key < seek (seek_len 0: the

@@ -270,6 +270,15 @@ int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t pref
     return r->ops->scan_rev(r, db, prefix, prefix_len, out);
 }
 
+int store_key_count(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
+                    uint64_t *n)
+{
+    *n = 0;
+    if (!r->ops->key_count)
+        return ERR_UNSUPPORTED;
+    return r->ops->key_count(r, db, prefix, prefix_len, n);
+}
+
 int store_scan_next(store_iter *it, const void **key, size_t *key_len, const void **val,
                     size_t *val_len)
 {

@@ -83,6 +83,13 @@ typedef struct store_opts {
                              this many bytes (docs/STORAGE.md 4.6);
                              0 = STORE_DEFAULT_OVERLAY_BYTES */
     size_t fold_chunk;    /* records per fold transaction; 0 = STORE_DEFAULT_FOLD_CHUNK */
+    /* Which SearchParam keys the store counts (store_key_count): those whose byte at
+     * count_kind_at is one of count_kinds, by their bytes without the last count_suffix
+     * (docs/STORAGE.md 4.7). NULL count_kinds: whatever the directory keeps (a directory
+     * keeps the policy it was given last, in Meta; a new one keeps none). A policy other
+     * than the directory's makes the open count every key again. */
+    const char *count_kinds;
+    uint8_t count_kind_at, count_suffix;
 } store_opts;
 
 /*
@@ -310,6 +317,16 @@ int store_scan_next(store_iter *it, const void **key, size_t *key_len, const voi
 int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                    store_iter **out);
 
+/*
+ * The number of SearchParam keys of length prefix_len + count_suffix that start with
+ * `prefix`, in the reader's snapshot, without reading them: a counted key's prefix
+ * (store_opts.count_kinds) has its count kept in the same commits as the keys.
+ * 0 and *n, or ERR_UNSUPPORTED (db is not SearchParam, the directory keeps no counts, or
+ * the prefix is not of a counted kind).
+ */
+int store_key_count(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
+                    uint64_t *n);
+
 /* ---- operations / metrics ---------------------------------------------------------- */
 
 /* Upper bounds (µs) of the commit-duration histogram; one more bucket holds the rest. */
@@ -382,6 +399,8 @@ struct store_ops {
                      size_t *val_len);
     int (*scan_rev)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                     store_iter **out);
+    int (*key_count)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
+                     uint64_t *n);
     void (*stats)(store *s, store_stats *st);
     int (*check)(store *s, char *msg, size_t cap);
 };

@@ -50,7 +50,8 @@
 
 #define LMDB_MAX_READERS 1024 /* pooled read transactions, each holds one reader slot */
 #define LMDB_MAX_DBS 16
-#define LMDB_FORMAT 3 /* 3: SearchParam writes go through IndexLog and the overlay */
+#define LMDB_FORMAT 4 /* 3: SearchParam writes go through IndexLog and the overlay;
+                         4: SearchCount, the counts of SearchParam key prefixes */
 #define LMDB_DEFAULT_BATCH 1024
 #define LMDB_SYNCS_PER_COMMIT 2 /* data pages, then the meta page */
 
@@ -77,7 +78,13 @@ struct lmdb_store {
     MDB_dbi db_res, db_type, db_sys, db_content, db_txlog, db_txtime, db_counts, db_meta;
     MDB_dbi db_extra[STORE_DB_COUNT_];
     MDB_dbi db_idxlog; /* t -> that request's SearchParam puts and deletes */
+    MDB_dbi db_keycount; /* SearchParam key prefix -> u64 number of keys (docs/STORAGE.md 4.7) */
     unsigned max_batch;
+    /* the counting policy (Meta count_policy; fixed at open): keys whose byte at count_at
+     * is in count_kinds are counted by their bytes without the last count_suffix */
+    int counting;
+    uint8_t count_at, count_suffix;
+    char count_kinds[32];
 
     /* the SearchParam overlay (overlay.h): published by the writer under vlock (write),
      * taken by readers together with their txn under vlock (read) */
@@ -568,6 +575,39 @@ static int put_meta_u64(lmdb_store *s, MDB_txn *txn, const char *name, uint64_t 
     return mdb_put(txn, s->db_meta, &key, &val, 0);
 }
 
+/* The counted prefix length of a SearchParam key (0: not counted). */
+static size_t count_prefix_len(const lmdb_store *s, const uint8_t *key, size_t klen)
+{
+    if (!s->counting || klen <= (size_t)s->count_at + s->count_suffix ||
+        !memchr(s->count_kinds, key[s->count_at], strlen(s->count_kinds)))
+        return 0;
+    return klen - s->count_suffix;
+}
+
+/* Add d to the count of prefix p in txn (a count that reaches 0 is deleted). */
+static int count_add(lmdb_store *s, MDB_txn *txn, const uint8_t *p, size_t n, int64_t d)
+{
+    if (!d)
+        return 0;
+    MDB_val key = {n, (void *)p}, val;
+    int64_t c = 0;
+    int rc = mdb_get(txn, s->db_keycount, &key, &val);
+    if (rc == 0 && val.mv_size == 8)
+        c = (int64_t)codec_get_u64(val.mv_data);
+    else if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    c += d;
+    if (c <= 0) {
+        rc = mdb_del(txn, s->db_keycount, &key, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    uint8_t b[8];
+    codec_put_u64(b, (uint64_t)c);
+    val.mv_size = 8;
+    val.mv_data = b;
+    return mdb_put(txn, s->db_keycount, &key, &val, 0);
+}
+
 /* Writer only: one durable commit took ns (the histogram behind /metrics). */
 static void note_commit_time(lmdb_store *s, uint64_t ns)
 {
@@ -637,15 +677,49 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
     ovl_rec e;
     size_t n = 0;
     *finished = 0;
+    /* the counts: whether a key came or went is what the B-tree says as it is written
+     * (a record applied again changes nothing); consecutive keys share their prefix, so
+     * each prefix's count is written once per run of its keys */
+    uint8_t cur[STORE_EXTRA_KEY_MAX], last[STORE_EXTRA_KEY_MAX];
+    size_t curn = 0, lastn = 0;
+    int64_t cd = 0;
     while (n < s->fold_chunk && !(*finished = !ovl_cursor_next(c, &e))) {
         MDB_val key = {e.klen, (void *)e.key}, val = {e.vlen, (void *)e.val};
-        rc = e.del ? mdb_del(txn, dbi, &key, NULL) : mdb_put(txn, dbi, &key, &val, 0);
+        int changed = 0;
+        if (e.del) {
+            rc = mdb_del(txn, dbi, &key, NULL);
+            changed = rc == 0 ? -1 : 0;
+        } else {
+            rc = mdb_put(txn, dbi, &key, &val, MDB_NOOVERWRITE);
+            changed = rc == 0 ? 1 : 0;
+            if (rc == MDB_KEYEXIST) { /* there already: its value as the record has it */
+                MDB_val v2 = {e.vlen, (void *)e.val};
+                rc = e.vlen ? mdb_put(txn, dbi, &key, &v2, 0) : 0;
+            }
+        }
         if (rc == MDB_NOTFOUND)
             rc = 0;
         if (rc)
             goto fail;
+        size_t cp = changed && e.klen <= sizeof cur ? count_prefix_len(s, e.key, e.klen) : 0;
+        if (cp) {
+            if (cp != curn || memcmp(cur, e.key, cp)) {
+                if ((rc = count_add(s, txn, cur, curn, cd)))
+                    goto fail;
+                memcpy(cur, e.key, cp);
+                curn = cp;
+                cd = 0;
+            }
+            cd += changed;
+        }
+        if (e.klen <= sizeof last) {
+            memcpy(last, e.key, e.klen);
+            lastn = e.klen;
+        }
         n++;
     }
+    if ((rc = count_add(s, txn, cur, curn, cd)))
+        goto fail;
     if (!*finished) {
         /* at the chunk's end: is anything left? (the cursor is only peeked at by a
          * copy, so the next chunk starts at that record) */
@@ -665,6 +739,16 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
         if (rc != 0 && rc != MDB_NOTFOUND)
             goto fail;
         if ((rc = put_meta_u64(s, txn, "fold_t", s->fold_target)))
+            goto fail;
+        MDB_val fk = {8, "fold_key"};
+        if ((rc = mdb_del(txn, s->db_meta, &fk, NULL)) && rc != MDB_NOTFOUND)
+            goto fail;
+    } else if (lastn) {
+        /* how far this fold has got: readers counting keys skip the records of
+         * t <= fold_target up to this key, which the B-tree holds already */
+        MDB_val fk = {8, "fold_key"}, fv = {lastn, last};
+        if ((rc = put_meta_u64(s, txn, "fold_target", s->fold_target)) ||
+            (rc = mdb_put(txn, s->db_meta, &fk, &fv, 0)))
             goto fail;
     }
     return mdb_txn_commit(txn);
@@ -919,7 +1003,7 @@ static int open_dbs(lmdb_store *s, uint32_t *format)
     } dbs[] = {{"ResourceAsOf", &s->db_res}, {"TypeAsOf", &s->db_type}, {"SystemAsOf", &s->db_sys},
                {"Content", &s->db_content},  {"TxLog", &s->db_txlog},   {"TxByTime", &s->db_txtime},
                {"Counts", &s->db_counts},    {"Meta", &s->db_meta},
-               {"IndexLog", &s->db_idxlog}};
+               {"IndexLog", &s->db_idxlog}, {"SearchCount", &s->db_keycount}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)))
             goto fail;
@@ -943,6 +1027,8 @@ static int open_dbs(lmdb_store *s, uint32_t *format)
         *format = 1; /* upgraded by lmdb_open (upgrade_1_to_2, then to 3) */
     } else if (val.mv_size == 4 && codec_get_u32(val.mv_data) == 2) {
         *format = 2; /* format 3 only adds IndexLog (empty here) and Meta.fold_t */
+    } else if (val.mv_size == 4 && codec_get_u32(val.mv_data) == 3) {
+        *format = 3; /* format 4 adds SearchCount: counted at open (setup_counts) */
     } else if (val.mv_size != 4 || codec_get_u32(val.mv_data) != LMDB_FORMAT) {
         fprintf(stderr,
                 "hortus: store: this directory holds data format %u; this build reads format %u "
@@ -964,7 +1050,8 @@ fail:
 #define LMDB_UPGRADE_CHUNK 4096 /* versions (or deletions) per upgrade transaction */
 
 typedef struct upgrade_pos {
-    uint8_t key[CODEC_KEY_MAX]; /* resume after this key (len 0: from the start) */
+    uint8_t key[CODEC_KEY_MAX > STORE_EXTRA_KEY_MAX ? CODEC_KEY_MAX : STORE_EXTRA_KEY_MAX];
+    /* ^ resume after this key (len 0: from the start) */
     size_t len;
     uint64_t done; /* entries handled so far */
 } upgrade_pos;
@@ -1198,6 +1285,131 @@ static int load_overlay(lmdb_store *s)
     return rc;
 }
 
+/* ---- counts of SearchParam key prefixes (docs/STORAGE.md 4.7) ------------------------ */
+
+/* One step of counting the SearchParam B-tree again from scratch (SearchCount emptied by
+ * the first): LMDB_UPGRADE_CHUNK * 16 keys per transaction; a prefix that runs over a
+ * step's end is added to by the next. */
+static int recount_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
+{
+    int rc;
+    if (!pos->len && !pos->done && (rc = mdb_drop(txn, s->db_keycount, 0)))
+        return rc;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, s->db_extra[STORE_DB_SEARCH_PARAM], &c)))
+        return rc;
+    MDB_val key = {pos->len, pos->key}, val;
+    rc = pos->len ? mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)
+                  : mdb_cursor_get(c, &key, &val, MDB_FIRST);
+    if (rc == 0 && pos->len && key.mv_size == pos->len && !memcmp(key.mv_data, pos->key, pos->len))
+        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+    uint8_t cur[STORE_EXTRA_KEY_MAX];
+    size_t curn = 0, n = 0;
+    int64_t cd = 0;
+    for (; rc == 0 && n < LMDB_UPGRADE_CHUNK * 16; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        size_t cp = key.mv_size <= sizeof cur ? count_prefix_len(s, key.mv_data, key.mv_size) : 0;
+        if (cp) {
+            if (cp != curn || memcmp(cur, key.mv_data, cp)) {
+                if ((rc = count_add(s, txn, cur, curn, cd)))
+                    break;
+                memcpy(cur, key.mv_data, cp);
+                curn = cp;
+                cd = 0;
+            }
+            cd++;
+        }
+        if (key.mv_size <= sizeof pos->key) {
+            memcpy(pos->key, key.mv_data, key.mv_size);
+            pos->len = key.mv_size;
+        }
+        n++;
+    }
+    mdb_cursor_close(c);
+    int done = rc == MDB_NOTFOUND;
+    if (rc && !done)
+        return rc;
+    if ((rc = count_add(s, txn, cur, curn, cd)))
+        return rc;
+    pos->done += n;
+    return done;
+}
+
+/* Write the counting policy into Meta (the last step of a recount). */
+static int policy_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
+{
+    uint8_t b[2 + sizeof s->count_kinds];
+    size_t kn = strlen(s->count_kinds);
+    b[0] = s->count_at;
+    b[1] = s->count_suffix;
+    memcpy(b + 2, s->count_kinds, kn);
+    MDB_val key = {12, "count_policy"}, val = {2 + kn, b};
+    (void)pos;
+    int rc = mdb_put(txn, s->db_meta, &key, &val, 0);
+    return rc ? rc : 1;
+}
+
+/*
+ * At open, before the writer starts: take the directory's counting policy, or the one
+ * asked for when it differs (then every key is counted again); and when the counts were
+ * made anew, or a fold was cut short (Meta.fold_key), fold the whole overlay now, so
+ * readers never meet a B-tree that holds some of the overlay's records without a
+ * fold_key saying which.
+ */
+static int setup_counts(lmdb_store *s, const store_opts *o, const char *dir)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    MDB_val key = {12, "count_policy"}, val;
+    uint8_t have[2 + sizeof s->count_kinds];
+    size_t hn = 0;
+    if (mdb_get(txn, s->db_meta, &key, &val) == 0 && val.mv_size >= 3 &&
+        val.mv_size <= sizeof have - 1) {
+        memcpy(have, val.mv_data, val.mv_size);
+        hn = val.mv_size;
+    }
+    MDB_val fk = {8, "fold_key"};
+    int cut_short = mdb_get(txn, s->db_meta, &fk, &val) == 0;
+    mdb_txn_abort(txn);
+    int recount = 0;
+    if (o && o->count_kinds && *o->count_kinds) {
+        size_t kn = strlen(o->count_kinds);
+        if (kn >= sizeof s->count_kinds)
+            return ERR_INVALID;
+        recount = hn != 2 + kn || have[0] != o->count_kind_at || have[1] != o->count_suffix ||
+                  memcmp(have + 2, o->count_kinds, kn);
+        s->count_at = o->count_kind_at;
+        s->count_suffix = o->count_suffix;
+        memcpy(s->count_kinds, o->count_kinds, kn + 1);
+        s->counting = 1;
+    } else if (hn) {
+        s->count_at = have[0];
+        s->count_suffix = have[1];
+        memcpy(s->count_kinds, have + 2, hn - 2);
+        s->count_kinds[hn - 2] = 0;
+        s->counting = 1;
+    }
+    if (recount) {
+        MDB_stat st;
+        if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) == 0) {
+            if (!mdb_stat(txn, s->db_extra[STORE_DB_SEARCH_PARAM], &st) && st.ms_entries)
+                fprintf(stderr, "hortus: store: counting the %llu search index keys of %s\n",
+                        (unsigned long long)st.ms_entries, dir);
+            mdb_txn_abort(txn);
+        }
+        upgrade_pos pos = {.len = 0};
+        while ((rc = upgrade_txn(s, recount_step, &pos)) == 0)
+            ;
+        if (rc != 1 || (rc = upgrade_txn(s, policy_step, &pos)) != 1)
+            return rc;
+    }
+    if (recount || cut_short)
+        while (fold_step(s, 1))
+            ;
+    return 0;
+}
+
 static int lmdb_open(const char *dir, const store_opts *o, store **out)
 {
     lmdb_store *s = calloc(1, sizeof *s);
@@ -1279,6 +1491,12 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
         fprintf(stderr, "hortus: store: cannot replay the index log of %s: %s\n", dir,
                 rc > 0 ? mdb_strerror(rc) : err_str(rc));
         rc = map_rc(rc);
+        goto fail;
+    }
+    if ((rc = setup_counts(s, o, dir))) {
+        fprintf(stderr, "hortus: store: cannot count the index keys of %s: %s\n", dir,
+                rc > 0 ? mdb_strerror(rc) : err_str(rc));
+        rc = rc > 0 ? map_rc(rc) : rc;
         goto fail;
     }
     MDB_envinfo info;
@@ -1467,6 +1685,41 @@ static uint64_t reader_fold_t(lmdb_reader *r)
         r->have_fold = 1;
     }
     return r->fold_t;
+}
+
+static int lmdb_key_count(store_reader *base, store_db db, const void *prefix, size_t plen,
+                          uint64_t *n)
+{
+    lmdb_reader *r = (lmdb_reader *)base;
+    lmdb_store *s = r->s;
+    const uint8_t *p = prefix;
+    *n = 0;
+    if (db != STORE_DB_SEARCH_PARAM || !s->counting || plen <= s->count_at ||
+        plen > STORE_EXTRA_KEY_MAX || !memchr(s->count_kinds, p[s->count_at], strlen(s->count_kinds)))
+        return ERR_UNSUPPORTED;
+    MDB_val key = {plen, (void *)prefix}, val;
+    int64_t c = 0;
+    int rc = mdb_get(r->txn, s->db_keycount, &key, &val);
+    if (rc == 0 && val.mv_size == 8)
+        c = (int64_t)codec_get_u64(val.mv_data);
+    else if (rc && rc != MDB_NOTFOUND)
+        return map_rc(rc);
+    if (r->view) {
+        /* the overlay's records of the window, less those a fold in progress has written */
+        MDB_val fk = {8, "fold_key"}, fv;
+        const void *skip = NULL;
+        size_t skip_len = 0;
+        uint64_t skip_hi = 0;
+        if (mdb_get(r->txn, s->db_meta, &fk, &fv) == 0) {
+            skip = fv.mv_data;
+            skip_len = fv.mv_size;
+            skip_hi = meta_u64(s, r->txn, "fold_target");
+        }
+        c += ovl_count_delta(r->view, reader_fold_t(r), reader_t(r), prefix, plen,
+                             plen + s->count_suffix, skip_hi, skip, skip_len);
+    }
+    *n = c > 0 ? (uint64_t)c : 0;
+    return 0;
 }
 
 static uint64_t lmdb_reader_t(const store_reader *base)
@@ -2284,6 +2537,56 @@ done:
     return rc;
 }
 
+/* SearchCount against the SearchParam B-tree (the counts describe the B-tree; readers
+ * add the overlay): every counted prefix's count is its number of keys, and there is no
+ * count without keys. */
+static int check_key_counts(check_ctx *c)
+{
+    lmdb_store *s = c->s;
+    if (!s->counting)
+        return 0;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(c->txn, s->db_extra[STORE_DB_SEARCH_PARAM], &cur))
+        return check_fail(c, "cannot open a cursor", NULL);
+    uint8_t pre[STORE_EXTRA_KEY_MAX];
+    size_t pn = 0;
+    uint64_t run = 0, groups = 0;
+    MDB_val key, val;
+    int rc = 0, mrc;
+    for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);; mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        size_t cp = mrc == 0 && key.mv_size <= sizeof pre ? count_prefix_len(s, key.mv_data, key.mv_size) : 0;
+        if (pn && (mrc || cp != pn || memcmp(pre, key.mv_data, cp))) {
+            MDB_val ck = {pn, pre}, cv;
+            if (mdb_get(c->txn, s->db_keycount, &ck, &cv) || cv.mv_size != 8 ||
+                codec_get_u64(cv.mv_data) != run) {
+                snprintf(c->msg, c->cap, "SearchCount: a prefix with %llu keys is counted %s",
+                         (unsigned long long)run, "otherwise");
+                rc = ERR_INTERNAL;
+                break;
+            }
+            groups++;
+            pn = 0;
+        }
+        if (mrc)
+            break;
+        if (cp && !pn) {
+            memcpy(pre, key.mv_data, cp);
+            pn = cp;
+            run = 0;
+        }
+        if (cp)
+            run++;
+    }
+    mdb_cursor_close(cur);
+    MDB_stat st;
+    if (!rc && !mdb_stat(c->txn, s->db_keycount, &st) && st.ms_entries != groups) {
+        snprintf(c->msg, c->cap, "SearchCount: %llu counts for %llu counted prefixes",
+                 (unsigned long long)st.ms_entries, (unsigned long long)groups);
+        rc = ERR_INTERNAL;
+    }
+    return rc;
+}
+
 static int lmdb_check(store *base, char *msg, size_t cap)
 {
     lmdb_store *s = (lmdb_store *)base;
@@ -2296,6 +2599,8 @@ static int lmdb_check(store *base, char *msg, size_t cap)
         return ERR_IO;
     }
     rc = check_all(&c);
+    if (!rc)
+        rc = check_key_counts(&c);
     mdb_txn_abort(c.txn);
     gate_leave(s);
     return rc;
@@ -2319,6 +2624,7 @@ const struct store_ops store_lmdb_ops = {
     .scan = lmdb_scan,
     .scan_next = lmdb_scan_next,
     .scan_rev = lmdb_scan_rev,
+    .key_count = lmdb_key_count,
     .stats = lmdb_stats,
     .check = lmdb_check,
 };

@@ -130,12 +130,35 @@ def test_check_notices_a_missing_index(make_server, tmp_path):
     # empty the SearchParam database (python3-lmdb, installed by tools/deps.sh test)
     import lmdb
     env = lmdb.open(str(data), max_dbs=16, lock=False)
-    with env.begin(write=True) as txn:
-        txn.drop(env.open_db(b"SearchParam", txn=txn), delete=False)
+    with env.begin(write=True) as txn:  # the keys and their counts (STORAGE.md 4.7)
+        for name in (b"SearchParam", b"SearchCount"):
+            txn.drop(env.open_db(name, txn=txn), delete=False)
     env.close()
     code, out = check(data)
     assert code == 1, out
     assert "search index" in out and "missing" in out, out
+
+
+def test_check_notices_a_wrong_count(make_server, tmp_path):
+    """The counts of values (SearchCount, docs/STORAGE.md 4.7) are checked too: one
+    count off by one is reported, and a search's total would have been wrong."""
+    data = tmp_path / "count-broken"
+    s = make_server(data, env={"HORTUS_INDEX_OVERLAY_BYTES": "1024"})  # folded at once
+    for i in range(3):
+        assert requests.put(f"{s.base}/Patient/wc{i}", data=json.dumps(patient(f"wc{i}", "Kees")),
+                            headers=CT).status_code == 201
+    code, out = s.stop()
+    assert code == 0, out
+    assert check(data)[0] == 0
+    import lmdb
+    env = lmdb.open(str(data), max_dbs=16, lock=False)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"SearchCount", txn=txn)
+        k, v = next(iter(txn.cursor(db=db)))
+        txn.put(k, (int.from_bytes(v, "big") + 1).to_bytes(8, "big"), db=db)
+    env.close()
+    code, out = check(data)
+    assert code == 1 and "SearchCount" in out, out
 
 
 def test_data_written_before_the_index_is_indexed_at_start(make_server, tmp_path):
@@ -152,7 +175,7 @@ def test_data_written_before_the_index_is_indexed_at_start(make_server, tmp_path
     assert code == 0, out
     env = lmdb.open(str(data), max_dbs=16, lock=False)
     with env.begin(write=True) as txn:
-        for name in (b"SearchParam", b"ResourceParam", b"Aux"):
+        for name in (b"SearchParam", b"SearchCount", b"ResourceParam", b"Aux"):
             txn.drop(env.open_db(name, txn=txn), delete=False)
     env.close()
     assert check(data)[0] == 1  # the index is gone: check says so
@@ -199,7 +222,7 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
             aux = env.open_db(b"Aux", txn=txn)
             assert txn.get(key, db=aux) == b"3"
             if v in (b"1", b"2"):  # what an older layout left out: here, everything
-                for name in (b"SearchParam", b"ResourceParam", b"Aux"):
+                for name in (b"SearchParam", b"SearchCount", b"ResourceParam", b"Aux"):
                     txn.drop(env.open_db(name, txn=txn), delete=False)
             txn.put(key, v, db=aux)
         env.close()
