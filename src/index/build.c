@@ -23,9 +23,10 @@
 
 #define IDX_BUILD_BATCH 500
 #define IDX_MARKER "search-index"
-#define IDX_MARKER_VERSION "3" /* 2: Timing.repeat.boundsPeriod; 3: composites,
-                                  canonical versions, contained references */
-#define IDX_MARKER_OLDER "12"  /* layouts ("1", "2") this build brings up to date at start */
+#define IDX_MARKER_VERSION "4" /* 2: Timing.repeat.boundsPeriod; 3: composites,
+                                  canonical versions, contained references; 4: entries
+                                  within a patient */
+#define IDX_MARKER_OLDER "123" /* layouts this build brings up to date at start */
 
 typedef struct sink {
     arena *a;

@@ -600,6 +600,74 @@ static void composite_value(xctx *x, const fp_sp_cache *spc, const fhir_search_p
     }
 }
 
+#define SCOPE_MAX_PATIENTS 8 /* patients a resource has j/k entries for; more get z */
+
+/* The entries within each patient whose compartment the resource is in (docs/SEARCH.md
+ * 4a): every T and D entry again, behind the patient's id, so Observation?subject=
+ * Patient/1&code=X&date=ge2020 reads the matches of that patient only. The patients are
+ * the Patient references of the type's compartment parameters. */
+static void patient_scope(xctx *x, const char *type)
+{
+    const char *const *codes;
+    size_t nc = fhir_patient_compartment(type, &codes);
+    if (!nc)
+        return;
+    uint32_t csp[32];
+    if (nc > 32)
+        nc = 32;
+    for (size_t i = 0; i < nc; i++)
+        csp[i] = idx_sp_hash(type, codes[i]);
+    idx_set *out = x->out;
+    size_t n0 = out->n, np = 0;
+    const uint8_t *pat[SCOPE_MAX_PATIENTS * 4];
+    size_t patn[SCOPE_MAX_PATIENTS * 4];
+    static const uint8_t tail[] = "Patient"; /* R value: id\0 Patient\0 */
+    for (size_t i = 0; i < n0 && np < sizeof pat / sizeof *pat; i++) {
+        const idx_entry *e = &out->e[i];
+        if (e->kind != IDX_REF)
+            continue;
+        int comp = 0;
+        for (size_t k = 0; k < nc && !comp; k++)
+            comp = e->sp == csp[k];
+        const uint8_t *z = comp ? memchr(e->val, 0, e->len) : NULL;
+        if (!z || (size_t)(e->val + e->len - (z + 1)) != sizeof tail ||
+            memcmp(z + 1, tail, sizeof tail))
+            continue;
+        size_t pn = (size_t)(z + 1 - e->val);
+        int seen = 0;
+        for (size_t k = 0; k < np && !seen; k++)
+            seen = patn[k] == pn && !memcmp(pat[k], e->val, pn);
+        if (!seen) {
+            pat[np] = e->val;
+            patn[np++] = pn;
+        }
+    }
+    uint32_t idsp = idx_sp_hash(type, "_id");
+    for (size_t k = 0; k < np && !x->err; k++) {
+        int over = k >= SCOPE_MAX_PATIENTS;
+        for (size_t i = 0; i < n0 && !over && !x->err; i++) {
+            const idx_entry *e = &out->e[i];
+            if ((e->kind != IDX_TOKEN && e->kind != IDX_DATE) || e->sp == idsp)
+                continue;
+            if (patn[k] + e->len > COMP_VALUE_MAX) {
+                over = 1;
+                break;
+            }
+            buf_reset(&x->tmp);
+            buf_put(&x->tmp, pat[k], patn[k]);
+            buf_put(&x->tmp, e->val, e->len);
+            x->sp = e->sp;
+            add(x, e->kind == IDX_TOKEN ? IDX_PAT_TOKEN : IDX_PAT_DATE, &x->tmp);
+        }
+        if (over) {
+            buf_reset(&x->tmp);
+            buf_put(&x->tmp, pat[k], patn[k]);
+            x->sp = idsp;
+            add(x, IDX_PAT_OVER, &x->tmp);
+        }
+    }
+}
+
 int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
                 const char *base_url, idx_set *out)
 {
@@ -625,6 +693,8 @@ int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_v
         }
         values_of(&x, sp->type, &c);
     }
+    if (!x.err)
+        patient_scope(&x, type);
     buf_free(&x.tmp);
     if (x.err)
         return x.err;

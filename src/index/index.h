@@ -57,6 +57,10 @@ enum {
     IDX_URI = 'U',     /* uri\0 */
     IDX_OF_TYPE = 'O', /* Identifier: type system\0 type code\0 value\0 (:of-type) */
     IDX_COMPOSITE = 'K',/* one part per component (below) */
+    IDX_PAT_TOKEN = 'j',/* a T entry within a patient: patient-id\0 code\0 system\0 */
+    IDX_PAT_DATE = 'k', /* a D entry within a patient: patient-id\0 lo(8) hi(8) */
+    IDX_PAT_OVER = 'z', /* patient-id\0: some entries of this resource within that patient
+                           did not fit in a key (searches within it do not use j/k) */
     IDX_QTY_PART = 'q', /* a quantity inside a composite: system\0 code\0 unit\0 double(8)
                            has-canonical(1) [canonical unit\0 double(8)] */
 };

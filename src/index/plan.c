@@ -263,12 +263,15 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
                 break;
             /* The stored list and the content's entries must be the same set. The one
              * allowed difference: a reference to this server by absolute URL, indexed as
-             * a local one when written (the base URL of that request is not known here). */
+             * a local one when written (the base URL of that request is not known here),
+             * and so the entries within that patient it led to. */
             for (size_t i = 0, j = 0; (i < want.n || j < have.n) && !rc;) {
                 int c = i == want.n ? 1 : j == have.n ? -1 : idx_entry_cmp(&want.e[i], &have.e[j]);
+                uint8_t kd = c < 0 ? want.e[i].kind : c > 0 ? have.e[j].kind : 0;
                 if (c == 0) {
                     i++, j++;
-                } else if (c < 0 ? want.e[i].kind == IDX_REF : have.e[j].kind == IDX_REF) {
+                } else if (kd == IDX_REF || kd == IDX_PAT_TOKEN || kd == IDX_PAT_DATE ||
+                           kd == IDX_PAT_OVER) {
                     c < 0 ? i++ : j++;
                 } else {
                     rc = fail(msg, cap,

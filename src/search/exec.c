@@ -809,6 +809,161 @@ static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntod
     return 0;
 }
 
+/* ---- within one patient ------------------------------------------------------------------ */
+
+/* The patient a clause names, when it restricts to one: every value a whole reference
+ * to the same Patient/id through a parameter of the type's Patient compartment (subject=
+ * Patient/1, patient=1, or a compartment search). *pid: "id\0" escaped, in the key. */
+static int scope_patient(const srch_query *q, const srch_clause *c, const uint8_t **pid,
+                         size_t *pn)
+{
+    static const uint8_t tail[] = "Patient";
+    const char *const *codes;
+    size_t nc = fhir_patient_compartment(q->type, &codes);
+    if (!nc || c->mod == SM_NOT || c->mod == SM_MISSING || !c->nv)
+        return 0;
+    for (size_t i = 0; i < c->nv; i++) {
+        const srch_value *v = &c->v[i];
+        const uint8_t *z = v->kind == IDX_REF && v->whole ? memchr(v->key, 0, v->key_len) : NULL;
+        if (!z || (size_t)(v->key + v->key_len - (z + 1)) != sizeof tail ||
+            memcmp(z + 1, tail, sizeof tail))
+            return 0;
+        size_t n = (size_t)(z + 1 - v->key);
+        if (i && (n != *pn || memcmp(*pid, v->key, n)))
+            return 0;
+        *pid = v->key;
+        *pn = n;
+        uint32_t sph = v->sph ? v->sph : c->sph;
+        int comp = 0;
+        for (size_t k = 0; k < nc && !comp; k++)
+            comp = sph == idx_sp_hash(q->type, codes[k]);
+        if (!comp)
+            return 0;
+    }
+    return 1;
+}
+
+/* Can clause c be answered from the entries within a patient (tokens, dates; not _id,
+ * whose entries are not repeated there)? */
+static int scopable(const srch_query *q, const srch_clause *c)
+{
+    if (c->mod != SM_NONE || !c->nv || c->sph == idx_sp_hash(q->type, "_id"))
+        return 0;
+    for (size_t i = 0; i < c->nv; i++) {
+        const srch_value *v = &c->v[i];
+        if ((v->kind != IDX_TOKEN && v->kind != IDX_DATE) || v->needle || v->above || v->sph)
+            return 0;
+    }
+    return 1;
+}
+
+/* The set of one value of a token or date clause within patient pid. */
+static int scoped_value_set(xctx *x, const srch_clause *c, const srch_value *v,
+                            const uint8_t *pid, size_t pn, rnset *out)
+{
+    uint8_t p[STORE_EXTRA_KEY_MAX + 16];
+    int date = v->kind == IDX_DATE;
+    size_t hn = head(p, x->tenant, c->sph, date ? IDX_PAT_DATE : IDX_PAT_TOKEN);
+    if (hn + pn + v->key_len > STORE_EXTRA_KEY_MAX)
+        return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY, "a search value is too long");
+    memcpy(p + hn, pid, pn);
+    size_t n = hn + pn;
+    if (date) /* D order within the patient: pred_date_lo stops past the range */
+        return scan(x, p, n, NULL, 0, pred_date_lo, v, out);
+    if (v->system)
+        return scan(x, p, n, NULL, 0, pred_system, v, out);
+    memcpy(p + n, v->key, v->key_len);
+    return scan(x, p, n + v->key_len, NULL, 0, v->whole ? pred_whole : NULL, v, out);
+}
+
+/*
+ * Observation?subject=Patient/1&code=X&date=ge2020 (docs/SEARCH.md 4a): with a clause
+ * that names one patient, the token and date clauses are read from their entries within
+ * that patient (the j and k keys), so a patient with 9,000 Observations among a million
+ * costs the matches of that patient, not a scan of every Observation with code X; the
+ * patient's clause itself is then a lookup per candidate, and the other clauses are
+ * checked on the candidates. Returns 1 when the query is not of that shape, or when
+ * some resource of the patient has entries that did not fit (its z key).
+ */
+static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
+{
+    const uint8_t *pid = NULL;
+    size_t pn = 0, si = q->nc, nscoped = 0;
+    for (size_t i = 0; i < q->nc && si == q->nc; i++)
+        if (scope_patient(q, &q->c[i], &pid, &pn))
+            si = i;
+    if (si == q->nc)
+        return 1;
+    for (size_t i = 0; i < q->nc; i++)
+        nscoped += i != si && scopable(q, &q->c[i]);
+    if (!nscoped)
+        return 1;
+    uint8_t zk[STORE_EXTRA_KEY_MAX + 16];
+    size_t zn = head(zk, x->tenant, idx_sp_hash(q->type, "_id"), IDX_PAT_OVER);
+    if (zn + pn > STORE_EXTRA_KEY_MAX)
+        return 1;
+    memcpy(zk + zn, pid, pn);
+    zn += pn;
+    store_iter *it;
+    int rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, zk, zn, zk, zn, &it);
+    if (rc)
+        return rc;
+    const void *k, *v;
+    size_t kn, vn;
+    int over = store_scan_next(it, &k, &kn, &v, &vn) == 0;
+    store_iter_close(it);
+    if (over)
+        return 1;
+    rnset acc = {0};
+    int first = 1;
+    const srch_clause **rest = arena_alloc(x->a, sizeof *rest * q->nc);
+    if (!rest)
+        return ERR_NOMEM;
+    size_t nrest = 0;
+    for (size_t i = 0; i < q->nc; i++) {
+        const srch_clause *c = &q->c[i];
+        if (i == si || !scopable(q, c)) {
+            if (i != si)
+                rest[nrest++] = c;
+            continue;
+        }
+        rnset u = {0};
+        for (size_t j = 0; j < c->nv; j++)
+            if ((rc = scoped_value_set(x, c, &c->v[j], pid, pn, &u)))
+                return rc;
+        sort_unique(&u);
+        if (first)
+            acc = u;
+        else
+            intersect(&acc, &u);
+        first = 0;
+    }
+    /* the patient's own clause: a lookup per candidate (j/k keys say "in the compartment") */
+    if ((rc = probe(x, &acc, &q->c[si])))
+        return rc;
+    if (nrest && acc.n <= SRCH_FILTER_MAX) {
+        size_t w = 0;
+        for (size_t i = 0; i < nrest && !rc; i++) {
+            if (clause_probes(rest[i]))
+                rc = probe(x, &acc, rest[i]);
+            else
+                rest[w++] = rest[i];
+        }
+        if (!rc && w)
+            rc = filter(x, &acc, rest, w);
+    } else {
+        for (size_t i = 0; i < nrest && !rc; i++) {
+            rnset s2;
+            if (!(rc = clause_set(x, rest[i], &s2)))
+                intersect(&acc, &s2);
+        }
+    }
+    if (rc)
+        return rc;
+    *res = acc;
+    return 0;
+}
+
 /* ---- one sort key: the index in value order ---------------------------------------------- */
 
 /* Turn s->r[from..n) around. */
@@ -1309,6 +1464,8 @@ int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
     x.scanned = 0; /* the general plan has the whole budget */
     if (q->nc == 0) {
         rc = all_of_type(&x, &res);
+    } else if ((rc = plan_scoped(&x, q, &res)) <= 0) {
+        /* within one patient: done, or failed */
     } else {
         /* The cheap clauses first (their scans read only matches), smallest first; then
          * the others: checked on each candidate when few remain, else scanned too. */

@@ -611,3 +611,33 @@ def test_document_relationship_is_code_then_target(base):
     found = ids(base, "DocumentReference", {"relationship": f"replaces$DocumentReference/{a}"})
     assert found == [b]
     assert ids(base, "DocumentReference", {"relationship": f"appends$DocumentReference/{a}"}) == []
+
+
+def test_within_one_patient_and_its_overflow(base):
+    """A patient's clause with token and date clauses reads the entries within that
+    patient (docs/SEARCH.md 4a); an entry too long to repeat there (a z key) makes the
+    search of that patient take the general plan: the same answers either way."""
+    pat = f"pw{TAG}" + "p" * 54  # 64 characters, the longest id
+    put(base, {"resourceType": "Patient", "id": pat})
+    long_sys, long_code = "urn:x:" + "s" * 194, "c" * 200  # with the id, over a key
+
+    def obs(oid, code, system, date):
+        put(base, {"resourceType": "Observation", "id": oid, "status": "final",
+                   "code": {"coding": [{"system": system, "code": code}]},
+                   "subject": {"reference": f"Patient/{pat}"}, "effectiveDateTime": date})
+    obs(f"pw1{TAG}", "8867-4", "http://loinc.org", "2021-01-01")
+    obs(f"pw2{TAG}", "8867-4", "http://loinc.org", "2019-06-01")
+    obs(f"pw3{TAG}", "2339-0", "http://loinc.org", "2022-01-01")
+    q = {"subject": f"Patient/{pat}", "code": "http://loinc.org|8867-4", "date": "ge2020"}
+    assert ids(base, "Observation", q) == [f"pw1{TAG}"]
+    assert ids(base, "Observation", {**q, "date": "lt2020"}) == [f"pw2{TAG}"]
+    assert ids(base, "Observation", {"patient": pat, "code": "8867-4,2339-0",
+                                     "date": "ge2020"}) == sorted([f"pw1{TAG}", f"pw3{TAG}"])
+    r = requests.get(f"{base}/Patient/{pat}/Observation", params={"code": "2339-0"})
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == [f"pw3{TAG}"]
+    obs(f"pw4{TAG}", long_code, long_sys, "2021-05-05")  # too long within the patient
+    assert ids(base, "Observation", q) == [f"pw1{TAG}"]
+    assert ids(base, "Observation", {"subject": f"Patient/{pat}", "code": f"{long_sys}|{long_code}"}) \
+        == [f"pw4{TAG}"]
+    assert ids(base, "Observation", {"subject": f"Patient/{pat}", "date": "2021"}) \
+        == sorted([f"pw1{TAG}", f"pw4{TAG}"])
