@@ -42,6 +42,7 @@ typedef struct xctx {
     srch_error *e;
     over *ov; /* a later page after writes: sorted by rn */
     size_t nov;
+    const struct rnset *within; /* non-NULL: scans keep only these candidates (sorted) */
 } xctx;
 
 #define CAPPED 1 /* a clause had more matches than xctx.cap: check it on candidates */
@@ -63,8 +64,25 @@ static int count_read(xctx *x)
                 "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
 }
 
+static int in_set(const rnset *s, const uint8_t *rn)
+{
+    for (size_t lo = 0, hi = s->n; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(s->r[mid], rn, IDX_RN_LEN);
+        if (!c)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
 static int push(xctx *x, rnset *s, const uint8_t *rn)
 {
+    if (x->within && !in_set(x->within, rn))
+        return 0; /* not a candidate: the scan only decides the candidates */
     if (s->n == s->cap) {
         if (s->cap >= SRCH_MAX_MATCHES)
             return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
@@ -920,24 +938,33 @@ static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
     if (!rest)
         return ERR_NOMEM;
     size_t nrest = 0;
-    for (size_t i = 0; i < q->nc; i++) {
-        const srch_clause *c = &q->c[i];
-        if (i == si || !scopable(q, c)) {
-            if (i != si)
-                rest[nrest++] = c;
-            continue;
-        }
-        rnset u = {0};
-        for (size_t j = 0; j < c->nv; j++)
-            if ((rc = scoped_value_set(x, c, &c->v[j], pid, pn, &u)))
+    /* tokens first (a code is selective), then dates; after the first clause a scan
+     * keeps only the candidates so far, so a date range over the patient's 9,000 keys
+     * builds no set of 9,000 */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < q->nc; i++) {
+            const srch_clause *c = &q->c[i];
+            if (i == si || !scopable(q, c)) {
+                if (i != si && pass == 0)
+                    rest[nrest++] = c;
+                continue;
+            }
+            if ((c->v[0].kind == IDX_DATE) != (pass == 1))
+                continue;
+            rnset u = {0};
+            x->within = first ? NULL : &acc;
+            for (size_t j = 0; j < c->nv && !rc; j++)
+                rc = scoped_value_set(x, c, &c->v[j], pid, pn, &u);
+            x->within = NULL;
+            if (rc)
                 return rc;
-        sort_unique(&u);
-        if (first)
-            acc = u;
-        else
-            intersect(&acc, &u);
-        first = 0;
-    }
+            sort_unique(&u);
+            if (first)
+                acc = u;
+            else
+                intersect(&acc, &u);
+            first = 0;
+        }
     /* the patient's own clause: a lookup per candidate (j/k keys say "in the compartment") */
     if ((rc = probe(x, &acc, &q->c[si])))
         return rc;
