@@ -205,14 +205,17 @@ void idx_norm_string(const char *s, size_t n, buf *b)
 
 void idx_put_str(buf *b, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 1) {
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && (unsigned char)s[j] > 1)
+            j++;
+        buf_put(b, s + i, j - i); /* a run without bytes to escape, at once */
+        if (j < n) {
             buf_putc(b, 1);
-            buf_putc(b, (char)(c + 1));
-        } else {
-            buf_putc(b, (char)c);
+            buf_putc(b, (char)((unsigned char)s[j] + 1));
+            j++;
         }
+        i = j;
     }
     buf_putc(b, 0);
 }

@@ -1477,11 +1477,119 @@ static int run_sort_probe(xctx *x, const srch_query *q, srch_result *out)
     return 0;
 }
 
-int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
+#define EXPAND_MAX_SYSTEMS 8 /* a code's systems a token clause is spelled out into */
+
+/* A token value without a system (status=final, code=8867-4) is a prefix of the keys of
+ * every system the code has. Find those systems by skipping over each one's keys (a seek
+ * per system); with few, the value becomes the OR of whole values, which the fast plans
+ * (one value's count, probes) take. 0 and *out (v itself when there are too many, or
+ * an error-free nothing), or an error. */
+static int expand_code(xctx *x, const srch_clause *c, const srch_value *v, srch_value **out,
+                       size_t *nout)
+{
+    *out = (srch_value *)v;
+    *nout = 1;
+    uint8_t p[STORE_EXTRA_KEY_MAX + 16], from[STORE_EXTRA_KEY_MAX + 32];
+    size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+    if (hn + v->key_len + IDX_RN_LEN + 2 > STORE_EXTRA_KEY_MAX)
+        return 0;
+    memcpy(p + hn, v->key, v->key_len);
+    size_t pn = hn + v->key_len, fn = pn;
+    memcpy(from, p, pn);
+    srch_value *vs = arena_alloc(x->a, sizeof *vs * EXPAND_MAX_SYSTEMS);
+    if (!vs)
+        return ERR_NOMEM;
+    size_t n = 0;
+    for (;;) {
+        store_iter *it;
+        int rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, from, fn, p, pn, &it);
+        if (rc)
+            return rc;
+        const void *k, *val;
+        size_t kn, vn;
+        rc = store_scan_next(it, &k, &kn, &val, &vn);
+        uint8_t key[STORE_EXTRA_KEY_MAX];
+        if (rc == 0 && kn <= sizeof key)
+            memcpy(key, k, kn);
+        store_iter_close(it);
+        if (rc == ERR_NOTFOUND)
+            break;
+        if (rc)
+            return rc;
+        if (kn < pn + 1 + IDX_RN_LEN || kn > sizeof key || n == EXPAND_MAX_SYSTEMS)
+            return 0; /* not a code\0 system\0 rn key, or too many systems: as it was */
+        size_t wl = kn - IDX_RN_LEN - hn; /* code\0 system\0 */
+        uint8_t *w = arena_alloc(x->a, wl);
+        if (!w)
+            return ERR_NOMEM;
+        memcpy(w, key + hn, wl);
+        vs[n] = *v;
+        vs[n].key = w;
+        vs[n].key_len = wl;
+        vs[n].whole = 1;
+        n++;
+        /* past every key of this system: its whole value, then bytes above any rn */
+        memcpy(from, key, kn - IDX_RN_LEN);
+        fn = kn - IDX_RN_LEN;
+        memset(from + fn, 0xff, IDX_RN_LEN); /* no rn is all 0xff (its t is far lower) */
+        fn += IDX_RN_LEN;
+    }
+    if (n) {
+        *out = vs;
+        *nout = n;
+    }
+    return 0;
+}
+
+/* q with every system-less token value of a single-valued clause spelled out per system
+ * (expand_code): a copy in the arena, or q itself. */
+static int expand_codes(xctx *x, const srch_query *q, const srch_query **out)
+{
+    *out = q;
+    srch_query *qq = NULL;
+    if (q->page_t && q->page_t < store_reader_t(x->rd))
+        return 0; /* a later page after writes checks old versions: the systems of now
+                     are not those of then */
+    for (size_t i = 0; i < q->nc; i++) {
+        const srch_clause *c = &q->c[i];
+        const srch_value *v = c->nv == 1 ? &c->v[0] : NULL;
+        if (!v || (c->mod != SM_NONE && c->mod != SM_NOT) || v->kind != IDX_TOKEN ||
+            v->whole || v->system || v->needle || !v->key_len)
+            continue;
+        srch_value *vs;
+        size_t n;
+        int rc = expand_code(x, c, v, &vs, &n);
+        if (rc)
+            return rc;
+        if (vs == v)
+            continue;
+        if (!qq) {
+            qq = arena_alloc(x->a, sizeof *qq);
+            srch_clause *cs = qq ? arena_alloc(x->a, sizeof *cs * q->nc) : NULL;
+            if (!cs)
+                return ERR_NOMEM;
+            *qq = *q;
+            memcpy(cs, q->c, sizeof *cs * q->nc);
+            qq->c = cs;
+        }
+        qq->c[i].v = vs;
+        qq->c[i].nv = n;
+    }
+    if (qq)
+        *out = qq;
+    return 0;
+}
+
+int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e)
 {
     memset(out, 0, sizeof *out);
-    xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q, .e = e};
+    xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q0, .e = e};
+    const srch_query *q;
+    int erc = expand_codes(&x, q0, &q);
+    if (erc)
+        return erc;
+    x.q = q;
     rnset res = {0};
     int rc = run_single(&x, q, out);
     if (rc <= 0)

@@ -641,3 +641,23 @@ def test_within_one_patient_and_its_overflow(base):
         == [f"pw4{TAG}"]
     assert ids(base, "Observation", {"subject": f"Patient/{pat}", "date": "2021"}) \
         == sorted([f"pw1{TAG}", f"pw4{TAG}"])
+
+
+def test_a_code_without_system_across_its_systems(base):
+    """code=X is spelled out into the systems X has (docs/SEARCH.md 4): a resource with X
+    in two systems is one match, totals and sorted pages included."""
+    code = f"xs{TAG}"
+    rows = [("a", ["urn:a", "urn:b"], "2021"), ("b", ["urn:a"], "2020"), ("c", ["urn:b"], "2022"),
+            ("d", [None], "2019")]
+    for oid, systems, date in rows:
+        put(base, {"resourceType": "Observation", "id": f"xs{oid}{TAG}", "status": "final",
+                   "code": {"coding": [{"code": code, **({"system": s} if s else {})}
+                                       for s in systems]}, "effectiveDateTime": date})
+    want = [f"xs{o}{TAG}" for o in "abcd"]
+    assert ids(base, "Observation", {"code": code}) == want
+    r = requests.get(f"{base}/Observation", params={"code": code, "_summary": "count"}).json()
+    assert r["total"] == 4
+    r = requests.get(f"{base}/Observation", params={"code": code, "_sort": "date", "_count": 2}).json()
+    assert r["total"] == 4 and [e["resource"]["id"] for e in r["entry"]] == [f"xsd{TAG}", f"xsb{TAG}"]
+    assert ids(base, "Observation", {"code": f"|{code}"}) == [f"xsd{TAG}"]
+    assert ids(base, "Observation", {"code:not": code, "_id": f"xsa{TAG},xsd{TAG}"}) == []
