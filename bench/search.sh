@@ -65,7 +65,7 @@ echo "fold|$((waited / 10))"
 
 MATCHES=$(total_of "$COUNT_Q")
 set -- $(wrk_one count 8 "$COUNT_Q")
-echo "count|$COUNT_Q|$1|$2|$3|$4|$MATCHES|$(awk -v r="$1" -v m="$MATCHES" 'BEGIN { printf "%d", r * m }')"
+echo "count|$COUNT_Q|$1|$2|$3|$4|$MATCHES|$(awk -v r="$1" -v m="$MATCHES" 'BEGIN { printf "%.0f", r * m }')"
 for q in token:"$TOKEN_Q" family:"$FAMILY_Q" selective:"$SELECT_Q"; do
     name=${q%%:*} path=${q#*:}
     n=$(total_of "$path")
