@@ -32,6 +32,49 @@ typedef struct over {
     idx_set es;
 } over;
 
+/* A small set of rn (open addressing; cap a power of two): what a walk has seen, or
+ * the candidates a scan keeps. */
+typedef struct rnseen {
+    rn_t *slot;
+    uint8_t *used;
+    size_t cap;
+} rnseen;
+
+static size_t rn_hash(const uint8_t *rn)
+{
+    uint64_t t;
+    uint16_t n;
+    memcpy(&t, rn, 8);
+    memcpy(&n, rn + 8, 2);
+    uint64_t k = t ^ ((uint64_t)n << 32); /* then the splitmix64 finaliser: every bit of */
+    k ^= k >> 33;                          /* the rn reaches the low bits a table uses */
+    k *= 0xff51afd7ed558ccdu;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53u;
+    return (size_t)(k ^ (k >> 33));
+}
+
+static int seen_add(rnseen *h, const uint8_t *rn) /* 1: new, 0: seen before */
+{
+    for (size_t j = rn_hash(rn) & (h->cap - 1);; j = (j + 1) & (h->cap - 1)) {
+        if (!h->used[j]) {
+            h->used[j] = 1;
+            memcpy(h->slot[j], rn, IDX_RN_LEN);
+            return 1;
+        }
+        if (!memcmp(h->slot[j], rn, IDX_RN_LEN))
+            return 0;
+    }
+}
+
+static int seen_has(const rnseen *h, const uint8_t *rn)
+{
+    for (size_t j = rn_hash(rn) & (h->cap - 1); h->used[j]; j = (j + 1) & (h->cap - 1))
+        if (!memcmp(h->slot[j], rn, IDX_RN_LEN))
+            return 1;
+    return 0;
+}
+
 typedef struct xctx {
     store_reader *rd;
     arena *a;
@@ -42,7 +85,7 @@ typedef struct xctx {
     srch_error *e;
     over *ov; /* a later page after writes: sorted by rn */
     size_t nov;
-    const struct rnset *within; /* non-NULL: scans keep only these candidates (sorted) */
+    const rnseen *within; /* non-NULL: scans keep only these candidates */
 } xctx;
 
 #define CAPPED 1 /* a clause had more matches than xctx.cap: check it on candidates */
@@ -64,24 +107,9 @@ static int count_read(xctx *x)
                 "the query reads more than SRCH_MAX_SCAN index entries: narrow it");
 }
 
-static int in_set(const rnset *s, const uint8_t *rn)
-{
-    for (size_t lo = 0, hi = s->n; lo < hi;) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(s->r[mid], rn, IDX_RN_LEN);
-        if (!c)
-            return 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
 static int push(xctx *x, rnset *s, const uint8_t *rn)
 {
-    if (x->within && !in_set(x->within, rn))
+    if (x->within && !seen_has(x->within, rn))
         return 0; /* not a candidate: the scan only decides the candidates */
     if (s->n == s->cap) {
         if (s->cap >= SRCH_MAX_MATCHES)
@@ -952,7 +980,18 @@ static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
             if ((c->v[0].kind == IDX_DATE) != (pass == 1))
                 continue;
             rnset u = {0};
-            x->within = first ? NULL : &acc;
+            rnseen cand = {.cap = 16};
+            if (!first) { /* the candidates so far, for the scan to keep */
+                while (cand.cap < acc.n * 2)
+                    cand.cap *= 2;
+                cand.slot = arena_alloc(x->a, sizeof *cand.slot * cand.cap);
+                cand.used = arena_zalloc(x->a, cand.cap);
+                if (!cand.slot || !cand.used)
+                    return ERR_NOMEM;
+                for (size_t j = 0; j < acc.n; j++)
+                    seen_add(&cand, acc.r[j]);
+            }
+            x->within = first ? NULL : &cand;
             for (size_t j = 0; j < c->nv && !rc; j++)
                 rc = scoped_value_set(x, c, &c->v[j], pid, pn, &u);
             x->within = NULL;
@@ -1339,29 +1378,6 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
     out->n = page.n;
     out->more = total > q->page_offset + page.n || (rc == 0 && q->total == 0);
     return 0;
-}
-
-/* A small set of rn seen by a walk (open addressing; cap a power of two). */
-typedef struct rnseen {
-    rn_t *slot;
-    uint8_t *used;
-    size_t cap;
-} rnseen;
-
-static int seen_add(rnseen *h, const uint8_t *rn) /* 1: new, 0: seen before */
-{
-    uint64_t k = 1469598103934665603u;
-    for (int i = 0; i < IDX_RN_LEN; i++)
-        k = (k ^ rn[i]) * 1099511628211u;
-    for (size_t j = k & (h->cap - 1);; j = (j + 1) & (h->cap - 1)) {
-        if (!h->used[j]) {
-            h->used[j] = 1;
-            memcpy(h->slot[j], rn, IDX_RN_LEN);
-            return 1;
-        }
-        if (!memcmp(h->slot[j], rn, IDX_RN_LEN))
-            return 0;
-    }
 }
 
 /*
