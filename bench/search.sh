@@ -6,9 +6,10 @@
 #   2. first page of 50 at 8 clients (p50, p99): a token search, Patient?family=,
 #      and Observation?subject=&code=&date=ge
 #   3. _sort=date over the largest match set, first page (p50 of 20 requests)
-#   4. sizes: database bytes against the ndjson bytes, index entries per resource
-#      (from `hortus check`, after the server stopped), and the server's anonymous
-#      memory (RSS without the mapped database) at the end
+#   4. sizes: database bytes against the ndjson bytes, and the server's anonymous
+#      memory (RSS without the mapped database) at the end (index entries per
+#      resource: `hortus check` of the kept directory, BENCH_KEEP=1; 4 minutes at
+#      10,000 patients, so not part of every run)
 # Prints one line per figure; the caller puts them in its table.
 set -eu
 PORT=$1 DB=$2 ND=$3 HPID=$4
