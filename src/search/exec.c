@@ -1596,6 +1596,28 @@ static int expand_codes(xctx *x, const srch_query *q, const srch_query **out)
     return 0;
 }
 
+/* An upper bound of a cheap clause's matches from the counts the store keeps: the sum
+ * of its values' counts; UINT64_MAX when some value is not counted. */
+static uint64_t clause_estimate(xctx *x, const srch_clause *c)
+{
+    if (c->mod == SM_NOT || c->mod == SM_MISSING || !c->nv)
+        return UINT64_MAX;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < c->nv; i++) {
+        const srch_value *v = &c->v[i];
+        uint8_t p[STORE_EXTRA_KEY_MAX + 16];
+        size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+        uint64_t n;
+        if (!v->whole || hn + v->key_len > STORE_EXTRA_KEY_MAX)
+            return UINT64_MAX;
+        memcpy(p + hn, v->key, v->key_len);
+        if (store_key_count(x->rd, STORE_DB_SEARCH_PARAM, p, hn + v->key_len, &n))
+            return UINT64_MAX;
+        sum += n;
+    }
+    return sum;
+}
+
 int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e)
 {
@@ -1641,9 +1663,31 @@ int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
         for (size_t i = 0; i < q->nc; i++)
             if (!clause_cheap(&q->c[i]))
                 rest[nrest++] = &q->c[i];
+        /* where the store counts the clauses' values (SearchCount), smallest first, and a
+         * clause over the cap goes to the candidates without a scan up to the cap */
+        uint64_t *est = arena_alloc(a, sizeof *est * (nq ? nq : 1));
+        if (!est)
+            return ERR_NOMEM;
+        for (size_t i = 0; i < nq; i++)
+            est[i] = clause_estimate(&x, cheap[i]);
+        /* an uncounted clause (a string prefix, a reference without its type) is put
+         * where a clause of 65,536 matches would be: after the small counted ones,
+         * before the large */
+#define EST_KEY(e) ((e) == UINT64_MAX ? 65536u : (e))
+        for (size_t i = 1; i < nq; i++) /* insertion sort: stable, a few clauses */
+            for (size_t j = i; j > 0 && EST_KEY(est[j]) < EST_KEY(est[j - 1]); j--) {
+                uint64_t te = est[j];
+                const srch_clause *tc = cheap[j];
+                est[j] = est[j - 1];
+                cheap[j] = cheap[j - 1];
+                est[j - 1] = te;
+                cheap[j - 1] = tc;
+            }
         for (size_t i = 0; i < nq && !rc; i++) {
             x.cap = ncheap ? (res.n * 8 > 1024 ? res.n * 8 : 1024) : 0;
-            rc = clause_set(&x, cheap[i], &sets[ncheap]);
+            rc = x.cap && est[i] != UINT64_MAX && est[i] > x.cap
+                     ? CAPPED
+                     : clause_set(&x, cheap[i], &sets[ncheap]);
             x.cap = 0;
             if (rc == CAPPED) {
                 rc = 0;
