@@ -112,11 +112,19 @@ int idx_part_recode(uint8_t kind, const uint8_t *val, size_t len, buf *out)
     return 0;
 }
 
+size_t idx_str_len(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += p[i] == 1 ? 2 : 1)
+        if (p[i] == 0)
+            return i + 1;
+    return 0;
+}
+
 size_t idx_part_len(const uint8_t *p, size_t n)
 {
     if (!n)
         return 0;
-    size_t nstr = 0, o = 1;
+    size_t nstr = 0, o = 1, l;
     switch (p[0]) {
     case IDX_TOKEN:
     case IDX_REF: nstr = 2; break;
@@ -127,17 +135,9 @@ size_t idx_part_len(const uint8_t *p, size_t n)
     case IDX_QTY_PART: nstr = 3; break;
     default: return 0;
     }
-    for (size_t s = 0; s < nstr; s++) {
-        for (;;) {
-            if (o >= n)
-                return 0;
-            if (p[o] == 0) {
-                o++;
-                break;
-            }
-            o += p[o] == 1 ? 2 : 1;
-        }
-    }
+    for (size_t s = 0; s < nstr; s++, o += l)
+        if (o >= n || !(l = idx_str_len(p + o, n - o)))
+            return 0;
     if (p[0] != IDX_QTY_PART)
         return o;
     if (o + 9 > n)
@@ -146,14 +146,8 @@ size_t idx_part_len(const uint8_t *p, size_t n)
     o += 9;
     if (!canon)
         return o;
-    for (;;) {
-        if (o >= n)
-            return 0;
-        if (p[o] == 0) {
-            o++;
-            break;
-        }
-        o += p[o] == 1 ? 2 : 1;
-    }
+    if (o >= n || !(l = idx_str_len(p + o, n - o)))
+        return 0;
+    o += l;
     return o + 8 <= n ? o + 8 : 0;
 }

@@ -83,6 +83,10 @@ int idx_part_kind(uint8_t kind);
  * for bytes that are not of that kind. */
 int idx_part_recode(uint8_t kind, const uint8_t *val, size_t len, buf *out);
 
+/* The bytes of one escaped string (idx_put_str) at p[0..n), its 0x00 included; 0 when
+ * it is not terminated within n. */
+size_t idx_str_len(const uint8_t *p, size_t n);
+
 /* The length of the part at p[0..n) (kind byte included), 0 when malformed. */
 size_t idx_part_len(const uint8_t *p, size_t n);
 

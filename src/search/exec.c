@@ -230,6 +230,20 @@ static size_t head(uint8_t *o, uint32_t tenant, uint32_t sph, uint8_t kind)
     return idx_sp_prefix(o, tenant, sph, kind, NULL, 0);
 }
 
+/* The keys of value v of clause c begin tenant | sp | kind | v->key: that prefix into p
+ * (STORE_EXTRA_KEY_MAX + 16 bytes), its length; 0 when it leaves fewer than `room` bytes
+ * of a key (no key of it can have been written). */
+static size_t value_prefix(const xctx *x, const srch_clause *c, const srch_value *v,
+                           uint8_t *p, size_t room)
+{
+    size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+    if (hn + v->key_len + room > STORE_EXTRA_KEY_MAX)
+        return 0;
+    if (v->key_len)
+        memcpy(p + hn, v->key, v->key_len);
+    return hn + v->key_len;
+}
+
 static double get_double(const uint8_t *p)
 {
     uint64_t u = 0;
@@ -678,13 +692,10 @@ static int entry_matches(const srch_value *v, const idx_entry *e)
 /* One string of a part at p[0..n) (through its terminator): *sl its length. */
 static const uint8_t *part_str(const uint8_t *p, size_t n, size_t *sl, size_t *used)
 {
-    for (size_t i = 0; i < n; i += p[i] == 1 ? 2 : 1)
-        if (p[i] == 0) {
-            *sl = i;
-            *used = i + 1;
-            return p;
-        }
-    return NULL;
+    if (!(*used = idx_str_len(p, n)))
+        return NULL;
+    *sl = *used - 1;
+    return p;
 }
 
 /* A quantity sub-value (Q, C or V) against a quantity part (its bytes after the kind). */
@@ -803,18 +814,16 @@ static int has_key(xctx *x, const srch_clause *c, const uint8_t *rn)
     for (size_t j = 0; j < c->nv; j++) {
         const srch_value *v = &c->v[j];
         uint8_t k[STORE_EXTRA_KEY_MAX + 16];
-        size_t hn = head(k, x->tenant, v->sph ? v->sph : c->sph, v->kind);
-        if (hn + v->key_len + IDX_RN_LEN > STORE_EXTRA_KEY_MAX)
+        size_t kn = value_prefix(x, c, v, k, IDX_RN_LEN);
+        if (!kn)
             continue; /* no such key can have been written */
-        memcpy(k + hn, v->key, v->key_len);
-        memcpy(k + hn + v->key_len, rn, IDX_RN_LEN);
+        memcpy(k + kn, rn, IDX_RN_LEN);
         const void *val;
         size_t vn;
         int rc = count_read(x);
         if (rc)
             return rc;
-        if (store_get(x->rd, STORE_DB_SEARCH_PARAM, k, hn + v->key_len + IDX_RN_LEN, &val,
-                      &vn) == 0)
+        if (store_get(x->rd, STORE_DB_SEARCH_PARAM, k, kn + IDX_RN_LEN, &val, &vn) == 0)
             return 1;
     }
     return 0;
@@ -1329,13 +1338,10 @@ static int run_single(xctx *x, const srch_query *q, srch_result *out)
     if (q->nc != 1 || q->nsort || c->nv != 1 || !clause_cheap(c) || !c->v[0].whole ||
         (q->page_t && q->page_t < store_reader_t(x->rd)))
         return 1;
-    const srch_value *v = &c->v[0];
     uint8_t p[STORE_EXTRA_KEY_MAX + 16];
-    size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
-    if (hn + v->key_len > STORE_EXTRA_KEY_MAX)
+    size_t pn = value_prefix(x, c, &c->v[0], p, 0);
+    if (!pn)
         return 1;
-    memcpy(p + hn, v->key, v->key_len);
-    size_t pn = hn + v->key_len;
     store_iter *it;
     int rc = store_scan(x->rd, STORE_DB_SEARCH_PARAM, p, pn, p, pn, &it);
     if (rc)
@@ -1460,12 +1466,11 @@ static int run_sort_probe(xctx *x, const srch_query *q, srch_result *out)
     /* the total: the clause's keys, counted */
     uint64_t total = 0;
     if (q->total) {
-        const srch_value *cv = &c->v[0];
         uint8_t cp[STORE_EXTRA_KEY_MAX + 16];
-        size_t hn = head(cp, x->tenant, cv->sph ? cv->sph : c->sph, cv->kind);
-        memcpy(cp + hn, cv->key, cv->key_len);
-        size_t cpn = hn + cv->key_len;
+        size_t cpn = value_prefix(x, c, &c->v[0], cp, 0);
         store_iter *ci = NULL;
+        if (!cpn)
+            return 1; /* no key of it fits: the general plan says so */
         /* kept by the store (docs/STORAGE.md 4.7): no scan */
         if (store_key_count(x->rd, STORE_DB_SEARCH_PARAM, cp, cpn, &total) == 0)
             rc = ERR_NOTFOUND;
@@ -1506,11 +1511,10 @@ static int expand_code(xctx *x, const srch_clause *c, const srch_value *v, srch_
     *out = (srch_value *)v;
     *nout = 1;
     uint8_t p[STORE_EXTRA_KEY_MAX + 16], from[STORE_EXTRA_KEY_MAX + 32];
-    size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
-    if (hn + v->key_len + IDX_RN_LEN + 2 > STORE_EXTRA_KEY_MAX)
+    size_t pn = value_prefix(x, c, v, p, IDX_RN_LEN + 2), fn = pn;
+    if (!pn)
         return 0;
-    memcpy(p + hn, v->key, v->key_len);
-    size_t pn = hn + v->key_len, fn = pn;
+    size_t hn = pn - v->key_len;
     memcpy(from, p, pn);
     srch_value *vs = arena_alloc(x->a, sizeof *vs * EXPAND_MAX_SYSTEMS);
     if (!vs)
@@ -1606,12 +1610,9 @@ static uint64_t clause_estimate(xctx *x, const srch_clause *c)
     for (size_t i = 0; i < c->nv; i++) {
         const srch_value *v = &c->v[i];
         uint8_t p[STORE_EXTRA_KEY_MAX + 16];
-        size_t hn = head(p, x->tenant, v->sph ? v->sph : c->sph, v->kind);
+        size_t pn = v->whole ? value_prefix(x, c, v, p, 0) : 0;
         uint64_t n;
-        if (!v->whole || hn + v->key_len > STORE_EXTRA_KEY_MAX)
-            return UINT64_MAX;
-        memcpy(p + hn, v->key, v->key_len);
-        if (store_key_count(x->rd, STORE_DB_SEARCH_PARAM, p, hn + v->key_len, &n))
+        if (!pn || store_key_count(x->rd, STORE_DB_SEARCH_PARAM, p, pn, &n))
             return UINT64_MAX;
         sum += n;
     }

@@ -680,7 +680,7 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
     /* the counts: whether a key came or went is what the B-tree says as it is written
      * (a record applied again changes nothing); consecutive keys share their prefix, so
      * each prefix's count is written once per run of its keys */
-    uint8_t cur[STORE_EXTRA_KEY_MAX], last[STORE_EXTRA_KEY_MAX];
+    const uint8_t *cur = NULL, *last = NULL; /* into the fold's view, held until it ends */
     size_t curn = 0, lastn = 0;
     int64_t cd = 0;
     while (n < s->fold_chunk && !(*finished = !ovl_cursor_next(c, &e))) {
@@ -701,21 +701,19 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
             rc = 0;
         if (rc)
             goto fail;
-        size_t cp = changed && e.klen <= sizeof cur ? count_prefix_len(s, e.key, e.klen) : 0;
+        size_t cp = changed ? count_prefix_len(s, e.key, e.klen) : 0;
         if (cp) {
             if (cp != curn || memcmp(cur, e.key, cp)) {
                 if ((rc = count_add(s, txn, cur, curn, cd)))
                     goto fail;
-                memcpy(cur, e.key, cp);
+                cur = e.key;
                 curn = cp;
                 cd = 0;
             }
             cd += changed;
         }
-        if (e.klen <= sizeof last) {
-            memcpy(last, e.key, e.klen);
-            lastn = e.klen;
-        }
+        last = e.key;
+        lastn = e.klen;
         n++;
     }
     if ((rc = count_add(s, txn, cur, curn, cd)))
@@ -746,7 +744,7 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
     } else if (lastn) {
         /* how far this fold has got: readers counting keys skip the records of
          * t <= fold_target up to this key, which the B-tree holds already */
-        MDB_val fk = {8, "fold_key"}, fv = {lastn, last};
+        MDB_val fk = {8, "fold_key"}, fv = {lastn, (void *)last};
         if ((rc = put_meta_u64(s, txn, "fold_target", s->fold_target)) ||
             (rc = mdb_put(txn, s->db_meta, &fk, &fv, 0)))
             goto fail;
@@ -1091,6 +1089,19 @@ static int upgrade_txn(lmdb_store *s, upgrade_step step, upgrade_pos *pos)
     }
 }
 
+/* Put c on the first key after pos (the first key when pos is empty): MDB_SUCCESS with
+ * key/val, or MDB_NOTFOUND at the end. */
+static int cursor_resume(MDB_cursor *c, const upgrade_pos *pos, MDB_val *key, MDB_val *val)
+{
+    *key = (MDB_val){pos->len, (void *)pos->key};
+    int rc = pos->len ? mdb_cursor_get(c, key, val, MDB_SET_RANGE)
+                      : mdb_cursor_get(c, key, val, MDB_FIRST);
+    if (rc == 0 && pos->len && key->mv_size == pos->len &&
+        !memcmp(key->mv_data, pos->key, pos->len))
+        rc = mdb_cursor_get(c, key, val, MDB_NEXT);
+    return rc;
+}
+
 /* Format 1 -> 2, phase 1: give every version's content its new key tenant|t|hash (a copy
  * of the value under tenant|hash), walking ResourceAsOf in chunks. */
 static int upgrade_copy_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
@@ -1099,11 +1110,8 @@ static int upgrade_copy_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
     int rc = mdb_cursor_open(txn, s->db_res, &c);
     if (rc)
         return rc;
-    MDB_val key = {pos->len, pos->key}, val;
-    rc = pos->len ? mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)
-                  : mdb_cursor_get(c, &key, &val, MDB_FIRST);
-    if (rc == 0 && pos->len && key.mv_size == pos->len && !memcmp(key.mv_data, pos->key, pos->len))
-        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+    MDB_val key, val;
+    rc = cursor_resume(c, pos, &key, &val);
     int n = 0;
     for (; rc == 0 && n < LMDB_UPGRADE_CHUNK; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT), n++) {
         codec_key k;
@@ -1298,11 +1306,8 @@ static int recount_step(lmdb_store *s, MDB_txn *txn, upgrade_pos *pos)
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(txn, s->db_extra[STORE_DB_SEARCH_PARAM], &c)))
         return rc;
-    MDB_val key = {pos->len, pos->key}, val;
-    rc = pos->len ? mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)
-                  : mdb_cursor_get(c, &key, &val, MDB_FIRST);
-    if (rc == 0 && pos->len && key.mv_size == pos->len && !memcmp(key.mv_data, pos->key, pos->len))
-        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+    MDB_val key, val;
+    rc = cursor_resume(c, pos, &key, &val);
     uint8_t cur[STORE_EXTRA_KEY_MAX];
     size_t curn = 0, n = 0;
     int64_t cd = 0;
