@@ -1600,6 +1600,179 @@ static int expand_codes(xctx *x, const srch_query *q, const srch_query **out)
     return 0;
 }
 
+/* ---- chains and reverse chains (docs/SEARCH.md 5) --------------------------------------- */
+
+static int key_cmp_len(const void *a, const void *b)
+{
+    const srch_value *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Append value key p[0..n) of kind to *vs (arena). */
+static int push_value(xctx *x, srch_value **vs, size_t *nv, size_t *cap, uint8_t kind,
+                      const void *p, size_t n)
+{
+    if (*nv == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        srch_value *g = arena_realloc(x->a, *vs, sizeof *g * *cap, sizeof *g * nc);
+        if (!g)
+            return ERR_NOMEM;
+        *vs = g;
+        *cap = nc;
+    }
+    uint8_t *k = arena_alloc(x->a, n ? n : 1);
+    if (!k)
+        return ERR_NOMEM;
+    memcpy(k, p, n);
+    (*vs)[(*nv)++] = (srch_value){.kind = kind, .key = k, .key_len = n, .whole = 1};
+    return 0;
+}
+
+/* The entries of resource type/id as the query sees it: as of page_t on a later page
+ * after writes, else its ResourceParam list. 1: it has none (not there then). */
+static int link_entries(xctx *x, const srch_query *q, const char *type, const char *id,
+                        idx_set *es)
+{
+    if (q->page_t && q->page_t < store_reader_t(x->rd)) {
+        store_version at;
+        json_val *doc;
+        if (srch_read_as_of(x->rd, x->tenant, type, id, q->page_t, &at))
+            return 1;
+        if (!q->spc)
+            return fail(x->e, ERR_INTERNAL, OO_EXCEPTION, "a later page without the index");
+        if (json_parse(x->a, at.bytes, at.len, 0, &doc, NULL))
+            return ERR_IO;
+        return idx_extract(q->spc, x->a, type, doc, q->base_url, es);
+    }
+    uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN];
+    size_t kn = idx_rp_key(k, x->tenant, type, id);
+    const void *val;
+    size_t vlen;
+    int rc = store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
+    if (rc)
+        return rc == ERR_NOTFOUND ? 1 : rc;
+    return idx_rp_decode(x->a, val, vlen, rn, es) ? ERR_IO : 0;
+}
+
+/* The values a link clause stands for: the sub-query runs (as of the same page_t), and
+ * each match becomes a reference to it (chain: R id\0Type\0) or each reference of a
+ * match through has_sph to this type becomes an id (_has: T id\0\0 of _id). */
+static int link_values(xctx *x, const srch_query *q, const srch_clause *c, srch_value **vs,
+                       size_t *nv)
+{
+    srch_query s = *c->sub;
+    s.page_t = q->page_t;
+    s.page_offset = 0;
+    s.count = SRCH_MAX_LINK_MATCHES + 1;
+    s.nsort = 0;
+    s.summary_count = 0;
+    s.total = 2;
+    s.spc = q->spc;
+    s.base_url = q->base_url;
+    srch_result r;
+    int rc = srch_run(&s, x->rd, x->a, x->tenant, &r, x->e);
+    if (rc)
+        return rc;
+    if (r.total > SRCH_MAX_LINK_MATCHES || r.n > SRCH_MAX_LINK_MATCHES) {
+        snprintf(x->e->msg, sizeof x->e->msg,
+                 "a chained or _has parameter of %s matches more than %u %s resources "
+                 "(SRCH_MAX_LINK_MATCHES): narrow it",
+                 q->type, SRCH_MAX_LINK_MATCHES, s.type);
+        x->e->status = 400;
+        x->e->oo_code = OO_TOO_COSTLY;
+        return ERR_LIMIT;
+    }
+    size_t cap = 0;
+    *vs = NULL;
+    *nv = 0;
+    buf b = BUF_INIT;
+    size_t tl = strlen(q->type);
+    for (size_t i = 0; i < r.n && !rc; i++) {
+        const char *id = srch_rn_id(x->rd, x->a, x->tenant, s.type, r.rn[i]);
+        if (!id)
+            continue;
+        if (c->link == SL_CHAIN) {
+            buf_reset(&b);
+            idx_put_str(&b, id, strlen(id));
+            idx_put_str(&b, s.type, strlen(s.type));
+            rc = b.err ? ERR_NOMEM : push_value(x, vs, nv, &cap, IDX_REF, b.data, b.len);
+            continue;
+        }
+        idx_set es;
+        int lr = link_entries(x, q, s.type, id, &es);
+        if (lr == 1)
+            continue;
+        if ((rc = lr))
+            break;
+        for (size_t j = 0; j < es.n && !rc; j++) {
+            const idx_entry *e = &es.e[j];
+            if (e->sp != c->has_sph || e->kind != IDX_REF)
+                continue;
+            size_t idn = idx_str_len(e->val, e->len);
+            /* a reference to this type: id\0 then the type's escaped name */
+            if (!idn || e->len - idn != tl + 1 || memcmp(e->val + idn, q->type, tl))
+                continue;
+            buf_reset(&b);
+            buf_put(&b, e->val, idn);
+            idx_put_str(&b, "", 0);
+            rc = b.err ? ERR_NOMEM : push_value(x, vs, nv, &cap, IDX_TOKEN, b.data, b.len);
+        }
+    }
+    buf_free(&b);
+    if (rc)
+        return rc;
+    if (*nv > 1) { /* one value per resource */
+        qsort(*vs, *nv, sizeof **vs, key_cmp_len);
+        size_t w = 1;
+        for (size_t i = 1; i < *nv; i++)
+            if (key_cmp_len(&(*vs)[i], &(*vs)[w - 1]))
+                (*vs)[w++] = (*vs)[i];
+        *nv = w;
+    }
+    return 0;
+}
+
+/* q with each link clause replaced by the plain clause of its values (a copy in the
+ * arena, or q itself). *none: a link has no values, so nothing matches. */
+static int resolve_links(xctx *x, const srch_query *q, const srch_query **out, int *none)
+{
+    *out = q;
+    *none = 0;
+    srch_query *qq = NULL;
+    for (size_t i = 0; i < q->nc; i++) {
+        const srch_clause *c = &q->c[i];
+        if (c->link == SL_NONE)
+            continue;
+        if (!qq) {
+            qq = arena_alloc(x->a, sizeof *qq);
+            srch_clause *cs = qq ? arena_alloc(x->a, sizeof *cs * q->nc) : NULL;
+            if (!cs)
+                return ERR_NOMEM;
+            *qq = *q;
+            memcpy(cs, q->c, sizeof *cs * q->nc);
+            qq->c = cs;
+        }
+        srch_value *vs;
+        size_t nv;
+        int rc = link_values(x, q, c, &vs, &nv);
+        if (rc)
+            return rc;
+        if (!nv) {
+            *none = 1;
+            return 0;
+        }
+        qq->c[i].v = vs;
+        qq->c[i].nv = nv;
+        qq->c[i].link = SL_NONE;
+        qq->c[i].sub = NULL;
+    }
+    if (qq)
+        *out = qq;
+    return 0;
+}
+
 /* An upper bound of a cheap clause's matches from the counts the store keeps: the sum
  * of its values' counts; UINT64_MAX when some value is not counted. */
 static uint64_t clause_estimate(xctx *x, const srch_clause *c)
@@ -1624,9 +1797,16 @@ int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
 {
     memset(out, 0, sizeof *out);
     xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q0, .e = e};
-    const srch_query *q;
-    int erc = expand_codes(&x, q0, &q);
+    const srch_query *q, *ql;
+    int none;
+    int erc = resolve_links(&x, q0, &ql, &none);
     if (erc)
+        return erc;
+    if (none) {
+        out->has_total = 1;
+        return 0;
+    }
+    if ((erc = expand_codes(&x, ql, &q)))
         return erc;
     x.q = q;
     rnset res = {0};

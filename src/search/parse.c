@@ -642,7 +642,9 @@ int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefi
     switch (t) {
     case FHIR_SP_STRING: *modifiers = ":missing, :exact, :contains"; return 1;
     case FHIR_SP_TOKEN: *modifiers = ":missing, :not, :text, :of-type"; return 1;
-    case FHIR_SP_REFERENCE: *modifiers = ":missing, :[type], :identifier"; return 1;
+    case FHIR_SP_REFERENCE:
+        *modifiers = ":missing, :[type], :identifier; chained as name[:type].parameter";
+        return 1;
     case FHIR_SP_URI: *modifiers = ":missing, :below, :above"; return 1;
     case FHIR_SP_DATE:
     case FHIR_SP_NUMBER:
@@ -770,8 +772,220 @@ static void note_ignored(srch_query *q, const char *name)
     buf_puts(&q->ignored, name);
 }
 
+static int add_param(srch_query *q, arena *a, const char *name, const char *value,
+                     int lenient, const char *base_url, srch_error *e, unsigned depth);
+
+static int add_clause(srch_query *q, arena *a, const srch_clause *c)
+{
+    srch_clause *nc = arena_realloc(a, q->c, sizeof *q->c * q->nc, sizeof *q->c * (q->nc + 1));
+    if (!nc)
+        return ERR_NOMEM;
+    q->c = nc;
+    q->c[q->nc++] = *c;
+    return 0;
+}
+
+/* The query of the other type behind a link: `rest`=value parsed as a search of `type`.
+ * Its failure is the whole parameter's, named by the outer name; under lenient an
+ * unknown or unsupported parameter behind the link leaves the whole parameter out
+ * (*ignored). */
+static int link_query(srch_query *q, arena *a, const char *outer, const char *type,
+                      const char *rest, const char *value, int lenient, const char *base_url,
+                      srch_error *e, unsigned depth, srch_query **out, int *ignored)
+{
+    *ignored = 0;
+    if (depth + 1 > SRCH_MAX_LINK_DEPTH)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY,
+                    "'%.80s': at most %u chained or _has links in one parameter", outer,
+                    SRCH_MAX_LINK_DEPTH);
+    srch_query *sub = arena_alloc(a, sizeof *sub);
+    if (!sub)
+        return ERR_NOMEM;
+    srch_init(sub, type);
+    size_t before = sub->nc;
+    srch_error se = {0};
+    int rc = add_param(sub, a, rest, value, 0, base_url, &se, depth + 1);
+    int was_result = !rc && sub->nc == before;
+    srch_done(sub);
+    if (rc == ERR_NOMEM)
+        return rc;
+    if (rc && lenient && se.oo_code == OO_NOT_SUPPORTED) {
+        note_ignored(q, outer);
+        *ignored = 1;
+        return 0;
+    }
+    if (rc && depth) { /* the outermost link names the whole parameter */
+        *e = se;
+        return rc;
+    }
+    if (rc) {
+        char m[sizeof se.msg];
+        snprintf(m, sizeof m, "%s", se.msg);
+        return fail(e, rc, se.oo_code ? se.oo_code : OO_INVALID, "%.80s: %s", outer, m);
+    }
+    if (was_result)
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%.80s: '%.60s' is not a search parameter of %s (a chain or _has ends in "
+                    "one)",
+                    outer, rest, type);
+    *out = sub;
+    return 0;
+}
+
+/* The name of the parameter that starts `rest` (up to ':' or '.'), in n bytes. */
+static size_t first_name(const char *rest)
+{
+    if (!strncmp(rest, "_has:", 5))
+        return 4;
+    return strcspn(rest, ":.");
+}
+
+/* subject:Patient.name=x, patient.organization.name=x: a chain over reference `head`. */
+static int chain_param(srch_query *q, arena *a, const char *name, const char *dot,
+                       const char *value, int lenient, const char *base_url, srch_error *e,
+                       unsigned depth)
+{
+    char pname[128], tname[72];
+    size_t hn = (size_t)(dot - name);
+    const char *colon = memchr(name, ':', hn);
+    size_t pn = colon ? (size_t)(colon - name) : hn;
+    if (pn == 0 || pn >= sizeof pname)
+        return fail(e, ERR_INVALID, OO_NOT_SUPPORTED, "unknown search parameter '%.60s'", name);
+    memcpy(pname, name, pn);
+    pname[pn] = 0;
+    const char *rest = dot + 1;
+    if (!*rest)
+        return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': a chain needs a parameter after the "
+                    "'.'", name);
+    const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
+    if (!sp) {
+        if (lenient) {
+            note_ignored(q, name);
+            return 0;
+        }
+        return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
+                    "unknown search parameter '%.60s' for %s (see /metadata for the "
+                    "parameters of each type)",
+                    pname, q->type);
+    }
+    if (sp->type != FHIR_SP_REFERENCE)
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "'%.60s': %s is a %s parameter; only reference parameters can be chained",
+                    name, pname, fhir_sp_type_name(sp->type));
+    const fhir_type *target = NULL;
+    if (colon) {
+        size_t tn = hn - pn - 1;
+        target = fhir_resource_type(colon + 1, tn);
+        int ok = target != NULL && sp->ntargets == 0;
+        for (uint8_t i = 0; target && i < sp->ntargets && !ok; i++)
+            ok = !strcmp(sp->targets[i], target->name);
+        if (!ok)
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "'%.60s': ':%.*s' is not a type %s of %s refers to", name,
+                        (int)(tn > 60 ? 60 : tn), colon + 1, pname, q->type);
+    } else {
+        /* the target types that have the next parameter: one, or the chain is ambiguous */
+        size_t nn = first_name(rest);
+        if (nn == 0 || nn >= sizeof tname)
+            return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': no parameter after the '.'", name);
+        memcpy(tname, rest, nn);
+        tname[nn] = 0;
+        buf names = BUF_INIT;
+        size_t found = 0;
+        for (uint8_t i = 0; i < sp->ntargets; i++) {
+            const fhir_type *t = fhir_resource_type(sp->targets[i], strlen(sp->targets[i]));
+            if (!t || (strcmp(tname, "_has") && !fhir_search_param_find(t->name, tname)))
+                continue;
+            buf_printf(&names, "%s%s", found ? ", " : "", t->name);
+            if (!found++)
+                target = t;
+        }
+        if (found != 1) {
+            int rc = fail(e, ERR_INVALID, OO_INVALID,
+                          found ? "'%.60s': %s of %s refers to several types with a parameter "
+                                  "'%s' (%s): name one, as in %s:%s.%s"
+                                : "'%.60s': no type that %s of %s refers to has a parameter "
+                                  "'%s'%s (name the type, as in %s:Type.%s)",
+                          name, pname, q->type, tname, found ? buf_cstr(&names) : "", pname,
+                          found ? target->name : tname, found ? rest : "");
+            buf_free(&names);
+            return rc;
+        }
+        buf_free(&names);
+    }
+    srch_query *sub;
+    int ignored;
+    int rc = link_query(q, a, name, target->name, rest, value, lenient, base_url, e, depth,
+                        &sub, &ignored);
+    if (rc || ignored)
+        return rc;
+    if (q->nc >= SRCH_MAX_CLAUSES)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
+                    SRCH_MAX_CLAUSES);
+    srch_clause c = {.sp = sp, .sph = idx_sp_hash(q->type, pname), .link = SL_CHAIN,
+                     .sub = sub};
+    if ((rc = add_clause(q, a, &c)))
+        return rc;
+    applied(q, name, value);
+    return 0;
+}
+
+/* _has:Observation:patient:code=x (nested: _has:A:p:_has:B:q:code=x). */
+static int has_param(srch_query *q, arena *a, const char *name, const char *value, int lenient,
+                     const char *base_url, srch_error *e, unsigned depth)
+{
+    const char *p = name + 5, *c1 = strchr(p, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || !c2 || c1 == p || c2 == c1 + 1 || !c2[1])
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "'%.60s': _has takes _has:[type]:[reference parameter]:[parameter]", name);
+    const fhir_type *t = fhir_resource_type(p, (size_t)(c1 - p));
+    if (!t)
+        return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': '%.*s' is not a resource type", name,
+                    (int)(c1 - p > 60 ? 60 : c1 - p), p);
+    char rname[128];
+    size_t rn = (size_t)(c2 - c1 - 1);
+    if (rn >= sizeof rname)
+        return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': unknown reference parameter", name);
+    memcpy(rname, c1 + 1, rn);
+    rname[rn] = 0;
+    const fhir_search_param *rsp = fhir_search_param_find(t->name, rname);
+    if (!rsp || rsp->type != FHIR_SP_REFERENCE)
+        return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': %s is not a reference parameter of %s",
+                    name, rname, t->name);
+    int ok = rsp->ntargets == 0;
+    for (uint8_t i = 0; i < rsp->ntargets && !ok; i++)
+        ok = !strcmp(rsp->targets[i], q->type);
+    if (!ok)
+        return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': %s.%s does not refer to %s", name,
+                    t->name, rname, q->type);
+    const fhir_search_param *idp = fhir_search_param_find(q->type, "_id");
+    if (!idp)
+        return fail(e, ERR_INTERNAL, OO_EXCEPTION, "%s has no _id parameter", q->type);
+    srch_query *sub;
+    int ignored;
+    int rc = link_query(q, a, name, t->name, c2 + 1, value, lenient, base_url, e, depth, &sub,
+                        &ignored);
+    if (rc || ignored)
+        return rc;
+    if (q->nc >= SRCH_MAX_CLAUSES)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
+                    SRCH_MAX_CLAUSES);
+    srch_clause c = {.sp = idp, .sph = idx_sp_hash(q->type, "_id"), .link = SL_HAS, .sub = sub,
+                     .has_sph = idx_sp_hash(t->name, rname)};
+    if ((rc = add_clause(q, a, &c)))
+        return rc;
+    applied(q, name, value);
+    return 0;
+}
+
 int srch_add(srch_query *q, arena *a, const char *name, const char *value, int lenient,
              const char *base_url, srch_error *e)
+{
+    return add_param(q, a, name, value, lenient, base_url, e, 0);
+}
+
+static int add_param(srch_query *q, arena *a, const char *name, const char *value,
+                     int lenient, const char *base_url, srch_error *e, unsigned depth)
 {
     if (!value)
         value = "";
@@ -786,7 +1000,12 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
             applied(q, name, value);
         return 0;
     }
-    static const char *const later[] = {"_include", "_revinclude", "_has", "_contained",
+    if (!strcmp(name, "_has"))
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "_has takes _has:[type]:[reference parameter]:[parameter]");
+    if (!strncmp(name, "_has:", 5))
+        return has_param(q, a, name, value, lenient, base_url, e, depth);
+    static const char *const later[] = {"_include", "_revinclude", "_contained",
                                         "_containedType", "_query", "_filter", "_list",
                                         "_text", "_content", "_type"};
     for (size_t i = 0; i < sizeof later / sizeof *later; i++)
@@ -799,6 +1018,9 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
             return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
                         "search parameter '%.60s' is not supported yet", name);
         }
+    const char *dot = strchr(name, '.');
+    if (dot)
+        return chain_param(q, a, name, dot, value, lenient, base_url, e, depth);
     /* name[:modifier] */
     char pname[128];
     const char *colon = strchr(name, ':');
@@ -812,14 +1034,6 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
     }
     memcpy(pname, name, pn);
     pname[pn] = 0;
-    if (strchr(pname, '.')) {
-        if (lenient) {
-            note_ignored(q, name);
-            return 0;
-        }
-        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
-                    "'%.60s': chained parameters are not supported yet", name);
-    }
     const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
     if (!sp) {
         if (lenient) {
@@ -875,11 +1089,8 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
         }
         c.nv = nv;
     }
-    srch_clause *nc = arena_realloc(a, q->c, sizeof *q->c * q->nc, sizeof *q->c * (q->nc + 1));
-    if (!nc)
-        return ERR_NOMEM;
-    q->c = nc;
-    q->c[q->nc++] = c;
+    if ((rc = add_clause(q, a, &c)))
+        return rc;
     applied(q, name, value);
     return 0;
 }

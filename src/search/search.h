@@ -37,6 +37,8 @@
 #define SRCH_DEFAULT_COUNT 50u     /* _count when absent */
 #define SRCH_MAX_COUNT 1000u       /* _count upper bound */
 #define SRCH_PAGE_CHANGES_MAX 4096u /* changes to a type since _page_t a later page re-checks */
+#define SRCH_MAX_LINK_DEPTH 6u     /* links (chains, _has) nested in one parameter */
+#define SRCH_MAX_LINK_MATCHES 100000u /* matches of the query behind one chain or _has */
 
 /* Date, number and quantity comparators. */
 typedef enum srch_prefix {
@@ -67,13 +69,26 @@ typedef struct srch_value {
     size_t nsub;
 } srch_value;
 
+struct srch_query;
+
+/* A clause that crosses a reference: its values come from another query, run first. */
+typedef enum srch_link {
+    SL_NONE = 0,
+    SL_CHAIN, /* subject:Patient.name=x: the references to the matches of Patient?name=x */
+    SL_HAS    /* _has:Observation:patient:code=x: the resources the matches of
+                 Observation?code=x refer to through `patient` */
+} srch_link;
+
 typedef struct srch_clause {
-    const fhir_search_param *sp;
+    const fhir_search_param *sp; /* SL_HAS: the type's _id */
     uint32_t sph;
     srch_modifier mod;
     int missing;         /* :missing value */
     srch_value *v;       /* OR */
     size_t nv;
+    srch_link link;
+    const struct srch_query *sub; /* the query of the other type (link) */
+    uint32_t has_sph;    /* SL_HAS: the other type's reference parameter */
 } srch_clause;
 
 typedef struct srch_sort {

@@ -380,6 +380,12 @@ class Gen:
             self.cache[k] = self.oracle.ask(**req)["values"]
         return self.cache[k]
 
+    def referrers(self, t2, c2, type_):
+        k = ("referrers", t2, c2, type_)
+        if k not in self.cache:
+            self.cache[k] = self.oracle.ask(op="referrers", type=t2, param=c2, to=type_)["ids"]
+        return self.cache[k]
+
     def ratio(self, a, b):
         """The exact factor between two UCUM units (the oracle's), or None."""
         k = ("ratio", a, b)
@@ -412,6 +418,10 @@ class Gen:
             pairs.append(self.malformed(type_))
         n = r.choices([0, 1, 2, 3], [2, 50, 33, 15])[0]
         for _ in range(n):
+            link = self.link_clause(type_, rid) if r.random() < 0.15 else None
+            if link:
+                pairs.append(link)
+                continue
             code = self.pick_param(type_, rid=rid)
             pairs.append(self.clause(type_, code, rid))
         if r.random() < 0.3:
@@ -439,6 +449,53 @@ class Gen:
                 continue
             outs.append(v)
         return (f"{code}:{mod}" if mod else code), ",".join(outs)
+
+    def link_clause(self, type_, rid=None, depth=0):
+        """A chain (subject:Patient.name=x, with or without the type) or a _has
+        (_has:Observation:patient:code=x), the clause behind it drawn from a resource the
+        link reaches when there is one; sometimes a link behind a link. None when the
+        type has nothing to link through."""
+        r = self.rng
+        if r.random() < 0.6:
+            refs = sorted(c for c, t in self.params[type_].items() if t == "reference")
+            with_vals = [c for c in refs if self.values(type_, c, rid)] or \
+                [c for c in refs if self.values(type_, c)]
+            if not with_vals:
+                return None
+            code = r.choice(with_vals)
+            vals = self.values(type_, code, rid) or self.values(type_, code)
+            local = []
+            for v in vals:
+                x = v["value"]
+                m = REF_RE.match(x["reference"]) if isinstance(x, dict) and \
+                    isinstance(x.get("reference"), str) else None
+                if m and m.group(2) in self.live.get(m.group(1), {}):
+                    local.append(m.groups())
+            if local and r.random() < 0.9:
+                t, tid = r.choice(sorted(local))
+            else:
+                t, tid = r.choice(self.targets[type_].get(code) or sorted(self.live)), None
+            if not self.params.get(t):
+                return None
+            inner = self.link_clause(t, tid, depth + 1) if depth < 1 and r.random() < 0.2 else None
+            if inner is None:
+                inner = self.clause(t, self.pick_param(t, rid=tid), tid)
+            head = f"{code}:{t}" if r.random() < 0.7 else code
+            return f"{head}.{inner[0]}", inner[1]
+        cands = sorted((t2, c2) for t2, ps in self.targets.items() if self.live.get(t2)
+                       for c2, ts in ps.items() if type_ in ts and c2 in self.params.get(t2, {}))
+        if not cands:
+            return None
+        # mostly a parameter that does link some resource of the type
+        linked = [(t2, c2) for t2, c2 in cands if self.referrers(t2, c2, type_)]
+        if not linked and r.random() < 0.8:
+            return None  # nothing refers to this type: mostly another clause instead
+        t2, c2 = r.choice(linked if linked and r.random() < 0.9 else cands)
+        rid2 = r.choice(self.referrers(t2, c2, type_) or sorted(self.live[t2]))
+        inner = self.link_clause(t2, rid2, depth + 1) if depth < 1 and r.random() < 0.2 else None
+        if inner is None:
+            inner = self.clause(t2, self.pick_param(t2, rid=rid2), rid2)
+        return f"_has:{t2}:{c2}:{inner[0]}", inner[1]
 
     def malformed(self, type_):
         r = self.rng
@@ -847,6 +904,11 @@ class Coverage:
                     self.c[f"_sort by {params[type_].get(k.lstrip('-'), '?')}"] += 1
                 continue
             clauses += 1
+            if name.startswith("_has:") or "." in name:
+                self.c["_has" if name.startswith("_has:") else "chain"] += 1
+                if name.count("_has:") + name.count(".") > 1:
+                    self.c["link behind a link"] += 1
+                continue
             code, _, mod = name.partition(":")
             pt = params[type_].get(code, "?")
             if mod and mod[0].isupper():
@@ -1002,6 +1064,7 @@ def test_search_matches_the_oracle(make_server, tmp_path):
 
         gen = Gen(rng, oracle, params, live, base)
         gen.composites = init["composites"]
+        gen.targets = init["targets"]
         mismatches, n_run, n_400 = [], 0, 0
         cov = Coverage()
         writes = collections.Counter()

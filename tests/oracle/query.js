@@ -352,16 +352,81 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
 /* ---- the query -------------------------------------------------------------------------- */
 
 const RESULT_PARAMS = new Set(['_count', '_total', '_summary', '_elements', '_format', '_pretty']);
+const MAX_LINK_DEPTH = 6;
+
+/* The parameter a chain's rest starts with (up to ':' or '.'). */
+function firstName(rest) {
+  if (rest.startsWith('_has:')) return '_has';
+  return /^[^:.]*/.exec(rest)[0];
+}
+
+/* The one clause of `rest`=value on `type`, behind a link (a chain or _has). */
+function linkSub(type, rest, value, ctx, depth) {
+  if (depth + 1 > MAX_LINK_DEPTH) throw new QueryError('too many links');
+  const sub = parseQuery(type, [[rest, value]], ctx.allParams[type] || {}, ctx, depth + 1);
+  if (sub.clauses.length !== 1) throw new QueryError(`${rest}: not a search parameter`);
+  return sub.clauses[0];
+}
+
+/* subject:Patient.name=x: {link: 'chain', sp, target, sub}; the target is the type
+ * named, or the only target type that has the next parameter. */
+function parseChain(name, dot, value, params, ctx, depth) {
+  const head = name.slice(0, dot), rest = name.slice(dot + 1);
+  const colon = head.indexOf(':');
+  const code = colon >= 0 ? head.slice(0, colon) : head;
+  const sp = params[code];
+  if (!sp) throw new QueryError(`unknown parameter ${code}`);
+  if (sp.type !== 'reference') throw new QueryError(`${code}: only references chain`);
+  if (!rest) throw new QueryError(`${name}: nothing after the '.'`);
+  let target;
+  if (colon >= 0) {
+    target = head.slice(colon + 1);
+    if (!ctx.resourceTypes.has(target) || (sp.targets.length && !sp.targets.includes(target)))
+      throw new QueryError(`${name}: not a target type`);
+  } else {
+    const nn = firstName(rest);
+    const found = sp.targets.filter((t) => ctx.allParams[t] && (nn === '_has' || ctx.allParams[t][nn]));
+    if (found.length !== 1) throw new QueryError(`${name}: ${found.length ? 'ambiguous' : 'no target has ' + nn}`);
+    target = found[0];
+  }
+  return { link: 'chain', sp, target, sub: linkSub(target, rest, value, ctx, depth) };
+}
+
+/* _has:Observation:patient:code=x: {link: 'has', type, ref, sub}. */
+function parseHas(type, name, value, ctx, depth) {
+  const m = /^_has:([^:]+):([^:]+):(.+)$/.exec(name);
+  if (!m) throw new QueryError(`${name}: not _has:type:param:param`);
+  const [, other, refCode, rest] = m;
+  if (!ctx.resourceTypes.has(other)) throw new QueryError(`${name}: ${other} is not a type`);
+  const ref = (ctx.allParams[other] || {})[refCode];
+  if (!ref || ref.type !== 'reference') throw new QueryError(`${name}: ${refCode} is not a reference`);
+  if (ref.targets.length && !ref.targets.includes(type)) throw new QueryError(`${name}: does not refer to ${type}`);
+  return { link: 'has', type: other, ref, sub: linkSub(other, rest, value, ctx, depth) };
+}
 
 /*
  * Parse the (name, value) pairs of a search on `type`. params: code -> sp for the type
- * ({code, type, targets}). Returns {clauses, sort}; throws QueryError for a 400.
+ * ({code, type, targets}); ctx.allParams the same for every type (chains, _has). Returns
+ * {clauses, sort}; throws QueryError for a 400. depth > 0: the parameter behind a link,
+ * where result parameters are an error.
  */
-function parseQuery(type, pairs, params, ctx) {
+function parseQuery(type, pairs, params, ctx, depth = 0) {
   const clauses = [];
   let sort = [];
   for (const [name, value] of pairs) {
+    if (depth && (RESULT_PARAMS.has(name) || name === '_sort')) throw new QueryError(`${name} behind a link`);
     if (RESULT_PARAMS.has(name)) continue;
+    if (name === '_has' || name.startsWith('_has:')) {
+      if (clauses.length >= MAX_CLAUSES) throw new QueryError('too many parameters');
+      clauses.push(parseHas(type, name, value, ctx, depth));
+      continue;
+    }
+    const dot = name.indexOf('.');
+    if (dot >= 0) {
+      if (clauses.length >= MAX_CLAUSES) throw new QueryError('too many parameters');
+      clauses.push(parseChain(name, dot, value, params, ctx, depth));
+      continue;
+    }
     if (name === '_sort') {
       const keys = splitLexed(lex(value), ',').map(text);
       if (keys.length > MAX_SORT_KEYS) throw new QueryError('_sort: too many keys');
