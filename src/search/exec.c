@@ -1734,6 +1734,88 @@ static int link_values(xctx *x, const srch_query *q, const srch_clause *c, srch_
     return 0;
 }
 
+/* A _has beside selective plain clauses (Patient?family=x&_has:Observation:patient:
+ * code=y): the candidates of the plain clauses, each kept when the query behind the link
+ * with a reference to it has a match (a probe: within one patient that is a scan of its
+ * own entries), instead of every match behind the link and their references. 1: not of
+ * that shape (no plain clause, or more than SRCH_FILTER_MAX candidates). */
+static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_value **vs,
+                     size_t *nv)
+{
+    size_t np = 0;
+    for (size_t i = 0; i < q->nc; i++)
+        np += q->c[i].link == SL_NONE;
+    if (!np || !c->has_sp)
+        return 1;
+    srch_query p = *q;
+    srch_clause *pc = arena_alloc(x->a, sizeof *pc * np);
+    if (!pc)
+        return ERR_NOMEM;
+    p.c = pc;
+    p.nc = 0;
+    for (size_t i = 0; i < q->nc; i++)
+        if (q->c[i].link == SL_NONE)
+            pc[p.nc++] = q->c[i];
+    p.page_offset = 0;
+    p.count = SRCH_FILTER_MAX + 1;
+    p.nsort = 0;
+    p.summary_count = 0;
+    p.total = 2;
+    srch_result r;
+    int rc = srch_run(&p, x->rd, x->a, x->tenant, &r, x->e);
+    if (rc)
+        return rc;
+    if (r.total > SRCH_FILTER_MAX || r.n != r.total)
+        return 1;
+    const srch_query *sub = c->sub;
+    srch_query s = *sub;
+    srch_clause *sc = arena_alloc(x->a, sizeof *sc * (sub->nc + 1));
+    srch_value *ref = arena_zalloc(x->a, sizeof *ref);
+    if (!sc || !ref)
+        return ERR_NOMEM;
+    memcpy(sc, sub->c, sizeof *sc * sub->nc);
+    sc[sub->nc] = (srch_clause){.sp = c->has_sp, .sph = c->has_sph, .v = ref, .nv = 1};
+    s.c = sc;
+    s.nc = sub->nc + 1;
+    s.page_t = q->page_t;
+    s.page_offset = 0;
+    s.count = 0;
+    s.nsort = 0;
+    s.summary_count = 1;
+    s.total = 2;
+    s.spc = q->spc;
+    s.base_url = q->base_url;
+    size_t cap = 0;
+    *vs = NULL;
+    *nv = 0;
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < r.n && !rc; i++) {
+        const char *id = srch_rn_id(x->rd, x->a, x->tenant, q->type, r.rn[i]);
+        if (!id)
+            continue;
+        buf_reset(&b);
+        idx_put_str(&b, id, strlen(id));
+        idx_put_str(&b, q->type, strlen(q->type));
+        if (b.err) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        *ref = (srch_value){.kind = IDX_REF, .key = (const uint8_t *)b.data, .key_len = b.len,
+                            .whole = 1};
+        srch_result pr;
+        if ((rc = srch_run(&s, x->rd, x->a, x->tenant, &pr, x->e)))
+            break;
+        if (!pr.total)
+            continue;
+        buf_reset(&b);
+        idx_put_str(&b, id, strlen(id));
+        idx_put_str(&b, "", 0);
+        rc = b.err ? ERR_NOMEM : push_value(x, vs, nv, &cap, IDX_TOKEN, b.data, b.len);
+    }
+    buf_free(&b);
+    return rc;
+}
+
 /* q with each link clause replaced by the plain clause of its values (a copy in the
  * arena, or q itself). *none: a link has no values, so nothing matches. */
 static int resolve_links(xctx *x, const srch_query *q, const srch_query **out, int *none)
@@ -1756,7 +1838,9 @@ static int resolve_links(xctx *x, const srch_query *q, const srch_query **out, i
         }
         srch_value *vs;
         size_t nv;
-        int rc = link_values(x, q, c, &vs, &nv);
+        int rc = c->link == SL_HAS ? has_probe(x, q, c, &vs, &nv) : 1;
+        if (rc == 1)
+            rc = link_values(x, q, c, &vs, &nv);
         if (rc)
             return rc;
         if (!nv) {

@@ -971,7 +971,7 @@ static int has_param(srch_query *q, arena *a, const char *name, const char *valu
         return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
                     SRCH_MAX_CLAUSES);
     srch_clause c = {.sp = idp, .sph = idx_sp_hash(q->type, "_id"), .link = SL_HAS, .sub = sub,
-                     .has_sph = idx_sp_hash(t->name, rname)};
+                     .has_sph = idx_sp_hash(t->name, rname), .has_sp = rsp};
     if ((rc = add_clause(q, a, &c)))
         return rc;
     applied(q, name, value);

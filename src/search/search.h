@@ -89,6 +89,7 @@ typedef struct srch_clause {
     srch_link link;
     const struct srch_query *sub; /* the query of the other type (link) */
     uint32_t has_sph;    /* SL_HAS: the other type's reference parameter */
+    const fhir_search_param *has_sp;
 } srch_clause;
 
 typedef struct srch_sort {
