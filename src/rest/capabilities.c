@@ -84,6 +84,38 @@ static void build(void)
         jw_end(&w);
         const fhir_search_param *const *sps;
         size_t ns = fhir_search_params(name, &sps);
+        /* _include: every reference parameter of the type, and *; _revinclude: every
+         * reference parameter of any type that may point at this one */
+        jw_key(&w, "searchInclude");
+        jw_arr(&w);
+        jw_str(&w, "*");
+        for (size_t k = 0; k < ns; k++)
+            if (sps[k]->type == FHIR_SP_REFERENCE) {
+                buf d = BUF_INIT;
+                buf_printf(&d, "%s:%s", name, sps[k]->code);
+                jw_str(&w, buf_cstr(&d));
+                buf_free(&d);
+            }
+        jw_end(&w);
+        jw_key(&w, "searchRevInclude");
+        jw_arr(&w);
+        for (size_t t = 0; t < nt; t++) {
+            const fhir_search_param *const *os;
+            size_t no = fhir_search_params(types[t]->name, &os);
+            for (size_t k = 0; k < no; k++) {
+                int refers = os[k]->type == FHIR_SP_REFERENCE && os[k]->ntargets == 0;
+                for (uint8_t j = 0; os[k]->type == FHIR_SP_REFERENCE && j < os[k]->ntargets &&
+                                    !refers; j++)
+                    refers = !strcmp(os[k]->targets[j], name);
+                if (!refers)
+                    continue;
+                buf d = BUF_INIT;
+                buf_printf(&d, "%s:%s", types[t]->name, os[k]->code);
+                jw_str(&w, buf_cstr(&d));
+                buf_free(&d);
+            }
+        }
+        jw_end(&w);
         if (ns) {
             jw_key(&w, "searchParam");
             jw_arr(&w);

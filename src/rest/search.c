@@ -142,8 +142,9 @@ static void put_ignored_outcome(jw *w, const srch_query *q)
 
 /* One page of a search, ready to write. */
 typedef struct page {
-    store_version *v; /* the resources of the page, in order */
+    store_version *v; /* the resources of the page, in order: matches, then included */
     size_t n, cap;
+    size_t nmatch;    /* v[nmatch..n) are the resources _include/_revinclude added */
     uint64_t total;
     int has_total, more;
     uint64_t used; /* matches this page consumed (the next page's offset adds it) */
@@ -207,7 +208,7 @@ static int send_page(rest_req *r, const char *type, const srch_query *q, const b
             buf_free(&u);
             jw_key(&w, "resource");
             rest_write_resource(r, &w, pg->v[i].bytes, pg->v[i].len);
-            bundle_entry_search_mode(&w, "match");
+            bundle_entry_search_mode(&w, i < pg->nmatch ? "match" : "include");
             bundle_entry_end(&w);
         }
         if (q->nignored)
@@ -216,6 +217,40 @@ static int send_page(rest_req *r, const char *type, const srch_query *q, const b
     }
     bundle_end(&w);
     return rest_send_buf(r, 200, &b);
+}
+
+/* The resources the query's includes add to the page (after its matches). 0, or the
+ * engine's error (*e). */
+static int page_includes(rest_req *r, store_reader *rd, const srch_query *q, page *pg,
+                         srch_error *e)
+{
+    pg->nmatch = pg->n;
+    if (!q->ninc || !pg->n)
+        return 0;
+    srch_ref *refs = arena_alloc(r->a, sizeof *refs * pg->n), *inc;
+    if (!refs)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < pg->n; i++)
+        refs[i] = (srch_ref){pg->v[i].type, pg->v[i].id};
+    size_t ninc;
+    int rc = srch_includes(q, rd, r->a, r->ctx.tenant, refs, pg->n, &inc, &ninc, e);
+    if (rc)
+        return rc;
+    if (pg->n + ninc > pg->cap) {
+        size_t cap = pg->n + ninc;
+        store_version *v = arena_realloc(r->a, pg->v, sizeof *v * pg->cap, sizeof *v * cap);
+        if (!v)
+            return ERR_NOMEM;
+        pg->v = v;
+        pg->cap = cap;
+    }
+    for (size_t i = 0; i < ninc; i++) {
+        store_version v;
+        if (store_read(rd, r->ctx.tenant, inc[i].type, inc[i].id, &v))
+            continue; /* found in this snapshot a moment ago: cannot happen */
+        pg->v[pg->n++] = v;
+    }
+    return 0;
 }
 
 static int search_failed(rest_req *r, int rc, const srch_error *e)
@@ -329,9 +364,10 @@ static int search_system(rest_req *r)
                 continue;
             rc = srch_add(&q, r->a, l.p[i].k, l.p[i].v, lenient, rest_base_url(r), &e);
         }
-        if (!rc && q.nsort)
+        if (!rc && (q.nsort || q.ninc))
             rc = ERR_UNSUPPORTED,
-            snprintf(e.msg, sizeof e.msg, "_sort is not supported in a search over several types"),
+            snprintf(e.msg, sizeof e.msg, "%s is not supported in a search over several types",
+                     q.nsort ? "_sort" : "_include or _revinclude"),
             e.status = 400, e.oo_code = OO_NOT_SUPPORTED;
         if (rc) {
             if (ti && e.status == 400 && !types_s) {
@@ -392,6 +428,7 @@ static int search_system(rest_req *r)
     shown.page_offset = start;
     shown.count = count;
     pg.more = pg.total > start + pg.used;
+    pg.nmatch = pg.n;
     rc = send_page(r, "", &shown, &applied, &pg, page_t);
     buf_free(&applied);
     srch_done(&first);
@@ -458,6 +495,10 @@ int rest_search(rest_req *r)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     }
     pg.more = res.more || full;
+    if ((rc = page_includes(r, rd, &q, &pg, &e))) {
+        srch_done(&q);
+        return search_failed(r, rc, &e);
+    }
     rc = send_page(r, q.type, &q, &q.applied, &pg, page_t);
     srch_done(&q);
     return rc;

@@ -1816,6 +1816,195 @@ static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_va
     return rc;
 }
 
+/* ---- _include and _revinclude (docs/SEARCH.md 4c) ------------------------------------------ */
+
+typedef struct incset {
+    srch_ref *r;
+    size_t n, cap;
+    uint64_t *hash; /* open addressing over type/id, for "once" */
+    size_t hcap;
+} incset;
+
+static uint64_t ref_hash(const char *type, const char *id)
+{
+    uint64_t h = 1469598103934665603u;
+    for (const char *p = type; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    h = (h ^ '/') * 1099511628211u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    return h | 1; /* 0 marks a free slot */
+}
+
+/* Add type/id once: 1 added, 0 there already, <0 an error. */
+static int inc_add(xctx *x, incset *s, const char *type, const char *id)
+{
+    if (s->n * 2 >= s->hcap) {
+        size_t nc = s->hcap ? s->hcap * 2 : 256;
+        uint64_t *h = arena_zalloc(x->a, sizeof *h * nc);
+        if (!h)
+            return ERR_NOMEM;
+        for (size_t i = 0; i < s->n; i++) {
+            uint64_t k = ref_hash(s->r[i].type, s->r[i].id);
+            size_t j = k & (nc - 1);
+            while (h[j])
+                j = (j + 1) & (nc - 1);
+            h[j] = k; /* a slot keeps the hash; equal hashes compare the names */
+        }
+        s->hash = h;
+        s->hcap = nc;
+    }
+    uint64_t k = ref_hash(type, id);
+    size_t j = k & (s->hcap - 1);
+    for (; s->hash[j]; j = (j + 1) & (s->hcap - 1)) {
+        if (s->hash[j] != k)
+            continue;
+        for (size_t i = 0; i < s->n; i++) /* a collision of 64-bit hashes: compare */
+            if (!strcmp(s->r[i].id, id) && !strcmp(s->r[i].type, type))
+                return 0;
+    }
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        srch_ref *g = arena_realloc(x->a, s->r, sizeof *g * s->cap, sizeof *g * nc);
+        if (!g)
+            return ERR_NOMEM;
+        s->r = g;
+        s->cap = nc;
+    }
+    s->hash[j] = k;
+    s->r[s->n++] = (srch_ref){type, id};
+    return 1;
+}
+
+/* Is sph the hash of a reference parameter of type (for `*`)? */
+static int is_ref_param(const char *type, uint32_t sph)
+{
+    const fhir_search_param *const *sps;
+    size_t n = fhir_search_params(type, &sps);
+    for (size_t i = 0; i < n; i++)
+        if (sps[i]->type == FHIR_SP_REFERENCE && idx_sp_hash(type, sps[i]->code) == sph)
+            return 1;
+    return 0;
+}
+
+/* One include from resource r: the targets of its references (forward), or the
+ * resources of inc->src that refer to it (reverse), added to s. */
+static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, incset *s,
+                        size_t limit)
+{
+    int rc;
+    if (!inc->rev) {
+        idx_set es;
+        uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN];
+        size_t kn = idx_rp_key(k, x->tenant, r->type, r->id);
+        const void *val;
+        size_t vlen;
+        rc = store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
+        if (rc)
+            return rc == ERR_NOTFOUND ? 0 : rc;
+        if (idx_rp_decode(x->a, val, vlen, rn, &es))
+            return ERR_IO;
+        for (size_t i = 0; i < es.n; i++) {
+            const idx_entry *e = &es.e[i];
+            if (e->kind != IDX_REF || (inc->sp ? e->sp != inc->sph : !is_ref_param(r->type, e->sp)))
+                continue;
+            size_t idn = idx_str_len(e->val, e->len);
+            if (!idn || idn >= e->len || e->val[0] == '#' || e->val[idn] == 0)
+                continue; /* not a local reference */
+            char *tid = arena_alloc(x->a, idn), *tt = arena_alloc(x->a, e->len - idn);
+            if (!tid || !tt)
+                return ERR_NOMEM;
+            /* ids and type names need no escapes: their bytes are the string */
+            memcpy(tid, e->val, idn);
+            memcpy(tt, e->val + idn, e->len - idn);
+            if (memchr(tid, 1, idn - 1) || memchr(tt, 1, e->len - idn - 1))
+                continue;
+            if (inc->target && strcmp(tt, inc->target))
+                continue;
+            store_version v;
+            if (store_read(x->rd, x->tenant, tt, tid, &v))
+                continue; /* a reference to nothing (or to a deleted resource) */
+            if ((rc = inc_add(x, s, v.type, v.id)) < 0)
+                return rc;
+            if (s->n > limit)
+                return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                            "the includes add more than SRCH_MAX_INCLUDED resources to the "
+                            "page: use a smaller _count");
+        }
+        return 0;
+    }
+    if (inc->target && strcmp(inc->target, r->type))
+        return 0;
+    int refers = inc->sp->ntargets == 0;
+    for (uint8_t i = 0; i < inc->sp->ntargets && !refers; i++)
+        refers = !strcmp(inc->sp->targets[i], r->type);
+    if (!refers)
+        return 0;
+    uint8_t p[STORE_EXTRA_KEY_MAX + 16];
+    size_t pn = head(p, x->tenant, inc->sph, IDX_REF);
+    buf b = BUF_INIT;
+    idx_put_str(&b, r->id, strlen(r->id));
+    idx_put_str(&b, r->type, strlen(r->type));
+    if (b.err || pn + b.len > STORE_EXTRA_KEY_MAX) {
+        buf_free(&b);
+        return b.err ? ERR_NOMEM : 0;
+    }
+    memcpy(p + pn, b.data, b.len);
+    pn += b.len;
+    buf_free(&b);
+    rnset hits = {0};
+    if ((rc = scan(x, p, pn, NULL, 0, pred_whole, NULL, &hits)))
+        return rc;
+    for (size_t i = 0; i < hits.n; i++) {
+        const char *id = srch_rn_id(x->rd, x->a, x->tenant, inc->src, hits.r[i]);
+        store_version v;
+        if (!id || store_read(x->rd, x->tenant, inc->src, id, &v))
+            continue;
+        if ((rc = inc_add(x, s, v.type, v.id)) < 0)
+            return rc;
+        if (s->n > limit)
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "the includes add more than SRCH_MAX_INCLUDED resources to the page: "
+                        "use a smaller _count");
+    }
+    return 0;
+}
+
+int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
+                  const srch_ref *page, size_t n, srch_ref **out, size_t *nout, srch_error *e)
+{
+    *out = NULL;
+    *nout = 0;
+    if (!q->ninc || !n)
+        return 0;
+    xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q, .e = e};
+    incset s = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        rc = inc_add(&x, &s, page[i].type, page[i].id);
+    if (rc < 0)
+        return rc;
+    size_t limit = n + SRCH_MAX_INCLUDED;
+    /* the matches first (every include), then each round's new resources (:iterate) */
+    size_t from = 0, to = s.n;
+    for (int round = 0; from < to; round++) {
+        for (size_t i = from; i < to; i++)
+            for (size_t k = 0; k < q->ninc; k++) {
+                const srch_include *inc = &q->inc[k];
+                if ((round && !inc->iterate) || (!inc->rev && strcmp(inc->src, s.r[i].type)))
+                    continue;
+                srch_ref r = s.r[i];
+                if ((rc = include_from(&x, inc, &r, &s, limit)))
+                    return rc;
+            }
+        from = to;
+        to = s.n;
+    }
+    *out = s.r + n;
+    *nout = s.n - n;
+    return 0;
+}
+
 /* q with each link clause replaced by the plain clause of its values (a copy in the
  * arena, or q itself). *none: a link has no values, so nothing matches. */
 static int resolve_links(xctx *x, const srch_query *q, const srch_query **out, int *none)

@@ -665,6 +665,95 @@ int srch_param_supported(const fhir_search_param *sp)
 
 /* ---- result parameters ---------------------------------------------------------------- */
 
+/* _include[:iterate]=Type:param[:target], _include=* ; _revinclude the same, from the
+ * referring type's side. *handled = 0 for a name that only starts like them. */
+static int include_param(srch_query *q, const char *name, const char *value, srch_error *e,
+                         int *handled)
+{
+    int rev = name[1] == 'r';
+    const char *mod = name + (rev ? 11 : 8);
+    if (*mod && *mod != ':') {
+        *handled = 0;
+        return 0;
+    }
+    int iterate = 0;
+    if (*mod) {
+        if (strcmp(mod, ":iterate") && strcmp(mod, ":recurse"))
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s: the only modifier of _include and _revinclude is :iterate", name);
+        iterate = 1;
+    }
+    const char *pn = rev ? "_revinclude" : "_include";
+    if (q->ninc >= SRCH_MAX_INCLUDES)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u _include and _revinclude in one "
+                    "query", SRCH_MAX_INCLUDES);
+    srch_include inc = {.rev = rev, .iterate = iterate};
+    if (!strcmp(value, "*")) {
+        if (rev)
+            return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                        "_revinclude=* is not supported: name the type and parameter "
+                        "(_revinclude=Provenance:target)");
+        inc.src = q->type;
+        q->inc[q->ninc++] = inc;
+        return 0;
+    }
+    const char *c1 = strchr(value, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || c1 == value || c1[1] == 0 || c1[1] == ':' || (c2 && (!c2[1] || strchr(c2 + 1, ':'))))
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s '%.80s': expected [type]:[parameter] or [type]:[parameter]:[target type]",
+                    pn, value);
+    const fhir_type *st = fhir_resource_type(value, (size_t)(c1 - value));
+    if (!st)
+        return fail(e, ERR_INVALID, OO_INVALID, "%s '%.80s': '%.*s' is not a resource type", pn,
+                    value, (int)(c1 - value > 60 ? 60 : c1 - value), value);
+    inc.src = st->name;
+    char code[128];
+    size_t cn = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+    if (cn >= sizeof code)
+        return fail(e, ERR_INVALID, OO_INVALID, "%s '%.80s': unknown parameter", pn, value);
+    memcpy(code, c1 + 1, cn);
+    code[cn] = 0;
+    if (strcmp(code, "*")) {
+        inc.sp = fhir_search_param_find(st->name, code);
+        if (!inc.sp || inc.sp->type != FHIR_SP_REFERENCE)
+            return fail(e, ERR_INVALID, OO_INVALID, "%s '%.80s': %s is not a reference parameter "
+                        "of %s", pn, value, code, st->name);
+        inc.sph = idx_sp_hash(st->name, code);
+    } else if (rev) {
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
+                    "_revinclude '%.80s': name the parameter, not *", value);
+    }
+    if (c2) {
+        const fhir_type *tt = fhir_resource_type(c2 + 1, strlen(c2 + 1));
+        int ok = tt != NULL && (!inc.sp || inc.sp->ntargets == 0);
+        for (uint8_t i = 0; tt && inc.sp && i < inc.sp->ntargets && !ok; i++)
+            ok = !strcmp(inc.sp->targets[i], tt->name);
+        if (!ok)
+            return fail(e, ERR_INVALID, OO_INVALID, "%s '%.80s': %s is not a type %s refers to",
+                        pn, value, c2 + 1, code);
+        inc.target = tt->name;
+    }
+    /* without :iterate, an include applies to the matches only: it must start there */
+    if (!iterate && !rev && strcmp(inc.src, q->type))
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "_include '%.80s' on a search of %s: the matches are %s (add :iterate to "
+                    "include from included resources)",
+                    value, q->type, q->type);
+    if (!iterate && rev) {
+        int ok = inc.sp->ntargets == 0;
+        for (uint8_t i = 0; i < inc.sp->ntargets && !ok; i++)
+            ok = !strcmp(inc.sp->targets[i], q->type);
+        if (!ok || (inc.target && strcmp(inc.target, q->type)))
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "_revinclude '%.80s' on a search of %s: %s.%s does not refer to %s (add "
+                        ":iterate to include from included resources)",
+                        value, q->type, inc.src, code, q->type);
+    }
+    q->inc[q->ninc++] = inc;
+    return 0;
+}
+
 static int result_param(srch_query *q, arena *a, const char *name, const char *value,
                         srch_error *e, int *handled)
 {
@@ -700,6 +789,8 @@ static int result_param(srch_query *q, arena *a, const char *name, const char *v
     }
     if (!strcmp(name, "_elements"))
         return 0; /* applied when the resources are written (src/rest/shape.c) */
+    if (!strncmp(name, "_include", 8) || !strncmp(name, "_revinclude", 11))
+        return include_param(q, name, value, e, handled);
     if (!strcmp(name, "_page_t")) {
         if (num_parse_u64(value, INT64_MAX, &n) || n == 0)
             return fail(e, ERR_INVALID, OO_INVALID, "bad _page_t paging parameter");
@@ -1005,7 +1096,7 @@ static int add_param(srch_query *q, arena *a, const char *name, const char *valu
                     "_has takes _has:[type]:[reference parameter]:[parameter]");
     if (!strncmp(name, "_has:", 5))
         return has_param(q, a, name, value, lenient, base_url, e, depth);
-    static const char *const later[] = {"_include", "_revinclude", "_contained",
+    static const char *const later[] = {"_contained",
                                         "_containedType", "_query", "_filter", "_list",
                                         "_text", "_content", "_type"};
     for (size_t i = 0; i < sizeof later / sizeof *later; i++)

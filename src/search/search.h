@@ -38,6 +38,8 @@
 #define SRCH_MAX_COUNT 1000u       /* _count upper bound */
 #define SRCH_PAGE_CHANGES_MAX 4096u /* changes to a type since _page_t a later page re-checks */
 #define SRCH_MAX_LINK_DEPTH 6u     /* links (chains, _has) nested in one parameter */
+#define SRCH_MAX_INCLUDES 16u      /* _include and _revinclude parameters of one query */
+#define SRCH_MAX_INCLUDED 5000u    /* resources the includes add to one page */
 #define SRCH_MAX_LINK_MATCHES 100000u /* matches of the query behind one chain or _has */
 
 /* Date, number and quantity comparators. */
@@ -98,12 +100,24 @@ typedef struct srch_sort {
     int desc;
 } srch_sort;
 
+/* _include=Observation:subject[:Patient], _revinclude=Provenance:target, with :iterate. */
+typedef struct srch_include {
+    int rev;                      /* _revinclude */
+    int iterate;                  /* :iterate (or :recurse): also from included resources */
+    const char *src;              /* the type whose reference parameter it is */
+    const fhir_search_param *sp;  /* NULL: every reference parameter of src (`*`) */
+    uint32_t sph;
+    const char *target;           /* the type the reference must point at, or NULL */
+} srch_include;
+
 typedef struct srch_query {
     const char *type;
     srch_clause *c;       /* AND */
     size_t nc;
     srch_sort sort[SRCH_MAX_SORT_KEYS];
     size_t nsort;
+    srch_include inc[SRCH_MAX_INCLUDES];
+    size_t ninc;
     unsigned count;       /* page size */
     int summary_count;    /* _summary=count */
     int total;            /* 0 none, 1 estimate, 2 accurate (default) */
@@ -174,6 +188,19 @@ typedef struct srch_result {
  * ERR_NOMEM, ERR_IO. */
 int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e);
+
+/* A resource by type and id. */
+typedef struct srch_ref {
+    const char *type, *id;
+} srch_ref;
+
+/* The resources q's _include and _revinclude add to a page of matches page[0..n) (in
+ * the snapshot rd): each once, none of the page's, targets that exist; with :iterate
+ * also those the added ones lead to, until nothing new (cycles end). *out in a, in
+ * the order found. 0, ERR_LIMIT (more than SRCH_MAX_INCLUDED; *e says so), ERR_NOMEM,
+ * ERR_IO. */
+int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
+                  const srch_ref *page, size_t n, srch_ref **out, size_t *nout, srch_error *e);
 
 /* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when unknown.
  * A deleted resource's number is found too (its 'g' key). */

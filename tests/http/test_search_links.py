@@ -146,3 +146,71 @@ def test_chain_links_carry_the_chain(http, base):
     b2 = http.get(nxt).json()
     got = [e["resource"]["id"] for e in b["entry"] + b2["entry"]]
     assert sorted(got) == [f"o0-{u}", f"o1-{u}"]
+
+
+def entries(http, base, path, **params):
+    r = http.get(f"{base}/{path}", params=params)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    return b, [(e["search"]["mode"], e["resource"]["resourceType"], e["resource"]["id"])
+               for e in b.get("entry", [])]
+
+
+def test_include_and_revinclude(http, base):
+    u, fam, code = world(http, base)
+    b, es = entries(http, base, "Observation", **{"subject:Patient.family": fam,
+                                                  "_include": "Observation:subject"})
+    assert b["total"] == 2, "included resources never count"
+    assert sorted(e for e in es if e[0] == "match") == \
+        [("match", "Observation", f"o0-{u}"), ("match", "Observation", f"o1-{u}")]
+    assert sorted(e for e in es if e[0] == "include") == \
+        [("include", "Patient", f"p0-{u}"), ("include", "Patient", f"p1-{u}")]
+    # a target type filter, and `*`
+    _, es = entries(http, base, "Observation", _id=f"o2-{u}", _include="Observation:subject:Group")
+    assert [e for e in es if e[0] == "include"] == []
+    _, es = entries(http, base, "Observation", _id=f"o2-{u}", _include="*")
+    assert sorted(e[1] for e in es if e[0] == "include") == ["Encounter", "Patient"]
+    # revinclude, and :iterate from what it added; each resource once per page
+    _, es = entries(http, base, "Organization", _id=f"org-a-{u}",
+                    _revinclude="Patient:organization",
+                    **{"_revinclude:iterate": "Observation:subject"})
+    inc = sorted((e[1], e[2]) for e in es if e[0] == "include")
+    assert inc == [("Observation", f"o0-{u}"), ("Observation", f"o1-{u}"),
+                   ("Patient", f"p0-{u}"), ("Patient", f"p1-{u}")]
+    # a cycle ends: patients -> organisation -> patients
+    _, es = entries(http, base, "Patient", _id=f"p0-{u}", _include="Patient:organization",
+                    **{"_revinclude:iterate": "Patient:organization"})
+    inc = sorted((e[1], e[2]) for e in es if e[0] == "include")
+    assert inc == [("Organization", f"org-a-{u}"), ("Patient", f"p1-{u}")]
+    # a match is never also an include on its page
+    _, es = entries(http, base, "Patient", _id=f"p0-{u},p1-{u}", _include="Patient:organization",
+                    **{"_revinclude:iterate": "Patient:organization"})
+    assert sorted((e[0], e[2]) for e in es if e[1] == "Patient") == \
+        [("match", f"p0-{u}"), ("match", f"p1-{u}")]
+    # the next link carries the includes
+    b, _ = entries(http, base, "Observation", **{"subject:Patient.family": fam, "_count": 1,
+                                                 "_include": "Observation:subject"})
+    nxt = next(l["url"] for l in b["link"] if l["relation"] == "next")
+    assert "_include=Observation:subject" in nxt
+    b2 = http.get(nxt).json()
+    assert [e["search"]["mode"] for e in b2["entry"]] == ["match", "include"]
+
+
+def test_bad_includes_are_400(http, base):
+    cases = [
+        ("Observation", "_include", "Patient:organization", "add :iterate"),
+        ("Observation", "_include", "Observation", "expected [type]:[parameter]"),
+        ("Observation", "_include", "Observation:code", "not a reference parameter"),
+        ("Observation", "_include", "Observation:subject:Medication", "not a type subject"),
+        ("Observation", "_include", "Nope:subject", "not a resource type"),
+        ("Observation", "_include:deep", "Observation:subject", "only modifier"),
+        ("Patient", "_revinclude", "Observation:encounter", "does not refer to Patient"),
+        ("Patient", "_revinclude", "*", "not supported"),
+        ("Patient", "_revinclude", "Observation:*", "name the parameter"),
+    ]
+    for typ, name, value, words in cases:
+        oo = assert_outcome(http.get(f"{base}/{typ}", params={name: value}), 400)
+        assert words in oo["issue"][0]["diagnostics"], (name, value, oo)
+    oo = assert_outcome(http.get(base, params={"_type": "Observation",
+                                               "_include": "Observation:subject"}), 400)
+    assert "several types" in oo["issue"][0]["diagnostics"]

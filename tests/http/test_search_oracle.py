@@ -424,6 +424,8 @@ class Gen:
                 continue
             code = self.pick_param(type_, rid=rid)
             pairs.append(self.clause(type_, code, rid))
+        if r.random() < 0.12:
+            pairs += self.includes(type_)
         if r.random() < 0.3:
             keys = []
             for _ in range(r.choice([1, 1, 1, 2, 3])):
@@ -496,6 +498,39 @@ class Gen:
         if inner is None:
             inner = self.clause(t2, self.pick_param(t2, rid=rid2), rid2)
         return f"_has:{t2}:{c2}:{inner[0]}", inner[1]
+
+    def includes(self, type_):
+        """One to three _include / _revinclude parameters, some :iterate, some with a
+        target type, some `*`."""
+        r = self.rng
+        out = []
+        reached = [type_]  # the types earlier includes lead to: where :iterate starts
+        for _ in range(r.choice([1, 2, 2, 3])):
+            c = r.random()
+            it = len(reached) > 1 and r.random() < 0.5
+            src = r.choice(reached[1:]) if it else type_
+            if c < 0.1:
+                out.append(("_include" + (":iterate" if it else ""), "*" if not it else f"{src}:*"))
+            elif c < 0.55:
+                refs = sorted(self.targets.get(src, {}))
+                if not refs:
+                    continue
+                with_vals = [c2 for c2 in refs if self.values(src, c2)]
+                code = r.choice(with_vals if with_vals and r.random() < 0.9 else refs)
+                ts = self.targets[src][code]
+                tgt = f":{r.choice(ts)}" if ts and r.random() < 0.3 else ""
+                out.append(("_include" + (":iterate" if it else ""), f"{src}:{code}{tgt}"))
+                reached += [t for t in ([tgt[1:]] if tgt else ts) if self.live.get(t)]
+            else:
+                cands = sorted((t2, c2) for t2, ps in self.targets.items() if self.live.get(t2)
+                               for c2, ts in ps.items() if src in ts)
+                if not cands:
+                    continue
+                linked = [tc for tc in cands if self.referrers(tc[0], tc[1], src)]
+                t2, c2 = r.choice(linked if linked and r.random() < 0.9 else cands)
+                out.append(("_revinclude" + (":iterate" if it else ""), f"{t2}:{c2}"))
+                reached.append(t2)
+        return out
 
     def malformed(self, type_):
         r = self.rng
@@ -897,6 +932,9 @@ class Coverage:
     def query(self, type_, pairs, params, n, of):
         clauses = 0
         for name, value in pairs:
+            if name.startswith(("_include", "_revinclude")):
+                self.c[name.split(":")[0] + (":iterate" if ":" in name else "")] += 1
+                continue
             if name == "_sort":
                 keys = value.split(",")
                 self.c[f"_sort of {len(keys)} key(s)"] += 1
@@ -934,8 +972,9 @@ class Coverage:
 
 
 # ---------------------------------------------------------------------------- the test
-def ids_from_server(http, base, type_, pairs, count):
-    """(status, ids, total) following next links; ids None on an error."""
+def ids_from_server(http, base, type_, pairs, count, pages_out=None):
+    """(status, ids, total) following next links; ids None on an error. pages_out: a
+    list that gets (match ids, sorted included Type/id) per page."""
     params = pairs + [("_count", str(count)), ("_elements", "id")]
     r = http.get(f"{base}/{type_}", params=params)
     if r.status_code != 200:
@@ -945,7 +984,12 @@ def ids_from_server(http, base, type_, pairs, count):
     out = []
     pages = 0
     while True:
-        out += [e["resource"]["id"] for e in b.get("entry", []) if e["search"]["mode"] == "match"]
+        page = [e["resource"]["id"] for e in b.get("entry", []) if e["search"]["mode"] == "match"]
+        out += page
+        if pages_out is not None:
+            inc = sorted(f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                         for e in b.get("entry", []) if e["search"]["mode"] == "include")
+            pages_out.append((page, inc))
         nxt = next((l["url"] for l in b.get("link", []) if l["relation"] == "next"), None)
         pages += 1
         if not nxt or pages > 50:
@@ -1065,7 +1109,7 @@ def test_search_matches_the_oracle(make_server, tmp_path):
         gen = Gen(rng, oracle, params, live, base)
         gen.composites = init["composites"]
         gen.targets = init["targets"]
-        mismatches, n_run, n_400 = [], 0, 0
+        mismatches, n_run, n_400, n_inc = [], 0, 0, 0
         cov = Coverage()
         writes = collections.Counter()
         left_out = collections.Counter()
@@ -1105,8 +1149,10 @@ def test_search_matches_the_oracle(make_server, tmp_path):
                 count = 1000
                 if "ids" in want and len(want["ids"]) > 3 and rng.random() < 0.05:
                     count = max(2, math.ceil(len(want["ids"]) / 4))  # paging, at most 4 pages
+                pages = [] if any(k.startswith(("_include", "_revinclude")) for k, _ in pairs) \
+                    else None
                 try:
-                    status, got, total = ids_from_server(http, base, type_, pairs, count)
+                    status, got, total = ids_from_server(http, base, type_, pairs, count, pages)
                 except requests.ConnectionError:
                     pytest.fail(f"the server died on GET {type_}?{pairs}:\n{server.output()[-3000:]}")
                 n_run += 1
@@ -1131,6 +1177,17 @@ def test_search_matches_the_oracle(make_server, tmp_path):
                     nxt = next((l["url"] for l in b.get("link", []) if l["relation"] == "next"),
                                None)
                     held.append((type_, pairs, want["ids"], first_ids, nxt))
+                if status == 200 and pages:
+                    for page, inc in pages:  # what the includes add, page by page
+                        w = oracle.ask(op="includes", type=type_, params=pairs, page=page)
+                        n_inc += 1
+                        if w.get("included") != inc:
+                            extra = sorted(set(inc) - set(w.get("included") or []))[:5]
+                            missing = sorted(set(w.get("included") or []) - set(inc))[:5]
+                            mismatches.append(f"GET {type_}?{pairs}: included differ on a page "
+                                              f"of {len(page)}: only the server's {extra}, only "
+                                              f"the oracle's {missing}")
+                            break
                 if status != 200:
                     mismatches.append(describe(type_, pairs, (status, total), want["ids"], oracle))
                 elif got != want["ids"] or total != len(got):
@@ -1145,7 +1202,7 @@ def test_search_matches_the_oracle(make_server, tmp_path):
         took = time.time() - t0
         assert n_held >= 20, f"only {n_held} queries were paged across write rounds"
         print(f"\nsearch oracle: {n_run} queries ({n_400} malformed, 400 on both sides), "
-              f"{n_held} paged across write rounds, "
+              f"{n_held} paged across write rounds, {n_inc} pages with includes compared, "
               f"{len(mismatches)} mismatches; load {t_loaded - t0:.1f} s, all {took:.1f} s\n"
               f"left out as known bugs: {dict(sorted(left_out.items()))}\n"
               f"writes between rounds: {dict(sorted(writes.items()))}\n{cov.report()}")

@@ -265,7 +265,7 @@ def test_paging_carries_every_parameter(data):
     {"family:below": "x"}, {"gender:exact": "male"}, {"birthdate:contains": "1"},
     {"value-quantity": "abc"}, {"value-quantity": "5|http://loinc.org|"},
     {"family": ""}, {"_count": "-1"}, {"_total": "maybe"}, {"_summary": "maybe"},
-    {"_sort": "nope"}, {"name.family": "x"}, {"_include": "Patient:organization"},
+    {"_sort": "nope"}, {"name.family": "x"}, {"_include": "Patient:nope"},
     {"subject:identifier": "|"}, {"gender:missing": "maybe"}, {"identifier": "|"},
 ])
 def test_bad_parameters_are_400_naming_them(data, params):

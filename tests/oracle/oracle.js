@@ -29,10 +29,13 @@
  *   explain {type, id, param}                          -> {entries, raw}
  *   ratio   {from, to}  UCUM units                     -> {ratio: [p, q] | null}
  *   referrers {type, param, to}  rows of type referring to an existing `to` -> {ids}
+ *   includes {type, params, page: [ids]}  what _include/_revinclude add to that page
+ *                                                      -> {included: ["Type/id"...]}
  * Every answer has ok: true, or ok: false and a message when the request itself is bad.
  *
  * Chains and _has (docs/SEARCH.md 5) are clauses whose matches behind the link are the
- * same search on the other type (matchRows); _include and _revinclude are to come.
+ * same search on the other type (matchRows); _include and _revinclude (includes) follow
+ * the references of one page's matches.
  */
 'use strict';
 
@@ -191,6 +194,56 @@ function search(req) {
   return { ids: rows.map((r) => r.id) };
 }
 
+/*
+ * The resources a query's includes add to one page of matches (ids of req.type), by
+ * their definition: the matches first, every include; then what each round added,
+ * the :iterate ones, until nothing new. Existing resources only, none of the page's.
+ */
+function includes(req) {
+  const params = state.params[req.type];
+  let q;
+  try {
+    q = parseQuery(req.type, req.params, params,
+      { base: state.base, resourceTypes: state.resourceTypes, allParams: state.params, now: 0n });
+  } catch (e) {
+    if (e instanceof QueryError) return { error: e.message };
+    throw e;
+  }
+  const key = (t, id) => `${t}/${id}`;
+  const seen = new Set(req.page.map((id) => key(req.type, id)));
+  let frontier = req.page.map((id) => ({ type: req.type, id }));
+  const added = [];
+  for (let round = 0; frontier.length; round++) {
+    const next = [];
+    const add = (t, id) => {
+      const k = key(t, id);
+      if (seen.has(k) || !typeStore(t).has(id)) return;
+      seen.add(k);
+      next.push({ type: t, id });
+      added.push(k);
+    };
+    for (const r of frontier) {
+      for (const inc of q.includes) {
+        if (round && !inc.iterate) continue;
+        if (!inc.rev) {
+          if (inc.src !== r.type) continue;
+          const row = typeStore(r.type).get(r.id);
+          const sps = inc.sp ? [inc.sp] : Object.values(state.params[r.type]).filter((p) => p.type === 'reference');
+          for (const sp of sps)
+            for (const x of entries(row, sp).R)
+              if (x.type && (!inc.target || x.type === inc.target)) add(x.type, x.id);
+        } else {
+          if ((inc.target && inc.target !== r.type) || (inc.sp.targets.length && !inc.sp.targets.includes(r.type))) continue;
+          for (const row of typeStore(inc.src).values())
+            if (entries(row, inc.sp).R.some((x) => x.type === r.type && x.id === r.id)) add(inc.src, row.resource.id);
+        }
+      }
+    }
+    frontier = next;
+  }
+  return { included: added.sort() };
+}
+
 /* Raw values of one parameter over the current data, for the query generator: strings
  * as written, tokens, references, date strings, quantities; distinct, in creation order. */
 function values(req) {
@@ -255,7 +308,7 @@ function referrers(req) {
   return { ids: ids.sort() };
 }
 
-const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio, referrers };
+const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio, referrers, includes };
 
 const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 rl.on('line', (line) => {

@@ -404,6 +404,33 @@ function parseHas(type, name, value, ctx, depth) {
   return { link: 'has', type: other, ref, sub: linkSub(other, rest, value, ctx, depth) };
 }
 
+const MAX_INCLUDES = 16;
+
+/* _include=Type:param[:target] | * ; _revinclude=Type:param[:target]:
+ * {rev, iterate, src, sp (null: every reference parameter), target}. */
+function parseInclude(type, rev, iterate, value, ctx) {
+  if (value === '*') {
+    if (rev) throw new QueryError('_revinclude=*');
+    return { rev, iterate, src: type, sp: null, target: null };
+  }
+  const parts = value.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1] || parts[2] === '')
+    throw new QueryError(`include ${value}: bad form`);
+  const [src, code, target] = parts;
+  if (!ctx.resourceTypes.has(src)) throw new QueryError(`include ${value}: not a type`);
+  let sp = null;
+  if (code !== '*') {
+    sp = (ctx.allParams[src] || {})[code];
+    if (!sp || sp.type !== 'reference') throw new QueryError(`include ${value}: not a reference`);
+  } else if (rev) throw new QueryError('_revinclude with *');
+  if (target !== undefined && (!ctx.resourceTypes.has(target) || (sp && sp.targets.length && !sp.targets.includes(target))))
+    throw new QueryError(`include ${value}: bad target`);
+  if (!iterate && !rev && src !== type) throw new QueryError(`include ${value}: not from ${type}`);
+  if (!iterate && rev && ((sp.targets.length && !sp.targets.includes(type)) || (target !== undefined && target !== type)))
+    throw new QueryError(`revinclude ${value}: does not refer to ${type}`);
+  return { rev, iterate, src, sp, target: target === undefined ? null : target };
+}
+
 /*
  * Parse the (name, value) pairs of a search on `type`. params: code -> sp for the type
  * ({code, type, targets}); ctx.allParams the same for every type (chains, _has). Returns
@@ -412,10 +439,18 @@ function parseHas(type, name, value, ctx, depth) {
  */
 function parseQuery(type, pairs, params, ctx, depth = 0) {
   const clauses = [];
+  const includes = [];
   let sort = [];
   for (const [name, value] of pairs) {
     if (depth && (RESULT_PARAMS.has(name) || name === '_sort')) throw new QueryError(`${name} behind a link`);
     if (RESULT_PARAMS.has(name)) continue;
+    if (depth && /^_(rev)?include(:|$)/.test(name)) throw new QueryError(`${name} behind a link`);
+    const im = /^_(rev)?include(?::(iterate|recurse))?$/.exec(name);
+    if (/^_(rev)?include(:|$)/.test(name)) {
+      if (!im) throw new QueryError(`${name}: bad modifier`);
+      includes.push(parseInclude(type, !!im[1], !!im[2], value, ctx));
+      continue;
+    }
     if (name === '_has' || name.startsWith('_has:')) {
       if (clauses.length >= MAX_CLAUSES) throw new QueryError('too many parameters');
       clauses.push(parseHas(type, name, value, ctx, depth));
@@ -466,7 +501,8 @@ function parseQuery(type, pairs, params, ctx, depth = 0) {
     });
     clauses.push({ sp, mod, missing: null, values });
   }
-  return { clauses, sort };
+  if (includes.length > MAX_INCLUDES) throw new QueryError('too many includes');
+  return { clauses, sort, includes };
 }
 
 /* Whether one resource matches one clause; entriesOf(sp) gives its entries. */
