@@ -6,6 +6,7 @@
 #   2. first page of 50 at 8 clients (p50, p99): a token search, Patient?family=,
 #      and Observation?subject=&code=&date=ge
 #   3. _sort=date over the largest match set, first page (p50 of 20 requests)
+#   3a. a chain, a _has and a _revinclude page at 8 clients (p50, p99)
 #   4. sizes: database bytes against the ndjson bytes, and the server's anonymous
 #      memory (RSS without the mapped database) at the end (index entries per
 #      resource: `hortus check` of the kept directory, BENCH_KEEP=1; 4 minutes at
@@ -34,6 +35,9 @@ TOKEN_Q="/fhir/Observation?code=$(enc "http://loinc.org|$CODE")"
 FAMILY_Q="/fhir/Patient?family=$(enc "$FAMILY")"
 SELECT_Q="/fhir/Observation?subject=$SUBJ&code=$(enc "http://loinc.org|$CODE")&date=ge2000-01-01"
 SORT_Q="/fhir/Observation?status=final&_sort=date"
+CHAIN_Q="/fhir/Observation?subject:Patient.family=$(enc "$FAMILY")&code=$(enc "http://loinc.org|$CODE")"
+HAS_Q="/fhir/Patient?family=$(enc "$FAMILY")&_has:Observation:patient:code=$(enc "http://loinc.org|$CODE")"
+REVINC_Q="/fhir/Patient?family=$(enc "$FAMILY")&_count=10&_revinclude=Encounter:subject"
 
 total_of() {
     curl -sf "$B$1" | sed -n 's/.*"total":\([0-9]*\).*/\1/p'
@@ -72,6 +76,13 @@ for q in token:"$TOKEN_Q" family:"$FAMILY_Q" selective:"$SELECT_Q"; do
     n=$(total_of "$path")
     set -- $(wrk_one "$name" 8 "$path")
     echo "page|$name|$path|$1|$2|$3|$4|$n"
+done
+# part 2 of search: a chain, a _has, a page with what refers to it (targets 5 / 20 ms)
+for q in chain:"$CHAIN_Q" has:"$HAS_Q" revinclude:"$REVINC_Q"; do
+    name=${q%%:*} path=${q#*:}
+    n=$(total_of "$path")
+    set -- $(wrk_one "$name" 8 "$path")
+    echo "link|$name|$path|$1|$2|$3|$4|$n"
 done
 # _sort over the largest set: 20 sequential first pages, the median time
 n=$(total_of "$SORT_Q&_summary=count")

@@ -940,19 +940,104 @@ static int scoped_value_set(xctx *x, const srch_clause *c, const srch_value *v,
  * checked on the candidates. Returns 1 when the query is not of that shape, or when
  * some resource of the patient has entries that did not fit (its z key).
  */
+static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_clause *own,
+                            const uint8_t *pid, size_t pn, rnset *res);
+
+#define SCOPE_MAX_PLAN_PATIENTS 1024 /* patients a clause may name for the plan within each */
+
+/* The patients clause c names, when every value is a whole reference to a Patient
+ * through a parameter of the type's Patient compartment (a chain's references, or
+ * subject=Patient/1,Patient/2): their "id\0" prefixes; 0 when not of that shape. */
+static size_t scope_patients(const srch_query *q, const srch_clause *c, const uint8_t **pid,
+                             size_t *pn, size_t max)
+{
+    static const uint8_t tail[] = "Patient";
+    const char *const *codes;
+    size_t nc = fhir_patient_compartment(q->type, &codes);
+    if (!nc || c->mod == SM_NOT || c->mod == SM_MISSING || !c->nv || c->nv > max)
+        return 0;
+    for (size_t i = 0; i < c->nv; i++) {
+        const srch_value *v = &c->v[i];
+        const uint8_t *z = v->kind == IDX_REF && v->whole ? memchr(v->key, 0, v->key_len) : NULL;
+        if (!z || (size_t)(v->key + v->key_len - (z + 1)) != sizeof tail ||
+            memcmp(z + 1, tail, sizeof tail))
+            return 0;
+        uint32_t sph = v->sph ? v->sph : c->sph;
+        int comp = 0;
+        for (size_t k = 0; k < nc && !comp; k++)
+            comp = sph == idx_sp_hash(q->type, codes[k]);
+        if (!comp)
+            return 0;
+        pid[i] = v->key;
+        pn[i] = (size_t)(z + 1 - v->key);
+    }
+    return c->nv;
+}
+
 static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
 {
-    const uint8_t *pid = NULL;
-    size_t pn = 0, si = q->nc, nscoped = 0;
+    const uint8_t *pid1 = NULL;
+    size_t pn1 = 0, si = q->nc, nscoped = 0;
     for (size_t i = 0; i < q->nc && si == q->nc; i++)
-        if (scope_patient(q, &q->c[i], &pid, &pn))
+        if (scope_patient(q, &q->c[i], &pid1, &pn1))
             si = i;
-    if (si == q->nc)
-        return 1;
+    if (si == q->nc) { /* several patients: the plan within each, then their union */
+        const uint8_t **pids = arena_alloc(x->a, sizeof *pids * SCOPE_MAX_PLAN_PATIENTS);
+        size_t *pns = arena_alloc(x->a, sizeof *pns * SCOPE_MAX_PLAN_PATIENTS);
+        if (!pids || !pns)
+            return ERR_NOMEM;
+        size_t np = 0;
+        for (size_t i = 0; i < q->nc && !np; i++)
+            if ((np = scope_patients(q, &q->c[i], pids, pns, SCOPE_MAX_PLAN_PATIENTS)))
+                si = i;
+        if (!np)
+            return 1;
+        for (size_t i = 0; i < q->nc; i++)
+            nscoped += i != si && scopable(q, &q->c[i]);
+        if (!nscoped)
+            return 1;
+        rnset all = {0};
+        const srch_clause *c = &q->c[si];
+        srch_value *mine = arena_alloc(x->a, sizeof *mine * c->nv);
+        if (!mine)
+            return ERR_NOMEM;
+        for (size_t k = 0; k < np; k++) {
+            /* the patient's own clause, checked on its candidates: its values only */
+            srch_clause own = *c;
+            own.v = mine;
+            own.nv = 0;
+            for (size_t j = 0; j < c->nv; j++)
+                if (pns[j] == pns[k] && !memcmp(pids[j], pids[k], pns[k]))
+                    mine[own.nv++] = c->v[j];
+            int dup = 0;
+            for (size_t j = 0; j < k && !dup; j++)
+                dup = pns[j] == pns[k] && !memcmp(pids[j], pids[k], pns[k]);
+            if (dup)
+                continue; /* this patient's plan ran already */
+            rnset one;
+            int rc = plan_one_patient(x, q, si, &own, pids[k], pns[k], &one);
+            if (rc)
+                return rc; /* 1: a patient with a z key: the general plan for all */
+            for (size_t j = 0; j < one.n; j++)
+                if ((rc = push(x, &all, one.r[j])))
+                    return rc;
+        }
+        sort_unique(&all);
+        *res = all;
+        return 0;
+    }
     for (size_t i = 0; i < q->nc; i++)
         nscoped += i != si && scopable(q, &q->c[i]);
     if (!nscoped)
         return 1;
+    return plan_one_patient(x, q, si, &q->c[si], pid1, pn1, res);
+}
+
+/* The plan within patient pid (named by clause si). 1: a resource of the patient has
+ * entries that did not fit (its z key): the general plan. */
+static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_clause *own,
+                            const uint8_t *pid, size_t pn, rnset *res)
+{
     uint8_t zk[STORE_EXTRA_KEY_MAX + 16];
     size_t zn = head(zk, x->tenant, idx_sp_hash(q->type, "_id"), IDX_PAT_OVER);
     if (zn + pn > STORE_EXTRA_KEY_MAX)
@@ -1014,7 +1099,7 @@ static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
             first = 0;
         }
     /* the patient's own clause: a lookup per candidate (j/k keys say "in the compartment") */
-    if ((rc = probe(x, &acc, &q->c[si])))
+    if ((rc = probe(x, &acc, own)))
         return rc;
     if (nrest && acc.n <= SRCH_FILTER_MAX) {
         size_t w = 0;
