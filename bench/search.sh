@@ -71,19 +71,19 @@ echo "fold|$((waited / 10))"
 MATCHES=$(total_of "$COUNT_Q")
 set -- $(wrk_one count 8 "$COUNT_Q")
 echo "count|$COUNT_Q|$1|$2|$3|$4|$MATCHES|$(awk -v r="$1" -v m="$MATCHES" 'BEGIN { printf "%.0f", r * m }')"
-for q in token:"$TOKEN_Q" family:"$FAMILY_Q" selective:"$SELECT_Q"; do
-    name=${q%%:*} path=${q#*:}
-    n=$(total_of "$path")
-    set -- $(wrk_one "$name" 8 "$path")
-    echo "page|$name|$path|$1|$2|$3|$4|$n"
-done
+pages() { # record, name:path ... -> one "record|name|path|req/s|p50|p99|non2xx|matches" each
+    rec=$1
+    shift
+    for q in "$@"; do
+        name=${q%%:*} path=${q#*:}
+        n=$(total_of "$path")
+        set -- $(wrk_one "$name" 8 "$path")
+        echo "$rec|$name|$path|$1|$2|$3|$4|$n"
+    done
+}
+pages page token:"$TOKEN_Q" family:"$FAMILY_Q" selective:"$SELECT_Q"
 # part 2 of search: a chain, a _has, a page with what refers to it (targets 5 / 20 ms)
-for q in chain:"$CHAIN_Q" has:"$HAS_Q" revinclude:"$REVINC_Q"; do
-    name=${q%%:*} path=${q#*:}
-    n=$(total_of "$path")
-    set -- $(wrk_one "$name" 8 "$path")
-    echo "link|$name|$path|$1|$2|$3|$4|$n"
-done
+pages link chain:"$CHAIN_Q" has:"$HAS_Q" revinclude:"$REVINC_Q"
 # _sort over the largest set: 20 sequential first pages, the median time
 n=$(total_of "$SORT_Q&_summary=count")
 for i in $(seq 20); do

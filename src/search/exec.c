@@ -869,31 +869,36 @@ static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntod
 /* The patient a clause names, when it restricts to one: every value a whole reference
  * to the same Patient/id through a parameter of the type's Patient compartment (subject=
  * Patient/1, patient=1, or a compartment search). *pid: "id\0" escaped, in the key. */
+/* The length of the "id\0" of the patient value v of clause c names, when v is a whole
+ * reference to a Patient through one of the compartment parameters codes[0..nc); else 0. */
+static size_t value_patient(const srch_query *q, const srch_clause *c, const srch_value *v,
+                            const char *const *codes, size_t nc)
+{
+    static const uint8_t tail[] = "Patient";
+    const uint8_t *z = v->kind == IDX_REF && v->whole ? memchr(v->key, 0, v->key_len) : NULL;
+    if (!z || (size_t)(v->key + v->key_len - (z + 1)) != sizeof tail ||
+        memcmp(z + 1, tail, sizeof tail))
+        return 0;
+    uint32_t sph = v->sph ? v->sph : c->sph;
+    for (size_t k = 0; k < nc; k++)
+        if (sph == idx_sp_hash(q->type, codes[k]))
+            return (size_t)(z + 1 - v->key);
+    return 0;
+}
+
 static int scope_patient(const srch_query *q, const srch_clause *c, const uint8_t **pid,
                          size_t *pn)
 {
-    static const uint8_t tail[] = "Patient";
     const char *const *codes;
     size_t nc = fhir_patient_compartment(q->type, &codes);
     if (!nc || c->mod == SM_NOT || c->mod == SM_MISSING || !c->nv)
         return 0;
     for (size_t i = 0; i < c->nv; i++) {
-        const srch_value *v = &c->v[i];
-        const uint8_t *z = v->kind == IDX_REF && v->whole ? memchr(v->key, 0, v->key_len) : NULL;
-        if (!z || (size_t)(v->key + v->key_len - (z + 1)) != sizeof tail ||
-            memcmp(z + 1, tail, sizeof tail))
+        size_t n = value_patient(q, c, &c->v[i], codes, nc);
+        if (!n || (i && (n != *pn || memcmp(*pid, c->v[i].key, n))))
             return 0;
-        size_t n = (size_t)(z + 1 - v->key);
-        if (i && (n != *pn || memcmp(*pid, v->key, n)))
-            return 0;
-        *pid = v->key;
+        *pid = c->v[i].key;
         *pn = n;
-        uint32_t sph = v->sph ? v->sph : c->sph;
-        int comp = 0;
-        for (size_t k = 0; k < nc && !comp; k++)
-            comp = sph == idx_sp_hash(q->type, codes[k]);
-        if (!comp)
-            return 0;
     }
     return 1;
 }
@@ -951,25 +956,14 @@ static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_
 static size_t scope_patients(const srch_query *q, const srch_clause *c, const uint8_t **pid,
                              size_t *pn, size_t max)
 {
-    static const uint8_t tail[] = "Patient";
     const char *const *codes;
     size_t nc = fhir_patient_compartment(q->type, &codes);
     if (!nc || c->mod == SM_NOT || c->mod == SM_MISSING || !c->nv || c->nv > max)
         return 0;
     for (size_t i = 0; i < c->nv; i++) {
-        const srch_value *v = &c->v[i];
-        const uint8_t *z = v->kind == IDX_REF && v->whole ? memchr(v->key, 0, v->key_len) : NULL;
-        if (!z || (size_t)(v->key + v->key_len - (z + 1)) != sizeof tail ||
-            memcmp(z + 1, tail, sizeof tail))
+        if (!(pn[i] = value_patient(q, c, &c->v[i], codes, nc)))
             return 0;
-        uint32_t sph = v->sph ? v->sph : c->sph;
-        int comp = 0;
-        for (size_t k = 0; k < nc && !comp; k++)
-            comp = sph == idx_sp_hash(q->type, codes[k]);
-        if (!comp)
-            return 0;
-        pid[i] = v->key;
-        pn[i] = (size_t)(z + 1 - v->key);
+        pid[i] = c->v[i].key;
     }
     return c->nv;
 }
@@ -1646,6 +1640,44 @@ static int expand_code(xctx *x, const srch_clause *c, const srch_value *v, srch_
     return 0;
 }
 
+/* A copy of q whose clauses may be changed (arena); NULL: no memory. */
+static srch_query *query_copy(xctx *x, const srch_query *q)
+{
+    srch_query *qq = arena_alloc(x->a, sizeof *qq);
+    srch_clause *cs = qq ? arena_alloc(x->a, sizeof *cs * (q->nc ? q->nc : 1)) : NULL;
+    if (!cs)
+        return NULL;
+    *qq = *q;
+    memcpy(cs, q->c, sizeof *cs * q->nc);
+    qq->c = cs;
+    return qq;
+}
+
+/* s made a query run inside outer (behind a link, or a probe): no paging and no sort, as
+ * of outer's page_t with outer's index; at most count rows, or only the number of its
+ * matches. */
+static void as_inner(srch_query *s, const srch_query *outer, unsigned count, int only_count)
+{
+    s->page_t = outer->page_t;
+    s->page_offset = 0;
+    s->count = count;
+    s->nsort = 0;
+    s->summary_count = only_count;
+    s->total = 2;
+    s->spc = outer->spc;
+    s->base_url = outer->base_url;
+}
+
+/* b := the value bytes of an entry naming type/id: a local reference (R id\0Type\0),
+ * or with type "" the resource's own _id (T id\0\0). 0 or ERR_NOMEM. */
+static int id_value(buf *b, const char *id, const char *type)
+{
+    buf_reset(b);
+    idx_put_str(b, id, strlen(id));
+    idx_put_str(b, type, strlen(type));
+    return b->err ? ERR_NOMEM : 0;
+}
+
 /* q with every system-less token value of a single-valued clause spelled out per system
  * (expand_code): a copy in the arena, or q itself. */
 static int expand_codes(xctx *x, const srch_query *q, const srch_query **out)
@@ -1668,15 +1700,8 @@ static int expand_codes(xctx *x, const srch_query *q, const srch_query **out)
             return rc;
         if (vs == v)
             continue;
-        if (!qq) {
-            qq = arena_alloc(x->a, sizeof *qq);
-            srch_clause *cs = qq ? arena_alloc(x->a, sizeof *cs * q->nc) : NULL;
-            if (!cs)
-                return ERR_NOMEM;
-            *qq = *q;
-            memcpy(cs, q->c, sizeof *cs * q->nc);
-            qq->c = cs;
-        }
+        if (!qq && !(qq = query_copy(x, q)))
+            return ERR_NOMEM;
         qq->c[i].v = vs;
         qq->c[i].nv = n;
     }
@@ -1748,14 +1773,7 @@ static int link_values(xctx *x, const srch_query *q, const srch_clause *c, srch_
                        size_t *nv)
 {
     srch_query s = *c->sub;
-    s.page_t = q->page_t;
-    s.page_offset = 0;
-    s.count = SRCH_MAX_LINK_MATCHES + 1;
-    s.nsort = 0;
-    s.summary_count = 0;
-    s.total = 2;
-    s.spc = q->spc;
-    s.base_url = q->base_url;
+    as_inner(&s, q, SRCH_MAX_LINK_MATCHES + 1, 0);
     srch_result r;
     int rc = srch_run(&s, x->rd, x->a, x->tenant, &r, x->e);
     if (rc)
@@ -1779,10 +1797,8 @@ static int link_values(xctx *x, const srch_query *q, const srch_clause *c, srch_
         if (!id)
             continue;
         if (c->link == SL_CHAIN) {
-            buf_reset(&b);
-            idx_put_str(&b, id, strlen(id));
-            idx_put_str(&b, s.type, strlen(s.type));
-            rc = b.err ? ERR_NOMEM : push_value(x, vs, nv, &cap, IDX_REF, b.data, b.len);
+            if (!(rc = id_value(&b, id, s.type)))
+                rc = push_value(x, vs, nv, &cap, IDX_REF, b.data, b.len);
             continue;
         }
         idx_set es;
@@ -1841,11 +1857,7 @@ static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_va
     for (size_t i = 0; i < q->nc; i++)
         if (q->c[i].link == SL_NONE)
             pc[p.nc++] = q->c[i];
-    p.page_offset = 0;
-    p.count = SRCH_FILTER_MAX + 1;
-    p.nsort = 0;
-    p.summary_count = 0;
-    p.total = 2;
+    as_inner(&p, q, SRCH_FILTER_MAX + 1, 0);
     srch_result r;
     int rc = srch_run(&p, x->rd, x->a, x->tenant, &r, x->e);
     if (rc)
@@ -1862,14 +1874,7 @@ static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_va
     sc[sub->nc] = (srch_clause){.sp = c->has_sp, .sph = c->has_sph, .v = ref, .nv = 1};
     s.c = sc;
     s.nc = sub->nc + 1;
-    s.page_t = q->page_t;
-    s.page_offset = 0;
-    s.count = 0;
-    s.nsort = 0;
-    s.summary_count = 1;
-    s.total = 2;
-    s.spc = q->spc;
-    s.base_url = q->base_url;
+    as_inner(&s, q, 0, 1);
     size_t cap = 0;
     *vs = NULL;
     *nv = 0;
@@ -1878,24 +1883,15 @@ static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_va
         const char *id = srch_rn_id(x->rd, x->a, x->tenant, q->type, r.rn[i]);
         if (!id)
             continue;
-        buf_reset(&b);
-        idx_put_str(&b, id, strlen(id));
-        idx_put_str(&b, q->type, strlen(q->type));
-        if (b.err) {
-            rc = ERR_NOMEM;
+        if ((rc = id_value(&b, id, q->type)))
             break;
-        }
         *ref = (srch_value){.kind = IDX_REF, .key = (const uint8_t *)b.data, .key_len = b.len,
                             .whole = 1};
         srch_result pr;
         if ((rc = srch_run(&s, x->rd, x->a, x->tenant, &pr, x->e)))
             break;
-        if (!pr.total)
-            continue;
-        buf_reset(&b);
-        idx_put_str(&b, id, strlen(id));
-        idx_put_str(&b, "", 0);
-        rc = b.err ? ERR_NOMEM : push_value(x, vs, nv, &cap, IDX_TOKEN, b.data, b.len);
+        if (pr.total && !(rc = id_value(&b, id, "")))
+            rc = push_value(x, vs, nv, &cap, IDX_TOKEN, b.data, b.len);
     }
     buf_free(&b);
     return rc;
@@ -2028,11 +2024,9 @@ static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, inc
     uint8_t p[STORE_EXTRA_KEY_MAX + 16];
     size_t pn = head(p, x->tenant, inc->sph, IDX_REF);
     buf b = BUF_INIT;
-    idx_put_str(&b, r->id, strlen(r->id));
-    idx_put_str(&b, r->type, strlen(r->type));
-    if (b.err || pn + b.len > STORE_EXTRA_KEY_MAX) {
+    if ((rc = id_value(&b, r->id, r->type)) || pn + b.len > STORE_EXTRA_KEY_MAX) {
         buf_free(&b);
-        return b.err ? ERR_NOMEM : 0;
+        return rc;
     }
     memcpy(p + pn, b.data, b.len);
     pn += b.len;
@@ -2101,15 +2095,8 @@ static int resolve_links(xctx *x, const srch_query *q, const srch_query **out, i
         const srch_clause *c = &q->c[i];
         if (c->link == SL_NONE)
             continue;
-        if (!qq) {
-            qq = arena_alloc(x->a, sizeof *qq);
-            srch_clause *cs = qq ? arena_alloc(x->a, sizeof *cs * q->nc) : NULL;
-            if (!cs)
-                return ERR_NOMEM;
-            *qq = *q;
-            memcpy(cs, q->c, sizeof *cs * q->nc);
-            qq->c = cs;
-        }
+        if (!qq && !(qq = query_copy(x, q)))
+            return ERR_NOMEM;
         srch_value *vs;
         size_t nv;
         int rc = c->link == SL_HAS ? has_probe(x, q, c, &vs, &nv) : 1;

@@ -931,6 +931,21 @@ static size_t first_name(const char *rest)
     return strcspn(rest, ":.");
 }
 
+/* Parameter `pname` (of `name` as written) is not one of q's type: noted under lenient,
+ * else a 400 naming it. */
+static int unknown_param(srch_query *q, const char *name, const char *pname, int lenient,
+                         srch_error *e)
+{
+    if (lenient) {
+        note_ignored(q, name);
+        return 0;
+    }
+    return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
+                "unknown search parameter '%.60s' for %s (see /metadata for the parameters "
+                "of each type)",
+                pname, q->type);
+}
+
 /* subject:Patient.name=x, patient.organization.name=x: a chain over reference `head`. */
 static int chain_param(srch_query *q, arena *a, const char *name, const char *dot,
                        const char *value, int lenient, const char *base_url, srch_error *e,
@@ -949,16 +964,8 @@ static int chain_param(srch_query *q, arena *a, const char *name, const char *do
         return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': a chain needs a parameter after the "
                     "'.'", name);
     const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
-    if (!sp) {
-        if (lenient) {
-            note_ignored(q, name);
-            return 0;
-        }
-        return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
-                    "unknown search parameter '%.60s' for %s (see /metadata for the "
-                    "parameters of each type)",
-                    pname, q->type);
-    }
+    if (!sp)
+        return unknown_param(q, name, pname, lenient, e);
     if (sp->type != FHIR_SP_REFERENCE)
         return fail(e, ERR_INVALID, OO_INVALID,
                     "'%.60s': %s is a %s parameter; only reference parameters can be chained",
@@ -1126,16 +1133,8 @@ static int add_param(srch_query *q, arena *a, const char *name, const char *valu
     memcpy(pname, name, pn);
     pname[pn] = 0;
     const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
-    if (!sp) {
-        if (lenient) {
-            note_ignored(q, name);
-            return 0;
-        }
-        return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
-                    "unknown search parameter '%.60s' for %s (see /metadata for the "
-                    "parameters of each type)",
-                    pname, q->type);
-    }
+    if (!sp)
+        return unknown_param(q, name, pname, lenient, e);
     if (!srch_param_supported(sp)) {
         if (lenient) {
             note_ignored(q, name);
