@@ -6,7 +6,8 @@
 #   2. first page of 50 at 8 clients (p50, p99): a token search, Patient?family=,
 #      and Observation?subject=&code=&date=ge
 #   3. _sort=date over the largest match set, first page (p50 of 20 requests)
-#   3a. a chain, a _has and a _revinclude page at 8 clients (p50, p99)
+#   3a. a chain, a _has and a _revinclude page, and Patient/X/$everything of a patient
+#       with about 150 resources (all of them, one page), at 8 clients (p50, p99)
 #   4. sizes: database bytes against the ndjson bytes, and the server's anonymous
 #      memory (RSS without the mapped database) at the end (index entries per
 #      resource: `hortus check` of the kept directory, BENCH_KEEP=1; 4 minutes at
@@ -82,8 +83,16 @@ pages() { # record, name:path ... -> one "record|name|path|req/s|p50|p99|non2xx|
     done
 }
 pages page token:"$TOKEN_Q" family:"$FAMILY_Q" selective:"$SELECT_Q"
-# part 2 of search: a chain, a _has, a page with what refers to it (targets 5 / 20 ms)
-pages link chain:"$CHAIN_Q" has:"$HAS_Q" revinclude:"$REVINC_Q"
+# the patient of the first 100 whose $everything is closest to 150 resources
+EVERY_P=$(head -100 "$ND/Patient.ndjson" | sed -n 's|^{"resourceType":"Patient","id":"\([^"]*\)".*|\1|p' |
+    while read -r p; do
+        printf '%s %s\n' "$(total_of "/fhir/Patient/$p/\$everything?_summary=count")" "$p"
+    done | awk '{ d = $1 - 150; if (d < 0) d = -d } NR == 1 || d < best { best = d; p = $2 }
+                END { print p }')
+EVERY_Q="/fhir/Patient/$EVERY_P/\$everything?_count=200"
+# part 2 of search: a chain, a _has, a page with what refers to it, a patient's
+# $everything (targets 5 / 20 ms)
+pages link chain:"$CHAIN_Q" has:"$HAS_Q" revinclude:"$REVINC_Q" everything:"$EVERY_Q"
 # _sort over the largest set: 20 sequential first pages, the median time
 n=$(total_of "$SORT_Q&_summary=count")
 for i in $(seq 20); do

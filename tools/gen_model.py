@@ -9,6 +9,9 @@ is missing):
   profiles-resources.json         resources (snapshots: inherited elements included)
   search-parameters.json          every SearchParameter
   compartmentdefinition-patient.json  the Patient compartment
+
+and tools/defs/compartment-encounter.json (the R4 Encounter compartment, which the
+package does not ship),
   valuesets.json                  codes of the value sets of required bindings
 
 and writes src/fhir/gen/model_gen.h (table declarations for src/fhir/model.c) and
@@ -389,6 +392,16 @@ def collect_compartment(resources):
     return out
 
 
+def collect_encounter_compartment(resources):
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "defs", "compartment-encounter.json"), encoding="utf-8") as f:
+        comp = json.load(f)
+    for t in comp["resource"]:
+        if t not in resources:
+            die("compartment-encounter.json: %s is not a resource type" % t)
+    return {t: list(p) for t, p in comp["resource"].items()}
+
+
 def collect_valuesets(types):
     """Codes of every ValueSet used by a required binding, when the definitions
     enumerate it completely: {url: sorted codes}. A value set defined by filters,
@@ -463,6 +476,7 @@ def generate():
     valuesets = collect_valuesets(types)
     sps, sp_per_type = collect_search_params(types, resources)
     compartment = collect_compartment(resources)
+    enc_compartment = collect_encounter_compartment(resources)
 
     names = sorted(types)
     tindex = {n: i for i, n in enumerate(names)}
@@ -660,6 +674,14 @@ def generate():
     out.extend(comp_rows)
     w("};")
     w("")
+    enc_rows = []
+    for tn in sorted(enc_compartment):
+        enc_rows.append("    {%s, %d, %s}," % (c_str(tn), len(enc_compartment[tn]),
+                                               slist(enc_compartment[tn])))
+    w("const fhir_gen_comp_entry fhir_gen_enc_compartment[FHIR_GEN_NENC_COMPARTMENT] = {")
+    out.extend(enc_rows)
+    w("};")
+    w("")
     vs_rows = []
     for url in sorted(valuesets):
         vs_rows.append("    {%s, %d, %s}," % (c_str(url), len(valuesets[url]),
@@ -707,6 +729,7 @@ def generate():
     h("#define FHIR_GEN_NSP %d" % len(sps))
     h("#define FHIR_GEN_NSP_INDEX %d" % len(sp_index))
     h("#define FHIR_GEN_NCOMPARTMENT %d" % len(comp_rows))
+    h("#define FHIR_GEN_NENC_COMPARTMENT %d" % len(enc_rows))
     h("#define FHIR_GEN_NVALUESETS %d" % len(vs_rows))
     h("")
     h("/* JSON key hash slot: type index (0xffff = empty), element index in")
@@ -746,6 +769,7 @@ def generate():
     h("extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP]; /* by url */")
     h("extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];")
     h("extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];")
+    h("extern const fhir_gen_comp_entry fhir_gen_enc_compartment[FHIR_GEN_NENC_COMPARTMENT];")
     h("extern const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS];")
     h("")
     h("#endif")

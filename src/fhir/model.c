@@ -262,20 +262,21 @@ const fhir_search_param *fhir_search_param_by_url(const char *url)
     return NULL;
 }
 
-size_t fhir_patient_compartment(const char *type, const char *const **codes)
+static size_t comp_lookup(const fhir_gen_comp_entry *tab, size_t n, const char *type,
+                          const char *const **codes)
 {
-    size_t lo = 0, hi = FHIR_GEN_NCOMPARTMENT;
+    size_t lo = 0, hi = n;
     if (codes)
         *codes = NULL;
     if (!type)
         return 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(type, fhir_gen_compartment[mid].type);
+        int c = strcmp(type, tab[mid].type);
         if (c == 0) {
             if (codes)
-                *codes = fhir_gen_compartment[mid].codes;
-            return fhir_gen_compartment[mid].count;
+                *codes = tab[mid].codes;
+            return tab[mid].count;
         }
         if (c < 0)
             hi = mid;
@@ -283,6 +284,44 @@ size_t fhir_patient_compartment(const char *type, const char *const **codes)
             lo = mid + 1;
     }
     return 0;
+}
+
+size_t fhir_patient_compartment(const char *type, const char *const **codes)
+{
+    return comp_lookup(fhir_gen_compartment, FHIR_GEN_NCOMPARTMENT, type, codes);
+}
+
+static const fhir_gen_comp_entry *comp_table(const char *comp, size_t *n)
+{
+    if (comp && !strcmp(comp, "Patient")) {
+        *n = FHIR_GEN_NCOMPARTMENT;
+        return fhir_gen_compartment;
+    }
+    if (comp && !strcmp(comp, "Encounter")) {
+        *n = FHIR_GEN_NENC_COMPARTMENT;
+        return fhir_gen_enc_compartment;
+    }
+    *n = 0;
+    return NULL;
+}
+
+size_t fhir_compartment(const char *comp, const char *type, const char *const **codes)
+{
+    size_t n;
+    const fhir_gen_comp_entry *tab = comp_table(comp, &n);
+    if (!tab) {
+        if (codes)
+            *codes = NULL;
+        return 0;
+    }
+    return comp_lookup(tab, n, type, codes);
+}
+
+const char *fhir_compartment_type(const char *comp, size_t i)
+{
+    size_t n;
+    const fhir_gen_comp_entry *tab = comp_table(comp, &n);
+    return tab && i < n ? tab[i].type : NULL;
 }
 
 static const fhir_gen_vs_entry *vs_entry(const char *url)

@@ -164,4 +164,14 @@ size_t fhir_valueset_codes(const char *url, const char *const **codes);
  * Observation -> {"subject", "performer"}; 0 when type is not in the compartment. */
 size_t fhir_patient_compartment(const char *type, const char *const **codes);
 
+/* --- Compartments by name: Patient, and Encounter (tools/defs) ------------------ */
+/* The parameter codes linking a resource of `type` to compartment `comp` ("Patient"
+ * or "Encounter"; "{def}" names the compartment's own type), as
+ * fhir_patient_compartment; 0 when comp is not known or type is not in it. */
+size_t fhir_compartment(const char *comp, const char *type, const char *const **codes);
+
+/* The resource types of compartment `comp`, sorted (strcmp): the i-th of n, or NULL
+ * past the end or for an unknown compartment. */
+const char *fhir_compartment_type(const char *comp, size_t i);
+
 #endif

@@ -81,6 +81,16 @@ static void build(void)
         jw_key(&w, "definition");
         jw_str(&w, "http://hl7.org/fhir/OperationDefinition/Resource-validate");
         jw_end(&w);
+        if (!strcmp(name, "Patient") || !strcmp(name, "Encounter")) {
+            jw_obj(&w);
+            jw_key(&w, "name");
+            jw_str(&w, "everything");
+            jw_key(&w, "definition");
+            jw_str(&w, name[0] == 'P'
+                           ? "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+                           : "http://hl7.org/fhir/OperationDefinition/Encounter-everything");
+            jw_end(&w);
+        }
         jw_end(&w);
         const fhir_search_param *const *sps;
         size_t ns = fhir_search_params(name, &sps);

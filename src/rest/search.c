@@ -22,6 +22,7 @@
 #include "base/num.h"
 #include "fhir/bundle.h"
 #include "rest/handlers.h"
+#include "rest/page.h"
 #include "rest/params.h"
 #include "rest/response.h"
 #include "search/search.h"
@@ -101,175 +102,20 @@ static void form_params(collect *c, const char *body, size_t len)
     }
 }
 
-/* Where the links of this search point: [base]/Type, [base]/Comp/id/Type, or [base]. */
-static void link_path(rest_req *r, const char *type, buf *b)
-{
-    if (r->route.kind == RR_COMPARTMENT)
-        buf_printf(b, "%s/%s/%s/%s", rest_base_url(r), r->route.comp_type->name, r->route.id,
-                   type);
-    else if (r->route.kind == RR_BASE)
-        buf_puts(b, rest_base_url(r));
-    else
-        buf_printf(b, "%s/%s", rest_base_url(r), type);
-}
-
-static const char *link_url(rest_req *r, const char *type, const buf *applied, uint64_t page_t,
-                            uint64_t offset)
-{
-    buf b = BUF_INIT;
-    link_path(r, type, &b);
-    buf_printf(&b, "?%s", buf_cstr(applied));
-    if (page_t)
-        buf_printf(&b, "%s_page_t=%llu&_page_offset=%llu", applied->len ? "&" : "",
-                   (unsigned long long)page_t, (unsigned long long)offset);
-    const char *out = b.err ? NULL : arena_strndup(r->a, b.data, b.len);
-    buf_free(&b);
-    return out ? out : "";
-}
-
-static void put_ignored_outcome(jw *w, const srch_query *q)
-{
-    bundle_entry_begin(w, NULL);
-    jw_key(w, "resource");
-    buf d = BUF_INIT;
-    buf_printf(&d, "search parameters not applied (unknown or not supported): %s",
-               buf_cstr(&q->ignored));
-    oo_write_one(w, OO_WARNING, OO_NOT_SUPPORTED, buf_cstr(&d), NULL);
-    buf_free(&d);
-    bundle_entry_search_mode(w, "outcome");
-    bundle_entry_end(w);
-}
-
-/* One page of a search, ready to write. */
-typedef struct page {
-    store_version *v; /* the resources of the page, in order: matches, then included */
-    size_t n, cap;
-    size_t nmatch;    /* v[nmatch..n) are the resources _include/_revinclude added */
-    uint64_t total;
-    int has_total, more;
-    uint64_t used; /* matches this page consumed (the next page's offset adds it) */
-    size_t bytes;
-} page;
-
-/* Add the page rows of one result (type `type`); 1 when the page is full (bytes). */
-static int page_add(rest_req *r, store_reader *rd, const char *type, const srch_result *res,
-                    page *pg)
-{
-    if (pg->n + res->n > pg->cap) {
-        size_t cap = pg->n + res->n + 8;
-        store_version *v = arena_realloc(r->a, pg->v, sizeof *v * pg->cap, sizeof *v * cap);
-        if (!v)
-            return -1;
-        pg->v = v;
-        pg->cap = cap;
-    }
-    for (size_t i = 0; i < res->n; i++) {
-        const char *id = srch_rn_id(rd, r->a, r->ctx.tenant, type, res->rn[i]);
-        store_version v;
-        /* a later page after writes shows the versions of the first page's snapshot */
-        if (!id || (res->as_of ? srch_read_as_of(rd, r->ctx.tenant, type, id, res->as_of, &v)
-                               : store_read(rd, r->ctx.tenant, type, id, &v)))
-            continue; /* cannot happen within one snapshot; never a broken entry */
-        if (pg->n && pg->bytes + v.len > REST_MAX_RESPONSE)
-            return 1;
-        pg->bytes += v.len;
-        pg->v[pg->n++] = v;
-        pg->used++;
-    }
-    return 0;
-}
-
+/* Send a page of this search with its links: self (with the cursor on a later page),
+ * next while matches remain, previous on a later page. */
 static int send_page(rest_req *r, const char *type, const srch_query *q, const buf *applied,
-                     const page *pg, uint64_t page_t)
+                     const rest_page *pg, uint64_t page_t)
 {
-    const char *base = rest_base_url(r);
-    buf b = BUF_INIT;
-    jw w;
-    jw_init(&w, &b, r->pretty);
-    bundle_begin(&w, "searchset");
-    if (q->total && pg->has_total)
-        bundle_total(&w, pg->total);
-    bundle_links_begin(&w);
-    bundle_link(&w, "self",
-                link_url(r, type, applied, q->page_offset ? page_t : 0, q->page_offset));
+    const char *self = rest_page_link(r, type, applied, q->page_offset ? page_t : 0,
+                                      q->page_offset, NULL);
+    const char *next = NULL, *prev = NULL;
     if (pg->more && !q->summary_count && q->count) /* a count or _count=0 has no pages */
-        bundle_link(&w, "next", link_url(r, type, applied, page_t, q->page_offset + pg->used));
-    if (q->page_offset) {
-        uint64_t prev = q->page_offset > q->count ? q->page_offset - q->count : 0;
-        bundle_link(&w, "previous", link_url(r, type, applied, page_t, prev));
-    }
-    bundle_links_end(&w);
-    if (pg->n || q->nignored) {
-        bundle_entries_begin(&w);
-        for (size_t i = 0; i < pg->n; i++) {
-            buf u = BUF_INIT;
-            buf_printf(&u, "%s/%s/%s", base, pg->v[i].type, pg->v[i].id);
-            bundle_entry_begin(&w, buf_cstr(&u));
-            buf_free(&u);
-            jw_key(&w, "resource");
-            rest_write_resource(r, &w, pg->v[i].bytes, pg->v[i].len);
-            bundle_entry_search_mode(&w, i < pg->nmatch ? "match" : "include");
-            bundle_entry_end(&w);
-        }
-        if (q->nignored)
-            put_ignored_outcome(&w, q);
-        bundle_entries_end(&w);
-    }
-    bundle_end(&w);
-    return rest_send_buf(r, 200, &b);
-}
-
-/* The resources the query's includes add to the page (after its matches). 0, or the
- * engine's error (*e). */
-static int page_includes(rest_req *r, store_reader *rd, const srch_query *q, page *pg,
-                         srch_error *e)
-{
-    pg->nmatch = pg->n;
-    if (!q->ninc || !pg->n)
-        return 0;
-    srch_ref *refs = arena_alloc(r->a, sizeof *refs * pg->n), *inc;
-    if (!refs)
-        return ERR_NOMEM;
-    for (size_t i = 0; i < pg->n; i++)
-        refs[i] = (srch_ref){pg->v[i].type, pg->v[i].id};
-    size_t ninc;
-    int rc = srch_includes(q, rd, r->a, r->ctx.tenant, refs, pg->n, &inc, &ninc, e);
-    if (rc)
-        return rc;
-    if (pg->n + ninc > pg->cap) {
-        size_t cap = pg->n + ninc;
-        store_version *v = arena_realloc(r->a, pg->v, sizeof *v * pg->cap, sizeof *v * cap);
-        if (!v)
-            return ERR_NOMEM;
-        pg->v = v;
-        pg->cap = cap;
-    }
-    for (size_t i = 0; i < ninc; i++) {
-        store_version v;
-        if (store_read(rd, r->ctx.tenant, inc[i].type, inc[i].id, &v))
-            continue; /* found in this snapshot a moment ago: cannot happen */
-        pg->v[pg->n++] = v;
-    }
-    return 0;
-}
-
-static int search_failed(rest_req *r, int rc, const srch_error *e)
-{
-    if (rc == ERR_LIMIT)
-        return rest_send_error(r, 400, OO_TOO_COSTLY, e->msg, NULL);
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory");
-    if (e->status == 400 || (rc == ERR_GONE && e->status == 410))
-        return rest_send_error(r, e->status, (oo_code)e->oo_code, e->msg, NULL);
-    return rest_send_errcode(r, rc, e->msg[0] ? e->msg : "the search failed");
-}
-
-static int is_lenient(rest_req *r)
-{
-    char pref[32];
-    const char *ph = rest_header(r, "Prefer");
-    return ph && rest_prefer_get(ph, "handling", pref, sizeof pref) == 1 &&
-           !strcmp(pref, "lenient");
+        next = rest_page_link(r, type, applied, page_t, q->page_offset + pg->used, NULL);
+    if (q->page_offset)
+        prev = rest_page_link(r, type, applied, page_t,
+                              q->page_offset > q->count ? q->page_offset - q->count : 0, NULL);
+    return rest_page_send(r, q, pg, self, next, prev);
 }
 
 /* ---- GET [base]?_type=A,B&...: the same query over several types ---------------- */
@@ -349,8 +195,8 @@ static int search_system(rest_req *r)
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the store");
     uint64_t snap = store_reader_t(rd);
-    int lenient = is_lenient(r);
-    page pg = {0};
+    int lenient = rest_is_lenient(r);
+    rest_page pg = {0};
     srch_query first;
     buf applied = BUF_INIT;
     uint64_t page_t = 0, offset = 0, start = 0;
@@ -381,7 +227,7 @@ static int search_system(rest_req *r)
             buf_free(&applied);
             if (ti)
                 srch_done(&first);
-            return search_failed(r, rc, &e);
+            return rest_search_failed(r, rc, &e);
         }
         if (ti == 0) {
             if (q.page_t > snap) {
@@ -409,13 +255,13 @@ static int search_system(rest_req *r)
             buf_free(&applied);
             if (ti)
                 srch_done(&first);
-            return search_failed(r, rc, &e);
+            return rest_search_failed(r, rc, &e);
         }
         pg.total += res.total;
         pg.has_total = 1;
         offset = offset > res.total ? offset - res.total : 0;
         if (remaining) {
-            int full = page_add(r, rd, types[ti], &res, &pg);
+            int full = rest_page_add(r, rd, types[ti], &res, &pg);
             remaining = full ? 0 : remaining - (unsigned)res.n;
         }
         if (ti == 0)
@@ -439,7 +285,7 @@ int rest_search(rest_req *r)
 {
     if (r->route.kind == RR_BASE)
         return search_system(r);
-    int lenient = is_lenient(r);
+    int lenient = rest_is_lenient(r);
     srch_query q;
     srch_init(&q, r->route.type->name);
     collect c = {.r = r, .q = &q, .lenient = lenient};
@@ -486,18 +332,18 @@ int rest_search(rest_req *r)
     rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
     if (rc) {
         srch_done(&q);
-        return search_failed(r, rc, &e);
+        return rest_search_failed(r, rc, &e);
     }
-    page pg = {.total = res.total, .has_total = res.has_total};
-    int full = page_add(r, rd, q.type, &res, &pg);
+    rest_page pg = {.total = res.total, .has_total = res.has_total};
+    int full = rest_page_add(r, rd, q.type, &res, &pg);
     if (full < 0) {
         srch_done(&q);
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     }
     pg.more = res.more || full;
-    if ((rc = page_includes(r, rd, &q, &pg, &e))) {
+    if ((rc = rest_page_includes(r, rd, &q, &pg, NULL, NULL, &e))) {
         srch_done(&q);
-        return search_failed(r, rc, &e);
+        return rest_search_failed(r, rc, &e);
     }
     rc = send_page(r, q.type, &q, &q.applied, &pg, page_t);
     srch_done(&q);

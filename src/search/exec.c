@@ -1901,9 +1901,13 @@ static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_va
 
 typedef struct incset {
     srch_ref *r;
+    uint64_t *rh;    /* the hash of each r[i] */
     size_t n, cap;
-    uint64_t *hash; /* open addressing over type/id, for "once" */
+    uint32_t *slot;  /* open addressing over type/id, for "once": index + 1, 0 free */
     size_t hcap;
+    const char *rtype; /* the reference parameters of this type (`*`), by hash */
+    uint32_t rsp[128];
+    size_t nrsp;
 } incset;
 
 static uint64_t ref_hash(const char *type, const char *id)
@@ -1914,7 +1918,24 @@ static uint64_t ref_hash(const char *type, const char *id)
     h = (h ^ '/') * 1099511628211u;
     for (const char *p = id; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211u;
-    return h | 1; /* 0 marks a free slot */
+    return h;
+}
+
+/* The slot of type/id (hash k): where it is, or the free slot where it would go. */
+static size_t inc_slot(const incset *s, uint64_t k, const char *type, const char *id)
+{
+    size_t j = k & (s->hcap - 1);
+    for (; s->slot[j]; j = (j + 1) & (s->hcap - 1)) {
+        size_t i = s->slot[j] - 1;
+        if (s->rh[i] == k && !strcmp(s->r[i].id, id) && !strcmp(s->r[i].type, type))
+            break;
+    }
+    return j;
+}
+
+static int inc_has(const incset *s, const char *type, const char *id)
+{
+    return s->hcap && s->slot[inc_slot(s, ref_hash(type, id), type, id)];
 }
 
 /* Add type/id once: 1 added, 0 there already, <0 an error. */
@@ -1922,48 +1943,62 @@ static int inc_add(xctx *x, incset *s, const char *type, const char *id)
 {
     if (s->n * 2 >= s->hcap) {
         size_t nc = s->hcap ? s->hcap * 2 : 256;
-        uint64_t *h = arena_zalloc(x->a, sizeof *h * nc);
+        uint32_t *h = arena_zalloc(x->a, sizeof *h * nc);
         if (!h)
             return ERR_NOMEM;
         for (size_t i = 0; i < s->n; i++) {
-            uint64_t k = ref_hash(s->r[i].type, s->r[i].id);
-            size_t j = k & (nc - 1);
+            size_t j = s->rh[i] & (nc - 1);
             while (h[j])
                 j = (j + 1) & (nc - 1);
-            h[j] = k; /* a slot keeps the hash; equal hashes compare the names */
+            h[j] = (uint32_t)(i + 1);
         }
-        s->hash = h;
+        s->slot = h;
         s->hcap = nc;
     }
     uint64_t k = ref_hash(type, id);
-    size_t j = k & (s->hcap - 1);
-    for (; s->hash[j]; j = (j + 1) & (s->hcap - 1)) {
-        if (s->hash[j] != k)
-            continue;
-        for (size_t i = 0; i < s->n; i++) /* a collision of 64-bit hashes: compare */
-            if (!strcmp(s->r[i].id, id) && !strcmp(s->r[i].type, type))
-                return 0;
-    }
+    size_t j = inc_slot(s, k, type, id);
+    if (s->slot[j])
+        return 0;
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 64;
         srch_ref *g = arena_realloc(x->a, s->r, sizeof *g * s->cap, sizeof *g * nc);
-        if (!g)
+        uint64_t *gh = arena_realloc(x->a, s->rh, sizeof *gh * s->cap, sizeof *gh * nc);
+        if (!g || !gh)
             return ERR_NOMEM;
         s->r = g;
+        s->rh = gh;
         s->cap = nc;
     }
-    s->hash[j] = k;
+    s->rh[s->n] = k;
+    s->slot[j] = (uint32_t)(s->n + 1);
     s->r[s->n++] = (srch_ref){type, id};
     return 1;
 }
 
-/* Is sph the hash of a reference parameter of type (for `*`)? */
-static int is_ref_param(const char *type, uint32_t sph)
+/* Is sph the hash of a reference parameter of type (for `*`)? The hashes of the last
+ * type asked are kept in s. */
+static int is_ref_param(incset *s, const char *type, uint32_t sph)
 {
-    const fhir_search_param *const *sps;
-    size_t n = fhir_search_params(type, &sps);
-    for (size_t i = 0; i < n; i++)
-        if (sps[i]->type == FHIR_SP_REFERENCE && idx_sp_hash(type, sps[i]->code) == sph)
+    if (!s->rtype || strcmp(s->rtype, type)) {
+        const fhir_search_param *const *sps;
+        size_t n = fhir_search_params(type, &sps);
+        s->nrsp = 0;
+        for (size_t i = 0; i < n; i++)
+            if (sps[i]->type == FHIR_SP_REFERENCE) {
+                if (s->nrsp == sizeof s->rsp / sizeof s->rsp[0]) { /* R4's most: 13 */
+                    s->rtype = NULL;
+                    for (size_t k = 0; k < n; k++)
+                        if (sps[k]->type == FHIR_SP_REFERENCE &&
+                            idx_sp_hash(type, sps[k]->code) == sph)
+                            return 1;
+                    return 0;
+                }
+                s->rsp[s->nrsp++] = idx_sp_hash(type, sps[i]->code);
+            }
+        s->rtype = type;
+    }
+    for (size_t i = 0; i < s->nrsp; i++)
+        if (s->rsp[i] == sph)
             return 1;
     return 0;
 }
@@ -1987,7 +2022,7 @@ static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, inc
             return ERR_IO;
         for (size_t i = 0; i < es.n; i++) {
             const idx_entry *e = &es.e[i];
-            if (e->kind != IDX_REF || (inc->sp ? e->sp != inc->sph : !is_ref_param(r->type, e->sp)))
+            if (e->kind != IDX_REF || (inc->sp ? e->sp != inc->sph : !is_ref_param(s, r->type, e->sp)))
                 continue;
             size_t idn = idx_str_len(e->val, e->len);
             if (!idn || idn >= e->len || e->val[0] == '#' || e->val[idn] == 0)
@@ -2000,8 +2035,8 @@ static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, inc
             memcpy(tt, e->val + idn, e->len - idn);
             if (memchr(tid, 1, idn - 1) || memchr(tt, 1, e->len - idn - 1))
                 continue;
-            if (inc->target && strcmp(tt, inc->target))
-                continue;
+            if ((inc->target && strcmp(tt, inc->target)) || inc_has(s, tt, tid))
+                continue; /* another type, or added already (no read) */
             store_version v;
             if (store_read(x->rd, x->tenant, tt, tid, &v))
                 continue; /* a reference to nothing (or to a deleted resource) */
@@ -2070,7 +2105,8 @@ int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tena
         for (size_t i = from; i < to; i++)
             for (size_t k = 0; k < q->ninc; k++) {
                 const srch_include *inc = &q->inc[k];
-                if ((round && !inc->iterate) || (!inc->rev && strcmp(inc->src, s.r[i].type)))
+                if ((round && !inc->iterate) ||
+                    (!inc->rev && inc->src && strcmp(inc->src, s.r[i].type)))
                     continue;
                 srch_ref r = s.r[i];
                 if ((rc = include_from(&x, inc, &r, &s, limit)))
@@ -2082,6 +2118,40 @@ int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tena
     *out = s.r + n;
     *nout = s.n - n;
     return 0;
+}
+
+int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char *comp,
+                        const char *cid, const char *type, const char *id)
+{
+    const char *const *codes;
+    size_t nc = fhir_compartment(comp, type, &codes);
+    if (!nc)
+        return 0;
+    uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN];
+    size_t kn = idx_rp_key(k, tenant, type, id);
+    const void *val;
+    size_t vlen;
+    int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
+    if (rc)
+        return rc == ERR_NOTFOUND ? 0 : rc;
+    idx_set es;
+    if (idx_rp_decode(a, val, vlen, rn, &es))
+        return ERR_IO;
+    buf b = BUF_INIT;
+    if ((rc = id_value(&b, cid, comp))) {
+        buf_free(&b);
+        return rc;
+    }
+    int in = 0;
+    for (size_t i = 0; i < es.n && !in; i++) {
+        const idx_entry *e = &es.e[i];
+        if (e->kind != IDX_REF || e->len != b.len || memcmp(e->val, b.data, b.len))
+            continue;
+        for (size_t j = 0; j < nc && !in; j++)
+            in = e->sp == idx_sp_hash(type, codes[j]);
+    }
+    buf_free(&b);
+    return in;
 }
 
 /* q with each link clause replaced by the plain clause of its values (a copy in the

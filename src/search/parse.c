@@ -833,27 +833,32 @@ static int result_param(srch_query *q, arena *a, const char *name, const char *v
 }
 
 /* Note a parameter in q->applied for the links: name=value, escaped. */
-static void applied(srch_query *q, const char *name, const char *value)
+void srch_link_param(buf *b, const char *name, const char *value)
 {
     static const char hex[] = "0123456789ABCDEF";
-    if (q->applied.len)
-        buf_putc(&q->applied, '&');
+    if (b->len)
+        buf_putc(b, '&');
     for (int part = 0; part < 2; part++) {
         const unsigned char *p = (const unsigned char *)(part ? value : name);
         if (part)
-            buf_putc(&q->applied, '=');
+            buf_putc(b, '=');
         for (; *p; p++) {
             if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
                 (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
                 *p == '~' || *p == ':' || *p == ',') {
-                buf_putc(&q->applied, (char)*p);
+                buf_putc(b, (char)*p);
             } else {
-                buf_putc(&q->applied, '%');
-                buf_putc(&q->applied, hex[*p >> 4]);
-                buf_putc(&q->applied, hex[*p & 15]);
+                buf_putc(b, '%');
+                buf_putc(b, hex[*p >> 4]);
+                buf_putc(b, hex[*p & 15]);
             }
         }
     }
+}
+
+static void applied(srch_query *q, const char *name, const char *value)
+{
+    srch_link_param(&q->applied, name, value);
 }
 
 static void note_ignored(srch_query *q, const char *name)
@@ -1188,15 +1193,16 @@ static int add_param(srch_query *q, arena *a, const char *name, const char *valu
 int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const char *id,
                          srch_error *e)
 {
-    if (strcmp(comp_type, "Patient"))
+    if (strcmp(comp_type, "Patient") && strcmp(comp_type, "Encounter"))
         return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
-                    "compartment %s is not supported: only the Patient compartment is known",
+                    "compartment %s is not supported: the Patient and Encounter "
+                    "compartments are known",
                     comp_type);
     const char *const *codes;
-    size_t nc = fhir_patient_compartment(q->type, &codes);
+    size_t nc = fhir_compartment(comp_type, q->type, &codes);
     if (!nc)
-        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
-                    "%s is not in the Patient compartment", q->type);
+        return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED, "%s is not in the %s compartment",
+                    q->type, comp_type);
     if (q->nc >= SRCH_MAX_CLAUSES)
         return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "too many search parameters");
     srch_clause c = {0};
@@ -1205,7 +1211,7 @@ int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const c
         return ERR_NOMEM;
     buf b = BUF_INIT;
     idx_put_str(&b, id, strlen(id));
-    idx_put_str(&b, "Patient", 7);
+    idx_put_str(&b, comp_type, strlen(comp_type));
     for (size_t i = 0; i < nc; i++) {
         const fhir_search_param *sp = fhir_search_param_find(q->type, codes[i]);
         if (!sp)
@@ -1221,7 +1227,7 @@ int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const c
     buf_free(&b);
     if (!c.nv)
         return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
-                    "%s has no parameter of the Patient compartment", q->type);
+                    "%s has no parameter of the %s compartment", q->type, comp_type);
     srch_clause *cs = arena_realloc(a, q->c, sizeof *q->c * q->nc, sizeof *q->c * (q->nc + 1));
     if (!cs)
         return ERR_NOMEM;

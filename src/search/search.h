@@ -104,7 +104,8 @@ typedef struct srch_sort {
 typedef struct srch_include {
     int rev;                      /* _revinclude */
     int iterate;                  /* :iterate (or :recurse): also from included resources */
-    const char *src;              /* the type whose reference parameter it is */
+    const char *src;              /* the type whose reference parameter it is (NULL with
+                                     `*` forward: every type's) */
     const fhir_search_param *sp;  /* NULL: every reference parameter of src (`*`) */
     uint32_t sph;
     const char *target;           /* the type the reference must point at, or NULL */
@@ -166,6 +167,10 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
 int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const char *id,
                          srch_error *e);
 
+/* Append "&name=value" (no '&' when b is empty) to b, escaped for a link URL: the
+ * form of srch_query.applied. */
+void srch_link_param(buf *b, const char *name, const char *value);
+
 /* Free what srch_init/srch_add allocated outside the arena. */
 void srch_done(srch_query *q);
 
@@ -201,6 +206,12 @@ typedef struct srch_ref {
  * ERR_IO. */
 int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
                   const srch_ref *page, size_t n, srch_ref **out, size_t *nout, srch_error *e);
+
+/* 1 when the resource type/id (current in rd) is in compartment comp/cid (a
+ * parameter of the compartment definition refers to it), 0 when not, or ERR_IO,
+ * ERR_NOMEM. */
+int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char *comp,
+                        const char *cid, const char *type, const char *id);
 
 /* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when unknown.
  * A deleted resource's number is found too (its 'g' key). */

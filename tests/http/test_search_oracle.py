@@ -1199,10 +1199,12 @@ def test_search_matches_the_oracle(make_server, tmp_path):
                     break
             if len(mismatches) >= 15:
                 break
+        n_every = check_everything(rng, http, base, live, oracle, mismatches)
         took = time.time() - t0
         assert n_held >= 20, f"only {n_held} queries were paged across write rounds"
         print(f"\nsearch oracle: {n_run} queries ({n_400} malformed, 400 on both sides), "
               f"{n_held} paged across write rounds, {n_inc} pages with includes compared, "
+              f"{n_every} $everything compared, "
               f"{len(mismatches)} mismatches; load {t_loaded - t0:.1f} s, all {took:.1f} s\n"
               f"left out as known bugs: {dict(sorted(left_out.items()))}\n"
               f"writes between rounds: {dict(sorted(writes.items()))}\n{cov.report()}")
@@ -1215,6 +1217,77 @@ def test_search_matches_the_oracle(make_server, tmp_path):
     finally:
         oracle.close()
         http.close()
+
+
+def everything_from_server(http, base, comp, rid, params, count):
+    """(status, matches "Type/id" in order, included per page) following next links."""
+    r = http.get(f"{base}/{comp}/{rid}/$everything", params=params + [("_count", str(count)),
+                                                                      ("_elements", "id")])
+    if r.status_code != 200:
+        return r.status_code, r.text[:300], None
+    matches, included, pages = [], [], 0
+    while True:
+        b = r.json()
+        es = b.get("entry", [])
+        matches += [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in es
+                    if e["search"]["mode"] == "match"]
+        included.append(sorted(f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                               for e in es if e["search"]["mode"] == "include"))
+        nxt = next((l["url"] for l in b.get("link", []) if l["relation"] == "next"), None)
+        pages += 1
+        if not nxt or pages > 60:
+            return 200, matches, included
+        r = http.get(nxt)
+        if r.status_code != 200:
+            return r.status_code, r.text[:300], None
+
+
+def check_everything(rng, http, base, live, oracle, mismatches):
+    """Patient/$everything and Encounter/$everything of random resources, with random
+    _type, _since, start and end, against the oracle's definition: the matches in order
+    (on one page and across pages) and what one page includes."""
+    n = 0
+    types = sorted(t for t in live if live[t])
+    stamps = sorted(x["meta"]["lastUpdated"] for t in live.values() for x in t.values())
+    for comp, k in (("Patient", 40), ("Encounter", 20)):
+        ids = sorted(live.get(comp, {}))
+        for rid in rng.sample(ids, min(k, len(ids))):
+            params, ask = [], {}
+            if rng.random() < 0.3:
+                ask["types"] = rng.sample(types, rng.randint(1, 3))
+                params.append(("_type", ",".join(ask["types"])))
+            if rng.random() < 0.2:
+                ask["since"] = rng.choice(stamps)
+                params.append(("_since", ask["since"]))
+            if rng.random() < 0.25:
+                ask["start"] = str(rng.randint(1990, 2026))
+                params.append(("start", ask["start"]))
+            if rng.random() < 0.25:
+                ask["end"] = f"{rng.randint(1990, 2026)}-{rng.randint(1, 12):02d}"
+                params.append(("end", ask["end"]))
+            want = oracle.ask(op="everything", comp=comp, id=rid, **ask)
+            status, got, inc = everything_from_server(http, base, comp, rid, params, 1000)
+            n += 1
+            what = f"GET {comp}/{rid}/$everything?{params}"
+            if status != 200:
+                mismatches.append(f"{what}: {status} {got}")
+            elif got != want["matches"]:
+                only_s = [x for x in got if x not in set(want["matches"])][:6]
+                only_o = [x for x in want["matches"] if x not in set(got)][:6]
+                mismatches.append(f"{what}: matches differ: server {len(got)}, oracle "
+                                  f"{len(want['matches'])}; only the server's {only_s}, only "
+                                  f"the oracle's {only_o}")
+            elif len(inc) == 1 and inc[0] != want["included"]:
+                mismatches.append(f"{what}: included differ: only the server's "
+                                  f"{sorted(set(inc[0]) - set(want['included']))[:6]}, only "
+                                  f"the oracle's {sorted(set(want['included']) - set(inc[0]))[:6]}")
+            elif len(got) > 3 and rng.random() < 0.3:
+                count = max(1, len(got) // rng.randint(2, 5))
+                status, paged, _ = everything_from_server(http, base, comp, rid, params, count)
+                if paged != got:
+                    mismatches.append(f"{what} with _count={count}: the pages give "
+                                      f"{paged if status != 200 else len(paged)} for {len(got)}")
+    return n
 
 
 def write_round(rng, http, base, live, stored, oracle):

@@ -311,7 +311,10 @@ def test_compartment_search(data):
     assert f"/Patient/{pid(1)}/Observation?" in self_link
     assert "entry" not in requests.get(f"{b}/Patient/{pid(3)}/Observation").json()
     assert_outcome(requests.get(f"{b}/Patient/{pid(1)}/Organization"), 400, "not-supported")
-    assert_outcome(requests.get(f"{b}/Encounter/e1/Observation"), 400, "not-supported")
+    assert_outcome(requests.get(f"{b}/Device/d1/Observation"), 400, "not-supported")
+    assert_outcome(requests.get(f"{b}/Encounter/e1/Patient"), 400, "not-supported")
+    r = requests.get(f"{b}/Encounter/e1/Observation")  # the Encounter compartment: none here
+    assert r.status_code == 200 and "entry" not in r.json(), r.text
     assert_outcome(requests.get(f"{b}/Patient/{pid(1)}/Observation", params={"nope": "1"}), 400)
 
 

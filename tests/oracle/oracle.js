@@ -31,6 +31,8 @@
  *   referrers {type, param, to}  rows of type referring to an existing `to` -> {ids}
  *   includes {type, params, page: [ids]}  what _include/_revinclude add to that page
  *                                                      -> {included: ["Type/id"...]}
+ *   everything {comp, id, types, since, start, end}  Comp/id/$everything on one page
+ *                              -> {matches: ["Type/id"...] in order, included: [...] sorted}
  * Every answer has ok: true, or ok: false and a message when the request itself is bad.
  *
  * Chains and _has (docs/SEARCH.md 5) are clauses whose matches behind the link are the
@@ -308,7 +310,64 @@ function referrers(req) {
   return { ids: ids.sort() };
 }
 
-const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio, referrers, includes };
+/*
+ * $everything by its definition (docs/SEARCH.md 4d): the focal resource, then each type
+ * of the compartment definition in name order, the rows of that type in creation order
+ * whose compartment parameters refer to the focal resource; _since, start and end as
+ * the clauses _lastUpdated=ge, <date>=ge, <date>=le (the clinical date of each type;
+ * none on the focal resource); then everything the matches refer to that is not a
+ * match, of the _type types.
+ */
+const COMPARTMENTS = {
+  Patient: Object.fromEntries(require(path.join(path.dirname(DEFS), 'compartmentdefinition-patient.json'))
+    .resource.filter((r) => r.param).map((r) => [r.code, r.param])),
+  Encounter: require(path.join(__dirname, '..', '..', 'tools', 'defs', 'compartment-encounter.json')).resource,
+};
+const CLINICAL_DATE = {
+  Condition: 'onset-date', MedicationAdministration: 'effective-time',
+  MedicationDispense: 'whenhandedover', MedicationRequest: 'authoredon',
+  MedicationStatement: 'effective', ServiceRequest: 'authored', Specimen: 'collected',
+};
+
+function everything(req) {
+  const comp = COMPARTMENTS[req.comp];
+  const key = (t, id) => `${t}/${id}`;
+  const wanted = (t) => !req.types || req.types.includes(t);
+  const opts = { base: state.base, resourceTypes: state.resourceTypes, allParams: state.params, now: 0n };
+  const matches = [];
+  const types = [req.comp, ...Object.keys(comp).sort()];
+  types.forEach((type, i) => {
+    if (!wanted(type) || !state.params[type]) return;
+    const codes = i ? comp[type].filter((c) => c !== '{def}' && state.params[type][c]) : [];
+    if (i && !codes.length) return;
+    const ps = [];
+    if (req.since) ps.push(['_lastUpdated', `ge${req.since}`]);
+    const dp = CLINICAL_DATE[type] || (state.params[type].date && state.params[type].date.type === 'date' ? 'date' : undefined);
+    if (i && dp && req.start) ps.push([dp, `ge${req.start}`]);
+    if (i && dp && req.end) ps.push([dp, `le${req.end}`]);
+    const q = parseQuery(type, ps, state.params[type], opts);
+    for (const row of matchRows(type, q.clauses)) {
+      const id = row.resource.id;
+      const inComp = i === 0 ? id === req.id
+        : (type !== req.comp || id !== req.id) &&
+          codes.some((c) => entries(row, state.params[type][c]).R.some((x) => x.type === req.comp && x.id === req.id));
+      if (inComp) matches.push(key(type, id));
+    }
+  });
+  const seen = new Set(matches);
+  const included = new Set();
+  for (const m of matches) {
+    const [t, id] = m.split('/');
+    const row = typeStore(t).get(id);
+    for (const sp of Object.values(state.params[t]).filter((p) => p.type === 'reference'))
+      for (const x of entries(row, sp).R)
+        if (x.type && x.id !== undefined && typeStore(x.type).has(x.id) && wanted(x.type) && !seen.has(key(x.type, x.id)))
+          included.add(key(x.type, x.id));
+  }
+  return { matches, included: [...included].sort() };
+}
+
+const OPS = { init, put, delete: del, search, values, explain, ratio: unitRatio, referrers, includes, everything };
 
 const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 rl.on('line', (line) => {

@@ -412,6 +412,33 @@ static void test_compartment(void)
                 all_ok = 0;
     }
     ok(all_ok, "compartment codes are search params of their type");
+    /* the Encounter compartment: its codes are reference parameters of their type
+     * that may point at an Encounter, except {def}, the Encounter itself */
+    n = fhir_compartment("Encounter", "MedicationAdministration", &codes);
+    ok(n == 1 && !strcmp(codes[0], "context"), "Encounter: MedicationAdministration.context");
+    n = fhir_compartment("Encounter", "Encounter", &codes);
+    ok(n == 1 && !strcmp(codes[0], "{def}"), "Encounter: the Encounter itself");
+    ok(fhir_compartment("Encounter", "Patient", NULL) == 0, "Patient not in Encounter's");
+    ok(fhir_compartment("Device", "Observation", NULL) == 0, "unknown compartment");
+    ok(fhir_compartment("Patient", "Observation", NULL) == 2, "Patient by name");
+    all_ok = 1;
+    size_t nenc = 0;
+    for (const char *t; (t = fhir_compartment_type("Encounter", nenc)); nenc++) {
+        n = fhir_compartment("Encounter", t, &codes);
+        for (size_t k = 0; k < n; k++) {
+            if (!strcmp(codes[k], "{def}"))
+                continue;
+            const fhir_search_param *sp = fhir_search_param_find(t, codes[k]);
+            int enc = 0;
+            for (uint8_t j = 0; sp && j < sp->ntargets; j++)
+                enc |= !strcmp(sp->targets[j], "Encounter");
+            if (!sp || sp->type != FHIR_SP_REFERENCE || !enc)
+                all_ok = 0;
+        }
+        if (nenc && strcmp(fhir_compartment_type("Encounter", nenc - 1), t) >= 0)
+            all_ok = 0;
+    }
+    ok(nenc == 25 && all_ok, "Encounter compartment: 25 types, reference codes, sorted");
 }
 
 static void test_valuesets(void)

@@ -28,6 +28,7 @@
 #define FHIR_GEN_NSP 1378
 #define FHIR_GEN_NSP_INDEX 149
 #define FHIR_GEN_NCOMPARTMENT 67
+#define FHIR_GEN_NENC_COMPARTMENT 25
 #define FHIR_GEN_NVALUESETS 220
 
 /* JSON key hash slot: type index (0xffff = empty), element index in
@@ -67,6 +68,7 @@ extern const fhir_search_param fhir_gen_sp[FHIR_GEN_NSP];
 extern const fhir_search_param *const fhir_gen_sp_all[FHIR_GEN_NSP]; /* by url */
 extern const fhir_gen_sp_entry fhir_gen_sp_index[FHIR_GEN_NSP_INDEX];
 extern const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT];
+extern const fhir_gen_comp_entry fhir_gen_enc_compartment[FHIR_GEN_NENC_COMPARTMENT];
 extern const fhir_gen_vs_entry fhir_gen_valuesets[FHIR_GEN_NVALUESETS];
 
 #endif

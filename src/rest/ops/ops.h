@@ -14,4 +14,8 @@
 /* POST [base]/Type/$validate, POST [base]/Type/id/$validate (ops/validate.c) */
 int rest_op_validate(rest_req *r);
 
+/* GET [base]/Patient/id/$everything, [base]/Patient/$everything,
+ * [base]/Encounter/id/$everything (ops/everything.c) */
+int rest_op_everything(rest_req *r);
+
 #endif
