@@ -869,6 +869,26 @@ static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntod
 /* The patient a clause names, when it restricts to one: every value a whole reference
  * to the same Patient/id through a parameter of the type's Patient compartment (subject=
  * Patient/1, patient=1, or a compartment search). *pid: "id\0" escaped, in the key. */
+/* 1 when parameter sp of type is a compartment parameter kept to Patient targets
+ * (Observation's `patient` is `Observation.subject.where(resolve() is Patient)`): its
+ * references to a Patient are the compartment parameter's, so the resources it finds
+ * for a patient all have their entries within that patient. */
+static int narrows_compartment(const char *type, const fhir_search_param *sp,
+                               const char *const *codes, size_t nc)
+{
+    if (!sp || sp->type != FHIR_SP_REFERENCE || !sp->expression)
+        return 0;
+    char pat[160];
+    for (size_t k = 0; k < nc; k++) {
+        snprintf(pat, sizeof pat, "%s.%s.where(resolve() is Patient)", type, codes[k]);
+        const char *m = strstr(sp->expression, pat);
+        /* the whole of a union's term: not a prefix of a longer type name before it */
+        if (m && (m == sp->expression || m[-1] == ' ' || m[-1] == '('))
+            return 1;
+    }
+    return 0;
+}
+
 /* The length of the "id\0" of the patient value v of clause c names, when v is a whole
  * reference to a Patient through one of the compartment parameters codes[0..nc); else 0. */
 static size_t value_patient(const srch_query *q, const srch_clause *c, const srch_value *v,
@@ -883,7 +903,8 @@ static size_t value_patient(const srch_query *q, const srch_clause *c, const src
     for (size_t k = 0; k < nc; k++)
         if (sph == idx_sp_hash(q->type, codes[k]))
             return (size_t)(z + 1 - v->key);
-    return 0;
+    return !v->sph && narrows_compartment(q->type, c->sp, codes, nc) ? (size_t)(z + 1 - v->key)
+                                                                     : 0;
 }
 
 static int scope_patient(const srch_query *q, const srch_clause *c, const uint8_t **pid,
