@@ -135,6 +135,22 @@ def test_everything_pages_over_one_snapshot(http, base):
     assert b["total"] == len(whole) + 1 and "entry" not in b
 
 
+def test_everything_by_post_takes_a_parameters_body(http, base):
+    u = world(http, base)
+    url = f"{base}/Patient/p-{u}/$everything"
+    body = {"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDate": "2020-01-01"},
+        {"name": "_type", "valueCode": "Observation"}, {"name": "_type", "valueCode": "Encounter"},
+        {"name": "_count", "valueInteger": 1}]}
+    r = http.post(url, json=body, headers=CT)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert entries(b, "match") == [f"Encounter/e-{u}"] and b["total"] == 2
+    nxt = next(l["url"] for l in b["link"] if l["relation"] == "next")
+    assert "start=2020-01-01" in nxt and "_type=Observation,Encounter" in nxt
+    assert entries(http.get(nxt).json(), "match") == [f"Observation/o1-{u}"]
+
+
 def test_encounter_everything(http, base):
     u = world(http, base)
     m, inc, _ = every(http, f"{base}/Encounter/e-{u}/$everything")
@@ -180,8 +196,12 @@ def test_everything_refuses_what_it_does_not_do(http, base):
         oo = assert_outcome(http.get(url, params={k: v}), 400)
         assert k in oo["issue"][0]["diagnostics"] or v in oo["issue"][0]["diagnostics"], oo
     assert_outcome(http.get(url, params=[("start", "2020"), ("start", "2021")]), 400)
-    assert_outcome(http.post(url, json={"resourceType": "Parameters"}, headers=CT), 400,
-                   "not-supported")
+    assert_outcome(http.post(url, json={"resourceType": "Patient"}, headers=CT), 400)
+    assert_outcome(http.post(url, data="{", headers=CT), 400)
+    assert_outcome(http.post(url, json={"resourceType": "Parameters", "parameter": [
+        {"name": "nope", "valueString": "1"}]}, headers=CT), 400, "not-supported")
+    assert_outcome(http.post(url, json={"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDate": "soon"}]}, headers=CT), 400)
     assert http.post(url, headers=CT).status_code == 200  # no body: the URL's parameters
     # lenient: the unknown parameter is reported, not applied
     r = http.get(url, params={"nope": "1"}, headers={"Prefer": "handling=lenient"})

@@ -18,6 +18,8 @@
  * (Medication, Practitioner, Organization, Location ...) that are not themselves
  * in the compartment (those come as matches of their own section).
  *
+ * POST takes the same parameters in a Parameters body (or none).
+ *
  * Patient/$everything pages through the patients (in the order of Patient?) and,
  * for each, through its sections; its cursor is the patient's position and the
  * offset within that patient's sections (_page_offset, _page_skip).
@@ -166,6 +168,48 @@ static int on_param(void *ctx, const char *k, const char *v)
     }
     if (!rc)
         applied(ev, k, v);
+    return rc;
+}
+
+/* POST with a Parameters body: each parameter as the same name in the URL (_type may
+ * repeat: its codes are joined). The value is the string of value[x] (valueDate,
+ * valueInstant, valueCode, valueString, valueInteger ...). */
+static int body_params(evreq *ev)
+{
+    rest_req *r = ev->r;
+    json_error je = {0};
+    json_val *root;
+    if (json_parse(r->a, r->body.data, r->body.len, JSON_FHIR, &root, &je))
+        return bad(ev, "the body is not JSON: %s", je.msg);
+    const char *rt = json_get_str(root, "resourceType");
+    if (!rt || strcmp(rt, "Parameters"))
+        return bad(ev, "the body of a POST $everything is a Parameters resource%s", "");
+    json_val *ps = json_get(root, "parameter");
+    buf types = BUF_INIT;
+    int rc = 0;
+    for (uint32_t i = 0; ps && ps->type == JSON_ARRAY && i < ps->n && !rc; i++) {
+        const json_val *p = &ps->u.items[i];
+        const char *name = json_get_str(p, "name");
+        const json_val *v = NULL;
+        for (uint32_t k = 0; p->type == JSON_OBJECT && k < p->n && !v; k++)
+            if (!strncmp(p->u.members[k].key, "value", 5))
+                v = &p->u.members[k].val;
+        if (!name)
+            rc = bad(ev, "a parameter of the body has no name%s", "");
+        else if (!v || (v->type != JSON_STRING && v->type != JSON_NUMBER))
+            rc = bad(ev, "body parameter '%.60s' has no primitive value[x]", name);
+        else if (!strcmp(name, "_type")) {
+            if (types.len)
+                buf_putc(&types, ',');
+            buf_put(&types, v->u.s, v->n);
+        } else {
+            const char *val = arena_strndup(r->a, v->u.s, v->n); /* numbers: raw text */
+            rc = val ? on_param(ev, name, val) : ERR_NOMEM;
+        }
+    }
+    if (!rc && types.len)
+        rc = types.err ? ERR_NOMEM : on_param(ev, "_type", buf_cstr(&types));
+    buf_free(&types);
     return rc;
 }
 
@@ -447,15 +491,17 @@ int rest_op_everything(rest_req *r)
                                "Encounter/$everything is defined on one Encounter only: "
                                "Encounter/{id}/$everything",
                                NULL);
-    if (r->method == RM_POST && r->body.len)
-        return rest_send_error(r, 400, OO_NOT_SUPPORTED,
-                               "$everything takes its parameters in the URL; a POST has no "
-                               "body",
-                               NULL);
     evreq ev = {.r = r, .comp = type, .count = SRCH_DEFAULT_COUNT,
                 .lenient = rest_is_lenient(r)};
     srch_init(&ev.shown, type);
     rest_query_each(r, on_param, &ev);
+    if (!ev.e.msg[0] && r->method == RM_POST && r->body.len) {
+        int brc = body_params(&ev);
+        if (brc == ERR_NOMEM && !ev.e.msg[0])
+            snprintf(ev.e.msg, sizeof ev.e.msg, "out of memory");
+        if (brc && brc != ERR_NOMEM && !ev.e.status)
+            ev.e.status = 400, ev.e.oo_code = OO_INVALID;
+    }
     if (ev.applied.err || (!ev.e.status && ev.e.msg[0]))
         return fail(&ev, ERR_NOMEM);
     if (ev.e.status)
