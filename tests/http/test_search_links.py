@@ -214,3 +214,28 @@ def test_bad_includes_are_400(http, base):
     oo = assert_outcome(http.get(base, params={"_type": "Observation",
                                                "_include": "Observation:subject"}), 400)
     assert "several types" in oo["issue"][0]["diagnostics"]
+
+
+def test_patient_is_subject_kept_to_patients(http, base):
+    """Observation's `patient` is subject.where(resolve() is Patient): it takes the plan
+    within the patient (docs/SEARCH.md 4a), so it must still tell a patient that is the
+    subject from one that is only the performer, alone and behind a _has."""
+    u = uuid.uuid4().hex[:8]
+    put(http, base, {"resourceType": "Patient", "id": f"pp-{u}", "name": [{"family": f"Pp{u}"}]})
+    put(http, base, {"resourceType": "Patient", "id": f"pq-{u}", "name": [{"family": f"Pp{u}"}]})
+    put(http, base, {"resourceType": "Group", "id": f"g-{u}", "type": "person", "actual": True})
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "urn:x", "code": f"k{u}"}]}}
+    put(http, base, {**obs, "id": f"os-{u}", "subject": {"reference": f"Patient/pp-{u}"}})
+    # in pq's compartment through performer only; its subject is a Group
+    put(http, base, {**obs, "id": f"op-{u}", "subject": {"reference": f"Group/g-{u}"},
+                     "performer": [{"reference": f"Patient/pq-{u}"}]})
+    code = f"urn:x|k{u}"
+    assert ids(http, base, "Observation", patient=f"Patient/pp-{u}", code=code) == [f"os-{u}"]
+    assert ids(http, base, "Observation", patient=f"pq-{u}", code=code) == []
+    assert ids(http, base, "Observation", subject=f"Group/g-{u}", code=code) == [f"op-{u}"]
+    assert ids(http, base, f"Patient/pq-{u}/Observation", code=code) == [f"op-{u}"]
+    assert ids(http, base, "Patient", family=f"Pp{u}",
+               **{"_has:Observation:patient:code": code}) == [f"pp-{u}"]
+    assert ids(http, base, "Patient", family=f"Pp{u}",
+               **{"_has:Observation:performer:code": code}) == [f"pq-{u}"]
