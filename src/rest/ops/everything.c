@@ -301,6 +301,11 @@ static int focal_page(evreq *ev, store_reader *rd, const char *id, uint64_t *off
             continue;
         if (rc)
             return rc;
+        uint64_t cur, versions;
+        if (i && !store_count(rd, ev->r->ctx.tenant, q.type, &cur, &versions) && !versions) {
+            srch_done(&q); /* never a resource of this type: nothing in any snapshot */
+            continue;
+        }
         q.page_offset = *offset;
         q.count = *remaining;
         srch_result res;
