@@ -192,7 +192,7 @@ def test_everything_refuses_what_it_does_not_do(http, base):
     assert "nope" in oo["issue"][0]["diagnostics"]
     for k, v in (("start", "yesterday"), ("end", "2020-13"), ("_since", "x"),
                  ("_type", "Nope"), ("_count", "-1"), ("_summary", "maybe"),
-                 ("_page_t", "0")):
+                 ("_page_t", "0"), ("_page_skip", "1")):
         oo = assert_outcome(http.get(url, params={k: v}), 400)
         assert k in oo["issue"][0]["diagnostics"] or v in oo["issue"][0]["diagnostics"], oo
     assert_outcome(http.get(url, params=[("start", "2020"), ("start", "2021")]), 400)

@@ -147,11 +147,12 @@ static int on_param(void *ctx, const char *k, const char *v)
         /* else: applied when the resources are written (src/rest/shape.c) */
     } else if (!strcmp(k, "_page_t") || !strcmp(k, "_page_offset") || !strcmp(k, "_page_skip")) {
         uint64_t *slot = k[6] == 't' ? &ev->page_t : k[6] == 'o' ? &ev->offset : &ev->skip;
-        if (num_parse_u64(v, INT64_MAX, &n) || (k[6] == 't' && !n))
-            rc = bad(ev, "bad %s paging parameter", k);
+        if (num_parse_u64(v, INT64_MAX, &n) || (k[6] == 't' && !n) ||
+            (k[6] == 's' && ev->r->route.id))
+            return bad(ev, "bad %s paging parameter", k);
         *slot = n;
         ev->later |= k[6] == 't';
-        return rc;
+        return 0;
     } else if (ev->lenient) {
         if (ev->shown.nignored++)
             buf_puts(&ev->shown.ignored, ", ");
