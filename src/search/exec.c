@@ -1731,7 +1731,7 @@ static int expand_codes(xctx *x, const srch_query *q, const srch_query **out)
     return 0;
 }
 
-/* ---- chains and reverse chains (docs/SEARCH.md 5) --------------------------------------- */
+/* ---- chains and reverse chains (docs/SEARCH.md 4b) --------------------------------------- */
 
 static int key_cmp_len(const void *a, const void *b)
 {

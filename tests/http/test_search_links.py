@@ -1,5 +1,5 @@
 """Chains (subject:Patient.family=x) and reverse chains (_has:Observation:patient:code=x):
-what they find, and the 400s that name what is wrong with them (docs/SEARCH.md 5). The
+what they find, and the 400s that name what is wrong with them (docs/SEARCH.md 4b). The
 differential oracle covers them at random; these pin the cases by hand."""
 import uuid
 

@@ -35,7 +35,7 @@
  *                              -> {matches: ["Type/id"...] in order, included: [...] sorted}
  * Every answer has ok: true, or ok: false and a message when the request itself is bad.
  *
- * Chains and _has (docs/SEARCH.md 5) are clauses whose matches behind the link are the
+ * Chains and _has (docs/SEARCH.md 4b) are clauses whose matches behind the link are the
  * same search on the other type (matchRows); _include and _revinclude (includes) follow
  * the references of one page's matches.
  */
