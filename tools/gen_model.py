@@ -666,22 +666,18 @@ def generate():
         w("    {%s, %d, &fhir_gen_spl[%d]}," % (c_str(tn), cnt, off))
     w("};")
     w("")
-    comp_rows = []
-    for tn in sorted(compartment):
-        comp_rows.append("    {%s, %d, %s}," % (c_str(tn), len(compartment[tn]),
-                                                slist(compartment[tn])))
-    w("const fhir_gen_comp_entry fhir_gen_compartment[FHIR_GEN_NCOMPARTMENT] = {")
-    out.extend(comp_rows)
-    w("};")
-    w("")
-    enc_rows = []
-    for tn in sorted(enc_compartment):
-        enc_rows.append("    {%s, %d, %s}," % (c_str(tn), len(enc_compartment[tn]),
-                                               slist(enc_compartment[tn])))
-    w("const fhir_gen_comp_entry fhir_gen_enc_compartment[FHIR_GEN_NENC_COMPARTMENT] = {")
-    out.extend(enc_rows)
-    w("};")
-    w("")
+    def comp_table(name, count, comp):
+        rows = ["    {%s, %d, %s}," % (c_str(tn), len(comp[tn]), slist(comp[tn]))
+                for tn in sorted(comp)]
+        w("const fhir_gen_comp_entry %s[%s] = {" % (name, count))
+        out.extend(rows)
+        w("};")
+        w("")
+        return rows
+
+    comp_rows = comp_table("fhir_gen_compartment", "FHIR_GEN_NCOMPARTMENT", compartment)
+    enc_rows = comp_table("fhir_gen_enc_compartment", "FHIR_GEN_NENC_COMPARTMENT",
+                          enc_compartment)
     vs_rows = []
     for url in sorted(valuesets):
         vs_rows.append("    {%s, %d, %s}," % (c_str(url), len(valuesets[url]),

@@ -173,6 +173,36 @@ int rest_search_failed(rest_req *r, int rc, const srch_error *e)
     return rest_send_errcode(r, rc, e->msg[0] ? e->msg : "the search failed");
 }
 
+int rest_parse_types(arena *a, const char *s, const char ***out, size_t *n, char *msg,
+                     size_t cap)
+{
+    const fhir_type *const *all;
+    size_t nall = fhir_resource_types(&all);
+    const char **types = arena_alloc(a, sizeof *types * (nall + 1));
+    *n = 0;
+    if (!types)
+        return ERR_NOMEM;
+    for (const char *p = s; *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        const fhir_type *t = fhir_resource_type(p, len);
+        if (!t) {
+            snprintf(msg, cap, "_type: '%.*s' is not a resource type",
+                     (int)(len > 60 ? 60 : len), p);
+            return ERR_INVALID;
+        }
+        if (*n < nall)
+            types[(*n)++] = t->name;
+        p = c ? c + 1 : p + len;
+    }
+    if (!*n) {
+        snprintf(msg, cap, "_type names no type");
+        return ERR_INVALID;
+    }
+    *out = types;
+    return 0;
+}
+
 int rest_is_lenient(rest_req *r)
 {
     char pref[32];

@@ -53,6 +53,12 @@ int rest_page_send(rest_req *r, const srch_query *q, const rest_page *pg, const 
  * 503 out of memory, 500 otherwise. */
 int rest_search_failed(rest_req *r, int rc, const srch_error *e);
 
+/* The resource types of a _type value "A,B" (each once as written, in order) into *out
+ * (in a). 0; ERR_INVALID with msg filled (a name that is not a resource type, or none);
+ * ERR_NOMEM. */
+int rest_parse_types(arena *a, const char *s, const char ***out, size_t *n, char *msg,
+                     size_t cap);
+
 /* Prefer: handling=lenient. */
 int rest_is_lenient(rest_req *r);
 

@@ -163,30 +163,19 @@ static int search_system(rest_req *r)
             types_s = l.p[i].v;
         }
     /* the types: those of _type, or every resource type */
-    const fhir_type *const *all;
-    size_t nall = fhir_resource_types(&all);
-    const char **types = arena_alloc(r->a, sizeof *types * (nall + 1));
+    const char **types;
     size_t nt = 0;
-    if (!types)
-        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     if (types_s) {
-        const char *p = types_s;
-        while (*p) {
-            const char *c = strchr(p, ',');
-            size_t n = c ? (size_t)(c - p) : strlen(p);
-            const fhir_type *t = fhir_resource_type(p, n);
-            if (!t) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "_type: '%.*s' is not a resource type", (int)(n > 60 ? 60 : n), p);
-                return rest_send_error(r, 400, OO_INVALID, msg, "_type");
-            }
-            if (nt < nall)
-                types[nt++] = t->name;
-            p = c ? c + 1 : p + n;
-        }
-        if (!nt)
-            return rest_send_error(r, 400, OO_INVALID, "_type names no type", "_type");
+        char msg[160];
+        int trc = rest_parse_types(r->a, types_s, &types, &nt, msg, sizeof msg);
+        if (trc)
+            return trc == ERR_NOMEM ? rest_send_errcode(r, trc, "out of memory")
+                                    : rest_send_error(r, 400, OO_INVALID, msg, "_type");
     } else {
+        const fhir_type *const *all;
+        size_t nall = fhir_resource_types(&all);
+        if (!(types = arena_alloc(r->a, sizeof *types * nall)))
+            return rest_send_errcode(r, ERR_NOMEM, "out of memory");
         for (size_t i = 0; i < nall; i++)
             types[nt++] = all[i]->name;
     }

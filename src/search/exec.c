@@ -2142,14 +2142,15 @@ int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tena
 }
 
 int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char *comp,
-                        const char *cid, const char *type, const char *id)
+                        const char *const *cids, size_t ncids, const char *type,
+                        const char *id)
 {
     const char *const *codes;
     size_t nc = fhir_compartment(comp, type, &codes);
-    if (!nc)
+    if (!nc || !ncids)
         return 0;
     uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN];
-    size_t kn = idx_rp_key(k, tenant, type, id);
+    size_t kn = idx_rp_key(k, tenant, type, id), clen = strlen(comp);
     const void *val;
     size_t vlen;
     int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
@@ -2158,21 +2159,20 @@ int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char 
     idx_set es;
     if (idx_rp_decode(a, val, vlen, rn, &es))
         return ERR_IO;
-    buf b = BUF_INIT;
-    if ((rc = id_value(&b, cid, comp))) {
-        buf_free(&b);
-        return rc;
-    }
-    int in = 0;
-    for (size_t i = 0; i < es.n && !in; i++) {
+    for (size_t i = 0; i < es.n; i++) {
         const idx_entry *e = &es.e[i];
-        if (e->kind != IDX_REF || e->len != b.len || memcmp(e->val, b.data, b.len))
+        /* "id\0Comp\0" (ids and type names need no escapes) */
+        size_t idn = e->kind == IDX_REF ? idx_str_len(e->val, e->len) : 0;
+        if (!idn || e->len != idn + clen + 1 || memcmp(e->val + idn, comp, clen + 1))
             continue;
-        for (size_t j = 0; j < nc && !in; j++)
-            in = e->sp == idx_sp_hash(type, codes[j]);
+        int param = 0;
+        for (size_t j = 0; j < nc && !param; j++)
+            param = e->sp == idx_sp_hash(type, codes[j]);
+        for (size_t j = 0; param && j < ncids; j++)
+            if (strlen(cids[j]) + 1 == idn && !memcmp(e->val, cids[j], idn))
+                return 1;
     }
-    buf_free(&b);
-    return in;
+    return 0;
 }
 
 /* q with each link clause replaced by the plain clause of its values (a copy in the

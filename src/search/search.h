@@ -207,11 +207,12 @@ typedef struct srch_ref {
 int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
                   const srch_ref *page, size_t n, srch_ref **out, size_t *nout, srch_error *e);
 
-/* 1 when the resource type/id (current in rd) is in compartment comp/cid (a
- * parameter of the compartment definition refers to it), 0 when not, or ERR_IO,
- * ERR_NOMEM. */
+/* 1 when the resource type/id (current in rd) is in the compartment comp/cid of one of
+ * cids[0..ncids) (a parameter of the compartment definition refers to it; one read of
+ * its entries for all of them), 0 when not, or ERR_IO, ERR_NOMEM. */
 int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char *comp,
-                        const char *cid, const char *type, const char *id);
+                        const char *const *cids, size_t ncids, const char *type,
+                        const char *id);
 
 /* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when unknown.
  * A deleted resource's number is found too (its 'g' key). */

@@ -68,27 +68,13 @@ static void applied(evreq *ev, const char *k, const char *v)
 
 static int parse_types(evreq *ev, const char *s)
 {
-    const fhir_type *const *all;
-    size_t nall = fhir_resource_types(&all);
-    ev->types = arena_alloc(ev->r->a, sizeof *ev->types * nall);
-    if (!ev->types) {
+    int rc = rest_parse_types(ev->r->a, s, &ev->types, &ev->ntypes, ev->e.msg,
+                              sizeof ev->e.msg);
+    if (rc == ERR_INVALID)
+        ev->e.status = 400, ev->e.oo_code = OO_INVALID;
+    else if (rc)
         snprintf(ev->e.msg, sizeof ev->e.msg, "out of memory");
-        return ERR_NOMEM;
-    }
-    for (const char *p = s; *p;) {
-        const char *c = strchr(p, ',');
-        size_t n = c ? (size_t)(c - p) : strlen(p);
-        const fhir_type *t = fhir_resource_type(p, n);
-        if (!t) {
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(n > 60 ? 60 : n), p);
-            return bad(ev, "_type: '%s' is not a resource type", name);
-        }
-        if (ev->ntypes < nall)
-            ev->types[ev->ntypes++] = t->name;
-        p = c ? c + 1 : p + n;
-    }
-    return ev->ntypes ? 0 : bad(ev, "_type names no type%s", "");
+    return rc;
 }
 
 /* A date value of start, end or _since: the engine's parser checks it (as the
@@ -344,14 +330,11 @@ static int keep_included(void *ctx, store_reader *rd, const store_version *v)
         return 0;
     if (ev->since || ev->start || ev->end)
         return 1;
-    for (size_t i = 0; i < k->nids; i++) {
+    for (size_t i = 0; i < k->nids; i++)
         if (!strcmp(v->type, ev->comp) && !strcmp(v->id, k->ids[i]))
             return 0;
-        if (srch_in_compartment(rd, ev->r->a, ev->r->ctx.tenant, ev->comp, k->ids[i],
-                                v->type, v->id) == 1)
-            return 0;
-    }
-    return 1;
+    return srch_in_compartment(rd, ev->r->a, ev->r->ctx.tenant, ev->comp, k->ids, k->nids,
+                               v->type, v->id) != 1;
 }
 
 static int add_includes(evreq *ev, store_reader *rd, rest_page *pg, const char **ids,
