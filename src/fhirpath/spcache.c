@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/arena.h"
 #include "base/err.h"
 #include "fhirpath/spcache.h"
 
@@ -22,10 +23,27 @@ typedef struct sp_entry {
     fp_expr **comp;  /* ncomponents compiled component expressions (entries may be NULL) */
 } sp_entry;
 
+/* The parameters of one type with customs: the merged list, sorted by code. */
+typedef struct sp_typelist {
+    const char *type;
+    const fhir_search_param **sps;
+    size_t n;
+} sp_typelist;
+
 struct fp_sp_cache {
     size_t n;
     sp_entry *e;
     size_t nexprs;
+    /* an extended cache: the model's, the customs (copies in `a`), their compiled
+     * expressions, and the merged lists of the types they apply to */
+    const fp_sp_cache *model;
+    uint64_t stamp;
+    arena *a;
+    fp_sp_custom *cs;
+    fp_expr **cx;
+    size_t ncs;
+    sp_typelist *tl;
+    size_t ntl;
 };
 
 static int by_ptr(const void *a, const void *b)
@@ -39,6 +57,13 @@ void fp_sp_cache_free(fp_sp_cache *c)
 {
     if (!c)
         return;
+    if (c->model) {
+        for (size_t i = 0; i < c->ncs; i++)
+            fp_free(c->cx[i]);
+        arena_free(c->a);
+        free(c);
+        return;
+    }
     for (size_t i = 0; i < c->n; i++) {
         fp_free(c->e[i].expr);
         if (c->e[i].comp) {
@@ -129,8 +154,158 @@ static const sp_entry *find(const fp_sp_cache *c, const fhir_search_param *sp)
     return bsearch(&key, c->e, c->n, sizeof *c->e, by_ptr);
 }
 
+static const sp_typelist *typelist(const fp_sp_cache *c, const char *type)
+{
+    for (size_t i = 0; i < c->ntl; i++)
+        if (!strcmp(c->tl[i].type, type))
+            return &c->tl[i];
+    return NULL;
+}
+
+static int by_code(const void *a, const void *b)
+{
+    const fhir_search_param *const *x = a, *const *y = b;
+    return strcmp((*x)->code, (*y)->code);
+}
+
+static char *dup(arena *a, const char *s)
+{
+    return s ? arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+int fp_sp_cache_extend(const fp_sp_cache *model, const fp_sp_custom *cs, size_t n,
+                       uint64_t stamp, fp_sp_cache **out, fp_error *err)
+{
+    *out = NULL;
+    while (model->model)
+        model = model->model;
+    fp_sp_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return ERR_NOMEM;
+    c->model = model;
+    c->stamp = stamp;
+    c->nexprs = model->nexprs;
+    c->a = arena_new(4096);
+    c->cs = c->a ? arena_zalloc(c->a, sizeof *c->cs * (n ? n : 1)) : NULL;
+    c->cx = c->a ? arena_zalloc(c->a, sizeof *c->cx * (n ? n : 1)) : NULL;
+    c->tl = c->a ? arena_zalloc(c->a, sizeof *c->tl * (n ? n : 1)) : NULL;
+    if (!c->cx || !c->cs || !c->tl) {
+        fp_sp_cache_free(c);
+        return ERR_NOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        fp_sp_custom *d = &c->cs[c->ncs];
+        *d = cs[i];
+        d->base = dup(c->a, cs[i].base);
+        d->id = dup(c->a, cs[i].id);
+        d->def.code = dup(c->a, cs[i].def.code);
+        d->def.url = dup(c->a, cs[i].def.url);
+        d->def.expression = dup(c->a, cs[i].def.expression);
+        d->def.ncomponents = 0;
+        d->def.component_urls = d->def.component_exprs = NULL;
+        const char **tg = arena_zalloc(c->a, sizeof *tg * (cs[i].def.ntargets + 1u));
+        if (!d->base || !d->def.code || !tg) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        for (uint8_t k = 0; k < cs[i].def.ntargets; k++)
+            if (!(tg[k] = dup(c->a, cs[i].def.targets[k])))
+                rc = ERR_NOMEM;
+        d->def.targets = tg;
+        if (!rc)
+            rc = compile_one(&d->def, d->def.expression, &c->cx[c->ncs], err);
+        if (!rc) {
+            c->nexprs += c->cx[c->ncs] != NULL;
+            c->ncs++;
+        }
+    }
+    /* the merged list of each type that has customs: the model's, less any parameter a
+     * custom replaces by code, plus its customs */
+    for (size_t i = 0; i < c->ncs && !rc; i++) {
+        if (typelist(c, c->cs[i].base))
+            continue;
+        const char *type = c->cs[i].base;
+        const fhir_search_param *const *ms;
+        size_t nm = fhir_search_params(type, &ms);
+        size_t nmax = nm + c->ncs;
+        const fhir_search_param **l = arena_alloc(c->a, sizeof *l * nmax);
+        if (!l) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        size_t k = 0;
+        for (size_t j = 0; j < c->ncs; j++)
+            if (!strcmp(c->cs[j].base, type))
+                l[k++] = &c->cs[j].def;
+        size_t ncust = k;
+        for (size_t j = 0; j < nm; j++) {
+            int shadowed = 0;
+            for (size_t q = 0; q < ncust && !shadowed; q++)
+                shadowed = !strcmp(l[q]->code, ms[j]->code);
+            if (!shadowed)
+                l[k++] = ms[j];
+        }
+        qsort(l, k, sizeof *l, by_code);
+        c->tl[c->ntl++] = (sp_typelist){type, l, k};
+    }
+    if (rc) {
+        fp_sp_cache_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+uint64_t fp_sp_cache_stamp(const fp_sp_cache *c)
+{
+    return c ? c->stamp : 0;
+}
+
+const fp_sp_custom *fp_sp_custom_of(const fp_sp_cache *c, const fhir_search_param *sp)
+{
+    if (!c || !c->ncs || (const void *)sp < (const void *)c->cs ||
+        (const void *)sp >= (const void *)(c->cs + c->ncs))
+        return NULL;
+    for (size_t i = 0; i < c->ncs; i++)
+        if (&c->cs[i].def == sp)
+            return &c->cs[i];
+    return NULL;
+}
+
+size_t fp_sp_customs(const fp_sp_cache *c, const fp_sp_custom **out)
+{
+    *out = c ? c->cs : NULL;
+    return c ? c->ncs : 0;
+}
+
+const fhir_search_param *fp_sp_find(const fp_sp_cache *c, const char *type, const char *code)
+{
+    if (c && c->ncs)
+        for (size_t i = 0; i < c->ncs; i++)
+            if (!strcmp(c->cs[i].def.code, code) && !strcmp(c->cs[i].base, type))
+                return &c->cs[i].def;
+    return fhir_search_param_find(type, code);
+}
+
+size_t fp_sp_params(const fp_sp_cache *c, const char *type, const fhir_search_param *const **out)
+{
+    const sp_typelist *l = c && c->ntl ? typelist(c, type) : NULL;
+    if (l) {
+        *out = l->sps;
+        return l->n;
+    }
+    return fhir_search_params(type, out);
+}
+
 const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp)
 {
+    if (c->model) {
+        const fp_sp_custom *cu = fp_sp_custom_of(c, sp);
+        if (cu)
+            return c->cx[cu - c->cs];
+        c = c->model;
+    }
     const sp_entry *e = find(c, sp);
     return e ? e->expr : NULL;
 }
@@ -138,6 +313,8 @@ const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp
 const fp_expr *fp_sp_cache_component(const fp_sp_cache *c, const fhir_search_param *sp,
                                      unsigned k)
 {
+    if (c->model)
+        c = c->model;
     const sp_entry *e = find(c, sp);
     return e && e->comp && k < sp->ncomponents ? e->comp[k] : NULL;
 }

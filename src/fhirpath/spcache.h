@@ -33,6 +33,39 @@ const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp
 const fp_expr *fp_sp_cache_component(const fp_sp_cache *c, const fhir_search_param *sp,
                                      unsigned k);
 
+/* ---- parameters defined at run time (SearchParameter resources) -------------------------
+ * A cache extended with custom parameters answers every lookup below for the model's
+ * parameters and the custom ones together; it shares the model cache (which must outlive
+ * it) and owns copies of everything in the customs. */
+typedef struct fp_sp_custom {
+    const char *base;      /* the resource type it applies to (one entry per base) */
+    fhir_search_param def; /* code, url, type, expression, targets; no components */
+    uint32_t tag;          /* the caller's value for it (the index: its parameter hash) */
+    const char *id;        /* the SearchParameter resource's id and version */
+    uint64_t vid;
+} fp_sp_custom;
+
+/* A new cache: model's parameters plus n customs, stamped with the caller's `stamp`.
+ * A custom whose expression does not compile fails the whole call with *err naming it. */
+int fp_sp_cache_extend(const fp_sp_cache *model, const fp_sp_custom *cs, size_t n,
+                       uint64_t stamp, fp_sp_cache **out, fp_error *err);
+
+/* The stamp given to fp_sp_cache_extend (0 for the model's cache). */
+uint64_t fp_sp_cache_stamp(const fp_sp_cache *c);
+
+/* The parameter `code` of `type`: a custom one first, else the model's (c may be NULL:
+ * the model's only). */
+const fhir_search_param *fp_sp_find(const fp_sp_cache *c, const char *type, const char *code);
+
+/* Every parameter of `type`, sorted by code (the model's list when it has no custom). */
+size_t fp_sp_params(const fp_sp_cache *c, const char *type, const fhir_search_param *const **out);
+
+/* The custom entry of sp, or NULL for a parameter of the model. */
+const fp_sp_custom *fp_sp_custom_of(const fp_sp_cache *c, const fhir_search_param *sp);
+
+/* The customs of the cache (n), in the order given to fp_sp_cache_extend. */
+size_t fp_sp_customs(const fp_sp_cache *c, const fp_sp_custom **out);
+
 /* How many expressions were compiled (parameters plus components). */
 size_t fp_sp_cache_count(const fp_sp_cache *c);
 

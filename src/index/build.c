@@ -83,7 +83,7 @@ static int build_page(const struct fp_sp_cache *spc, store *st, arena *a, uint32
         *last = arena_strndup(a, v.id, strlen(v.id));
         /* base "" : absolute references to this server were not recognised when the
          * data was written either; they are indexed as the URLs they are */
-        rc = idx_plan(spc, rd, a, tenant, type, v.id, root, "", (uint16_t)n, sink_add, &s);
+        rc = idx_plan(spc, rd, a, tenant, type, v.id, root, "", (uint16_t)n, sink_add, NULL, &s);
         if (rc)
             break;
         n++;

@@ -668,36 +668,37 @@ static void patient_scope(xctx *x, const char *type)
     }
 }
 
-int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
-                const char *base_url, idx_set *out)
+uint32_t idx_param_hash(const fp_sp_cache *spc, const char *type, const fhir_search_param *sp)
 {
-    memset(out, 0, sizeof *out);
-    const fhir_search_param *const *sps;
-    size_t nsp = fhir_search_params(type, &sps);
-    xctx x = {.a = a, .out = out, .base_url = base_url ? base_url : "",
-              .base_len = base_url ? strlen(base_url) : 0, .tmp = BUF_INIT};
-    for (size_t i = 0; i < nsp && !x.err; i++) {
-        const fhir_search_param *sp = sps[i];
-        const fp_expr *ex = fp_sp_cache_get(spc, sp);
-        if (!ex || sp->type == FHIR_SP_SPECIAL)
-            continue;
-        fp_coll c;
-        fp_error fe;
-        if (fp_eval(ex, a, res, NULL, &c, &fe))
-            continue; /* a run-time type error of the expression on this content */
-        x.sp = idx_sp_hash(type, sp->code);
-        if (sp->type == FHIR_SP_COMPOSITE) {
-            for (size_t k = 0; k < c.n && !x.err; k++)
-                composite_value(&x, spc, sp, res, &c.v[k]);
-            continue;
-        }
-        values_of(&x, sp->type, &c);
+    const fp_sp_custom *cu = fp_sp_custom_of(spc, sp);
+    return cu ? cu->tag : idx_sp_hash(type, sp->code);
+}
+
+/* The entries of one parameter of the type into x->out. */
+static void extract_param(xctx *x, const fp_sp_cache *spc, const char *type,
+                          const fhir_search_param *sp, const json_val *res)
+{
+    const fp_expr *ex = fp_sp_cache_get(spc, sp);
+    if (!ex || sp->type == FHIR_SP_SPECIAL)
+        return;
+    fp_coll c;
+    fp_error fe;
+    if (fp_eval(ex, x->a, res, NULL, &c, &fe))
+        return; /* a run-time type error of the expression on this content */
+    x->sp = idx_param_hash(spc, type, sp);
+    if (sp->type == FHIR_SP_COMPOSITE) {
+        for (size_t k = 0; k < c.n && !x->err; k++)
+            composite_value(x, spc, sp, res, &c.v[k]);
+        return;
     }
-    if (!x.err)
-        patient_scope(&x, type);
-    buf_free(&x.tmp);
-    if (x.err)
-        return x.err;
+    values_of(x, sp->type, &c);
+}
+
+static int finish(xctx *x, idx_set *out)
+{
+    buf_free(&x->tmp);
+    if (x->err)
+        return x->err;
     if (out->n > 1) {
         qsort(out->e, out->n, sizeof *out->e, cmp_entries);
         size_t w = 1;
@@ -707,4 +708,36 @@ int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_v
         out->n = w;
     }
     return 0;
+}
+
+int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
+                const char *base_url, idx_set *out)
+{
+    memset(out, 0, sizeof *out);
+    const fhir_search_param *const *sps;
+    size_t nsp = fp_sp_params(spc, type, &sps);
+    xctx x = {.a = a, .out = out, .base_url = base_url ? base_url : "",
+              .base_len = base_url ? strlen(base_url) : 0, .tmp = BUF_INIT};
+    /* the model's parameters, then the entries within the patient (of those only: a
+     * custom parameter is reindexed alone), then the custom ones */
+    for (size_t i = 0; i < nsp && !x.err; i++)
+        if (!fp_sp_custom_of(spc, sps[i]))
+            extract_param(&x, spc, type, sps[i], res);
+    if (!x.err)
+        patient_scope(&x, type);
+    for (size_t i = 0; i < nsp && !x.err; i++)
+        if (fp_sp_custom_of(spc, sps[i]))
+            extract_param(&x, spc, type, sps[i], res);
+    return finish(&x, out);
+}
+
+int idx_extract_one(const fp_sp_cache *spc, arena *a, const char *type,
+                    const fhir_search_param *sp, const json_val *res, const char *base_url,
+                    idx_set *out)
+{
+    memset(out, 0, sizeof *out);
+    xctx x = {.a = a, .out = out, .base_url = base_url ? base_url : "",
+              .base_len = base_url ? strlen(base_url) : 0, .tmp = BUF_INIT};
+    extract_param(&x, spc, type, sp, res);
+    return finish(&x, out);
 }

@@ -113,6 +113,17 @@ uint32_t idx_sp_hash(const char *type, const char *code);
 int idx_extract(const struct fp_sp_cache *spc, arena *a, const char *type, const json_val *res,
                 const char *base_url, idx_set *out);
 
+/* The entries of one parameter sp of type alone (a custom parameter's reindex). */
+int idx_extract_one(const struct fp_sp_cache *spc, arena *a, const char *type,
+                    const fhir_search_param *sp, const json_val *res, const char *base_url,
+                    idx_set *out);
+
+/* The 4-byte hash entries of sp carry: idx_sp_hash(type, code) for the model's
+ * parameters, the tag of a custom one (a hash that names its SearchParameter's
+ * version, so entries of an earlier definition are never read as this one's). */
+uint32_t idx_param_hash(const struct fp_sp_cache *spc, const char *type,
+                        const fhir_search_param *sp);
+
 /* Order of entries (sp, kind, value bytes): what idx_extract sorts by. */
 int idx_entry_cmp(const idx_entry *x, const idx_entry *y);
 
@@ -128,6 +139,22 @@ size_t idx_sp_prefix(uint8_t *out, uint32_t tenant, uint32_t sp, uint8_t kind, c
 
 /* ResourceParam key of (type, id). */
 size_t idx_rp_key(uint8_t *out, uint32_t tenant, const char *type, const char *id);
+
+/* ResourceParam key of the entries of one custom parameter (its tag) of resource id:
+ * tenant | 0x01 | tag(4) | id\0 (type names start with a letter: no main key is one).
+ * Its value is encoded as a ResourceParam value: rn | the entries of that parameter. */
+#define IDX_CUSTOM_RP 0x01
+#define IDX_CUSTOM_KEY_MAX (4 + 1 + 4 + 65)
+size_t idx_custom_key(uint8_t *out, uint32_t tenant, uint32_t tag, const char *id);
+
+/* Aux key of the parameter set's generation: tenant | "pparams" -> t (u64 BE) of the last
+ * commit that changed a SearchParameter; absent before the first. */
+#define IDX_PARAMS_KEY_LEN 11
+size_t idx_params_key(uint8_t *out, uint32_t tenant);
+
+/* Aux key of a custom parameter's reindex state: tenant | 'x' | tag(4). */
+#define IDX_REINDEX_KEY_LEN 9
+size_t idx_reindex_key(uint8_t *out, uint32_t tenant, uint32_t tag);
 
 /* The prefix of every Aux rn -> id key of a type: tenant | 'r' | type\0. */
 size_t idx_rn_prefix(uint8_t *out, uint32_t tenant, const char *type);
@@ -172,6 +199,12 @@ typedef int (*idx_add_fn)(void *ctx, store_db db, int del, const void *key, size
                           const void *val, size_t val_len, int fill_t, size_t t_offset,
                           int fill_t_val, size_t t_val_offset);
 
+/* A condition of the write (store_cond), copied by the callee. */
+typedef int (*idx_cond_fn)(void *ctx, const store_cond *c);
+
+/* Append a copy of c (key, val and names copied into a) to the array *x of *n. */
+int idx_cond_append(arena *a, store_cond **x, size_t *n, size_t *cap, const store_cond *c);
+
 /* Append one extra to the array *x of *n (capacity *cap, grown in a), with copies of
  * key and val in a: the one way extras lists are built. 0 or ERR_NOMEM. */
 int idx_extra_append(arena *a, store_extra **x, size_t *n, size_t *cap, store_db db, int del,
@@ -180,10 +213,34 @@ int idx_extra_append(arena *a, store_extra **x, size_t *n, size_t *cap, store_db
 
 /* The index changes of writing `res` (NULL: a delete) as the new current version of
  * type/id, against what ResourceParam says under rd. op_index: the op's position in
- * its request (the n of a new rn). Returns 0, ERR_TOOBIG, ERR_NOMEM, ERR_IO. */
+ * its request (the n of a new rn). With cond (may be NULL when nothing else writes):
+ * the conditions under which the plan is still right at commit, that the parameter set
+ * is still spc's (the generation key equals its stamp) and that the records of its
+ * custom parameters were not changed by a reindex since rd. Returns 0, ERR_TOOBIG,
+ * ERR_NOMEM, ERR_IO. */
 int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
              const char *type, const char *id, const json_val *res, const char *base_url,
-             uint16_t op_index, idx_add_fn add, void *add_ctx);
+             uint16_t op_index, idx_add_fn add, idx_cond_fn cond, void *add_ctx);
+
+/* The index changes of one custom parameter cu for the current version `res` of
+ * cu->base/id (a reindex): its entries against its record, with the condition that the
+ * record is unchanged at commit. ERR_NOTFOUND when the resource has no entries. */
+struct fp_sp_custom;
+int idx_plan_param(const struct fp_sp_cache *spc, const struct fp_sp_custom *cu,
+                   store_reader *rd, arena *a, uint32_t tenant, const char *id,
+                   const json_val *res, const char *base_url, idx_add_fn add, idx_cond_fn cond,
+                   void *add_ctx);
+
+/* The condition "the parameter set is still spc's" (store_cond into *c, key in kbuf of
+ * IDX_PARAMS_KEY_LEN bytes, value in vbuf of 8). */
+void idx_params_cond(const struct fp_sp_cache *spc, uint32_t tenant, uint8_t *kbuf,
+                     uint8_t *vbuf, store_cond *c);
+
+/* The entries of the current version of type/id as the index holds them: its
+ * ResourceParam list and the records of spc's custom parameters of type, merged and
+ * sorted. 0, ERR_NOTFOUND (no entries: not a current resource), ERR_IO, ERR_NOMEM. */
+int idx_entries(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
+                const char *type, const char *id, uint8_t rn[IDX_RN_LEN], idx_set *es);
 
 /* Make sure tenant's search index covers every current resource: when the marker of a
  * complete index is missing (a directory written before the index existed, or a build

@@ -281,6 +281,30 @@ size_t idx_rp_key(uint8_t *out, uint32_t tenant, const char *type, const char *i
     return o + tl + il;
 }
 
+size_t idx_custom_key(uint8_t *out, uint32_t tenant, uint32_t tag, const char *id)
+{
+    size_t o = put_be32(out, tenant);
+    out[o++] = IDX_CUSTOM_RP;
+    o += put_be32(out + o, tag);
+    size_t il = strlen(id) + 1;
+    memcpy(out + o, id, il);
+    return o + il;
+}
+
+size_t idx_params_key(uint8_t *out, uint32_t tenant)
+{
+    size_t o = put_be32(out, tenant);
+    memcpy(out + o, "pparams", 7);
+    return o + 7;
+}
+
+size_t idx_reindex_key(uint8_t *out, uint32_t tenant, uint32_t tag)
+{
+    size_t o = put_be32(out, tenant);
+    out[o++] = 'x';
+    return o + put_be32(out + o, tag);
+}
+
 size_t idx_rn_prefix(uint8_t *out, uint32_t tenant, const char *type)
 {
     size_t o = put_be32(out, tenant);

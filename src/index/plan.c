@@ -13,11 +13,14 @@
  * that the writer fills with the commit's t (store_extra.fill_t / fill_t_val).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "fhir/model.h"
+#include "fhirpath/spcache.h"
 #include "index/index.h"
+#include "index/params.h"
 
 int idx_extra_append(arena *a, store_extra **x, size_t *n, size_t *cap, store_db db, int del,
                      const void *key, size_t key_len, const void *val, size_t val_len,
@@ -44,6 +47,11 @@ int idx_extra_append(arena *a, store_extra **x, size_t *n, size_t *cap, store_db
     return 0;
 }
 
+static int entry_cmp_void(const void *a, const void *b)
+{
+    return idx_entry_cmp(a, b);
+}
+
 static int put_entry_key(idx_add_fn add, void *ctx, uint32_t tenant, const idx_entry *e,
                          const uint8_t rn[IDX_RN_LEN], int del, int fill)
 {
@@ -54,9 +62,127 @@ static int put_entry_key(idx_add_fn add, void *ctx, uint32_t tenant, const idx_e
     return add(ctx, STORE_DB_SEARCH_PARAM, del, k, n, NULL, 0, fill, n - IDX_RN_LEN, 0, 0);
 }
 
+int idx_cond_append(arena *a, store_cond **x, size_t *n, size_t *cap, const store_cond *c)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        store_cond *g = arena_realloc(a, *x, sizeof *g * *cap, sizeof *g * nc);
+        if (!g)
+            return ERR_NOMEM;
+        *x = g;
+        *cap = nc;
+    }
+    store_cond d = *c;
+    d.key = c->key_len ? arena_strndup(a, c->key, c->key_len) : NULL;
+    d.val = c->val_len ? arena_strndup(a, c->val, c->val_len) : NULL;
+    d.type = c->type ? arena_strndup(a, c->type, strlen(c->type)) : NULL;
+    d.id = c->id ? arena_strndup(a, c->id, strlen(c->id)) : NULL;
+    if ((c->key_len && !d.key) || (c->val_len && !d.val) || (c->type && !d.type) ||
+        (c->id && !d.id))
+        return ERR_NOMEM;
+    (*x)[(*n)++] = d;
+    return 0;
+}
+
+void idx_params_cond(const struct fp_sp_cache *spc, uint32_t tenant, uint8_t *kbuf,
+                     uint8_t *vbuf, store_cond *c)
+{
+    uint64_t stamp = fp_sp_cache_stamp(spc);
+    for (int i = 0; i < 8; i++)
+        vbuf[i] = (uint8_t)(stamp >> (56 - 8 * i));
+    *c = (store_cond){.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = kbuf,
+                      .key_len = idx_params_key(kbuf, tenant), .val = vbuf, .val_len = 8,
+                      .absent = stamp == 0};
+}
+
+/* The merge of two sorted entry lists into deletes and puts of SearchParam keys. */
+static int diff_entries(const idx_set *old, const idx_entry *cur, size_t ncur, uint32_t tenant,
+                        const uint8_t rn[IDX_RN_LEN], int fill, idx_add_fn add, void *add_ctx)
+{
+    size_t i = 0, j = 0;
+    int rc = 0;
+    while (i < old->n || j < ncur) {
+        int c = i == old->n ? 1 : j == ncur ? -1 : idx_entry_cmp(&old->e[i], &cur[j]);
+        if (c < 0)
+            rc = put_entry_key(add, add_ctx, tenant, &old->e[i++], rn, 1, 0);
+        else if (c > 0)
+            rc = put_entry_key(add, add_ctx, tenant, &cur[j++], rn, 0, fill);
+        else
+            i++, j++; /* unchanged */
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The record of custom parameter cu of type/id: its entries in `cur` (all of the
+ * resource's, sorted: those of cu->tag are one run), against its record under rd. */
+static int plan_custom(const fp_sp_custom *cu, store_reader *rd, arena *a, uint32_t tenant,
+                       const char *id, const idx_set *cur, int deleting,
+                       const uint8_t rn[IDX_RN_LEN], int fill, idx_add_fn add,
+                       idx_cond_fn cond, void *add_ctx)
+{
+    uint8_t ck[IDX_CUSTOM_KEY_MAX];
+    size_t ckn = idx_custom_key(ck, tenant, cu->tag, id);
+    const void *val = NULL;
+    size_t vlen = 0;
+    idx_set old = {0};
+    uint8_t orn[IDX_RN_LEN];
+    int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, ck, ckn, &val, &vlen);
+    int have = rc == 0;
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    if (have && idx_rp_decode(a, val, vlen, orn, &old))
+        return ERR_IO;
+    if (cond) {
+        store_cond c = {.kind = STORE_COND_VALUE, .db = STORE_DB_RESOURCE_PARAM, .key = ck,
+                        .key_len = ckn, .val = val, .val_len = have ? vlen : 0,
+                        .absent = !have};
+        if ((rc = cond(add_ctx, &c)))
+            return rc;
+    }
+    size_t lo = 0, n = 0;
+    while (lo < cur->n && cur->e[lo].sp != cu->tag)
+        lo++;
+    while (lo + n < cur->n && cur->e[lo + n].sp == cu->tag)
+        n++;
+    if ((rc = diff_entries(&old, cur->e + lo, n, tenant, rn, fill, add, add_ctx)))
+        return rc;
+    if (deleting || !n)
+        return have ? add(add_ctx, STORE_DB_RESOURCE_PARAM, 1, ck, ckn, NULL, 0, 0, 0, 0, 0) : 0;
+    idx_set mine = {.e = (idx_entry *)cur->e + lo, .n = n};
+    buf b = BUF_INIT;
+    idx_rp_encode(&b, rn, &mine);
+    rc = b.err ? ERR_NOMEM
+               : add(add_ctx, STORE_DB_RESOURCE_PARAM, 0, ck, ckn, b.data, b.len, 0, 0, fill, 0);
+    buf_free(&b);
+    return rc;
+}
+
+int idx_plan_param(const struct fp_sp_cache *spc, const fp_sp_custom *cu, store_reader *rd,
+                   arena *a, uint32_t tenant, const char *id, const json_val *res,
+                   const char *base_url, idx_add_fn add, idx_cond_fn cond, void *add_ctx)
+{
+    uint8_t rpk[4 + 65 + 65];
+    size_t rpn = idx_rp_key(rpk, tenant, cu->base, id);
+    const void *val;
+    size_t vlen;
+    int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, rpk, rpn, &val, &vlen);
+    if (rc)
+        return rc;
+    if (vlen < IDX_RN_LEN)
+        return ERR_IO;
+    uint8_t rn[IDX_RN_LEN];
+    memcpy(rn, val, IDX_RN_LEN);
+    idx_set cur;
+    if ((rc = idx_extract_one(spc, a, cu->base, &cu->def, res, base_url, &cur)))
+        return rc;
+    return plan_custom(cu, rd, a, tenant, id, &cur, 0, rn, 0, add, cond, add_ctx);
+}
+
 int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
              const char *type, const char *id, const json_val *res, const char *base_url,
-             uint16_t op_index, idx_add_fn add, void *add_ctx)
+             uint16_t op_index, idx_add_fn add, idx_cond_fn cond, void *add_ctx)
 {
     uint8_t rpk[4 + 65 + 65];
     size_t rpn = idx_rp_key(rpk, tenant, type, id);
@@ -65,7 +191,15 @@ int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t
     idx_set old = {0}, cur = {0};
     uint8_t rn[IDX_RN_LEN];
     int have_old = 0;
-    int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, rpk, rpn, &val, &vlen);
+    int rc;
+    if (cond) {
+        uint8_t kb[IDX_PARAMS_KEY_LEN], vb[8];
+        store_cond c;
+        idx_params_cond(spc, tenant, kb, vb, &c);
+        if ((rc = cond(add_ctx, &c)))
+            return rc;
+    }
+    rc = store_get(rd, STORE_DB_RESOURCE_PARAM, rpk, rpn, &val, &vlen);
     if (rc == 0) {
         rc = idx_rp_decode(a, val, vlen, rn, &old);
         if (rc)
@@ -83,19 +217,30 @@ int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t
         rn[9] = (uint8_t)op_index;
         fill = 1;
     }
-    /* merge the two sorted lists */
-    size_t i = 0, j = 0;
-    while (i < old.n || j < cur.n) {
-        int c = i == old.n ? 1 : j == cur.n ? -1 : idx_entry_cmp(&old.e[i], &cur.e[j]);
-        if (c < 0)
-            rc = put_entry_key(add, add_ctx, tenant, &old.e[i++], rn, 1, 0);
-        else if (c > 0)
-            rc = put_entry_key(add, add_ctx, tenant, &cur.e[j++], rn, 0, fill);
-        else
-            i++, j++; /* unchanged */
-        if (rc)
-            return rc;
+    /* the custom parameters' entries go to their own records; the rest is the list */
+    const fp_sp_custom *cs;
+    size_t ncs = fp_sp_customs(spc, &cs);
+    idx_set model = cur;
+    if (ncs && cur.n) {
+        model.e = arena_alloc(a, sizeof *model.e * cur.n);
+        if (!model.e)
+            return ERR_NOMEM;
+        model.n = 0;
+        for (size_t i = 0; i < cur.n; i++) {
+            int custom = 0;
+            for (size_t k = 0; k < ncs && !custom; k++)
+                custom = cs[k].tag == cur.e[i].sp && !strcmp(cs[k].base, type);
+            if (!custom)
+                model.e[model.n++] = cur.e[i];
+        }
     }
+    for (size_t k = 0; k < ncs; k++)
+        if (!strcmp(cs[k].base, type) && (have_old || res) &&
+            (rc = plan_custom(&cs[k], rd, a, tenant, id, &cur, !res, rn, fill, add, cond,
+                              add_ctx)))
+            return rc;
+    if ((rc = diff_entries(&old, model.e, model.n, tenant, rn, fill, add, add_ctx)))
+        return rc;
     if (!res) {
         if (!have_old)
             return 0;
@@ -110,7 +255,7 @@ int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t
         return add(add_ctx, STORE_DB_AUX, 0, rk, rkn, id, strlen(id), 0, 0, 0, 0);
     }
     buf b = BUF_INIT;
-    idx_rp_encode(&b, rn, &cur);
+    idx_rp_encode(&b, rn, &model);
     if (b.err) {
         buf_free(&b);
         return ERR_NOMEM;
@@ -122,6 +267,48 @@ int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t
     uint8_t rk[4 + 1 + 65 + IDX_RN_LEN];
     size_t rkn = idx_rn_key(rk, tenant, type, rn);
     return add(add_ctx, STORE_DB_AUX, 0, rk, rkn, id, strlen(id), 1, rkn - IDX_RN_LEN, 0, 0);
+}
+
+int idx_entries(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,
+                const char *type, const char *id, uint8_t rn[IDX_RN_LEN], idx_set *es)
+{
+    uint8_t k[4 + 65 + 65];
+    size_t kn = idx_rp_key(k, tenant, type, id);
+    const void *val;
+    size_t vlen;
+    int rc = store_get(rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
+    if (rc)
+        return rc;
+    if (idx_rp_decode(a, val, vlen, rn, es))
+        return ERR_IO;
+    const fp_sp_custom *cs;
+    size_t ncs = fp_sp_customs(spc, &cs), more = 0;
+    for (size_t i = 0; i < ncs; i++) {
+        if (strcmp(cs[i].base, type))
+            continue;
+        uint8_t ck[IDX_CUSTOM_KEY_MAX], crn[IDX_RN_LEN];
+        size_t ckn = idx_custom_key(ck, tenant, cs[i].tag, id);
+        idx_set one;
+        if ((rc = store_get(rd, STORE_DB_RESOURCE_PARAM, ck, ckn, &val, &vlen)) == ERR_NOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        if (idx_rp_decode(a, val, vlen, crn, &one))
+            return ERR_IO;
+        if (!one.n)
+            continue;
+        idx_entry *m = arena_alloc(a, sizeof *m * (es->n + one.n));
+        if (!m)
+            return ERR_NOMEM;
+        memcpy(m, es->e, sizeof *m * es->n);
+        memcpy(m + es->n, one.e, sizeof *m * one.n);
+        es->e = m;
+        es->n += one.n;
+        more = 1;
+    }
+    if (more)
+        qsort(es->e, es->n, sizeof *es->e, entry_cmp_void);
+    return 0;
 }
 
 /* ---- check ------------------------------------------------------------------------- */
@@ -203,6 +390,65 @@ static int check_counts(store_reader *rd, uint32_t tenant, char *msg, size_t cap
     return rc == ERR_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
+/* The records of custom parameters (tenant | 0x01 | tag | id): those of the current
+ * parameters must number `expect` (each found from its resource); those of earlier
+ * definitions (a SearchParameter updated or deleted since) are left behind with their
+ * entries, which must all exist: *old_records and *old_entries count them. */
+static int check_custom_records(store_reader *rd, arena *a, const fp_sp_cache *spc,
+                                uint32_t tenant, uint64_t expect, uint64_t *old_records,
+                                uint64_t *old_entries, char *msg, size_t cap)
+{
+    const fp_sp_custom *cs;
+    size_t ncs = fp_sp_customs(spc, &cs);
+    uint8_t p[5] = {(uint8_t)(tenant >> 24), (uint8_t)(tenant >> 16), (uint8_t)(tenant >> 8),
+                    (uint8_t)tenant, IDX_CUSTOM_RP};
+    store_iter *it;
+    int rc = store_scan(rd, STORE_DB_RESOURCE_PARAM, NULL, 0, p, 5, &it);
+    if (rc)
+        return rc;
+    const void *k, *v;
+    size_t kn, vn;
+    uint64_t current = 0;
+    while ((rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
+        const uint8_t *kb = k;
+        if (kn < 10)
+            continue;
+        uint32_t tag = (uint32_t)kb[5] << 24 | (uint32_t)kb[6] << 16 | (uint32_t)kb[7] << 8 | kb[8];
+        int cur = 0;
+        for (size_t i = 0; i < ncs && !cur; i++)
+            cur = cs[i].tag == tag;
+        if (cur) {
+            current++;
+            continue;
+        }
+        idx_set es;
+        uint8_t rn[IDX_RN_LEN];
+        if (idx_rp_decode(a, v, vn, rn, &es)) {
+            rc = fail(msg, cap, "%s%s: a malformed record of a custom parameter", "", "");
+            break;
+        }
+        for (size_t i = 0; i < es.n && !rc; i++) {
+            uint8_t sk[STORE_EXTRA_KEY_MAX];
+            size_t skn = idx_sp_key(sk, tenant, &es.e[i], rn);
+            const void *x;
+            size_t xn;
+            if (store_get(rd, STORE_DB_SEARCH_PARAM, sk, skn, &x, &xn))
+                rc = fail(msg, cap, "%s%s: an entry of an earlier custom parameter is missing",
+                          "", "");
+        }
+        (*old_records)++;
+        *old_entries += es.n;
+    }
+    store_iter_close(it);
+    if (rc == ERR_NOTFOUND)
+        rc = 0;
+    if (!rc && current != expect)
+        rc = fail(msg, cap, "%s%s: records of custom parameters of resources that have no "
+                            "current version",
+                  "ResourceParam", "");
+    return rc;
+}
+
 int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *msg, size_t cap,
               uint64_t *nres, uint64_t *nentries)
 {
@@ -211,10 +457,25 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
     if (rc)
         return rc;
     arena *a = arena_new(1 << 16);
-    if (!a) {
+    idx_registry *reg = NULL;
+    const fp_sp_cache *model = spc;
+    if (!a || (rc = idx_registry_new(model, &reg)) ||
+        (rc = idx_registry_get(reg, rd, tenant, &spc))) {
+        idx_registry_free(reg);
+        arena_free(a);
         store_read_end(rd);
-        return ERR_NOMEM;
+        return rc ? rc : ERR_NOMEM;
     }
+    /* the custom parameters whose reindex is still running: their entries may be
+     * missing (not wrong) */
+    const fp_sp_custom *cs;
+    size_t ncs = fp_sp_customs(spc, &cs);
+    uint32_t partial[IDX_MAX_CUSTOM];
+    size_t npartial = 0;
+    for (size_t i = 0; i < ncs; i++)
+        if (!idx_reindex_complete(rd, tenant, &cs[i]))
+            partial[npartial++] = cs[i].tag;
+    uint64_t custom_records = 0;
     uint64_t resources = 0, entries = 0;
     const fhir_type *const *types;
     size_t ntypes = fhir_resource_types(&types);
@@ -242,7 +503,7 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
             idx_set have;
             uint8_t rn[IDX_RN_LEN];
             if (store_get(rd, STORE_DB_RESOURCE_PARAM, rpk, rpn, &val, &vlen) ||
-                idx_rp_decode(a, val, vlen, rn, &have)) {
+                idx_entries(spc, rd, a, tenant, v.type, v.id, rn, &have)) {
                 rc = fail(msg, cap, "%s/%s has no (or a malformed) ResourceParam entry", v.type,
                           v.id);
                 break;
@@ -268,10 +529,14 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
             for (size_t i = 0, j = 0; (i < want.n || j < have.n) && !rc;) {
                 int c = i == want.n ? 1 : j == have.n ? -1 : idx_entry_cmp(&want.e[i], &have.e[j]);
                 uint8_t kd = c < 0 ? want.e[i].kind : c > 0 ? have.e[j].kind : 0;
+                uint32_t dsp = c < 0 ? want.e[i].sp : c > 0 ? have.e[j].sp : 0;
+                int unfinished = 0;
+                for (size_t k = 0; k < npartial && c < 0 && !unfinished; k++)
+                    unfinished = partial[k] == dsp; /* not reindexed yet */
                 if (c == 0) {
                     i++, j++;
                 } else if (kd == IDX_REF || kd == IDX_PAT_TOKEN || kd == IDX_PAT_DATE ||
-                           kd == IDX_PAT_OVER) {
+                           kd == IDX_PAT_OVER || unfinished) {
                     c < 0 ? i++ : j++;
                 } else {
                     rc = fail(msg, cap,
@@ -292,6 +557,13 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
             }
             resources++;
             entries += have.n;
+            for (size_t k = 0; k < ncs; k++) {
+                uint8_t ck[IDX_CUSTOM_KEY_MAX];
+                size_t ckn = idx_custom_key(ck, tenant, cs[k].tag, v.id);
+                if (!strcmp(cs[k].base, v.type) &&
+                    !store_get(rd, STORE_DB_RESOURCE_PARAM, ck, ckn, &val, &vlen))
+                    custom_records++;
+            }
         }
         store_iter_close(it);
         if (rc == ERR_NOTFOUND)
@@ -299,10 +571,15 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
         if (rc)
             break;
     }
-    uint64_t nsp = 0, nrp = 0, nrn = 0;
+    uint64_t nsp = 0, nrp = 0, nrn = 0, old_entries = 0, old_records = 0;
+    if (!rc)
+        rc = check_custom_records(rd, a, spc, tenant, custom_records, &old_records,
+                                  &old_entries, msg, cap);
     if (!rc && !(rc = count_keys(rd, STORE_DB_SEARCH_PARAM, tenant, 0, &nsp)) &&
         !(rc = count_keys(rd, STORE_DB_RESOURCE_PARAM, tenant, 0, &nrp)) &&
         !(rc = count_keys(rd, STORE_DB_AUX, tenant, 'r', &nrn))) {
+        nrp -= custom_records + old_records;
+        nsp -= old_entries;
         if (nrp != resources || nrn != resources)
             rc = fail(msg, cap, "%s%s: index entries of resources that have no current version",
                       nrp != resources ? "ResourceParam" : "Aux", "");
@@ -314,6 +591,7 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
         rc = check_counts(rd, tenant, msg, cap);
     arena_free(a);
     store_read_end(rd);
+    idx_registry_free(reg);
     if (nres)
         *nres = resources;
     if (nentries)

@@ -37,6 +37,7 @@
 #include "base/time.h"
 #include "fhir/bundle.h"
 #include "fhir/validate.h"
+#include "index/reindex.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -562,7 +563,7 @@ static int tx_submit(bctx *c)
     int rc = prepare_all(c);
     if (rc)
         return rest_send_errcode(r, rc, "cannot prepare the transaction");
-    size_t nops = 0, nextra = 0;
+    size_t nops = 0, nextra = 0, ncond = 0;
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         if (e->status >= 400) {
@@ -574,6 +575,7 @@ static int tx_submit(bctx *c)
         if (e->has_op) {
             c->ops[nops++] = e->w.op;
             nextra += e->w.nextra;
+            ncond += e->w.ncond;
         }
     }
     if (!nops)
@@ -586,11 +588,20 @@ static int tx_submit(bctx *c)
         for (size_t k = 0; c->e[i].has_op && k < c->e[i].w.nextra; k++)
             c->extras[nextra++] = c->e[i].w.extras[k];
     rest_extras_sort(c->extras, nextra);
+    store_cond *conds = ncond ? arena_alloc(r->a, sizeof *conds * ncond) : NULL;
+    if (ncond && !conds)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    ncond = 0;
+    for (size_t i = 0; i < c->n; i++)
+        for (size_t k = 0; c->e[i].has_op && k < c->e[i].w.ncond; k++)
+            conds[ncond++] = c->e[i].w.conds[k];
     memset(&c->unit, 0, sizeof c->unit);
     c->unit.req.ops = c->ops;
     c->unit.req.nops = nops;
     c->unit.req.extras = c->extras;
     c->unit.req.nextra = nextra;
+    c->unit.req.conds = conds;
+    c->unit.req.ncond = ncond;
     return rest_commit_submit(r, &c->unit, 1, tx_resume);
 }
 
@@ -599,14 +610,7 @@ static int tx_resume(rest_req *r)
     bctx *c = r->hctx;
     switch (rest_commit_classify(c->unit.rc, c->unit.sync)) {
     case REST_LOST_RACE: {
-        int versioned = 0;
-        for (size_t i = 0; i < c->n; i++)
-            versioned |= rest_precond_versioned(&c->e[i].w.pre);
-        if (versioned)
-            return rest_send_error(r, 412, OO_CONFLICT,
-                                   "version conflict: a resource of the transaction was changed "
-                                   "concurrently",
-                                   NULL);
+        /* planned again: an ifMatch that no longer holds fails the plan with 412 */
         if (r->retries++ < REST_MAX_RETRIES) {
             for (size_t i = 0; i < c->n; i++)
                 if (c->e[i].status < 400)
@@ -631,6 +635,8 @@ static int tx_resume(rest_req *r)
             continue;
         e->w.op = c->ops[k++];
         e->status = committed_status(&e->w.op);
+        if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
+            idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
     }
     return respond(c);
 }
@@ -661,6 +667,8 @@ static int batch_submit(bctx *c)
         units[k].req.nops = 1;
         units[k].req.extras = e->w.extras;
         units[k].req.nextra = e->w.nextra;
+        units[k].req.conds = e->w.conds;
+        units[k].req.ncond = e->w.ncond;
         k++;
     }
     c->units = units;
@@ -682,12 +690,11 @@ static int batch_resume(rest_req *r)
         switch (rest_commit_classify(u->rc, u->sync)) {
         case REST_COMMITTED:
             e->status = committed_status(&e->w.op);
+            if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
+                idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
             break;
         case REST_LOST_RACE:
-            if (rest_precond_versioned(&e->w.pre))
-                fail_entry(e, 412, OO_CONFLICT, "version conflict: %s/%s was changed concurrently",
-                           e->w.type->name, e->w.id);
-            else if (r->retries < REST_MAX_RETRIES)
+            if (r->retries < REST_MAX_RETRIES)
                 retry = 1; /* planned again below */
             else
                 fail_entry(e, 409, OO_CONFLICT,

@@ -5,7 +5,8 @@
  * resource type with the interactions this server implements and the search
  * parameters that apply to it (fhir_search_params). The big `rest` part does
  * not depend on the request, so it is built once (pthread_once) and spliced in
- * raw; only implementation.url (the base the client used) is per request.
+ * raw; only implementation.url (the base the client used) is per request, and
+ * the rest part itself when the tenant has custom search parameters.
  */
 #include <pthread.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "cli.h"
+#include "fhirpath/spcache.h"
 #include "rest/handlers.h"
 #include "rest/response.h"
 #include "search/search.h"
@@ -26,10 +28,9 @@ static const char *const type_interactions[] = {
     "search-type",
 };
 
-static void build(void)
+/* The "rest" array for the parameters of spc (NULL: the model's). */
+static void build_rest(const fp_sp_cache *spc, buf *b)
 {
-    ftime_format_instant(ftime_now_us(), built_at);
-    buf *b = &rest_part;
     jw w;
     jw_init(&w, b, 0);
     jw_arr(&w);
@@ -93,7 +94,7 @@ static void build(void)
         }
         jw_end(&w);
         const fhir_search_param *const *sps;
-        size_t ns = fhir_search_params(name, &sps);
+        size_t ns = fp_sp_params(spc, name, &sps);
         /* _include: every reference parameter of the type, and *; _revinclude: every
          * reference parameter of any type that may point at this one */
         jw_key(&w, "searchInclude");
@@ -111,7 +112,7 @@ static void build(void)
         jw_arr(&w);
         for (size_t t = 0; t < nt; t++) {
             const fhir_search_param *const *os;
-            size_t no = fhir_search_params(types[t]->name, &os);
+            size_t no = fp_sp_params(spc, types[t]->name, &os);
             for (size_t k = 0; k < no; k++) {
                 int refers = os[k]->type == FHIR_SP_REFERENCE && os[k]->ntargets == 0;
                 for (uint8_t j = 0; os[k]->type == FHIR_SP_REFERENCE && j < os[k]->ntargets &&
@@ -171,11 +172,30 @@ static void build(void)
     jw_end(&w);
 }
 
+static void build(void)
+{
+    ftime_format_instant(ftime_now_us(), built_at);
+    build_rest(NULL, &rest_part);
+}
+
 int rest_capabilities(rest_req *r)
 {
     pthread_once(&once, build);
     if (rest_part.err || !rest_part.len)
         return rest_send_errcode(r, ERR_NOMEM, "could not build the CapabilityStatement");
+    /* custom search parameters: the rest part of this snapshot's parameters */
+    store_reader *rd;
+    const fp_sp_custom *cs;
+    buf own = BUF_INIT;
+    const buf *part = &rest_part;
+    if (rest_snapshot(r, &rd) == 0 && fp_sp_customs(r->ctx.spc, &cs)) {
+        build_rest(r->ctx.spc, &own);
+        if (own.err) {
+            buf_free(&own);
+            return rest_send_errcode(r, ERR_NOMEM, "could not build the CapabilityStatement");
+        }
+        part = &own;
+    }
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, r->pretty);
@@ -214,13 +234,14 @@ int rest_capabilities(rest_req *r)
     jw_key(&w, "rest");
     if (r->pretty) {
         json_val *v;
-        if (json_parse(r->a, rest_part.data, rest_part.len, 0, &v, NULL) == 0)
+        if (json_parse(r->a, part->data, part->len, 0, &v, NULL) == 0)
             jw_val(&w, v);
         else
-            jw_raw(&w, rest_part.data, rest_part.len);
+            jw_raw(&w, part->data, part->len);
     } else {
-        jw_raw(&w, rest_part.data, rest_part.len);
+        jw_raw(&w, part->data, part->len);
     }
     jw_end(&w);
+    buf_free(&own);
     return rest_send_buf(r, 200, &b);
 }

@@ -26,6 +26,7 @@ typedef struct rest_op {
 static const rest_op ops[] = {
     {"validate", AT_TYPE | AT_INSTANCE, BY_POST, rest_op_validate},
     {"everything", AT_TYPE | AT_INSTANCE, BY_GET | BY_POST, rest_op_everything},
+    {"reindex", AT_SYSTEM | AT_TYPE | AT_INSTANCE, BY_GET | BY_POST, rest_op_reindex},
 };
 
 int rest_operation(rest_req *r)

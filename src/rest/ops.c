@@ -6,6 +6,7 @@
  * Prometheus text format of metrics.c.
  */
 #include "base/err.h"
+#include "index/reindex.h"
 #include "rest/handlers.h"
 #include "rest/metrics.h"
 #include "rest/response.h"
@@ -28,5 +29,7 @@ int rest_metrics(rest_req *r)
     buf b = BUF_INIT;
     rest_metrics_write(&b, rest_store(r));
     rest_server_gauges(r, &b);
+    if (r->ctx.svc)
+        idx_reindex_metrics(r->ctx.svc->reindex, &b);
     return rest_send_body(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }

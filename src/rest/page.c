@@ -7,6 +7,8 @@
 
 #include "base/err.h"
 #include "fhir/bundle.h"
+#include "fhirpath/spcache.h"
+#include "index/params.h"
 #include "rest/handlers.h"
 #include "rest/page.h"
 #include "rest/params.h"
@@ -125,6 +127,63 @@ static void put_ignored_outcome(jw *w, const srch_query *q)
     bundle_entry_end(w);
 }
 
+static void note_param(rest_req *r, store_reader *rd, const fhir_search_param *sp, buf *names)
+{
+    const fp_sp_custom *cu = sp ? fp_sp_custom_of(r->ctx.spc, sp) : NULL;
+    if (!cu || idx_reindex_complete(rd, r->ctx.tenant, cu))
+        return;
+    char one[160];
+    snprintf(one, sizeof one, "%s (%s)", cu->def.code, cu->base);
+    if (names->len && strstr(buf_cstr(names), one))
+        return;
+    buf_printf(names, "%s%s", names->len ? ", " : "", one);
+}
+
+static void note_query(rest_req *r, store_reader *rd, const srch_query *q, buf *names,
+                       unsigned depth)
+{
+    for (size_t i = 0; i < q->nc; i++) {
+        note_param(r, rd, q->c[i].sp, names);
+        note_param(r, rd, q->c[i].has_sp, names);
+        if (q->c[i].sub && depth < 16)
+            note_query(r, rd, q->c[i].sub, names, depth + 1);
+    }
+    for (size_t i = 0; i < q->nsort; i++)
+        note_param(r, rd, q->sort[i].sp, names);
+    for (size_t i = 0; i < q->ninc; i++)
+        note_param(r, rd, q->inc[i].sp, names);
+}
+
+void rest_page_note_reindex(rest_req *r, store_reader *rd, const srch_query *q, rest_page *pg)
+{
+    const fp_sp_custom *cs;
+    if (!fp_sp_customs(r->ctx.spc, &cs))
+        return;
+    buf names = BUF_INIT;
+    note_query(r, rd, q, &names, 0);
+    if (names.len) {
+        buf m = BUF_INIT;
+        buf_printf(&m,
+                   "the reindex of search parameter%s %s is not complete: resources stored "
+                   "before %s defined may be missing from this result (progress: GET "
+                   "[base]/$reindex)",
+                   strchr(buf_cstr(&names), ',') ? "s" : "", buf_cstr(&names),
+                   strchr(buf_cstr(&names), ',') ? "they were" : "it was");
+        pg->warning = m.err ? NULL : arena_strndup(r->a, m.data, m.len);
+        buf_free(&m);
+    }
+    buf_free(&names);
+}
+
+static void put_warning_outcome(jw *w, const char *msg)
+{
+    bundle_entry_begin(w, NULL);
+    jw_key(w, "resource");
+    oo_write_one(w, OO_WARNING, OO_INCOMPLETE, msg, NULL);
+    bundle_entry_search_mode(w, "outcome");
+    bundle_entry_end(w);
+}
+
 int rest_page_send(rest_req *r, const srch_query *q, const rest_page *pg, const char *self,
                    const char *next, const char *previous)
 {
@@ -142,7 +201,7 @@ int rest_page_send(rest_req *r, const srch_query *q, const rest_page *pg, const 
     if (previous)
         bundle_link(&w, "previous", previous);
     bundle_links_end(&w);
-    if (pg->n || q->nignored) {
+    if (pg->n || q->nignored || pg->warning) {
         bundle_entries_begin(&w);
         for (size_t i = 0; i < pg->n; i++) {
             buf u = BUF_INIT;
@@ -156,6 +215,8 @@ int rest_page_send(rest_req *r, const srch_query *q, const rest_page *pg, const 
         }
         if (q->nignored)
             put_ignored_outcome(&w, q);
+        if (pg->warning)
+            put_warning_outcome(&w, pg->warning);
         bundle_entries_end(&w);
     }
     bundle_end(&w);

@@ -19,7 +19,12 @@ typedef struct rest_page {
     int has_total, more;
     uint64_t used;    /* matches this page consumed (the next page's offset adds it) */
     size_t bytes;
+    const char *warning; /* reported in an outcome entry (rest_page_note_reindex), or NULL */
 } rest_page;
+
+/* When q uses a custom search parameter whose reindex is not complete (its answer may
+ * miss resources stored before it was defined), say so in pg->warning. */
+void rest_page_note_reindex(rest_req *r, store_reader *rd, const srch_query *q, rest_page *pg);
 
 /* Add the rows of one result (resources of `type`) to the page. 0; 1 when the page
  * is full (REST_MAX_RESPONSE bytes; it holds at least one entry); -1 out of memory. */

@@ -149,13 +149,6 @@ int rest_precond_check(const rest_precond *p, int live, uint64_t cur_vid, char *
     return 0;
 }
 
-int rest_precond_versioned(const rest_precond *p)
-{
-    /* Every precondition was checked against the state the plan read; after a lost
-     * race that state is gone, so re-applying could break it: 412 instead. */
-    return p->if_match != 0 || p->if_none_match != 0;
-}
-
 int rest_prefer_get(const char *h, const char *name, char *out, size_t cap)
 {
     size_t nl = strlen(name);

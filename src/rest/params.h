@@ -44,10 +44,6 @@ int rest_etag_list_hits(const char *h, uint64_t vid);
 int rest_precond_check(const rest_precond *p, int live, uint64_t cur_vid, char *msg,
                        size_t msgsz);
 
-/* 1 when the write carries a precondition (If-Match or If-None-Match): a lost race
- * must then be a 412, never a silent re-apply over a state the precondition was
- * not checked against. */
-int rest_precond_versioned(const rest_precond *p);
 
 /* Prefer: return=... */
 typedef enum rest_prefer {

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "base/err.h"
+#include "index/params.h"
 #include "rest/request.h"
 #include "store/store.h"
 
@@ -125,6 +126,13 @@ int rest_snapshot(rest_req *r, store_reader **rd)
         int rc = store_read_begin(rest_store(r), &r->ctx.snap);
         if (rc) {
             r->ctx.snap = NULL;
+            return rc;
+        }
+        const rest_services *svc = r->ctx.svc;
+        r->ctx.spc = svc ? svc->spc : NULL;
+        if (svc && svc->params &&
+            (rc = idx_registry_get(svc->params, r->ctx.snap, r->ctx.tenant, &r->ctx.spc))) {
+            rest_snapshot_end(r);
             return rc;
         }
     }

@@ -36,6 +36,8 @@ struct MHD_Connection;
 struct store;
 struct store_reader;
 struct fp_sp_cache;
+struct idx_registry;
+struct idx_reindexer;
 struct rest_gate;
 
 /* What the server is built from, owned by `hortus serve` (or a test) and
@@ -44,6 +46,9 @@ struct rest_gate;
 typedef struct rest_services {
     struct store *store;             /* the database; required */
     const struct fp_sp_cache *spc;   /* every search-parameter expression, compiled once */
+    struct idx_registry *params;     /* each tenant's parameters, custom ones too (or NULL:
+                                        the model's alone) */
+    struct idx_reindexer *reindex;   /* the background reindex (or NULL) */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -65,6 +70,8 @@ typedef struct rest_ctx {
     const void *principal; /* the authenticated caller: NULL until authorisation exists */
     const char *base_url;  /* public FHIR base without trailing slash (arena or site) */
     struct store_reader *snap; /* read snapshot begun by rest_snapshot(), or NULL */
+    const struct fp_sp_cache *spc; /* the search parameters of that snapshot (set by
+                                      rest_snapshot; NULL without services) */
 } rest_ctx;
 
 typedef struct rest_req rest_req;

@@ -51,6 +51,8 @@ int rest_send(rest_req *r, rest_reply *rep)
     }
     if (rep->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
+    if (rep->content_location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LOCATION, rep->content_location);
     if (rep->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
     if (rest_header(r, "Origin")) {

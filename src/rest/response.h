@@ -31,6 +31,7 @@ typedef struct rest_reply {
     uint64_t etag_vid;       /* 0 = no ETag */
     int64_t last_modified_s; /* < 0 = no Last-Modified; Unix seconds otherwise */
     const char *location;    /* absolute URL or NULL */
+    const char *content_location; /* absolute URL or NULL (the status of an async job) */
     const char *allow;       /* Allow header for 405, or NULL */
 } rest_reply;
 

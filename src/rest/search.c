@@ -193,6 +193,7 @@ static int search_system(rest_req *r)
     for (size_t ti = 0; ti < nt; ti++) {
         srch_query q;
         srch_init(&q, types[ti]);
+        q.spc = r->ctx.spc; /* the parameters of the snapshot, custom ones too */
         srch_error e = {0};
         for (size_t i = 0; i < l.n && !rc; i++) {
             if (!strcmp(l.p[i].k, "_type"))
@@ -236,7 +237,7 @@ static int search_system(rest_req *r)
         q.page_offset = offset;
         q.count = remaining;
         srch_result res;
-        q.spc = r->ctx.svc ? r->ctx.svc->spc : NULL;
+        q.spc = r->ctx.spc;
         q.base_url = rest_base_url(r);
         rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
         if (rc) {
@@ -248,6 +249,8 @@ static int search_system(rest_req *r)
         }
         pg.total += res.total;
         pg.has_total = 1;
+        if (!pg.warning)
+            rest_page_note_reindex(r, rd, &q, &pg);
         offset = offset > res.total ? offset - res.total : 0;
         if (remaining) {
             int full = rest_page_add(r, rd, types[ti], &res, &pg);
@@ -275,8 +278,14 @@ int rest_search(rest_req *r)
     if (r->route.kind == RR_BASE)
         return search_system(r);
     int lenient = rest_is_lenient(r);
+    /* the snapshot first: its parameter set (custom ones too) is what the query names */
+    store_reader *rd;
+    int rc = rest_snapshot(r, &rd);
+    if (rc)
+        return rest_send_errcode(r, rc, "cannot read the store");
     srch_query q;
     srch_init(&q, r->route.type->name);
+    q.spc = r->ctx.spc;
     collect c = {.r = r, .q = &q, .lenient = lenient};
     if (r->route.kind == RR_COMPARTMENT) {
         if (!rest_id_valid(r->route.id, r->route.id_len)) {
@@ -300,12 +309,6 @@ int rest_search(rest_req *r)
         return rest_send_error(r, c.e.status ? c.e.status : 400,
                                (oo_code)(c.e.oo_code ? c.e.oo_code : OO_INVALID), c.e.msg, NULL);
     }
-    store_reader *rd;
-    int rc = rest_snapshot(r, &rd);
-    if (rc) {
-        srch_done(&q);
-        return rest_send_errcode(r, rc, "cannot read the store");
-    }
     uint64_t snap = store_reader_t(rd);
     uint64_t page_t = q.page_t ? q.page_t : snap;
     if (q.page_t > snap) {
@@ -314,7 +317,7 @@ int rest_search(rest_req *r)
                                "_page_t names a state the server has not reached", NULL);
     }
     q.page_t = page_t;
-    q.spc = r->ctx.svc ? r->ctx.svc->spc : NULL;
+    q.spc = r->ctx.spc;
     q.base_url = rest_base_url(r);
     srch_result res;
     srch_error e = {0};
@@ -324,6 +327,7 @@ int rest_search(rest_req *r)
         return rest_search_failed(r, rc, &e);
     }
     rest_page pg = {.total = res.total, .has_total = res.has_total};
+    rest_page_note_reindex(r, rd, &q, &pg);
     int full = rest_page_add(r, rd, q.type, &res, &pg);
     if (full < 0) {
         srch_done(&q);

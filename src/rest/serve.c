@@ -19,6 +19,8 @@
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
+#include "index/params.h"
+#include "index/reindex.h"
 #include "index/index.h"
 #include "rest/server.h"
 #include "store/store.h"
@@ -154,13 +156,40 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
-    rest_services svc = {.store = st, .spc = spc};
+    idx_registry *params = NULL;
+    if ((rc = idx_registry_new(spc, &params))) {
+        fprintf(stderr, "hortus serve: %s\n", err_str(rc));
+        store_close(st);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
+    /* HORTUS_REINDEX_BATCH: resources per reindex commit (small ones for the tests) */
+    const char *rb = getenv("HORTUS_REINDEX_BATCH");
+    unsigned rbv = 0;
+    if (rb && *rb && (parse_uint(rb, 1u << 20, &rbv) || rbv < 1)) {
+        fprintf(stderr, "hortus serve: bad HORTUS_REINDEX_BATCH '%s' (1 .. 2^20)\n", rb);
+        store_close(st);
+        idx_registry_free(params);
+        fp_sp_cache_free(spc);
+        return 2;
+    }
+    idx_reindexer *reindex = NULL;
+    if ((rc = idx_reindex_start(st, params, o.base_url, rbv, &reindex))) {
+        fprintf(stderr, "hortus serve: cannot start the reindex: %s\n", err_str(rc));
+        store_close(st);
+        idx_registry_free(params);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
+    rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex};
     rest_server *srv = NULL;
     char msg[300];
     rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
+        idx_reindex_stop(reindex);
         store_close(st);
+        idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
     }
@@ -172,7 +201,9 @@ int serve_main(int argc, char **argv)
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
     rest_server_stop(srv);
+    idx_reindex_stop(reindex); /* at the end of its batch: the cursor is committed */
     store_close(st);
+    idx_registry_free(params);
     fp_sp_cache_free(spc);
     return 0;
 }

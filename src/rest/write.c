@@ -28,6 +28,8 @@
 #include "base/time.h"
 #include "fhir/validate.h"
 #include "index/index.h"
+#include "index/params.h"
+#include "index/reindex.h"
 #include "rest/gate.h"
 #include "rest/response.h"
 #include "rest/write.h"
@@ -215,6 +217,33 @@ static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key
                      fill_t_val, t_val_offset);
 }
 
+static int sink_cond(void *ctx, const store_cond *c)
+{
+    extra_sink *s = ctx;
+    return idx_cond_append(s->a, &s->w->conds, &s->w->ncond, &s->w->cond_cap, c);
+}
+
+/* A SearchParameter write: an active definition must be one hortus can index (else 422),
+ * and every SearchParameter write moves the tenant's parameter generation to its commit,
+ * so the writes planned with the parameters before it are planned again (params.h). */
+static int plan_search_parameter(const rest_ctx *ctx, arena *a, rest_write *w,
+                                 const json_val *stored)
+{
+    if (stored) {
+        fp_sp_custom *cs;
+        size_t n;
+        char msg[400];
+        int rc = idx_sp_parse(ctx->spc, a, stored, w->id, w->op.vid, &cs, &n, msg, sizeof msg);
+        if (rc == ERR_INVALID)
+            return refuse(a, w, 422, OO_PROCESSING, msg);
+        if (rc)
+            return rc;
+    }
+    uint8_t k[IDX_PARAMS_KEY_LEN], v[8] = {0};
+    size_t kn = idx_params_key(k, ctx->tenant);
+    return add_extra(w, a, STORE_DB_AUX, 0, k, kn, v, sizeof v, 0, 0, 1, 0);
+}
+
 /* Hook: what else this write changes in the same commit, added as extras. Now: the
  * search index (src/index/: the entries of the new content against those of the
  * version it replaces). Later: AuditEvents, the subscription outbox. Runs last, on
@@ -222,7 +251,7 @@ static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key
  * the plan alone) there is no index to keep. */
 static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
 {
-    if (!ctx->svc || !ctx->svc->spc)
+    if (!ctx->svc || !ctx->spc)
         return 0;
     extra_sink sink = {a, w};
     /* the index sees the version as stored: with its id and meta, not the body */
@@ -232,8 +261,13 @@ static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_wri
         if (prc)
             return prc == ERR_NOMEM ? prc : ERR_INTERNAL;
     }
-    int rc = idx_plan(ctx->svc->spc, rd, a, ctx->tenant, w->type->name, w->id, stored,
-                      ctx->base_url, w->op_index, sink_add, &sink);
+    w->ncond = 0;
+    int rc = 0;
+    if (!strcmp(w->type->name, "SearchParameter") &&
+        (rc = plan_search_parameter(ctx, a, w, stored)))
+        return rc;
+    rc = idx_plan(ctx->spc, rd, a, ctx->tenant, w->type->name, w->id, stored, ctx->base_url,
+                  w->op_index, sink_add, sink_cond, &sink);
     if (rc == ERR_TOOBIG) {
         char msg[200];
         snprintf(msg, sizeof msg,
@@ -533,6 +567,8 @@ static int write_continue(rest_req *r)
     w->commit.req.nops = 1;
     w->commit.req.extras = w->extras;
     w->commit.req.nextra = w->nextra;
+    w->commit.req.conds = w->conds;
+    w->commit.req.ncond = w->ncond;
     return rest_commit_submit(r, &w->commit, 1, write_resume);
 }
 
@@ -541,12 +577,13 @@ static int write_resume(rest_req *r)
     rest_write *w = r->hctx;
     switch (rest_commit_classify(w->commit.rc, w->commit.sync)) {
     case REST_COMMITTED:
+        /* its parameters are reindexed from now, not at the next look in a second */
+        if (r->ctx.svc && !strcmp(w->type->name, "SearchParameter"))
+            idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
         return answer(r, w);
     case REST_LOST_RACE:
-        if (rest_precond_versioned(&w->pre))
-            return rest_send_error(r, 412, OO_CONFLICT,
-                                   "version conflict: the resource was changed concurrently",
-                                   NULL);
+        /* planned again: an If-Match that no longer holds is then a 412 of the plan (the
+         * commit may also have lost to a change of the parameters, not of the resource) */
         if (r->retries++ < REST_MAX_RETRIES)
             return write_continue(r);
         return rest_send_error(r, 409, OO_CONFLICT,

@@ -87,6 +87,8 @@ typedef struct rest_write {
     store_op op;          /* the change; op.bytes in the arena */
     store_extra *extras;  /* added by the extras hook (rest_write_add_extra) */
     size_t nextra, extra_cap;
+    store_cond *conds;    /* what must still hold at commit (idx_plan's conditions) */
+    size_t ncond, cond_cap;
     rest_refusal why;     /* when the plan refused */
     /* a single write's commit (Bundles hold their own) */
     rest_commit commit;

@@ -16,6 +16,7 @@
 
 #include "base/err.h"
 #include "fhir/outcome.h"
+#include "fhirpath/spcache.h"
 #include "json/json.h"
 #include "search/search.h"
 
@@ -540,13 +541,8 @@ static int candidate_entries(xctx *x, const uint8_t *rn, idx_set *es)
     const char *id = srch_rn_id(x->rd, x->a, x->tenant, x->q->type, rn);
     if (!id)
         return -1;
-    uint8_t k[4 + 65 + 65];
-    size_t kn = idx_rp_key(k, x->tenant, x->q->type, id);
-    const void *val;
-    size_t vlen;
     uint8_t rn2[IDX_RN_LEN];
-    if (store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) ||
-        idx_rp_decode(x->a, val, vlen, rn2, es))
+    if (idx_entries(x->q->spc, x->rd, x->a, x->tenant, x->q->type, id, rn2, es))
         return -1;
     return 0;
 }
@@ -928,7 +924,9 @@ static int scope_patient(const srch_query *q, const srch_clause *c, const uint8_
  * whose entries are not repeated there)? */
 static int scopable(const srch_query *q, const srch_clause *c)
 {
-    if (c->mod != SM_NONE || !c->nv || c->sph == idx_sp_hash(q->type, "_id"))
+    /* custom parameters have no entries within the patient (reindexed alone) */
+    if (c->mod != SM_NONE || !c->nv || c->sph == idx_sp_hash(q->type, "_id") ||
+        fp_sp_custom_of(q->spc, c->sp))
         return 0;
     for (size_t i = 0; i < c->nv; i++) {
         const srch_value *v = &c->v[i];
@@ -1393,7 +1391,7 @@ static int repair_snapshot(xctx *x, rnset *res)
         size_t vlen;
         idx_set cur;
         int live = store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen) == 0 &&
-                   idx_rp_decode(x->a, val, vlen, cur_rn, &cur) == 0;
+                   idx_rp_decode(x->a, val, vlen, cur_rn, &cur) == 0; /* its rn only */
         if (live && (rc = push(x, &gone, cur_rn)))
             return rc;
         store_version at;
@@ -1777,14 +1775,9 @@ static int link_entries(xctx *x, const srch_query *q, const char *type, const ch
             return ERR_IO;
         return idx_extract(q->spc, x->a, type, doc, q->base_url, es);
     }
-    uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN];
-    size_t kn = idx_rp_key(k, x->tenant, type, id);
-    const void *val;
-    size_t vlen;
-    int rc = store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
-    if (rc)
-        return rc == ERR_NOTFOUND ? 1 : rc;
-    return idx_rp_decode(x->a, val, vlen, rn, es) ? ERR_IO : 0;
+    uint8_t rn[IDX_RN_LEN];
+    int rc = idx_entries(q->spc, x->rd, x->a, x->tenant, type, id, rn, es);
+    return rc == ERR_NOTFOUND ? 1 : rc;
 }
 
 /* The values a link clause stands for: the sub-query runs (as of the same page_t), and
@@ -1998,11 +1991,11 @@ static int inc_add(xctx *x, incset *s, const char *type, const char *id)
 
 /* Is sph the hash of a reference parameter of type (for `*`)? The hashes of the last
  * type asked are kept in s. */
-static int is_ref_param(incset *s, const char *type, uint32_t sph)
+static int is_ref_param(const fp_sp_cache *spc, incset *s, const char *type, uint32_t sph)
 {
     if (!s->rtype || strcmp(s->rtype, type)) {
         const fhir_search_param *const *sps;
-        size_t n = fhir_search_params(type, &sps);
+        size_t n = fp_sp_params(spc, type, &sps);
         s->nrsp = 0;
         for (size_t i = 0; i < n; i++)
             if (sps[i]->type == FHIR_SP_REFERENCE) {
@@ -2010,11 +2003,11 @@ static int is_ref_param(incset *s, const char *type, uint32_t sph)
                     s->rtype = NULL;
                     for (size_t k = 0; k < n; k++)
                         if (sps[k]->type == FHIR_SP_REFERENCE &&
-                            idx_sp_hash(type, sps[k]->code) == sph)
+                            idx_param_hash(spc, type, sps[k]) == sph)
                             return 1;
                     return 0;
                 }
-                s->rsp[s->nrsp++] = idx_sp_hash(type, sps[i]->code);
+                s->rsp[s->nrsp++] = idx_param_hash(spc, type, sps[i]);
             }
         s->rtype = type;
     }
@@ -2032,18 +2025,14 @@ static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, inc
     int rc;
     if (!inc->rev) {
         idx_set es;
-        uint8_t k[4 + 65 + 65], rn[IDX_RN_LEN];
-        size_t kn = idx_rp_key(k, x->tenant, r->type, r->id);
-        const void *val;
-        size_t vlen;
-        rc = store_get(x->rd, STORE_DB_RESOURCE_PARAM, k, kn, &val, &vlen);
+        uint8_t rn[IDX_RN_LEN];
+        rc = idx_entries(x->q->spc, x->rd, x->a, x->tenant, r->type, r->id, rn, &es);
         if (rc)
             return rc == ERR_NOTFOUND ? 0 : rc;
-        if (idx_rp_decode(x->a, val, vlen, rn, &es))
-            return ERR_IO;
         for (size_t i = 0; i < es.n; i++) {
             const idx_entry *e = &es.e[i];
-            if (e->kind != IDX_REF || (inc->sp ? e->sp != inc->sph : !is_ref_param(s, r->type, e->sp)))
+            if (e->kind != IDX_REF ||
+                (inc->sp ? e->sp != inc->sph : !is_ref_param(x->q->spc, s, r->type, e->sp)))
                 continue;
             size_t idn = idx_str_len(e->val, e->len);
             if (!idn || idn >= e->len || e->val[0] == '#' || e->val[idn] == 0)

@@ -24,6 +24,7 @@
 #include "fhirpath/datetime.h"
 #include "fhirpath/decimal.h"
 #include "fhirpath/quantity.h"
+#include "fhirpath/spcache.h"
 #include "search/search.h"
 
 static int fail(srch_error *e, int rc, int code, const char *fmt, ...)
@@ -715,11 +716,11 @@ static int include_param(srch_query *q, const char *name, const char *value, src
     memcpy(code, c1 + 1, cn);
     code[cn] = 0;
     if (strcmp(code, "*")) {
-        inc.sp = fhir_search_param_find(st->name, code);
+        inc.sp = fp_sp_find(q->spc, st->name, code);
         if (!inc.sp || inc.sp->type != FHIR_SP_REFERENCE)
             return fail(e, ERR_INVALID, OO_INVALID, "%s '%.80s': %s is not a reference parameter "
                         "of %s", pn, value, code, st->name);
-        inc.sph = idx_sp_hash(st->name, code);
+        inc.sph = idx_param_hash(q->spc, st->name, inc.sp);
     } else if (rev) {
         return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
                     "_revinclude '%.80s': name the parameter, not *", value);
@@ -816,7 +817,7 @@ static int result_param(srch_query *q, arena *a, const char *name, const char *v
             const char *k = keys[i];
             int desc = k[0] == '-';
             k += desc;
-            const fhir_search_param *sp = fhir_search_param_find(q->type, k);
+            const fhir_search_param *sp = fp_sp_find(q->spc, q->type, k);
             if (!sp)
                 return fail(e, ERR_INVALID, OO_NOT_SUPPORTED,
                             "_sort: '%.60s' is not a search parameter of %s", k, q->type);
@@ -824,7 +825,7 @@ static int result_param(srch_query *q, arena *a, const char *name, const char *v
                 return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED,
                             "_sort: %s is a %s parameter; sorting by it is not supported", k,
                             fhir_sp_type_name(sp->type));
-            q->sort[q->nsort++] = (srch_sort){sp, idx_sp_hash(q->type, k), desc};
+            q->sort[q->nsort++] = (srch_sort){sp, idx_param_hash(q->spc, q->type, sp), desc};
         }
         return 0;
     }
@@ -898,6 +899,7 @@ static int link_query(srch_query *q, arena *a, const char *outer, const char *ty
     if (!sub)
         return ERR_NOMEM;
     srch_init(sub, type);
+    sub->spc = q->spc;
     size_t before = sub->nc;
     srch_error se = {0};
     int rc = add_param(sub, a, rest, value, 0, base_url, &se, depth + 1);
@@ -968,7 +970,7 @@ static int chain_param(srch_query *q, arena *a, const char *name, const char *do
     if (!*rest)
         return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': a chain needs a parameter after the "
                     "'.'", name);
-    const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
+    const fhir_search_param *sp = fp_sp_find(q->spc, q->type, pname);
     if (!sp)
         return unknown_param(q, name, pname, lenient, e);
     if (sp->type != FHIR_SP_REFERENCE)
@@ -997,7 +999,7 @@ static int chain_param(srch_query *q, arena *a, const char *name, const char *do
         size_t found = 0;
         for (uint8_t i = 0; i < sp->ntargets; i++) {
             const fhir_type *t = fhir_resource_type(sp->targets[i], strlen(sp->targets[i]));
-            if (!t || (strcmp(tname, "_has") && !fhir_search_param_find(t->name, tname)))
+            if (!t || (strcmp(tname, "_has") && !fp_sp_find(q->spc, t->name, tname)))
                 continue;
             buf_printf(&names, "%s%s", found ? ", " : "", t->name);
             if (!found++)
@@ -1025,7 +1027,7 @@ static int chain_param(srch_query *q, arena *a, const char *name, const char *do
     if (q->nc >= SRCH_MAX_CLAUSES)
         return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
                     SRCH_MAX_CLAUSES);
-    srch_clause c = {.sp = sp, .sph = idx_sp_hash(q->type, pname), .link = SL_CHAIN,
+    srch_clause c = {.sp = sp, .sph = idx_param_hash(q->spc, q->type, sp), .link = SL_CHAIN,
                      .sub = sub};
     if ((rc = add_clause(q, a, &c)))
         return rc;
@@ -1051,7 +1053,7 @@ static int has_param(srch_query *q, arena *a, const char *name, const char *valu
         return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': unknown reference parameter", name);
     memcpy(rname, c1 + 1, rn);
     rname[rn] = 0;
-    const fhir_search_param *rsp = fhir_search_param_find(t->name, rname);
+    const fhir_search_param *rsp = fp_sp_find(q->spc, t->name, rname);
     if (!rsp || rsp->type != FHIR_SP_REFERENCE)
         return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': %s is not a reference parameter of %s",
                     name, rname, t->name);
@@ -1061,7 +1063,7 @@ static int has_param(srch_query *q, arena *a, const char *name, const char *valu
     if (!ok)
         return fail(e, ERR_INVALID, OO_INVALID, "'%.60s': %s.%s does not refer to %s", name,
                     t->name, rname, q->type);
-    const fhir_search_param *idp = fhir_search_param_find(q->type, "_id");
+    const fhir_search_param *idp = fp_sp_find(q->spc, q->type, "_id");
     if (!idp)
         return fail(e, ERR_INTERNAL, OO_EXCEPTION, "%s has no _id parameter", q->type);
     srch_query *sub;
@@ -1074,7 +1076,7 @@ static int has_param(srch_query *q, arena *a, const char *name, const char *valu
         return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
                     SRCH_MAX_CLAUSES);
     srch_clause c = {.sp = idp, .sph = idx_sp_hash(q->type, "_id"), .link = SL_HAS, .sub = sub,
-                     .has_sph = idx_sp_hash(t->name, rname), .has_sp = rsp};
+                     .has_sph = idx_param_hash(q->spc, t->name, rsp), .has_sp = rsp};
     if ((rc = add_clause(q, a, &c)))
         return rc;
     applied(q, name, value);
@@ -1137,7 +1139,7 @@ static int add_param(srch_query *q, arena *a, const char *name, const char *valu
     }
     memcpy(pname, name, pn);
     pname[pn] = 0;
-    const fhir_search_param *sp = fhir_search_param_find(q->type, pname);
+    const fhir_search_param *sp = fp_sp_find(q->spc, q->type, pname);
     if (!sp)
         return unknown_param(q, name, pname, lenient, e);
     if (!srch_param_supported(sp)) {
@@ -1152,7 +1154,7 @@ static int add_param(srch_query *q, arena *a, const char *name, const char *valu
     if (q->nc >= SRCH_MAX_CLAUSES)
         return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
                     SRCH_MAX_CLAUSES);
-    srch_clause c = {.sp = sp, .sph = idx_sp_hash(q->type, pname)};
+    srch_clause c = {.sp = sp, .sph = idx_param_hash(q->spc, q->type, sp)};
     const char *type_mod = NULL;
     if (colon && parse_modifier(sp, colon + 1, &c.mod, &type_mod))
         return fail(e, ERR_INVALID, OO_INVALID,
@@ -1213,7 +1215,7 @@ int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const c
     idx_put_str(&b, id, strlen(id));
     idx_put_str(&b, comp_type, strlen(comp_type));
     for (size_t i = 0; i < nc; i++) {
-        const fhir_search_param *sp = fhir_search_param_find(q->type, codes[i]);
+        const fhir_search_param *sp = fp_sp_find(q->spc, q->type, codes[i]);
         if (!sp)
             continue;
         srch_value *v = &c.v[c.nv++];

@@ -65,8 +65,20 @@ static int check_request(store_req *req)
         if (op->op != STORE_OP_DELETE && (!op->bytes || op->len == 0))
             return ERR_INVALID;
     }
-    if (req->nextra && !req->extras)
+    if ((req->nextra && !req->extras) || (req->ncond && !req->conds))
         return ERR_INVALID;
+    for (size_t i = 0; i < req->ncond; i++) {
+        const store_cond *c = &req->conds[i];
+        if (c->kind == STORE_COND_VERSION) {
+            if (!c->type || !c->id || !codec_valid_type(c->type, strlen(c->type)) ||
+                !codec_valid_id(c->id, strlen(c->id)))
+                return ERR_INVALID;
+        } else if (c->kind != STORE_COND_VALUE || c->db == STORE_DB_SEARCH_PARAM ||
+                   (unsigned)c->db >= STORE_DB_COUNT_ || !c->key || !c->key_len ||
+                   c->key_len > STORE_EXTRA_KEY_MAX || (c->val_len && !c->val)) {
+            return ERR_INVALID;
+        }
+    }
     for (size_t i = 0; i < req->nextra; i++) {
         const store_extra *x = &req->extras[i];
         if ((unsigned)x->db >= STORE_DB_COUNT_ || !x->key || x->key_len == 0 ||

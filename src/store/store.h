@@ -149,6 +149,28 @@ typedef struct store_extra {
     size_t t_val_offset;
 } store_extra;
 
+/* A condition the writer checks, inside the commit, before it applies a request: the
+ * request fails with ERR_CONFLICT (failed_op = nops) unless every check holds. What a
+ * layer planned from a snapshot stays right only if what it read is unchanged: a write
+ * of the index checks the ResourceParam records it diffed against, a reindex batch the
+ * versions it indexed. */
+typedef enum store_cond_kind {
+    STORE_COND_VALUE = 1, /* db/key holds exactly val (absent: the key does not exist) */
+    STORE_COND_VERSION,   /* the current version of type/id is vid (0: none, or deleted) */
+} store_cond_kind;
+
+typedef struct store_check {
+    store_cond_kind kind;
+    store_db db; /* VALUE: ResourceParam or Aux (not SearchParam, which is written in folds) */
+    const void *key;
+    size_t key_len;
+    const void *val;
+    size_t val_len;
+    int absent;
+    const char *type, *id; /* VERSION: NUL-terminated */
+    uint64_t vid;
+} store_cond;
+
 typedef void (*store_done_fn)(void *ctx, int rc, uint64_t t);
 
 /*
@@ -162,6 +184,8 @@ typedef struct store_req {
     size_t nops; /* 1 .. any; a transaction Bundle is one request */
     store_extra *extras;
     size_t nextra;
+    const store_cond *conds; /* checked before anything is applied; may be NULL */
+    size_t ncond;
     /* outputs, set before the callback */
     int rc;           /* same as the callback's rc */
     uint64_t t;       /* the commit's t on success */
@@ -176,7 +200,7 @@ typedef struct store_req {
  * Queue a write. Returns 0 when queued: `done(ctx, rc, t)` is then called exactly once,
  * from the writer thread, after the commit is durable (rc 0, t = the commit's t) or the
  * request failed (rc < 0, t = 0): ERR_CONFLICT (an op's expect did not match, or its vid
- * is not greater than the current one: the caller planned from a state another commit
+ * is not greater than the current one, or a check failed: the caller planned from a state another commit
  * has changed since), ERR_INVALID (the same resource twice in one request),
  * ERR_NOTFOUND / ERR_GONE (delete of a missing / already deleted resource), ERR_IO.
  * The callback must be quick (resume a connection, signal a condvar): it delays the

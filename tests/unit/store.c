@@ -144,12 +144,12 @@ static int history_str(store *s, const store_hist_opts *o, char *out, size_t cap
     return rc == 0 || rc == ERR_NOTFOUND ? count : rc;
 }
 
-/* store_check must pass; print its complaint otherwise. */
+/* store_cond must pass; print its complaint otherwise. */
 static void checked(store *s, const char *when)
 {
     char msg[256];
     int rc = store_check(s, msg, sizeof msg);
-    ok(rc == 0, "store_check after %s", when);
+    ok(rc == 0, "store_cond after %s", when);
     if (rc)
         printf("#   %s\n", msg);
 }
@@ -204,7 +204,7 @@ static void test_check_detects(void)
         store_open(d, NULL, &s);
         char msg[256];
         int rc = store_check(s, msg, sizeof msg);
-        ok(rc == ERR_INTERNAL && strstr(msg, expect[i]), "store_check finds the damage in %s (%s)",
+        ok(rc == ERR_INTERNAL && strstr(msg, expect[i]), "store_cond finds the damage in %s (%s)",
            names[i], msg);
         store_close(s);
         rm_dir(d);
@@ -242,7 +242,7 @@ static void test_check_orphan_content(void)
     char msg[256];
     rc = store_check(s, msg, sizeof msg);
     ok(rc == ERR_INTERNAL && strstr(msg, "Content holds 2 entries for 1 stored versions"),
-       "store_check reports the orphaned content (%s)", msg);
+       "store_cond reports the orphaned content (%s)", msg);
     store_close(s);
     rm_dir(d);
 }
@@ -814,6 +814,56 @@ static void test_history(store *s)
     checked(h, "the history scenario");
     store_close(h);
     rm_dir(d);
+}
+
+/* Checks: a request applies only when every condition holds in the commit, as the
+ * requests before it in the same batch left the store. */
+static void test_checks(store *s)
+{
+    char b[256];
+    store_op op;
+    set_op(&op, STORE_OP_CREATE, "Basic", "chk", 0, 1, b, body(b, sizeof b, "Basic", "chk", 1, NULL));
+    store_req req = {.ops = &op, .nops = 1};
+    is_int(store_write(s, &req, NULL), 0, "checks: the resource to check");
+    store_extra put = {.db = STORE_DB_AUX, .key = "\0\0\0\0chk", .key_len = 7, .val = "v1",
+                       .val_len = 2};
+    store_cond absent = {.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = put.key,
+                          .key_len = put.key_len, .absent = 1};
+    store_req r1 = {.extras = &put, .nextra = 1, .conds = &absent, .ncond = 1};
+    is_int(store_write(s, &r1, NULL), 0, "checks: an absent key that is absent holds");
+    store_req r2 = {.extras = &put, .nextra = 1, .conds = &absent, .ncond = 1};
+    is_int(store_write(s, &r2, NULL), ERR_CONFLICT, "checks: the same key now exists: conflict");
+    ok(r2.failed_op == r2.nops, "checks: a failed check is reported past the ops");
+    store_cond same = {.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = put.key,
+                        .key_len = put.key_len, .val = "v1", .val_len = 2};
+    store_cond other = same;
+    other.val = "v2";
+    store_extra put2 = put;
+    put2.val = "v2";
+    store_req r3 = {.extras = &put2, .nextra = 1, .conds = &other, .ncond = 1};
+    is_int(store_write(s, &r3, NULL), ERR_CONFLICT, "checks: another value: conflict");
+    store_cond ver = {.kind = STORE_COND_VERSION, .type = "Basic", .id = "chk", .vid = 1};
+    store_cond both[2] = {same, ver};
+    store_req r4 = {.extras = &put2, .nextra = 1, .conds = both, .ncond = 2};
+    is_int(store_write(s, &r4, NULL), 0, "checks: the value and the version hold");
+    store_reader *rd;
+    const void *val;
+    size_t vn;
+    store_read_begin(s, &rd);
+    ok(store_get(rd, STORE_DB_AUX, put.key, put.key_len, &val, &vn) == 0 && vn == 2 &&
+           !memcmp(val, "v2", 2),
+       "checks: the extra of the request whose checks held is applied");
+    store_read_end(rd);
+    store_cond ver2 = {.kind = STORE_COND_VERSION, .type = "Basic", .id = "chk", .vid = 2};
+    store_req r5 = {.extras = &put, .nextra = 1, .conds = &ver2, .ncond = 1};
+    is_int(store_write(s, &r5, NULL), ERR_CONFLICT, "checks: another version: conflict");
+    store_cond none = {.kind = STORE_COND_VERSION, .type = "Basic", .id = "nochk", .vid = 0};
+    store_req r6 = {.extras = &put, .nextra = 1, .conds = &none, .ncond = 1};
+    is_int(store_write(s, &r6, NULL), 0, "checks: vid 0 holds for a resource that does not exist");
+    store_cond sp = {.kind = STORE_COND_VALUE, .db = STORE_DB_SEARCH_PARAM, .key = put.key,
+                      .key_len = put.key_len, .absent = 1};
+    store_req r7 = {.extras = &put, .nextra = 1, .conds = &sp, .ncond = 1};
+    is_int(store_write(s, &r7, NULL), ERR_INVALID, "checks: SearchParam cannot be checked");
 }
 
 static void test_extras(store *s)
@@ -1969,6 +2019,7 @@ int main(void)
     test_transactions(s);
     test_group_conflict(s);
     test_extras(s);
+    test_checks(s);
     test_reopen(d, &s);
     checked(s, "crud, transactions, group conflicts, extras and reopen");
     store_close(s);

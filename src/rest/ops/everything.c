@@ -266,7 +266,7 @@ static int section(evreq *ev, const char *id, size_t i, srch_query *q)
         srch_done(q);
         return rc < 0 ? rc : ERR_INVALID;
     }
-    q->spc = ev->r->ctx.svc ? ev->r->ctx.svc->spc : NULL;
+    q->spc = ev->r->ctx.spc;
     q->base_url = rest_base_url(ev->r);
     q->page_t = ev->page_t;
     q->total = 2;
@@ -427,7 +427,7 @@ static int everything_all(evreq *ev, store_reader *rd)
         pq.page_offset = pidx;
         pq.count = 64;
         pq.total = 2;
-        pq.spc = r->ctx.svc ? r->ctx.svc->spc : NULL;
+        pq.spc = r->ctx.spc;
         pq.base_url = rest_base_url(r);
         srch_result pr;
         rc = srch_run(&pq, rd, r->a, r->ctx.tenant, &pr, &ev->e);

@@ -18,4 +18,8 @@ int rest_op_validate(rest_req *r);
  * [base]/Encounter/id/$everything (ops/everything.c) */
 int rest_op_everything(rest_req *r);
 
+/* GET/POST [base]/$reindex, [base]/Type/$reindex, [base]/SearchParameter/id/$reindex
+ * (ops/reindex.c) */
+int rest_op_reindex(rest_req *r);
+
 #endif

@@ -1,0 +1,350 @@
+/*
+ * reindex.c -- the background reindex of custom search parameters (reindex.h).
+ *
+ * State of one custom parameter (Aux tenant | 'x' | tag):
+ *   absent                        queued: nothing done yet
+ *   'R' | done(8) | last id       running: every resource up to `last id` is indexed
+ *   'D' | done(8)                 complete
+ * The thread takes the first parameter of a tenant that is not complete, runs batches
+ * until it is, and sleeps when there is nothing to do (a kick wakes it).
+ */
+#include "index/reindex.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/err.h"
+#include "index/index.h"
+
+#define RETRY_MAX 50 /* batches lost to concurrent writes in a row before a pause */
+
+struct idx_reindexer {
+    store *st;
+    idx_registry *reg;
+    char base_url[512]; /* under mu */
+    int base_fixed;     /* configured: kicks do not change it */
+    unsigned batch;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, kicked;
+    _Atomic uint64_t resources, batches, conflicts, pending;
+};
+
+typedef struct sink {
+    arena *a;
+    store_extra *x;
+    size_t nx, capx;
+    store_cond *c;
+    size_t nc, capc;
+} sink;
+
+static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key_len,
+                    const void *val, size_t val_len, int fill_t, size_t t_offset, int fill_t_val,
+                    size_t t_val_offset)
+{
+    sink *s = ctx;
+    return idx_extra_append(s->a, &s->x, &s->nx, &s->capx, db, del, key, key_len, val, val_len,
+                            fill_t, t_offset, fill_t_val, t_val_offset);
+}
+
+static int sink_cond(void *ctx, const store_cond *c)
+{
+    sink *s = ctx;
+    return idx_cond_append(s->a, &s->c, &s->nc, &s->capc, c);
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+void idx_reindex_state(store_reader *rd, uint32_t tenant, const fp_sp_custom *cu, int *complete,
+                       uint64_t *done)
+{
+    uint8_t k[IDX_REINDEX_KEY_LEN];
+    size_t kn = idx_reindex_key(k, tenant, cu->tag);
+    const void *v;
+    size_t vn;
+    *complete = 0;
+    *done = 0;
+    if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn) || vn < 9)
+        return;
+    *complete = *(const char *)v == 'D';
+    *done = get_u64((const uint8_t *)v + 1);
+}
+
+/* One batch of parameter `tag` of tenant. 1: it is complete (or gone), 0: more to do,
+ * ERR_CONFLICT: a concurrent change, run it again; or an error. */
+static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
+{
+    store_reader *rd;
+    int rc = store_read_begin(x->st, &rd);
+    if (rc)
+        return rc;
+    const fp_sp_cache *spc;
+    const fp_sp_custom *cs, *cu = NULL;
+    if ((rc = idx_registry_get(x->reg, rd, tenant, &spc))) {
+        store_read_end(rd);
+        return rc;
+    }
+    size_t ncs = fp_sp_customs(spc, &cs);
+    for (size_t i = 0; i < ncs && !cu; i++)
+        if (cs[i].tag == tag)
+            cu = &cs[i];
+    if (!cu) { /* redefined or deleted meanwhile */
+        store_read_end(rd);
+        return 1;
+    }
+    uint8_t sk[IDX_REINDEX_KEY_LEN];
+    size_t skn = idx_reindex_key(sk, tenant, tag);
+    const void *sv;
+    size_t svn;
+    int have = store_get(rd, STORE_DB_AUX, sk, skn, &sv, &svn) == 0;
+    if (have && svn >= 1 && *(const char *)sv == 'D') {
+        store_read_end(rd);
+        return 1;
+    }
+    uint64_t done = have && svn >= 9 ? get_u64((const uint8_t *)sv + 1) : 0;
+    char after[STORE_ID_MAX + 1] = "";
+    if (have && svn > 9 && svn - 9 <= STORE_ID_MAX) {
+        memcpy(after, (const char *)sv + 9, svn - 9);
+        after[svn - 9] = 0;
+    }
+    char base[sizeof x->base_url];
+    pthread_mutex_lock(&x->mu);
+    memcpy(base, x->base_url, sizeof base);
+    pthread_mutex_unlock(&x->mu);
+    sink s = {.a = a};
+    /* the batch holds only if the state, and the parameter set, are what it read */
+    store_cond sc = {.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = sk, .key_len = skn,
+                     .val = have ? sv : NULL, .val_len = have ? svn : 0, .absent = !have};
+    uint8_t gk[IDX_PARAMS_KEY_LEN], gv[8];
+    store_cond gc;
+    idx_params_cond(spc, tenant, gk, gv, &gc);
+    if ((rc = sink_cond(&s, &sc)) || (rc = sink_cond(&s, &gc))) {
+        store_read_end(rd);
+        return rc;
+    }
+    store_iter *it;
+    if ((rc = store_list(rd, tenant, cu->base, 0, after[0] ? after : NULL, &it))) {
+        store_read_end(rd);
+        return rc;
+    }
+    size_t n = 0;
+    int end = 0;
+    store_version v;
+    char last[STORE_ID_MAX + 1] = "";
+    while (n < x->batch) {
+        if ((rc = store_iter_next(it, &v))) {
+            if (rc == ERR_NOTFOUND)
+                rc = 0, end = 1;
+            break;
+        }
+        char *copy = arena_strndup(a, v.bytes, v.len);
+        json_val *root;
+        if (!copy || json_parse(a, copy, v.len, 0, &root, NULL)) {
+            rc = copy ? ERR_IO : ERR_NOMEM;
+            break;
+        }
+        store_cond vc = {.kind = STORE_COND_VERSION, .type = v.type, .id = v.id, .vid = v.vid};
+        if ((rc = sink_cond(&s, &vc)))
+            break;
+        rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, sink_add, sink_cond, &s);
+        if (rc == ERR_TOOBIG)
+            rc = 0; /* more entries than a resource may have: it is left out, as a write is */
+        if (rc)
+            break;
+        snprintf(last, sizeof last, "%s", v.id);
+        n++;
+    }
+    store_iter_close(it);
+    store_read_end(rd);
+    if (rc)
+        return rc;
+    uint8_t st[9 + STORE_ID_MAX];
+    size_t ln = strlen(last);
+    st[0] = end ? 'D' : 'R';
+    put_u64(st + 1, done + n);
+    memcpy(st + 9, last, end ? 0 : ln);
+    if (!end && !ln)
+        memcpy(st + 9, after, ln = strlen(after));
+    if ((rc = sink_add(&s, STORE_DB_AUX, 0, sk, skn, st, 9 + (end ? 0 : ln), 0, 0, 0, 0)))
+        return rc;
+    store_req req = {.tenant = tenant, .extras = s.x, .nextra = s.nx, .conds = s.c,
+                     .ncond = s.nc};
+    if ((rc = store_write(x->st, &req, NULL)))
+        return rc;
+    atomic_fetch_add(&x->resources, n);
+    atomic_fetch_add(&x->batches, 1);
+    return end;
+}
+
+/* The first custom parameter of tenant that is not complete: 1 and *tag, or 0. */
+static int next_job(idx_reindexer *x, uint32_t tenant, uint32_t *tag, uint64_t *pending)
+{
+    store_reader *rd;
+    if (store_read_begin(x->st, &rd))
+        return 0;
+    const fp_sp_cache *spc;
+    int found = 0;
+    if (!idx_registry_get(x->reg, rd, tenant, &spc)) {
+        const fp_sp_custom *cs;
+        size_t ncs = fp_sp_customs(spc, &cs);
+        for (size_t i = 0; i < ncs; i++)
+            if (!idx_reindex_complete(rd, tenant, &cs[i])) {
+                if (!found)
+                    *tag = cs[i].tag;
+                found = 1;
+                (*pending)++;
+            }
+    }
+    store_read_end(rd);
+    return found;
+}
+
+static void *run(void *arg)
+{
+    idx_reindexer *x = arg;
+    arena *a = arena_new(1 << 20);
+    unsigned conflicts = 0;
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        int stop = x->stop;
+        x->kicked = 0;
+        pthread_mutex_unlock(&x->mu);
+        if (stop || !a)
+            break;
+        uint32_t tenants[IDX_MAX_TENANTS];
+        size_t nt = idx_registry_tenants(x->reg, tenants, IDX_MAX_TENANTS);
+        uint64_t pending = 0;
+        int worked = 0;
+        for (size_t i = 0; i < nt; i++) {
+            uint32_t tag = 0;
+            if (!next_job(x, tenants[i], &tag, &pending) || worked)
+                continue;
+            arena_reset(a);
+            int rc = batch(x, a, tenants[i], tag);
+            worked = 1;
+            if (rc == ERR_CONFLICT) {
+                atomic_fetch_add(&x->conflicts, 1);
+                if (++conflicts < RETRY_MAX)
+                    continue;
+                conflicts = 0;
+                worked = 0; /* a pause: the resources are being written right now */
+            } else if (rc < 0) {
+                fprintf(stderr, "hortus: reindex: %s; retrying in a second\n", err_str(rc));
+                worked = 0;
+            } else {
+                conflicts = 0;
+            }
+        }
+        atomic_store(&x->pending, pending);
+        if (worked)
+            continue;
+        pthread_mutex_lock(&x->mu);
+        if (!x->stop && !x->kicked) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 1;
+            pthread_cond_timedwait(&x->cv, &x->mu, &dl);
+        }
+        pthread_mutex_unlock(&x->mu);
+    }
+    arena_free(a);
+    return NULL;
+}
+
+int idx_reindex_start(store *st, idx_registry *reg, const char *base_url, unsigned batch,
+                      idx_reindexer **out)
+{
+    idx_reindexer *x = calloc(1, sizeof *x);
+    if (!x)
+        return ERR_NOMEM;
+    x->batch = batch ? batch : IDX_REINDEX_BATCH;
+    x->st = st;
+    x->reg = reg;
+    snprintf(x->base_url, sizeof x->base_url, "%s", base_url ? base_url : "");
+    x->base_fixed = base_url && *base_url;
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    if (pthread_create(&x->th, NULL, run, x)) {
+        pthread_mutex_destroy(&x->mu);
+        pthread_cond_destroy(&x->cv);
+        free(x);
+        return ERR_NOMEM;
+    }
+    *out = x;
+    return 0;
+}
+
+void idx_reindex_kick(idx_reindexer *x, const char *base_url)
+{
+    if (!x)
+        return;
+    pthread_mutex_lock(&x->mu);
+    if (!x->base_fixed && base_url)
+        snprintf(x->base_url, sizeof x->base_url, "%s", base_url);
+    x->kicked = 1;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+void idx_reindex_stop(idx_reindexer *x)
+{
+    if (!x)
+        return;
+    pthread_mutex_lock(&x->mu);
+    x->stop = 1;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    pthread_join(x->th, NULL);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+    free(x);
+}
+
+void idx_reindex_metrics(idx_reindexer *x, buf *b)
+{
+    if (!x)
+        return;
+    uint32_t tenants[IDX_MAX_TENANTS], tag;
+    size_t nt = idx_registry_tenants(x->reg, tenants, IDX_MAX_TENANTS);
+    uint64_t pending = 0; /* as of now, not of the thread's last look */
+    for (size_t i = 0; i < nt; i++)
+        next_job(x, tenants[i], &tag, &pending);
+    atomic_store(&x->pending, pending);
+    buf_printf(b,
+               "# HELP hortus_reindex_resources_total Resources the reindex of custom search "
+               "parameters has indexed.\n"
+               "# TYPE hortus_reindex_resources_total counter\n"
+               "hortus_reindex_resources_total %llu\n"
+               "# HELP hortus_reindex_batches_total Reindex commits.\n"
+               "# TYPE hortus_reindex_batches_total counter\n"
+               "hortus_reindex_batches_total %llu\n"
+               "# HELP hortus_reindex_conflicts_total Reindex batches run again after a "
+               "concurrent write.\n"
+               "# TYPE hortus_reindex_conflicts_total counter\n"
+               "hortus_reindex_conflicts_total %llu\n"
+               "# HELP hortus_reindex_pending Custom search parameters whose reindex is not "
+               "complete.\n"
+               "# TYPE hortus_reindex_pending gauge\n"
+               "hortus_reindex_pending %llu\n",
+               (unsigned long long)atomic_load(&x->resources),
+               (unsigned long long)atomic_load(&x->batches),
+               (unsigned long long)atomic_load(&x->conflicts),
+               (unsigned long long)atomic_load(&x->pending));
+}
