@@ -223,13 +223,13 @@ int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t
              uint16_t op_index, idx_add_fn add, idx_cond_fn cond, void *add_ctx);
 
 /* The index changes of one custom parameter cu for the current version `res` of
- * cu->base/id (a reindex): its entries against its record, with the condition that the
- * record is unchanged at commit. ERR_NOTFOUND when the resource has no entries. */
+ * cu->base/id (a reindex): its entries against its record. The caller makes the commit
+ * conditional on the version (which every other change of the record changes too).
+ * ERR_NOTFOUND when the resource has no entries. */
 struct fp_sp_custom;
 int idx_plan_param(const struct fp_sp_cache *spc, const struct fp_sp_custom *cu,
                    store_reader *rd, arena *a, uint32_t tenant, const char *id,
-                   const json_val *res, const char *base_url, idx_add_fn add, idx_cond_fn cond,
-                   void *add_ctx);
+                   const json_val *res, const char *base_url, idx_add_fn add, void *add_ctx);
 
 /* The condition "the parameter set is still spc's" (store_cond into *c, key in kbuf of
  * IDX_PARAMS_KEY_LEN bytes, value in vbuf of 8). */

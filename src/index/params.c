@@ -22,7 +22,8 @@
 typedef struct slot {
     _Atomic uint32_t used; /* 1 once tenant is set */
     uint32_t tenant;
-    _Atomic(fp_sp_cache *) cur;
+    _Atomic(fp_sp_cache *) cur;   /* NULL: the model's parameters alone */
+    _Atomic uint64_t checked_t;   /* a snapshot t whose generation was the set's */
 } slot;
 
 typedef struct kept {
@@ -294,15 +295,21 @@ static slot *find_slot(idx_registry *g, uint32_t tenant, int add)
 int idx_registry_get(idx_registry *g, store_reader *rd, uint32_t tenant,
                      const fp_sp_cache **out)
 {
-    uint64_t gen = idx_params_gen(rd, tenant);
+    /* A snapshot no newer than one whose generation was already found equal to the
+     * set's cannot have a newer generation: no read at all (the read path's case). */
+    uint64_t t = store_reader_t(rd);
     slot *s = find_slot(g, tenant, 0);
     fp_sp_cache *c = s ? atomic_load(&s->cur) : NULL;
-    if (c && fp_sp_cache_stamp(c) >= gen) {
-        *out = c;
+    if (s && t <= atomic_load(&s->checked_t)) {
+        *out = c ? c : g->model;
         return 0;
     }
-    if (!c && !gen) {
-        *out = g->model;
+    uint64_t gen = idx_params_gen(rd, tenant);
+    if (s && fp_sp_cache_stamp(c) >= gen) {
+        uint64_t seen = atomic_load(&s->checked_t);
+        while (t > seen && !atomic_compare_exchange_weak(&s->checked_t, &seen, t))
+            ;
+        *out = c ? c : g->model;
         return 0;
     }
     pthread_mutex_lock(&g->mu);
@@ -310,8 +317,9 @@ int idx_registry_get(idx_registry *g, store_reader *rd, uint32_t tenant,
     if (!(s = find_slot(g, tenant, 1))) {
         rc = ERR_LIMIT;
     } else {
-        c = atomic_load(&s->used) ? atomic_load(&s->cur) : NULL;
-        if (!c || fp_sp_cache_stamp(c) < gen) {
+        int used = atomic_load(&s->used);
+        c = used ? atomic_load(&s->cur) : NULL;
+        if (gen && (!c || fp_sp_cache_stamp(c) < gen)) {
             fp_sp_cache *nc = NULL;
             kept *k = malloc(sizeof *k);
             rc = k ? build(g, rd, tenant, gen, &nc) : ERR_NOMEM;
@@ -321,16 +329,18 @@ int idx_registry_get(idx_registry *g, store_reader *rd, uint32_t tenant,
                 k->c = nc;
                 k->next = g->all;
                 g->all = k;
-                s->tenant = tenant;
                 atomic_store(&s->cur, nc);
-                atomic_store(&s->used, 1);
                 c = nc;
             }
+        }
+        if (!rc && !used) {
+            s->tenant = tenant;
+            atomic_store(&s->used, 1);
         }
     }
     pthread_mutex_unlock(&g->mu);
     if (!rc)
-        *out = c;
+        *out = c ? c : g->model;
     return rc;
 }
 

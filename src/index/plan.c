@@ -161,7 +161,7 @@ static int plan_custom(const fp_sp_custom *cu, store_reader *rd, arena *a, uint3
 
 int idx_plan_param(const struct fp_sp_cache *spc, const fp_sp_custom *cu, store_reader *rd,
                    arena *a, uint32_t tenant, const char *id, const json_val *res,
-                   const char *base_url, idx_add_fn add, idx_cond_fn cond, void *add_ctx)
+                   const char *base_url, idx_add_fn add, void *add_ctx)
 {
     uint8_t rpk[4 + 65 + 65];
     size_t rpn = idx_rp_key(rpk, tenant, cu->base, id);
@@ -177,7 +177,9 @@ int idx_plan_param(const struct fp_sp_cache *spc, const fp_sp_custom *cu, store_
     idx_set cur;
     if ((rc = idx_extract_one(spc, a, cu->base, &cu->def, res, base_url, &cur)))
         return rc;
-    return plan_custom(cu, rd, a, tenant, id, &cur, 0, rn, 0, add, cond, add_ctx);
+    /* no condition on the record: only a write of the resource changes it besides this
+     * reindex, and that write changes the version, which the caller's condition covers */
+    return plan_custom(cu, rd, a, tenant, id, &cur, 0, rn, 0, add, NULL, add_ctx);
 }
 
 int idx_plan(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint32_t tenant,

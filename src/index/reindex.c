@@ -163,7 +163,7 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
         store_cond vc = {.kind = STORE_COND_VERSION, .type = v.type, .id = v.id, .vid = v.vid};
         if ((rc = sink_cond(&s, &vc)))
             break;
-        rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, sink_add, sink_cond, &s);
+        rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, sink_add, &s);
         if (rc == ERR_TOOBIG)
             rc = 0; /* more entries than a resource may have: it is left out, as a write is */
         if (rc)
