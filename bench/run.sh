@@ -272,6 +272,7 @@ awk -F'|' '
     $1 == "count" { printf "search: %s counted %d matches/request at %d req/s (8 clients): %.1f million matches counted/s (target >= 20: %s)\n", $2, $7, $3, $8 / 1e6, ($8 >= 2e7 ? "met" : "NOT met") }
     $1 == "page"  { printf "search: first page, 8 clients, %-9s %6d req/s, p50 %.3f ms, p99 %.3f ms (targets 1 / 5 ms: %s), %d matches, non-2xx %d: %s\n", $2, $4, $5, $6, ($5 <= 1 && $6 <= 5 ? "met" : "NOT met"), $8, $7, $3 }
     $1 == "link"  { printf "search: 8 clients, %-10s %6d req/s, p50 %.3f ms, p99 %.3f ms (targets 5 / 20 ms: %s), %d matches, non-2xx %d: %s\n", $2, $4, $5, $6, ($5 <= 5 && $6 <= 20 ? "met" : "NOT met"), $8, $7, $3 }
+    $1 == "reindex" { r = $2 / ($3 > 0 ? $3 : 1); printf "search: reindex of a custom token parameter over %d Observations while 2 clients read: %.1f s = %d resources/s (target >= 200000: %s); reads meanwhile %d req/s; search by it finds %d of %d\n", $2, $3, r, (r >= 200000 ? "met" : "NOT met"), $4, $5, $6 }
     $1 == "sort"  { printf "search: _sort=date over %d matches, first page p50 %.1f ms (target <= 50 ms: %s), worst of 20 %.1f ms: %s\n", $3, $4, ($4 <= 50 ? "met" : "NOT met"), $5, $2 }
     $1 == "rss"   { printf "server memory without the mapped database (RssAnon): %d MiB (target < 256: %s)\n", $2, ($2 < 256 ? "met" : "NOT met") }
     $1 == "size"  { printf "database %.0f MiB for %.0f MiB of ndjson (%.2fx)\n", $2 / 1048576, $3 / 1048576, $2 / $3 }

@@ -8,6 +8,9 @@
 #   3. _sort=date over the largest match set, first page (p50 of 20 requests)
 #   3a. a chain, a _has and a _revinclude page, and Patient/X/$everything of a patient
 #       with about 150 resources (all of them, one page), at 8 clients (p50, p99)
+#   3b. reindex: a custom SearchParameter over every Observation, created while 2
+#       clients keep reading; resources reindexed per second until $reindex says
+#       complete (target >= 200,000/s), and the reads' rate meanwhile
 #   4. sizes: database bytes against the ndjson bytes, and the server's anonymous
 #      memory (RSS without the mapped database) at the end (index entries per
 #      resource: `hortus check` of the kept directory, BENCH_KEEP=1; 4 minutes at
@@ -93,6 +96,31 @@ EVERY_Q="/fhir/Patient/$EVERY_P/\$everything?_count=200"
 # part 2 of search: a chain, a _has, a page with what refers to it, a patient's
 # $everything (targets 5 / 20 ms)
 pages link chain:"$CHAIN_Q" has:"$HAS_Q" revinclude:"$REVINC_Q" everything:"$EVERY_Q"
+# reindex of one custom parameter over every Observation while 2 clients read
+printf '%s\n' "$TOKEN_Q" >"$T/rx.path"
+wrk -t1 -c2 -d600s -s "$ROOT/bench/read.lua" "$B" -- "$T/rx.path" >"$T/rx.txt" 2>&1 &
+WRK=$!
+sleep 1
+cat >"$T/sp.json" <<'JSON'
+{"resourceType":"SearchParameter","id":"bench-code","url":"http://example.org/fhir/SearchParameter/bench-code","name":"bench-code","status":"active","description":"bench","code":"bench-code","base":["Observation"],"type":"token","expression":"Observation.code"}
+JSON
+t0=$(date +%s.%N)
+curl -sf -o /dev/null -X PUT -H 'Content-Type: application/fhir+json' \
+    --data-binary @"$T/sp.json" "$B/fhir/SearchParameter/bench-code"
+state=""
+while [ "$state" != complete ]; do
+    sleep 0.05
+    st=$(curl -sf "$B/fhir/\$reindex")
+    state=$(printf '%s' "$st" | sed -n 's/.*"name":"status","valueCode":"\([a-z]*\)".*/\1/p')
+done
+t1=$(date +%s.%N)
+kill -INT "$WRK" 2>/dev/null || :
+wait "$WRK" 2>/dev/null || :
+RX_N=$(printf '%s' "$st" | sed -n 's/.*"name":"processed","valueInteger":\([0-9]*\).*/\1/p')
+RX_READS=$(awk '/Requests\/sec/ { print int($2) }' "$T/rx.txt")
+RX_CHECK=$(total_of "/fhir/Observation?bench-code=$(enc "http://loinc.org|$CODE")&_summary=count")
+echo "reindex|$RX_N|$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')|${RX_READS:-0}|$RX_CHECK|$MATCHES"
+curl -sf -o /dev/null -X DELETE "$B/fhir/SearchParameter/bench-code" || :
 # _sort over the largest set: 20 sequential first pages, the median time
 n=$(total_of "$SORT_Q&_summary=count")
 for i in $(seq 20); do
