@@ -164,8 +164,9 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
         if ((rc = sink_cond(&s, &vc)))
             break;
         rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, sink_add, &s);
-        if (rc == ERR_TOOBIG)
-            rc = 0; /* more entries than a resource may have: it is left out, as a write is */
+        if (rc == ERR_TOOBIG || rc == ERR_NOTFOUND)
+            rc = 0; /* more entries than a resource may have: left out, as a write would be;
+                       or no index list (never, in one snapshot): nothing to add to */
         if (rc)
             break;
         snprintf(last, sizeof last, "%s", v.id);

@@ -67,7 +67,7 @@ static void build_rest(const fp_sp_cache *spc, buf *b)
         jw_key(&w, "updateCreate");
         jw_bool(&w, 1);
         jw_key(&w, "conditionalCreate");
-        jw_bool(&w, 0);
+        jw_bool(&w, 1);
         jw_key(&w, "conditionalRead");
         jw_str(&w, "full-support");
         jw_key(&w, "conditionalUpdate");

@@ -8,12 +8,15 @@
  * cannot overwrite anything: it is a lost race, and the plan draws another id.
  *
  * Answer: 201 Created, Location [base]/Type/id/_history/1, ETag W/"1",
- * Last-Modified, body by Prefer. Conditional create (If-None-Exist) needs
- * search and is refused with 400 (not-supported) for now rather than silently
- * ignored, which could create duplicates the client meant to avoid; If-Match
- * and If-None-Match name a version of a resource that cannot exist yet, so they
- * are refused too (docs/REST.md).
+ * Last-Modified, body by Prefer. Conditional create (If-None-Exist: a search):
+ * none found creates, one found answers 200 with it and writes nothing, several
+ * are 412; race-free, because the create commits only if no resource of the
+ * types the search reads was written since its snapshot (write.c). If-Match and
+ * If-None-Match name a version of a resource that cannot exist yet, so they are
+ * refused (docs/REST.md).
  */
+#include <string.h>
+
 #include "base/err.h"
 #include "rest/handlers.h"
 #include "rest/response.h"
@@ -21,9 +24,6 @@
 
 int rest_create(rest_req *r)
 {
-    if (rest_header(r, "If-None-Exist"))
-        return rest_send_error(r, 400, OO_NOT_SUPPORTED,
-                               "conditional create (If-None-Exist) is not supported yet", NULL);
     if (rest_header(r, "If-Match") || rest_header(r, "If-None-Match"))
         return rest_send_error(r, 400, OO_INVALID,
                                "If-Match and If-None-Match have no meaning on a create: the "
@@ -36,5 +36,11 @@ int rest_create(rest_req *r)
         return REST_DONE;
     w->kind = RW_CREATE;
     w->type = r->route.type;
+    const char *ine = rest_header(r, "If-None-Exist");
+    if (ine) {
+        /* the header holds the query, with or without its "Type?" */
+        const char *qm = strchr(ine, '?');
+        w->if_none_exist = qm ? qm + 1 : ine;
+    }
     return rest_write_run(r, w);
 }

@@ -206,3 +206,46 @@ int rest_time_param(const char *s, int64_t *us)
         return ERR_INVALID;
     return 0;
 }
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 32);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int rest_form_each(arena *a, const char *body, size_t len,
+                   int (*fn)(void *ctx, const char *key, const char *value), void *ctx)
+{
+    char *s = arena_alloc(a, len + 1);
+    if (!s)
+        return ERR_NOMEM;
+    size_t o = 0;
+    char *key = s, *val = NULL;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = i < len ? body[i] : '&';
+        if (ch == '&') {
+            s[o++] = 0;
+            if (*key && fn(ctx, key, val ? val : ""))
+                return 1;
+            key = s + o;
+            val = NULL;
+        } else if (ch == '=' && !val) {
+            s[o++] = 0;
+            val = s + o;
+        } else if (ch == '+') {
+            s[o++] = ' ';
+        } else if (ch == '%') {
+            int h = i + 2 < len ? hexval(body[i + 1]) : -1;
+            int l = i + 2 < len ? hexval(body[i + 2]) : -1;
+            if (h < 0 || l < 0)
+                return ERR_INVALID;
+            s[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            s[o++] = ch;
+        }
+    }
+    return 0;
+}

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/arena.h"
+
 /* Narrow s[0..*n) to its text without leading and trailing spaces and tabs. */
 void rest_trim(const char **s, size_t *n);
 
@@ -63,5 +65,12 @@ rest_prefer rest_prefer_return(const char *prefer);
 /* A _since/_at parameter (FHIR dateTime: a partial date means its start; a
  * time needs a zone) in Unix microseconds; 0 or ERR_INVALID. */
 int rest_time_param(const char *s, int64_t *us);
+
+/* application/x-www-form-urlencoded (a POST _search body, the query of If-None-Exist):
+ * k=v&k=v with %XX and '+' for a space. fn gets each decoded pair (value "" without
+ * '='); a non-zero return stops. 0, 1 (fn stopped), ERR_INVALID (a malformed %-escape),
+ * or ERR_NOMEM. Strings in a. */
+int rest_form_each(arena *a, const char *s, size_t n,
+                   int (*fn)(void *ctx, const char *key, const char *value), void *ctx);
 
 #endif

@@ -52,53 +52,17 @@ static int on_param(void *ctx, const char *k, const char *v)
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = (char)(ch | 32);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 /* application/x-www-form-urlencoded: k=v&k=v with %XX and '+' for space. */
 static void form_params(collect *c, const char *body, size_t len)
 {
-    arena *a = c->r->a;
-    char *s = arena_alloc(a, len + 1);
-    if (!s) {
+    int rc = rest_form_each(c->r->a, body, len, on_param, c);
+    if (rc == ERR_NOMEM) {
         on_param(c, "", NULL);
-        return;
-    }
-    size_t o = 0;
-    char *key = s, *val = NULL;
-    for (size_t i = 0; i <= len && !c->failed; i++) {
-        char ch = i < len ? body[i] : '&';
-        if (ch == '&') {
-            s[o++] = 0;
-            if (*key)
-                on_param(c, key, val ? val : "");
-            key = s + o;
-            val = NULL;
-        } else if (ch == '=' && !val) {
-            s[o++] = 0;
-            val = s + o;
-        } else if (ch == '+') {
-            s[o++] = ' ';
-        } else if (ch == '%') {
-            int h = i + 2 < len ? hexval(body[i + 1]) : -1;
-            int l = i + 2 < len ? hexval(body[i + 2]) : -1;
-            if (h < 0 || l < 0) {
-                snprintf(c->e.msg, sizeof c->e.msg, "malformed %%-escape in the form body");
-                c->e.status = 400;
-                c->e.oo_code = OO_INVALID;
-                c->failed = 1;
-                return;
-            }
-            s[o++] = (char)(h * 16 + l);
-            i += 2;
-        } else {
-            s[o++] = ch;
-        }
+    } else if (rc < 0) {
+        snprintf(c->e.msg, sizeof c->e.msg, "malformed %%-escape in the form body");
+        c->e.status = 400;
+        c->e.oo_code = OO_INVALID;
+        c->failed = 1;
     }
 }
 

@@ -31,8 +31,10 @@
 #include "index/params.h"
 #include "index/reindex.h"
 #include "rest/gate.h"
+#include "rest/params.h"
 #include "rest/response.h"
 #include "rest/write.h"
+#include "search/search.h"
 
 /* ---- parsing the request -------------------------------------------------------- */
 
@@ -261,7 +263,6 @@ static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_wri
         if (prc)
             return prc == ERR_NOMEM ? prc : ERR_INTERNAL;
     }
-    w->ncond = 0;
     int rc = 0;
     if (!strcmp(w->type->name, "SearchParameter") &&
         (rc = plan_search_parameter(ctx, a, w, stored)))
@@ -346,6 +347,103 @@ static int plan_patch_content(arena *a, rest_write *w, const store_version *v)
     return 0;
 }
 
+/* ---- conditional create --------------------------------------------------------- */
+
+typedef struct cond_query {
+    srch_query *q;
+    arena *a;
+    const char *base;
+    srch_error e;
+    int rc;
+} cond_query;
+
+static int cond_pair(void *ctx, const char *k, const char *v)
+{
+    cond_query *c = ctx;
+    c->rc = srch_add(c->q, c->a, k, v, 0, c->base, &c->e);
+    return c->rc != 0;
+}
+
+/* The types a query reads (its own, and those behind its chains and _has): a write of
+ * any of them could change its answer. */
+static int cond_types(const rest_ctx *ctx, arena *a, const srch_query *q, store_reader *rd,
+                      rest_write *w, unsigned depth)
+{
+    uint64_t cur, versions;
+    int rc = store_count(rd, ctx->tenant, q->type, &cur, &versions);
+    store_cond c = {.kind = STORE_COND_TYPE_VERSIONS, .type = q->type, .vid = versions};
+    if (!rc)
+        rc = idx_cond_append(a, &w->conds, &w->ncond, &w->cond_cap, &c);
+    for (size_t i = 0; i < q->nc && !rc && depth < 16; i++)
+        if (q->c[i].sub)
+            rc = cond_types(ctx, a, q->c[i].sub, rd, w, depth + 1);
+    return rc;
+}
+
+/* If-None-Exist: the search runs in the plan's snapshot. None: the create goes ahead,
+ * conditional on no write of the types the search reads (so two creates racing for one
+ * identifier make one resource: the loser plans again and finds it). One: nothing is
+ * written, the answer names it. Several: 412. */
+static int plan_if_none_exist(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    char msg[480];
+    srch_query q;
+    srch_init(&q, w->type->name);
+    q.spc = ctx->spc;
+    q.base_url = ctx->base_url;
+    cond_query c = {.q = &q, .a = a, .base = ctx->base_url};
+    int rc = rest_form_each(a, w->if_none_exist, strlen(w->if_none_exist), cond_pair, &c);
+    if (rc == ERR_NOMEM || c.rc == ERR_NOMEM) {
+        srch_done(&q);
+        return ERR_NOMEM;
+    }
+    if (rc < 0 || c.rc || !q.nc || q.nsort || q.ninc || q.summary_count || q.page_t) {
+        snprintf(msg, sizeof msg, "If-None-Exist '%.60s': %.300s", w->if_none_exist,
+                 rc < 0 ? "a malformed %-escape"
+                 : c.rc ? c.e.msg
+                 : !q.nc ? "no search parameter (name the resource to look for)"
+                         : "only search parameters, no _sort, _include, _summary or paging");
+        srch_done(&q);
+        return refuse(a, w, 400, c.rc ? (oo_code)c.e.oo_code : OO_INVALID, msg);
+    }
+    q.count = 2;
+    srch_result res;
+    srch_error e = {0};
+    rc = srch_run(&q, rd, a, ctx->tenant, &res, &e);
+    if (rc == ERR_LIMIT || rc == ERR_INVALID || rc == ERR_UNSUPPORTED) {
+        snprintf(msg, sizeof msg, "If-None-Exist '%.60s': %.300s", w->if_none_exist, e.msg);
+        srch_done(&q);
+        return refuse(a, w, 400, OO_TOO_COSTLY, msg);
+    }
+    if (rc) {
+        srch_done(&q);
+        return rc;
+    }
+    uint64_t n = res.has_total ? res.total : res.n;
+    if (n > 1) {
+        snprintf(msg, sizeof msg,
+                 "If-None-Exist '%.120s' matches %llu resources: the create is refused",
+                 w->if_none_exist, (unsigned long long)n);
+        srch_done(&q);
+        return refuse(a, w, 412, OO_DUPLICATE, msg);
+    }
+    if (n == 1) {
+        const char *id = srch_rn_id(rd, a, ctx->tenant, q.type, res.rn[0]);
+        store_version v;
+        srch_done(&q);
+        if (!id || store_read(rd, ctx->tenant, w->type->name, id, &v))
+            return ERR_INTERNAL; /* a match of this snapshot is current in it */
+        w->existing = id;
+        w->cur_vid = v.vid;
+        w->cur_lu = v.last_updated;
+        w->noop = 1;
+        return REST_PLAN_OK;
+    }
+    rc = cond_types(ctx, a, &q, rd, w, 0);
+    srch_done(&q);
+    return rc;
+}
+
 int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
                     rest_write *w)
 {
@@ -358,10 +456,17 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     w->cur_vid = 0;
     w->cur_lu = 0;
     w->nextra = 0;
+    w->ncond = 0;
+    w->existing = NULL;
     memset(&w->why, 0, sizeof w->why);
     int rc = plan_rights(ctx, a, w);
     if (rc)
         return rc;
+    if (w->kind == RW_CREATE && w->if_none_exist) {
+        rc = plan_if_none_exist(ctx, rd, a, w);
+        if (rc || w->noop)
+            return rc;
+    }
     const char *type = w->type->name;
     store_version v;
     memset(&v, 0, sizeof v);
@@ -516,6 +621,22 @@ static int send_write(rest_req *r, unsigned status, const rest_write *w, uint64_
     return rc;
 }
 
+/* If-None-Exist found one: 200 with its Location and ETag, the body by Prefer. */
+static int send_existing(rest_req *r, rest_write *w)
+{
+    store_reader *rd;
+    store_version v;
+    int rc = rest_snapshot(r, &rd);
+    if (!rc)
+        rc = store_vread(rd, r->ctx.tenant, w->type->name, w->existing, w->cur_vid, &v);
+    if (rc)
+        return rest_send_errcode(r, rc, "the resource the condition found cannot be read");
+    w->id = w->existing;
+    w->op.bytes = v.bytes;
+    w->op.len = v.len;
+    return send_write(r, 200, w, w->cur_vid, w->cur_lu, 1, "exists already (If-None-Exist):");
+}
+
 static int answer(rest_req *r, rest_write *w)
 {
     if (w->kind == RW_DELETE) {
@@ -529,6 +650,8 @@ static int answer(rest_req *r, rest_write *w)
     }
     if (w->kind == RW_PATCH)
         return send_write(r, 200, w, w->op.vid, w->op.last_updated, 0, "patched");
+    if (w->existing)
+        return send_existing(r, w);
     int created = w->kind == RW_CREATE || w->op.created;
     return send_write(r, created ? 201 : 200, w, w->op.vid, w->op.last_updated, created,
                       created ? "created" : "updated");

@@ -78,12 +78,16 @@ typedef struct rest_write {
     rest_transform_fn transform; /* PATCH */
     void *transform_arg;
     uint16_t op_index;    /* position of the op in its store request (Bundle entry) */
+    const char *if_none_exist; /* CREATE: a search (k=v&k=v) that must find nothing (the
+                                  If-None-Exist header, Bundle request.ifNoneExist) */
     /* the plan's results */
     char newid[37];
     int live;             /* a current, non-deleted version existed when planned */
     uint64_t cur_vid;     /* its versionId (or the tombstone's; 0 when none) */
     int64_t cur_lu;       /* its lastUpdated, microseconds */
     int noop;             /* DELETE of what is not there: nothing to write, 204 */
+    const char *existing; /* CREATE with if_none_exist that found one resource: its id
+                             (noop; cur_vid, cur_lu are its version) */
     store_op op;          /* the change; op.bytes in the arena */
     store_extra *extras;  /* added by the extras hook (rest_write_add_extra) */
     size_t nextra, extra_cap;

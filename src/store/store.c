@@ -73,6 +73,9 @@ static int check_request(store_req *req)
             if (!c->type || !c->id || !codec_valid_type(c->type, strlen(c->type)) ||
                 !codec_valid_id(c->id, strlen(c->id)))
                 return ERR_INVALID;
+        } else if (c->kind == STORE_COND_TYPE_VERSIONS) {
+            if (!c->type || !codec_valid_type(c->type, strlen(c->type)))
+                return ERR_INVALID;
         } else if (c->kind != STORE_COND_VALUE || c->db == STORE_DB_SEARCH_PARAM ||
                    (unsigned)c->db >= STORE_DB_COUNT_ || !c->key || !c->key_len ||
                    c->key_len > STORE_EXTRA_KEY_MAX || (c->val_len && !c->val)) {

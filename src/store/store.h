@@ -157,6 +157,9 @@ typedef struct store_extra {
 typedef enum store_cond_kind {
     STORE_COND_VALUE = 1, /* db/key holds exactly val (absent: the key does not exist) */
     STORE_COND_VERSION,   /* the current version of type/id is vid (0: none, or deleted) */
+    STORE_COND_TYPE_VERSIONS, /* type has vid versions in all (store_count's `versions`):
+                                 no resource of type was written since (a conditional
+                                 create's search still has its answer) */
 } store_cond_kind;
 
 typedef struct store_check {
@@ -167,7 +170,7 @@ typedef struct store_check {
     const void *val;
     size_t val_len;
     int absent;
-    const char *type, *id; /* VERSION: NUL-terminated */
+    const char *type, *id; /* VERSION: NUL-terminated; TYPE_VERSIONS: type only */
     uint64_t vid;
 } store_cond;
 

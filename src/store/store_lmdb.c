@@ -543,6 +543,20 @@ static int check_one(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant
         uint64_t vid = rc == 0 && cur.op != STORE_OP_DELETE ? cur.vid : 0;
         return vid == x->vid ? 0 : ERR_CONFLICT;
     }
+    if (x->kind == STORE_COND_TYPE_VERSIONS) {
+        uint8_t kb[CODEC_KEY_MAX];
+        int n = codec_counts_key(kb, tenant, x->type, strlen(x->type));
+        if (n < 0)
+            return n;
+        MDB_val key = {(size_t)n, kb}, val;
+        uint64_t cur = 0, ver = 0;
+        int rc = mdb_get(txn, s->db_counts, &key, &val);
+        if (rc == 0 && codec_counts_val_decode(val.mv_data, val.mv_size, &cur, &ver))
+            return ERR_INTERNAL;
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        return ver == x->vid ? 0 : ERR_CONFLICT;
+    }
     if (x->kind != STORE_COND_VALUE || x->db == STORE_DB_SEARCH_PARAM ||
         (unsigned)x->db >= STORE_DB_COUNT_ || !x->key_len || x->key_len > STORE_EXTRA_KEY_MAX)
         return ERR_INVALID;

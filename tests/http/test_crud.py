@@ -240,12 +240,6 @@ def test_method_not_allowed(http, base):
     assert_outcome(http.delete(f"{base}/metadata"), 405)
 
 
-def test_conditional_create_is_refused_not_ignored(http, base):
-    r = http.post(f"{base}/Patient", json=PATIENT,
-                  headers={"Content-Type": FHIR_JSON, "If-None-Exist": "identifier=x|1"})
-    assert_outcome(r, 400, "not-supported")
-
-
 def test_create_after_client_disconnect_keeps_serving(server, http, base):
     # a write whose client vanished while it waited for the commit must not hurt
     import socket

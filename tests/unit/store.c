@@ -860,6 +860,20 @@ static void test_checks(store *s)
     store_cond none = {.kind = STORE_COND_VERSION, .type = "Basic", .id = "nochk", .vid = 0};
     store_req r6 = {.extras = &put, .nextra = 1, .conds = &none, .ncond = 1};
     is_int(store_write(s, &r6, NULL), 0, "checks: vid 0 holds for a resource that does not exist");
+    uint64_t cur = 0, versions = 0;
+    store_read_begin(s, &rd);
+    store_count(rd, 0, "Basic", &cur, &versions);
+    store_read_end(rd);
+    store_cond tv = {.kind = STORE_COND_TYPE_VERSIONS, .type = "Basic", .vid = versions};
+    store_req r8 = {.extras = &put, .nextra = 1, .conds = &tv, .ncond = 1};
+    is_int(store_write(s, &r8, NULL), 0, "checks: no write of the type since: holds");
+    store_op op9;
+    char b9[256];
+    set_op(&op9, STORE_OP_CREATE, "Basic", "chk9", 0, 1, b9, body(b9, sizeof b9, "Basic", "chk9", 1, NULL));
+    store_req w9 = {.ops = &op9, .nops = 1};
+    is_int(store_write(s, &w9, NULL), 0, "checks: another resource of the type");
+    store_req r9 = {.extras = &put, .nextra = 1, .conds = &tv, .ncond = 1};
+    is_int(store_write(s, &r9, NULL), ERR_CONFLICT, "checks: a write of the type since: conflict");
     store_cond sp = {.kind = STORE_COND_VALUE, .db = STORE_DB_SEARCH_PARAM, .key = put.key,
                       .key_len = put.key_len, .absent = 1};
     store_req r7 = {.extras = &put, .nextra = 1, .conds = &sp, .ncond = 1};

@@ -1,0 +1,106 @@
+"""Conditional create (If-None-Exist, docs/REST.md): none found creates, one found answers
+with it and writes nothing, several are 412, and the condition holds under concurrency:
+clients racing to create one identifier make exactly one resource."""
+import threading
+import uuid
+
+import requests
+
+from conftest import FHIR_JSON, assert_outcome
+
+CT = {"Content-Type": FHIR_JSON}
+
+
+def patient(system, value, family="Visser"):
+    return {"resourceType": "Patient", "identifier": [{"system": system, "value": value}],
+            "name": [{"family": family}]}
+
+
+def count(http, base, query):
+    r = http.get(f"{base}/Patient?{query}&_summary=count")
+    assert r.status_code == 200, r.text
+    return r.json()["total"]
+
+
+def test_none_one_several(http, base):
+    sys_ = f"urn:oid:2.16.840.1.113883.2.4.6.3.{uuid.uuid4().int % 10**9}"
+    cond = f"identifier={sys_}|111"
+    r1 = http.post(f"{base}/Patient", json=patient(sys_, "111"),
+                   headers={**CT, "If-None-Exist": cond})
+    assert r1.status_code == 201, r1.text
+    pid = r1.json()["id"]
+    # the same again: 200, that resource, nothing written
+    r2 = http.post(f"{base}/Patient", json=patient(sys_, "111", "Other"),
+                   headers={**CT, "If-None-Exist": cond, "Prefer": "return=representation"})
+    assert r2.status_code == 200, r2.text
+    assert r2.json()["id"] == pid and r2.json()["name"][0]["family"] == "Visser"
+    assert r2.headers["ETag"] == 'W/"1"'
+    assert r2.headers["Location"].endswith(f"/Patient/{pid}/_history/1")
+    assert count(http, base, cond) == 1
+    # written with its type's prefix, and with Prefer: return=OperationOutcome
+    r3 = http.post(f"{base}/Patient", json=patient(sys_, "111"),
+                   headers={**CT, "If-None-Exist": f"Patient?{cond}",
+                            "Prefer": "return=OperationOutcome"})
+    assert r3.status_code == 200
+    assert "exists already" in r3.json()["issue"][0]["diagnostics"]
+    # several: 412, nothing written
+    http.post(f"{base}/Patient", json=patient(sys_, "222"), headers=CT)
+    http.post(f"{base}/Patient", json=patient(sys_, "222"), headers=CT)
+    r4 = http.post(f"{base}/Patient", json=patient(sys_, "222"),
+                   headers={**CT, "If-None-Exist": f"identifier={sys_}|222"})
+    assert_outcome(r4, 412, "duplicate")
+    assert count(http, base, f"identifier={sys_}|222") == 2
+    # AND of two parameters, one of them not matching: creates
+    r5 = http.post(f"{base}/Patient", json=patient(sys_, "111"),
+                   headers={**CT, "If-None-Exist": f"{cond}&family=nobody"})
+    assert r5.status_code == 201
+
+
+def test_conditions_that_are_not_searches(http, base):
+    for cond, code in [("bogus=1", "not-supported"), ("", "invalid"),
+                       ("family=x&_sort=family", "invalid"),
+                       ("family=x&_include=Patient:organization", "invalid"),
+                       ("family=x&_summary=count", "invalid"), ("family=%zz", "invalid"),
+                       ("birthdate=notadate", "invalid")]:
+        r = http.post(f"{base}/Patient", json=patient("urn:x", "1"),
+                      headers={**CT, "If-None-Exist": cond})
+        assert r.status_code == 400, (cond, r.status_code, r.text)
+        assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_racing_creates_make_one_resource(base):
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+    cond = f"identifier={sys_}|race"
+    barrier = threading.Barrier(16)
+    out = []
+
+    def one():
+        h = requests.Session()
+        barrier.wait()
+        r = h.post(f"{base}/Patient", json=patient(sys_, "race"),
+                   headers={**CT, "If-None-Exist": cond}, timeout=60)
+        out.append((r.status_code, r.json().get("id") if r.status_code in (200, 201) else r.text))
+
+    threads = [threading.Thread(target=one) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    http = requests.Session()
+    assert count(http, base, cond) == 1, out
+    assert sorted(s for s, _ in out).count(201) == 1, out
+    assert all(s in (200, 201) for s, _ in out), out
+    assert len({i for _, i in out}) == 1, out
+
+
+def test_condition_through_a_chain_sees_writes_of_the_other_type(http, base):
+    org = http.post(f"{base}/Organization", json={"resourceType": "Organization",
+                                                 "name": f"Zorg {uuid.uuid4()}"}, headers=CT)
+    oid = org.json()["id"]
+    p = patient("urn:x", str(uuid.uuid4()))
+    p["managingOrganization"] = {"reference": f"Organization/{oid}"}
+    cond = f"organization.name={org.json()['name']}"
+    r1 = http.post(f"{base}/Patient", json=p, headers={**CT, "If-None-Exist": cond})
+    assert r1.status_code == 201
+    r2 = http.post(f"{base}/Patient", json=p, headers={**CT, "If-None-Exist": cond})
+    assert r2.status_code == 200 and r2.json()["id"] == r1.json()["id"]
