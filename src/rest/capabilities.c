@@ -71,9 +71,9 @@ static void build_rest(const fp_sp_cache *spc, buf *b)
         jw_key(&w, "conditionalRead");
         jw_str(&w, "full-support");
         jw_key(&w, "conditionalUpdate");
-        jw_bool(&w, 0);
+        jw_bool(&w, 1);
         jw_key(&w, "conditionalDelete");
-        jw_str(&w, "not-supported");
+        jw_str(&w, "single");
         jw_key(&w, "operation");
         jw_arr(&w);
         jw_obj(&w);

@@ -40,7 +40,8 @@ int rest_create(rest_req *r)
     if (ine) {
         /* the header holds the query, with or without its "Type?" */
         const char *qm = strchr(ine, '?');
-        w->if_none_exist = qm ? qm + 1 : ine;
+        w->cond = qm ? qm + 1 : ine;
+        w->asked = RW_CREATE;
     }
     return rest_write_run(r, w);
 }

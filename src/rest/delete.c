@@ -7,8 +7,9 @@
  * allows either 200/204 or 404 and idempotent DELETE is what clients expect
  * (docs/REST.md). If-Match makes the delete version-aware (412 on mismatch).
  * Answer: 204 No Content with the ETag of the tombstone, or 200 with an
- * OperationOutcome under Prefer: return=OperationOutcome. The work is the
- * write pipeline's (write.h).
+ * OperationOutcome under Prefer: return=OperationOutcome. DELETE [base]/Type?query
+ * deletes the one resource the search finds (none: nothing to delete; several: 412).
+ * The work is the write pipeline's (write.h).
  */
 #include "base/err.h"
 #include "rest/handlers.h"
@@ -20,6 +21,8 @@ int rest_delete(rest_req *r)
     rest_write *w = arena_zalloc(r->a, sizeof *w);
     if (!w)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    if (r->route.kind == RR_TYPE) /* DELETE [base]/Type?query: conditional delete */
+        return rest_write_target_cond(r, w, RW_DELETE) ? REST_DONE : rest_write_run(r, w);
     if (rest_write_target(r, w))
         return REST_DONE;
     w->kind = RW_DELETE;

@@ -656,7 +656,9 @@ int rest_patch(rest_req *r)
     rest_write *w = arena_zalloc(r->a, sizeof *w);
     if (!c || !w)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
-    if (rest_write_target(r, w))
+    /* PATCH [base]/Type?query: the one resource the search finds (write.c) */
+    if (r->route.kind == RR_TYPE ? rest_write_target_cond(r, w, RW_PATCH)
+                                 : rest_write_target(r, w))
         return REST_DONE;
     const char *ct = rest_header(r, "Content-Type");
     c->json_patch = ct && !strncasecmp(ct, "application/json-patch+json", 27);

@@ -9,6 +9,9 @@
  *   - without it the write is planned again (up to REST_MAX_RETRIES times):
  *     last writer wins, every version stays in the history.
  * If-None-Match: * makes the PUT create-only: 412 when the resource exists.
+ * PUT [base]/Type?query is a conditional update: the plan finds the resource by the
+ * search (none: create, with the body's id if it has one; one: update it, the body's
+ * id must then be its id or absent; several: 412), write.c plan_conditional.
  * Answer: 200 (updated) or 201 (created), ETag, Last-Modified, Location on 201.
  */
 #include <stdio.h>
@@ -25,6 +28,14 @@ int rest_update(rest_req *r)
     rest_write *w = arena_zalloc(r->a, sizeof *w);
     if (!w)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    if (r->route.kind == RR_TYPE) { /* PUT [base]/Type?query: conditional update */
+        if (rest_write_target_cond(r, w, RW_UPDATE) || rest_parse_resource(r, &w->res))
+            return REST_DONE;
+        const json_val *idv = json_get(w->res, "id");
+        if (idv && idv->type != JSON_STRING)
+            return rest_send_error(r, 400, OO_INVALID, "the resource's id is not a string", "id");
+        return rest_write_run(r, w);
+    }
     if (rest_write_target(r, w))
         return REST_DONE;
     if (rest_parse_resource(r, &w->res))

@@ -99,6 +99,66 @@ int rest_write_target(rest_req *r, rest_write *w)
     return 0;
 }
 
+static void put_encoded(buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~' || *p == ':') {
+            buf_putc(b, (char)*p);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[*p >> 4]);
+            buf_putc(b, hex[*p & 15]);
+        }
+    }
+}
+
+static int add_query_pair(void *ctx, const char *k, const char *v)
+{
+    buf *b = ctx;
+    if (!strcmp(k, "_format") || !strcmp(k, "_pretty"))
+        return 0; /* how to answer, not what to look for */
+    if (b->len)
+        buf_putc(b, '&');
+    put_encoded(b, k);
+    buf_putc(b, '=');
+    put_encoded(b, v ? v : "");
+    return 0;
+}
+
+int rest_write_target_cond(rest_req *r, rest_write *w, rest_write_kind kind)
+{
+    buf q = BUF_INIT;
+    rest_query_each(r, add_query_pair, &q);
+    if (!q.len) {
+        buf_free(&q);
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "a conditional %s names the resource by search parameters: "
+                 "[base]/%s?parameter=value",
+                 kind == RW_UPDATE ? "update" : kind == RW_PATCH ? "patch" : "delete",
+                 r->route.type->name);
+        rest_send_error(r, 400, OO_INVALID, msg, NULL);
+        return 1;
+    }
+    w->cond = q.err ? NULL : arena_strndup(r->a, q.data, q.len);
+    buf_free(&q);
+    if (!w->cond) {
+        rest_send_errcode(r, ERR_NOMEM, "out of memory");
+        return 1;
+    }
+    w->type = r->route.type;
+    w->kind = w->asked = kind;
+    const char *bad;
+    if (rest_precond_parse(rest_header(r, "If-Match"), rest_header(r, "If-None-Match"), &w->pre,
+                           &bad)) {
+        rest_send_error(r, 400, OO_INVALID, bad, NULL);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- bytes and ids -------------------------------------------------------------- */
 
 static void put_meta(jw *w, const json_val *meta, uint64_t vid, int64_t lu)
@@ -380,11 +440,14 @@ static int cond_types(const rest_ctx *ctx, arena *a, const srch_query *q, store_
     return rc;
 }
 
-/* If-None-Exist: the search runs in the plan's snapshot. None: the create goes ahead,
- * conditional on no write of the types the search reads (so two creates racing for one
- * identifier make one resource: the loser plans again and finds it). One: nothing is
- * written, the answer names it. Several: 412. */
-static int plan_if_none_exist(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+/* The matches of w's condition (If-None-Exist, or the search of a conditional update,
+ * patch or delete) in the plan's snapshot: *n (0, 1, or 2 for several; *total the
+ * count) and, for one, *id. The write that follows is conditional on no write of the
+ * types the search reads, so the answer cannot change before it commits: two creates
+ * racing for one identifier make one resource, the loser plans again and finds it.
+ * 0, REST_PLAN_REFUSED (400: not a plain search), or ERR_*. */
+static int plan_match(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w,
+                      const char *what, int *n, uint64_t *total, const char **id)
 {
     char msg[480];
     srch_query q;
@@ -392,13 +455,13 @@ static int plan_if_none_exist(const rest_ctx *ctx, store_reader *rd, arena *a, r
     q.spc = ctx->spc;
     q.base_url = ctx->base_url;
     cond_query c = {.q = &q, .a = a, .base = ctx->base_url};
-    int rc = rest_form_each(a, w->if_none_exist, strlen(w->if_none_exist), cond_pair, &c);
+    int rc = rest_form_each(a, w->cond, strlen(w->cond), cond_pair, &c);
     if (rc == ERR_NOMEM || c.rc == ERR_NOMEM) {
         srch_done(&q);
         return ERR_NOMEM;
     }
     if (rc < 0 || c.rc || !q.nc || q.nsort || q.ninc || q.summary_count || q.page_t) {
-        snprintf(msg, sizeof msg, "If-None-Exist '%.60s': %.300s", w->if_none_exist,
+        snprintf(msg, sizeof msg, "%s '%.60s': %.300s", what, w->cond,
                  rc < 0 ? "a malformed %-escape"
                  : c.rc ? c.e.msg
                  : !q.nc ? "no search parameter (name the resource to look for)"
@@ -411,7 +474,7 @@ static int plan_if_none_exist(const rest_ctx *ctx, store_reader *rd, arena *a, r
     srch_error e = {0};
     rc = srch_run(&q, rd, a, ctx->tenant, &res, &e);
     if (rc == ERR_LIMIT || rc == ERR_INVALID || rc == ERR_UNSUPPORTED) {
-        snprintf(msg, sizeof msg, "If-None-Exist '%.60s': %.300s", w->if_none_exist, e.msg);
+        snprintf(msg, sizeof msg, "%s '%.60s': %.300s", what, w->cond, e.msg);
         srch_done(&q);
         return refuse(a, w, 400, OO_TOO_COSTLY, msg);
     }
@@ -419,36 +482,93 @@ static int plan_if_none_exist(const rest_ctx *ctx, store_reader *rd, arena *a, r
         srch_done(&q);
         return rc;
     }
-    uint64_t n = res.has_total ? res.total : res.n;
-    if (n > 1) {
-        snprintf(msg, sizeof msg,
-                 "If-None-Exist '%.120s' matches %llu resources: the create is refused",
-                 w->if_none_exist, (unsigned long long)n);
+    *total = res.has_total ? res.total : res.n;
+    *n = *total > 1 ? 2 : (int)*total;
+    *id = NULL;
+    if (*n == 1 && !(*id = srch_rn_id(rd, a, ctx->tenant, q.type, res.rn[0]))) {
         srch_done(&q);
-        return refuse(a, w, 412, OO_DUPLICATE, msg);
-    }
-    if (n == 1) {
-        const char *id = srch_rn_id(rd, a, ctx->tenant, q.type, res.rn[0]);
-        store_version v;
-        srch_done(&q);
-        if (!id || store_read(rd, ctx->tenant, w->type->name, id, &v))
-            return ERR_INTERNAL; /* a match of this snapshot is current in it */
-        w->existing = id;
-        w->cur_vid = v.vid;
-        w->cur_lu = v.last_updated;
-        w->noop = 1;
-        return REST_PLAN_OK;
+        return ERR_INTERNAL; /* a match of this snapshot has its number in it */
     }
     rc = cond_types(ctx, a, &q, rd, w, 0);
     srch_done(&q);
     return rc;
 }
 
+/* A conditional write: w->kind and w->id from what the condition finds (docs/REST.md).
+ *   create (If-None-Exist): none -> create; one -> nothing written, the answer names it
+ *   update: none -> create (with the body's id, if any); one -> update it; several 412
+ *   patch: none -> 404; one -> patch it; several 412
+ *   delete: none -> nothing to delete; one -> delete it; several 412 */
+static int plan_conditional(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    static const char *const what[] = {[RW_CREATE] = "If-None-Exist",
+                                       [RW_UPDATE] = "conditional update",
+                                       [RW_PATCH] = "conditional patch",
+                                       [RW_DELETE] = "conditional delete"};
+    char msg[300];
+    w->kind = w->asked;
+    w->id = NULL;
+    int n;
+    uint64_t total;
+    const char *id;
+    int rc = plan_match(ctx, rd, a, w, what[w->asked], &n, &total, &id);
+    if (rc)
+        return rc;
+    if (n == 2) {
+        snprintf(msg, sizeof msg, "%s '%.100s' matches %llu resources: nothing is written",
+                 what[w->asked], w->cond, (unsigned long long)total);
+        return refuse(a, w, 412, OO_DUPLICATE, msg);
+    }
+    const char *body_id = w->res ? json_get_str(w->res, "id") : NULL;
+    switch (w->asked) {
+    case RW_CREATE:
+        if (n == 1) {
+            store_version v;
+            if (store_read(rd, ctx->tenant, w->type->name, id, &v))
+                return ERR_INTERNAL;
+            w->existing = id;
+            w->cur_vid = v.vid;
+            w->cur_lu = v.last_updated;
+            w->noop = 1;
+        }
+        return 0;
+    case RW_UPDATE:
+        if (n == 1 && body_id && strcmp(body_id, id)) {
+            snprintf(msg, sizeof msg,
+                     "the condition finds %s/%.64s, but the body's id is '%.64s'",
+                     w->type->name, id, body_id);
+            return refuse(a, w, 400, OO_INVALID, msg);
+        }
+        if (n == 1)
+            w->id = id;
+        else if (body_id && rest_id_valid(body_id, strlen(body_id)))
+            w->id = body_id; /* create with the client's id */
+        else if (body_id)
+            return refuse(a, w, 400, OO_INVALID, "the body's id is not a valid id");
+        else
+            w->kind = RW_CREATE;
+        return 0;
+    case RW_PATCH:
+        if (!n) {
+            snprintf(msg, sizeof msg, "conditional patch '%.100s' matches nothing", w->cond);
+            return refuse(a, w, 404, OO_NOT_FOUND, msg);
+        }
+        w->id = id;
+        return 0;
+    case RW_DELETE:
+    default:
+        w->id = id;
+        if (!n)
+            w->noop = 1; /* nothing to delete: 204, as a delete of what is not there */
+        return 0;
+    }
+}
+
 int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
                     rest_write *w)
 {
     char msg[300];
-    assert(w->type && (w->kind == RW_CREATE || w->id));
+    assert(w->type && (w->kind == RW_CREATE || w->id || w->cond));
     assert(w->kind != RW_PATCH || w->transform);
     assert(w->kind == RW_DELETE || w->kind == RW_PATCH || w->res);
     w->noop = 0;
@@ -462,8 +582,8 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     int rc = plan_rights(ctx, a, w);
     if (rc)
         return rc;
-    if (w->kind == RW_CREATE && w->if_none_exist) {
-        rc = plan_if_none_exist(ctx, rd, a, w);
+    if (w->cond) {
+        rc = plan_conditional(ctx, rd, a, w);
         if (rc || w->noop)
             return rc;
     }
@@ -608,8 +728,11 @@ static int send_write(rest_req *r, unsigned status, const rest_write *w, uint64_
             buf_put(&b, bytes, w->op.len);
     } else if (pref == REST_RETURN_OUTCOME) {
         char diag[200];
-        snprintf(diag, sizeof diag, "%s %s/%s, version %llu", what, type, w->id,
-                 (unsigned long long)vid);
+        if (w->id)
+            snprintf(diag, sizeof diag, "%s %s/%s, version %llu", what, type, w->id,
+                     (unsigned long long)vid);
+        else /* a conditional delete that found nothing */
+            snprintf(diag, sizeof diag, "%s no %s matches the condition", what, type);
         oo o;
         oo_init(&o, r->a);
         oo_add(&o, OO_INFORMATION, OO_INFORMATIONAL, diag, NULL);
@@ -726,7 +849,7 @@ int rest_write_run(rest_req *r, rest_write *w)
         r->inflight = 1;
     }
     /* one writer of an existing id at a time, in arrival order (gate.h) */
-    if (w->kind != RW_CREATE &&
+    if (w->kind != RW_CREATE && w->id &&
         !rest_gate_enter(r->site->gate, r, r->ctx.tenant, w->type->name, w->id, write_continue))
         return REST_SUSPENDED;
     return write_continue(r);

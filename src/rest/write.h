@@ -78,8 +78,12 @@ typedef struct rest_write {
     rest_transform_fn transform; /* PATCH */
     void *transform_arg;
     uint16_t op_index;    /* position of the op in its store request (Bundle entry) */
-    const char *if_none_exist; /* CREATE: a search (k=v&k=v) that must find nothing (the
-                                  If-None-Exist header, Bundle request.ifNoneExist) */
+    const char *cond;     /* a conditional write: its search (k=v&k=v, form-encoded):
+                             CREATE the If-None-Exist header; UPDATE, PATCH, DELETE the
+                             query of [base]/Type?... The plan sets kind and id from
+                             what it finds (id NULL until then) */
+    rest_write_kind asked; /* the kind the client asked for (a conditional update that
+                              finds nothing becomes a create) */
     /* the plan's results */
     char newid[37];
     int live;             /* a current, non-deleted version existed when planned */
@@ -149,6 +153,10 @@ int rest_parse_resource(rest_req *r, json_val **root);
  * malformed) of a write to [base]/Type/id, into w->id and w->pre. Returns 0 to
  * go on, or 1 when an error response was queued. */
 int rest_write_target(rest_req *r, rest_write *w);
+
+/* The same for a conditional write to [base]/Type?query (kind UPDATE, PATCH, DELETE):
+ * the query (400 when there is none) into w->cond, the type, kind and preconditions. */
+int rest_write_target_cond(rest_req *r, rest_write *w, rest_write_kind kind);
 
 /* The final stored form of a resource: resourceType, id, meta (versionId and
  * lastUpdated set, other meta members kept), then the remaining members of root

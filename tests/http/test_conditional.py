@@ -104,3 +104,86 @@ def test_condition_through_a_chain_sees_writes_of_the_other_type(http, base):
     assert r1.status_code == 201
     r2 = http.post(f"{base}/Patient", json=p, headers={**CT, "If-None-Exist": cond})
     assert r2.status_code == 200 and r2.json()["id"] == r1.json()["id"]
+
+
+def test_conditional_update(http, base):
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+    url = f"{base}/Patient?identifier={sys_}|u1"
+    # none: a create with a server id
+    r1 = http.put(url, json=patient(sys_, "u1"), headers=CT)
+    assert r1.status_code == 201, r1.text
+    pid = r1.json()["id"]
+    # one: an update of it, with or without the id in the body
+    r2 = http.put(url, json=patient(sys_, "u1", "Second"), headers=CT)
+    assert r2.status_code == 200 and r2.json()["id"] == pid and r2.headers["ETag"] == 'W/"2"'
+    r3 = http.put(url, json={**patient(sys_, "u1", "Third"), "id": pid}, headers=CT)
+    assert r3.status_code == 200 and r3.json()["meta"]["versionId"] == "3"
+    # the body's id must be the one found
+    assert_outcome(http.put(url, json={**patient(sys_, "u1"), "id": "other"}, headers=CT),
+                   400, "invalid")
+    # If-Match applies to the resource found
+    assert_outcome(http.put(url, json=patient(sys_, "u1"), headers={**CT, "If-Match": 'W/"1"'}),
+                   412, "conflict")
+    # none, with an id in the body: created with that id
+    cid = f"c-{uuid.uuid4().hex[:12]}"
+    r4 = http.put(f"{base}/Patient?identifier={sys_}|u2", json={**patient(sys_, "u2"), "id": cid},
+                  headers=CT)
+    assert r4.status_code == 201 and r4.json()["id"] == cid
+    # several: 412
+    http.post(f"{base}/Patient", json=patient(sys_, "u3"), headers=CT)
+    http.post(f"{base}/Patient", json=patient(sys_, "u3"), headers=CT)
+    assert_outcome(http.put(f"{base}/Patient?identifier={sys_}|u3", json=patient(sys_, "u3"),
+                            headers=CT), 412, "duplicate")
+    # no query at all, a bad one
+    assert_outcome(http.put(f"{base}/Patient", json=patient(sys_, "u4"), headers=CT), 400)
+    assert_outcome(http.put(f"{base}/Patient?nope=1", json=patient(sys_, "u4"), headers=CT), 400)
+
+
+def test_conditional_patch_and_delete(http, base):
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+    pid = http.post(f"{base}/Patient", json=patient(sys_, "d1"), headers=CT).json()["id"]
+    patch = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+        {"name": "type", "valueCode": "add"}, {"name": "path", "valueString": "Patient"},
+        {"name": "name", "valueString": "active"}, {"name": "value", "valueBoolean": True}]}]}
+    r = http.patch(f"{base}/Patient?identifier={sys_}|d1", json=patch, headers=CT)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == pid and r.json()["active"] is True
+    assert_outcome(http.patch(f"{base}/Patient?identifier={sys_}|none", json=patch, headers=CT),
+                   404, "not-found")
+    # delete: the one found; then nothing matches: 204 and nothing written
+    r = http.delete(f"{base}/Patient?identifier={sys_}|d1")
+    assert r.status_code == 204
+    assert http.get(f"{base}/Patient/{pid}").status_code == 410
+    r = http.delete(f"{base}/Patient?identifier={sys_}|d1",
+                    headers={"Prefer": "return=OperationOutcome"})
+    assert r.status_code == 200 and "no Patient matches" in r.json()["issue"][0]["diagnostics"]
+    http.post(f"{base}/Patient", json=patient(sys_, "d2"), headers=CT)
+    http.post(f"{base}/Patient", json=patient(sys_, "d2"), headers=CT)
+    assert_outcome(http.delete(f"{base}/Patient?identifier={sys_}|d2"), 412, "duplicate")
+    assert count(http, base, f"identifier={sys_}|d2") == 2
+    assert_outcome(http.delete(f"{base}/Patient"), 400)
+
+
+def test_racing_conditional_updates_make_one_resource(base):
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+    url = f"{base}/Patient?identifier={sys_}|r"
+    barrier = threading.Barrier(12)
+    out = []
+
+    def one(k):
+        h = requests.Session()
+        barrier.wait()
+        r = h.put(url, json=patient(sys_, "r", f"F{k}"), headers=CT, timeout=60)
+        out.append((r.status_code, r.json().get("id")))
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    http = requests.Session()
+    assert count(http, base, f"identifier={sys_}|r") == 1, out
+    assert [s for s, _ in out].count(201) == 1 and len({i for _, i in out}) == 1, out
+    pid = out[0][1]
+    hist = http.get(f"{base}/Patient/{pid}/_history", params={"_count": "50"}).json()
+    assert len(hist["entry"]) == 12  # every update landed as a version of the one resource

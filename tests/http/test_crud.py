@@ -234,10 +234,14 @@ def test_head_read(http, base):
 
 
 def test_method_not_allowed(http, base):
-    r = http.put(f"{base}/Patient", json=PATIENT, headers={"Content-Type": FHIR_JSON})
+    r = http.put(f"{base}/Patient/_history", json=PATIENT, headers={"Content-Type": FHIR_JSON})
     assert_outcome(r, 405)
-    assert "POST" in r.headers["Allow"]
+    assert "GET" in r.headers["Allow"]
     assert_outcome(http.delete(f"{base}/metadata"), 405)
+    # PUT on the type is a conditional update: without a search it says what is missing
+    r = http.put(f"{base}/Patient", json=PATIENT, headers={"Content-Type": FHIR_JSON})
+    assert_outcome(r, 400, "invalid")
+    assert "search parameters" in r.json()["issue"][0]["diagnostics"]
 
 
 def test_create_after_client_disconnect_keeps_serving(server, http, base):
