@@ -177,13 +177,29 @@ static int route_entry(bctx *c, bentry *e, const char *url)
                           url);
     if (url[0] == '/')
         url++;
-    if (strchr(url, '?'))
+    const char *qm = strchr(url, '?');
+    if (qm && (c->transaction || e->m == BM_GET || e->m == BM_POST))
         return fail_entry(e, 400, OO_NOT_SUPPORTED,
-                          "conditional and search requests in a Bundle are not supported yet "
-                          "('%.100s')",
+                          e->m == BM_GET ? "search requests in a Bundle are not supported yet "
+                                           "('%.100s')"
+                          : e->m == BM_POST
+                              ? "a POST entry's request.url is 'Type' ('%.100s'): a "
+                                "conditional create names its search in request.ifNoneExist"
+                              : "conditional requests in a transaction are not supported yet "
+                                "('%.100s'); a batch takes them",
                           url);
+    if (qm) { /* a conditional update or delete of a batch: Type?query */
+        if (!qm[1])
+            return fail_entry(e, 400, OO_INVALID,
+                              "request.url '%.100s' has no search after the '?'", url);
+        e->w.cond = qm + 1;
+        e->w.asked = e->m == BM_PUT ? RW_UPDATE : RW_DELETE;
+    }
     buf p = BUF_INIT;
-    buf_printf(&p, "%s/%s", REST_BASE_PATH, url);
+    if (qm)
+        buf_printf(&p, "%s/%.*s", REST_BASE_PATH, (int)(qm - url), url);
+    else
+        buf_printf(&p, "%s/%s", REST_BASE_PATH, url);
     rest_route rt;
     int rc = p.err ? p.err : rest_route_parse(r->a, buf_cstr(&p), &rt);
     buf_free(&p);
@@ -192,7 +208,11 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     if (rt.kind == RR_UNKNOWN_TYPE)
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);
-    int want_id = e->m == BM_PUT || e->m == BM_DELETE;
+    int want_id = (e->m == BM_PUT || e->m == BM_DELETE) && !qm;
+    if (qm && rt.kind != RR_TYPE)
+        return fail_entry(e, 400, OO_INVALID, "a conditional %s entry needs request.url "
+                                              "'Type?parameter=value'",
+                          e->m == BM_PUT ? "PUT" : "DELETE");
     if (e->m == BM_POST && rt.kind != RR_TYPE)
         return fail_entry(e, 400, OO_INVALID, "a POST entry needs request.url 'Type'");
     if (want_id && rt.kind != RR_INSTANCE)
@@ -298,9 +318,20 @@ static int parse_entries(bctx *c, json_val *bundle)
             if (!e->status)
                 route_entry(c, e, url);
         }
-        if (!e->status && json_get(req, "ifNoneExist"))
-            fail_entry(e, 400, OO_NOT_SUPPORTED, "ifNoneExist (conditional create) is not "
-                                                 "supported yet");
+        const char *ine = req ? json_get_str(req, "ifNoneExist") : NULL;
+        if (!e->status && req && json_get(req, "ifNoneExist") && !ine)
+            fail_entry(e, 400, OO_INVALID, "request.ifNoneExist is a string (a search)");
+        else if (!e->status && ine && e->m != BM_POST)
+            fail_entry(e, 400, OO_INVALID, "request.ifNoneExist belongs to a POST entry");
+        else if (!e->status && ine && c->transaction)
+            fail_entry(e, 400, OO_NOT_SUPPORTED,
+                       "request.ifNoneExist in a transaction is not supported yet (a batch "
+                       "takes it)");
+        else if (!e->status && ine) {
+            const char *q = strchr(ine, '?');
+            e->w.cond = q ? q + 1 : ine;
+            e->w.asked = RW_CREATE;
+        }
         if (!e->status)
             parse_entry_preconditions(e, req);
         e->w.kind = e->m == BM_POST ? RW_CREATE : e->m == BM_PUT ? RW_UPDATE : RW_DELETE;
@@ -314,7 +345,7 @@ static int parse_entries(bctx *c, json_val *bundle)
                 fail_entry(e, 400, OO_INVALID,
                            "resourceType '%.64s' does not match request.url type '%s'", rt,
                            e->w.type->name);
-            } else if (e->m == BM_PUT) {
+            } else if (e->m == BM_PUT && !e->w.cond) {
                 const json_val *idv = json_get(e->w.res, "id");
                 if (!idv || idv->type != JSON_STRING || strcmp(idv->u.s, e->w.id))
                     fail_entry(e, 400, OO_INVALID,
@@ -333,11 +364,11 @@ static int parse_entries(bctx *c, json_val *bundle)
                 }
             }
         }
-        if (!e->status && e->m == BM_POST) {
+        if (!e->status && e->m == BM_POST && !e->w.cond) {
             rest_new_id(e->newid);
             e->w.id = e->newid;
         }
-        if (!e->status && (e->m == BM_POST || e->m == BM_PUT)) {
+        if (!e->status && (e->m == BM_POST || e->m == BM_PUT) && e->w.id) {
             const char *full = json_get_str(ent, "fullUrl");
             if (full) {
                 buf t = BUF_INIT;
@@ -359,11 +390,11 @@ static int parse_entries(bctx *c, json_val *bundle)
     /* the same resource written twice */
     for (size_t i = 0; i < c->n; i++) {
         bentry *a = &c->e[i];
-        if (a->status || a->m == BM_GET || a->m == BM_POST)
+        if (a->status || a->m == BM_GET || a->m == BM_POST || !a->w.id)
             continue;
         for (size_t j = i + 1; j < c->n; j++) {
             bentry *b = &c->e[j];
-            if (!b->status && (b->m == BM_PUT || b->m == BM_DELETE) &&
+            if (!b->status && (b->m == BM_PUT || b->m == BM_DELETE) && b->w.id &&
                 b->w.type == a->w.type && !strcmp(a->w.id, b->w.id)) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "%s/%s is written by entries %zu and %zu",
@@ -395,7 +426,11 @@ static int prepare_entry(bctx *c, bentry *e, store_reader *rd, int64_t lu)
     if (rc < 0)
         return rc;
     if (e->w.noop) {
-        e->status = 204; /* nothing to delete: idempotent, no write */
+        /* a conditional create that found its resource: 200, naming it; else nothing
+         * to delete: idempotent, no write */
+        e->status = e->w.existing ? 200 : 204;
+        if (e->w.existing)
+            e->w.id = e->w.existing;
         return 0;
     }
     e->has_op = 1;
@@ -523,6 +558,17 @@ static int respond(bctx *c)
             }
             write_version_response(&w, base, e, op->vid, op->last_updated,
                                    op->op != STORE_OP_DELETE);
+        } else if (e->status < 400 && e->w.existing) {
+            /* ifNoneExist found it: that resource, nothing written */
+            open_entry(&w, base, e);
+            store_version v;
+            if (pref == REST_RETURN_REPRESENTATION &&
+                !store_vread(rd, r->ctx.tenant, e->w.type->name, e->w.existing, e->w.cur_vid,
+                             &v)) {
+                jw_key(&w, "resource");
+                rest_write_resource(r, &w, v.bytes, v.len);
+            }
+            write_version_response(&w, base, e, e->w.cur_vid, e->w.cur_lu, 1);
         } else {
             bundle_entry_begin(&w, NULL);
             if (e->status < 400)

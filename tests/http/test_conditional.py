@@ -187,3 +187,40 @@ def test_racing_conditional_updates_make_one_resource(base):
     pid = out[0][1]
     hist = http.get(f"{base}/Patient/{pid}/_history", params={"_count": "50"}).json()
     assert len(hist["entry"]) == 12  # every update landed as a version of the one resource
+
+
+def test_conditional_entries_of_a_batch(http, base):
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+    stored = http.post(f"{base}/Patient", json=patient(sys_, "b1"), headers=CT).json()["id"]
+
+    def entry(method, url, res=None, **req):
+        e = {"request": {"method": method, "url": url, **req}}
+        if res:
+            e["resource"] = res
+        return e
+
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        entry("POST", "Patient", patient(sys_, "b1"), ifNoneExist=f"identifier={sys_}|b1"),
+        entry("POST", "Patient", patient(sys_, "b2"), ifNoneExist=f"identifier={sys_}|b2"),
+        entry("PUT", f"Patient?identifier={sys_}|b1", patient(sys_, "b1", "Updated")),
+        entry("DELETE", f"Patient?identifier={sys_}|nothing"),
+        entry("PUT", "Patient?", patient(sys_, "b3")),
+        entry("GET", f"Patient?identifier={sys_}|b1"),
+        entry("POST", "Patient", patient(sys_, "b4"), ifNoneExist="bogus=1"),
+    ]}
+    r = http.post(base, json=bundle, headers=CT)
+    assert r.status_code == 200, r.text
+    got = r.json()["entry"]
+    status = [e["response"]["status"].split()[0] for e in got]
+    assert status == ["200", "201", "200", "204", "400", "400", "400"], status
+    assert got[0]["resource"]["id"] == stored
+    assert got[0]["response"]["location"].endswith(f"Patient/{stored}/_history/1")
+    assert got[2]["resource"]["id"] == stored and got[2]["resource"]["meta"]["versionId"] == "2"
+    assert count(http, base, f"identifier={sys_}|b2") == 1
+    # in a transaction they are refused, never ignored
+    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        entry("POST", "Patient", patient(sys_, "t1"), ifNoneExist=f"identifier={sys_}|t1")]}
+    assert_outcome(http.post(base, json=tx, headers=CT), 400, "not-supported")
+    tx["entry"] = [entry("PUT", f"Patient?identifier={sys_}|t1", patient(sys_, "t1"))]
+    assert_outcome(http.post(base, json=tx, headers=CT), 400, "not-supported")
+    assert count(http, base, f"identifier={sys_}|t1") == 0
