@@ -54,6 +54,7 @@ typedef struct bentry {
     bmethod m;
     rest_write w;     /* POST, PUT, DELETE: the write, as the pipeline plans it */
     char newid[37];   /* POST: the id, fixed before planning (references name it) */
+    const char *full; /* entry.fullUrl, or NULL */
     uint64_t get_vid; /* GET of a version; 0 = current */
     const char *get_if_none_match;     /* GET: request.ifNoneMatch */
     int64_t get_if_modified_since;     /* GET: request.ifModifiedSince, or INT64_MIN */
@@ -79,6 +80,14 @@ struct bctx {
     /* fullUrl -> "Type/id" (transaction reference rewriting) */
     const char **map_from, **map_to;
     size_t map_cap;
+    /* transaction: every reference string of the entries' resources, with its text as
+     * sent, rewritten anew at each plan (a condition's answer may change between
+     * plans); and the conditions of the conditional references */
+    json_val **refs;
+    const char **ref_orig;
+    uint32_t *ref_n;
+    size_t nrefs, refs_cap;
+    rest_write refw;
 };
 
 /* Record an entry's failure; returns 0 so routing code can `return fail_entry(..)`. */
@@ -137,28 +146,72 @@ static const char *map_get(const bctx *c, const char *from, size_t n)
     return NULL;
 }
 
-/* Rewrite every "reference" string that names another entry's fullUrl. */
-static void rewrite_refs(const bctx *c, json_val *v, int depth)
+/* Every "reference" string of v, kept with its text as sent (transaction). */
+static int collect_refs(bctx *c, json_val *v, int depth)
 {
     if (depth > JSON_MAX_DEPTH + 2)
-        return;
+        return 0;
     if (v->type == JSON_ARRAY) {
         for (uint32_t i = 0; i < v->n; i++)
-            rewrite_refs(c, &v->u.items[i], depth + 1);
+            if (collect_refs(c, &v->u.items[i], depth + 1))
+                return ERR_NOMEM;
     } else if (v->type == JSON_OBJECT) {
         for (uint32_t i = 0; i < v->n; i++) {
             json_member *m = &v->u.members[i];
             if (m->val.type == JSON_STRING && !strcmp(m->key, "reference")) {
-                const char *to = map_get(c, m->val.u.s, m->val.n);
-                if (to) {
-                    m->val.u.s = to;
-                    m->val.n = (uint32_t)strlen(to);
+                if (c->nrefs == c->refs_cap) {
+                    size_t nc = c->refs_cap ? c->refs_cap * 2 : 64;
+                    arena *a = c->r->a;
+                    json_val **r = arena_realloc(a, c->refs, sizeof *r * c->refs_cap,
+                                                 sizeof *r * nc);
+                    const char **o = arena_realloc(a, c->ref_orig, sizeof *o * c->refs_cap,
+                                                   sizeof *o * nc);
+                    uint32_t *n = arena_realloc(a, c->ref_n, sizeof *n * c->refs_cap,
+                                                sizeof *n * nc);
+                    if (!r || !o || !n)
+                        return ERR_NOMEM;
+                    c->refs = r, c->ref_orig = o, c->ref_n = n, c->refs_cap = nc;
                 }
-            } else {
-                rewrite_refs(c, &m->val, depth + 1);
+                c->refs[c->nrefs] = &m->val;
+                c->ref_orig[c->nrefs] = m->val.u.s;
+                c->ref_n[c->nrefs++] = m->val.n;
+            } else if (collect_refs(c, &m->val, depth + 1)) {
+                return ERR_NOMEM;
             }
         }
     }
+    return 0;
+}
+
+/* Each reference as sent, rewritten: another entry's fullUrl to its Type/id, a
+ * conditional reference (Type?query) to the one resource it finds in rd. 0, 1 when
+ * the transaction fails (a response was sent), or ERR_*. */
+static int apply_refs(bctx *c, store_reader *rd)
+{
+    for (size_t i = 0; i < c->nrefs; i++) {
+        json_val *v = c->refs[i];
+        const char *orig = c->ref_orig[i];
+        v->u.s = orig;
+        v->n = c->ref_n[i];
+        const char *to = map_get(c, orig, v->n);
+        if (!to && memchr(orig, '?', v->n) && strncmp(orig, "http", 4) &&
+            strncmp(orig, "urn:", 4)) {
+            char msg[400];
+            int rc = rest_resolve_reference(&c->r->ctx, rd, c->r->a, orig, &to, &c->refw, msg,
+                                            sizeof msg);
+            if (rc == REST_PLAN_REFUSED) {
+                rest_snapshot_end(c->r);
+                return rest_send_error(c->r, 412, OO_PROCESSING, msg, NULL), 1;
+            }
+            if (rc)
+                return rc;
+        }
+        if (to) {
+            v->u.s = to;
+            v->n = (uint32_t)strlen(to);
+        }
+    }
+    return 0;
 }
 
 /* ---- parsing the entries -------------------------------------------------- */
@@ -178,15 +231,14 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     if (url[0] == '/')
         url++;
     const char *qm = strchr(url, '?');
-    if (qm && (c->transaction || e->m == BM_GET || e->m == BM_POST))
+    if (qm && (e->m == BM_GET || e->m == BM_POST))
         return fail_entry(e, 400, OO_NOT_SUPPORTED,
                           e->m == BM_GET ? "search requests in a Bundle are not supported yet "
                                            "('%.100s')"
                           : e->m == BM_POST
                               ? "a POST entry's request.url is 'Type' ('%.100s'): a "
                                 "conditional create names its search in request.ifNoneExist"
-                              : "conditional requests in a transaction are not supported yet "
-                                "('%.100s'); a batch takes them",
+                              : "'%.100s'",
                           url);
     if (qm) { /* a conditional update or delete of a batch: Type?query */
         if (!qm[1])
@@ -323,10 +375,6 @@ static int parse_entries(bctx *c, json_val *bundle)
             fail_entry(e, 400, OO_INVALID, "request.ifNoneExist is a string (a search)");
         else if (!e->status && ine && e->m != BM_POST)
             fail_entry(e, 400, OO_INVALID, "request.ifNoneExist belongs to a POST entry");
-        else if (!e->status && ine && c->transaction)
-            fail_entry(e, 400, OO_NOT_SUPPORTED,
-                       "request.ifNoneExist in a transaction is not supported yet (a batch "
-                       "takes it)");
         else if (!e->status && ine) {
             const char *q = strchr(ine, '?');
             e->w.cond = q ? q + 1 : ine;
@@ -364,12 +412,16 @@ static int parse_entries(bctx *c, json_val *bundle)
                 }
             }
         }
-        if (!e->status && e->m == BM_POST && !e->w.cond) {
-            rest_new_id(e->newid);
-            e->w.id = e->newid;
+        if (!e->status && (e->m == BM_POST || (e->m == BM_PUT && e->w.cond))) {
+            rest_new_id(e->newid); /* a create's id, also when a condition creates */
+            if (e->w.cond)
+                e->w.create_id = e->newid;
+            else
+                e->w.id = e->newid;
         }
+        e->full = json_get_str(ent, "fullUrl");
         if (!e->status && (e->m == BM_POST || e->m == BM_PUT) && e->w.id) {
-            const char *full = json_get_str(ent, "fullUrl");
+            const char *full = e->full;
             if (full) {
                 buf t = BUF_INIT;
                 buf_printf(&t, "%s/%s", e->w.type->name, e->w.id);
@@ -602,14 +654,75 @@ static unsigned committed_status(const store_op *op)
 
 static int tx_resume(rest_req *r);
 
+/* A transaction's plan, in one snapshot: the conditional entries first (what each
+ * finds decides its id, which the fullUrl map gets), then the references, then every
+ * entry. 0, 1 when a response was sent, or ERR_*. */
+static int tx_prepare(bctx *c)
+{
+    rest_req *r = c->r;
+    store_reader *rd;
+    int rc = rest_snapshot(r, &rd);
+    if (rc)
+        return rc;
+    c->refw.ncond = 0;
+    for (size_t i = 0; i < c->n && !rc; i++) {
+        bentry *e = &c->e[i];
+        if (e->status >= 400 || !e->w.cond)
+            continue;
+        rc = rest_write_resolve(&r->ctx, rd, r->a, &e->w);
+        if (rc == REST_PLAN_REFUSED) {
+            fail_refused(e, &e->w.why);
+            rc = 0;
+            continue;
+        }
+        const char *id = e->w.existing ? e->w.existing : e->w.id;
+        if (!rc && e->full && id) {
+            buf t = BUF_INIT;
+            buf_printf(&t, "%s/%s", e->w.type->name, id);
+            const char *to = t.err ? NULL : arena_strndup(r->a, t.data, t.len);
+            buf_free(&t);
+            if (!to)
+                rc = ERR_NOMEM;
+            else
+                map_put(c, e->full, to);
+        }
+    }
+    /* two entries that came to write one resource */
+    for (size_t i = 0; i < c->n && !rc; i++) {
+        bentry *a = &c->e[i];
+        if (a->status >= 400 || !a->w.cond || !a->w.id || a->w.existing)
+            continue;
+        for (size_t j = 0; j < c->n; j++) {
+            bentry *b = &c->e[j];
+            if (j != i && b->status < 400 && b->m != BM_GET && b->w.id && !b->w.existing &&
+                b->w.type == a->w.type && !strcmp(a->w.id, b->w.id)) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "%s/%s is written by entries %zu and %zu",
+                         a->w.type->name, a->w.id, i < j ? i : j, i < j ? j : i);
+                rest_snapshot_end(r);
+                return rest_send_error(r, 400, OO_INVALID, msg, "Bundle.entry"), 1;
+            }
+        }
+    }
+    if (!rc && (rc = apply_refs(c, rd)) == 1)
+        return 1;
+    int64_t lu = ftime_now_us() / 1000 * 1000;
+    for (size_t i = 0; i < c->n && !rc; i++)
+        rc = prepare_entry(c, &c->e[i], rd, lu);
+    rest_snapshot_end(r);
+    return rc;
+}
+
 /* Plan every entry, then commit all ops as one store request (one t). */
 static int tx_submit(bctx *c)
 {
     rest_req *r = c->r;
-    int rc = prepare_all(c);
+    int rc = tx_prepare(c);
+    if (rc == 1)
+        return REST_DONE;
     if (rc)
         return rest_send_errcode(r, rc, "cannot prepare the transaction");
-    size_t nops = 0, nextra = 0, ncond = 0;
+    size_t nops = 0, nextra = 0, ncond = c->refw.ncond;
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         if (e->status >= 400) {
@@ -638,6 +751,8 @@ static int tx_submit(bctx *c)
     if (ncond && !conds)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     ncond = 0;
+    for (size_t k = 0; k < c->refw.ncond; k++)
+        conds[ncond++] = c->refw.conds[k];
     for (size_t i = 0; i < c->n; i++)
         for (size_t k = 0; c->e[i].has_op && k < c->e[i].w.ncond; k++)
             conds[ncond++] = c->e[i].w.conds[k];
@@ -855,8 +970,8 @@ int rest_batch(rest_req *r)
         return REST_DONE;
     if (c->transaction) {
         for (size_t i = 0; i < c->n; i++)
-            if (c->e[i].w.res)
-                rewrite_refs(c, c->e[i].w.res, 0);
+            if (c->e[i].w.res && collect_refs(c, c->e[i].w.res, 0))
+                return rest_send_errcode(r, ERR_NOMEM, "out of memory");
         c->ops = arena_zalloc(r->a, sizeof *c->ops * (c->n ? c->n : 1));
         if (!c->ops)
             return rest_send_errcode(r, ERR_NOMEM, "out of memory");

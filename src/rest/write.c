@@ -407,6 +407,30 @@ static int plan_patch_content(arena *a, rest_write *w, const store_version *v)
     return 0;
 }
 
+/* A "reference" of v that is a search (Type?query): resolved in transactions only. */
+static const char *conditional_reference(const json_val *v, int depth)
+{
+    if (depth > JSON_MAX_DEPTH + 2)
+        return NULL;
+    const char *found = NULL;
+    if (v->type == JSON_ARRAY) {
+        for (uint32_t i = 0; i < v->n && !found; i++)
+            found = conditional_reference(&v->u.items[i], depth + 1);
+    } else if (v->type == JSON_OBJECT) {
+        for (uint32_t i = 0; i < v->n && !found; i++) {
+            const json_member *m = &v->u.members[i];
+            if (m->val.type == JSON_STRING && !strcmp(m->key, "reference")) {
+                const char *q = memchr(m->val.u.s, '?', m->val.n);
+                if (q && fhir_resource_type(m->val.u.s, (size_t)(q - m->val.u.s)))
+                    found = m->val.u.s;
+            } else {
+                found = conditional_reference(&m->val, depth + 1);
+            }
+        }
+    }
+    return found;
+}
+
 /* ---- conditional create --------------------------------------------------------- */
 
 typedef struct cond_query {
@@ -522,6 +546,7 @@ static int plan_conditional(const rest_ctx *ctx, store_reader *rd, arena *a, res
     const char *body_id = w->res ? json_get_str(w->res, "id") : NULL;
     switch (w->asked) {
     case RW_CREATE:
+        w->id = w->create_id; /* a Bundle's, which its references name; else drawn */
         if (n == 1) {
             store_version v;
             if (store_read(rd, ctx->tenant, w->type->name, id, &v))
@@ -546,7 +571,7 @@ static int plan_conditional(const rest_ctx *ctx, store_reader *rd, arena *a, res
         else if (body_id)
             return refuse(a, w, 400, OO_INVALID, "the body's id is not a valid id");
         else
-            w->kind = RW_CREATE;
+            w->kind = RW_CREATE, w->id = w->create_id;
         return 0;
     case RW_PATCH:
         if (!n) {
@@ -562,6 +587,53 @@ static int plan_conditional(const rest_ctx *ctx, store_reader *rd, arena *a, res
             w->noop = 1; /* nothing to delete: 204, as a delete of what is not there */
         return 0;
     }
+}
+
+int rest_write_resolve(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    w->noop = 0;
+    w->existing = NULL;
+    w->ncond = 0;
+    memset(&w->why, 0, sizeof w->why);
+    return plan_conditional(ctx, rd, a, w);
+}
+
+int rest_resolve_reference(const rest_ctx *ctx, store_reader *rd, arena *a, const char *ref,
+                           const char **out, rest_write *into, char *msg, size_t cap)
+{
+    const char *qm = strchr(ref, '?');
+    const fhir_type *t = qm ? fhir_resource_type(ref, (size_t)(qm - ref)) : NULL;
+    if (!t || !qm[1]) {
+        snprintf(msg, cap, "reference '%.100s' is neither a resource nor a search", ref);
+        return REST_PLAN_REFUSED;
+    }
+    rest_write *w = arena_zalloc(a, sizeof *w);
+    if (!w)
+        return ERR_NOMEM;
+    w->type = t;
+    w->cond = qm + 1;
+    int n;
+    uint64_t total;
+    const char *id;
+    int rc = plan_match(ctx, rd, a, w, "conditional reference", &n, &total, &id);
+    if (rc == REST_PLAN_REFUSED)
+        snprintf(msg, cap, "%s", w->why.msg ? w->why.msg : "bad conditional reference");
+    if (rc)
+        return rc;
+    if (n != 1) {
+        snprintf(msg, cap, "conditional reference '%.100s' matches %s", ref,
+                 n ? "several resources" : "nothing");
+        return REST_PLAN_REFUSED;
+    }
+    buf b = BUF_INIT;
+    buf_printf(&b, "%s/%s", t->name, id);
+    *out = b.err ? NULL : arena_strndup(a, b.data, b.len);
+    buf_free(&b);
+    if (!*out)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < w->ncond && !rc; i++)
+        rc = idx_cond_append(a, &into->conds, &into->ncond, &into->cond_cap, &w->conds[i]);
+    return rc;
 }
 
 int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
@@ -582,6 +654,14 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     int rc = plan_rights(ctx, a, w);
     if (rc)
         return rc;
+    const char *cref = w->res ? conditional_reference(w->res, 0) : NULL;
+    if (cref) {
+        snprintf(msg, sizeof msg,
+                 "reference '%.100s' is a search: conditional references are resolved in "
+                 "transactions only",
+                 cref);
+        return refuse(a, w, 400, OO_NOT_SUPPORTED, msg);
+    }
     if (w->cond) {
         rc = plan_conditional(ctx, rd, a, w);
         if (rc || w->noop)

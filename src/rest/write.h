@@ -84,6 +84,8 @@ typedef struct rest_write {
                              what it finds (id NULL until then) */
     rest_write_kind asked; /* the kind the client asked for (a conditional update that
                               finds nothing becomes a create) */
+    const char *create_id; /* a conditional write that creates: this id (a Bundle entry's,
+                              named by the other entries' references); NULL: drawn */
     /* the plan's results */
     char newid[37];
     int live;             /* a current, non-deleted version existed when planned */
@@ -153,6 +155,19 @@ int rest_parse_resource(rest_req *r, json_val **root);
  * malformed) of a write to [base]/Type/id, into w->id and w->pre. Returns 0 to
  * go on, or 1 when an error response was queued. */
 int rest_write_target(rest_req *r, rest_write *w);
+
+/* What the condition of a conditional write (w->cond) finds under rd: w->kind, w->id,
+ * w->noop and w->existing as rest_write_plan will set them under the same snapshot (a
+ * transaction maps the entries' fullUrls before planning them). REST_PLAN_OK,
+ * REST_PLAN_REFUSED (w->why), or ERR_*. */
+int rest_write_resolve(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w);
+
+/* A conditional reference "Type?query" of a transaction: the one resource it finds, as
+ * "Type/id" in *out, with the conditions that keep the answer true until the commit
+ * added to into->conds. REST_PLAN_OK, REST_PLAN_REFUSED (none or several found, or not
+ * a search: msg), or ERR_*. */
+int rest_resolve_reference(const rest_ctx *ctx, store_reader *rd, arena *a, const char *ref,
+                           const char **out, rest_write *into, char *msg, size_t cap);
 
 /* The same for a conditional write to [base]/Type?query (kind UPDATE, PATCH, DELETE):
  * the query (400 when there is none) into w->cond, the type, kind and preconditions. */

@@ -217,10 +217,61 @@ def test_conditional_entries_of_a_batch(http, base):
     assert got[0]["response"]["location"].endswith(f"Patient/{stored}/_history/1")
     assert got[2]["resource"]["id"] == stored and got[2]["resource"]["meta"]["versionId"] == "2"
     assert count(http, base, f"identifier={sys_}|b2") == 1
-    # in a transaction they are refused, never ignored
-    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        entry("POST", "Patient", patient(sys_, "t1"), ifNoneExist=f"identifier={sys_}|t1")]}
-    assert_outcome(http.post(base, json=tx, headers=CT), 400, "not-supported")
-    tx["entry"] = [entry("PUT", f"Patient?identifier={sys_}|t1", patient(sys_, "t1"))]
-    assert_outcome(http.post(base, json=tx, headers=CT), 400, "not-supported")
-    assert count(http, base, f"identifier={sys_}|t1") == 0
+
+
+def test_conditional_entries_and_references_of_a_transaction(http, base):
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+    known = http.post(f"{base}/Patient", json=patient(sys_, "k"), headers=CT).json()["id"]
+
+    def tx(*entries):
+        return http.post(base, json={"resourceType": "Bundle", "type": "transaction",
+                                     "entry": list(entries)}, headers=CT)
+
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}}
+    # ifNoneExist finds the known patient: the observation's urn reference names it
+    r = tx({"fullUrl": "urn:uuid:11111111-1111-1111-1111-111111111111",
+            "resource": patient(sys_, "k"),
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={sys_}|k"}},
+           {"resource": {**obs, "subject": {"reference": "urn:uuid:11111111-1111-1111-1111-111111111111"}},
+            "request": {"method": "POST", "url": "Observation"}})
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    assert e[0]["response"]["status"].startswith("200") and e[0]["resource"]["id"] == known
+    assert e[1]["resource"]["subject"]["reference"] == f"Patient/{known}"
+    # not found: the patient is created, and the reference names the new one
+    r = tx({"fullUrl": "urn:uuid:22222222-2222-2222-2222-222222222222",
+            "resource": patient(sys_, "new"),
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={sys_}|new"}},
+           {"resource": {**obs, "subject": {"reference": "urn:uuid:22222222-2222-2222-2222-222222222222"}},
+            "request": {"method": "POST", "url": "Observation"}})
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    assert e[0]["response"]["status"].startswith("201")
+    assert e[1]["resource"]["subject"]["reference"] == f"Patient/{e[0]['resource']['id']}"
+    # a conditional reference, and a conditional update, in one transaction
+    r = tx({"resource": {**obs, "subject": {"reference": f"Patient?identifier={sys_}|k"}},
+            "request": {"method": "POST", "url": "Observation"}},
+           {"resource": patient(sys_, "k", "Renamed"),
+            "request": {"method": "PUT", "url": f"Patient?identifier={sys_}|k"}})
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    assert e[0]["resource"]["subject"]["reference"] == f"Patient/{known}"
+    assert e[1]["resource"]["id"] == known and e[1]["resource"]["name"][0]["family"] == "Renamed"
+    # a conditional reference that finds nothing, or several: the transaction fails whole
+    before = count(http, base, f"identifier={sys_}|k")
+    r = tx({"resource": {**obs, "subject": {"reference": f"Patient?identifier={sys_}|nobody"}},
+            "request": {"method": "POST", "url": "Observation"}},
+           {"resource": patient(sys_, "k2"), "request": {"method": "POST", "url": "Patient"}})
+    assert_outcome(r, 412)
+    assert "matches nothing" in r.json()["issue"][0]["diagnostics"]
+    assert count(http, base, f"identifier={sys_}|k2") == 0 and \
+        count(http, base, f"identifier={sys_}|k") == before
+    # outside a transaction a conditional reference is refused, never stored as text
+    r = http.post(f"{base}/Observation", headers=CT,
+                  json={**obs, "subject": {"reference": f"Patient?identifier={sys_}|k"}})
+    assert_outcome(r, 400, "not-supported")
+    # two conditional entries that come to the same resource
+    r = tx({"resource": patient(sys_, "k"), "request": {"method": "PUT", "url": f"Patient?identifier={sys_}|k"}},
+           {"resource": patient(sys_, "k"), "request": {"method": "PUT", "url": f"Patient/{known}"}})
+    assert_outcome(r, 400, "invalid")
