@@ -158,7 +158,10 @@ static int collect_refs(bctx *c, json_val *v, int depth)
     } else if (v->type == JSON_OBJECT) {
         for (uint32_t i = 0; i < v->n; i++) {
             json_member *m = &v->u.members[i];
-            if (m->val.type == JSON_STRING && !strcmp(m->key, "reference")) {
+            /* a reference, or a uri/canonical that holds another entry's placeholder */
+            if (m->val.type == JSON_STRING &&
+                (!strcmp(m->key, "reference") || !strncmp(m->val.u.s, "urn:uuid:", 9) ||
+                 !strncmp(m->val.u.s, "urn:oid:", 8))) {
                 if (c->nrefs == c->refs_cap) {
                     size_t nc = c->refs_cap ? c->refs_cap * 2 : 64;
                     arena *a = c->r->a;
@@ -194,6 +197,8 @@ static int apply_refs(bctx *c, store_reader *rd)
         v->u.s = orig;
         v->n = c->ref_n[i];
         const char *to = map_get(c, orig, v->n);
+        if (to && !*to)
+            to = NULL; /* an entry that writes nothing (a delete) */
         if (!to && memchr(orig, '?', v->n) && strncmp(orig, "http", 4) &&
             strncmp(orig, "urn:", 4)) {
             char msg[400];
@@ -350,10 +355,12 @@ static int parse_entries(bctx *c, json_val *bundle)
         e->c = c;
         e->idx = i;
         json_val *ent = &entries->u.items[i];
-        json_val *req = json_get(ent, "request");
+        json_val *req = ent->type == JSON_OBJECT ? json_get(ent, "request") : NULL;
         const char *method = req ? json_get_str(req, "method") : NULL;
         const char *url = req ? json_get_str(req, "url") : NULL;
-        if (!method || !url) {
+        if (ent->type != JSON_OBJECT) {
+            fail_entry(e, 400, OO_STRUCTURE, "entry %zu is not an object", i);
+        } else if (!method || !url) {
             fail_entry(e, 400, OO_REQUIRED, "entry %zu has no request.method and request.url", i);
         } else {
             if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
@@ -419,17 +426,23 @@ static int parse_entries(bctx *c, json_val *bundle)
             else
                 e->w.id = e->newid;
         }
-        e->full = json_get_str(ent, "fullUrl");
-        if (!e->status && (e->m == BM_POST || e->m == BM_PUT) && e->w.id) {
-            const char *full = e->full;
-            if (full) {
+        e->full = e->status ? NULL : json_get_str(ent, "fullUrl");
+        if (e->full && map_get(c, e->full, strlen(e->full))) {
+            fail_entry(e, 400, OO_INVALID, "entry %zu has the fullUrl '%.100s' of an earlier entry",
+                       i, e->full);
+            e->full = NULL;
+        }
+        if (e->full) {
+            /* a conditional entry's stands for what its condition finds: "" until then */
+            const char *to = "";
+            if ((e->m == BM_POST || e->m == BM_PUT) && e->w.id) {
                 buf t = BUF_INIT;
                 buf_printf(&t, "%s/%s", e->w.type->name, e->w.id);
-                const char *to = t.err ? NULL : arena_strndup(r->a, t.data, t.len);
+                to = t.err ? NULL : arena_strndup(r->a, t.data, t.len);
                 buf_free(&t);
-                if (to)
-                    map_put(c, full, to);
             }
+            if (to)
+                map_put(c, e->full, to);
         }
         if (c->transaction && e->status) {
             char msg[400];

@@ -275,3 +275,41 @@ def test_conditional_entries_and_references_of_a_transaction(http, base):
     r = tx({"resource": patient(sys_, "k"), "request": {"method": "PUT", "url": f"Patient?identifier={sys_}|k"}},
            {"resource": patient(sys_, "k"), "request": {"method": "PUT", "url": f"Patient/{known}"}})
     assert_outcome(r, 400, "invalid")
+
+
+def test_transaction_placeholders_everywhere_and_refusals(http, base):
+    full = f"urn:uuid:{uuid.uuid4()}"
+    oid = "urn:oid:1.2.3.4.5.6.7.%d" % (uuid.uuid4().int % 10**6)
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "subject": {"reference": full},
+           "extension": [{"url": "http://example.org/ext/source", "valueUri": oid}],
+           "contained": [{"resourceType": "Provenance", "id": "p", "recorded": "2024-01-01T00:00:00Z",
+                          "target": [{"reference": full}],
+                          "agent": [{"who": {"reference": oid}}]}]}
+    r = http.post(base, headers=CT, json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": full, "resource": patient("urn:x", "p"), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": oid, "resource": {"resourceType": "Organization", "name": "O"},
+         "request": {"method": "POST", "url": "Organization"}},
+        {"resource": obs, "request": {"method": "POST", "url": "Observation"}}]})
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    pid, org = e[0]["resource"]["id"], e[1]["resource"]["id"]
+    o = e[2]["resource"]
+    assert o["subject"]["reference"] == f"Patient/{pid}"
+    assert o["extension"][0]["valueUri"] == f"Organization/{org}"
+    assert o["contained"][0]["target"][0]["reference"] == f"Patient/{pid}"
+    assert o["contained"][0]["agent"][0]["who"]["reference"] == f"Organization/{org}"
+    # one fullUrl twice; an entry that is not an object
+    r = http.post(base, headers=CT, json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": full, "resource": patient("urn:x", "a"), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": full, "resource": patient("urn:x", "b"), "request": {"method": "POST", "url": "Patient"}}]})
+    assert_outcome(r, 400, "invalid")
+    assert "entry[1]" in r.json()["issue"][0]["diagnostics"]
+    r = http.post(base, headers=CT, json={"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": patient("urn:x", "c"), "request": {"method": "POST", "url": "Patient"}}, 7]})
+    assert r.status_code == 200  # a batch: the other entries go ahead, that one says why
+    got = r.json()["entry"]
+    assert got[0]["response"]["status"].startswith("201")
+    assert got[1]["response"]["status"].startswith("400")
+    assert got[1]["response"]["outcome"]["issue"][0]["diagnostics"] == "entry 1 is not an object"
