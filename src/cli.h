@@ -12,6 +12,7 @@ int version_main(int argc, char **argv); /* src/base/version.c */
 int serve_main(int argc, char **argv);   /* src/rest/server.c: serve */
 int synth_main(int argc, char **argv);   /* src/synth/synth_cli.c: generate */
 int check_main(int argc, char **argv);       /* src/index/check_cli.c: check */
+int import_main(int argc, char **argv);      /* src/rest/import.c: import */
 
 int val_cli_main(int argc, char **argv);   /* src/fhir/validate.c: validate */
 int fp_cli_main(int argc, char **argv);    /* src/fhirpath/cli.c: fhirpath */
