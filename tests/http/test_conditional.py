@@ -1,6 +1,6 @@
 """Conditional create (If-None-Exist, docs/REST.md): none found creates, one found answers
 with it and writes nothing, several are 412, and the condition holds under concurrency:
-clients racing to create one identifier make exactly one resource."""
+32 clients racing to create one identifier make exactly one resource."""
 import threading
 import uuid
 
@@ -71,7 +71,7 @@ def test_conditions_that_are_not_searches(http, base):
 def test_racing_creates_make_one_resource(base):
     sys_ = f"urn:uuid:{uuid.uuid4()}"
     cond = f"identifier={sys_}|race"
-    barrier = threading.Barrier(16)
+    barrier = threading.Barrier(32)
     out = []
 
     def one():
@@ -81,7 +81,7 @@ def test_racing_creates_make_one_resource(base):
                    headers={**CT, "If-None-Exist": cond}, timeout=60)
         out.append((r.status_code, r.json().get("id") if r.status_code in (200, 201) else r.text))
 
-    threads = [threading.Thread(target=one) for _ in range(16)]
+    threads = [threading.Thread(target=one) for _ in range(32)]
     for t in threads:
         t.start()
     for t in threads:
