@@ -244,15 +244,21 @@ static int is_digit(char ch)
     return ch >= '0' && ch <= '9';
 }
 
-/* string, markdown: [ \r\n\t\S]+ -- anything but \x0B and \f, not empty */
+/* string, markdown: [ \r\n\t\S]+, and no character below U+0020 but tab, CR and LF
+ * (R4 2.24.0.1: "Strings SHALL NOT contain Unicode character points below 32, except
+ * for ..."); not empty, and not whitespace only (a value that says nothing) */
 static int chk_string(const char *s, size_t n)
 {
     if (n == 0)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\v' || s[i] == '\f')
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 && ch != '\t' && ch != '\r' && ch != '\n')
             return 0;
-    return 1;
+        seen |= ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n';
+    }
+    return seen;
 }
 
 /* code: [^\s]+(\s[^\s]+)* -- tokens separated by single whitespace characters */
@@ -814,8 +820,29 @@ static void check_primitive(vctx *c, const json_val *v, const fhir_type *t, cons
     if (!check_text(p, v->u.s, v->n)) {
         if (v->n == 0)
             issue(c, OO_VALUE, "Empty string is not a valid %s", t->name);
-        else
-            issue(c, OO_VALUE, "Invalid %s value '%.*s'", t->name, quote_len(v->u.s, v->n), v->u.s);
+        else {
+            /* the value as text a log can hold: control characters as \uXXXX */
+            char shown[61 * 6 + 1];
+            size_t o = 0, q = (size_t)quote_len(v->u.s, v->n);
+            for (size_t i = 0; i < q && o + 7 < sizeof shown; i++) {
+                unsigned char ch = (unsigned char)v->u.s[i];
+                if (ch < 0x20)
+                    o += (size_t)snprintf(shown + o, sizeof shown - o, "\\u%04x", ch);
+                else
+                    shown[o++] = (char)ch;
+            }
+            shown[o] = 0;
+            int ctl = 0, blank = 1;
+            for (size_t i = 0; i < v->n; i++) {
+                unsigned char ch = (unsigned char)v->u.s[i];
+                ctl |= ch < 0x20 && ch != '\t' && ch != '\r' && ch != '\n';
+                blank &= ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+            }
+            issue(c, OO_VALUE, "Invalid %s value '%s'%s", t->name, shown,
+                  p != P_STRING ? ""
+                  : ctl ? ": a control character (only tab, CR and LF are allowed)"
+                  : blank ? ": whitespace only" : "");
+        }
         return;
     }
     /* a code with a required binding must come from the value set (when the

@@ -284,6 +284,14 @@ static void test_primitive_values(void)
             "Patient.name[0].given[1]", "empty string in a list");
     INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"a\\fb\"}]}", OO_VALUE,
             "Patient.name[0].family", "form feed in string");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"a\\u0001b\"}]}", OO_VALUE,
+            "Patient.name[0].family", "a control character in a string");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"a\\u0000b\"}]}", OO_VALUE,
+            "Patient.name[0].family", "NUL in a string");
+    INVALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\" \\t \"}]}", OO_VALUE,
+            "Patient.name[0].family", "a whitespace-only string");
+    VALID("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"a\\tb\\r\\nc\"}]}",
+          "tab, CR and LF inside a string");
     INVALID("{\"resourceType\":\"Patient\",\"meta\":{\"lastUpdated\":\"2024-01-02T03:04:05\"}}",
             OO_VALUE, "Patient.meta.lastUpdated", "instant without timezone");
     INVALID("{\"resourceType\":\"Patient\",\"meta\":{\"lastUpdated\":\"2024-01-02\"}}", OO_VALUE,
