@@ -53,3 +53,34 @@ def test_unknown_operation_is_404(http, base):
                                                    "parameter": [{"name": "x", "valueString": "y"}]},
                              headers=CT), 404)
     assert_outcome(http.get(f"{base}/Nope/$validate"), 404)
+
+
+def test_validate_modes_and_parameters_are_never_ignored(http, base):
+    ct = {"Content-Type": FHIR_JSON}
+    pat = {"resourceType": "Patient", "name": [{"family": "Kok"}]}
+    ok = http.post(f"{base}/Patient/$validate", json=pat, headers=ct)
+    assert ok.status_code == 200 and ok.json()["issue"][0]["severity"] == "information"
+    # mode=update needs the id
+    r = http.post(f"{base}/Patient/$validate", params={"mode": "update"}, json=pat, headers=ct)
+    assert r.status_code == 200 and r.json()["issue"][0]["severity"] == "error"
+    # a profile, in the query or in Parameters, is refused: never "All OK"
+    r = http.post(f"{base}/Patient/$validate", params={"profile": "http://x/sd"}, json=pat,
+                  headers=ct)
+    assert_outcome(r, 400, "not-supported")
+    r = http.post(f"{base}/Patient/$validate", headers=ct, json={
+        "resourceType": "Parameters", "parameter": [{"name": "resource", "resource": pat},
+                                                    {"name": "profile", "valueUri": "http://x"}]})
+    assert_outcome(r, 400, "not-supported")
+    # unknown parameters and modes
+    assert_outcome(http.post(f"{base}/Patient/$validate", params={"strict": "1"}, json=pat,
+                             headers=ct), 400, "not-supported")
+    assert_outcome(http.post(f"{base}/Patient/$validate", params={"mode": "merge"}, json=pat,
+                             headers=ct), 400, "invalid")
+    # mode=delete: at instance level, of a resource that exists
+    pid = http.post(f"{base}/Patient", json=pat, headers=ct).json()["id"]
+    r = http.post(f"{base}/Patient/{pid}/$validate", params={"mode": "delete"}, headers=ct)
+    assert r.status_code == 200 and r.json()["issue"][0]["severity"] == "information"
+    assert_outcome(http.post(f"{base}/Patient/nope-404/$validate", params={"mode": "delete"},
+                             headers=ct), 404)
+    assert_outcome(http.post(f"{base}/Patient/$validate", params={"mode": "delete"},
+                             headers=ct), 400)
