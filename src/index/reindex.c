@@ -256,6 +256,12 @@ static void *run(void *arg)
         atomic_store(&x->pending, pending);
         if (worked)
             continue;
+        if (!pending && arena_used(a) > (1u << 20)) {
+            /* idle: give back what the batches' parse trees grew to (tens of MiB) */
+            arena_free(a);
+            if (!(a = arena_new(1 << 20)))
+                break;
+        }
         pthread_mutex_lock(&x->mu);
         if (!x->stop && !x->kicked) {
             struct timespec dl;

@@ -37,6 +37,7 @@
 #include "base/time.h"
 #include "fhir/bundle.h"
 #include "fhir/validate.h"
+#include "fhirpath/invariants.h"
 #include "index/reindex.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
@@ -406,12 +407,15 @@ static int parse_entries(bctx *c, json_val *bundle)
                     fail_entry(e, 400, OO_INVALID,
                                "the resource id must equal the id '%s' of request.url", e->w.id);
             }
-            if (!e->status && !c->transaction) {
-                /* batch: each resource is validated alone */
+            if (!e->status) {
+                /* each resource is validated alone (a transaction's structure was checked
+                 * with the Bundle; its invariants are checked here) */
                 oo o;
                 oo_init(&o, r->a);
-                if (val_resource(r->a, e->w.res, e->w.type->name, &o)) {
-                    const oo_issue *is = oo_get(&o, 0);
+                int vrc = c->transaction ? fp_invariants(r->a, e->w.res, e->w.type->name, &o)
+                                         : rest_validate(r->a, e->w.res, e->w.type->name, &o);
+                if (vrc) {
+                    const oo_issue *is = rest_first_error(&o);
                     fail_entry(e, 400, is ? is->code : OO_INVALID, "%s%s%s",
                                is && is->diagnostics ? is->diagnostics : "invalid resource",
                                is && is->expression ? " at " : "",

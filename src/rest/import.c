@@ -246,11 +246,11 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
     }
     oo o;
     oo_init(&o, im->a);
-    int rc = val_resource(im->a, root, t->name, &o);
+    int rc = rest_validate(im->a, root, t->name, &o);
     if (rc == ERR_NOMEM)
         return rc;
     if (rc) {
-        const oo_issue *is = oo_get(&o, 0);
+        const oo_issue *is = rest_first_error(&o);
         char why[400];
         snprintf(why, sizeof why, "%s%s%s%s", is && is->diagnostics ? is->diagnostics : "invalid",
                  is && is->expression ? " (at " : "", is && is->expression ? is->expression : "",

@@ -147,6 +147,14 @@ rest_commit_result rest_commit_classify(int rc, int sync);
 
 /* ---- helpers of the handlers ------------------------------------------------------ */
 
+/* Structural validation (fhir/validate.h), then the R4 invariants of severity error
+ * (fhirpath/invariants.h): every issue into o. 0, ERR_INVALID, ERR_NOMEM. What every
+ * write path validates a resource with. */
+int rest_validate(arena *a, const json_val *root, const char *type, oo *o);
+
+/* The first issue of severity error (or fatal) of o, or NULL. */
+const oo_issue *rest_first_error(const oo *o);
+
 /* Parse and validate the request body as a resource of the route's type.
  * Returns 0 with *root set, or 1 when an error response was sent. */
 int rest_parse_resource(rest_req *r, json_val **root);

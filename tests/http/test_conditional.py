@@ -283,7 +283,9 @@ def test_transaction_placeholders_everywhere_and_refusals(http, base):
     obs = {"resourceType": "Observation", "status": "final",
            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
            "subject": {"reference": full},
-           "extension": [{"url": "http://example.org/ext/source", "valueUri": oid}],
+           "extension": [{"url": "http://example.org/ext/source", "valueUri": oid},
+                         {"url": "http://example.org/ext/provenance",  # dom-3: referred to
+                          "valueReference": {"reference": "#p"}}],
            "contained": [{"resourceType": "Provenance", "id": "p", "recorded": "2024-01-01T00:00:00Z",
                           "target": [{"reference": full}],
                           "agent": [{"who": {"reference": oid}}]}]}

@@ -274,12 +274,18 @@ def extras(rng, patients, practitioners, base):
                                        {"code": {"coding": [{"system": "urn:x:char", "code": "flag"}]},
                                         "valueBoolean": i % 2 == 0, "exclude": False}]})
     for i in range(4):
+        # msq-5 and msq-6: a chromosome comes with a genomeBuild, and a referenceSeq has
+        # exactly one of genomeBuild, referenceSeqId, ...: half of each kind
+        ref = {"windowStart": 100 * i, "windowEnd": 100 * i + 500}
+        if i % 2 == 0:
+            ref["chromosome"] = {"coding": [{"system": "http://hl7.org/fhir/chromosome-human",
+                                             "code": str(1 + i % 4 // 2)}]}
+            ref["genomeBuild"] = "GRCh38"
+        else:
+            ref["referenceSeqId"] = {"coding": [{"system": "http://www.ncbi.nlm.nih.gov/nuccore",
+                                                 "code": f"NC_00000{i}"}]}
         out.append({"resourceType": "MolecularSequence", "id": f"x-seqc-{i}", "coordinateSystem": 0,
-                    "referenceSeq": {"chromosome": {"coding": [{"system": "http://hl7.org/fhir/chromosome-human",
-                                                                "code": str(1 + i % 2)}]},
-                                     "referenceSeqId": {"coding": [{"system": "http://www.ncbi.nlm.nih.gov/nuccore",
-                                                                    "code": f"NC_00000{i}"}]},
-                                     "windowStart": 100 * i, "windowEnd": 100 * i + 500},
+                    "referenceSeq": ref,
                     "variant": [{"start": 100 * i + 10, "end": 100 * i + 20},
                                 {"start": 100 * i + 300, "end": 100 * i + 301}]})
     for i in range(3):

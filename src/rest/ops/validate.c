@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "fhir/validate.h"
+#include "fhirpath/invariants.h"
 #include "rest/limits.h"
 #include "store/store.h"
 #include "rest/ops/ops.h"
@@ -126,6 +127,8 @@ int rest_op_validate(rest_req *r)
         return rest_send_error(r, 400, OO_INVALID, msg, "resourceType");
     }
     rc = val_resource(r->a, root, r->route.type->name, &o);
+    if (rc == 0) /* and the invariants, warnings included */
+        rc = fp_invariants(r->a, root, r->route.type->name, &o);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
     const char *id = json_get_str(root, "id");
