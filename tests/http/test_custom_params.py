@@ -276,7 +276,8 @@ def test_reindex_under_load_survives_kill9(make_server, tmp_path):
     search equals the oracle (the definition applied to every current patient) and the
     store checks clean."""
     datadir = tmp_path / "load"
-    env = {"HORTUS_REINDEX_BATCH": "40", "HORTUS_FAULT_COMMIT_DELAY_MS": "2"}
+    # small batches and slow commits: the reindex takes seconds, so the kill lands inside it
+    env = {"HORTUS_REINDEX_BATCH": "40", "HORTUS_FAULT_COMMIT_DELAY_MS": "15"}
     s = make_server(datadir, env=env)
     http = requests.Session()
     b = s.base

@@ -100,10 +100,12 @@ def test_killed_import_resumes(tmp_path):
         for f in sorted(os.listdir(gen)):
             out.write((gen / f).read_text())
     data = tmp_path / "db"
-    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "300"}
+    # a second per commit of 1,000 lines: about ten commits, so a kill after 4 s lands
+    # after the first one and long before the last, even on a machine twice as slow
+    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "1000"}
     p = subprocess.Popen([BIN, "import", "--data", str(data), str(mixed)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)  # a few commits of 1,000 lines, not all of them
+    time.sleep(4.0)
     p.send_signal(signal.SIGKILL)
     p.wait()
     r = run_import("--data", str(data), str(mixed))
