@@ -50,6 +50,7 @@ typedef struct importer {
     size_t n;
     /* the file's cursor: bytes and lines read; what the next commit records */
     uint64_t offset, line, loaded, failed;
+    uint64_t line_start; /* ndjson: the offset where the line being added starts */
     /* totals */
     uint64_t all_loaded, all_failed, bytes_done, bytes_total;
     uint64_t shown;
@@ -267,7 +268,13 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
                 return ERR_NOMEM;
             memcpy(keep, text, len);
             keep[len] = 0;
+            /* the cursor of this commit stands before the line, which is not in it */
+            uint64_t off = im->offset, ln = im->line;
+            im->offset = im->line_start;
+            im->line = line - 1;
             rc = flush(im, 0);
+            im->offset = off;
+            im->line = ln;
             if (!rc) {
                 char *again = arena_strndup(im->a, keep, len);
                 rc = again ? add_resource(im, again, len, line) : ERR_NOMEM;
@@ -345,6 +352,7 @@ static int import_json(importer *im, FILE *f)
                                       ? json_get(&es->u.items[i], "resource")
                                       : NULL;
             im->line = i + 1;
+            im->line_start = 0; /* a .json file resumes by entry, from its start */
             if (!res) {
                 report(im, i + 1, NULL, NULL, "Bundle entry without a resource");
                 continue;
@@ -371,6 +379,7 @@ static int import_ndjson(importer *im, FILE *f)
     ssize_t got;
     int rc = 0;
     while (!rc && (got = getline(&line, &cap, f)) >= 0) {
+        im->line_start = im->offset;
         im->line++;
         im->offset += (uint64_t)got;
         im->bytes_done += (uint64_t)got;
