@@ -264,13 +264,14 @@ uint64_t fp_sp_cache_stamp(const fp_sp_cache *c)
 
 const fp_sp_custom *fp_sp_custom_of(const fp_sp_cache *c, const fhir_search_param *sp)
 {
-    if (!c || !c->ncs || (const void *)sp < (const void *)c->cs ||
-        (const void *)sp >= (const void *)(c->cs + c->ncs))
+    /* a custom's definition lies inside the cache's own array: its index from the address */
+    if (!c || !c->ncs)
         return NULL;
-    for (size_t i = 0; i < c->ncs; i++)
-        if (&c->cs[i].def == sp)
-            return &c->cs[i];
-    return NULL;
+    const char *p = (const char *)sp, *lo = (const char *)c->cs;
+    if (p < lo || p >= (const char *)(c->cs + c->ncs))
+        return NULL;
+    const fp_sp_custom *cu = &c->cs[(size_t)(p - lo) / sizeof *c->cs];
+    return &cu->def == sp ? cu : NULL;
 }
 
 size_t fp_sp_customs(const fp_sp_cache *c, const fp_sp_custom **out)

@@ -28,21 +28,6 @@
                                   within a patient */
 #define IDX_MARKER_OLDER "123" /* layouts this build brings up to date at start */
 
-typedef struct sink {
-    arena *a;
-    store_extra *x;
-    size_t n, cap;
-} sink;
-
-static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key_len,
-                    const void *val, size_t val_len, int fill_t, size_t t_offset, int fill_t_val,
-                    size_t t_val_offset)
-{
-    sink *s = ctx;
-    return idx_extra_append(s->a, &s->x, &s->n, &s->cap, db, del, key, key_len, val, val_len,
-                            fill_t, t_offset, fill_t_val, t_val_offset);
-}
-
 static size_t marker_key(uint8_t *k, uint32_t tenant)
 {
     k[0] = (uint8_t)(tenant >> 24);
@@ -69,7 +54,7 @@ static int build_page(const struct fp_sp_cache *spc, store *st, arena *a, uint32
         store_read_end(rd);
         return rc;
     }
-    sink s = {.a = a};
+    idx_sink s = {.a = a};
     size_t n = 0;
     store_version v;
     *done = 0;
@@ -83,7 +68,7 @@ static int build_page(const struct fp_sp_cache *spc, store *st, arena *a, uint32
         *last = arena_strndup(a, v.id, strlen(v.id));
         /* base "" : absolute references to this server were not recognised when the
          * data was written either; they are indexed as the URLs they are */
-        rc = idx_plan(spc, rd, a, tenant, type, v.id, root, "", (uint16_t)n, sink_add, NULL, &s);
+        rc = idx_plan(spc, rd, a, tenant, type, v.id, root, "", (uint16_t)n, idx_sink_add, NULL, &s);
         if (rc)
             break;
         n++;
@@ -96,8 +81,8 @@ static int build_page(const struct fp_sp_cache *spc, store *st, arena *a, uint32
     store_read_end(rd); /* never wait for a write while holding a reader */
     if (rc || !*last)
         return rc;
-    if (s.n) {
-        store_req req = {.tenant = tenant, .extras = s.x, .nextra = s.n};
+    if (s.nx) {
+        store_req req = {.tenant = tenant, .extras = s.x, .nextra = s.nx};
         rc = store_write(st, &req, NULL);
     }
     *nres += n;

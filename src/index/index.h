@@ -187,6 +187,10 @@ void idx_put_str(buf *b, const char *s, size_t n);
 struct fp_dt;
 void idx_date_range(const struct fp_dt *d, int64_t *lo, int64_t *hi);
 
+/* 8 bytes big-endian (the t of generation and state values). */
+void idx_put_u64(uint8_t p[8], uint64_t v);
+uint64_t idx_get_u64(const uint8_t p[8]);
+
 /* Order-preserving 8 bytes of a double / of microseconds (as the store's instant). */
 void idx_put_double(buf *b, double d);
 void idx_put_instant(buf *b, int64_t us);
@@ -204,6 +208,21 @@ typedef int (*idx_cond_fn)(void *ctx, const store_cond *c);
 
 /* Append a copy of c (key, val and names copied into a) to the array *x of *n. */
 int idx_cond_append(arena *a, store_cond **x, size_t *n, size_t *cap, const store_cond *c);
+
+/* The extras and conditions one request collects (arrays in a): pass it as the ctx of
+ * idx_sink_add / idx_sink_cond. */
+typedef struct idx_sink {
+    arena *a;
+    store_extra *x;
+    size_t nx, capx;
+    store_cond *c;
+    size_t nc, capc;
+} idx_sink;
+
+int idx_sink_add(void *ctx, store_db db, int del, const void *key, size_t key_len,
+                 const void *val, size_t val_len, int fill_t, size_t t_offset, int fill_t_val,
+                 size_t t_val_offset);
+int idx_sink_cond(void *ctx, const store_cond *c);
 
 /* Append one extra to the array *x of *n (capacity *cap, grown in a), with copies of
  * key and val in a: the one way extras lists are built. 0 or ERR_NOMEM. */

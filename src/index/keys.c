@@ -220,11 +220,24 @@ void idx_put_str(buf *b, const char *s, size_t n)
     buf_putc(b, 0);
 }
 
+void idx_put_u64(uint8_t p[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+uint64_t idx_get_u64(const uint8_t p[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 static void put_u64(buf *b, uint64_t v)
 {
-    char t[8];
-    for (int i = 0; i < 8; i++)
-        t[i] = (char)(v >> (56 - 8 * i));
+    uint8_t t[8];
+    idx_put_u64(t, v);
     buf_put(b, t, 8);
 }
 

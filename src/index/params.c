@@ -70,10 +70,7 @@ uint64_t idx_params_gen(store_reader *rd, uint32_t tenant)
     size_t vn;
     if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn) || vn != 8)
         return 0;
-    uint64_t g = 0;
-    for (int i = 0; i < 8; i++)
-        g = g << 8 | ((const uint8_t *)v)[i];
-    return g;
+    return idx_get_u64(v);
 }
 
 /* ---- one SearchParameter ------------------------------------------------------------- */

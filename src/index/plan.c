@@ -84,12 +84,26 @@ int idx_cond_append(arena *a, store_cond **x, size_t *n, size_t *cap, const stor
     return 0;
 }
 
+int idx_sink_add(void *ctx, store_db db, int del, const void *key, size_t key_len,
+                 const void *val, size_t val_len, int fill_t, size_t t_offset, int fill_t_val,
+                 size_t t_val_offset)
+{
+    idx_sink *s = ctx;
+    return idx_extra_append(s->a, &s->x, &s->nx, &s->capx, db, del, key, key_len, val, val_len,
+                            fill_t, t_offset, fill_t_val, t_val_offset);
+}
+
+int idx_sink_cond(void *ctx, const store_cond *c)
+{
+    idx_sink *s = ctx;
+    return idx_cond_append(s->a, &s->c, &s->nc, &s->capc, c);
+}
+
 void idx_params_cond(const struct fp_sp_cache *spc, uint32_t tenant, uint8_t *kbuf,
                      uint8_t *vbuf, store_cond *c)
 {
     uint64_t stamp = fp_sp_cache_stamp(spc);
-    for (int i = 0; i < 8; i++)
-        vbuf[i] = (uint8_t)(stamp >> (56 - 8 * i));
+    idx_put_u64(vbuf, stamp);
     *c = (store_cond){.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = kbuf,
                       .key_len = idx_params_key(kbuf, tenant), .val = vbuf, .val_len = 8,
                       .absent = stamp == 0};

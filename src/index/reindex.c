@@ -35,43 +35,6 @@ struct idx_reindexer {
     _Atomic uint64_t resources, batches, conflicts, pending;
 };
 
-typedef struct sink {
-    arena *a;
-    store_extra *x;
-    size_t nx, capx;
-    store_cond *c;
-    size_t nc, capc;
-} sink;
-
-static int sink_add(void *ctx, store_db db, int del, const void *key, size_t key_len,
-                    const void *val, size_t val_len, int fill_t, size_t t_offset, int fill_t_val,
-                    size_t t_val_offset)
-{
-    sink *s = ctx;
-    return idx_extra_append(s->a, &s->x, &s->nx, &s->capx, db, del, key, key_len, val, val_len,
-                            fill_t, t_offset, fill_t_val, t_val_offset);
-}
-
-static int sink_cond(void *ctx, const store_cond *c)
-{
-    sink *s = ctx;
-    return idx_cond_append(s->a, &s->c, &s->nc, &s->capc, c);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 void idx_reindex_state(store_reader *rd, uint32_t tenant, const fp_sp_custom *cu, int *complete,
                        uint64_t *done)
 {
@@ -84,7 +47,7 @@ void idx_reindex_state(store_reader *rd, uint32_t tenant, const fp_sp_custom *cu
     if (store_get(rd, STORE_DB_AUX, k, kn, &v, &vn) || vn < 9)
         return;
     *complete = *(const char *)v == 'D';
-    *done = get_u64((const uint8_t *)v + 1);
+    *done = idx_get_u64((const uint8_t *)v + 1);
 }
 
 /* One batch of parameter `tag` of tenant. 1: it is complete (or gone), 0: more to do,
@@ -118,7 +81,7 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
         store_read_end(rd);
         return 1;
     }
-    uint64_t done = have && svn >= 9 ? get_u64((const uint8_t *)sv + 1) : 0;
+    uint64_t done = have && svn >= 9 ? idx_get_u64((const uint8_t *)sv + 1) : 0;
     char after[STORE_ID_MAX + 1] = "";
     if (have && svn > 9 && svn - 9 <= STORE_ID_MAX) {
         memcpy(after, (const char *)sv + 9, svn - 9);
@@ -128,14 +91,14 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
     pthread_mutex_lock(&x->mu);
     memcpy(base, x->base_url, sizeof base);
     pthread_mutex_unlock(&x->mu);
-    sink s = {.a = a};
+    idx_sink s = {.a = a};
     /* the batch holds only if the state, and the parameter set, are what it read */
     store_cond sc = {.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = sk, .key_len = skn,
                      .val = have ? sv : NULL, .val_len = have ? svn : 0, .absent = !have};
     uint8_t gk[IDX_PARAMS_KEY_LEN], gv[8];
     store_cond gc;
     idx_params_cond(spc, tenant, gk, gv, &gc);
-    if ((rc = sink_cond(&s, &sc)) || (rc = sink_cond(&s, &gc))) {
+    if ((rc = idx_sink_cond(&s, &sc)) || (rc = idx_sink_cond(&s, &gc))) {
         store_read_end(rd);
         return rc;
     }
@@ -161,9 +124,9 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
             break;
         }
         store_cond vc = {.kind = STORE_COND_VERSION, .type = v.type, .id = v.id, .vid = v.vid};
-        if ((rc = sink_cond(&s, &vc)))
+        if ((rc = idx_sink_cond(&s, &vc)))
             break;
-        rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, sink_add, &s);
+        rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, idx_sink_add, &s);
         if (rc == ERR_TOOBIG || rc == ERR_NOTFOUND)
             rc = 0; /* more entries than a resource may have: left out, as a write would be;
                        or no index list (never, in one snapshot): nothing to add to */
@@ -179,11 +142,11 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
     uint8_t st[9 + STORE_ID_MAX];
     size_t ln = strlen(last);
     st[0] = end ? 'D' : 'R';
-    put_u64(st + 1, done + n);
+    idx_put_u64(st + 1, done + n);
     memcpy(st + 9, last, end ? 0 : ln);
     if (!end && !ln)
         memcpy(st + 9, after, ln = strlen(after));
-    if ((rc = sink_add(&s, STORE_DB_AUX, 0, sk, skn, st, 9 + (end ? 0 : ln), 0, 0, 0, 0)))
+    if ((rc = idx_sink_add(&s, STORE_DB_AUX, 0, sk, skn, st, 9 + (end ? 0 : ln), 0, 0, 0, 0)))
         return rc;
     store_req req = {.tenant = tenant, .extras = s.x, .nextra = s.nx, .conds = s.c,
                      .ncond = s.nc};

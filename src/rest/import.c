@@ -135,20 +135,6 @@ static size_t cursor_key(uint8_t *k, const char *path)
     return 5 + n;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Plan and commit the batch with the cursor after it. */
 static int flush(importer *im, int done)
 {
@@ -163,9 +149,7 @@ static int flush(importer *im, int done)
     }
     int64_t lu = ftime_now_us() / 1000 * 1000;
     store_op *ops = arena_alloc(im->a, sizeof *ops * (im->n ? im->n : 1));
-    store_extra *x = NULL;
-    store_cond *cs = NULL;
-    size_t nops = 0, nx = 0, capx = 0, nc = 0, capc = 0;
+    size_t nops = 0, nx = 1, nc = 0; /* nx: the cursor's extra, added below */
     if (!ops) {
         store_read_end(rd);
         return ERR_NOMEM;
@@ -176,6 +160,7 @@ static int flush(importer *im, int done)
         int prc = rest_write_plan(&ctx, rd, im->a, lu, w);
         if (prc == REST_PLAN_REFUSED) {
             report(im, im->line_of[i], w->type->name, w->id, w->why.msg ? w->why.msg : "refused");
+            im->w[i] = NULL;
             continue;
         }
         if (prc < 0) {
@@ -183,14 +168,25 @@ static int flush(importer *im, int done)
             break;
         }
         ops[nops++] = w->op;
-        for (size_t k = 0; k < w->nextra && !rc; k++)
-            rc = idx_extra_append(im->a, &x, &nx, &capx, w->extras[k].db, w->extras[k].del,
-                                  w->extras[k].key, w->extras[k].key_len, w->extras[k].val,
-                                  w->extras[k].val_len, w->extras[k].fill_t,
-                                  w->extras[k].t_offset, w->extras[k].fill_t_val,
-                                  w->extras[k].t_val_offset);
-        for (size_t k = 0; k < w->ncond && !rc; k++)
-            rc = idx_cond_append(im->a, &cs, &nc, &capc, &w->conds[k]);
+        nx += w->nextra;
+        nc += w->ncond;
+    }
+    /* one request of every planned write: the structs are copied, their keys and
+     * values stay where the plans put them (this batch's arena) */
+    store_extra *x = rc ? NULL : arena_alloc(im->a, sizeof *x * nx);
+    store_cond *cs = rc || !nc ? NULL : arena_alloc(im->a, sizeof *cs * nc);
+    if (!rc && (!x || (nc && !cs)))
+        rc = ERR_NOMEM;
+    nx = nc = 0;
+    for (size_t i = 0; i < im->n && !rc; i++) {
+        const rest_write *w = im->w[i];
+        if (!w)
+            continue;
+        memcpy(x + nx, w->extras, sizeof *x * w->nextra);
+        nx += w->nextra;
+        if (w->ncond)
+            memcpy(cs + nc, w->conds, sizeof *cs * w->ncond);
+        nc += w->ncond;
     }
     store_read_end(rd);
     if (rc)
@@ -198,14 +194,13 @@ static int flush(importer *im, int done)
     /* the cursor commits with the resources it passed */
     uint8_t ck[STORE_EXTRA_KEY_MAX], cv[8 * 5];
     size_t ckn = cursor_key(ck, im->file);
-    put_u64(cv, im->offset);
-    put_u64(cv + 8, im->line);
-    put_u64(cv + 16, im->loaded + nops);
-    put_u64(cv + 24, im->failed);
-    put_u64(cv + 32, done);
-    if ((rc = idx_extra_append(im->a, &x, &nx, &capx, STORE_DB_AUX, 0, ck, ckn, cv, sizeof cv,
-                               0, 0, 0, 0)))
-        return rc;
+    idx_put_u64(cv, im->offset);
+    idx_put_u64(cv + 8, im->line);
+    idx_put_u64(cv + 16, im->loaded + nops);
+    idx_put_u64(cv + 24, im->failed);
+    idx_put_u64(cv + 32, done);
+    x[nx++] = (store_extra){.db = STORE_DB_AUX, .key = ck, .key_len = ckn, .val = cv,
+                            .val_len = sizeof cv};
     rest_extras_sort(x, nx);
     store_req req = {.tenant = 0, .ops = nops ? ops : NULL, .nops = nops, .extras = x,
                      .nextra = nx, .conds = cs, .ncond = nc};
@@ -307,7 +302,7 @@ static int read_cursor(store *st, const char *path, uint64_t *v)
     size_t vn;
     int have = store_get(rd, STORE_DB_AUX, k, kn, &val, &vn) == 0 && vn == 40;
     for (int i = 0; have && i < 5; i++)
-        v[i] = get_u64((const uint8_t *)val + 8 * i);
+        v[i] = idx_get_u64((const uint8_t *)val + 8 * i);
     store_read_end(rd);
     return have;
 }
@@ -461,6 +456,35 @@ static int importable(const char *name)
     return (n > 7 && !strcmp(name + n - 7, ".ndjson")) || (n > 5 && !strcmp(name + n - 5, ".json"));
 }
 
+typedef struct flist {
+    char **v;
+    size_t n, cap;
+    uint64_t bytes;
+} flist;
+
+/* Append dir/name (dir NULL: name alone) and count its bytes. 0 or ERR_NOMEM. */
+static int flist_add(flist *l, const char *dir, const char *name)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        char **g = realloc(l->v, sizeof *g * nc);
+        if (!g)
+            return ERR_NOMEM;
+        l->v = g;
+        l->cap = nc;
+    }
+    size_t n = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
+    char *p = malloc(n);
+    if (!p)
+        return ERR_NOMEM;
+    snprintf(p, n, "%s%s%s", dir ? dir : "", dir ? "/" : "", name);
+    struct stat sb;
+    if (!stat(p, &sb))
+        l->bytes += (uint64_t)sb.st_size;
+    l->v[l->n++] = p;
+    return 0;
+}
+
 static void import_usage(FILE *f)
 {
     fprintf(f, "usage: hortus import [--data DIR | --store lmdb:DIR] [--errors FILE] "
@@ -505,10 +529,8 @@ int import_main(int argc, char **argv)
         return 2;
     }
     /* the files, checked before anything is opened */
-    size_t nf = 0, capf = 16;
-    char **files = malloc(sizeof *files * capf);
-    uint64_t total = 0;
-    int bad = !files;
+    flist fl = {0};
+    int bad = 0;
     for (int i = first; i < argc && !bad; i++) {
         struct stat sb;
         size_t al = strlen(argv[i]);
@@ -525,49 +547,23 @@ int import_main(int argc, char **argv)
             bad = 1;
             break;
         }
-        size_t from = nf;
-        if (S_ISDIR(sb.st_mode)) {
-            DIR *d = opendir(argv[i]);
-            struct dirent *de;
-            while (d && (de = readdir(d))) {
-                if (!importable(de->d_name))
-                    continue;
-                if (nf == capf) {
-                    char **g = realloc(files, sizeof *files * (capf *= 2));
-                    if (!g) {
-                        bad = 1;
-                        break;
-                    }
-                    files = g;
-                }
-                size_t n = strlen(argv[i]) + strlen(de->d_name) + 2;
-                files[nf] = malloc(n);
-                if (!files[nf]) {
-                    bad = 1;
-                    break;
-                }
-                snprintf(files[nf], n, "%s/%s", argv[i], de->d_name);
-                struct stat fs;
-                if (!stat(files[nf], &fs))
-                    total += (uint64_t)fs.st_size;
-                nf++;
-            }
-            if (d)
-                closedir(d);
-            qsort(files + from, nf - from, sizeof *files, cmp_str);
-        } else {
-            if (nf == capf) {
-                char **g = realloc(files, sizeof *files * (capf *= 2));
-                if (!g) {
-                    bad = 1;
-                    break;
-                }
-                files = g;
-            }
-            files[nf++] = strdup(argv[i]);
-            total += (uint64_t)sb.st_size;
+        if (!S_ISDIR(sb.st_mode)) {
+            bad = flist_add(&fl, NULL, argv[i]) != 0;
+            continue;
         }
+        size_t from = fl.n;
+        DIR *d = opendir(argv[i]);
+        struct dirent *de;
+        while (d && !bad && (de = readdir(d)))
+            if (importable(de->d_name))
+                bad = flist_add(&fl, argv[i], de->d_name) != 0;
+        if (d)
+            closedir(d);
+        qsort(fl.v + from, fl.n - from, sizeof *fl.v, cmp_str);
     }
+    char **files = fl.v;
+    size_t nf = fl.n;
+    uint64_t total = fl.bytes;
     char spec[4096];
     snprintf(spec, sizeof spec, store_url ? "%s" : "lmdb:%s", store_url ? store_url : data);
     importer im = {.tty = isatty(2), .bytes_total = total};

@@ -108,6 +108,18 @@ const oo_issue *rest_first_error(const oo *o)
     }
 }
 
+/* If-Match / If-None-Match of the headers into w->pre: 0, or 1 when a 400 was sent. */
+static int target_preconditions(rest_req *r, rest_write *w)
+{
+    const char *bad;
+    if (rest_precond_parse(rest_header(r, "If-Match"), rest_header(r, "If-None-Match"), &w->pre,
+                           &bad)) {
+        rest_send_error(r, 400, OO_INVALID, bad, NULL);
+        return 1;
+    }
+    return 0;
+}
+
 int rest_write_target(rest_req *r, rest_write *w)
 {
     if (!rest_id_valid(r->route.id, r->route.id_len)) {
@@ -120,13 +132,7 @@ int rest_write_target(rest_req *r, rest_write *w)
     }
     w->type = r->route.type;
     w->id = r->route.id;
-    const char *bad;
-    if (rest_precond_parse(rest_header(r, "If-Match"), rest_header(r, "If-None-Match"), &w->pre,
-                           &bad)) {
-        rest_send_error(r, 400, OO_INVALID, bad, NULL);
-        return 1;
-    }
-    return 0;
+    return target_preconditions(r, w);
 }
 
 static void put_encoded(buf *b, const char *s)
@@ -180,13 +186,7 @@ int rest_write_target_cond(rest_req *r, rest_write *w, rest_write_kind kind)
     }
     w->type = r->route.type;
     w->kind = w->asked = kind;
-    const char *bad;
-    if (rest_precond_parse(rest_header(r, "If-Match"), rest_header(r, "If-None-Match"), &w->pre,
-                           &bad)) {
-        rest_send_error(r, 400, OO_INVALID, bad, NULL);
-        return 1;
-    }
-    return 0;
+    return target_preconditions(r, w);
 }
 
 /* ---- bytes and ids -------------------------------------------------------------- */
