@@ -28,6 +28,7 @@
 #include "base/time.h"
 #include "fhir/validate.h"
 #include "fhirpath/invariants.h"
+#include "fhirpath/spcache.h"
 #include "index/index.h"
 #include "index/params.h"
 #include "index/reindex.h"
@@ -477,6 +478,17 @@ typedef struct cond_query {
 static int cond_pair(void *ctx, const char *k, const char *v)
 {
     cond_query *c = ctx;
+    /* a condition names resources: _count, _sort, _elements, _total ... shape a result
+     * and have no meaning here (refused, not ignored) */
+    char name[80];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(k, ":."), k);
+    if (k[0] == '_' && strncmp(k, "_has:", 5) && !fp_sp_find(c->q->spc, c->q->type, name)) {
+        snprintf(c->e.msg, sizeof c->e.msg,
+                 "'%.60s' shapes a search result: a condition takes search parameters only", k);
+        c->e.oo_code = OO_INVALID;
+        c->rc = ERR_INVALID;
+        return 1;
+    }
     c->rc = srch_add(c->q, c->a, k, v, 0, c->base, &c->e);
     return c->rc != 0;
 }

@@ -61,6 +61,7 @@ def test_conditions_that_are_not_searches(http, base):
                        ("family=x&_sort=family", "invalid"),
                        ("family=x&_include=Patient:organization", "invalid"),
                        ("family=x&_summary=count", "invalid"), ("family=%zz", "invalid"),
+                       ("family=x&_count=5", "invalid"), ("family=x&_elements=id", "invalid"),
                        ("birthdate=notadate", "invalid")]:
         r = http.post(f"{base}/Patient", json=patient("urn:x", "1"),
                       headers={**CT, "If-None-Exist": cond})
