@@ -89,6 +89,7 @@ struct bctx {
     uint32_t *ref_n;
     size_t nrefs, refs_cap;
     rest_write refw;
+    rest_gone gone; /* transaction: what its DELETE entries delete */
 };
 
 /* Record an entry's failure; returns 0 so routing code can `return fail_entry(..)`. */
@@ -412,8 +413,11 @@ static int parse_entries(bctx *c, json_val *bundle)
                  * with the Bundle; its invariants are checked here) */
                 oo o;
                 oo_init(&o, r->a);
-                int vrc = c->transaction ? fp_invariants(r->a, e->w.res, e->w.type->name, &o)
-                                         : rest_validate(r->a, e->w.res, e->w.type->name, &o);
+                rest_validation lv = rest_validation_of(&r->ctx);
+                int vrc = !c->transaction ? rest_validate(r->a, e->w.res, e->w.type->name, lv, &o)
+                          : lv == REST_VALIDATE_FULL
+                              ? fp_invariants(r->a, e->w.res, e->w.type->name, &o)
+                              : 0;
                 if (vrc) {
                     const oo_issue *is = rest_first_error(&o);
                     fail_entry(e, 400, is ? is->code : OO_INVALID, "%s%s%s",
@@ -671,6 +675,56 @@ static unsigned committed_status(const store_op *op)
 
 static int tx_resume(rest_req *r);
 
+/* 1 when entry e writes the resource id of its type (a conditional delete: any it found). */
+static int writes(const bentry *e, const char *id)
+{
+    if (e->w.id && !strcmp(e->w.id, id))
+        return 1;
+    for (size_t k = 0; k < e->w.nmore; k++)
+        if (!strcmp(e->w.more[k], id))
+            return 1;
+    return 0;
+}
+
+/* What a transaction's conditional entry finds: its id, which its fullUrl stands for.
+ * 0 (a refusal is recorded in e) or ERR_*. */
+static int resolve_entry(bctx *c, bentry *e, store_reader *rd)
+{
+    rest_req *r = c->r;
+    int rc = rest_write_resolve(&r->ctx, rd, r->a, &e->w);
+    if (rc == REST_PLAN_REFUSED) {
+        fail_refused(e, &e->w.why);
+        return 0;
+    }
+    const char *id = e->w.existing ? e->w.existing : e->w.id;
+    if (!rc && e->full && id) {
+        buf t = BUF_INIT;
+        buf_printf(&t, "%s/%s", e->w.type->name, id);
+        const char *to = t.err ? NULL : arena_strndup(r->a, t.data, t.len);
+        buf_free(&t);
+        if (!to)
+            return ERR_NOMEM;
+        map_put(c, e->full, to);
+    }
+    return rc;
+}
+
+static int gone_add(bctx *c, const fhir_type *type, const char *id)
+{
+    rest_gone *g = &c->gone;
+    if (g->n == g->cap) {
+        size_t nc = g->cap ? g->cap * 2 : 16;
+        const fhir_type **t = arena_realloc(c->r->a, g->type, sizeof *t * g->cap, sizeof *t * nc);
+        const char **i = arena_realloc(c->r->a, g->id, sizeof *i * g->cap, sizeof *i * nc);
+        if (!t || !i)
+            return ERR_NOMEM;
+        g->type = t, g->id = i, g->cap = nc;
+    }
+    g->type[g->n] = type;
+    g->id[g->n++] = id;
+    return 0;
+}
+
 /* A transaction's plan, in one snapshot: the conditional entries first (what each
  * finds decides its id, which the fullUrl map gets), then the references, then every
  * entry. 0, 1 when a response was sent, or ERR_*. */
@@ -682,42 +736,39 @@ static int tx_prepare(bctx *c)
     if (rc)
         return rc;
     c->refw.ncond = 0;
-    for (size_t i = 0; i < c->n && !rc; i++) {
-        bentry *e = &c->e[i];
-        if (e->status >= 400 || !e->w.cond)
-            continue;
-        rc = rest_write_resolve(&r->ctx, rd, r->a, &e->w);
-        if (rc == REST_PLAN_REFUSED) {
-            fail_refused(e, &e->w.why);
-            rc = 0;
-            continue;
+    c->gone.n = 0;
+    c->refw.gone = &c->gone;
+    /* the DELETE entries first (the order of the specification: DELETE, POST, PUT/PATCH,
+     * GET): what they delete, the other entries' conditions and references do not find */
+    for (int pass = 0; pass < 2 && !rc; pass++)
+        for (size_t i = 0; i < c->n && !rc; i++) {
+            bentry *e = &c->e[i];
+            if (e->status >= 400 || e->m == BM_GET || (e->m == BM_DELETE) != !pass)
+                continue;
+            e->w.gone = pass ? &c->gone : NULL;
+            if (e->w.cond && (rc = resolve_entry(c, e, rd)))
+                break;
+            if (!pass && e->status < 400 && e->w.id && !e->w.noop)
+                for (size_t k = 0; k <= e->w.nmore && !rc; k++)
+                    rc = gone_add(c, e->w.type, k ? e->w.more[k - 1] : e->w.id);
         }
-        const char *id = e->w.existing ? e->w.existing : e->w.id;
-        if (!rc && e->full && id) {
-            buf t = BUF_INIT;
-            buf_printf(&t, "%s/%s", e->w.type->name, id);
-            const char *to = t.err ? NULL : arena_strndup(r->a, t.data, t.len);
-            buf_free(&t);
-            if (!to)
-                rc = ERR_NOMEM;
-            else
-                map_put(c, e->full, to);
-        }
-    }
-    /* two entries that came to write one resource */
+    /* two entries that came to write one resource (a conditional delete: any it found) */
     for (size_t i = 0; i < c->n && !rc; i++) {
         bentry *a = &c->e[i];
         if (a->status >= 400 || !a->w.cond || !a->w.id || a->w.existing)
             continue;
-        for (size_t j = 0; j < c->n; j++) {
-            bentry *b = &c->e[j];
-            if (j != i && b->status < 400 && b->m != BM_GET && b->w.id && !b->w.existing &&
-                b->w.type == a->w.type && !strcmp(a->w.id, b->w.id)) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "%s/%s is written by entries %zu and %zu",
-                         a->w.type->name, a->w.id, i < j ? i : j, i < j ? j : i);
-                rest_snapshot_end(r);
-                return rest_send_error(r, 400, OO_INVALID, msg, "Bundle.entry"), 1;
+        for (size_t k = 0; k <= a->w.nmore; k++) {
+            const char *aid = k ? a->w.more[k - 1] : a->w.id;
+            for (size_t j = 0; j < c->n; j++) {
+                bentry *b = &c->e[j];
+                if (j != i && b->status < 400 && b->m != BM_GET && !b->w.existing &&
+                    b->w.type == a->w.type && writes(b, aid)) {
+                    char msg[200];
+                    snprintf(msg, sizeof msg, "%s/%s is written by entries %zu and %zu",
+                             a->w.type->name, aid, i < j ? i : j, i < j ? j : i);
+                    rest_snapshot_end(r);
+                    return rest_send_error(r, 400, OO_INVALID, msg, "Bundle.entry"), 1;
+                }
             }
         }
     }
@@ -749,13 +800,20 @@ static int tx_submit(bctx *c)
             return rest_send_error(r, e->status, e->err_code, msg, expr);
         }
         if (e->has_op) {
-            c->ops[nops++] = e->w.op;
+            nops += e->w.nops;
             nextra += e->w.nextra;
             ncond += e->w.ncond;
         }
     }
     if (!nops)
         return respond(c);
+    c->ops = arena_alloc(r->a, sizeof *c->ops * nops);
+    if (!c->ops)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    nops = 0;
+    for (size_t i = 0; i < c->n; i++)
+        for (size_t k = 0; c->e[i].has_op && k < c->e[i].w.nops; k++)
+            c->ops[nops++] = c->e[i].w.ops[k];
     c->extras = nextra ? arena_alloc(r->a, sizeof *c->extras * nextra) : NULL;
     if (nextra && !c->extras)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
@@ -811,7 +869,8 @@ static int tx_resume(rest_req *r)
         bentry *e = &c->e[i];
         if (!e->has_op)
             continue;
-        e->w.op = c->ops[k++];
+        e->w.op = c->ops[k];
+        k += e->w.nops;
         e->status = committed_status(&e->w.op);
         if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
             idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
@@ -841,8 +900,8 @@ static int batch_submit(bctx *c)
         bentry *e = &c->e[i];
         if (!e->has_op || e->status)
             continue;
-        units[k].req.ops = &e->w.op;
-        units[k].req.nops = 1;
+        units[k].req.ops = e->w.ops;
+        units[k].req.nops = e->w.nops;
         units[k].req.extras = e->w.extras;
         units[k].req.nextra = e->w.nextra;
         units[k].req.conds = e->w.conds;
@@ -863,7 +922,7 @@ static int batch_resume(rest_req *r)
         bentry *e = &c->e[i];
         if (!e->has_op || e->status)
             continue;
-        assert(k < c->nunits && c->units[k].req.ops == &e->w.op);
+        assert(k < c->nunits && c->units[k].req.ops == e->w.ops);
         const rest_commit *u = &c->units[k++];
         switch (rest_commit_classify(u->rc, u->sync)) {
         case REST_COMMITTED:
@@ -974,7 +1033,7 @@ int rest_batch(rest_req *r)
     else if (!type || strcmp(type, "batch"))
         return rest_send_error(r, 400, OO_INVALID,
                                "Bundle.type must be 'batch' or 'transaction'", "Bundle.type");
-    if (c->transaction) {
+    if (c->transaction && rest_validation_of(&r->ctx) != REST_VALIDATE_OFF) {
         oo o;
         oo_init(&o, r->a);
         rc = val_resource(r->a, root, "Bundle", &o);
@@ -989,9 +1048,6 @@ int rest_batch(rest_req *r)
         for (size_t i = 0; i < c->n; i++)
             if (c->e[i].w.res && collect_refs(c, c->e[i].w.res, 0))
                 return rest_send_errcode(r, ERR_NOMEM, "out of memory");
-        c->ops = arena_zalloc(r->a, sizeof *c->ops * (c->n ? c->n : 1));
-        if (!c->ops)
-            return rest_send_errcode(r, ERR_NOMEM, "out of memory");
         return tx_submit(c);
     }
     rc = prepare_all(c);

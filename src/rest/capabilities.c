@@ -19,8 +19,10 @@
 #include "rest/response.h"
 #include "search/search.h"
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static buf rest_part; /* the JSON of the "rest" array; lives as long as the process */
+/* the JSON of the "rest" array, per conditional-delete mode (--conditional-delete);
+ * lives as long as the process */
+static pthread_once_t once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+static buf rest_part[2];
 static char built_at[40];
 
 static const char *const type_interactions[] = {
@@ -29,7 +31,7 @@ static const char *const type_interactions[] = {
 };
 
 /* The "rest" array for the parameters of spc (NULL: the model's). */
-static void build_rest(const fp_sp_cache *spc, buf *b)
+static void build_rest(const fp_sp_cache *spc, int multi_delete, buf *b)
 {
     jw w;
     jw_init(&w, b, 0);
@@ -73,7 +75,7 @@ static void build_rest(const fp_sp_cache *spc, buf *b)
         jw_key(&w, "conditionalUpdate");
         jw_bool(&w, 1);
         jw_key(&w, "conditionalDelete");
-        jw_str(&w, "single");
+        jw_str(&w, multi_delete ? "multiple" : "single");
         jw_key(&w, "operation");
         jw_arr(&w);
         jw_obj(&w);
@@ -172,24 +174,35 @@ static void build_rest(const fp_sp_cache *spc, buf *b)
     jw_end(&w);
 }
 
-static void build(void)
+static void build(int multi_delete)
 {
     ftime_format_instant(ftime_now_us(), built_at);
-    build_rest(NULL, &rest_part);
+    build_rest(NULL, multi_delete, &rest_part[multi_delete]);
+}
+
+static void build_single(void)
+{
+    build(0);
+}
+
+static void build_multiple(void)
+{
+    build(1);
 }
 
 int rest_capabilities(rest_req *r)
 {
-    pthread_once(&once, build);
-    if (rest_part.err || !rest_part.len)
+    int multi = r->ctx.svc && r->ctx.svc->policy.cond_delete_max > 1;
+    pthread_once(&once[multi], multi ? build_multiple : build_single);
+    if (rest_part[multi].err || !rest_part[multi].len)
         return rest_send_errcode(r, ERR_NOMEM, "could not build the CapabilityStatement");
     /* custom search parameters: the rest part of this snapshot's parameters */
     store_reader *rd;
     const fp_sp_custom *cs;
     buf own = BUF_INIT;
-    const buf *part = &rest_part;
+    const buf *part = &rest_part[multi];
     if (rest_snapshot(r, &rd) == 0 && fp_sp_customs(r->ctx.spc, &cs)) {
-        build_rest(r->ctx.spc, &own);
+        build_rest(r->ctx.spc, multi, &own);
         if (own.err) {
             buf_free(&own);
             return rest_send_errcode(r, ERR_NOMEM, "could not build the CapabilityStatement");

@@ -242,7 +242,7 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
     }
     oo o;
     oo_init(&o, im->a);
-    int rc = rest_validate(im->a, root, t->name, &o);
+    int rc = rest_validate(im->a, root, t->name, im->svc.policy.validate, &o);
     if (rc == ERR_NOMEM)
         return rc;
     if (rc) {
@@ -488,16 +488,18 @@ static int flist_add(flist *l, const char *dir, const char *name)
 static void import_usage(FILE *f)
 {
     fprintf(f, "usage: hortus import [--data DIR | --store lmdb:DIR] [--errors FILE] "
-               "FILE|DIR...\n"
+               "[--validate full|structure|off] FILE|DIR...\n"
                "  ndjson files (one resource per line, any types) and .json files (a Bundle "
                "or one resource);\n"
                "  a directory: its *.ndjson and *.json files, in name order.\n"
-               "  --errors FILE  every refused line as an ndjson OperationOutcome\n");
+               "  --errors FILE  every refused line as an ndjson OperationOutcome\n"
+               "  --validate L   full (default: structure, bindings, invariants), structure,\n"
+               "                 or off (JSON, resourceType and id only)\n");
 }
 
 int import_main(int argc, char **argv)
 {
-    const char *data = "./hortus-data", *store_url = NULL, *errors = NULL;
+    const char *data = "./hortus-data", *store_url = NULL, *errors = NULL, *vlevel = "full";
     int first = argc;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -505,14 +507,15 @@ int import_main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store") ||
-            !strcmp(argv[i], "--errors")) {
+            !strcmp(argv[i], "--errors") || !strcmp(argv[i], "--validate")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "hortus import: %s needs a value\n", argv[i]);
                 return 2;
             }
-            const char **to = !strcmp(argv[i], "--data")    ? &data
-                              : !strcmp(argv[i], "--store") ? &store_url
-                                                            : &errors;
+            const char **to = !strcmp(argv[i], "--data")     ? &data
+                              : !strcmp(argv[i], "--store")  ? &store_url
+                              : !strcmp(argv[i], "--errors") ? &errors
+                                                             : &vlevel;
             *to = argv[++i];
             continue;
         }
@@ -526,6 +529,11 @@ int import_main(int argc, char **argv)
     }
     if (first >= argc) {
         import_usage(stderr);
+        return 2;
+    }
+    rest_validation level;
+    if (rest_validation_parse(vlevel, &level)) {
+        fprintf(stderr, "hortus import: bad --validate '%s' (full, structure or off)\n", vlevel);
         return 2;
     }
     /* the files, checked before anything is opened */
@@ -595,7 +603,8 @@ int import_main(int argc, char **argv)
     }
     if (!rc && !(im.a = arena_new(8u << 20)))
         rc = ERR_NOMEM;
-    im.svc = (rest_services){.store = im.st, .spc = spc, .params = reg};
+    im.svc = (rest_services){.store = im.st, .spc = spc, .params = reg,
+                             .policy = {.validate = level}};
     im.t0 = im.last_show = now_s();
     for (size_t i = 0; i < nf && !rc; i++)
         rc = import_file(&im, files[i]);

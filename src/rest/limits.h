@@ -18,6 +18,7 @@
 #define REST_MAX_QUERY_PARAMS 200     /* '&'-separated query fields: more -> 414 */
 #define REST_CONN_TIMEOUT 60          /* seconds of inactivity before a connection closes */
 #define REST_MAX_BUNDLE_ENTRIES 10000 /* entries of a batch/transaction Bundle */
+#define REST_MAX_COND_DELETE 1000    /* resources one conditional delete removes (--conditional-delete multiple) */
 #define REST_MAX_RETRIES 16           /* re-plans of a write overtaken by concurrent commits */
 #define REST_MAX_PATCH_COPY 500000    /* values one JSON Patch may copy (all its "copy" ops) */
 #define REST_MAX_RESPONSE (64u << 20) /* bytes of a batch answer or a history/search page */

@@ -40,6 +40,20 @@ struct idx_registry;
 struct idx_reindexer;
 struct rest_gate;
 
+/* How much of a resource every write checks (`--validate`, docs/REST.md Validation). */
+typedef enum rest_validation {
+    REST_VALIDATE_FULL = 0,  /* structure, bindings and the invariants (the default) */
+    REST_VALIDATE_STRUCTURE, /* structure and bindings; no invariants */
+    REST_VALIDATE_OFF,       /* only JSON, resourceType and id: for data already validated */
+} rest_validation;
+
+/* The choices of the operator that change what a write does (`hortus serve` options). */
+typedef struct rest_policy {
+    rest_validation validate;
+    unsigned cond_delete_max; /* DELETE Type?query: 0 or 1 = single (several: 412); more =
+                                 multiple, deleting at most this many in one commit */
+} rest_policy;
+
 /* What the server is built from, owned by `hortus serve` (or a test) and
  * borrowed by the server for its whole life. Shared by all threads: read-only
  * after start. */
@@ -49,6 +63,7 @@ typedef struct rest_services {
     struct idx_registry *params;     /* each tenant's parameters, custom ones too (or NULL:
                                         the model's alone) */
     struct idx_reindexer *reindex;   /* the background reindex (or NULL) */
+    rest_policy policy;
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */

@@ -23,15 +23,24 @@
 #include "index/reindex.h"
 #include "index/index.h"
 #include "rest/server.h"
+#include "rest/write.h"
+#include "rest/limits.h"
 #include "store/store.h"
 
 static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: hortus serve [--data DIR] [--store lmdb:DIR] [--bind ADDR] [--port N] "
                "[--threads N] [--base-url URL]\n"
+               "                    [--validate full|structure|off] "
+               "[--conditional-delete single|multiple]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
                ", this machine only;\n"
-               "                0.0.0.0 or :: for every interface)\n");
+               "                0.0.0.0 or :: for every interface)\n"
+               "  --validate L  what every write checks: full (default: structure, bindings,\n"
+               "                invariants), structure, or off (JSON, resourceType, id only)\n"
+               "  --conditional-delete M  DELETE Type?query finding several resources:\n"
+               "                single (default: 412) or multiple (all of them, at most %u)\n",
+            REST_MAX_COND_DELETE);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -49,6 +58,7 @@ int serve_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL;
     rest_server_opts o = {.port = 8080, .bind = REST_DEFAULT_BIND};
+    rest_policy policy = {.validate = REST_VALIDATE_FULL, .cond_delete_max = 1};
     for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -57,7 +67,8 @@ int serve_main(int argc, char **argv)
             return 0;
         }
         if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
-            strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind")) {
+            strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind") &&
+            strcmp(a, "--validate") && strcmp(a, "--conditional-delete")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -79,6 +90,19 @@ int serve_main(int argc, char **argv)
                 return 2;
             }
             o.bind = v;
+        } else if (!strcmp(a, "--validate")) {
+            if (rest_validation_parse(v, &policy.validate)) {
+                fprintf(stderr, "hortus serve: bad --validate '%s' (full, structure or off)\n",
+                        v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--conditional-delete")) {
+            if (strcmp(v, "single") && strcmp(v, "multiple")) {
+                fprintf(stderr,
+                        "hortus serve: bad --conditional-delete '%s' (single or multiple)\n", v);
+                return 2;
+            }
+            policy.cond_delete_max = !strcmp(v, "multiple") ? REST_MAX_COND_DELETE : 1;
         } else if (!strcmp(a, "--port")) {
             if (parse_uint(v, 65535, &o.port)) {
                 fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
@@ -181,7 +205,8 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
-    rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex};
+    rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
+                         .policy = policy};
     rest_server *srv = NULL;
     char msg[300];
     rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);

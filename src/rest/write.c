@@ -72,7 +72,7 @@ int rest_parse_resource(rest_req *r, json_val **root)
     /* structural validation against the model: every issue in one outcome */
     oo o;
     oo_init(&o, r->a);
-    rc = rest_validate(r->a, *root, want, &o);
+    rc = rest_validate(r->a, *root, want, rest_validation_of(&r->ctx), &o);
     if (rc == 0)
         return 0;
     if (rc == ERR_NOMEM)
@@ -80,10 +80,31 @@ int rest_parse_resource(rest_req *r, json_val **root)
     return rest_send_outcome(r, 400, &o), 1;
 }
 
-int rest_validate(arena *a, const json_val *root, const char *type, oo *o)
+int rest_validation_parse(const char *s, rest_validation *out)
 {
+    static const char *const names[] = {[REST_VALIDATE_FULL] = "full",
+                                        [REST_VALIDATE_STRUCTURE] = "structure",
+                                        [REST_VALIDATE_OFF] = "off"};
+    for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (rest_validation)i;
+            return 0;
+        }
+    return -1;
+}
+
+rest_validation rest_validation_of(const rest_ctx *ctx)
+{
+    return ctx && ctx->svc ? ctx->svc->policy.validate : REST_VALIDATE_FULL;
+}
+
+int rest_validate(arena *a, const json_val *root, const char *type, rest_validation level,
+                  oo *o)
+{
+    if (level == REST_VALIDATE_OFF)
+        return 0;
     int rc = val_resource(a, root, type, o);
-    if (rc)
+    if (rc || level == REST_VALIDATE_STRUCTURE)
         return rc;
     /* the invariants only FHIRPath can say; their warnings are not a reason to refuse */
     oo inv;
@@ -493,6 +514,14 @@ static int cond_pair(void *ctx, const char *k, const char *v)
     return c->rc != 0;
 }
 
+int rest_gone_has(const rest_gone *g, const fhir_type *type, const char *id)
+{
+    for (size_t i = 0; g && i < g->n; i++)
+        if (g->type[i] == type && !strcmp(g->id[i], id))
+            return 1;
+    return 0;
+}
+
 /* The types a query reads (its own, and those behind its chains and _has): a write of
  * any of them could change its answer. */
 static int cond_types(const rest_ctx *ctx, arena *a, const srch_query *q, store_reader *rd,
@@ -516,7 +545,8 @@ static int cond_types(const rest_ctx *ctx, arena *a, const srch_query *q, store_
  * racing for one identifier make one resource, the loser plans again and finds it.
  * 0, REST_PLAN_REFUSED (400: not a plain search), or ERR_*. */
 static int plan_match(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w,
-                      const char *what, int *n, uint64_t *total, const char **id)
+                      const char *what, unsigned limit, int *n, uint64_t *total,
+                      const char ***ids)
 {
     char msg[480];
     srch_query q;
@@ -538,7 +568,12 @@ static int plan_match(const rest_ctx *ctx, store_reader *rd, arena *a, rest_writ
         srch_done(&q);
         return refuse(a, w, 400, c.rc ? (oo_code)c.e.oo_code : OO_INVALID, msg);
     }
-    q.count = 2;
+    /* what the transaction deletes is gone before its conditions are looked at: ask for
+     * as many more rows as it could hide */
+    size_t ngone = 0;
+    for (size_t i = 0; w->gone && i < w->gone->n; i++)
+        ngone += w->gone->type[i] == w->type;
+    q.count = (unsigned)(limit + 1 + ngone);
     srch_result res;
     srch_error e = {0};
     rc = srch_run(&q, rd, a, ctx->tenant, &res, &e);
@@ -551,13 +586,31 @@ static int plan_match(const rest_ctx *ctx, store_reader *rd, arena *a, rest_writ
         srch_done(&q);
         return rc;
     }
-    *total = res.has_total ? res.total : res.n;
-    *n = *total > 1 ? 2 : (int)*total;
-    *id = NULL;
-    if (*n == 1 && !(*id = srch_rn_id(rd, a, ctx->tenant, q.type, res.rn[0]))) {
-        srch_done(&q);
-        return ERR_INTERNAL; /* a match of this snapshot has its number in it */
+    uint64_t all = res.has_total ? res.total : res.n;
+    /* the ids when there are no more than limit (one, or a conditional delete's several),
+     * without those the transaction deletes */
+    *ids = NULL;
+    if (all <= limit + ngone) { /* every match is a row of res */
+        size_t nid = 0;
+        *ids = all ? arena_alloc(a, sizeof **ids * (size_t)all) : NULL;
+        if (all && !*ids) {
+            srch_done(&q);
+            return ERR_NOMEM;
+        }
+        for (size_t i = 0; i < all; i++) {
+            const char *id =
+                i < res.n ? srch_rn_id(rd, a, ctx->tenant, q.type, res.rn[i]) : NULL;
+            if (!id) {
+                srch_done(&q);
+                return ERR_INTERNAL; /* a match of this snapshot has its number in it */
+            }
+            if (!rest_gone_has(w->gone, w->type, id))
+                (*ids)[nid++] = id;
+        }
+        all = nid;
     }
+    *total = all;
+    *n = all > 1 ? 2 : (int)all;
     rc = cond_types(ctx, a, &q, rd, w, 0);
     srch_done(&q);
     return rc;
@@ -577,17 +630,36 @@ static int plan_conditional(const rest_ctx *ctx, store_reader *rd, arena *a, res
     char msg[300];
     w->kind = w->asked;
     w->id = NULL;
+    w->more = NULL;
+    w->nmore = 0;
+    unsigned limit = 1;
+    if (w->asked == RW_DELETE && ctx->svc && ctx->svc->policy.cond_delete_max > 1)
+        limit = ctx->svc->policy.cond_delete_max;
     int n;
     uint64_t total;
-    const char *id;
-    int rc = plan_match(ctx, rd, a, w, what[w->asked], &n, &total, &id);
+    const char **ids;
+    int rc = plan_match(ctx, rd, a, w, what[w->asked], limit, &n, &total, &ids);
     if (rc)
         return rc;
+    if (n == 2 && limit > 1 && total > limit) {
+        snprintf(msg, sizeof msg,
+                 "%s '%.100s' matches %llu resources; one conditional delete removes at most "
+                 "%u (REST_MAX_COND_DELETE): nothing is deleted, narrow the condition",
+                 what[w->asked], w->cond, (unsigned long long)total, limit);
+        return refuse(a, w, 412, OO_TOO_COSTLY, msg);
+    }
+    if (n == 2 && limit > 1) { /* the delete of several: the first, and the others */
+        w->id = ids[0];
+        w->more = ids + 1;
+        w->nmore = (size_t)total - 1;
+        return 0;
+    }
     if (n == 2) {
         snprintf(msg, sizeof msg, "%s '%.100s' matches %llu resources: nothing is written",
                  what[w->asked], w->cond, (unsigned long long)total);
         return refuse(a, w, 412, OO_DUPLICATE, msg);
     }
+    const char *id = n == 1 ? ids[0] : NULL;
     const char *body_id = w->res ? json_get_str(w->res, "id") : NULL;
     switch (w->asked) {
     case RW_CREATE:
@@ -657,10 +729,11 @@ int rest_resolve_reference(const rest_ctx *ctx, store_reader *rd, arena *a, cons
         return ERR_NOMEM;
     w->type = t;
     w->cond = qm + 1;
+    w->gone = into->gone;
     int n;
     uint64_t total;
-    const char *id;
-    int rc = plan_match(ctx, rd, a, w, "conditional reference", &n, &total, &id);
+    const char **ids;
+    int rc = plan_match(ctx, rd, a, w, "conditional reference", 1, &n, &total, &ids);
     if (rc == REST_PLAN_REFUSED)
         snprintf(msg, cap, "%s", w->why.msg ? w->why.msg : "bad conditional reference");
     if (rc)
@@ -671,7 +744,7 @@ int rest_resolve_reference(const rest_ctx *ctx, store_reader *rd, arena *a, cons
         return REST_PLAN_REFUSED;
     }
     buf b = BUF_INIT;
-    buf_printf(&b, "%s/%s", t->name, id);
+    buf_printf(&b, "%s/%s", t->name, ids[0]);
     *out = b.err ? NULL : arena_strndup(a, b.data, b.len);
     buf_free(&b);
     if (!*out)
@@ -679,6 +752,55 @@ int rest_resolve_reference(const rest_ctx *ctx, store_reader *rd, arena *a, cons
     for (size_t i = 0; i < w->ncond && !rc; i++)
         rc = idx_cond_append(a, &into->conds, &into->ncond, &into->cond_cap, &w->conds[i]);
     return rc;
+}
+
+/* A conditional delete of several: the deletes of w->more planned like w's own, their
+ * ops after w->op in w->ops, their extras and conditions joined to w's (one commit). */
+static int plan_more_deletes(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
+                             rest_write *w)
+{
+    if (w->pre.if_match)
+        return refuse(a, w, 412, OO_CONFLICT,
+                      "If-Match names one version: it cannot hold for a conditional delete "
+                      "that finds several resources");
+    store_op *ops = arena_alloc(a, sizeof *ops * (1 + w->nmore));
+    if (!ops)
+        return ERR_NOMEM;
+    ops[0] = w->op;
+    size_t n = 1;
+    for (size_t i = 0; i < w->nmore; i++) {
+        rest_write *d = arena_zalloc(a, sizeof *d);
+        if (!d)
+            return ERR_NOMEM;
+        d->kind = RW_DELETE;
+        d->type = w->type;
+        d->id = w->more[i];
+        d->op_index = w->op_index;
+        int rc = rest_write_plan(ctx, rd, a, now_us, d);
+        if (rc == REST_PLAN_REFUSED)
+            w->why = d->why;
+        if (rc)
+            return rc;
+        if (d->noop)
+            continue; /* a match of this snapshot is live; kept for safety */
+        ops[n++] = d->op;
+        if (d->nextra) {
+            size_t need = w->nextra + d->nextra;
+            store_extra *x = arena_realloc(a, w->extras, sizeof *x * w->extra_cap,
+                                           sizeof *x * need);
+            if (!x)
+                return ERR_NOMEM;
+            memcpy(x + w->nextra, d->extras, sizeof *x * d->nextra);
+            w->extras = x;
+            w->nextra = w->extra_cap = need;
+        }
+        for (size_t k = 0; k < d->ncond; k++)
+            if (idx_cond_append(a, &w->conds, &w->ncond, &w->cond_cap, &d->conds[k]))
+                return ERR_NOMEM;
+    }
+    w->ops = ops;
+    w->nops = n;
+    return 0;
 }
 
 int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
@@ -695,6 +817,8 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     w->nextra = 0;
     w->ncond = 0;
     w->existing = NULL;
+    w->ops = &w->op;
+    w->nops = 1;
     memset(&w->why, 0, sizeof w->why);
     int rc = plan_rights(ctx, a, w);
     if (rc)
@@ -771,7 +895,10 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
         if (err)
             return err;
     }
-    return plan_extras(ctx, rd, a, w);
+    rc = plan_extras(ctx, rd, a, w);
+    if (rc || !w->nmore)
+        return rc;
+    return plan_more_deletes(ctx, rd, a, now_us, w);
 }
 
 /* ---- commit --------------------------------------------------------------------- */
@@ -885,8 +1012,36 @@ static int send_existing(rest_req *r, rest_write *w)
     return send_write(r, 200, w, w->cur_vid, w->cur_lu, 1, "exists already (If-None-Exist):");
 }
 
+/* A conditional delete of several: 204, or 200 with an OperationOutcome naming them. */
+static int send_deleted_several(rest_req *r, const rest_write *w)
+{
+    rest_reply rep = {.status = 204, .last_modified_s = -1};
+    buf b = BUF_INIT;
+    if (rest_prefer_return(rest_header(r, "Prefer")) == REST_RETURN_OUTCOME) {
+        buf d = BUF_INIT;
+        buf_printf(&d, "deleted %zu resources (conditional delete '%.200s'):", w->nops,
+                   w->cond);
+        for (size_t i = 0; i < w->nops; i++)
+            buf_printf(&d, "%s %s/%.*s", i ? "," : "", w->type->name, (int)w->ops[i].id_len,
+                       w->ops[i].id);
+        oo o;
+        oo_init(&o, r->a);
+        if (d.err || oo_add(&o, OO_INFORMATION, OO_INFORMATIONAL, buf_cstr(&d), NULL)) {
+            buf_free(&d);
+            return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+        }
+        buf_free(&d);
+        oo_to_buf(&o, &b, r->pretty);
+        rep.status = 200;
+    }
+    rest_reply_take(&rep, &b);
+    return rest_send(r, &rep);
+}
+
 static int answer(rest_req *r, rest_write *w)
 {
+    if (w->kind == RW_DELETE && w->nops > 1)
+        return send_deleted_several(r, w);
     if (w->kind == RW_DELETE) {
         unsigned st = rest_prefer_return(rest_header(r, "Prefer")) == REST_RETURN_OUTCOME ? 200
                                                                                          : 204;
@@ -934,8 +1089,8 @@ static int write_continue(rest_req *r)
         return answer(r, w);
     rest_extras_sort(w->extras, w->nextra);
     memset(&w->commit, 0, sizeof w->commit);
-    w->commit.req.ops = &w->op;
-    w->commit.req.nops = 1;
+    w->commit.req.ops = w->ops;
+    w->commit.req.nops = w->nops;
     w->commit.req.extras = w->extras;
     w->commit.req.nextra = w->nextra;
     w->commit.req.conds = w->conds;

@@ -66,6 +66,17 @@ typedef struct rest_commit {
     rest_req *owner;
 } rest_commit;
 
+/* The resources a transaction deletes (its DELETE entries, processed first): its other
+ * entries' conditions and conditional references do not find them. */
+typedef struct rest_gone {
+    const fhir_type **type;
+    const char **id;
+    size_t n, cap;
+} rest_gone;
+
+/* 1 when g (may be NULL) holds type/id. */
+int rest_gone_has(const rest_gone *g, const fhir_type *type, const char *id);
+
 typedef struct rest_write {
     /* what the client asked for (set by the handler or the Bundle entry) */
     rest_write_kind kind;
@@ -82,6 +93,8 @@ typedef struct rest_write {
                              CREATE the If-None-Exist header; UPDATE, PATCH, DELETE the
                              query of [base]/Type?... The plan sets kind and id from
                              what it finds (id NULL until then) */
+    const rest_gone *gone; /* a transaction's entry: what its DELETE entries delete, which
+                              the condition does not find (NULL: nothing) */
     rest_write_kind asked; /* the kind the client asked for (a conditional update that
                               finds nothing becomes a create) */
     const char *create_id; /* a conditional write that creates: this id (a Bundle entry's,
@@ -94,7 +107,12 @@ typedef struct rest_write {
     int noop;             /* DELETE of what is not there: nothing to write, 204 */
     const char *existing; /* CREATE with if_none_exist that found one resource: its id
                              (noop; cur_vid, cur_lu are its version) */
+    const char **more;    /* a conditional delete that finds several (--conditional-delete
+                             multiple): the matches after id, deleted in the same commit */
+    size_t nmore;
     store_op op;          /* the change; op.bytes in the arena */
+    store_op *ops;        /* what to commit: &op alone, or op and the deletes of `more` */
+    size_t nops;
     store_extra *extras;  /* added by the extras hook (rest_write_add_extra) */
     size_t nextra, extra_cap;
     store_cond *conds;    /* what must still hold at commit (idx_plan's conditions) */
@@ -148,9 +166,16 @@ rest_commit_result rest_commit_classify(int rc, int sync);
 /* ---- helpers of the handlers ------------------------------------------------------ */
 
 /* Structural validation (fhir/validate.h), then the R4 invariants of severity error
- * (fhirpath/invariants.h): every issue into o. 0, ERR_INVALID, ERR_NOMEM. What every
- * write path validates a resource with. */
-int rest_validate(arena *a, const json_val *root, const char *type, oo *o);
+ * (fhirpath/invariants.h), as far as `level` asks: every issue into o. 0, ERR_INVALID,
+ * ERR_NOMEM. What every write path validates a resource with. */
+int rest_validate(arena *a, const json_val *root, const char *type, rest_validation level,
+                  oo *o);
+
+/* "full", "structure" or "off" (the `--validate` option) into *out: 0, or -1. */
+int rest_validation_parse(const char *s, rest_validation *out);
+
+/* The validation level of the server (`--validate`; full without services). */
+rest_validation rest_validation_of(const rest_ctx *ctx);
 
 /* The first issue of severity error (or fatal) of o, or NULL. */
 const oo_issue *rest_first_error(const oo *o);

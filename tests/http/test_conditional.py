@@ -316,3 +316,48 @@ def test_transaction_placeholders_everywhere_and_refusals(http, base):
     assert got[0]["response"]["status"].startswith("201")
     assert got[1]["response"]["status"].startswith("400")
     assert got[1]["response"]["outcome"]["issue"][0]["diagnostics"] == "entry 1 is not an object"
+
+
+def test_transaction_deletes_come_first(http, base):
+    """DELETE entries are processed before the others (DELETE, POST, PUT/PATCH, GET): what
+    they delete, the conditions and conditional references of the others do not find."""
+    sys_ = f"urn:uuid:{uuid.uuid4()}"
+
+    def tx(*entries):
+        return http.post(base, json={"resourceType": "Bundle", "type": "transaction",
+                                     "entry": list(entries)}, headers=CT)
+
+    old = http.post(f"{base}/Patient", json=patient(sys_, "x"), headers=CT).json()["id"]
+    # the delete entry comes after the conditional create in the Bundle, yet runs first:
+    # the create finds nothing and makes a new patient
+    r = tx({"resource": patient(sys_, "x", "New"),
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={sys_}|x"}},
+           {"request": {"method": "DELETE", "url": f"Patient/{old}"}},
+           {"request": {"method": "GET", "url": f"Patient/{old}"}})
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    assert e[0]["response"]["status"].startswith("201") and e[0]["resource"]["id"] != old
+    assert e[1]["response"]["status"].startswith("204")
+    assert e[2]["response"]["status"].startswith("410")  # the read runs after the writes
+    new = e[0]["resource"]["id"]
+    assert http.get(f"{base}/Patient/{old}").status_code == 410
+    assert count(http, base, f"identifier={sys_}|x") == 1
+    # a conditional update whose match a conditional delete removes: it creates
+    r = tx({"resource": patient(sys_, "x", "Third"),
+            "request": {"method": "PUT", "url": f"Patient?identifier={sys_}|x"}},
+           {"request": {"method": "DELETE", "url": f"Patient?identifier={sys_}|x"}})
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    assert e[0]["response"]["status"].startswith("201") and e[0]["resource"]["id"] != new
+    assert http.get(f"{base}/Patient/{new}").status_code == 410
+    # a conditional reference to what the transaction deletes finds nothing: 412, nothing
+    # written
+    third = e[0]["resource"]["id"]
+    r = tx({"resource": {"resourceType": "Observation", "status": "final",
+                         "code": {"text": "t"},
+                         "subject": {"reference": f"Patient?identifier={sys_}|x"}},
+            "request": {"method": "POST", "url": "Observation"}},
+           {"request": {"method": "DELETE", "url": f"Patient/{third}"}})
+    assert_outcome(r, 412)
+    assert "matches nothing" in r.json()["issue"][0]["diagnostics"]
+    assert http.get(f"{base}/Patient/{third}").status_code == 200
