@@ -5,6 +5,9 @@
  *   loadgen put HOST PORT CONNECTIONS FILE.ndjson...
  *       PUT every line to /fhir/<resourceType>/<id> over CONNECTIONS keep-alive
  *       connections (one thread each) and print how many succeeded, per second.
+ *       The files are loaded one after the other (the next starts when the last
+ *       request of the previous one is answered), so resources of a later file may
+ *       refer to those of an earlier one: the server checks references.
  *   loadgen get HOST PORT PATHS OUTDIR
  *       GET every path listed in the file PATHS (one per line, e.g.
  *       "/fhir/Patient/123") and store the body at OUTDIR/<path>, so a static
@@ -43,6 +46,7 @@ typedef struct item {
 
 static item *items;
 static size_t nitems;
+static size_t batch_end; /* the workers take items up to here (the end of one file) */
 static atomic_size_t next_item;
 static atomic_size_t n_ok, n_fail;
 static const char *host;
@@ -231,7 +235,7 @@ static void *worker(void *arg)
     int fd = -1;
     for (;;) {
         size_t i = atomic_fetch_add(&next_item, 1);
-        if (i >= nitems)
+        if (i >= batch_end)
             break;
         const item *it = &items[i];
         size_t need = it->body_len + it->type_len + it->id_len + 512;
@@ -366,6 +370,9 @@ int main(int argc, char **argv)
         return 2;
     }
     int conns = 8;
+    size_t *ends = calloc((size_t)argc + 1, sizeof *ends), nends = 0;
+    if (!ends)
+        return 1;
     if (mode_get) {
         if (argc != 6)
             return 2;
@@ -399,14 +406,22 @@ int main(int argc, char **argv)
                     add_item(it);
                 p = eol + 1;
             }
+            ends[nends++] = nitems;
         }
     }
+    if (!nends)
+        ends[nends++] = nitems;
     double t0 = now_s();
     pthread_t *th = calloc((size_t)conns, sizeof *th);
-    for (int i = 0; i < conns; i++)
-        pthread_create(&th[i], NULL, worker, NULL);
-    for (int i = 0; i < conns; i++)
-        pthread_join(th[i], NULL);
+    for (size_t b = 0; b < nends; b++) { /* one file at a time */
+        batch_end = ends[b];
+        atomic_store(&next_item, b ? ends[b - 1] : 0); /* the workers overshoot by one each */
+        for (int i = 0; i < conns; i++)
+            pthread_create(&th[i], NULL, worker, NULL);
+        for (int i = 0; i < conns; i++)
+            pthread_join(th[i], NULL);
+    }
+    free(ends);
     double dt = now_s() - t0;
     size_t ok = atomic_load(&n_ok), bad = atomic_load(&n_fail);
     printf("%s %zu ok, %zu failed in %.2f s: %.0f/s over %d connections\n",

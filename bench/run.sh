@@ -199,9 +199,12 @@ echo "== transaction ingest: $TXP patients, one transaction Bundle each, 8 clien
 "$HORTUS" generate --patients "$TXP" --seed 2 --format bundles "$T/tx" >/dev/null 2>&1
 TX_RES=$(cat "$T"/tx/*.json | grep -o '"request":{"method"' | wc -l)
 TX_START=$(date +%s.%N)
-ls "$T"/tx/*.json | xargs -P8 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST \
+# the shared Organizations and Practitioners first: the patients' Bundles name them
+curl -s -o /dev/null -w '%{http_code}\n' -X POST -H 'Content-Type: application/fhir+json' \
+    --data-binary @"$T/tx/organizations.json" "http://127.0.0.1:$HPORT/fhir" >"$T/tx.codes"
+ls "$T"/tx/*.json | grep -v '/organizations.json$' | xargs -P8 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST \
     -H 'Content-Type: application/fhir+json' --data-binary @{} "http://127.0.0.1:$HPORT/fhir" \
-    >"$T/tx.codes"
+    >>"$T/tx.codes"
 TX_END=$(date +%s.%N)
 TX_BAD=$(grep -vc '^200$' "$T/tx.codes" || :)
 

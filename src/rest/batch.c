@@ -90,6 +90,7 @@ struct bctx {
     size_t nrefs, refs_cap;
     rest_write refw;
     rest_gone gone; /* transaction: what its DELETE entries delete */
+    rest_gone made; /* transaction: what its POST and PUT entries write */
 };
 
 /* Record an entry's failure; returns 0 so routing code can `return fail_entry(..)`. */
@@ -709,9 +710,8 @@ static int resolve_entry(bctx *c, bentry *e, store_reader *rd)
     return rc;
 }
 
-static int gone_add(bctx *c, const fhir_type *type, const char *id)
+static int set_add(bctx *c, rest_gone *g, const fhir_type *type, const char *id)
 {
-    rest_gone *g = &c->gone;
     if (g->n == g->cap) {
         size_t nc = g->cap ? g->cap * 2 : 16;
         const fhir_type **t = arena_realloc(c->r->a, g->type, sizeof *t * g->cap, sizeof *t * nc);
@@ -750,7 +750,7 @@ static int tx_prepare(bctx *c)
                 break;
             if (!pass && e->status < 400 && e->w.id && !e->w.noop)
                 for (size_t k = 0; k <= e->w.nmore && !rc; k++)
-                    rc = gone_add(c, e->w.type, k ? e->w.more[k - 1] : e->w.id);
+                    rc = set_add(c, &c->gone, e->w.type, k ? e->w.more[k - 1] : e->w.id);
         }
     /* two entries that came to write one resource (a conditional delete: any it found) */
     for (size_t i = 0; i < c->n && !rc; i++) {
@@ -771,6 +771,16 @@ static int tx_prepare(bctx *c)
                 }
             }
         }
+    }
+    /* what the POST and PUT entries write: the references of the others may name it */
+    c->made.n = 0;
+    for (size_t i = 0; i < c->n && !rc; i++) {
+        bentry *e = &c->e[i];
+        e->w.made = &c->made;
+        e->w.deleted = &c->gone;
+        if (e->status < 400 && (e->m == BM_POST || e->m == BM_PUT) && e->w.id &&
+            !e->w.existing)
+            rc = set_add(c, &c->made, e->w.type, e->w.id);
     }
     if (!rc && (rc = apply_refs(c, rd)) == 1)
         return 1;

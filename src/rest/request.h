@@ -52,6 +52,8 @@ typedef struct rest_policy {
     rest_validation validate;
     unsigned cond_delete_max; /* DELETE Type?query: 0 or 1 = single (several: 412); more =
                                  multiple, deleting at most this many in one commit */
+    int ref_integrity;        /* 1: a write may not name a resource that does not exist, a
+                                 delete may not leave references to it (docs/REST.md) */
 } rest_policy;
 
 /* What the server is built from, owned by `hortus serve` (or a test) and

@@ -33,13 +33,17 @@ static void serve_usage(FILE *f)
                "[--threads N] [--base-url URL]\n"
                "                    [--validate full|structure|off] "
                "[--conditional-delete single|multiple]\n"
+               "                    [--referential-integrity on|off]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
                ", this machine only;\n"
                "                0.0.0.0 or :: for every interface)\n"
                "  --validate L  what every write checks: full (default: structure, bindings,\n"
                "                invariants), structure, or off (JSON, resourceType, id only)\n"
                "  --conditional-delete M  DELETE Type?query finding several resources:\n"
-               "                single (default: 412) or multiple (all of them, at most %u)\n",
+               "                single (default: 412) or multiple (all of them, at most %u)\n"
+               "  --referential-integrity on|off  on (default): a write naming a resource of\n"
+               "                this server that does not exist is 422, a delete leaving\n"
+               "                references to what it deletes 409\n",
             REST_MAX_COND_DELETE);
 }
 
@@ -58,7 +62,8 @@ int serve_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL;
     rest_server_opts o = {.port = 8080, .bind = REST_DEFAULT_BIND};
-    rest_policy policy = {.validate = REST_VALIDATE_FULL, .cond_delete_max = 1};
+    rest_policy policy = {.validate = REST_VALIDATE_FULL, .cond_delete_max = 1,
+                          .ref_integrity = 1};
     for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -68,7 +73,8 @@ int serve_main(int argc, char **argv)
         }
         if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
             strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind") &&
-            strcmp(a, "--validate") && strcmp(a, "--conditional-delete")) {
+            strcmp(a, "--validate") && strcmp(a, "--conditional-delete") &&
+            strcmp(a, "--referential-integrity")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -103,6 +109,13 @@ int serve_main(int argc, char **argv)
                 return 2;
             }
             policy.cond_delete_max = !strcmp(v, "multiple") ? REST_MAX_COND_DELETE : 1;
+        } else if (!strcmp(a, "--referential-integrity")) {
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                fprintf(stderr, "hortus serve: bad --referential-integrity '%s' (on or off)\n",
+                        v);
+                return 2;
+            }
+            policy.ref_integrity = !strcmp(v, "on");
         } else if (!strcmp(a, "--port")) {
             if (parse_uint(v, 65535, &o.port)) {
                 fprintf(stderr, "hortus serve: bad --port '%s'\n", v);

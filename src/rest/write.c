@@ -754,6 +754,221 @@ int rest_resolve_reference(const rest_ctx *ctx, store_reader *rd, arena *a, cons
     return rc;
 }
 
+/* ---- referential integrity ------------------------------------------------------- */
+
+#define REF_LOCK 'L' /* Aux tenant | 'L' | Type\0 | id\0: t of the last write naming it */
+#define REF_MAX_NAMED 5 /* referrers a refused delete names */
+
+static size_t ref_lock_key(uint8_t *k, uint32_t tenant, const char *type, const char *id)
+{
+    k[0] = (uint8_t)(tenant >> 24), k[1] = (uint8_t)(tenant >> 16);
+    k[2] = (uint8_t)(tenant >> 8), k[3] = (uint8_t)tenant;
+    k[4] = REF_LOCK;
+    size_t tl = strlen(type) + 1, il = strlen(id) + 1;
+    memcpy(k + 5, type, tl);
+    memcpy(k + 5 + tl, id, il);
+    return 5 + tl + il;
+}
+
+/* A literal reference to a resource of this server: "Type/id" or "Type/id/_history/vid",
+ * relative or under the base. 1 with *t, id (NUL-terminated) and *vid (0: current), or 0
+ * (contained, urn, conditional, another server's, or not a resource's URL). */
+static int local_ref(const rest_ctx *ctx, const char *s, size_t n, const fhir_type **t,
+                     char id[REST_MAX_ID + 1], uint64_t *vid)
+{
+    const char *base = ctx->base_url;
+    size_t bl = base ? strlen(base) : 0;
+    if (bl && n > bl && !memcmp(s, base, bl) && s[bl] == '/')
+        s += bl + 1, n -= bl + 1;
+    if (!n || memchr(s, ':', n) || memchr(s, '?', n) || memchr(s, '#', n))
+        return 0;
+    const char *sl = memchr(s, '/', n);
+    if (!sl || !(*t = fhir_resource_type(s, (size_t)(sl - s))))
+        return 0;
+    const char *ip = sl + 1, *end = s + n;
+    const char *h = memchr(ip, '/', (size_t)(end - ip));
+    size_t il = (size_t)((h ? h : end) - ip);
+    if (!rest_id_valid(ip, il) || il > REST_MAX_ID)
+        return 0;
+    memcpy(id, ip, il);
+    id[il] = 0;
+    *vid = 0;
+    if (h) {
+        if ((size_t)(end - h) < 11 || memcmp(h, "/_history/", 10))
+            return 0;
+        if (rest_vid_parse(h + 10, (size_t)(end - h - 10), vid))
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct ref_walk {
+    const rest_ctx *ctx;
+    store_reader *rd;
+    arena *a;
+    rest_write *w;
+    buf path;
+    int rc;
+} ref_walk;
+
+/* One literal reference of w's resource, at path: it must name a resource that exists
+ * (or that the transaction writes), and stay so until the commit. */
+static int check_ref(ref_walk *rw, const char *s, size_t n)
+{
+    rest_write *w = rw->w;
+    const fhir_type *t;
+    char id[REST_MAX_ID + 1];
+    uint64_t vid;
+    if (!local_ref(rw->ctx, s, n, &t, id, &vid))
+        return 0;
+    if (t == w->type && w->id && !strcmp(id, w->id))
+        return 0; /* itself */
+    if (!vid && rest_gone_has(w->made, t, id))
+        return 0; /* written by the same transaction */
+    char msg[400];
+    store_version v;
+    int rc = rest_gone_has(w->deleted, t, id) ? ERR_GONE
+             : vid ? store_vread(rw->rd, rw->ctx->tenant, t->name, id, vid, &v)
+                   : store_read(rw->rd, rw->ctx->tenant, t->name, id, &v);
+    if (rc == ERR_NOTFOUND || rc == ERR_GONE) {
+        snprintf(msg, sizeof msg,
+                 "reference '%.*s' names %s: a reference to this server must name a resource "
+                 "it holds (referential integrity; create the target first, or in the same "
+                 "transaction)",
+                 (int)(n > 120 ? 120 : n), s,
+                 rest_gone_has(w->deleted, t, id) ? "a resource this transaction deletes"
+                 : rc == ERR_GONE && !vid     ? "a deleted resource"
+                                              : "nothing");
+        refuse(rw->a, w, 422, OO_PROCESSING, msg);
+        w->why.expr = arena_strndup(rw->a, buf_cstr(&rw->path), rw->path.len);
+        return REST_PLAN_REFUSED;
+    }
+    if (rc || vid)
+        return rc; /* a version stays as it is */
+    store_cond c = {.kind = STORE_COND_VERSION, .type = t->name,
+                    .id = arena_strndup(rw->a, id, strlen(id)), .vid = v.vid};
+    uint8_t k[5 + 64 + 1 + REST_MAX_ID + 1];
+    uint8_t zero[8] = {0};
+    size_t kn = ref_lock_key(k, rw->ctx->tenant, t->name, id);
+    if (!c.id || idx_cond_append(rw->a, &w->conds, &w->ncond, &w->cond_cap, &c))
+        return ERR_NOMEM;
+    return add_extra(w, rw->a, STORE_DB_AUX, 0, k, kn, zero, sizeof zero, 0, 0, 1, 0);
+}
+
+static int walk_refs(ref_walk *rw, const json_val *v, int depth)
+{
+    if (depth > JSON_MAX_DEPTH + 2 || rw->rc)
+        return rw->rc;
+    if (v->type == JSON_ARRAY) {
+        for (uint32_t i = 0; i < v->n && !rw->rc; i++)
+            walk_refs(rw, &v->u.items[i], depth + 1);
+    } else if (v->type == JSON_OBJECT) {
+        size_t at = rw->path.len;
+        for (uint32_t i = 0; i < v->n && !rw->rc; i++) {
+            const json_member *m = &v->u.members[i];
+            if (depth == 0 && !strcmp(m->key, "contained"))
+                continue; /* contained resources name the container's targets: checked
+                             the same way below */
+            buf_printf(&rw->path, ".%s", m->key);
+            if (m->val.type == JSON_STRING && !strcmp(m->key, "reference"))
+                rw->rc = check_ref(rw, m->val.u.s, m->val.n);
+            else
+                walk_refs(rw, &m->val, depth + 1);
+            rw->path.len = at;
+            if (rw->path.data)
+                rw->path.data[at] = 0;
+        }
+    }
+    return rw->rc;
+}
+
+/* Every literal reference of w's resource (contained resources included) names a
+ * resource this server holds: REST_PLAN_REFUSED (422) when one does not, else the
+ * conditions and the lock puts that keep it true until the commit. */
+static int plan_references(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    ref_walk rw = {.ctx = ctx, .rd = rd, .a = a, .w = w, .path = BUF_INIT};
+    buf_printf(&rw.path, "%s", w->type->name);
+    walk_refs(&rw, w->res, 0);
+    const json_val *cont = json_get(w->res, "contained");
+    for (uint32_t i = 0; cont && cont->type == JSON_ARRAY && i < cont->n && !rw.rc; i++) {
+        rw.path.len = 0;
+        buf_printf(&rw.path, "%s.contained[%u]", w->type->name, i);
+        walk_refs(&rw, &cont->u.items[i], 1);
+    }
+    int rc = rw.path.err && !rw.rc ? ERR_NOMEM : rw.rc;
+    buf_free(&rw.path);
+    return rc;
+}
+
+typedef struct skip_ctx {
+    const rest_write *w;
+} skip_ctx;
+
+/* Referrers a delete may leave: deleted or written by the same transaction (what the
+ * latter write then names is checked on its own), or deleted by the same conditional
+ * delete. */
+static int skip_referrer(void *ctx, const char *type, const char *id)
+{
+    const rest_write *w = ((skip_ctx *)ctx)->w;
+    const fhir_type *t = fhir_resource_type(type, strlen(type));
+    if (rest_gone_has(w->deleted, t, id) || rest_gone_has(w->made, t, id))
+        return 1;
+    const rest_write *g = w->group ? w->group : w;
+    if (g->type == t && g->id && !strcmp(g->id, id))
+        return 1;
+    for (size_t i = 0; g->type == t && i < g->nmore; i++)
+        if (!strcmp(g->more[i], id))
+            return 1;
+    return 0;
+}
+
+/* A delete may not leave references to what it deletes: REST_PLAN_REFUSED (409, naming
+ * the first referrers) when some remain, else the condition that none was written
+ * since the snapshot (the lock key of every write naming it). */
+static int plan_referrers(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    srch_referrer found[REF_MAX_NAMED];
+    size_t n;
+    skip_ctx sc = {w};
+    int rc = srch_referrers(rd, a, ctx->spc, ctx->tenant, w->type->name, w->id, REF_MAX_NAMED,
+                            skip_referrer, &sc, found, &n);
+    if (rc)
+        return rc;
+    if (n) {
+        buf m = BUF_INIT;
+        buf_printf(&m, "%s/%s is referred to by", w->type->name, w->id);
+        for (size_t i = 0; i < n; i++)
+            buf_printf(&m, "%s %s/%s (%s)", i ? "," : "", found[i].type, found[i].id,
+                       found[i].param);
+        buf_printf(&m, "%s: deleting it would leave %s dangling (referential integrity); "
+                       "delete or change %s first, or in the same transaction",
+                   n == REF_MAX_NAMED ? " and maybe more" : "", n > 1 ? "them" : "it",
+                   n > 1 ? "them" : "it");
+        const char *msg = m.err ? NULL : arena_strndup(a, m.data, m.len);
+        buf_free(&m);
+        if (!msg)
+            return ERR_NOMEM;
+        return refuse(a, w, 409, OO_CONFLICT, msg);
+    }
+    uint8_t k[5 + 64 + 1 + REST_MAX_ID + 1];
+    size_t kn = ref_lock_key(k, ctx->tenant, w->type->name, w->id);
+    const void *val = NULL;
+    size_t vn = 0;
+    rc = store_get(rd, STORE_DB_AUX, k, kn, &val, &vn);
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    uint8_t *kc = arena_alloc(a, kn), *vc = vn ? arena_alloc(a, vn) : NULL;
+    if (!kc || (vn && !vc))
+        return ERR_NOMEM;
+    memcpy(kc, k, kn);
+    if (vn)
+        memcpy(vc, val, vn);
+    store_cond c = {.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = kc, .key_len = kn,
+                    .val = vc, .val_len = vn, .absent = rc == ERR_NOTFOUND};
+    return idx_cond_append(a, &w->conds, &w->ncond, &w->cond_cap, &c);
+}
+
 /* A conditional delete of several: the deletes of w->more planned like w's own, their
  * ops after w->op in w->ops, their extras and conditions joined to w's (one commit). */
 static int plan_more_deletes(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now_us,
@@ -776,6 +991,9 @@ static int plan_more_deletes(const rest_ctx *ctx, store_reader *rd, arena *a, in
         d->type = w->type;
         d->id = w->more[i];
         d->op_index = w->op_index;
+        d->made = w->made;
+        d->deleted = w->deleted;
+        d->group = w;
         int rc = rest_write_plan(ctx, rd, a, now_us, d);
         if (rc == REST_PLAN_REFUSED)
             w->why = d->why;
@@ -894,6 +1112,12 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
         buf_free(&b);
         if (err)
             return err;
+    }
+    if (ctx->svc && ctx->svc->policy.ref_integrity && ctx->spc) {
+        rc = w->kind == RW_DELETE ? plan_referrers(ctx, rd, a, w)
+                                  : plan_references(ctx, rd, a, w);
+        if (rc)
+            return rc;
     }
     rc = plan_extras(ctx, rd, a, w);
     if (rc || !w->nmore)

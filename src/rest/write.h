@@ -95,6 +95,13 @@ typedef struct rest_write {
                              what it finds (id NULL until then) */
     const rest_gone *gone; /* a transaction's entry: what its DELETE entries delete, which
                               the condition does not find (NULL: nothing) */
+    const rest_gone *made; /* a transaction's entry: what its POST and PUT entries write,
+                              which references may name (NULL: nothing) */
+    const rest_gone *deleted; /* a transaction's entry: what its DELETE entries delete,
+                              which references may not name, and which may name what
+                              this entry deletes (NULL: nothing) */
+    const struct rest_write *group; /* a conditional delete of several: the write whose
+                              id and `more` are all deleted (NULL: this one alone) */
     rest_write_kind asked; /* the kind the client asked for (a conditional update that
                               finds nothing becomes a create) */
     const char *create_id; /* a conditional write that creates: this id (a Bundle entry's,

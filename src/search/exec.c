@@ -2130,6 +2130,65 @@ int srch_includes(const srch_query *q, store_reader *rd, arena *a, uint32_t tena
     return 0;
 }
 
+/* ---- referrers ----------------------------------------------------------------------- */
+
+int srch_referrers(store_reader *rd, arena *a, const fp_sp_cache *spc, uint32_t tenant,
+                   const char *type, const char *id, size_t max, srch_skip_fn skip,
+                   void *skip_ctx, srch_referrer *out, size_t *n)
+{
+    *n = 0;
+    buf b = BUF_INIT;
+    int rc = id_value(&b, id, type);
+    const fhir_type *const *types;
+    size_t nt = fhir_resource_types(&types);
+    for (size_t t = 0; t < nt && !rc && *n < max; t++) {
+        const char *src = types[t]->name;
+        const fhir_search_param *const *sps;
+        size_t ns = fp_sp_params(spc, src, &sps);
+        for (size_t k = 0; k < ns && !rc && *n < max; k++) {
+            const fhir_search_param *sp = sps[k];
+            int refers = sp->type == FHIR_SP_REFERENCE && sp->ntargets == 0;
+            for (uint8_t j = 0; sp->type == FHIR_SP_REFERENCE && j < sp->ntargets && !refers;
+                 j++)
+                refers = !strcmp(sp->targets[j], type);
+            if (!refers)
+                continue;
+            uint8_t p[STORE_EXTRA_KEY_MAX + 16];
+            size_t pn = head(p, tenant, idx_param_hash(spc, src, sp), IDX_REF);
+            if (pn + b.len + IDX_RN_LEN > STORE_EXTRA_KEY_MAX)
+                continue; /* no key of it can have been written */
+            memcpy(p + pn, b.data, b.len);
+            pn += b.len;
+            store_iter *it;
+            if ((rc = store_scan(rd, STORE_DB_SEARCH_PARAM, p, pn, p, pn, &it)))
+                break;
+            const void *kv, *val;
+            size_t kn, vn;
+            while (*n < max && (rc = store_scan_next(it, &kv, &kn, &val, &vn)) == 0) {
+                if (kn != pn + IDX_RN_LEN)
+                    continue;
+                const char *rid = srch_rn_id(rd, a, tenant, src, (const uint8_t *)kv + pn);
+                if (!rid)
+                    continue; /* no id for the number: `hortus check` reports it */
+                if ((!strcmp(src, type) && !strcmp(rid, id)) || (skip && skip(skip_ctx, src, rid)))
+                    continue; /* itself, or a resource the caller knows about */
+                int dup = 0;
+                for (size_t i = 0; i < *n && !dup; i++)
+                    dup = out[i].type == src && !strcmp(out[i].id, rid);
+                if (!dup)
+                    out[(*n)++] = (srch_referrer){src, rid, sp->code};
+            }
+            store_iter_close(it);
+            if (rc == ERR_NOTFOUND)
+                rc = 0;
+        }
+    }
+    if (b.err && !rc)
+        rc = ERR_NOMEM;
+    buf_free(&b);
+    return rc;
+}
+
 int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char *comp,
                         const char *const *cids, size_t ncids, const char *type,
                         const char *id)

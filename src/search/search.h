@@ -214,6 +214,24 @@ int srch_in_compartment(store_reader *rd, arena *a, uint32_t tenant, const char 
                         const char *const *cids, size_t ncids, const char *type,
                         const char *id);
 
+/* A resource that refers to another through one of its reference search parameters. */
+typedef struct srch_referrer {
+    const char *type, *id; /* type: the model's name; id in the arena */
+    const char *param;     /* the parameter's code */
+} srch_referrer;
+
+/* 1 when the caller accounts for type/id itself (srch_referrers leaves it out). */
+typedef int (*srch_skip_fn)(void *ctx, const char *type, const char *id);
+
+/* Up to max resources, current in rd, whose reference search parameters (the model's and
+ * the custom ones of spc, every type) name type/id, other than itself and those skip
+ * accepts: what the delete of type/id would leave dangling. One prefix scan of the
+ * reference entries per parameter that may target type (a few hundred for Patient).
+ * *n found into out[0..max). 0, ERR_NOMEM, ERR_IO. */
+int srch_referrers(store_reader *rd, arena *a, const struct fp_sp_cache *spc, uint32_t tenant,
+                   const char *type, const char *id, size_t max, srch_skip_fn skip,
+                   void *skip_ctx, srch_referrer *out, size_t *n);
+
 /* The id of resource number rn of type (Aux), NUL-terminated in a; NULL when unknown.
  * A deleted resource's number is found too (its 'g' key). */
 const char *srch_rn_id(store_reader *rd, arena *a, uint32_t tenant, const char *type,

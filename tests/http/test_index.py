@@ -209,7 +209,7 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
     obs = {"resourceType": "Observation", "id": "o1", "status": "final",
            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
            "valueQuantity": {"value": 120, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
-    for res in (sr, obs):
+    for res in ({"resourceType": "Patient", "id": "p"}, sr, obs):
         assert requests.put(f"{s.base}/{res['resourceType']}/{res['id']}", headers=CT,
                             data=json.dumps(res)).status_code == 201
     code, out = s.stop()

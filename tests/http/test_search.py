@@ -39,6 +39,7 @@ def test_list_pages_in_id_order(http, base):
 
 
 def test_id_count_and_summary(http, base):
+    put(http, base, "Patient", "x")  # the flags' subject: references name what exists
     put(http, base, "Flag", "f1", status="active", code={"text": "a"}, subject={"reference": "Patient/x"})
     put(http, base, "Flag", "f2", status="active", code={"text": "b"}, subject={"reference": "Patient/x"})
     b = http.get(f"{base}/Flag", params={"_id": "f2,nope,f1"}).json()
@@ -78,6 +79,7 @@ def test_unknown_parameters_are_rejected_or_reported(http, base):
 
 
 def test_elements_and_summary_shape_bundle_entries(http, base):
+    put(http, base, "Patient", "p")
     put(http, base, "Basic", "shape-1", code={"text": "x"}, subject={"reference": "Patient/p"})
     b = http.get(f"{base}/Basic", params={"_id": "shape-1", "_elements": "code"}).json()
     res = b["entry"][0]["resource"]

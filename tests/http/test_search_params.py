@@ -507,6 +507,7 @@ def test_timing_dates_are_its_events_and_its_bounds(base):
     """A Timing is searched by its events and by the period its repetitions fall in
     (repeat.boundsPeriod); ServiceRequest.occurrence takes one."""
     sid = f"tim{TAG}"
+    put(base, {"resourceType": "Patient", "id": "x"})
     put(base, {"resourceType": "ServiceRequest", "id": sid, "status": "active",
                "intent": "order", "subject": {"reference": "Patient/x"},
                "occurrenceTiming": {"event": ["2023-01-15"],
