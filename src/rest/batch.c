@@ -58,12 +58,15 @@ typedef struct bentry {
     const char *full; /* entry.fullUrl, or NULL */
     uint64_t get_vid; /* GET of a version; 0 = current */
     const char *get_if_none_match;     /* GET: request.ifNoneMatch */
+    rest_route sub_route; /* GET of a search or a history: run as a request of its own */
+    const char *sub_query; /* its query ("" when none); NULL: a read or vread */
     int64_t get_if_modified_since;     /* GET: request.ifModifiedSince, or INT64_MIN */
     /* outcome */
     unsigned status;     /* 0 while pending */
     oo_code err_code;    /* when status >= 400 */
     const char *err_msg; /* arena */
     int has_op;          /* planned with an op to commit */
+    int sub_done;        /* a search or history entry, answered with its own response */
 } bentry;
 
 struct bctx {
@@ -224,6 +227,43 @@ static int apply_refs(bctx *c, store_reader *rd)
 
 /* ---- parsing the entries -------------------------------------------------- */
 
+/* A GET entry's url (relative, its base already taken off): a read or vread as before,
+ * or a search (Type?..., CompType/id/Type?...) or a history, run after the writes as a
+ * request of its own. Fails the entry when it is none of these. */
+static int route_get(bctx *c, bentry *e, const char *url, const char *qm)
+{
+    rest_req *r = c->r;
+    buf p = BUF_INIT;
+    buf_printf(&p, "%s/%.*s", REST_BASE_PATH, (int)(qm ? (size_t)(qm - url) : strlen(url)), url);
+    rest_route rt;
+    int rc = p.err ? p.err : rest_route_parse(r->a, buf_cstr(&p), &rt);
+    buf_free(&p);
+    if (rc)
+        return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
+    if (rt.kind == RR_UNKNOWN_TYPE)
+        return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
+                          rt.type_name);
+    if ((rt.kind == RR_INSTANCE || rt.kind == RR_VERSION) && !qm) {
+        if (!rest_id_valid(rt.id, rt.id_len))
+            return fail_entry(e, 400, OO_INVALID, "invalid id '%.80s' in request.url", rt.id);
+        if (rt.kind == RR_VERSION && rest_vid_parse(rt.vid, rt.vid_len, &e->get_vid))
+            return fail_entry(e, 400, OO_INVALID, "invalid versionId '%.40s' in request.url",
+                              rt.vid);
+        e->w.type = rt.type;
+        e->w.id = rt.id;
+        return 0;
+    }
+    if (rt.kind != RR_TYPE && rt.kind != RR_COMPARTMENT && rt.kind != RR_SYS_HISTORY &&
+        rt.kind != RR_TYPE_HISTORY && rt.kind != RR_INST_HISTORY)
+        return fail_entry(e, 400, OO_NOT_SUPPORTED,
+                          "GET entries are reads, vreads, searches and histories ('%.100s')",
+                          url);
+    e->sub_route = rt;
+    e->sub_query = qm ? qm + 1 : "";
+    e->w.type = rt.type;
+    return 0;
+}
+
 /* Route entry.request.url: relative "Type[/id[/_history/vid]]" or absolute under
  * our base. Fills e->type, e->id, e->get_vid or fails the entry. */
 static int route_entry(bctx *c, bentry *e, const char *url)
@@ -239,14 +279,12 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     if (url[0] == '/')
         url++;
     const char *qm = strchr(url, '?');
-    if (qm && (e->m == BM_GET || e->m == BM_POST))
+    if (e->m == BM_GET)
+        return route_get(c, e, url, qm);
+    if (qm && e->m == BM_POST)
         return fail_entry(e, 400, OO_NOT_SUPPORTED,
-                          e->m == BM_GET ? "search requests in a Bundle are not supported yet "
-                                           "('%.100s')"
-                          : e->m == BM_POST
-                              ? "a POST entry's request.url is 'Type' ('%.100s'): a "
-                                "conditional create names its search in request.ifNoneExist"
-                              : "'%.100s'",
+                          "a POST entry's request.url is 'Type' ('%.100s'): a conditional "
+                          "create names its search in request.ifNoneExist",
                           url);
     if (qm) { /* a conditional update or delete of a batch: Type?query */
         if (!qm[1])
@@ -278,9 +316,6 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     if (want_id && rt.kind != RR_INSTANCE)
         return fail_entry(e, 400, OO_INVALID, "a %s entry needs request.url 'Type/id'",
                           e->m == BM_PUT ? "PUT" : "DELETE");
-    if (e->m == BM_GET && rt.kind != RR_INSTANCE && rt.kind != RR_VERSION)
-        return fail_entry(e, 400, OO_NOT_SUPPORTED,
-                          "GET entries support read and vread only ('%.100s')", url);
     e->w.type = rt.type;
     if (rt.kind == RR_INSTANCE || rt.kind == RR_VERSION) {
         if (!rest_id_valid(rt.id, rt.id_len))
@@ -392,6 +427,13 @@ static int parse_entries(bctx *c, json_val *bundle)
         }
         if (!e->status)
             parse_entry_preconditions(e, req);
+        if (!e->status && e->sub_query &&
+            (e->get_if_none_match || e->get_if_modified_since != INT64_MIN))
+            fail_entry(e, 400, OO_NOT_SUPPORTED,
+                       "ifNoneMatch and ifModifiedSince apply to reads, not to a %s entry",
+                       e->sub_route.kind == RR_TYPE || e->sub_route.kind == RR_COMPARTMENT
+                           ? "search"
+                           : "history");
         e->w.kind = e->m == BM_POST ? RW_CREATE : e->m == BM_PUT ? RW_UPDATE : RW_DELETE;
         e->w.op_index = (uint16_t)i; /* < REST_MAX_BUNDLE_ENTRIES: unique in its request */
         if (!e->status && (e->m == BM_POST || e->m == BM_PUT)) {
@@ -605,6 +647,73 @@ static void respond_get(bctx *c, bentry *e, store_reader *rd, jw *w, const buf *
     bundle_entry_begin(w, NULL);
 }
 
+/* A search or history entry: run as a request of its own (after the writes, so it sees
+ * them), its answer -- a Bundle, or an OperationOutcome -- the entry's resource or
+ * outcome. */
+static void respond_sub(bctx *c, bentry *e, jw *w, const buf *b)
+{
+    rest_req *r = c->r;
+    rest_req *s = arena_zalloc(r->a, sizeof *s);
+    buf out = BUF_INIT;
+    if (!s) {
+        fail_entry(e, 500, OO_EXCEPTION, "out of memory");
+        bundle_entry_begin(w, NULL);
+        return;
+    }
+    s->site = r->site;
+    s->a = r->a;
+    s->method = RM_GET;
+    s->route = e->sub_route;
+    s->ctx = r->ctx;
+    s->ctx.snap = NULL;
+    s->t_start_ns = rest_now_ns();
+    s->parent = r;
+    s->sub_query = e->sub_query;
+    s->sub_body = &out;
+    int search = e->sub_route.kind == RR_TYPE || e->sub_route.kind == RR_COMPARTMENT;
+    s->ri = search ? RI_SEARCH_TYPE
+            : e->sub_route.kind == RR_SYS_HISTORY  ? RI_HISTORY_SYSTEM
+            : e->sub_route.kind == RR_TYPE_HISTORY ? RI_HISTORY_TYPE
+                                                   : RI_HISTORY_INSTANCE;
+    if (search)
+        rest_search(s);
+    else
+        rest_history(s);
+    rest_snapshot_end(s);
+    if (out.err || !s->sub_status) {
+        fail_entry(e, 500, OO_EXCEPTION, "the %s could not be answered",
+                   search ? "search" : "history");
+        buf_free(&out);
+        bundle_entry_begin(w, NULL);
+        return;
+    }
+    if (b->len + out.len > REST_MAX_RESPONSE) {
+        fail_entry(e, 413, OO_TOO_COSTLY,
+                   "the answer does not fit in the response (REST_MAX_RESPONSE): ask it on its "
+                   "own, or with a smaller _count");
+        buf_free(&out);
+        bundle_entry_begin(w, NULL);
+        return;
+    }
+    e->status = s->sub_status;
+    bundle_entry_begin(w, NULL);
+    if (e->status < 400 && out.len) {
+        jw_key(w, "resource");
+        rest_write_resource(r, w, out.data, out.len);
+    }
+    jw_key(w, "response");
+    jw_obj(w);
+    jw_key(w, "status");
+    jw_str(w, bundle_status_text(e->status));
+    if (e->status >= 400 && out.len) {
+        jw_key(w, "outcome");
+        rest_write_resource(r, w, out.data, out.len);
+    }
+    jw_end(w);
+    buf_free(&out);
+    e->sub_done = 1;
+}
+
 static int respond(bctx *c)
 {
     rest_req *r = c->r;
@@ -622,7 +731,9 @@ static int respond(bctx *c)
     for (size_t i = 0; i < c->n; i++) {
         bentry *e = &c->e[i];
         const store_op *op = &e->w.op;
-        if (!e->status && e->m == BM_GET) {
+        if (!e->status && e->m == BM_GET && e->sub_query) {
+            respond_sub(c, e, &w, &b);
+        } else if (!e->status && e->m == BM_GET) {
             respond_get(c, e, rd, &w, &b);
         } else if (e->status < 400 && e->has_op) {
             open_entry(&w, base, e);
@@ -648,7 +759,7 @@ static int respond(bctx *c)
             if (e->status < 400)
                 write_version_response(&w, base, e, 0, 0, 0); /* 204 without a write */
         }
-        if (e->status >= 400) {
+        if (e->status >= 400 && !e->sub_done) {
             jw_key(&w, "response");
             jw_obj(&w);
             jw_key(&w, "status");
@@ -993,8 +1104,8 @@ static int response_too_big(bctx *c)
     size_t total = r->body.len;
     for (size_t i = 0; i < c->n && total <= REST_MAX_RESPONSE; i++) {
         bentry *e = &c->e[i];
-        if (e->status || e->m != BM_GET)
-            continue;
+        if (e->status || e->m != BM_GET || e->sub_query)
+            continue; /* a search or history answer is budgeted when it is built */
         store_version v;
         int g = e->get_vid
                     ? store_vread(rd, r->ctx.tenant, e->w.type->name, e->w.id, e->get_vid, &v)

@@ -15,16 +15,39 @@
 
 #include "base/err.h"
 #include "index/params.h"
+#include "rest/params.h"
 #include "rest/request.h"
 #include "store/store.h"
 
 const char *rest_header(rest_req *r, const char *name)
 {
+    if (!r->conn && r->parent)
+        return rest_header(r->parent, name);
     return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+typedef struct query_find {
+    const char *name, *value;
+    int found;
+} query_find;
+
+static int find_cb(void *ctx, const char *key, const char *value)
+{
+    query_find *f = ctx;
+    if (strcmp(key, f->name))
+        return 0;
+    f->value = value;
+    f->found = 1;
+    return 1;
 }
 
 const char *rest_query(rest_req *r, const char *name)
 {
+    if (r->sub_query) {
+        query_find f = {name, NULL, 0};
+        rest_form_each(r->a, r->sub_query, strlen(r->sub_query), find_cb, &f);
+        return f.found ? (f.value ? f.value : "") : NULL;
+    }
     return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
@@ -44,6 +67,10 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
 void rest_query_each(rest_req *r, int (*fn)(void *ctx, const char *key, const char *value),
                      void *ctx)
 {
+    if (r->sub_query) {
+        rest_form_each(r->a, r->sub_query, strlen(r->sub_query), fn, ctx);
+        return;
+    }
     if (!r->conn)
         return;
     query_iter q = {fn, ctx};

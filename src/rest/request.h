@@ -125,6 +125,14 @@ struct rest_req {
     int gate_waiting; /* gated, and still waiting (not the holder) */
     char gate_key[24 + 64 + 1 + REST_MAX_ID + 1];
     rest_req *gate_next;
+
+    /* a GET entry of a Bundle (search, history) run as a request of its own (batch.c):
+     * its query instead of the connection's, its headers those of the Bundle's request,
+     * and its answer into sub_body and sub_status instead of onto the connection */
+    rest_req *parent;
+    const char *sub_query;
+    buf *sub_body;
+    unsigned sub_status;
 };
 
 /* Fill r->ctx (tenant, base URL; principal and snapshot empty). Called once per

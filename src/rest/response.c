@@ -20,6 +20,17 @@
 
 int rest_send(rest_req *r, rest_reply *rep)
 {
+    if (r->sub_body) { /* a Bundle entry's request: the answer goes back to the Bundle */
+        r->sub_status = rep->status;
+        if (rep->body && rep->len)
+            buf_put(r->sub_body, rep->body, rep->len);
+        if (rep->body_is_heap)
+            free((void *)rep->body);
+        rep->body = NULL;
+        rep->body_is_heap = 0;
+        rest_snapshot_end(r);
+        return REST_DONE;
+    }
     struct MHD_Response *resp;
     if (rep->body && rep->len) {
         resp = MHD_create_response_from_buffer(

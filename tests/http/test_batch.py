@@ -90,7 +90,7 @@ def test_transaction_entry_errors(http, base):
         [post_entry({"resourceType": "Patient"}) | {"request": {"method": "POST", "url": "Observation"}}],
         [put_entry({"resourceType": "Patient", "id": "a"}) | {"request": {"method": "PUT", "url": "Patient/b"}}],
         [{"request": {"method": "PATCH", "url": "Patient/a"}}],
-        [{"request": {"method": "GET", "url": "Patient?name=x"}}],
+        [{"request": {"method": "GET", "url": "Patient/$everything"}}],  # not a read, search or history
         [put_entry({"resourceType": "Patient", "id": "dup"}), put_entry({"resourceType": "Patient", "id": "dup"})],
         [{"request": {"method": "DELETE", "url": "Foo/1"}}],
     ]
@@ -145,3 +145,58 @@ def test_base_post_needs_batch_or_transaction(http, base, body):
 def test_base_post_bad_json(http, base):
     assert_outcome(http.post(base, data=b'{"resourceType": "Bundle",', headers=CT), 400)
     assert_outcome(http.post(base, data=b'<Bundle/>', headers={"Content-Type": "application/xml"}), 415)
+
+
+def test_search_and_history_entries(http, base):
+    """GET entries may search (Type?..., a compartment) and read histories; they run after
+    the writes of their Bundle, and each answers with a Bundle of its own, or its
+    OperationOutcome when it fails."""
+    import uuid
+    fam = f"Srch{uuid.uuid4().hex[:8]}"
+    r = http.post(base, json=tx([
+        post_entry({"resourceType": "Patient", "name": [{"family": fam}]}, "urn:uuid:p1"),
+        post_entry({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                    "subject": {"reference": "urn:uuid:p1"}}),
+        {"request": {"method": "GET", "url": f"Patient?family={fam}"}},
+        {"request": {"method": "GET", "url": f"Patient?family={fam}&_summary=count"}},
+        {"request": {"method": "GET", "url": "Observation?subject:missing=false&_count=1"}},
+    ]), headers=CT)
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    pid = e[0]["resource"]["id"]
+    found = e[2]["resource"]
+    assert e[2]["response"]["status"].startswith("200")
+    assert found["resourceType"] == "Bundle" and found["type"] == "searchset"
+    assert [x["resource"]["id"] for x in found["entry"]] == [pid]  # the write it follows
+    assert e[3]["resource"]["total"] == 1
+    assert len(e[4]["resource"]["entry"]) == 1
+    # a batch: a compartment search, a history, an unknown parameter (that entry fails,
+    # the others answer), a read
+    r = http.post(base, json=tx([
+        {"request": {"method": "GET", "url": f"Patient/{pid}/Observation"}},
+        {"request": {"method": "GET", "url": f"Patient/{pid}/_history"}},
+        {"request": {"method": "GET", "url": f"Patient?famly={fam}"}},
+        {"request": {"method": "GET", "url": f"{base}/Patient?family={fam}"}},
+        {"request": {"method": "GET", "url": f"Patient/{pid}"}},
+        {"request": {"method": "GET", "url": "Patient/$everything"}},
+        {"request": {"method": "GET", "url": f"Patient?family={fam}", "ifNoneMatch": "*"}},
+    ], "batch"), headers=CT)
+    assert r.status_code == 200, r.text
+    e = r.json()["entry"]
+    assert [x["resource"]["subject"]["reference"] for x in e[0]["resource"]["entry"]] == \
+        [f"Patient/{pid}"]
+    assert e[1]["resource"]["type"] == "history" and len(e[1]["resource"]["entry"]) == 1
+    assert e[2]["response"]["status"].startswith("400")
+    assert "famly" in e[2]["response"]["outcome"]["issue"][0]["diagnostics"]
+    assert "resource" not in e[2]
+    assert len(e[3]["resource"]["entry"]) == 1
+    assert e[4]["resource"]["id"] == pid
+    assert e[5]["response"]["status"].startswith("400")
+    assert e[6]["response"]["status"].startswith("400")
+    # lenient handling of the Bundle's request applies to its searches
+    r = http.post(base, json=tx([{"request": {"method": "GET", "url": f"Patient?famly={fam}"}}],
+                                "batch"),
+                  headers={**CT, "Prefer": "handling=lenient"})
+    out = r.json()["entry"][0]
+    assert out["response"]["status"].startswith("200"), out
+    assert any(x["search"]["mode"] == "outcome" for x in out["resource"]["entry"])
