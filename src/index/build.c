@@ -23,10 +23,10 @@
 
 #define IDX_BUILD_BATCH 500
 #define IDX_MARKER "search-index"
-#define IDX_MARKER_VERSION "4" /* 2: Timing.repeat.boundsPeriod; 3: composites,
+#define IDX_MARKER_VERSION "5" /* 2: Timing.repeat.boundsPeriod; 3: composites,
                                   canonical versions, contained references; 4: entries
-                                  within a patient */
-#define IDX_MARKER_OLDER "123" /* layouts this build brings up to date at start */
+                                  within a patient; 5: Location.position (near) */
+#define IDX_MARKER_OLDER "1234" /* layouts this build brings up to date at start */
 
 static size_t marker_key(uint8_t *k, uint32_t tenant)
 {

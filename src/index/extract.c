@@ -20,7 +20,8 @@
  *              evaluated on that value and gives parts (the entries above, of one kind
  *              each: T, S, R, U, D, N, and q for a quantity); every combination of one
  *              part per component is one K entry
- * Special parameters are not indexed (the query side refuses them with a clear message).
+ *   special    near (Location.position) -> G(latitude, longitude); no other special
+ *              parameter is indexed (the query side refuses them with a clear message)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,6 +445,28 @@ static void number_value(xctx *x, const fp_val *v)
         add_double(x, IDX_NUMBER, NULL, NULL, fp_dec_to_double(v->u.d));
 }
 
+int idx_special_indexed(const fhir_search_param *sp)
+{
+    return sp->type == FHIR_SP_SPECIAL && !strcmp(sp->code, "near") && sp->expression &&
+           !strcmp(sp->expression, "Location.position");
+}
+
+/* Location.position: G latitude longitude, when both are there and on the globe. */
+static void geo_value(xctx *x, const fp_val *v)
+{
+    if (v->kind != FP_OBJ || !v->node || v->node->type != JSON_OBJECT)
+        return;
+    double lat, lon;
+    if (json_double(json_get(v->node, "latitude"), &lat) ||
+        json_double(json_get(v->node, "longitude"), &lon) || !(lat >= -90 && lat <= 90) ||
+        !(lon >= -180 && lon <= 180))
+        return;
+    buf_reset(&x->tmp);
+    idx_put_double(&x->tmp, lat);
+    idx_put_double(&x->tmp, lon);
+    add(x, IDX_GEO, &x->tmp);
+}
+
 /* A quantity as one part of a composite entry: every form a query may take (value,
  * value|system|code, value||unit, UCUM) is decided from these fields. */
 static void quantity_part(xctx *x, const json_val *val, double d, const char *sys,
@@ -536,6 +559,7 @@ static void values_of(xctx *x, fhir_sp_type t, const fp_coll *c)
         case FHIR_SP_NUMBER: number_value(x, v); break;
         case FHIR_SP_QUANTITY: quantity_value(x, v); break;
         case FHIR_SP_URI: uri_value(x, v); break;
+        case FHIR_SP_SPECIAL: geo_value(x, v); break; /* near, the one indexed */
         default: break;
         }
     }
@@ -679,7 +703,7 @@ static void extract_param(xctx *x, const fp_sp_cache *spc, const char *type,
                           const fhir_search_param *sp, const json_val *res)
 {
     const fp_expr *ex = fp_sp_cache_get(spc, sp);
-    if (!ex || sp->type == FHIR_SP_SPECIAL)
+    if (!ex || (sp->type == FHIR_SP_SPECIAL && !idx_special_indexed(sp)))
         return;
     fp_coll c;
     fp_error fe;

@@ -57,6 +57,7 @@ enum {
     IDX_URI = 'U',     /* uri\0 */
     IDX_OF_TYPE = 'O', /* Identifier: type system\0 type code\0 value\0 (:of-type) */
     IDX_COMPOSITE = 'K',/* one part per component (below) */
+    IDX_GEO = 'G',      /* latitude double(8) longitude double(8): Location.position (near) */
     IDX_PAT_TOKEN = 'j',/* a T entry within a patient: patient-id\0 code\0 system\0 */
     IDX_PAT_DATE = 'k', /* a D entry within a patient: patient-id\0 lo(8) hi(8) */
     IDX_PAT_OVER = 'z', /* patient-id\0: some entries of this resource within that patient
@@ -64,6 +65,9 @@ enum {
     IDX_QTY_PART = 'q', /* a quantity inside a composite: system\0 code\0 unit\0 double(8)
                            has-canonical(1) [canonical unit\0 double(8)] */
 };
+
+/* 1 when special parameter sp is one the index holds entries of (R4's Location.near). */
+int idx_special_indexed(const struct fhir_search_param *sp);
 
 /* ---- composite parameters (composite.c) ----------------------------------------------
  * An IDX_COMPOSITE entry holds, for one value of the parameter's expression, one part per

@@ -10,6 +10,7 @@
  * arrays of rn (10 bytes each), so union is sort + dedupe and intersection a merge.
  * The result is in rn order (creation order) unless _sort asks otherwise.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,27 @@ static int pred_number(const srch_value *v, const uint8_t *val, size_t len)
 static int pred_composite(const srch_value *v, const uint8_t *val, size_t len);
 static int pred_composite_tail(const srch_value *v, const uint8_t *val, size_t len);
 
+/* near: the latitude band a distance spans, in degrees */
+static double geo_band(const srch_value *v)
+{
+    return v->gdist / SRCH_EARTH_RADIUS_M * (180.0 / M_PI);
+}
+
+static int geo_match(const srch_value *v, const uint8_t *val, size_t len)
+{
+    return len == 16 &&
+           srch_distance_m(v->glat, v->glon, get_double(val), get_double(val + 8)) <= v->gdist;
+}
+
+/* near: G keys in latitude order from the band's south edge; past its north edge nothing
+ * later matches */
+static int pred_geo(const srch_value *v, const uint8_t *val, size_t len)
+{
+    if (len == 16 && get_double(val) > v->glat + geo_band(v))
+        return -1;
+    return geo_match(v, val, len);
+}
+
 /* The set of one value of a clause. */
 static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *out)
 {
@@ -378,6 +400,17 @@ static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *
     if (v->key_len)
         memcpy(p + hn, v->key, v->key_len);
     size_t pn = hn + v->key_len;
+    if (v->kind == IDX_GEO) {
+        uint8_t from[sizeof p];
+        double south = v->glat - geo_band(v);
+        buf b = BUF_INIT;
+        idx_put_double(&b, south < -90 ? -90 : south);
+        memcpy(from, p, pn);
+        memcpy(from + pn, b.data, 8);
+        int bad = b.err;
+        buf_free(&b);
+        return bad ? ERR_NOMEM : scan(x, p, pn, from, pn + 8, pred_geo, v, out);
+    }
     if (v->kind == IDX_DATE) {
         uint8_t from[sizeof p];
         buf b = BUF_INIT;
@@ -649,7 +682,7 @@ static int clause_cheap(const srch_clause *c)
         const srch_value *v = &c->v[i];
         if (v->kind == IDX_DATE || v->kind == IDX_NUMBER || v->kind == IDX_QTY ||
             v->kind == IDX_QTY_UCUM || v->kind == IDX_QTY_VALUE || v->kind == IDX_COMPOSITE ||
-            v->system || v->needle || v->above)
+            v->kind == IDX_GEO || v->system || v->needle || v->above)
             return 0;
     }
     return 1;
@@ -662,6 +695,8 @@ static int entry_matches(const srch_value *v, const idx_entry *e)
         return 0;
     if (v->kind == IDX_COMPOSITE)
         return pred_composite(v, e->val, e->len) == 1;
+    if (v->kind == IDX_GEO)
+        return geo_match(v, e->val, e->len);
     if (v->kind == IDX_DATE)
         return e->len == 16 && date_match(v, get_instant(e->val), get_instant(e->val + 8));
     if (v->kind == IDX_NUMBER || v->kind == IDX_QTY || v->kind == IDX_QTY_UCUM ||

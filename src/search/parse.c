@@ -235,6 +235,59 @@ static int number_value(const char *name, const char *s, srch_value *v, srch_err
     return 0;
 }
 
+/* near=latitude|longitude[|distance[|unit]]: a point and how far from it (the unit a UCUM
+ * length, km when absent; the distance SRCH_NEAR_DEFAULT_M when absent). */
+static int near_value(arena *a, const char *name, const char *s, srch_value *v, srch_error *e)
+{
+    char *parts[5];
+    size_t np = split(a, s, '|', parts, 4);
+    if (np == (size_t)-1)
+        return ERR_NOMEM;
+    if (np == (size_t)-2 || np < 2)
+        return fail(e, ERR_INVALID, OO_INVALID,
+                    "%s: '%.60s' is not a position (expected latitude|longitude[|distance"
+                    "[|unit]])",
+                    name, s);
+    fp_dec x, half;
+    if (number_decimal(parts[0], &x, &half) || !((v->glat = fp_dec_to_double(x)) >= -90) ||
+        v->glat > 90)
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: latitude '%.40s' is not a number in "
+                                                "[-90, 90]", name, parts[0]);
+    if (number_decimal(parts[1], &x, &half) || !((v->glon = fp_dec_to_double(x)) >= -180) ||
+        v->glon > 180)
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: longitude '%.40s' is not a number in "
+                                                "[-180, 180]", name, parts[1]);
+    v->gdist = SRCH_NEAR_DEFAULT_M;
+    if (np >= 3 && *parts[2]) {
+        const char *unit = np == 4 && *parts[3] ? parts[3] : "km";
+        fp_qty q, c;
+        if (number_decimal(parts[2], &x, &half) || fp_dec_cmp(x, fp_dec_from_i64(0)) < 0)
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s: distance '%.40s' is not a number of 0 or more", name, parts[2]);
+        if (fp_qty_make(x, unit, strlen(unit), &q) || fp_qty_canonical(&q, &c) ||
+            strcmp(c.unit, "m"))
+            return fail(e, ERR_INVALID, OO_INVALID,
+                        "%s: unit '%.40s' is not a UCUM length (km, m, [mi_i] ...)", name,
+                        unit);
+        v->gdist = fp_dec_to_double(c.value);
+    } else if (np == 4 && *parts[3]) {
+        return fail(e, ERR_INVALID, OO_INVALID, "%s: a unit without a distance", name);
+    }
+    v->kind = IDX_GEO;
+    return 0;
+}
+
+double srch_distance_m(double lat1, double lon1, double lat2, double lon2)
+{
+    const double rad = M_PI / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double h = sin(dlat / 2) * sin(dlat / 2) +
+               cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+    if (h > 1)
+        h = 1;
+    return 2 * SRCH_EARTH_RADIUS_M * asin(sqrt(h));
+}
+
 /* value in a UCUM unit -> the same quantity in its canonical unit (decimal), 0 or -1 */
 static int ucum_canonical(fp_dec value, const char *unit, fp_dec *out, char *cunit,
                           size_t cap)
@@ -500,6 +553,10 @@ static int one_value(arena *a, const fhir_search_param *sp, const char *name, sr
     case FHIR_SP_NUMBER: return number_value(name, s, v, e);
     case FHIR_SP_QUANTITY: return quantity_value(a, name, s, v, e);
     case FHIR_SP_URI: return uri_value(a, mod, s, v);
+    case FHIR_SP_SPECIAL:
+        if (idx_special_indexed(sp))
+            return near_value(a, name, s, v, e);
+        /* fall through */
     default:
         return fail(e, ERR_UNSUPPORTED, OO_NOT_SUPPORTED, "%s: a %s value is not supported",
                     name, fhir_sp_type_name(sp->type));
@@ -654,6 +711,10 @@ int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefi
         *modifiers = ":missing";
         *prefixes = "eq, ne, gt, lt, ge, le, sa, eb, ap (on date, number and quantity parts)";
         return 1;
+    case FHIR_SP_SPECIAL: /* near, the one special parameter served */
+        *modifiers = ":missing; value latitude|longitude|distance|unit (km when absent; "
+                     "1 km when the distance is absent)";
+        return 1;
     default: *modifiers = ""; return 0;
     }
 }
@@ -661,6 +722,8 @@ int srch_type_support(fhir_sp_type t, const char **modifiers, const char **prefi
 int srch_param_supported(const fhir_search_param *sp)
 {
     const char *m, *p;
+    if (sp->type == FHIR_SP_SPECIAL)
+        return idx_special_indexed(sp);
     return sp->expression && *sp->expression && srch_type_support(sp->type, &m, &p);
 }
 

@@ -69,7 +69,14 @@ typedef struct srch_value {
     int above;           /* uri :above: match entries that are prefixes of key */
     const struct srch_value *sub; /* composite: one value per component, keys as parts */
     size_t nsub;
+    double glat, glon, gdist; /* near: the point (degrees) and the distance (metres) */
 } srch_value;
+
+#define SRCH_NEAR_DEFAULT_M 1000.0 /* near without a distance: within 1 km */
+#define SRCH_EARTH_RADIUS_M 6371008.8 /* mean radius (IUGG) for great-circle distances */
+
+/* The great-circle distance in metres between two points given in degrees (haversine). */
+double srch_distance_m(double lat1, double lon1, double lat2, double lon2);
 
 struct srch_query;
 

@@ -196,7 +196,8 @@ def test_data_written_before_the_index_is_indexed_at_start(make_server, tmp_path
 
 def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_path):
     """A directory whose index marker names an older layout (1: before
-    Timing.repeat.boundsPeriod was indexed; 2: before composites) is re-planned at start,
+    Timing.repeat.boundsPeriod was indexed; 2: before composites; 4: before near) is
+    re-planned at start,
     resource by resource, so what the older layout left out is found; a layout newer
     than the build stops it."""
     import lmdb
@@ -209,7 +210,9 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
     obs = {"resourceType": "Observation", "id": "o1", "status": "final",
            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
            "valueQuantity": {"value": 120, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
-    for res in ({"resourceType": "Patient", "id": "p"}, sr, obs):
+    loc = {"resourceType": "Location", "id": "loc1", "position": {"latitude": 52.0907,
+                                                                   "longitude": 5.1214}}
+    for res in ({"resourceType": "Patient", "id": "p"}, sr, obs, loc):
         assert requests.put(f"{s.base}/{res['resourceType']}/{res['id']}", headers=CT,
                             data=json.dumps(res)).status_code == 201
     code, out = s.stop()
@@ -220,14 +223,14 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
         env = lmdb.open(str(data), max_dbs=16, lock=False)
         with env.begin(write=True) as txn:
             aux = env.open_db(b"Aux", txn=txn)
-            assert txn.get(key, db=aux) == b"4"
-            if v in (b"1", b"2", b"3"):  # what an older layout left out: here, everything
+            assert txn.get(key, db=aux) == b"5"
+            if v in (b"1", b"2", b"3", b"4"):  # what an older layout left out: here, everything
                 for name in (b"SearchParam", b"SearchCount", b"ResourceParam", b"Aux"):
                     txn.drop(env.open_db(name, txn=txn), delete=False)
             txn.put(key, v, db=aux)
         env.close()
 
-    for older in (b"1", b"2", b"3"):
+    for older in (b"1", b"2", b"3", b"4"):
         set_marker(older)
         s2 = make_server(data)
         assert "bringing the search index of" in s2.output()
@@ -236,6 +239,8 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
         r = requests.get(f"{s2.base}/Observation",
                          params={"code-value-quantity": "8480-6$gt100"}).json()
         assert [e["resource"]["id"] for e in r.get("entry", [])] == ["o1"]
+        r = requests.get(f"{s2.base}/Location", params={"near": "52.09|5.12|1|km"}).json()
+        assert [e["resource"]["id"] for e in r.get("entry", [])] == ["loc1"]
         code, out = s2.stop()
         assert code == 0, out
         assert check(data)[0] == 0

@@ -39,10 +39,11 @@ def test_metadata(http, base):
     assert sp["_id"]["type"] == "token"
     obs = {p["name"]: p["type"] for p in types["Observation"]["searchParam"]}
     assert obs["value-quantity"] == "quantity" and obs["subject"] == "reference"
-    # listed is what a search accepts: composites are, special parameters are not yet
+    # listed is what a search accepts: composites are, and near, the one special parameter
     assert obs["component-code-value-quantity"] == "composite"
-    loc = {p["name"] for p in types["Location"]["searchParam"]}
-    assert "near" not in loc and "address" in loc
+    loc = {p["name"]: p for p in types["Location"]["searchParam"]}
+    assert loc["near"]["type"] == "special" and "address" in loc
+    assert "latitude|longitude" in loc["near"]["documentation"]
     doc = {p["name"]: p["documentation"] for p in types["Observation"]["searchParam"]}
     assert "prefixes: eq, ne, gt, lt, ge, le, sa, eb, ap" in doc["date"]
     assert ":not" in doc["code"] and ":exact" in sp["family"]["documentation"]

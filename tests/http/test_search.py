@@ -100,7 +100,12 @@ def test_the_capability_statement_lists_what_search_accepts(http, base):
         for name in listed:
             r = http.get(f"{base}/{t}", params={f"{name}:missing": "false", "_count": 0})
             assert r.status_code == 200, (t, name, r.text)
-    # a special parameter of the model is not listed, and refused
-    assert "near" not in [p["name"] for p in types["Location"].get("searchParam", [])]
-    assert_outcome(http.get(f"{base}/Location", params={"near": "42.25|-83.69|10|km"}), 400,
+    # near, the model's special parameter, is listed and searched; its value is checked
+    assert "near" in [p["name"] for p in types["Location"].get("searchParam", [])]
+    r = http.get(f"{base}/Location", params={"near": "42.25|-83.69|10|km"})
+    assert r.status_code == 200, r.text
+    assert_outcome(http.get(f"{base}/Location", params={"near": "42.25|-83.69|10|kg"}), 400,
+                   "invalid")
+    # a result parameter hortus does not build is refused, never ignored
+    assert_outcome(http.get(f"{base}/Location", params={"_text": "ward"}), 400,
                    "not-supported")

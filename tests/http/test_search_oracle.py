@@ -320,6 +320,18 @@ def extras(rng, patients, practitioners, base):
                     "instantiatesUri": [rng.choice(["http://example.org/fhir/protocol/a",
                                                     "http://example.org/fhir/protocol/a/b",
                                                     "urn:x:protocol"])]})
+    # positions for near: a cluster (distances from a few metres to a few hundred km), the
+    # antimeridian, a pole, and one without a position
+    for i in range(14):
+        loc = {"resourceType": "Location", "id": f"x-loc-{i}", "name": f"site {i}"}
+        if i == 12:
+            loc["position"] = {"latitude": 0.0, "longitude": rng.choice([179.9995, -179.9995])}
+        elif i == 13:
+            loc["position"] = {"latitude": 89.9999, "longitude": 10.0}
+        elif i != 11:
+            loc["position"] = {"latitude": round(rng.uniform(50.7, 53.5), 6),
+                               "longitude": round(rng.uniform(3.4, 7.2), 6)}
+        out.append(loc)
     return out
 
 
@@ -549,6 +561,7 @@ class Gen:
                "token": ["|", "a|b|c"],
                "reference": ["Foo/bar/baz/x"],
                "composite": ["8480-6", "a$", "a$1$2$3$4", "$"],
+               "special": ["abc", "91|0", "52|5|1|kg", "52|5|-1", "52"],
                "string": [],
                "uri": []}.get(ptype, [])
         choice = r.random()
@@ -849,8 +862,30 @@ def gen_uri(g, type_, code, vals):
     return "above", esc_comma(u + r.choice(["", "/x", "/x/y", "x"]))
 
 
+def gen_special(g, type_, code, vals):
+    """near=lat|lon[|distance[|unit]]: around a stored point or a random one."""
+    r = g.rng
+    pts = [v["value"] for v in vals if isinstance(v["value"], dict) and
+           isinstance(v["value"].get("latitude"), (int, float)) and
+           isinstance(v["value"].get("longitude"), (int, float))]
+    if pts and r.random() < 0.8:
+        p = r.choice(pts)
+        lat, lon = p["latitude"] + r.uniform(-0.3, 0.3), p["longitude"] + r.uniform(-0.3, 0.3)
+    else:
+        lat, lon = r.uniform(-90, 90), r.uniform(-180, 180)
+    lat, lon = max(-90, min(90, lat)), max(-180, min(180, lon))
+    form = r.random()
+    if form < 0.15:
+        return None, f"{lat:.5f}|{lon:.5f}"
+    d = r.choice([0.5, 2, 10, 40, 150, 400, 25000])
+    if form < 0.3:
+        return None, f"{lat:.5f}|{lon:.5f}|{d}"
+    unit, scale = r.choice([("km", 1), ("m", 1000), ("[mi_i]", 1 / 1.609344)])
+    return None, f"{lat:.5f}|{lon:.5f}|{d * scale:.3f}|{unit}"
+
+
 PLAIN = {"token": "nope", "string": "nope", "reference": "Patient/nope", "date": "2024",
-         "number": "1", "quantity": "1", "uri": "urn:x:nope"}
+         "number": "1", "quantity": "1", "uri": "urn:x:nope", "special": "52|5|1|km"}
 
 
 def gen_composite(g, type_, code, vals):
@@ -880,7 +915,7 @@ def gen_composite(g, type_, code, vals):
 
 
 GEN = {"string": gen_string, "token": gen_token, "reference": gen_reference, "date": gen_date,
-       "number": gen_number, "quantity": gen_quantity, "uri": gen_uri,
+       "number": gen_number, "quantity": gen_quantity, "uri": gen_uri, "special": gen_special,
        "composite": gen_composite}
 
 

@@ -665,3 +665,71 @@ def test_a_code_without_system_across_its_systems(base):
     assert r["total"] == 4 and [e["resource"]["id"] for e in r["entry"]] == [f"xsd{TAG}", f"xsb{TAG}"]
     assert ids(base, "Observation", {"code": f"|{code}"}) == [f"xsd{TAG}"]
     assert ids(base, "Observation", {"code:not": code, "_id": f"xsa{TAG},xsd{TAG}"}) == []
+
+
+def test_near(base):
+    """Location?near=latitude|longitude|distance|unit: great-circle distance from a point
+    (km when no unit, 1 km when no distance), OR over points, :missing, chains; checked
+    against the distances this test computes itself."""
+    import math
+    import random
+    places = {"utrecht": (52.0907, 5.1214), "amsterdam": (52.3676, 4.9041),
+              "rotterdam": (51.9244, 4.4777), "groningen": (53.2194, 6.5665),
+              "maastricht": (50.8514, 5.6910), "east": (0.0, 179.9995),
+              "west": (0.0, -179.9995), "pole": (89.9999, 10.0)}
+    lid = {k: f"loc-{k}-{TAG}" for k in places}
+    for k, (lat, lon) in places.items():
+        put(base, {"resourceType": "Location", "id": lid[k], "name": f"{TAG} {k}",
+                   "position": {"latitude": lat, "longitude": lon}})
+    put(base, {"resourceType": "Location", "id": f"loc-none-{TAG}", "name": f"{TAG} none"})
+    mine = {**{v: k for k, v in lid.items()}, f"loc-none-{TAG}": "none"}
+
+    def near(value, **more):
+        got = ids(base, "Location", {"near": value, "name": TAG, **more})
+        return sorted(mine[i] for i in got)
+
+    def dist(a, b):
+        r = math.pi / 180
+        h = (math.sin((b[0] - a[0]) * r / 2) ** 2 +
+             math.cos(a[0] * r) * math.cos(b[0] * r) * math.sin((b[1] - a[1]) * r / 2) ** 2)
+        return 2 * 6371008.8 * math.asin(math.sqrt(min(1, h)))
+
+    u = places["utrecht"]
+    assert near("52.0907|5.1214|1|km") == ["utrecht"]
+    assert near("52.0907|5.1214") == ["utrecht"]  # 1 km when no distance
+    assert near("52.0907|5.1214|40") == ["amsterdam", "utrecht"]  # km when no unit
+    assert near("52.0907|5.1214|40000|m") == ["amsterdam", "utrecht"]
+    assert near(f"52.0907|5.1214|{dist(u, places['rotterdam']) / 1609.344 + 0.01}|[mi_i]") == \
+        ["amsterdam", "rotterdam", "utrecht"]
+    assert near("52.0907|5.1214|1|km,53.2194|6.5665|1|km") == ["groningen", "utrecht"]
+    assert near("0|180|1|km") == ["east", "west"]  # across the antimeridian
+    assert near("90|-170|1|km") == ["pole"]  # every longitude meets at the pole
+    missing = sorted(mine[i] for i in ids(base, "Location", {"near:missing": "true", "name": TAG}))
+    assert missing == ["none"]
+    rng = random.Random(5)
+    for _ in range(60):
+        p = (rng.uniform(50.5, 53.5), rng.uniform(3.5, 7.2))
+        d = rng.uniform(1, 250) * 1000
+        want = sorted(k for k, q in places.items() if dist(p, q) <= d)
+        if any(abs(dist(p, q) - d) < 1 for q in places.values()):
+            continue  # on the edge: rounding may decide
+        assert near(f"{p[0]:.6f}|{p[1]:.6f}|{d:.3f}|m") == want, (p, d)
+    # through a chain: the encounters at a location near a point
+    enc = f"enc-near-{TAG}"
+    put(base, {"resourceType": "Encounter", "id": enc, "status": "finished",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                         "code": "AMB"},
+               "location": [{"location": {"reference": f"Location/{lid['maastricht']}"}}]})
+    assert ids(base, "Encounter", {"location.near": "50.85|5.69|2|km", "_id": enc}) == [enc]
+    assert ids(base, "Encounter", {"location.near": "52.09|5.12|2|km", "_id": enc}) == []
+    # refused, never ignored
+    for bad, what in (("abc", "position"), ("91|0", "latitude"), ("52|181", "longitude"),
+                      ("52|5|1|kg", "unit"), ("52|5|-1", "distance"), ("52", "position"),
+                      ("52|5||km", "unit")):
+        r = requests.get(f"{base}/Location", params={"near": bad})
+        assert_outcome(r, 400)
+        assert what in r.json()["issue"][0]["diagnostics"], (bad, r.text)
+    assert_outcome(requests.get(f"{base}/Location", params={"_sort": "near"}), 400)
+    cap = requests.get(f"{base}/metadata").json()["rest"][0]["resource"]
+    loc = next(x for x in cap if x["type"] == "Location")
+    assert any(p["name"] == "near" and p["type"] == "special" for p in loc["searchParam"])

@@ -223,7 +223,7 @@ function makeCompositeEvaluator(expression, components) {
 /* ---- values to entries ------------------------------------------------------------------ */
 
 function empty() {
-  return { S: [], X: [], Y: [], T: [], O: [], R: [], I: [], D: [], N: [], Q: [], V: [], C: [], U: [], K: [] };
+  return { S: [], X: [], Y: [], T: [], O: [], R: [], I: [], D: [], N: [], Q: [], V: [], C: [], U: [], K: [], G: [] };
 }
 
 /* Strings inside a composite's parts are cut at PART_STR bytes (docs/SEARCH.md 1a), on
@@ -411,6 +411,11 @@ function valuesToEntries(spType, vals, base, ucum, inPart) {
         break;
       case 'uri':
         if (STRINGISH.has(type) && value) e.U.push(cutBytes(value, MAX_VALUE));
+        break;
+      case 'special': // near: Location.position, a point on the globe
+        if (obj && typeof obj.latitude === 'number' && typeof obj.longitude === 'number' &&
+            obj.latitude >= -90 && obj.latitude <= 90 && obj.longitude >= -180 && obj.longitude <= 180)
+          e.G.push([obj.latitude, obj.longitude]);
         break;
       default:
         break;

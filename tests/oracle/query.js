@@ -37,7 +37,18 @@ const MODIFIERS = {
   number: ['missing'],
   quantity: ['missing'],
   composite: ['missing'],
+  special: ['missing'], // near
 };
+
+/* The great-circle distance in metres between two points in degrees (haversine, the
+ * mean radius): what `near` compares with its distance. */
+function distanceM(a, b) {
+  const r = Math.PI / 180;
+  const h = Math.sin(((b[0] - a[0]) * r) / 2) ** 2 +
+    Math.cos(a[0] * r) * Math.cos(b[0] * r) * Math.sin(((b[1] - a[1]) * r) / 2) ** 2;
+  return 2 * 6371008.8 * Math.asin(Math.sqrt(Math.min(1, h)));
+}
+const NEAR_UNITS = { m: 1, km: 1000, '[mi_i]': 1609.344, '[nmi_i]': 1852 };
 const MAX_OR = 1000;
 const MAX_CLAUSES = 100;
 const MAX_SORT_KEYS = 8;
@@ -292,6 +303,23 @@ function parseValue(sp, mod, typeMod, chars, ctx) {
       if (!q) throw new QueryError(`${name}: not a date`);
       q.now = ctx.now;
       return { match: (e) => e.D.some((d) => dateMatch(prefix, q, d)) };
+    }
+    case 'special': { // near=lat|lon[|distance[|unit]]
+      const parts = splitLexed(chars, '|').map(text);
+      const num = (x) => (/^-?[0-9]+(\.[0-9]+)?$/.test(x) ? Number(x) : NaN);
+      const lat = num(parts[0]), lon = num(parts[1] || '');
+      if (parts.length < 2 || parts.length > 4 || !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180))
+        throw new QueryError(`${name}: not a position`);
+      let d = 1000;
+      if (parts.length >= 3 && parts[2] !== '') {
+        const unit = parts.length === 4 && parts[3] !== '' ? parts[3] : 'km';
+        const dv = num(parts[2]);
+        if (!(dv >= 0) || !(unit in NEAR_UNITS)) throw new QueryError(`${name}: not a distance`);
+        d = dv * NEAR_UNITS[unit];
+      } else if (parts.length === 4 && parts[3] !== '') {
+        throw new QueryError(`${name}: a unit without a distance`);
+      }
+      return { match: (e) => e.G.some((g) => distanceM([lat, lon], g) <= d) };
     }
     case 'number': {
       const [prefix, rest] = takePrefix(s);
