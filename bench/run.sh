@@ -16,6 +16,7 @@
 # BENCH_SAMPLE (paths in the read mix, default 2000),
 # HORTUS_BIN (default build/hortus), BENCH_KEEP=1 keeps the temp dir.
 #   6. transaction ingest (BENCH_TX_PATIENTS, default 200, one Bundle each, 8 clients);
+#   6b. durable creates by validation level (full, structure, off), fresh dir each;
 #   7. search (bench/search.sh): matches counted per second, first pages at 8 clients,
 #      _sort over the largest set, memory and database size.
 # Takes about 12 minutes (10,000 patients; 6 with BENCH_PATIENTS=1000); needs wrk, nginx,
@@ -208,6 +209,27 @@ ls "$T"/tx/*.json | grep -v '/organizations.json$' | xargs -P8 -I{} curl -s -o /
 TX_END=$(date +%s.%N)
 TX_BAD=$(grep -vc '^200$' "$T/tx.codes" || :)
 
+# what validation costs a write: the same creates at 32 clients against a fresh data dir
+# per level (`--validate full|structure|off`), referential integrity off in all three
+# (the bodies name patients a fresh dir does not hold), one server at a time
+echo "== durable creates by validation level, fresh data dirs, ${DUR}s each"
+: >"$T/creates-by-level"
+for level in full structure off; do
+    VPORT=$(free_port)
+    "$HORTUS" serve --port "$VPORT" --data "$T/v-$level" --validate "$level" \
+        --referential-integrity off >"$T/v-$level.log" 2>&1 &
+    VPID=$!
+    i=0
+    until curl -sf "http://127.0.0.1:$VPORT/healthz" >/dev/null 2>&1 || [ $i -gt 100 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    echo "$level $(run_wrk "create-$level" "$VPORT" 2 32 create.lua "$T/bodies.ndjson" Observation)" \
+        >>"$T/creates-by-level"
+    kill "$VPID" && wait "$VPID" 2>/dev/null || :
+    rm -rf "$T/v-$level"
+done
+
 echo "== search (bench/search.sh): counting, first pages at 8 clients, _sort, sizes"
 sh "$ROOT/bench/search.sh" "$HPORT" "$T/db" "$D" "$HPID" >"$T/search.txt" || :
 
@@ -270,6 +292,8 @@ awk -v n="$TX_RES" -v a="$TX_START" -v b="$TX_END" -v bad="$TX_BAD" 'BEGIN {
     printf "transaction ingest (one patient per Bundle, 8 clients): %d resources in %.1f s = %d resources/s (target >= 40000: %s), %d Bundles not 200\n",
         n, b - a, r, (r >= 40000 ? "met" : "NOT met"), bad
 }'
+awk '{ printf "durable creates, 32 clients, fresh dir, --validate %-9s %6d/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d\n", $1, $2, $3, $4, $5 }' \
+    "$T/creates-by-level" 2>/dev/null || :
 awk -F'|' '
     $1 == "fold"  { printf "search: waited %d s for the index fold the writes above left running\n", $2 }
     $1 == "count" { printf "search: %s counted %d matches/request at %d req/s (8 clients): %.1f million matches counted/s (target >= 20: %s)\n", $2, $7, $3, $8 / 1e6, ($8 >= 2e7 ? "met" : "NOT met") }
