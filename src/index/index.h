@@ -197,6 +197,7 @@ uint64_t idx_get_u64(const uint8_t p[8]);
 
 /* Order-preserving 8 bytes of a double / of microseconds (as the store's instant). */
 void idx_put_double(buf *b, double d);
+void idx_double_key(uint8_t p[8], double d); /* the same 8 bytes, into p */
 void idx_put_instant(buf *b, int64_t us);
 
 /* ---- the write plan ----------------------------------------------------------------- */

@@ -241,14 +241,20 @@ static void put_u64(buf *b, uint64_t v)
     buf_put(b, t, 8);
 }
 
-void idx_put_double(buf *b, double d)
+void idx_double_key(uint8_t p[8], double d)
 {
     uint64_t u;
     if (d == 0)
         d = 0; /* -0 and +0 are one value */
     memcpy(&u, &d, 8);
-    u = (u >> 63) ? ~u : u | (1ull << 63);
-    put_u64(b, u);
+    idx_put_u64(p, (u >> 63) ? ~u : u | (1ull << 63));
+}
+
+void idx_put_double(buf *b, double d)
+{
+    uint8_t t[8];
+    idx_double_key(t, d);
+    buf_put(b, t, 8);
 }
 
 void idx_put_instant(buf *b, int64_t us)

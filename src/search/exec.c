@@ -403,13 +403,9 @@ static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *
     if (v->kind == IDX_GEO) {
         uint8_t from[sizeof p];
         double south = v->glat - geo_band(v);
-        buf b = BUF_INIT;
-        idx_put_double(&b, south < -90 ? -90 : south);
         memcpy(from, p, pn);
-        memcpy(from + pn, b.data, 8);
-        int bad = b.err;
-        buf_free(&b);
-        return bad ? ERR_NOMEM : scan(x, p, pn, from, pn + 8, pred_geo, v, out);
+        idx_double_key(from + pn, south < -90 ? -90 : south);
+        return scan(x, p, pn, from, pn + 8, pred_geo, v, out);
     }
     if (v->kind == IDX_DATE) {
         uint8_t from[sizeof p];
@@ -463,11 +459,8 @@ static int value_set(xctx *x, const srch_clause *c, const srch_value *v, rnset *
         size_t fn = pn;
         if (v->prefix == SP_EQ || v->prefix == SP_GE || v->prefix == SP_GT ||
             v->prefix == SP_SA) {
-            buf b = BUF_INIT;
-            idx_put_double(&b, v->prefix == SP_EQ ? v->dlo : v->d);
-            memcpy(from + pn, b.data, 8);
+            idx_double_key(from + pn, v->prefix == SP_EQ ? v->dlo : v->d);
             fn += 8;
-            buf_free(&b);
         }
         return scan(x, p, pn, from, fn, pred_number, v, out);
     }
