@@ -274,6 +274,27 @@ int idx_entries(const struct fp_sp_cache *spc, store_reader *rd, arena *a, uint3
  * store's error. */
 int idx_ensure(const struct fp_sp_cache *spc, store *st, uint32_t tenant, FILE *log);
 
+/* ---- the index of a bulk load (bulk.c, docs/STORAGE.md 4.6b) ------------------------ */
+
+/* Begin (or continue, after an interruption) a bulk load of tenant: the SearchParam
+ * keys of every resource numbered after *from (filled: the t before the load) are
+ * left to idx_bulk_finish. A build of an earlier load that was cut short is finished
+ * first (tmpdir, log: as for idx_bulk_finish). 0 or the store's error. */
+int idx_bulk_begin(store *st, uint32_t tenant, const char *tmpdir, FILE *log, uint64_t *from);
+
+/* Leave out of x[0..n) the SearchParam extras of the load's resources (numbered after
+ * from, or numbered by this commit); returns how many extras remain, in order. */
+size_t idx_bulk_defer(uint64_t from, store_extra *x, size_t n);
+
+/* Write the keys of a pending bulk load: generated from the ResourceParam records,
+ * sorted (in runs spilled to unlinked files in tmpdir; NULL: $TMPDIR or /tmp), merged
+ * and appended in sorted loads; resumes after an interruption. No other writer may run.
+ * 0 (also when nothing is pending), ERR_IO, ERR_NOMEM or the store's error. */
+int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log);
+
+/* 1 when rd's snapshot has a bulk load of tenant whose keys are not all written. */
+int idx_bulk_pending(store_reader *rd, uint32_t tenant);
+
 /* Verify the whole index of tenant against the current versions, in one snapshot:
  * every current version's entries are in ResourceParam and SearchParam, and no
  * entry or ResourceParam key exists without its version. 0, or ERR_INTERNAL with the

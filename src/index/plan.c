@@ -482,6 +482,14 @@ int idx_check(const struct fp_sp_cache *spc, store *s, uint32_t tenant, char *ms
         store_read_end(rd);
         return rc ? rc : ERR_NOMEM;
     }
+    if (idx_bulk_pending(rd, tenant)) {
+        fail(msg, cap, "the keys of a bulk load are not written yet (hortus import or hortus "
+                       "serve on this directory writes them)%s%s", "", "");
+        idx_registry_free(reg);
+        arena_free(a);
+        store_read_end(rd);
+        return ERR_INTERNAL;
+    }
     /* the custom parameters whose reindex is still running: their entries may be
      * missing (not wrong) */
     const fp_sp_custom *cs;

@@ -54,6 +54,7 @@ typedef struct importer {
     /* totals */
     uint64_t all_loaded, all_failed, bytes_done, bytes_total;
     uint64_t shown;
+    uint64_t bulk_from; /* resources numbered after this t get their keys at the end */
     double t0, last_show;
     int tty;
 } importer;
@@ -201,6 +202,7 @@ static int flush(importer *im, int done)
     idx_put_u64(cv + 32, done);
     x[nx++] = (store_extra){.db = STORE_DB_AUX, .key = ck, .key_len = ckn, .val = cv,
                             .val_len = sizeof cv};
+    nx = idx_bulk_defer(im->bulk_from, x, nx);
     rest_extras_sort(x, nx);
     store_req req = {.tenant = 0, .ops = nops ? ops : NULL, .nops = nops, .extras = x,
                      .nextra = nx, .conds = cs, .ncond = nc};
@@ -595,6 +597,8 @@ int import_main(int argc, char **argv)
                 spec, err_str(rc));
     if (!rc && (rc = idx_ensure(spc, im.st, 0, stderr)))
         fprintf(stderr, "hortus import: the search index of %s: %s\n", spec, err_str(rc));
+    if (!rc && (rc = idx_bulk_begin(im.st, 0, store_url ? NULL : data, stderr, &im.bulk_from)))
+        fprintf(stderr, "hortus import: %s: %s\n", spec, err_str(rc));
     if (!rc)
         rc = idx_registry_new(spc, &reg);
     if (!rc && errors && !(im.errors = fopen(errors, "w"))) {
@@ -608,6 +612,9 @@ int import_main(int argc, char **argv)
     im.t0 = im.last_show = now_s();
     for (size_t i = 0; i < nf && !rc; i++)
         rc = import_file(&im, files[i]);
+    /* the search index of everything loaded, sorted and appended */
+    if (!rc && (rc = idx_bulk_finish(im.st, 0, store_url ? NULL : data, stderr)))
+        fprintf(stderr, "hortus import: writing the search index: %s\n", err_str(rc));
     if (!bad && im.st) {
         progress(&im, 1);
         double el = now_s() - im.t0;

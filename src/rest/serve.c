@@ -182,8 +182,11 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
-    /* data written before the search index existed is indexed before it is served */
-    rc = idx_ensure(spc, st, REST_DEFAULT_TENANT, stderr);
+    /* the index of a bulk load that was interrupted, and data written before the
+     * search index existed, are indexed before the directory is served */
+    rc = idx_bulk_finish(st, REST_DEFAULT_TENANT, store_url ? NULL : data, stderr);
+    if (!rc)
+        rc = idx_ensure(spc, st, REST_DEFAULT_TENANT, stderr);
     if (rc) {
         fprintf(stderr, "hortus serve: the search index cannot be built: %s\n",
                 rc == ERR_UNSUPPORTED ? "the data directory has a newer index layout than "

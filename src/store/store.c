@@ -95,6 +95,22 @@ static int check_request(store_req *req)
             (x->del || x->t_val_offset > x->val_len || x->val_len - x->t_val_offset < 8))
             return ERR_INVALID;
     }
+    /* a sorted load: its SearchParam extras are plain puts in strictly ascending order */
+    const store_extra *prev = NULL;
+    for (size_t i = 0; req->sorted_load && i < req->nextra; i++) {
+        const store_extra *x = &req->extras[i];
+        if (x->db != STORE_DB_SEARCH_PARAM)
+            continue;
+        if (x->del || x->fill_t || x->fill_t_val)
+            return ERR_INVALID;
+        if (prev) {
+            size_t m = prev->key_len < x->key_len ? prev->key_len : x->key_len;
+            int c = memcmp(prev->key, x->key, m);
+            if (c > 0 || (c == 0 && prev->key_len >= x->key_len))
+                return ERR_INVALID;
+        }
+        prev = x;
+    }
     return 0;
 }
 

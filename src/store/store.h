@@ -189,6 +189,13 @@ typedef struct store_req {
     size_t nextra;
     const store_cond *conds; /* checked before anything is applied; may be NULL */
     size_t ncond;
+    /* 1: a sorted load (an offline tool's bulk build of the search index, docs/STORAGE.md
+     * 4.6b): the request's SearchParam extras are puts without fill_t in strictly
+     * ascending key order, written straight into the B-tree (appended where they follow
+     * its last key) instead of the IndexLog, with their counts kept; a key the B-tree
+     * holds already is left as it is and not counted again. Its other extras are
+     * applied as usual. */
+    int sorted_load;
     /* outputs, set before the callback */
     int rc;           /* same as the callback's rc */
     uint64_t t;       /* the commit's t on success */

@@ -573,6 +573,8 @@ static int check_one(lmdb_store *s, MDB_txn *txn, MDB_cursor *c, uint32_t tenant
 }
 
 /* One request inside its nested transaction `txn`. */
+static int apply_loaded(lmdb_store *s, MDB_txn *txn, const store_req *req);
+
 static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t, int64_t instant)
 {
     MDB_cursor *c;
@@ -605,8 +607,11 @@ static int apply_request(lmdb_store *s, MDB_txn *txn, store_req *req, uint64_t t
         goto done;
     buf_reset(&s->w_log);
     for (size_t i = 0; i < req->nextra; i++)
-        if ((rc = apply_extra(s, txn, &req->extras[i], t)))
+        if (!(req->sorted_load && req->extras[i].db == STORE_DB_SEARCH_PARAM) &&
+            (rc = apply_extra(s, txn, &req->extras[i], t)))
             goto done;
+    if (req->sorted_load && (rc = apply_loaded(s, txn, req)))
+        goto done;
     if (s->w_log.len) {
         codec_put_u64(kb, t);
         key = (MDB_val){8, kb};
@@ -657,6 +662,64 @@ static int count_add(lmdb_store *s, MDB_txn *txn, const uint8_t *p, size_t n, in
     val.mv_size = 8;
     val.mv_data = b;
     return mdb_put(txn, s->db_keycount, &key, &val, 0);
+}
+
+/* The SearchParam extras of a sorted load (ascending puts, store.c checks), straight
+ * into the B-tree: appended once they follow its last key, put unless present before
+ * that; each new key counted as the fold counts (docs/STORAGE.md 4.6b). */
+static int apply_loaded(lmdb_store *s, MDB_txn *txn, const store_req *req)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->db_extra[STORE_DB_SEARCH_PARAM], &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    int appending = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == MDB_NOTFOUND)
+        appending = 1;
+    else if (rc)
+        goto out;
+    uint8_t last[STORE_EXTRA_KEY_MAX];
+    size_t lastn = appending ? 0 : k.mv_size;
+    if (!appending)
+        memcpy(last, k.mv_data, lastn);
+    rc = 0;
+    const uint8_t *cur = NULL;
+    size_t curn = 0;
+    int64_t cd = 0;
+    for (size_t i = 0; i < req->nextra && !rc; i++) {
+        const store_extra *x = &req->extras[i];
+        if (x->db != STORE_DB_SEARCH_PARAM)
+            continue;
+        if (!appending) { /* the keys ascend: once past the last key, all are */
+            size_t m = lastn < x->key_len ? lastn : x->key_len;
+            int d = memcmp(x->key, last, m);
+            appending = d > 0 || (d == 0 && x->key_len > lastn);
+        }
+        MDB_val key = {x->key_len, (void *)x->key};
+        MDB_val val = {x->val_len, x->val_len ? (void *)x->val : (void *)""};
+        rc = mdb_cursor_put(c, &key, &val, appending ? MDB_APPEND : MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) { /* there already (a load resumed): counted then */
+            rc = 0;
+            continue;
+        }
+        size_t cp = rc ? 0 : count_prefix_len(s, x->key, x->key_len);
+        if (cp) {
+            if (cp != curn || memcmp(cur, x->key, cp)) {
+                rc = count_add(s, txn, cur, curn, cd);
+                cur = x->key;
+                curn = cp;
+                cd = 0;
+            }
+            cd++;
+        }
+    }
+    if (!rc)
+        rc = count_add(s, txn, cur, curn, cd);
+out:
+    mdb_cursor_close(c);
+    return rc;
 }
 
 /* Writer only: one durable commit took ns (the histogram behind /metrics). */

@@ -116,3 +116,66 @@ def test_killed_import_resumes(tmp_path):
     want = lines_of(gen)
     m = [line for line in check.stdout.splitlines() if "current resources" in line][0]
     assert f", {want} current resources, {want} versions" in m, (m, want)
+
+
+def entries_of(data):
+    check = subprocess.run([BIN, "check", "--data", str(data)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    line = [x for x in check.stdout.splitlines() if x.startswith("ok: search index")][0]
+    return int(line.split(" resources, ")[1].split(" entries")[0])
+
+
+def test_killed_index_build_resumes(tmp_path):
+    """The search index of a load is written at its end, sorted, in commits of its own: a
+    kill among them leaves the directory marked (check says so), and the next import
+    finishes the index without a key lost or doubled."""
+    gen = generate(tmp_path, 60)
+    fresh = tmp_path / "fresh"
+    assert run_import("--data", str(fresh), str(gen)).returncode == 0
+    want = entries_of(fresh)
+    data = tmp_path / "db"
+    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "200",
+           "HORTUS_IMPORT_INDEX_CHUNK": str(max(1000, want // 40))}
+    p = subprocess.Popen([BIN, "import", "--data", str(data), str(gen)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        if "writing the search index of the load" in line:
+            break
+    time.sleep(2.0)  # ten of the forty commits of the build
+    assert p.poll() is None, "the build ended before the kill"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    check = subprocess.run([BIN, "check", "--data", str(data)], capture_output=True, text=True)
+    assert check.returncode == 1 and "keys of a bulk load are not written yet" in check.stdout, \
+        check.stdout
+    r = run_import("--data", str(data), str(gen))
+    assert r.returncode == 0, r.stderr
+    assert "continuing the search index" in r.stderr, r.stderr
+    assert entries_of(data) == want
+
+
+def test_server_finishes_an_interrupted_load(tmp_path, make_server):
+    """A load killed before its index was written: the server writes it before it serves,
+    so no search misses what was loaded."""
+    gen = generate(tmp_path, 30)
+    data = tmp_path / "db"
+    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "1000"}
+    p = subprocess.Popen([BIN, "import", "--data", str(data), str(gen)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4.5)  # a second per commit: the first of AllergyIntolerance.ndjson and more
+    assert p.poll() is None, "the load ended before the kill"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    first = json.loads((gen / "AllergyIntolerance.ndjson").read_text().splitlines()[0])
+    s = make_server(str(data))
+    assert requests.get(f"{s.base}/AllergyIntolerance/{first['id']}").status_code == 200
+    got = requests.get(f"{s.base}/AllergyIntolerance", params={"_id": first["id"]}).json()
+    assert got["total"] == 1, got
+    pat = first["patient"]["reference"]
+    n = requests.get(f"{s.base}/AllergyIntolerance",
+                     params={"patient": pat, "_summary": "count"}).json()["total"]
+    assert n == sum(1 for x in (gen / "AllergyIntolerance.ndjson").read_text().splitlines()
+                    if x.strip() and json.loads(x)["patient"]["reference"] == pat)
+    s.stop()
+    check = subprocess.run([BIN, "check", "--data", str(data)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout

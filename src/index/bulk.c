@@ -1,0 +1,547 @@
+/*
+ * bulk.c -- the search index of a bulk load, built sorted and appended (docs/STORAGE.md
+ * 4.6b, docs/IMPORT.md).
+ *
+ * Written commit by commit, the entries of a load land all over the SearchParam B-tree
+ * (through the IndexLog and the overlay's folds): once the tree is much larger than the
+ * overlay, every entry costs a page. A load therefore writes its resources and their
+ * ResourceParam records (which list every entry) and leaves the SearchParam keys of the
+ * resources it numbers out; at its end the keys are generated from those records,
+ * sorted in runs, merged and appended to the B-tree in key order.
+ *
+ *   idx_bulk_begin   Aux tenant | 'i' | "bulk-from" -> t: every resource numbered after
+ *                    t (rn) has its ResourceParam record but not yet its SearchParam keys
+ *   idx_bulk_defer   drops those keys from a request's extras
+ *   idx_bulk_finish  ResourceParam --scan--> keys of rn.t > from --sort--> runs
+ *                    --merge--> sorted loads of IDX_BULK_CHUNK keys (store_req.sorted_load),
+ *                    each with Aux tenant | 'i' | "bulk-key" -> its last key; the last
+ *                    request deletes both Aux keys
+ *
+ * Interrupted, the build starts again from the records (which a load no longer changes)
+ * and skips the keys up to "bulk-key": the commits already made. idx_ensure finishes a
+ * build left pending before a server serves the directory.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "index/index.h"
+
+#define IDX_BULK_RUN_BYTES (128u << 20) /* key bytes sorted in memory per run */
+#define IDX_BULK_CHUNK 131072           /* keys per sorted-load commit */
+#define IDX_BULK_CHUNK_BYTES (16u << 20)
+#define IDX_BULK_IO_BUF (1u << 20)      /* stdio buffer of each run file */
+
+static size_t aux_key(uint8_t *k, uint32_t tenant, const char *name)
+{
+    k[0] = (uint8_t)(tenant >> 24);
+    k[1] = (uint8_t)(tenant >> 16);
+    k[2] = (uint8_t)(tenant >> 8);
+    k[3] = (uint8_t)tenant;
+    k[4] = 'i';
+    size_t n = strlen(name);
+    memcpy(k + 5, name, n);
+    return 5 + n;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int idx_bulk_begin(store *st, uint32_t tenant, const char *tmpdir, FILE *log, uint64_t *from)
+{
+    uint8_t k[32], kk[32];
+    size_t kn = aux_key(k, tenant, "bulk-from"), kkn = aux_key(kk, tenant, "bulk-key");
+    store_reader *rd;
+    int rc = store_read_begin(st, &rd);
+    if (rc)
+        return rc;
+    const void *v;
+    size_t vn;
+    int have = store_get(rd, STORE_DB_AUX, k, kn, &v, &vn) == 0 && vn == 8;
+    uint64_t t = have ? get_u64(v) : store_reader_t(rd);
+    /* a build cut short skips the keys it wrote: they must stay the smallest, so it
+     * ends before anything more is loaded */
+    int building = have && store_get(rd, STORE_DB_AUX, kk, kkn, &v, &vn) == 0;
+    store_read_end(rd);
+    if (building) {
+        if ((rc = idx_bulk_finish(st, tenant, tmpdir, log)))
+            return rc;
+        return idx_bulk_begin(st, tenant, tmpdir, log, from);
+    }
+    *from = t;
+    if (have)
+        return 0; /* a load interrupted: its keys are still to be written */
+    uint8_t tv[8];
+    idx_put_u64(tv, t);
+    store_extra x = {.db = STORE_DB_AUX, .key = k, .key_len = kn, .val = tv, .val_len = 8};
+    store_req req = {.tenant = tenant, .extras = &x, .nextra = 1};
+    return store_write(st, &req, NULL);
+}
+
+int idx_bulk_pending(store_reader *rd, uint32_t tenant)
+{
+    uint8_t k[32];
+    size_t kn = aux_key(k, tenant, "bulk-from");
+    const void *v;
+    size_t vn;
+    return store_get(rd, STORE_DB_AUX, k, kn, &v, &vn) == 0;
+}
+
+size_t idx_bulk_defer(uint64_t from, store_extra *x, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_extra *e = &x[i];
+        if (e->db == STORE_DB_SEARCH_PARAM && e->key_len >= IDX_RN_LEN &&
+            (e->fill_t || get_u64((const uint8_t *)e->key + e->key_len - IDX_RN_LEN) > from))
+            continue; /* a resource of the load: idx_bulk_finish writes its keys */
+        x[o++] = *e;
+    }
+    return o;
+}
+
+/* ---- runs --------------------------------------------------------------------------- */
+
+/* A key in the run buffer: its bytes 4..12 (after the tenant, which all keys share) as a
+ * number, so most comparisons need no memcmp. */
+typedef struct item {
+    uint64_t pfx;
+    uint32_t off;
+    uint16_t len;
+} item;
+
+static int item_cmp(const void *a, const void *b, void *mem)
+{
+    const item *x = a, *y = b;
+    if (x->pfx != y->pfx)
+        return x->pfx < y->pfx ? -1 : 1;
+    const uint8_t *m = mem;
+    size_t n = (x->len < y->len ? x->len : y->len) - 12;
+    int c = memcmp(m + x->off + 12, m + y->off + 12, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+typedef struct run {
+    FILE *f; /* NULL: the run in memory */
+    const item *it;
+    size_t i, n;
+    const uint8_t *mem;
+    const uint8_t *key; /* the current key */
+    size_t len;
+    uint8_t kb[STORE_EXTRA_KEY_MAX];
+    char *iobuf;
+} run;
+
+/* The run's next key into r->key: 1, 0 at its end, ERR_IO. */
+static int run_next(run *r)
+{
+    if (!r->f) {
+        if (r->i == r->n)
+            return 0;
+        r->key = r->mem + r->it[r->i].off;
+        r->len = r->it[r->i++].len;
+        return 1;
+    }
+    uint8_t lb[2];
+    size_t got = fread(lb, 1, 2, r->f);
+    if (got == 0 && feof(r->f))
+        return 0;
+    size_t n = got == 2 ? (size_t)lb[0] << 8 | lb[1] : 0;
+    if (got != 2 || n < 13 || n > STORE_EXTRA_KEY_MAX || fread(r->kb, 1, n, r->f) != n)
+        return ERR_IO;
+    r->key = r->kb;
+    r->len = n;
+    return 1;
+}
+
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an > bn) - (an < bn);
+}
+
+typedef struct builder {
+    store *st;
+    uint32_t tenant;
+    uint64_t from;
+    const char *tmpdir;
+    uint8_t *mem;
+    size_t used;
+    item *it;
+    size_t nit, cap;
+    run *runs;
+    size_t nruns;
+    uint64_t keys;
+} builder;
+
+static void sort_items(builder *b)
+{
+    qsort_r(b->it, b->nit, sizeof *b->it, item_cmp, b->mem);
+}
+
+/* Sort the buffer and write it out as a run file (unlinked: it lives while open). */
+static int spill(builder *b)
+{
+    sort_items(b);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/hortus-bulk-XXXXXX", b->tmpdir);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        fprintf(stderr, "hortus: cannot create a sort file in %s: %s\n", b->tmpdir,
+                strerror(errno));
+        return ERR_IO;
+    }
+    unlink(path);
+    FILE *f = fdopen(fd, "w+");
+    run *nr = f ? realloc(b->runs, sizeof *b->runs * (b->nruns + 1)) : NULL;
+    char *io = nr ? malloc(IDX_BULK_IO_BUF) : NULL;
+    if (!io) {
+        free(io);
+        if (nr)
+            b->runs = nr;
+        if (f)
+            fclose(f);
+        else
+            close(fd);
+        return ERR_NOMEM;
+    }
+    b->runs = nr;
+    setvbuf(f, io, _IOFBF, IDX_BULK_IO_BUF);
+    int rc = 0;
+    for (size_t i = 0; i < b->nit && !rc; i++) {
+        uint8_t lb[2] = {(uint8_t)(b->it[i].len >> 8), (uint8_t)b->it[i].len};
+        if (fwrite(lb, 1, 2, f) != 2 || fwrite(b->mem + b->it[i].off, 1, b->it[i].len, f) !=
+                                            b->it[i].len)
+            rc = ERR_IO;
+    }
+    if (!rc && (fflush(f) || fseek(f, 0, SEEK_SET)))
+        rc = ERR_IO;
+    if (rc) {
+        fprintf(stderr, "hortus: cannot write a sort file in %s: %s\n", b->tmpdir,
+                strerror(errno));
+        fclose(f);
+        free(io);
+        return rc;
+    }
+    b->runs[b->nruns++] = (run){.f = f, .iobuf = io};
+    b->used = 0;
+    b->nit = 0;
+    return 0;
+}
+
+static int add_key(builder *b, const uint8_t *k, size_t n)
+{
+    if (b->used + n > IDX_BULK_RUN_BYTES) {
+        int rc = spill(b);
+        if (rc)
+            return rc;
+    }
+    if (b->nit == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 1u << 16;
+        item *ni = realloc(b->it, sizeof *ni * nc);
+        if (!ni)
+            return ERR_NOMEM;
+        b->it = ni;
+        b->cap = nc;
+    }
+    memcpy(b->mem + b->used, k, n);
+    b->it[b->nit++] = (item){.pfx = get_u64(k + 4), .off = (uint32_t)b->used, .len = (uint16_t)n};
+    b->used += n;
+    b->keys++;
+    return 0;
+}
+
+/* Every key of the records of resources numbered after b->from, into runs. */
+static int collect(builder *b)
+{
+    store_reader *rd;
+    int rc = store_read_begin(b->st, &rd);
+    if (rc)
+        return rc;
+    uint8_t pfx[4] = {(uint8_t)(b->tenant >> 24), (uint8_t)(b->tenant >> 16),
+                      (uint8_t)(b->tenant >> 8), (uint8_t)b->tenant};
+    store_iter *it;
+    if ((rc = store_scan(rd, STORE_DB_RESOURCE_PARAM, NULL, 0, pfx, 4, &it))) {
+        store_read_end(rd);
+        return rc;
+    }
+    arena *a = arena_new(1 << 20);
+    if (!a) {
+        store_iter_close(it);
+        store_read_end(rd);
+        return ERR_NOMEM;
+    }
+    const void *k, *v;
+    size_t kn, vn, nrec = 0;
+    while (!rc && (rc = store_scan_next(it, &k, &kn, &v, &vn)) == 0) {
+        uint8_t rn[IDX_RN_LEN];
+        idx_set s;
+        if (vn < IDX_RN_LEN || get_u64(v) <= b->from)
+            continue;
+        if ((rc = idx_rp_decode(a, v, vn, rn, &s)))
+            break;
+        for (size_t i = 0; i < s.n && !rc; i++) {
+            uint8_t key[STORE_EXTRA_KEY_MAX];
+            if (4 + 4 + 1 + (size_t)s.e[i].len + IDX_RN_LEN > sizeof key) {
+                rc = ERR_INVALID;
+                break;
+            }
+            size_t n = idx_sp_key(key, b->tenant, &s.e[i], rn);
+            rc = add_key(b, key, n);
+        }
+        if (++nrec % 4096 == 0)
+            arena_reset(a);
+    }
+    if (rc == ERR_NOTFOUND)
+        rc = 0;
+    arena_free(a);
+    store_iter_close(it);
+    store_read_end(rd);
+    return rc == ERR_INVALID ? ERR_IO : rc;
+}
+
+/* ---- the merge and the loads -------------------------------------------------------- */
+
+typedef struct chunk {
+    store_extra *x;
+    size_t n;
+    uint8_t *bytes;
+    size_t used;
+    uint8_t pk[32], pv[STORE_EXTRA_KEY_MAX]; /* the progress key and value */
+    store_req req;
+    int busy, rc;
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+} chunk;
+
+static void chunk_done(void *ctx, int rc, uint64_t t)
+{
+    (void)t;
+    chunk *c = ctx;
+    pthread_mutex_lock(c->mu);
+    c->busy = 0;
+    c->rc = rc;
+    pthread_cond_broadcast(c->cv);
+    pthread_mutex_unlock(c->mu);
+}
+
+static int chunk_wait(chunk *c)
+{
+    pthread_mutex_lock(c->mu);
+    while (c->busy)
+        pthread_cond_wait(c->cv, c->mu);
+    int rc = c->rc;
+    c->rc = 0;
+    pthread_mutex_unlock(c->mu);
+    return rc;
+}
+
+static int chunk_submit(builder *b, chunk *c)
+{
+    const store_extra *last = &c->x[c->n - 1];
+    memcpy(c->pv, last->key, last->key_len);
+    size_t pn = aux_key(c->pk, b->tenant, "bulk-key");
+    c->x[c->n] = (store_extra){.db = STORE_DB_AUX, .key = c->pk, .key_len = pn, .val = c->pv,
+                               .val_len = last->key_len};
+    c->req = (store_req){.tenant = b->tenant, .extras = c->x, .nextra = c->n + 1,
+                         .sorted_load = 1};
+    c->busy = 1;
+    int rc = store_submit(b->st, &c->req, chunk_done, c);
+    if (rc)
+        c->busy = 0;
+    return rc;
+}
+
+/* The heap of runs by their current key (smallest first). */
+static int run_less(const run *x, const run *y)
+{
+    return key_cmp(x->key, x->len, y->key, y->len) < 0;
+}
+
+static void heap_down(run **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && run_less(h[l], h[m]))
+            m = l;
+        if (l + 1 < n && run_less(h[l + 1], h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        run *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Keys per sorted-load commit: IDX_BULK_CHUNK, or HORTUS_IMPORT_INDEX_CHUNK (tests: many
+ * small commits, so a kill lands inside the build). */
+static size_t chunk_keys(void)
+{
+    const char *e = getenv("HORTUS_IMPORT_INDEX_CHUNK");
+    long v = e && *e ? strtol(e, NULL, 10) : 0;
+    return v > 0 && v < IDX_BULK_CHUNK ? (size_t)v : IDX_BULK_CHUNK;
+}
+
+static int merge_load(builder *b, const uint8_t *skip, size_t skipn, uint64_t *written)
+{
+    const size_t per = chunk_keys();
+    size_t nr = b->nruns;
+    run **h = malloc(sizeof *h * (nr ? nr : 1));
+    if (!h)
+        return ERR_NOMEM;
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < nr && !rc; i++) {
+        int got = run_next(&b->runs[i]);
+        if (got < 0)
+            rc = got;
+        else if (got)
+            h[n++] = &b->runs[i];
+    }
+    for (size_t i = n / 2; i-- > 0;)
+        heap_down(h, n, i);
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    chunk ch[2];
+    memset(ch, 0, sizeof ch);
+    for (int i = 0; i < 2 && !rc; i++) {
+        ch[i].mu = &mu;
+        ch[i].cv = &cv;
+        ch[i].x = malloc(sizeof *ch[i].x * (IDX_BULK_CHUNK + 1));
+        ch[i].bytes = malloc(IDX_BULK_CHUNK_BYTES + STORE_EXTRA_KEY_MAX);
+        if (!ch[i].x || !ch[i].bytes)
+            rc = ERR_NOMEM;
+    }
+    int cur = 0;
+    uint8_t prev[STORE_EXTRA_KEY_MAX];
+    size_t prevn = 0;
+    while (!rc && n) {
+        run *r = h[0];
+        chunk *c = &ch[cur];
+        /* a key twice (cannot happen: keys end with their resource's number) or one a
+         * previous run of this build loaded already is left out */
+        if ((!prevn || key_cmp(r->key, r->len, prev, prevn) > 0) &&
+            (!skipn || key_cmp(r->key, r->len, skip, skipn) > 0)) {
+            memcpy(c->bytes + c->used, r->key, r->len);
+            c->x[c->n++] = (store_extra){.db = STORE_DB_SEARCH_PARAM,
+                                         .key = c->bytes + c->used, .key_len = r->len};
+            c->used += r->len;
+            memcpy(prev, r->key, r->len);
+            prevn = r->len;
+            (*written)++;
+        }
+        int got = run_next(r);
+        if (got < 0) {
+            rc = got;
+            break;
+        }
+        if (!got)
+            h[0] = h[--n];
+        heap_down(h, n, 0);
+        if (c->n == per || c->used >= IDX_BULK_CHUNK_BYTES || (!n && c->n)) {
+            if ((rc = chunk_submit(b, c)))
+                break;
+            cur ^= 1;
+            if ((rc = chunk_wait(&ch[cur])))
+                break;
+            ch[cur].n = ch[cur].used = 0;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        int wrc = chunk_wait(&ch[i]);
+        if (!rc)
+            rc = wrc;
+        free(ch[i].x);
+        free(ch[i].bytes);
+    }
+    free(h);
+    return rc;
+}
+
+int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
+{
+    uint8_t fk[32], kk[32];
+    size_t fkn = aux_key(fk, tenant, "bulk-from"), kkn = aux_key(kk, tenant, "bulk-key");
+    uint8_t skip[STORE_EXTRA_KEY_MAX];
+    size_t skipn = 0;
+    uint64_t from;
+    store_reader *rd;
+    int rc = store_read_begin(st, &rd);
+    if (rc)
+        return rc;
+    const void *v;
+    size_t vn;
+    int have = store_get(rd, STORE_DB_AUX, fk, fkn, &v, &vn) == 0 && vn == 8;
+    from = have ? get_u64(v) : 0;
+    if (have && store_get(rd, STORE_DB_AUX, kk, kkn, &v, &vn) == 0 && vn <= sizeof skip) {
+        memcpy(skip, v, vn);
+        skipn = vn;
+    }
+    store_read_end(rd);
+    if (!have)
+        return 0;
+    double t0 = mono_s();
+    builder b = {.st = st, .tenant = tenant, .from = from,
+                 .tmpdir = tmpdir && *tmpdir ? tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp")};
+    if (!(b.mem = malloc(IDX_BULK_RUN_BYTES)))
+        return ERR_NOMEM;
+    if (log && skipn)
+        fprintf(log, "hortus: continuing the search index of the load (it was interrupted)\n");
+    rc = collect(&b);
+    uint64_t written = 0;
+    if (!rc && b.nit) { /* the last run stays in memory */
+        sort_items(&b);
+        run *nr = realloc(b.runs, sizeof *b.runs * (b.nruns + 1));
+        if (!nr)
+            rc = ERR_NOMEM;
+        else {
+            b.runs = nr;
+            b.runs[b.nruns++] = (run){.it = b.it, .n = b.nit, .mem = b.mem};
+        }
+    }
+    double t2 = mono_s();
+    if (!rc && log && b.keys)
+        fprintf(log, "hortus: writing the search index of the load: %llu keys\n",
+                (unsigned long long)b.keys);
+    if (!rc)
+        rc = merge_load(&b, skip, skipn, &written);
+    if (!rc) {
+        store_extra x[2] = {{.db = STORE_DB_AUX, .del = 1, .key = fk, .key_len = fkn},
+                            {.db = STORE_DB_AUX, .del = 1, .key = kk, .key_len = kkn}};
+        store_req req = {.tenant = tenant, .extras = x, .nextra = 2};
+        rc = store_write(st, &req, NULL);
+    }
+    if (!rc && log && b.keys)
+        fprintf(log,
+                "hortus: search index of the load: %llu keys in %zu sorted runs (%.1f s), "
+                "written in %.1f s\n",
+                (unsigned long long)b.keys, b.nruns, t2 - t0, mono_s() - t2);
+    for (size_t i = 0; i < b.nruns; i++)
+        if (b.runs[i].f) {
+            fclose(b.runs[i].f);
+            free(b.runs[i].iobuf);
+        }
+    free(b.runs);
+    free(b.it);
+    free(b.mem);
+    return rc;
+}
