@@ -17,6 +17,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +39,32 @@
 #define IMPORT_BATCH 1000          /* resources per commit */
 #define IMPORT_MAX_LINE (64u << 20) /* bytes of one ndjson line (a resource) */
 #define IMPORT_SHOW_ERRORS 50      /* errors listed in the summary (all go to --errors) */
+#define IMPORT_MAX_THREADS 16      /* planning threads (--threads) */
+#define IMPORT_PEND_SLOTS 4096     /* hash slots of the committing batch's ids (> 2 x batch) */
+
+struct plan_job;
 
 typedef struct importer {
     store *st;
     rest_services svc;
-    arena *a;        /* the batch's */
+    arena *a;        /* the batch's: ba[gen] */
+    arena *ba[2];    /* two generations (flush) */
+    arena *wa[2][IMPORT_MAX_THREADS]; /* the planning threads' of each generation */
+    int gen;
+    unsigned nthreads;
+    struct plan_job *job;
+    /* the batch submitted last, committing while the next one is read */
+    store_req req;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int busy, pend_rc;
+    size_t pend_n;
+    double t_wait, t_plan, t_load;
+    /* the resources of the batch committing: a batch naming none of them (and no
+     * SearchParameter) is planned while it commits */
+    const char *pend_type[IMPORT_BATCH], *pend_id[IMPORT_BATCH];
+    uint16_t pend_slot[IMPORT_PEND_SLOTS]; /* index + 1 into pend_*, 0 empty */
+    int pend_params; /* seconds waiting for commits, planning (the rest: reading) */
     FILE *errors;    /* --errors, or NULL */
     const char *file;
     /* the batch */
@@ -136,29 +159,187 @@ static size_t cursor_key(uint8_t *k, const char *path)
     return 5 + n;
 }
 
-/* Plan and commit the batch with the cursor after it. */
-static int flush(importer *im, int done)
+/* ---- planning in threads, committing behind -----------------------------------------
+ *
+ * A batch is planned (rest_write_plan: the stored bytes, their hash, the index entries)
+ * by im->nthreads threads, each with its own snapshot and arena, then submitted without
+ * waiting: the next batch is read and parsed while the writer commits this one. Its
+ * plan waits for that commit (it may update a resource of it). Two generations of
+ * arenas alternate: a batch's bytes stay untouched until its commit is done. */
+
+typedef struct plan_job {
+    importer *im;
+    rest_ctx ctx; /* snap: each thread its own */
+    int64_t lu;
+    atomic_size_t next;
+    int prc[IMPORT_BATCH];
+    int rc;
+} plan_job;
+
+typedef struct plan_thread {
+    plan_job *job;
+    arena *a;
+    int rc;
+} plan_thread;
+
+static void *plan_worker(void *arg)
 {
+    plan_thread *pt = arg;
+    plan_job *j = pt->job;
+    importer *im = j->im;
     store_reader *rd;
-    int rc = store_read_begin(im->st, &rd);
+    if ((pt->rc = store_read_begin(im->st, &rd)))
+        return NULL;
+    rest_ctx ctx = j->ctx;
+    ctx.snap = rd;
+    size_t i;
+    while ((i = atomic_fetch_add(&j->next, 1)) < im->n) {
+        rest_write *w = im->w[i];
+        w->op_index = (uint16_t)i; /* unique in the request; a refused one leaves a gap */
+        int prc = rest_write_plan(&ctx, rd, pt->a, j->lu, w);
+        if (prc == 0 && w->op.bytes) {
+            store_hash(w->op.bytes, w->op.len, w->op.hash);
+            w->op.have_hash = 1;
+        }
+        j->prc[i] = prc;
+    }
+    store_read_end(rd);
+    return NULL;
+}
+
+static void commit_done(void *ctx, int rc, uint64_t t)
+{
+    (void)t;
+    importer *im = ctx;
+    pthread_mutex_lock(&im->mu);
+    im->busy = 0;
+    im->pend_rc = rc;
+    pthread_cond_signal(&im->cv);
+    pthread_mutex_unlock(&im->mu);
+}
+
+/* Wait for the batch submitted last, and count it. */
+static int wait_pending(importer *im)
+{
+    double t0 = now_s();
+    pthread_mutex_lock(&im->mu);
+    while (im->busy)
+        pthread_cond_wait(&im->cv, &im->mu);
+    int rc = im->pend_rc;
+    im->pend_rc = 0;
+    size_t n = im->pend_n;
+    im->pend_n = 0;
+    pthread_mutex_unlock(&im->mu);
+    im->t_wait += now_s() - t0;
     if (rc)
         return rc;
-    rest_ctx ctx = {.svc = &im->svc, .tenant = 0, .base_url = "", .snap = rd};
-    if ((rc = idx_registry_get(im->svc.params, rd, 0, &ctx.spc))) {
+    im->loaded += n;
+    im->all_loaded += n;
+    if (n)
+        progress(im, 0);
+    return 0;
+}
+
+static uint32_t pend_hash(const char *type, const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)type; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* Remember the resources of the batch just submitted (im->w[0..n)). */
+static void pend_note(importer *im)
+{
+    memset(im->pend_slot, 0, sizeof im->pend_slot);
+    im->pend_params = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < im->n; i++) {
+        const rest_write *w = im->w[i];
+        if (!w)
+            continue;
+        if (!strcmp(w->type->name, "SearchParameter"))
+            im->pend_params = 1; /* a new parameter generation: the next plan waits */
+        im->pend_type[k] = w->type->name;
+        im->pend_id[k] = w->id;
+        uint32_t j = pend_hash(w->type->name, w->id) & (IMPORT_PEND_SLOTS - 1);
+        while (im->pend_slot[j])
+            j = (j + 1) & (IMPORT_PEND_SLOTS - 1);
+        im->pend_slot[j] = (uint16_t)(k + 1);
+        k++;
+    }
+}
+
+/* Does the batch being planned name a resource of the one committing? */
+static int pend_overlaps(const importer *im)
+{
+    if (im->pend_params)
+        return 1;
+    for (size_t i = 0; i < im->n; i++) {
+        const rest_write *w = im->w[i];
+        if (!w->id)
+            continue; /* a new id */
+        for (uint32_t j = pend_hash(w->type->name, w->id) & (IMPORT_PEND_SLOTS - 1);
+             im->pend_slot[j]; j = (j + 1) & (IMPORT_PEND_SLOTS - 1)) {
+            size_t k = im->pend_slot[j] - 1u;
+            if (im->pend_type[k] == w->type->name && !strcmp(im->pend_id[k], w->id))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Plan the batch and submit it with the cursor after it. */
+static int flush(importer *im, int done)
+{
+    int rc = 0;
+    /* planned from a snapshot without the batch committing: right unless it changes
+     * what this one reads */
+    if (im->busy && pend_overlaps(im) && (rc = wait_pending(im)))
+        return rc;
+    int g = im->gen;
+    double t0 = now_s();
+    store_reader *rd;
+    if ((rc = store_read_begin(im->st, &rd)))
+        return rc;
+    plan_job *j = im->job;
+    j->im = im;
+    j->ctx = (rest_ctx){.svc = &im->svc, .tenant = 0, .base_url = ""};
+    if ((rc = idx_registry_get(im->svc.params, rd, 0, &j->ctx.spc))) {
         store_read_end(rd);
         return rc;
     }
-    int64_t lu = ftime_now_us() / 1000 * 1000;
-    store_op *ops = arena_alloc(im->a, sizeof *ops * (im->n ? im->n : 1));
-    size_t nops = 0, nx = 1, nc = 0; /* nx: the cursor's extra, added below */
-    if (!ops) {
-        store_read_end(rd);
+    store_read_end(rd); /* the threads take their own snapshots */
+    j->lu = ftime_now_us() / 1000 * 1000;
+    atomic_store(&j->next, 0);
+    plan_thread pt[IMPORT_MAX_THREADS];
+    pthread_t th[IMPORT_MAX_THREADS];
+    unsigned nt = im->nthreads, started = 1;
+    if (nt > 1 && im->n < 64)
+        nt = 1; /* not worth a thread */
+    for (unsigned k = 0; k < nt; k++)
+        pt[k] = (plan_thread){.job = j, .a = im->wa[g][k]};
+    for (unsigned k = 1; k < nt; k++, started++)
+        if (pthread_create(&th[k], NULL, plan_worker, &pt[k]))
+            break;
+    plan_worker(&pt[0]);
+    for (unsigned k = 1; k < started; k++)
+        pthread_join(th[k], NULL);
+    im->t_plan += now_s() - t0;
+    for (unsigned k = 0; k < started && !rc; k++)
+        rc = pt[k].rc;
+    if (rc || (rc = wait_pending(im))) /* its cursor comes before this one's */
+        return rc;
+    arena *a = im->a;
+    store_op *ops = arena_alloc(a, sizeof *ops * (im->n ? im->n : 1));
+    if (!ops)
         return ERR_NOMEM;
-    }
+    size_t nops = 0, nx = 1, nc = 0; /* nx: the cursor's extra, added below */
     for (size_t i = 0; i < im->n && !rc; i++) {
         rest_write *w = im->w[i];
-        w->op_index = (uint16_t)nops;
-        int prc = rest_write_plan(&ctx, rd, im->a, lu, w);
+        int prc = j->prc[i];
         if (prc == REST_PLAN_REFUSED) {
             report(im, im->line_of[i], w->type->name, w->id, w->why.msg ? w->why.msg : "refused");
             im->w[i] = NULL;
@@ -173,9 +354,9 @@ static int flush(importer *im, int done)
         nc += w->ncond;
     }
     /* one request of every planned write: the structs are copied, their keys and
-     * values stay where the plans put them (this batch's arena) */
-    store_extra *x = rc ? NULL : arena_alloc(im->a, sizeof *x * nx);
-    store_cond *cs = rc || !nc ? NULL : arena_alloc(im->a, sizeof *cs * nc);
+     * values stay where the plans put them (this generation's arenas) */
+    store_extra *x = rc ? NULL : arena_alloc(a, sizeof *x * nx);
+    store_cond *cs = rc || !nc ? NULL : arena_alloc(a, sizeof *cs * nc);
     if (!rc && (!x || (nc && !cs)))
         rc = ERR_NOMEM;
     nx = nc = 0;
@@ -189,11 +370,13 @@ static int flush(importer *im, int done)
             memcpy(cs + nc, w->conds, sizeof *cs * w->ncond);
         nc += w->ncond;
     }
-    store_read_end(rd);
+    /* the cursor commits with the resources it passed */
+    uint8_t *ck = rc ? NULL : arena_alloc(a, STORE_EXTRA_KEY_MAX);
+    uint8_t *cv = ck ? arena_alloc(a, 8 * 5) : NULL;
+    if (!rc && !cv)
+        rc = ERR_NOMEM;
     if (rc)
         return rc;
-    /* the cursor commits with the resources it passed */
-    uint8_t ck[STORE_EXTRA_KEY_MAX], cv[8 * 5];
     size_t ckn = cursor_key(ck, im->file);
     idx_put_u64(cv, im->offset);
     idx_put_u64(cv + 8, im->line);
@@ -201,19 +384,26 @@ static int flush(importer *im, int done)
     idx_put_u64(cv + 24, im->failed);
     idx_put_u64(cv + 32, done);
     x[nx++] = (store_extra){.db = STORE_DB_AUX, .key = ck, .key_len = ckn, .val = cv,
-                            .val_len = sizeof cv};
+                            .val_len = 8 * 5};
     nx = idx_bulk_defer(im->bulk_from, x, nx);
     rest_extras_sort(x, nx);
-    store_req req = {.tenant = 0, .ops = nops ? ops : NULL, .nops = nops, .extras = x,
-                     .nextra = nx, .conds = cs, .ncond = nc};
-    rc = store_write(im->st, &req, NULL);
-    if (rc)
+    im->req = (store_req){.tenant = 0, .ops = nops ? ops : NULL, .nops = nops, .extras = x,
+                          .nextra = nx, .conds = cs, .ncond = nc};
+    im->busy = 1;
+    im->pend_n = nops;
+    if ((rc = store_submit(im->st, &im->req, commit_done, im))) {
+        im->busy = 0;
+        im->pend_n = 0;
         return rc;
-    im->loaded += nops;
-    im->all_loaded += nops;
-    im->n = 0;
+    }
+    pend_note(im);
+    /* the other generation's commit is done (waited for above): its memory is free */
+    im->gen = g ^ 1;
+    im->a = im->ba[im->gen];
     arena_reset(im->a);
-    progress(im, 0);
+    for (unsigned k = 0; k < im->nthreads; k++)
+        arena_reset(im->wa[im->gen][k]);
+    im->n = 0;
     return 0;
 }
 
@@ -443,6 +633,9 @@ static int import_file(importer *im, const char *path)
         rc = json ? import_json(im, f) : import_ndjson(im, f);
     if (!rc)
         rc = flush(im, 1); /* the rest, and the file marked done */
+    int wrc = wait_pending(im); /* its counts are this file's */
+    if (!rc)
+        rc = wrc;
     fclose(f);
     return rc;
 }
@@ -490,18 +683,20 @@ static int flist_add(flist *l, const char *dir, const char *name)
 static void import_usage(FILE *f)
 {
     fprintf(f, "usage: hortus import [--data DIR | --store lmdb:DIR] [--errors FILE] "
-               "[--validate full|structure|off] FILE|DIR...\n"
+               "[--validate full|structure|off] [--threads N] FILE|DIR...\n"
                "  ndjson files (one resource per line, any types) and .json files (a Bundle "
                "or one resource);\n"
                "  a directory: its *.ndjson and *.json files, in name order.\n"
                "  --errors FILE  every refused line as an ndjson OperationOutcome\n"
                "  --validate L   full (default: structure, bindings, invariants), structure,\n"
-               "                 or off (JSON, resourceType and id only)\n");
+               "                 or off (JSON, resourceType and id only)\n"
+               "  --threads N    threads that plan the resources (default: the CPUs)\n");
 }
 
 int import_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL, *errors = NULL, *vlevel = "full";
+    const char *threads = NULL;
     int first = argc;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -509,7 +704,8 @@ int import_main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store") ||
-            !strcmp(argv[i], "--errors") || !strcmp(argv[i], "--validate")) {
+            !strcmp(argv[i], "--errors") || !strcmp(argv[i], "--validate") ||
+            !strcmp(argv[i], "--threads")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "hortus import: %s needs a value\n", argv[i]);
                 return 2;
@@ -517,6 +713,7 @@ int import_main(int argc, char **argv)
             const char **to = !strcmp(argv[i], "--data")     ? &data
                               : !strcmp(argv[i], "--store")  ? &store_url
                               : !strcmp(argv[i], "--errors") ? &errors
+                              : !strcmp(argv[i], "--threads") ? &threads
                                                              : &vlevel;
             *to = argv[++i];
             continue;
@@ -532,6 +729,18 @@ int import_main(int argc, char **argv)
     if (first >= argc) {
         import_usage(stderr);
         return 2;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned nthreads = ncpu < 1 ? 1 : ncpu > IMPORT_MAX_THREADS ? IMPORT_MAX_THREADS : (unsigned)ncpu;
+    if (threads) {
+        char *end;
+        long v = strtol(threads, &end, 10);
+        if (*end || v < 1 || v > IMPORT_MAX_THREADS) {
+            fprintf(stderr, "hortus import: bad --threads '%s' (1 .. %d)\n", threads,
+                    IMPORT_MAX_THREADS);
+            return 2;
+        }
+        nthreads = (unsigned)v;
     }
     rest_validation level;
     if (rest_validation_parse(vlevel, &level)) {
@@ -605,13 +814,30 @@ int import_main(int argc, char **argv)
         fprintf(stderr, "hortus import: cannot write %s: %s\n", errors, strerror(errno));
         rc = ERR_IO;
     }
-    if (!rc && !(im.a = arena_new(8u << 20)))
+    im.nthreads = nthreads;
+    pthread_mutex_init(&im.mu, NULL);
+    pthread_cond_init(&im.cv, NULL);
+    for (int g = 0; g < 2 && !rc; g++) {
+        if (!(im.ba[g] = arena_new(8u << 20)))
+            rc = ERR_NOMEM;
+        for (unsigned k = 0; k < im.nthreads && !rc; k++)
+            if (!(im.wa[g][k] = arena_new(4u << 20)))
+                rc = ERR_NOMEM;
+    }
+    if (!rc && !(im.job = calloc(1, sizeof *im.job)))
         rc = ERR_NOMEM;
+    im.a = im.ba[0];
     im.svc = (rest_services){.store = im.st, .spc = spc, .params = reg,
                              .policy = {.validate = level}};
     im.t0 = im.last_show = now_s();
     for (size_t i = 0; i < nf && !rc; i++)
         rc = import_file(&im, files[i]);
+    if (im.st) {
+        int wrc = wait_pending(&im);
+        if (!rc)
+            rc = wrc;
+    }
+    im.t_load = now_s() - im.t0;
     /* the search index of everything loaded, sorted and appended */
     if (!rc && (rc = idx_bulk_finish(im.st, 0, store_url ? NULL : data, stderr)))
         fprintf(stderr, "hortus import: writing the search index: %s\n", err_str(rc));
@@ -625,10 +851,20 @@ int import_main(int argc, char **argv)
                 im.all_failed > im.shown ? " (the first ones are listed above)" : "");
         if (rc)
             fprintf(stderr, "hortus import: %s (start it again to continue)\n", err_str(rc));
+        else
+            fprintf(stderr, "hortus import: %.1f s reading and validating, %.1f s planning in "
+                            "%u threads, %.1f s waiting for commits, %.1f s writing the index\n",
+                    im.t_load - im.t_plan - im.t_wait, im.t_plan, im.nthreads, im.t_wait,
+                    el - im.t_load);
     }
     if (im.errors)
         fclose(im.errors);
-    arena_free(im.a);
+    for (int g = 0; g < 2; g++) {
+        arena_free(im.ba[g]);
+        for (unsigned k = 0; k < IMPORT_MAX_THREADS; k++)
+            arena_free(im.wa[g][k]);
+    }
+    free(im.job);
     if (im.st)
         store_close(im.st);
     idx_registry_free(reg);
