@@ -119,10 +119,10 @@ size_t idx_bulk_defer(uint64_t from, store_extra *x, size_t n)
 
 /* ---- runs --------------------------------------------------------------------------- */
 
-/* A key in the run buffer: its bytes 4..12 (after the tenant, which all keys share) as a
- * number, so most comparisons need no memcmp. */
+/* A key in the run buffer: its bytes 4..20 (after the tenant, which all keys share) as
+ * two numbers, so most comparisons read no key bytes (which are cache misses). */
 typedef struct item {
-    uint64_t pfx;
+    uint64_t pfx, pfx2;
     uint32_t off;
     uint16_t len;
 } item;
@@ -132,9 +132,11 @@ static int item_cmp(const void *a, const void *b, void *mem)
     const item *x = a, *y = b;
     if (x->pfx != y->pfx)
         return x->pfx < y->pfx ? -1 : 1;
+    if (x->pfx2 != y->pfx2)
+        return x->pfx2 < y->pfx2 ? -1 : 1;
     const uint8_t *m = mem;
-    size_t n = (x->len < y->len ? x->len : y->len) - 12;
-    int c = memcmp(m + x->off + 12, m + y->off + 12, n);
+    size_t l = x->len < y->len ? x->len : y->len;
+    int c = l > 20 ? memcmp(m + x->off + 20, m + y->off + 20, l - 20) : 0;
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
@@ -164,7 +166,7 @@ static int run_next(run *r)
     if (got == 0 && feof(r->f))
         return 0;
     size_t n = got == 2 ? (size_t)lb[0] << 8 | lb[1] : 0;
-    if (got != 2 || n < 13 || n > STORE_EXTRA_KEY_MAX || fread(r->kb, 1, n, r->f) != n)
+    if (got != 2 || n < 4 + 4 + 1 + IDX_RN_LEN || n > STORE_EXTRA_KEY_MAX || fread(r->kb, 1, n, r->f) != n)
         return ERR_IO;
     r->key = r->kb;
     r->len = n;
@@ -177,93 +179,182 @@ static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
     return c ? c : (an > bn) - (an < bn);
 }
 
+/* Keys collected in memory: their bytes and the items that sort them. */
+typedef struct kbuf {
+    uint8_t *mem;
+    size_t used;
+    item *it;
+    size_t nit, cap;
+} kbuf;
+
+/* Half of a buffer being sorted and written out as a run, in a thread of its own (two
+ * per buffer, one per core of the bench machine), while the next buffer is filled. */
+typedef struct spill_job {
+    kbuf *kb;
+    size_t lo, hi; /* its items */
+    const char *tmpdir; /* NULL: sort only (the last buffer, merged from memory) */
+    run out;
+    int rc;
+} spill_job;
+
+#define IDX_BULK_SORTERS 2
+
 typedef struct builder {
     store *st;
     uint32_t tenant;
     uint64_t from;
     const char *tmpdir;
-    uint8_t *mem;
-    size_t used;
-    item *it;
-    size_t nit, cap;
+    kbuf kb[2];
+    int cur; /* the buffer being filled */
+    pthread_t spiller[IDX_BULK_SORTERS];
+    int started[IDX_BULK_SORTERS];
+    spill_job sj[IDX_BULK_SORTERS];
+    kbuf *spilled; /* the buffer the spill threads have */
     run *runs;
     size_t nruns;
     uint64_t keys;
 } builder;
 
-static void sort_items(builder *b)
+/* Sort the job's items and write them to a run file (unlinked: it lives while open). */
+static void *spill_main(void *arg)
 {
-    qsort_r(b->it, b->nit, sizeof *b->it, item_cmp, b->mem);
-}
-
-/* Sort the buffer and write it out as a run file (unlinked: it lives while open). */
-static int spill(builder *b)
-{
-    sort_items(b);
+    spill_job *j = arg;
+    kbuf *k = j->kb;
+    qsort_r(k->it + j->lo, j->hi - j->lo, sizeof *k->it, item_cmp, k->mem);
+    if (!j->tmpdir) {
+        j->out = (run){.it = k->it + j->lo, .n = j->hi - j->lo, .mem = k->mem};
+        return NULL;
+    }
     char path[4096];
-    snprintf(path, sizeof path, "%s/hortus-bulk-XXXXXX", b->tmpdir);
+    snprintf(path, sizeof path, "%s/hortus-bulk-XXXXXX", j->tmpdir);
     int fd = mkstemp(path);
     if (fd < 0) {
-        fprintf(stderr, "hortus: cannot create a sort file in %s: %s\n", b->tmpdir,
+        fprintf(stderr, "hortus: cannot create a sort file in %s: %s\n", j->tmpdir,
                 strerror(errno));
-        return ERR_IO;
+        j->rc = ERR_IO;
+        return NULL;
     }
     unlink(path);
     FILE *f = fdopen(fd, "w+");
-    run *nr = f ? realloc(b->runs, sizeof *b->runs * (b->nruns + 1)) : NULL;
-    char *io = nr ? malloc(IDX_BULK_IO_BUF) : NULL;
+    char *io = f ? malloc(IDX_BULK_IO_BUF) : NULL;
     if (!io) {
-        free(io);
-        if (nr)
-            b->runs = nr;
         if (f)
             fclose(f);
         else
             close(fd);
-        return ERR_NOMEM;
+        j->rc = ERR_NOMEM;
+        return NULL;
     }
-    b->runs = nr;
     setvbuf(f, io, _IOFBF, IDX_BULK_IO_BUF);
     int rc = 0;
-    for (size_t i = 0; i < b->nit && !rc; i++) {
-        uint8_t lb[2] = {(uint8_t)(b->it[i].len >> 8), (uint8_t)b->it[i].len};
-        if (fwrite(lb, 1, 2, f) != 2 || fwrite(b->mem + b->it[i].off, 1, b->it[i].len, f) !=
-                                            b->it[i].len)
+    for (size_t i = j->lo; i < j->hi && !rc; i++) {
+        uint8_t lb[2] = {(uint8_t)(k->it[i].len >> 8), (uint8_t)k->it[i].len};
+        if (fwrite(lb, 1, 2, f) != 2 ||
+            fwrite(k->mem + k->it[i].off, 1, k->it[i].len, f) != k->it[i].len)
             rc = ERR_IO;
     }
     if (!rc && (fflush(f) || fseek(f, 0, SEEK_SET)))
         rc = ERR_IO;
     if (rc) {
-        fprintf(stderr, "hortus: cannot write a sort file in %s: %s\n", b->tmpdir,
+        fprintf(stderr, "hortus: cannot write a sort file in %s: %s\n", j->tmpdir,
                 strerror(errno));
         fclose(f);
         free(io);
-        return rc;
+        j->rc = rc;
+        return NULL;
     }
-    b->runs[b->nruns++] = (run){.f = f, .iobuf = io};
-    b->used = 0;
-    b->nit = 0;
+    j->out = (run){.f = f, .iobuf = io};
+    return NULL;
+}
+
+/* Wait for the sort threads and keep their runs; the buffer they had is free again
+ * (unless its runs are read from memory: tmpdir NULL). */
+static int spill_join(builder *b)
+{
+    int rc = 0;
+    for (int i = 0; i < IDX_BULK_SORTERS; i++) {
+        if (!b->started[i])
+            continue;
+        if (b->started[i] == 1)
+            pthread_join(b->spiller[i], NULL);
+        b->started[i] = 0;
+        spill_job *j = &b->sj[i];
+        if (!rc)
+            rc = j->rc;
+        run *nr = j->rc ? NULL : realloc(b->runs, sizeof *b->runs * (b->nruns + 1));
+        if (nr) {
+            b->runs = nr;
+            b->runs[b->nruns++] = j->out;
+        } else if (!j->rc) {
+            if (j->out.f)
+                fclose(j->out.f);
+            free(j->out.iobuf);
+            rc = ERR_NOMEM;
+        }
+    }
+    if (b->spilled && b->sj[0].tmpdir) {
+        b->spilled->used = 0;
+        b->spilled->nit = 0;
+    }
+    b->spilled = NULL;
+    return rc;
+}
+
+/* Sort the buffer in halves, each in a thread (to files in tmpdir, or kept in memory
+ * when tmpdir is NULL). */
+static void sort_start(builder *b, kbuf *k, const char *tmpdir)
+{
+    b->spilled = k;
+    for (int i = 0; i < IDX_BULK_SORTERS; i++) {
+        size_t lo = k->nit * (size_t)i / IDX_BULK_SORTERS;
+        size_t hi = k->nit * (size_t)(i + 1) / IDX_BULK_SORTERS;
+        b->sj[i] = (spill_job){.kb = k, .lo = lo, .hi = hi, .tmpdir = tmpdir};
+        if (pthread_create(&b->spiller[i], NULL, spill_main, &b->sj[i]) == 0) {
+            b->started[i] = 1;
+        } else {
+            spill_main(&b->sj[i]); /* no thread: here */
+            b->started[i] = 2;
+        }
+    }
+}
+
+/* Hand the full buffer to the sort threads and go on with the other one. */
+static int spill(builder *b)
+{
+    int rc = spill_join(b); /* the other buffer must be free */
+    if (rc)
+        return rc;
+    sort_start(b, &b->kb[b->cur], b->tmpdir);
+    b->cur ^= 1;
+    kbuf *k = &b->kb[b->cur];
+    if (!k->mem && !(k->mem = malloc(IDX_BULK_RUN_BYTES)))
+        return ERR_NOMEM;
     return 0;
 }
 
-static int add_key(builder *b, const uint8_t *k, size_t n)
+static int add_key(builder *b, const uint8_t *key, size_t n)
 {
-    if (b->used + n > IDX_BULK_RUN_BYTES) {
+    kbuf *k = &b->kb[b->cur];
+    if (k->used + n > IDX_BULK_RUN_BYTES) {
         int rc = spill(b);
         if (rc)
             return rc;
+        k = &b->kb[b->cur];
     }
-    if (b->nit == b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 1u << 16;
-        item *ni = realloc(b->it, sizeof *ni * nc);
+    if (k->nit == k->cap) {
+        size_t nc = k->cap ? k->cap * 2 : 1u << 16;
+        item *ni = realloc(k->it, sizeof *ni * nc);
         if (!ni)
             return ERR_NOMEM;
-        b->it = ni;
-        b->cap = nc;
+        k->it = ni;
+        k->cap = nc;
     }
-    memcpy(b->mem + b->used, k, n);
-    b->it[b->nit++] = (item){.pfx = get_u64(k + 4), .off = (uint32_t)b->used, .len = (uint16_t)n};
-    b->used += n;
+    memcpy(k->mem + k->used, key, n);
+    uint8_t p[16] = {0}; /* bytes 4..20, zeros past a short key's end */
+    memcpy(p, key + 4, n - 4 < 16 ? n - 4 : 16);
+    k->it[k->nit++] = (item){.pfx = get_u64(p), .pfx2 = get_u64(p + 8),
+                             .off = (uint32_t)k->used, .len = (uint16_t)n};
+    k->used += n;
     b->keys++;
     return 0;
 }
@@ -502,21 +593,19 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
     double t0 = mono_s();
     builder b = {.st = st, .tenant = tenant, .from = from,
                  .tmpdir = tmpdir && *tmpdir ? tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp")};
-    if (!(b.mem = malloc(IDX_BULK_RUN_BYTES)))
+    if (!(b.kb[0].mem = malloc(IDX_BULK_RUN_BYTES)))
         return ERR_NOMEM;
     if (log && skipn)
         fprintf(log, "hortus: continuing the search index of the load (it was interrupted)\n");
     rc = collect(&b);
+    int jrc = spill_join(&b);
+    if (!rc)
+        rc = jrc;
     uint64_t written = 0;
-    if (!rc && b.nit) { /* the last run stays in memory */
-        sort_items(&b);
-        run *nr = realloc(b.runs, sizeof *b.runs * (b.nruns + 1));
-        if (!nr)
-            rc = ERR_NOMEM;
-        else {
-            b.runs = nr;
-            b.runs[b.nruns++] = (run){.it = b.it, .n = b.nit, .mem = b.mem};
-        }
+    kbuf *last = &b.kb[b.cur];
+    if (!rc && last->nit) { /* the last buffer is merged from memory */
+        sort_start(&b, last, NULL);
+        rc = spill_join(&b);
     }
     double t2 = mono_s();
     if (!rc && log && b.keys)
@@ -541,7 +630,9 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
             free(b.runs[i].iobuf);
         }
     free(b.runs);
-    free(b.it);
-    free(b.mem);
+    for (int i = 0; i < 2; i++) {
+        free(b.kb[i].it);
+        free(b.kb[i].mem);
+    }
     return rc;
 }

@@ -36,11 +36,11 @@
 #include "rest/write.h"
 #include "store/store.h"
 
-#define IMPORT_BATCH 1000          /* resources per commit */
+#define IMPORT_BATCH 4000          /* resources per commit (1,000: 7,832/s -> 6,254/s at 3,000 patients) */
 #define IMPORT_MAX_LINE (64u << 20) /* bytes of one ndjson line (a resource) */
 #define IMPORT_SHOW_ERRORS 50      /* errors listed in the summary (all go to --errors) */
 #define IMPORT_MAX_THREADS 16      /* planning threads (--threads) */
-#define IMPORT_PEND_SLOTS 4096     /* hash slots of the committing batch's ids (> 2 x batch) */
+#define IMPORT_PEND_SLOTS 16384    /* hash slots of the committing batch's ids (> 2 x batch) */
 
 struct plan_job;
 
@@ -52,6 +52,7 @@ typedef struct importer {
     arena *wa[2][IMPORT_MAX_THREADS]; /* the planning threads' of each generation */
     int gen;
     unsigned nthreads;
+    size_t batch; /* resources per commit: IMPORT_BATCH, or HORTUS_IMPORT_BATCH (tests) */
     struct plan_job *job;
     /* the batch submitted last, committing while the next one is read */
     store_req req;
@@ -549,7 +550,7 @@ static int import_json(importer *im, FILE *f)
             char *one = b.err ? NULL : arena_strndup(im->a, b.data, b.len);
             rc = one ? add_resource(im, one, b.len, i + 1) : ERR_NOMEM;
             buf_free(&b);
-            if (!rc && im->n == IMPORT_BATCH)
+            if (!rc && im->n == im->batch)
                 rc = flush(im, 0);
         }
     }
@@ -584,7 +585,7 @@ static int import_ndjson(importer *im, FILE *f)
         }
         char *text = arena_strndup(im->a, line + lead, n - lead);
         rc = text ? add_resource(im, text, n - lead, im->line) : ERR_NOMEM;
-        if (!rc && im->n == IMPORT_BATCH)
+        if (!rc && im->n == im->batch)
             rc = flush(im, 0);
     }
     free(line);
@@ -815,6 +816,9 @@ int import_main(int argc, char **argv)
         rc = ERR_IO;
     }
     im.nthreads = nthreads;
+    const char *eb = getenv("HORTUS_IMPORT_BATCH");
+    long ebv = eb && *eb ? strtol(eb, NULL, 10) : 0;
+    im.batch = ebv > 0 && ebv < IMPORT_BATCH ? (size_t)ebv : IMPORT_BATCH;
     pthread_mutex_init(&im.mu, NULL);
     pthread_cond_init(&im.cv, NULL);
     for (int g = 0; g < 2 && !rc; g++) {

@@ -102,7 +102,7 @@ def test_killed_import_resumes(tmp_path):
     data = tmp_path / "db"
     # a second per commit of 1,000 lines: about ten commits, so a kill after 4 s lands
     # after the first one and long before the last, even on a machine twice as slow
-    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "1000"}
+    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "1000", "HORTUS_IMPORT_BATCH": "1000"}
     p = subprocess.Popen([BIN, "import", "--data", str(data), str(mixed)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)
@@ -159,7 +159,7 @@ def test_server_finishes_an_interrupted_load(tmp_path, make_server):
     so no search misses what was loaded."""
     gen = generate(tmp_path, 30)
     data = tmp_path / "db"
-    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "1000"}
+    env = {**os.environ, "HORTUS_FAULT_COMMIT_DELAY_MS": "1000", "HORTUS_IMPORT_BATCH": "1000"}
     p = subprocess.Popen([BIN, "import", "--data", str(data), str(gen)], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(4.5)  # a second per commit: the first of AllergyIntolerance.ndjson and more
