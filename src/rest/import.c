@@ -65,6 +65,7 @@ typedef struct importer {
      * SearchParameter) is planned while it commits */
     const char *pend_type[IMPORT_BATCH], *pend_id[IMPORT_BATCH];
     uint16_t pend_slot[IMPORT_PEND_SLOTS]; /* index + 1 into pend_*, 0 empty */
+    uint16_t batch_slot[IMPORT_PEND_SLOTS]; /* the same for the ids of w[] */
     int pend_params; /* seconds waiting for commits, planning (the rest: reading) */
     FILE *errors;    /* --errors, or NULL */
     const char *file;
@@ -251,6 +252,19 @@ static uint32_t pend_hash(const char *type, const char *id)
     return h;
 }
 
+/* The slot of type/id among the ids of the batch being read: the one holding it, or
+ * the empty one where it goes. */
+static uint32_t batch_find(const importer *im, const char *type, const char *id)
+{
+    uint32_t j = pend_hash(type, id) & (IMPORT_PEND_SLOTS - 1);
+    for (; im->batch_slot[j]; j = (j + 1) & (IMPORT_PEND_SLOTS - 1)) {
+        const rest_write *w = im->w[im->batch_slot[j] - 1u];
+        if (w->type->name == type && !strcmp(w->id, id))
+            break;
+    }
+    return j;
+}
+
 /* Remember the resources of the batch just submitted (im->w[0..n)). */
 static void pend_note(importer *im)
 {
@@ -398,6 +412,7 @@ static int flush(importer *im, int done)
         return rc;
     }
     pend_note(im);
+    memset(im->batch_slot, 0, sizeof im->batch_slot);
     /* the other generation's commit is done (waited for above): its memory is free */
     im->gen = g ^ 1;
     im->a = im->ba[im->gen];
@@ -448,28 +463,28 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
         return 0;
     }
     /* the same id twice in one commit is two versions: the first commits alone */
-    for (size_t i = 0; id && i < im->n; i++)
-        if (im->w[i]->type == t && im->w[i]->id && !strcmp(im->w[i]->id, id)) {
-            /* keep this one across the flush: copy it out of the batch's arena */
-            char *keep = malloc(len + 1);
-            if (!keep)
-                return ERR_NOMEM;
-            memcpy(keep, text, len);
-            keep[len] = 0;
-            /* the cursor of this commit stands before the line, which is not in it */
-            uint64_t off = im->offset, ln = im->line;
-            im->offset = im->line_start;
-            im->line = line - 1;
-            rc = flush(im, 0);
-            im->offset = off;
-            im->line = ln;
-            if (!rc) {
-                char *again = arena_strndup(im->a, keep, len);
-                rc = again ? add_resource(im, again, len, line) : ERR_NOMEM;
-            }
-            free(keep);
-            return rc;
+    uint32_t slot = id ? batch_find(im, t->name, id) : UINT32_MAX;
+    if (slot != UINT32_MAX && im->batch_slot[slot]) {
+        /* keep this one across the flush: copy it out of the batch's arena */
+        char *keep = malloc(len + 1);
+        if (!keep)
+            return ERR_NOMEM;
+        memcpy(keep, text, len);
+        keep[len] = 0;
+        /* the cursor of this commit stands before the line, which is not in it */
+        uint64_t off = im->offset, ln = im->line;
+        im->offset = im->line_start;
+        im->line = line - 1;
+        rc = flush(im, 0);
+        im->offset = off;
+        im->line = ln;
+        if (!rc) {
+            char *again = arena_strndup(im->a, keep, len);
+            rc = again ? add_resource(im, again, len, line) : ERR_NOMEM;
         }
+        free(keep);
+        return rc;
+    }
     rest_write *w = arena_zalloc(im->a, sizeof *w);
     if (!w)
         return ERR_NOMEM;
@@ -477,6 +492,8 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
     w->res = root;
     w->kind = id ? RW_UPDATE : RW_CREATE;
     w->id = id;
+    if (id)
+        im->batch_slot[slot] = (uint16_t)(im->n + 1);
     im->line_of[im->n] = line;
     im->w[im->n++] = w;
     return 0;
