@@ -17,10 +17,22 @@
 #include "base/err.h"
 #include "fhirpath/spcache.h"
 
+/* The expression of a parameter shared by several types ("AllergyIntolerance.patient |
+ * CarePlan.subject | ...") as one type evaluates it: the branches rooted in other
+ * resource types left out (they give nothing on this type's resources, and each costs
+ * an evaluation). */
+typedef struct sp_typed {
+    const char *type; /* the model's name of the type (compared by address first) */
+    fp_expr *expr;    /* NULL: no branch applies to the type */
+    int own;          /* expr compiled for this type (else the entry's) */
+} sp_typed;
+
 typedef struct sp_entry {
     const fhir_search_param *sp;
     fp_expr *expr;   /* NULL when the parameter has no expression */
     fp_expr **comp;  /* ncomponents compiled component expressions (entries may be NULL) */
+    sp_typed *typed; /* per type, for expressions of several branches */
+    size_t ntyped;
 } sp_entry;
 
 /* The parameters of one type with customs: the merged list, sorted by code. */
@@ -66,6 +78,10 @@ void fp_sp_cache_free(fp_sp_cache *c)
     }
     for (size_t i = 0; i < c->n; i++) {
         fp_free(c->e[i].expr);
+        for (size_t k = 0; k < c->e[i].ntyped; k++)
+            if (c->e[i].typed[k].own)
+                fp_free(c->e[i].typed[k].expr);
+        free(c->e[i].typed);
         if (c->e[i].comp) {
             for (uint8_t k = 0; k < c->e[i].sp->ncomponents; k++)
                 fp_free(c->e[i].comp[k]);
@@ -109,6 +125,129 @@ static int compile_one(const fhir_search_param *sp, const char *src, fp_expr **o
     return e.code ? e.code : ERR_INVALID;
 }
 
+/* Split src at its top-level '|' into branches (at most max): 0 and *n, or -1 when the
+ * expression has a top-level operator that binds less tightly than '|' (a comparison,
+ * and, or, ...: splitting would change its meaning) or is not balanced. */
+#define SP_MAX_BRANCHES 64
+static int split_union(const char *src, const char **at, size_t *len, size_t *n)
+{
+    int depth = 0;
+    size_t k = 0;
+    const char *start = src;
+    for (const char *p = src;; p++) {
+        char ch = *p;
+        if (ch == '\'' || ch == '`') { /* a string or a delimited name */
+            for (p++; *p && *p != ch; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (!*p)
+                return -1;
+            continue;
+        }
+        if (ch == '(' || ch == '[' || ch == '{')
+            depth++;
+        else if (ch == ')' || ch == ']' || ch == '}')
+            depth--;
+        if (depth < 0)
+            return -1;
+        if (depth == 0 && ch && strchr("=<>~!", ch))
+            return -1;
+        if (depth == 0 && (ch == ' ' || ch == '\t')) {
+            static const char *const low[] = {"and ", "or ", "xor ", "implies ", "in ",
+                                              "contains "};
+            for (size_t i = 0; i < sizeof low / sizeof *low; i++)
+                if (!strncmp(p + 1, low[i], strlen(low[i])))
+                    return -1;
+        }
+        if (!ch || (depth == 0 && ch == '|')) {
+            if (k == SP_MAX_BRANCHES)
+                return -1;
+            at[k] = start;
+            len[k++] = (size_t)(p - start);
+            if (!ch)
+                break;
+            start = p + 1;
+        }
+    }
+    if (depth)
+        return -1;
+    *n = k;
+    return 0;
+}
+
+/* Does the branch (n bytes) start with the name of a resource type other than `type`
+ * (so it gives nothing on a resource of type)? A branch holding a '|' of its own, in
+ * parentheses, is kept whatever it starts with. */
+static int foreign_branch(const char *b, size_t n, const char *type)
+{
+    if (memchr(b, '|', n))
+        return 0;
+    size_t i = 0;
+    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '('))
+        i++;
+    size_t j = i;
+    while (j < n && ((b[j] >= 'A' && b[j] <= 'Z') || (b[j] >= 'a' && b[j] <= 'z') ||
+                     (b[j] >= '0' && b[j] <= '9') || b[j] == '_'))
+        j++;
+    if (j == i || (j < n && b[j] != '.' && b[j] != ' ' && b[j] != ')'))
+        return 0;
+    size_t tl = strlen(type);
+    if ((j - i == tl && !memcmp(b + i, type, tl)) ||
+        (j - i == 8 && !memcmp(b + i, "Resource", 8)) ||
+        (j - i == 14 && !memcmp(b + i, "DomainResource", 14)))
+        return 0;
+    return fhir_resource_type(b + i, j - i) != NULL;
+}
+
+/* The per-type expressions of entry e (a parameter of the model), for every type whose
+ * parameters list it. */
+static int build_typed(sp_entry *e, fp_error *err)
+{
+    const char *at[SP_MAX_BRANCHES];
+    size_t len[SP_MAX_BRANCHES], nb;
+    const char *src = e->sp->expression;
+    if (!e->expr || !src || split_union(src, at, len, &nb) || nb < 2)
+        return 0;
+    const fhir_type *const *types;
+    size_t nt = fhir_resource_types(&types);
+    for (size_t ti = 0; ti < nt; ti++) {
+        const fhir_search_param *const *sps;
+        size_t ns = fhir_search_params(types[ti]->name, &sps), k = 0;
+        while (k < ns && sps[k] != e->sp)
+            k++;
+        if (k == ns)
+            continue;
+        const char *type = types[ti]->name;
+        buf b = BUF_INIT;
+        size_t kept = 0;
+        for (size_t i = 0; i < nb; i++) {
+            if (foreign_branch(at[i], len[i], type))
+                continue;
+            if (kept++)
+                buf_putc(&b, '|');
+            buf_put(&b, at[i], len[i]);
+        }
+        sp_typed *nt2 = b.err ? NULL : realloc(e->typed, sizeof *e->typed * (e->ntyped + 1));
+        if (!nt2) {
+            buf_free(&b);
+            return ERR_NOMEM;
+        }
+        e->typed = nt2;
+        sp_typed *t = &e->typed[e->ntyped];
+        *t = (sp_typed){.type = type, .expr = e->expr};
+        int rc = 0;
+        if (kept == 0)
+            t->expr = NULL;
+        else if (kept < nb && !(rc = compile_one(e->sp, buf_cstr(&b), &t->expr, err)))
+            t->own = 1;
+        buf_free(&b);
+        if (rc)
+            return rc;
+        e->ntyped++;
+    }
+    return 0;
+}
+
 int fp_sp_cache_build(fp_sp_cache **out, fp_error *err)
 {
     *out = NULL;
@@ -126,6 +265,8 @@ int fp_sp_cache_build(fp_sp_cache **out, fp_error *err)
         rc = compile_one(all[i], all[i]->expression, &e->expr, err);
         if (!rc && e->expr)
             c->nexprs++;
+        if (!rc)
+            rc = build_typed(e, err);
         if (!rc && all[i]->ncomponents) {
             e->comp = calloc(all[i]->ncomponents, sizeof *e->comp);
             if (!e->comp) {
@@ -309,6 +450,27 @@ const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp
     }
     const sp_entry *e = find(c, sp);
     return e ? e->expr : NULL;
+}
+
+const fp_expr *fp_sp_cache_get_for(const fp_sp_cache *c, const char *type,
+                                   const fhir_search_param *sp)
+{
+    if (c->model) {
+        const fp_sp_custom *cu = fp_sp_custom_of(c, sp);
+        if (cu)
+            return c->cx[cu - c->cs];
+        c = c->model;
+    }
+    const sp_entry *e = find(c, sp);
+    if (!e)
+        return NULL;
+    for (size_t k = 0; k < e->ntyped; k++)
+        if (e->typed[k].type == type)
+            return e->typed[k].expr;
+    for (size_t k = 0; k < e->ntyped; k++)
+        if (!strcmp(e->typed[k].type, type))
+            return e->typed[k].expr;
+    return e->expr;
 }
 
 const fp_expr *fp_sp_cache_component(const fp_sp_cache *c, const fhir_search_param *sp,

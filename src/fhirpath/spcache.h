@@ -29,6 +29,12 @@ int fp_sp_cache_build(fp_sp_cache **out, fp_error *err);
 /* The compiled expression of sp, or NULL when sp has none (or is not from the model). */
 const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp);
 
+/* The same as evaluated on resources of `type`: without the branches of the union
+ * rooted in other resource types (which give nothing there). NULL also when no branch
+ * applies to the type. */
+const fp_expr *fp_sp_cache_get_for(const fp_sp_cache *c, const char *type,
+                                   const fhir_search_param *sp);
+
 /* The compiled expression of component k of a composite parameter, or NULL. */
 const fp_expr *fp_sp_cache_component(const fp_sp_cache *c, const fhir_search_param *sp,
                                      unsigned k);

@@ -702,7 +702,7 @@ uint32_t idx_param_hash(const fp_sp_cache *spc, const char *type, const fhir_sea
 static void extract_param(xctx *x, const fp_sp_cache *spc, const char *type,
                           const fhir_search_param *sp, const json_val *res)
 {
-    const fp_expr *ex = fp_sp_cache_get(spc, sp);
+    const fp_expr *ex = fp_sp_cache_get_for(spc, type, sp);
     if (!ex || (sp->type == FHIR_SP_SPECIAL && !idx_special_indexed(sp)))
         return;
     fp_coll c;

@@ -6,12 +6,15 @@
  * ResourceParam value round trip, and the entries idx_extract gives for resources
  * whose parameters are known by heart.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "fhirpath/spcache.h"
 #include "index/index.h"
+#include "json/json.h"
+#include "synth/synth.h"
 #include "tap.h"
 
 static const char *fold(const char *s)
@@ -314,6 +317,72 @@ static void test_composite(const fp_sp_cache *spc)
     arena_free(a);
 }
 
+/* Each parameter's expression as a type evaluates it (its union without the branches
+ * of other types) gives, on every generated resource, exactly the items of the whole
+ * expression. */
+typedef struct typed_ctx {
+    const fp_sp_cache *spc;
+    size_t resources, evals, differ, narrowed;
+} typed_ctx;
+
+static int typed_sink(void *ctx, int type, const char *id, const char *json, size_t len)
+{
+    (void)id;
+    typed_ctx *t = ctx;
+    arena *a = arena_new(1 << 16);
+    json_val *root;
+    if (!a || json_parse(a, json, len, 0, &root, NULL)) {
+        arena_free(a);
+        t->differ++;
+        return 0;
+    }
+    const char *tn = synth_type_names[type];
+    const fhir_type *ft = fhir_resource_type(tn, strlen(tn));
+    const fhir_search_param *const *sps;
+    size_t n = fhir_search_params(ft->name, &sps);
+    for (size_t i = 0; i < n; i++) {
+        const fp_expr *all = fp_sp_cache_get(t->spc, sps[i]);
+        const fp_expr *mine = fp_sp_cache_get_for(t->spc, ft->name, sps[i]);
+        if (!all)
+            continue;
+        if (mine != all)
+            t->narrowed++;
+        fp_coll x = {0}, y = {0};
+        fp_error e;
+        int rx = fp_eval(all, a, root, NULL, &x, &e);
+        int ry = mine ? fp_eval(mine, a, root, NULL, &y, &e) : 0;
+        t->evals++;
+        int same = (rx != 0) == (ry != 0) && (rx || x.n == y.n);
+        for (size_t k = 0; same && !rx && k < x.n; k++)
+            same = x.v[k].kind == y.v[k].kind && x.v[k].node == y.v[k].node;
+        if (!same && t->differ++ < 5)
+            fprintf(stderr, "# %s.%s differs (%zu items against %zu)\n", ft->name, sps[i]->code, x.n, y.n);
+    }
+    arena_free(a);
+    t->resources++;
+    return 0;
+}
+
+static void test_typed(const fp_sp_cache *spc)
+{
+    typed_ctx t = {.spc = spc};
+    synth *g = synth_new(7);
+    int rc = g ? synth_infrastructure(g, typed_sink, &t) : ERR_NOMEM;
+    for (uint64_t i = 0; i < 15 && !rc; i++)
+        rc = synth_patient(g, i, typed_sink, &t);
+    synth_free(g);
+    ok(rc == 0 && t.resources > 1000, "generated %zu resources", t.resources);
+    ok(t.differ == 0, "per-type expressions: %zu evaluations, %zu differ", t.evals, t.differ);
+    ok(t.narrowed > t.resources, "per-type expressions are narrower for %zu evaluations",
+       t.narrowed);
+    const fhir_search_param *pat = fhir_search_param_find("Observation", "patient");
+    const fhir_search_param *bd = fhir_search_param_find("Observation", "value-quantity");
+    ok(pat && fp_sp_cache_get_for(spc, "Observation", pat) != fp_sp_cache_get(spc, pat),
+       "Observation.patient: a union of many types, narrowed");
+    ok(bd && fp_sp_cache_get_for(spc, "Observation", bd) == fp_sp_cache_get(spc, bd),
+       "Observation.value-quantity: both branches Observation's, kept as it is");
+}
+
 int main(void)
 {
     test_fold();
@@ -327,6 +396,7 @@ int main(void)
     }
     test_extract(spc);
     test_composite(spc);
+    test_typed(spc);
     fp_sp_cache_free(spc);
     return tap_done();
 }
