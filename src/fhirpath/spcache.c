@@ -440,28 +440,39 @@ size_t fp_sp_params(const fp_sp_cache *c, const char *type, const fhir_search_pa
     return fhir_search_params(type, out);
 }
 
-const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp)
+/* The model's entry of sp (NULL: not the model's), or in *custom a custom parameter's
+ * expression (then 1). */
+static int entry_of(const fp_sp_cache *c, const fhir_search_param *sp, const sp_entry **e,
+                    const fp_expr **custom)
 {
     if (c->model) {
         const fp_sp_custom *cu = fp_sp_custom_of(c, sp);
-        if (cu)
-            return c->cx[cu - c->cs];
+        if (cu) {
+            *custom = c->cx[cu - c->cs];
+            return 1;
+        }
         c = c->model;
     }
-    const sp_entry *e = find(c, sp);
+    *e = find(c, sp);
+    return 0;
+}
+
+const fp_expr *fp_sp_cache_get(const fp_sp_cache *c, const fhir_search_param *sp)
+{
+    const sp_entry *e;
+    const fp_expr *cx;
+    if (entry_of(c, sp, &e, &cx))
+        return cx;
     return e ? e->expr : NULL;
 }
 
 const fp_expr *fp_sp_cache_get_for(const fp_sp_cache *c, const char *type,
                                    const fhir_search_param *sp)
 {
-    if (c->model) {
-        const fp_sp_custom *cu = fp_sp_custom_of(c, sp);
-        if (cu)
-            return c->cx[cu - c->cs];
-        c = c->model;
-    }
-    const sp_entry *e = find(c, sp);
+    const sp_entry *e;
+    const fp_expr *cx;
+    if (entry_of(c, sp, &e, &cx))
+        return cx;
     if (!e)
         return NULL;
     for (size_t k = 0; k < e->ntyped; k++)

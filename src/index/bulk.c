@@ -64,24 +64,45 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int idx_bulk_begin(store *st, uint32_t tenant, const char *tmpdir, FILE *log, uint64_t *from)
+/* The state of tenant's bulk load: 1 when one is pending (*from, and in skip the last
+ * key its build committed, *skipn 0 before the build began), 0 when none is (*from:
+ * the snapshot's t); or the store's error. */
+static int pending(store *st, uint32_t tenant, uint64_t *from, uint8_t skip[STORE_EXTRA_KEY_MAX],
+                   size_t *skipn)
 {
-    uint8_t k[32], kk[32];
-    size_t kn = aux_key(k, tenant, "bulk-from"), kkn = aux_key(kk, tenant, "bulk-key");
+    uint8_t fk[32], kk[32];
+    size_t fkn = aux_key(fk, tenant, "bulk-from"), kkn = aux_key(kk, tenant, "bulk-key");
     store_reader *rd;
     int rc = store_read_begin(st, &rd);
     if (rc)
         return rc;
     const void *v;
     size_t vn;
-    int have = store_get(rd, STORE_DB_AUX, k, kn, &v, &vn) == 0 && vn == 8;
-    uint64_t t = have ? get_u64(v) : store_reader_t(rd);
+    int have = store_get(rd, STORE_DB_AUX, fk, fkn, &v, &vn) == 0 && vn == 8;
+    *from = have ? get_u64(v) : store_reader_t(rd);
+    *skipn = 0;
+    if (have && store_get(rd, STORE_DB_AUX, kk, kkn, &v, &vn) == 0 &&
+        vn <= STORE_EXTRA_KEY_MAX) {
+        memcpy(skip, v, vn);
+        *skipn = vn;
+    }
+    store_read_end(rd);
+    return have;
+}
+
+int idx_bulk_begin(store *st, uint32_t tenant, const char *tmpdir, FILE *log, uint64_t *from)
+{
+    uint8_t k[32], skip[STORE_EXTRA_KEY_MAX];
+    size_t kn = aux_key(k, tenant, "bulk-from"), skipn;
+    uint64_t t;
+    int have = pending(st, tenant, &t, skip, &skipn);
+    if (have < 0)
+        return have;
     /* a build cut short skips the keys it wrote: they must stay the smallest, so it
      * ends before anything more is loaded */
-    int building = have && store_get(rd, STORE_DB_AUX, kk, kkn, &v, &vn) == 0;
-    store_read_end(rd);
-    if (building) {
-        if ((rc = idx_bulk_finish(st, tenant, tmpdir, log)))
+    if (skipn) {
+        int rc = idx_bulk_finish(st, tenant, tmpdir, log);
+        if (rc)
             return rc;
         return idx_bulk_begin(st, tenant, tmpdir, log, from);
     }
@@ -573,23 +594,12 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
     uint8_t fk[32], kk[32];
     size_t fkn = aux_key(fk, tenant, "bulk-from"), kkn = aux_key(kk, tenant, "bulk-key");
     uint8_t skip[STORE_EXTRA_KEY_MAX];
-    size_t skipn = 0;
+    size_t skipn;
     uint64_t from;
-    store_reader *rd;
-    int rc = store_read_begin(st, &rd);
-    if (rc)
+    int rc = pending(st, tenant, &from, skip, &skipn);
+    if (rc <= 0)
         return rc;
-    const void *v;
-    size_t vn;
-    int have = store_get(rd, STORE_DB_AUX, fk, fkn, &v, &vn) == 0 && vn == 8;
-    from = have ? get_u64(v) : 0;
-    if (have && store_get(rd, STORE_DB_AUX, kk, kkn, &v, &vn) == 0 && vn <= sizeof skip) {
-        memcpy(skip, v, vn);
-        skipn = vn;
-    }
-    store_read_end(rd);
-    if (!have)
-        return 0;
+    rc = 0;
     double t0 = mono_s();
     builder b = {.st = st, .tenant = tenant, .from = from,
                  .tmpdir = tmpdir && *tmpdir ? tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp")};
