@@ -18,3 +18,15 @@ int num_parse_u64(const char *s, uint64_t max, uint64_t *out)
     *out = v;
     return 0;
 }
+
+int num_env_u64(const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    const char *e = getenv(name);
+    if (!e || !*e)
+        return 1;
+    uint64_t v;
+    if (num_parse_u64(e, hi, &v) || v < lo)
+        return -1;
+    *out = v;
+    return 0;
+}

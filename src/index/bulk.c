@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/num.h"
 #include "index/index.h"
 
 #define IDX_BULK_RUN_BYTES (128u << 20) /* key bytes sorted in memory per run */
@@ -505,17 +506,22 @@ static void heap_down(run **h, size_t n, size_t i)
 }
 
 /* Keys per sorted-load commit: IDX_BULK_CHUNK, or HORTUS_IMPORT_INDEX_CHUNK (tests: many
- * small commits, so a kill lands inside the build). */
-static size_t chunk_keys(void)
+ * small commits, so a kill lands inside the build); 0 when that variable is bad. */
+static size_t chunk_keys(FILE *log)
 {
-    const char *e = getenv("HORTUS_IMPORT_INDEX_CHUNK");
-    long v = e && *e ? strtol(e, NULL, 10) : 0;
-    return v > 0 && v < IDX_BULK_CHUNK ? (size_t)v : IDX_BULK_CHUNK;
+    uint64_t v = IDX_BULK_CHUNK;
+    if (num_env_u64("HORTUS_IMPORT_INDEX_CHUNK", 1, IDX_BULK_CHUNK, &v) < 0) {
+        if (log)
+            fprintf(log, "hortus: bad HORTUS_IMPORT_INDEX_CHUNK '%s' (1 .. %d)\n",
+                    getenv("HORTUS_IMPORT_INDEX_CHUNK"), IDX_BULK_CHUNK);
+        return 0;
+    }
+    return (size_t)v;
 }
 
-static int merge_load(builder *b, const uint8_t *skip, size_t skipn, uint64_t *written)
+static int merge_load(builder *b, size_t per, const uint8_t *skip, size_t skipn,
+                      uint64_t *written)
 {
-    const size_t per = chunk_keys();
     size_t nr = b->nruns;
     run **h = malloc(sizeof *h * (nr ? nr : 1));
     if (!h)
@@ -599,7 +605,9 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
     int rc = pending(st, tenant, &from, skip, &skipn);
     if (rc <= 0)
         return rc;
-    rc = 0;
+    const size_t per = chunk_keys(log);
+    if (!per)
+        return ERR_INVALID;
     double t0 = mono_s();
     builder b = {.st = st, .tenant = tenant, .from = from,
                  .tmpdir = tmpdir && *tmpdir ? tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp")};
@@ -622,7 +630,7 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
         fprintf(log, "hortus: writing the search index of the load: %llu keys\n",
                 (unsigned long long)b.keys);
     if (!rc)
-        rc = merge_load(&b, skip, skipn, &written);
+        rc = merge_load(&b, per, skip, skipn, &written);
     if (!rc) {
         store_extra x[2] = {{.db = STORE_DB_AUX, .del = 1, .key = fk, .key_len = fkn},
                             {.db = STORE_DB_AUX, .del = 1, .key = kk, .key_len = kkn}};

@@ -292,6 +292,15 @@ size_t idx_bulk_defer(uint64_t from, store_extra *x, size_t n);
  * 0 (also when nothing is pending), ERR_IO, ERR_NOMEM or the store's error. */
 int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log);
 
+/* The local references of the resources numbered after `from` (a bulk load's) whose
+ * target has no live version (never written, or deleted): fn once per referring
+ * resource and target, *nrefs their number. Canonicals and absolute URLs are not
+ * checked. 0, ERR_NOMEM or the store's error. (dangling.c) */
+typedef void (*idx_dangling_fn)(void *ctx, const char *type, const char *id,
+                                const char *to_type, const char *to_id);
+int idx_dangling(store *st, uint32_t tenant, uint64_t from, idx_dangling_fn fn, void *ctx,
+                 uint64_t *nrefs);
+
 /* 1 when rd's snapshot has a bulk load of tenant whose keys are not all written. */
 int idx_bulk_pending(store_reader *rd, uint32_t tenant);
 

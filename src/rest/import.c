@@ -27,7 +27,9 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/num.h"
 #include "base/time.h"
+#include "base/zfile.h"
 #include "cli.h"
 #include "fhir/validate.h"
 #include "fhirpath/spcache.h"
@@ -40,6 +42,7 @@
 #define IMPORT_MAX_LINE (64u << 20) /* bytes of one ndjson line (a resource) */
 #define IMPORT_SHOW_ERRORS 50      /* errors listed in the summary (all go to --errors) */
 #define IMPORT_MAX_THREADS 16      /* planning threads (--threads) */
+#define IMPORT_DAMAGED 1           /* import_ndjson/json: the file's data is damaged (not an error code) */
 #define IMPORT_PEND_SLOTS 16384    /* hash slots of the committing batch's ids (> 2 x batch) */
 
 struct plan_job;
@@ -78,6 +81,8 @@ typedef struct importer {
     uint64_t line_start; /* ndjson: the offset where the line being added starts */
     /* totals */
     uint64_t all_loaded, all_failed, bytes_done, bytes_total;
+    uint64_t dangling;      /* references of the load to resources that do not exist */
+    size_t dangling_shown;
     uint64_t shown;
     uint64_t bulk_from; /* resources numbered after this t get their keys at the end */
     double t0, last_show;
@@ -89,6 +94,33 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One OperationOutcome line of --errors. */
+static void write_outcome(importer *im, const char *severity, const char *code,
+                          const char *diagnostics)
+{
+    buf b = BUF_INIT;
+    jw w;
+    jw_init(&w, &b, 0);
+    jw_obj(&w);
+    jw_key(&w, "resourceType");
+    jw_str(&w, "OperationOutcome");
+    jw_key(&w, "issue");
+    jw_arr(&w);
+    jw_obj(&w);
+    jw_key(&w, "severity");
+    jw_str(&w, severity);
+    jw_key(&w, "code");
+    jw_str(&w, code);
+    jw_key(&w, "diagnostics");
+    jw_str(&w, diagnostics);
+    jw_end(&w);
+    jw_end(&w);
+    jw_end(&w);
+    buf_putc(&b, '\n');
+    fwrite(b.data, 1, b.len, im->errors);
+    buf_free(&b);
 }
 
 static void report(importer *im, uint64_t line, const char *type, const char *id,
@@ -103,32 +135,29 @@ static void report(importer *im, uint64_t line, const char *type, const char *id
         im->shown++;
     }
     if (im->errors) {
-        buf b = BUF_INIT;
-        jw w;
-        jw_init(&w, &b, 0);
-        jw_obj(&w);
-        jw_key(&w, "resourceType");
-        jw_str(&w, "OperationOutcome");
-        jw_key(&w, "issue");
-        jw_arr(&w);
-        jw_obj(&w);
-        jw_key(&w, "severity");
-        jw_str(&w, "error");
-        jw_key(&w, "code");
-        jw_str(&w, "invalid");
-        jw_key(&w, "diagnostics");
         buf d = BUF_INIT;
         buf_printf(&d, "%s:%llu: %s%s%s%s%s", im->file, (unsigned long long)line,
                    type ? type : "", id ? "/" : "", id ? id : "", type ? ": " : "", why);
-        jw_str(&w, buf_cstr(&d));
+        write_outcome(im, "error", "invalid", buf_cstr(&d));
         buf_free(&d);
-        jw_end(&w);
-        jw_end(&w);
-        jw_end(&w);
-        buf_putc(&b, '\n');
-        fwrite(b.data, 1, b.len, im->errors);
-        buf_free(&b);
     }
+}
+
+/* A reference of the load to a resource that is neither stored nor in the files: listed
+ * (the first IMPORT_SHOW_ERRORS), and a warning in --errors; the load is not refused. */
+static void dangling(void *ctx, const char *type, const char *id, const char *to_type,
+                     const char *to_id)
+{
+    importer *im = ctx;
+    char d[600];
+    snprintf(d, sizeof d, "%s/%s refers to %s/%s, which is neither stored nor in the files",
+             type, id, to_type, to_id);
+    if (im->dangling_shown < IMPORT_SHOW_ERRORS) {
+        fprintf(stderr, "hortus import: %s\n", d);
+        im->dangling_shown++;
+    }
+    if (im->errors)
+        write_outcome(im, "warning", "not-found", d);
 }
 
 static void progress(importer *im, int last)
@@ -518,20 +547,34 @@ static int read_cursor(store *st, const char *path, uint64_t *v)
 }
 
 /* The resources of a .json file: a Bundle's entries, or one resource. */
-static int import_json(importer *im, FILE *f)
+static int import_json(importer *im, zfile *z)
 {
-    struct stat sb;
-    if (fstat(fileno(f), &sb) || sb.st_size > (off_t)IMPORT_MAX_LINE * 4) {
+    /* the whole document (a compressed one has no size to ask for: read until the end) */
+    buf t = {.limit = (size_t)IMPORT_MAX_LINE * 4};
+    char blk[65536];
+    size_t got;
+    while ((got = fread(blk, 1, sizeof blk, zf_stream(z))) > 0 && !t.err)
+        buf_put(&t, blk, got);
+    if (zf_failed(z)) {
+        buf_free(&t);
+        report(im, 1, NULL, NULL, zf_failed(z));
+        return IMPORT_DAMAGED;
+    }
+    if (t.err == ERR_TOOBIG) {
+        buf_free(&t);
         report(im, 1, NULL, NULL, "the file is too large for one JSON document: use ndjson");
         return 0;
     }
-    arena *doc = arena_new((size_t)sb.st_size + 4096);
-    char *text = doc ? arena_alloc(doc, (size_t)sb.st_size + 1) : NULL;
+    arena *doc = t.err ? NULL : arena_new(t.len + 4096);
+    char *text = doc ? arena_alloc(doc, t.len + 1) : NULL;
     if (!text) {
+        buf_free(&t);
         arena_free(doc);
         return ERR_NOMEM;
     }
-    size_t len = fread(text, 1, (size_t)sb.st_size, f);
+    size_t len = t.len;
+    memcpy(text, t.data, len);
+    buf_free(&t);
     json_val *root;
     json_error je;
     memset(&je, 0, sizeof je);
@@ -571,23 +614,31 @@ static int import_json(importer *im, FILE *f)
                 rc = flush(im, 0);
         }
     }
-    im->offset = (uint64_t)sb.st_size;
-    im->bytes_done += (uint64_t)sb.st_size;
+    im->offset = len;
+    im->bytes_done += zf_in_bytes(z);
     arena_free(doc);
     return rc;
 }
 
-static int import_ndjson(importer *im, FILE *f)
+static int import_ndjson(importer *im, zfile *z)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     int rc = 0;
+    FILE *f = zf_stream(z);
+    /* progress counts the bytes of the file, compressed or not */
+    uint64_t base = im->bytes_done - zf_in_bytes(z), seen = zf_in_bytes(z);
     while (!rc && (got = getline(&line, &cap, f)) >= 0) {
+        if (zf_failed(z) && line[got - 1] != '\n')
+            break; /* the piece of a line before damaged data */
         im->line_start = im->offset;
         im->line++;
         im->offset += (uint64_t)got;
-        im->bytes_done += (uint64_t)got;
+        if ((im->line & 255) == 0 || zf_in_bytes(z) - seen > (1u << 20)) {
+            seen = zf_in_bytes(z);
+            im->bytes_done = base + seen;
+        }
         size_t n = (size_t)got;
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             n--;
@@ -606,6 +657,15 @@ static int import_ndjson(importer *im, FILE *f)
             rc = flush(im, 0);
     }
     free(line);
+    im->bytes_done = base + zf_in_bytes(z);
+    if (!rc && zf_failed(z)) {
+        /* corrupt or truncated: the lines before stay, the file is not marked done */
+        char why[200];
+        snprintf(why, sizeof why, "%s: the lines before it are loaded, the rest of the file "
+                                  "is not", zf_failed(z));
+        report(im, im->line + 1, NULL, NULL, why);
+        rc = IMPORT_DAMAGED;
+    }
     return rc;
 }
 
@@ -614,23 +674,29 @@ static int import_file(importer *im, const char *path)
     char real[PATH_MAX];
     if (!realpath(path, real))
         snprintf(real, sizeof real, "%s", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    im->file = real;
+    im->offset = im->line = im->loaded = im->failed = 0;
+    const char *why;
+    zfile *z = zf_open(path, &why);
+    if (!z && why) { /* not the data its name says: listed, and the other files go on */
+        report(im, 1, NULL, NULL, why);
+        return 0;
+    }
+    if (!z) {
         fprintf(stderr, "hortus import: cannot open %s: %s\n", path, strerror(errno));
         return ERR_IO;
     }
-    im->file = real;
-    im->offset = im->line = im->loaded = im->failed = 0;
     uint64_t cur[5];
     struct stat sb;
-    fstat(fileno(f), &sb);
+    if (stat(path, &sb))
+        sb.st_size = 0;
     if (read_cursor(im->st, real, cur)) {
         if (cur[4]) {
             fprintf(stderr, "hortus import: %s was imported before (%llu resources, %llu "
                             "errors): skipped\n",
                     path, (unsigned long long)cur[2], (unsigned long long)cur[3]);
             im->bytes_done += (uint64_t)sb.st_size;
-            fclose(f);
+            zf_close(z);
             return 0;
         }
         fprintf(stderr, "hortus import: resuming %s after line %llu (%llu resources already "
@@ -640,21 +706,39 @@ static int import_file(importer *im, const char *path)
         im->line = cur[1];
         im->loaded = cur[2];
         im->failed = cur[3];
-        im->bytes_done += cur[0];
     }
-    size_t pl = strlen(path);
-    int json = pl > 5 && !strcmp(path + pl - 5, ".json");
+    size_t pl = zf_base_len(path);
+    int json = pl > 5 && !strncmp(path + pl - 5, ".json", 5);
     int rc = 0;
-    if (!json && fseeko(f, (off_t)im->offset, SEEK_SET))
-        rc = ERR_IO;
+    uint64_t vl;
+    if (zf_kind_of(path) != ZF_PLAIN && zf_verify(path, &why, &vl)) {
+        /* damaged deflate data can decode to plausible lines: nothing of such a file */
+        char msg[240];
+        snprintf(msg, sizeof msg, "%s (found after line %llu): nothing of the file is loaded",
+                 why, (unsigned long long)vl);
+        report(im, im->line + 1, NULL, NULL, msg);
+        im->bytes_done += (uint64_t)sb.st_size;
+        zf_close(z);
+        return 0;
+    }
+    if (!json && zf_skip(z, im->offset)) {
+        fprintf(stderr, "hortus import: %s: cannot resume after line %llu: the file is shorter "
+                        "than when it was interrupted (%s)\n",
+                path, (unsigned long long)im->line, zf_failed(z) ? zf_failed(z) : "it ended");
+        rc = ERR_INVALID;
+    }
     if (!rc)
-        rc = json ? import_json(im, f) : import_ndjson(im, f);
+        im->bytes_done += zf_in_bytes(z);
     if (!rc)
+        rc = json ? import_json(im, z) : import_ndjson(im, z);
+    if (rc == IMPORT_DAMAGED) /* what was read before the damage, the file not done */
+        rc = flush(im, 0);
+    else if (!rc)
         rc = flush(im, 1); /* the rest, and the file marked done */
     int wrc = wait_pending(im); /* its counts are this file's */
     if (!rc)
         rc = wrc;
-    fclose(f);
+    zf_close(z);
     return rc;
 }
 
@@ -663,10 +747,12 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* .ndjson and .json files, plain or compressed (.gz, .zst) */
 static int importable(const char *name)
 {
-    size_t n = strlen(name);
-    return (n > 7 && !strcmp(name + n - 7, ".ndjson")) || (n > 5 && !strcmp(name + n - 5, ".json"));
+    size_t n = zf_base_len(name);
+    return (n > 7 && !strncmp(name + n - 7, ".ndjson", 7)) ||
+           (n > 5 && !strncmp(name + n - 5, ".json", 5));
 }
 
 typedef struct flist {
@@ -703,9 +789,13 @@ static void import_usage(FILE *f)
     fprintf(f, "usage: hortus import [--data DIR | --store lmdb:DIR] [--errors FILE] "
                "[--validate full|structure|off] [--threads N] FILE|DIR...\n"
                "  ndjson files (one resource per line, any types) and .json files (a Bundle "
-               "or one resource);\n"
-               "  a directory: its *.ndjson and *.json files, in name order.\n"
-               "  --errors FILE  every refused line as an ndjson OperationOutcome\n"
+               "or one resource),\n"
+               "  plain or compressed (.gz, .zst); a directory: its *.ndjson and *.json files "
+               "(also .gz, .zst),\n"
+               "  in name order.\n"
+               "  --errors FILE  every refused line as an ndjson OperationOutcome (and each "
+               "dangling reference\n"
+               "                 as a warning)\n"
                "  --validate L   full (default: structure, bindings, invariants), structure,\n"
                "                 or off (JSON, resourceType and id only)\n"
                "  --threads N    threads that plan the resources (default: the CPUs)\n");
@@ -770,15 +860,6 @@ int import_main(int argc, char **argv)
     int bad = 0;
     for (int i = first; i < argc && !bad; i++) {
         struct stat sb;
-        size_t al = strlen(argv[i]);
-        if ((al > 3 && !strcmp(argv[i] + al - 3, ".gz")) ||
-            (al > 4 && !strcmp(argv[i] + al - 4, ".zst"))) {
-            fprintf(stderr, "hortus import: %s: compressed files are not supported yet "
-                            "(decompress them first)\n",
-                    argv[i]);
-            bad = 1;
-            break;
-        }
         if (stat(argv[i], &sb)) {
             fprintf(stderr, "hortus import: %s: %s\n", argv[i], strerror(errno));
             bad = 1;
@@ -814,9 +895,20 @@ int import_main(int argc, char **argv)
     }
     store_opts so = {.count_kinds = IDX_COUNT_KINDS, .count_kind_at = IDX_COUNT_KIND_AT,
                      .count_suffix = IDX_RN_LEN};
-    /* HORTUS_FAULT_COMMIT_DELAY_MS: a slow disk, for the tests of an interrupted import */
-    const char *fd = getenv("HORTUS_FAULT_COMMIT_DELAY_MS");
-    so.fault_commit_delay_ms = fd && *fd ? (unsigned)strtoul(fd, NULL, 10) : 0;
+    /* HORTUS_FAULT_COMMIT_DELAY_MS: a slow disk, for the tests of an interrupted import;
+     * HORTUS_IMPORT_BATCH: resources per commit (small ones for those tests) */
+    uint64_t fdv = 0, ebv = IMPORT_BATCH;
+    if (!rc && num_env_u64("HORTUS_FAULT_COMMIT_DELAY_MS", 0, 600000, &fdv) < 0) {
+        fprintf(stderr, "hortus import: bad HORTUS_FAULT_COMMIT_DELAY_MS '%s' (0 .. 600000)\n",
+                getenv("HORTUS_FAULT_COMMIT_DELAY_MS"));
+        rc = ERR_INVALID;
+    }
+    if (!rc && num_env_u64("HORTUS_IMPORT_BATCH", 1, IMPORT_BATCH, &ebv) < 0) {
+        fprintf(stderr, "hortus import: bad HORTUS_IMPORT_BATCH '%s' (1 .. %d)\n",
+                getenv("HORTUS_IMPORT_BATCH"), IMPORT_BATCH);
+        rc = ERR_INVALID;
+    }
+    so.fault_commit_delay_ms = (unsigned)fdv;
     if (!rc && (rc = store_open(spec, &so, &im.st)))
         fprintf(stderr,
                 "hortus import: cannot open %s: %s (is a server running on it? the import "
@@ -833,9 +925,7 @@ int import_main(int argc, char **argv)
         rc = ERR_IO;
     }
     im.nthreads = nthreads;
-    const char *eb = getenv("HORTUS_IMPORT_BATCH");
-    long ebv = eb && *eb ? strtol(eb, NULL, 10) : 0;
-    im.batch = ebv > 0 && ebv < IMPORT_BATCH ? (size_t)ebv : IMPORT_BATCH;
+    im.batch = (size_t)ebv;
     pthread_mutex_init(&im.mu, NULL);
     pthread_cond_init(&im.cv, NULL);
     for (int g = 0; g < 2 && !rc; g++) {
@@ -862,6 +952,11 @@ int import_main(int argc, char **argv)
     /* the search index of everything loaded, sorted and appended */
     if (!rc && (rc = idx_bulk_finish(im.st, 0, store_url ? NULL : data, stderr)))
         fprintf(stderr, "hortus import: writing the search index: %s\n", err_str(rc));
+    /* references are kept as written, in any order: which point nowhere is known now */
+    double td = now_s();
+    if (!rc && (rc = idx_dangling(im.st, 0, im.bulk_from, dangling, &im, &im.dangling)))
+        fprintf(stderr, "hortus import: checking the references: %s\n", err_str(rc));
+    td = now_s() - td;
     if (!bad && im.st) {
         progress(&im, 1);
         double el = now_s() - im.t0;
@@ -870,13 +965,19 @@ int import_main(int argc, char **argv)
                 rc ? "stopped" : "done", (unsigned long long)im.all_loaded, el,
                 el > 0 ? (double)im.all_loaded / el : 0.0, (unsigned long long)im.all_failed,
                 im.all_failed > im.shown ? " (the first ones are listed above)" : "");
+        if (!rc && im.dangling)
+            fprintf(stderr, "hortus import: dangling references: %llu (to resources neither "
+                            "stored nor in the files), loaded as they are%s\n",
+                    (unsigned long long)im.dangling,
+                    im.dangling > im.dangling_shown ? " (the first ones are listed above)" : "");
         if (rc)
             fprintf(stderr, "hortus import: %s (start it again to continue)\n", err_str(rc));
         else
             fprintf(stderr, "hortus import: %.1f s reading and validating, %.1f s planning in "
-                            "%u threads, %.1f s waiting for commits, %.1f s writing the index\n",
+                            "%u threads, %.1f s waiting for commits, %.1f s writing the index, "
+                            "%.1f s checking the references\n",
                     im.t_load - im.t_plan - im.t_wait, im.t_plan, im.nthreads, im.t_wait,
-                    el - im.t_load);
+                    el - im.t_load - td, td);
     }
     if (im.errors)
         fclose(im.errors);

@@ -2,6 +2,7 @@
 PUTs would (the server then finds and indexes them, `hortus check` is clean), bad lines
 are listed and never half-written, a server on the directory makes it refuse, and an
 import killed with SIGKILL continues where it stopped when started again."""
+import gzip
 import json
 import os
 import signal
@@ -24,6 +25,11 @@ def generate(tmp_path, patients, name="gen"):
                         "--format", "ndjson", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return out
+
+
+def lines_of_file(f):
+    with open(f) as fh:
+        return sum(1 for line in fh if line.strip())
 
 
 def lines_of(d):
@@ -87,10 +93,67 @@ def test_good_lines_land_bad_lines_are_listed(tmp_path, make_server):
     # bad usage
     assert run_import("--data", str(data)).returncode == 2
     assert run_import("--data", str(data), str(tmp_path / "missing.ndjson")).returncode == 2
-    gz = tmp_path / "x.ndjson.gz"
-    gz.write_bytes(b"")
-    r = run_import("--data", str(data), str(gz))
-    assert r.returncode == 2 and "compressed files are not supported yet" in r.stderr
+    # a test knob set to a bad value is refused, not silently defaulted
+    r = run_import("--data", str(tmp_path / "knob"), str(gen), env={"HORTUS_IMPORT_BATCH": "10x"})
+    assert r.returncode == 1 and "bad HORTUS_IMPORT_BATCH '10x'" in r.stderr, r.stderr
+    r = run_import("--data", str(tmp_path / "knob"), str(gen),
+                   env={"HORTUS_IMPORT_INDEX_CHUNK": "0"})
+    assert r.returncode == 1 and "bad HORTUS_IMPORT_INDEX_CHUNK '0'" in r.stderr, r.stderr
+
+
+def test_compressed_files(tmp_path, make_server):
+    """.ndjson.gz and .ndjson.zst load like the plain file (several gzip members and zstd
+    frames one after the other, as gzip -dc and zstd -dc read them); a file whose data is
+    not what its name says, or is cut short, is listed and the other files go on; a cut
+    file keeps the lines before the damage and continues from there once it is whole."""
+    gen = generate(tmp_path, 6)
+    plain = b"".join((gen / f).read_bytes() for f in sorted(os.listdir(gen)))
+    n = sum(1 for x in plain.splitlines() if x.strip())
+    half = plain.index(b"\n", len(plain) // 2) + 1
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.ndjson.gz").write_bytes(gzip.compress(plain[:half]) + gzip.compress(plain[half:]))
+    zs = subprocess.run(["zstd", "-q", "-c"], input=plain[:half], capture_output=True).stdout + \
+        subprocess.run(["zstd", "-q", "-c"], input=plain[half:], capture_output=True).stdout
+    (src / "b.ndjson.zst").write_bytes(zs)
+    gz, zd = tmp_path / "gz", tmp_path / "zd"
+    r = run_import("--data", str(gz), str(src / "a.ndjson.gz"))
+    assert r.returncode == 0 and f"done: {n} resources loaded" in r.stderr, r.stderr
+    r = run_import("--data", str(zd), str(src / "b.ndjson.zst"))
+    assert r.returncode == 0 and f"done: {n} resources loaded" in r.stderr, r.stderr
+    assert entries_of(gz) == entries_of(zd) > n
+    # a directory picks up compressed files too; a .gz that is not gzip is listed
+    (src / "c.ndjson.gz").write_bytes(plain[:100])
+    r = run_import("--data", str(tmp_path / "dir"), str(src))
+    assert r.returncode == 1 and "c.ndjson.gz:1: the file is named .gz but is not gzip data" \
+        in r.stderr, r.stderr
+    assert f"done: {2 * n} resources loaded" in r.stderr, r.stderr
+    # cut short: a compressed file is checked whole before any of it is loaded
+    whole = gzip.compress(plain)
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(whole[:len(whole) // 3])
+    data = tmp_path / "db"
+    r = run_import("--data", str(data), str(cut), str(gen / "Patient.ndjson"))
+    assert r.returncode == 1 and "the gzip data is truncated" in r.stderr, r.stderr
+    assert "nothing of the file is loaded" in r.stderr, r.stderr
+    pats = lines_of_file(gen / "Patient.ndjson")
+    assert f"done: {pats} resources loaded" in r.stderr, r.stderr  # the other file went on
+    cut.write_bytes(whole)  # repaired: the file loads (it was not marked done)
+    r = run_import("--data", str(data), str(cut))
+    assert r.returncode == 0 and f"done: {n} resources loaded" in r.stderr, r.stderr
+    assert entries_of(data) == entries_of(gz)
+    # damaged in the middle (bytes overwritten): refused from the damage on, never loaded
+    bad = bytearray(whole)
+    bad[len(bad) // 2:len(bad) // 2 + 64] = b"\xff" * 64
+    (tmp_path / "bad.ndjson.gz").write_bytes(bytes(bad))
+    r = run_import("--data", str(tmp_path / "baddb"), str(tmp_path / "bad.ndjson.gz"))
+    assert r.returncode == 1 and "the gzip data is corrupt" in r.stderr, r.stderr
+    assert "done: 0 resources loaded" in r.stderr and ", 1 refused" in r.stderr, r.stderr
+    # a zstd file cut short the same
+    zcut = tmp_path / "cut.ndjson.zst"
+    zcut.write_bytes(zs[:len(zs) // 4])
+    r = run_import("--data", str(tmp_path / "zdb"), str(zcut))
+    assert r.returncode == 1 and "the zstd data is truncated" in r.stderr, r.stderr
 
 
 def test_killed_import_resumes(tmp_path):
@@ -179,3 +242,48 @@ def test_server_finishes_an_interrupted_load(tmp_path, make_server):
     s.stop()
     check = subprocess.run([BIN, "check", "--data", str(data)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
+
+
+def test_dangling_references_are_reported(tmp_path, make_server):
+    """References are kept as written, in any order of files; the ones whose target is
+    neither stored nor in the files are listed at the end (and as warnings in --errors),
+    and the load is not refused for them."""
+    gen = generate(tmp_path, 3)
+    obs = [json.loads(x) for x in (gen / "Observation.ndjson").read_text().splitlines() if x]
+    data, errs = tmp_path / "db", tmp_path / "errors.ndjson"
+    # the observations first, alone: their patients and encounters are not there yet
+    r = run_import("--data", str(data), "--errors", str(errs), str(gen / "Observation.ndjson"))
+    assert r.returncode == 0, r.stderr
+    targets = {(o["id"], o[k]["reference"]) for o in obs for k in ("subject", "encounter")
+               if k in o}
+    assert f"dangling references: {len(targets)} (to resources neither stored nor in the " \
+        "files), loaded as they are" in r.stderr, r.stderr
+    o = min(obs, key=lambda x: x["id"])  # listed in id order, the first 50
+    assert f"Observation/{o['id']} refers to {o['subject']['reference']}, which is neither " \
+        "stored nor in the files" in r.stderr
+    warn = [json.loads(x) for x in errs.read_text().splitlines()]
+    assert len(warn) == len(targets)
+    assert {w["issue"][0]["severity"] for w in warn} == {"warning"}
+    # the rest of the files (the observations again: already imported, skipped): every
+    # reference of this load finds its target, in the store or in the files
+    r = run_import("--data", str(data), str(gen))
+    assert r.returncode == 0, r.stderr
+    assert "dangling references:" not in r.stderr, r.stderr
+    # a target deleted before the load counts as missing
+    s = make_server(str(data))
+    pat = o["subject"]["reference"]
+    http = requests.Session()
+    enc = {"resourceType": "Encounter", "id": "temp", "status": "finished",
+           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}}
+    assert http.put(f"{s.base}/Encounter/temp", json=enc).status_code == 201
+    assert http.delete(f"{s.base}/Encounter/temp").status_code in (200, 204)
+    assert http.get(f"{s.base}/Encounter/temp").status_code == 410
+    s.stop()
+    late = tmp_path / "late.ndjson"
+    late.write_text(json.dumps({"resourceType": "Observation", "id": "late", "status": "final",
+                                "code": {"text": "x"}, "subject": {"reference": pat},
+                                "encounter": {"reference": "Encounter/temp"}}) + "\n")
+    r = run_import("--data", str(data), str(late))
+    assert r.returncode == 0, r.stderr
+    assert "Observation/late refers to Encounter/temp, which is neither" in r.stderr, r.stderr
+    assert "dangling references: 1 (" in r.stderr, r.stderr
