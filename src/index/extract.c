@@ -35,7 +35,20 @@
 #define INSTANT_MIN INT64_MIN
 #define INSTANT_MAX INT64_MAX
 
+/* The parts of one composite component on one focus: Observation's eight composites
+ * evaluate `code` on the same Observation six times, so each (focus, component
+ * expression, type) is evaluated once per resource. */
+#define COMP_MEMO 24
+typedef struct comp_memo {
+    const json_val *node; /* the focus */
+    const char *expr;
+    int type;
+    idx_set parts;
+} comp_memo;
+
 typedef struct xctx {
+    comp_memo *memo; /* composites of this resource (NULL in a component's own xctx) */
+    size_t nmemo;
     arena *a;
     idx_set *out;
     uint32_t sp;
@@ -583,6 +596,18 @@ static void composite_value(xctx *x, const fp_sp_cache *spc, const fhir_search_p
         const fp_expr *ex = fp_sp_cache_component(spc, sp, k);
         if (!def || !ex)
             return;
+        const char *etext = sp->component_exprs ? sp->component_exprs[k] : NULL;
+        comp_memo *m = NULL;
+        for (size_t i = 0; focus->node && etext && x->memo && i < x->nmemo && !m; i++)
+            if (x->memo[i].node == focus->node && x->memo[i].type == (int)def->type &&
+                !strcmp(x->memo[i].expr, etext))
+                m = &x->memo[i];
+        if (m) {
+            parts[k] = m->parts; /* read only below */
+            if (!parts[k].n)
+                return;
+            continue;
+        }
         fp_coll c;
         fp_error fe;
         if (fp_eval_item(ex, x->a, focus, res, &c, &fe))
@@ -600,6 +625,9 @@ static void composite_value(xctx *x, const fp_sp_cache *spc, const fhir_search_p
             if (idx_part_kind(parts[k].e[i].kind))
                 parts[k].e[w++] = parts[k].e[i];
         parts[k].n = w;
+        if (focus->node && etext && x->memo && x->nmemo < COMP_MEMO)
+            x->memo[x->nmemo++] = (comp_memo){.node = focus->node, .expr = etext,
+                                              .type = (int)def->type, .parts = parts[k]};
         if (!w)
             return;
     }
@@ -740,7 +768,8 @@ int idx_extract(const fp_sp_cache *spc, arena *a, const char *type, const json_v
     memset(out, 0, sizeof *out);
     const fhir_search_param *const *sps;
     size_t nsp = fp_sp_params(spc, type, &sps);
-    xctx x = {.a = a, .out = out, .base_url = base_url ? base_url : "",
+    comp_memo memo[COMP_MEMO];
+    xctx x = {.memo = memo, .a = a, .out = out, .base_url = base_url ? base_url : "",
               .base_len = base_url ? strlen(base_url) : 0, .tmp = BUF_INIT};
     /* the model's parameters, then the entries within the patient (of those only: a
      * custom parameter is reindexed alone), then the custom ones */
