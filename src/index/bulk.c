@@ -37,6 +37,7 @@
 #define IDX_BULK_CHUNK 131072           /* keys per sorted-load commit */
 #define IDX_BULK_CHUNK_BYTES (16u << 20)
 #define IDX_BULK_IO_BUF (1u << 20)      /* stdio buffer of each run file */
+#define IDX_BULK_MEM_BYTES (2ull << 30) /* sorted runs kept in memory, not spilled to files */
 
 static size_t aux_key(uint8_t *k, uint32_t tenant, const char *name)
 {
@@ -235,6 +236,11 @@ typedef struct builder {
     run *runs;
     size_t nruns;
     uint64_t keys;
+    size_t run_bytes;  /* IDX_BULK_RUN_BYTES, or HORTUS_IMPORT_SORT_RUN (tests) */
+    uint64_t mem_bytes; /* IDX_BULK_MEM_BYTES, or HORTUS_IMPORT_SORT_MEM (tests) */
+    kbuf *kept;        /* buffers whose runs are read from memory (while the budget lasts) */
+    size_t nkept;
+    uint64_t kept_bytes;
 } builder;
 
 /* Sort the job's items and write them to a run file (unlinked: it lives while open). */
@@ -340,16 +346,33 @@ static void sort_start(builder *b, kbuf *k, const char *tmpdir)
     }
 }
 
-/* Hand the full buffer to the sort threads and go on with the other one. */
+/* Hand the full buffer to the sort threads and go on with the other one. While
+ * IDX_BULK_MEM_BYTES lasts a buffer's runs stay in memory (writing them to a file and
+ * reading them back is a tenth of a load's CPU): the buffer is kept for the merge, and
+ * its slot gets fresh memory. */
 static int spill(builder *b)
 {
     int rc = spill_join(b); /* the other buffer must be free */
     if (rc)
         return rc;
-    sort_start(b, &b->kb[b->cur], b->tmpdir);
+    kbuf *full = &b->kb[b->cur];
+    uint64_t cost = b->run_bytes + (uint64_t)full->cap * sizeof(item);
+    if (b->kept_bytes + cost <= b->mem_bytes) {
+        kbuf *nk = realloc(b->kept, sizeof *nk * (b->nkept + 1));
+        if (!nk)
+            return ERR_NOMEM;
+        b->kept = nk;
+        b->kept[b->nkept++] = *full; /* owns mem and it; the runs point into them */
+        b->kept_bytes += cost;
+        *full = (kbuf){0};
+        /* b->kept moves only in a later spill, after spill_join */
+        sort_start(b, &b->kept[b->nkept - 1], NULL);
+    } else {
+        sort_start(b, full, b->tmpdir);
+    }
     b->cur ^= 1;
     kbuf *k = &b->kb[b->cur];
-    if (!k->mem && !(k->mem = malloc(IDX_BULK_RUN_BYTES)))
+    if (!k->mem && !(k->mem = malloc(b->run_bytes)))
         return ERR_NOMEM;
     return 0;
 }
@@ -357,7 +380,7 @@ static int spill(builder *b)
 static int add_key(builder *b, const uint8_t *key, size_t n)
 {
     kbuf *k = &b->kb[b->cur];
-    if (k->used + n > IDX_BULK_RUN_BYTES) {
+    if (k->used + n > b->run_bytes) {
         int rc = spill(b);
         if (rc)
             return rc;
@@ -505,18 +528,16 @@ static void heap_down(run **h, size_t n, size_t i)
     }
 }
 
-/* Keys per sorted-load commit: IDX_BULK_CHUNK, or HORTUS_IMPORT_INDEX_CHUNK (tests: many
- * small commits, so a kill lands inside the build); 0 when that variable is bad. */
-static size_t chunk_keys(FILE *log)
+/* A setting of the environment for the tests (many small commits so a kill lands inside
+ * the build; small runs, spilled or not): *v, or 0 with a message when it is bad. */
+static int knob(FILE *log, const char *name, uint64_t lo, uint64_t hi, uint64_t *v)
 {
-    uint64_t v = IDX_BULK_CHUNK;
-    if (num_env_u64("HORTUS_IMPORT_INDEX_CHUNK", 1, IDX_BULK_CHUNK, &v) < 0) {
-        if (log)
-            fprintf(log, "hortus: bad HORTUS_IMPORT_INDEX_CHUNK '%s' (1 .. %d)\n",
-                    getenv("HORTUS_IMPORT_INDEX_CHUNK"), IDX_BULK_CHUNK);
-        return 0;
-    }
-    return (size_t)v;
+    if (num_env_u64(name, lo, hi, v) >= 0)
+        return 1;
+    if (log)
+        fprintf(log, "hortus: bad %s '%s' (%llu .. %llu)\n", name, getenv(name),
+                (unsigned long long)lo, (unsigned long long)hi);
+    return 0;
 }
 
 static int merge_load(builder *b, size_t per, const uint8_t *skip, size_t skipn,
@@ -605,13 +626,16 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
     int rc = pending(st, tenant, &from, skip, &skipn);
     if (rc <= 0)
         return rc;
-    const size_t per = chunk_keys(log);
-    if (!per)
+    uint64_t per = IDX_BULK_CHUNK, runb = IDX_BULK_RUN_BYTES, memb = IDX_BULK_MEM_BYTES;
+    if (!knob(log, "HORTUS_IMPORT_INDEX_CHUNK", 1, IDX_BULK_CHUNK, &per) ||
+        !knob(log, "HORTUS_IMPORT_SORT_RUN", 4096, IDX_BULK_RUN_BYTES, &runb) ||
+        !knob(log, "HORTUS_IMPORT_SORT_MEM", 0, 1ull << 40, &memb))
         return ERR_INVALID;
     double t0 = mono_s();
-    builder b = {.st = st, .tenant = tenant, .from = from,
+    builder b = {.st = st, .tenant = tenant, .from = from, .run_bytes = (size_t)runb,
+                 .mem_bytes = memb,
                  .tmpdir = tmpdir && *tmpdir ? tmpdir : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp")};
-    if (!(b.kb[0].mem = malloc(IDX_BULK_RUN_BYTES)))
+    if (!(b.kb[0].mem = malloc(b.run_bytes)))
         return ERR_NOMEM;
     if (log && skipn)
         fprintf(log, "hortus: continuing the search index of the load (it was interrupted)\n");
@@ -630,7 +654,7 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
         fprintf(log, "hortus: writing the search index of the load: %llu keys\n",
                 (unsigned long long)b.keys);
     if (!rc)
-        rc = merge_load(&b, per, skip, skipn, &written);
+        rc = merge_load(&b, (size_t)per, skip, skipn, &written);
     if (!rc) {
         store_extra x[2] = {{.db = STORE_DB_AUX, .del = 1, .key = fk, .key_len = fkn},
                             {.db = STORE_DB_AUX, .del = 1, .key = kk, .key_len = kkn}};
@@ -652,5 +676,10 @@ int idx_bulk_finish(store *st, uint32_t tenant, const char *tmpdir, FILE *log)
         free(b.kb[i].it);
         free(b.kb[i].mem);
     }
+    for (size_t i = 0; i < b.nkept; i++) {
+        free(b.kept[i].it);
+        free(b.kept[i].mem);
+    }
+    free(b.kept);
     return rc;
 }

@@ -217,6 +217,29 @@ def test_killed_index_build_resumes(tmp_path):
     assert entries_of(data) == want
 
 
+def test_index_runs_in_memory_and_in_files(tmp_path):
+    """The sorted runs of the index build stay in memory while IDX_BULK_MEM_BYTES lasts
+    and go to files after it: small runs (many of them), all in files, some in memory
+    or all in memory give the same index, entry for entry (check compares each
+    resource's entries with its ResourceParam record)."""
+    gen = generate(tmp_path, 20)
+    want = None
+    for name, env in [("mem", {}), ("files", {"HORTUS_IMPORT_SORT_RUN": "65536",
+                                              "HORTUS_IMPORT_SORT_MEM": "0"}),
+                      ("mixed", {"HORTUS_IMPORT_SORT_RUN": "65536",
+                                 "HORTUS_IMPORT_SORT_MEM": str(4 << 20)})]:
+        data = tmp_path / name
+        r = run_import("--data", str(data), str(gen), env=env)
+        assert r.returncode == 0, r.stderr
+        runs = int(r.stderr.split(" sorted runs")[0].rsplit(" in ", 1)[1])
+        assert runs >= (1 if name == "mem" else 20), r.stderr
+        got = entries_of(data)
+        want = want or got
+        assert got == want, (name, got, want)
+    r = run_import("--data", str(tmp_path / "bad"), str(gen), env={"HORTUS_IMPORT_SORT_RUN": "1"})
+    assert r.returncode == 1 and "bad HORTUS_IMPORT_SORT_RUN '1'" in r.stderr, r.stderr
+
+
 def test_server_finishes_an_interrupted_load(tmp_path, make_server):
     """A load killed before its index was written: the server writes it before it serves,
     so no search misses what was loaded."""
