@@ -142,25 +142,107 @@ size_t idx_bulk_defer(uint64_t from, store_extra *x, size_t n)
 
 /* ---- runs --------------------------------------------------------------------------- */
 
-/* A key in the run buffer: its bytes 4..20 (after the tenant, which all keys share) as
- * two numbers, so most comparisons read no key bytes (which are cache misses). */
+/* A key in the run buffer and a 16-byte window of it as two numbers (bytes 4..20 after
+ * the tenant, which all keys share, until the sort moves the window deeper), so the
+ * sort compares numbers, not key bytes (which are cache misses). */
 typedef struct item {
     uint64_t pfx, pfx2;
     uint32_t off;
     uint16_t len;
 } item;
 
-static int item_cmp(const void *a, const void *b, void *mem)
+#define WIN 16 /* bytes of a key an item's window holds */
+
+/* The window of key bytes [d, d + WIN), zeros past the key's end. */
+static void window_at(item *x, const uint8_t *mem, size_t d)
 {
-    const item *x = a, *y = b;
+    uint8_t p[WIN] = {0};
+    if (x->len > d)
+        memcpy(p, mem + x->off + d, x->len - d < WIN ? x->len - d : WIN);
+    x->pfx = get_u64(p);
+    x->pfx2 = get_u64(p + 8);
+}
+
+/* Order of two items whose keys are equal before the window at depth d (lim: d + WIN):
+ * the window, then the length the key has within it (a key that ends inside the window,
+ * padded with zeros, is a prefix of a longer key with zeros there, so it comes first). */
+static inline int item_cmp(const item *x, const item *y, size_t lim)
+{
     if (x->pfx != y->pfx)
         return x->pfx < y->pfx ? -1 : 1;
     if (x->pfx2 != y->pfx2)
         return x->pfx2 < y->pfx2 ? -1 : 1;
-    const uint8_t *m = mem;
-    size_t l = x->len < y->len ? x->len : y->len;
-    int c = l > 20 ? memcmp(m + x->off + 20, m + y->off + 20, l - 20) : 0;
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    size_t xl = x->len < lim ? x->len : lim, yl = y->len < lim ? y->len : lim;
+    return (xl > yl) - (xl < yl);
+}
+
+static inline void item_swap(item *a, item *b)
+{
+    item t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Quicksort of items by item_cmp with the comparison inlined (qsort_r's calls through a
+ * pointer were most of the sort): median of three, Hoare partition (many equal windows
+ * split evenly), insertion sort below 16, the smaller side recursed. */
+static void sort_window(item *a, size_t n, size_t lim)
+{
+    while (n > 16) {
+        size_t m = n / 2;
+        if (item_cmp(&a[m], &a[0], lim) < 0)
+            item_swap(&a[m], &a[0]);
+        if (item_cmp(&a[n - 1], &a[m], lim) < 0) {
+            item_swap(&a[n - 1], &a[m]);
+            if (item_cmp(&a[m], &a[0], lim) < 0)
+                item_swap(&a[m], &a[0]);
+        }
+        item p = a[m];
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (item_cmp(&a[i], &p, lim) < 0)
+                i++;
+            while (item_cmp(&p, &a[j], lim) < 0)
+                j--;
+            if (i >= j)
+                break;
+            item_swap(&a[i++], &a[j--]);
+        }
+        size_t left = j + 1; /* a[0..j] <= p <= a[j+1..n) */
+        if (left < n - left) {
+            sort_window(a, left, lim);
+            a += left;
+            n -= left;
+        } else {
+            sort_window(a + left, n - left, lim);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        item x = a[i];
+        size_t j = i;
+        for (; j > 0 && item_cmp(&x, &a[j - 1], lim) < 0; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+    }
+}
+
+static void sort_items(item *it, size_t n, const uint8_t *mem, size_t d)
+{
+    if (n < 2)
+        return;
+    sort_window(it, n, d + WIN);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && !item_cmp(&it[i], &it[j], d + WIN))
+            j++;
+        if (j - i > 1 && it[i].len > d + WIN) { /* equal so far, and longer: go deeper */
+            for (size_t k = i; k < j; k++)
+                window_at(&it[k], mem, d + WIN);
+            sort_items(it + i, j - i, mem, d + WIN);
+        }
+        i = j;
+    }
 }
 
 typedef struct run {
@@ -170,9 +252,18 @@ typedef struct run {
     const uint8_t *mem;
     const uint8_t *key; /* the current key */
     size_t len;
+    uint64_t w0, w1; /* its bytes 4..20 as numbers (zeros past its end): most comparisons */
     uint8_t kb[STORE_EXTRA_KEY_MAX];
     char *iobuf;
 } run;
+
+static void run_window(run *r)
+{
+    uint8_t p[WIN] = {0};
+    memcpy(p, r->key + 4, r->len - 4 < WIN ? r->len - 4 : WIN);
+    r->w0 = get_u64(p);
+    r->w1 = get_u64(p + 8);
+}
 
 /* The run's next key into r->key: 1, 0 at its end, ERR_IO. */
 static int run_next(run *r)
@@ -182,6 +273,7 @@ static int run_next(run *r)
             return 0;
         r->key = r->mem + r->it[r->i].off;
         r->len = r->it[r->i++].len;
+        run_window(r);
         return 1;
     }
     uint8_t lb[2];
@@ -193,6 +285,7 @@ static int run_next(run *r)
         return ERR_IO;
     r->key = r->kb;
     r->len = n;
+    run_window(r);
     return 1;
 }
 
@@ -248,7 +341,7 @@ static void *spill_main(void *arg)
 {
     spill_job *j = arg;
     kbuf *k = j->kb;
-    qsort_r(k->it + j->lo, j->hi - j->lo, sizeof *k->it, item_cmp, k->mem);
+    sort_items(k->it + j->lo, j->hi - j->lo, k->mem, 4);
     if (!j->tmpdir) {
         j->out = (run){.it = k->it + j->lo, .n = j->hi - j->lo, .mem = k->mem};
         return NULL;
@@ -508,6 +601,10 @@ static int chunk_submit(builder *b, chunk *c)
 /* The heap of runs by their current key (smallest first). */
 static int run_less(const run *x, const run *y)
 {
+    if (x->w0 != y->w0)
+        return x->w0 < y->w0;
+    if (x->w1 != y->w1)
+        return x->w1 < y->w1;
     return key_cmp(x->key, x->len, y->key, y->len) < 0;
 }
 
