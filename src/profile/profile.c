@@ -1206,47 +1206,49 @@ static size_t walk_path(const json_val *v, const char *p, const json_val **out, 
     return n;
 }
 
+/* The fixed or pattern value at dotted path q under node at: on the node itself (then
+ * within its value), else on a child of that name or on one of the child's slices (a
+ * coding sliced inside a sliced component: bp's code.coding.code). */
+static int find_disc(const pnode *at, const char *q, const json_val **val, int *is_pattern,
+                     int depth)
+{
+    if (at->fixed || at->pattern) {
+        const json_val *v = at->fixed ? at->fixed : at->pattern;
+        const json_val *found[1];
+        if (*q && !walk_path(v, q, found, 1, 0))
+            return 0;
+        *val = *q ? found[0] : v;
+        *is_pattern = !at->fixed;
+        return 1;
+    }
+    if (!*q || depth > 32)
+        return 0;
+    const char *dot = strchr(q, '.');
+    size_t sl = dot ? (size_t)(dot - q) : strlen(q);
+    const char *rest = dot ? dot + 1 : "";
+    for (size_t i = 0; i < at->nkids; i++) {
+        const pnode *k = at->kids[i];
+        if (!k->el || strlen(k->el->name) != sl || strncmp(k->el->name, q, sl))
+            continue;
+        if (find_disc(k, rest, val, is_pattern, depth + 1))
+            return 1;
+        for (size_t j = 0; j < k->nslices; j++)
+            if (find_disc(k->slices[j], rest, val, is_pattern, depth + 1))
+                return 1;
+    }
+    return 0;
+}
+
 /* What slice s of node base requires at discriminator path `path`: a value and
- * whether it is a pattern. 0 when the slice says nothing there. */
+ * whether it is a pattern, or (an extension's url) the canonical in *url. 0 when the
+ * slice says nothing there. */
 static int slice_value(const pnode *base, const pnode *s, const char *path, const json_val **val,
                        int *is_pattern, const char **url)
 {
     *url = NULL;
     *val = NULL;
-    const pnode *at = s;
-    const pnode *last = (s->fixed || s->pattern) ? s : NULL;
-    const char *last_rest = path;
-    if (strcmp(path, "$this")) {
-        const char *q = path;
-        while (*q && at) {
-            const char *dot = strchr(q, '.');
-            size_t sl = dot ? (size_t)(dot - q) : strlen(q);
-            const pnode *next = NULL;
-            for (size_t i = 0; i < at->nkids && !next; i++) {
-                const pnode *k = at->kids[i];
-                if (k->el && strlen(k->el->name) == sl && !strncmp(k->el->name, q, sl))
-                    next = k;
-            }
-            at = next;
-            q = dot ? dot + 1 : q + sl;
-            if (at && (at->fixed || at->pattern)) {
-                last = at;
-                last_rest = q;
-            }
-        }
-    }
-    if (last) {
-        const json_val *v = last->fixed ? last->fixed : last->pattern;
-        *is_pattern = !last->fixed;
-        if (*last_rest) {
-            const json_val *found[1];
-            if (!walk_path(v, last_rest, found, 1, 0))
-                return 0;
-            v = found[0];
-        }
-        *val = v;
+    if (find_disc(s, strcmp(path, "$this") ? path : "", val, is_pattern, 0))
         return 1;
-    }
     /* an extension slice: its url is the canonical of its definition */
     if (!strcmp(path, "url") && s->ntprof && base->el &&
         (!strcmp(base->el->name, "extension") || !strcmp(base->el->name, "modifierExtension"))) {
