@@ -772,7 +772,8 @@ size_t prof_def_errors(const prof_def *p, oo *out)
 
 typedef struct ck {
     arena *a;
-    const prof_set *set;
+    prof_find_fn find;   /* profiles by canonical (baseDefinition, type.profile) */
+    const void *fctx;
     const json_val *res; /* %resource */
     oo *out;
     const prof_def *p;   /* the profile being applied */
@@ -1158,7 +1159,7 @@ static void check_value(ck *c, const pnode *n, const pitem *it, const fp_val *pa
         const char *u = n->tprof[i];
         if (prof_is_core(u))
             continue; /* the base type: checked by the base validation */
-        const prof_def *tp = prof_set_find(c->set, u);
+        const prof_def *tp = c->find(c->fctx, u);
         if (!tp) {
             issue(c, OO_WARNING, OO_NOT_SUPPORTED, n,
                   "profile %s of this value is not known to this server; not validated against it",
@@ -1423,7 +1424,7 @@ static void apply_profile(ck *c, const prof_def *p, const pnode *from, const jso
     const prof_def *saved = c->p;
     c->depth++;
     if (p->base && !prof_is_core(p->base)) {
-        const prof_def *b = prof_set_find(c->set, p->base);
+        const prof_def *b = c->find(c->fctx, p->base);
         c->p = p;
         if (!b)
             issue(c, OO_WARNING, OO_NOT_SUPPORTED, p->root,
@@ -1444,14 +1445,15 @@ static void apply_profile(ck *c, const prof_def *p, const pnode *from, const jso
     c->depth--;
 }
 
-static int run(arena *a, const prof_set *s, const prof_def *p, const json_val *res,
-               const fhir_type *t, oo *out)
+static int run(arena *a, prof_find_fn find, const void *fctx, const prof_def *p,
+               const json_val *res, const fhir_type *t, oo *out)
 {
     ck *c = arena_zalloc(a, sizeof *c);
     if (!c)
         return ERR_NOMEM;
     c->a = a;
-    c->set = s;
+    c->find = find;
+    c->fctx = fctx;
     c->res = res;
     c->out = out;
     c->p = p;
@@ -1464,8 +1466,8 @@ static int run(arena *a, const prof_set *s, const prof_def *p, const json_val *r
     return c->nerr ? ERR_INVALID : 0;
 }
 
-int prof_validate(arena *a, const prof_set *s, const char *canonical, const json_val *res,
-                  const char *type, oo *out)
+int prof_check(arena *a, prof_find_fn find, const void *fctx, const char *canonical,
+               const json_val *res, const char *type, oo *out)
 {
     const fhir_type *t = fhir_resource_type(type, strlen(type));
     if (!t)
@@ -1479,7 +1481,7 @@ int prof_validate(arena *a, const prof_set *s, const char *canonical, const json
                  ct->name, type);
         return oo_add(out, OO_ERROR, OO_INVALID, msg, "meta.profile") ? ERR_NOMEM : ERR_INVALID;
     }
-    const prof_def *p = s ? prof_set_find(s, canonical) : NULL;
+    const prof_def *p = find(fctx, canonical);
     if (!p)
         return ERR_NOTFOUND;
     if (!prof_def_usable(p)) {
@@ -1493,7 +1495,7 @@ int prof_validate(arena *a, const prof_set *s, const char *canonical, const json
                  type);
         return oo_add(out, OO_ERROR, OO_INVALID, msg, "resourceType") ? ERR_NOMEM : ERR_INVALID;
     }
-    return run(a, s, p, res, t, out);
+    return run(a, find, fctx, p, res, t, out);
 }
 
 int prof_has_claims(const json_val *res)
@@ -1503,39 +1505,4 @@ int prof_has_claims(const json_val *res)
         if (ps->u.items[i].type == JSON_STRING && !prof_is_core(ps->u.items[i].u.s))
             return 1;
     return 0;
-}
-
-int prof_validate_claims(arena *a, const prof_set *s, const json_val *res, const char *type,
-                         prof_unknown unknown, oo *out, int *checked)
-{
-    if (checked)
-        *checked = 0;
-    const json_val *ps = json_get(json_get(res, "meta"), "profile");
-    int bad = 0;
-    for (uint32_t i = 0; ps && ps->type == JSON_ARRAY && i < ps->n; i++) {
-        if (ps->u.items[i].type != JSON_STRING)
-            continue;
-        const char *u = ps->u.items[i].u.s;
-        if (!prof_is_core(u) && checked)
-            *checked = 1;
-        int rc = prof_validate(a, s, u, res, type, out);
-        if (rc == ERR_NOTFOUND) {
-            char msg[600], where[40];
-            snprintf(msg, sizeof msg, "profile %.400s is not known to this server; %s", u,
-                     unknown == PROF_UNKNOWN_REFUSE
-                         ? "a resource claiming it is refused (--unknown-profile refuse)"
-                         : "not validated against it");
-            snprintf(where, sizeof where, "%s.meta.profile[%u]", type, i);
-            if (oo_add(out, unknown == PROF_UNKNOWN_REFUSE ? OO_ERROR : OO_WARNING,
-                       unknown == PROF_UNKNOWN_REFUSE ? OO_NOT_FOUND : OO_NOT_SUPPORTED, msg,
-                       where))
-                return ERR_NOMEM;
-            bad |= unknown == PROF_UNKNOWN_REFUSE;
-        } else if (rc == ERR_INVALID) {
-            bad = 1;
-        } else if (rc) {
-            return rc;
-        }
-    }
-    return bad ? ERR_INVALID : 0;
 }

@@ -86,6 +86,15 @@ const char *prof_def_url(const prof_def *p);
 
 /* ---- validation ------------------------------------------------------------------ */
 
+/* How the engine finds the profiles a profile names (its baseDefinition, the
+ * type.profile of an element): the compiled profile of canonical, or NULL. */
+typedef const prof_def *(*prof_find_fn)(const void *ctx, const char *canonical);
+
+/* prof_validate with the profiles found through find(ctx, ...) instead of a set (the
+ * engine alone: profile.c knows no set). */
+int prof_check(arena *a, prof_find_fn find, const void *ctx, const char *canonical,
+               const json_val *res, const char *type, oo *out);
+
 /* 1 when `canonical` (url or url|version) is the core R4 definition of a type
  * ("http://hl7.org/fhir/StructureDefinition/Patient"): it stands for the base
  * validation alone. */

@@ -18,6 +18,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,4 +263,50 @@ const prof_def *prof_set_find(const prof_set *s, const char *canonical)
             return e->def;
     }
     return NULL;
+}
+
+static const prof_def *set_find(const void *ctx, const char *canonical)
+{
+    return prof_set_find(ctx, canonical);
+}
+
+int prof_validate(arena *a, const prof_set *s, const char *canonical, const json_val *res,
+                  const char *type, oo *out)
+{
+    return prof_check(a, set_find, s, canonical, res, type, out);
+}
+
+int prof_validate_claims(arena *a, const prof_set *s, const json_val *res, const char *type,
+                         prof_unknown unknown, oo *out, int *checked)
+{
+    if (checked)
+        *checked = 0;
+    const json_val *ps = json_get(json_get(res, "meta"), "profile");
+    int bad = 0;
+    for (uint32_t i = 0; ps && ps->type == JSON_ARRAY && i < ps->n; i++) {
+        if (ps->u.items[i].type != JSON_STRING)
+            continue;
+        const char *u = ps->u.items[i].u.s;
+        if (!prof_is_core(u) && checked)
+            *checked = 1;
+        int rc = prof_validate(a, s, u, res, type, out);
+        if (rc == ERR_NOTFOUND) {
+            char msg[600], where[40];
+            snprintf(msg, sizeof msg, "profile %.400s is not known to this server; %s", u,
+                     unknown == PROF_UNKNOWN_REFUSE
+                         ? "a resource claiming it is refused (--unknown-profile refuse)"
+                         : "not validated against it");
+            snprintf(where, sizeof where, "%s.meta.profile[%u]", type, i);
+            if (oo_add(out, unknown == PROF_UNKNOWN_REFUSE ? OO_ERROR : OO_WARNING,
+                       unknown == PROF_UNKNOWN_REFUSE ? OO_NOT_FOUND : OO_NOT_SUPPORTED, msg,
+                       where))
+                return ERR_NOMEM;
+            bad |= unknown == PROF_UNKNOWN_REFUSE;
+        } else if (rc == ERR_INVALID) {
+            bad = 1;
+        } else if (rc) {
+            return rc;
+        }
+    }
+    return bad ? ERR_INVALID : 0;
 }
