@@ -498,3 +498,44 @@ def test_validate_off_does_not_enforce_profiles(make_server, http):
     # $validate still checks what it is asked to
     r = validate(http, s.base, {"resourceType": "Patient"}, url)
     find(errors(r), "required", "Patient.gender")
+
+
+def test_slices_discriminated_inside_a_sliced_child(http, base):
+    """As the R4 bp profile: components sliced by code.coding.code, the coding itself sliced."""
+    url = uniq("bp")
+    els = [{"id": "Observation.component", "path": "Observation.component", "min": 2,
+            "slicing": {"discriminator": [{"type": "value", "path": "code.coding.code"},
+                                          {"type": "value", "path": "code.coding.system"}],
+                        "rules": "open"}}]
+    for name, code in (("Systolic", "8480-6"), ("Diastolic", "8462-4")):
+        sid = f"Observation.component:{name}"
+        els += [
+            {"id": sid, "path": "Observation.component", "sliceName": name, "min": 1, "max": "1"},
+            {"id": f"{sid}.code.coding", "path": "Observation.component.code.coding",
+             "slicing": {"discriminator": [{"type": "value", "path": "code"}], "rules": "open"}},
+            {"id": f"{sid}.code.coding:c", "path": "Observation.component.code.coding",
+             "sliceName": "c", "min": 1, "max": "1"},
+            {"id": f"{sid}.code.coding:c.system", "path": "Observation.component.code.coding.system",
+             "fixedUri": LOINC},
+            {"id": f"{sid}.code.coding:c.code", "path": "Observation.component.code.coding.code",
+             "fixedCode": code},
+            {"id": f"{sid}.value[x]:valueQuantity", "path": "Observation.component.value[x]",
+             "sliceName": "valueQuantity", "min": 1},
+            {"id": f"{sid}.value[x]:valueQuantity.code",
+             "path": "Observation.component.value[x].code", "fixedCode": "mm[Hg]"}]
+    store(http, base, sd(url, "Observation", els))
+
+    def comp(code, unit="mm[Hg]"):
+        return {"code": {"coding": [{"system": LOINC, "code": code}]},
+                "valueQuantity": {"value": 120, "unit": "mmHg", "code": unit,
+                                  "system": "http://unitsofmeasure.org"}}
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "BP"},
+           "component": [comp("8480-6"), comp("8462-4")]}
+    assert not errors(validate(http, base, obs, url))
+    obs["component"] = [comp("8480-6"), comp("1111-1", "kPa")]
+    r = validate(http, base, obs, url)
+    find(errors(r), "required", "Observation.component", "of slice Diastolic, found 0")
+    obs["component"] = [comp("8480-6", "kPa"), comp("8462-4")]
+    r = validate(http, base, obs, url)
+    i = find(errors(r), "value", "Observation.component[0].value.ofType(Quantity).code", "mm[Hg]")
+    assert "Observation.component:Systolic.value[x]:valueQuantity.code" in i["diagnostics"]
