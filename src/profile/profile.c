@@ -384,6 +384,21 @@ static int parse_max(const char *s, int *out)
     return 0;
 }
 
+/* A JSON number that is a non-negative integer of at most 9 digits into *out: 0, or -1. */
+static int json_count(const json_val *v, long *out)
+{
+    if (v->type != JSON_NUMBER || !v->n || v->n > 9)
+        return -1;
+    long r = 0;
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (v->u.s[i] < '0' || v->u.s[i] > '9')
+            return -1;
+        r = r * 10 + (v->u.s[i] - '0');
+    }
+    *out = r;
+    return 0;
+}
+
 static int is_simple_path(const char *s)
 {
     if (!strcmp(s, "$this"))
@@ -633,10 +648,11 @@ static void take_element(prof_def *p, const json_val *ed, size_t i, int snapshot
         if (is_documentation(key))
             continue;
         if (!strcmp(key, "min")) {
-            if (v->type != JSON_NUMBER || v->n > 7 || memchr(v->u.s, '.', v->n) || v->u.s[0] == '-')
+            long mn;
+            if (json_count(v, &mn) || mn > 1000000)
                 addmsg(p, 1, id, "element %s: min must be a non-negative integer", id);
             else
-                n->min = atoi(v->u.s) /* digits only, at most 7 of them */;
+                n->min = (int)mn;
         } else if (!strcmp(key, "max")) {
             if (v->type != JSON_STRING || parse_max(v->u.s, &n->max))
                 addmsg(p, 1, id, "element %s: max must be '*' or a non-negative integer", id);
@@ -656,10 +672,8 @@ static void take_element(prof_def *p, const json_val *ed, size_t i, int snapshot
                     n->vs = dupn(p, vs, url_len(vs)); /* the base's own is checked already */
             }
         } else if (!strcmp(key, "maxLength")) {
-            if (v->type != JSON_NUMBER || v->n > 9 || memchr(v->u.s, '.', v->n) || v->u.s[0] == '-')
+            if (json_count(v, &n->max_length))
                 addmsg(p, 1, id, "element %s: maxLength must be a non-negative integer", id);
-            else
-                n->max_length = atol(v->u.s);
         } else if (!strncmp(key, "fixed", 5) && key[5] >= 'A' && key[5] <= 'Z') {
             n->fixed = v;
         } else if (!strncmp(key, "pattern", 7) && key[7] >= 'A' && key[7] <= 'Z') {

@@ -138,6 +138,18 @@ int main(void)
     ok(has(&o, OO_WARNING, OO_NOT_SUPPORTED, NULL, "Patient.multipleBirth[x]: maxValueInteger"),
        "maxValue noted");
 
+    /* maxLength counts characters, not bytes */
+    compile(SD_HEAD("http://t/len", "Patient")
+            "\"differential\":{\"element\":[{\"id\":\"Patient.name.family\",\"path\":"
+            "\"Patient.name.family\",\"maxLength\":3}]}}");
+    is_int(check("http://t/len", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\u00c9va\"}]}",
+                 "Patient", &o),
+           0, "three characters in four bytes");
+    is_int(check("http://t/len", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Jansen\"}]}",
+                 "Patient", &o),
+           ERR_INVALID, "six characters");
+    ok(has(&o, OO_ERROR, OO_VALUE, "Patient.name[0].family", "more than maxLength 3"), "maxLength");
+
     /* core definitions and other types */
     is_int(check("http://hl7.org/fhir/StructureDefinition/Patient", "{\"resourceType\":\"Patient\"}",
                  "Patient", &o),
