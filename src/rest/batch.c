@@ -598,6 +598,11 @@ static void write_version_response(jw *w, const char *base, bentry *e, uint64_t 
         jw_key(w, "lastModified");
         jw_str(w, tmp);
     }
+    if (e->w.notes && oo_count(e->w.notes)) {
+        /* what the write was accepted with (a profile not known to this server ...) */
+        jw_key(w, "outcome");
+        oo_write(e->w.notes, w);
+    }
     jw_end(w);
 }
 

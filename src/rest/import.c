@@ -35,6 +35,7 @@
 #include "fhirpath/spcache.h"
 #include "index/index.h"
 #include "index/params.h"
+#include "profile/profile.h"
 #include "rest/write.h"
 #include "store/store.h"
 
@@ -385,7 +386,12 @@ static int flush(importer *im, int done)
         rest_write *w = im->w[i];
         int prc = j->prc[i];
         if (prc == REST_PLAN_REFUSED) {
-            report(im, im->line_of[i], w->type->name, w->id, w->why.msg ? w->why.msg : "refused");
+            const oo_issue *is = w->why.outcome ? rest_first_error(w->why.outcome) : NULL;
+            char why[700];
+            snprintf(why, sizeof why, "%s%s%.400s%s%.200s", w->why.msg ? w->why.msg : "refused",
+                     is && is->diagnostics ? ": " : "", is && is->diagnostics ? is->diagnostics : "",
+                     is && is->expression ? " at " : "", is && is->expression ? is->expression : "");
+            report(im, im->line_of[i], w->type->name, w->id, why);
             im->w[i] = NULL;
             continue;
         }
@@ -938,7 +944,10 @@ int import_main(int argc, char **argv)
     if (!rc && !(im.job = calloc(1, sizeof *im.job)))
         rc = ERR_NOMEM;
     im.a = im.ba[0];
-    im.svc = (rest_services){.store = im.st, .spc = spc, .params = reg,
+    prof_registry *profiles = NULL;
+    if (!rc)
+        rc = prof_registry_new(&profiles);
+    im.svc = (rest_services){.store = im.st, .spc = spc, .params = reg, .profiles = profiles,
                              .policy = {.validate = level}};
     im.t0 = im.last_show = now_s();
     for (size_t i = 0; i < nf && !rc; i++)
@@ -990,6 +999,7 @@ int import_main(int argc, char **argv)
     if (im.st)
         store_close(im.st);
     idx_registry_free(reg);
+    prof_registry_free(profiles);
     fp_sp_cache_free(spc);
     for (size_t i = 0; i < nf; i++)
         free(files[i]);

@@ -54,6 +54,8 @@ typedef struct rest_policy {
                                  multiple, deleting at most this many in one commit */
     int ref_integrity;        /* 1: a write may not name a resource that does not exist, a
                                  delete may not leave references to it (docs/REST.md) */
+    int unknown_profile;      /* prof_unknown (`--unknown-profile`): a meta.profile this
+                                 server does not hold warns (0, default) or refuses */
 } rest_policy;
 
 /* What the server is built from, owned by `hortus serve` (or a test) and
@@ -65,6 +67,8 @@ typedef struct rest_services {
     struct idx_registry *params;     /* each tenant's parameters, custom ones too (or NULL:
                                         the model's alone) */
     struct idx_reindexer *reindex;   /* the background reindex (or NULL) */
+    struct prof_registry *profiles;  /* each tenant's StructureDefinitions, compiled (or
+                                        NULL: meta.profile is not looked at) */
     rest_policy policy;
 } rest_services;
 

@@ -22,6 +22,7 @@
 #include "index/params.h"
 #include "index/reindex.h"
 #include "index/index.h"
+#include "profile/profile.h"
 #include "rest/server.h"
 #include "rest/write.h"
 #include "rest/limits.h"
@@ -33,7 +34,8 @@ static void serve_usage(FILE *f)
                "[--threads N] [--base-url URL]\n"
                "                    [--validate full|structure|off] "
                "[--conditional-delete single|multiple]\n"
-               "                    [--referential-integrity on|off]\n"
+               "                    [--referential-integrity on|off] "
+               "[--unknown-profile warn|refuse]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
                ", this machine only;\n"
                "                0.0.0.0 or :: for every interface)\n"
@@ -43,7 +45,13 @@ static void serve_usage(FILE *f)
                "                single (default: 412) or multiple (all of them, at most %u)\n"
                "  --referential-integrity on|off  on (default): a write naming a resource of\n"
                "                this server that does not exist is 422, a delete leaving\n"
-               "                references to what it deletes 409\n",
+               "                references to what it deletes 409\n"
+               "  --unknown-profile P  a written resource claiming (meta.profile) a profile\n"
+               "                no StructureDefinition of this server defines: warn (default:\n"
+               "                stored, and a warning says it was not validated against it,\n"
+               "                with Prefer: return=OperationOutcome and in Bundle entries)\n"
+               "                or refuse (422 naming the profile). Stored profiles are\n"
+               "                always enforced under --validate full\n",
             REST_MAX_COND_DELETE);
 }
 
@@ -74,7 +82,7 @@ int serve_main(int argc, char **argv)
         if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
             strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind") &&
             strcmp(a, "--validate") && strcmp(a, "--conditional-delete") &&
-            strcmp(a, "--referential-integrity")) {
+            strcmp(a, "--referential-integrity") && strcmp(a, "--unknown-profile")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -116,6 +124,12 @@ int serve_main(int argc, char **argv)
                 return 2;
             }
             policy.ref_integrity = !strcmp(v, "on");
+        } else if (!strcmp(a, "--unknown-profile")) {
+            if (strcmp(v, "warn") && strcmp(v, "refuse")) {
+                fprintf(stderr, "hortus serve: bad --unknown-profile '%s' (warn or refuse)\n", v);
+                return 2;
+            }
+            policy.unknown_profile = !strcmp(v, "refuse") ? PROF_UNKNOWN_REFUSE : PROF_UNKNOWN_WARN;
         } else if (!strcmp(a, "--port")) {
             if (parse_uint(v, 65535, &o.port)) {
                 fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
@@ -221,14 +235,24 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
+    prof_registry *profiles = NULL;
+    if ((rc = prof_registry_new(&profiles))) {
+        fprintf(stderr, "hortus serve: %s\n", err_str(rc));
+        idx_reindex_stop(reindex);
+        store_close(st);
+        idx_registry_free(params);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .policy = policy};
+                         .profiles = profiles, .policy = policy};
     rest_server *srv = NULL;
     char msg[300];
     rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
         idx_reindex_stop(reindex);
+        prof_registry_free(profiles);
         store_close(st);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
@@ -243,6 +267,7 @@ int serve_main(int argc, char **argv)
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
     rest_server_stop(srv);
     idx_reindex_stop(reindex); /* at the end of its batch: the cursor is committed */
+    prof_registry_free(profiles);
     store_close(st);
     idx_registry_free(params);
     fp_sp_cache_free(spc);

@@ -32,6 +32,7 @@
 #include "index/index.h"
 #include "index/params.h"
 #include "index/reindex.h"
+#include "profile/profile.h"
 #include "rest/gate.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -358,6 +359,68 @@ static int plan_search_parameter(const rest_ctx *ctx, arena *a, rest_write *w,
     return add_extra(w, a, STORE_DB_AUX, 0, k, kn, v, sizeof v, 0, 0, 1, 0);
 }
 
+/* The profiles (docs/PROFILES.md), with --validate full: a StructureDefinition written
+ * must compile into a usable profile when it is one (a broken one is refused now, not
+ * when it is first applied); a resource claiming profiles in meta.profile is checked
+ * against those the tenant holds, under the condition that they are unchanged at the
+ * commit. What is only a warning (a profile not held, a rule not checked) is kept in
+ * w->notes for the answer. 0, REST_PLAN_REFUSED (422 with the issues), or ERR_*. */
+static int plan_profiles(const rest_ctx *ctx, store_reader *rd, arena *a, rest_write *w)
+{
+    if (w->kind == RW_DELETE || !w->res || rest_validation_of(ctx) != REST_VALIDATE_FULL)
+        return 0;
+    const char *type = w->type->name;
+    oo *o = arena_alloc(a, sizeof *o);
+    if (!o)
+        return ERR_NOMEM;
+    oo_init(o, a);
+    if (!strcmp(type, "StructureDefinition")) {
+        prof_def *d;
+        int rc = prof_compile(a, w->res, &d);
+        size_t ne = rc ? 0 : prof_def_errors(d, o);
+        prof_def_free(d);
+        if (rc || oo_error(o))
+            return rc ? rc : ERR_NOMEM;
+        if (ne) {
+            refuse(a, w, 422, OO_INVALID, "the StructureDefinition is not a usable profile");
+            w->why.outcome = o;
+            return REST_PLAN_REFUSED;
+        }
+    }
+    if (!ctx->svc || !ctx->svc->profiles || !prof_has_claims(w->res))
+        return 0;
+    const prof_set *set;
+    int rc = prof_registry_get(ctx->svc->profiles, rd, ctx->tenant, &set);
+    if (rc)
+        return rc;
+    int checked = 0;
+    rc = prof_validate_claims(a, set, w->res, type, (prof_unknown)ctx->svc->policy.unknown_profile,
+                              o, &checked);
+    if ((rc == 0 || rc == ERR_INVALID) && checked) {
+        uint8_t k[PROF_GEN_KEY_LEN], v[8];
+        store_cond c;
+        prof_gen_cond(set, ctx->tenant, k, v, &c);
+        if (idx_cond_append(a, &w->conds, &w->ncond, &w->cond_cap, &c))
+            rc = ERR_NOMEM;
+    }
+    prof_set_release(set);
+    if (rc == ERR_INVALID) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the %s does not conform to the profiles it claims (meta.profile)",
+                 type);
+        refuse(a, w, 422, OO_PROCESSING, msg);
+        w->why.outcome = o;
+        return REST_PLAN_REFUSED;
+    }
+    if (rc)
+        return rc;
+    if (oo_error(o))
+        return ERR_NOMEM;
+    if (oo_count(o))
+        w->notes = o;
+    return 0;
+}
+
 /* Hook: what else this write changes in the same commit, added as extras. Now: the
  * search index (src/index/: the entries of the new content against those of the
  * version it replaces). Later: AuditEvents, the subscription outbox. Runs last, on
@@ -379,6 +442,13 @@ static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_wri
     if (!strcmp(w->type->name, "SearchParameter") &&
         (rc = plan_search_parameter(ctx, a, w, stored)))
         return rc;
+    if (!strcmp(w->type->name, "StructureDefinition")) {
+        /* the tenant's profiles change with this commit (profile.h: the generation) */
+        uint8_t k[PROF_GEN_KEY_LEN], v[8] = {0};
+        size_t kn = prof_gen_key(k, ctx->tenant);
+        if ((rc = add_extra(w, a, STORE_DB_AUX, 0, k, kn, v, sizeof v, 0, 0, 1, 0)))
+            return rc;
+    }
     rc = idx_plan(ctx->spc, rd, a, ctx->tenant, w->type->name, w->id, stored, ctx->base_url,
                   w->op_index, sink_add, sink_cond, &sink);
     if (rc == ERR_TOOBIG) {
@@ -1035,6 +1105,7 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     w->nextra = 0;
     w->ncond = 0;
     w->existing = NULL;
+    w->notes = NULL;
     w->ops = &w->op;
     w->nops = 1;
     memset(&w->why, 0, sizeof w->why);
@@ -1089,6 +1160,8 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
         if (rc)
             return rc;
     }
+    if (w->kind != RW_DELETE && (rc = plan_profiles(ctx, rd, a, w)))
+        return rc;
     memset(&w->op, 0, sizeof w->op);
     w->op.type = type;
     w->op.type_len = strlen(type);
@@ -1212,6 +1285,10 @@ static int send_write(rest_req *r, unsigned status, const rest_write *w, uint64_
         oo o;
         oo_init(&o, r->a);
         oo_add(&o, OO_INFORMATION, OO_INFORMATIONAL, diag, NULL);
+        for (size_t i = 0; w->notes && i < w->notes->n; i++) {
+            const oo_issue *is = oo_get(w->notes, i);
+            oo_add(&o, is->severity, is->code, is->diagnostics, is->expression);
+        }
         oo_to_buf(&o, &b, r->pretty);
     }
     rest_reply_take(&rep, &b);

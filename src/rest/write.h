@@ -125,6 +125,8 @@ typedef struct rest_write {
     store_cond *conds;    /* what must still hold at commit (idx_plan's conditions) */
     size_t ncond, cond_cap;
     rest_refusal why;     /* when the plan refused */
+    const oo *notes;      /* warnings of an accepted write (a profile not known to the
+                             server ...): in the answer's OperationOutcome, or NULL */
     /* a single write's commit (Bundles hold their own) */
     rest_commit commit;
 } rest_write;

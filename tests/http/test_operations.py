@@ -90,14 +90,15 @@ def test_validate_modes_and_parameters_are_never_ignored(http, base):
     # mode=update needs the id
     r = http.post(f"{base}/Patient/$validate", params={"mode": "update"}, json=pat, headers=ct)
     assert r.status_code == 200 and [i["expression"] for i in errors(r.json())] == [["id"]]
-    # a profile, in the query or in Parameters, is refused: never "All OK"
+    # a profile the server does not hold, in the query or in Parameters, is an error naming
+    # it: never "All OK" (profiles it holds: tests/http/test_profile.py)
     r = http.post(f"{base}/Patient/$validate", params={"profile": "http://x/sd"}, json=pat,
                   headers=ct)
-    assert_outcome(r, 400, "not-supported")
+    assert "http://x/sd" in assert_outcome(r, 400, "not-found")["issue"][0]["diagnostics"]
     r = http.post(f"{base}/Patient/$validate", headers=ct, json={
         "resourceType": "Parameters", "parameter": [{"name": "resource", "resource": pat},
                                                     {"name": "profile", "valueUri": "http://x"}]})
-    assert_outcome(r, 400, "not-supported")
+    assert_outcome(r, 400, "not-found")
     # unknown parameters and modes
     assert_outcome(http.post(f"{base}/Patient/$validate", params={"strict": "1"}, json=pat,
                              headers=ct), 400, "not-supported")

@@ -4,11 +4,16 @@
  * The body is the resource itself, or a Parameters resource whose `resource`
  * parameter holds it (the operation's formal form). `mode` (query or Parameters):
  * create (the default), update (the resource must have its id), delete (at instance
- * level: may it be deleted, 404/410 when it is not there). A `profile` is refused
- * (400) rather than silently ignored, as is any other parameter. The answer is 200
- * with an OperationOutcome listing every issue the structural validator finds (or
- * one information issue "All OK"); a body that is not JSON at all, or names another
- * type than the URL, is 400.
+ * level: may it be deleted, 404/410 when it is not there). `profile` (query, may
+ * repeat, or Parameters valueUri/valueCanonical; url or url|version) names a
+ * StructureDefinition stored on this server to validate against, on top of the
+ * profiles the resource claims in meta.profile (docs/PROFILES.md); a profile the
+ * server does not hold is a 400 naming it, never "All OK". Any other parameter is a
+ * 400. The answer is 200 with an OperationOutcome listing every issue the structural
+ * validator, the R4 invariants and the profiles find (warnings included: a rule of a
+ * profile hortus does not check, a claimed profile it does not hold), or one
+ * information issue "All OK"; a body that is not JSON at all, or names another type
+ * than the URL, is 400.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,15 +21,30 @@
 #include "base/err.h"
 #include "fhir/validate.h"
 #include "fhirpath/invariants.h"
+#include "profile/profile.h"
 #include "rest/limits.h"
 #include "store/store.h"
 #include "rest/ops/ops.h"
 
+#define VALIDATE_MAX_PROFILES 16 /* profile parameters of one $validate */
+
 typedef struct vparams {
     const char *mode; /* create (default), update, delete */
     const char *bad;  /* the first parameter that is not taken */
-    int profile;
+    const char *profile[VALIDATE_MAX_PROFILES];
+    size_t nprofile;
+    int too_many, empty_profile;
 } vparams;
+
+static void add_profile(vparams *p, const char *v)
+{
+    if (!v || !*v)
+        p->empty_profile = 1;
+    else if (p->nprofile < VALIDATE_MAX_PROFILES)
+        p->profile[p->nprofile++] = v;
+    else
+        p->too_many = 1;
+}
 
 static int on_query(void *ctx, const char *k, const char *v)
 {
@@ -34,7 +54,7 @@ static int on_query(void *ctx, const char *k, const char *v)
     if (!strcmp(k, "mode"))
         p->mode = v ? v : "";
     else if (!strcmp(k, "profile"))
-        p->profile = 1;
+        add_profile(p, v);
     else if (!p->bad)
         p->bad = k;
     return 0;
@@ -63,8 +83,10 @@ int rest_op_validate(rest_req *r)
             const char *name = json_get_str(&ps->u.items[i], "name");
             if (name && !strcmp(name, "resource"))
                 res = json_get(&ps->u.items[i], "resource");
-            else if (name && !strcmp(name, "profile"))
-                vp.profile = 1;
+            else if (name && !strcmp(name, "profile")) {
+                const char *u = json_get_str(&ps->u.items[i], "valueUri");
+                add_profile(&vp, u ? u : json_get_str(&ps->u.items[i], "valueCanonical"));
+            }
             else if (name && !strcmp(name, "mode")) {
                 const char *m = json_get_str(&ps->u.items[i], "valueCode");
                 vp.mode = m ? m : "";
@@ -83,9 +105,15 @@ int rest_op_validate(rest_req *r)
                  vp.bad);
         return rest_send_error(r, 400, OO_NOT_SUPPORTED, msg, NULL);
     }
-    if (vp.profile)
-        return rest_send_error(r, 400, OO_NOT_SUPPORTED,
-                               "$validate against a profile is not supported yet", NULL);
+    if (vp.empty_profile)
+        return rest_send_error(r, 400, OO_INVALID,
+                               "profile: give the canonical URL of a StructureDefinition "
+                               "(valueUri or valueCanonical)",
+                               NULL);
+    if (vp.too_many) {
+        snprintf(msg, sizeof msg, "$validate takes at most %d profiles", VALIDATE_MAX_PROFILES);
+        return rest_send_error(r, 400, OO_TOO_COSTLY, msg, NULL);
+    }
     const char *mode = vp.mode ? vp.mode : "create";
     if (strcmp(mode, "create") && strcmp(mode, "update") && strcmp(mode, "delete")) {
         snprintf(msg, sizeof msg, "mode '%.40s': $validate takes create, update or delete",
@@ -126,11 +154,53 @@ int rest_op_validate(rest_req *r)
                  r->route.type->name);
         return rest_send_error(r, 400, OO_INVALID, msg, "resourceType");
     }
-    rc = val_resource(r->a, root, r->route.type->name, &o);
+    const char *type = r->route.type->name;
+    rc = val_resource(r->a, root, type, &o);
+    int structural = rc;
     if (rc == 0) /* and the invariants, warnings included */
-        rc = fp_invariants(r->a, root, r->route.type->name, &o);
+        rc = fp_invariants(r->a, root, type, &o);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
+    if (vp.nprofile || prof_has_claims(root)) {
+        /* the profiles: those named, then those the resource claims (as a write would) */
+        const rest_services *svc = r->ctx.svc;
+        const prof_set *set = NULL;
+        store_reader *rd;
+        if ((rc = rest_snapshot(r, &rd)) ||
+            (svc && svc->profiles && (rc = prof_registry_get(svc->profiles, rd, r->ctx.tenant, &set))))
+            return rest_send_errcode(r, rc, "cannot read the profiles");
+        for (size_t i = 0; i < vp.nprofile; i++) {
+            /* a structurally broken resource is not walked, but the profile must exist */
+            oo *into = &o, scratch;
+            if (structural) {
+                oo_init(&scratch, r->a);
+                into = &scratch;
+            }
+            rc = prof_validate(r->a, set, vp.profile[i], root, type, into);
+            if (rc == ERR_NOTFOUND) {
+                prof_set_release(set);
+                snprintf(msg, sizeof msg,
+                         "profile %.200s is not known to this server (no StructureDefinition "
+                         "with that url%s)",
+                         vp.profile[i], strchr(vp.profile[i], '|') ? " and version" : "");
+                return rest_send_error(r, 400, OO_NOT_FOUND, msg, NULL);
+            }
+            if (rc == ERR_NOMEM) {
+                prof_set_release(set);
+                return rest_send_errcode(r, rc, "out of memory");
+            }
+        }
+        if (!structural) {
+            rc = prof_validate_claims(
+                r->a, set, root, type,
+                svc ? (prof_unknown)svc->policy.unknown_profile : PROF_UNKNOWN_WARN, &o, NULL);
+            if (rc == ERR_NOMEM) {
+                prof_set_release(set);
+                return rest_send_errcode(r, rc, "out of memory");
+            }
+        }
+        prof_set_release(set);
+    }
     const char *id = json_get_str(root, "id");
     if (r->route.id && (!id || strlen(id) != r->route.id_len ||
                         memcmp(id, r->route.id, r->route.id_len)))
