@@ -83,7 +83,7 @@ conformance: build/hortus-san
 # Replay every fuzz corpus (seeds and past crash reproducers) through its libFuzzer
 # driver once: a regression test, not a fuzzing run (tests/fuzz/README.md).
 fuzz-replay:
-	sh tests/fuzz/build.sh
+	LDLIBS='$(LDLIBS)' sh tests/fuzz/build.sh
 	@for d in tests/fuzz/corpus/*/; do n=$$(basename $$d); \
 	  echo "fuzz-replay: $$n ($$(ls $$d | wc -l) inputs)"; \
 	  build/fuzz/$${n}_fuzz $$d* >build/fuzz/$$n.replay.log 2>&1 || { tail -30 build/fuzz/$$n.replay.log; exit 1; }; \
