@@ -289,10 +289,30 @@ int fp_from_json(fp_ctx *c, const json_val *j, const json_val *ext, const fhir_t
     }
 }
 
-/* The model element for a FHIRPath name (choice elements by their bare name). */
+/* The model element for a FHIRPath name (choice elements by their bare name). A
+ * compiled expression asks for the same (type, name) over and over (every search
+ * parameter on every resource written), so each thread remembers its last answers by
+ * the name's address; a hit is confirmed by comparing the name, so a name at an
+ * address used before for another string is looked up anew. */
+#define ELEM_CACHE 1024
 static const fhir_elem *elem_by_name(const fhir_type *t, const char *name, size_t n)
 {
-    return fhir_elem_named(t, name, n);
+    static __thread struct {
+        const fhir_type *t;
+        const char *name;
+        const fhir_elem *e;
+    } cache[ELEM_CACHE];
+    size_t h = (((uintptr_t)name >> 3) ^ ((uintptr_t)t >> 4) * 0x9e3779b1u) & (ELEM_CACHE - 1);
+    if (cache[h].t == t && cache[h].name == name && cache[h].e &&
+        !strncmp(cache[h].e->name, name, n) && !cache[h].e->name[n])
+        return cache[h].e;
+    const fhir_elem *e = fhir_elem_named(t, name, n);
+    if (e) {
+        cache[h].t = t;
+        cache[h].name = name;
+        cache[h].e = e;
+    }
+    return e;
 }
 
 static const json_val *ext_of(const json_val *obj, const char *key, size_t n)

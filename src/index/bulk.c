@@ -153,14 +153,30 @@ typedef struct item {
 
 #define WIN 16 /* bytes of a key an item's window holds */
 
+/* Bytes p[0..WIN) (zeros from n on) as two big-endian numbers. */
+static inline void window_of(const uint8_t *p, size_t n, uint64_t *w0, uint64_t *w1)
+{
+    uint8_t b[WIN] = {0};
+    if (n >= WIN) {
+        memcpy(b, p, WIN); /* the common case: two loads */
+    } else {
+        memcpy(b, p, n);
+    }
+    uint64_t a, c;
+    memcpy(&a, b, 8);
+    memcpy(&c, b + 8, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    a = __builtin_bswap64(a);
+    c = __builtin_bswap64(c);
+#endif
+    *w0 = a;
+    *w1 = c;
+}
+
 /* The window of key bytes [d, d + WIN), zeros past the key's end. */
 static void window_at(item *x, const uint8_t *mem, size_t d)
 {
-    uint8_t p[WIN] = {0};
-    if (x->len > d)
-        memcpy(p, mem + x->off + d, x->len - d < WIN ? x->len - d : WIN);
-    x->pfx = get_u64(p);
-    x->pfx2 = get_u64(p + 8);
+    window_of(mem + x->off + d, x->len > d ? x->len - d : 0, &x->pfx, &x->pfx2);
 }
 
 /* Order of two items whose keys are equal before the window at depth d (lim: d + WIN):
@@ -259,10 +275,7 @@ typedef struct run {
 
 static void run_window(run *r)
 {
-    uint8_t p[WIN] = {0};
-    memcpy(p, r->key + 4, r->len - 4 < WIN ? r->len - 4 : WIN);
-    r->w0 = get_u64(p);
-    r->w1 = get_u64(p + 8);
+    window_of(r->key + 4, r->len - 4, &r->w0, &r->w1);
 }
 
 /* The run's next key into r->key: 1, 0 at its end, ERR_IO. */
@@ -488,10 +501,9 @@ static int add_key(builder *b, const uint8_t *key, size_t n)
         k->cap = nc;
     }
     memcpy(k->mem + k->used, key, n);
-    uint8_t p[16] = {0}; /* bytes 4..20, zeros past a short key's end */
-    memcpy(p, key + 4, n - 4 < 16 ? n - 4 : 16);
-    k->it[k->nit++] = (item){.pfx = get_u64(p), .pfx2 = get_u64(p + 8),
-                             .off = (uint32_t)k->used, .len = (uint16_t)n};
+    item *x = &k->it[k->nit++]; /* the window: bytes 4..20 */
+    *x = (item){.off = (uint32_t)k->used, .len = (uint16_t)n};
+    window_of(key + 4, n - 4, &x->pfx, &x->pfx2);
     k->used += n;
     b->keys++;
     return 0;
