@@ -17,7 +17,7 @@ SIMPLE=${FP_BENCH_SIMPLE:-1000000}
 
 [ -x "$ROOT/build/hortus" ] || make -C "$ROOT" build/hortus
 cc -O2 -I"$ROOT/src" -D_GNU_SOURCE -o "$TMP/fp_bench" "$HERE/fp_bench.c" \
-    "$ROOT/build/librel.a" -llmdb -lmicrohttpd -lcrypto -lpcre2-8 -lpthread -lm
+    "$ROOT/build/librel.a" -llmdb -lmicrohttpd -lcrypto -lpcre2-8 -lz -lzstd -lpthread -lm
 "$ROOT/build/hortus" generate --patients "$PATIENTS" --seed 1 --format ndjson "$TMP/data" >/dev/null
 "$TMP/fp_bench" --list "$TMP/data" > "$TMP/list.txt"
 if [ -z "${NODE_PATH:-}" ] && [ ! -d "$HERE/node_modules/fhirpath" ]; then
