@@ -70,6 +70,7 @@ typedef struct importer {
     const char *pend_type[IMPORT_BATCH], *pend_id[IMPORT_BATCH];
     uint16_t pend_slot[IMPORT_PEND_SLOTS]; /* index + 1 into pend_*, 0 empty */
     uint16_t batch_slot[IMPORT_PEND_SLOTS]; /* the same for the ids of w[] */
+    int ends_batch;  /* the last resource added is a definition: flush after it */
     int pend_params; /* seconds waiting for commits, planning (the rest: reading) */
     FILE *errors;    /* --errors, or NULL */
     const char *file;
@@ -305,8 +306,9 @@ static void pend_note(importer *im)
         const rest_write *w = im->w[i];
         if (!w)
             continue;
-        if (!strcmp(w->type->name, "SearchParameter"))
-            im->pend_params = 1; /* a new parameter generation: the next plan waits */
+        if (!strcmp(w->type->name, "SearchParameter") ||
+            !strcmp(w->type->name, "StructureDefinition"))
+            im->pend_params = 1; /* new parameters or profiles: the next plan waits */
         im->pend_type[k] = w->type->name;
         im->pend_id[k] = w->id;
         uint32_t j = pend_hash(w->type->name, w->id) & (IMPORT_PEND_SLOTS - 1);
@@ -340,6 +342,7 @@ static int pend_overlaps(const importer *im)
 static int flush(importer *im, int done)
 {
     int rc = 0;
+    im->ends_batch = 0;
     /* planned from a snapshot without the batch committing: right unless it changes
      * what this one reads */
     if (im->busy && pend_overlaps(im) && (rc = wait_pending(im)))
@@ -531,6 +534,10 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
         im->batch_slot[slot] = (uint16_t)(im->n + 1);
     im->line_of[im->n] = line;
     im->w[im->n++] = w;
+    /* a definition the lines after it depend on (a search parameter indexes them, a
+     * profile checks them) ends its batch, and the next batch waits for its commit */
+    if (!strcmp(t->name, "SearchParameter") || !strcmp(t->name, "StructureDefinition"))
+        im->ends_batch = 1;
     return 0;
 }
 
@@ -632,7 +639,7 @@ static int import_json(importer *im, zfile *z)
             char *one = b.err ? NULL : arena_strndup(im->a, b.data, b.len);
             rc = one ? add_resource(im, one, b.len, i + 1) : ERR_NOMEM;
             buf_free(&b);
-            if (!rc && im->n == im->batch)
+            if (!rc && (im->n == im->batch || im->ends_batch))
                 rc = flush(im, 0);
         }
     }
@@ -675,7 +682,7 @@ static int import_ndjson(importer *im, zfile *z)
         }
         char *text = arena_strndup(im->a, line + lead, n - lead);
         rc = text ? add_resource(im, text, n - lead, im->line) : ERR_NOMEM;
-        if (!rc && im->n == im->batch)
+        if (!rc && (im->n == im->batch || im->ends_batch))
             rc = flush(im, 0);
     }
     free(line);

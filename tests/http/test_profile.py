@@ -543,8 +543,8 @@ def test_slices_discriminated_inside_a_sliced_child(http, base):
 
 def test_import_enforces_the_profiles_of_its_data_directory(tmp_path):
     """hortus import plans every line through the write pipeline: profiles stored in the
-    directory (by an earlier import or server) are enforced; one written in the same run is
-    not yet known (its commit comes after the plan), so it warns as an unknown one."""
+    directory (by an earlier import or server) are enforced, and one written earlier in the
+    same run is enforced on the lines after it."""
     import json
     import subprocess
     from conftest import BIN
@@ -565,3 +565,19 @@ def test_import_enforces_the_profiles_of_its_data_directory(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "p.ndjson:2: Patient/bad" in r.stderr and "Patient.gender" in r.stderr, r.stderr
     assert "1 resources loaded" in r.stderr, r.stderr
+    # in one run, one file: a definition ends its batch and the lines after it wait for its
+    # commit, so they are checked against it (the line before it is not: file order)
+    url2 = uniq("import-same-run")
+    both = tmp_path / "both.ndjson"
+    both.write_text("\n".join(json.dumps(x) for x in [
+        {"resourceType": "Patient", "id": "before", "meta": {"profile": [url2]}},
+        sd(url2, "Patient", [{"id": "Patient.gender", "path": "Patient.gender", "min": 1}]),
+        {"resourceType": "Patient", "id": "after-ok", "gender": "female",
+         "meta": {"profile": [url2]}},
+        {"resourceType": "Patient", "id": "after-bad", "meta": {"profile": [url2]}}]) + "\n")
+    r = subprocess.run([BIN, "import", "--data", str(tmp_path / "db2"), str(both)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert "both.ndjson:4: Patient/after-bad" in r.stderr, r.stderr
+    assert "both.ndjson:1:" not in r.stderr and "both.ndjson:3:" not in r.stderr, r.stderr
+    assert "3 resources loaded" in r.stderr, r.stderr
