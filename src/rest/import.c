@@ -85,6 +85,8 @@ typedef struct importer {
     uint64_t all_loaded, all_failed, bytes_done, bytes_total;
     uint64_t dangling;      /* references of the load to resources that do not exist */
     size_t dangling_shown;
+    uint64_t all_warned;    /* warnings of loaded lines (profiles not held ...) */
+    size_t warn_shown;
     uint64_t shown;
     uint64_t bulk_from; /* resources numbered after this t get their keys at the end */
     double t0, last_show;
@@ -143,6 +145,26 @@ static void report(importer *im, uint64_t line, const char *type, const char *id
         write_outcome(im, "error", "invalid", buf_cstr(&d));
         buf_free(&d);
     }
+}
+
+/* A warning of a line that was loaded (a profile it claims that the directory does not
+ * hold, a rule of a profile not checked): listed (the first IMPORT_SHOW_ERRORS), and in
+ * --errors with severity warning; the line is loaded. */
+static void warn(importer *im, uint64_t line, const char *type, const char *id,
+                 const oo_issue *is)
+{
+    char d[800];
+    snprintf(d, sizeof d, "%s:%llu: %s/%s: warning: %.500s%s%.200s", im->file,
+             (unsigned long long)line, type, id ? id : "(new)",
+             is->diagnostics ? is->diagnostics : "", is->expression ? " at " : "",
+             is->expression ? is->expression : "");
+    im->all_warned++;
+    if (im->warn_shown < IMPORT_SHOW_ERRORS) {
+        fprintf(stderr, "%s%s\n", im->tty ? "\r\033[K" : "", d);
+        im->warn_shown++;
+    }
+    if (im->errors)
+        write_outcome(im, "warning", oo_code_str(is->code), d);
 }
 
 /* A reference of the load to a resource that is neither stored nor in the files: listed
@@ -388,6 +410,8 @@ static int flush(importer *im, int done)
     for (size_t i = 0; i < im->n && !rc; i++) {
         rest_write *w = im->w[i];
         int prc = j->prc[i];
+        for (size_t k = 0; prc != REST_PLAN_REFUSED && w->notes && oo_get(w->notes, k); k++)
+            warn(im, im->line_of[i], w->type->name, w->id, oo_get(w->notes, k));
         if (prc == REST_PLAN_REFUSED) {
             const oo_issue *is = w->why.outcome ? rest_first_error(w->why.outcome) : NULL;
             char why[700];
@@ -1009,6 +1033,10 @@ int import_main(int argc, char **argv)
                 rc ? "stopped" : "done", (unsigned long long)im.all_loaded, el,
                 el > 0 ? (double)im.all_loaded / el : 0.0, (unsigned long long)im.all_failed,
                 im.all_failed > im.shown ? " (the first ones are listed above)" : "");
+        if (im.all_warned)
+            fprintf(stderr, "hortus import: warnings: %llu (the lines were loaded)%s\n",
+                    (unsigned long long)im.all_warned,
+                    im.all_warned > im.warn_shown ? " (the first ones are listed above)" : "");
         if (!rc && im.dangling)
             fprintf(stderr, "hortus import: dangling references: %llu (to resources neither "
                             "stored nor in the files), loaded as they are%s\n",

@@ -579,5 +579,19 @@ def test_import_enforces_the_profiles_of_its_data_directory(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stderr
     assert "both.ndjson:4: Patient/after-bad" in r.stderr, r.stderr
-    assert "both.ndjson:1:" not in r.stderr and "both.ndjson:3:" not in r.stderr, r.stderr
+    assert "both.ndjson:3:" not in r.stderr, r.stderr
+    # the line before the definition was planned without it: loaded, with a warning
+    assert "both.ndjson:1: Patient/before: warning: profile " in r.stderr, r.stderr
     assert "3 resources loaded" in r.stderr, r.stderr
+    # a claim of a profile the directory does not hold: loaded, and said so
+    unk = tmp_path / "unknown.ndjson"
+    errs = tmp_path / "errors.ndjson"
+    unk.write_text(json.dumps({"resourceType": "Patient", "id": "u1",
+                               "meta": {"profile": ["http://example.org/none"]}}) + "\n")
+    r = subprocess.run([BIN, "import", "--data", str(tmp_path / "db3"), "--errors", str(errs),
+                        str(unk)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "unknown.ndjson:1: Patient/u1: warning: profile http://example.org/none is not " \
+        "known" in r.stderr and "warnings: 1 (the lines were loaded)" in r.stderr, r.stderr
+    w = [json.loads(x) for x in errs.read_text().splitlines()]
+    assert len(w) == 1 and w[0]["issue"][0]["severity"] == "warning", w
