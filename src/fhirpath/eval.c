@@ -923,7 +923,7 @@ int fp_is_type(const fp_val *v, const fp_typespec *ts, int exact_prim)
 {
     const char *ns = ts->ns, *name = ts->name;
     if (v->ftype && (!ns || !strcmp(ns, "FHIR"))) {
-        const fhir_type *t = type_named(name);
+        const fhir_type *t = ts->ft; /* type_named(name), resolved when parsed */
         if (!t)
             return !strcmp(name, "BackboneElement") && v->ftype->kind == FHIR_BACKBONE;
         if (exact_prim && v->ftype->kind == FHIR_PRIMITIVE)

@@ -55,6 +55,7 @@ typedef struct fp_func fp_func;
 typedef struct fp_typespec {
     const char *ns;   /* "FHIR", "System" or NULL when not qualified */
     const char *name; /* NUL-terminated */
+    const fhir_type *ft; /* the model type of that name, found once when parsed (or NULL) */
 } fp_typespec;
 
 struct fp_node {

@@ -524,12 +524,14 @@ static int parse_typespec(parser *p, fp_typespec *ts)
         }
         ts->ns = first;
         ts->name = p->tok.str;
+        ts->ft = fhir_type_find(ts->name, strlen(ts->name));
         /* FHIR backbone types are never named in expressions; a third part
          * (e.g. FHIR.Patient.contact) is not a type */
         return lex(p);
     }
     ts->ns = NULL;
     ts->name = first;
+    ts->ft = fhir_type_find(ts->name, strlen(ts->name));
     return 0;
 }
 

@@ -286,6 +286,8 @@ static int run_next(run *r)
             return 0;
         r->key = r->mem + r->it[r->i].off;
         r->len = r->it[r->i++].len;
+        if (r->i + 8 < r->n) /* the keys are scattered in the buffer: fetch ahead */
+            __builtin_prefetch(r->mem + r->it[r->i + 8].off);
         run_window(r);
         return 1;
     }
