@@ -101,27 +101,12 @@ static double now_s(void)
 }
 
 /* One OperationOutcome line of --errors. */
-static void write_outcome(importer *im, const char *severity, const char *code,
-                          const char *diagnostics)
+static void write_outcome(importer *im, oo_severity sev, oo_code code, const char *diagnostics)
 {
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, 0);
-    jw_obj(&w);
-    jw_key(&w, "resourceType");
-    jw_str(&w, "OperationOutcome");
-    jw_key(&w, "issue");
-    jw_arr(&w);
-    jw_obj(&w);
-    jw_key(&w, "severity");
-    jw_str(&w, severity);
-    jw_key(&w, "code");
-    jw_str(&w, code);
-    jw_key(&w, "diagnostics");
-    jw_str(&w, diagnostics);
-    jw_end(&w);
-    jw_end(&w);
-    jw_end(&w);
+    oo_write_one(&w, sev, code, diagnostics, NULL);
     buf_putc(&b, '\n');
     fwrite(b.data, 1, b.len, im->errors);
     buf_free(&b);
@@ -142,7 +127,7 @@ static void report(importer *im, uint64_t line, const char *type, const char *id
         buf d = BUF_INIT;
         buf_printf(&d, "%s:%llu: %s%s%s%s%s", im->file, (unsigned long long)line,
                    type ? type : "", id ? "/" : "", id ? id : "", type ? ": " : "", why);
-        write_outcome(im, "error", "invalid", buf_cstr(&d));
+        write_outcome(im, OO_ERROR, OO_INVALID, buf_cstr(&d));
         buf_free(&d);
     }
 }
@@ -164,7 +149,7 @@ static void warn(importer *im, uint64_t line, const char *type, const char *id,
         im->warn_shown++;
     }
     if (im->errors)
-        write_outcome(im, "warning", oo_code_str(is->code), d);
+        write_outcome(im, OO_WARNING, is->code, d);
 }
 
 /* A reference of the load to a resource that is neither stored nor in the files: listed
@@ -181,7 +166,7 @@ static void dangling(void *ctx, const char *type, const char *id, const char *to
         im->dangling_shown++;
     }
     if (im->errors)
-        write_outcome(im, "warning", "not-found", d);
+        write_outcome(im, OO_WARNING, OO_NOT_FOUND, d);
 }
 
 static void progress(importer *im, int last)
