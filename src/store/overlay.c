@@ -1,9 +1,10 @@
 /*
  * overlay.c -- immutable sorted runs of recent SearchParam records (overlay.h).
  *
- * A record in a run's byte buffer: t (u64) | seq (u32) | klen (u16) | vlen (u16) |
- * del (u8) | key | value, native byte order (it never leaves the process). A run keeps
- * the offsets of its records sorted by (key, t, seq).
+ * A record, as a commit's builder wrote it into its chunk: t (u64) | seq (u32) |
+ * klen (u16) | vlen (u16) | del (u8) | key | value, native byte order (it never leaves
+ * the process). A run keeps pointers to its records sorted by (key, t, seq) and a
+ * reference to every chunk they are in; merged or filtered runs share the chunks.
  */
 #include "store/overlay.h"
 
@@ -17,14 +18,24 @@
 #define REC_HDR 17
 #define BIG_ALLOC (64u << 10) /* run buffers from here up are mapped, not malloc()ed */
 
+/* The bytes of one commit's records. Runs point into chunks instead of holding copies,
+ * so merging two runs merges their pointer arrays and never moves a record's bytes. */
+typedef struct ovl_chunk {
+    atomic_int ref;
+    uint64_t min_t, max_t; /* the t of its records (one batch: never across a fold) */
+    size_t len, cap;
+    uint8_t *data;
+} ovl_chunk;
+
 struct ovl_run {
     atomic_int ref;
     size_t n;
-    uint32_t *off;
-    uint8_t *buf;
-    size_t len;
+    const uint8_t **rec; /* records in (key, t, seq) order */
+    size_t rec_cap;      /* allocated bytes (big_free needs them) */
+    ovl_chunk **chunks;  /* what rec points into */
+    size_t nchunks;
+    size_t data_len;     /* bytes of the records */
     uint64_t max_t, min_t;
-    size_t off_cap, buf_cap; /* allocated bytes (big_free needs them) */
 };
 
 struct ovl_view {
@@ -51,11 +62,11 @@ static void hdr_read(const uint8_t *p, rec_hdr *h)
     h->del = p[16];
 }
 
-static void rec_at(const uint8_t *buf, uint32_t off, ovl_rec *r)
+static void rec_at(const uint8_t *p, ovl_rec *r)
 {
     rec_hdr h;
-    hdr_read(buf + off, &h);
-    r->key = buf + off + REC_HDR;
+    hdr_read(p, &h);
+    r->key = p + REC_HDR;
     r->klen = h.klen;
     r->val = r->key + h.klen;
     r->vlen = h.vlen;
@@ -71,11 +82,11 @@ static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 }
 
 /* (key, t, seq) order of two records */
-static int rec_cmp(const uint8_t *abuf, uint32_t aoff, const uint8_t *bbuf, uint32_t boff)
+static int rec_cmp(const uint8_t *pa, const uint8_t *pb)
 {
     ovl_rec a, b;
-    rec_at(abuf, aoff, &a);
-    rec_at(bbuf, boff, &b);
+    rec_at(pa, &a);
+    rec_at(pb, &b);
     int c = key_cmp(a.key, a.klen, b.key, b.klen);
     if (c)
         return c;
@@ -84,9 +95,9 @@ static int rec_cmp(const uint8_t *abuf, uint32_t aoff, const uint8_t *bbuf, uint
     return (a.seq > b.seq) - (a.seq < b.seq);
 }
 
-static int sort_cmp(const void *x, const void *y, void *buf)
+static int sort_cmp(const void *x, const void *y)
 {
-    return rec_cmp(buf, *(const uint32_t *)x, buf, *(const uint32_t *)y);
+    return rec_cmp(*(const uint8_t *const *)x, *(const uint8_t *const *)y);
 }
 
 /* ---- builder ----------------------------------------------------------------------- */
@@ -174,10 +185,20 @@ static void big_free(void *p, size_t n)
         munmap(p, n);
 }
 
+static void chunk_unref(ovl_chunk *c)
+{
+    if (c && atomic_fetch_sub(&c->ref, 1) == 1) {
+        big_free(c->data, c->cap);
+        free(c);
+    }
+}
+
 static void run_free(ovl_run *r)
 {
-    big_free(r->off, r->off_cap);
-    big_free(r->buf, r->buf_cap);
+    for (size_t i = 0; i < r->nchunks; i++)
+        chunk_unref(r->chunks[i]);
+    free(r->chunks);
+    big_free((void *)r->rec, r->rec_cap);
     free(r);
 }
 
@@ -189,27 +210,34 @@ static void run_unref(ovl_run *r)
 
 static size_t run_bytes(const ovl_run *r)
 {
-    return r->len + r->n * sizeof(uint32_t) + sizeof *r;
+    return r->data_len + r->n * sizeof *r->rec + r->nchunks * sizeof(ovl_chunk) + sizeof *r;
 }
 
-static ovl_run *run_alloc(size_t n, size_t len)
+/* A run with room for n records and nchunks chunks (none taken yet). */
+static ovl_run *run_alloc(size_t n, size_t nchunks)
 {
     ovl_run *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->off_cap = n * sizeof *r->off;
-    r->buf_cap = len;
-    r->off = big_alloc(r->off_cap);
-    r->buf = big_alloc(r->buf_cap);
-    if (!r->off || !r->buf) {
+    r->rec_cap = n * sizeof *r->rec;
+    r->rec = big_alloc(r->rec_cap);
+    r->chunks = malloc((nchunks ? nchunks : 1) * sizeof *r->chunks);
+    if (!r->rec || !r->chunks) {
+        r->nchunks = 0;
         run_free(r);
         return NULL;
     }
     atomic_init(&r->ref, 1);
     r->n = n;
-    r->len = len;
     r->min_t = UINT64_MAX;
     return r;
+}
+
+static void run_take(ovl_run *r, ovl_chunk *c)
+{
+    atomic_fetch_add(&c->ref, 1);
+    r->chunks[r->nchunks++] = c;
+    r->data_len += c->len;
 }
 
 static void note_t(ovl_run *r, uint64_t t)
@@ -222,62 +250,82 @@ static void note_t(ovl_run *r, uint64_t t)
 
 static ovl_run *run_from_builder(const ovl_builder *b)
 {
-    ovl_run *r = run_alloc(b->n, b->bytes.len);
-    if (!r)
+    ovl_chunk *c = calloc(1, sizeof *c);
+    ovl_run *r = c ? run_alloc(b->n, 1) : NULL;
+    if (c) {
+        c->cap = b->bytes.len;
+        c->data = big_alloc(c->cap);
+    }
+    if (!r || !c->data) {
+        if (c)
+            big_free(c->data, c->cap);
+        free(c);
+        if (r)
+            run_free(r);
         return NULL;
-    memcpy(r->buf, b->bytes.data, b->bytes.len);
-    memcpy(r->off, b->off, b->n * sizeof *r->off);
-    qsort_r(r->off, r->n, sizeof *r->off, sort_cmp, r->buf);
+    }
+    atomic_init(&c->ref, 0);
+    c->len = b->bytes.len;
+    memcpy(c->data, b->bytes.data, c->len);
+    c->min_t = UINT64_MAX;
     for (size_t i = 0; i < r->n; i++) {
         rec_hdr h;
-        hdr_read(r->buf + r->off[i], &h);
+        r->rec[i] = c->data + b->off[i];
+        hdr_read(r->rec[i], &h);
         note_t(r, h.t);
     }
+    c->min_t = r->min_t;
+    c->max_t = r->max_t;
+    run_take(r, c);
+    qsort((void *)r->rec, r->n, sizeof *r->rec, sort_cmp);
     return r;
 }
 
-/* One sorted run of a's and b's records (a older than b). */
+/* One sorted run of a's and b's records (a older than b): their pointers merged, the
+ * bytes shared. */
 static ovl_run *run_merge(const ovl_run *a, const ovl_run *b)
 {
-    if ((uint64_t)a->len + b->len > UINT32_MAX)
-        return NULL;
-    ovl_run *r = run_alloc(a->n + b->n, a->len + b->len);
+    ovl_run *r = run_alloc(a->n + b->n, a->nchunks + b->nchunks);
     if (!r)
         return NULL;
-    memcpy(r->buf, a->buf, a->len);
-    memcpy(r->buf + a->len, b->buf, b->len);
-    size_t i = 0, j = 0, k = 0;
-    while (i < a->n || j < b->n) {
-        if (j == b->n || (i < a->n && rec_cmp(a->buf, a->off[i], b->buf, b->off[j]) <= 0))
-            r->off[k++] = a->off[i++];
-        else
-            r->off[k++] = (uint32_t)(b->off[j++] + a->len);
-    }
+    for (size_t i = 0; i < a->nchunks; i++)
+        run_take(r, a->chunks[i]);
+    for (size_t i = 0; i < b->nchunks; i++)
+        run_take(r, b->chunks[i]);
+    const uint8_t *const *pa = a->rec, *const *ea = a->rec + a->n;
+    const uint8_t *const *pb = b->rec, *const *eb = b->rec + b->n;
+    const uint8_t **out = r->rec;
+    while (pa < ea && pb < eb)
+        *out++ = rec_cmp(*pa, *pb) <= 0 ? *pa++ : *pb++;
+    while (pa < ea)
+        *out++ = *pa++;
+    while (pb < eb)
+        *out++ = *pb++;
     r->max_t = a->max_t > b->max_t ? a->max_t : b->max_t;
     r->min_t = a->min_t < b->min_t ? a->min_t : b->min_t;
     return r;
 }
 
-/* The records of r with lo < t <= hi, as a new run (NULL: no memory). */
+/* The records of r with lo < t <= hi, as a new run (NULL: no memory); it keeps the
+ * chunks that hold any of them. */
 static ovl_run *run_filter(const ovl_run *r, uint64_t lo, uint64_t hi)
 {
-    ovl_run *o = run_alloc(r->n, r->len);
+    ovl_run *o = run_alloc(r->n, r->nchunks);
     if (!o)
         return NULL;
-    size_t len = 0, n = 0;
+    for (size_t i = 0; i < r->nchunks; i++)
+        if (r->chunks[i]->max_t > lo && r->chunks[i]->min_t <= hi)
+            run_take(o, r->chunks[i]);
+    size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
         rec_hdr h;
-        hdr_read(r->buf + r->off[i], &h);
+        hdr_read(r->rec[i], &h);
         if (h.t <= lo || h.t > hi)
             continue;
-        size_t sz = REC_HDR + h.klen + h.vlen;
-        memcpy(o->buf + len, r->buf + r->off[i], sz);
-        o->off[n++] = (uint32_t)len;
-        len += sz;
+        o->rec[n++] = r->rec[i];
         note_t(o, h.t);
     }
     o->n = n;
-    o->len = len;
     return o;
 }
 
@@ -410,7 +458,7 @@ static size_t lower_bound(const ovl_run *r, const uint8_t *key, size_t klen)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         ovl_rec m;
-        rec_at(r->buf, r->off[mid], &m);
+        rec_at(r->rec[mid], &m);
         if (key_cmp(m.key, m.klen, key, klen) < 0)
             lo = mid + 1;
         else
@@ -433,7 +481,7 @@ int ovl_get(const ovl_view *v, uint64_t lo, uint64_t hi, const void *key, size_t
         const ovl_run *r = v->runs[i];
         for (size_t j = lower_bound(r, key, klen); j < r->n; j++) {
             ovl_rec e;
-            rec_at(r->buf, r->off[j], &e);
+            rec_at(r->rec[j], &e);
             if (key_cmp(e.key, e.klen, key, klen))
                 break;
             if (e.t > lo && e.t <= hi && better(&e, out, have)) {
@@ -456,7 +504,7 @@ int64_t ovl_count_delta(const ovl_view *v, uint64_t lo, uint64_t hi, const void 
             continue;
         for (size_t j = lower_bound(r, prefix, plen); j < r->n; j++) {
             ovl_rec e;
-            rec_at(r->buf, r->off[j], &e);
+            rec_at(r->rec[j], &e);
             if (e.klen < plen || memcmp(e.key, prefix, plen))
                 break;
             if (e.klen != klen || e.t <= lo || e.t > hi)
@@ -509,7 +557,7 @@ static const ovl_rec *head(ovl_cursor *c, size_t i)
         c->state[i] = 2;
         return NULL;
     }
-    rec_at(r->buf, r->off[c->reverse ? c->pos[i] - 1 : c->pos[i]], e);
+    rec_at(r->rec[c->reverse ? c->pos[i] - 1 : c->pos[i]], e);
     if (c->prefix_len && (e->klen < c->prefix_len || memcmp(e->key, c->prefix, c->prefix_len))) {
         c->state[i] = 2; /* past the prefix: nothing further qualifies */
         return NULL;
