@@ -787,7 +787,13 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
         return rc;
-    MDB_dbi dbi = s->db_extra[STORE_DB_SEARCH_PARAM];
+    /* one cursor for the chunk: the keys ascend, and a cursor still on the leaf of the
+     * previous key finds the next one without a descent from the root */
+    MDB_cursor *sc;
+    if ((rc = mdb_cursor_open(txn, s->db_extra[STORE_DB_SEARCH_PARAM], &sc))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
     ovl_rec e;
     size_t n = 0;
     *finished = 0;
@@ -801,14 +807,17 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
         MDB_val key = {e.klen, (void *)e.key}, val = {e.vlen, (void *)e.val};
         int changed = 0;
         if (e.del) {
-            rc = mdb_del(txn, dbi, &key, NULL);
+            MDB_val old;
+            rc = mdb_cursor_get(sc, &key, &old, MDB_SET);
+            if (rc == 0)
+                rc = mdb_cursor_del(sc, 0);
             changed = rc == 0 ? -1 : 0;
         } else {
-            rc = mdb_put(txn, dbi, &key, &val, MDB_NOOVERWRITE);
+            rc = mdb_cursor_put(sc, &key, &val, MDB_NOOVERWRITE);
             changed = rc == 0 ? 1 : 0;
             if (rc == MDB_KEYEXIST) { /* there already: its value as the record has it */
                 MDB_val v2 = {e.vlen, (void *)e.val};
-                rc = e.vlen ? mdb_put(txn, dbi, &key, &v2, 0) : 0;
+                rc = e.vlen ? mdb_cursor_put(sc, &key, &v2, MDB_CURRENT) : 0;
             }
         }
         if (rc == MDB_NOTFOUND)
@@ -863,8 +872,10 @@ static int fold_chunk_txn(lmdb_store *s, ovl_cursor *c, int *finished)
             (rc = mdb_put(txn, s->db_meta, &fk, &fv, 0)))
             goto fail;
     }
+    mdb_cursor_close(sc);
     return mdb_txn_commit(txn);
 fail:
+    mdb_cursor_close(sc);
     mdb_txn_abort(txn);
     return rc;
 }
