@@ -136,7 +136,12 @@ void fp_invariants_stats(size_t *compiled_ok, size_t *failed)
     *failed = nbad;
 }
 
-/* Check the constraints of item (type t) under resource res. */
+#define INV_SCRATCH (64u << 10) /* first block of each scratch arena (the arena cache keeps it) */
+
+static int check_resource(arena *a, arena *rules, const json_val *res, const char *type,
+                          oo *out);
+
+/* Check the constraints of item (type t) under resource res; a is scratch, reset here. */
 static int check_item(arena *a, const fp_val *item, const fhir_type *t, const json_val *res,
                       oo *out, size_t *nerr)
 {
@@ -163,6 +168,8 @@ static int check_item(arena *a, const fp_val *item, const fhir_type *t, const js
             fp_error e;
             int rc = fp_eval_item(c->x, a, &ctx.v[k], res, &r, &e);
             int holds = rc ? -2 : fp_as_bool(&r);
+            if (!c->elem)
+                arena_reset(a); /* the rule's lists are not needed past its answer */
             if (holds == 1 || holds == -1)
                 continue; /* true, or empty: not violated */
             char msg[700];
@@ -178,11 +185,26 @@ static int check_item(arena *a, const fp_val *item, const fhir_type *t, const js
                 return ERR_NOMEM;
             *nerr += c->c->is_error;
         }
+        arena_reset(a);
     }
     return 0;
 }
 
-int fp_invariants(arena *a, const json_val *res, const char *type, oo *out)
+/* The items of a resource are listed into one scratch arena and the rules evaluated
+ * in another, reset after each: checking a resource no longer leaves its evaluations
+ * (tens of KB each) in the caller's arena, which for a transaction is that of the
+ * whole request. */
+int fp_invariants(const json_val *res, const char *type, oo *out)
+{
+    arena *items = arena_new(INV_SCRATCH), *rules = arena_new(INV_SCRATCH);
+    int rc = items && rules ? check_resource(items, rules, res, type, out) : ERR_NOMEM;
+    arena_free(items);
+    arena_free(rules);
+    return rc;
+}
+
+static int check_resource(arena *a, arena *rules, const json_val *res, const char *type,
+                          oo *out)
 {
     pthread_once(&once, build);
     if (!tab || !descendants)
@@ -204,10 +226,10 @@ int fp_invariants(arena *a, const json_val *res, const char *type, oo *out)
         return oo_add(out, OO_ERROR, OO_TOO_COSTLY, msg, NULL) ? ERR_NOMEM : ERR_INVALID;
     }
     fp_val root = {.kind = FP_OBJ, .ftype = t, .node = res};
-    int rc = check_item(a, &root, t, res, out, &nerr);
+    int rc = check_item(rules, &root, t, res, out, &nerr);
     for (size_t i = 0; i < all_items.n && !rc; i++)
         if (all_items.v[i].ftype)
-            rc = check_item(a, &all_items.v[i], all_items.v[i].ftype, res, out, &nerr);
+            rc = check_item(rules, &all_items.v[i], all_items.v[i].ftype, res, out, &nerr);
     if (rc)
         return rc;
     return nerr ? ERR_INVALID : 0;

@@ -5,7 +5,7 @@
  * the rules only FHIRPath can say.
  *
  *   oo o; oo_init(&o, a);
- *   int rc = fp_invariants(a, resource, "Patient", &o);   // 0, ERR_INVALID, ERR_NOMEM
+ *   int rc = fp_invariants(resource, "Patient", &o);   // 0, ERR_INVALID, ERR_NOMEM
  *
  * Thread-safe: the expressions are compiled once (at first use) and only read after.
  */
@@ -23,8 +23,9 @@
  * every element under it. A violated rule adds an issue of its severity (code
  * invariant, its key, words and expression in the diagnostics, the type it is on as
  * the location). Returns 0 when no rule of severity error is violated (warnings may
- * have been added), ERR_INVALID when one is, ERR_NOMEM. */
-int fp_invariants(arena *a, const json_val *res, const char *type, oo *out);
+ * have been added), ERR_INVALID when one is, ERR_NOMEM. The evaluations use scratch
+ * arenas of their own, freed before it returns (the issues go to out's arena). */
+int fp_invariants(const json_val *res, const char *type, oo *out);
 
 /* How many invariant expressions compiled, and how many did not (those are reported
  * as a warning "cannot be evaluated" whenever they apply, never taken as holding). */

@@ -459,7 +459,7 @@ static int parse_entries(bctx *c, json_val *bundle)
                 rest_validation lv = rest_validation_of(&r->ctx);
                 int vrc = !c->transaction ? rest_validate(r->a, e->w.res, e->w.type->name, lv, &o)
                           : lv == REST_VALIDATE_FULL
-                              ? fp_invariants(r->a, e->w.res, e->w.type->name, &o)
+                              ? fp_invariants(e->w.res, e->w.type->name, &o)
                               : 0;
                 if (vrc) {
                     const oo_issue *is = rest_first_error(&o);

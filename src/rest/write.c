@@ -110,7 +110,7 @@ int rest_validate(arena *a, const json_val *root, const char *type, rest_validat
     /* the invariants only FHIRPath can say; their warnings are not a reason to refuse */
     oo inv;
     oo_init(&inv, a);
-    rc = fp_invariants(a, root, type, &inv);
+    rc = fp_invariants(root, type, &inv);
     for (size_t i = 0; rc == ERR_INVALID; i++) {
         const oo_issue *is = oo_get(&inv, i);
         if (!is)

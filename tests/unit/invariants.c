@@ -18,7 +18,7 @@ static int run(const char *text, const char *type, oo *o, arena *a)
     if (json_parse(a, copy, strlen(copy), 0, &root, NULL))
         return -100;
     oo_init(o, a);
-    return fp_invariants(a, root, type, o);
+    return fp_invariants(root, type, o);
 }
 
 /* 1 when o has an issue of that severity whose diagnostics start with key */

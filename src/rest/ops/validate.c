@@ -158,7 +158,7 @@ int rest_op_validate(rest_req *r)
     rc = val_resource(r->a, root, type, &o);
     int structural = rc;
     if (rc == 0) /* and the invariants, warnings included */
-        rc = fp_invariants(r->a, root, type, &o);
+        rc = fp_invariants(root, type, &o);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
     if (vp.nprofile || prof_has_claims(root)) {
