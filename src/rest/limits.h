@@ -14,6 +14,7 @@
 #define REST_DEFAULT_COUNT 50         /* _count when absent */
 #define REST_MAX_CONNECTIONS 4096     /* open connections at once */
 #define REST_CONN_MEMORY (32u << 10)  /* per-connection header/URL pool of MHD */
+#define REST_MMAP_THRESHOLD (256u << 10) /* allocations from here up are mapped, and unmapped when freed */
 #define REST_MAX_URL 8192             /* request target bytes (path + query): more -> 414 */
 #define REST_MAX_QUERY_PARAMS 200     /* '&'-separated query fields: more -> 414 */
 #define REST_CONN_TIMEOUT 60          /* seconds of inactivity before a connection closes */
