@@ -994,8 +994,12 @@ static int scoped_value_set(xctx *x, const srch_clause *c, const srch_value *v,
  */
 static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_clause *own,
                             const uint8_t *pid, size_t pn, rnset *res);
+static uint64_t clause_estimate(xctx *x, const srch_clause *c);
 
 #define SCOPE_MAX_PLAN_PATIENTS 1024 /* patients a clause may name for the plan within each */
+/* reading one candidate's entries costs about as much as this many keys of a scan (one
+ * Aux and one ResourceParam lookup, and the record decoded, against a cursor step) */
+#define SCOPE_CHECK_COST 16
 
 /* The patients clause c names, when every value is a whole reference to a Patient
  * through a parameter of the type's Patient compartment (a chain's references, or
@@ -1097,10 +1101,13 @@ static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_
         return 1;
     rnset acc = {0};
     int first = 1;
-    const srch_clause **rest = arena_alloc(x->a, sizeof *rest * q->nc);
+    const srch_clause **rest = arena_alloc(x->a, sizeof *rest * (q->nc + 1));
     if (!rest)
         return ERR_NOMEM;
-    size_t nrest = 0;
+    size_t nrest = 0, nchecked = 0;
+    /* how many resources of the type the patient has through the own clause's
+     * parameter (its reference values are counted): a bound of every scan below */
+    uint64_t own_n = UINT64_MAX;
     /* tokens first (a code is selective), then dates; after the first clause a scan
      * keeps only the candidates so far, so a date range over the patient's 9,000 keys
      * builds no set of 9,000 */
@@ -1114,6 +1121,18 @@ static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_
             }
             if ((c->v[0].kind == IDX_DATE) != (pass == 1))
                 continue;
+            if (!first && pass == 1 && acc.n <= SRCH_FILTER_MAX) {
+                /* a date range of a patient with thousands of resources, after the
+                 * tokens left a few candidates: checking each candidate's entries
+                 * costs less than reading every key of the range */
+                if (own_n == UINT64_MAX)
+                    own_n = clause_estimate(x, own);
+                if (own_n != UINT64_MAX && (uint64_t)acc.n * SCOPE_CHECK_COST < own_n) {
+                    rest[nrest++] = c;
+                    nchecked++;
+                    continue;
+                }
+            }
             rnset u = {0};
             rnseen cand = {.cap = 16};
             if (!first) { /* the candidates so far, for the scan to keep */
@@ -1139,13 +1158,16 @@ static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_
                 intersect(&acc, &u);
             first = 0;
         }
-    /* the patient's own clause: a lookup per candidate (j/k keys say "in the compartment") */
-    if ((rc = probe(x, &acc, own)))
+    /* the patient's own clause: a lookup per candidate (j/k keys say "in the
+     * compartment"), or one more clause of the candidates' entries when those are read */
+    if (nchecked)
+        rest[nrest++] = own;
+    else if ((rc = probe(x, &acc, own)))
         return rc;
     if (nrest && acc.n <= SRCH_FILTER_MAX) {
         size_t w = 0;
         for (size_t i = 0; i < nrest && !rc; i++) {
-            if (clause_probes(rest[i]))
+            if (clause_probes(rest[i]) && !nchecked) /* entries read anyway: no probe */
                 rc = probe(x, &acc, rest[i]);
             else
                 rest[w++] = rest[i];

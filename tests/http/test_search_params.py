@@ -647,6 +647,47 @@ def test_within_one_patient_and_its_overflow(base):
         == sorted([f"pw1{TAG}", f"pw4{TAG}"])
 
 
+def test_a_patients_date_range_is_checked_on_the_few_candidates_of_its_code(base):
+    """A patient with many resources, a code that leaves few candidates: the date clause
+    is then checked on each candidate's entries instead of scanning the patient's whole
+    range (docs/SEARCH.md 4a), and so is the patient's own clause -- a resource that is
+    in the patient's compartment through another parameter (performer) is no match of
+    subject. The answers are those of the scan."""
+    pat, other = f"pc{TAG}", f"pco{TAG}"
+    put(base, {"resourceType": "Patient", "id": pat})
+    put(base, {"resourceType": "Patient", "id": other})
+
+    def obs(oid, code, date, subject=pat, performer=None):
+        o = {"resourceType": "Observation", "id": oid, "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+             "subject": {"reference": f"Patient/{subject}"}, "effectiveDateTime": date}
+        if performer:
+            o["performer"] = [{"reference": f"Patient/{performer}"}]
+        put(base, o)
+    for i in range(120):  # the bulk: another code, dates over five years
+        obs(f"pcb{i}{TAG}", "29463-7", f"{2016 + i % 5}-0{1 + i % 9}-1{i % 10}")
+    obs(f"pc1{TAG}", "8867-4", "2021-03-01")
+    obs(f"pc2{TAG}", "8867-4", "2018-03-01")
+    obs(f"pc3{TAG}", "8867-4", "2023-07-01T10:00:00Z")
+    # in pat's compartment as performer, subject another patient: never a match of subject
+    obs(f"pc4{TAG}", "8867-4", "2021-03-01", subject=other, performer=pat)
+    code = "http://loinc.org|8867-4"
+    for date, want in (("ge2020", ["pc1", "pc3"]), ("lt2020", ["pc2"]), ("2021", ["pc1"]),
+                       ("ge2030", []), ("ne2021-03-01", ["pc2", "pc3"]),
+                       ("sa2019", ["pc1", "pc3"])):
+        got = ids(base, "Observation", {"subject": f"Patient/{pat}", "code": code, "date": date})
+        assert got == sorted(f"{w}{TAG}" for w in want), (date, got)
+        # the same through `patient` and the compartment search
+        assert ids(base, "Observation", {"patient": pat, "code": code, "date": date}) == got
+        r = requests.get(f"{base}/Patient/{pat}/Observation", params={"code": code, "date": date})
+        comp = sorted(e["resource"]["id"] for e in r.json().get("entry", []))
+        want_comp = sorted(got + ([f"pc4{TAG}"] if date in ("ge2020", "2021", "sa2019") else []))
+        assert comp == want_comp, (date, comp)
+    # and the other patient: pc4 is its subject's
+    assert ids(base, "Observation", {"subject": f"Patient/{other}", "code": code,
+                                     "date": "ge2020"}) == [f"pc4{TAG}"]
+
+
 def test_a_code_without_system_across_its_systems(base):
     """code=X is spelled out into the systems X has (docs/SEARCH.md 4): a resource with X
     in two systems is one match, totals and sorted pages included."""
