@@ -195,6 +195,18 @@ int serve_main(int argc, char **argv)
         return 2;
     }
     so.fold_chunk = ocv;
+    /* HORTUS_INDEX_IDLE_FOLD_MS: how long the writer waits without writes before it folds
+     * the overlay whatever its size; "off": only when full (tests that need unfolded
+     * entries to stay) */
+    const char *oi = getenv("HORTUS_INDEX_IDLE_FOLD_MS");
+    unsigned oiv = 0;
+    if (oi && *oi && strcmp(oi, "off") && (parse_uint(oi, 1u << 30, &oiv) || oiv < 1)) {
+        fprintf(stderr, "hortus serve: bad HORTUS_INDEX_IDLE_FOLD_MS '%s' (1 .. 2^30, or off)\n",
+                oi);
+        fp_sp_cache_free(spc);
+        return 2;
+    }
+    so.idle_fold_ms = oi && !strcmp(oi, "off") ? -1 : (int)oiv;
     struct store *st = NULL;
     int rc = store_open(spec, &so, &st);
     if (rc) {

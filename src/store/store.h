@@ -43,6 +43,7 @@
 #define STORE_DEFAULT_GROUP_WAIT_US 500
 #define STORE_DEFAULT_OVERLAY_BYTES (32u << 20) /* SearchParam overlay folded at 32 MiB */
 #define STORE_DEFAULT_FOLD_CHUNK 16384          /* records per fold transaction */
+#define STORE_DEFAULT_IDLE_FOLD_MS 1000         /* a writer idle this long folds what it holds */
 #define STORE_EXTRA_KEY_MAX 480 /* extra keys: LMDB's key limit (511) minus margin */
 
 /* What a version records as its operation (the history entry's request.method). */
@@ -83,6 +84,9 @@ typedef struct store_opts {
                              this many bytes (docs/STORAGE.md 4.6);
                              0 = STORE_DEFAULT_OVERLAY_BYTES */
     size_t fold_chunk;    /* records per fold transaction; 0 = STORE_DEFAULT_FOLD_CHUNK */
+    int idle_fold_ms;     /* a writer with nothing to write for this long folds the
+                             overlay whatever its size, so reads stop merging it;
+                             0 = STORE_DEFAULT_IDLE_FOLD_MS, < 0 = only when full */
     /* Which SearchParam keys the store counts (store_key_count): those whose byte at
      * count_kind_at is one of count_kinds, by their bytes without the last count_suffix
      * (docs/STORAGE.md 4.7). NULL count_kinds: whatever the directory keeps (a directory

@@ -93,6 +93,7 @@ struct lmdb_store {
     size_t fold_bytes;  /* fold the overlay into SearchParam once it holds this much */
     ovl_builder w_ovl;  /* writer only: this commit's records */
     size_t fold_chunk;  /* records per fold transaction */
+    int idle_fold_ms;   /* fold whatever the overlay holds after this long without writes (< 0: never) */
     ovl_view *fold_view; /* writer only: the overlay being folded (NULL: no fold) */
     ovl_cursor fold_cur; /* ... where the fold has got to */
     uint64_t fold_target, fold_t0;
@@ -1036,13 +1037,29 @@ static void *writer_main(void *arg)
     lmdb_store *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->qmu);
-        while (!s->qhead && !s->closing && !s->fold_view)
-            pthread_cond_wait(&s->qcv, &s->qmu);
+        int idle = 0;
+        while (!s->qhead && !s->closing && !s->fold_view && !idle) {
+            if (s->idle_fold_ms < 0 || !ovl_view_records(s->view)) {
+                pthread_cond_wait(&s->qcv, &s->qmu);
+                continue;
+            }
+            /* nothing to write for idle_fold_ms: fold what the overlay holds, so that
+             * reads stop merging it (the next write waits for one chunk at most) */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += s->idle_fold_ms / 1000;
+            dl.tv_nsec += (long)(s->idle_fold_ms % 1000) * 1000000L;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
+            idle = pthread_cond_timedwait(&s->qcv, &s->qmu, &dl) == ETIMEDOUT && !s->qhead;
+        }
         if (!s->qhead) {
             pthread_mutex_unlock(&s->qmu);
             if (s->closing)
                 break;
-            fold_step(s, 0); /* idle: go on with the fold in progress */
+            fold_step(s, idle); /* idle: go on with the fold in progress, or start one */
             continue;
         }
         if (s->group_wait_us > 0 && s->qlen < s->w_prev_batch && !s->closing) {
@@ -1567,6 +1584,7 @@ static int lmdb_open(const char *dir, const store_opts *o, store **out)
     pthread_rwlockattr_destroy(&ra);
     s->fold_bytes = o && o->overlay_bytes ? o->overlay_bytes : STORE_DEFAULT_OVERLAY_BYTES;
     s->fold_chunk = o && o->fold_chunk ? o->fold_chunk : STORE_DEFAULT_FOLD_CHUNK;
+    s->idle_fold_ms = o && o->idle_fold_ms ? o->idle_fold_ms : STORE_DEFAULT_IDLE_FOLD_MS;
 
     int rc;
     if (mkdir(dir, 0775) && errno != EEXIST) {

@@ -3,9 +3,11 @@ values, patches, deletes, re-creates, transactions and batches -- sequential and
 concurrent -- `hortus check` finds every current version's entries and nothing else
 (entries of replaced or deleted versions would make it fail)."""
 import json
+import os
 import random
 import subprocess
 import threading
+import time
 
 import requests
 
@@ -248,3 +250,41 @@ def test_an_older_index_layout_is_brought_up_to_date_at_start(make_server, tmp_p
     r = subprocess.run([BIN, "serve", "--port", "0", "--data", str(data)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode != 0 and "newer index layout" in r.stderr, (r.returncode, r.stderr)
+
+
+def metric(base, name):
+    m = requests.get(f"{base.rsplit('/fhir', 1)[0]}/metrics").text
+    return int(next(line.split()[1] for line in m.splitlines() if line.startswith(name + " ")))
+
+
+def test_an_idle_writer_folds_the_overlay(make_server, tmp_path):
+    """After a while without writes the overlay is folded whatever its size (reads then
+    stop merging it, docs/STORAGE.md 4.6); with HORTUS_INDEX_IDLE_FOLD_MS=off it stays
+    until it is full. Either way every entry is found."""
+    for idle, folded in (("200", True), ("off", False)):
+        s = make_server(tmp_path / f"idle-{idle}", env={"HORTUS_INDEX_IDLE_FOLD_MS": idle})
+        for i in range(5):
+            assert requests.put(f"{s.base}/Patient/if{i}", data=json.dumps(patient(f"if{i}", "Idle")),
+                                headers=CT).status_code == 201
+        assert metric(s.base, "hortus_index_overlay_records") > 0
+        deadline = time.time() + 30
+        while folded and metric(s.base, "hortus_index_overlay_records") and time.time() < deadline:
+            time.sleep(0.1)
+        if not folded:
+            time.sleep(1.0)  # several times the other server's idle time
+        records = metric(s.base, "hortus_index_overlay_records")
+        folds = metric(s.base, "hortus_index_folds_total")
+        assert (records == 0 and folds >= 1) if folded else (records > 0 and folds == 0), \
+            (idle, records, folds)
+        b = requests.get(f"{s.base}/Patient", params={"family": "Idle"}).json()
+        assert b["total"] == 5, b
+        code, out = s.stop()
+        assert code == 0, out
+
+
+def test_a_bad_idle_fold_time_is_refused(tmp_path):
+    for bad in ("0", "soon", "-5"):
+        r = subprocess.run([BIN, "serve", "--data", str(tmp_path / "x"), "--port", "0"],
+                           env={**os.environ, "HORTUS_INDEX_IDLE_FOLD_MS": bad},
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and f"bad HORTUS_INDEX_IDLE_FOLD_MS '{bad}'" in r.stderr, r.stderr

@@ -1129,8 +1129,10 @@ def test_search_matches_the_oracle(make_server, tmp_path):
     # Referential integrity off: the rounds below delete resources that others still name
     # and write references to nothing, as data loaded by `hortus import` may hold, and
     # search must answer over such data exactly as well.
+    # No fold for being idle: the oracle's own work leaves the writer idle between rounds.
     server = make_server(env={"HORTUS_INDEX_OVERLAY_BYTES": "65536",
-                              "HORTUS_INDEX_FOLD_CHUNK": "100"},
+                              "HORTUS_INDEX_FOLD_CHUNK": "100",
+                              "HORTUS_INDEX_IDLE_FOLD_MS": "off"},
                          extra_args=("--referential-integrity", "off"))
     base = server.base
     http = requests.Session()
