@@ -62,6 +62,12 @@ typedef struct lmdb_reader {
     lmdb_store *s;
     MDB_txn *txn;
     MDB_cursor *cur; /* ResourceAsOf cursor for read / vread, renewed with the txn */
+    /* store_get's cursor per extra database, opened at first use and renewed at the
+     * first use of each snapshot (bit db of `live`): a lookup near the previous one
+     * (sorted candidates probed under one prefix) is found on the leaf the cursor is
+     * on, without a descent from the root */
+    MDB_cursor *gcur[STORE_DB_COUNT_];
+    unsigned live;
     uint64_t t;      /* snapshot t, loaded on first store_reader_t() */
     int have_t;
     ovl_view *view;  /* the overlay as of this snapshot (taken with the txn) */
@@ -1698,6 +1704,9 @@ static void lmdb_close(store *base)
     for (lmdb_reader *r = s->all, *next; r; r = next) {
         next = r->all_next;
         mdb_cursor_close(r->cur);
+        for (int d = 0; d < STORE_DB_COUNT_; d++)
+            if (r->gcur[d])
+                mdb_cursor_close(r->gcur[d]);
         mdb_txn_abort(r->txn);
         free(r);
     }
@@ -1787,6 +1796,7 @@ static int lmdb_read_begin(store *base, store_reader **out)
     pthread_rwlock_unlock(&s->vlock);
     r->have_t = 0;
     r->have_fold = 0;
+    r->live = 0;
     r->next = NULL;
     *out = &r->base;
     return 0;
@@ -1980,7 +1990,16 @@ static int lmdb_get(store_reader *base, store_db db, const void *k, size_t kn, c
         return 0;
     }
     MDB_val key = {kn, (void *)k}, val;
-    int rc = mdb_get(r->txn, r->s->db_extra[db], &key, &val);
+    int rc = 0;
+    MDB_cursor *c = r->gcur[db];
+    if (!c)
+        rc = mdb_cursor_open(r->txn, r->s->db_extra[db], &r->gcur[db]);
+    else if (!(r->live & 1u << db))
+        rc = mdb_cursor_renew(r->txn, c);
+    if (rc)
+        return map_rc(rc);
+    r->live |= 1u << db;
+    rc = mdb_cursor_get(r->gcur[db], &key, &val, MDB_SET);
     if (rc)
         return map_rc(rc);
     *v = val.mv_data;
