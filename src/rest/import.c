@@ -830,7 +830,8 @@ static void import_usage(FILE *f)
                "or one resource),\n"
                "  plain or compressed (.gz, .zst); a directory: its *.ndjson and *.json files "
                "(also .gz, .zst),\n"
-               "  in name order.\n"
+               "  in name order. Options may come before, between or after the files; "
+               "after --\n  every argument is a file.\n"
                "  --errors FILE  every refused line as an ndjson OperationOutcome (and each "
                "dangling reference\n"
                "                 as a warning)\n"
@@ -843,17 +844,30 @@ int import_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL, *errors = NULL, *vlevel = "full";
     const char *threads = NULL;
-    int first = argc;
+    /* options before, between or after the files (`--` ends them: a file may then
+     * begin with '-'); every argument that is not an option's is a file */
+    int nargs = 0, opts = 1;
+    char **fargs = calloc((size_t)argc, sizeof *fargs);
+    if (!fargs) {
+        fprintf(stderr, "hortus import: out of memory\n");
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+        if (opts && !strcmp(argv[i], "--")) {
+            opts = 0;
+            continue;
+        }
+        if (opts && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))) {
             import_usage(stdout);
+            free(fargs);
             return 0;
         }
-        if (!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store") ||
-            !strcmp(argv[i], "--errors") || !strcmp(argv[i], "--validate") ||
-            !strcmp(argv[i], "--threads")) {
+        if (opts && (!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store") ||
+                     !strcmp(argv[i], "--errors") || !strcmp(argv[i], "--validate") ||
+                     !strcmp(argv[i], "--threads"))) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "hortus import: %s needs a value\n", argv[i]);
+                free(fargs);
                 return 2;
             }
             const char **to = !strcmp(argv[i], "--data")     ? &data
@@ -864,16 +878,17 @@ int import_main(int argc, char **argv)
             *to = argv[++i];
             continue;
         }
-        if (argv[i][0] == '-' && argv[i][1]) {
+        if (opts && argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "hortus import: unknown option '%s'\n", argv[i]);
             import_usage(stderr);
+            free(fargs);
             return 2;
         }
-        first = i;
-        break;
+        fargs[nargs++] = argv[i];
     }
-    if (first >= argc) {
+    if (!nargs) {
         import_usage(stderr);
+        free(fargs);
         return 2;
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -884,6 +899,7 @@ int import_main(int argc, char **argv)
         if (*end || v < 1 || v > IMPORT_MAX_THREADS) {
             fprintf(stderr, "hortus import: bad --threads '%s' (1 .. %d)\n", threads,
                     IMPORT_MAX_THREADS);
+            free(fargs);
             return 2;
         }
         nthreads = (unsigned)v;
@@ -891,32 +907,34 @@ int import_main(int argc, char **argv)
     rest_validation level;
     if (rest_validation_parse(vlevel, &level)) {
         fprintf(stderr, "hortus import: bad --validate '%s' (full, structure or off)\n", vlevel);
+        free(fargs);
         return 2;
     }
     /* the files, checked before anything is opened */
     flist fl = {0};
     int bad = 0;
-    for (int i = first; i < argc && !bad; i++) {
+    for (int i = 0; i < nargs && !bad; i++) {
         struct stat sb;
-        if (stat(argv[i], &sb)) {
-            fprintf(stderr, "hortus import: %s: %s\n", argv[i], strerror(errno));
+        if (stat(fargs[i], &sb)) {
+            fprintf(stderr, "hortus import: %s: %s\n", fargs[i], strerror(errno));
             bad = 1;
             break;
         }
         if (!S_ISDIR(sb.st_mode)) {
-            bad = flist_add(&fl, NULL, argv[i]) != 0;
+            bad = flist_add(&fl, NULL, fargs[i]) != 0;
             continue;
         }
         size_t from = fl.n;
-        DIR *d = opendir(argv[i]);
+        DIR *d = opendir(fargs[i]);
         struct dirent *de;
         while (d && !bad && (de = readdir(d)))
             if (importable(de->d_name))
-                bad = flist_add(&fl, argv[i], de->d_name) != 0;
+                bad = flist_add(&fl, fargs[i], de->d_name) != 0;
         if (d)
             closedir(d);
         qsort(fl.v + from, fl.n - from, sizeof *fl.v, cmp_str);
     }
+    free(fargs);
     char **files = fl.v;
     size_t nf = fl.n;
     uint64_t total = fl.bytes;

@@ -310,3 +310,25 @@ def test_dangling_references_are_reported(tmp_path, make_server):
     assert r.returncode == 0, r.stderr
     assert "Observation/late refers to Encounter/temp, which is neither" in r.stderr, r.stderr
     assert "dangling references: 1 (" in r.stderr, r.stderr
+
+
+def test_options_after_the_files_are_options(tmp_path):
+    """`hortus import FILE --validate off` takes --validate as the option it is (it was
+    taken for a file name); an unknown option after a file is refused, and after `--`
+    an argument that begins with '-' is a file."""
+    f = tmp_path / "p.ndjson"
+    f.write_text(json.dumps({"resourceType": "Patient", "id": "oa1"}) + "\n")
+    data = tmp_path / "db"
+    r = run_import(str(f), "--data", str(data), "--validate", "off")
+    assert r.returncode == 0, r.stderr
+    assert "1 resources loaded" in r.stderr and (data / "data.mdb").exists(), r.stderr
+    r = run_import(str(f), "--data", str(tmp_path / "db2"), "--bogus")
+    assert r.returncode == 2 and "unknown option '--bogus'" in r.stderr, r.stderr
+    assert not (tmp_path / "db2").exists()
+    r = run_import("--data", str(tmp_path / "db3"), str(f), "--validate", "sometimes")
+    assert r.returncode == 2 and "bad --validate 'sometimes'" in r.stderr, r.stderr
+    dash = tmp_path / "-p.ndjson"
+    dash.write_text(json.dumps({"resourceType": "Patient", "id": "oa2"}) + "\n")
+    r = subprocess.run([BIN, "import", "--data", str(tmp_path / "db4"), "--", "-p.ndjson"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0 and "1 resources loaded" in r.stderr, r.stderr
