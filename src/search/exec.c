@@ -1019,6 +1019,28 @@ static size_t scope_patients(const srch_query *q, const srch_clause *c, const ui
     return c->nv;
 }
 
+/* One patient value of a clause: its "id\0" and its place among the clause's values. */
+typedef struct patient_ref {
+    const uint8_t *id;
+    size_t n, at;
+} patient_ref;
+
+static int patient_id_cmp(const patient_ref *a, const patient_ref *b)
+{
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    return memcmp(a->id, b->id, a->n);
+}
+
+/* Patients by id; a patient's values by their place in the clause (its own clause keeps
+ * the order they were given in). */
+static int patient_ref_cmp(const void *pa, const void *pb)
+{
+    const patient_ref *a = pa, *b = pb;
+    int c = patient_id_cmp(a, b);
+    return c ? c : (a->at > b->at) - (a->at < b->at);
+}
+
 static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
 {
     const uint8_t *pid1 = NULL;
@@ -1044,23 +1066,23 @@ static int plan_scoped(xctx *x, const srch_query *q, rnset *res)
         rnset all = {0};
         const srch_clause *c = &q->c[si];
         srch_value *mine = arena_alloc(x->a, sizeof *mine * c->nv);
-        if (!mine)
+        patient_ref *order = arena_alloc(x->a, sizeof *order * np);
+        if (!mine || !order)
             return ERR_NOMEM;
-        for (size_t k = 0; k < np; k++) {
+        /* the values in patient order: each patient's values are then one run (a chain
+         * names hundreds of patients; comparing every pair cost more than their plans) */
+        for (size_t k = 0; k < np; k++)
+            order[k] = (patient_ref){.id = pids[k], .n = pns[k], .at = k};
+        qsort(order, np, sizeof *order, patient_ref_cmp);
+        for (size_t k = 0, end; k < np; k = end) {
             /* the patient's own clause, checked on its candidates: its values only */
             srch_clause own = *c;
             own.v = mine;
             own.nv = 0;
-            for (size_t j = 0; j < c->nv; j++)
-                if (pns[j] == pns[k] && !memcmp(pids[j], pids[k], pns[k]))
-                    mine[own.nv++] = c->v[j];
-            int dup = 0;
-            for (size_t j = 0; j < k && !dup; j++)
-                dup = pns[j] == pns[k] && !memcmp(pids[j], pids[k], pns[k]);
-            if (dup)
-                continue; /* this patient's plan ran already */
+            for (end = k; end < np && !patient_id_cmp(&order[end], &order[k]); end++)
+                mine[own.nv++] = c->v[order[end].at];
             rnset one;
-            int rc = plan_one_patient(x, q, si, &own, pids[k], pns[k], &one);
+            int rc = plan_one_patient(x, q, si, &own, order[k].id, order[k].n, &one);
             if (rc)
                 return rc; /* 1: a patient with a z key: the general plan for all */
             for (size_t j = 0; j < one.n; j++)
