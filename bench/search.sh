@@ -61,12 +61,13 @@ wrk_one() { # name, clients, path -> "req/s p50 p99 non2xx"
         END { printf "%d %.3f %.3f %d\n", rps, ms(p50), ms(p99), bad + 0 }' "$T/$1.txt"
 }
 
-# The writes of the earlier steps may have left a fold of the index overlay running
-# (docs/STORAGE.md 4.6): background work of those writes, measured with them. Let it
-# finish (at most 60 s) so the figures below are the searches' own.
+# The writes of the earlier steps leave index overlay records that the writer folds
+# once it has been idle for a second (docs/STORAGE.md 4.6): background work of those
+# writes, measured with them. Let it finish (at most 60 s) so the figures below are the
+# searches' own.
 waited=0
 while [ "$waited" -lt 600 ] &&
-    curl -sf "$B/metrics" | grep -q '^hortus_index_fold_running 1'; do
+    curl -sf "$B/metrics" | grep -Eq '^hortus_index_fold_running 1|^hortus_index_overlay_records [1-9]'; do
     sleep 0.1
     waited=$((waited + 1))
 done
