@@ -20,6 +20,7 @@
 #include "base/err.h"
 #include "index/index.h"
 
+#define REINDEX_SCRATCH (256u << 10) /* first block of the per-resource arena: a resource fits */
 #define RETRY_MAX 50 /* batches lost to concurrent writes in a row before a pause */
 
 struct idx_reindexer {
@@ -50,9 +51,24 @@ void idx_reindex_state(store_reader *rd, uint32_t tenant, const fp_sp_custom *cu
     *done = idx_get_u64((const uint8_t *)v + 1);
 }
 
-/* One batch of parameter `tag` of tenant. 1: it is complete (or gone), 0: more to do,
- * ERR_CONFLICT: a concurrent change, run it again; or an error. */
-static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
+/* One batch of parameter `tag` of tenant, committed while the next is prepared. */
+typedef struct rx_job {
+    idx_sink s;
+    store_req req;
+    uint8_t st[9 + STORE_ID_MAX]; /* the state it writes */
+    size_t stn, n;
+    int end;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, rc;
+} rx_job;
+
+/* Prepare the next batch of parameter `tag` of tenant into j (its memory from a): after
+ * the state in the snapshot, or after the one `prior` writes when prior is still being
+ * committed (the batch then holds only if prior does). 0: prepared, 1: the parameter is
+ * complete (or gone), or an error. */
+static int prepare(idx_reindexer *x, arena *a, arena *scratch, uint32_t tenant, uint32_t tag,
+                   const rx_job *prior, rx_job *j)
 {
     store_reader *rd;
     int rc = store_read_begin(x->st, &rd);
@@ -74,9 +90,9 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
     }
     uint8_t sk[IDX_REINDEX_KEY_LEN];
     size_t skn = idx_reindex_key(sk, tenant, tag);
-    const void *sv;
-    size_t svn;
-    int have = store_get(rd, STORE_DB_AUX, sk, skn, &sv, &svn) == 0;
+    const void *sv = prior ? prior->st : NULL;
+    size_t svn = prior ? prior->stn : 0;
+    int have = prior || store_get(rd, STORE_DB_AUX, sk, skn, &sv, &svn) == 0;
     if (have && svn >= 1 && *(const char *)sv == 'D') {
         store_read_end(rd);
         return 1;
@@ -91,7 +107,7 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
     pthread_mutex_lock(&x->mu);
     memcpy(base, x->base_url, sizeof base);
     pthread_mutex_unlock(&x->mu);
-    idx_sink s = {.a = a};
+    idx_sink *sp = &j->s, s = {.a = a};
     /* the batch holds only if the state, and the parameter set, are what it read */
     store_cond sc = {.kind = STORE_COND_VALUE, .db = STORE_DB_AUX, .key = sk, .key_len = skn,
                      .val = have ? sv : NULL, .val_len = have ? svn : 0, .absent = !have};
@@ -117,16 +133,19 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
                 rc = 0, end = 1;
             break;
         }
-        char *copy = arena_strndup(a, v.bytes, v.len);
+        /* the resource's bytes, tree and plan in the scratch arena, reset after it: the
+         * batch's arena keeps only what the commit needs (the entries and conditions) */
+        arena_reset(scratch);
+        char *copy = arena_strndup(scratch, v.bytes, v.len);
         json_val *root;
-        if (!copy || json_parse(a, copy, v.len, 0, &root, NULL)) {
+        if (!copy || json_parse(scratch, copy, v.len, 0, &root, NULL)) {
             rc = copy ? ERR_IO : ERR_NOMEM;
             break;
         }
         store_cond vc = {.kind = STORE_COND_VERSION, .type = v.type, .id = v.id, .vid = v.vid};
         if ((rc = idx_sink_cond(&s, &vc)))
             break;
-        rc = idx_plan_param(spc, cu, rd, a, tenant, v.id, root, base, idx_sink_add, &s);
+        rc = idx_plan_param(spc, cu, rd, scratch, tenant, v.id, root, base, idx_sink_add, &s);
         if (rc == ERR_TOOBIG || rc == ERR_NOTFOUND)
             rc = 0; /* more entries than a resource may have: left out, as a write would be;
                        or no index list (never, in one snapshot): nothing to add to */
@@ -139,22 +158,109 @@ static int batch(idx_reindexer *x, arena *a, uint32_t tenant, uint32_t tag)
     store_read_end(rd);
     if (rc)
         return rc;
-    uint8_t st[9 + STORE_ID_MAX];
+    uint8_t *st = j->st;
     size_t ln = strlen(last);
     st[0] = end ? 'D' : 'R';
     idx_put_u64(st + 1, done + n);
     memcpy(st + 9, last, end ? 0 : ln);
     if (!end && !ln)
         memcpy(st + 9, after, ln = strlen(after));
-    if ((rc = idx_sink_add(&s, STORE_DB_AUX, 0, sk, skn, st, 9 + (end ? 0 : ln), 0, 0, 0, 0)))
+    j->stn = 9 + (end ? 0 : ln);
+    if ((rc = idx_sink_add(&s, STORE_DB_AUX, 0, sk, skn, st, j->stn, 0, 0, 0, 0)))
         return rc;
-    store_req req = {.tenant = tenant, .extras = s.x, .nextra = s.nx, .conds = s.c,
-                     .ncond = s.nc};
-    if ((rc = store_write(x->st, &req, NULL)))
-        return rc;
-    atomic_fetch_add(&x->resources, n);
-    atomic_fetch_add(&x->batches, 1);
-    return end;
+    *sp = s;
+    j->req = (store_req){.tenant = tenant, .extras = sp->x, .nextra = sp->nx, .conds = sp->c,
+                         .ncond = sp->nc};
+    j->n = n;
+    j->end = end;
+    return 0;
+}
+
+static void job_done(void *ctx, int rc, uint64_t t)
+{
+    rx_job *j = ctx;
+    (void)t;
+    pthread_mutex_lock(&j->mu);
+    j->rc = rc;
+    j->done = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static int job_submit(idx_reindexer *x, rx_job *j)
+{
+    j->done = 0;
+    j->rc = 0;
+    return store_submit(x->st, &j->req, job_done, j);
+}
+
+/* Wait for j's commit: its rc (the counters count it when it held). */
+static int job_wait(idx_reindexer *x, rx_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    while (!j->done)
+        pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+    if (!j->rc) {
+        atomic_fetch_add(&x->resources, j->n);
+        atomic_fetch_add(&x->batches, 1);
+    }
+    return j->rc;
+}
+
+static int stopping(idx_reindexer *x)
+{
+    pthread_mutex_lock(&x->mu);
+    int stop = x->stop;
+    pthread_mutex_unlock(&x->mu);
+    return stop;
+}
+
+/*
+ * Parameter `tag` of tenant, batch after batch until it is complete (1), the server
+ * stops (0), or a batch fails: ERR_CONFLICT (a concurrent change: run it again) or an
+ * error. Each batch is prepared while the one before it commits (the writer checks
+ * the new batch's condition on the state the one before writes, so when that one
+ * fails, so does the new one, and both start over from the stored state).
+ */
+static int run_job(idx_reindexer *x, arena *const ab[2], arena *scratch, uint32_t tenant,
+                   uint32_t tag)
+{
+    rx_job jobs[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        pthread_mutex_init(&jobs[i].mu, NULL);
+        pthread_cond_init(&jobs[i].cv, NULL);
+    }
+    rx_job *inflight = NULL;
+    int cur = 0, rc = 0;
+    while (!stopping(x)) {
+        rx_job *j = &jobs[cur];
+        arena_reset(ab[cur]);
+        int jrc = prepare(x, ab[cur], scratch, tenant, tag, inflight, j);
+        int submitted = 0;
+        if (!jrc)
+            submitted = (jrc = job_submit(x, j)) == 0;
+        int prev = inflight ? job_wait(x, inflight) : 0;
+        inflight = submitted ? j : NULL;
+        cur ^= submitted;
+        if (prev || jrc) { /* the one before failed (then so will j), or j: done or failed */
+            rc = prev ? prev : jrc;
+            break;
+        }
+        if (j->end)
+            break; /* the last batch: its commit says */
+    }
+    if (inflight) {
+        int irc = job_wait(x, inflight);
+        if (!rc)
+            rc = irc ? irc : inflight->end;
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_destroy(&jobs[i].mu);
+        pthread_cond_destroy(&jobs[i].cv);
+    }
+    return rc;
 }
 
 /* The first custom parameter of tenant that is not complete: 1 and *tag, or 0. */
@@ -183,14 +289,15 @@ static int next_job(idx_reindexer *x, uint32_t tenant, uint32_t *tag, uint64_t *
 static void *run(void *arg)
 {
     idx_reindexer *x = arg;
-    arena *a = arena_new(1 << 20);
+    arena *ab[2] = {arena_new(1 << 20), arena_new(1 << 20)};
+    arena *scratch = arena_new(REINDEX_SCRATCH);
     unsigned conflicts = 0;
     for (;;) {
         pthread_mutex_lock(&x->mu);
         int stop = x->stop;
         x->kicked = 0;
         pthread_mutex_unlock(&x->mu);
-        if (stop || !a)
+        if (stop || !ab[0] || !ab[1] || !scratch)
             break;
         uint32_t tenants[IDX_MAX_TENANTS];
         size_t nt = idx_registry_tenants(x->reg, tenants, IDX_MAX_TENANTS);
@@ -200,8 +307,7 @@ static void *run(void *arg)
             uint32_t tag = 0;
             if (!next_job(x, tenants[i], &tag, &pending) || worked)
                 continue;
-            arena_reset(a);
-            int rc = batch(x, a, tenants[i], tag);
+            int rc = run_job(x, ab, scratch, tenants[i], tag);
             worked = 1;
             if (rc == ERR_CONFLICT) {
                 atomic_fetch_add(&x->conflicts, 1);
@@ -219,12 +325,11 @@ static void *run(void *arg)
         atomic_store(&x->pending, pending);
         if (worked)
             continue;
-        if (!pending && arena_used(a) > (1u << 20)) {
-            /* idle: give back what the batches' parse trees grew to (tens of MiB) */
-            arena_free(a);
-            if (!(a = arena_new(1 << 20)))
-                break;
-        }
+        for (int k = 0; k < 2 && !pending; k++) /* idle: give back what the batches grew to */
+            if (ab[k] && arena_used(ab[k]) > (1u << 20)) {
+                arena_free(ab[k]);
+                ab[k] = arena_new(1 << 20);
+            }
         pthread_mutex_lock(&x->mu);
         if (!x->stop && !x->kicked) {
             struct timespec dl;
@@ -234,7 +339,9 @@ static void *run(void *arg)
         }
         pthread_mutex_unlock(&x->mu);
     }
-    arena_free(a);
+    arena_free(ab[0]);
+    arena_free(ab[1]);
+    arena_free(scratch);
     return NULL;
 }
 
