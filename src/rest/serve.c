@@ -25,6 +25,7 @@
 #include "index/index.h"
 #include "profile/profile.h"
 #include "rest/server.h"
+#include "rest/tls.h"
 #include "rest/write.h"
 #include "rest/limits.h"
 #include "store/store.h"
@@ -33,13 +34,33 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: hortus serve [--data DIR] [--store lmdb:DIR] [--bind ADDR] [--port N] "
                "[--threads N] [--base-url URL]\n"
+               "                    [--insecure] [--tls-cert FILE --tls-key FILE]\n"
+               "                    [--request-timeout S] [--idle-timeout S] "
+               "[--max-connections N] [--max-connections-per-client N]\n"
                "                    [--validate full|structure|off] "
                "[--conditional-delete single|multiple]\n"
                "                    [--referential-integrity on|off] "
                "[--unknown-profile warn|refuse]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
-               ", this machine only;\n"
-               "                0.0.0.0 or :: for every interface)\n"
+               ", this machine only).\n"
+               "                No authorisation is configured yet, so any address that is\n"
+               "                not loopback (0.0.0.0, ::, a LAN address) is refused unless\n"
+               "                --insecure is given (docs/DEPLOY.md)\n"
+               "  --insecure    serve a non-loopback --bind without authorisation anyway:\n"
+               "                anyone who reaches it reads and writes every record (a\n"
+               "                warning says so on start)\n"
+               "  --tls-cert FILE --tls-key FILE  serve HTTPS (TLS 1.2 and 1.3 only) with\n"
+               "                this PEM certificate (chain) and its unencrypted PEM key\n"
+               "  --request-timeout S  a request (line, headers, body) must arrive whole\n"
+               "                within S seconds of its first byte, or the connection is cut\n"
+               "                (default %u, 1 .. %u)\n"
+               "  --idle-timeout S  a connection without traffic for S seconds is closed\n"
+               "                (default %u, 1 .. %u)\n"
+               "  --max-connections N  open connections at once (default %u, at most %u);\n"
+               "                near it, the connection idle longest is closed for each new one\n"
+               "  --max-connections-per-client N  open connections from one client address\n"
+               "                (default %u); more are closed at once. Behind a reverse proxy\n"
+               "                every connection comes from the proxy: raise it\n"
                "  --validate L  what every write checks: full (default: structure, bindings,\n"
                "                invariants), structure, or off (JSON, resourceType, id only)\n"
                "  --conditional-delete M  DELETE Type?query finding several resources:\n"
@@ -53,7 +74,9 @@ static void serve_usage(FILE *f)
                "                with Prefer: return=OperationOutcome and in Bundle entries)\n"
                "                or refuse (422 naming the profile). Stored profiles are\n"
                "                always enforced under --validate full\n",
-            REST_MAX_COND_DELETE);
+            REST_REQUEST_TIMEOUT, REST_REQUEST_TIMEOUT_MAX, REST_IDLE_TIMEOUT,
+            REST_IDLE_TIMEOUT_MAX, REST_MAX_CONNECTIONS, REST_CONNECTIONS_CEILING,
+            REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -73,17 +96,26 @@ int serve_main(int argc, char **argv)
     rest_server_opts o = {.port = 8080, .bind = REST_DEFAULT_BIND};
     rest_policy policy = {.validate = REST_VALIDATE_FULL, .cond_delete_max = 1,
                           .ref_integrity = 1};
-    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
+    const char *tls_cert = NULL, *tls_key = NULL;
+    for (int i = 1; i < argc; i += 2) { /* every option but --insecure takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             serve_usage(stdout);
             return 0;
         }
+        if (!strcmp(a, "--insecure")) {
+            o.insecure = 1;
+            i--;
+            continue;
+        }
         if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
             strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind") &&
             strcmp(a, "--validate") && strcmp(a, "--conditional-delete") &&
-            strcmp(a, "--referential-integrity") && strcmp(a, "--unknown-profile")) {
+            strcmp(a, "--referential-integrity") && strcmp(a, "--unknown-profile") &&
+            strcmp(a, "--tls-cert") && strcmp(a, "--tls-key") &&
+            strcmp(a, "--request-timeout") && strcmp(a, "--idle-timeout") &&
+            strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -131,6 +163,38 @@ int serve_main(int argc, char **argv)
                 return 2;
             }
             policy.unknown_profile = !strcmp(v, "refuse") ? PROF_UNKNOWN_REFUSE : PROF_UNKNOWN_WARN;
+        } else if (!strcmp(a, "--tls-cert") || !strcmp(a, "--tls-key")) {
+            if (!*v) {
+                fprintf(stderr, "hortus serve: %s needs a file\n", a);
+                return 2;
+            }
+            *(!strcmp(a, "--tls-cert") ? &tls_cert : &tls_key) = v;
+        } else if (!strcmp(a, "--request-timeout")) {
+            if (parse_uint(v, REST_REQUEST_TIMEOUT_MAX, &o.request_timeout_s) ||
+                !o.request_timeout_s) {
+                fprintf(stderr, "hortus serve: bad --request-timeout '%s' (seconds, 1 .. %u)\n",
+                        v, REST_REQUEST_TIMEOUT_MAX);
+                return 2;
+            }
+        } else if (!strcmp(a, "--idle-timeout")) {
+            if (parse_uint(v, REST_IDLE_TIMEOUT_MAX, &o.idle_timeout_s) || !o.idle_timeout_s) {
+                fprintf(stderr, "hortus serve: bad --idle-timeout '%s' (seconds, 1 .. %u)\n", v,
+                        REST_IDLE_TIMEOUT_MAX);
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-connections")) {
+            if (parse_uint(v, REST_CONNECTIONS_CEILING, &o.max_connections) ||
+                !o.max_connections) {
+                fprintf(stderr, "hortus serve: bad --max-connections '%s' (1 .. %u)\n", v,
+                        REST_CONNECTIONS_CEILING);
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-connections-per-client")) {
+            if (parse_uint(v, REST_CONNECTIONS_CEILING, &o.max_per_client) || !o.max_per_client) {
+                fprintf(stderr, "hortus serve: bad --max-connections-per-client '%s' (1 .. %u)\n",
+                        v, REST_CONNECTIONS_CEILING);
+                return 2;
+            }
         } else if (!strcmp(a, "--port")) {
             if (parse_uint(v, 65535, &o.port)) {
                 fprintf(stderr, "hortus serve: bad --port '%s'\n", v);
@@ -140,6 +204,32 @@ int serve_main(int argc, char **argv)
             fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
             return 2;
         }
+    }
+    if (!tls_cert != !tls_key) {
+        fprintf(stderr, "hortus serve: %s needs %s too\n", tls_cert ? "--tls-cert" : "--tls-key",
+                tls_cert ? "--tls-key" : "--tls-cert");
+        return 2;
+    }
+    /* The TLS files and the address are judged before the store is opened (which
+     * may build an index for minutes); the files are read again for the daemon. */
+    rest_tls tls = {0};
+    char tmsg[600];
+    if (tls_cert) {
+        if (rest_tls_load(tls_cert, tls_key, &tls, tmsg, sizeof tmsg)) {
+            fprintf(stderr, "hortus serve: %s\n", tmsg);
+            return 2;
+        }
+        rest_tls_free(&tls);
+    }
+    if (!o.auth_configured && !o.insecure && rest_bind_is_loopback(o.bind) == 0) {
+        fprintf(stderr,
+                "hortus serve: refusing to listen on '%s': no authorisation is configured, so "
+                "anyone who can reach that address could read and write every record.\n"
+                "  Listen on loopback (the default, " REST_DEFAULT_BIND
+                ") behind a reverse proxy, or pass --insecure to serve it anyway "
+                "(docs/DEPLOY.md)\n",
+                o.bind);
+        return 2;
     }
     /* Block the stop signals in every thread (MHD's and the store's inherit the
      * mask) and wait for them here. */
@@ -265,8 +355,14 @@ int serve_main(int argc, char **argv)
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
                          .profiles = profiles, .policy = policy};
     rest_server *srv = NULL;
-    char msg[300];
-    rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
+    char msg[600];
+    if (tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
+        o.tls_cert_pem = tls.cert_pem;
+        o.tls_key_pem = tls.key_pem;
+    }
+    if (!rc)
+        rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
+    rest_tls_free(&tls); /* the daemon has its own copy */
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
         idx_reindex_stop(reindex);
@@ -280,6 +376,14 @@ int serve_main(int argc, char **argv)
             "hortus %s serving FHIR R4 at %s (data: %s; %zu search-parameter expressions "
             "compiled)\n",
             HORTUS_VERSION, rest_server_url(srv), spec, fp_sp_cache_count(spc));
+    if (!o.auth_configured && rest_bind_is_loopback(o.bind) == 1)
+        fprintf(stderr, "hortus serve: listening on this machine only (%s): no authorisation "
+                        "is configured; docs/DEPLOY.md shows how to serve a network\n",
+                o.bind);
+    else if (!o.auth_configured)
+        fprintf(stderr, "hortus serve: WARNING: --insecure: serving %s without authorisation: "
+                        "anyone who can reach it can read and write every record\n",
+                o.bind);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);

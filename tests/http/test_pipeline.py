@@ -229,7 +229,7 @@ def test_default_bind_is_loopback_and_the_start_line_says_so(make_server):
 
 
 def test_bind_every_interface(make_server):
-    s = make_server(extra_args=("--bind", "0.0.0.0"))
+    s = make_server(extra_args=("--bind", "0.0.0.0", "--insecure"))
     assert start_line(s) == f"http://0.0.0.0:{s.port}/fhir"
     if can_bind("127.0.0.2"):
         assert reachable("127.0.0.2", s.port)
