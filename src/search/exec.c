@@ -854,11 +854,12 @@ static int has_key(xctx *x, const srch_clause *c, const uint8_t *rn)
 }
 
 /* Keep the candidates of s that have one of c's keys: a point lookup each, where
- * scanning the clause would read many more keys than there are candidates. */
-static int probe(xctx *x, rnset *s, const srch_clause *c)
+ * scanning the clause would read many more keys than there are candidates; with want >
+ * 0, only the first `want` of them. */
+static int probe_upto(xctx *x, rnset *s, const srch_clause *c, size_t want)
 {
     size_t w = 0;
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; i < s->n && (!want || w < want); i++) {
         int hit = has_key(x, c, s->r[i]);
         if (hit < 0)
             return hit;
@@ -871,10 +872,20 @@ static int probe(xctx *x, rnset *s, const srch_clause *c)
 
 /* Keep the candidates of s that every clause in `todo` accepts, reading each candidate's
  * entries from its ResourceParam value (one Aux and one ResourceParam lookup each). */
-static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntodo)
+static int probe(xctx *x, rnset *s, const srch_clause *c)
+{
+    return probe_upto(x, s, c, 0);
+}
+
+/* Keep the candidates of s that every clause in `todo` accepts, reading each candidate's
+ * entries from its ResourceParam value (one Aux and one ResourceParam lookup each); with
+ * want > 0, only the first `want` of them (the last step of a plan whose caller asks
+ * only whether something matches). */
+static int filter_upto(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntodo,
+                       size_t want)
 {
     size_t w = 0;
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; i < s->n && (!want || w < want); i++) {
         idx_set es;
         if (candidate_entries(x, s->r[i], &es))
             continue;
@@ -886,6 +897,11 @@ static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntod
     }
     s->n = w;
     return 0;
+}
+
+static int filter(xctx *x, rnset *s, const srch_clause *const *todo, size_t ntodo)
+{
+    return filter_upto(x, s, todo, ntodo, 0);
 }
 
 /* ---- within one patient ------------------------------------------------------------------ */
@@ -1182,20 +1198,26 @@ static int plan_one_patient(xctx *x, const srch_query *q, size_t si, const srch_
         }
     /* the patient's own clause: a lookup per candidate (j/k keys say "in the
      * compartment"), or one more clause of the candidates' entries when those are read */
+    /* a caller that asks only whether one resource matches (a _has probe) stops the
+     * plan's last step at the first match -- not on a later page after writes, whose
+     * result is restricted afterwards to what existed at its page_t */
+    size_t want = q->any && !(q->page_t && q->page_t < store_reader_t(x->rd)) ? 1 : 0;
     if (nchecked)
         rest[nrest++] = own;
-    else if ((rc = probe(x, &acc, own)))
+    else if ((rc = probe_upto(x, &acc, own, nrest ? 0 : want)))
         return rc;
     if (nrest && acc.n <= SRCH_FILTER_MAX) {
-        size_t w = 0;
-        for (size_t i = 0; i < nrest && !rc; i++) {
+        size_t w = 0, np = 0;
+        for (size_t i = 0; i < nrest; i++)
+            np += clause_probes(rest[i]) && !nchecked;
+        for (size_t i = 0, k = 0; i < nrest && !rc; i++) {
             if (clause_probes(rest[i]) && !nchecked) /* entries read anyway: no probe */
-                rc = probe(x, &acc, rest[i]);
+                rc = probe_upto(x, &acc, rest[i], ++k == np && np == nrest ? want : 0);
             else
                 rest[w++] = rest[i];
         }
         if (!rc && w)
-            rc = filter(x, &acc, rest, w);
+            rc = filter_upto(x, &acc, rest, w, want);
     } else {
         for (size_t i = 0; i < nrest && !rc; i++) {
             rnset s2;
@@ -1961,6 +1983,7 @@ static int has_probe(xctx *x, const srch_query *q, const srch_clause *c, srch_va
     s.c = sc;
     s.nc = sub->nc + 1;
     as_inner(&s, q, 0, 1);
+    s.any = 1; /* whether the resource has one, not how many */
     size_t cap = 0;
     *vs = NULL;
     *nv = 0;

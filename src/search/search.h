@@ -128,6 +128,8 @@ typedef struct srch_query {
     size_t ninc;
     unsigned count;       /* page size */
     int summary_count;    /* _summary=count */
+    int any;              /* the caller asks only whether something matches: the
+                             result may stop at one match (its total then says 1) */
     int total;            /* 0 none, 1 estimate, 2 accurate (default) */
     /* the paging cursor of a later page */
     uint64_t page_t;      /* 0: first page */
