@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -51,7 +52,10 @@ static void serve_usage(FILE *f)
                "                stored, and a warning says it was not validated against it,\n"
                "                with Prefer: return=OperationOutcome and in Bundle entries)\n"
                "                or refuse (422 naming the profile). Stored profiles are\n"
-               "                always enforced under --validate full\n",
+               "                always enforced under --validate full\n"
+               "  --auth-jwks FILE  require SMART on FHIR bearer tokens (JWT) signed by a key\n"
+               "                of this JWKS, issued by --auth-issuer for --auth-audience\n"
+               "                (all three together; docs/AUTH.md)\n",
             REST_MAX_COND_DELETE);
 }
 
@@ -72,6 +76,7 @@ int serve_main(int argc, char **argv)
     rest_server_opts o = {.port = 8080, .bind = REST_DEFAULT_BIND};
     rest_policy policy = {.validate = REST_VALIDATE_FULL, .cond_delete_max = 1,
                           .ref_integrity = 1};
+    const char *auth_jwks = NULL, *auth_issuer = NULL, *auth_audience = NULL;
     for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,7 +87,9 @@ int serve_main(int argc, char **argv)
         if (strcmp(a, "--data") && strcmp(a, "--store") && strcmp(a, "--base-url") &&
             strcmp(a, "--port") && strcmp(a, "--threads") && strcmp(a, "--bind") &&
             strcmp(a, "--validate") && strcmp(a, "--conditional-delete") &&
-            strcmp(a, "--referential-integrity") && strcmp(a, "--unknown-profile")) {
+            strcmp(a, "--referential-integrity") && strcmp(a, "--unknown-profile") &&
+            strcmp(a, "--auth-jwks") && strcmp(a, "--auth-issuer") &&
+            strcmp(a, "--auth-audience")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -94,6 +101,12 @@ int serve_main(int argc, char **argv)
         }
         if (!strcmp(a, "--data")) {
             data = v;
+        } else if (!strcmp(a, "--auth-jwks")) {
+            auth_jwks = v;
+        } else if (!strcmp(a, "--auth-issuer")) {
+            auth_issuer = v;
+        } else if (!strcmp(a, "--auth-audience")) {
+            auth_audience = v;
         } else if (!strcmp(a, "--store")) {
             store_url = v;
         } else if (!strcmp(a, "--base-url")) {
@@ -138,6 +151,19 @@ int serve_main(int argc, char **argv)
         } else if (parse_uint(v, 256, &o.threads)) {
             fprintf(stderr, "hortus serve: bad --threads '%s'\n", v);
             return 2;
+        }
+    }
+    auth_server *auth = NULL;
+    if (auth_jwks || auth_issuer || auth_audience) {
+        if (!auth_jwks || !auth_issuer || !auth_audience || !*auth_issuer || !*auth_audience) {
+            fprintf(stderr, "hortus serve: --auth-jwks, --auth-issuer and --auth-audience go "
+                            "together\n");
+            return 2;
+        }
+        char amsg[300];
+        if (auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, amsg, sizeof amsg)) {
+            fprintf(stderr, "hortus serve: %s\n", amsg);
+            return 1;
         }
     }
     /* Block the stop signals in every thread (MHD's and the store's inherit the
@@ -245,7 +271,7 @@ int serve_main(int argc, char **argv)
         return 1;
     }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .profiles = profiles, .policy = policy};
+                         .profiles = profiles, .policy = policy, .auth = auth};
     rest_server *srv = NULL;
     char msg[300];
     rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
@@ -262,6 +288,9 @@ int serve_main(int argc, char **argv)
             "hortus %s serving FHIR R4 at %s (data: %s; %zu search-parameter expressions "
             "compiled)\n",
             HORTUS_VERSION, rest_server_url(srv), spec, fp_sp_cache_count(spc));
+    if (auth)
+        fprintf(stderr, "hortus: bearer tokens required (issuer %s, audience %s)\n",
+                auth_issuer, auth_audience);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
@@ -271,5 +300,6 @@ int serve_main(int argc, char **argv)
     store_close(st);
     idx_registry_free(params);
     fp_sp_cache_free(spc);
+    auth_server_free(auth);
     return 0;
 }
