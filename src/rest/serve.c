@@ -153,18 +153,11 @@ int serve_main(int argc, char **argv)
             return 2;
         }
     }
-    auth_server *auth = NULL;
-    if (auth_jwks || auth_issuer || auth_audience) {
-        if (!auth_jwks || !auth_issuer || !auth_audience || !*auth_issuer || !*auth_audience) {
-            fprintf(stderr, "hortus serve: --auth-jwks, --auth-issuer and --auth-audience go "
-                            "together\n");
-            return 2;
-        }
-        char amsg[300];
-        if (auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, amsg, sizeof amsg)) {
-            fprintf(stderr, "hortus serve: %s\n", amsg);
-            return 1;
-        }
+    if ((auth_jwks || auth_issuer || auth_audience) &&
+        (!auth_jwks || !auth_issuer || !auth_audience || !*auth_issuer || !*auth_audience)) {
+        fprintf(stderr, "hortus serve: --auth-jwks, --auth-issuer and --auth-audience go "
+                        "together\n");
+        return 2;
     }
     /* Block the stop signals in every thread (MHD's and the store's inherit the
      * mask) and wait for them here. */
@@ -270,6 +263,18 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
+    auth_server *auth = NULL;
+    char amsg[300];
+    if (auth_jwks &&
+        auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, amsg, sizeof amsg)) {
+        fprintf(stderr, "hortus serve: %s\n", amsg);
+        idx_reindex_stop(reindex);
+        prof_registry_free(profiles);
+        store_close(st);
+        idx_registry_free(params);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
                          .profiles = profiles, .policy = policy, .auth = auth};
     rest_server *srv = NULL;
@@ -277,6 +282,7 @@ int serve_main(int argc, char **argv)
     rc = rest_server_start(&o, &svc, &srv, msg, sizeof msg);
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
+        auth_server_free(auth);
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
