@@ -240,7 +240,7 @@ static int route_get(bctx *c, bentry *e, const char *url, const char *qm)
     buf_free(&p);
     if (rc)
         return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
-    if (rt.kind == RR_UNKNOWN_TYPE)
+    if (rt.kind == RR_UNKNOWN_TYPE || rt.kind == RR_SMART_CONFIG) /* not a type */
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);
     if ((rt.kind == RR_INSTANCE || rt.kind == RR_VERSION) && !qm) {
@@ -303,7 +303,7 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     buf_free(&p);
     if (rc)
         return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
-    if (rt.kind == RR_UNKNOWN_TYPE)
+    if (rt.kind == RR_UNKNOWN_TYPE || rt.kind == RR_SMART_CONFIG) /* not a type */
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);
     int want_id = (e->m == BM_PUT || e->m == BM_DELETE) && !qm;

@@ -15,6 +15,7 @@
 #include "base/time.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
+#include "rest/authz.h"
 #include "rest/handlers.h"
 #include "rest/response.h"
 #include "search/search.h"
@@ -245,6 +246,20 @@ int rest_capabilities(rest_req *r)
     jw_str(&w, "json");
     jw_end(&w);
     jw_key(&w, "rest");
+    buf sec = BUF_INIT;
+    const char *security = rest_authz_security_json(r);
+    if (security && part->len > 2 && !memcmp(part->data, "[{", 2)) {
+        /* the rest part with its security member first */
+        buf_printf(&sec, "[{%s,", security);
+        buf_put(&sec, part->data + 2, part->len - 2);
+        if (sec.err) {
+            buf_free(&sec);
+            buf_free(&own);
+            buf_free(&b);
+            return rest_send_errcode(r, ERR_NOMEM, "could not build the CapabilityStatement");
+        }
+        part = &sec;
+    }
     if (r->pretty) {
         json_val *v;
         if (json_parse(r->a, part->data, part->len, 0, &v, NULL) == 0)
@@ -255,6 +270,7 @@ int rest_capabilities(rest_req *r)
         jw_raw(&w, part->data, part->len);
     }
     jw_end(&w);
+    buf_free(&sec);
     buf_free(&own);
     return rest_send_buf(r, 200, &b);
 }

@@ -16,6 +16,7 @@
 
 #include "base/err.h"
 #include "base/time.h"
+#include "rest/authz.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -34,6 +35,8 @@ int rest_read(rest_req *r)
     int rc = rest_snapshot(r, &rd);
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the store");
+    if (rest_authz_instance(r, rd, type, id) >= 0)
+        return REST_DONE; /* before the lookup: a refusal says nothing of existence */
     store_version v;
     rc = store_read(rd, r->ctx.tenant, type, id, &v);
     if (rc == ERR_NOTFOUND) {

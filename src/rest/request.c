@@ -137,6 +137,7 @@ int rest_req_begin(rest_req *r)
     r->ctx.svc = r->site->svc;
     r->ctx.tenant = REST_DEFAULT_TENANT;
     r->ctx.principal = NULL;
+    r->ctx.auth_patient = NULL;
     r->ctx.snap = NULL;
     r->ctx.base_url = compute_base_url(r);
     return r->ctx.base_url ? 0 : ERR_NOMEM;

@@ -39,6 +39,7 @@ struct fp_sp_cache;
 struct idx_registry;
 struct idx_reindexer;
 struct rest_gate;
+struct auth_server;
 
 /* How much of a resource every write checks (`--validate`, docs/REST.md Validation). */
 typedef enum rest_validation {
@@ -70,6 +71,8 @@ typedef struct rest_services {
     struct prof_registry *profiles;  /* each tenant's StructureDefinitions, compiled (or
                                         NULL: meta.profile is not looked at) */
     rest_policy policy;
+    struct auth_server *auth;        /* bearer-token verifier (`--auth-jwks`), or NULL:
+                                        no authorisation, every request is served */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -88,7 +91,10 @@ typedef struct rest_site {
 typedef struct rest_ctx {
     const rest_services *svc; /* the server's services (NULL only in unit tests) */
     uint32_t tenant;       /* first field of every key the request touches */
-    const void *principal; /* the authenticated caller: NULL until authorisation exists */
+    const void *principal; /* the authenticated caller (an auth_principal in the arena):
+                              NULL when authorisation is off */
+    const char *auth_patient; /* non-NULL: the request may only reach this patient's
+                                 compartment (patient/ scopes; rest/authz.h) */
     const char *base_url;  /* public FHIR base without trailing slash (arena or site) */
     struct store_reader *snap; /* read snapshot begun by rest_snapshot(), or NULL */
     const struct fp_sp_cache *spc; /* the search parameters of that snapshot (set by

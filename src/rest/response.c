@@ -66,6 +66,8 @@ int rest_send(rest_req *r, rest_reply *rep)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LOCATION, rep->content_location);
     if (rep->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, rep->www_authenticate);
     if (rest_header(r, "Origin")) {
         /* CORS for browser apps (SMART on FHIR): any origin, no cookies; let
          * scripts see the headers FHIR clients read. */
@@ -175,7 +177,8 @@ static const char *fhir_string(arena *a, const char *s)
     return c;
 }
 
-static int send_oo(rest_req *r, unsigned status, const oo *o_in, const char *allow)
+static int send_oo(rest_req *r, unsigned status, const oo *o_in, const char *allow,
+                   const char *www_auth)
 {
     oo copy = *o_in;
     const oo *o = o_in;
@@ -191,13 +194,14 @@ static int send_oo(rest_req *r, unsigned status, const oo *o_in, const char *all
     }
     buf b = BUF_INIT;
     oo_to_buf(o, &b, r->pretty);
-    rest_reply rep = {.status = status, .last_modified_s = -1, .allow = allow};
+    rest_reply rep = {.status = status, .last_modified_s = -1, .allow = allow,
+                      .www_authenticate = www_auth};
     rest_reply_take(&rep, &b); /* an outcome that could not be built still gets its status */
     return rest_send(r, &rep);
 }
 
-int rest_send_error_ex(rest_req *r, unsigned status, oo_code code, const char *diag,
-                       const char *expr, const char *allow)
+static int send_error(rest_req *r, unsigned status, oo_code code, const char *diag,
+                      const char *expr, const char *allow, const char *www_auth)
 {
     /* Messages quote what the client sent (paths, header values), which need
      * not be UTF-8: keep printable ASCII only, so the answer is valid JSON. */
@@ -214,12 +218,24 @@ int rest_send_error_ex(rest_req *r, unsigned status, oo_code code, const char *d
     oo o;
     oo_init(&o, r->a);
     oo_add(&o, status >= 500 ? OO_FATAL : OO_ERROR, code, diag, expr);
-    return send_oo(r, status, &o, allow);
+    return send_oo(r, status, &o, allow, www_auth);
+}
+
+int rest_send_error_ex(rest_req *r, unsigned status, oo_code code, const char *diag,
+                       const char *expr, const char *allow)
+{
+    return send_error(r, status, code, diag, expr, allow, NULL);
+}
+
+int rest_send_error_auth(rest_req *r, unsigned status, oo_code code, const char *diag,
+                         const char *www_authenticate)
+{
+    return send_error(r, status, code, diag, NULL, NULL, www_authenticate);
 }
 
 int rest_send_outcome(rest_req *r, unsigned status, const oo *o)
 {
-    return send_oo(r, status, o, NULL);
+    return send_oo(r, status, o, NULL, NULL);
 }
 
 int rest_send_errcode(rest_req *r, int err, const char *diag)

@@ -33,6 +33,7 @@ typedef struct rest_reply {
     const char *location;    /* absolute URL or NULL */
     const char *content_location; /* absolute URL or NULL (the status of an async job) */
     const char *allow;       /* Allow header for 405, or NULL */
+    const char *www_authenticate; /* WWW-Authenticate header for 401/403, or NULL */
 } rest_reply;
 
 /* Queue the reply on r's connection, record metrics, end the snapshot.
@@ -60,6 +61,10 @@ int rest_send_error(rest_req *r, unsigned status, oo_code code, const char *diag
 /* As rest_send_error, with an Allow header (405). */
 int rest_send_error_ex(rest_req *r, unsigned status, oo_code code, const char *diag,
                        const char *expr, const char *allow);
+
+/* As rest_send_error, with a WWW-Authenticate header (401, 403 of authorisation). */
+int rest_send_error_auth(rest_req *r, unsigned status, oo_code code, const char *diag,
+                         const char *www_authenticate);
 
 /* An OperationOutcome with all the issues of o (validation), status `status`. */
 int rest_send_outcome(rest_req *r, unsigned status, const oo *o);

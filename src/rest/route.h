@@ -71,6 +71,8 @@ typedef enum rest_route_kind {
     RR_OPERATION,    /* [base]/$op, [base]/Type/$op, [base]/Type/id/$op */
     RR_UNKNOWN_TYPE, /* [base]/Word... where Word is not a resource type: 404 */
     RR_BAD,          /* under [base] but of no known shape: 404 */
+    RR_SMART_CONFIG, /* /.well-known/smart-configuration and [base]/.well-known/... (404
+                        while authorisation is off, as before it existed) */
 } rest_route_kind;
 
 typedef struct rest_route {

@@ -18,6 +18,8 @@
  *   /fhir/T/id/_history/vid        RR_VERSION       (vread)
  *   /fhir/C/id/T                   RR_COMPARTMENT   (search of T in compartment C/id)
  *   /fhir/$op  /fhir/T/$op  /fhir/T/id/$op   RR_OPERATION
+ *   /.well-known/smart-configuration, /fhir/.well-known/smart-configuration
+ *                                  RR_SMART_CONFIG  (SMART App Launch discovery)
  *
  * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
  * with a message naming it); any other shape is RR_BAD (404). Ids and vids are
@@ -61,6 +63,12 @@ int rest_route_parse(arena *a, const char *path, rest_route *out)
     }
     if (!strcmp(path, "/metrics")) {
         out->kind = RR_METRICS;
+        return 0;
+    }
+    if (!strcmp(path, "/.well-known/smart-configuration") ||
+        !strcmp(path, REST_BASE_PATH "/.well-known/smart-configuration")) {
+        out->kind = RR_SMART_CONFIG;
+        out->type_name = path[1] == '.' ? NULL : ".well-known"; /* the 404 without auth */
         return 0;
     }
     size_t bl = sizeof REST_BASE_PATH - 1;
@@ -242,6 +250,7 @@ static const route_methods route_table[] = {
     [RR_VERSION] = {"GET, HEAD", RI_VREAD, NO, NO, NO, NO},
     [RR_COMPARTMENT] = {"GET, HEAD", RI_SEARCH_TYPE, NO, NO, NO, NO},
     [RR_OPERATION] = {"GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
+    [RR_SMART_CONFIG] = {"GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
 };
 #undef NO
 

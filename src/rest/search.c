@@ -21,6 +21,7 @@
 #include "base/err.h"
 #include "base/num.h"
 #include "fhir/bundle.h"
+#include "rest/authz.h"
 #include "rest/handlers.h"
 #include "rest/page.h"
 #include "rest/params.h"
@@ -272,6 +273,10 @@ int rest_search(rest_req *r)
         srch_done(&q);
         return rest_send_error(r, c.e.status ? c.e.status : 400,
                                (oo_code)(c.e.oo_code ? c.e.oo_code : OO_INVALID), c.e.msg, NULL);
+    }
+    if (rest_authz_search(r, &q) >= 0) {
+        srch_done(&q);
+        return REST_DONE;
     }
     uint64_t snap = store_reader_t(rd);
     uint64_t page_t = q.page_t ? q.page_t : snap;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -43,8 +44,8 @@ static void serve_usage(FILE *f)
                "[--unknown-profile warn|refuse]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
                ", this machine only).\n"
-               "                No authorisation is configured yet, so any address that is\n"
-               "                not loopback (0.0.0.0, ::, a LAN address) is refused unless\n"
+               "                Without authorisation (--auth-jwks), an address that is not\n"
+               "                loopback (0.0.0.0, ::, a LAN address) is refused unless\n"
                "                --insecure is given (docs/DEPLOY.md)\n"
                "  --insecure    serve a non-loopback --bind without authorisation anyway:\n"
                "                anyone who reaches it reads and writes every record (a\n"
@@ -73,7 +74,10 @@ static void serve_usage(FILE *f)
                "                stored, and a warning says it was not validated against it,\n"
                "                with Prefer: return=OperationOutcome and in Bundle entries)\n"
                "                or refuse (422 naming the profile). Stored profiles are\n"
-               "                always enforced under --validate full\n",
+               "                always enforced under --validate full\n"
+               "  --auth-jwks FILE  require SMART on FHIR bearer tokens (JWT) signed by a key\n"
+               "                of this JWKS, issued by --auth-issuer for --auth-audience\n"
+               "                (all three together; docs/AUTH.md)\n",
             REST_REQUEST_TIMEOUT, REST_REQUEST_TIMEOUT_MAX, REST_IDLE_TIMEOUT,
             REST_IDLE_TIMEOUT_MAX, REST_MAX_CONNECTIONS, REST_CONNECTIONS_CEILING,
             REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE);
@@ -97,6 +101,7 @@ int serve_main(int argc, char **argv)
     rest_policy policy = {.validate = REST_VALIDATE_FULL, .cond_delete_max = 1,
                           .ref_integrity = 1};
     const char *tls_cert = NULL, *tls_key = NULL;
+    const char *auth_jwks = NULL, *auth_issuer = NULL, *auth_audience = NULL;
     for (int i = 1; i < argc; i += 2) { /* every option but --insecure takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -115,7 +120,9 @@ int serve_main(int argc, char **argv)
             strcmp(a, "--referential-integrity") && strcmp(a, "--unknown-profile") &&
             strcmp(a, "--tls-cert") && strcmp(a, "--tls-key") &&
             strcmp(a, "--request-timeout") && strcmp(a, "--idle-timeout") &&
-            strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client")) {
+            strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client") &&
+            strcmp(a, "--auth-jwks") && strcmp(a, "--auth-issuer") &&
+            strcmp(a, "--auth-audience")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -127,6 +134,12 @@ int serve_main(int argc, char **argv)
         }
         if (!strcmp(a, "--data")) {
             data = v;
+        } else if (!strcmp(a, "--auth-jwks")) {
+            auth_jwks = v;
+        } else if (!strcmp(a, "--auth-issuer")) {
+            auth_issuer = v;
+        } else if (!strcmp(a, "--auth-audience")) {
+            auth_audience = v;
         } else if (!strcmp(a, "--store")) {
             store_url = v;
         } else if (!strcmp(a, "--base-url")) {
@@ -205,6 +218,13 @@ int serve_main(int argc, char **argv)
             return 2;
         }
     }
+    if ((auth_jwks || auth_issuer || auth_audience) &&
+        (!auth_jwks || !auth_issuer || !auth_audience || !*auth_issuer || !*auth_audience)) {
+        fprintf(stderr, "hortus serve: --auth-jwks, --auth-issuer and --auth-audience go "
+                        "together\n");
+        return 2;
+    }
+    o.auth_configured = auth_jwks != NULL; /* the JWKS itself is checked below */
     if (!tls_cert != !tls_key) {
         fprintf(stderr, "hortus serve: %s needs %s too\n", tls_cert ? "--tls-cert" : "--tls-key",
                 tls_cert ? "--tls-key" : "--tls-cert");
@@ -352,8 +372,20 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
+    auth_server *auth = NULL;
+    char amsg[300];
+    if (auth_jwks &&
+        auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, amsg, sizeof amsg)) {
+        fprintf(stderr, "hortus serve: %s\n", amsg);
+        idx_reindex_stop(reindex);
+        prof_registry_free(profiles);
+        store_close(st);
+        idx_registry_free(params);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .profiles = profiles, .policy = policy};
+                         .profiles = profiles, .policy = policy, .auth = auth};
     rest_server *srv = NULL;
     char msg[600];
     if (tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
@@ -365,6 +397,7 @@ int serve_main(int argc, char **argv)
     rest_tls_free(&tls); /* the daemon has its own copy */
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
+        auth_server_free(auth);
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
@@ -384,6 +417,9 @@ int serve_main(int argc, char **argv)
         fprintf(stderr, "hortus serve: WARNING: --insecure: serving %s without authorisation: "
                         "anyone who can reach it can read and write every record\n",
                 o.bind);
+    if (auth)
+        fprintf(stderr, "hortus: bearer tokens required (issuer %s, audience %s)\n",
+                auth_issuer, auth_audience);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
@@ -393,5 +429,6 @@ int serve_main(int argc, char **argv)
     store_close(st);
     idx_registry_free(params);
     fp_sp_cache_free(spc);
+    auth_server_free(auth);
     return 0;
 }

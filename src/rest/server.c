@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "rest/authz.h"
 #include "rest/conneg.h"
 #include "rest/gate.h"
 #include "rest/handlers.h"
@@ -494,6 +495,8 @@ static int precheck(rest_req *r)
     }
     if (classify(r, &allow))
         return method_not_allowed(r, allow);
+    if (rest_authz_begin(r) >= 0)
+        return REST_DONE; /* 401 or 403 sent */
     if (r->route.kind != RR_HEALTH && r->route.kind != RR_METRICS) {
         char msg[300];
         if (rest_conneg_accept(rest_query(r, "_format"), rest_header(r, "Accept"), msg,
@@ -549,7 +552,8 @@ static int dispatch(rest_req *r)
     case RI_HISTORY_INSTANCE:
     case RI_HISTORY_TYPE:
     case RI_HISTORY_SYSTEM: return rest_history(r);
-    case RI_CAPABILITIES: return rest_capabilities(r);
+    case RI_CAPABILITIES:
+        return r->route.kind == RR_SMART_CONFIG ? rest_smart_config(r) : rest_capabilities(r);
     case RI_HEALTH: return rest_health(r);
     case RI_METRICS: return rest_metrics(r);
     case RI_SEARCH_TYPE:
