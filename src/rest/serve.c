@@ -36,6 +36,7 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: hortus serve [--data DIR] [--store lmdb:DIR] [--bind ADDR] [--port N] "
                "[--threads N] [--base-url URL]\n"
                "                    [--insecure] [--tls-cert FILE --tls-key FILE]\n"
+               "                    [--auth-jwks FILE --auth-issuer URL --auth-audience URL]\n"
                "                    [--request-timeout S] [--idle-timeout S] "
                "[--max-connections N] [--max-connections-per-client N]\n"
                "                    [--validate full|structure|off] "

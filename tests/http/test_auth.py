@@ -345,3 +345,21 @@ def test_bad_flags(tmp_path):
                         str(tmp_path / "none.json"), "--auth-issuer", ISS, "--auth-audience",
                         AUD], capture_output=True)
     assert r.returncode == 1 and b"JWKS" in r.stderr
+
+
+def test_authorisation_allows_another_interface(tmp_path):
+    """With --auth-jwks the loopback-only rule (docs/DEPLOY.md) no longer applies: the
+    server listens on 0.0.0.0 without --insecure and without its warning, and still
+    asks every request for a token."""
+    from conftest import Server, assert_clean_exit
+    jf = tmp_path / "jwks.json"
+    jf.write_text(json.dumps(jwks()))
+    s = Server(tmp_path / "db", ["--bind", "0.0.0.0", "--auth-jwks", str(jf),
+                                 "--auth-issuer", ISS, "--auth-audience", AUD])
+    try:
+        assert requests.get(f"{s.base}/Patient").status_code == 401
+        assert requests.get(f"{s.base}/Patient", headers=auth(token())).status_code == 200
+        log = open(s.logpath, "rb").read()
+        assert b"refusing" not in log and b"WARNING" not in log, log
+    finally:
+        assert_clean_exit(s)
