@@ -28,6 +28,7 @@
 #ifndef HORTUS_AUTH_H
 #define HORTUS_AUTH_H
 
+#include "base/id.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,7 +42,7 @@
 #define AUTH_MAX_TYPE_LEN 40     /* a resource type name in a scope */
 #define AUTH_MAX_SCOPE_LEN 4096  /* bytes of the scope claim */
 #define AUTH_MAX_CLAIM 256       /* bytes of sub, client_id, fhirUser */
-#define AUTH_MAX_ID 64           /* the patient claim: a FHIR id */
+#define AUTH_MAX_ID ID_MAX       /* the patient claim: a FHIR id (base/id.h) */
 #define AUTH_CACHE_SLOTS 1024    /* verified tokens remembered (direct-mapped) */
 #define AUTH_MIN_RSA_BITS 2048
 

@@ -33,6 +33,7 @@
 #include "auth/auth.h"
 #include "base/err.h"
 #include "base/hash.h"
+#include "base/id.h"
 #include "json/json.h"
 
 typedef enum key_kind { KEY_RSA = 1, KEY_EC256, KEY_EC384 } key_kind;
@@ -365,19 +366,6 @@ static int aud_matches(const json_val *aud, const char *want)
     return 0;
 }
 
-static int id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > AUTH_MAX_ID)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.'))
-            return 0;
-    }
-    return 1;
-}
 
 /* Decode and parse one base64url JSON object part. */
 static json_val *json_part(arena *a, const char *s, size_t n)
@@ -492,7 +480,7 @@ static int check_claims(auth_server *s, arena *a, const char *tok, size_t n, int
         REFUSE("sub, client_id and fhirUser must be strings of at most %d bytes",
                AUTH_MAX_CLAIM);
     int pr = str_claim(pl, "patient", p->patient, sizeof p->patient);
-    if (pr < 0 || (pr == 1 && !id_ok(p->patient)))
+    if (pr < 0 || (pr == 1 && !id_valid(p->patient, strlen(p->patient))))
         REFUSE("the patient claim must be a FHIR id (1-64 of A-Z a-z 0-9 - .)");
     const json_val *sc = json_get(pl, "scope");
     if (sc && sc->type != JSON_STRING)

@@ -374,22 +374,13 @@ int serve_main(int argc, char **argv)
         return 1;
     }
     auth_server *auth = NULL;
-    char amsg[300];
-    if (auth_jwks &&
-        auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, amsg, sizeof amsg)) {
-        fprintf(stderr, "hortus serve: %s\n", amsg);
-        idx_reindex_stop(reindex);
-        prof_registry_free(profiles);
-        store_close(st);
-        idx_registry_free(params);
-        fp_sp_cache_free(spc);
-        return 1;
-    }
-    rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .profiles = profiles, .policy = policy, .auth = auth};
     rest_server *srv = NULL;
     char msg[600];
-    if (tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
+    if (auth_jwks)
+        rc = auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, msg, sizeof msg);
+    rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
+                         .profiles = profiles, .policy = policy, .auth = auth};
+    if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/id.h"
 
 void codec_put_u32(uint8_t *p, uint32_t v)
 {
@@ -55,17 +56,11 @@ int codec_valid_type(const char *s, size_t n)
     return 1;
 }
 
+_Static_assert(STORE_ID_MAX == ID_MAX, "the store keys resources by FHIR ids");
+
 int codec_valid_id(const char *s, size_t n)
 {
-    if (!s || n == 0 || n > STORE_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.'))
-            return 0;
-    }
-    return 1;
+    return id_valid(s, n);
 }
 
 /* ---- the three version indices ---------------------------------------------------- */
