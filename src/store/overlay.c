@@ -23,7 +23,7 @@
 typedef struct ovl_chunk {
     atomic_int ref;
     uint64_t min_t, max_t; /* the t of its records (one batch: never across a fold) */
-    size_t len, cap;
+    size_t len; /* bytes of data (allocated and used) */
     uint8_t *data;
 } ovl_chunk;
 
@@ -188,7 +188,7 @@ static void big_free(void *p, size_t n)
 static void chunk_unref(ovl_chunk *c)
 {
     if (c && atomic_fetch_sub(&c->ref, 1) == 1) {
-        big_free(c->data, c->cap);
+        big_free(c->data, c->len);
         free(c);
     }
 }
@@ -253,21 +253,19 @@ static ovl_run *run_from_builder(const ovl_builder *b)
     ovl_chunk *c = calloc(1, sizeof *c);
     ovl_run *r = c ? run_alloc(b->n, 1) : NULL;
     if (c) {
-        c->cap = b->bytes.len;
-        c->data = big_alloc(c->cap);
+        c->len = b->bytes.len;
+        c->data = big_alloc(c->len);
     }
     if (!r || !c->data) {
         if (c)
-            big_free(c->data, c->cap);
+            big_free(c->data, c->len);
         free(c);
         if (r)
             run_free(r);
         return NULL;
     }
     atomic_init(&c->ref, 0);
-    c->len = b->bytes.len;
     memcpy(c->data, b->bytes.data, c->len);
-    c->min_t = UINT64_MAX;
     for (size_t i = 0; i < r->n; i++) {
         rec_hdr h;
         r->rec[i] = c->data + b->off[i];
