@@ -68,6 +68,7 @@ typedef struct lmdb_reader {
      * on, without a descent from the root */
     MDB_cursor *gcur[STORE_DB_COUNT_];
     unsigned live;
+    _Static_assert(STORE_DB_COUNT_ <= 32, "live has a bit per database");
     uint64_t t;      /* snapshot t, loaded on first store_reader_t() */
     int have_t;
     ovl_view *view;  /* the overlay as of this snapshot (taken with the txn) */
