@@ -11,10 +11,10 @@
  *   "patient/Observation.rs user/Patient.cruds launch openid"   (scope.c)
  *      --auth_scopes_parse--> rights [ {Observation, patient, r|s},
  *                                      {Patient, user, c|r|u|d|s} ] (other scopes: no rights)
- *   auth_check(principal, "Observation", AUTH_READ)
- *      --> AUTH_ALLOW (user/system scope) | AUTH_ALLOW_PATIENT (only patient/ scopes:
- *          the patient's compartment) | AUTH_GRANULAR (only scopes with a query, which
- *          are kept but not evaluated yet) | AUTH_DENY
+ *   auth_view_of(principal, "Observation", AUTH_READ)
+ *      --> ALL (a user/ or system/ scope for the type) | SOME {patient's compartment?,
+ *          OR of granular queries} (src/rest/authz.c turns it into search clauses) |
+ *          NONE | MIXED (no single restriction: refused)
  *
  * This module knows nothing of HTTP or of the store: src/rest/authz.c asks it who the
  * caller is and what the caller may do, and enforces the answer.
@@ -97,16 +97,26 @@ typedef struct auth_principal {
     auth_rights rights;
 } auth_principal;
 
-typedef enum auth_verdict {
-    AUTH_DENY = 0,
-    AUTH_ALLOW,         /* a user/ or system/ scope grants it on the whole type */
-    AUTH_ALLOW_PATIENT, /* only patient/ scopes grant it: within the patient's compartment */
-    AUTH_GRANULAR,      /* only granular scopes (with a query) grant it */
-} auth_verdict;
+/* Which resources of `type` p may reach with permission `op`, as one restriction: */
+typedef enum auth_view_kind {
+    AUTH_VIEW_NONE = 0,  /* no grant */
+    AUTH_VIEW_ALL,       /* a user/ or system/ scope without a query: the whole type */
+    AUTH_VIEW_SOME,      /* those matching the restriction below */
+    AUTH_VIEW_MIXED,     /* grants whose union is no single restriction (patient/ scopes
+                            beside granular user/ or system/ ones): not enforceable */
+} auth_view_kind;
 
-/* What p may do on resource type `type` for the permission bit `op` (AUTH_READ ...).
- * The widest grant wins: user/system over patient over granular. */
-auth_verdict auth_check(const auth_principal *p, const char *type, unsigned op);
+typedef struct auth_view {
+    auth_view_kind kind;
+    int patient;         /* SOME: within the compartment of p->patient */
+    size_t nq;           /* SOME: and matching one of these granular queries (0: no query) */
+    const char *q[AUTH_MAX_GRANTS]; /* "category=http://...|vital-signs", in p->rights */
+} auth_view;
+
+/* The view of p on `type` for `op`. A grant covered by a wider one is absorbed
+ * (patient/Observation.rs?category=x beside patient/Observation.rs adds nothing).
+ * The queries stay valid as long as *p. */
+void auth_view_of(const auth_principal *p, const char *type, unsigned op, auth_view *out);
 
 /* ---- the verifier ------------------------------------------------------------ */
 typedef struct auth_server auth_server;

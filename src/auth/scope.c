@@ -135,20 +135,36 @@ const char *auth_grant_query(const auth_rights *rights, const auth_grant *g)
     return g->q_len ? rights->text + g->q_off : NULL;
 }
 
-auth_verdict auth_check(const auth_principal *p, const char *type, unsigned op)
+void auth_view_of(const auth_principal *p, const char *type, unsigned op, auth_view *out)
 {
-    int whole = 0, patient = 0, granular = 0;
+    memset(out, 0, sizeof *out);
+    int whole = 0, patient = 0, pgran = 0, ugran = 0;
     for (size_t i = 0; i < p->rights.n; i++) {
         const auth_grant *g = &p->rights.g[i];
         if (!(g->ops & op) || (strcmp(g->type, "*") && strcmp(g->type, type)))
             continue;
-        if (g->q_len)
-            granular = 1;
-        else if (g->context == AUTH_CTX_PATIENT)
-            patient = 1;
+        if (!g->q_len)
+            *(g->context == AUTH_CTX_PATIENT ? &patient : &whole) = 1;
         else
-            whole = 1;
+            *(g->context == AUTH_CTX_PATIENT ? &pgran : &ugran) = 1;
     }
-    return whole ? AUTH_ALLOW : patient ? AUTH_ALLOW_PATIENT : granular ? AUTH_GRANULAR
-                                                                       : AUTH_DENY;
+    if (whole) {
+        out->kind = AUTH_VIEW_ALL;
+        return;
+    }
+    if (!patient && !pgran && !ugran)
+        return; /* AUTH_VIEW_NONE */
+    if ((patient || pgran) && ugran) {
+        out->kind = AUTH_VIEW_MIXED;
+        return;
+    }
+    out->kind = AUTH_VIEW_SOME;
+    out->patient = patient || pgran;
+    if (patient)
+        return; /* the whole compartment: its granular grants add nothing */
+    for (size_t i = 0; i < p->rights.n; i++) {
+        const auth_grant *g = &p->rights.g[i];
+        if ((g->ops & op) && g->q_len && (!strcmp(g->type, "*") || !strcmp(g->type, type)))
+            out->q[out->nq++] = auth_grant_query(&p->rights, g);
+    }
 }

@@ -1,14 +1,18 @@
 /*
  * authz.c -- SMART on FHIR enforcement in the request path (the contract is authz.h).
  *
- * One table decides, per interaction, which permission of the type it needs and
- * whether hortus can enforce it yet:
+ * The token's scopes give, per type and permission, one restriction (auth_view_of):
+ * the whole type, or the patient's compartment and/or an OR of granular queries. The
+ * restriction becomes search clauses, so every answer is computed within it:
  *
- *   read                                  r   patient/ scopes: compartment check
- *   vread, history of an instance         r   user/ or system/ scopes only
- *   search of a type (and C/id/T)         s   patient/ scopes: compartment clause
+ *   read                                  r   the restriction with _id=id (403 outside)
+ *   vread, history of an instance         r   whole-type scopes only
+ *   search of a type (and C/id/T)         s   the restriction's clauses added, to the
+ *                                             query and to every query behind its chains
+ *                                             and _has; each _include/_revinclude
+ *                                             candidate checked like a read
  *   create                                c   \
- *   update, PATCH (of an id)              u    > user/ or system/ scopes only
+ *   update, PATCH (of an id)              u    > whole-type scopes only
  *   delete (of an id)                     d   /
  *   everything else (system search, history of a type or the system, batch,
  *   transaction, operations, conditional writes)   403 "not supported with
@@ -26,6 +30,7 @@
 #include "auth/auth.h"
 #include "base/err.h"
 #include "rest/authz.h"
+#include "rest/params.h"
 #include "rest/response.h"
 #include "search/search.h"
 
@@ -111,34 +116,36 @@ int rest_authz_begin(rest_req *r)
     default: return not_yet(r, what);
     }
     const char *type = r->route.type->name;
-    auth_verdict v = auth_check(p, type, op);
+    auth_view v;
+    auth_view_of(p, type, op, &v);
     char m[300];
-    switch (v) {
-    case AUTH_ALLOW: return -1;
-    case AUTH_GRANULAR:
-        snprintf(m, sizeof m, "only granular scopes (with a query) grant %s of %s: granular "
-                 "scopes are not supported yet", what, type);
-        return forbidden(r, m);
-    case AUTH_ALLOW_PATIENT:
+    switch (v.kind) {
+    case AUTH_VIEW_ALL: return -1;
+    case AUTH_VIEW_MIXED:
+        snprintf(m, sizeof m, "the token's scopes grant %s of %s both within the patient's "
+                 "compartment and by granular user/ or system/ scopes: that union is " NOT_YET,
+                 what, type);
+        return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
+    case AUTH_VIEW_SOME:
         if (op != AUTH_READ && op != AUTH_SEARCH) {
-            snprintf(m, sizeof m, "%s of %s under patient/ scopes is " NOT_YET
-                     " (a user/ or system/ scope is needed)", what, type);
+            snprintf(m, sizeof m, "%s of %s under patient/ or granular scopes is " NOT_YET
+                     " (a user/ or system/ scope for the whole type is needed)", what, type);
             return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
         }
         if (r->ri == RI_VREAD || r->ri == RI_HISTORY_INSTANCE) {
-            /* an older version may have been another patient's (a misfiled resource
-             * moved since): membership is only known for the current one */
-            snprintf(m, sizeof m, "%s of %s under patient/ scopes is " NOT_YET
-                     " (older versions may belong to another patient's compartment)",
-                     what, type);
+            /* an older version may have been another patient's, or matched another
+             * query (a misfiled resource moved since): only the current one is known */
+            snprintf(m, sizeof m, "%s of %s under patient/ or granular scopes is " NOT_YET
+                     " (older versions may lie outside the token's rights)", what, type);
             return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
         }
-        if (!p->patient[0]) {
+        if (v.patient && !p->patient[0]) {
             snprintf(m, sizeof m, "the token's scopes for %s are patient/ scopes but it has "
                      "no patient claim (launch context)", type);
             return forbidden(r, m);
         }
-        r->ctx.auth_patient = p->patient;
+        if (v.patient)
+            r->ctx.auth_patient = p->patient;
         return -1;
     default:
         snprintf(m, sizeof m, "the token's scopes do not allow %s of %s", what, type);
@@ -146,58 +153,231 @@ int rest_authz_begin(rest_req *r)
     }
 }
 
+/* ---- the token's view as search clauses ------------------------------------------ */
+
+enum { VIEW_OK = 0, VIEW_FORBIDDEN = 1, VIEW_NOT_YET = 2 };
+
+typedef struct gran_ctx {
+    rest_req *r;
+    srch_query *q;
+    srch_error e;
+    int rc;
+    const char *k; /* the one parameter of a granular query (merging several) */
+    const char *v;
+    int pairs;
+} gran_ctx;
+
+static int gran_add(void *ctx, const char *k, const char *v)
+{
+    gran_ctx *g = ctx;
+    g->rc = srch_add(g->q, g->r->a, k, v, 0, rest_base_url(g->r), &g->e);
+    return g->rc != 0;
+}
+
+static int gran_one(void *ctx, const char *k, const char *v)
+{
+    gran_ctx *g = ctx;
+    g->k = k;
+    g->v = v;
+    return ++g->pairs > 1;
+}
+
+/* The granular queries qs[0..n) of q->type as clauses of q (OR of the queries): one
+ * query as it is; several only when each is one parameter, the same one (their values
+ * then become one OR). */
+static int add_granular(rest_req *r, srch_query *q, const char *const *qs, size_t n,
+                        char *msg, size_t msz)
+{
+    gran_ctx g = {.r = r, .q = q};
+    int rc;
+    if (n == 1) {
+        rc = rest_form_each(r->a, qs[0], strlen(qs[0]), gran_add, &g);
+    } else {
+        buf vals = BUF_INIT;
+        const char *key = NULL;
+        rc = 0;
+        for (size_t i = 0; i < n && !rc; i++) {
+            g.pairs = 0;
+            rc = rest_form_each(r->a, qs[i], strlen(qs[i]), gran_one, &g);
+            if (rc == 1 || (!rc && (g.pairs != 1 || (key && strcmp(key, g.k))))) {
+                buf_free(&vals);
+                snprintf(msg, msz, "the token's granular scopes for %s use different "
+                         "parameters or several each; combining those is %s", q->type,
+                         NOT_YET);
+                return VIEW_NOT_YET;
+            }
+            key = g.k;
+            if (vals.len)
+                buf_putc(&vals, ',');
+            buf_puts(&vals, g.v);
+        }
+        if (!rc && vals.err)
+            rc = ERR_NOMEM;
+        if (!rc) {
+            const char *joined = arena_strndup(r->a, (const char *)vals.data, vals.len);
+            rc = joined ? 0 : ERR_NOMEM;
+            if (!rc)
+                gran_add(&g, key, joined);
+        }
+        buf_free(&vals);
+    }
+    if (rc == ERR_NOMEM || g.rc == ERR_NOMEM)
+        return ERR_NOMEM;
+    if (rc || g.rc) {
+        snprintf(msg, msz, "a granular scope's query for %s cannot be applied: %s", q->type,
+                 g.rc ? g.e.msg : "malformed %-escape");
+        return VIEW_FORBIDDEN;
+    }
+    return VIEW_OK;
+}
+
+/* Restrict q to what the token may reach of q->type with op: VIEW_OK (q restricted,
+ * or nothing to restrict), VIEW_FORBIDDEN / VIEW_NOT_YET with msg, or ERR_NOMEM. The
+ * clauses added to the top query stay out of its links. */
+static int restrict_query(rest_req *r, srch_query *q, unsigned op, int nested, char *msg,
+                          size_t msz)
+{
+    const auth_principal *p = r->ctx.principal;
+    auth_view v;
+    auth_view_of(p, q->type, op, &v);
+    const char *where = nested ? " (behind a chain or _has)" : "";
+    switch (v.kind) {
+    case AUTH_VIEW_ALL: return VIEW_OK;
+    case AUTH_VIEW_NONE:
+        snprintf(msg, msz, "the token's scopes do not allow a search of %s%s", q->type, where);
+        return VIEW_FORBIDDEN;
+    case AUTH_VIEW_MIXED:
+        snprintf(msg, msz, "the token's scopes grant %s%s both within the patient's "
+                 "compartment and by granular user/ or system/ scopes: that union is %s",
+                 q->type, where, NOT_YET);
+        return VIEW_NOT_YET;
+    default: break;
+    }
+    size_t applied = q->applied.len;
+    int rc = VIEW_OK;
+    srch_error e = {0};
+    if (v.patient) {
+        if (!p->patient[0]) {
+            snprintf(msg, msz, "the token's scopes for %s are patient/ scopes but it has no "
+                     "patient claim (launch context)", q->type);
+            return VIEW_FORBIDDEN;
+        }
+        /* the patient itself (the Patient compartment of Patient is its links) */
+        int arc = !strcmp(q->type, "Patient")
+                      ? srch_add(q, r->a, "_id", p->patient, 0, rest_base_url(r), &e)
+                      : srch_add_compartment(q, r->a, "Patient", p->patient, &e);
+        if (arc == ERR_NOMEM)
+            return ERR_NOMEM;
+        if (arc) {
+            snprintf(msg, msz, "the token's patient/ scopes cannot be applied to a search "
+                     "of %s%s: %s", q->type, where, e.msg);
+            rc = VIEW_FORBIDDEN;
+        }
+    }
+    if (rc == VIEW_OK && v.nq)
+        rc = add_granular(r, q, v.q, v.nq, msg, msz);
+    if (!nested && q->applied.data) { /* the restriction is the token's, not the link's */
+        q->applied.len = applied;
+        q->applied.data[applied] = 0;
+    }
+    return rc;
+}
+
+/* 1 when type/id (current in rd) is within the token's rights for op, 0 when not
+ * (whether it exists or not), <0 an error. */
+static int view_contains(rest_req *r, store_reader *rd, const char *type, const char *id,
+                         unsigned op)
+{
+    const auth_principal *p = r->ctx.principal;
+    auth_view v;
+    auth_view_of(p, type, op, &v);
+    if (v.kind == AUTH_VIEW_ALL)
+        return 1;
+    if (v.kind != AUTH_VIEW_SOME || (v.patient && !p->patient[0]))
+        return 0;
+    if (v.patient && !v.nq) {
+        const char *pid = p->patient;
+        return !strcmp(type, "Patient")
+                   ? !strcmp(id, pid)
+                   : srch_in_compartment(rd, r->a, r->ctx.tenant, "Patient", &pid, 1, type, id);
+    }
+    /* the restriction with _id=id, as a query of its own */
+    srch_query q;
+    srch_init(&q, type);
+    q.spc = r->ctx.spc;
+    q.base_url = rest_base_url(r);
+    q.count = 1;
+    q.total = 0;
+    char msg[400];
+    srch_error e = {0};
+    int rc = restrict_query(r, &q, op, 1, msg, sizeof msg);
+    if (rc == VIEW_OK)
+        rc = srch_add(&q, r->a, "_id", id, 0, q.base_url, &e);
+    else if (rc > 0)
+        rc = ERR_INVALID; /* cannot be applied: nothing is within */
+    srch_result res;
+    if (!rc)
+        rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
+    srch_done(&q);
+    if (rc == ERR_NOMEM || rc == ERR_IO)
+        return rc;
+    return rc ? 0 : res.n > 0;
+}
+
 int rest_authz_instance(rest_req *r, store_reader *rd, const char *type, const char *id)
 {
-    const char *pid = r->ctx.auth_patient;
-    if (!pid)
+    if (!r->ctx.principal)
         return -1;
-    int in;
-    if (!strcmp(type, "Patient"))
-        in = !strcmp(id, pid);
-    else
-        in = srch_in_compartment(rd, r->a, r->ctx.tenant, "Patient", &pid, 1, type, id);
+    int in = view_contains(r, rd, type, id, AUTH_READ);
     if (in < 0)
         return rest_send_errcode(r, in, "cannot read the store");
     if (in)
         return -1;
     char m[300];
-    snprintf(m, sizeof m, "%s/%.64s is not in the compartment of Patient/%s, the token's "
-             "patient", type, id, pid);
+    if (r->ctx.auth_patient)
+        snprintf(m, sizeof m, "%s/%.64s is not in the compartment of Patient/%s, the token's "
+                 "patient, or not within its scopes", type, id, r->ctx.auth_patient);
+    else
+        snprintf(m, sizeof m, "%s/%.64s is not within the token's granular scopes", type, id);
     return forbidden(r, m);
+}
+
+typedef struct restrict_walk {
+    rest_req *r;
+    int rc;
+    char msg[400];
+} restrict_walk;
+
+static int restrict_each(void *ctx, srch_query *q, unsigned depth)
+{
+    restrict_walk *w = ctx;
+    w->rc = restrict_query(w->r, q, AUTH_SEARCH, depth > 0, w->msg, sizeof w->msg);
+    return w->rc != VIEW_OK;
+}
+
+static int include_visible(void *ctx, store_reader *rd, const char *type, const char *id)
+{
+    return view_contains(ctx, rd, type, id, AUTH_SEARCH);
 }
 
 int rest_authz_search(rest_req *r, srch_query *q)
 {
     if (!r->ctx.principal)
         return -1;
-    if (q->ninc)
-        return not_yet(r, "_include or _revinclude");
-    for (size_t i = 0; i < q->nc; i++)
-        if (q->c[i].link != SL_NONE)
-            return not_yet(r, "a chained search or _has");
-    const char *pid = r->ctx.auth_patient;
-    if (!pid)
-        return -1;
-    srch_error e = {0};
-    int rc;
-    if (!strcmp(q->type, "Patient")) {
-        /* the patient itself (the Patient compartment of Patient is its links) */
-        size_t applied = q->applied.len;
-        rc = srch_add(q, r->a, "_id", pid, 0, rest_base_url(r), &e);
-        if (!rc && q->applied.data) { /* the restriction is the token's, not the link's */
-            q->applied.len = applied;
-            q->applied.data[applied] = 0;
-        }
-    } else {
-        rc = srch_add_compartment(q, r->a, "Patient", pid, &e);
-    }
-    if (rc == ERR_NOMEM)
-        return rest_send_errcode(r, rc, "out of memory");
-    if (rc) {
-        char m[400];
-        snprintf(m, sizeof m, "the token's patient/ scopes cannot be applied to this search: "
-                 "%s", e.msg);
-        return forbidden(r, m);
+    /* every type the query reads is restricted to the token's view of it: the
+     * searched type, and those behind chains and _has (so none reveals a resource
+     * outside it, nor counts one); included resources are checked one by one */
+    restrict_walk w = {.r = r};
+    srch_each_query(q, restrict_each, &w);
+    if (w.rc == ERR_NOMEM)
+        return rest_send_errcode(r, w.rc, "out of memory");
+    if (w.rc == VIEW_NOT_YET)
+        return rest_send_error(r, 403, OO_NOT_SUPPORTED, w.msg, NULL);
+    if (w.rc)
+        return forbidden(r, w.msg);
+    if (q->ninc) {
+        q->visible = include_visible;
+        q->visible_ctx = r;
     }
     return -1;
 }

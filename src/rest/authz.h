@@ -8,8 +8,10 @@
  *                                             403 scope does not grant the interaction,
  *                                                 or an interaction not enforced yet
  *                                             else r->ctx.principal (+ auth_patient)
- *   read                  --rest_authz_instance--> 403 outside the patient's compartment
- *   search                --rest_authz_search----> compartment clause added, or 403
+ *   read                  --rest_authz_instance--> 403 outside the token's restriction
+ *   search                --rest_authz_search----> the restriction's clauses added to the
+ *                                                  query and those behind its links,
+ *                                                  includes checked one by one; or 403
  *
  * docs/AUTH.md lists what is enforced and what is refused for now.
  */
@@ -31,10 +33,12 @@ int rest_authz_begin(rest_req *r);
 int rest_authz_instance(rest_req *r, struct store_reader *rd, const char *type,
                         const char *id);
 
-/* For a search of q->type with its parameters added: -1 to go on (q restricted to the
- * patient's compartment when the token's rights are patient/ scopes), or REST_DONE when
- * refused (_include, _revinclude, chains, _has: not enforced yet; a type outside the
- * Patient compartment under patient/ scopes). */
+/* For a search of q->type with its parameters added: -1 to go on (q and every query
+ * behind its chains and _has restricted to the token's view of their types, and
+ * q->visible set to check what _include/_revinclude add), or REST_DONE when refused (a
+ * type the token may not search, a type outside the Patient compartment under patient/
+ * scopes, scopes with no single restriction, a granular query that cannot be applied).
+ * q->visible refers to r: q must not outlive the request. */
 int rest_authz_search(rest_req *r, struct srch_query *q);
 
 /* GET /.well-known/smart-configuration (404 when authorisation is off). */

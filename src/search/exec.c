@@ -2112,6 +2112,14 @@ static int is_ref_param(const fp_sp_cache *spc, incset *s, const char *type, uin
     return 0;
 }
 
+/* 1 when the query's caller lets an include add type/id (the token's rights), 0 when
+ * not, <0 an error. Checked before the resource is added, so one the caller may not
+ * see neither counts towards the limit nor leads :iterate anywhere. */
+static int inc_visible(xctx *x, const char *type, const char *id)
+{
+    return x->q->visible ? x->q->visible(x->q->visible_ctx, x->rd, type, id) : 1;
+}
+
 /* One include from resource r: the targets of its references (forward), or the
  * resources of inc->src that refer to it (reverse), added to s. */
 static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, incset *s,
@@ -2145,6 +2153,11 @@ static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, inc
             store_version v;
             if (store_read(x->rd, x->tenant, tt, tid, &v))
                 continue; /* a reference to nothing (or to a deleted resource) */
+            if ((rc = inc_visible(x, v.type, v.id)) <= 0) {
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
             if ((rc = inc_add(x, s, v.type, v.id)) < 0)
                 return rc;
             if (s->n > limit)
@@ -2177,8 +2190,14 @@ static int include_from(xctx *x, const srch_include *inc, const srch_ref *r, inc
     for (size_t i = 0; i < hits.n; i++) {
         const char *id = srch_rn_id(x->rd, x->a, x->tenant, inc->src, hits.r[i]);
         store_version v;
-        if (!id || store_read(x->rd, x->tenant, inc->src, id, &v))
+        if (!id || store_read(x->rd, x->tenant, inc->src, id, &v) ||
+            inc_has(s, v.type, v.id))
             continue;
+        if ((rc = inc_visible(x, v.type, v.id)) <= 0) {
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if ((rc = inc_add(x, s, v.type, v.id)) < 0)
             return rc;
         if (s->n > limit)

@@ -57,6 +57,25 @@ void srch_done(srch_query *q)
     buf_free(&q->applied);
 }
 
+static int each_query(srch_query *q, int (*fn)(void *, srch_query *, unsigned), void *ctx,
+                      unsigned depth)
+{
+    int rc = fn(ctx, q, depth);
+    if (depth)
+        srch_done(q); /* a nested query's own links are never used */
+    for (size_t i = 0; !rc && i < q->nc; i++)
+        if (q->c[i].link != SL_NONE && q->c[i].sub)
+            /* the parser made each sub-query in the arena for this query alone */
+            rc = each_query((srch_query *)q->c[i].sub, fn, ctx, depth + 1);
+    return rc;
+}
+
+int srch_each_query(srch_query *q, int (*fn)(void *ctx, srch_query *q, unsigned depth),
+                    void *ctx)
+{
+    return each_query(q, fn, ctx, 0);
+}
+
 /* ---- values -------------------------------------------------------------------------- */
 
 /* Split s at unescaped `sep` into at most max parts (arena): unescaped, or, with

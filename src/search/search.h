@@ -142,6 +142,10 @@ typedef struct srch_query {
     size_t nignored;
     /* the applied parameters, for the links (k=v&k=v, escaped) */
     buf applied;
+    /* _include/_revinclude add a resource only when this says 1 (NULL: every one);
+     * 0 leaves it out as if it did not exist, <0 fails the includes with that code */
+    int (*visible)(void *ctx, store_reader *rd, const char *type, const char *id);
+    void *visible_ctx;
 } srch_query;
 
 /* Where a parameter failed. */
@@ -179,6 +183,13 @@ int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const c
 /* Append "&name=value" (no '&' when b is empty) to b, escaped for a link URL: the
  * form of srch_query.applied. */
 void srch_link_param(buf *b, const char *name, const char *value);
+
+/* Call fn on q (depth 0) and on every query behind its chains and _has (depth >= 1,
+ * nested ones too), so a caller can add clauses to each (authorisation restricts every
+ * type a query reads). fn's additions to a nested query stay out of every link. Stops
+ * at fn's first non-zero return and returns it; 0 when fn returned 0 everywhere. */
+int srch_each_query(srch_query *q, int (*fn)(void *ctx, srch_query *q, unsigned depth),
+                    void *ctx);
 
 /* Free what srch_init/srch_add allocated outside the arena. */
 void srch_done(srch_query *q);

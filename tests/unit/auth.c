@@ -4,7 +4,7 @@
  * server must make (alg none, HS256 keyed with the public key, unknown kid, bad or
  * foreign signature, tampered payload, exp, nbf, iss, aud, key/alg mismatch), the
  * clock skew, the cache of verified tokens, JWKS errors, and SMART scope parsing
- * (v1, v2, granular, wildcards) with the verdicts of auth_check.
+ * (v1, v2, granular, wildcards) with the views of auth_view_of.
  */
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
@@ -23,6 +23,23 @@
 
 #define ISS "https://idp.example.org"
 #define AUD "https://fhir.example.org/fhir"
+
+
+/* auth_view_of in one number: what the checks below compare */
+enum { V_NONE, V_ALL, V_PATIENT, V_GRANULAR, V_PATIENT_GRANULAR, V_MIXED };
+
+static int view(const auth_principal *p, const char *type, unsigned op)
+{
+    auth_view v;
+    auth_view_of(p, type, op, &v);
+    switch (v.kind) {
+    case AUTH_VIEW_ALL: return V_ALL;
+    case AUTH_VIEW_MIXED: return V_MIXED;
+    case AUTH_VIEW_SOME:
+        return v.patient ? (v.nq ? V_PATIENT_GRANULAR : V_PATIENT) : V_GRANULAR;
+    default: return V_NONE;
+    }
+}
 
 static void b64(buf *b, const void *p, size_t n)
 {
@@ -318,7 +335,7 @@ static void test_cache(void)
     auth_cache_stats(srv, &h2, &v2);
     is_int(v2 - v1, 0, "  no signature checked again");
     is_int(h2 - h1, 1, "  answered from the cache");
-    is_int(auth_check(&p, "Patient", AUTH_READ), AUTH_ALLOW, "  cached rights kept");
+    is_int(view(&p, "Patient", AUTH_READ), V_ALL, "  cached rights kept");
     is_int(verify(t, &p, m, sizeof m, now + 100 + AUTH_CLOCK_SKEW_S), ERR_INVALID,
            "cache: a cached token past exp + skew is refused");
     ok(strstr(m, "expired") != NULL, "  as expired (%s)", m);
@@ -404,32 +421,48 @@ static void test_scopes(void)
            "category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs",
            "granular v2 scope: its query kept");
 
-    is_int(auth_check(&p, "Observation", AUTH_READ), AUTH_ALLOW_PATIENT,
+    is_int(view(&p, "Observation", AUTH_READ), V_PATIENT,
            "Observation read: the patient's compartment");
-    is_int(auth_check(&p, "Observation", AUTH_CREATE), AUTH_ALLOW, "Observation create: user/*");
-    is_int(auth_check(&p, "Observation", AUTH_UPDATE), AUTH_ALLOW, "Observation update: user/*");
-    is_int(auth_check(&p, "Encounter", AUTH_SEARCH), AUTH_ALLOW, "Encounter search: system/");
-    is_int(auth_check(&p, "Patient", AUTH_READ), AUTH_DENY, "Patient read: denied (write only)");
-    is_int(auth_check(&p, "Immunization", AUTH_READ), AUTH_DENY,
+    is_int(view(&p, "Observation", AUTH_CREATE), V_ALL, "Observation create: user/*");
+    is_int(view(&p, "Observation", AUTH_UPDATE), V_ALL, "Observation update: user/*");
+    is_int(view(&p, "Encounter", AUTH_SEARCH), V_ALL, "Encounter search: system/");
+    is_int(view(&p, "Patient", AUTH_READ), V_NONE, "Patient read: denied (write only)");
+    is_int(view(&p, "Immunization", AUTH_READ), V_NONE,
            "letters out of order grant nothing");
-    is_int(auth_check(&p, "Procedure", AUTH_READ), AUTH_DENY, "unknown letter grants nothing");
-    is_int(auth_check(&p, "Device", AUTH_READ), AUTH_DENY, "v1 with a query grants nothing");
-    is_int(auth_check(&p, "Condition", AUTH_DELETE), AUTH_ALLOW, "Condition delete: user/*.cud");
-    is_int(auth_check(&p, "Condition", AUTH_SEARCH), AUTH_ALLOW_PATIENT, "Condition search");
+    is_int(view(&p, "Procedure", AUTH_READ), V_NONE, "unknown letter grants nothing");
+    is_int(view(&p, "Device", AUTH_READ), V_NONE, "v1 with a query grants nothing");
+    is_int(view(&p, "Condition", AUTH_DELETE), V_ALL, "Condition delete: user/*.cud");
+    is_int(view(&p, "Condition", AUTH_SEARCH), V_PATIENT, "Condition search");
 
     const char *gs = "patient/Observation.rs?category=vital-signs";
     is_int(auth_scopes_parse(gs, strlen(gs), &p.rights), 0, "granular only");
-    is_int(auth_check(&p, "Observation", AUTH_READ), AUTH_GRANULAR,
-           "only a granular scope grants Observation read");
-    is_int(auth_check(&p, "Observation", AUTH_CREATE), AUTH_DENY, "  and not create");
-    is_int(auth_check(&p, "Patient", AUTH_READ), AUTH_DENY, "  nor another type");
+    is_int(view(&p, "Observation", AUTH_READ), V_PATIENT_GRANULAR,
+           "only a granular scope grants Observation read: the compartment and its query");
+    is_int(view(&p, "Observation", AUTH_CREATE), V_NONE, "  and not create");
+    is_int(view(&p, "Patient", AUTH_READ), V_NONE, "  nor another type");
+    auth_view av;
+    auth_view_of(&p, "Observation", AUTH_SEARCH, &av);
+    is_int(av.nq, 1, "  one query");
+    is_str(av.q[0], "category=vital-signs", "  the scope's query");
+    const char *ms = "patient/Observation.rs user/Observation.rs?code=x user/Patient.rs?a=1 "
+                     "user/Patient.rs?a=2 patient/Condition.rs patient/Condition.rs?code=y "
+                     "user/Encounter.rs?class=z system/Encounter.rs";
+    auth_scopes_parse(ms, strlen(ms), &p.rights);
+    is_int(view(&p, "Observation", AUTH_READ), V_MIXED,
+           "patient/ beside granular user/: no single restriction");
+    auth_view_of(&p, "Patient", AUTH_READ, &av);
+    ok(av.kind == AUTH_VIEW_SOME && !av.patient && av.nq == 2 && !strcmp(av.q[1], "a=2"),
+       "two granular user/ scopes: either query");
+    is_int(view(&p, "Condition", AUTH_READ), V_PATIENT,
+           "a granular patient/ scope beside the whole compartment adds nothing");
+    is_int(view(&p, "Encounter", AUTH_READ), V_ALL, "a whole-type scope absorbs a granular one");
     const char *ws = "patient/*.rs";
     auth_scopes_parse(ws, strlen(ws), &p.rights);
-    is_int(auth_check(&p, "MedicationRequest", AUTH_SEARCH), AUTH_ALLOW_PATIENT,
+    is_int(view(&p, "MedicationRequest", AUTH_SEARCH), V_PATIENT,
            "patient/*.rs covers every type");
-    is_int(auth_check(&p, "MedicationRequest", AUTH_DELETE), AUTH_DENY, "  read only");
+    is_int(view(&p, "MedicationRequest", AUTH_DELETE), V_NONE, "  read only");
     is_int(auth_scopes_parse("", 0, &p.rights), 0, "empty scope");
-    is_int(auth_check(&p, "Patient", AUTH_READ), AUTH_DENY, "  grants nothing");
+    is_int(view(&p, "Patient", AUTH_READ), V_NONE, "  grants nothing");
 
     buf b = BUF_INIT;
     for (int i = 0; i <= AUTH_MAX_GRANTS; i++)

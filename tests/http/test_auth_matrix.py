@@ -1,0 +1,293 @@
+"""The leak matrix: every scope kind against every search interaction, checked against an
+oracle that knows which resources each token may see.
+
+Data: patients, Observations (two categories, three codes, some filed under one patient
+with another as performer), Encounters, Conditions, an Organization and Practitioners
+(outside the Patient compartment). For each token (SMART v1 and v2, patient/ user/
+system/, granular) the oracle computes the visible set of every type; then reads,
+searches (with _total and _summary=count), _include (with :iterate), _revinclude, chains
+and _has must return exactly the visible resources that answer the query, ids and counts
+both, and a read outside the rights is 403 whether the resource exists or not.
+"""
+import random
+
+import pytest
+import requests
+
+from conftest import Server, assert_clean_exit
+from test_auth import AUD, ISS, auth, jwks, token  # noqa: F401 (same keys and JWKS)
+
+CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
+LOINC = "http://loinc.org"
+CODES = ["8867-4", "8310-5", "2339-0"]
+PATIENTS = [f"p{i}" for i in range(1, 6)]
+# the compartment parameters' elements of each type (R4 CompartmentDefinition Patient)
+COMPARTMENT = {"Observation": ("subject", "performer"), "Encounter": ("subject",),
+               "Condition": ("subject", "asserter")}
+
+
+def make_data(rng):
+    res = [{"resourceType": "Organization", "id": "org1", "name": "General"}]
+    res += [{"resourceType": "Practitioner", "id": f"dr{i}", "name": [{"family": f"dr{i}"}]}
+            for i in range(2)]
+    for p in PATIENTS:
+        res.append({"resourceType": "Patient", "id": p, "name": [{"family": "fam" + p}],
+                    "managingOrganization": {"reference": "Organization/org1"},
+                    "generalPractitioner": [{"reference": "Practitioner/dr0"}]})
+    for i in range(40):
+        p = rng.choice(PATIENTS)
+        o = {"resourceType": "Observation", "id": f"o{i}", "status": "final",
+             "category": [{"coding": [{"system": CAT,
+                                       "code": rng.choice(["vital-signs", "laboratory"])}]}],
+             "code": {"coding": [{"system": LOINC, "code": rng.choice(CODES)}]},
+             "subject": {"reference": f"Patient/{p}"}}
+        if rng.random() < 0.2:  # another patient as performer: in both compartments
+            o["performer"] = [{"reference": f"Patient/{rng.choice(PATIENTS)}"}]
+        elif rng.random() < 0.3:
+            o["performer"] = [{"reference": "Practitioner/dr1"}]
+        if rng.random() < 0.5:
+            o["encounter"] = {"reference": f"Encounter/e{rng.randrange(10)}"}
+        res.append(o)
+    for i in range(10):
+        res.append({"resourceType": "Encounter", "id": f"e{i}", "status": "finished",
+                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                              "code": "AMB"},
+                    "subject": {"reference": f"Patient/{rng.choice(PATIENTS)}"}})
+    for i in range(10):
+        c = {"resourceType": "Condition", "id": f"c{i}",
+             "code": {"coding": [{"system": LOINC, "code": rng.choice(CODES)}]},
+             "subject": {"reference": f"Patient/{rng.choice(PATIENTS)}"}}
+        if rng.random() < 0.3:
+            c["asserter"] = {"reference": f"Patient/{rng.choice(PATIENTS)}"}
+        res.append(c)
+    return res
+
+
+def refs(r, field):
+    v = r.get(field)
+    if v is None:
+        return []
+    return [x["reference"] for x in (v if isinstance(v, list) else [v])]
+
+
+def in_compartment(r, pid):
+    if r["resourceType"] == "Patient":
+        return r["id"] == pid
+    fields = COMPARTMENT.get(r["resourceType"])
+    if not fields:
+        return False
+    return any(ref == f"Patient/{pid}" for f in fields for ref in refs(r, f))
+
+
+def category(r):
+    return r["category"][0]["coding"][0]["code"]
+
+
+def code(r):
+    return r["code"]["coding"][0]["code"]
+
+
+# Each token: its scopes, its patient, and the oracle's visibility predicate.
+TOKENS = {
+    "system-all": ("system/*.rs", None, lambda r: True),
+    "user-all-v1": ("user/*.read", None, lambda r: True),
+    "patient-all-v2": ("patient/*.rs", "p1", lambda r: in_compartment(r, "p1")),
+    "patient-all-v1": ("patient/*.read", "p2", lambda r: in_compartment(r, "p2")),
+    "patient-obs-pat": ("patient/Observation.rs patient/Patient.rs", "p3",
+                        lambda r: r["resourceType"] in ("Observation", "Patient")
+                        and in_compartment(r, "p3")),
+    "user-obs-only": ("user/Observation.rs", None,
+                      lambda r: r["resourceType"] == "Observation"),
+    "granular-user-vitals": (
+        f"user/Observation.rs?category={CAT}|vital-signs user/Patient.rs", None,
+        lambda r: r["resourceType"] == "Patient" or (
+            r["resourceType"] == "Observation" and category(r) == "vital-signs")),
+    "granular-patient-lab": (
+        f"patient/Observation.rs?category={CAT}|laboratory patient/Patient.rs", "p1",
+        lambda r: in_compartment(r, "p1") and (
+            r["resourceType"] == "Patient" or (
+                r["resourceType"] == "Observation" and category(r) == "laboratory"))),
+    "granular-two-codes": (
+        f"user/Observation.rs?code={LOINC}|{CODES[0]} user/Observation.rs?code={LOINC}|"
+        f"{CODES[1]} system/Patient.rs system/Practitioner.rs", None,
+        lambda r: r["resourceType"] in ("Patient", "Practitioner") or (
+            r["resourceType"] == "Observation" and code(r) in CODES[:2])),
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    import json
+    d = tmp_path_factory.mktemp("authmatrix")
+    jf = d / "jwks.json"
+    jf.write_text(json.dumps(jwks()))
+    s = Server(d / "db", ["--auth-jwks", str(jf), "--auth-issuer", ISS,
+                          "--auth-audience", AUD])
+    data = make_data(random.Random(12))
+    admin = auth(token())
+    order = {"Organization": 0, "Practitioner": 1, "Patient": 2, "Encounter": 3}
+    for r in sorted(data, key=lambda r: order.get(r["resourceType"], 9)):
+        rr = requests.put(f"{s.base}/{r['resourceType']}/{r['id']}", headers=admin, json=r)
+        assert rr.status_code in (200, 201), rr.text
+    yield s, data
+    assert_clean_exit(s)
+
+
+def of_type(data, t):
+    return [r for r in data if r["resourceType"] == t]
+
+
+def get_all(base, url, h):
+    """Every page: (match ids, include ids, total of the first page)."""
+    match, inc, total = [], [], None
+    while url:
+        r = requests.get(url, headers=h)
+        assert r.status_code == 200, (url, r.text)
+        b = r.json()
+        if total is None:
+            total = b.get("total")
+        for e in b.get("entry", []):
+            key = f"{e['resource']['resourceType']}/{e['resource']['id']}"
+            (inc if e["search"]["mode"] == "include" else match).append(key)
+        url = next((ln["url"] for ln in b.get("link", []) if ln["relation"] == "next"), None)
+    return match, inc, total
+
+
+def keys(rs):
+    return sorted(f"{r['resourceType']}/{r['id']}" for r in rs)
+
+
+@pytest.mark.parametrize("name", sorted(TOKENS))
+def test_reads(world, name):
+    s, data = world
+    scope, pid, vis = TOKENS[name]
+    h = auth(token(scope=scope, patient=pid))
+    for r in data:
+        rr = requests.get(f"{s.base}/{r['resourceType']}/{r['id']}", headers=h)
+        want = 200 if vis(r) else 403
+        assert rr.status_code == want, (name, r["resourceType"], r["id"], rr.text)
+        if want == 200:
+            assert rr.json()["id"] == r["id"]
+    # a resource that does not exist answers as one outside the rights would
+    for t in ("Observation", "Patient"):
+        rr = requests.get(f"{s.base}/{t}/nosuch", headers=h)
+        assert rr.status_code in (403, 404), rr.text
+        if not any(vis(r) for r in of_type(data, t)) or pid:
+            assert rr.status_code == 403, (name, t, rr.status_code)
+
+
+def allowed_types(name):
+    """Types the token may search at all (a type outside its scopes is a 403)."""
+    scope = TOKENS[name][0]
+    out = set()
+    for sc in scope.split():
+        t = sc.split("/", 1)[1].split(".", 1)[0]
+        out |= {"Observation", "Patient", "Encounter", "Condition", "Organization",
+                "Practitioner"} if t == "*" else {t}
+    if TOKENS[name][1]:  # patient/ scopes: only types in the Patient compartment
+        out -= {"Organization", "Practitioner"}
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(TOKENS))
+def test_searches(world, name):
+    s, data = world
+    scope, pid, vis = TOKENS[name]
+    h = auth(token(scope=scope, patient=pid))
+    types = allowed_types(name)
+    for t in ("Observation", "Patient", "Encounter", "Condition", "Organization"):
+        url = f"{s.base}/{t}?_count=7&_total=accurate"
+        if t not in types:
+            assert requests.get(url, headers=h).status_code == 403, (name, t)
+            continue
+        want = keys(r for r in of_type(data, t) if vis(r))
+        m, inc, total = get_all(s.base, url, h)
+        assert sorted(m) == want and not inc, (name, t)
+        assert total == len(want), (name, t)
+        r = requests.get(f"{s.base}/{t}?_summary=count", headers=h)
+        assert r.json()["total"] == len(want), (name, t)
+    if "Observation" not in types:
+        return
+    obs = [r for r in of_type(data, "Observation") if vis(r)]
+    byid = {f"{r['resourceType']}/{r['id']}": r for r in data}
+    visible = {k for k, r in byid.items() if vis(r)}
+    # a parameter search within the rights
+    for c in CODES:
+        m, _, total = get_all(s.base, f"{s.base}/Observation?code={LOINC}|{c}", h)
+        assert sorted(m) == keys(r for r in obs if code(r) == c) and total == len(m), (name, c)
+    # _include (and :iterate to the organization)
+    m, inc, _ = get_all(s.base, f"{s.base}/Observation?_include=Observation:subject"
+                        "&_include:iterate=Patient:organization&_count=9", h)
+    assert sorted(m) == keys(obs)
+    subj = {ref for r in obs for ref in refs(r, "subject")} & visible
+    orgs = {ref for p in subj for ref in refs(byid[p], "managingOrganization")} & visible
+    assert sorted(set(inc)) == sorted(subj | orgs), (name, "include")
+    # _include of the performer: patients and practitioners, each only when visible
+    m, inc, _ = get_all(s.base, f"{s.base}/Observation?_include=Observation:performer", h)
+    perf = {ref for r in obs for ref in refs(r, "performer")} & visible
+    assert sorted(set(inc)) == sorted(perf), (name, "performer")
+    if "Patient" in types:
+        pats = [r for r in of_type(data, "Patient") if vis(r)]
+        # _revinclude
+        m, inc, _ = get_all(s.base, f"{s.base}/Patient?_revinclude=Observation:subject", h)
+        assert sorted(m) == keys(pats)
+        want = {f"Observation/{r['id']}" for r in obs
+                if any(ref in {f"Patient/{p['id']}" for p in pats} for ref in refs(r, "subject"))}
+        assert sorted(set(inc)) == sorted(want), (name, "revinclude")
+        # chains: the Observations of a patient found by name, each patient in turn
+        for p in PATIENTS:
+            m, _, total = get_all(s.base, f"{s.base}/Observation?subject:Patient.name=fam{p}"
+                                  "&_total=accurate", h)
+            want = keys(r for r in obs if refs(r, "subject") == [f"Patient/{p}"]
+                        and f"Patient/{p}" in visible)
+            assert sorted(m) == want and total == len(want), (name, "chain", p)
+        # _has: the patients with an Observation of a code
+        for c in CODES:
+            m, _, total = get_all(s.base, f"{s.base}/Patient?_has:Observation:subject:code="
+                                  f"{LOINC}|{c}&_total=accurate", h)
+            want = keys(p for p in pats if any(
+                refs(r, "subject") == [f"Patient/{p['id']}"] and code(r) == c for r in obs))
+            assert sorted(m) == want and total == len(want), (name, "_has", c)
+    else:
+        # a chain or _has through a type outside the rights is refused, not answered
+        r = requests.get(f"{s.base}/Observation?subject:Patient.name=famp1", headers=h)
+        assert r.status_code == 403, (name, r.text)
+
+
+def test_still_refused_reveals_nothing(world):
+    """Interactions not enforced yet are 403 whether their target exists or not."""
+    s, data = world
+    h = auth(token(scope="patient/*.rs", patient="p1"))
+    for path in ("/Observation/o1/_history", "/Observation/nosuch/_history",
+                 "/Patient/p1/$everything", "/Patient/p2/$everything",
+                 "/Observation/_history", "/_history", "?_type=Observation"):
+        r = requests.get(s.base + path, headers=h)
+        assert r.status_code == 403, (path, r.text)
+    r = requests.post(s.base, headers=h, json={
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [{"request": {"method": "GET", "url": "Patient/p2"}}]})
+    assert r.status_code == 403
+    w = auth(token(scope="user/*.cruds"))
+    r = requests.post(s.base + "/Observation", headers={**w, "If-None-Exist": "code=x"},
+                      json={"resourceType": "Observation", "status": "final",
+                            "code": {"text": "x"}})
+    assert r.status_code == 403
+
+
+def test_granular_mixed_and_bad_refused(world):
+    s, _ = world
+    # patient/ beside granular user/ for one type: no single restriction, refused
+    h = auth(token(scope=f"patient/Observation.rs user/Observation.rs?category={CAT}|laboratory",
+                   patient="p1"))
+    r = requests.get(s.base + "/Observation", headers=h)
+    assert r.status_code == 403 and "not supported" in r.text
+    # granular scopes on different parameters: refused, not widened or narrowed
+    h = auth(token(scope=f"user/Observation.rs?category={CAT}|laboratory "
+                         f"user/Observation.rs?code={LOINC}|{CODES[0]}"))
+    r = requests.get(s.base + "/Observation", headers=h)
+    assert r.status_code == 403 and "combining" in r.text
+    # a granular query naming an unknown parameter grants nothing
+    h = auth(token(scope="user/Observation.rs?nosuch=1"))
+    r = requests.get(s.base + "/Observation", headers=h)
+    assert r.status_code == 403 and "nosuch" in r.text
+    assert requests.get(s.base + "/Observation/o1", headers=h).status_code == 403
