@@ -53,13 +53,6 @@ static int forbidden(rest_req *r, const char *msg)
                                 "Bearer realm=\"" REALM "\", error=\"insufficient_scope\"");
 }
 
-static int not_yet(rest_req *r, const char *what)
-{
-    char msg[300];
-    snprintf(msg, sizeof msg, "%s is %s", what, NOT_YET);
-    return rest_send_error(r, 403, OO_NOT_SUPPORTED, msg, NULL);
-}
-
 static int is_public(rest_route_kind k)
 {
     return k == RR_HEALTH || k == RR_METRICS || k == RR_METADATA || k == RR_SMART_CONFIG;
@@ -89,68 +82,135 @@ int rest_authz_begin(rest_req *r)
         return unauthorized(r, msg, 1);
     r->ctx.principal = p;
 
-    unsigned op;
-    const char *what = rest_interaction_name(r->ri);
-    switch (r->ri) {
+    int cond = (r->ri == RI_CREATE && rest_header(r, "If-None-Exist")) ||
+               ((r->ri == RI_UPDATE || r->ri == RI_PATCH || r->ri == RI_DELETE) &&
+                r->route.kind != RR_INSTANCE);
+    char m[400];
+    switch (rest_authz_decide(r, r->ri, r->route.type ? r->route.type->name : NULL, cond, m,
+                              sizeof m)) {
+    case REST_AUTHZ_FORBIDDEN: return forbidden(r, m);
+    case REST_AUTHZ_NOT_YET: return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
+    default: break;
+    }
+    auth_view v;
+    if (r->route.type && (r->ri == RI_READ || r->ri == RI_SEARCH_TYPE)) {
+        auth_view_of(p, r->route.type->name, r->ri == RI_READ ? AUTH_READ : AUTH_SEARCH, &v);
+        if (v.kind == AUTH_VIEW_SOME && v.patient)
+            r->ctx.auth_patient = p->patient;
+    }
+    return -1;
+}
+
+/* The permission bit an interaction needs (0: none of one type). */
+static unsigned op_of(rest_interaction ri)
+{
+    switch (ri) {
     case RI_READ:
     case RI_VREAD:
-    case RI_HISTORY_INSTANCE: op = AUTH_READ; break;
-    case RI_SEARCH_TYPE: op = AUTH_SEARCH; break;
-    case RI_CREATE:
-        if (rest_header(r, "If-None-Exist"))
-            return not_yet(r, "a conditional create (If-None-Exist)");
-        op = AUTH_CREATE;
-        break;
+    case RI_HISTORY_INSTANCE:
+    case RI_HISTORY_TYPE:
+    case RI_HISTORY_SYSTEM: return AUTH_READ;
+    case RI_SEARCH_TYPE:
+    case RI_SEARCH_SYSTEM: return AUTH_SEARCH;
+    case RI_CREATE: return AUTH_CREATE;
     case RI_UPDATE:
-    case RI_PATCH:
-    case RI_DELETE:
-        if (r->route.kind != RR_INSTANCE)
-            return not_yet(r, "a conditional write (Type?query)");
-        op = r->ri == RI_DELETE ? AUTH_DELETE : AUTH_UPDATE;
-        break;
-    case RI_SEARCH_SYSTEM: return not_yet(r, "a search of every type");
-    case RI_HISTORY_TYPE: return not_yet(r, "the history of a type");
-    case RI_HISTORY_SYSTEM: return not_yet(r, "the history of the system");
-    case RI_BATCH: return not_yet(r, "a batch or transaction");
-    case RI_OPERATION: return not_yet(r, "an operation ($everything, $validate ...)");
-    default: return not_yet(r, what);
+    case RI_PATCH: return AUTH_UPDATE;
+    case RI_DELETE: return AUTH_DELETE;
+    default: return 0;
     }
-    const char *type = r->route.type->name;
+}
+
+/* 1 when every resource type of the model is wholly within p's rights for op. */
+static int every_type_all(const auth_principal *p, unsigned op)
+{
+    const fhir_type *const *all;
+    size_t n = fhir_resource_types(&all);
+    for (size_t i = 0; i < n; i++) {
+        auth_view v;
+        auth_view_of(p, all[i]->name, op, &v);
+        if (v.kind != AUTH_VIEW_ALL)
+            return 0;
+    }
+    return 1;
+}
+
+int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int conditional,
+                      char *m, size_t msz)
+{
+    const auth_principal *p = r->ctx.principal;
+    if (!p)
+        return REST_AUTHZ_ALL;
+    const char *what = rest_interaction_name(ri);
+    unsigned op = op_of(ri);
+    switch (ri) {
+    case RI_BATCH: return REST_AUTHZ_ALL; /* each entry is decided on its own */
+    case RI_SEARCH_SYSTEM: return REST_AUTHZ_SOME; /* each type is restricted on its own */
+    case RI_HISTORY_SYSTEM:
+        if (every_type_all(p, AUTH_READ))
+            return REST_AUTHZ_ALL;
+        snprintf(m, msz, "the history of the system needs read (r) on every type by user/ or "
+                 "system/ scopes without a query");
+        return REST_AUTHZ_FORBIDDEN;
+    case RI_OPERATION:
+        snprintf(m, msz, "an operation ($everything, $validate ...) is %s", NOT_YET);
+        return REST_AUTHZ_NOT_YET;
+    default:
+        if (!op || !type) {
+            snprintf(m, msz, "%s is %s", what, NOT_YET);
+            return REST_AUTHZ_NOT_YET;
+        }
+    }
     auth_view v;
     auth_view_of(p, type, op, &v);
-    char m[300];
     switch (v.kind) {
-    case AUTH_VIEW_ALL: return -1;
+    case AUTH_VIEW_ALL: break;
+    case AUTH_VIEW_NONE:
+        snprintf(m, msz, "the token's scopes do not allow %s of %s", what, type);
+        return REST_AUTHZ_FORBIDDEN;
     case AUTH_VIEW_MIXED:
-        snprintf(m, sizeof m, "the token's scopes grant %s of %s both within the patient's "
+        snprintf(m, msz, "the token's scopes grant %s of %s both within the patient's "
                  "compartment and by granular user/ or system/ scopes: that union is " NOT_YET,
                  what, type);
-        return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
-    case AUTH_VIEW_SOME:
+        return REST_AUTHZ_NOT_YET;
+    default:
         if (op != AUTH_READ && op != AUTH_SEARCH) {
-            snprintf(m, sizeof m, "%s of %s under patient/ or granular scopes is " NOT_YET
+            snprintf(m, msz, "%s of %s under patient/ or granular scopes is " NOT_YET
                      " (a user/ or system/ scope for the whole type is needed)", what, type);
-            return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
+            return REST_AUTHZ_NOT_YET;
         }
-        if (r->ri == RI_VREAD || r->ri == RI_HISTORY_INSTANCE) {
+        if (ri != RI_READ && ri != RI_SEARCH_TYPE) {
             /* an older version may have been another patient's, or matched another
              * query (a misfiled resource moved since): only the current one is known */
-            snprintf(m, sizeof m, "%s of %s under patient/ or granular scopes is " NOT_YET
+            snprintf(m, msz, "%s of %s under patient/ or granular scopes is " NOT_YET
                      " (older versions may lie outside the token's rights)", what, type);
-            return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
+            return REST_AUTHZ_NOT_YET;
         }
         if (v.patient && !p->patient[0]) {
-            snprintf(m, sizeof m, "the token's scopes for %s are patient/ scopes but it has "
-                     "no patient claim (launch context)", type);
-            return forbidden(r, m);
+            snprintf(m, msz, "the token's scopes for %s are patient/ scopes but it has no "
+                     "patient claim (launch context)", type);
+            return REST_AUTHZ_FORBIDDEN;
         }
-        if (v.patient)
-            r->ctx.auth_patient = p->patient;
-        return -1;
-    default:
-        snprintf(m, sizeof m, "the token's scopes do not allow %s of %s", what, type);
-        return forbidden(r, m);
+        return REST_AUTHZ_SOME;
     }
+    /* a condition is a search: it may only look where the token sees everything, so
+     * that neither its answer (0, 1, several) nor what it writes reveals anything */
+    if (conditional && !rest_authz_may_probe(r, type, m, msz))
+        return REST_AUTHZ_FORBIDDEN;
+    return REST_AUTHZ_ALL;
+}
+
+int rest_authz_may_probe(rest_req *r, const char *type, char *m, size_t msz)
+{
+    const auth_principal *p = r->ctx.principal;
+    if (!p)
+        return 1;
+    auth_view v;
+    auth_view_of(p, type, AUTH_SEARCH, &v);
+    if (v.kind == AUTH_VIEW_ALL)
+        return 1;
+    snprintf(m, msz, "a condition searches %s: it needs search (s) on all of %s (a user/ or "
+             "system/ scope without a query), so that its answer reveals nothing", type, type);
+    return 0;
 }
 
 /* ---- the token's view as search clauses ------------------------------------------ */
@@ -324,6 +384,14 @@ static int view_contains(rest_req *r, store_reader *rd, const char *type, const 
     return rc ? 0 : res.n > 0;
 }
 
+int rest_authz_visible(rest_req *r, store_reader *rd, const char *type, const char *id,
+                       int search)
+{
+    if (!r->ctx.principal)
+        return 1;
+    return view_contains(r, rd, type, id, search ? AUTH_SEARCH : AUTH_READ);
+}
+
 int rest_authz_instance(rest_req *r, store_reader *rd, const char *type, const char *id)
 {
     if (!r->ctx.principal)
@@ -360,26 +428,37 @@ static int include_visible(void *ctx, store_reader *rd, const char *type, const 
     return view_contains(ctx, rd, type, id, AUTH_SEARCH);
 }
 
-int rest_authz_search(rest_req *r, srch_query *q)
+int rest_authz_restrict(rest_req *r, srch_query *q, char *msg, size_t msz)
 {
     if (!r->ctx.principal)
-        return -1;
+        return REST_AUTHZ_ALL;
     /* every type the query reads is restricted to the token's view of it: the
      * searched type, and those behind chains and _has (so none reveals a resource
      * outside it, nor counts one); included resources are checked one by one */
     restrict_walk w = {.r = r};
     srch_each_query(q, restrict_each, &w);
-    if (w.rc == ERR_NOMEM)
-        return rest_send_errcode(r, w.rc, "out of memory");
-    if (w.rc == VIEW_NOT_YET)
-        return rest_send_error(r, 403, OO_NOT_SUPPORTED, w.msg, NULL);
-    if (w.rc)
-        return forbidden(r, w.msg);
+    if (w.rc) {
+        snprintf(msg, msz, "%s", w.msg);
+        return w.rc == ERR_NOMEM ? ERR_NOMEM
+               : w.rc == VIEW_NOT_YET ? REST_AUTHZ_NOT_YET : REST_AUTHZ_FORBIDDEN;
+    }
     if (q->ninc) {
         q->visible = include_visible;
         q->visible_ctx = r;
     }
-    return -1;
+    return REST_AUTHZ_SOME;
+}
+
+int rest_authz_search(rest_req *r, srch_query *q)
+{
+    char m[400];
+    switch (rest_authz_restrict(r, q, m, sizeof m)) {
+    case REST_AUTHZ_ALL:
+    case REST_AUTHZ_SOME: return -1;
+    case ERR_NOMEM: return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    case REST_AUTHZ_NOT_YET: return rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
+    default: return forbidden(r, m);
+    }
 }
 
 static const char *const scopes_supported[] = {

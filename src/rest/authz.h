@@ -27,11 +27,39 @@ struct srch_query;
  * REST_DONE when a 401/403 was sent. */
 int rest_authz_begin(rest_req *r);
 
+/* What rest_authz_decide answers. */
+enum {
+    REST_AUTHZ_ALL = 0,   /* go on: the whole type (or no authorisation configured) */
+    REST_AUTHZ_SOME,      /* go on within a restriction: a read is checked with
+                             rest_authz_instance, a search restricted by rest_authz_search */
+    REST_AUTHZ_FORBIDDEN, /* refused: outside the token's scopes (msg says why) */
+    REST_AUTHZ_NOT_YET,   /* refused: not enforced with authorisation yet (msg) */
+};
+
+/* Whether the token of r allows interaction ri on type (NULL for system-wide ones),
+ * before any data is read; conditional: the write names a search (If-None-Exist,
+ * Type?query), which needs search on the whole type as well. Used for the request and
+ * for each entry of a batch or transaction. A REST_AUTHZ_* code; msg[0..msz) filled
+ * when refused. */
+int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int conditional,
+                      char *msg, size_t msz);
+
+/* 1 when a search of type by the server on the token's behalf (a condition, a
+ * conditional reference of a transaction) reveals nothing: the token may search all of
+ * it. 0 with msg filled when not. */
+int rest_authz_may_probe(rest_req *r, const char *type, char *msg, size_t msz);
+
 /* For a read of type/id under
  * the request's snapshot: -1 to go on, REST_DONE when refused (403: the resource is not
  * in the token's patient compartment, whether it exists or not). */
 int rest_authz_instance(rest_req *r, struct store_reader *rd, const char *type,
                         const char *id);
+
+/* 1 when type/id (current in rd) is within the token's rights for a read (search:
+ * for a search), 0 when not (whether it exists or not), <0 an error. 1 without
+ * authorisation. */
+int rest_authz_visible(rest_req *r, struct store_reader *rd, const char *type, const char *id,
+                       int search);
 
 /* For a search of q->type with its parameters added: -1 to go on (q and every query
  * behind its chains and _has restricted to the token's view of their types, and
@@ -40,6 +68,10 @@ int rest_authz_instance(rest_req *r, struct store_reader *rd, const char *type,
  * scopes, scopes with no single restriction, a granular query that cannot be applied).
  * q->visible refers to r: q must not outlive the request. */
 int rest_authz_search(rest_req *r, struct srch_query *q);
+
+/* rest_authz_search without sending: REST_AUTHZ_ALL (no authorisation), REST_AUTHZ_SOME
+ * (q restricted), REST_AUTHZ_FORBIDDEN / REST_AUTHZ_NOT_YET with msg, or ERR_NOMEM. */
+int rest_authz_restrict(rest_req *r, struct srch_query *q, char *msg, size_t msz);
 
 /* GET /.well-known/smart-configuration (404 when authorisation is off). */
 int rest_smart_config(rest_req *r);

@@ -39,6 +39,7 @@
 #include "fhir/validate.h"
 #include "fhirpath/invariants.h"
 #include "index/reindex.h"
+#include "rest/authz.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -67,6 +68,7 @@ typedef struct bentry {
     const char *err_msg; /* arena */
     int has_op;          /* planned with an op to commit */
     int sub_done;        /* a search or history entry, answered with its own response */
+    int restricted;      /* a read the token may make only within a restriction */
 } bentry;
 
 struct bctx {
@@ -208,6 +210,14 @@ static int apply_refs(bctx *c, store_reader *rd)
         if (!to && memchr(orig, '?', v->n) && strncmp(orig, "http", 4) &&
             strncmp(orig, "urn:", 4)) {
             char msg[400];
+            /* the server searches on the token's behalf: only where it sees everything */
+            const char *qm = memchr(orig, '?', v->n);
+            char type[80];
+            snprintf(type, sizeof type, "%.*s", (int)(qm - orig), orig);
+            if (!rest_authz_may_probe(c->r, type, msg, sizeof msg)) {
+                rest_snapshot_end(c->r);
+                return rest_send_error(c->r, 403, OO_FORBIDDEN, msg, NULL), 1;
+            }
             int rc = rest_resolve_reference(&c->r->ctx, rd, c->r->a, orig, &to, &c->refw, msg,
                                             sizeof msg);
             if (rc == REST_PLAN_REFUSED) {
@@ -226,6 +236,44 @@ static int apply_refs(bctx *c, store_reader *rd)
 }
 
 /* ---- parsing the entries -------------------------------------------------- */
+
+/* The token's rights for entry e, decided before anything runs, as for a request of
+ * its own: a refusal fails the entry (and so a transaction). A read within a
+ * restriction (patient/ or granular scopes) is checked when it is answered in a batch;
+ * in a transaction it is refused, since its answer would only come after the commit. */
+static void authz_entry(bctx *c, bentry *e)
+{
+    rest_req *r = c->r;
+    if (!r->ctx.principal || e->status)
+        return;
+    rest_interaction ri;
+    if (e->m != BM_GET)
+        ri = e->m == BM_POST ? RI_CREATE : e->m == BM_PUT ? RI_UPDATE : RI_DELETE;
+    else if (!e->sub_query)
+        ri = e->get_vid ? RI_VREAD : RI_READ;
+    else
+        ri = e->sub_route.kind == RR_TYPE || e->sub_route.kind == RR_COMPARTMENT
+                 ? RI_SEARCH_TYPE
+             : e->sub_route.kind == RR_SYS_HISTORY  ? RI_HISTORY_SYSTEM
+             : e->sub_route.kind == RR_TYPE_HISTORY ? RI_HISTORY_TYPE
+                                                    : RI_HISTORY_INSTANCE;
+    char m[400];
+    int d = rest_authz_decide(r, ri, e->w.type ? e->w.type->name : NULL, e->w.cond != NULL,
+                              m, sizeof m);
+    if (d == REST_AUTHZ_SOME && ri == RI_READ) {
+        if (c->transaction) {
+            snprintf(m, sizeof m, "a read of %s under patient/ or granular scopes inside a "
+                     "transaction is not supported with authorisation yet (send it in a "
+                     "batch, or on its own)", e->w.type->name);
+            d = REST_AUTHZ_NOT_YET;
+        } else {
+            e->restricted = 1;
+        }
+    }
+    if (d == REST_AUTHZ_FORBIDDEN || d == REST_AUTHZ_NOT_YET)
+        fail_entry(e, 403, d == REST_AUTHZ_FORBIDDEN ? OO_FORBIDDEN : OO_NOT_SUPPORTED, "%s", m);
+}
+
 
 /* A GET entry's url (relative, its base already taken off): a read or vread as before,
  * or a search (Type?..., CompType/id/Type?...) or a history, run after the writes as a
@@ -434,6 +482,7 @@ static int parse_entries(bctx *c, json_val *bundle)
                        e->sub_route.kind == RR_TYPE || e->sub_route.kind == RR_COMPARTMENT
                            ? "search"
                            : "history");
+        authz_entry(c, e);
         e->w.kind = e->m == BM_POST ? RW_CREATE : e->m == BM_PUT ? RW_UPDATE : RW_DELETE;
         e->w.op_index = (uint16_t)i; /* < REST_MAX_BUNDLE_ENTRIES: unique in its request */
         if (!e->status && (e->m == BM_POST || e->m == BM_PUT)) {
@@ -621,9 +670,16 @@ static void respond_get(bctx *c, bentry *e, store_reader *rd, jw *w, const buf *
     rest_req *r = c->r;
     const char *type = e->w.type->name, *id = e->w.id;
     store_version v;
-    int g = e->get_vid ? store_vread(rd, r->ctx.tenant, type, id, e->get_vid, &v)
-                       : store_read(rd, r->ctx.tenant, type, id, &v);
-    if (g == ERR_GONE) {
+    /* a read within a restriction: outside it is 403 whether it exists or not */
+    int in = e->restricted ? rest_authz_visible(r, rd, type, id, 0) : 1;
+    int g = in <= 0 ? 0
+            : e->get_vid ? store_vread(rd, r->ctx.tenant, type, id, e->get_vid, &v)
+                         : store_read(rd, r->ctx.tenant, type, id, &v);
+    if (in < 0) {
+        fail_entry(e, 500, OO_EXCEPTION, "cannot read the store");
+    } else if (!in) {
+        fail_entry(e, 403, OO_FORBIDDEN, "%s/%.64s is not within the token's rights", type, id);
+    } else if (g == ERR_GONE) {
         fail_entry(e, 410, OO_DELETED, "%s/%s is deleted", type, id);
     } else if (g == ERR_NOTFOUND) {
         fail_entry(e, 404, OO_NOT_FOUND, "%s/%s%s is not known", type, id,

@@ -197,6 +197,27 @@ static int search_system(rest_req *r)
                 buf_printf(&applied, "_type=%s%s", types_s, q.applied.len ? "&" : "");
             buf_puts(&applied, buf_cstr(&q.applied));
         }
+        /* the token's view of this type: without _type, a type it may not search is
+         * left out (the search of every type shows what the token may see) */
+        char am[400];
+        int az = rest_authz_restrict(r, &q, am, sizeof am);
+        if (az == ERR_NOMEM || az == REST_AUTHZ_NOT_YET ||
+            (az == REST_AUTHZ_FORBIDDEN && types_s)) {
+            srch_done(&q);
+            buf_free(&applied);
+            if (ti)
+                srch_done(&first);
+            return az == ERR_NOMEM ? rest_send_errcode(r, az, "out of memory")
+                   : rest_send_error(r, 403, az == REST_AUTHZ_NOT_YET ? OO_NOT_SUPPORTED
+                                                                      : OO_FORBIDDEN, am, NULL);
+        }
+        if (az == REST_AUTHZ_FORBIDDEN) {
+            if (ti == 0)
+                first = q;
+            else
+                srch_done(&q);
+            continue;
+        }
         /* this type's slice of the concatenated result */
         q.page_t = page_t;
         q.page_offset = offset;

@@ -254,24 +254,91 @@ def test_searches(world, name):
         assert r.status_code == 403, (name, r.text)
 
 
-def test_still_refused_reveals_nothing(world):
-    """Interactions not enforced yet are 403 whether their target exists or not."""
+@pytest.mark.parametrize("name", sorted(TOKENS))
+def test_batch_and_system_search(world, name):
     s, data = world
-    h = auth(token(scope="patient/*.rs", patient="p1"))
-    for path in ("/Observation/o1/_history", "/Observation/nosuch/_history",
-                 "/Patient/p1/$everything", "/Patient/p2/$everything",
-                 "/Observation/_history", "/_history", "?_type=Observation"):
-        r = requests.get(s.base + path, headers=h)
-        assert r.status_code == 403, (path, r.text)
-    r = requests.post(s.base, headers=h, json={
+    scope, pid, vis = TOKENS[name]
+    h = auth(token(scope=scope, patient=pid))
+    types = allowed_types(name)
+    # a batch of reads: each entry answers as the read alone would (403 outside, also
+    # for an id that does not exist); the writes of a read-only token are refused
+    sample = data[::3]
+    entries = [{"request": {"method": "GET", "url": f"{r['resourceType']}/{r['id']}"}}
+               for r in sample]
+    entries.append({"request": {"method": "GET", "url": "Observation/nosuch"}})
+    entries.append({"request": {"method": "GET", "url": f"Observation?code={LOINC}|{CODES[0]}"}})
+    entries.append({"request": {"method": "POST", "url": "Patient"},
+                    "resource": {"resourceType": "Patient"}})
+    r = requests.post(s.base, headers=h, json={"resourceType": "Bundle", "type": "batch",
+                                                "entry": entries})
+    assert r.status_code == 200, r.text
+    got = r.json()["entry"]
+    for res, e in zip(sample, got):
+        want = "200" if vis(res) else "403"
+        assert e["response"]["status"].startswith(want), (name, res["id"], e)
+    assert got[len(sample)]["response"]["status"][:3] in (("403",) if pid else ("403", "404"))
+    search = got[len(sample) + 1]
+    if "Observation" in types:
+        ids_ = sorted(f"Observation/{x['resource']['id']}"
+                      for x in search["resource"].get("entry", []))
+        assert ids_ == keys(r for r in of_type(data, "Observation")
+                            if vis(r) and code(r) == CODES[0]), (name, "batch search")
+    else:
+        assert search["response"]["status"].startswith("403")
+    assert got[-1]["response"]["status"].startswith("403")
+    # the search of several types: each type within the token's view of it
+    if {"Observation", "Encounter"} <= types:
+        m, _, total = get_all(s.base, f"{s.base}?_type=Observation,Encounter&_count=20", h)
+        want = keys(r for r in data if r["resourceType"] in ("Observation", "Encounter")
+                    and vis(r))
+        assert sorted(m) == want and total == len(want), (name, "_type")
+    else:
+        r = requests.get(f"{s.base}?_type=Observation,Encounter", headers=h)
+        assert r.status_code == 403, (name, "_type")
+    # without _type: every type the token may search, within its view
+    m, _, total = get_all(s.base, f"{s.base}?_lastUpdated=gt2000&_count=50", h)
+    want = keys(r for r in data if vis(r) and r["resourceType"] in types)
+    assert sorted(m) == want and total == len(want), (name, "every type")
+    # histories: of a type needs r on all of it, of the system on every type
+    r = requests.get(f"{s.base}/Observation/_history", headers=h)
+    assert r.status_code == (200 if name in ("system-all", "user-all-v1", "user-obs-only")
+                             else 403), (name, "type history")
+    r = requests.get(f"{s.base}/_history", headers=h)
+    assert r.status_code == (200 if name in ("system-all", "user-all-v1") else 403), name
+
+
+def test_transactions_and_conditions(world):
+    s, data = world
+    pat = auth(token(scope="patient/*.rs", patient="p1"))
+    # a read inside a transaction under patient/ scopes: refused before anything runs
+    r = requests.post(s.base, headers=pat, json={
         "resourceType": "Bundle", "type": "transaction",
         "entry": [{"request": {"method": "GET", "url": "Patient/p2"}}]})
-    assert r.status_code == 403
-    w = auth(token(scope="user/*.cruds"))
-    r = requests.post(s.base + "/Observation", headers={**w, "If-None-Exist": "code=x"},
-                      json={"resourceType": "Observation", "status": "final",
-                            "code": {"text": "x"}})
-    assert r.status_code == 403
+    assert r.status_code == 403, r.text
+    # a conditional reference is a search of its type: needs s on all of it
+    w = auth(token(scope="user/Observation.cruds"))
+    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "fullUrl": "urn:uuid:7f4e5a3c-0000-4000-8000-000000000001",
+        "request": {"method": "POST", "url": "Observation"},
+        "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "t"},
+                     "subject": {"reference": "Patient?name=famp1"}}}]}
+    r = requests.post(s.base, headers=w, json=tx)
+    assert r.status_code == 403 and "Patient" in r.text, r.text
+    r = requests.post(s.base, headers=auth(token(scope="user/Observation.cruds user/Patient.rs")),
+                      json=tx)
+    assert r.status_code == 200, r.text
+    loc = r.json()["entry"][0]["response"]["location"]
+    got = requests.get(loc.split('/_history')[0], headers=w).json()
+    assert got.get("subject", {}).get("reference") == "Patient/p1", (loc, got)
+    # conditional create: refused under patient/ scopes, and without s on the type
+    body = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+    for sc, p in (("patient/*.cruds", "p1"), ("user/Observation.c", None)):
+        r = requests.post(s.base + "/Observation", json=body,
+                          headers={**auth(token(scope=sc, patient=p)), "If-None-Exist": "code=x"})
+        assert r.status_code == 403, (sc, r.text)
+    # an operation is still refused whatever exists
+    for path in ("/Patient/p1/$everything", "/Patient/nosuch/$everything"):
+        assert requests.get(s.base + path, headers=pat).status_code == 403, path
 
 
 def test_granular_mixed_and_bad_refused(world):
