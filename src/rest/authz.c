@@ -152,7 +152,18 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
                  "system/ scopes without a query");
         return REST_AUTHZ_FORBIDDEN;
     case RI_OPERATION:
-        snprintf(m, msz, "an operation ($everything, $validate ...) is %s", NOT_YET);
+        if (type && r->route.op && !strcmp(r->route.op, "everything")) {
+            /* a search of the compartment's types, each within the token's view of it
+             * (ops/everything.c): the focal type must be searchable at all */
+            auth_view v;
+            auth_view_of(p, type, AUTH_SEARCH, &v);
+            if (v.kind == AUTH_VIEW_ALL || v.kind == AUTH_VIEW_SOME)
+                return REST_AUTHZ_SOME;
+            snprintf(m, msz, "$everything of %s needs search (s) on %s", type, type);
+            return v.kind == AUTH_VIEW_MIXED ? REST_AUTHZ_NOT_YET : REST_AUTHZ_FORBIDDEN;
+        }
+        snprintf(m, msz, "the operation $%.40s is %s", r->route.op ? r->route.op : "?",
+                 NOT_YET);
         return REST_AUTHZ_NOT_YET;
     default:
         if (!op || !type) {
@@ -447,6 +458,14 @@ int rest_authz_restrict(rest_req *r, srch_query *q, char *msg, size_t msz)
         q->visible_ctx = r;
     }
     return REST_AUTHZ_SOME;
+}
+
+void rest_authz_includes(rest_req *r, srch_query *q)
+{
+    if (r->ctx.principal) {
+        q->visible = include_visible;
+        q->visible_ctx = r;
+    }
 }
 
 int rest_authz_search(rest_req *r, srch_query *q)

@@ -73,6 +73,10 @@ int rest_authz_search(rest_req *r, struct srch_query *q);
  * (q restricted), REST_AUTHZ_FORBIDDEN / REST_AUTHZ_NOT_YET with msg, or ERR_NOMEM. */
 int rest_authz_restrict(rest_req *r, struct srch_query *q, char *msg, size_t msz);
 
+/* Let q's includes add only what the token may see (q->visible; nothing without
+ * authorisation), for includes a query makes without rest_authz_restrict. */
+void rest_authz_includes(rest_req *r, struct srch_query *q);
+
 /* GET /.well-known/smart-configuration (404 when authorisation is off). */
 int rest_smart_config(rest_req *r);
 

@@ -229,7 +229,7 @@ int rest_search_failed(rest_req *r, int rc, const srch_error *e)
         return rest_send_error(r, 400, OO_TOO_COSTLY, e->msg, NULL);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
-    if (e->status == 400 || (rc == ERR_GONE && e->status == 410))
+    if (e->status == 400 || e->status == 403 || (rc == ERR_GONE && e->status == 410))
         return rest_send_error(r, e->status, (oo_code)e->oo_code, e->msg, NULL);
     return rest_send_errcode(r, rc, e->msg[0] ? e->msg : "the search failed");
 }

@@ -246,7 +246,7 @@ def test_search_restricted(srv):
 
 @pytest.mark.parametrize("method,path,what", [
     ("GET", "/Observation/_history", "history-type of Observation"),
-    ("GET", "/Patient/p1/$everything", "operation"),
+    ("GET", "/Patient/p1/$validate", "operation"),
 ])
 def test_unsupported_refused(srv, method, path, what):
     for scope, patient in (("patient/*.rs", "p1"),):

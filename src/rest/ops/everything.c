@@ -29,6 +29,7 @@
 
 #include "base/err.h"
 #include "base/num.h"
+#include "rest/authz.h"
 #include "rest/handlers.h"
 #include "rest/ops/ops.h"
 #include "rest/page.h"
@@ -228,6 +229,27 @@ static int type_wanted(const evreq *ev, const char *type)
     return 0;
 }
 
+/* The token's view of the section's type (its matches and totals stay within it): 0,
+ * 2 when the token may not search the type at all (the section is left out), or
+ * ERR_INVALID / ERR_NOMEM with ev->e filled (403: scopes that cannot be enforced). */
+static int restrict_section(evreq *ev, srch_query *q)
+{
+    char m[400];
+    int az = rest_authz_restrict(ev->r, q, m, sizeof m);
+    if (az == REST_AUTHZ_ALL || az == REST_AUTHZ_SOME)
+        return 0;
+    srch_done(q);
+    if (az == REST_AUTHZ_FORBIDDEN)
+        return 2;
+    if (az == REST_AUTHZ_NOT_YET) {
+        snprintf(ev->e.msg, sizeof ev->e.msg, "%.299s", m);
+        ev->e.status = 403;
+        ev->e.oo_code = OO_NOT_SUPPORTED;
+        return ERR_INVALID;
+    }
+    return az;
+}
+
 /* Section i of focal resource comp/id: 0 and *q ready to run, 1 past the last section,
  * 2 when the section is empty by construction (a type _type leaves out). */
 static int section(evreq *ev, const char *id, size_t i, srch_query *q)
@@ -270,7 +292,7 @@ static int section(evreq *ev, const char *id, size_t i, srch_query *q)
     q->base_url = rest_base_url(ev->r);
     q->page_t = ev->page_t;
     q->total = 2;
-    return 0;
+    return restrict_section(ev, q);
 }
 
 /* One focal resource's sections from offset *offset on, into the page while
@@ -343,6 +365,7 @@ static int add_includes(evreq *ev, store_reader *rd, rest_page *pg, const char *
     srch_query inc;
     srch_init(&inc, ev->comp);
     inc.ninc = 1; /* `*` forward from every type */
+    rest_authz_includes(ev->r, &inc); /* what the token may see, and nothing else */
     keepctx k = {ev, ids, nids};
     int rc = rest_page_includes(ev->r, rd, &inc, pg, keep_included, &k, &ev->e);
     srch_done(&inc);
@@ -380,6 +403,15 @@ static int everything_one(evreq *ev, store_reader *rd)
 {
     rest_req *r = ev->r;
     const char *id = r->route.id;
+    int in = rest_authz_visible(r, rd, ev->comp, id, 0);
+    if (in <= 0) { /* outside the token's rights: 403 whether it exists or not */
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s/%.64s is not within the token's rights", ev->comp, id);
+        srch_done(&ev->shown);
+        buf_free(&ev->applied);
+        return in ? rest_send_errcode(r, in, "cannot read the store")
+                  : rest_send_error(r, 403, OO_FORBIDDEN, msg, NULL);
+    }
     if (!ev->later) {
         store_version v;
         int rc = store_read(rd, r->ctx.tenant, ev->comp, id, &v);
@@ -430,7 +462,14 @@ static int everything_all(evreq *ev, store_reader *rd)
         pq.spc = r->ctx.spc;
         pq.base_url = rest_base_url(r);
         srch_result pr;
-        rc = srch_run(&pq, rd, r->a, r->ctx.tenant, &pr, &ev->e);
+        rc = restrict_section(ev, &pq); /* the patients the token may see */
+        if (rc == 2) { /* none: decided before, cannot happen */
+            done = 1;
+            rc = 0;
+            break;
+        }
+        if (!rc)
+            rc = srch_run(&pq, rd, r->a, r->ctx.tenant, &pr, &ev->e);
         srch_done(&pq);
         if (rc)
             break;
