@@ -32,6 +32,7 @@
 #include "rest/authz.h"
 #include "rest/params.h"
 #include "rest/response.h"
+#include "json/json.h"
 #include "search/search.h"
 
 #define REALM "hortus"
@@ -189,11 +190,11 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
                      " (a user/ or system/ scope for the whole type is needed)", what, type);
             return REST_AUTHZ_NOT_YET;
         }
-        if (ri != RI_READ && ri != RI_SEARCH_TYPE) {
-            /* an older version may have been another patient's, or matched another
-             * query (a misfiled resource moved since): only the current one is known */
+        if (ri != RI_READ && ri != RI_SEARCH_TYPE && ri != RI_VREAD &&
+            ri != RI_HISTORY_INSTANCE) {
+            /* a type's history lists versions of resources the token may not read now */
             snprintf(m, msz, "%s of %s under patient/ or granular scopes is " NOT_YET
-                     " (older versions may lie outside the token's rights)", what, type);
+                     " (a user/ or system/ scope for the whole type is needed)", what, type);
             return REST_AUTHZ_NOT_YET;
         }
         if (v.patient && !p->patient[0]) {
@@ -401,6 +402,43 @@ int rest_authz_visible(rest_req *r, store_reader *rd, const char *type, const ch
     if (!r->ctx.principal)
         return 1;
     return view_contains(r, rd, type, id, search ? AUTH_SEARCH : AUTH_READ);
+}
+
+int rest_authz_restricted(rest_req *r, const char *type)
+{
+    if (!r->ctx.principal)
+        return 0;
+    auth_view v;
+    auth_view_of(r->ctx.principal, type, AUTH_READ, &v);
+    return v.kind != AUTH_VIEW_ALL;
+}
+
+int rest_authz_version(rest_req *r, const store_version *v)
+{
+    const auth_principal *p = r->ctx.principal;
+    if (!p)
+        return 1;
+    auth_view av;
+    auth_view_of(p, v->type, AUTH_READ, &av);
+    if (av.kind == AUTH_VIEW_ALL)
+        return 1;
+    if (av.kind != AUTH_VIEW_SOME || !v->len)
+        return 0; /* a deletion has no content to hold to the restriction */
+    srch_query q;
+    srch_init(&q, v->type);
+    q.spc = r->ctx.spc;
+    q.base_url = rest_base_url(r);
+    char msg[400];
+    int rc = restrict_query(r, &q, AUTH_READ, 1, msg, sizeof msg);
+    json_val *doc = NULL;
+    if (rc == VIEW_OK)
+        rc = json_parse(r->a, (const char *)v->bytes, v->len, JSON_FHIR, &doc, NULL);
+    if (rc == VIEW_OK)
+        rc = srch_matches_doc(&q, r->a, doc);
+    else if (rc > 0)
+        rc = 0; /* a restriction that cannot be applied: nothing is within */
+    srch_done(&q);
+    return rc == ERR_NOMEM ? rc : rc == 1;
 }
 
 int rest_authz_instance(rest_req *r, store_reader *rd, const char *type, const char *id)

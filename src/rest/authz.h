@@ -19,6 +19,7 @@
 #define HORTUS_REST_AUTHZ_H
 
 #include "rest/request.h"
+#include "store/store.h"
 
 struct srch_query;
 
@@ -48,6 +49,16 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
  * conditional reference of a transaction) reveals nothing: the token may search all of
  * it. 0 with msg filled when not. */
 int rest_authz_may_probe(rest_req *r, const char *type, char *msg, size_t msz);
+
+/* 1 when the token may read only part of type (patient/ or granular scopes): its
+ * reads are then checked resource by resource, version by version. */
+int rest_authz_restricted(rest_req *r, const char *type);
+
+/* For a version about to be shown (vread, instance history): 1 when its content is
+ * within the token's rights as it stands (a restriction is checked on the version
+ * itself: an older version may have been another patient's), 0 when not (and for a
+ * deletion under a restriction), ERR_NOMEM. 1 without authorisation. */
+int rest_authz_version(rest_req *r, const store_version *v);
 
 /* For a read of type/id under
  * the request's snapshot: -1 to go on, REST_DONE when refused (403: the resource is not

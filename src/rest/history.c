@@ -31,6 +31,7 @@
 #include "base/num.h"
 #include "fhir/bundle.h"
 #include "base/time.h"
+#include "rest/authz.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -207,6 +208,11 @@ int rest_history(rest_req *r)
         return rest_send_errcode(r, rc, "cannot read the store");
     uint64_t snap = store_reader_t(rd);
     uint64_t as_of = p.page_at && p.page_at < snap ? p.page_at : snap;
+    /* within a restriction: the resource must be readable now (403 otherwise, whatever
+     * exists), and each version is shown only when it is itself within it */
+    int restricted = r->ctx.principal && r->ri == RI_HISTORY_INSTANCE;
+    if (restricted && rest_authz_instance(r, rd, r->route.type->name, r->route.id) >= 0)
+        return REST_DONE;
     if (r->ri == RI_HISTORY_INSTANCE) {
         /* 404 for a resource that never existed */
         store_version cur;
@@ -248,6 +254,15 @@ int rest_history(rest_req *r)
     size_t bytes = 0;
     store_version v;
     while (vs && (rc = store_iter_next(it, &v)) == 0) {
+        if (restricted) {
+            int in = rest_authz_version(r, &v);
+            if (in < 0) {
+                store_iter_close(it);
+                return rest_send_errcode(r, in, "out of memory");
+            }
+            if (!in)
+                continue; /* never counted: offsets and cursors see the same list */
+        }
         if (skip) {
             skip--;
             continue;

@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "rest/handlers.h"
 #include "rest/params.h"
+#include "rest/authz.h"
 #include "rest/response.h"
 #include "store/store.h"
 
@@ -34,8 +35,20 @@ int rest_vread(rest_req *r)
     int rc = rest_snapshot(r, &rd);
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the store");
+    /* within a restriction: the resource as it is now, then the version itself; any
+     * refusal is 403, whatever exists */
+    if (rest_authz_instance(r, rd, type, id) >= 0)
+        return REST_DONE;
     store_version v;
     rc = store_vread(rd, r->ctx.tenant, type, id, vid, &v);
+    if (rest_authz_restricted(r, type) && rc != ERR_NOMEM &&
+        (rc || !(rc = rest_authz_version(r, &v)))) {
+        snprintf(msg, sizeof msg, "version %llu of %s/%.64s is not within the token's rights",
+                 (unsigned long long)vid, type, id);
+        return rest_send_error(r, 403, OO_FORBIDDEN, msg, NULL);
+    }
+    if (rc == 1)
+        rc = 0;
     if (rc == ERR_NOTFOUND) {
         snprintf(msg, sizeof msg, "%s/%s has no version %llu", type, id,
                  (unsigned long long)vid);

@@ -819,6 +819,21 @@ static int clause_accepts(const srch_clause *c, const idx_set *es)
     return c->mod == SM_NOT ? !hit : hit;
 }
 
+int srch_matches_doc(const srch_query *q, arena *a, const json_val *doc)
+{
+    for (size_t i = 0; i < q->nc; i++)
+        if (q->c[i].link != SL_NONE)
+            return ERR_UNSUPPORTED;
+    idx_set es;
+    int rc = idx_extract(q->spc, a, q->type, doc, q->base_url, &es);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < q->nc; i++)
+        if (!clause_accepts(&q->c[i], &es))
+            return 0;
+    return 1;
+}
+
 /* Can clause c be checked by probing its keys? Every value a whole key (a reference, a
  * system|code): a candidate matches when tenant|sp|kind|value|rn exists. */
 static int clause_probes(const srch_clause *c)

@@ -214,6 +214,12 @@ typedef struct srch_result {
 int srch_run(const srch_query *q, store_reader *rd, arena *a, uint32_t tenant,
              srch_result *out, srch_error *e);
 
+/* 1 when the resource doc (of type q->type, e.g. an older version) satisfies every
+ * clause of q as the index would (its entries extracted with q->spc and q->base_url),
+ * 0 when not; ERR_UNSUPPORTED for a query with chains or _has (they need the store),
+ * ERR_NOMEM. Memory from a. */
+int srch_matches_doc(const srch_query *q, arena *a, const json_val *doc);
+
 /* A resource by type and id. */
 typedef struct srch_ref {
     const char *type, *id;

@@ -343,6 +343,46 @@ def test_transactions_and_conditions(world):
         assert requests.get(s.base + path, headers=pat).status_code == 403, path
 
 
+def test_vread_and_history_within_rights(world):
+    """A version is shown only when it is itself within the token's rights: a resource
+    moved from p2 to p1 shows p1 its current version but not the one that was p2's."""
+    s, data = world
+    admin = auth(token())
+    o = {"resourceType": "Observation", "id": "moved", "status": "final",
+         "code": {"coding": [{"system": LOINC, "code": CODES[2]}]},
+         "subject": {"reference": "Patient/p2"}}
+    assert requests.put(f"{s.base}/Observation/moved", headers=admin, json=o).ok
+    o["subject"] = {"reference": "Patient/p1"}
+    assert requests.put(f"{s.base}/Observation/moved", headers=admin, json=o).ok
+    p1 = auth(token(scope="patient/*.rs", patient="p1"))
+    p2 = auth(token(scope="patient/*.rs", patient="p2"))
+    try:
+        assert requests.get(f"{s.base}/Observation/moved/_history/2", headers=p1).status_code == 200
+        r = requests.get(f"{s.base}/Observation/moved/_history/1", headers=p1)
+        assert r.status_code == 403, r.text
+        assert requests.get(f"{s.base}/Observation/moved/_history/9", headers=p1).status_code == 403
+        r = requests.get(f"{s.base}/Observation/moved/_history", headers=p1)
+        assert r.status_code == 200, r.text
+        assert [e["resource"]["meta"]["versionId"] for e in r.json()["entry"]] == ["2"]
+        # p2 no longer reads it, so neither its history nor its old version
+        for path in ("/Observation/moved/_history", "/Observation/moved/_history/1",
+                     "/Observation/nosuch/_history", "/Observation/nosuch/_history/1"):
+            assert requests.get(s.base + path, headers=p2).status_code == 403, path
+        # a whole-type token sees both versions, and 404 for what does not exist
+        u = auth(token(scope="user/Observation.rs"))
+        r = requests.get(f"{s.base}/Observation/moved/_history", headers=u)
+        assert len(r.json()["entry"]) == 2
+        assert requests.get(f"{s.base}/Observation/moved/_history/9", headers=u).status_code == 404
+        # granular: the version with the code is shown, a deletion never
+        g = auth(token(scope=f"user/Observation.rs?code={LOINC}|{CODES[2]}"))
+        r = requests.get(f"{s.base}/Observation/moved/_history", headers=g)
+        assert len(r.json()["entry"]) == 2
+    finally:
+        assert requests.delete(f"{s.base}/Observation/moved", headers=admin).status_code in (200, 204)
+    r = requests.get(f"{s.base}/Observation/moved/_history", headers=g)
+    assert r.status_code == 403  # deleted: not readable now
+
+
 REF_FIELDS = ("subject", "performer", "encounter", "asserter", "managingOrganization",
               "generalPractitioner")
 
