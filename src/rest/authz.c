@@ -11,12 +11,15 @@
  *                                             query and to every query behind its chains
  *                                             and _has; each _include/_revinclude
  *                                             candidate checked like a read
- *   create                                c   \
- *   update, PATCH (of an id)              u    > whole-type scopes only
- *   delete (of an id)                     d   /
- *   everything else (system search, history of a type or the system, batch,
- *   transaction, operations, conditional writes)   403 "not supported with
- *                                                  authorisation yet"
+ *   create                                c   \  the resource as stored within the
+ *   update, PATCH (of an id)              u    > restriction; an update, PATCH or
+ *   delete (of an id)                     d   /  delete also the current version
+ *                                                (write.c's plan_rights)
+ *   batch, transaction                        each entry as if alone
+ *   conditional writes                        the condition needs s on the whole type;
+ *                                             under a write restriction refused
+ *   everything else (history of a type or the system under a restriction,
+ *   operations but $everything)               403 "not supported with authorisation yet"
  *
  * A refusal never depends on whether the resource exists, so a token learns nothing
  * about resources outside its rights. /metadata, the SMART configuration, /healthz and
@@ -186,9 +189,21 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
         return REST_AUTHZ_NOT_YET;
     default:
         if (op != AUTH_READ && op != AUTH_SEARCH) {
-            snprintf(m, msz, "%s of %s under patient/ or granular scopes is " NOT_YET
-                     " (a user/ or system/ scope for the whole type is needed)", what, type);
-            return REST_AUTHZ_NOT_YET;
+            /* a write of an id: the pipeline holds the resource, before and after, to
+             * the restriction (write.c, plan_rights); a condition would be a search
+             * whose target the restriction cannot be held to before it is found */
+            if (conditional) {
+                snprintf(m, msz, "a conditional %s of %s under patient/ or granular scopes "
+                         "is " NOT_YET " (a user/ or system/ scope for the whole type is "
+                         "needed)", what, type);
+                return REST_AUTHZ_NOT_YET;
+            }
+            if (v.patient && !p->patient[0]) {
+                snprintf(m, msz, "the token's scopes for %s are patient/ scopes but it has "
+                         "no patient claim (launch context)", type);
+                return REST_AUTHZ_FORBIDDEN;
+            }
+            return REST_AUTHZ_SOME;
         }
         if (ri != RI_READ && ri != RI_SEARCH_TYPE && ri != RI_VREAD &&
             ri != RI_HISTORY_INSTANCE) {
@@ -230,7 +245,8 @@ int rest_authz_may_probe(rest_req *r, const char *type, char *m, size_t msz)
 enum { VIEW_OK = 0, VIEW_FORBIDDEN = 1, VIEW_NOT_YET = 2 };
 
 typedef struct gran_ctx {
-    rest_req *r;
+    const rest_ctx *cx;
+    arena *a;
     srch_query *q;
     srch_error e;
     int rc;
@@ -242,7 +258,7 @@ typedef struct gran_ctx {
 static int gran_add(void *ctx, const char *k, const char *v)
 {
     gran_ctx *g = ctx;
-    g->rc = srch_add(g->q, g->r->a, k, v, 0, rest_base_url(g->r), &g->e);
+    g->rc = srch_add(g->q, g->a, k, v, 0, g->cx->base_url ? g->cx->base_url : "", &g->e);
     return g->rc != 0;
 }
 
@@ -257,20 +273,20 @@ static int gran_one(void *ctx, const char *k, const char *v)
 /* The granular queries qs[0..n) of q->type as clauses of q (OR of the queries): one
  * query as it is; several only when each is one parameter, the same one (their values
  * then become one OR). */
-static int add_granular(rest_req *r, srch_query *q, const char *const *qs, size_t n,
-                        char *msg, size_t msz)
+static int add_granular(const rest_ctx *cx, arena *a, srch_query *q, const char *const *qs,
+                        size_t n, char *msg, size_t msz)
 {
-    gran_ctx g = {.r = r, .q = q};
+    gran_ctx g = {.cx = cx, .a = a, .q = q};
     int rc;
     if (n == 1) {
-        rc = rest_form_each(r->a, qs[0], strlen(qs[0]), gran_add, &g);
+        rc = rest_form_each(a, qs[0], strlen(qs[0]), gran_add, &g);
     } else {
         buf vals = BUF_INIT;
         const char *key = NULL;
         rc = 0;
         for (size_t i = 0; i < n && !rc; i++) {
             g.pairs = 0;
-            rc = rest_form_each(r->a, qs[i], strlen(qs[i]), gran_one, &g);
+            rc = rest_form_each(a, qs[i], strlen(qs[i]), gran_one, &g);
             if (rc == 1 || (!rc && (g.pairs != 1 || (key && strcmp(key, g.k))))) {
                 buf_free(&vals);
                 snprintf(msg, msz, "the token's granular scopes for %s use different "
@@ -286,7 +302,7 @@ static int add_granular(rest_req *r, srch_query *q, const char *const *qs, size_
         if (!rc && vals.err)
             rc = ERR_NOMEM;
         if (!rc) {
-            const char *joined = arena_strndup(r->a, (const char *)vals.data, vals.len);
+            const char *joined = arena_strndup(a, (const char *)vals.data, vals.len);
             rc = joined ? 0 : ERR_NOMEM;
             if (!rc)
                 gran_add(&g, key, joined);
@@ -306,10 +322,11 @@ static int add_granular(rest_req *r, srch_query *q, const char *const *qs, size_
 /* Restrict q to what the token may reach of q->type with op: VIEW_OK (q restricted,
  * or nothing to restrict), VIEW_FORBIDDEN / VIEW_NOT_YET with msg, or ERR_NOMEM. The
  * clauses added to the top query stay out of its links. */
-static int restrict_query(rest_req *r, srch_query *q, unsigned op, int nested, char *msg,
-                          size_t msz)
+static int restrict_query(const rest_ctx *cx, arena *a, srch_query *q, unsigned op, int nested,
+                          char *msg, size_t msz)
 {
-    const auth_principal *p = r->ctx.principal;
+    const auth_principal *p = cx->principal;
+    const char *base = cx->base_url ? cx->base_url : "";
     auth_view v;
     auth_view_of(p, q->type, op, &v);
     const char *where = nested ? " (behind a chain or _has)" : "";
@@ -336,8 +353,8 @@ static int restrict_query(rest_req *r, srch_query *q, unsigned op, int nested, c
         }
         /* the patient itself (the Patient compartment of Patient is its links) */
         int arc = !strcmp(q->type, "Patient")
-                      ? srch_add(q, r->a, "_id", p->patient, 0, rest_base_url(r), &e)
-                      : srch_add_compartment(q, r->a, "Patient", p->patient, &e);
+                      ? srch_add(q, a, "_id", p->patient, 0, base, &e)
+                      : srch_add_compartment(q, a, "Patient", p->patient, &e);
         if (arc == ERR_NOMEM)
             return ERR_NOMEM;
         if (arc) {
@@ -347,7 +364,7 @@ static int restrict_query(rest_req *r, srch_query *q, unsigned op, int nested, c
         }
     }
     if (rc == VIEW_OK && v.nq)
-        rc = add_granular(r, q, v.q, v.nq, msg, msz);
+        rc = add_granular(cx, a, q, v.q, v.nq, msg, msz);
     if (!nested && q->applied.data) { /* the restriction is the token's, not the link's */
         q->applied.len = applied;
         q->applied.data[applied] = 0;
@@ -382,7 +399,7 @@ static int view_contains(rest_req *r, store_reader *rd, const char *type, const 
     q.total = 0;
     char msg[400];
     srch_error e = {0};
-    int rc = restrict_query(r, &q, op, 1, msg, sizeof msg);
+    int rc = restrict_query(&r->ctx, r->a, &q, op, 1, msg, sizeof msg);
     if (rc == VIEW_OK)
         rc = srch_add(&q, r->a, "_id", id, 0, q.base_url, &e);
     else if (rc > 0)
@@ -413,32 +430,52 @@ int rest_authz_restricted(rest_req *r, const char *type)
     return v.kind != AUTH_VIEW_ALL;
 }
 
-int rest_authz_version(rest_req *r, const store_version *v)
+/* The content is matched against the restriction's clauses as the index would extract
+ * them, so no store lookup is needed. */
+int rest_authz_content_within(const rest_ctx *cx, arena *a, const char *type, unsigned op,
+                              const void *bytes, size_t len)
 {
-    const auth_principal *p = r->ctx.principal;
+    const auth_principal *p = cx->principal;
     if (!p)
         return 1;
     auth_view av;
-    auth_view_of(p, v->type, AUTH_READ, &av);
+    auth_view_of(p, type, op, &av);
     if (av.kind == AUTH_VIEW_ALL)
         return 1;
-    if (av.kind != AUTH_VIEW_SOME || !v->len)
+    if (av.kind != AUTH_VIEW_SOME || !len)
         return 0; /* a deletion has no content to hold to the restriction */
     srch_query q;
-    srch_init(&q, v->type);
-    q.spc = r->ctx.spc;
-    q.base_url = rest_base_url(r);
+    srch_init(&q, type);
+    q.spc = cx->spc;
+    q.base_url = cx->base_url ? cx->base_url : "";
     char msg[400];
-    int rc = restrict_query(r, &q, AUTH_READ, 1, msg, sizeof msg);
+    int rc = restrict_query(cx, a, &q, op, 1, msg, sizeof msg);
     json_val *doc = NULL;
+    char *copy = NULL;
+    if (rc == VIEW_OK) { /* the tree may point into its input: parse a copy */
+        copy = arena_strndup(a, bytes, len);
+        rc = copy ? json_parse(a, copy, len, JSON_FHIR, &doc, NULL) : ERR_NOMEM;
+    }
     if (rc == VIEW_OK)
-        rc = json_parse(r->a, (const char *)v->bytes, v->len, JSON_FHIR, &doc, NULL);
-    if (rc == VIEW_OK)
-        rc = srch_matches_doc(&q, r->a, doc);
+        rc = srch_matches_doc(&q, a, doc);
     else if (rc > 0)
         rc = 0; /* a restriction that cannot be applied: nothing is within */
     srch_done(&q);
     return rc == ERR_NOMEM ? rc : rc == 1;
+}
+
+int rest_authz_version(rest_req *r, const store_version *v)
+{
+    return rest_authz_content_within(&r->ctx, r->a, v->type, AUTH_READ, v->bytes, v->len);
+}
+
+int rest_authz_write_restricted(const rest_ctx *cx, const char *type, unsigned op)
+{
+    if (!cx->principal)
+        return 0;
+    auth_view v;
+    auth_view_of(cx->principal, type, op, &v);
+    return v.kind != AUTH_VIEW_ALL;
 }
 
 int rest_authz_instance(rest_req *r, store_reader *rd, const char *type, const char *id)
@@ -468,7 +505,7 @@ typedef struct restrict_walk {
 static int restrict_each(void *ctx, srch_query *q, unsigned depth)
 {
     restrict_walk *w = ctx;
-    w->rc = restrict_query(w->r, q, AUTH_SEARCH, depth > 0, w->msg, sizeof w->msg);
+    w->rc = restrict_query(&w->r->ctx, w->r->a, q, AUTH_SEARCH, depth > 0, w->msg, sizeof w->msg);
     return w->rc != VIEW_OK;
 }
 

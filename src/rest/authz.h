@@ -60,6 +60,18 @@ int rest_authz_restricted(rest_req *r, const char *type);
  * deletion under a restriction), ERR_NOMEM. 1 without authorisation. */
 int rest_authz_version(rest_req *r, const store_version *v);
 
+/* The write pipeline's checks (write.c), on a rest_ctx because entries of a Bundle and
+ * retried plans have no request of their own. op is AUTH_CREATE, AUTH_UPDATE or
+ * AUTH_DELETE (auth/auth.h).
+ * rest_authz_write_restricted: 1 when the token may write only part of type (patient/
+ * or granular scopes), so each write must be checked; 0 without authorisation.
+ * rest_authz_content_within: 1 when the resource stored as bytes[0..len) (of type) is
+ * within the token's rights for op, 0 when not (also: no content, a restriction that
+ * cannot be applied), ERR_NOMEM. */
+int rest_authz_write_restricted(const rest_ctx *cx, const char *type, unsigned op);
+int rest_authz_content_within(const rest_ctx *cx, arena *a, const char *type, unsigned op,
+                              const void *bytes, size_t len);
+
 /* For a read of type/id under
  * the request's snapshot: -1 to go on, REST_DONE when refused (403: the resource is not
  * in the token's patient compartment, whether it exists or not). */

@@ -33,6 +33,8 @@
 #include "index/params.h"
 #include "index/reindex.h"
 #include "profile/profile.h"
+#include "auth/auth.h"
+#include "rest/authz.h"
 #include "rest/gate.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -346,16 +348,66 @@ static int refuse(arena *a, rest_write *w, unsigned status, oo_code code, const 
     return REST_PLAN_REFUSED;
 }
 
-/* Hook: may the caller of ctx make this write? Every write is allowed until
- * authorisation exists (SMART scopes, consent and tenants come here). Runs before
- * anything about the target is read, so a refusal reveals nothing of it.
- * 0 allowed, REST_PLAN_REFUSED (w->why: 401/403), or ERR_*. */
-static int plan_rights(const rest_ctx *ctx, arena *a, rest_write *w)
+/* The permission a write of w's kind needs (auth/auth.h). */
+static unsigned write_op(const rest_write *w)
 {
-    (void)ctx;
-    (void)a;
-    (void)w;
+    return w->kind == RW_CREATE ? AUTH_CREATE : w->kind == RW_DELETE ? AUTH_DELETE : AUTH_UPDATE;
+}
+
+/* May the caller of ctx make this write? Whether the interaction is allowed at all was
+ * decided before the plan (rest_authz_decide); here, under patient/ or granular scopes
+ * (rest/authz.h), the resource is held to the token's restriction: an update, PATCH or
+ * delete only of a current resource within it (checked before anything else about the
+ * target is said: 403 the same whether it exists or not, is deleted or lies outside),
+ * and every create, update and PATCH only with content that stays within it (checked
+ * on the bytes as stored, with their id). *restricted: whether those checks apply.
+ * 0 or REST_PLAN_REFUSED. */
+static int plan_rights(const rest_ctx *ctx, arena *a, rest_write *w, int *restricted)
+{
+    *restricted = rest_authz_write_restricted(ctx, w->type->name, write_op(w));
+    if (!*restricted)
+        return 0;
+    if (w->cond)
+        return refuse(a, w, 403, OO_NOT_SUPPORTED,
+                      "a conditional write under patient/ or granular scopes is not "
+                      "supported with authorisation yet");
     return 0;
+}
+
+static int refuse_outside(arena *a, rest_write *w)
+{
+    char msg[300];
+    static const char *const verb[] = {[RW_CREATE] = "create", [RW_UPDATE] = "update",
+                                       [RW_PATCH] = "patch", [RW_DELETE] = "delete"};
+    snprintf(msg, sizeof msg, "%s/%.64s is not within the token's rights to %s it (under "
+             "patient/ or granular scopes only a current resource within them may be "
+             "changed)", w->type->name, w->id, verb[w->kind]);
+    return refuse(a, w, 403, OO_FORBIDDEN, msg);
+}
+
+/* The current version v of a restricted write's target: within the token's rights? */
+static int rights_current(const rest_ctx *ctx, arena *a, rest_write *w, const store_version *v)
+{
+    if (!w->live)
+        return refuse_outside(a, w); /* an update may not create under a restriction */
+    int in = rest_authz_content_within(ctx, a, w->type->name, write_op(w), v->bytes, v->len);
+    return in < 0 ? in : in ? 0 : refuse_outside(a, w);
+}
+
+/* The resource as it will be stored: still within the token's rights? */
+static int rights_new(const rest_ctx *ctx, arena *a, rest_write *w)
+{
+    int in = rest_authz_content_within(ctx, a, w->type->name, write_op(w), w->op.bytes,
+                                       w->op.len);
+    if (in < 0)
+        return in;
+    if (in)
+        return 0;
+    char msg[300];
+    snprintf(msg, sizeof msg, "the %s as it would be stored is not within the token's rights "
+             "(under patient/ or granular scopes a %s must stay within them)", w->type->name,
+             w->kind == RW_CREATE ? "new resource" : "change");
+    return refuse(a, w, 403, OO_FORBIDDEN, msg);
 }
 
 typedef struct extra_sink {
@@ -1161,7 +1213,8 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     w->ops = &w->op;
     w->nops = 1;
     memset(&w->why, 0, sizeof w->why);
-    int rc = plan_rights(ctx, a, w);
+    int restricted;
+    int rc = plan_rights(ctx, a, w, &restricted);
     if (rc)
         return rc;
     const char *cref = w->res ? conditional_reference(w->res, 0) : NULL;
@@ -1194,6 +1247,8 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
         } else if (rc != ERR_NOTFOUND) {
             return rc;
         }
+        if (restricted && (rc = rights_current(ctx, a, w, &v)))
+            return rc;
     }
     if (w->kind == RW_PATCH && !w->live) {
         /* nothing to patch: that, not a precondition, is what the client must hear */
@@ -1237,6 +1292,8 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
         buf_free(&b);
         if (err)
             return err;
+        if (restricted && (rc = rights_new(ctx, a, w)))
+            return rc;
     }
     if (ctx->svc && ctx->svc->policy.ref_integrity && ctx->spc) {
         rc = w->kind == RW_DELETE ? plan_referrers(ctx, rd, a, w)

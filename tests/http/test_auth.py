@@ -319,12 +319,17 @@ def test_writes_per_scope(srv):
     r = requests.post(srv.base + "/Patient", json=pat,
                       headers={**ws, "If-None-Exist": "name=nobody-by-this-name"})
     assert r.status_code == 201, r.text
-    # patient/ writes are refused for now
-    r = requests.post(srv.base + "/Observation", headers=auth(token(scope="patient/*.cruds",
-                                                                     patient="p1")), json={
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-        "subject": {"reference": "Patient/p1"}})
-    assert r.status_code == 403 and "under patient/" in oo_text(r)
+    # patient/ writes: within the compartment only (test_auth_matrix.py holds the rest)
+    pw = auth(token(scope="patient/*.cruds", patient="p1"))
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+           "subject": {"reference": "Patient/p1"}}
+    r = requests.post(srv.base + "/Observation", headers=pw, json=obs)
+    assert r.status_code == 201, r.text
+    oid = r.headers["Location"].split("/Observation/")[1].split("/")[0]
+    r = requests.post(srv.base + "/Observation", headers=pw,
+                      json={**obs, "subject": {"reference": "Patient/p2"}})
+    assert r.status_code == 403 and "not within the token's rights" in oo_text(r)
+    assert requests.delete(f"{srv.base}/Observation/{oid}", headers=pw).status_code in (200, 204)
 
 
 def test_vread_history_instance(srv):

@@ -431,3 +431,134 @@ def test_granular_mixed_and_bad_refused(world):
     r = requests.get(s.base + "/Observation", headers=h)
     assert r.status_code == 403 and "nosuch" in r.text
     assert requests.get(s.base + "/Observation/o1", headers=h).status_code == 403
+
+
+# ---- writes under patient/ and granular scopes -------------------------------------------
+
+def obs(oid, pid, cat="vital-signs"):
+    o = {"resourceType": "Observation", "status": "final",
+         "category": [{"coding": [{"system": CAT, "code": cat}]}],
+         "code": {"coding": [{"system": LOINC, "code": CODES[0]}]},
+         "subject": {"reference": f"Patient/{pid}"}}
+    if oid:
+        o["id"] = oid
+    return o
+
+
+JSON_PATCH = {"Content-Type": "application/json-patch+json"}
+
+# Write tokens: (scopes, patient, may this token write an Observation with this content?)
+WRITERS = {
+    "patient-v2": ("patient/Observation.cruds patient/Patient.rs", "p1",
+                   lambda o: in_compartment(o, "p1")),
+    "patient-v1": ("patient/*.write patient/*.read", "p2", lambda o: in_compartment(o, "p2")),
+    "granular-user": (f"user/Observation.cruds?category={CAT}|vital-signs", None,
+                      lambda o: category(o) == "vital-signs"),
+    "granular-patient": (f"patient/Observation.cruds?category={CAT}|laboratory", "p3",
+                         lambda o: in_compartment(o, "p3") and category(o) == "laboratory"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_writes_within_rights(world, name):
+    """Each write is held to the restriction before (the current version) and after (the
+    content as stored); a refusal is the same whether the target exists or not."""
+    s, _ = world
+    scope, pid, may = WRITERS[name]
+    h = auth(token(scope=scope, patient=pid))
+    admin = auth(token())
+    combos = [(p, c) for p in PATIENTS for c in ("vital-signs", "laboratory")]
+    inside = [pc for pc in combos if may(obs(None, *pc))]
+    outside = [pc for pc in combos if not may(obs(None, *pc))]
+    assert inside and outside
+    made = []
+
+    def put_admin(oid, pc):
+        r = requests.put(f"{s.base}/Observation/{oid}", headers=admin, json=obs(oid, *pc))
+        assert r.status_code in (200, 201), r.text
+        made.append(oid)
+
+    def current(oid):
+        return requests.get(f"{s.base}/Observation/{oid}", headers=admin)
+
+    try:
+        # create: within, or 403 with nothing stored
+        before = requests.get(f"{s.base}/Observation?_summary=count", headers=admin).json()["total"]
+        for pc in outside:
+            r = requests.post(f"{s.base}/Observation", headers=h, json=obs(None, *pc))
+            assert r.status_code == 403 and "not within" in r.text, (name, pc, r.text)
+        after = requests.get(f"{s.base}/Observation?_summary=count", headers=admin).json()["total"]
+        assert after == before, name
+        r = requests.post(f"{s.base}/Observation", headers=h, json=obs(None, *inside[0]))
+        assert r.status_code == 201, (name, r.text)
+        made.append(r.headers["Location"].split("/Observation/")[1].split("/")[0])
+        # a Patient create under patient/ rights, even naming the token's patient as id
+        if pid:
+            r = requests.post(f"{s.base}/Patient", headers=h,
+                              json={"resourceType": "Patient", "id": pid})
+            assert r.status_code == 403, (name, r.text)
+        # update: the current version and the new content both within
+        put_admin("win", inside[0])
+        put_admin("wout", outside[0])
+        r = requests.put(f"{s.base}/Observation/win", headers=h, json=obs("win", *inside[-1]))
+        assert r.status_code == 200, (name, r.text)
+        r = requests.put(f"{s.base}/Observation/win", headers=h, json=obs("win", *outside[0]))
+        assert r.status_code == 403, (name, r.text)
+        assert may(current("win").json()), name
+        # outside, not existing, deleted: one refusal, word for word
+        put_admin("wgone", inside[0])
+        assert requests.delete(f"{s.base}/Observation/wgone", headers=admin).status_code in (200, 204)
+        texts = set()
+        for oid in ("wout", "wnosuch", "wgone"):
+            r = requests.put(f"{s.base}/Observation/{oid}", headers=h, json=obs(oid, *inside[0]))
+            assert r.status_code == 403, (name, oid, r.text)
+            texts.add(r.json()["issue"][0]["diagnostics"].replace(oid, "X"))
+            r = requests.patch(f"{s.base}/Observation/{oid}", headers={**h, **JSON_PATCH},
+                               data='[{"op": "replace", "path": "/status", "value": "amended"}]')
+            assert r.status_code == 403, (name, oid, "patch", r.text)
+            r = requests.delete(f"{s.base}/Observation/{oid}", headers=h)
+            assert r.status_code == 403, (name, oid, "delete", r.text)
+            # a precondition is not looked at before the rights
+            r = requests.put(f"{s.base}/Observation/{oid}", json=obs(oid, *inside[0]),
+                             headers={**h, "If-Match": 'W/"1"'})
+            assert r.status_code == 403, (name, oid, "If-Match")
+        assert len(texts) == 1, (name, texts)
+        assert current("wout").json()["status"] == "final"
+        assert current("wnosuch").status_code == 404 and current("wgone").status_code == 410
+        # PATCH: within stays within; a patch that moves it out is refused
+        r = requests.patch(f"{s.base}/Observation/win", headers={**h, **JSON_PATCH},
+                           data='[{"op": "replace", "path": "/status", "value": "amended"}]')
+        assert r.status_code == 200, (name, r.text)
+        out_ref = obs(None, *outside[0])
+        patch_out = [{"op": "replace", "path": "/subject", "value": out_ref["subject"]},
+                     {"op": "replace", "path": "/category", "value": out_ref["category"]}]
+        r = requests.patch(f"{s.base}/Observation/win", headers={**h, **JSON_PATCH},
+                           json=patch_out)
+        assert r.status_code == 403, (name, r.text)
+        assert current("win").json()["status"] == "amended"
+        # transaction: one entry outside refuses all of it, nothing written
+        vid = current("win").json()["meta"]["versionId"]
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": obs("win", *inside[0]),
+             "request": {"method": "PUT", "url": "Observation/win"}},
+            {"resource": obs(None, *outside[0]), "request": {"method": "POST", "url": "Observation"}}]}
+        r = requests.post(s.base, headers=h, json=tx)
+        assert r.status_code == 403, (name, r.text)
+        assert current("win").json()["meta"]["versionId"] == vid, name
+        tx["entry"] = tx["entry"][:1]
+        r = requests.post(s.base, headers=h, json=tx)
+        assert r.status_code == 200, (name, r.text)
+        # batch: each entry alone
+        b = {"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "DELETE", "url": "Observation/wout"}},
+            {"request": {"method": "DELETE", "url": "Observation/win"}}]}
+        r = requests.post(s.base, headers=h, json=b)
+        st = [e["response"]["status"] for e in r.json()["entry"]]
+        assert st[0].startswith("403") and st[1][:3] in ("200", "204"), (name, st)
+        assert current("win").status_code == 410 and current("wout").status_code == 200
+        # conditional writes under a write restriction are refused
+        r = requests.put(f"{s.base}/Observation?code=zzz", headers=h, json=obs(None, *inside[0]))
+        assert r.status_code == 403, (name, r.text)
+    finally:
+        for oid in made:
+            requests.delete(f"{s.base}/Observation/{oid}", headers=admin)
