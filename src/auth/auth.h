@@ -94,6 +94,10 @@ typedef struct auth_principal {
     char client_id[AUTH_MAX_CLAIM + 1];
     char fhir_user[AUTH_MAX_CLAIM + 1];
     char patient[AUTH_MAX_ID + 1];     /* launch context; "" when absent */
+    /* purposes of use (claim purpose_of_use: a string or an array of them, each a code or
+     * system|code, e.g. "TREAT" or "http://terminology.hl7.org/CodeSystem/v3-ActReason|
+     * ETREAT"), space-separated; "" when absent */
+    char purpose[AUTH_MAX_CLAIM + 1];
     auth_rights rights;
 } auth_principal;
 

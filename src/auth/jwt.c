@@ -8,7 +8,7 @@
  *
  *   header  {"alg":"RS256"|"RS384"|"ES256"|"ES384", "kid":"..."}  (kid required)
  *   payload {"iss", "aud" (string or array), "exp" (required), "nbf", "scope",
- *            "patient", "sub", "client_id", "fhirUser"}
+ *            "patient", "sub", "client_id", "fhirUser", "purpose_of_use"}
  *
  * ECDSA signatures arrive in JOSE form, r || s as fixed-width big-endian integers (32
  * bytes each for P-256, 48 for P-384); OpenSSL verifies DER, so they are re-encoded.
@@ -352,6 +352,29 @@ static int str_claim(const json_val *payload, const char *name, char *out, size_
     return 1;
 }
 
+/* purpose_of_use: one string or an array of them, joined by spaces into out. 0 or -1. */
+static int purpose_claim(const json_val *v, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (!v)
+        return 0;
+    const json_val *items = v->type == JSON_ARRAY ? v->u.items : v;
+    uint32_t n = v->type == JSON_ARRAY ? v->n : 1;
+    size_t o = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const json_val *s = &items[i];
+        if (s->type != JSON_STRING || !s->n || memchr(s->u.s, 0, s->n) ||
+            memchr(s->u.s, ' ', s->n) || o + s->n + 1 >= cap)
+            return -1;
+        if (o)
+            out[o++] = ' ';
+        memcpy(out + o, s->u.s, s->n);
+        o += s->n;
+    }
+    out[o] = 0;
+    return 0;
+}
+
 static int aud_matches(const json_val *aud, const char *want)
 {
     if (!aud)
@@ -482,6 +505,9 @@ static int check_claims(auth_server *s, arena *a, const char *tok, size_t n, int
     int pr = str_claim(pl, "patient", p->patient, sizeof p->patient);
     if (pr < 0 || (pr == 1 && !id_valid(p->patient, strlen(p->patient))))
         REFUSE("the patient claim must be a FHIR id (1-64 of A-Z a-z 0-9 - .)");
+    if (purpose_claim(json_get(pl, "purpose_of_use"), p->purpose, sizeof p->purpose))
+        REFUSE("purpose_of_use must be a string or an array of strings without spaces, "
+               "at most %d bytes in all", AUTH_MAX_CLAIM);
     const json_val *sc = json_get(pl, "scope");
     if (sc && sc->type != JSON_STRING)
         REFUSE("the scope claim must be a string");

@@ -31,8 +31,11 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "auth/consent.h"
 #include "base/err.h"
+#include "base/time.h"
 #include "rest/authz.h"
+#include "rest/consent.h"
 #include "rest/params.h"
 #include "rest/response.h"
 #include "json/json.h"
@@ -138,6 +141,26 @@ static int every_type_all(const auth_principal *p, unsigned op)
     return 1;
 }
 
+static const rest_consent_set *consents_for(const rest_ctx *cx, unsigned op);
+
+/* The history of a type or of the system lists old versions of many patients' resources:
+ * while Consents withhold any from this token, refused (REST_AUTHZ_NOT_YET, or
+ * REST_AUTHZ_FORBIDDEN when they cannot be read); 0 when none does. */
+static int consents_in_force(rest_req *r, char *m, size_t msz)
+{
+    const rest_consent_set *cs;
+    if (rest_consent_set_of(r, &cs)) {
+        snprintf(m, msz, "cannot read the patient-privacy Consents");
+        return REST_AUTHZ_FORBIDDEN;
+    }
+    if (!consents_for(&r->ctx, AUTH_READ))
+        return 0;
+    snprintf(m, msz, "%s while patient-privacy Consents withhold resources from this token "
+             "is " NOT_YET " (search, read and the history of one resource are)",
+             rest_interaction_name(r->ri));
+    return REST_AUTHZ_NOT_YET;
+}
+
 int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int conditional,
                       char *m, size_t msz)
 {
@@ -151,7 +174,7 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
     case RI_SEARCH_SYSTEM: return REST_AUTHZ_SOME; /* each type is restricted on its own */
     case RI_HISTORY_SYSTEM:
         if (every_type_all(p, AUTH_READ))
-            return REST_AUTHZ_ALL;
+            return consents_in_force(r, m, msz) ? REST_AUTHZ_NOT_YET : REST_AUTHZ_ALL;
         snprintf(m, msz, "the history of the system needs read (r) on every type by user/ or "
                  "system/ scopes without a query");
         return REST_AUTHZ_FORBIDDEN;
@@ -223,6 +246,8 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
      * that neither its answer (0, 1, several) nor what it writes reveals anything */
     if (conditional && !rest_authz_may_probe(r, type, m, msz))
         return REST_AUTHZ_FORBIDDEN;
+    if (ri == RI_HISTORY_TYPE && (op = consents_in_force(r, m, msz)))
+        return (int)op;
     return REST_AUTHZ_ALL;
 }
 
@@ -319,11 +344,11 @@ static int add_granular(const rest_ctx *cx, arena *a, srch_query *q, const char 
     return VIEW_OK;
 }
 
-/* Restrict q to what the token may reach of q->type with op: VIEW_OK (q restricted,
- * or nothing to restrict), VIEW_FORBIDDEN / VIEW_NOT_YET with msg, or ERR_NOMEM. The
- * clauses added to the top query stay out of its links. */
-static int restrict_query(const rest_ctx *cx, arena *a, srch_query *q, unsigned op, int nested,
-                          char *msg, size_t msz)
+/* Restrict q to what the token's scopes let it reach of q->type with op: VIEW_OK (q
+ * restricted, or nothing to restrict), VIEW_FORBIDDEN / VIEW_NOT_YET with msg, or
+ * ERR_NOMEM. The clauses added to the top query stay out of its links. */
+static int restrict_view(const rest_ctx *cx, arena *a, srch_query *q, unsigned op, int nested,
+                         char *msg, size_t msz)
 {
     const auth_principal *p = cx->principal;
     const char *base = cx->base_url ? cx->base_url : "";
@@ -372,6 +397,194 @@ static int restrict_query(const rest_ctx *cx, arena *a, srch_query *q, unsigned 
     return rc;
 }
 
+/* ---- consent (docs/CONSENT.md) ------------------------------------------------------
+ *
+ * For a user-facing token, each enforced Consent that withholds something of q->type
+ * from it becomes a query of q->type (the patient's compartment, the labels) whose
+ * matches srch_add_except leaves out. Denials without labels are merged into one
+ * query (the compartments of all their patients, OR); those with labels get one each. */
+
+#define CONSENT_MAX_LABELLED 32 /* label-specific denials applied to one query */
+
+/* Are the rules of the consents in cx->consents to be applied to this token? */
+static const rest_consent_set *consents_for(const rest_ctx *cx, unsigned op)
+{
+    const rest_consent_set *cs = cx->consents;
+    if (!cs || !cs->n || !(op & (AUTH_READ | AUTH_SEARCH)) ||
+        !auth_consent_user_facing(cx->principal))
+        return NULL;
+    return cs;
+}
+
+/* "a,b" of labels "system|code", each part escaped for a search value. */
+static const char *label_values(arena *a, const char *const *ls, size_t n)
+{
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(&b, ',');
+        const char *bar = strchr(ls[i], '|');
+        for (const char *c = ls[i]; *c; c++) {
+            if (c != bar && (*c == ',' || *c == '|' || *c == '$' || *c == '\\'))
+                buf_putc(&b, '\\');
+            buf_putc(&b, *c);
+        }
+    }
+    const char *out = b.err ? NULL : arena_strndup(a, (const char *)b.data, b.len);
+    buf_free(&b);
+    return out;
+}
+
+/* A query of type for the resources of patients pids[0..n) (the Patient compartment;
+ * for Patient the patients themselves) carrying one of `any` labels and none of `none`.
+ * *sub NULL: type is not in the compartment (nothing to withhold). */
+static int withheld_query(const rest_ctx *cx, arena *a, const char *type,
+                          const char *const *pids, size_t n, const auth_consent_rule *r,
+                          srch_query **sub, srch_error *e)
+{
+    *sub = NULL;
+    srch_query *s = arena_alloc(a, sizeof *s);
+    if (!s)
+        return ERR_NOMEM;
+    srch_init(s, type);
+    s->spc = cx->spc;
+    s->base_url = cx->base_url ? cx->base_url : "";
+    int rc = 0;
+    if (!strcmp(type, "Patient")) {
+        buf b = BUF_INIT;
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                buf_putc(&b, ',');
+            buf_puts(&b, pids[i]);
+        }
+        const char *ids = b.err ? NULL : arena_strndup(a, (const char *)b.data, b.len);
+        buf_free(&b);
+        rc = ids ? srch_add(s, a, "_id", ids, 0, s->base_url, e) : ERR_NOMEM;
+    } else {
+        /* one compartment clause whose values are those of every patient's (OR) */
+        for (size_t i = 0; i < n && !rc; i++) {
+            size_t before = s->nc;
+            rc = srch_add_compartment(s, a, "Patient", pids[i], e);
+            if (rc == ERR_UNSUPPORTED && i == 0) {
+                srch_done(s);
+                return 0; /* type is not in the Patient compartment */
+            }
+            if (rc || !before)
+                continue;
+            srch_clause *first = &s->c[0], *add = &s->c[1];
+            srch_value *v = arena_alloc(a, sizeof *v * (first->nv + add->nv));
+            if (!v) {
+                rc = ERR_NOMEM;
+                break;
+            }
+            memcpy(v, first->v, sizeof *v * first->nv);
+            memcpy(v + first->nv, add->v, sizeof *v * add->nv);
+            first->v = v;
+            first->nv += add->nv;
+            s->nc = 1;
+        }
+    }
+    if (!rc && r && r->nany) {
+        const char *vals = label_values(a, r->any, r->nany);
+        rc = vals ? srch_add(s, a, "_security", vals, 0, s->base_url, e) : ERR_NOMEM;
+    }
+    if (!rc && r && r->nnone) {
+        const char *vals = label_values(a, r->none, r->nnone);
+        rc = vals ? srch_add(s, a, "_security:not", vals, 0, s->base_url, e) : ERR_NOMEM;
+    }
+    srch_done(s); /* its applied parameters are never a link */
+    if (!rc)
+        *sub = s;
+    return rc;
+}
+
+/* What the consents withhold of q->type from the token, left out of q. */
+static int restrict_consent(const rest_ctx *cx, arena *a, srch_query *q, unsigned op,
+                            char *msg, size_t msz)
+{
+    const rest_consent_set *cs = consents_for(cx, op);
+    if (!cs)
+        return VIEW_OK;
+    int64_t now = ftime_now_us();
+    const char **whole = arena_alloc(a, sizeof *whole * cs->n);
+    if (!whole)
+        return ERR_NOMEM;
+    size_t nwhole = 0, nlab = 0;
+    srch_error e = {0};
+    int rc = 0;
+    for (size_t i = 0; i < cs->n && !rc; i++) {
+        auth_consent_rule rule;
+        if (!auth_consent_rule_for(&cs->c[i], cx->principal, q->type, now, &rule))
+            continue;
+        if (!rule.nany && !rule.nnone) {
+            whole[nwhole++] = rule.patient;
+            continue;
+        }
+        if (++nlab > CONSENT_MAX_LABELLED) {
+            snprintf(msg, msz, "more than %d patient-privacy Consents with security labels "
+                     "withhold %s resources from this token: applying them all is " NOT_YET,
+                     CONSENT_MAX_LABELLED, q->type);
+            return VIEW_NOT_YET;
+        }
+        srch_query *sub;
+        if (!(rc = withheld_query(cx, a, q->type, &rule.patient, 1, &rule, &sub, &e)) && sub)
+            rc = srch_add_except(q, a, sub, &e);
+    }
+    if (!rc && nwhole) {
+        srch_query *sub;
+        if (!(rc = withheld_query(cx, a, q->type, whole, nwhole, NULL, &sub, &e)) && sub)
+            rc = srch_add_except(q, a, sub, &e);
+    }
+    if (rc == ERR_NOMEM)
+        return rc;
+    if (rc) {
+        snprintf(msg, msz, "the patient-privacy Consents cannot be applied to a search of "
+                 "%s: %s", q->type, e.msg);
+        return VIEW_FORBIDDEN;
+    }
+    return VIEW_OK;
+}
+
+/* Whether the consents withhold doc (a version of type) from the token: 1 withheld, 0
+ * not, ERR_NOMEM. */
+static int consent_withholds_doc(const rest_ctx *cx, arena *a, const char *type,
+                                 const json_val *doc)
+{
+    const rest_consent_set *cs = consents_for(cx, AUTH_READ);
+    if (!cs)
+        return 0;
+    int64_t now = ftime_now_us();
+    for (size_t i = 0; i < cs->n; i++) {
+        auth_consent_rule rule;
+        if (!auth_consent_rule_for(&cs->c[i], cx->principal, type, now, &rule))
+            continue;
+        srch_query *sub;
+        srch_error e = {0};
+        int rc = withheld_query(cx, a, type, &rule.patient, 1, &rule, &sub, &e);
+        if (rc == ERR_NOMEM)
+            return rc;
+        if (rc)
+            return 1; /* cannot be decided: withheld */
+        if (!sub)
+            continue;
+        rc = srch_matches_doc(sub, a, doc);
+        if (rc == ERR_NOMEM)
+            return rc;
+        if (rc)
+            return 1;
+    }
+    return 0;
+}
+
+/* Restrict q to what the token may reach of q->type with op: its scopes' view, less
+ * what patient-privacy Consents withhold from it. */
+static int restrict_query(const rest_ctx *cx, arena *a, srch_query *q, unsigned op, int nested,
+                          char *msg, size_t msz)
+{
+    int rc = restrict_view(cx, a, q, op, nested, msg, msz);
+    return rc == VIEW_OK ? restrict_consent(cx, a, q, op, msg, msz) : rc;
+}
+
 /* 1 when type/id (current in rd) is within the token's rights for op, 0 when not
  * (whether it exists or not), <0 an error. */
 static int view_contains(rest_req *r, store_reader *rd, const char *type, const char *id,
@@ -380,11 +593,18 @@ static int view_contains(rest_req *r, store_reader *rd, const char *type, const 
     const auth_principal *p = r->ctx.principal;
     auth_view v;
     auth_view_of(p, type, op, &v);
-    if (v.kind == AUTH_VIEW_ALL)
+    const rest_consent_set *cs;
+    int crc = rest_consent_set_of(r, &cs);
+    if (crc)
+        return crc;
+    int consent = consents_for(&r->ctx, op) != NULL;
+    if (v.kind == AUTH_VIEW_ALL && !consent)
         return 1;
-    if (v.kind != AUTH_VIEW_SOME || (v.patient && !p->patient[0]))
+    if (v.kind != AUTH_VIEW_SOME && v.kind != AUTH_VIEW_ALL)
         return 0;
-    if (v.patient && !v.nq) {
+    if (v.patient && !p->patient[0])
+        return 0;
+    if (v.patient && !v.nq && !consent) {
         const char *pid = p->patient;
         return !strcmp(type, "Patient")
                    ? !strcmp(id, pid)
@@ -427,7 +647,10 @@ int rest_authz_restricted(rest_req *r, const char *type)
         return 0;
     auth_view v;
     auth_view_of(r->ctx.principal, type, AUTH_READ, &v);
-    return v.kind != AUTH_VIEW_ALL;
+    if (v.kind != AUTH_VIEW_ALL)
+        return 1;
+    const rest_consent_set *cs;
+    return rest_consent_set_of(r, &cs) || consents_for(&r->ctx, AUTH_READ) != NULL;
 }
 
 /* The content is matched against the restriction's clauses as the index would extract
@@ -449,7 +672,7 @@ int rest_authz_content_within(const rest_ctx *cx, arena *a, const char *type, un
     q.spc = cx->spc;
     q.base_url = cx->base_url ? cx->base_url : "";
     char msg[400];
-    int rc = restrict_query(cx, a, &q, op, 1, msg, sizeof msg);
+    int rc = restrict_view(cx, a, &q, op, 1, msg, sizeof msg);
     json_val *doc = NULL;
     char *copy = NULL;
     if (rc == VIEW_OK) { /* the tree may point into its input: parse a copy */
@@ -466,7 +689,20 @@ int rest_authz_content_within(const rest_ctx *cx, arena *a, const char *type, un
 
 int rest_authz_version(rest_req *r, const store_version *v)
 {
-    return rest_authz_content_within(&r->ctx, r->a, v->type, AUTH_READ, v->bytes, v->len);
+    int in = rest_authz_content_within(&r->ctx, r->a, v->type, AUTH_READ, v->bytes, v->len);
+    const rest_consent_set *cs;
+    int rc = in == 1 ? rest_consent_set_of(r, &cs) : 0;
+    if (rc)
+        return rc;
+    if (in != 1 || !consents_for(&r->ctx, AUTH_READ))
+        return in;
+    /* the version as it was, held to the consents in force now */
+    char *copy = arena_strndup(r->a, v->bytes, v->len);
+    json_val *doc;
+    if (!copy || json_parse(r->a, copy, v->len, JSON_FHIR, &doc, NULL))
+        return ERR_NOMEM;
+    rc = consent_withholds_doc(&r->ctx, r->a, v->type, doc);
+    return rc < 0 ? rc : !rc;
 }
 
 int rest_authz_write_restricted(const rest_ctx *cx, const char *type, unsigned op)
@@ -521,6 +757,12 @@ int rest_authz_restrict(rest_req *r, srch_query *q, char *msg, size_t msz)
     /* every type the query reads is restricted to the token's view of it: the
      * searched type, and those behind chains and _has (so none reveals a resource
      * outside it, nor counts one); included resources are checked one by one */
+    const rest_consent_set *cs;
+    int crc = rest_consent_set_of(r, &cs);
+    if (crc) {
+        snprintf(msg, msz, "cannot read the patient-privacy Consents");
+        return crc;
+    }
     restrict_walk w = {.r = r};
     srch_each_query(q, restrict_each, &w);
     if (w.rc) {

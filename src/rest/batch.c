@@ -671,7 +671,7 @@ static void respond_get(bctx *c, bentry *e, store_reader *rd, jw *w, const buf *
     const char *type = e->w.type->name, *id = e->w.id;
     store_version v;
     /* a read within a restriction: outside it is 403 whether it exists or not */
-    int in = e->restricted ? rest_authz_visible(r, rd, type, id, 0) : 1;
+    int in = e->restricted || r->ctx.principal ? rest_authz_visible(r, rd, type, id, 0) : 1;
     int g = in <= 0 ? 0
             : e->get_vid ? store_vread(rd, r->ctx.tenant, type, id, e->get_vid, &v)
                          : store_read(rd, r->ctx.tenant, type, id, &v);
@@ -727,6 +727,7 @@ static void respond_sub(bctx *c, bentry *e, jw *w, const buf *b)
     s->route = e->sub_route;
     s->ctx = r->ctx;
     s->ctx.snap = NULL;
+    s->ctx.consents = NULL; /* its own, with its own snapshot */
     s->t_start_ns = rest_now_ns();
     s->parent = r;
     s->sub_query = e->sub_query;

@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "index/params.h"
+#include "rest/consent.h"
 #include "rest/params.h"
 #include "rest/request.h"
 #include "store/store.h"
@@ -170,6 +171,7 @@ int rest_snapshot(rest_req *r, store_reader **rd)
 
 void rest_snapshot_end(rest_req *r)
 {
+    rest_consent_release(r);
     if (r->ctx.snap) {
         store_read_end(r->ctx.snap);
         r->ctx.snap = NULL;

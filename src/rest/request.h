@@ -73,6 +73,9 @@ typedef struct rest_services {
     rest_policy policy;
     struct auth_server *auth;        /* bearer-token verifier (`--auth-jwks`), or NULL:
                                         no authorisation, every request is served */
+    struct rest_consents *consents;  /* the enforced Consents of each tenant, cached
+                                        (rest/consent.h; mutable, with its own lock), or
+                                        NULL: consent is not enforced */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -99,6 +102,9 @@ typedef struct rest_ctx {
     struct store_reader *snap; /* read snapshot begun by rest_snapshot(), or NULL */
     const struct fp_sp_cache *spc; /* the search parameters of that snapshot (set by
                                       rest_snapshot; NULL without services) */
+    const struct rest_consent_set *consents; /* the Consents enforced as of that snapshot
+                                                (rest/consent.h), once asked for; let go
+                                                of by rest_snapshot_end */
 } rest_ctx;
 
 typedef struct rest_req rest_req;

@@ -25,6 +25,7 @@
 #include "index/reindex.h"
 #include "index/index.h"
 #include "profile/profile.h"
+#include "rest/consent.h"
 #include "rest/server.h"
 #include "rest/tls.h"
 #include "rest/write.h"
@@ -378,8 +379,14 @@ int serve_main(int argc, char **argv)
     char msg[600];
     if (auth_jwks)
         rc = auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, msg, sizeof msg);
+    rest_consents *consents = NULL;
+    if (!rc && auth && !(consents = rest_consents_new())) {
+        snprintf(msg, sizeof msg, "out of memory");
+        rc = ERR_NOMEM;
+    }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .profiles = profiles, .policy = policy, .auth = auth};
+                         .profiles = profiles, .policy = policy, .auth = auth,
+                         .consents = consents};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
@@ -389,7 +396,8 @@ int serve_main(int argc, char **argv)
     rest_tls_free(&tls); /* the daemon has its own copy */
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
-        auth_server_free(auth);
+        rest_consents_free(consents);
+    auth_server_free(auth);
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
@@ -421,6 +429,7 @@ int serve_main(int argc, char **argv)
     store_close(st);
     idx_registry_free(params);
     fp_sp_cache_free(spc);
+    rest_consents_free(consents);
     auth_server_free(auth);
     return 0;
 }

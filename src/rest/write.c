@@ -35,6 +35,7 @@
 #include "profile/profile.h"
 #include "auth/auth.h"
 #include "rest/authz.h"
+#include "rest/consent.h"
 #include "rest/gate.h"
 #include "rest/params.h"
 #include "rest/response.h"
@@ -546,6 +547,15 @@ static int plan_extras(const rest_ctx *ctx, store_reader *rd, arena *a, rest_wri
     if (!strcmp(w->type->name, "SearchParameter") &&
         (rc = plan_search_parameter(ctx, a, w, stored)))
         return rc;
+    if (stored && !strcmp(w->type->name, "Consent")) {
+        /* an active privacy Consent is stored only when it is enforced as written */
+        char msg[400];
+        rc = rest_consent_check(stored, msg, sizeof msg);
+        if (rc == ERR_NOMEM)
+            return rc;
+        if (rc)
+            return refuse(a, w, 422, rc == ERR_INVALID ? OO_INVALID : OO_NOT_SUPPORTED, msg);
+    }
     if (!strcmp(w->type->name, "StructureDefinition")) {
         /* the tenant's profiles change with this commit (profile.h: the generation) */
         uint8_t k[PROF_GEN_KEY_LEN], v[8] = {0};

@@ -2386,6 +2386,46 @@ static int resolve_links(xctx *x, const srch_query *q, const srch_query **out, i
     return 0;
 }
 
+/* The resources q's exceptions (SL_EXCEPT) leave out, sorted, into *ex, and q without
+ * those clauses in *out (a copy in the arena, or q itself when it has none). */
+static int take_excepts(xctx *x, const srch_query *q, const srch_query **out, rnset *ex)
+{
+    *out = q;
+    memset(ex, 0, sizeof *ex);
+    size_t n = 0;
+    for (size_t i = 0; i < q->nc; i++)
+        n += q->c[i].link == SL_EXCEPT;
+    if (!n)
+        return 0;
+    srch_query *qq = query_copy(x, q);
+    if (!qq)
+        return ERR_NOMEM;
+    qq->nc = 0;
+    for (size_t i = 0; i < q->nc; i++) {
+        const srch_clause *c = &q->c[i];
+        if (c->link != SL_EXCEPT) {
+            qq->c[qq->nc++] = *c;
+            continue;
+        }
+        srch_query s = *c->sub;
+        as_inner(&s, q, SRCH_MAX_LINK_MATCHES + 1, 0);
+        srch_result r;
+        int rc = srch_run(&s, x->rd, x->a, x->tenant, &r, x->e);
+        if (rc)
+            return rc;
+        if (r.n < r.total)
+            return fail(x->e, ERR_LIMIT, OO_TOO_COSTLY,
+                        "more resources than SRCH_MAX_LINK_MATCHES are withheld from this "
+                        "query: narrow it");
+        for (size_t j = 0; j < r.n; j++)
+            if ((rc = push(x, ex, r.rn[j])))
+                return rc;
+    }
+    sort_unique(ex);
+    *out = qq;
+    return 0;
+}
+
 /* An upper bound of a cheap clause's matches from the counts the store keeps: the sum
  * of its values' counts; UINT64_MAX when some value is not counted. */
 static uint64_t clause_estimate(xctx *x, const srch_clause *c)
@@ -2410,9 +2450,13 @@ int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
 {
     memset(out, 0, sizeof *out);
     xctx x = {.rd = rd, .a = a, .tenant = tenant, .q = q0, .e = e};
-    const srch_query *q, *ql;
+    const srch_query *q, *ql, *qe;
     int none;
-    int erc = resolve_links(&x, q0, &ql, &none);
+    rnset ex;
+    int erc = take_excepts(&x, q0, &qe, &ex);
+    if (erc)
+        return erc;
+    erc = resolve_links(&x, qe, &ql, &none);
     if (erc)
         return erc;
     if (none) {
@@ -2423,10 +2467,11 @@ int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
         return erc;
     x.q = q;
     rnset res = {0};
-    int rc = run_single(&x, q, out);
-    if (rc <= 0)
+    int rc = 1;
+    /* the fast plans page as they go: with resources to leave out, the whole set first */
+    if (!ex.n && (rc = run_single(&x, q, out)) <= 0)
         return rc;
-    if ((rc = run_sort_probe(&x, q, out)) <= 0)
+    if (!ex.n && (rc = run_sort_probe(&x, q, out)) <= 0)
         return rc;
     x.scanned = 0; /* the general plan has the whole budget */
     if (q->nc == 0) {
@@ -2524,6 +2569,7 @@ int srch_run(const srch_query *q0, store_reader *rd, arena *a, uint32_t tenant,
     }
     if (rc)
         return rc;
+    subtract(&res, &ex);
     if (q->page_t) { /* later pages: the resources of the first page's snapshot */
         size_t w = 0;
         for (size_t i = 0; i < res.n; i++)

@@ -64,8 +64,9 @@ static int each_query(srch_query *q, int (*fn)(void *, srch_query *, unsigned), 
     if (depth)
         srch_done(q); /* a nested query's own links are never used */
     for (size_t i = 0; !rc && i < q->nc; i++)
-        if (q->c[i].link != SL_NONE && q->c[i].sub)
-            /* the parser made each sub-query in the arena for this query alone */
+        if (q->c[i].link != SL_NONE && q->c[i].link != SL_EXCEPT && q->c[i].sub)
+            /* the parser made each sub-query in the arena for this query alone (an
+             * exception's is the caller's own) */
             rc = each_query((srch_query *)q->c[i].sub, fn, ctx, depth + 1);
     return rc;
 }
@@ -1163,6 +1164,19 @@ static int has_param(srch_query *q, arena *a, const char *name, const char *valu
         return rc;
     applied(q, name, value);
     return 0;
+}
+
+int srch_add_except(srch_query *q, arena *a, const srch_query *sub, srch_error *e)
+{
+    if (strcmp(sub->type, q->type))
+        return fail(e, ERR_INVALID, OO_EXCEPTION, "an exception of %s from a query of %s",
+                    sub->type, q->type);
+    if (q->nc >= SRCH_MAX_CLAUSES)
+        return fail(e, ERR_LIMIT, OO_TOO_COSTLY, "at most %u search parameters in one query",
+                    SRCH_MAX_CLAUSES);
+    srch_clause c = {.sp = fp_sp_find(q->spc, q->type, "_id"), .sph = idx_sp_hash(q->type, "_id"),
+                     .mod = SM_NOT, .link = SL_EXCEPT, .sub = sub};
+    return add_clause(q, a, &c);
 }
 
 int srch_add(srch_query *q, arena *a, const char *name, const char *value, int lenient,

@@ -84,8 +84,10 @@ struct srch_query;
 typedef enum srch_link {
     SL_NONE = 0,
     SL_CHAIN, /* subject:Patient.name=x: the references to the matches of Patient?name=x */
-    SL_HAS    /* _has:Observation:patient:code=x: the resources the matches of
+    SL_HAS,   /* _has:Observation:patient:code=x: the resources the matches of
                  Observation?code=x refer to through `patient` */
+    SL_EXCEPT /* not a parameter: the resources of this type that its query matches are
+                 left out (srch_add_except; authorisation's consent denials) */
 } srch_link;
 
 typedef struct srch_clause {
@@ -179,6 +181,13 @@ int srch_add(srch_query *q, arena *a, const char *name, const char *value, int l
  * the model, or q->type is not in it; *e says which), ERR_NOMEM. */
 int srch_add_compartment(srch_query *q, arena *a, const char *comp_type, const char *id,
                          srch_error *e);
+
+/* Leave out of q's matches those of sub, a query of q->type made by the caller in a (it
+ * must outlive q): matches, totals, counts and pages are computed without them. sub
+ * stays out of srch_each_query's walk and of q's links. 0, ERR_INVALID (another type;
+ * *e says so), ERR_LIMIT (too many clauses). When sub matches more than
+ * SRCH_MAX_LINK_MATCHES resources, srch_run fails with ERR_LIMIT. */
+int srch_add_except(srch_query *q, arena *a, const srch_query *sub, srch_error *e);
 
 /* Append "&name=value" (no '&' when b is empty) to b, escaped for a link URL: the
  * form of srch_query.applied. */
