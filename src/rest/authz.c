@@ -143,13 +143,23 @@ static int every_type_all(const auth_principal *p, unsigned op)
 
 static const rest_consent_set *consents_for(const rest_ctx *cx, unsigned op);
 
+/* Take the tenant's enforced Consents into r->ctx when they can concern its token (a
+ * user-facing one: auth_consent_user_facing), so consents_for sees them. 0 or the
+ * store's error. */
+static int load_consents(rest_req *r)
+{
+    const rest_consent_set *cs;
+    if (!r->ctx.principal || !auth_consent_user_facing(r->ctx.principal))
+        return 0;
+    return rest_consent_set_of(r, &cs);
+}
+
 /* The history of a type or of the system lists old versions of many patients' resources:
  * while Consents withhold any from this token, refused (REST_AUTHZ_NOT_YET, or
  * REST_AUTHZ_FORBIDDEN when they cannot be read); 0 when none does. */
 static int consents_in_force(rest_req *r, char *m, size_t msz)
 {
-    const rest_consent_set *cs;
-    if (rest_consent_set_of(r, &cs)) {
+    if (load_consents(r)) {
         snprintf(m, msz, "cannot read the patient-privacy Consents");
         return REST_AUTHZ_FORBIDDEN;
     }
@@ -593,8 +603,7 @@ static int view_contains(rest_req *r, store_reader *rd, const char *type, const 
     const auth_principal *p = r->ctx.principal;
     auth_view v;
     auth_view_of(p, type, op, &v);
-    const rest_consent_set *cs;
-    int crc = rest_consent_set_of(r, &cs);
+    int crc = load_consents(r);
     if (crc)
         return crc;
     int consent = consents_for(&r->ctx, op) != NULL;
@@ -649,8 +658,7 @@ int rest_authz_restricted(rest_req *r, const char *type)
     auth_view_of(r->ctx.principal, type, AUTH_READ, &v);
     if (v.kind != AUTH_VIEW_ALL)
         return 1;
-    const rest_consent_set *cs;
-    return rest_consent_set_of(r, &cs) || consents_for(&r->ctx, AUTH_READ) != NULL;
+    return load_consents(r) || consents_for(&r->ctx, AUTH_READ) != NULL;
 }
 
 /* The content is matched against the restriction's clauses as the index would extract
@@ -690,8 +698,7 @@ int rest_authz_content_within(const rest_ctx *cx, arena *a, const char *type, un
 int rest_authz_version(rest_req *r, const store_version *v)
 {
     int in = rest_authz_content_within(&r->ctx, r->a, v->type, AUTH_READ, v->bytes, v->len);
-    const rest_consent_set *cs;
-    int rc = in == 1 ? rest_consent_set_of(r, &cs) : 0;
+    int rc = in == 1 ? load_consents(r) : 0;
     if (rc)
         return rc;
     if (in != 1 || !consents_for(&r->ctx, AUTH_READ))
@@ -757,8 +764,7 @@ int rest_authz_restrict(rest_req *r, srch_query *q, char *msg, size_t msz)
     /* every type the query reads is restricted to the token's view of it: the
      * searched type, and those behind chains and _has (so none reveals a resource
      * outside it, nor counts one); included resources are checked one by one */
-    const rest_consent_set *cs;
-    int crc = rest_consent_set_of(r, &cs);
+    int crc = load_consents(r);
     if (crc) {
         snprintf(msg, msz, "cannot read the patient-privacy Consents");
         return crc;

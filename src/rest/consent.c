@@ -28,6 +28,9 @@ struct rest_consents {
     pthread_mutex_t mu;
     size_t n;
     cset *cur[MAX_TENANTS]; /* the newest set of each tenant seen */
+    /* the newest snapshot t found to hold no Consent version past cur[i]'s stamp: a
+     * snapshot t in [stamp, checked] needs no look at the store */
+    uint64_t checked[MAX_TENANTS];
 };
 
 static const rest_consent_set empty_set;
@@ -171,16 +174,29 @@ int rest_consent_set_of(rest_req *r, const rest_consent_set **out)
     }
     store_reader *rd;
     int rc = rest_snapshot(r, &rd);
-    uint64_t stamp = 0;
-    if (!rc)
-        rc = newest_t(rd, r->ctx.tenant, &stamp);
     if (rc)
         return rc;
+    uint64_t t = store_reader_t(rd);
     pthread_mutex_lock(&cs->mu);
     size_t i = 0;
     while (i < cs->n && cs->cur[i]->pub.tenant != r->ctx.tenant)
         i++;
     cset *s = i < cs->n ? cs->cur[i] : NULL;
+    if (s && t >= s->pub.stamp && t <= cs->checked[i]) { /* the read path's case */
+        s->refs++;
+        pthread_mutex_unlock(&cs->mu);
+        r->ctx.consents = &s->pub;
+        *out = &s->pub;
+        return 0;
+    }
+    pthread_mutex_unlock(&cs->mu);
+    uint64_t stamp = 0;
+    if ((rc = newest_t(rd, r->ctx.tenant, &stamp)))
+        return rc;
+    pthread_mutex_lock(&cs->mu);
+    for (i = 0; i < cs->n && cs->cur[i]->pub.tenant != r->ctx.tenant;)
+        i++;
+    s = i < cs->n ? cs->cur[i] : NULL;
     if (!s || s->pub.stamp != stamp) {
         /* built under the lock: Consent writes are rare beside the reads that use them */
         cset *ns = NULL;
@@ -196,6 +212,7 @@ int rest_consent_set_of(rest_req *r, const rest_consent_set **out)
                     cs->n++;
                 unref(s);
                 cs->cur[i] = ns;
+                cs->checked[i] = t;
                 ns->refs++;
             }
             s = ns;
@@ -204,6 +221,8 @@ int rest_consent_set_of(rest_req *r, const rest_consent_set **out)
         }
     } else {
         s->refs++;
+        if (t > cs->checked[i])
+            cs->checked[i] = t;
     }
     pthread_mutex_unlock(&cs->mu);
     if (rc)
