@@ -2,7 +2,8 @@
 -- GET a random path from a list file (one "/fhir/Type/id" per line); the same
 -- list and the same per-thread random sequence are used against hortus and
 -- against nginx serving the same bytes, so both see the same mix of resources.
---   wrk -t2 -c32 -d10s --latency -s bench/read.lua http://HOST:PORT -- PATHS
+--   wrk -t2 -c32 -d10s --latency -s bench/read.lua http://HOST:PORT -- PATHS [TOKEN]
+-- With TOKEN every request carries "Authorization: Bearer TOKEN" (bench/auth.sh).
 local paths = {}
 local counter = 0
 
@@ -18,6 +19,7 @@ function init(args)
    end
    f:close()
    assert(#paths > 0, "read.lua: no paths")
+   if args[2] then wrk.headers["Authorization"] = "Bearer " .. args[2] end
    math.randomseed(seed or 1)
 end
 

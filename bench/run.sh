@@ -19,9 +19,10 @@
 #   6. transaction ingest (BENCH_TX_PATIENTS, default 200, one Bundle each, 8 clients);
 #   6b. durable creates by validation level (full, structure, off), fresh dir each;
 #   7. search (bench/search.sh): matches counted per second, first pages at 8 clients,
-#      _sort over the largest set, memory and database size.
+#      _sort over the largest set, memory and database size;
+#   8. authenticated reads against unauthenticated ones (bench/auth.sh).
 # Takes about 12 minutes (10,000 patients; 6 with BENCH_PATIENTS=1000); needs wrk, nginx,
-# cc, curl and python3.
+# cc, curl, openssl and python3.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -243,6 +244,12 @@ done
 echo "== search (bench/search.sh): counting, first pages at 8 clients, _sort, sizes"
 sh "$ROOT/bench/search.sh" "$HPORT" "$T/db" "$D" "$HPID" >"$T/search.txt" || :
 
+# authenticated reads need the data dir to themselves: the server above stops here
+echo "== authenticated reads (bench/auth.sh): the same reads with and without bearer tokens, alternating, best of $ROUNDS"
+kill "$HPID" && wait "$HPID" 2>/dev/null || :
+HPID=""
+sh "$ROOT/bench/auth.sh" "$HORTUS" "$T/db" "$T/paths.txt" >"$T/auth.txt" || :
+
 echo
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || REV="$REV+uncommitted"
@@ -320,6 +327,9 @@ awk -F'|' '
     $1 == "rss"   { printf "server memory without the mapped database (RssAnon): %d MiB (target < 256: %s)\n", $2, ($2 < 256 ? "met" : "NOT met") }
     $1 == "size"  { printf "database %.0f MiB for %.0f MiB of ndjson (%.2fx)\n", $2 / 1048576, $3 / 1048576, $2 / $3 }
 ' "$T/search.txt" 2>/dev/null || :
+
+awk -F'|' '$1 == "auth" { r = $5 / ($2 > 0 ? $2 : 1); printf "authenticated reads by id (RS256 bearer token, user/*.rs, 32 connections): %d req/s against %d without authorisation = %.2fx (target >= 0.90: %s); p50 %.3f / %.3f ms, p99 %.3f / %.3f ms, non-2xx %d\n", $5, $2, r, (r >= 0.9 ? "met" : "NOT met"), $6, $3, $7, $4, $8 }' \
+    "$T/auth.txt" 2>/dev/null || :
 
 # FHIRPath engine against the HL7 reference implementation (npm fhirpath), same
 # resources and expressions, one process each.

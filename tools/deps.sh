@@ -9,7 +9,7 @@ set -eu
 
 build="gcc make libc6-dev liblmdb-dev libmicrohttpd-dev libssl-dev libpcre2-dev libzstd-dev zlib1g-dev"
 test_pkgs="$build python3 python3-pytest python3-requests clang libclang-rt-14-dev python3-lmdb python3-cryptography zstd openssl"
-bench_pkgs="$build nginx-light wrk nodejs"
+bench_pkgs="$build nginx-light wrk nodejs curl python3 openssl"
 regen_pkgs="python3"
 
 case "${1:-build}" in
