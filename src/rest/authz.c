@@ -18,8 +18,13 @@
  *   batch, transaction                        each entry as if alone
  *   conditional writes                        the condition needs s on the whole type;
  *                                             under a write restriction refused
+ *   $validate                                 the letter of the write its mode names;
+ *                                             mode delete: the target within (as delete)
+ *   patient-privacy Consents                  for user-facing tokens, what they withhold
+ *                                             is left out of every read path above
+ *                                             (docs/CONSENT.md)
  *   everything else (history of a type or the system under a restriction,
- *   operations but $everything)               403 "not supported with authorisation yet"
+ *   operations but $everything, $validate)    403 "not supported with authorisation yet"
  *
  * A refusal never depends on whether the resource exists, so a token learns nothing
  * about resources outside its rights. /metadata, the SMART configuration, /healthz and
@@ -189,6 +194,20 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
                  "system/ scopes without a query");
         return REST_AUTHZ_FORBIDDEN;
     case RI_OPERATION:
+        if (type && r->route.op && !strcmp(r->route.op, "validate")) {
+            /* the mode decides which write it stands for (ops/validate.c asks
+             * rest_authz_validate); here: any write of the type at all */
+            static const unsigned writes[] = {AUTH_CREATE, AUTH_UPDATE, AUTH_DELETE};
+            for (size_t i = 0; i < sizeof writes / sizeof *writes; i++) {
+                auth_view v;
+                auth_view_of(p, type, writes[i], &v);
+                if (v.kind == AUTH_VIEW_ALL || v.kind == AUTH_VIEW_SOME)
+                    return REST_AUTHZ_SOME;
+            }
+            snprintf(m, msz, "$validate of %s needs a write permission (c, u or d) on %s", type,
+                     type);
+            return REST_AUTHZ_FORBIDDEN;
+        }
         if (type && r->route.op && !strcmp(r->route.op, "everything")) {
             /* a search of the compartment's types, each within the token's view of it
              * (ops/everything.c): the focal type must be searchable at all */
@@ -736,6 +755,37 @@ int rest_authz_instance(rest_req *r, store_reader *rd, const char *type, const c
                  "patient, or not within its scopes", type, id, r->ctx.auth_patient);
     else
         snprintf(m, sizeof m, "%s/%.64s is not within the token's granular scopes", type, id);
+    return forbidden(r, m);
+}
+
+int rest_authz_validate(rest_req *r, store_reader *rd, const char *type, const char *id,
+                        const char *mode)
+{
+    const auth_principal *p = r->ctx.principal;
+    if (!p)
+        return -1;
+    unsigned op = !strcmp(mode, "delete") ? AUTH_DELETE
+                  : !strcmp(mode, "update") ? AUTH_UPDATE : AUTH_CREATE;
+    auth_view v;
+    auth_view_of(p, type, op, &v);
+    char m[300];
+    if (v.kind == AUTH_VIEW_NONE || v.kind == AUTH_VIEW_MIXED) {
+        snprintf(m, sizeof m, "$validate in mode %s of %s needs the permission that %s would "
+                 "(%c), which the token's scopes %s", mode, type, mode,
+                 op == AUTH_DELETE ? 'd' : op == AUTH_UPDATE ? 'u' : 'c',
+                 v.kind == AUTH_VIEW_NONE ? "do not grant" : "grant only as a union that is "
+                 NOT_YET);
+        return v.kind == AUTH_VIEW_NONE ? forbidden(r, m)
+                                        : rest_send_error(r, 403, OO_NOT_SUPPORTED, m, NULL);
+    }
+    if (op != AUTH_DELETE || v.kind == AUTH_VIEW_ALL || !id)
+        return -1;
+    int in = view_contains(r, rd, type, id, AUTH_DELETE);
+    if (in < 0)
+        return rest_send_errcode(r, in, "cannot read the store");
+    if (in)
+        return -1;
+    snprintf(m, sizeof m, "%s/%.64s is not within the token's rights to delete it", type, id);
     return forbidden(r, m);
 }
 

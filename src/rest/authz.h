@@ -78,6 +78,13 @@ int rest_authz_content_within(const rest_ctx *cx, arena *a, const char *type, un
 int rest_authz_instance(rest_req *r, struct store_reader *rd, const char *type,
                         const char *id);
 
+/* For $validate of type (id: the instance named in the URL, or NULL) in mode "create",
+ * "update" or "delete": the token needs the permission that write would need (c, u, d)
+ * on type; a delete also the current resource within its rights (checked in rd; 403
+ * whether it exists or not). -1 to go on, REST_DONE when refused. */
+int rest_authz_validate(rest_req *r, struct store_reader *rd, const char *type,
+                        const char *id, const char *mode);
+
 /* 1 when type/id (current in rd) is within the token's rights for a read (search:
  * for a search), 0 when not (whether it exists or not), <0 an error. 1 without
  * authorisation. */

@@ -246,7 +246,7 @@ def test_search_restricted(srv):
 
 @pytest.mark.parametrize("method,path,what", [
     ("GET", "/Observation/_history", "history-type of Observation"),
-    ("GET", "/Patient/p1/$validate", "operation"),
+    ("GET", "/$reindex", "operation"),
 ])
 def test_unsupported_refused(srv, method, path, what):
     for scope, patient in (("patient/*.rs", "p1"),):
@@ -255,6 +255,36 @@ def test_unsupported_refused(srv, method, path, what):
         assert r.status_code == 403, (path, scope, r.text)
         assert what in oo_text(r)
         assert "not supported with authorisation yet" in oo_text(r)
+
+
+def test_validate_within_rights(srv):
+    """$validate stands for the write its mode names: the token needs that permission,
+    and a delete's target must be within its rights (403 alike whether it exists)."""
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "subject": {"reference": "Patient/p1"}}
+    url = srv.base + "/Observation/$validate"
+    r = requests.post(url, headers=auth(token(scope="patient/Observation.rs", patient="p1")),
+                      json=obs)
+    assert r.status_code == 403 and "write permission" in oo_text(r), r.text
+    h = auth(token(scope="patient/Observation.c", patient="p1"))
+    r = requests.post(url, headers=h, json=obs)
+    assert r.status_code == 200, r.text
+    r = requests.post(url + "?mode=update", headers=h, json=dict(obs, id="o1"))
+    assert r.status_code == 403 and "(u)" in oo_text(r), r.text
+    hd = auth(token(scope="patient/Observation.d", patient="p1"))
+    texts = set()
+    for oid in ("o2", "nosuch"):
+        r = requests.post(srv.base + f"/Observation/{oid}/$validate?mode=delete", headers=hd)
+        assert r.status_code == 403, (oid, r.text)
+        texts.add(oo_text(r).replace(oid, "X"))
+    assert len(texts) == 1, texts
+    r = requests.post(srv.base + "/Observation/o1/$validate?mode=delete", headers=hd)
+    assert r.status_code == 200, r.text
+    # a whole-type delete right: the plain answers (404 for what does not exist)
+    r = requests.post(srv.base + "/Observation/nosuch/$validate?mode=delete",
+                      headers=auth(token(scope="system/Observation.d")))
+    assert r.status_code == 404, r.text
 
 
 def test_batch_entries_decided_one_by_one(srv):

@@ -22,6 +22,7 @@
 #include "fhir/validate.h"
 #include "fhirpath/invariants.h"
 #include "profile/profile.h"
+#include "rest/authz.h"
 #include "rest/limits.h"
 #include "store/store.h"
 #include "rest/ops/ops.h"
@@ -119,6 +120,16 @@ int rest_op_validate(rest_req *r)
         snprintf(msg, sizeof msg, "mode '%.40s': $validate takes create, update or delete",
                  mode);
         return rest_send_error(r, 400, OO_INVALID, msg, NULL);
+    }
+    {
+        store_reader *ard = NULL;
+        char aid[REST_MAX_ID + 1];
+        snprintf(aid, sizeof aid, "%.*s", (int)r->route.id_len,
+                 r->route.id ? r->route.id : "");
+        if (r->ctx.principal && r->route.id && (rc = rest_snapshot(r, &ard)))
+            return rest_send_errcode(r, rc, "cannot read the store");
+        if (rest_authz_validate(r, ard, r->route.type->name, r->route.id ? aid : NULL, mode) >= 0)
+            return REST_DONE;
     }
     oo o;
     oo_init(&o, r->a);
