@@ -614,18 +614,15 @@ static int restrict_query(const rest_ctx *cx, arena *a, srch_query *q, unsigned 
     return rc == VIEW_OK ? restrict_consent(cx, a, q, op, msg, msz) : rc;
 }
 
-/* 1 when type/id (current in rd) is within the token's rights for op, 0 when not
- * (whether it exists or not), <0 an error. */
-static int view_contains(rest_req *r, store_reader *rd, const char *type, const char *id,
-                         unsigned op)
+/* contains(): 1 when type/id (current in rd) is within cx's token's rights for op, 0
+ * when not (whether it exists or not), <0 an error; the consents in cx as loaded. */
+static int contains(const rest_ctx *cx, arena *a, const char *base, store_reader *rd,
+                    const char *type, const char *id, unsigned op)
 {
-    const auth_principal *p = r->ctx.principal;
+    const auth_principal *p = cx->principal;
     auth_view v;
     auth_view_of(p, type, op, &v);
-    int crc = load_consents(r);
-    if (crc)
-        return crc;
-    int consent = consents_for(&r->ctx, op) != NULL;
+    int consent = consents_for(cx, op) != NULL;
     if (v.kind == AUTH_VIEW_ALL && !consent)
         return 1;
     if (v.kind != AUTH_VIEW_SOME && v.kind != AUTH_VIEW_ALL)
@@ -636,29 +633,60 @@ static int view_contains(rest_req *r, store_reader *rd, const char *type, const 
         const char *pid = p->patient;
         return !strcmp(type, "Patient")
                    ? !strcmp(id, pid)
-                   : srch_in_compartment(rd, r->a, r->ctx.tenant, "Patient", &pid, 1, type, id);
+                   : srch_in_compartment(rd, a, cx->tenant, "Patient", &pid, 1, type, id);
     }
     /* the restriction with _id=id, as a query of its own */
     srch_query q;
     srch_init(&q, type);
-    q.spc = r->ctx.spc;
-    q.base_url = rest_base_url(r);
+    q.spc = cx->spc;
+    q.base_url = base;
     q.count = 1;
     q.total = 0;
     char msg[400];
     srch_error e = {0};
-    int rc = restrict_query(&r->ctx, r->a, &q, op, 1, msg, sizeof msg);
+    int rc = restrict_query(cx, a, &q, op, 1, msg, sizeof msg);
     if (rc == VIEW_OK)
-        rc = srch_add(&q, r->a, "_id", id, 0, q.base_url, &e);
+        rc = srch_add(&q, a, "_id", id, 0, q.base_url, &e);
     else if (rc > 0)
         rc = ERR_INVALID; /* cannot be applied: nothing is within */
     srch_result res;
     if (!rc)
-        rc = srch_run(&q, rd, r->a, r->ctx.tenant, &res, &e);
+        rc = srch_run(&q, rd, a, cx->tenant, &res, &e);
     srch_done(&q);
     if (rc == ERR_NOMEM || rc == ERR_IO)
         return rc;
     return rc ? 0 : res.n > 0;
+}
+
+/* 1 when type/id (current in rd) is within the token's rights for op, 0 when not
+ * (whether it exists or not), <0 an error. */
+static int view_contains(rest_req *r, store_reader *rd, const char *type, const char *id,
+                         unsigned op)
+{
+    int crc = load_consents(r);
+    return crc ? crc : contains(&r->ctx, r->a, rest_base_url(r), rd, type, id, op);
+}
+
+int rest_authz_ref_within(const rest_ctx *cx, arena *a, store_reader *rd, const char *type,
+                          const char *id)
+{
+    const auth_principal *p = cx->principal;
+    if (!p)
+        return 1;
+    if (p->patient[0] && !strcmp(type, "Patient") && !strcmp(id, p->patient))
+        return 1; /* the launch context names it: nothing to learn */
+    rest_ctx c = *cx;
+    c.consents = NULL; /* consents govern access, not what a write may name */
+    return contains(&c, a, c.base_url ? c.base_url : "", rd, type, id, AUTH_READ);
+}
+
+int rest_authz_ref_restricted(const rest_ctx *cx, const char *type)
+{
+    if (!cx->principal)
+        return 0;
+    auth_view v;
+    auth_view_of(cx->principal, type, AUTH_READ, &v);
+    return v.kind != AUTH_VIEW_ALL;
 }
 
 int rest_authz_visible(rest_req *r, store_reader *rd, const char *type, const char *id,

@@ -85,6 +85,17 @@ int rest_authz_instance(rest_req *r, struct store_reader *rd, const char *type,
 int rest_authz_validate(rest_req *r, struct store_reader *rd, const char *type,
                         const char *id, const char *mode);
 
+/* For referential integrity under authorisation: whether a reference of a write may
+ * name type/id. rest_authz_ref_restricted: 1 when the token does not read all of type
+ * (the check then answers alike for a target that does not exist, is deleted or lies
+ * outside its rights, so a write cannot probe existence); rest_authz_ref_within: 1
+ * when type/id (current in rd) is within its read rights (Consents are not applied:
+ * they govern access, not writes), 0 when not, <0 an error. Without authorisation 0
+ * and 1. */
+int rest_authz_ref_restricted(const rest_ctx *cx, const char *type);
+int rest_authz_ref_within(const rest_ctx *cx, arena *a, struct store_reader *rd,
+                          const char *type, const char *id);
+
 /* 1 when type/id (current in rd) is within the token's rights for a read (search:
  * for a search), 0 when not (whether it exists or not), <0 an error. 1 without
  * authorisation. */

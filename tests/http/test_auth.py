@@ -287,6 +287,37 @@ def test_validate_within_rights(srv):
     assert r.status_code == 404, r.text
 
 
+def test_integrity_does_not_probe(srv):
+    """Referential integrity under a token that does not read all of the target type:
+    a missing target and one outside its rights get the same 422, word for word."""
+    def obs(subject):
+        return {"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "subject": {"reference": subject}}
+    for scope, patient in (("user/Observation.c", None),
+                           ("patient/Observation.c patient/Patient.r", "p1")):
+        h = auth(token(scope=scope, patient=patient))
+        texts = set()
+        for subject in ("Patient/p2", "Patient/nosuch"):
+            o = obs(subject)
+            if patient:  # within the compartment by subject; the probe is the performer
+                o = dict(obs("Patient/p1"), performer=[{"reference": subject}])
+            r = requests.post(srv.base + "/Observation", headers=h, json=o)
+            assert r.status_code == 422, (scope, subject, r.text)
+            texts.add(oo_text(r).replace(subject, "X"))
+        assert len(texts) == 1, (scope, texts)
+    # the launch context's patient may be named without read on Patient
+    h = auth(token(scope="patient/Observation.cd", patient="p1"))
+    r = requests.post(srv.base + "/Observation", headers=h, json=obs("Patient/p1"))
+    assert r.status_code == 201, r.text
+    loc = r.headers["Location"].split("/fhir/")[1].split("/_history")[0]
+    assert requests.delete(f"{srv.base}/{loc}", headers=h).status_code in (200, 204)
+    # a token that reads every Patient hears which case it is
+    h = auth(token(scope="user/Observation.c user/Patient.r"))
+    r = requests.post(srv.base + "/Observation", headers=h, json=obs("Patient/nosuch"))
+    assert r.status_code == 422 and "names nothing" in oo_text(r), r.text
+
+
 def test_batch_entries_decided_one_by_one(srv):
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": "Patient/p2"}},

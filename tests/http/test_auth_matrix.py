@@ -452,7 +452,7 @@ WRITERS = {
     "patient-v2": ("patient/Observation.cruds patient/Patient.rs", "p1",
                    lambda o: in_compartment(o, "p1")),
     "patient-v1": ("patient/*.write patient/*.read", "p2", lambda o: in_compartment(o, "p2")),
-    "granular-user": (f"user/Observation.cruds?category={CAT}|vital-signs", None,
+    "granular-user": (f"user/Observation.cruds?category={CAT}|vital-signs user/Patient.rs", None,
                       lambda o: category(o) == "vital-signs"),
     "granular-patient": (f"patient/Observation.cruds?category={CAT}|laboratory", "p3",
                          lambda o: in_compartment(o, "p3") and category(o) == "laboratory"),
