@@ -288,6 +288,9 @@ static int route_get(bctx *c, bentry *e, const char *url, const char *qm)
     buf_free(&p);
     if (rc)
         return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
+    if (rt.tenant) /* an entry stays in the tenant its Bundle was sent to */
+        return fail_entry(e, 404, OO_NOT_SUPPORTED, "request.url '%.100s' does not begin with "
+                          "a resource type (an entry cannot name another tenant)", url);
     if (rt.kind == RR_UNKNOWN_TYPE || rt.kind == RR_SMART_CONFIG) /* not a type */
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);
@@ -351,6 +354,9 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     buf_free(&p);
     if (rc)
         return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
+    if (rt.tenant) /* an entry stays in the tenant its Bundle was sent to */
+        return fail_entry(e, 404, OO_NOT_SUPPORTED, "request.url '%.100s' does not begin with "
+                          "a resource type (an entry cannot name another tenant)", url);
     if (rt.kind == RR_UNKNOWN_TYPE || rt.kind == RR_SMART_CONFIG) /* not a type */
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);

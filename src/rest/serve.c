@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/tenant.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -325,17 +326,36 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
+    /* the named tenants of the directory (auth/tenant.h), read again while serving */
+    tenant_reg *tenants = NULL;
+    char tdir[4096];
+    if (!tenant_dir_of(spec, tdir, sizeof tdir) &&
+        (rc = tenant_reg_open(tdir, &tenants, tmsg, sizeof tmsg))) {
+        fprintf(stderr, "hortus serve: tenants: %s\n", tmsg);
+        store_close(st);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
     /* the index of a bulk load that was interrupted, and data written before the
-     * search index existed, are indexed before the directory is served */
-    rc = idx_bulk_finish(st, REST_DEFAULT_TENANT, store_url ? NULL : data, stderr);
-    if (!rc)
-        rc = idx_ensure(spc, st, REST_DEFAULT_TENANT, stderr);
+     * search index existed, are indexed before the directory is served: in every
+     * tenant (those added later start empty, with every write indexed) */
+    tenant_entry *te = calloc(TENANT_MAX, sizeof *te);
+    size_t nte = te && tenants ? tenant_reg_list(tenants, te, TENANT_MAX) : 0;
+    rc = te ? 0 : ERR_NOMEM;
+    for (size_t i = 0; i <= nte && !rc; i++) {
+        uint32_t tn = i ? te[i - 1].num : REST_DEFAULT_TENANT;
+        rc = idx_bulk_finish(st, tn, store_url ? NULL : data, stderr);
+        if (!rc)
+            rc = idx_ensure(spc, st, tn, stderr);
+    }
+    free(te);
     if (rc) {
         fprintf(stderr, "hortus serve: the search index cannot be built: %s\n",
                 rc == ERR_UNSUPPORTED ? "the data directory has a newer index layout than "
                                         "this build"
                                       : err_str(rc));
         store_close(st);
+        tenant_reg_free(tenants);
         fp_sp_cache_free(spc);
         return 1;
     }
@@ -343,6 +363,7 @@ int serve_main(int argc, char **argv)
     if ((rc = idx_registry_new(spc, &params))) {
         fprintf(stderr, "hortus serve: %s\n", err_str(rc));
         store_close(st);
+        tenant_reg_free(tenants);
         fp_sp_cache_free(spc);
         return 1;
     }
@@ -352,6 +373,7 @@ int serve_main(int argc, char **argv)
     if (rb && *rb && (parse_uint(rb, 1u << 20, &rbv) || rbv < 1)) {
         fprintf(stderr, "hortus serve: bad HORTUS_REINDEX_BATCH '%s' (1 .. 2^20)\n", rb);
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 2;
@@ -360,6 +382,7 @@ int serve_main(int argc, char **argv)
     if ((rc = idx_reindex_start(st, params, o.base_url, rbv, &reindex))) {
         fprintf(stderr, "hortus serve: cannot start the reindex: %s\n", err_str(rc));
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
@@ -369,6 +392,7 @@ int serve_main(int argc, char **argv)
         fprintf(stderr, "hortus serve: %s\n", err_str(rc));
         idx_reindex_stop(reindex);
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
@@ -379,7 +403,8 @@ int serve_main(int argc, char **argv)
     if (auth_jwks)
         rc = auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, msg, sizeof msg);
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .profiles = profiles, .policy = policy, .auth = auth};
+                         .profiles = profiles, .policy = policy, .auth = auth,
+                         .tenants = tenants};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
@@ -393,6 +418,7 @@ int serve_main(int argc, char **argv)
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
@@ -419,6 +445,7 @@ int serve_main(int argc, char **argv)
     idx_reindex_stop(reindex); /* at the end of its batch: the cursor is committed */
     prof_registry_free(profiles);
     store_close(st);
+    tenant_reg_free(tenants);
     idx_registry_free(params);
     fp_sp_cache_free(spc);
     auth_server_free(auth);
