@@ -477,7 +477,7 @@ static int precheck(rest_req *r)
         char msg[200];
         snprintf(msg, sizeof msg,
                  "unknown tenant '%.40s': no tenant of this name is registered "
-                 "(hortus tenant list)",
+                 "(hortus tenant list), and resource types begin in upper case",
                  r->route.tenant);
         return rest_send_error(r, 404, OO_NOT_FOUND, msg, NULL);
     }
