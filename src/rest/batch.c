@@ -1061,7 +1061,7 @@ static int tx_resume(rest_req *r)
         k += e->w.nops;
         e->status = committed_status(&e->w.op);
         if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
-            idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
+            idx_reindex_kick(r->ctx.svc->reindex, r->ctx.tenant, rest_base_url(r));
     }
     return respond(c);
 }
@@ -1116,7 +1116,7 @@ static int batch_resume(rest_req *r)
         case REST_COMMITTED:
             e->status = committed_status(&e->w.op);
             if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
-                idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
+                idx_reindex_kick(r->ctx.svc->reindex, r->ctx.tenant, rest_base_url(r));
             break;
         case REST_LOST_RACE:
             if (r->retries < REST_MAX_RETRIES)

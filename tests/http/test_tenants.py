@@ -458,3 +458,39 @@ def test_a_token_of_one_tenant_is_refused_on_another(tmp_path):
         assert http.get(f"{base_of(s, 'north')}/metadata").status_code == 200
     finally:
         assert_clean_exit(s)
+
+
+def test_custom_search_parameters_are_per_tenant(tmp_path, make_server):
+    import time
+    d = tmp_path / "sp"
+    assert tenant_cli("add", "north", str(d)).returncode == 0
+    assert tenant_cli("add", "south", str(d)).returncode == 0
+    s = make_server(str(d))
+    http = requests.Session()
+    eye = "http://example.org/fhir/StructureDefinition/eye-colour"
+    nb, sb = s.base + "/north", s.base + "/south"
+    for b, label in ((nb, "north"), (sb, "south"), (s.base, "default")):
+        put(http, b, {"resourceType": "Patient", "id": "before", "name": [{"family": label}],
+                      "extension": [{"url": eye, "valueString": "blue"}]})
+    put(http, nb, {"resourceType": "SearchParameter", "id": "eye",
+                   "url": "http://example.org/fhir/SearchParameter/eye", "name": "eye",
+                   "status": "active", "description": "eye colour", "code": "eye-colour",
+                   "base": ["Patient"], "type": "string",
+                   "expression": f"Patient.extension('{eye}').value"})
+    put(http, nb, {"resourceType": "Patient", "id": "after", "name": [{"family": "north"}],
+                   "extension": [{"url": eye, "valueString": "blue"}]})
+    # what was stored before is reindexed in the background: wait for the search to say
+    # it is complete (no outcome entry), then both match
+    deadline = time.time() + 60
+    while True:
+        r = http.get(f"{nb}/Patient", params={"eye-colour": "blue"})
+        assert r.status_code == 200, r.text
+        outcome = any(e["search"]["mode"] == "outcome" for e in r.json().get("entry", []))
+        if not outcome or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert not outcome, r.text
+    got = sorted(e["resource"]["id"] for e in r.json()["entry"])
+    assert got == ["after", "before"] and labels_in(r.json()) == {"north"}
+    for b in (sb, s.base):
+        assert_outcome(http.get(f"{b}/Patient", params={"eye-colour": "blue"}), 400)
