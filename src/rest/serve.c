@@ -96,6 +96,35 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
     return 0;
 }
 
+/* Load each named tenant's parameter set, so the reindex thread (which walks the
+ * tenants the registry has a set for) resumes an interrupted reindex of a tenant
+ * without waiting for its first request; with a configured --base-url, give it the
+ * tenant's base at once. */
+static void tenants_warm(tenant_reg *tg, store *st, idx_registry *params, idx_reindexer *rx,
+                         const char *base_url)
+{
+    tenant_entry *te = tg ? calloc(TENANT_MAX, sizeof *te) : NULL;
+    size_t n = te ? tenant_reg_list(tg, te, TENANT_MAX) : 0;
+    size_t bl = base_url ? strlen(base_url) : 0;
+    while (bl && base_url[bl - 1] == '/')
+        bl--;
+    for (size_t i = 0; i < n; i++) {
+        store_reader *rd;
+        const struct fp_sp_cache *spc;
+        if (store_read_begin(st, &rd) == 0) {
+            idx_registry_get(params, rd, te[i].num, &spc);
+            store_read_end(rd);
+        }
+        char b[600];
+        if (bl && snprintf(b, sizeof b, "%.*s/%s", (int)bl, base_url, te[i].name) <
+                      (int)sizeof b)
+            idx_reindex_kick(rx, te[i].num, b);
+        else
+            idx_reindex_kick(rx, te[i].num, NULL);
+    }
+    free(te);
+}
+
 int serve_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL;
@@ -387,6 +416,7 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
+    tenants_warm(tenants, st, params, reindex, o.base_url);
     prof_registry *profiles = NULL;
     if ((rc = prof_registry_new(&profiles))) {
         fprintf(stderr, "hortus serve: %s\n", err_str(rc));

@@ -299,6 +299,35 @@ def test_conditional_update_and_delete_stay_in_their_tenant(srv, http):
     assert http.get(f"{nb}/Patient/twin").json()["name"][0]["family"] == "north"
 
 
+def test_if_none_exist_header(srv, http):
+    nb = base_of(srv, "north")
+    # only south has only-south: north creates its own
+    r = http.post(f"{nb}/Patient", headers={**CT, "If-None-Exist": f"identifier={SYS}|only-south"},
+                  json={"resourceType": "Patient", "name": [{"family": "north"}],
+                        "identifier": [{"system": SYS, "value": "only-south"}]})
+    assert r.status_code == 201, r.text
+    # north has only-north: no new one
+    r = http.post(f"{nb}/Patient", headers={**CT, "If-None-Exist": f"identifier={SYS}|only-north"},
+                  json={"resourceType": "Patient", "name": [{"family": "north"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == "only-north"
+    r = http.get(f"{base_of(srv, 'south')}/Patient", params={"identifier": f"{SYS}|only-south"})
+    assert families(r.json()) == ["south"]
+
+
+def test_configured_base_url_carries_the_tenant(tmp_path, make_server):
+    d = tmp_path / "bu"
+    assert tenant_cli("add", "north", str(d)).returncode == 0
+    s = make_server(str(d), extra_args=("--base-url", "https://fhir.example.org/fhir/"))
+    http = requests.Session()
+    r = http.post(f"{s.base}/north/Patient", json={"resourceType": "Patient"}, headers=CT)
+    assert r.status_code == 201
+    assert r.headers["Location"].startswith("https://fhir.example.org/fhir/north/Patient/")
+    r = http.get(f"{s.base}/north/Patient")
+    assert r.json()["entry"][0]["fullUrl"].startswith("https://fhir.example.org/fhir/north/")
+    assert http.get(f"{s.base}/Patient").json()["total"] == 0
+
+
 def test_referential_integrity_per_tenant(srv, http):
     nb, sb, db = base_of(srv, "north"), base_of(srv, "south"), srv.base
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "ri"},
