@@ -28,9 +28,9 @@
 /* Words a tenant may not be called: those the FHIR base answers itself, and those kept
  * for routes and roles to come, so a later route never meets a tenant of its name. */
 static const char *const reserved[] = {
-    "metadata", "auth", "fhir", "default", "admin", "api", "oauth", "oauth2", "token",
-    "authorize", "healthz", "metrics", "well-known", "static", "console", "tenant",
-    "tenants", "system", "bulk", "export", "import", NULL,
+    "metadata", "auth",      "fhir",    "default", "admin",      "api",    "oauth",   "oauth2",
+    "token",    "authorize", "healthz", "metrics", "well-known", "static", "console", "tenant",
+    "tenants",  "system",    "bulk",    "export",  "import",     NULL,
 };
 
 static int name_char(char c)
@@ -107,8 +107,8 @@ static int parse(FILE *f, tenant_entry *out, size_t *n, char *msg, size_t cap)
         size_t nl = strlen(name);
         if (!sp || end != sp || num < 1 || num > TENANT_MAX || !nl || nl > TENANT_NAME_MAX ||
             !tenant_segment(name, nl) || *n == TENANT_MAX) {
-            snprintf(msg, cap, "line %u is not 'NUMBER NAME' (NUMBER 1..%d, NAME a tenant)",
-                     lineno, TENANT_MAX);
+            snprintf(msg, cap, "line %u is not 'NUMBER NAME' (NUMBER 1..%d, NAME a tenant)", lineno,
+                     TENANT_MAX);
             return ERR_INVALID;
         }
         for (size_t i = 0; i < *n; i++)
@@ -201,8 +201,7 @@ int tenant_add(const char *dir, const char *name, uint32_t *num, char *msg, size
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(e[i].name, name)) {
             *num = e[i].num;
-            snprintf(msg, cap, "tenant '%s' exists already (number %u)", name,
-                     (unsigned)e[i].num);
+            snprintf(msg, cap, "tenant '%s' exists already (number %u)", name, (unsigned)e[i].num);
             rc = ERR_EXISTS;
             goto done;
         }
@@ -312,8 +311,8 @@ static void refresh_locked(tenant_reg *g)
     if (path_in(path, sizeof path, g->dir, TENANT_FILE) || stat(path, &st))
         return;
     if (st.st_ino == g->st.st_ino && st.st_dev == g->st.st_dev &&
-        st.st_mtim.tv_sec == g->st.st_mtim.tv_sec &&
-        st.st_mtim.tv_nsec == g->st.st_mtim.tv_nsec && st.st_size == g->st.st_size)
+        st.st_mtim.tv_sec == g->st.st_mtim.tv_sec && st.st_mtim.tv_nsec == g->st.st_mtim.tv_nsec &&
+        st.st_size == g->st.st_size)
         return;
     tenant_entry *e = malloc(TENANT_MAX * sizeof *e);
     size_t n;
@@ -356,15 +355,16 @@ size_t tenant_reg_list(tenant_reg *g, tenant_entry *out, size_t max)
 
 static void tenant_usage(FILE *f)
 {
-    fprintf(f, "usage: hortus tenant add NAME [--data DIR | DIR]   register a tenant, print its "
-               "number\n"
-               "       hortus tenant list [--data DIR | DIR]       name, number, resources\n"
-               "  NAME: 1-%d of a-z 0-9 '-' (not first or last), not a resource type nor a "
-               "reserved word;\n"
-               "  the tenant is served at /fhir/NAME (docs/TENANTS.md). DIR: the data "
-               "directory\n"
-               "  (default ./hortus-data); a running server picks the new tenant up.\n",
-               TENANT_NAME_MAX);
+    fprintf(f,
+            "usage: hortus tenant add NAME [--data DIR | DIR]   register a tenant, print its "
+            "number\n"
+            "       hortus tenant list [--data DIR | DIR]       name, number, resources\n"
+            "  NAME: 1-%d of a-z 0-9 '-' (not first or last), not a resource type nor a "
+            "reserved word;\n"
+            "  the tenant is served at /fhir/NAME (docs/TENANTS.md). DIR: the data "
+            "directory\n"
+            "  (default ./hortus-data); a running server picks the new tenant up.\n",
+            TENANT_NAME_MAX);
 }
 
 /* 1 when a process holds the store of dir (its flock on hortus.lock). */
@@ -411,8 +411,9 @@ static int tenant_list(const char *dir)
         }
     }
     if (busy)
-        fprintf(stderr, "hortus tenant: a server is using %s: resource counts left out (ask "
-                        "it: GET /fhir/NAME?_summary=count ... per type)\n",
+        fprintf(stderr,
+                "hortus tenant: a server is using %s: resource counts left out (ask "
+                "it: GET /fhir/NAME?_summary=count ... per type)\n",
                 dir);
     printf("%-32s %6s %s\n", "NAME", "NUMBER", "RESOURCES");
     for (size_t i = 0; i <= n; i++) {

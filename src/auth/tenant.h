@@ -25,9 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TENANT_NAME_MAX 32  /* bytes of a tenant name */
-#define TENANT_MAX 255      /* named tenants of a directory (numbers 1 .. 255; the
-                               parameter and profile registries keep 256 sets) */
+#define TENANT_NAME_MAX 32 /* bytes of a tenant name */
+#define TENANT_MAX                                                                                 \
+    255 /* named tenants of a directory (numbers 1 .. 255; the                                     \
+           parameter and profile registries keep 256 sets) */
 #define TENANT_FILE "tenants"
 
 typedef struct tenant_entry {

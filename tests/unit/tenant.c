@@ -28,9 +28,18 @@ int main(void)
                                        "abcdefghijklmnopqrstuvwxyz012345"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         ok(tenant_name_check(good[i], msg, sizeof msg) == 0, "name '%s' is allowed", good[i]);
-    static const char *const bad[] = {"",        "Patient", "patient",  "observation",
-                                      "metadata", "auth",    "-x",       "x-",
-                                      "a_b",     "a.b",     "a/b",      "UPPER",
+    static const char *const bad[] = {"",
+                                      "Patient",
+                                      "patient",
+                                      "observation",
+                                      "metadata",
+                                      "auth",
+                                      "-x",
+                                      "x-",
+                                      "a_b",
+                                      "a.b",
+                                      "a/b",
+                                      "UPPER",
                                       "abcdefghijklmnopqrstuvwxyz0123456"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ok(tenant_name_check(bad[i], msg, sizeof msg) == ERR_INVALID && msg[0],
@@ -70,16 +79,14 @@ int main(void)
     ok(tenant_reg_find(g, "east", 4, &num) && num == 8, "the view reads east");
 
     /* damage: reported, and the server's view keeps what it knew */
-    static const char *const damaged[] = {"1 north\n1 south\n", "1 north\n2 north\n",
-                                          "0 zero\n", "256 big\n", "x north\n", "1\n",
-                                          "1 Upper\n", "1  north\n"};
+    static const char *const damaged[] = {"1 north\n1 south\n", "1 north\n2 north\n", "0 zero\n",
+                                          "256 big\n",          "x north\n",          "1\n",
+                                          "1 Upper\n",          "1  north\n"};
     for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
         write_file(dir, damaged[i]);
-        ok(tenant_load(dir, e, &n, msg, sizeof msg) == ERR_INVALID, "damaged file %zu: %s", i,
-           msg);
+        ok(tenant_load(dir, e, &n, msg, sizeof msg) == ERR_INVALID, "damaged file %zu: %s", i, msg);
     }
-    ok(tenant_add(dir, "west", &num, msg, sizeof msg) == ERR_INVALID,
-       "no add onto a damaged file");
+    ok(tenant_add(dir, "west", &num, msg, sizeof msg) == ERR_INVALID, "no add onto a damaged file");
     ok(!tenant_reg_find(g, "nope", 4, &num), "an unknown name reads the damaged file");
     ok(tenant_reg_find(g, "east", 4, &num) && num == 8 && tenant_reg_find(g, "north", 5, &num) &&
            num == 3,
