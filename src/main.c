@@ -19,8 +19,9 @@ static const command commands[] = {
     {"serve", serve_main, "serve [--data DIR] [--port N] [--store lmdb:DIR] [--threads N] [--base-url URL]"},
     {"fhirpath", fp_cli_main, "fhirpath [--resource FILE.json] EXPRESSION   evaluate, print a JSON array"},
     {"validate", val_cli_main, "validate [--type TYPE] FILE...   check resources (.json, .ndjson, - = stdin)"},
-    {"import", import_main, "import [--data DIR] [--errors FILE] FILE|DIR...   load ndjson / Bundle files offline"},
+    {"import", import_main, "import [--data DIR] [--tenant NAME] [--errors FILE] FILE|DIR...   load ndjson / Bundle files offline"},
     {"check", check_main, "check [--data DIR]            verify a data directory (indices, hashes, counts)"},
+    {"tenant", tenant_main, "tenant add NAME [DIR] | tenant list [DIR]   partner hospitals (docs/TENANTS.md)"},
     {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},
 };
 

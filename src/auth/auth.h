@@ -148,6 +148,13 @@ const char *auth_server_audience(const auth_server *s);
 int auth_verify(auth_server *s, arena *a, const char *tok, size_t n, int64_t now_s,
                 auth_principal *out, char *msg, size_t msgsz);
 
+/* As auth_verify, with the aud claim held to `aud` instead of the configured audience
+ * (NULL: that one): a named tenant's tokens name its base, "<audience>/NAME"
+ * (docs/TENANTS.md). A token verified for one audience is not taken from the cache for
+ * another. */
+int auth_verify_aud(auth_server *s, const char *aud, arena *a, const char *tok, size_t n,
+                    int64_t now_s, auth_principal *out, char *msg, size_t msgsz);
+
 /* Cache statistics: tokens answered from the cache, signatures checked. */
 void auth_cache_stats(auth_server *s, uint64_t *hits, uint64_t *verified);
 

@@ -48,6 +48,7 @@ typedef struct auth_key {
 typedef struct cache_slot {
     int used;
     uint8_t h[HASH_SHA256_LEN];
+    uint8_t ah[HASH_SHA256_LEN]; /* of the audience it was verified for (tenants) */
     auth_principal p;
 } cache_slot;
 
@@ -472,8 +473,8 @@ static int verify_signature(auth_server *s, arena *a, const char *tok, size_t n,
     return 0;
 }
 
-static int check_claims(auth_server *s, arena *a, const char *tok, size_t n, int64_t now,
-                        auth_principal *p, char *msg, size_t msgsz)
+static int check_claims(auth_server *s, const char *aud, arena *a, const char *tok, size_t n,
+                        int64_t now, auth_principal *p, char *msg, size_t msgsz)
 {
     const char *d1 = memchr(tok, '.', n);
     const char *d2 = memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok));
@@ -483,8 +484,8 @@ static int check_claims(auth_server *s, arena *a, const char *tok, size_t n, int
     const char *iss = json_get_str(pl, "iss");
     if (!iss || strcmp(iss, s->issuer))
         REFUSE("the token was not issued by %.200s (iss)", s->issuer);
-    if (!aud_matches(json_get(pl, "aud"), s->audience))
-        REFUSE("the token is not meant for %.200s (aud)", s->audience);
+    if (!aud_matches(json_get(pl, "aud"), aud))
+        REFUSE("the token is not meant for %.200s (aud)", aud);
     int64_t exp, nbf;
     if (num_claim(a, json_get(pl, "exp"), &exp))
         REFUSE("the token has no valid exp");
@@ -520,16 +521,24 @@ static int check_claims(auth_server *s, arena *a, const char *tok, size_t n, int
 int auth_verify(auth_server *s, arena *a, const char *tok, size_t n, int64_t now_s,
                 auth_principal *out, char *msg, size_t msgsz)
 {
+    return auth_verify_aud(s, NULL, a, tok, n, now_s, out, msg, msgsz);
+}
+
+int auth_verify_aud(auth_server *s, const char *aud, arena *a, const char *tok, size_t n,
+                    int64_t now_s, auth_principal *out, char *msg, size_t msgsz)
+{
     if (n == 0 || n > AUTH_MAX_TOKEN)
         REFUSE("the bearer token is empty or longer than %d bytes", AUTH_MAX_TOKEN);
-    uint8_t h[HASH_SHA256_LEN];
-    if (hash_sha256(tok, n, h))
+    if (!aud)
+        aud = s->audience;
+    uint8_t h[HASH_SHA256_LEN], ah[HASH_SHA256_LEN];
+    if (hash_sha256(tok, n, h) || hash_sha256(aud, strlen(aud), ah))
         return ERR_NOMEM;
     uint64_t slot_no;
     memcpy(&slot_no, h, sizeof slot_no);
     cache_slot *slot = &s->cache[slot_no % AUTH_CACHE_SLOTS];
     pthread_mutex_lock(&s->mu);
-    if (slot->used && !memcmp(slot->h, h, sizeof h)) {
+    if (slot->used && !memcmp(slot->h, h, sizeof h) && !memcmp(slot->ah, ah, sizeof ah)) {
         if (now_s < slot->p.exp + AUTH_CLOCK_SKEW_S) {
             *out = slot->p;
             s->hits++;
@@ -541,13 +550,14 @@ int auth_verify(auth_server *s, arena *a, const char *tok, size_t n, int64_t now
     pthread_mutex_unlock(&s->mu);
     int rc = verify_signature(s, a, tok, n, msg, msgsz);
     if (!rc)
-        rc = check_claims(s, a, tok, n, now_s, out, msg, msgsz);
+        rc = check_claims(s, aud, a, tok, n, now_s, out, msg, msgsz);
     if (rc)
         return rc;
     pthread_mutex_lock(&s->mu);
     s->verified++;
     slot->used = 1;
     memcpy(slot->h, h, sizeof h);
+    memcpy(slot->ah, ah, sizeof ah);
     slot->p = *out;
     pthread_mutex_unlock(&s->mu);
     return 0;

@@ -5,9 +5,11 @@
  * here, above both, because the store knows nothing of search parameters.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "auth/tenant.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -74,6 +76,23 @@ int check_main(int argc, char **argv)
         printf("ok: search index: %llu resources, %llu entries, each the entries of its "
                "current version\n",
                (unsigned long long)nres, (unsigned long long)nent);
+    /* the index of every named tenant (auth/tenant.h) */
+    tenant_entry *te = calloc(TENANT_MAX, sizeof *te);
+    size_t nte = 0;
+    if (!te || tenant_load(dir, te, &nte, msg, sizeof msg)) {
+        printf("PROBLEM: tenants: %s\n", te ? msg : "out of memory");
+        rc = rc ? rc : ERR_IO;
+    }
+    for (size_t i = 0; i < nte && !rc; i++) {
+        rc = idx_check(spc, s, te[i].num, msg, sizeof msg, &nres, &nent);
+        if (rc)
+            printf("PROBLEM: search index of tenant %s: %s\n", te[i].name, msg);
+        else
+            printf("ok: search index of tenant %s (%u): %llu resources, %llu entries\n",
+                   te[i].name, (unsigned)te[i].num, (unsigned long long)nres,
+                   (unsigned long long)nent);
+    }
+    free(te);
     fp_sp_cache_free(spc);
     store_close(s);
     return rc ? 1 : 0;

@@ -28,6 +28,14 @@ struct idx_reindexer {
     idx_registry *reg;
     char base_url[512]; /* under mu */
     int base_fixed;     /* configured: kicks do not change it */
+    /* the bases of the named tenants ([base]/NAME), as their last kick gave them (under
+     * mu; a tenant not kicked since the start has none: only its relative references
+     * are local to a reindex until then) */
+    struct {
+        uint32_t tenant;
+        char *base;
+    } tbase[IDX_MAX_TENANTS];
+    size_t ntbase;
     unsigned batch;
     pthread_t th;
     pthread_mutex_t mu;
@@ -105,7 +113,14 @@ static int prepare(idx_reindexer *x, arena *a, arena *scratch, uint32_t tenant, 
     }
     char base[sizeof x->base_url];
     pthread_mutex_lock(&x->mu);
-    memcpy(base, x->base_url, sizeof base);
+    if (tenant) {
+        base[0] = 0;
+        for (size_t i = 0; i < x->ntbase; i++)
+            if (x->tbase[i].tenant == tenant)
+                snprintf(base, sizeof base, "%s", x->tbase[i].base);
+    } else {
+        memcpy(base, x->base_url, sizeof base);
+    }
     pthread_mutex_unlock(&x->mu);
     idx_sink *sp = &j->s, s = {.a = a};
     /* the batch holds only if the state, and the parameter set, are what it read */
@@ -368,13 +383,27 @@ int idx_reindex_start(store *st, idx_registry *reg, const char *base_url, unsign
     return 0;
 }
 
-void idx_reindex_kick(idx_reindexer *x, const char *base_url)
+void idx_reindex_kick(idx_reindexer *x, uint32_t tenant, const char *base_url)
 {
     if (!x)
         return;
     pthread_mutex_lock(&x->mu);
-    if (!x->base_fixed && base_url)
+    if (tenant && base_url && strlen(base_url) < sizeof x->base_url) {
+        size_t i = 0;
+        while (i < x->ntbase && x->tbase[i].tenant != tenant)
+            i++;
+        char *b = strdup(base_url);
+        if (b && i < IDX_MAX_TENANTS) {
+            if (i == x->ntbase)
+                x->tbase[x->ntbase++].tenant = tenant;
+            free(x->tbase[i].base);
+            x->tbase[i].base = b;
+        } else {
+            free(b);
+        }
+    } else if (!tenant && !x->base_fixed && base_url) {
         snprintf(x->base_url, sizeof x->base_url, "%s", base_url);
+    }
     x->kicked = 1;
     pthread_cond_signal(&x->cv);
     pthread_mutex_unlock(&x->mu);
@@ -391,6 +420,8 @@ void idx_reindex_stop(idx_reindexer *x)
     pthread_join(x->th, NULL);
     pthread_mutex_destroy(&x->mu);
     pthread_cond_destroy(&x->cv);
+    for (size_t i = 0; i < x->ntbase; i++)
+        free(x->tbase[i].base);
     free(x);
 }
 

@@ -39,9 +39,10 @@ int idx_reindex_start(store *st, idx_registry *reg, const char *base_url, unsign
 void idx_reindex_stop(idx_reindexer *x);
 
 /* There may be work (a SearchParameter was written, a $reindex asked): look now.
- * base_url: the FHIR base that request used; without a configured base it is the one
- * absolute references are recognised by from then on (NULL: unchanged). */
-void idx_reindex_kick(idx_reindexer *x, const char *base_url);
+ * base_url: the FHIR base that request used, in its tenant; for the default tenant,
+ * without a configured base, it is the one absolute references are recognised by from
+ * then on; a named tenant's base ([base]/NAME) is always taken (NULL: unchanged). */
+void idx_reindex_kick(idx_reindexer *x, uint32_t tenant, const char *base_url);
 
 /* The state of custom parameter cu in rd: *complete, and how many of its base type's
  * resources the reindex has passed (*done). */

@@ -87,7 +87,23 @@ int rest_authz_begin(rest_req *r)
     if (!p)
         return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     char msg[300];
-    int rc = auth_verify(as, r->a, tok, strlen(tok), (int64_t)time(NULL), p, msg, sizeof msg);
+    /* a named tenant's tokens are for its own base: <audience>/NAME (docs/TENANTS.md) */
+    const char *aud = NULL;
+    if (r->ctx.tenant_name) {
+        const char *ca = auth_server_audience(as);
+        size_t cn = strlen(ca), tn = strlen(r->ctx.tenant_name);
+        while (cn && ca[cn - 1] == '/')
+            cn--;
+        char *b = arena_alloc(r->a, cn + 1 + tn + 1);
+        if (!b)
+            return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+        memcpy(b, ca, cn);
+        b[cn] = '/';
+        memcpy(b + cn + 1, r->ctx.tenant_name, tn + 1);
+        aud = b;
+    }
+    int rc = auth_verify_aud(as, aud, r->a, tok, strlen(tok), (int64_t)time(NULL), p, msg,
+                             sizeof msg);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
     if (rc)

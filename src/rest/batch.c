@@ -288,6 +288,9 @@ static int route_get(bctx *c, bentry *e, const char *url, const char *qm)
     buf_free(&p);
     if (rc)
         return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
+    if (rt.tenant) /* an entry stays in the tenant its Bundle was sent to */
+        return fail_entry(e, 404, OO_NOT_SUPPORTED, "request.url '%.100s' does not begin with "
+                          "a resource type (an entry cannot name another tenant)", url);
     if (rt.kind == RR_UNKNOWN_TYPE || rt.kind == RR_SMART_CONFIG) /* not a type */
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);
@@ -351,6 +354,9 @@ static int route_entry(bctx *c, bentry *e, const char *url)
     buf_free(&p);
     if (rc)
         return fail_entry(e, 500, OO_EXCEPTION, "out of memory");
+    if (rt.tenant) /* an entry stays in the tenant its Bundle was sent to */
+        return fail_entry(e, 404, OO_NOT_SUPPORTED, "request.url '%.100s' does not begin with "
+                          "a resource type (an entry cannot name another tenant)", url);
     if (rt.kind == RR_UNKNOWN_TYPE || rt.kind == RR_SMART_CONFIG) /* not a type */
         return fail_entry(e, 404, OO_NOT_SUPPORTED, "unknown resource type '%.80s'",
                           rt.type_name);
@@ -1056,7 +1062,7 @@ static int tx_resume(rest_req *r)
         k += e->w.nops;
         e->status = committed_status(&e->w.op);
         if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
-            idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
+            idx_reindex_kick(r->ctx.svc->reindex, r->ctx.tenant, rest_base_url(r));
     }
     return respond(c);
 }
@@ -1111,7 +1117,7 @@ static int batch_resume(rest_req *r)
         case REST_COMMITTED:
             e->status = committed_status(&e->w.op);
             if (r->ctx.svc && !strcmp(e->w.type->name, "SearchParameter"))
-                idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
+                idx_reindex_kick(r->ctx.svc->reindex, r->ctx.tenant, rest_base_url(r));
             break;
         case REST_LOST_RACE:
             if (r->retries < REST_MAX_RETRIES)

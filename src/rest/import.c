@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/tenant.h"
 #include "base/err.h"
 #include "base/num.h"
 #include "base/time.h"
@@ -89,6 +90,7 @@ typedef struct importer {
     size_t warn_shown;
     uint64_t shown;
     uint64_t bulk_from; /* resources numbered after this t get their keys at the end */
+    uint32_t tenant;    /* --tenant: its number (0: the default tenant) */
     double t0, last_show;
     int tty;
 } importer;
@@ -188,12 +190,13 @@ static void progress(importer *im, int last)
 }
 
 /* Aux key of a file's cursor: tenant | 'm' | path. */
-static size_t cursor_key(uint8_t *k, const char *path)
+static size_t cursor_key(uint8_t *k, uint32_t tenant, const char *path)
 {
     size_t n = strlen(path);
     if (n > STORE_EXTRA_KEY_MAX - 5)
         n = STORE_EXTRA_KEY_MAX - 5; /* long paths: their first bytes */
-    memset(k, 0, 4);
+    k[0] = (uint8_t)(tenant >> 24), k[1] = (uint8_t)(tenant >> 16);
+    k[2] = (uint8_t)(tenant >> 8), k[3] = (uint8_t)tenant;
     k[4] = 'm';
     memcpy(k + 5, path, n);
     return 5 + n;
@@ -361,8 +364,8 @@ static int flush(importer *im, int done)
         return rc;
     plan_job *j = im->job;
     j->im = im;
-    j->ctx = (rest_ctx){.svc = &im->svc, .tenant = 0, .base_url = ""};
-    if ((rc = idx_registry_get(im->svc.params, rd, 0, &j->ctx.spc))) {
+    j->ctx = (rest_ctx){.svc = &im->svc, .tenant = im->tenant, .base_url = ""};
+    if ((rc = idx_registry_get(im->svc.params, rd, im->tenant, &j->ctx.spc))) {
         store_read_end(rd);
         return rc;
     }
@@ -439,7 +442,7 @@ static int flush(importer *im, int done)
         rc = ERR_NOMEM;
     if (rc)
         return rc;
-    size_t ckn = cursor_key(ck, im->file);
+    size_t ckn = cursor_key(ck, im->tenant, im->file);
     idx_put_u64(cv, im->offset);
     idx_put_u64(cv + 8, im->line);
     idx_put_u64(cv + 16, im->loaded + nops);
@@ -449,7 +452,7 @@ static int flush(importer *im, int done)
                             .val_len = 8 * 5};
     nx = idx_bulk_defer(im->bulk_from, x, nx);
     rest_extras_sort(x, nx);
-    im->req = (store_req){.tenant = 0, .ops = nops ? ops : NULL, .nops = nops, .extras = x,
+    im->req = (store_req){.tenant = im->tenant, .ops = nops ? ops : NULL, .nops = nops, .extras = x,
                           .nextra = nx, .conds = cs, .ncond = nc};
     im->busy = 1;
     im->pend_n = nops;
@@ -552,13 +555,13 @@ static int add_resource(importer *im, char *text, size_t len, uint64_t line)
 
 /* The cursor of path in the store: 1 when it has one (*offset, *line, *loaded,
  * *failed, *done filled). */
-static int read_cursor(store *st, const char *path, uint64_t *v)
+static int read_cursor(store *st, uint32_t tenant, const char *path, uint64_t *v)
 {
     store_reader *rd;
     if (store_read_begin(st, &rd))
         return 0;
     uint8_t k[STORE_EXTRA_KEY_MAX];
-    size_t kn = cursor_key(k, path);
+    size_t kn = cursor_key(k, tenant, path);
     const void *val;
     size_t vn;
     int have = store_get(rd, STORE_DB_AUX, k, kn, &val, &vn) == 0 && vn == 40;
@@ -579,7 +582,7 @@ typedef struct dangling_job {
 static void *dangling_main(void *arg)
 {
     dangling_job *j = arg;
-    j->rc = idx_dangling(j->im->st, 0, j->im->bulk_from, dangling, j->im, &j->im->dangling);
+    j->rc = idx_dangling(j->im->st, j->im->tenant, j->im->bulk_from, dangling, j->im, &j->im->dangling);
     j->t = now_s();
     return NULL;
 }
@@ -728,7 +731,7 @@ static int import_file(importer *im, const char *path)
     struct stat sb;
     if (stat(path, &sb))
         sb.st_size = 0;
-    if (read_cursor(im->st, real, cur)) {
+    if (read_cursor(im->st, im->tenant, real, cur)) {
         if (cur[4]) {
             fprintf(stderr, "hortus import: %s was imported before (%llu resources, %llu "
                             "errors): skipped\n",
@@ -824,7 +827,7 @@ static int flist_add(flist *l, const char *dir, const char *name)
 
 static void import_usage(FILE *f)
 {
-    fprintf(f, "usage: hortus import [--data DIR | --store lmdb:DIR] [--errors FILE] "
+    fprintf(f, "usage: hortus import [--data DIR | --store lmdb:DIR] [--tenant NAME] [--errors FILE] "
                "[--validate full|structure|off] [--threads N] FILE|DIR...\n"
                "  ndjson files (one resource per line, any types) and .json files (a Bundle "
                "or one resource),\n"
@@ -837,13 +840,14 @@ static void import_usage(FILE *f)
                "                 as a warning)\n"
                "  --validate L   full (default: structure, bindings, invariants), structure,\n"
                "                 or off (JSON, resourceType and id only)\n"
-               "  --threads N    threads that plan the resources (default: the CPUs)\n");
+               "  --threads N    threads that plan the resources (default: the CPUs)\n"
+               "  --tenant NAME  load into tenant NAME (hortus tenant add; docs/TENANTS.md)\n");
 }
 
 int import_main(int argc, char **argv)
 {
     const char *data = "./hortus-data", *store_url = NULL, *errors = NULL, *vlevel = "full";
-    const char *threads = NULL;
+    const char *threads = NULL, *tenant = NULL;
     /* options before, between or after the files (`--` ends them: a file may then
      * begin with '-'); every argument that is not an option's is a file */
     int nargs = 0, opts = 1;
@@ -864,7 +868,7 @@ int import_main(int argc, char **argv)
         }
         if (opts && (!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store") ||
                      !strcmp(argv[i], "--errors") || !strcmp(argv[i], "--validate") ||
-                     !strcmp(argv[i], "--threads"))) {
+                     !strcmp(argv[i], "--threads") || !strcmp(argv[i], "--tenant"))) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "hortus import: %s needs a value\n", argv[i]);
                 free(fargs);
@@ -874,6 +878,7 @@ int import_main(int argc, char **argv)
                               : !strcmp(argv[i], "--store")  ? &store_url
                               : !strcmp(argv[i], "--errors") ? &errors
                               : !strcmp(argv[i], "--threads") ? &threads
+                              : !strcmp(argv[i], "--tenant") ? &tenant
                                                              : &vlevel;
             *to = argv[++i];
             continue;
@@ -941,6 +946,33 @@ int import_main(int argc, char **argv)
     char spec[4096];
     snprintf(spec, sizeof spec, store_url ? "%s" : "lmdb:%s", store_url ? store_url : data);
     importer im = {.tty = isatty(2), .bytes_total = total};
+    /* --tenant NAME: a tenant registered in the data directory (auth/tenant.h) */
+    char tdir[4096];
+    if (!bad && tenant) {
+        tenant_entry *te = calloc(TENANT_MAX, sizeof *te);
+        size_t nte = 0;
+        char tmsg[400];
+        int found = 0;
+        if (!te) {
+            fprintf(stderr, "hortus import: out of memory\n");
+            bad = 1;
+        } else if (tenant_dir_of(spec, tdir, sizeof tdir)) {
+            fprintf(stderr, "hortus import: --tenant needs an LMDB data directory\n");
+            bad = 1;
+        } else if (tenant_load(tdir, te, &nte, tmsg, sizeof tmsg)) {
+            fprintf(stderr, "hortus import: tenants: %s\n", tmsg);
+            bad = 1;
+        }
+        for (size_t i = 0; !bad && i < nte && !found; i++)
+            if (!strcmp(te[i].name, tenant))
+                im.tenant = te[i].num, found = 1;
+        if (!bad && !found) {
+            fprintf(stderr, "hortus import: unknown tenant '%s' (register it first: hortus "
+                            "tenant add %s %s)\n", tenant, tenant, tdir);
+            bad = 1;
+        }
+        free(te);
+    }
     fp_sp_cache *spc = NULL;
     idx_registry *reg = NULL;
     fp_error fe;
@@ -970,9 +1002,9 @@ int import_main(int argc, char **argv)
                 "hortus import: cannot open %s: %s (is a server running on it? the import "
                 "needs the data directory to itself)\n",
                 spec, err_str(rc));
-    if (!rc && (rc = idx_ensure(spc, im.st, 0, stderr)))
+    if (!rc && (rc = idx_ensure(spc, im.st, im.tenant, stderr)))
         fprintf(stderr, "hortus import: the search index of %s: %s\n", spec, err_str(rc));
-    if (!rc && (rc = idx_bulk_begin(im.st, 0, store_url ? NULL : data, stderr, &im.bulk_from)))
+    if (!rc && (rc = idx_bulk_begin(im.st, im.tenant, store_url ? NULL : data, stderr, &im.bulk_from)))
         fprintf(stderr, "hortus import: %s: %s\n", spec, err_str(rc));
     if (!rc)
         rc = idx_registry_new(spc, &reg);
@@ -1017,7 +1049,7 @@ int import_main(int argc, char **argv)
     int dthread = !rc && pthread_create(&dj.th, NULL, dangling_main, &dj) == 0;
     if (!rc && !dthread)
         dangling_main(&dj);
-    if (!rc && (rc = idx_bulk_finish(im.st, 0, store_url ? NULL : data, stderr)))
+    if (!rc && (rc = idx_bulk_finish(im.st, im.tenant, store_url ? NULL : data, stderr)))
         fprintf(stderr, "hortus import: writing the search index: %s\n", err_str(rc));
     double tj = now_s();
     if (dthread)

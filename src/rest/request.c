@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/tenant.h"
 #include "base/err.h"
 #include "index/params.h"
 #include "rest/consent.h"
@@ -137,11 +138,32 @@ int rest_req_begin(rest_req *r)
 {
     r->ctx.svc = r->site->svc;
     r->ctx.tenant = REST_DEFAULT_TENANT;
+    r->ctx.tenant_name = NULL;
     r->ctx.principal = NULL;
     r->ctx.auth_patient = NULL;
     r->ctx.snap = NULL;
     r->ctx.base_url = compute_base_url(r);
-    return r->ctx.base_url ? 0 : ERR_NOMEM;
+    if (!r->ctx.base_url)
+        return ERR_NOMEM;
+    if (r->route.tenant) {
+        tenant_reg *tg = r->ctx.svc ? r->ctx.svc->tenants : NULL;
+        uint32_t num;
+        if (!tg || !tenant_reg_find(tg, r->route.tenant, r->route.tenant_len, &num)) {
+            r->route.kind = RR_UNKNOWN_TENANT;
+            return 0;
+        }
+        size_t bl = strlen(r->ctx.base_url);
+        char *b = arena_alloc(r->a, bl + 1 + r->route.tenant_len + 1);
+        if (!b)
+            return ERR_NOMEM;
+        memcpy(b, r->ctx.base_url, bl);
+        b[bl] = '/';
+        memcpy(b + bl + 1, r->route.tenant, r->route.tenant_len + 1);
+        r->ctx.base_url = b;
+        r->ctx.tenant = num;
+        r->ctx.tenant_name = r->route.tenant;
+    }
+    return 0;
 }
 
 const char *rest_base_url(rest_req *r)

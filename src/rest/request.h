@@ -40,6 +40,7 @@ struct idx_registry;
 struct idx_reindexer;
 struct rest_gate;
 struct auth_server;
+struct tenant_reg;
 
 /* How much of a resource every write checks (`--validate`, docs/REST.md Validation). */
 typedef enum rest_validation {
@@ -76,6 +77,8 @@ typedef struct rest_services {
     struct rest_consents *consents;  /* the enforced Consents of each tenant, cached
                                         (rest/consent.h; mutable, with its own lock), or
                                         NULL: consent is not enforced */
+    struct tenant_reg *tenants;      /* the named tenants of the data directory (or NULL:
+                                        only the default tenant; auth/tenant.h) */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -94,6 +97,8 @@ typedef struct rest_site {
 typedef struct rest_ctx {
     const rest_services *svc; /* the server's services (NULL only in unit tests) */
     uint32_t tenant;       /* first field of every key the request touches */
+    const char *tenant_name; /* the named tenant's name (route.tenant), NULL for the
+                                default tenant */
     const void *principal; /* the authenticated caller (an auth_principal in the arena):
                               NULL when authorisation is off */
     const char *auth_patient; /* non-NULL: the request may only reach this patient's
@@ -152,7 +157,10 @@ struct rest_req {
 };
 
 /* Fill r->ctx (tenant, base URL; principal and snapshot empty). Called once per
- * request by the server before dispatch. Returns 0 or ERR_NOMEM. */
+ * request by the server before dispatch. A route naming a tenant (route.tenant) gets
+ * that tenant's number and the base URL [base]/NAME when it is registered; when it is
+ * not, route.kind becomes RR_UNKNOWN_TENANT (a 404) and the context is the default
+ * tenant's. Returns 0 or ERR_NOMEM. */
 int rest_req_begin(rest_req *r);
 
 /* Request header / query parameter lookup (NULL when absent). The string

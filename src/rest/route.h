@@ -73,10 +73,15 @@ typedef enum rest_route_kind {
     RR_BAD,          /* under [base] but of no known shape: 404 */
     RR_SMART_CONFIG, /* /.well-known/smart-configuration and [base]/.well-known/... (404
                         while authorisation is off, as before it existed) */
+    RR_UNKNOWN_TENANT, /* /fhir/name/... where name is no registered tenant: 404 (set by
+                          rest_req_begin, which looks the name up) */
 } rest_route_kind;
 
 typedef struct rest_route {
     rest_route_kind kind;
+    const char *tenant; /* /fhir/NAME/...: the tenant segment (NUL-terminated; a name's
+                           shape, tenant_segment, not yet looked up), else NULL */
+    size_t tenant_len;
     const fhir_type *type; /* resource type for RR_TYPE and below */
     const char *type_name; /* the path segment as sent (for messages); NUL-terminated */
     const char *id;        /* RR_INSTANCE and below; NUL-terminated, not yet validated */
@@ -87,7 +92,10 @@ typedef struct rest_route {
     const fhir_type *comp_type; /* RR_COMPARTMENT: the compartment's type; id is its id */
 } rest_route;
 
-/* Split `path` (decoded URL path, no query) into a route. Strings point into
+/* Split `path` (decoded URL path, no query) into a route. A first segment with the
+ * shape of a tenant name (lower case, auth/tenant.h; no resource type is) is taken
+ * off as route.tenant and the rest parsed as under the default base, so
+ * /fhir/acme/Patient/1 is RR_INSTANCE {tenant acme, Patient, 1}. Strings point into
  * copies in `a`; valid until the arena is reset. Returns 0 or ERR_NOMEM. */
 int rest_route_parse(arena *a, const char *path, rest_route *out);
 

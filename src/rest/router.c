@@ -20,6 +20,8 @@
  *   /fhir/$op  /fhir/T/$op  /fhir/T/id/$op   RR_OPERATION
  *   /.well-known/smart-configuration, /fhir/.well-known/smart-configuration
  *                                  RR_SMART_CONFIG  (SMART App Launch discovery)
+ *   /fhir/name/...                 any of the above under /fhir, in tenant `name`
+ *                                  (a lower-case first segment: docs/TENANTS.md)
  *
  * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
  * with a message naming it); any other shape is RR_BAD (404). Ids and vids are
@@ -29,6 +31,7 @@
  */
 #include <string.h>
 
+#include "auth/tenant.h"
 #include "base/err.h"
 #include "rest/limits.h"
 #include "rest/route.h"
@@ -77,6 +80,20 @@ int rest_route_parse(arena *a, const char *path, rest_route *out)
         return 0;
     }
     const char *p = path + bl;
+    if (*p == '/') {
+        size_t tn = strcspn(p + 1, "/");
+        if (tenant_segment(p + 1, tn)) {
+            if (!(out->tenant = arena_strndup(a, p + 1, tn)))
+                return ERR_NOMEM;
+            out->tenant_len = tn;
+            p += 1 + tn;
+            if (!strcmp(p, "/.well-known/smart-configuration")) {
+                out->kind = RR_SMART_CONFIG;
+                out->type_name = ".well-known";
+                return 0;
+            }
+        }
+    }
     const char *seg[MAX_SEGS];
     size_t segn[MAX_SEGS];
     int nseg = 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/tenant.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -94,6 +95,35 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
         return -1;
     *out = (unsigned)v;
     return 0;
+}
+
+/* Load each named tenant's parameter set, so the reindex thread (which walks the
+ * tenants the registry has a set for) resumes an interrupted reindex of a tenant
+ * without waiting for its first request; with a configured --base-url, give it the
+ * tenant's base at once. */
+static void tenants_warm(tenant_reg *tg, store *st, idx_registry *params, idx_reindexer *rx,
+                         const char *base_url)
+{
+    tenant_entry *te = tg ? calloc(TENANT_MAX, sizeof *te) : NULL;
+    size_t n = te ? tenant_reg_list(tg, te, TENANT_MAX) : 0;
+    size_t bl = base_url ? strlen(base_url) : 0;
+    while (bl && base_url[bl - 1] == '/')
+        bl--;
+    for (size_t i = 0; i < n; i++) {
+        store_reader *rd;
+        const struct fp_sp_cache *spc;
+        if (store_read_begin(st, &rd) == 0) {
+            idx_registry_get(params, rd, te[i].num, &spc);
+            store_read_end(rd);
+        }
+        char b[600];
+        if (bl && snprintf(b, sizeof b, "%.*s/%s", (int)bl, base_url, te[i].name) <
+                      (int)sizeof b)
+            idx_reindex_kick(rx, te[i].num, b);
+        else
+            idx_reindex_kick(rx, te[i].num, NULL);
+    }
+    free(te);
 }
 
 int serve_main(int argc, char **argv)
@@ -326,17 +356,36 @@ int serve_main(int argc, char **argv)
         fp_sp_cache_free(spc);
         return 1;
     }
+    /* the named tenants of the directory (auth/tenant.h), read again while serving */
+    tenant_reg *tenants = NULL;
+    char tdir[4096];
+    if (!tenant_dir_of(spec, tdir, sizeof tdir) &&
+        (rc = tenant_reg_open(tdir, &tenants, tmsg, sizeof tmsg))) {
+        fprintf(stderr, "hortus serve: tenants: %s\n", tmsg);
+        store_close(st);
+        fp_sp_cache_free(spc);
+        return 1;
+    }
     /* the index of a bulk load that was interrupted, and data written before the
-     * search index existed, are indexed before the directory is served */
-    rc = idx_bulk_finish(st, REST_DEFAULT_TENANT, store_url ? NULL : data, stderr);
-    if (!rc)
-        rc = idx_ensure(spc, st, REST_DEFAULT_TENANT, stderr);
+     * search index existed, are indexed before the directory is served: in every
+     * tenant (those added later start empty, with every write indexed) */
+    tenant_entry *te = calloc(TENANT_MAX, sizeof *te);
+    size_t nte = te && tenants ? tenant_reg_list(tenants, te, TENANT_MAX) : 0;
+    rc = te ? 0 : ERR_NOMEM;
+    for (size_t i = 0; i <= nte && !rc; i++) {
+        uint32_t tn = i ? te[i - 1].num : REST_DEFAULT_TENANT;
+        rc = idx_bulk_finish(st, tn, store_url ? NULL : data, stderr);
+        if (!rc)
+            rc = idx_ensure(spc, st, tn, stderr);
+    }
+    free(te);
     if (rc) {
         fprintf(stderr, "hortus serve: the search index cannot be built: %s\n",
                 rc == ERR_UNSUPPORTED ? "the data directory has a newer index layout than "
                                         "this build"
                                       : err_str(rc));
         store_close(st);
+        tenant_reg_free(tenants);
         fp_sp_cache_free(spc);
         return 1;
     }
@@ -344,6 +393,7 @@ int serve_main(int argc, char **argv)
     if ((rc = idx_registry_new(spc, &params))) {
         fprintf(stderr, "hortus serve: %s\n", err_str(rc));
         store_close(st);
+        tenant_reg_free(tenants);
         fp_sp_cache_free(spc);
         return 1;
     }
@@ -353,6 +403,7 @@ int serve_main(int argc, char **argv)
     if (rb && *rb && (parse_uint(rb, 1u << 20, &rbv) || rbv < 1)) {
         fprintf(stderr, "hortus serve: bad HORTUS_REINDEX_BATCH '%s' (1 .. 2^20)\n", rb);
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 2;
@@ -361,15 +412,18 @@ int serve_main(int argc, char **argv)
     if ((rc = idx_reindex_start(st, params, o.base_url, rbv, &reindex))) {
         fprintf(stderr, "hortus serve: cannot start the reindex: %s\n", err_str(rc));
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
     }
+    tenants_warm(tenants, st, params, reindex, o.base_url);
     prof_registry *profiles = NULL;
     if ((rc = prof_registry_new(&profiles))) {
         fprintf(stderr, "hortus serve: %s\n", err_str(rc));
         idx_reindex_stop(reindex);
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
@@ -386,7 +440,7 @@ int serve_main(int argc, char **argv)
     }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
                          .profiles = profiles, .policy = policy, .auth = auth,
-                         .consents = consents};
+                         .consents = consents, .tenants = tenants};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
@@ -401,6 +455,7 @@ int serve_main(int argc, char **argv)
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
+        tenant_reg_free(tenants);
         idx_registry_free(params);
         fp_sp_cache_free(spc);
         return 1;
@@ -427,6 +482,7 @@ int serve_main(int argc, char **argv)
     idx_reindex_stop(reindex); /* at the end of its batch: the cursor is committed */
     prof_registry_free(profiles);
     store_close(st);
+    tenant_reg_free(tenants);
     idx_registry_free(params);
     fp_sp_cache_free(spc);
     rest_consents_free(consents);

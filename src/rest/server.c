@@ -473,6 +473,14 @@ static int precheck(rest_req *r)
                                "no such path: the FHIR base is " REST_BASE_PATH, NULL);
     case RR_BAD:
         return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
+    case RR_UNKNOWN_TENANT: {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "unknown tenant '%.40s': no tenant of this name is registered "
+                 "(hortus tenant list), and resource types begin in upper case",
+                 r->route.tenant);
+        return rest_send_error(r, 404, OO_NOT_FOUND, msg, NULL);
+    }
     case RR_UNKNOWN_TYPE: {
         char msg[200];
         snprintf(msg, sizeof msg, "unknown resource type '%.80s'", r->route.type_name);

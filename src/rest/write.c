@@ -1544,7 +1544,7 @@ static int write_resume(rest_req *r)
     case REST_COMMITTED:
         /* its parameters are reindexed from now, not at the next look in a second */
         if (r->ctx.svc && !strcmp(w->type->name, "SearchParameter"))
-            idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
+            idx_reindex_kick(r->ctx.svc->reindex, r->ctx.tenant, rest_base_url(r));
         return answer(r, w);
     case REST_LOST_RACE:
         /* planned again: an If-Match that no longer holds is then a 412 of the plan (the

@@ -81,6 +81,7 @@ static const char *kind_name(rest_route_kind k)
         "RR_METADATA",    "RR_SYS_HISTORY",  "RR_TYPE",        "RR_TYPE_HISTORY",
         "RR_TYPE_SEARCH", "RR_INSTANCE",     "RR_INST_HISTORY", "RR_VERSION",
         "RR_COMPARTMENT", "RR_OPERATION",    "RR_UNKNOWN_TYPE", "RR_BAD",
+        "RR_SMART_CONFIG", "RR_UNKNOWN_TENANT",
     };
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "RR_?";
 }
@@ -137,11 +138,12 @@ static const route_case route_cases[] = {
     {"/fhir/NotAType/", RR_UNKNOWN_TYPE, "NotAType"},
     {"/fhir/NotAType/1", RR_UNKNOWN_TYPE, "NotAType"},
     {"/fhir/NotAType/$op", RR_UNKNOWN_TYPE, "NotAType", 0, NULL, NULL, "op"},
-    {"/fhir/patient", RR_UNKNOWN_TYPE, "patient"},   /* types are case-sensitive */
+    {"/fhir/pAtient", RR_UNKNOWN_TYPE, "pAtient"},   /* types are case-sensitive (all
+                                                        lower case: a tenant, below) */
     {"/fhir/Resource", RR_UNKNOWN_TYPE, "Resource"}, /* abstract */
     {"/fhir/DomainResource", RR_UNKNOWN_TYPE, "DomainResource"},
     {"/fhir/HumanName", RR_UNKNOWN_TYPE, "HumanName"},             /* a datatype */
-    {"/fhir/string", RR_UNKNOWN_TYPE, "string"},                   /* a primitive */
+    {"/fhir/base64Binary", RR_UNKNOWN_TYPE, "base64Binary"},       /* a primitive */
     {"/fhir/Patient.contact", RR_UNKNOWN_TYPE, "Patient.contact"}, /* a backbone type */
     {"/fhir/metadata/x", RR_UNKNOWN_TYPE, "metadata"},
     {"/fhir/$", RR_UNKNOWN_TYPE, "$"}, /* '$' alone names no operation */
@@ -226,6 +228,37 @@ static void test_route_parse(arena *a)
     memset(opath, 'y', sizeof opath - 1);
     ok(r.kind == RR_OPERATION && str_eq(r.id, "9") && str_eq(r.op, "meta"),
        "operation strings are arena copies too");
+
+    /* a lower-case first segment is a tenant (auth/tenant.h); the rest routes as under
+     * the default base */
+    static const struct {
+        const char *path, *tenant;
+        rest_route_kind kind;
+        const char *type, *id;
+    } tenant_cases[] = {
+        {"/fhir/north", "north", RR_BASE, NULL, NULL},
+        {"/fhir/north/", "north", RR_BASE, NULL, NULL},
+        {"/fhir/st-marys-2/Patient/p1", "st-marys-2", RR_INSTANCE, "Patient", "p1"},
+        {"/fhir/north/metadata", "north", RR_METADATA, NULL, NULL},
+        {"/fhir/north/_history", "north", RR_SYS_HISTORY, NULL, NULL},
+        {"/fhir/north/Patient/p1/$everything", "north", RR_OPERATION, "Patient", "p1"},
+        {"/fhir/north/Patient/p1/Observation", "north", RR_COMPARTMENT, "Observation", "p1"},
+        {"/fhir/north/Nope", "north", RR_UNKNOWN_TYPE, "Nope", NULL},
+        {"/fhir/north/south/Patient", "north", RR_UNKNOWN_TYPE, "south", NULL},
+        {"/fhir/metadata", NULL, RR_METADATA, NULL, NULL},
+        {"/fhir/Patient/p1", NULL, RR_INSTANCE, "Patient", "p1"},
+        {"/fhir/-x/Patient", NULL, RR_UNKNOWN_TYPE, "-x", NULL},
+        {"/fhir/a_b/Patient", NULL, RR_UNKNOWN_TYPE, "a_b", NULL},
+    };
+    for (size_t i = 0; i < sizeof tenant_cases / sizeof tenant_cases[0]; i++) {
+        rest_route tr;
+        int rc = rest_route_parse(a, tenant_cases[i].path, &tr);
+        ok(rc == 0 && tr.kind == tenant_cases[i].kind && str_eq(tr.tenant, tenant_cases[i].tenant) &&
+               tr.tenant_len == (tr.tenant ? strlen(tr.tenant) : 0) &&
+               str_eq(tr.type_name, tenant_cases[i].type) && str_eq(tr.id, tenant_cases[i].id),
+           "route %s -> tenant %s, %s", tenant_cases[i].path, show(tenant_cases[i].tenant),
+           kind_name(tenant_cases[i].kind));
+    }
 
     /* an id of the maximum length and one over it are both located (the handler judges) */
     char longp[200];

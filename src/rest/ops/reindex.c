@@ -144,7 +144,7 @@ static int reindex_resume(rest_req *r)
     if (x->commit.rc)
         return rest_send_errcode(r, x->commit.rc, "the reindex could not be started");
     if (r->ctx.svc)
-        idx_reindex_kick(r->ctx.svc->reindex, rest_base_url(r));
+        idx_reindex_kick(r->ctx.svc->reindex, r->ctx.tenant, rest_base_url(r));
     return send_status(r, 202, 1);
 }
 
