@@ -21,6 +21,7 @@ static const command commands[] = {
     {"validate", val_cli_main, "validate [--type TYPE] FILE...   check resources (.json, .ndjson, - = stdin)"},
     {"import", import_main, "import [--data DIR] [--errors FILE] FILE|DIR...   load ndjson / Bundle files offline"},
     {"check", check_main, "check [--data DIR]            verify a data directory (indices, hashes, counts)"},
+    {"client", client_main, "client add --jwks FILE --scope S [--name N] DIR | list DIR | remove ID DIR"},
     {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},
 };
 

@@ -100,6 +100,10 @@ int rest_authz_restrict(rest_req *r, struct srch_query *q, char *msg, size_t msz
  * authorisation), for includes a query makes without rest_authz_restrict. */
 void rest_authz_includes(rest_req *r, struct srch_query *q);
 
+/* The built-in authorization server (src/auth/issuer.h): POST /auth/token and GET
+ * /auth/jwks; 404 unless `serve --auth-server`. */
+int rest_auth_endpoint(rest_req *r);
+
 /* GET /.well-known/smart-configuration (404 when authorisation is off). */
 int rest_smart_config(rest_req *r);
 

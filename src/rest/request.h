@@ -40,6 +40,7 @@ struct idx_registry;
 struct idx_reindexer;
 struct rest_gate;
 struct auth_server;
+struct auth_issuer;
 
 /* How much of a resource every write checks (`--validate`, docs/REST.md Validation). */
 typedef enum rest_validation {
@@ -73,6 +74,8 @@ typedef struct rest_services {
     rest_policy policy;
     struct auth_server *auth;        /* bearer-token verifier (`--auth-jwks`), or NULL:
                                         no authorisation, every request is served */
+    struct auth_issuer *issuer;      /* the built-in authorization server
+                                        (`--auth-server`), or NULL */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
