@@ -565,7 +565,7 @@ int auth_jws_verify(const auth_keyset *ks, arena *a, const char *tok, size_t n, 
         REFUSE("symmetric signatures (%.10s) are refused: tokens must be signed with %s", alg,
                allowed);
     if (ai == 4 || !(algs & known[ai].bit))
-        REFUSE("alg '%.20s' is not accepted here (%s)", alg, allowed);
+        REFUSE("alg '%.20s' is not supported here (%s)", alg, allowed);
     key_kind want = known[ai].kind;
     const EVP_MD *md = (known[ai].bit & (AUTH_ALG_RS256 | AUTH_ALG_ES256)) ? EVP_sha256()
                                                                              : EVP_sha384();
