@@ -48,7 +48,7 @@ static void serve_usage(FILE *f)
                "[--unknown-profile warn|refuse]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
                ", this machine only).\n"
-               "                Without authorisation (--auth-jwks), an address that is not\n"
+               "                Without authorisation (--auth-*), an address that is not\n"
                "                loopback (0.0.0.0, ::, a LAN address) is refused unless\n"
                "                --insecure is given (docs/DEPLOY.md)\n"
                "  --insecure    serve a non-loopback --bind without authorisation anyway:\n"
@@ -305,6 +305,11 @@ int serve_main(int argc, char **argv)
             return 2;
         }
         rest_tls_free(&tls);
+    }
+    if (auth_builtin && !o.port && !o.base_url) {
+        fprintf(stderr, "hortus serve: --auth-server names its issuer by its port: give --port "
+                        "N (not 0) or --base-url\n");
+        return 2;
     }
     if (auth_builtin && !tls_cert && rest_bind_is_loopback(o.bind) != 1) {
         fprintf(stderr,

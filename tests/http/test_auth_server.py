@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from conftest import BIN, FHIR_JSON, Server, assert_clean_exit
+from conftest import BIN, FHIR_JSON, Server, assert_clean_exit, free_port
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -271,16 +271,19 @@ def test_key_file_readable_by_others_refused(tmp_path):
     s = Server(data, ["--auth-server"])
     assert_clean_exit(s)
     os.chmod(data / "auth-key.pem", 0o644)
-    r = subprocess.run([BIN, "serve", "--data", str(data), "--auth-server", "--port", "0"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([BIN, "serve", "--data", str(data), "--auth-server", "--port",
+                        str(free_port())], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "chmod 600" in r.stderr
 
 
 def test_auth_server_needs_tls_or_loopback(tmp_path):
     r = subprocess.run([BIN, "serve", "--data", str(tmp_path / "db"), "--auth-server",
-                        "--bind", "0.0.0.0", "--port", "0"],
+                        "--bind", "0.0.0.0", "--port", str(free_port())],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "without TLS" in r.stderr
+    r = subprocess.run([BIN, "serve", "--data", str(tmp_path / "db"), "--auth-server",
+                        "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--port" in r.stderr
     r = subprocess.run([BIN, "serve", "--data", str(tmp_path / "db"), "--auth-server",
                         "--auth-jwks", "x", "--auth-issuer", "a", "--auth-audience", "b"],
                        capture_output=True, text=True, timeout=60)
