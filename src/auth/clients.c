@@ -62,8 +62,7 @@ static int slurp(arena *a, const char *path, size_t max, char **text, size_t *le
 }
 
 /* The registry of dir: its "clients" array (NULL when there is no file). */
-static int load_registry(const char *dir, arena *a, json_val **clients, char *msg,
-                         size_t msgsz)
+static int load_registry(const char *dir, arena *a, json_val **clients, char *msg, size_t msgsz)
 {
     *clients = NULL;
     char *path = path_in(dir, CLIENTS_FILE);
@@ -88,14 +87,13 @@ static int load_registry(const char *dir, arena *a, json_val **clients, char *ms
     }
     if (rc && rc != ERR_NOMEM)
         snprintf(msg, msgsz, "%s: %s", path,
-                 rc == ERR_INVALID ? "not a client registry ({\"clients\": [...]})"
-                                   : err_str(rc));
+                 rc == ERR_INVALID ? "not a client registry ({\"clients\": [...]})" : err_str(rc));
     free(path);
     return rc;
 }
 
-int auth_client_find(const char *dir, arena *a, const char *client_id, auth_client *out,
-                     char *msg, size_t msgsz)
+int auth_client_find(const char *dir, arena *a, const char *client_id, auth_client *out, char *msg,
+                     size_t msgsz)
 {
     json_val *clients;
     int rc = load_registry(dir, a, &clients, msg, msgsz);
@@ -222,8 +220,9 @@ static int check_scopes(const char *scope)
             break;
         size_t n = (size_t)(p - b);
         if (n < 8 || memcmp(b, "system/", 7) || !auth_scope_valid(b, n)) {
-            fprintf(stderr, "hortus client: bad scope '%.*s': a backend client's scopes are "
-                            "system/TYPE.PERMS (e.g. system/*.rs, system/Observation.read)\n",
+            fprintf(stderr,
+                    "hortus client: bad scope '%.*s': a backend client's scopes are "
+                    "system/TYPE.PERMS (e.g. system/*.rs, system/Observation.read)\n",
                     (int)n, b);
             return 2;
         }
@@ -240,8 +239,7 @@ static int check_scopes(const char *scope)
     return 0;
 }
 
-static int client_add(const char *dir, const char *jwks_file, const char *scope,
-                      const char *name)
+static int client_add(const char *dir, const char *jwks_file, const char *scope, const char *name)
 {
     arena *a = arena_new(0);
     if (!a)
@@ -264,8 +262,10 @@ static int client_add(const char *dir, const char *jwks_file, const char *scope,
     unsigned algs = auth_keyset_algs(ks);
     auth_keyset_release(ks);
     if (!(algs & (AUTH_ALG_RS384 | AUTH_ALG_ES384))) {
-        fprintf(stderr, "hortus client: %s has no key for RS384 or ES384 signatures (an RSA "
-                        "key, or an EC key on P-384)\n", jwks_file);
+        fprintf(stderr,
+                "hortus client: %s has no key for RS384 or ES384 signatures (an RSA "
+                "key, or an EC key on P-384)\n",
+                jwks_file);
         goto out;
     }
     if (check_scopes(scope))
@@ -277,6 +277,14 @@ static int client_add(const char *dir, const char *jwks_file, const char *scope,
     json_val *jwks;
     if (json_parse(a, text, len, 0, &jwks, NULL)) /* parsed above: cannot fail */
         goto out;
+    /* the registry keeps the JWKS as given: a private key must never get there */
+    const json_val *keys = json_get(jwks, "keys");
+    for (uint32_t i = 0; keys && i < keys->n; i++)
+        if (json_get(&keys->u.items[i], "d")) {
+            fprintf(stderr, "hortus client: %s holds a private key (\"d\"): register the "
+                            "client's public keys only\n", jwks_file);
+            goto out;
+        }
     ex = 1;
     if (mkdir(dir, 0700) && errno != EEXIST) {
         fprintf(stderr, "hortus client: cannot create %s: %s\n", dir, strerror(errno));

@@ -95,8 +95,8 @@ static int new_key(const char *path, const char *dir, char *msg, size_t msgsz)
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    int ok = f && PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1 &&
-             fflush(f) == 0 && fsync(fd) == 0;
+    int ok = f && PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1 && fflush(f) == 0 &&
+             fsync(fd) == 0;
     if (f)
         ok = (fclose(f) == 0) && ok;
     else if (fd >= 0)
@@ -122,8 +122,10 @@ static int load_key(auth_issuer *is, char *msg, size_t msgsz)
         mkdir(is->dir, 0700);
         rc = new_key(path, is->dir, msg, msgsz);
     } else if (!stat(path, &st) && (st.st_mode & 077)) {
-        snprintf(msg, msgsz, "the signing key %s may be read by others (mode %03o): "
-                 "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+        snprintf(msg, msgsz,
+                 "the signing key %s may be read by others (mode %03o): "
+                 "chmod 600 it",
+                 path, (unsigned)(st.st_mode & 0777));
         rc = ERR_INVALID;
     }
     FILE *f = rc ? NULL : fopen(path, "rb");
@@ -134,11 +136,13 @@ static int load_key(auth_issuer *is, char *msg, size_t msgsz)
         fclose(f);
         char grp[32] = "";
         if (!is->key || !EVP_PKEY_is_a(is->key, "EC") ||
-            !EVP_PKEY_get_utf8_string_param(is->key, OSSL_PKEY_PARAM_GROUP_NAME, grp,
-                                            sizeof grp, NULL) ||
+            !EVP_PKEY_get_utf8_string_param(is->key, OSSL_PKEY_PARAM_GROUP_NAME, grp, sizeof grp,
+                                            NULL) ||
             (strcmp(grp, "prime256v1") && strcmp(grp, "P-256")))
-            rc = failf(msg, msgsz, ERR_INVALID, "the signing key %s is not an EC P-256 "
-                                                "private key in PEM", path);
+            rc = failf(msg, msgsz, ERR_INVALID,
+                       "the signing key %s is not an EC P-256 "
+                       "private key in PEM",
+                       path);
     }
     free(path);
     return rc;
@@ -162,8 +166,10 @@ static int make_jwks(auth_issuer *is, char *msg, size_t msgsz)
     x64[hash_b64url(xb, 32, x64)] = 0;
     y64[hash_b64url(yb, 32, y64)] = 0;
     char canon[200];
-    int cn = snprintf(canon, sizeof canon, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\","
-                      "\"y\":\"%s\"}", x64, y64);
+    int cn = snprintf(canon, sizeof canon,
+                      "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\","
+                      "\"y\":\"%s\"}",
+                      x64, y64);
     uint8_t h[HASH_SHA256_LEN];
     if (hash_sha256(canon, (size_t)cn, h))
         return failf(msg, msgsz, ERR_NOMEM, "out of memory%s", "");
@@ -172,8 +178,10 @@ static int make_jwks(auth_issuer *is, char *msg, size_t msgsz)
     is->jwks = malloc(n);
     if (!is->jwks)
         return failf(msg, msgsz, ERR_NOMEM, "out of memory%s", "");
-    snprintf(is->jwks, n, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"use\":\"sig\","
-             "\"alg\":\"ES256\",\"kid\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}]}", is->kid, x64, y64);
+    snprintf(is->jwks, n,
+             "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"use\":\"sig\","
+             "\"alg\":\"ES256\",\"kid\":\"%s\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+             is->kid, x64, y64);
     return 0;
 }
 
@@ -305,8 +313,8 @@ static int jti_use(auth_issuer *is, const char *client_id, const char *jti, int6
 
 /* ---- open / free ------------------------------------------------------------------- */
 
-int auth_issuer_open(const char *dir, const char *issuer, const char *fhir_base,
-                     auth_issuer **out, char *msg, size_t msgsz)
+int auth_issuer_open(const char *dir, const char *issuer, const char *fhir_base, auth_issuer **out,
+                     char *msg, size_t msgsz)
 {
     auth_issuer *is = calloc(1, sizeof *is);
     if (!is)
@@ -373,8 +381,7 @@ static int oauth_error(unsigned *status, unsigned code, buf *out, const char *er
 }
 
 /* Sign header.payload with the server's key: the compact JWS in out. */
-static int sign_jws(auth_issuer *is, arena *a, const char *header, const char *payload,
-                    buf *out)
+static int sign_jws(auth_issuer *is, arena *a, const char *header, const char *payload, buf *out)
 {
     size_t hl = strlen(header), pl = strlen(payload);
     char *si = arena_alloc(a, (hl + pl) * 4 / 3 + 16);
@@ -473,10 +480,10 @@ static char *grant_scopes(arena *a, const char *registered, const char *requeste
     return out;
 }
 
-#define DENY(...)                                                                                \
-    do {                                                                                         \
-        snprintf(why, sizeof why, __VA_ARGS__);                                                  \
-        return oauth_error(status, 401, out, "invalid_client", why);                             \
+#define DENY(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(why, sizeof why, __VA_ARGS__);                                                    \
+        return oauth_error(status, 401, out, "invalid_client", why);                               \
     } while (0)
 
 int auth_issuer_token(auth_issuer *is, arena *a, const auth_token_req *req, int64_t now,
@@ -559,8 +566,10 @@ int auth_issuer_token(auth_issuer *is, arena *a, const auth_token_req *req, int6
     if (!granted)
         return ERR_NOMEM;
     if (!*granted) {
-        snprintf(why, sizeof why, "none of the requested scopes is granted to client "
-                 "'%.100s' (registered: %.300s)", client_id, cl.scope);
+        snprintf(why, sizeof why,
+                 "none of the requested scopes is granted to client "
+                 "'%.100s' (registered: %.300s)",
+                 client_id, cl.scope);
         return oauth_error(status, 400, out, "invalid_scope", why);
     }
     /* the access token */

@@ -34,9 +34,9 @@
 #include "base/arena.h"
 #include "base/buf.h"
 
-#define AUTH_TOKEN_LIFETIME_S 300   /* issued access tokens */
-#define AUTH_ASSERTION_MAX_S 300    /* a client assertion's exp at most this far ahead */
-#define AUTH_MAX_JTIS 100000        /* assertions remembered at once (then 503) */
+#define AUTH_TOKEN_LIFETIME_S 300 /* issued access tokens */
+#define AUTH_ASSERTION_MAX_S 300  /* a client assertion's exp at most this far ahead */
+#define AUTH_MAX_JTIS 100000      /* assertions remembered at once (then 503) */
 #define AUTH_MAX_CLIENTS 1000
 #define AUTH_MAX_CLIENTS_BYTES (4u << 20)
 #define AUTH_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -47,8 +47,8 @@ typedef struct auth_issuer auth_issuer;
  * (e.g. "https://x.org") for aud = fhir_base ("https://x.org/fhir"). Loads or creates
  * dir/auth-key.pem (refused when others may read it) and loads dir/auth-jti.log. 0 and
  * *out, or ERR_IO / ERR_INVALID / ERR_NOMEM with msg. */
-int auth_issuer_open(const char *dir, const char *issuer, const char *fhir_base,
-                     auth_issuer **out, char *msg, size_t msgsz);
+int auth_issuer_open(const char *dir, const char *issuer, const char *fhir_base, auth_issuer **out,
+                     char *msg, size_t msgsz);
 void auth_issuer_free(auth_issuer *is);
 
 /* The public JWKS ({"keys":[...]}, NUL-terminated), valid until auth_issuer_free. */
@@ -77,8 +77,8 @@ typedef struct auth_client {
 /* The client client_id of dir's registry into *out (strings in a). 0, ERR_NOTFOUND (no
  * such client, or no registry), ERR_IO / ERR_INVALID (the file cannot be read or is
  * corrupt: msg), ERR_NOMEM. */
-int auth_client_find(const char *dir, arena *a, const char *client_id, auth_client *out,
-                     char *msg, size_t msgsz);
+int auth_client_find(const char *dir, arena *a, const char *client_id, auth_client *out, char *msg,
+                     size_t msgsz);
 
 /* `hortus client add|list|remove` (exit code). */
 int client_main(int argc, char **argv);

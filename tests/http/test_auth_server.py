@@ -328,6 +328,12 @@ def test_client_add_list_remove(tmp_path, built):
                                                 "k", "P-256", 32)]}))
     r = hortus("client", "add", "--jwks", str(p256), "--scope", "system/*.rs", str(data))
     assert r.returncode == 2 and "RS384 or ES384" in r.stderr
+    private = tmp_path / "private.json"  # a private JWK never enters the registry
+    jwk = ec_jwk(EC_KEY, "k")
+    jwk["d"] = b64n(EC_KEY.private_numbers().private_value, 48)
+    private.write_text(json.dumps({"keys": [jwk]}))
+    r = hortus("client", "add", "--jwks", str(private), "--scope", "system/*.rs", str(data))
+    assert r.returncode == 2 and "private key" in r.stderr
     junk = tmp_path / "junk.json"
     junk.write_text("{not json")
     assert hortus("client", "add", "--jwks", str(junk), "--scope", "system/*.rs",
