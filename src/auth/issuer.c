@@ -52,6 +52,8 @@ struct auth_issuer {
     jti_entry *jtis;
     size_t njtis;
     int jti_fd;
+    size_t appended; /* lines appended since the log was last rewritten */
+    int lifetime_s;  /* of the access tokens issued */
 };
 
 static int failf(char *msg, size_t msgsz, int rc, const char *fmt, const char *arg)
@@ -207,6 +209,41 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* Replace the log by the live entries held (temporary file, fsync, rename) and open
+ * it for appending. 0 or ERR_IO (the old log and fd are kept then). */
+static int rewrite_jtis(auth_issuer *is)
+{
+    char *path = path_in(is->dir, "auth-jti.log");
+    char *tmp = path_in(is->dir, "auth-jti.log.tmp");
+    FILE *w = path && tmp ? fopen(tmp, "w") : NULL;
+    int ok = w != NULL;
+    for (size_t i = 0; ok && i < is->njtis; i++) {
+        char hex[2 * HASH_SHA256_LEN + 1];
+        hash_hex(is->jtis[i].h, HASH_SHA256_LEN, hex);
+        ok = fprintf(w, "%lld %s\n", (long long)is->jtis[i].exp, hex) > 0;
+    }
+    if (w) {
+        ok = ok && fflush(w) == 0 && fsync(fileno(w)) == 0;
+        ok = (fclose(w) == 0) && ok;
+    }
+    int fd = -1;
+    if (ok && !rename(tmp, path)) {
+        sync_dir(is->dir);
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    } else if (tmp) {
+        unlink(tmp);
+    }
+    free(path);
+    free(tmp);
+    if (fd < 0)
+        return ERR_IO;
+    if (is->jti_fd >= 0)
+        close(is->jti_fd);
+    is->jti_fd = fd;
+    is->appended = 0;
+    return 0;
+}
+
 /* Read the log, keep the live entries, rewrite it compacted, open it for appending. */
 static int load_jtis(auth_issuer *is, int64_t now, char *msg, size_t msgsz)
 {
@@ -246,26 +283,8 @@ static int load_jtis(auth_issuer *is, int64_t now, char *msg, size_t msgsz)
     }
     if (f)
         fclose(f);
-    FILE *w = fopen(tmp, "w");
-    int ok = w != NULL;
-    for (size_t i = 0; ok && i < is->njtis; i++) {
-        char hex[2 * HASH_SHA256_LEN + 1];
-        hash_hex(is->jtis[i].h, HASH_SHA256_LEN, hex);
-        ok = fprintf(w, "%lld %s\n", (long long)is->jtis[i].exp, hex) > 0;
-    }
-    if (w) {
-        ok = ok && fflush(w) == 0 && fsync(fileno(w)) == 0;
-        ok = (fclose(w) == 0) && ok;
-    }
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
+    if (rewrite_jtis(is))
         rc = failf(msg, msgsz, ERR_IO, "cannot write %s", path);
-        goto out;
-    }
-    sync_dir(is->dir);
-    is->jti_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (is->jti_fd < 0)
-        rc = failf(msg, msgsz, ERR_IO, "cannot open %s", path);
 out:
     free(path);
     free(tmp);
@@ -305,6 +324,9 @@ static int jti_use(auth_issuer *is, const char *client_id, const char *jti, int6
             is->jtis[is->njtis].exp = exp;
             memcpy(is->jtis[is->njtis].h, h, sizeof h);
             is->njtis++;
+            /* mostly passed entries: compact (a failure keeps appending to the old) */
+            if (++is->appended > AUTH_JTI_COMPACT && is->appended > 4 * is->njtis)
+                (void)rewrite_jtis(is);
         }
     }
     pthread_mutex_unlock(&is->mu);
@@ -321,6 +343,7 @@ int auth_issuer_open(const char *dir, const char *issuer, const char *fhir_base,
         return failf(msg, msgsz, ERR_NOMEM, "out of memory%s", "");
     pthread_mutex_init(&is->mu, NULL);
     is->jti_fd = -1;
+    is->lifetime_s = AUTH_TOKEN_LIFETIME_S;
     is->dir = strdup(dir);
     is->issuer = strdup(issuer);
     is->fhir_base = strdup(fhir_base);
@@ -351,6 +374,12 @@ void auth_issuer_free(auth_issuer *is)
     free(is->issuer);
     free(is->fhir_base);
     free(is);
+}
+
+void auth_issuer_set_lifetime(auth_issuer *is, int seconds)
+{
+    if (seconds >= 1 && seconds <= AUTH_TOKEN_LIFETIME_MAX)
+        is->lifetime_s = seconds;
 }
 
 const char *auth_issuer_jwks(const auth_issuer *is)
@@ -605,7 +634,7 @@ int auth_issuer_token(auth_issuer *is, arena *a, const auth_token_req *req, int6
     jw_key(&w, "iat");
     jw_int(&w, now);
     jw_key(&w, "exp");
-    jw_int(&w, now + AUTH_TOKEN_LIFETIME_S);
+    jw_int(&w, now + is->lifetime_s);
     jw_key(&w, "jti");
     jw_str(&w, tjti);
     jw_end(&w);
@@ -622,7 +651,7 @@ int auth_issuer_token(auth_issuer *is, arena *a, const auth_token_req *req, int6
         jw_key(&w, "token_type");
         jw_str(&w, "bearer");
         jw_key(&w, "expires_in");
-        jw_int(&w, AUTH_TOKEN_LIFETIME_S);
+        jw_int(&w, is->lifetime_s);
         jw_key(&w, "scope");
         jw_str(&w, granted);
         jw_end(&w);

@@ -34,7 +34,10 @@
 #include "base/arena.h"
 #include "base/buf.h"
 
-#define AUTH_TOKEN_LIFETIME_S 300 /* issued access tokens */
+#define AUTH_TOKEN_LIFETIME_S 300 /* issued access tokens, unless set */
+#define AUTH_TOKEN_LIFETIME_MAX 3600
+#define AUTH_JTI_COMPACT 4096 /* the jti log is rewritten after this many appends when most
+                                 of its lines have passed */
 #define AUTH_ASSERTION_MAX_S 300  /* a client assertion's exp at most this far ahead */
 #define AUTH_MAX_JTIS 100000      /* assertions remembered at once (then 503) */
 #define AUTH_MAX_CLIENTS 1000
@@ -50,6 +53,10 @@ typedef struct auth_issuer auth_issuer;
 int auth_issuer_open(const char *dir, const char *issuer, const char *fhir_base, auth_issuer **out,
                      char *msg, size_t msgsz);
 void auth_issuer_free(auth_issuer *is);
+
+/* The lifetime of the access tokens issued from now on (1 .. AUTH_TOKEN_LIFETIME_MAX s;
+ * AUTH_TOKEN_LIFETIME_S until set). Before the server starts. */
+void auth_issuer_set_lifetime(auth_issuer *is, int seconds);
 
 /* The public JWKS ({"keys":[...]}, NUL-terminated), valid until auth_issuer_free. */
 const char *auth_issuer_jwks(const auth_issuer *is);

@@ -39,7 +39,7 @@ static void serve_usage(FILE *f)
                "                    [--insecure] [--tls-cert FILE --tls-key FILE]\n"
                "                    [--auth-jwks FILE|URL --auth-issuer URL --auth-audience URL]\n"
                "                    [--auth-introspect URL --auth-introspect-client ID:SECRET]\n"
-               "                    [--auth-server]\n"
+               "                    [--auth-server [--auth-token-lifetime S]]\n"
                "                    [--request-timeout S] [--idle-timeout S] "
                "[--max-connections N] [--max-connections-per-client N]\n"
                "                    [--validate full|structure|off] "
@@ -89,10 +89,13 @@ static void serve_usage(FILE *f)
                "                --auth-jwks)\n"
                "  --auth-server  the built-in authorization server of SMART Backend Services:\n"
                "                POST /auth/token, GET /auth/jwks, clients from `hortus client`;\n"
-               "                its tokens are required. Over TLS or on loopback only\n",
+               "                its tokens are required. Over TLS or on loopback only\n"
+               "  --auth-token-lifetime S  of the tokens --auth-server issues (default %d,\n"
+               "                1 .. %d)\n",
             REST_REQUEST_TIMEOUT, REST_REQUEST_TIMEOUT_MAX, REST_IDLE_TIMEOUT,
             REST_IDLE_TIMEOUT_MAX, REST_MAX_CONNECTIONS, REST_CONNECTIONS_CEILING,
-            REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE);
+            REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE, AUTH_TOKEN_LIFETIME_S,
+            AUTH_TOKEN_LIFETIME_MAX);
 }
 
 /* The built-in authorization server of data directory dir and the verifier that
@@ -146,6 +149,7 @@ int serve_main(int argc, char **argv)
     const char *auth_jwks = NULL, *auth_issuer = NULL, *auth_audience = NULL;
     const char *auth_introspect = NULL, *auth_introspect_client = NULL;
     int auth_builtin = 0;
+    unsigned token_lifetime = 0;
     /* every option but --insecure and --auth-server takes one value */
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
@@ -168,7 +172,7 @@ int serve_main(int argc, char **argv)
             strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client") &&
             strcmp(a, "--auth-jwks") && strcmp(a, "--auth-issuer") &&
             strcmp(a, "--auth-audience") && strcmp(a, "--auth-introspect") &&
-            strcmp(a, "--auth-introspect-client")) {
+            strcmp(a, "--auth-introspect-client") && strcmp(a, "--auth-token-lifetime")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -190,6 +194,12 @@ int serve_main(int argc, char **argv)
             auth_introspect = v;
         } else if (!strcmp(a, "--auth-introspect-client")) {
             auth_introspect_client = v;
+        } else if (!strcmp(a, "--auth-token-lifetime")) {
+            if (parse_uint(v, AUTH_TOKEN_LIFETIME_MAX, &token_lifetime) || !token_lifetime) {
+                fprintf(stderr, "hortus serve: bad --auth-token-lifetime '%s' (seconds, 1 .. %d)\n",
+                        v, AUTH_TOKEN_LIFETIME_MAX);
+                return 2;
+            }
         } else if (!strcmp(a, "--store")) {
             store_url = v;
         } else if (!strcmp(a, "--base-url")) {
@@ -305,6 +315,10 @@ int serve_main(int argc, char **argv)
             return 2;
         }
         rest_tls_free(&tls);
+    }
+    if (token_lifetime && !auth_builtin) {
+        fprintf(stderr, "hortus serve: --auth-token-lifetime goes with --auth-server\n");
+        return 2;
     }
     if (auth_builtin && !o.port && !o.base_url) {
         fprintf(stderr, "hortus serve: --auth-server names its issuer by its port: give --port "
@@ -461,9 +475,11 @@ int serve_main(int argc, char **argv)
     struct auth_issuer *issuer = NULL; /* (auth_issuer is the option here) */
     rest_server *srv = NULL;
     char msg[600];
-    if (auth_builtin)
+    if (auth_builtin) {
         rc = open_builtin(data, &o, tls_cert != NULL, &issuer, &auth, msg, sizeof msg);
-    else if (o.auth_configured) {
+        if (issuer && token_lifetime)
+            auth_issuer_set_lifetime(issuer, (int)token_lifetime);
+    } else if (o.auth_configured) {
         int url = auth_jwks && (!strncmp(auth_jwks, "http://", 7) ||
                                 !strncmp(auth_jwks, "https://", 8));
         auth_server_cfg cfg = {.jwks_file = url ? NULL : auth_jwks,

@@ -189,7 +189,7 @@ def test_replayed_jti_after_restart(tmp_path):
     assert r1.status_code == 200, r1.text
     key_before = requests.get(s.root + "/auth/jwks").json()
     assert_clean_exit(s)
-    s2 = Server(data, ["--auth-server"])
+    s2 = Server(data, ["--auth-server", "--auth-token-lifetime", "60"])
     s2.client_id, s2.token_url = s.client_id, s2.root + "/auth/token"
     # the key is kept across restarts ...
     assert requests.get(s2.root + "/auth/jwks").json() == key_before
@@ -199,7 +199,10 @@ def test_replayed_jti_after_restart(tmp_path):
     a2 = assertion(s2, jti=claims["jti"])
     d = refused(ask(s2, a2), 401, "invalid_client")
     assert "used before" in d
-    assert ask(s2, assertion(s2)).status_code == 200
+    r = ask(s2, assertion(s2))
+    assert r.status_code == 200 and r.json()["expires_in"] == 60
+    claims = json.loads(unb64(r.json()["access_token"].split(".")[1]))
+    assert claims["exp"] - claims["iat"] == 60
     assert_clean_exit(s2)
 
 
