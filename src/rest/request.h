@@ -83,6 +83,7 @@ typedef struct rest_site {
     const rest_services *svc;
     const char *base_url;   /* configured public base (no trailing slash), or NULL */
     unsigned port;          /* the port bound */
+    int tls;                /* 1: served over TLS (a base built from Host is https://) */
     struct rest_gate *gate; /* per-resource write order (gate.h) */
     int inflight;           /* writes in flight (atomic): shutdown waits for 0 */
     int stopping;           /* atomic: set once when shutdown begins */

@@ -1025,6 +1025,7 @@ int rest_server_start(const rest_server_opts *o, const rest_services *svc, rest_
             goto nomem;
         srv->site.base_url = srv->base_url;
     }
+    srv->site.tls = tls;
     rest_gate_hooks hooks = {gate_park, gate_wake};
     srv->site.gate = rest_gate_new(&hooks);
     if (!srv->site.gate)

@@ -489,6 +489,9 @@ def test_introspection(tmp_path, idp):
                         "client_id": "c1"},
         "opaque-patient": {"active": True, "scope": "patient/Patient.rs", "patient": "p1",
                            "exp": now + 120},
+        "opaque-expired": {"active": True, "scope": "system/*.rs", "exp": now - 10},
+        "opaque-badpatient": {"active": True, "scope": "patient/*.rs", "patient": "a b",
+                              "exp": now + 120},
     }
     s = Server(tmp_path / "db", ["--auth-introspect", idp.url + "/introspect",
                                  "--auth-introspect-client", "hortus:s3cret"])
@@ -509,6 +512,25 @@ def test_introspection(tmp_path, idp):
         assert get("opaque-patient", "/Patient/p1").status_code in (403, 404)
         assert get("opaque-patient", "/Patient/p2").status_code == 403
         assert requests.get(s.base + "/Patient").status_code == 401
+        r = get("opaque-expired")
+        assert r.status_code == 401 and "expired" in r.text
+        r = get("opaque-badpatient")
+        assert r.status_code == 401 and "patient claim" in r.text
+        # a JWT-shaped token is introspected too when there is no JWKS
+        jwt_like = jws({"alg": "RS256", "kid": "x"}, {"sub": "a"}, RSA_KEY, "RS256")
+        idp.active[jwt_like] = {"active": True, "scope": "system/Patient.rs"}
+        assert get(jwt_like).status_code == 200
+    finally:
+        assert_clean_exit(s)
+
+
+def test_introspection_endpoint_down(tmp_path):
+    s = Server(tmp_path / "db", ["--auth-introspect", f"http://127.0.0.1:{free_port()}/x",
+                                 "--auth-introspect-client", "a:b"])
+    try:
+        r = requests.get(s.base + "/Patient", headers={"Authorization": "Bearer opaque"})
+        assert r.status_code == 503, r.text
+        assert "did not answer" in r.text
     finally:
         assert_clean_exit(s)
 
@@ -520,3 +542,52 @@ def test_introspection_options(tmp_path):
         r = subprocess.run([BIN, "serve", "--data", str(tmp_path / "db"), *args],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2, args
+
+
+def test_built_in_server_over_tls(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(tmp_path / "s.key"), "-out", str(tmp_path / "s.crt"),
+                    "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    jf = tmp_path / "jwks.json"
+    jf.write_text(json.dumps({"keys": [ec_jwk(EC_KEY, "c-ec")]}))
+    data = tmp_path / "db"
+    cid = hortus("client", "add", "--jwks", str(jf), "--scope", "system/*.rs",
+                 str(data)).stdout.strip()
+    port = free_port()
+    log = open(tmp_path / "tls.log", "wb")
+    proc = subprocess.Popen([BIN, "serve", "--port", str(port), "--data", str(data),
+                             "--auth-server", "--tls-cert", str(tmp_path / "s.crt"),
+                             "--tls-key", str(tmp_path / "s.key")],
+                            stdout=log, stderr=subprocess.STDOUT)
+    root, ca = f"https://127.0.0.1:{port}", str(tmp_path / "s.crt")
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, (tmp_path / "tls.log").read_text()
+            try:
+                if requests.get(root + "/healthz", verify=ca, timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        c = requests.get(root + "/.well-known/smart-configuration", verify=ca).json()
+        assert c["issuer"] == root and c["token_endpoint"] == root + "/auth/token"
+        now = int(time.time())
+        a = jws({"alg": "ES384", "kid": "c-ec"}, {"iss": cid, "sub": cid,
+                                                 "aud": root + "/auth/token", "exp": now + 60,
+                                                 "jti": "tls-1"}, EC_KEY, "ES384")
+        r = requests.post(root + "/auth/token", verify=ca, data={
+            "grant_type": "client_credentials", "scope": "system/Patient.rs",
+            "client_assertion_type": ASSERTION_TYPE, "client_assertion": a})
+        assert r.status_code == 200, r.text
+        tok = r.json()["access_token"]
+        assert json.loads(unb64(tok.split(".")[1]))["aud"] == root + "/fhir"
+        r = requests.get(root + "/fhir/Patient", verify=ca,
+                         headers={"Authorization": "Bearer " + tok})
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        log.close()
+    out = (tmp_path / "tls.log").read_text(errors="replace")
+    assert "Sanitizer" not in out and "runtime error" not in out, out
