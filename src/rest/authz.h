@@ -1,8 +1,10 @@
 /*
  * authz.h -- authorisation in the request path (authz.c): who the caller is (a bearer
  * token verified by src/auth) and whether the interaction is within the token's SMART
- * scopes. Only active when `hortus serve` was given --auth-jwks (svc->auth); without it
- * every function here lets everything through and nothing changes.
+ * scopes. Only active when `hortus serve` was given --auth-jwks, --auth-introspect or
+ * --auth-server (svc->auth); without them every function here lets everything through
+ * and nothing changes. rest_auth_endpoint serves the built-in authorization server
+ * (svc->issuer) when there is one.
  *
  *   precheck (server.c) --rest_authz_begin--> 401 no/invalid token
  *                                             403 scope does not grant the interaction,
