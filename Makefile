@@ -18,7 +18,7 @@ CPPFLAGS := -Isrc -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c11 -g -pthread $(WARN)
 RELFLAGS := -O2 -DNDEBUG
 SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDLIBS   := -llmdb -lmicrohttpd -lcrypto -lpcre2-8 -lz -lzstd -lpthread -lm
+LDLIBS   := -llmdb -lmicrohttpd -lcrypto -lpcre2-8 -lz -lzstd -lcurl -lpthread -lm
 
 SRCS  := $(shell find src -name '*.c' ! -path src/main.c | sort)
 ROBJS := $(SRCS:%.c=build/rel/%.o)

@@ -14,6 +14,7 @@ int synth_main(int argc, char **argv);   /* src/synth/synth_cli.c: generate */
 int check_main(int argc, char **argv);       /* src/index/check_cli.c: check */
 int import_main(int argc, char **argv);      /* src/rest/import.c: import */
 int tenant_main(int argc, char **argv);      /* src/auth/tenant.c: tenant add|list */
+int client_main(int argc, char **argv);      /* src/auth/clients.c: client */
 
 int val_cli_main(int argc, char **argv);   /* src/fhir/validate.c: validate */
 int fp_cli_main(int argc, char **argv);    /* src/fhirpath/cli.c: fhirpath */

@@ -7,7 +7,7 @@
 # machine needs nothing but make. Needs root or sudo when something is missing.
 set -eu
 
-build="gcc make libc6-dev liblmdb-dev libmicrohttpd-dev libssl-dev libpcre2-dev libzstd-dev zlib1g-dev"
+build="gcc make libc6-dev liblmdb-dev libmicrohttpd-dev libssl-dev libcurl4-openssl-dev libpcre2-dev libzstd-dev zlib1g-dev"
 test_pkgs="$build python3 python3-pytest python3-requests clang libclang-rt-14-dev python3-lmdb python3-cryptography zstd openssl"
 bench_pkgs="$build nginx-light wrk nodejs curl python3 openssl"
 regen_pkgs="python3"

@@ -19,11 +19,20 @@
  * This module knows nothing of HTTP or of the store: src/rest/authz.c asks it who the
  * caller is and what the caller may do, and enforces the answer.
  *
- * Keys come from a JWKS file (RFC 7517: RSA n/e, EC P-256/P-384 x/y) read at start;
- * fetching a JWKS URL (and refetching on an unknown kid) needs an HTTP client and is
- * not done. Accepted algorithms: RS256, RS384, ES256, ES384. Refused: "none", every
- * HS* (a public key used as an HMAC secret), anything else, a kid that is not in the
- * JWKS, a key whose type, curve or "alg" does not fit the token's alg.
+ * Keys come from a JWKS (RFC 7517: RSA n/e, EC P-256/P-384 x/y): a file read at start,
+ * or a URL fetched at start and again (at most once per AUTH_JWKS_REFETCH_S) when a
+ * token names an unknown kid (fetch.c; a failed fetch keeps the keys held). Accepted
+ * algorithms: RS256, RS384, ES256, ES384. Refused: "none", every HS* (a public key
+ * used as an HMAC secret), anything else, a kid that is not in the JWKS, a key whose
+ * type, curve or "alg" does not fit the token's alg.
+ *
+ * Opaque tokens (or every token, without a JWKS) can instead be asked about at an RFC
+ * 7662 introspection endpoint; the answer is cached like a verified token, until its
+ * exp and for at most AUTH_INTROSPECT_CACHE_S.
+ *
+ * The built-in authorization server (issuer.c: the token endpoint of SMART Backend
+ * Services; clients.c: its registered clients) issues tokens that this verifier
+ * trusts through its own public key.
  */
 #ifndef HORTUS_AUTH_H
 #define HORTUS_AUTH_H
@@ -45,6 +54,19 @@
 #define AUTH_MAX_ID ID_MAX       /* the patient claim: a FHIR id (base/id.h) */
 #define AUTH_CACHE_SLOTS 1024    /* verified tokens remembered (direct-mapped) */
 #define AUTH_MIN_RSA_BITS 2048
+#define AUTH_JWKS_REFETCH_S 60   /* an unknown kid refetches a JWKS URL at most this often */
+#define AUTH_INTROSPECT_CACHE_S 300 /* an introspection answer is reused at most this long */
+#define AUTH_MAX_FETCH_BYTES (1u << 20) /* a JWKS or introspection answer */
+#define AUTH_FETCH_TIMEOUT_S 5   /* one HTTP exchange with an identity provider */
+
+/* Signature algorithms, as a mask of the ones a check accepts. */
+enum {
+    AUTH_ALG_RS256 = 1,
+    AUTH_ALG_RS384 = 2,
+    AUTH_ALG_ES256 = 4,
+    AUTH_ALG_ES384 = 8,
+};
+#define AUTH_ALGS_ACCESS (AUTH_ALG_RS256 | AUTH_ALG_RS384 | AUTH_ALG_ES256 | AUTH_ALG_ES384)
 
 /* SMART v2 permissions (v1: read = r|s, write = c|u|d, * = all). */
 enum {
@@ -86,6 +108,38 @@ int auth_scopes_parse(const char *s, size_t n, auth_rights *out);
 /* The query of granular grant g ("category=http://...|vital-signs", NUL-terminated),
  * or NULL when g covers the whole type. Valid as long as *rights. */
 const char *auth_grant_query(const auth_rights *rights, const auth_grant *g);
+
+/* 1 when s[0..n) is one well-formed resource scope (what auth_scopes_parse turns into
+ * a grant), 0 when not. */
+int auth_scope_valid(const char *s, size_t n);
+
+/* 1 when the scope req[0..rn) asks for no more than the scope reg[0..gn) grants: the
+ * same text, or both resource scopes of one context where reg names the type (or *),
+ * has every permission of req, and no query (or req's very query). 0 otherwise. */
+int auth_scope_covers(const char *reg, size_t gn, const char *req, size_t rn);
+
+/* ---- keys and signatures (jwt.c) -------------------------------------------------- */
+struct json_val;
+typedef struct auth_keyset auth_keyset;
+
+/* Parse a JWKS jwks[0..n) (rules above). 0 and *out (reference count 1), or
+ * ERR_INVALID / ERR_TOOBIG with msg naming the key at fault, ERR_NOMEM. */
+int auth_keyset_parse(const char *jwks, size_t n, auth_keyset **out, char *msg, size_t msgsz);
+size_t auth_keyset_count(const auth_keyset *ks);
+/* The AUTH_ALG_* signatures some key of ks can verify. */
+unsigned auth_keyset_algs(const auth_keyset *ks);
+void auth_keyset_release(auth_keyset *ks); /* drop a reference; NULL ok */
+
+/* Verify the compact JWS tok[0..n) with a key of ks, its alg one of `algs`
+ * (AUTH_ALG_* mask). 0 and *payload (the payload object, in a) and, when alg_out is
+ * not NULL, its AUTH_ALG_* bit; ERR_NOTFOUND when the kid is in no key of ks;
+ * ERR_INVALID (refused: msg says why); ERR_NOMEM. */
+/* The payload of the compact JWS tok[0..n) *without* checking its signature (to learn
+ * who claims to have signed it), in a. NULL when it has no JSON object payload. */
+struct json_val *auth_jws_peek(arena *a, const char *tok, size_t n);
+
+int auth_jws_verify(const auth_keyset *ks, arena *a, const char *tok, size_t n, unsigned algs,
+                    struct json_val **payload, char *msg, size_t msgsz);
 
 /* Who asks, as a verified token says. */
 typedef struct auth_principal {
@@ -135,16 +189,37 @@ int auth_server_new(const char *jwks, size_t n, const char *issuer, const char *
 int auth_server_load(const char *path, const char *issuer, const char *audience,
                      auth_server **out, char *msg, size_t msgsz);
 
+/* What `hortus serve --auth-*` configures. Any of jwks_file, jwks_url, jwks_text may
+ * be set (at most one); with none, tokens are only introspected. */
+typedef struct auth_server_cfg {
+    const char *jwks_file;  /* a JWKS file read once */
+    const char *jwks_url;   /* http:// or https://: fetched now and on unknown kids */
+    const char *jwks_text;  /* a JWKS in memory (the built-in server's own key) */
+    size_t jwks_len;
+    const char *issuer, *audience; /* required with keys */
+    const char *introspect_url;    /* RFC 7662 endpoint, or NULL */
+    const char *introspect_client; /* "ID:SECRET" (HTTP Basic), or NULL */
+} auth_server_cfg;
+
+/* A verifier as cfg says. 0 and *out; ERR_INVALID / ERR_IO (a JWKS that cannot be
+ * read or fetched, or holds a bad key: msg says which) / ERR_NOMEM. */
+int auth_server_open(const auth_server_cfg *cfg, auth_server **out, char *msg, size_t msgsz);
+
+/* How often the JWKS URL was fetched (at start included), for tests and /metrics. */
+uint64_t auth_jwks_fetches(auth_server *s);
+
 void auth_server_free(auth_server *s);
 
 /* The issuer and audience it was built with (valid until auth_server_free). */
 const char *auth_server_issuer(const auth_server *s);
 const char *auth_server_audience(const auth_server *s);
 
-/* Verify the compact JWS tok[0..n) at time now_s (Unix seconds) and fill *out. A token
- * verified before and not expired comes from the cache without a signature check. 0,
- * ERR_INVALID (refused: msg says why, for the client), or ERR_NOMEM. Temporary
- * memory from a. Thread-safe. */
+/* Verify the bearer token tok[0..n) at time now_s (Unix seconds) and fill *out: a JWS
+ * with the keys, or an opaque token (any token, without keys) at the introspection
+ * endpoint. A token verified before and not expired comes from the cache without a
+ * signature check. 0, ERR_INVALID (refused: msg says why, for the client), ERR_IO
+ * (the introspection endpoint did not answer), or ERR_NOMEM. Temporary memory from
+ * a. Thread-safe. */
 int auth_verify(auth_server *s, arena *a, const char *tok, size_t n, int64_t now_s,
                 auth_principal *out, char *msg, size_t msgsz);
 
@@ -157,5 +232,18 @@ int auth_verify_aud(auth_server *s, const char *aud, arena *a, const char *tok, 
 
 /* Cache statistics: tokens answered from the cache, signatures checked. */
 void auth_cache_stats(auth_server *s, uint64_t *hits, uint64_t *verified);
+
+/* ---- HTTP client (fetch.c, libcurl) ------------------------------------------- */
+
+/* Once, before threads start (curl_global_init). 0 or ERR_INTERNAL. */
+int auth_http_init(void);
+
+/* GET url (http:// or https:// only; redirects not followed; AUTH_FETCH_TIMEOUT_S), or
+ * POST form[0..strlen) as application/x-www-form-urlencoded when form is not NULL,
+ * with HTTP Basic userpwd ("ID:SECRET") when not NULL. A 2xx answer of at most
+ * AUTH_MAX_FETCH_BYTES: 0 and *body (malloc'd, NUL-terminated, the caller frees) and
+ * *len. ERR_IO with msg (unreachable, another status, too big) / ERR_NOMEM. */
+int auth_http_fetch(const char *url, const char *form, const char *userpwd, char **body,
+                    size_t *len, char *msg, size_t msgsz);
 
 #endif

@@ -13,6 +13,17 @@
  * ECDSA signatures arrive in JOSE form, r || s as fixed-width big-endian integers (32
  * bytes each for P-256, 48 for P-384); OpenSSL verifies DER, so they are re-encoded.
  *
+ * Keys live in a reference-counted auth_keyset: a JWKS URL refetched on an unknown kid
+ * swaps in a new set under the mutex while requests still verifying with the old one
+ * keep their reference. A refetch happens at most once per AUTH_JWKS_REFETCH_S (a flood
+ * of made-up kids costs the identity provider one request a minute), and a fetch that
+ * fails or brings a bad JWKS keeps the keys held.
+ *
+ * Introspection (RFC 7662): a token that is no JWS, or any token when there are no keys,
+ * is POSTed to the endpoint; an active answer becomes a principal (scope, exp, patient,
+ * fhirUser, client_id, sub) cached like a verified token, until the earlier of its exp
+ * and AUTH_INTROSPECT_CACHE_S from now.
+ *
  * The cache is direct-mapped: slot = first bytes of SHA-256(token) mod
  * AUTH_CACHE_SLOTS, holding the whole hash (compared in full) and the principal. A
  * colliding token replaces the slot; an expired entry is refused and dropped. Only
@@ -45,6 +56,12 @@ typedef struct auth_key {
     EVP_PKEY *pk;
 } auth_key;
 
+struct auth_keyset {
+    int refs; /* atomic */
+    size_t nkeys;
+    auth_key keys[AUTH_MAX_KEYS];
+};
+
 typedef struct cache_slot {
     int used;
     uint8_t h[HASH_SHA256_LEN];
@@ -54,8 +71,11 @@ typedef struct cache_slot {
 
 struct auth_server {
     char *issuer, *audience;
-    auth_key keys[AUTH_MAX_KEYS];
-    size_t nkeys;
+    auth_keyset *keys; /* NULL: introspection only; swapped under mu */
+    char *jwks_url;    /* or NULL */
+    int64_t last_refetch; /* Unix seconds of the last refetch for an unknown kid */
+    uint64_t fetches;
+    char *introspect_url, *introspect_client;
     pthread_mutex_t mu;
     cache_slot *cache; /* AUTH_CACHE_SLOTS */
     uint64_t hits, verified;
@@ -161,7 +181,7 @@ static EVP_PKEY *ec_key(arena *a, const json_val *jwk, key_kind *kind, char *msg
     return pk;
 }
 
-static int load_keys(auth_server *s, arena *a, const char *jwks, size_t n, char *msg,
+static int load_keys(auth_keyset *s, arena *a, const char *jwks, size_t n, char *msg,
                      size_t msgsz)
 {
     json_val *root;
@@ -218,68 +238,187 @@ static int load_keys(auth_server *s, arena *a, const char *jwks, size_t n, char 
     return 0;
 }
 
-int auth_server_new(const char *jwks, size_t n, const char *issuer, const char *audience,
-                    auth_server **out, char *msg, size_t msgsz)
+void auth_keyset_release(auth_keyset *ks)
 {
-    if (!issuer || !*issuer || !audience || !*audience)
-        return failf(msg, msgsz, ERR_INVALID, "an issuer and an audience are required%s", "");
-    auth_server *s = calloc(1, sizeof *s);
+    if (!ks || __atomic_sub_fetch(&ks->refs, 1, __ATOMIC_ACQ_REL))
+        return;
+    for (size_t i = 0; i < ks->nkeys; i++)
+        EVP_PKEY_free(ks->keys[i].pk);
+    free(ks);
+}
+
+size_t auth_keyset_count(const auth_keyset *ks)
+{
+    return ks ? ks->nkeys : 0;
+}
+
+unsigned auth_keyset_algs(const auth_keyset *ks)
+{
+    unsigned m = 0;
+    for (size_t i = 0; ks && i < ks->nkeys; i++) {
+        const auth_key *k = &ks->keys[i];
+        unsigned can = k->kind == KEY_RSA     ? AUTH_ALG_RS256 | AUTH_ALG_RS384
+                       : k->kind == KEY_EC256 ? AUTH_ALG_ES256
+                                              : AUTH_ALG_ES384;
+        if (k->alg[0]) /* a JWK naming its alg verifies that one only */
+            can &= !strcmp(k->alg, "RS256")   ? AUTH_ALG_RS256
+                   : !strcmp(k->alg, "RS384") ? AUTH_ALG_RS384
+                   : !strcmp(k->alg, "ES256") ? AUTH_ALG_ES256
+                   : !strcmp(k->alg, "ES384") ? AUTH_ALG_ES384
+                                              : 0;
+        m |= can;
+    }
+    return m;
+}
+
+int auth_keyset_parse(const char *jwks, size_t n, auth_keyset **out, char *msg, size_t msgsz)
+{
+    auth_keyset *ks = calloc(1, sizeof *ks);
     arena *a = arena_new(0);
     int rc = ERR_NOMEM;
-    if (!s || !a)
-        goto nomem;
+    if (!ks || !a) {
+        snprintf(msg, msgsz, "out of memory");
+        free(ks);
+        arena_free(a);
+        return rc;
+    }
+    ks->refs = 1;
+    rc = load_keys(ks, a, jwks, n, msg, msgsz);
+    arena_free(a);
+    if (rc) {
+        auth_keyset_release(ks);
+        return rc;
+    }
+    *out = ks;
+    return 0;
+}
+
+/* The file at path into a malloc'd buffer (at most AUTH_MAX_JWKS_BYTES). */
+static int read_file(const char *path, char **text, size_t *len, char *msg, size_t msgsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return failf(msg, msgsz, ERR_IO, "cannot open the JWKS file %s", path);
+    char *t = malloc(AUTH_MAX_JWKS_BYTES + 1);
+    size_t n = t ? fread(t, 1, AUTH_MAX_JWKS_BYTES + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!t)
+        return failf(msg, msgsz, ERR_NOMEM, "out of memory%s", "");
+    if (bad || n > AUTH_MAX_JWKS_BYTES) {
+        free(t);
+        return failf(msg, msgsz, bad ? ERR_IO : ERR_TOOBIG,
+                     "cannot read the JWKS file %s (at most 1 MiB)", path);
+    }
+    *text = t;
+    *len = n;
+    return 0;
+}
+
+/* Fetch and parse the JWKS URL: 0 and *out, or an error with msg. */
+static int fetch_keys(auth_server *s, auth_keyset **out, char *msg, size_t msgsz)
+{
+    char *body = NULL;
+    size_t len = 0;
+    char why[300];
+    __atomic_add_fetch(&s->fetches, 1, __ATOMIC_RELAXED);
+    int rc = auth_http_fetch(s->jwks_url, NULL, NULL, &body, &len, why, sizeof why);
+    if (rc)
+        return failf(msg, msgsz, rc, "cannot fetch the JWKS: %s", why);
+    rc = auth_keyset_parse(body, len, out, why, sizeof why);
+    free(body);
+    if (rc)
+        snprintf(msg, msgsz, "the JWKS at %.200s: %s", s->jwks_url, why);
+    return rc;
+}
+
+int auth_server_open(const auth_server_cfg *cfg, auth_server **out, char *msg, size_t msgsz)
+{
+    int nsrc = !!cfg->jwks_file + !!cfg->jwks_url + !!cfg->jwks_text;
+    if (nsrc > 1)
+        return failf(msg, msgsz, ERR_INVALID, "one JWKS only (a file, a URL or the built-in "
+                                              "server's key)%s", "");
+    if (nsrc && (!cfg->issuer || !*cfg->issuer || !cfg->audience || !*cfg->audience))
+        return failf(msg, msgsz, ERR_INVALID, "an issuer and an audience are required%s", "");
+    if (!nsrc && !cfg->introspect_url)
+        return failf(msg, msgsz, ERR_INVALID, "a JWKS or an introspection endpoint is "
+                                              "required%s", "");
+    auth_server *s = calloc(1, sizeof *s);
+    int rc = ERR_NOMEM;
+    if (!s)
+        return failf(msg, msgsz, ERR_NOMEM, "out of memory%s", "");
     pthread_mutex_init(&s->mu, NULL);
-    s->issuer = strdup(issuer);
-    s->audience = strdup(audience);
+    s->issuer = strdup(cfg->issuer ? cfg->issuer : "");
+    s->audience = strdup(cfg->audience ? cfg->audience : "");
     s->cache = calloc(AUTH_CACHE_SLOTS, sizeof *s->cache);
     if (!s->issuer || !s->audience || !s->cache)
         goto nomem;
-    if ((rc = load_keys(s, a, jwks, n, msg, msgsz)))
+    if (cfg->introspect_url) {
+        s->introspect_url = strdup(cfg->introspect_url);
+        s->introspect_client = cfg->introspect_client ? strdup(cfg->introspect_client) : NULL;
+        if (!s->introspect_url || (cfg->introspect_client && !s->introspect_client))
+            goto nomem;
+    }
+    if (cfg->jwks_text) {
+        rc = auth_keyset_parse(cfg->jwks_text, cfg->jwks_len, &s->keys, msg, msgsz);
+    } else if (cfg->jwks_file) {
+        char *text;
+        size_t len;
+        if (!(rc = read_file(cfg->jwks_file, &text, &len, msg, msgsz))) {
+            rc = auth_keyset_parse(text, len, &s->keys, msg, msgsz);
+            free(text);
+        }
+    } else if (cfg->jwks_url) {
+        if (!(s->jwks_url = strdup(cfg->jwks_url)))
+            goto nomem;
+        rc = fetch_keys(s, &s->keys, msg, msgsz);
+    } else {
+        rc = 0;
+    }
+    if (rc)
         goto fail;
-    arena_free(a);
     *out = s;
     return 0;
 nomem:
     snprintf(msg, msgsz, "out of memory");
 fail:
-    arena_free(a);
     auth_server_free(s);
     return rc;
+}
+
+int auth_server_new(const char *jwks, size_t n, const char *issuer, const char *audience,
+                    auth_server **out, char *msg, size_t msgsz)
+{
+    auth_server_cfg cfg = {.jwks_text = jwks, .jwks_len = n, .issuer = issuer,
+                           .audience = audience};
+    return auth_server_open(&cfg, out, msg, msgsz);
 }
 
 int auth_server_load(const char *path, const char *issuer, const char *audience,
                      auth_server **out, char *msg, size_t msgsz)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return failf(msg, msgsz, ERR_IO, "cannot open the JWKS file %s", path);
-    char *text = malloc(AUTH_MAX_JWKS_BYTES + 1);
-    size_t n = text ? fread(text, 1, AUTH_MAX_JWKS_BYTES + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!text)
-        return failf(msg, msgsz, ERR_NOMEM, "out of memory%s", "");
-    if (bad || n > AUTH_MAX_JWKS_BYTES) {
-        free(text);
-        return failf(msg, msgsz, bad ? ERR_IO : ERR_TOOBIG,
-                     "cannot read the JWKS file %s (at most 1 MiB)", path);
-    }
-    int rc = auth_server_new(text, n, issuer, audience, out, msg, msgsz);
-    free(text);
-    return rc;
+    auth_server_cfg cfg = {.jwks_file = path, .issuer = issuer, .audience = audience};
+    return auth_server_open(&cfg, out, msg, msgsz);
 }
 
 void auth_server_free(auth_server *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nkeys; i++)
-        EVP_PKEY_free(s->keys[i].pk);
+    auth_keyset_release(s->keys);
     pthread_mutex_destroy(&s->mu);
     free(s->cache);
     free(s->issuer);
     free(s->audience);
+    free(s->jwks_url);
+    free(s->introspect_url);
+    free(s->introspect_client);
     free(s);
+}
+
+uint64_t auth_jwks_fetches(auth_server *s)
+{
+    return __atomic_load_n(&s->fetches, __ATOMIC_RELAXED);
 }
 
 const char *auth_server_issuer(const auth_server *s)
@@ -402,14 +541,21 @@ static json_val *json_part(arena *a, const char *s, size_t n)
     return v;
 }
 
+json_val *auth_jws_peek(arena *a, const char *tok, size_t n)
+{
+    const char *d1 = memchr(tok, '.', n);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok)) : NULL;
+    return d2 ? json_part(a, d1 + 1, (size_t)(d2 - d1 - 1)) : NULL;
+}
+
 #define REFUSE(...)                                                                             \
     do {                                                                                        \
         snprintf(msg, msgsz, __VA_ARGS__);                                                      \
         return ERR_INVALID;                                                                     \
     } while (0)
 
-static int verify_signature(auth_server *s, arena *a, const char *tok, size_t n,
-                            char *msg, size_t msgsz)
+int auth_jws_verify(const auth_keyset *ks, arena *a, const char *tok, size_t n, unsigned algs,
+                    json_val **payload, char *msg, size_t msgsz)
 {
     const char *d1 = memchr(tok, '.', n);
     const char *d2 = d1 ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok)) : NULL;
@@ -423,32 +569,43 @@ static int verify_signature(auth_server *s, arena *a, const char *tok, size_t n,
         REFUSE("the token's header has no alg");
     if (!strcmp(alg, "none"))
         REFUSE("unsigned tokens (alg none) are refused");
+    static const struct {
+        const char *name;
+        unsigned bit;
+        key_kind kind;
+    } known[] = {{"RS256", AUTH_ALG_RS256, KEY_RSA},
+                 {"RS384", AUTH_ALG_RS384, KEY_RSA},
+                 {"ES256", AUTH_ALG_ES256, KEY_EC256},
+                 {"ES384", AUTH_ALG_ES384, KEY_EC384}};
+    char allowed[40] = "";
+    for (size_t i = 0; i < 4; i++)
+        if (algs & known[i].bit)
+            snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+                     allowed[0] ? ", " : "", known[i].name);
+    size_t ai;
+    for (ai = 0; ai < 4 && strcmp(alg, known[ai].name); ai++)
+        ;
     if (alg[0] == 'H' && alg[1] == 'S')
-        REFUSE("symmetric signatures (%.10s) are refused: tokens must be signed with "
-               "RS256, RS384, ES256 or ES384", alg);
-    const EVP_MD *md;
-    key_kind want;
-    if (!strcmp(alg, "RS256"))
-        md = EVP_sha256(), want = KEY_RSA;
-    else if (!strcmp(alg, "RS384"))
-        md = EVP_sha384(), want = KEY_RSA;
-    else if (!strcmp(alg, "ES256"))
-        md = EVP_sha256(), want = KEY_EC256;
-    else if (!strcmp(alg, "ES384"))
-        md = EVP_sha384(), want = KEY_EC384;
-    else
-        REFUSE("alg '%.20s' is not supported (RS256, RS384, ES256, ES384)", alg);
+        REFUSE("symmetric signatures (%.10s) are refused: tokens must be signed with %s", alg,
+               allowed);
+    if (ai == 4 || !(algs & known[ai].bit))
+        REFUSE("alg '%.20s' is not supported here (%s)", alg, allowed);
+    key_kind want = known[ai].kind;
+    const EVP_MD *md = (known[ai].bit & (AUTH_ALG_RS256 | AUTH_ALG_ES256)) ? EVP_sha256()
+                                                                             : EVP_sha384();
     if (json_get(hdr, "crit"))
         REFUSE("the token's header has crit extensions, which are not supported");
     const char *kid = json_get_str(hdr, "kid");
     if (!kid)
         REFUSE("the token's header has no kid");
     const auth_key *k = NULL;
-    for (size_t i = 0; i < s->nkeys && !k; i++)
-        if (!strcmp(s->keys[i].kid, kid))
-            k = &s->keys[i];
-    if (!k)
-        REFUSE("unknown kid '%.80s': no key of the configured JWKS has it", kid);
+    for (size_t i = 0; ks && i < ks->nkeys && !k; i++)
+        if (!strcmp(ks->keys[i].kid, kid))
+            k = &ks->keys[i];
+    if (!k) {
+        snprintf(msg, msgsz, "unknown kid '%.80s': no key of the JWKS has it", kid);
+        return ERR_NOTFOUND;
+    }
     if (k->kind != want || (k->alg[0] && strcmp(k->alg, alg)))
         REFUSE("key '%.80s' cannot verify %s signatures", kid, alg);
     size_t sl;
@@ -470,34 +627,18 @@ static int verify_signature(auth_server *s, arena *a, const char *tok, size_t n,
     EVP_MD_CTX_free(ctx);
     if (!ok)
         REFUSE("the token's signature does not verify");
-    return 0;
-}
-
-static int check_claims(auth_server *s, const char *aud, arena *a, const char *tok, size_t n,
-                        int64_t now, auth_principal *p, char *msg, size_t msgsz)
-{
-    const char *d1 = memchr(tok, '.', n);
-    const char *d2 = memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok));
     json_val *pl = json_part(a, d1 + 1, (size_t)(d2 - d1 - 1));
     if (!pl)
         REFUSE("the token's payload is not base64url-encoded JSON");
-    const char *iss = json_get_str(pl, "iss");
-    if (!iss || strcmp(iss, s->issuer))
-        REFUSE("the token was not issued by %.200s (iss)", s->issuer);
-    if (!aud_matches(json_get(pl, "aud"), aud))
-        REFUSE("the token is not meant for %.200s (aud)", aud);
-    int64_t exp, nbf;
-    if (num_claim(a, json_get(pl, "exp"), &exp))
-        REFUSE("the token has no valid exp");
-    if (now >= exp + AUTH_CLOCK_SKEW_S)
-        REFUSE("the token has expired");
-    json_val *nv = json_get(pl, "nbf");
-    if (nv && num_claim(a, nv, &nbf))
-        REFUSE("the token's nbf is not a number");
-    if (nv && nbf > now + AUTH_CLOCK_SKEW_S)
-        REFUSE("the token is not valid yet (nbf)");
-    memset(p, 0, sizeof *p);
-    p->exp = exp;
+    *payload = pl;
+    return 0;
+}
+
+/* The claims every principal is made of (sub, client_id, fhirUser, patient,
+ * purpose_of_use, scope),
+ * from a verified payload or an introspection answer. */
+static int principal_claims(const json_val *pl, auth_principal *p, char *msg, size_t msgsz)
+{
     if (str_claim(pl, "sub", p->sub, sizeof p->sub) < 0 ||
         str_claim(pl, "client_id", p->client_id, sizeof p->client_id) < 0 ||
         str_claim(pl, "fhirUser", p->fhir_user, sizeof p->fhir_user) < 0)
@@ -516,6 +657,165 @@ static int check_claims(auth_server *s, const char *aud, arena *a, const char *t
         REFUSE("the scope claim is longer than %d bytes or has more than %d resource scopes",
                AUTH_MAX_SCOPE_LEN, AUTH_MAX_GRANTS);
     return 0;
+}
+
+static int check_claims(auth_server *s, const char *aud, arena *a, const json_val *pl,
+                        int64_t now, auth_principal *p, char *msg, size_t msgsz)
+{
+    const char *iss = json_get_str(pl, "iss");
+    if (!iss || strcmp(iss, s->issuer))
+        REFUSE("the token was not issued by %.200s (iss)", s->issuer);
+    if (!aud_matches(json_get(pl, "aud"), aud))
+        REFUSE("the token is not meant for %.200s (aud)", aud);
+    int64_t exp, nbf;
+    if (num_claim(a, json_get(pl, "exp"), &exp))
+        REFUSE("the token has no valid exp");
+    if (now >= exp + AUTH_CLOCK_SKEW_S)
+        REFUSE("the token has expired");
+    json_val *nv = json_get(pl, "nbf");
+    if (nv && num_claim(a, nv, &nbf))
+        REFUSE("the token's nbf is not a number");
+    if (nv && nbf > now + AUTH_CLOCK_SKEW_S)
+        REFUSE("the token is not valid yet (nbf)");
+    memset(p, 0, sizeof *p);
+    p->exp = exp;
+    return principal_claims(pl, p, msg, msgsz);
+}
+
+/* A reference to the keys held now (NULL: none). Release with auth_keyset_release. */
+static auth_keyset *keys_ref(auth_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    auth_keyset *ks = s->keys;
+    if (ks)
+        __atomic_add_fetch(&ks->refs, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(&s->mu);
+    return ks;
+}
+
+/* An unknown kid: refetch the JWKS URL unless one was fetched for an unknown kid less
+ * than AUTH_JWKS_REFETCH_S ago. 1 when new keys are held, 0 when not. */
+static int refetch(auth_server *s, int64_t now)
+{
+    pthread_mutex_lock(&s->mu);
+    int due = s->jwks_url && (s->last_refetch == 0 || now - s->last_refetch >= AUTH_JWKS_REFETCH_S);
+    if (due)
+        s->last_refetch = now;
+    pthread_mutex_unlock(&s->mu);
+    if (!due)
+        return 0;
+    auth_keyset *ks = NULL;
+    char why[400];
+    if (fetch_keys(s, &ks, why, sizeof why)) {
+        fprintf(stderr, "hortus: keeping the JWKS held: %s\n", why);
+        return 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    auth_keyset *old = s->keys;
+    s->keys = ks;
+    pthread_mutex_unlock(&s->mu);
+    auth_keyset_release(old);
+    return 1;
+}
+
+static int verify_jws(auth_server *s, const char *aud, arena *a, const char *tok, size_t n,
+                      int64_t now, auth_principal *out, char *msg, size_t msgsz)
+{
+    json_val *pl = NULL;
+    auth_keyset *ks = keys_ref(s);
+    int rc = auth_jws_verify(ks, a, tok, n, AUTH_ALGS_ACCESS, &pl, msg, msgsz);
+    auth_keyset_release(ks);
+    if (rc == ERR_NOTFOUND && refetch(s, now)) {
+        ks = keys_ref(s);
+        rc = auth_jws_verify(ks, a, tok, n, AUTH_ALGS_ACCESS, &pl, msg, msgsz);
+        auth_keyset_release(ks);
+    }
+    if (rc == ERR_NOTFOUND)
+        rc = ERR_INVALID;
+    if (!rc)
+        rc = check_claims(s, aud, a, pl, now, out, msg, msgsz);
+    return rc;
+}
+
+/* ---- introspection (RFC 7662) ------------------------------------------------ */
+
+/* s[0..n) form-encoded (RFC 3986 unreserved kept) into out (3n + 1 bytes). */
+static void form_escape(const char *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            *out++ = (char)c;
+        } else {
+            *out++ = '%';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    *out = 0;
+}
+
+static int introspect(auth_server *s, const char *aud, arena *a, const char *tok, size_t n,
+                      int64_t now, auth_principal *p, char *msg, size_t msgsz)
+{
+    char *form = arena_alloc(a, 6 + 3 * n + 1);
+    if (!form)
+        return ERR_NOMEM;
+    memcpy(form, "token=", 6);
+    form_escape(tok, n, form + 6);
+    char *body = NULL;
+    size_t len = 0;
+    char why[300];
+    int rc = auth_http_fetch(s->introspect_url, form, s->introspect_client, &body, &len, why,
+                             sizeof why);
+    if (rc) {
+        fprintf(stderr, "hortus: token introspection failed: %s\n", why);
+        snprintf(msg, msgsz, "the token introspection endpoint did not answer");
+        return rc == ERR_NOMEM ? rc : ERR_IO;
+    }
+    json_val *v;
+    char *text = arena_strndup(a, body, len);
+    free(body);
+    if (!text)
+        return ERR_NOMEM;
+    if (json_parse(a, text, len, 0, &v, NULL) || v->type != JSON_OBJECT) {
+        fprintf(stderr, "hortus: token introspection answered no JSON object\n");
+        snprintf(msg, msgsz, "the token introspection endpoint answered no JSON object");
+        return ERR_IO;
+    }
+    const json_val *act = json_get(v, "active");
+    if (!act || act->type != JSON_TRUE)
+        REFUSE("the token is not active (introspection)");
+    /* an answer naming an audience must name this one; one without may stand only for
+     * the configured audience (a named tenant's tokens must say they are its own) */
+    const json_val *av = json_get(v, "aud");
+    if (av ? !aud_matches(av, aud) : strcmp(aud, s->audience) != 0)
+        REFUSE("the token is not meant for %.200s (aud, introspection)", aud);
+    memset(p, 0, sizeof *p);
+    int64_t exp = now + AUTH_INTROSPECT_CACHE_S, e;
+    const json_val *ev = json_get(v, "exp");
+    if (ev) {
+        if (num_claim(a, ev, &e))
+            REFUSE("the introspection answer's exp is not a number");
+        if (now >= e)
+            REFUSE("the token has expired (introspection)");
+        if (e < exp)
+            exp = e;
+    }
+    /* the cache adds the clock skew to exp: keep the answer no longer than exp itself */
+    p->exp = exp - AUTH_CLOCK_SKEW_S;
+    return principal_claims(v, p, msg, msgsz);
+}
+
+/* 1 when tok[0..n) has the shape of a compact JWS (two dots, a JSON header). */
+static int looks_like_jws(arena *a, const char *tok, size_t n)
+{
+    const char *d1 = memchr(tok, '.', n);
+    if (!d1 || !memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok)))
+        return 0;
+    return json_part(a, tok, (size_t)(d1 - tok)) != NULL;
 }
 
 int auth_verify(auth_server *s, arena *a, const char *tok, size_t n, int64_t now_s,
@@ -547,10 +847,13 @@ int auth_verify_aud(auth_server *s, const char *aud, arena *a, const char *tok, 
         }
         slot->used = 0; /* expired: checked again below, and refused */
     }
+    int have_keys = s->keys != NULL;
     pthread_mutex_unlock(&s->mu);
-    int rc = verify_signature(s, a, tok, n, msg, msgsz);
-    if (!rc)
-        rc = check_claims(s, aud, a, tok, n, now_s, out, msg, msgsz);
+    int rc;
+    if (s->introspect_url && (!have_keys || !looks_like_jws(a, tok, n)))
+        rc = introspect(s, aud, a, tok, n, now_s, out, msg, msgsz);
+    else
+        rc = verify_jws(s, aud, a, tok, n, now_s, out, msg, msgsz);
     if (rc)
         return rc;
     pthread_mutex_lock(&s->mu);

@@ -13,6 +13,7 @@
  * grants nothing here; a malformed resource scope grants nothing either. Nothing is
  * widened: an unknown permission letter voids the scope instead of being skipped.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -167,4 +168,37 @@ void auth_view_of(const auth_principal *p, const char *type, unsigned op, auth_v
         if ((g->ops & op) && g->q_len && (!strcmp(g->type, "*") || !strcmp(g->type, type)))
             out->q[out->nq++] = auth_grant_query(&p->rights, g);
     }
+}
+
+int auth_scope_valid(const char *s, size_t n)
+{
+    auth_rights *tmp = calloc(1, sizeof *tmp); /* parse_one keeps a query in its text */
+    if (!tmp || n > AUTH_MAX_SCOPE_LEN || memchr(s, ' ', n)) {
+        free(tmp);
+        return 0;
+    }
+    auth_grant g;
+    int ok = parse_one(s, n, tmp, &g);
+    free(tmp);
+    return ok;
+}
+
+int auth_scope_covers(const char *reg, size_t gn, const char *req, size_t rn)
+{
+    if (gn == rn && !memcmp(reg, req, rn))
+        return 1;
+    if (gn > AUTH_MAX_SCOPE_LEN || rn > AUTH_MAX_SCOPE_LEN)
+        return 0;
+    auth_rights *ra = calloc(2, sizeof *ra);
+    if (!ra)
+        return 0;
+    auth_grant g, q;
+    int ok = parse_one(reg, gn, &ra[0], &g) && parse_one(req, rn, &ra[1], &q) &&
+             g.context == q.context && (!strcmp(g.type, "*") || !strcmp(g.type, q.type)) &&
+             (q.ops & ~g.ops) == 0;
+    if (ok && g.q_len) /* a granular registration grants only its own query */
+        ok = q.q_len == g.q_len &&
+             !memcmp(auth_grant_query(&ra[0], &g), auth_grant_query(&ra[1], &q), g.q_len);
+    free(ra);
+    return ok;
 }

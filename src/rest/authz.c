@@ -37,6 +37,7 @@
 
 #include "auth/auth.h"
 #include "auth/consent.h"
+#include "auth/issuer.h"
 #include "base/err.h"
 #include "base/time.h"
 #include "rest/authz.h"
@@ -67,7 +68,8 @@ static int forbidden(rest_req *r, const char *msg)
 
 static int is_public(rest_route_kind k)
 {
-    return k == RR_HEALTH || k == RR_METRICS || k == RR_METADATA || k == RR_SMART_CONFIG;
+    return k == RR_HEALTH || k == RR_METRICS || k == RR_METADATA || k == RR_SMART_CONFIG ||
+           k == RR_AUTH_TOKEN || k == RR_AUTH_JWKS;
 }
 
 int rest_authz_begin(rest_req *r)
@@ -106,6 +108,8 @@ int rest_authz_begin(rest_req *r)
                              sizeof msg);
     if (rc == ERR_NOMEM)
         return rest_send_errcode(r, rc, "out of memory");
+    if (rc == ERR_IO) /* the introspection endpoint: not the client's fault */
+        return rest_send_error(r, 503, OO_TRANSIENT, msg, NULL);
     if (rc)
         return unauthorized(r, msg, 1);
     r->ctx.principal = p;
@@ -897,6 +901,99 @@ int rest_authz_search(rest_req *r, srch_query *q)
     }
 }
 
+/* The URL of an endpoint of the authorization server as the client reached the FHIR
+ * base: that base without its REST_BASE_PATH, then path. In r's arena; NULL: no memory. */
+static const char *endpoint_url(rest_req *r, const char *path)
+{
+    const char *base = rest_base_url(r);
+    size_t bn = strlen(base), pl = sizeof REST_BASE_PATH - 1;
+    size_t tn = r->ctx.tenant_name ? strlen(r->ctx.tenant_name) : 0;
+    if (tn && bn > tn + 1 && base[bn - tn - 1] == '/' &&
+        !memcmp(base + bn - tn, r->ctx.tenant_name, tn))
+        bn -= tn + 1; /* a tenant's base: the endpoints are the server's, not the tenant's */
+    if (bn >= pl && !memcmp(base + bn - pl, REST_BASE_PATH, pl))
+        bn -= pl;
+    size_t n = bn + strlen(path) + 1;
+    char *u = arena_alloc(r->a, n);
+    if (u)
+        snprintf(u, n, "%.*s%s", (int)bn, base, path);
+    return u;
+}
+
+typedef struct token_form {
+    auth_token_req req;
+    const char *dup; /* a parameter sent twice */
+} token_form;
+
+static int token_field(void *ctx, const char *key, const char *value)
+{
+    token_form *f = ctx;
+    const char **slot = !strcmp(key, "grant_type")              ? &f->req.grant_type
+                        : !strcmp(key, "scope")                 ? &f->req.scope
+                        : !strcmp(key, "client_assertion_type") ? &f->req.assertion_type
+                        : !strcmp(key, "client_assertion")      ? &f->req.assertion
+                                                                : NULL;
+    if (!slot) /* RFC 6749 3.2: unrecognised parameters are ignored (client_id ...) */
+        return 0;
+    if (*slot) {
+        f->dup = key;
+        return 1;
+    }
+    *slot = value;
+    return 0;
+}
+
+static int oauth_reply(rest_req *r, unsigned status, buf *b)
+{
+    rest_reply rep = {.status = status, .last_modified_s = -1, .ctype = "application/json",
+                      .no_store = 1};
+    if (status == 401)
+        rep.www_authenticate = "Bearer realm=\"" REALM "\"";
+    if (rest_reply_take(&rep, b))
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    return rest_send(r, &rep);
+}
+
+int rest_auth_endpoint(rest_req *r)
+{
+    auth_issuer *is = r->ctx.svc ? r->ctx.svc->issuer : NULL;
+    if (!is)
+        return rest_send_error(r, 404, OO_NOT_FOUND,
+                               "no such path: the built-in authorization server is off "
+                               "(hortus serve --auth-server)", NULL);
+    buf b = BUF_INIT;
+    if (r->route.kind == RR_AUTH_JWKS) {
+        buf_puts(&b, auth_issuer_jwks(is));
+        return rest_send_body(r, 200, &b, "application/json");
+    }
+    token_form f = {{0}};
+    int rc = rest_form_each(r->a, r->body.data ? r->body.data : "", r->body.len, token_field, &f);
+    if (rc == ERR_NOMEM)
+        return rest_send_errcode(r, rc, "out of memory");
+    if (rc == ERR_INVALID || f.dup) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "{\"error\":\"invalid_request\",\"error_description\":"
+                 "\"%s\"}", f.dup ? "a parameter is sent twice" : "the form is malformed");
+        buf_puts(&b, msg);
+        return oauth_reply(r, 400, &b);
+    }
+    const char *mine = endpoint_url(r, "/auth/token");
+    char *conf = arena_alloc(r->a, strlen(auth_issuer_url(is)) + 12);
+    if (!mine || !conf)
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    snprintf(conf, strlen(auth_issuer_url(is)) + 12, "%s/auth/token", auth_issuer_url(is));
+    f.req.auds[0] = conf;
+    f.req.auds[1] = strcmp(conf, mine) ? mine : NULL;
+    unsigned status = 500;
+    rc = auth_issuer_token(is, r->a, &f.req, (int64_t)time(NULL), &status, &b);
+    if (rc) {
+        buf_free(&b);
+        return rest_send_errcode(r, rc, rc == ERR_NOMEM ? "out of memory"
+                                                        : "the token cannot be signed");
+    }
+    return oauth_reply(r, status, &b);
+}
+
 static const char *const scopes_supported[] = {
     "patient/*.rs", "user/*.cruds", "system/*.cruds", "patient/*.read", "user/*.read",
     "user/*.write", "system/*.read", "system/*.write",
@@ -920,8 +1017,29 @@ int rest_smart_config(rest_req *r)
     jw_obj(&w);
     jw_key(&w, "issuer");
     jw_str(&w, auth_server_issuer(as));
-    /* no built-in authorization server yet: tokens come from the configured issuer,
-     * whose own discovery document names its endpoints */
+    auth_issuer *is = r->ctx.svc->issuer;
+    const char *token_url = is ? endpoint_url(r, "/auth/token") : NULL;
+    const char *jwks_url = is ? endpoint_url(r, "/auth/jwks") : NULL;
+    if (is && (!token_url || !jwks_url))
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
+    if (is) { /* SMART Backend Services (without it, the issuer's discovery names them) */
+        jw_key(&w, "token_endpoint");
+        jw_str(&w, token_url);
+        jw_key(&w, "jwks_uri");
+        jw_str(&w, jwks_url);
+        static const char *const lists[][3] = {
+            {"token_endpoint_auth_methods_supported", "private_key_jwt", NULL},
+            {"token_endpoint_auth_signing_alg_values_supported", "RS384", "ES384"},
+            {"grant_types_supported", "client_credentials", NULL},
+        };
+        for (size_t i = 0; i < 3; i++) {
+            jw_key(&w, lists[i][0]);
+            jw_arr(&w);
+            for (size_t j = 1; j < 3 && lists[i][j]; j++)
+                jw_str(&w, lists[i][j]);
+            jw_end(&w);
+        }
+    }
     jw_key(&w, "scopes_supported");
     jw_arr(&w);
     for (size_t i = 0; i < sizeof scopes_supported / sizeof scopes_supported[0]; i++)
@@ -934,6 +1052,8 @@ int rest_smart_config(rest_req *r)
                                        "permission-user", "permission-v1", "permission-v2"};
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
         jw_str(&w, caps[i]);
+    if (is)
+        jw_str(&w, "client-confidential-asymmetric");
     jw_end(&w);
     jw_key(&w, "code_challenge_methods_supported");
     jw_arr(&w);

@@ -1,8 +1,10 @@
 /*
  * authz.h -- authorisation in the request path (authz.c): who the caller is (a bearer
  * token verified by src/auth) and whether the interaction is within the token's SMART
- * scopes. Only active when `hortus serve` was given --auth-jwks (svc->auth); without it
- * every function here lets everything through and nothing changes.
+ * scopes. Only active when `hortus serve` was given --auth-jwks, --auth-introspect or
+ * --auth-server (svc->auth); without them every function here lets everything through
+ * and nothing changes. rest_auth_endpoint serves the built-in authorization server
+ * (svc->issuer) when there is one.
  *
  *   precheck (server.c) --rest_authz_begin--> 401 no/invalid token
  *                                             403 scope does not grant the interaction,
@@ -117,6 +119,10 @@ int rest_authz_restrict(rest_req *r, struct srch_query *q, char *msg, size_t msz
 /* Let q's includes add only what the token may see (q->visible; nothing without
  * authorisation), for includes a query makes without rest_authz_restrict. */
 void rest_authz_includes(rest_req *r, struct srch_query *q);
+
+/* The built-in authorization server (src/auth/issuer.h): POST /auth/token and GET
+ * /auth/jwks; 404 unless `serve --auth-server`. */
+int rest_auth_endpoint(rest_req *r);
 
 /* GET /.well-known/smart-configuration (404 when authorisation is off). */
 int rest_smart_config(rest_req *r);

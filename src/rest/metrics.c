@@ -51,6 +51,7 @@ static const char *const interaction_names[RI__COUNT] = {
     [RI_CAPABILITIES] = "capabilities",
     [RI_HEALTH] = "healthz",
     [RI_METRICS] = "metrics",
+    [RI_AUTH] = "auth",
     [RI_OTHER] = "other",
 };
 

@@ -106,7 +106,7 @@ static const char *compute_base_url(rest_req *r)
         return r->site->base_url;
     const char *proto = rest_header(r, "X-Forwarded-Proto");
     if (!proto || (strcmp(proto, "http") && strcmp(proto, "https")))
-        proto = "http";
+        proto = r->site->tls ? "https" : "http";
     char hostbuf[256];
     const char *host = NULL;
     const char *fh = rest_header(r, "X-Forwarded-Host");

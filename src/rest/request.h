@@ -41,6 +41,7 @@ struct idx_reindexer;
 struct rest_gate;
 struct auth_server;
 struct tenant_reg;
+struct auth_issuer;
 
 /* How much of a resource every write checks (`--validate`, docs/REST.md Validation). */
 typedef enum rest_validation {
@@ -79,6 +80,8 @@ typedef struct rest_services {
                                         NULL: consent is not enforced */
     struct tenant_reg *tenants;      /* the named tenants of the data directory (or NULL:
                                         only the default tenant; auth/tenant.h) */
+    struct auth_issuer *issuer;      /* the built-in authorization server
+                                        (`--auth-server`), or NULL */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -86,6 +89,7 @@ typedef struct rest_site {
     const rest_services *svc;
     const char *base_url;   /* configured public base (no trailing slash), or NULL */
     unsigned port;          /* the port bound */
+    int tls;                /* 1: served over TLS (a base built from Host is https://) */
     struct rest_gate *gate; /* per-resource write order (gate.h) */
     int inflight;           /* writes in flight (atomic): shutdown waits for 0 */
     int stopping;           /* atomic: set once when shutdown begins */

@@ -68,6 +68,10 @@ int rest_send(rest_req *r, rest_reply *rep)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
     if (rep->www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, rep->www_authenticate);
+    if (rep->no_store) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_PRAGMA, "no-cache");
+    }
     if (rest_header(r, "Origin")) {
         /* CORS for browser apps (SMART on FHIR): any origin, no cookies; let
          * scripts see the headers FHIR clients read. */

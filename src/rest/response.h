@@ -34,6 +34,7 @@ typedef struct rest_reply {
     const char *content_location; /* absolute URL or NULL (the status of an async job) */
     const char *allow;       /* Allow header for 405, or NULL */
     const char *www_authenticate; /* WWW-Authenticate header for 401/403, or NULL */
+    int no_store;            /* Cache-Control: no-store (an OAuth token answer, RFC 6749 5.1) */
 } rest_reply;
 
 /* Queue the reply on r's connection, record metrics, end the snapshot.

@@ -34,6 +34,7 @@ typedef enum rest_interaction {
     RI_CAPABILITIES,
     RI_HEALTH,
     RI_METRICS,
+    RI_AUTH,  /* the built-in authorization server: /auth/token, /auth/jwks */
     RI_OTHER, /* unroutable requests: 404/405 */
     RI__COUNT
 } rest_interaction;
@@ -75,6 +76,8 @@ typedef enum rest_route_kind {
                         while authorisation is off, as before it existed) */
     RR_UNKNOWN_TENANT, /* /fhir/name/... where name is no registered tenant: 404 (set by
                           rest_req_begin, which looks the name up) */
+    RR_AUTH_TOKEN,   /* /auth/token (POST, form body): the built-in authorization server */
+    RR_AUTH_JWKS,    /* /auth/jwks: its public key (both 404 unless --auth-server) */
 } rest_route_kind;
 
 typedef struct rest_route {

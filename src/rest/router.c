@@ -22,6 +22,8 @@
  *                                  RR_SMART_CONFIG  (SMART App Launch discovery)
  *   /fhir/name/...                 any of the above under /fhir, in tenant `name`
  *                                  (a lower-case first segment: docs/TENANTS.md)
+ *   /auth/token  /auth/jwks        RR_AUTH_TOKEN, RR_AUTH_JWKS (built-in authorization
+ *                                  server, src/auth/issuer.h)
  *
  * A first segment that is not a concrete resource type is RR_UNKNOWN_TYPE (404
  * with a message naming it); any other shape is RR_BAD (404). Ids and vids are
@@ -72,6 +74,10 @@ int rest_route_parse(arena *a, const char *path, rest_route *out)
         !strcmp(path, REST_BASE_PATH "/.well-known/smart-configuration")) {
         out->kind = RR_SMART_CONFIG;
         out->type_name = path[1] == '.' ? NULL : ".well-known"; /* the 404 without auth */
+        return 0;
+    }
+    if (!strcmp(path, "/auth/token") || !strcmp(path, "/auth/jwks")) {
+        out->kind = path[6] == 't' ? RR_AUTH_TOKEN : RR_AUTH_JWKS;
         return 0;
     }
     size_t bl = sizeof REST_BASE_PATH - 1;
@@ -268,6 +274,8 @@ static const route_methods route_table[] = {
     [RR_COMPARTMENT] = {"GET, HEAD", RI_SEARCH_TYPE, NO, NO, NO, NO},
     [RR_OPERATION] = {"GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
     [RR_SMART_CONFIG] = {"GET, HEAD", RI_CAPABILITIES, NO, NO, NO, NO},
+    [RR_AUTH_TOKEN] = {"POST", NO, RI_AUTH, NO, NO, NO},
+    [RR_AUTH_JWKS] = {"GET, HEAD", RI_AUTH, NO, NO, NO, NO},
 };
 #undef NO
 

@@ -19,6 +19,7 @@
 
 #include "auth/auth.h"
 #include "auth/tenant.h"
+#include "auth/issuer.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -38,7 +39,9 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: hortus serve [--data DIR] [--store lmdb:DIR] [--bind ADDR] [--port N] "
                "[--threads N] [--base-url URL]\n"
                "                    [--insecure] [--tls-cert FILE --tls-key FILE]\n"
-               "                    [--auth-jwks FILE --auth-issuer URL --auth-audience URL]\n"
+               "                    [--auth-jwks FILE|URL --auth-issuer URL --auth-audience URL]\n"
+               "                    [--auth-introspect URL --auth-introspect-client ID:SECRET]\n"
+               "                    [--auth-server [--auth-token-lifetime S]]\n"
                "                    [--request-timeout S] [--idle-timeout S] "
                "[--max-connections N] [--max-connections-per-client N]\n"
                "                    [--validate full|structure|off] "
@@ -47,7 +50,7 @@ static void serve_usage(FILE *f)
                "[--unknown-profile warn|refuse]\n"
                "  --bind ADDR   address to listen on (default " REST_DEFAULT_BIND
                ", this machine only).\n"
-               "                Without authorisation (--auth-jwks), an address that is not\n"
+               "                Without authorisation (--auth-*), an address that is not\n"
                "                loopback (0.0.0.0, ::, a LAN address) is refused unless\n"
                "                --insecure is given (docs/DEPLOY.md)\n"
                "  --insecure    serve a non-loopback --bind without authorisation anyway:\n"
@@ -78,12 +81,53 @@ static void serve_usage(FILE *f)
                "                with Prefer: return=OperationOutcome and in Bundle entries)\n"
                "                or refuse (422 naming the profile). Stored profiles are\n"
                "                always enforced under --validate full\n"
-               "  --auth-jwks FILE  require SMART on FHIR bearer tokens (JWT) signed by a key\n"
-               "                of this JWKS, issued by --auth-issuer for --auth-audience\n"
-               "                (all three together; docs/AUTH.md)\n",
+               "  --auth-jwks FILE|URL  require SMART on FHIR bearer tokens (JWT) signed by a\n"
+               "                key of this JWKS, issued by --auth-issuer for --auth-audience\n"
+               "                (all three together; docs/AUTH.md). An http(s):// URL is\n"
+               "                fetched at start and again on an unknown kid (at most once a\n"
+               "                minute)\n"
+               "  --auth-introspect URL --auth-introspect-client ID:SECRET  ask this RFC 7662\n"
+               "                endpoint about opaque bearer tokens (every token without\n"
+               "                --auth-jwks)\n"
+               "  --auth-server  the built-in authorization server of SMART Backend Services:\n"
+               "                POST /auth/token, GET /auth/jwks, clients from `hortus client`;\n"
+               "                its tokens are required. Over TLS or on loopback only\n"
+               "  --auth-token-lifetime S  of the tokens --auth-server issues (default %d,\n"
+               "                1 .. %d)\n",
             REST_REQUEST_TIMEOUT, REST_REQUEST_TIMEOUT_MAX, REST_IDLE_TIMEOUT,
             REST_IDLE_TIMEOUT_MAX, REST_MAX_CONNECTIONS, REST_CONNECTIONS_CEILING,
-            REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE);
+            REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE, AUTH_TOKEN_LIFETIME_S,
+            AUTH_TOKEN_LIFETIME_MAX);
+}
+
+/* The built-in authorization server of data directory dir and the verifier that
+ * trusts its key. Its issuer is the server's base: --base-url without its
+ * REST_BASE_PATH, or scheme://bind:port; the tokens' audience is the FHIR base. */
+static int open_builtin(const char *dir, const rest_server_opts *o, int tls, auth_issuer **is,
+                        auth_server **as, char *msg, size_t msgsz)
+{
+    char iss[1024], aud[1100];
+    if (o->base_url) {
+        size_t n = strlen(o->base_url), pl = sizeof REST_BASE_PATH - 1;
+        while (n && o->base_url[n - 1] == '/')
+            n--;
+        snprintf(aud, sizeof aud, "%.*s", (int)n, o->base_url);
+        if (n >= pl && !memcmp(o->base_url + n - pl, REST_BASE_PATH, pl))
+            n -= pl;
+        snprintf(iss, sizeof iss, "%.*s", (int)n, o->base_url);
+    } else {
+        int v6 = strchr(o->bind, ':') != NULL;
+        snprintf(iss, sizeof iss, "%s://%s%s%s:%u", tls ? "https" : "http", v6 ? "[" : "",
+                 o->bind, v6 ? "]" : "", o->port);
+        snprintf(aud, sizeof aud, "%s" REST_BASE_PATH, iss);
+    }
+    int rc = auth_issuer_open(dir, iss, aud, is, msg, msgsz);
+    if (rc)
+        return rc;
+    const char *jwks = auth_issuer_jwks(*is);
+    auth_server_cfg cfg = {.jwks_text = jwks, .jwks_len = strlen(jwks), .issuer = iss,
+                           .audience = aud};
+    return auth_server_open(&cfg, as, msg, msgsz);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -134,15 +178,19 @@ int serve_main(int argc, char **argv)
                           .ref_integrity = 1};
     const char *tls_cert = NULL, *tls_key = NULL;
     const char *auth_jwks = NULL, *auth_issuer = NULL, *auth_audience = NULL;
-    for (int i = 1; i < argc; i += 2) { /* every option but --insecure takes one value */
+    const char *auth_introspect = NULL, *auth_introspect_client = NULL;
+    int auth_builtin = 0;
+    unsigned token_lifetime = 0;
+    /* every option but --insecure and --auth-server takes one value */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             serve_usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--insecure")) {
-            o.insecure = 1;
+        if (!strcmp(a, "--insecure") || !strcmp(a, "--auth-server")) {
+            *(a[2] == 'i' ? &o.insecure : &auth_builtin) = 1;
             i--;
             continue;
         }
@@ -154,7 +202,8 @@ int serve_main(int argc, char **argv)
             strcmp(a, "--request-timeout") && strcmp(a, "--idle-timeout") &&
             strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client") &&
             strcmp(a, "--auth-jwks") && strcmp(a, "--auth-issuer") &&
-            strcmp(a, "--auth-audience")) {
+            strcmp(a, "--auth-audience") && strcmp(a, "--auth-introspect") &&
+            strcmp(a, "--auth-introspect-client") && strcmp(a, "--auth-token-lifetime")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -172,6 +221,16 @@ int serve_main(int argc, char **argv)
             auth_issuer = v;
         } else if (!strcmp(a, "--auth-audience")) {
             auth_audience = v;
+        } else if (!strcmp(a, "--auth-introspect")) {
+            auth_introspect = v;
+        } else if (!strcmp(a, "--auth-introspect-client")) {
+            auth_introspect_client = v;
+        } else if (!strcmp(a, "--auth-token-lifetime")) {
+            if (parse_uint(v, AUTH_TOKEN_LIFETIME_MAX, &token_lifetime) || !token_lifetime) {
+                fprintf(stderr, "hortus serve: bad --auth-token-lifetime '%s' (seconds, 1 .. %d)\n",
+                        v, AUTH_TOKEN_LIFETIME_MAX);
+                return 2;
+            }
         } else if (!strcmp(a, "--store")) {
             store_url = v;
         } else if (!strcmp(a, "--base-url")) {
@@ -256,7 +315,22 @@ int serve_main(int argc, char **argv)
                         "together\n");
         return 2;
     }
-    o.auth_configured = auth_jwks != NULL; /* the JWKS itself is checked below */
+    if (!auth_introspect != !auth_introspect_client ||
+        (auth_introspect && strncmp(auth_introspect, "http://", 7) &&
+         strncmp(auth_introspect, "https://", 8)) ||
+        (auth_introspect_client && !strchr(auth_introspect_client, ':'))) {
+        fprintf(stderr, "hortus serve: --auth-introspect takes an http(s):// URL and goes with "
+                        "--auth-introspect-client ID:SECRET\n");
+        return 2;
+    }
+    if (auth_builtin && (auth_jwks || auth_issuer || auth_audience || auth_introspect)) {
+        fprintf(stderr, "hortus serve: --auth-server names itself issuer and audience (set "
+                        "--base-url) and trusts its own key: it does not go with --auth-jwks, "
+                        "--auth-issuer, --auth-audience or --auth-introspect yet\n");
+        return 2;
+    }
+    /* the JWKS itself is checked below */
+    o.auth_configured = auth_jwks || auth_introspect || auth_builtin;
     if (!tls_cert != !tls_key) {
         fprintf(stderr, "hortus serve: %s needs %s too\n", tls_cert ? "--tls-cert" : "--tls-key",
                 tls_cert ? "--tls-key" : "--tls-cert");
@@ -272,6 +346,30 @@ int serve_main(int argc, char **argv)
             return 2;
         }
         rest_tls_free(&tls);
+    }
+    if (token_lifetime && !auth_builtin) {
+        fprintf(stderr, "hortus serve: --auth-token-lifetime goes with --auth-server\n");
+        return 2;
+    }
+    if (auth_builtin && !o.port && !o.base_url) {
+        fprintf(stderr, "hortus serve: --auth-server names its issuer by its port: give --port "
+                        "N (not 0) or --base-url\n");
+        return 2;
+    }
+    if (auth_builtin && !tls_cert && rest_bind_is_loopback(o.bind) != 1) {
+        fprintf(stderr,
+                "hortus serve: refusing --auth-server on '%s' without TLS: client assertions "
+                "and access tokens would cross the network in clear. Give --tls-cert and "
+                "--tls-key, or listen on loopback behind a TLS reverse proxy (with "
+                "--base-url)\n",
+                o.bind);
+        return 2;
+    }
+    if ((auth_introspect || (auth_jwks && (!strncmp(auth_jwks, "http://", 7) ||
+                                           !strncmp(auth_jwks, "https://", 8)))) &&
+        auth_http_init()) {
+        fprintf(stderr, "hortus serve: cannot initialise libcurl\n");
+        return 1;
     }
     if (!o.auth_configured && !o.insecure && rest_bind_is_loopback(o.bind) == 0) {
         fprintf(stderr,
@@ -429,10 +527,23 @@ int serve_main(int argc, char **argv)
         return 1;
     }
     auth_server *auth = NULL;
+    struct auth_issuer *issuer = NULL; /* (auth_issuer is the option here) */
     rest_server *srv = NULL;
     char msg[600];
-    if (auth_jwks)
-        rc = auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, msg, sizeof msg);
+    if (auth_builtin) {
+        rc = open_builtin(data, &o, tls_cert != NULL, &issuer, &auth, msg, sizeof msg);
+        if (issuer && token_lifetime)
+            auth_issuer_set_lifetime(issuer, (int)token_lifetime);
+    } else if (o.auth_configured) {
+        int url = auth_jwks && (!strncmp(auth_jwks, "http://", 7) ||
+                                !strncmp(auth_jwks, "https://", 8));
+        auth_server_cfg cfg = {.jwks_file = url ? NULL : auth_jwks,
+                               .jwks_url = url ? auth_jwks : NULL,
+                               .issuer = auth_issuer, .audience = auth_audience,
+                               .introspect_url = auth_introspect,
+                               .introspect_client = auth_introspect_client};
+        rc = auth_server_open(&cfg, &auth, msg, sizeof msg);
+    }
     rest_consents *consents = NULL;
     if (!rc && auth && !(consents = rest_consents_new())) {
         snprintf(msg, sizeof msg, "out of memory");
@@ -440,7 +551,7 @@ int serve_main(int argc, char **argv)
     }
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
                          .profiles = profiles, .policy = policy, .auth = auth,
-                         .consents = consents, .tenants = tenants};
+                         .issuer = issuer, .consents = consents, .tenants = tenants};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
@@ -451,7 +562,8 @@ int serve_main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
         rest_consents_free(consents);
-    auth_server_free(auth);
+        auth_server_free(auth);
+        auth_issuer_free(issuer);
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
@@ -472,9 +584,18 @@ int serve_main(int argc, char **argv)
         fprintf(stderr, "hortus serve: WARNING: --insecure: serving %s without authorisation: "
                         "anyone who can reach it can read and write every record\n",
                 o.bind);
-    if (auth)
-        fprintf(stderr, "hortus: bearer tokens required (issuer %s, audience %s)\n",
-                auth_issuer, auth_audience);
+    if (issuer)
+        fprintf(stderr, "hortus: built-in authorization server at %s/auth/token; its bearer "
+                        "tokens required (audience %s)\n",
+                auth_issuer_url(issuer), auth_server_audience(auth));
+    else if (auth && auth_jwks)
+        fprintf(stderr, "hortus: bearer tokens required (issuer %s, audience %s%s%s)\n",
+                auth_issuer, auth_audience, auth_introspect ? "; opaque tokens introspected at "
+                                                            : "",
+                auth_introspect ? auth_introspect : "");
+    else if (auth)
+        fprintf(stderr, "hortus: bearer tokens required, introspected at %s\n",
+                auth_introspect);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
@@ -487,5 +608,6 @@ int serve_main(int argc, char **argv)
     fp_sp_cache_free(spc);
     rest_consents_free(consents);
     auth_server_free(auth);
+    auth_issuer_free(issuer);
     return 0;
 }

@@ -511,7 +511,7 @@ static int precheck(rest_req *r)
                                sizeof msg))
             return rest_send_error(r, 406, OO_NOT_SUPPORTED, msg, NULL);
         if (r->method == RM_POST || r->method == RM_PUT || r->method == RM_PATCH) {
-            if (r->route.kind == RR_TYPE_SEARCH) {
+            if (r->route.kind == RR_TYPE_SEARCH || r->route.kind == RR_AUTH_TOKEN) {
                 if (rest_conneg_form(rest_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), msg,
                                      sizeof msg))
                     return rest_send_error(r, 415, OO_NOT_SUPPORTED, msg, NULL);
@@ -568,6 +568,7 @@ static int dispatch(rest_req *r)
     case RI_SEARCH_SYSTEM: return rest_search(r);
     case RI_BATCH: return rest_batch(r);
     case RI_OPERATION: return rest_operation(r);
+    case RI_AUTH: return rest_auth_endpoint(r);
     default: return rest_send_error(r, 404, OO_NOT_FOUND, "not a FHIR REST path", NULL);
     }
 }
@@ -1032,6 +1033,7 @@ int rest_server_start(const rest_server_opts *o, const rest_services *svc, rest_
             goto nomem;
         srv->site.base_url = srv->base_url;
     }
+    srv->site.tls = tls;
     rest_gate_hooks hooks = {gate_park, gate_wake};
     srv->site.gate = rest_gate_new(&hooks);
     if (!srv->site.gate)

@@ -18,7 +18,7 @@ OUT=build/fuzz
 mkdir -p "$OUT"
 FLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 # the libraries of the Makefile (LDLIBS, passed by `make fuzz-replay`), or the same list
-LIBS=${LDLIBS:-"-llmdb -lmicrohttpd -lcrypto -lpcre2-8 -lz -lzstd -lpthread -lm"}
+LIBS=${LDLIBS:-"-llmdb -lmicrohttpd -lcrypto -lcurl -lpcre2-8 -lz -lzstd -lpthread -lm"}
 
 if [ $# -eq 0 ]; then
     set -- $(for f in tests/fuzz/*_fuzz.c; do basename "$f" _fuzz.c; done)

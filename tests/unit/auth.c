@@ -4,18 +4,27 @@
  * server must make (alg none, HS256 keyed with the public key, unknown kid, bad or
  * foreign signature, tampered payload, exp, nbf, iss, aud, key/alg mismatch), the
  * clock skew, the cache of verified tokens, JWKS errors, and SMART scope parsing
- * (v1, v2, granular, wildcards) with the views of auth_view_of.
+ * (v1, v2, granular, wildcards) with the views of auth_view_of. Then the built-in
+ * authorization server: scope validity and coverage, a token request end to end in a
+ * temporary data directory (issued, usable by a verifier trusting the server's key,
+ * its jti refused when replayed, also after a reopen), and the key file's mode.
  */
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "json/json.h"
 
 #include "auth/auth.h"
+#include "auth/issuer.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/hash.h"
@@ -471,6 +480,201 @@ static void test_scopes(void)
     buf_free(&b);
 }
 
+static void test_scope_rules(void)
+{
+    static const struct {
+        const char *s;
+        int valid;
+    } v[] = {{"system/*.rs", 1},            {"system/Patient.read", 1},
+             {"user/Observation.cruds", 1}, {"system/Observation.rs?code=x", 1},
+             {"system/Patient.rx", 0},      {"system/Patient.sr", 0},
+             {"system/patient.rs", 0},      {"openid", 0},
+             {"system/*.read?code=x", 0},   {"system/", 0}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        is_int(auth_scope_valid(v[i].s, strlen(v[i].s)), v[i].valid, "scope '%s' valid: %d",
+               v[i].s, v[i].valid);
+    static const struct {
+        const char *reg, *req;
+        int covers;
+    } c[] = {
+        {"system/*.rs", "system/Observation.r", 1},
+        {"system/*.rs", "system/Observation.rs", 1},
+        {"system/*.read", "system/Observation.rs", 1},
+        {"system/*.rs", "system/Observation.rus", 0},
+        {"system/*.rs", "system/*.cruds", 0},
+        {"system/Observation.rs", "system/*.rs", 0},
+        {"system/Observation.rs", "system/Patient.rs", 0},
+        {"system/*.rs", "user/Observation.rs", 0},
+        {"system/*.rs", "system/Observation.rs?code=x", 1},
+        {"system/Observation.rs?code=x", "system/Observation.rs", 0},
+        {"system/Observation.rs?code=x", "system/Observation.r?code=x", 1},
+        {"system/Observation.rs?code=x", "system/Observation.r?code=y", 0},
+        {"launch", "launch", 1},
+        {"system/*.rs", "openid", 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        is_int(auth_scope_covers(c[i].reg, strlen(c[i].reg), c[i].req, strlen(c[i].req)),
+               c[i].covers, "'%s' covers '%s': %d", c[i].reg, c[i].req, c[i].covers);
+}
+
+static void test_keysets(void)
+{
+    static const struct {
+        const char *extra;
+        unsigned want;
+        const char *name;
+    } k[] = {{NULL, AUTH_ALG_RS256 | AUTH_ALG_RS384, "RSA: RS256, RS384"},
+             {"\"alg\":\"RS384\",", AUTH_ALG_RS384, "RSA with alg RS384: RS384 only"}};
+    char m[300];
+    for (size_t i = 0; i < 2; i++) {
+        buf b = BUF_INIT;
+        buf_puts(&b, "{\"keys\":[");
+        jwk(&b, rsa, "k", k[i].extra);
+        buf_puts(&b, "]}");
+        auth_keyset *ks = NULL;
+        int rc = auth_keyset_parse(b.data, b.len, &ks, m, sizeof m);
+        is_int(rc, 0, "keyset parses (%s)", m);
+        is_int((int)auth_keyset_algs(ks), (int)k[i].want, "%s", k[i].name);
+        auth_keyset_release(ks);
+        buf_free(&b);
+    }
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"keys\":[");
+    jwk(&b, ec256, "e256", NULL);
+    buf_putc(&b, ',');
+    jwk(&b, ec384, "e384", NULL);
+    buf_puts(&b, "]}");
+    auth_keyset *ks = NULL;
+    is_int(auth_keyset_parse(b.data, b.len, &ks, m, sizeof m), 0, "EC keyset parses");
+    buf_free(&b);
+    is_int((int)auth_keyset_algs(ks), AUTH_ALG_ES256 | AUTH_ALG_ES384, "EC keys: ES256, ES384");
+    char *pl = payload(NULL);
+    char *t = sign("{\"alg\":\"ES256\",\"kid\":\"e256\"}", pl, "ES256", ec256);
+    json_val *v = NULL;
+    arena_reset(ar);
+    int rc = auth_jws_verify(ks, ar, t, strlen(t), AUTH_ALG_ES384 | AUTH_ALG_RS384, &v, m,
+                             sizeof m);
+    is_int(rc, ERR_INVALID, "ES256 refused where only RS384/ES384 are accepted");
+    ok(strstr(m, "not supported here (RS384, ES384)") != NULL, "  says so (%s)", m);
+    rc = auth_jws_verify(ks, ar, t, strlen(t), AUTH_ALGS_ACCESS, &v, m, sizeof m);
+    is_int(rc, 0, "ES256 accepted among the access-token algs");
+    ok(v && json_get_str(v, "sub") && !strcmp(json_get_str(v, "sub"), "u1"), "  payload back");
+    free(t);
+    t = sign("{\"alg\":\"ES384\",\"kid\":\"nope\"}", pl, "ES384", ec384);
+    is_int(auth_jws_verify(ks, ar, t, strlen(t), AUTH_ALGS_ACCESS, &v, m, sizeof m),
+           ERR_NOTFOUND, "unknown kid: ERR_NOTFOUND (what triggers a refetch)");
+    free(t);
+    free(pl);
+    auth_keyset_release(ks);
+}
+
+/* A token request to is with an ES384 assertion of client cid (jti), at now. */
+static unsigned token_request(auth_issuer *is, const char *cid, const char *jti,
+                              const char *scope, buf *out)
+{
+    buf pl = BUF_INIT;
+    buf_printf(&pl, "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"https://h.example/auth/token\","
+               "\"exp\":%lld,\"jti\":\"%s\"}", cid, cid, (long long)now + 200, jti);
+    char *a = sign("{\"alg\":\"ES384\",\"kid\":\"c1\"}", pl.data, "ES384", ec384);
+    buf_free(&pl);
+    auth_token_req req = {.grant_type = "client_credentials", .scope = scope,
+                          .assertion_type = AUTH_ASSERTION_TYPE, .assertion = a,
+                          .auds = {"https://h.example/auth/token", NULL}};
+    unsigned status = 0;
+    arena_reset(ar);
+    buf_reset(out);
+    int rc = auth_issuer_token(is, ar, &req, now, &status, out);
+    free(a);
+    return rc ? 0 : status;
+}
+
+static void test_issuer(void)
+{
+    char dir[] = "/tmp/hortus-auth-unit-XXXXXX";
+    if (!mkdtemp(dir)) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    char path[200];
+    snprintf(path, sizeof path, "%s/auth-clients.json", dir);
+    FILE *f = fopen(path, "w");
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"clients\":[{\"client_id\":\"cid1\",\"name\":\"\",\"scope\":"
+                 "\"system/Patient.rs system/Observation.cruds\",\"jwks\":{\"keys\":[");
+    jwk(&b, ec384, "c1", NULL);
+    buf_puts(&b, "]}}]}");
+    fwrite(b.data, 1, b.len, f);
+    fclose(f);
+    buf_free(&b);
+    auth_issuer *is = NULL;
+    char m[300];
+    int rc = auth_issuer_open(dir, "https://h.example", "https://h.example/fhir", &is, m,
+                              sizeof m);
+    is_int(rc, 0, "issuer opens in a new data directory (%s)", m);
+    if (rc)
+        return;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/auth-key.pem", dir);
+    ok(!stat(path, &st) && (st.st_mode & 0777) == 0600, "the signing key is written 0600");
+    buf out = BUF_INIT;
+    is_int((int)token_request(is, "cid1", "j1", "system/Observation.rs system/Encounter.r",
+                              &out),
+           200, "token issued (%s)", buf_cstr(&out));
+    json_val *v = NULL;
+    arena *a2 = arena_new(0);
+    json_parse(a2, out.data, out.len, 0, &v, NULL);
+    const char *tok = v ? json_get_str(v, "access_token") : NULL;
+    is_str(v ? json_get_str(v, "scope") : "", "system/Observation.rs",
+           "granted: the requested scopes the registration covers");
+    auth_server *rs = NULL;
+    const char *jwks = auth_issuer_jwks(is);
+    rc = auth_server_new(jwks, strlen(jwks), "https://h.example", "https://h.example/fhir", &rs,
+                         m, sizeof m);
+    is_int(rc, 0, "a verifier trusts the server's JWKS (%s)", m);
+    auth_principal p;
+    rc = tok && rs ? auth_verify(rs, ar, tok, strlen(tok), now, &p, m, sizeof m) : -1;
+    is_int(rc, 0, "the access token verifies (%s)", m);
+    if (!rc) {
+        is_str(p.client_id, "cid1", "  client_id claim");
+        is_int(view(&p, "Observation", AUTH_SEARCH), V_ALL, "  Observation searchable");
+        is_int(view(&p, "Observation", AUTH_CREATE), V_NONE, "  Observation not creatable");
+    }
+    auth_server_free(rs);
+    arena_free(a2);
+    is_int((int)token_request(is, "cid1", "j1", "system/Observation.rs", &out), 401,
+           "the same jti again: 401");
+    ok(strstr(buf_cstr(&out), "used before") != NULL, "  says so (%s)", buf_cstr(&out));
+    is_int((int)token_request(is, "cid2", "j2", "system/Observation.rs", &out), 401,
+           "unknown client: 401");
+    is_int((int)token_request(is, "cid1", "j3", "system/Encounter.rs", &out), 400,
+           "no scope granted: 400");
+    ok(strstr(buf_cstr(&out), "invalid_scope") != NULL, "  invalid_scope");
+    auth_issuer_free(is);
+    is = NULL;
+    rc = auth_issuer_open(dir, "https://h.example", "https://h.example/fhir", &is, m, sizeof m);
+    is_int(rc, 0, "reopened (%s)", m);
+    if (!rc) {
+        is_int((int)token_request(is, "cid1", "j1", "system/Observation.rs", &out), 401,
+               "the jti is still refused after a reopen");
+        is_int((int)token_request(is, "cid1", "j4", "system/Observation.rs", &out), 200,
+               "a new jti is fine");
+    }
+    auth_issuer_free(is);
+    chmod(path, 0644);
+    is = NULL;
+    rc = auth_issuer_open(dir, "https://h.example", "https://h.example/fhir", &is, m, sizeof m);
+    is_int(rc, ERR_INVALID, "a key file others may read is refused");
+    ok(strstr(m, "chmod 600") != NULL, "  says what to do (%s)", m);
+    auth_issuer_free(is);
+    buf_free(&out);
+    const char *names[] = {"auth-clients.json", "auth-key.pem", "auth-jti.log"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     now = (int64_t)time(NULL);
@@ -507,6 +711,9 @@ int main(void)
     test_cache();
     test_jwks();
     test_scopes();
+    test_scope_rules();
+    test_keysets();
+    test_issuer();
     auth_server_free(srv);
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(rsa_other);

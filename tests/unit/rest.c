@@ -81,7 +81,7 @@ static const char *kind_name(rest_route_kind k)
         "RR_METADATA",    "RR_SYS_HISTORY",  "RR_TYPE",        "RR_TYPE_HISTORY",
         "RR_TYPE_SEARCH", "RR_INSTANCE",     "RR_INST_HISTORY", "RR_VERSION",
         "RR_COMPARTMENT", "RR_OPERATION",    "RR_UNKNOWN_TYPE", "RR_BAD",
-        "RR_SMART_CONFIG", "RR_UNKNOWN_TENANT",
+        "RR_SMART_CONFIG", "RR_UNKNOWN_TENANT", "RR_AUTH_TOKEN", "RR_AUTH_JWKS",
     };
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "RR_?";
 }
@@ -98,6 +98,11 @@ static const route_case route_cases[] = {
     /* operational endpoints */
     {"/healthz", RR_HEALTH},
     {"/metrics", RR_METRICS},
+    /* the built-in authorization server, outside the FHIR base */
+    {"/auth/token", RR_AUTH_TOKEN},
+    {"/auth/jwks", RR_AUTH_JWKS},
+    {"/auth/tokens", RR_NONE},
+    {"/fhir/auth/token", RR_UNKNOWN_TYPE, "token"}, /* "auth" read as a tenant segment */
     /* the base, with and without trailing slash */
     {"/fhir", RR_BASE},
     {"/fhir/", RR_BASE},
@@ -302,6 +307,8 @@ static const classify_row classify_rows[] = {
     {RR_VERSION, "GET, HEAD", RI_VREAD, NO, NO, NO, NO},
     {RR_COMPARTMENT, "GET, HEAD", RI_SEARCH_TYPE, NO, NO, NO, NO},
     {RR_OPERATION, "GET, HEAD, POST", RI_OPERATION, RI_OPERATION, NO, NO, NO},
+    {RR_AUTH_TOKEN, "POST", NO, RI_AUTH, NO, NO, NO},
+    {RR_AUTH_JWKS, "GET, HEAD", RI_AUTH, NO, NO, NO, NO},
 };
 #undef NO
 
