@@ -20,7 +20,7 @@ static const command commands[] = {
     {"fhirpath", fp_cli_main, "fhirpath [--resource FILE.json] EXPRESSION   evaluate, print a JSON array"},
     {"validate", val_cli_main, "validate [--type TYPE] FILE...   check resources (.json, .ndjson, - = stdin)"},
     {"import", import_main, "import [--data DIR] [--errors FILE] FILE|DIR...   load ndjson / Bundle files offline"},
-    {"check", check_main, "check [--data DIR]            verify a data directory (indices, hashes, counts)"},
+    {"check", check_main, "check [--data DIR] [--audit DIR] verify a data directory (indices, hashes, counts, audit chain)"},
     {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},
 };
 

@@ -94,6 +94,8 @@ typedef struct auth_principal {
     char client_id[AUTH_MAX_CLAIM + 1];
     char fhir_user[AUTH_MAX_CLAIM + 1];
     char patient[AUTH_MAX_ID + 1];     /* launch context; "" when absent */
+    char purpose_of_use[AUTH_MAX_CLAIM + 1]; /* the purpose_of_use claim (a v3-ActReason
+                                                code, for the audit trail); "" when absent */
     auth_rights rights;
 } auth_principal;
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit/audit_cli.h"
 #include "base/err.h"
 #include "cli.h"
 #include "fhirpath/spcache.h"
@@ -17,11 +18,19 @@
 int check_main(int argc, char **argv)
 {
     const char *where = "./hortus-data";
+    const char *tamper = NULL, *tamper_id = NULL;
+    int audit_only = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store")) && i + 1 < argc) {
             where = argv[++i];
+        } else if (!strcmp(argv[i], "--audit") && i + 1 < argc) {
+            where = argv[++i]; /* the audit chain alone */
+            audit_only = 1;
+        } else if (!strcmp(argv[i], "--audit-tamper") && i + 2 < argc) {
+            tamper = argv[++i]; /* debugging aid of the tests: docs/AUDIT.md */
+            tamper_id = argv[++i];
         } else {
-            fprintf(stderr, "usage: hortus check [--data DIR | --store lmdb:DIR]\n");
+            fprintf(stderr, "usage: hortus check [--data DIR | --store lmdb:DIR | --audit DIR]\n");
             return 2;
         }
     }
@@ -39,6 +48,11 @@ int check_main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "hortus check: cannot open %s: %s\n", where, err_str(rc));
         return 1;
+    }
+    if (tamper || audit_only) {
+        rc = tamper ? audit_cli_tamper(s, tamper, tamper_id) : audit_cli_check(s);
+        store_close(s);
+        return rc;
     }
     char msg[512];
     rc = store_check(s, msg, sizeof msg);
@@ -75,6 +89,7 @@ int check_main(int argc, char **argv)
                "current version\n",
                (unsigned long long)nres, (unsigned long long)nent);
     fp_sp_cache_free(spc);
+    int arc = audit_cli_check(s);
     store_close(s);
-    return rc ? 1 : 0;
+    return rc || arc ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "base/err.h"
 #include "cli.h"
@@ -37,6 +38,7 @@ static void serve_usage(FILE *f)
                "[--threads N] [--base-url URL]\n"
                "                    [--insecure] [--tls-cert FILE --tls-key FILE]\n"
                "                    [--auth-jwks FILE --auth-issuer URL --auth-audience URL]\n"
+               "                    [--audit on|off]\n"
                "                    [--request-timeout S] [--idle-timeout S] "
                "[--max-connections N] [--max-connections-per-client N]\n"
                "                    [--validate full|structure|off] "
@@ -78,7 +80,9 @@ static void serve_usage(FILE *f)
                "                always enforced under --validate full\n"
                "  --auth-jwks FILE  require SMART on FHIR bearer tokens (JWT) signed by a key\n"
                "                of this JWKS, issued by --auth-issuer for --auth-audience\n"
-               "                (all three together; docs/AUTH.md)\n",
+               "                (all three together; docs/AUTH.md)\n"
+               "  --audit on|off  record an AuditEvent for every request (default on;\n"
+               "                docs/AUDIT.md)\n",
             REST_REQUEST_TIMEOUT, REST_REQUEST_TIMEOUT_MAX, REST_IDLE_TIMEOUT,
             REST_IDLE_TIMEOUT_MAX, REST_MAX_CONNECTIONS, REST_CONNECTIONS_CEILING,
             REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE);
@@ -103,6 +107,7 @@ int serve_main(int argc, char **argv)
                           .ref_integrity = 1};
     const char *tls_cert = NULL, *tls_key = NULL;
     const char *auth_jwks = NULL, *auth_issuer = NULL, *auth_audience = NULL;
+    int audit_on = 1;
     for (int i = 1; i < argc; i += 2) { /* every option but --insecure takes one value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -123,7 +128,7 @@ int serve_main(int argc, char **argv)
             strcmp(a, "--request-timeout") && strcmp(a, "--idle-timeout") &&
             strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client") &&
             strcmp(a, "--auth-jwks") && strcmp(a, "--auth-issuer") &&
-            strcmp(a, "--auth-audience")) {
+            strcmp(a, "--auth-audience") && strcmp(a, "--audit")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -135,6 +140,12 @@ int serve_main(int argc, char **argv)
         }
         if (!strcmp(a, "--data")) {
             data = v;
+        } else if (!strcmp(a, "--audit")) {
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                fprintf(stderr, "hortus serve: bad --audit '%s' (on or off)\n", v);
+                return 2;
+            }
+            audit_on = !strcmp(v, "on");
         } else if (!strcmp(a, "--auth-jwks")) {
             auth_jwks = v;
         } else if (!strcmp(a, "--auth-issuer")) {
@@ -376,10 +387,14 @@ int serve_main(int argc, char **argv)
     auth_server *auth = NULL;
     rest_server *srv = NULL;
     char msg[600];
+    audit_log *audit = NULL;
     if (auth_jwks)
         rc = auth_server_load(auth_jwks, auth_issuer, auth_audience, &auth, msg, sizeof msg);
+    if (!rc && audit_on && (rc = audit_open(st, &audit)))
+        snprintf(msg, sizeof msg, "cannot start the audit trail: %s", err_str(rc));
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
-                         .profiles = profiles, .policy = policy, .auth = auth};
+                         .profiles = profiles, .policy = policy, .auth = auth,
+                         .audit = audit};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
@@ -390,6 +405,7 @@ int serve_main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "hortus serve: %s\n", msg);
         auth_server_free(auth);
+        audit_close(audit);
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
@@ -412,10 +428,14 @@ int serve_main(int argc, char **argv)
     if (auth)
         fprintf(stderr, "hortus: bearer tokens required (issuer %s, audience %s)\n",
                 auth_issuer, auth_audience);
+    if (!audit)
+        fprintf(stderr, "hortus serve: --audit off: no AuditEvents are recorded "
+                        "(docs/AUDIT.md)\n");
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
     rest_server_stop(srv);
+    audit_close(audit); /* commits what is queued, before the store closes */
     idx_reindex_stop(reindex); /* at the end of its batch: the cursor is committed */
     prof_registry_free(profiles);
     store_close(st);

@@ -94,6 +94,10 @@ static int check_request(store_req *req)
         if (x->fill_t_val &&
             (x->del || x->t_val_offset > x->val_len || x->val_len - x->t_val_offset < 8))
             return ERR_INVALID;
+        if (x->chain && (x->db != STORE_DB_AUDIT || x->del || x->key_len < 4 ||
+                         x->chain_offset > x->val_len ||
+                         x->val_len - x->chain_offset < STORE_CHAIN_HEX))
+            return ERR_INVALID;
     }
     /* a sorted load: its SearchParam extras are plain puts in strictly ascending order */
     const store_extra *prev = NULL;

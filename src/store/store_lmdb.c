@@ -495,6 +495,45 @@ static int log_replay(ovl_builder *b, uint64_t t, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* A chained put (store.h store_extra.chain): the link to the tenant's chain head is
+ * written into the value, and the value's own SHA-256 becomes the head, both in txn:
+ * a nested transaction rolled back takes its links and its head with it. */
+static int apply_chained(lmdb_store *s, MDB_txn *txn, const store_extra *x, MDB_val *key,
+                         uint64_t t)
+{
+    uint8_t hk[4 + sizeof STORE_CHAIN_HEAD - 1];
+    memcpy(hk, x->key, 4);
+    memcpy(hk + 4, STORE_CHAIN_HEAD, sizeof STORE_CHAIN_HEAD - 1);
+    MDB_val hkey = {sizeof hk, hk}, hval;
+    uint8_t prev[32] = {0};
+    int have = 0;
+    int rc = mdb_get(txn, s->db_extra[STORE_DB_AUX], &hkey, &hval);
+    if (rc == 0 && hval.mv_size == 32) {
+        memcpy(prev, hval.mv_data, 32);
+        have = 1;
+    } else if (rc == 0) {
+        return ERR_INTERNAL;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    MDB_val val = {x->val_len, NULL};
+    if ((rc = mdb_put(txn, s->db_extra[x->db], key, &val, MDB_RESERVE)))
+        return rc;
+    uint8_t *v = val.mv_data;
+    memcpy(v, x->val, x->val_len);
+    if (x->fill_t_val)
+        codec_put_u64(v + x->t_val_offset, t);
+    static const char hexd[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        v[x->chain_offset + 2 * i] = have ? (uint8_t)hexd[prev[i] >> 4] : '0';
+        v[x->chain_offset + 2 * i + 1] = have ? (uint8_t)hexd[prev[i] & 15] : '0';
+    }
+    uint8_t head[32];
+    SHA256(v, x->val_len, head);
+    hval = (MDB_val){32, head};
+    return mdb_put(txn, s->db_extra[STORE_DB_AUX], &hkey, &hval, 0);
+}
+
 static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64_t t)
 {
     uint8_t kb[STORE_EXTRA_KEY_MAX];
@@ -525,6 +564,8 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
         return rc == MDB_NOTFOUND ? 0 : rc;
     }
     MDB_val val = {x->val_len, (void *)x->val};
+    if (x->chain)
+        return apply_chained(s, txn, x, &key, t);
     if (!x->fill_t_val)
         return mdb_put(txn, s->db_extra[x->db], &key, &val, 0);
     int rc = mdb_put(txn, s->db_extra[x->db], &key, &val, MDB_RESERVE);
