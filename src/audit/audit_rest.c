@@ -261,8 +261,18 @@ void audit_rest_answered(rest_req *r, const rest_reply *rep)
     }
     in.ent = ent;
     in.nent = ne;
-    if (r->ri == RI_SEARCH_TYPE || r->ri == RI_SEARCH_SYSTEM)
-        in.query = query_of(r, NULL);
+    if (r->ri == RI_SEARCH_TYPE || r->ri == RI_SEARCH_SYSTEM) {
+        /* the search as the client wrote it after the base: Type?query */
+        const char *qs = query_of(r, NULL);
+        buf u = BUF_INIT;
+        if (rt->kind == RR_COMPARTMENT && rt->comp_type && rt->type)
+            buf_printf(&u, "%s/%s/%s", rt->comp_type->name, rt->id, rt->type->name);
+        else if (rt->type)
+            buf_puts(&u, rt->type->name);
+        buf_printf(&u, "?%s", qs ? qs : "");
+        in.query = u.err ? NULL : arena_strndup(r->a, u.data, u.len);
+        buf_free(&u);
+    }
     buf b = BUF_INIT;
     size_t link;
     if (audit_build(&in, &b, &link) == 0)
