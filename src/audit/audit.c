@@ -220,6 +220,22 @@ void audit_key(uint8_t k[AUDIT_KEY_LEN], uint32_t tenant, uint64_t t, uint32_t s
     codec_put_u32(k + 12, seq);
 }
 
+void audit_head_key(uint8_t k[AUDIT_KEY_LEN], uint32_t tenant)
+{
+    codec_put_u32(k, tenant);
+    memset(k + 4, 0xff, AUDIT_KEY_LEN - 4);
+}
+
+int audit_is_head(const uint8_t *k, size_t n)
+{
+    if (n != AUDIT_KEY_LEN)
+        return 0;
+    for (size_t i = 4; i < AUDIT_KEY_LEN; i++)
+        if (k[i] != 0xff)
+            return 0;
+    return 1;
+}
+
 void audit_key_decode(const uint8_t *k, uint32_t *tenant, uint64_t *t, uint32_t *seq)
 {
     *tenant = codec_get_u32(k);
@@ -491,12 +507,11 @@ static const char *link_of(const char *v, size_t n)
 static int check_head(store_reader *r, uint32_t tenant, const uint8_t *last, int have,
                       uint64_t nt, char *msg, size_t cap)
 {
-    uint8_t hk[4 + sizeof STORE_CHAIN_HEAD - 1];
-    codec_put_u32(hk, tenant);
-    memcpy(hk + 4, STORE_CHAIN_HEAD, sizeof STORE_CHAIN_HEAD - 1);
+    uint8_t hk[STORE_CHAIN_HEAD_LEN];
+    audit_head_key(hk, tenant);
     const void *hv;
     size_t hn;
-    int rc = store_get(r, STORE_DB_AUX, hk, sizeof hk, &hv, &hn);
+    int rc = store_get(r, STORE_DB_AUDIT, hk, sizeof hk, &hv, &hn);
     if (rc == ERR_NOTFOUND) {
         if (!have)
             return 0;
@@ -547,6 +562,15 @@ int audit_check(store *s, uint64_t *n, char *msg, size_t cap)
             break;
         }
         audit_key_decode(k, &tenant, &t, &seq);
+        if (audit_is_head(k, kn)) {
+            if (have && tenant == cur_tenant)
+                continue; /* compared with the tenant's last event below */
+            snprintf(msg, cap,
+                     "audit chain of tenant %u: a chain head but no events (all removed)",
+                     tenant);
+            rc = ERR_INTERNAL;
+            break;
+        }
         audit_id_format(t, seq, id);
         if (have && tenant != cur_tenant) {
             if ((rc = check_head(r, cur_tenant, prev, 1, nt, msg, cap)))

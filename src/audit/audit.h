@@ -16,7 +16,8 @@
  *
  * The link is written by the store's writer in commit order (store_extra.chain), so the
  * chain never forks and a rolled-back request leaves no hole; the head (the SHA-256 of
- * the newest event) is kept in Aux. audit_check walks the chain.
+ * the newest event) is kept under the tenant's last key, tenant | 0xff x 12.
+ * audit_check walks the chain.
  *
  * Events are never served with their stored bytes' id: an event's id is its key,
  * "t-seq" (audit_id_format), spliced in when it is served.
@@ -75,6 +76,10 @@ void audit_extra(store_extra *x, uint8_t *key, uint32_t tenant, uint32_t seq, co
 /* Keys. */
 void audit_key(uint8_t k[AUDIT_KEY_LEN], uint32_t tenant, uint64_t t, uint32_t seq);
 void audit_key_decode(const uint8_t *k, uint32_t *tenant, uint64_t *t, uint32_t *seq);
+/* The chain head's key of tenant (after all its events; store.h store_extra.chain), and
+ * whether k[0..n) is such a key. */
+void audit_head_key(uint8_t k[AUDIT_KEY_LEN], uint32_t tenant);
+int audit_is_head(const uint8_t *k, size_t n);
 /* An event's id "t-seq" into out (AUDIT_ID_MAX + 1 bytes); its parse (0 or ERR_INVALID). */
 void audit_id_format(uint64_t t, uint32_t seq, char *out);
 int audit_id_parse(const char *s, size_t n, uint64_t *t, uint32_t *seq);

@@ -18,7 +18,6 @@
 int check_main(int argc, char **argv)
 {
     const char *where = "./hortus-data";
-    const char *tamper = NULL, *tamper_id = NULL;
     int audit_only = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store")) && i + 1 < argc) {
@@ -26,9 +25,6 @@ int check_main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--audit") && i + 1 < argc) {
             where = argv[++i]; /* the audit chain alone */
             audit_only = 1;
-        } else if (!strcmp(argv[i], "--audit-tamper") && i + 2 < argc) {
-            tamper = argv[++i]; /* debugging aid of the tests: docs/AUDIT.md */
-            tamper_id = argv[++i];
         } else {
             fprintf(stderr, "usage: hortus check [--data DIR | --store lmdb:DIR | --audit DIR]\n");
             return 2;
@@ -49,8 +45,8 @@ int check_main(int argc, char **argv)
         fprintf(stderr, "hortus check: cannot open %s: %s\n", where, err_str(rc));
         return 1;
     }
-    if (tamper || audit_only) {
-        rc = tamper ? audit_cli_tamper(s, tamper, tamper_id) : audit_cli_check(s);
+    if (audit_only) {
+        rc = audit_cli_check(s);
         store_close(s);
         return rc;
     }

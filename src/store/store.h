@@ -155,14 +155,15 @@ typedef struct store_extra {
      * writes at chain_offset of the value the STORE_CHAIN_HEX lowercase hex digits of
      * the SHA-256 of the tenant's previous chained value (all '0' for the first), read
      * from the chain head, then makes the SHA-256 of this value (as stored, link filled)
-     * the head: Aux key tenant(4) | STORE_CHAIN_HEAD -> 32 bytes. In commit order, so a
-     * rolled-back request leaves no gap (docs/AUDIT.md). */
+     * the head: the Audit key tenant(4) | 12 bytes 0xff (after every event of the
+     * tenant) -> 32 bytes. In commit order, so a rolled-back request leaves no gap
+     * (docs/AUDIT.md). */
     int chain;
     size_t chain_offset;
 } store_extra;
 
-#define STORE_CHAIN_HEX 64              /* hex digits of a chain link */
-#define STORE_CHAIN_HEAD "\001audit-head" /* the Aux key after the tenant */
+#define STORE_CHAIN_HEX 64      /* hex digits of a chain link */
+#define STORE_CHAIN_HEAD_LEN 16 /* the head's key: tenant(4) | 0xff x 12 */
 
 /* A condition the writer checks, inside the commit, before it applies a request: the
  * request fails with ERR_CONFLICT (failed_op = nops) unless every check holds. What a

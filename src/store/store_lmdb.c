@@ -501,13 +501,15 @@ static int log_replay(ovl_builder *b, uint64_t t, const uint8_t *p, size_t n)
 static int apply_chained(lmdb_store *s, MDB_txn *txn, const store_extra *x, MDB_val *key,
                          uint64_t t)
 {
-    uint8_t hk[4 + sizeof STORE_CHAIN_HEAD - 1];
+    uint8_t hk[STORE_CHAIN_HEAD_LEN];
     memcpy(hk, x->key, 4);
-    memcpy(hk + 4, STORE_CHAIN_HEAD, sizeof STORE_CHAIN_HEAD - 1);
+    memset(hk + 4, 0xff, sizeof hk - 4);
+    if (x->key_len == sizeof hk && !memcmp(x->key, hk, sizeof hk))
+        return ERR_INVALID; /* the head's own key */
     MDB_val hkey = {sizeof hk, hk}, hval;
     uint8_t prev[32] = {0};
     int have = 0;
-    int rc = mdb_get(txn, s->db_extra[STORE_DB_AUX], &hkey, &hval);
+    int rc = mdb_get(txn, s->db_extra[STORE_DB_AUDIT], &hkey, &hval);
     if (rc == 0 && hval.mv_size == 32) {
         memcpy(prev, hval.mv_data, 32);
         have = 1;
@@ -531,7 +533,7 @@ static int apply_chained(lmdb_store *s, MDB_txn *txn, const store_extra *x, MDB_
     uint8_t head[32];
     SHA256(v, x->val_len, head);
     hval = (MDB_val){32, head};
-    return mdb_put(txn, s->db_extra[STORE_DB_AUX], &hkey, &hval, 0);
+    return mdb_put(txn, s->db_extra[STORE_DB_AUDIT], &hkey, &hval, 0);
 }
 
 static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64_t t)
