@@ -24,16 +24,14 @@
 
 /* ---- building ------------------------------------------------------------------ */
 
-static void put_coding(buf *b, const char *system, const char *code, const char *display)
+/* A Coding without display: the code systems define them, and every byte of an event is
+ * written for every request. */
+static void put_coding(buf *b, const char *system, const char *code)
 {
-    buf_puts(b, "{\"system\":");
-    json_write_string(b, system, strlen(system));
-    buf_puts(b, ",\"code\":");
+    buf_puts(b, "{\"system\":\"");
+    buf_puts(b, system); /* static, nothing to escape */
+    buf_puts(b, "\",\"code\":");
     json_write_string(b, code, strlen(code));
-    if (display) {
-        buf_puts(b, ",\"display\":");
-        json_write_string(b, display, strlen(display));
-    }
     buf_putc(b, '}');
 }
 
@@ -100,10 +98,9 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
                       "StructureDefinition/%s\"]}",
                    prof);
     buf_puts(b, ",\"type\":");
-    put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest",
-               "RESTful Operation");
+    put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest");
     buf_puts(b, ",\"subtype\":[");
-    put_coding(b, "http://hl7.org/fhir/restful-interaction", in->subtype, in->subtype);
+    put_coding(b, "http://hl7.org/fhir/restful-interaction", in->subtype);
     buf_printf(b, "],\"action\":\"%c\"", in->action);
     char inst[FTIME_INSTANT_LEN + 1];
     ftime_format_instant(in->recorded_us, inst);
@@ -123,13 +120,13 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
     put_str(b, "outcomeDesc", d);
     if (in->purpose && *in->purpose) {
         buf_puts(b, ",\"purposeOfEvent\":[{\"coding\":[");
-        put_coding(b, "http://terminology.hl7.org/CodeSystem/v3-ActReason", in->purpose, NULL);
+        put_coding(b, "http://terminology.hl7.org/CodeSystem/v3-ActReason", in->purpose);
         buf_puts(b, "]}]");
     }
     /* agents: the client (requestor), the user when the token names one, this server */
     int user = (in->user_ref && *in->user_ref) || (in->user_sub && *in->user_sub);
     buf_puts(b, ",\"agent\":[{\"type\":{\"coding\":[");
-    put_coding(b, "http://dicom.nema.org/resources/ontology/DCM", "110153", "Source Role ID");
+    put_coding(b, "http://dicom.nema.org/resources/ontology/DCM", "110153");
     buf_puts(b, "]},\"who\":{\"identifier\":{\"system\":\"urn:hortus:client-id\",");
     put_str(b, "value", in->client && *in->client ? in->client : "anonymous");
     buf_puts(b, "}},\"requestor\":true");
@@ -142,7 +139,7 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
     if (user) {
         buf_puts(b, ",{\"type\":{\"coding\":[");
         put_coding(b, "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
-                   "humanuser", "human user");
+                   "humanuser");
         buf_puts(b, "]},\"who\":{");
         const char *u = in->user_ref && *in->user_ref ? in->user_ref : in->user_sub;
         if (looks_like_reference(u)) {
@@ -159,8 +156,7 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
         buf_puts(b, "},\"requestor\":true}");
     }
     buf_puts(b, ",{\"type\":{\"coding\":[");
-    put_coding(b, "http://dicom.nema.org/resources/ontology/DCM", "110152",
-               "Destination Role ID");
+    put_coding(b, "http://dicom.nema.org/resources/ontology/DCM", "110152");
     buf_puts(b, "]},\"who\":{\"display\":\"hortus\"},\"requestor\":false");
     if (in->site) {
         buf_puts(b, ",\"network\":{");
@@ -173,8 +169,7 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
         buf_putc(b, ',');
     }
     buf_puts(b, "\"observer\":{\"display\":\"hortus\"},\"type\":[");
-    put_coding(b, "http://terminology.hl7.org/CodeSystem/security-source-type", "4",
-               "Application Server");
+    put_coding(b, "http://terminology.hl7.org/CodeSystem/security-source-type", "4");
     buf_puts(b, "]}");
     size_t nent = in->nent < AUDIT_MAX_ENTITIES ? in->nent : AUDIT_MAX_ENTITIES;
     if (nent || in->query) {
@@ -189,20 +184,17 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
             if (e->vid)
                 buf_printf(b, "/_history/%llu", (unsigned long long)e->vid);
             buf_puts(b, "\"},\"type\":");
-            put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2",
-                       "System Object");
+            put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2");
             buf_puts(b, ",\"role\":");
-            put_coding(b, "http://terminology.hl7.org/CodeSystem/object-role", "4",
-                       "Domain Resource");
+            put_coding(b, "http://terminology.hl7.org/CodeSystem/object-role", "4");
             buf_putc(b, '}');
         }
         if (in->query) {
             buf_puts(b, nent ? ",{" : "{");
             buf_puts(b, "\"type\":");
-            put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2",
-                       "System Object");
+            put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2");
             buf_puts(b, ",\"role\":");
-            put_coding(b, "http://terminology.hl7.org/CodeSystem/object-role", "24", "Query");
+            put_coding(b, "http://terminology.hl7.org/CodeSystem/object-role", "24");
             buf_puts(b, ",\"query\":");
             put_base64(b, (const unsigned char *)in->query, strlen(in->query));
             buf_putc(b, '}');
