@@ -19,8 +19,8 @@
 #include "audit/audit.h"
 #include "base/err.h"
 #include "base/time.h"
-#include "json/json.h"
 #include "store/codec.h"
+#include "json/json.h"
 
 /* ---- building ------------------------------------------------------------------ */
 
@@ -94,8 +94,9 @@ int audit_build(const audit_info *in, buf *b, size_t *link_off)
     buf_puts(b, "\"}]");
     const char *prof = profile_of(in->subtype);
     if (prof)
-        buf_printf(b, ",\"meta\":{\"profile\":[\"https://profiles.ihe.net/ITI/BALP/"
-                      "StructureDefinition/%s\"]}",
+        buf_printf(b,
+                   ",\"meta\":{\"profile\":[\"https://profiles.ihe.net/ITI/BALP/"
+                   "StructureDefinition/%s\"]}",
                    prof);
     buf_puts(b, ",\"type\":");
     put_coding(b, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest");
@@ -315,8 +316,8 @@ static void commit_batch(audit_log *l, qev *list, size_t n)
          * and each tenant's chain is linked in the order of the extras */
         size_t i = 0;
         for (qev *e = list; e; e = e->next, i++)
-            audit_extra(&x[i], keys + i * AUDIT_KEY_LEN, e->tenant, (uint32_t)i, e->json,
-                        e->len, e->link_off);
+            audit_extra(&x[i], keys + i * AUDIT_KEY_LEN, e->tenant, (uint32_t)i, e->json, e->len,
+                        e->link_off);
         store_req req;
         memset(&req, 0, sizeof req);
         req.tenant = list->tenant;
@@ -487,8 +488,9 @@ static void hex32(const uint8_t *h, char *out)
 /* The link of an event: the 64 hex digits after the prefix audit_build writes. */
 static const char *link_of(const char *v, size_t n)
 {
-    static const char pre[] = "{\"resourceType\":\"AuditEvent\",\"extension\":[{\"url\":\"" AUDIT_PREV_URL
-                              "\",\"valueString\":\"";
+    static const char pre[] =
+        "{\"resourceType\":\"AuditEvent\",\"extension\":[{\"url\":\"" AUDIT_PREV_URL
+        "\",\"valueString\":\"";
     size_t pl = sizeof pre - 1;
     if (n < pl + STORE_CHAIN_HEX || memcmp(v, pre, pl))
         return NULL;
@@ -496,8 +498,8 @@ static const char *link_of(const char *v, size_t n)
 }
 
 /* Compare the head of tenant with the hash of its last event (have: one was seen). */
-static int check_head(store_reader *r, uint32_t tenant, const uint8_t *last, int have,
-                      uint64_t nt, char *msg, size_t cap)
+static int check_head(store_reader *r, uint32_t tenant, const uint8_t *last, int have, uint64_t nt,
+                      char *msg, size_t cap)
 {
     uint8_t hk[STORE_CHAIN_HEAD_LEN];
     audit_head_key(hk, tenant);
@@ -548,8 +550,8 @@ int audit_check(store *s, uint64_t *n, char *msg, size_t cap)
         uint64_t t;
         char id[AUDIT_ID_MAX + 1];
         if (kn != AUDIT_KEY_LEN) {
-            snprintf(msg, cap, "audit: a key of %zu bytes (not %d): inserted by something else",
-                     kn, AUDIT_KEY_LEN);
+            snprintf(msg, cap, "audit: a key of %zu bytes (not %d): inserted by something else", kn,
+                     AUDIT_KEY_LEN);
             rc = ERR_INTERNAL;
             break;
         }
@@ -557,8 +559,7 @@ int audit_check(store *s, uint64_t *n, char *msg, size_t cap)
         if (audit_is_head(k, kn)) {
             if (have && tenant == cur_tenant)
                 continue; /* compared with the tenant's last event below */
-            snprintf(msg, cap,
-                     "audit chain of tenant %u: a chain head but no events (all removed)",
+            snprintf(msg, cap, "audit chain of tenant %u: a chain head but no events (all removed)",
                      tenant);
             rc = ERR_INTERNAL;
             break;
@@ -573,8 +574,7 @@ int audit_check(store *s, uint64_t *n, char *msg, size_t cap)
         cur_tenant = tenant;
         const char *link = link_of(v, vn);
         if (!link) {
-            snprintf(msg, cap, "audit event %s (tenant %u) has no chain link: altered", id,
-                     tenant);
+            snprintf(msg, cap, "audit event %s (tenant %u) has no chain link: altered", id, tenant);
             rc = ERR_INTERNAL;
             break;
         }

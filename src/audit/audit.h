@@ -31,10 +31,10 @@
 #include "base/buf.h"
 #include "store/store.h"
 
-#define AUDIT_KEY_LEN 16     /* tenant(4) t(8) seq(4) */
-#define AUDIT_BATCH_MAX 256  /* queued events that make the flusher commit at once */
-#define AUDIT_FLUSH_MS 50    /* a queued event waits at most this long for its commit */
-#define AUDIT_ID_MAX 32      /* "t-seq" */
+#define AUDIT_KEY_LEN 16      /* tenant(4) t(8) seq(4) */
+#define AUDIT_BATCH_MAX 256   /* queued events that make the flusher commit at once */
+#define AUDIT_FLUSH_MS 50     /* a queued event waits at most this long for its commit */
+#define AUDIT_ID_MAX 32       /* "t-seq" */
 #define AUDIT_MAX_ENTITIES 64 /* entities of one event (a transaction's first ones) */
 #define AUDIT_PREV_URL "https://hortus.dev/fhir/StructureDefinition/audit-previous-sha256"
 
@@ -48,8 +48,8 @@ typedef struct audit_entity {
 
 /* What an event records. Strings are borrowed for the call; NULL = absent. */
 typedef struct audit_info {
-    const char *subtype;  /* restful-interaction code: read, vread, create, search-type ... */
-    char action;          /* C R U D E */
+    const char *subtype; /* restful-interaction code: read, vread, create, search-type ... */
+    char action;         /* C R U D E */
     int64_t recorded_us;
     unsigned status;      /* the HTTP status; 0: a change whose commit carries the event */
     const char *desc;     /* outcomeDesc (a failure's diagnostics) */
@@ -91,8 +91,7 @@ typedef struct audit_log audit_log;
 int audit_open(store *s, audit_log **out);
 /* Queue one event (copied). Never blocks on the store. 0 or ERR_NOMEM (the event is
  * then lost: counted in audit_stats' dropped). */
-int audit_enqueue(audit_log *l, uint32_t tenant, const char *json, size_t len,
-                  size_t link_off);
+int audit_enqueue(audit_log *l, uint32_t tenant, const char *json, size_t len, size_t link_off);
 /* Commit what is queued and wait for it (tests, shutdown). */
 void audit_flush(audit_log *l);
 /* Flush, stop the thread, free. Before store_close. NULL is a no-op. */

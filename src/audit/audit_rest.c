@@ -23,8 +23,8 @@
 #include "base/err.h"
 #include "base/time.h"
 #include "fhir/outcome.h"
-#include "json/json.h"
 #include "store/codec.h"
+#include "json/json.h"
 
 #define AUDIT_MAX_COUNT 1000
 #define AUDIT_DEFAULT_COUNT 50
@@ -41,29 +41,49 @@ int audit_rest_is_audit_type(const char *type)
 static const char *subtype_of(const rest_req *r)
 {
     switch (r->ri) {
-    case RI_READ: return "read";
-    case RI_VREAD: return "vread";
-    case RI_CREATE: return "create";
-    case RI_UPDATE: return "update";
-    case RI_DELETE: return "delete";
-    case RI_PATCH: return "patch";
-    case RI_HISTORY_INSTANCE: return "history-instance";
-    case RI_HISTORY_TYPE: return "history-type";
-    case RI_HISTORY_SYSTEM: return "history-system";
-    case RI_SEARCH_TYPE: return "search-type";
-    case RI_SEARCH_SYSTEM: return "search-system";
-    case RI_BATCH: return r->audit_sub ? r->audit_sub : "batch";
-    case RI_OPERATION: return "operation";
-    case RI_CAPABILITIES: return "capabilities";
-    default: break;
+    case RI_READ:
+        return "read";
+    case RI_VREAD:
+        return "vread";
+    case RI_CREATE:
+        return "create";
+    case RI_UPDATE:
+        return "update";
+    case RI_DELETE:
+        return "delete";
+    case RI_PATCH:
+        return "patch";
+    case RI_HISTORY_INSTANCE:
+        return "history-instance";
+    case RI_HISTORY_TYPE:
+        return "history-type";
+    case RI_HISTORY_SYSTEM:
+        return "history-system";
+    case RI_SEARCH_TYPE:
+        return "search-type";
+    case RI_SEARCH_SYSTEM:
+        return "search-system";
+    case RI_BATCH:
+        return r->audit_sub ? r->audit_sub : "batch";
+    case RI_OPERATION:
+        return "operation";
+    case RI_CAPABILITIES:
+        return "capabilities";
+    default:
+        break;
     }
     /* no interaction (an unknown path, a method the path does not take): the method */
     switch (r->method) {
-    case RM_POST: return "create";
-    case RM_PUT: return "update";
-    case RM_DELETE: return "delete";
-    case RM_PATCH: return "patch";
-    default: return "read";
+    case RM_POST:
+        return "create";
+    case RM_PUT:
+        return "update";
+    case RM_DELETE:
+        return "delete";
+    case RM_PATCH:
+        return "patch";
+    default:
+        return "read";
     }
 }
 
@@ -94,8 +114,7 @@ static void peer_address(rest_req *r, char *out, size_t cap)
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
-                  (socklen_t)cap);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
 /* Who asks and from where, into in (strings in r's lifetime or addr). */
@@ -195,7 +214,7 @@ int audit_rest_commit(rest_req *r, rest_commit *c, size_t n)
             ent[k] = (audit_entity){ty, q->ops[k].id, q->ops[k].id_len, q->ops[k].vid};
         }
         if (batch) /* an entry of a batch: its own interaction */
-            in.subtype = !ne ? "batch"
+            in.subtype = !ne                               ? "batch"
                          : q->ops[0].op == STORE_OP_CREATE ? "create"
                          : q->ops[0].op == STORE_OP_DELETE ? "delete"
                                                            : "update";
@@ -228,8 +247,7 @@ void audit_rest_answered(rest_req *r, const rest_reply *rep)
     const rest_services *svc = r->site ? r->site->svc : NULL;
     if (!svc || !svc->audit || r->method == RM_OPTIONS)
         return;
-    if (r->route.kind == RR_NONE || r->route.kind == RR_HEALTH ||
-        r->route.kind == RR_METRICS)
+    if (r->route.kind == RR_NONE || r->route.kind == RR_HEALTH || r->route.kind == RR_METRICS)
         return;
     int batch = r->ri == RI_BATCH && r->audit_sub && !strcmp(r->audit_sub, "batch");
     for (size_t i = 0; !batch && i < r->audit_nunits; i++)
@@ -248,8 +266,7 @@ void audit_rest_answered(rest_req *r, const rest_reply *rep)
     audit_entity ent[2];
     size_t ne = 0;
     const rest_route *rt = &r->route;
-    if (rt->kind == RR_COMPARTMENT && rt->comp_type && rt->id &&
-        rest_id_valid(rt->id, rt->id_len))
+    if (rt->kind == RR_COMPARTMENT && rt->comp_type && rt->id && rest_id_valid(rt->id, rt->id_len))
         ent[ne++] = (audit_entity){rt->comp_type->name, rt->id, rt->id_len, 0};
     else if (rt->type && rt->id && rest_id_valid(rt->id, rt->id_len)) {
         uint64_t vid = 0;
@@ -294,8 +311,8 @@ static int may_see_audit(rest_req *r, unsigned op)
         return 0;
     for (size_t i = 0; i < p->rights.n; i++) {
         const auth_grant *g = &p->rights.g[i];
-        if (!strcmp(g->type, "AuditEvent") && g->context != AUTH_CTX_PATIENT &&
-            (g->ops & op) && !g->q_len)
+        if (!strcmp(g->type, "AuditEvent") && g->context != AUTH_CTX_PATIENT && (g->ops & op) &&
+            !g->q_len)
             return 1;
     }
     return 0;
@@ -389,8 +406,7 @@ static int split_alts(squery *q, clause *c, const char *v)
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (c->n == AUDIT_MAX_ALTS) {
-            snprintf(q->err, sizeof q->err, "more than %d values in one parameter",
-                     AUDIT_MAX_ALTS);
+            snprintf(q->err, sizeof q->err, "more than %d values in one parameter", AUDIT_MAX_ALTS);
             return -1;
         }
         if (!n) {
@@ -543,7 +559,8 @@ static int ref_match(const char *s, const char *want)
 static int alt_match(const clause *c, const char *want, const json_val *ev)
 {
     switch (c->kind) {
-    case P_TYPE: return token_match(want, json_get(ev, "type"));
+    case P_TYPE:
+        return token_match(want, json_get(ev, "type"));
     case P_SUBTYPE: {
         const json_val *a = json_get(ev, "subtype");
         for (size_t i = 0; a && a->type == JSON_ARRAY && i < a->n; i++)
@@ -593,7 +610,8 @@ static int alt_match(const clause *c, const char *want, const json_val *ev)
         }
         return 0;
     }
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -654,8 +672,8 @@ static int audit_search(rest_req *r)
     codec_put_u32(prefix, r->ctx.tenant);
     store_iter *it = NULL;
     if (q->oldest_first)
-        rc = q->have_cursor ? store_scan(rd, STORE_DB_AUDIT, q->cursor, sizeof q->cursor,
-                                         prefix, sizeof prefix, &it)
+        rc = q->have_cursor ? store_scan(rd, STORE_DB_AUDIT, q->cursor, sizeof q->cursor, prefix,
+                                         sizeof prefix, &it)
                             : store_scan(rd, STORE_DB_AUDIT, prefix, sizeof prefix, prefix,
                                          sizeof prefix, &it);
     else
@@ -744,13 +762,63 @@ static int audit_search(rest_req *r)
     return rest_send_buf(r, 200, &b);
 }
 
+void audit_rest_capability(jw *w)
+{
+    static const struct {
+        const char *name, *type, *doc;
+    } params[] = {
+        {"date", "date", "recorded; prefixes eq gt lt ge le"},
+        {"agent", "reference", "agent.who: reference, or identifier value"},
+        {"who", "reference", "as agent"},
+        {"entity", "reference", "entity.what, with or without _history/vid"},
+        {"type", "token", "[system|]code"},
+        {"subtype", "token", "[system|]code"},
+        {"outcome", "token", "0, 4, 8"},
+        {"action", "token", "C R U D E"},
+    };
+    jw_obj(w);
+    jw_key(w, "type");
+    jw_str(w, "AuditEvent");
+    jw_key(w, "profile");
+    jw_str(w, "http://hl7.org/fhir/StructureDefinition/AuditEvent");
+    jw_key(w, "documentation");
+    jw_str(w, "The server's audit trail (BALP shape), one event per request; read-only, "
+              "newest first, needs an AuditEvent scope of its own (docs/AUDIT.md)");
+    jw_key(w, "interaction");
+    jw_arr(w);
+    jw_obj(w);
+    jw_key(w, "code");
+    jw_str(w, "read");
+    jw_end(w);
+    jw_obj(w);
+    jw_key(w, "code");
+    jw_str(w, "search-type");
+    jw_end(w);
+    jw_end(w);
+    jw_key(w, "searchParam");
+    jw_arr(w);
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        jw_obj(w);
+        jw_key(w, "name");
+        jw_str(w, params[i].name);
+        jw_key(w, "type");
+        jw_str(w, params[i].type);
+        jw_key(w, "documentation");
+        jw_str(w, params[i].doc);
+        jw_end(w);
+    }
+    jw_end(w);
+    jw_end(w);
+}
+
 int audit_rest_handle(rest_req *r)
 {
     if (!r->route.type || !audit_rest_is_audit_type(r->route.type->name))
         return -1;
     static const char allow[] = "GET, HEAD";
     switch (r->ri) {
-    case RI_READ: return audit_read(r);
+    case RI_READ:
+        return audit_read(r);
     case RI_SEARCH_TYPE:
         if (r->route.kind == RR_TYPE)
             return audit_search(r);

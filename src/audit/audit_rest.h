@@ -38,4 +38,9 @@ int audit_rest_handle(rest_req *r);
 /* 1 when type is AuditEvent: the write pipeline refuses to write it (Bundle entries). */
 int audit_rest_is_audit_type(const char *type);
 
+/* The CapabilityStatement's rest.resource entry of AuditEvent (an object): read and
+ * search-type, the search parameters of audit_rest_handle. */
+struct jw;
+void audit_rest_capability(struct jw *w);
+
 #endif

@@ -12,12 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit_rest.h"
 #include "base/err.h"
 #include "base/time.h"
 #include "json/json.h"
 #include "rest/metrics.h"
 #include "rest/response.h"
-#include "audit/audit_rest.h"
 
 int rest_send(rest_req *r, rest_reply *rep)
 {

@@ -427,3 +427,12 @@ def test_scopes_and_agents(asrv):
     w = auth(token("system/AuditEvent.cruds"))
     assert requests.post(f"{b}/AuditEvent", headers=w,
                          json={"resourceType": "AuditEvent"}).status_code in (403, 405)
+
+
+def test_capability_statement(srv):
+    cs = requests.get(f"{srv.base}/metadata").json()
+    res = next(r for r in cs["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert [i["code"] for i in res["interaction"]] == ["read", "search-type"]
+    names = {p["name"] for p in res["searchParam"]}
+    assert {"date", "agent", "entity", "type", "subtype", "outcome"} <= names
+    assert not res.get("conditionalCreate")

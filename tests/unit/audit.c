@@ -11,20 +11,29 @@
 #include "audit/audit.h"
 #include "base/arena.h"
 #include "base/err.h"
-#include "json/json.h"
 #include "store/store.h"
 #include "tap.h"
+#include "json/json.h"
 
 static char dir[64];
 
 static void test_build(void)
 {
     audit_entity ent = {"Patient", "p1", 2, 3};
-    audit_info in = {.subtype = "read", .action = 'R', .recorded_us = 1700000000123000,
-                     .status = 404, .desc = "Patient/p1 \"gone\"", .client = "app",
-                     .user_ref = "Practitioner/9", .user_sub = "u9", .address = "10.0.0.1",
-                     .site = "http://x/fhir", .purpose = "TREAT", .query = "Patient?a=b",
-                     .ent = &ent, .nent = 1};
+    audit_info in = {.subtype = "read",
+                     .action = 'R',
+                     .recorded_us = 1700000000123000,
+                     .status = 404,
+                     .desc = "Patient/p1 \"gone\"",
+                     .client = "app",
+                     .user_ref = "Practitioner/9",
+                     .user_sub = "u9",
+                     .address = "10.0.0.1",
+                     .site = "http://x/fhir",
+                     .purpose = "TREAT",
+                     .query = "Patient?a=b",
+                     .ent = &ent,
+                     .nent = 1};
     buf b = BUF_INIT;
     size_t link;
     is_int(audit_build(&in, &b, &link), 0, "built");
@@ -39,8 +48,8 @@ static void test_build(void)
     is_str(json_get_str(v, "outcomeDesc"), "Patient/p1 \"gone\"", "desc escaped and kept");
     const json_val *ents = json_get(v, "entity");
     ok(ents && ents->n == 2, "an entity for the resource and one for the query");
-    is_str(json_get_str(json_get(&ents->u.items[0], "what"), "reference"),
-           "Patient/p1/_history/3", "what");
+    is_str(json_get_str(json_get(&ents->u.items[0], "what"), "reference"), "Patient/p1/_history/3",
+           "what");
     is_str(json_get_str(&ents->u.items[1], "query"), "UGF0aWVudD9hPWI=", "query in base64");
     const json_val *ag = json_get(v, "agent");
     ok(ag && ag->n == 3, "client, user, server");
@@ -115,8 +124,15 @@ static void test_chain(void)
     ok(w == 300 && d == 0 && c >= 1, "300 events written in %llu commits, none lost",
        (unsigned long long)c);
 
-    store_op op = {.op = STORE_OP_CREATE, .type = "Patient", .type_len = 7, .id = "p1",
-                   .id_len = 2, .vid = 1, .last_updated = 1, .bytes = "{}", .len = 2};
+    store_op op = {.op = STORE_OP_CREATE,
+                   .type = "Patient",
+                   .type_len = 7,
+                   .id = "p1",
+                   .id_len = 2,
+                   .vid = 1,
+                   .last_updated = 1,
+                   .bytes = "{}",
+                   .len = 2};
     is_int(write_event(s, 0, "create", &op), 0, "a change with its event");
     store_op again = op; /* must not exist: conflict, rolled back with its event */
     is_int(write_event(s, 0, "create", &again), ERR_CONFLICT, "a conflicting change fails");
@@ -169,8 +185,8 @@ static void test_chain(void)
     ok(found, "an event to tamper with");
     if (copy) {
         copy[vn - 3] = 'X'; /* the same length, one byte changed */
-        store_extra x = {.db = STORE_DB_AUDIT, .key = key, .key_len = sizeof key, .val = copy,
-                         .val_len = vn};
+        store_extra x = {
+            .db = STORE_DB_AUDIT, .key = key, .key_len = sizeof key, .val = copy, .val_len = vn};
         store_req req = {.extras = &x, .nextra = 1};
         store_write(s, &req, NULL);
         ok(audit_check(s, &n, msg, sizeof msg) == ERR_INTERNAL && strstr(msg, "link"),
