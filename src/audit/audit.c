@@ -473,6 +473,26 @@ void audit_stats(audit_log *l, uint64_t *written, uint64_t *commits, uint64_t *d
     pthread_mutex_unlock(&l->mu);
 }
 
+void audit_metrics(audit_log *l, buf *b)
+{
+    if (!l)
+        return;
+    uint64_t w, c, d;
+    audit_stats(l, &w, &c, &d);
+    buf_printf(b,
+               "# HELP hortus_audit_queued_events_total AuditEvents committed from the queue "
+               "(reads, searches, failures; a change's event rides its commit).\n"
+               "# TYPE hortus_audit_queued_events_total counter\n"
+               "hortus_audit_queued_events_total %llu\n"
+               "# HELP hortus_audit_flushes_total Commits of queued AuditEvents.\n"
+               "# TYPE hortus_audit_flushes_total counter\n"
+               "hortus_audit_flushes_total %llu\n"
+               "# HELP hortus_audit_lost_events_total AuditEvents that could not be stored.\n"
+               "# TYPE hortus_audit_lost_events_total counter\n"
+               "hortus_audit_lost_events_total %llu\n",
+               (unsigned long long)w, (unsigned long long)c, (unsigned long long)d);
+}
+
 /* ---- the walk ------------------------------------------------------------------ */
 
 static void hex32(const uint8_t *h, char *out)

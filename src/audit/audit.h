@@ -100,6 +100,10 @@ void audit_close(audit_log *l);
  * commit). */
 void audit_stats(audit_log *l, uint64_t *written, uint64_t *commits, uint64_t *dropped);
 
+/* The queue's counters in Prometheus text format (hortus_audit_*), appended to b; nothing
+ * when l is NULL (`--audit off`). */
+void audit_metrics(audit_log *l, buf *b);
+
 /* ---- verification ------------------------------------------------------------------ */
 /* Walk every tenant's chain in one snapshot: each event's link must be the SHA-256 of
  * the event before it (all '0' for the first), the last one's hash the head, and the

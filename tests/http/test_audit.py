@@ -360,6 +360,7 @@ def test_audit_off(tmp_path):
     requests.put(f"{s.base}/Patient/off", headers=H, json={"resourceType": "Patient", "id": "off"})
     requests.get(f"{s.base}/Patient/off")
     assert all_events(s) == []
+    assert "hortus_audit_" not in requests.get(s.root + "/metrics").text
     assert_outcome(requests.post(f"{s.base}/AuditEvent", headers=H,
                                  json={"resourceType": "AuditEvent"}), 405)
     code, out = s.stop()
@@ -427,6 +428,12 @@ def test_scopes_and_agents(asrv):
     w = auth(token("system/AuditEvent.cruds"))
     assert requests.post(f"{b}/AuditEvent", headers=w,
                          json={"resourceType": "AuditEvent"}).status_code in (403, 405)
+
+
+def test_metrics(srv):
+    m = requests.get(srv.root + "/metrics").text
+    assert "hortus_audit_queued_events_total " in m
+    assert "hortus_audit_lost_events_total 0" in m
 
 
 def test_capability_statement(srv):

@@ -108,6 +108,15 @@ static void test_chain(void)
     is_int(audit_check(s, &n, msg, sizeof msg), 0, "an empty trail is intact");
     is_int((int)n, 0, "no events");
 
+    /* a chained put is for the Audit database only, and needs room for its link */
+    uint8_t bk[AUDIT_KEY_LEN] = {0};
+    store_extra bad = {
+        .db = STORE_DB_AUX, .key = bk, .key_len = sizeof bk, .val = "x", .val_len = 1, .chain = 1};
+    store_req breq = {.extras = &bad, .nextra = 1};
+    is_int(store_write(s, &breq, NULL), ERR_INVALID, "a chained put outside Audit refused");
+    bad.db = STORE_DB_AUDIT;
+    is_int(store_write(s, &breq, NULL), ERR_INVALID, "a value without room for the link refused");
+
     audit_log *l;
     is_int(audit_open(s, &l), 0, "queue started");
     for (int i = 0; i < 300; i++) { /* over AUDIT_BATCH_MAX: two batches at least */
