@@ -764,12 +764,13 @@ static int audit_search(rest_req *r)
 
 void audit_rest_capability(jw *w)
 {
+    /* the R4 parameters this search answers (who and agent:identifier are extra: no
+     * R4 definition, so not listed) */
     static const struct {
         const char *name, *type, *doc;
     } params[] = {
         {"date", "date", "recorded; prefixes eq gt lt ge le"},
         {"agent", "reference", "agent.who: reference, or identifier value"},
-        {"who", "reference", "as agent"},
         {"entity", "reference", "entity.what, with or without _history/vid"},
         {"type", "token", "[system|]code"},
         {"subtype", "token", "[system|]code"},
@@ -801,6 +802,11 @@ void audit_rest_capability(jw *w)
         jw_obj(w);
         jw_key(w, "name");
         jw_str(w, params[i].name);
+        char def[96];
+        snprintf(def, sizeof def, "http://hl7.org/fhir/SearchParameter/AuditEvent-%s",
+                 params[i].name);
+        jw_key(w, "definition");
+        jw_str(w, def);
         jw_key(w, "type");
         jw_str(w, params[i].type);
         jw_key(w, "documentation");
