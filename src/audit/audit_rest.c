@@ -677,7 +677,9 @@ static int audit_search(rest_req *r)
                             : store_scan(rd, STORE_DB_AUDIT, prefix, sizeof prefix, prefix,
                                          sizeof prefix, &it);
     else
-        rc = store_scan_rev(rd, STORE_DB_AUDIT, prefix, sizeof prefix, &it);
+        rc = q->have_cursor ? store_scan_rev_before(rd, STORE_DB_AUDIT, q->cursor,
+                                                    sizeof q->cursor, prefix, sizeof prefix, &it)
+                            : store_scan_rev(rd, STORE_DB_AUDIT, prefix, sizeof prefix, &it);
     if (rc)
         return rest_send_errcode(r, rc, "cannot read the audit trail");
     arena *scratch = arena_new(16 * 1024);

@@ -305,6 +305,17 @@ int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t pref
     return r->ops->scan_rev(r, db, prefix, prefix_len, out);
 }
 
+int store_scan_rev_before(store_reader *r, store_db db, const void *before, size_t before_len,
+                          const void *prefix, size_t prefix_len, store_iter **out)
+{
+    *out = NULL;
+    if ((unsigned)db >= STORE_DB_COUNT_ || db == STORE_DB_SEARCH_PARAM || !before ||
+        !before_len || before_len > STORE_EXTRA_KEY_MAX || prefix_len > STORE_EXTRA_KEY_MAX ||
+        (prefix_len && !prefix))
+        return ERR_INVALID;
+    return r->ops->scan_rev_before(r, db, before, before_len, prefix, prefix_len, out);
+}
+
 int store_key_count(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                     uint64_t *n)
 {

@@ -366,6 +366,11 @@ int store_scan_next(store_iter *it, const void **key, size_t *key_len, const voi
  * same store_scan_next walks it backwards). */
 int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                    store_iter **out);
+/* As store_scan_rev, from the last key that is less than `before` (before_len bytes, 1 ..
+ * STORE_EXTRA_KEY_MAX): the next page of a descending listing. Not for SearchParam
+ * (ERR_INVALID). */
+int store_scan_rev_before(store_reader *r, store_db db, const void *before, size_t before_len,
+                          const void *prefix, size_t prefix_len, store_iter **out);
 
 /*
  * The number of SearchParam keys of length prefix_len + count_suffix that start with
@@ -449,6 +454,8 @@ struct store_ops {
                      size_t *val_len);
     int (*scan_rev)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                     store_iter **out);
+    int (*scan_rev_before)(store_reader *r, store_db db, const void *before, size_t before_len,
+                           const void *prefix, size_t prefix_len, store_iter **out);
     int (*key_count)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                      uint64_t *n);
     void (*stats)(store *s, store_stats *st);

@@ -2424,6 +2424,19 @@ static int lmdb_scan_rev(store_reader *base, store_db db, const void *prefix, si
     return 0;
 }
 
+static int lmdb_scan_rev_before(store_reader *base, store_db db, const void *before,
+                                size_t before_len, const void *prefix, size_t prefix_len,
+                                store_iter **out)
+{
+    int rc = lmdb_scan_rev(base, db, prefix, prefix_len, out);
+    if (rc)
+        return rc;
+    lmdb_iter *it = (lmdb_iter *)*out;
+    memcpy(it->seek, before, before_len); /* rev_start: the last key < seek */
+    it->seek_len = before_len;
+    return 0;
+}
+
 /* The first step of a reverse scan: the last key of the prefix range. */
 static int rev_start(lmdb_iter *it, MDB_val *key, MDB_val *val)
 {
@@ -2835,6 +2848,7 @@ const struct store_ops store_lmdb_ops = {
     .scan = lmdb_scan,
     .scan_next = lmdb_scan_next,
     .scan_rev = lmdb_scan_rev,
+    .scan_rev_before = lmdb_scan_rev_before,
     .key_count = lmdb_key_count,
     .stats = lmdb_stats,
     .check = lmdb_check,

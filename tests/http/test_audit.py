@@ -279,6 +279,15 @@ def test_search_parameters(srv):
     ids2 = [e["resource"]["id"] for e in page2["entry"]]
     assert not set(ids1) & set(ids2)
     assert ids1 + ids2 == [e["id"] for e in reads[:len(ids1) + len(ids2)]]
+    # every page of 3, both ways, gives the whole list once, in order
+    for sort in ("-date", "date"):
+        whole = [e["id"] for e in search(f"subtype=read,create,update&_sort={sort}&_count=1000")]
+        got, url = [], f"{b}/AuditEvent?subtype=read,create,update&_sort={sort}&_count=3"
+        while url:
+            page = requests.get(url).json()
+            got += [e["resource"]["id"] for e in page.get("entry", [])]
+            url = next((l["url"] for l in page["link"] if l["relation"] == "next"), None)
+        assert got == whole and len(whole) > 6, (sort, got, whole)
 
 
 def audit_key(event_id, tenant=0):
