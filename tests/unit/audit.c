@@ -179,6 +179,23 @@ static void test_chain(void)
     store_read_end(r);
     ok(good && count == 151, "tenant 0: %d events linked by hand, the head the last", count);
 
+    /* a descending scan from a cursor: the keys before it, newest first */
+    store_read_begin(s, &r);
+    int before_ok = store_scan_rev_before(r, STORE_DB_AUDIT, key, sizeof key, prefix, 4, &it) == 0;
+    int seen = 0, order = 1;
+    uint8_t last[AUDIT_KEY_LEN];
+    memcpy(last, key, sizeof last);
+    while (before_ok && store_scan_next(it, &k, &kn, &v, &vn) == 0) {
+        order &= kn == AUDIT_KEY_LEN && memcmp(k, last, AUDIT_KEY_LEN) < 0;
+        memcpy(last, k, AUDIT_KEY_LEN);
+        seen++;
+    }
+    store_iter_close(it);
+    ok(before_ok && order && seen == 2, "scan_rev_before: the 2 keys before the third, descending");
+    is_int(store_scan_rev_before(r, STORE_DB_SEARCH_PARAM, key, sizeof key, NULL, 0, &it),
+           ERR_INVALID, "not for SearchParam");
+    store_read_end(r);
+
     /* tampering: alter one, remove one, add one, each found */
     uint32_t kt, kseq;
     uint64_t tt;
