@@ -92,6 +92,10 @@ int audit_open(store *s, audit_log **out);
 /* Queue one event (copied). Never blocks on the store. 0 or ERR_NOMEM (the event is
  * then lost: counted in audit_stats' dropped). */
 int audit_enqueue(audit_log *l, uint32_t tenant, const char *json, size_t len, size_t link_off);
+/* A change is about to be submitted: commit what is queued now, without waiting for it,
+ * so that its request reaches the store's writer beside the change and shares its group
+ * commit (and fsync) instead of taking one of its own. */
+void audit_kick(audit_log *l);
 /* Commit what is queued and wait for it (tests, shutdown). */
 void audit_flush(audit_log *l);
 /* Flush, stop the thread, free. Before store_close. NULL is a no-op. */

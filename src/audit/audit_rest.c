@@ -239,6 +239,7 @@ int audit_rest_commit(rest_req *r, rest_commit *c, size_t n)
     }
     r->audit_units = c;
     r->audit_nunits = n;
+    audit_kick(svc->audit); /* the queued events join the group commit of this one */
     return 0;
 }
 
