@@ -281,6 +281,7 @@ int audit_id_parse(const char *s, size_t n, uint64_t *t, uint32_t *seq)
 typedef struct qev {
     struct qev *next;
     uint32_t tenant;
+    int taken; /* commit_batch: in a request already */
     size_t len, link_off;
     char json[];
 } qev;
@@ -308,35 +309,49 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Commit the events of list (n of them) as one request; frees the list. */
+/* Commit the events of list (n of them): one store request per tenant (each request's
+ * commit log entry is its tenant's), the events of a tenant in queue order, which is
+ * their order in its chain. Frees the list. */
 static void commit_batch(audit_log *l, qev *list, size_t n)
 {
     store_extra *x = calloc(n, sizeof *x);
     uint8_t *keys = malloc(n * AUDIT_KEY_LEN);
-    int rc = ERR_NOMEM;
-    if (x && keys) {
-        /* one request per tenant is not needed: every key starts with its tenant,
-         * and each tenant's chain is linked in the order of the extras */
-        size_t i = 0;
-        for (qev *e = list; e; e = e->next, i++)
-            audit_extra(&x[i], keys + i * AUDIT_KEY_LEN, e->tenant, (uint32_t)i, e->json, e->len,
+    size_t written = 0, commits = 0, lost = 0;
+    if (!x || !keys) {
+        lost = n;
+        fprintf(stderr, "hortus: audit: %zu events could not be stored: out of memory\n", n);
+    }
+    for (qev *first = x && keys ? list : NULL; first;) {
+        uint32_t tenant = first->tenant;
+        size_t k = 0;
+        for (qev *e = first; e; e = e->next) {
+            if (e->taken || e->tenant != tenant)
+                continue;
+            audit_extra(&x[k], keys + k * AUDIT_KEY_LEN, tenant, (uint32_t)k, e->json, e->len,
                         e->link_off);
+            k++;
+            e->taken = 1;
+        }
         store_req req;
         memset(&req, 0, sizeof req);
-        req.tenant = list->tenant;
+        req.tenant = tenant;
         req.extras = x;
-        req.nextra = n;
-        rc = store_write(l->s, &req, NULL);
+        req.nextra = k;
+        int rc = store_write(l->s, &req, NULL);
+        if (rc) {
+            fprintf(stderr, "hortus: audit: %zu events could not be stored: %s\n", k, err_str(rc));
+            lost += k;
+        } else {
+            written += k;
+            commits++;
+        }
+        while (first && first->taken) /* the next tenant with events not taken yet */
+            first = first->next;
     }
-    if (rc)
-        fprintf(stderr, "hortus: audit: %zu events could not be stored: %s\n", n, err_str(rc));
     pthread_mutex_lock(&l->mu);
-    if (rc) {
-        l->dropped += n;
-    } else {
-        l->written += n;
-        l->commits++;
-    }
+    l->written += written;
+    l->commits += commits;
+    l->dropped += lost;
     pthread_mutex_unlock(&l->mu);
     free(x);
     free(keys);
@@ -427,6 +442,7 @@ int audit_enqueue(audit_log *l, uint32_t tenant, const char *json, size_t len, s
     }
     e->next = NULL;
     e->tenant = tenant;
+    e->taken = 0;
     e->len = len;
     e->link_off = link_off;
     memcpy(e->json, json, len);
