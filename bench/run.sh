@@ -241,6 +241,28 @@ for level in full structure off; do
     rm -rf "$T/v-$level"
 done
 
+# what the audit trail costs a write (docs/AUDIT.md): the same creates at 32 clients,
+# fresh data dir each, `--audit off` and `on` alternating twice, best of each kept
+echo "== durable creates with and without the audit trail, fresh data dirs, ${DUR}s each"
+: >"$T/creates-audit-on" && : >"$T/creates-audit-off"
+for audit in off on off on; do
+    APORT=$(free_port)
+    "$HORTUS" serve --port "$APORT" --data "$T/a-$audit" --audit "$audit" \
+        --referential-integrity off >"$T/a-$audit.log" 2>&1 &
+    APID=$!
+    i=0
+    until curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null 2>&1 || [ $i -gt 100 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    run_wrk "create-audit-$audit" "$APORT" 2 32 create.lua "$T/bodies.ndjson" Observation \
+        >>"$T/creates-audit-$audit"
+    kill "$APID" && wait "$APID" 2>/dev/null || :
+    rm -rf "$T/a-$audit"
+done
+A_ON=$(best <"$T/creates-audit-on")
+A_OFF=$(best <"$T/creates-audit-off")
+
 echo "== search (bench/search.sh): counting, first pages at 8 clients, _sort, sizes"
 sh "$ROOT/bench/search.sh" "$HPORT" "$T/db" "$D" "$HPID" >"$T/search.txt" || :
 
@@ -317,6 +339,9 @@ awk -v n="$TX_RES" -v a="$TX_START" -v b="$TX_END" -v bad="$TX_BAD" 'BEGIN {
 }'
 awk '{ printf "durable creates, 32 clients, fresh dir, --validate %-9s %6d/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d\n", $1, $2, $3, $4, $5 }' \
     "$T/creates-by-level" 2>/dev/null || :
+echo "$A_ON" "$A_OFF" | awk '{ r = $1 / ($5 > 0 ? $5 : 1)
+    printf "writes with audit / without: %.2f (%d/s with, %d/s without, 32 clients, best of 2 each; target >= 0.90: %s)\n",
+        r, $1, $5, (r >= 0.90 ? "met" : "NOT met") }'
 awk -F'|' '
     $1 == "fold"  { printf "search: waited %d s for the index fold the writes above left running\n", $2 }
     $1 == "count" { printf "search: %s counted %d matches/request at %d req/s (8 clients): %.1f million matches counted/s (target >= 20: %s)\n", $2, $7, $3, $8 / 1e6, ($8 >= 2e7 ? "met" : "NOT met") }

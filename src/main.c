@@ -20,7 +20,7 @@ static const command commands[] = {
     {"fhirpath", fp_cli_main, "fhirpath [--resource FILE.json] EXPRESSION   evaluate, print a JSON array"},
     {"validate", val_cli_main, "validate [--type TYPE] FILE...   check resources (.json, .ndjson, - = stdin)"},
     {"import", import_main, "import [--data DIR] [--tenant NAME] [--errors FILE] FILE|DIR...   load ndjson / Bundle files offline"},
-    {"check", check_main, "check [--data DIR]            verify a data directory (indices, hashes, counts)"},
+    {"check", check_main, "check [--data DIR] [--audit DIR] verify a data directory (indices, hashes, counts, audit chain)"},
     {"tenant", tenant_main, "tenant add NAME [DIR] | tenant list [DIR]   partner hospitals (docs/TENANTS.md)"},
     {"client", client_main, "client add --jwks FILE --scope S [--name N] DIR | list DIR | remove ID DIR"},
     {"generate", synth_main, "generate --patients N [--seed S] --format ndjson|bundles OUTDIR"},

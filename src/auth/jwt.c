@@ -644,6 +644,9 @@ static int principal_claims(const json_val *pl, auth_principal *p, char *msg, si
         str_claim(pl, "fhirUser", p->fhir_user, sizeof p->fhir_user) < 0)
         REFUSE("sub, client_id and fhirUser must be strings of at most %d bytes",
                AUTH_MAX_CLAIM);
+    /* no client_id: the authorised party (azp, OpenID Connect) names the client */
+    if (!p->client_id[0] && str_claim(pl, "azp", p->client_id, sizeof p->client_id) < 0)
+        REFUSE("azp must be a string of at most %d bytes", AUTH_MAX_CLAIM);
     int pr = str_claim(pl, "patient", p->patient, sizeof p->patient);
     if (pr < 0 || (pr == 1 && !id_valid(p->patient, strlen(p->patient))))
         REFUSE("the patient claim must be a FHIR id (1-64 of A-Z a-z 0-9 - .)");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit/audit_cli.h"
 #include "auth/tenant.h"
 #include "base/err.h"
 #include "cli.h"
@@ -19,11 +20,15 @@
 int check_main(int argc, char **argv)
 {
     const char *where = "./hortus-data";
+    int audit_only = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--data") || !strcmp(argv[i], "--store")) && i + 1 < argc) {
             where = argv[++i];
+        } else if (!strcmp(argv[i], "--audit") && i + 1 < argc) {
+            where = argv[++i]; /* the audit chain alone */
+            audit_only = 1;
         } else {
-            fprintf(stderr, "usage: hortus check [--data DIR | --store lmdb:DIR]\n");
+            fprintf(stderr, "usage: hortus check [--data DIR | --store lmdb:DIR | --audit DIR]\n");
             return 2;
         }
     }
@@ -41,6 +46,11 @@ int check_main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "hortus check: cannot open %s: %s\n", where, err_str(rc));
         return 1;
+    }
+    if (audit_only) {
+        rc = audit_cli_check(s);
+        store_close(s);
+        return rc;
     }
     char msg[512];
     rc = store_check(s, msg, sizeof msg);
@@ -94,6 +104,7 @@ int check_main(int argc, char **argv)
     }
     free(te);
     fp_sp_cache_free(spc);
+    int arc = audit_cli_check(s);
     store_close(s);
-    return rc ? 1 : 0;
+    return rc || arc ? 1 : 0;
 }

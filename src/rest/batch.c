@@ -1222,6 +1222,7 @@ int rest_batch(rest_req *r)
     else if (!type || strcmp(type, "batch"))
         return rest_send_error(r, 400, OO_INVALID,
                                "Bundle.type must be 'batch' or 'transaction'", "Bundle.type");
+    r->audit_sub = c->transaction ? "transaction" : "batch"; /* its AuditEvent's subtype */
     if (c->transaction && rest_validation_of(&r->ctx) != REST_VALIDATE_OFF) {
         oo o;
         oo_init(&o, r->a);

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "audit/audit_rest.h"
 #include "base/err.h"
 #include "base/time.h"
 #include "cli.h"
@@ -46,6 +47,10 @@ static void build_rest(const fp_sp_cache *spc, int multi_delete, buf *b)
     size_t nt = fhir_resource_types(&types);
     for (size_t i = 0; i < nt; i++) {
         const char *name = types[i]->name;
+        if (audit_rest_is_audit_type(name)) { /* the audit trail: read and search only */
+            audit_rest_capability(&w);
+            continue;
+        }
         jw_obj(&w);
         jw_key(&w, "type");
         jw_str(&w, name);

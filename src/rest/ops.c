@@ -5,6 +5,7 @@
  * taken (so a load balancer sees a wedged store), else 503. /metrics is the
  * Prometheus text format of metrics.c.
  */
+#include "audit/audit.h"
 #include "base/err.h"
 #include "index/reindex.h"
 #include "rest/handlers.h"
@@ -31,5 +32,7 @@ int rest_metrics(rest_req *r)
     rest_server_gauges(r, &b);
     if (r->ctx.svc)
         idx_reindex_metrics(r->ctx.svc->reindex, &b);
+    if (r->ctx.svc)
+        audit_metrics(r->ctx.svc->audit, &b);
     return rest_send_body(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
 }

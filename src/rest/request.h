@@ -82,6 +82,8 @@ typedef struct rest_services {
                                         only the default tenant; auth/tenant.h) */
     struct auth_issuer *issuer;      /* the built-in authorization server
                                         (`--auth-server`), or NULL */
+    struct audit_log *audit;         /* the audit trail's queue (`--audit`, docs/AUDIT.md),
+                                        or NULL: no AuditEvents are recorded */
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -158,6 +160,14 @@ struct rest_req {
     const char *sub_query;
     buf *sub_body;
     unsigned sub_status;
+
+    /* the audit trail (src/audit/audit_rest.h): the commit units that carry this
+     * request's events, the Bundle's kind ("batch", "transaction"), the diagnostics of
+     * an error answer (its outcomeDesc) */
+    struct rest_commit *audit_units;
+    size_t audit_nunits;
+    const char *audit_sub;
+    const char *audit_desc;
 };
 
 /* Fill r->ctx (tenant, base URL; principal and snapshot empty). Called once per

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit_rest.h"
 #include "base/err.h"
 #include "base/time.h"
 #include "json/json.h"
@@ -31,6 +32,7 @@ int rest_send(rest_req *r, rest_reply *rep)
         rest_snapshot_end(r);
         return REST_DONE;
     }
+    audit_rest_answered(r, rep); /* the request's AuditEvent, unless its commit holds it */
     struct MHD_Response *resp;
     if (rep->body && rep->len) {
         resp = MHD_create_response_from_buffer(
@@ -186,6 +188,8 @@ static int send_oo(rest_req *r, unsigned status, const oo *o_in, const char *all
 {
     oo copy = *o_in;
     const oo *o = o_in;
+    if (!r->audit_desc && o_in->n) /* the first issue says what failed, for the audit trail */
+        r->audit_desc = oo_get(o_in, 0)->diagnostics;
     oo_issue *is = o_in->n ? arena_alloc(r->a, sizeof *is * o_in->n) : NULL;
     if (is) {
         for (size_t i = 0; i < o_in->n; i++) {
@@ -219,6 +223,7 @@ static int send_error(rest_req *r, unsigned status, oo_code code, const char *di
         clean[n] = 0;
         diag = clean;
     }
+    r->audit_desc = diag;
     oo o;
     oo_init(&o, r->a);
     oo_add(&o, status >= 500 ? OO_FATAL : OO_ERROR, code, diag, expr);

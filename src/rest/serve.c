@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "auth/tenant.h"
 #include "auth/issuer.h"
@@ -42,6 +43,7 @@ static void serve_usage(FILE *f)
                "                    [--auth-jwks FILE|URL --auth-issuer URL --auth-audience URL]\n"
                "                    [--auth-introspect URL --auth-introspect-client ID:SECRET]\n"
                "                    [--auth-server [--auth-token-lifetime S]]\n"
+               "                    [--audit on|off]\n"
                "                    [--request-timeout S] [--idle-timeout S] "
                "[--max-connections N] [--max-connections-per-client N]\n"
                "                    [--validate full|structure|off] "
@@ -93,7 +95,9 @@ static void serve_usage(FILE *f)
                "                POST /auth/token, GET /auth/jwks, clients from `hortus client`;\n"
                "                its tokens are required. Over TLS or on loopback only\n"
                "  --auth-token-lifetime S  of the tokens --auth-server issues (default %d,\n"
-               "                1 .. %d)\n",
+               "                1 .. %d)\n"
+               "  --audit on|off  record an AuditEvent for every request (default on;\n"
+               "                docs/AUDIT.md)\n",
             REST_REQUEST_TIMEOUT, REST_REQUEST_TIMEOUT_MAX, REST_IDLE_TIMEOUT,
             REST_IDLE_TIMEOUT_MAX, REST_MAX_CONNECTIONS, REST_CONNECTIONS_CEILING,
             REST_MAX_CONN_PER_CLIENT, REST_MAX_COND_DELETE, AUTH_TOKEN_LIFETIME_S,
@@ -181,6 +185,7 @@ int serve_main(int argc, char **argv)
     const char *auth_introspect = NULL, *auth_introspect_client = NULL;
     int auth_builtin = 0;
     unsigned token_lifetime = 0;
+    int audit_on = 1;
     /* every option but --insecure and --auth-server takes one value */
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
@@ -203,7 +208,8 @@ int serve_main(int argc, char **argv)
             strcmp(a, "--max-connections") && strcmp(a, "--max-connections-per-client") &&
             strcmp(a, "--auth-jwks") && strcmp(a, "--auth-issuer") &&
             strcmp(a, "--auth-audience") && strcmp(a, "--auth-introspect") &&
-            strcmp(a, "--auth-introspect-client") && strcmp(a, "--auth-token-lifetime")) {
+            strcmp(a, "--auth-introspect-client") && strcmp(a, "--auth-token-lifetime") &&
+            strcmp(a, "--audit")) {
             fprintf(stderr, "hortus serve: unknown option '%s'\n", a);
             serve_usage(stderr);
             return 2;
@@ -215,6 +221,12 @@ int serve_main(int argc, char **argv)
         }
         if (!strcmp(a, "--data")) {
             data = v;
+        } else if (!strcmp(a, "--audit")) {
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                fprintf(stderr, "hortus serve: bad --audit '%s' (on or off)\n", v);
+                return 2;
+            }
+            audit_on = !strcmp(v, "on");
         } else if (!strcmp(a, "--auth-jwks")) {
             auth_jwks = v;
         } else if (!strcmp(a, "--auth-issuer")) {
@@ -549,9 +561,13 @@ int serve_main(int argc, char **argv)
         snprintf(msg, sizeof msg, "out of memory");
         rc = ERR_NOMEM;
     }
+    audit_log *audit = NULL;
+    if (!rc && audit_on && (rc = audit_open(st, &audit)))
+        snprintf(msg, sizeof msg, "cannot start the audit trail: %s", err_str(rc));
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
                          .profiles = profiles, .policy = policy, .auth = auth,
-                         .issuer = issuer, .consents = consents, .tenants = tenants};
+                         .issuer = issuer, .consents = consents, .tenants = tenants,
+                         .audit = audit};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;
@@ -564,6 +580,7 @@ int serve_main(int argc, char **argv)
         rest_consents_free(consents);
         auth_server_free(auth);
         auth_issuer_free(issuer);
+        audit_close(audit);
         idx_reindex_stop(reindex);
         prof_registry_free(profiles);
         store_close(st);
@@ -596,10 +613,14 @@ int serve_main(int argc, char **argv)
     else if (auth)
         fprintf(stderr, "hortus: bearer tokens required, introspected at %s\n",
                 auth_introspect);
+    if (!audit)
+        fprintf(stderr, "hortus serve: --audit off: no AuditEvents are recorded "
+                        "(docs/AUDIT.md)\n");
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "hortus: signal %d, shutting down\n", sig);
     rest_server_stop(srv);
+    audit_close(audit); /* commits what is queued, before the store closes */
     idx_reindex_stop(reindex); /* at the end of its batch: the cursor is committed */
     prof_registry_free(profiles);
     store_close(st);

@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "audit/audit_rest.h"
 #include "rest/authz.h"
 #include "rest/conneg.h"
 #include "rest/gate.h"
@@ -550,6 +551,8 @@ static int precheck(rest_req *r)
 
 static int dispatch(rest_req *r)
 {
+    if (audit_rest_handle(r) >= 0) /* AuditEvent: the audit trail's own endpoints */
+        return REST_DONE;
     switch (r->ri) {
     case RI_READ: return rest_read(r);
     case RI_VREAD: return rest_vread(r);

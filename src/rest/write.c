@@ -34,6 +34,7 @@
 #include "index/reindex.h"
 #include "profile/profile.h"
 #include "auth/auth.h"
+#include "audit/audit_rest.h"
 #include "rest/authz.h"
 #include "rest/consent.h"
 #include "rest/gate.h"
@@ -1242,6 +1243,10 @@ int rest_write_plan(const rest_ctx *ctx, store_reader *rd, arena *a, int64_t now
     w->ops = &w->op;
     w->nops = 1;
     memset(&w->why, 0, sizeof w->why);
+    if (audit_rest_is_audit_type(w->type->name))
+        return refuse(a, w, 405, OO_NOT_SUPPORTED,
+                      "AuditEvents are the server's audit trail: they cannot be created, "
+                      "changed or deleted through the API");
     int restricted;
     int rc = plan_rights(ctx, a, w, &restricted);
     if (rc)
@@ -1367,6 +1372,8 @@ int rest_commit_submit(rest_req *r, rest_commit *c, size_t n, rest_resume_fn res
         r->inflight = 1;
     }
     r->resume = resume;
+    if (audit_rest_commit(r, c, n)) /* each unit's AuditEvent rides its commit */
+        return rest_send_errcode(r, ERR_NOMEM, "out of memory");
     /* one guard count until every unit is queued, so no callback resumes early */
     __atomic_store_n(&r->commit_pending, 1, __ATOMIC_RELEASE);
     rest_suspend(r);

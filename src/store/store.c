@@ -94,6 +94,10 @@ static int check_request(store_req *req)
         if (x->fill_t_val &&
             (x->del || x->t_val_offset > x->val_len || x->val_len - x->t_val_offset < 8))
             return ERR_INVALID;
+        if (x->chain && (x->db != STORE_DB_AUDIT || x->del || x->key_len < 4 ||
+                         x->chain_offset > x->val_len ||
+                         x->val_len - x->chain_offset < STORE_CHAIN_HEX))
+            return ERR_INVALID;
     }
     /* a sorted load: its SearchParam extras are plain puts in strictly ascending order */
     const store_extra *prev = NULL;
@@ -299,6 +303,17 @@ int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t pref
         (prefix_len && !prefix))
         return ERR_INVALID;
     return r->ops->scan_rev(r, db, prefix, prefix_len, out);
+}
+
+int store_scan_rev_before(store_reader *r, store_db db, const void *before, size_t before_len,
+                          const void *prefix, size_t prefix_len, store_iter **out)
+{
+    *out = NULL;
+    if ((unsigned)db >= STORE_DB_COUNT_ || db == STORE_DB_SEARCH_PARAM || !before ||
+        !before_len || before_len > STORE_EXTRA_KEY_MAX || prefix_len > STORE_EXTRA_KEY_MAX ||
+        (prefix_len && !prefix))
+        return ERR_INVALID;
+    return r->ops->scan_rev_before(r, db, before, before_len, prefix, prefix_len, out);
 }
 
 int store_key_count(store_reader *r, store_db db, const void *prefix, size_t prefix_len,

@@ -151,7 +151,19 @@ typedef struct store_extra {
     size_t t_offset;
     int fill_t_val; /* the same for the value (put only), at t_val_offset */
     size_t t_val_offset;
+    /* 1 (a put into STORE_DB_AUDIT only): a link of its tenant's hash chain. The writer
+     * writes at chain_offset of the value the STORE_CHAIN_HEX lowercase hex digits of
+     * the SHA-256 of the tenant's previous chained value (all '0' for the first), read
+     * from the chain head, then makes the SHA-256 of this value (as stored, link filled)
+     * the head: the Audit key tenant(4) | 12 bytes 0xff (after every event of the
+     * tenant) -> 32 bytes. In commit order, so a rolled-back request leaves no gap
+     * (docs/AUDIT.md). */
+    int chain;
+    size_t chain_offset;
 } store_extra;
+
+#define STORE_CHAIN_HEX 64      /* hex digits of a chain link */
+#define STORE_CHAIN_HEAD_LEN 16 /* the head's key: tenant(4) | 0xff x 12 */
 
 /* A condition the writer checks, inside the commit, before it applies a request: the
  * request fails with ERR_CONFLICT (failed_op = nops) unless every check holds. What a
@@ -354,6 +366,11 @@ int store_scan_next(store_iter *it, const void **key, size_t *key_len, const voi
  * same store_scan_next walks it backwards). */
 int store_scan_rev(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                    store_iter **out);
+/* As store_scan_rev, from the last key that is less than `before` (before_len bytes, 1 ..
+ * STORE_EXTRA_KEY_MAX): the next page of a descending listing. Not for SearchParam
+ * (ERR_INVALID). */
+int store_scan_rev_before(store_reader *r, store_db db, const void *before, size_t before_len,
+                          const void *prefix, size_t prefix_len, store_iter **out);
 
 /*
  * The number of SearchParam keys of length prefix_len + count_suffix that start with
@@ -437,6 +454,8 @@ struct store_ops {
                      size_t *val_len);
     int (*scan_rev)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                     store_iter **out);
+    int (*scan_rev_before)(store_reader *r, store_db db, const void *before, size_t before_len,
+                           const void *prefix, size_t prefix_len, store_iter **out);
     int (*key_count)(store_reader *r, store_db db, const void *prefix, size_t prefix_len,
                      uint64_t *n);
     void (*stats)(store *s, store_stats *st);

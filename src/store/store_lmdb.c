@@ -495,6 +495,47 @@ static int log_replay(ovl_builder *b, uint64_t t, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* A chained put (store.h store_extra.chain): the link to the tenant's chain head is
+ * written into the value, and the value's own SHA-256 becomes the head, both in txn:
+ * a nested transaction rolled back takes its links and its head with it. */
+static int apply_chained(lmdb_store *s, MDB_txn *txn, const store_extra *x, MDB_val *key,
+                         uint64_t t)
+{
+    uint8_t hk[STORE_CHAIN_HEAD_LEN];
+    memcpy(hk, x->key, 4);
+    memset(hk + 4, 0xff, sizeof hk - 4);
+    if (x->key_len == sizeof hk && !memcmp(x->key, hk, sizeof hk))
+        return ERR_INVALID; /* the head's own key */
+    MDB_val hkey = {sizeof hk, hk}, hval;
+    uint8_t prev[32] = {0};
+    int have = 0;
+    int rc = mdb_get(txn, s->db_extra[STORE_DB_AUDIT], &hkey, &hval);
+    if (rc == 0 && hval.mv_size == 32) {
+        memcpy(prev, hval.mv_data, 32);
+        have = 1;
+    } else if (rc == 0) {
+        return ERR_INTERNAL;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    MDB_val val = {x->val_len, NULL};
+    if ((rc = mdb_put(txn, s->db_extra[x->db], key, &val, MDB_RESERVE)))
+        return rc;
+    uint8_t *v = val.mv_data;
+    memcpy(v, x->val, x->val_len);
+    if (x->fill_t_val)
+        codec_put_u64(v + x->t_val_offset, t);
+    static const char hexd[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        v[x->chain_offset + 2 * i] = have ? (uint8_t)hexd[prev[i] >> 4] : '0';
+        v[x->chain_offset + 2 * i + 1] = have ? (uint8_t)hexd[prev[i] & 15] : '0';
+    }
+    uint8_t head[32];
+    SHA256(v, x->val_len, head);
+    hval = (MDB_val){32, head};
+    return mdb_put(txn, s->db_extra[STORE_DB_AUDIT], &hkey, &hval, 0);
+}
+
 static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64_t t)
 {
     uint8_t kb[STORE_EXTRA_KEY_MAX];
@@ -525,6 +566,8 @@ static int apply_extra(lmdb_store *s, MDB_txn *txn, const store_extra *x, uint64
         return rc == MDB_NOTFOUND ? 0 : rc;
     }
     MDB_val val = {x->val_len, (void *)x->val};
+    if (x->chain)
+        return apply_chained(s, txn, x, &key, t);
     if (!x->fill_t_val)
         return mdb_put(txn, s->db_extra[x->db], &key, &val, 0);
     int rc = mdb_put(txn, s->db_extra[x->db], &key, &val, MDB_RESERVE);
@@ -2381,6 +2424,19 @@ static int lmdb_scan_rev(store_reader *base, store_db db, const void *prefix, si
     return 0;
 }
 
+static int lmdb_scan_rev_before(store_reader *base, store_db db, const void *before,
+                                size_t before_len, const void *prefix, size_t prefix_len,
+                                store_iter **out)
+{
+    int rc = lmdb_scan_rev(base, db, prefix, prefix_len, out);
+    if (rc)
+        return rc;
+    lmdb_iter *it = (lmdb_iter *)*out;
+    memcpy(it->seek, before, before_len); /* rev_start: the last key < seek */
+    it->seek_len = before_len;
+    return 0;
+}
+
 /* The first step of a reverse scan: the last key of the prefix range. */
 static int rev_start(lmdb_iter *it, MDB_val *key, MDB_val *val)
 {
@@ -2792,6 +2848,7 @@ const struct store_ops store_lmdb_ops = {
     .scan = lmdb_scan,
     .scan_next = lmdb_scan_next,
     .scan_rev = lmdb_scan_rev,
+    .scan_rev_before = lmdb_scan_rev_before,
     .key_count = lmdb_key_count,
     .stats = lmdb_stats,
     .check = lmdb_check,
