@@ -734,6 +734,7 @@ static void respond_sub(bctx *c, bentry *e, jw *w, const buf *b)
     s->ctx = r->ctx;
     s->ctx.snap = NULL;
     s->ctx.consents = NULL; /* its own, with its own snapshot */
+    s->ctx.consents_release = NULL;
     s->t_start_ns = rest_now_ns();
     s->parent = r;
     s->sub_query = e->sub_query;

@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "audit/audit_rest.h"
+#include "rest/audit_rest.h"
 #include "base/err.h"
 #include "base/time.h"
 #include "cli.h"

@@ -186,6 +186,7 @@ int rest_consent_set_of(rest_req *r, const rest_consent_set **out)
         s->refs++;
         pthread_mutex_unlock(&cs->mu);
         r->ctx.consents = &s->pub;
+        r->ctx.consents_release = rest_consent_release;
         *out = &s->pub;
         return 0;
     }
@@ -228,12 +229,14 @@ int rest_consent_set_of(rest_req *r, const rest_consent_set **out)
     if (rc)
         return rc;
     r->ctx.consents = &s->pub;
+    r->ctx.consents_release = rest_consent_release;
     *out = &s->pub;
     return 0;
 }
 
 void rest_consent_release(rest_req *r)
 {
+    r->ctx.consents_release = NULL;
     if (!r->ctx.consents)
         return;
     rest_consents *cs = r->ctx.svc->consents;

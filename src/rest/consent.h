@@ -38,7 +38,7 @@ void rest_consents_free(rest_consents *cs);
  * services), or the store's error / ERR_NOMEM. */
 int rest_consent_set_of(rest_req *r, const rest_consent_set **out);
 
-/* Let go of the set r holds (rest_snapshot_end calls it). */
+/* Let go of the set r holds (rest_snapshot_end calls it through ctx.consents_release). */
 void rest_consent_release(rest_req *r);
 
 /* Whether res, about to be written as a Consent, is one hortus enforces as written:

@@ -16,7 +16,6 @@
 #include "auth/tenant.h"
 #include "base/err.h"
 #include "index/params.h"
-#include "rest/consent.h"
 #include "rest/params.h"
 #include "rest/request.h"
 #include "store/store.h"
@@ -193,7 +192,8 @@ int rest_snapshot(rest_req *r, store_reader **rd)
 
 void rest_snapshot_end(rest_req *r)
 {
-    rest_consent_release(r);
+    if (r->ctx.consents_release)
+        r->ctx.consents_release(r);
     if (r->ctx.snap) {
         store_read_end(r->ctx.snap);
         r->ctx.snap = NULL;

@@ -64,6 +64,9 @@ typedef struct rest_policy {
 /* What the server is built from, owned by `hortus serve` (or a test) and
  * borrowed by the server for its whole life. Shared by all threads: read-only
  * after start. */
+struct rest_req;
+struct rest_reply;
+
 typedef struct rest_services {
     struct store *store;             /* the database; required */
     const struct fp_sp_cache *spc;   /* every search-parameter expression, compiled once */
@@ -84,6 +87,9 @@ typedef struct rest_services {
                                         (`--auth-server`), or NULL */
     struct audit_log *audit;         /* the audit trail's queue (`--audit`, docs/AUDIT.md),
                                         or NULL: no AuditEvents are recorded */
+    /* called by rest_send with every answer before it goes out (the audit trail's
+     * audit_rest_answered), or NULL */
+    void (*answered)(struct rest_req *r, const struct rest_reply *rep);
 } rest_services;
 
 /* The server as requests see it (one per server; server.c owns it). */
@@ -115,7 +121,8 @@ typedef struct rest_ctx {
                                       rest_snapshot; NULL without services) */
     const struct rest_consent_set *consents; /* the Consents enforced as of that snapshot
                                                 (rest/consent.h), once asked for; let go
-                                                of by rest_snapshot_end */
+                                                of by rest_snapshot_end through: */
+    void (*consents_release)(struct rest_req *r);
 } rest_ctx;
 
 typedef struct rest_req rest_req;
@@ -161,7 +168,7 @@ struct rest_req {
     buf *sub_body;
     unsigned sub_status;
 
-    /* the audit trail (src/audit/audit_rest.h): the commit units that carry this
+    /* the audit trail (src/rest/audit_rest.h): the commit units that carry this
      * request's events, the Bundle's kind ("batch", "transaction"), the diagnostics of
      * an error answer (its outcomeDesc) */
     struct rest_commit *audit_units;

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "audit/audit_rest.h"
 #include "base/err.h"
 #include "base/time.h"
 #include "json/json.h"
@@ -32,7 +31,8 @@ int rest_send(rest_req *r, rest_reply *rep)
         rest_snapshot_end(r);
         return REST_DONE;
     }
-    audit_rest_answered(r, rep); /* the request's AuditEvent, unless its commit holds it */
+    if (r->site && r->site->svc && r->site->svc->answered)
+        r->site->svc->answered(r, rep); /* the request's AuditEvent, unless its commit has it */
     struct MHD_Response *resp;
     if (rep->body && rep->len) {
         resp = MHD_create_response_from_buffer(

@@ -28,6 +28,7 @@
 #include "index/reindex.h"
 #include "index/index.h"
 #include "profile/profile.h"
+#include "rest/audit_rest.h"
 #include "rest/consent.h"
 #include "rest/server.h"
 #include "rest/tls.h"
@@ -567,7 +568,7 @@ int serve_main(int argc, char **argv)
     rest_services svc = {.store = st, .spc = spc, .params = params, .reindex = reindex,
                          .profiles = profiles, .policy = policy, .auth = auth,
                          .issuer = issuer, .consents = consents, .tenants = tenants,
-                         .audit = audit};
+                         .audit = audit, .answered = audit ? audit_rest_answered : NULL};
     if (!rc && tls_cert && (rc = rest_tls_load(tls_cert, tls_key, &tls, msg, sizeof msg)) == 0) {
         o.tls_cert_pem = tls.cert_pem;
         o.tls_key_pem = tls.key_pem;

@@ -57,7 +57,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "audit/audit_rest.h"
+#include "rest/audit_rest.h"
 #include "rest/authz.h"
 #include "rest/conneg.h"
 #include "rest/gate.h"

@@ -34,7 +34,7 @@
 #include "index/reindex.h"
 #include "profile/profile.h"
 #include "auth/auth.h"
-#include "audit/audit_rest.h"
+#include "rest/audit_rest.h"
 #include "rest/authz.h"
 #include "rest/consent.h"
 #include "rest/gate.h"

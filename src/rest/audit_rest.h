@@ -4,7 +4,8 @@
  *
  *   rest_commit_submit (write.c) --audit_rest_commit--> one event per commit unit, as
  *                                                        an extra of that unit
- *   rest_send (response.c)       --audit_rest_answered--> one queued event, unless a
+ *   rest_send (response.c, through rest_services.answered)
+ *                                --audit_rest_answered--> one queued event, unless a
  *                                                        committed unit carried it
  *   dispatch (server.c)          --audit_rest_handle---> GET [base]/AuditEvent?...,
  *                                                        GET [base]/AuditEvent/id from

@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 
 #include "audit/audit.h"
-#include "audit/audit_rest.h"
+#include "rest/audit_rest.h"
 #include "auth/auth.h"
 #include "base/err.h"
 #include "base/time.h"
