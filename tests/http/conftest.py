@@ -85,6 +85,11 @@ def assert_clean_exit(server):
     assert "runtime error" not in out, out
     assert "LeakSanitizer" not in out, out
     assert code == 0, out
+    # whatever the tests did through the API, the audit trail they left is whole
+    if os.path.exists(os.path.join(server.datadir, "data.mdb")):
+        r = subprocess.run([BIN, "check", "--audit", server.datadir], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0 and "intact" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 @pytest.fixture(scope="session")
