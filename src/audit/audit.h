@@ -11,8 +11,9 @@
  *      AUDIT_FLUSH_MS or AUDIT_BATCH_MAX events)--> one commit of extras alone
  *
  *   key   tenant(4) | t(8, filled by the writer) | seq(4)        (Audit database)
- *   value {"resourceType":"AuditEvent","extension":[{"url":AUDIT_PREV_URL,
- *          "valueString":"<64 hex: SHA-256 of the previous event of the tenant>"}], ...}
+ *   value {"prev":"<64 hex: SHA-256 of the previous record of the tenant>","sub":...}
+ *         the varying part only (audit_build); audit_expand serves it as a BALP
+ *         AuditEvent whose extension AUDIT_PREV_URL carries the link
  *
  * The link is written by the store's writer in commit order (store_extra.chain), so the
  * chain never forks and a rolled-back request leaves no hole; the head (the SHA-256 of
@@ -37,6 +38,7 @@
 #define AUDIT_ID_MAX 32       /* "t-seq" */
 #define AUDIT_MAX_ENTITIES 64 /* entities of one event (a transaction's first ones) */
 #define AUDIT_PREV_URL "https://hortus.dev/fhir/StructureDefinition/audit-previous-sha256"
+#define AUDIT_RECORD_PREFIX "{\"prev\":\"" /* every stored record starts so; the link follows */
 
 /* One resource an event names: Type/id, and /_history/vid when vid is not 0. */
 typedef struct audit_entity {
@@ -64,9 +66,16 @@ typedef struct audit_info {
     size_t nent;
 } audit_info;
 
-/* Serialise in as an AuditEvent into out (appended), with an all-'0' link at
- * out->len-before + *link_off. Returns 0 or out's error (ERR_NOMEM). */
+/* The stored record of an event (appended to out): a small JSON object of what varies,
+ * {"prev":"<64 hex>","sub":..,"act":..,"rec":µs,"st":status,"desc","cli","uref","usub",
+ * "ip","site","pur","q","ent":["Type/id/_history/vid",...]} (absent members left out),
+ * with an all-'0' link at out->len-before + *link_off. Returns 0 or ERR_NOMEM. */
 int audit_build(const audit_info *in, buf *out, size_t *link_off);
+
+/* The AuditEvent as served, in the BALP shape (docs/AUDIT.md), with id, from a stored
+ * record (stored[0..len)), appended to out; bytes hortus did not write are served as an
+ * event without content. 0 or ERR_NOMEM. */
+int audit_expand(const void *stored, size_t len, const char *id, buf *out);
 
 /* The store extra of an event: key (AUDIT_KEY_LEN bytes of caller storage, t filled by the
  * writer), chained at link_off. json must stay valid until the commit's callback. */

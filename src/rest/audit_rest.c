@@ -328,18 +328,11 @@ static int forbidden(rest_req *r)
                            NULL);
 }
 
-/* Serve a stored event with its id spliced in. */
+/* Serve a stored record as the AuditEvent it stands for (audit_expand). */
 static void put_event(buf *b, const void *v, size_t vn, const char *id)
 {
-    static const char pre[] = "{\"resourceType\":\"AuditEvent\",";
-    size_t pl = sizeof pre - 1;
-    buf_puts(b, "{\"resourceType\":\"AuditEvent\",\"id\":\"");
-    buf_puts(b, id);
-    buf_puts(b, "\",");
-    if (vn >= pl && !memcmp(v, pre, pl))
-        buf_put(b, (const char *)v + pl, vn - pl);
-    else
-        buf_put(b, "\"extension\":[]}", 15); /* not written by hortus: shown as nothing */
+    if (audit_expand(v, vn, id, b) && !b->err)
+        b->err = ERR_NOMEM;
 }
 
 static int audit_read(rest_req *r)
@@ -696,7 +689,7 @@ static int audit_search(rest_req *r)
         buf_free(&u);
     }
     size_t links_end = b.len; /* a next link goes here */
-    buf entries = BUF_INIT;
+    buf entries = BUF_INIT, full = BUF_INIT; /* full: the event being looked at */
     unsigned found = 0;
     int more = 0;
     char last_id[AUDIT_ID_MAX + 1] = "";
@@ -711,8 +704,15 @@ static int audit_search(rest_req *r)
                 continue; /* up to and including the previous page's last */
         }
         arena_reset(scratch);
+        uint32_t tn0, seq0;
+        uint64_t t0;
+        audit_key_decode(k, &tn0, &t0, &seq0);
+        char id0[AUDIT_ID_MAX + 1];
+        audit_id_format(t0, seq0, id0);
+        buf_reset(&full);
         json_val *ev;
-        if (json_parse(scratch, v, vn, 0, &ev, NULL))
+        if (audit_expand(v, vn, id0, &full) || full.err ||
+            json_parse(scratch, (char *)full.data, full.len, 0, &ev, NULL))
             continue;
         if (!matches(q, ev))
             continue;
@@ -726,12 +726,13 @@ static int audit_search(rest_req *r)
         audit_id_format(t, seq, last_id);
         buf_puts(&entries, found ? ",{\"fullUrl\":\"" : "{\"fullUrl\":\"");
         buf_printf(&entries, "%s/AuditEvent/%s\",\"resource\":", base, last_id);
-        put_event(&entries, v, vn, last_id);
+        buf_put(&entries, full.data, full.len);
         buf_puts(&entries, ",\"search\":{\"mode\":\"match\"}}");
         found++;
     }
     store_iter_close(it);
     arena_free(scratch);
+    buf_free(&full);
     if (rc && rc != ERR_NOTFOUND && !more) {
         buf_free(&b);
         buf_free(&entries);

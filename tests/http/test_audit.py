@@ -331,9 +331,12 @@ def test_chain_check_and_tamper(tmp_path):
 
     middle, last = audit_key(evs[2]["id"]), audit_key(evs[-1]["id"])
 
-    def alter(txn, db):
+    def alter(txn, db):  # one digit of when it was recorded
         v = txn.get(middle, db=db)
-        txn.put(middle, v.replace(b'"outcome":"0"', b'"outcome":"4"'), db=db)
+        i = v.index(b'"rec":') + 6
+        w = v[:i] + (b"1" if v[i:i + 1] != b"1" else b"2") + v[i + 1:]
+        assert w != v
+        txn.put(middle, w, db=db)
 
     def remove(txn, db):
         assert txn.delete(middle, db=db)

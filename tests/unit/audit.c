@@ -34,14 +34,21 @@ static void test_build(void)
                      .query = "Patient?a=b",
                      .ent = &ent,
                      .nent = 1};
-    buf b = BUF_INIT;
+    buf b = BUF_INIT, e = BUF_INIT;
     size_t link;
     is_int(audit_build(&in, &b, &link), 0, "built");
     ok(link + STORE_CHAIN_HEX < b.len && !memcmp(b.data + link, "0000000000", 10),
        "the link's place is all zeros");
+    ok(b.len < 400, "the stored record is small (%zu bytes)", b.len);
+    memset(b.data + link, 'a', STORE_CHAIN_HEX); /* as the writer links it */
+    is_int(audit_expand(b.data, b.len, "5-1", &e), 0, "expanded");
     arena *a = arena_new(4096);
     json_val *v;
-    is_int(json_parse(a, b.data, b.len, JSON_FHIR, &v, NULL), 0, "valid FHIR JSON");
+    is_int(json_parse(a, e.data, e.len, JSON_FHIR, &v, NULL), 0, "valid FHIR JSON");
+    is_str(json_get_str(v, "id"), "5-1", "the id given");
+    const json_val *ext = json_get(v, "extension");
+    ok(ext && ext->n == 1 && !strncmp(json_get_str(&ext->u.items[0], "valueString"),
+                                      "aaaaaaaaaa", 10), "the link as stored");
     is_str(json_get_str(v, "outcome"), "4", "4xx is outcome 4");
     is_str(json_get_str(v, "action"), "R", "action");
     is_str(json_get_str(v, "recorded"), "2023-11-14T22:13:20.123Z", "recorded");
@@ -56,17 +63,27 @@ static void test_build(void)
     is_str(json_get_str(json_get(&ag->u.items[1], "who"), "reference"), "Practitioner/9",
            "the user by fhirUser");
     in.status = 503;
-    b.len = 0;
+    b.len = e.len = 0;
     audit_build(&in, &b, &link);
-    ok(strstr(b.data, "\"outcome\":\"8\"") != NULL, "5xx is outcome 8");
+    audit_expand(b.data, b.len, "1-0", &e);
+    buf_putc(&e, 0);
+    ok(strstr(e.data, "\"outcome\":\"8\"") != NULL, "5xx is outcome 8");
     in.status = 0;
     in.purpose = NULL;
     in.desc = NULL;
-    b.len = 0;
+    b.len = e.len = 0;
     audit_build(&in, &b, &link);
-    ok(strstr(b.data, "\"outcome\":\"0\"") && !strstr(b.data, "purposeOfEvent"),
+    audit_expand(b.data, b.len, "1-0", &e);
+    buf_putc(&e, 0);
+    ok(strstr(e.data, "\"outcome\":\"0\"") && !strstr(e.data, "purposeOfEvent") &&
+           strstr(e.data, "\"outcomeDesc\":\"committed\""),
        "a committed change: outcome 0, no purpose when none");
+    b.len = e.len = 0;
+    audit_expand("{\"resourceType\":\"Patient\"}", 26, "1-1", &e);
+    buf_putc(&e, 0);
+    ok(strstr(e.data, "\"extension\":[]") != NULL, "foreign bytes: an event without content");
     buf_free(&b);
+    buf_free(&e);
     arena_free(a);
 
     uint64_t t;
@@ -165,7 +182,7 @@ static void test_chain(void)
             good &= vn == 32 && !memcmp(v, prev, 32);
             continue;
         }
-        const char *p = (const char *)memmem(v, vn, "\"valueString\":\"", 15) + 15;
+        const char *p = (const char *)v + sizeof AUDIT_RECORD_PREFIX - 1;
         char want[65];
         for (int i = 0; i < 32; i++)
             snprintf(want + 2 * i, 3, "%02x", have ? prev[i] : 0);
