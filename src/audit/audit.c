@@ -413,6 +413,7 @@ struct audit_log {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* the flusher waits for events */
     pthread_cond_t done_cv; /* audit_flush waits for the flusher */
+    pthread_cond_t room_cv; /* audit_enqueue waits for room (AUDIT_QUEUE_MAX) */
     qev *head, **tail;
     size_t n;
     int64_t first_ms; /* when the oldest queued event came (monotonic ms) */
@@ -519,6 +520,7 @@ static void *flusher(void *arg)
         l->tail = &l->head;
         l->n = 0;
         l->busy = 1;
+        pthread_cond_broadcast(&l->room_cv);
         pthread_mutex_unlock(&l->mu);
         commit_batch(l, list, n);
         pthread_mutex_lock(&l->mu);
@@ -542,9 +544,11 @@ int audit_open(store *s, audit_log **out)
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     pthread_cond_init(&l->done_cv, NULL);
+    pthread_cond_init(&l->room_cv, NULL);
     if (pthread_create(&l->th, NULL, flusher, l)) {
         pthread_cond_destroy(&l->cv);
         pthread_cond_destroy(&l->done_cv);
+        pthread_cond_destroy(&l->room_cv);
         pthread_mutex_destroy(&l->mu);
         free(l);
         return ERR_IO;
@@ -569,6 +573,12 @@ int audit_enqueue(audit_log *l, uint32_t tenant, const char *json, size_t len, s
     e->link_off = link_off;
     memcpy(e->json, json, len);
     pthread_mutex_lock(&l->mu);
+    /* bounded: when the store falls behind, requests wait for room rather than the
+     * queue growing without end (or events being dropped) */
+    while (l->n >= AUDIT_QUEUE_MAX && !l->stop) {
+        pthread_cond_signal(&l->cv);
+        pthread_cond_wait(&l->room_cv, &l->mu);
+    }
     if (!l->n)
         l->first_ms = mono_ms();
     *l->tail = e;
@@ -611,10 +621,12 @@ void audit_close(audit_log *l)
     pthread_mutex_lock(&l->mu);
     l->stop = 1;
     pthread_cond_signal(&l->cv);
+    pthread_cond_broadcast(&l->room_cv);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->th, NULL);
     pthread_cond_destroy(&l->cv);
     pthread_cond_destroy(&l->done_cv);
+    pthread_cond_destroy(&l->room_cv);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }

@@ -35,6 +35,8 @@
 #define AUDIT_KEY_LEN 16      /* tenant(4) t(8) seq(4) */
 #define AUDIT_BATCH_MAX 256   /* queued events that make the flusher commit at once */
 #define AUDIT_FLUSH_MS 50     /* a queued event waits at most this long for its commit */
+#define AUDIT_QUEUE_MAX 16384 /* queued events at most: more wait for the flusher (memory
+                                 stays bounded when the store falls behind) */
 #define AUDIT_ID_MAX 32       /* "t-seq" */
 #define AUDIT_MAX_ENTITIES 64 /* entities of one event (a transaction's first ones) */
 #define AUDIT_PREV_URL "https://hortus.dev/fhir/StructureDefinition/audit-previous-sha256"
@@ -98,7 +100,8 @@ typedef struct audit_log audit_log;
 
 /* A queue with its flusher thread, writing into s. 0 and *out, ERR_NOMEM, ERR_IO. */
 int audit_open(store *s, audit_log **out);
-/* Queue one event (copied). Never blocks on the store. 0 or ERR_NOMEM (the event is
+/* Queue one event (copied). Waits only when AUDIT_QUEUE_MAX events are queued already
+ * (the store is behind), until the flusher takes them. 0 or ERR_NOMEM (the event is
  * then lost: counted in audit_stats' dropped). */
 int audit_enqueue(audit_log *l, uint32_t tenant, const char *json, size_t len, size_t link_off);
 /* A change is about to be submitted: commit what is queued now, without waiting for it,
