@@ -308,11 +308,13 @@ static int client_add(const char *dir, const char *jwks_file, const char *scope,
     }
     uint8_t rnd[16];
     char id[32];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) {
-        close(lk);
-        goto out;
-    }
-    hash_b64url(rnd, sizeof rnd, id);
+    do { /* an id never starts like an option ('-') or looks odd ('_') on a command line */
+        if (RAND_bytes(rnd, sizeof rnd) != 1) {
+            close(lk);
+            goto out;
+        }
+        hash_b64url(rnd, sizeof rnd, id);
+    } while (id[0] == '-' || id[0] == '_');
     buf b = BUF_INIT;
     jw w;
     jw_init(&w, &b, 1);
