@@ -37,6 +37,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -821,6 +822,19 @@ static int looks_like_jws(arena *a, const char *tok, size_t n)
     return json_part(a, tok, (size_t)(d1 - tok)) != NULL;
 }
 
+/* *d = *s, but only the grants and query text in use (a principal is ~9 KiB, most of it
+ * room for scopes a token rarely has; every request copies one out of the cache). */
+static void principal_copy(auth_principal *d, const auth_principal *s)
+{
+    size_t n = s->rights.n <= AUTH_MAX_GRANTS ? s->rights.n : AUTH_MAX_GRANTS;
+    size_t tl = s->rights.text_len < sizeof s->rights.text ? s->rights.text_len
+                                                           : sizeof s->rights.text - 1;
+    memcpy(d, s, offsetof(auth_principal, rights.g) + n * sizeof s->rights.g[0]);
+    memcpy(d->rights.text, s->rights.text, tl);
+    d->rights.text[tl] = 0;
+    d->rights.text_len = tl;
+}
+
 int auth_verify(auth_server *s, arena *a, const char *tok, size_t n, int64_t now_s,
                 auth_principal *out, char *msg, size_t msgsz)
 {
@@ -843,7 +857,7 @@ int auth_verify_aud(auth_server *s, const char *aud, arena *a, const char *tok, 
     pthread_mutex_lock(&s->mu);
     if (slot->used && !memcmp(slot->h, h, sizeof h) && !memcmp(slot->ah, ah, sizeof ah)) {
         if (now_s < slot->p.exp + AUTH_CLOCK_SKEW_S) {
-            *out = slot->p;
+            principal_copy(out, &slot->p);
             s->hits++;
             pthread_mutex_unlock(&s->mu);
             return 0;
@@ -864,7 +878,7 @@ int auth_verify_aud(auth_server *s, const char *aud, arena *a, const char *tok, 
     slot->used = 1;
     memcpy(slot->h, h, sizeof h);
     memcpy(slot->ah, ah, sizeof ah);
-    slot->p = *out;
+    principal_copy(&slot->p, out);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
