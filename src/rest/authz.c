@@ -179,23 +179,6 @@ static int load_consents(rest_req *r)
     return rest_consent_set_of(r, &cs);
 }
 
-/* The history of a type or of the system lists old versions of many patients' resources:
- * while Consents withhold any from this token, refused (REST_AUTHZ_NOT_YET, or
- * REST_AUTHZ_FORBIDDEN when they cannot be read); 0 when none does. */
-static int consents_in_force(rest_req *r, char *m, size_t msz)
-{
-    if (load_consents(r)) {
-        snprintf(m, msz, "cannot read the patient-privacy Consents");
-        return REST_AUTHZ_FORBIDDEN;
-    }
-    if (!consents_for(&r->ctx, AUTH_READ))
-        return 0;
-    snprintf(m, msz, "%s while patient-privacy Consents withhold resources from this token "
-             "is " NOT_YET " (search, read and the history of one resource are)",
-             rest_interaction_name(r->ri));
-    return REST_AUTHZ_NOT_YET;
-}
-
 int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int conditional,
                       char *m, size_t msz)
 {
@@ -208,11 +191,8 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
     case RI_BATCH: return REST_AUTHZ_ALL; /* each entry is decided on its own */
     case RI_SEARCH_SYSTEM: return REST_AUTHZ_SOME; /* each type is restricted on its own */
     case RI_HISTORY_SYSTEM:
-        if (every_type_all(p, AUTH_READ))
-            return consents_in_force(r, m, msz) ? REST_AUTHZ_NOT_YET : REST_AUTHZ_ALL;
-        snprintf(m, msz, "the history of the system needs read (r) on every type by user/ or "
-                 "system/ scopes without a query");
-        return REST_AUTHZ_FORBIDDEN;
+        /* each version is shown only when it is within the token's rights (history.c) */
+        return REST_AUTHZ_SOME;
     case RI_OPERATION:
         if (type && r->route.op && !strcmp(r->route.op, "validate")) {
             /* the mode decides which write it stands for (ops/validate.c asks
@@ -278,7 +258,7 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
             return REST_AUTHZ_SOME;
         }
         if (ri != RI_READ && ri != RI_SEARCH_TYPE && ri != RI_VREAD &&
-            ri != RI_HISTORY_INSTANCE) {
+            ri != RI_HISTORY_INSTANCE && ri != RI_HISTORY_TYPE) {
             /* a type's history lists versions of resources the token may not read now */
             snprintf(m, msz, "%s of %s under patient/ or granular scopes is " NOT_YET
                      " (a user/ or system/ scope for the whole type is needed)", what, type);
@@ -295,8 +275,6 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
      * that neither its answer (0, 1, several) nor what it writes reveals anything */
     if (conditional && !rest_authz_may_probe(r, type, m, msz))
         return REST_AUTHZ_FORBIDDEN;
-    if (ri == RI_HISTORY_TYPE && (op = consents_in_force(r, m, msz)))
-        return (int)op;
     return REST_AUTHZ_ALL;
 }
 
@@ -721,6 +699,9 @@ int rest_authz_restricted(rest_req *r, const char *type)
 {
     if (!r->ctx.principal)
         return 0;
+    if (!type) /* every type */
+        return !every_type_all(r->ctx.principal, AUTH_READ) || load_consents(r) ||
+               consents_for(&r->ctx, AUTH_READ) != NULL;
     auth_view v;
     auth_view_of(r->ctx.principal, type, AUTH_READ, &v);
     if (v.kind != AUTH_VIEW_ALL)

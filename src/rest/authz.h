@@ -52,8 +52,9 @@ int rest_authz_decide(rest_req *r, rest_interaction ri, const char *type, int co
  * it. 0 with msg filled when not. */
 int rest_authz_may_probe(rest_req *r, const char *type, char *msg, size_t msz);
 
-/* 1 when the token may read only part of type (patient/ or granular scopes): its
- * reads are then checked resource by resource, version by version. */
+/* 1 when the token may read only part of type (patient/ or granular scopes, or
+ * patient-privacy Consents withhold some of it; type NULL: of some type): its reads are
+ * then checked resource by resource, version by version. 0 without authorisation. */
 int rest_authz_restricted(rest_req *r, const char *type);
 
 /* For a version about to be shown (vread, instance history): 1 when its content is

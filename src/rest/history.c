@@ -208,10 +208,16 @@ int rest_history(rest_req *r)
         return rest_send_errcode(r, rc, "cannot read the store");
     uint64_t snap = store_reader_t(rd);
     uint64_t as_of = p.page_at && p.page_at < snap ? p.page_at : snap;
-    /* within a restriction: the resource must be readable now (403 otherwise, whatever
-     * exists), and each version is shown only when it is itself within it */
-    int restricted = r->ctx.principal && r->ri == RI_HISTORY_INSTANCE;
-    if (restricted && rest_authz_instance(r, rd, r->route.type->name, r->route.id) >= 0)
+    /* within a restriction (patient/ or granular scopes, Consents; the system's history
+     * with any token): each version is shown only when it is itself within the token's
+     * rights; an instance's resource must also be readable now (403 otherwise, whatever
+     * exists) */
+    int restricted = r->ri == RI_HISTORY_INSTANCE
+                         ? r->ctx.principal != NULL
+                         : rest_authz_restricted(r, r->ri == RI_HISTORY_SYSTEM
+                                                        ? NULL : r->route.type->name);
+    if (restricted && r->ri == RI_HISTORY_INSTANCE &&
+        rest_authz_instance(r, rd, r->route.type->name, r->route.id) >= 0)
         return REST_DONE;
     if (r->ri == RI_HISTORY_INSTANCE) {
         /* 404 for a resource that never existed */
@@ -252,9 +258,18 @@ int rest_history(rest_req *r)
     int more = 0;
     uint64_t skip = use_cursor ? 0 : p.offset;
     size_t bytes = 0;
-    store_version v;
+    store_version v, last; /* last: the newest version looked at, for a capped page */
+    size_t looked = 0;
+    int capped = 0;
     while (vs && (rc = store_iter_next(it, &v)) == 0) {
         if (restricted) {
+            if (looked++ == REST_HISTORY_SCAN_MAX) {
+                /* a page of what was looked at, and a link on from there: a token
+                 * that sees little of a long history cannot make one request read all */
+                more = capped = 1;
+                break;
+            }
+            last = v;
             int in = rest_authz_version(r, &v);
             if (in < 0) {
                 store_iter_close(it);
@@ -286,7 +301,7 @@ int rest_history(rest_req *r)
     jw_init(&w, &b, r->pretty);
     bundle_begin(&w, "history");
     if (p.since == STORE_NO_TIME && p.at == STORE_NO_TIME && as_of == snap &&
-        r->ri != RI_HISTORY_INSTANCE) {
+        r->ri != RI_HISTORY_INSTANCE && !restricted) { /* a count outside the rights: not said */
         uint64_t cur = 0, versions = 0;
         if (store_count(rd, r->ctx.tenant, r->ri == RI_HISTORY_SYSTEM ? NULL : r->route.type->name, &cur,
                         &versions) == 0)
@@ -297,7 +312,8 @@ int rest_history(rest_req *r)
     bundle_link(&w, "self",
              link_url(r, &p, p.page_at ? as_of : 0, p.offset, use_cursor ? &self_cursor : NULL));
     if (more)
-        bundle_link(&w, "next", link_url(r, &p, as_of, p.offset + n, n ? &vs[n - 1] : NULL));
+        bundle_link(&w, "next", link_url(r, &p, as_of, p.offset + n,
+                                         capped ? &last : n ? &vs[n - 1] : NULL));
     if (p.offset > 0)
         bundle_link(&w, "previous",
                  link_url(r, &p, as_of, p.offset > p.count ? p.offset - p.count : 0, NULL));

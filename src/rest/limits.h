@@ -29,6 +29,8 @@
 #define REST_MAX_RETRIES 16           /* re-plans of a write overtaken by concurrent commits */
 #define REST_MAX_PATCH_COPY 500000    /* values one JSON Patch may copy (all its "copy" ops) */
 #define REST_MAX_RESPONSE (64u << 20) /* bytes of a batch answer or a history/search page */
+#define REST_HISTORY_SCAN_MAX 4096    /* versions one history page looks at under a
+                                         restriction (then a shorter page, and a link on) */
 #define REST_SHUTDOWN_GRACE_MS 2000   /* after the last write: time for answers to drain */
 
 /* The FHIR base path every FHIR URL starts with. */

@@ -245,7 +245,6 @@ def test_search_restricted(srv):
 
 
 @pytest.mark.parametrize("method,path,what", [
-    ("GET", "/Observation/_history", "history-type of Observation"),
     ("GET", "/$reindex", "operation"),
 ])
 def test_unsupported_refused(srv, method, path, what):

@@ -153,6 +153,19 @@ def get_all(base, url, h):
     return match, inc, total
 
 
+def history_pages(url, h):
+    """Every page of a history: (the resources listed, None for a deletion; page one)."""
+    listed, first = [], None
+    while url:
+        r = requests.get(url, headers=h)
+        assert r.status_code == 200, (url, r.text)
+        b = r.json()
+        first = first or b
+        listed += [e.get("resource") for e in b.get("entry", [])]
+        url = next((ln["url"] for ln in b.get("link", []) if ln["relation"] == "next"), None)
+    return listed, first
+
+
 def keys(rs):
     return sorted(f"{r['resourceType']}/{r['id']}" for r in rs)
 
@@ -299,12 +312,20 @@ def test_batch_and_system_search(world, name):
     m, _, total = get_all(s.base, f"{s.base}?_lastUpdated=gt2000&_count=50", h)
     want = keys(r for r in data if vis(r) and r["resourceType"] in types)
     assert sorted(m) == want and total == len(want), (name, "every type")
-    # histories: of a type needs r on all of it, of the system on every type
-    r = requests.get(f"{s.base}/Observation/_history", headers=h)
-    assert r.status_code == (200 if name in ("system-all", "user-all-v1", "user-obs-only")
-                             else 403), (name, "type history")
-    r = requests.get(f"{s.base}/_history", headers=h)
-    assert r.status_code == (200 if name in ("system-all", "user-all-v1") else 403), name
+    # histories: each version listed only when it is within the token's rights, no
+    # total counted outside them, nothing the token may see left out
+    whole = name in ("system-all", "user-all-v1")
+    for url, want in ((f"{s.base}/Observation/_history?_count=7",
+                       [r for r in data if r["resourceType"] == "Observation" and vis(r)]),
+                      (f"{s.base}/_history?_count=11", [r for r in data if vis(r)])):
+        r = requests.get(url, headers=h)
+        if not want and r.status_code == 403:
+            continue
+        listed, first = history_pages(url, h)
+        assert all(res is not None and vis(res) for res in listed), (name, url)
+        assert {f"{x['resourceType']}/{x['id']}" for x in listed} >= set(keys(want)), (name, url)
+        assert ("total" in first) == (whole or name == "user-obs-only" and "Observation/" in url), \
+            (name, url, first.get("total"))
 
 
 def test_transactions_and_conditions(world):
