@@ -260,10 +260,13 @@ int rest_history(rest_req *r)
     size_t bytes = 0;
     store_version v, last; /* last: the newest version looked at, for a capped page */
     size_t looked = 0;
+    size_t scan_max = r->ctx.svc && r->ctx.svc->policy.history_scan_max
+                          ? r->ctx.svc->policy.history_scan_max
+                          : REST_HISTORY_SCAN_MAX;
     int capped = 0;
     while (vs && (rc = store_iter_next(it, &v)) == 0) {
         if (restricted) {
-            if (looked++ == REST_HISTORY_SCAN_MAX) {
+            if (looked++ == scan_max) {
                 /* a page of what was looked at, and a link on from there: a token
                  * that sees little of a long history cannot make one request read all */
                 more = capped = 1;

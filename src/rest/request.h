@@ -59,6 +59,8 @@ typedef struct rest_policy {
                                  delete may not leave references to it (docs/REST.md) */
     int unknown_profile;      /* prof_unknown (`--unknown-profile`): a meta.profile this
                                  server does not hold warns (0, default) or refuses */
+    unsigned history_scan_max; /* versions a restricted history page looks at (0:
+                                  REST_HISTORY_SCAN_MAX; HORTUS_HISTORY_SCAN_MAX, tests) */
 } rest_policy;
 
 /* What the server is built from, owned by `hortus serve` (or a test) and

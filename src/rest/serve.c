@@ -448,6 +448,14 @@ int serve_main(int argc, char **argv)
         return 2;
     }
     so.fold_chunk = ocv;
+    /* HORTUS_HISTORY_SCAN_MAX: versions a restricted history page looks at (tests) */
+    const char *hs = getenv("HORTUS_HISTORY_SCAN_MAX");
+    if (hs && *hs && (parse_uint(hs, 1u << 24, &policy.history_scan_max) ||
+                      !policy.history_scan_max)) {
+        fprintf(stderr, "hortus serve: bad HORTUS_HISTORY_SCAN_MAX '%s' (1 .. 2^24)\n", hs);
+        fp_sp_cache_free(spc);
+        return 2;
+    }
     /* HORTUS_INDEX_IDLE_FOLD_MS: how long the writer waits without writes before it folds
      * the overlay whatever its size; "off": only when full (tests that need unfolded
      * entries to stay) */

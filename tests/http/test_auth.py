@@ -446,3 +446,43 @@ def test_authorisation_allows_another_interface(tmp_path):
         assert b"refusing" not in log and b"WARNING" not in log, log
     finally:
         assert_clean_exit(s)
+
+
+def test_restricted_history_pages_are_bounded(tmp_path):
+    """Under a restriction a history page looks at only so many versions
+    (HORTUS_HISTORY_SCAN_MAX here 5), then ends with a link on: following the links
+    still lists every version within the rights and none outside them."""
+    jf = tmp_path / "jwks.json"
+    jf.write_text(json.dumps(jwks()))
+    s = Server(tmp_path / "db", ["--auth-jwks", str(jf), "--auth-issuer", ISS,
+                                 "--auth-audience", AUD],
+               env={"HORTUS_HISTORY_SCAN_MAX": "5"})
+    admin = auth(token())
+    for pid in ("p1", "p2"):
+        assert requests.put(f"{s.base}/Patient/{pid}", headers=admin, json={
+            "resourceType": "Patient", "id": pid}).status_code == 201
+    mine = []
+    for i in range(23):
+        pid = "p1" if i % 8 == 0 else "p2"
+        r = requests.put(f"{s.base}/Observation/h{i}", headers=admin, json={
+            "resourceType": "Observation", "id": f"h{i}", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": f"Patient/{pid}"}})
+        assert r.status_code == 201, r.text
+        if pid == "p1":
+            mine.append(f"h{i}")
+    h = auth(token(scope="patient/Observation.rs", patient="p1"))
+    url, seen, pages = f"{s.base}/Observation/_history?_count=10", [], 0
+    while url:
+        b = requests.get(url, headers=h).json()
+        assert b["resourceType"] == "Bundle" and "total" not in b, b
+        entries = b.get("entry", [])
+        assert len(entries) <= 5
+        seen += [e["resource"]["id"] for e in entries]
+        url = next((ln["url"] for ln in b.get("link", []) if ln["relation"] == "next"), None)
+        pages += 1
+    assert sorted(seen) == sorted(mine) and pages >= 23 // 5, (seen, pages)
+    # with the whole type the same history is one page
+    b = requests.get(f"{s.base}/Observation/_history?_count=50", headers=admin).json()
+    assert len(b["entry"]) == 23 and b["total"] == 23
+    assert_clean_exit(s)
