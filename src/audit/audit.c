@@ -141,25 +141,19 @@ static const char *str_of(const json_val *o, const char *key)
     return v && *v ? v : NULL;
 }
 
-int audit_expand(const void *stored, size_t len, const char *id, buf *out)
+int audit_expand(arena *a, const void *stored, size_t len, const char *id, buf *out)
 {
     static const char pre[] = AUDIT_RECORD_PREFIX;
     size_t pl = sizeof pre - 1;
-    arena *a = NULL;
     char *copy = NULL;
     json_val *r = NULL;
     if (len >= pl + STORE_CHAIN_HEX && !memcmp(stored, pre, pl)) {
-        a = arena_new(4096);
-        copy = a ? arena_strndup(a, stored, len) : NULL;
-        if (!copy) {
-            arena_free(a);
+        if (!(copy = arena_strndup(a, stored, len)))
             return ERR_NOMEM;
-        }
         if (json_parse(a, copy, len, 0, &r, NULL) || r->type != JSON_OBJECT)
             r = NULL;
     }
     if (!r) { /* not written by hortus: shown as nothing */
-        arena_free(a);
         buf_puts(out, "{\"resourceType\":\"AuditEvent\",\"id\":");
         json_write_string(out, id, strlen(id));
         buf_puts(out, ",\"extension\":[]}");
@@ -187,9 +181,7 @@ int audit_expand(const void *stored, size_t len, const char *id, buf *out)
          i++)
         if (ev->u.items[i].type == JSON_STRING)
             ents[nent++] = ev->u.items[i].u.s;
-    int rc = full_build(&in, id, copy + pl, ents, nent, out);
-    arena_free(a);
-    return rc;
+    return full_build(&in, id, copy + pl, ents, nent, out);
 }
 
 /* The AuditEvent as served (BALP), from what the stored record says: prev the link's 64

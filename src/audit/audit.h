@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/arena.h"
 #include "base/buf.h"
 #include "store/store.h"
 
@@ -76,8 +77,9 @@ int audit_build(const audit_info *in, buf *out, size_t *link_off);
 
 /* The AuditEvent as served, in the BALP shape (docs/AUDIT.md), with id, from a stored
  * record (stored[0..len)), appended to out; bytes hortus did not write are served as an
- * event without content. 0 or ERR_NOMEM. */
-int audit_expand(const void *stored, size_t len, const char *id, buf *out);
+ * event without content. The record is parsed in a (the caller's scratch). 0 or
+ * ERR_NOMEM. */
+int audit_expand(arena *a, const void *stored, size_t len, const char *id, buf *out);
 
 /* The store extra of an event: key (AUDIT_KEY_LEN bytes of caller storage, t filled by the
  * writer), chained at link_off. json must stay valid until the commit's callback. */

@@ -19,6 +19,7 @@
 
 #include "audit/audit.h"
 #include "rest/audit_rest.h"
+#include "rest/params.h"
 #include "auth/auth.h"
 #include "base/err.h"
 #include "base/time.h"
@@ -132,21 +133,6 @@ static void who_of(rest_req *r, audit_info *in, char *addr, size_t cap)
     in->site = r->ctx.base_url;
 }
 
-static void put_encoded(buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~' || *p == ':') {
-            buf_putc(b, (char)*p);
-        } else {
-            buf_putc(b, '%');
-            buf_putc(b, hex[*p >> 4]);
-            buf_putc(b, hex[*p & 15]);
-        }
-    }
-}
-
 typedef struct qctx {
     buf *b;
     const char *skip; /* a parameter left out (the cursor of a next link) */
@@ -159,9 +145,9 @@ static int add_pair(void *ctx, const char *k, const char *v)
         return 0;
     if (q->b->len)
         buf_putc(q->b, '&');
-    put_encoded(q->b, k);
+    rest_form_put(q->b, k);
     buf_putc(q->b, '=');
-    put_encoded(q->b, v ? v : "");
+    rest_form_put(q->b, v ? v : "");
     return 0;
 }
 
@@ -329,9 +315,9 @@ static int forbidden(rest_req *r)
 }
 
 /* Serve a stored record as the AuditEvent it stands for (audit_expand). */
-static void put_event(buf *b, const void *v, size_t vn, const char *id)
+static void put_event(arena *a, buf *b, const void *v, size_t vn, const char *id)
 {
-    if (audit_expand(v, vn, id, b) && !b->err)
+    if (audit_expand(a, v, vn, id, b) && !b->err)
         b->err = ERR_NOMEM;
 }
 
@@ -367,7 +353,7 @@ static int audit_read(rest_req *r)
     char id[AUDIT_ID_MAX + 1];
     audit_id_format(t, seq, id);
     buf b = BUF_INIT;
-    put_event(&b, v, vn, id);
+    put_event(r->a, &b, v, vn, id);
     return rest_send_buf(r, 200, &b);
 }
 
@@ -711,7 +697,7 @@ static int audit_search(rest_req *r)
         audit_id_format(t0, seq0, id0);
         buf_reset(&full);
         json_val *ev;
-        if (audit_expand(v, vn, id0, &full) || full.err ||
+        if (audit_expand(scratch, v, vn, id0, &full) || full.err ||
             json_parse(scratch, (char *)full.data, full.len, 0, &ev, NULL))
             continue;
         if (!matches(q, ev))

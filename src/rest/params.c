@@ -249,3 +249,18 @@ int rest_form_each(arena *a, const char *body, size_t len,
     }
     return 0;
 }
+
+void rest_form_put(buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~' || *p == ':') {
+            buf_putc(b, (char)*p);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[*p >> 4]);
+            buf_putc(b, hex[*p & 15]);
+        }
+    }
+}

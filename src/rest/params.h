@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 
 /* Narrow s[0..*n) to its text without leading and trailing spaces and tabs. */
 void rest_trim(const char **s, size_t *n);
@@ -72,5 +73,9 @@ int rest_time_param(const char *s, int64_t *us);
  * or ERR_NOMEM. Strings in a. */
 int rest_form_each(arena *a, const char *s, size_t n,
                    int (*fn)(void *ctx, const char *key, const char *value), void *ctx);
+
+/* Append s to b %-escaped for a query (RFC 3986 unreserved and ':' kept): the inverse of
+ * rest_form_each for one key or value. */
+void rest_form_put(buf *b, const char *s);
 
 #endif

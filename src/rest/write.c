@@ -162,21 +162,6 @@ int rest_write_target(rest_req *r, rest_write *w)
     return target_preconditions(r, w);
 }
 
-static void put_encoded(buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~' || *p == ':') {
-            buf_putc(b, (char)*p);
-        } else {
-            buf_putc(b, '%');
-            buf_putc(b, hex[*p >> 4]);
-            buf_putc(b, hex[*p & 15]);
-        }
-    }
-}
-
 static int add_query_pair(void *ctx, const char *k, const char *v)
 {
     buf *b = ctx;
@@ -184,9 +169,9 @@ static int add_query_pair(void *ctx, const char *k, const char *v)
         return 0; /* how to answer, not what to look for */
     if (b->len)
         buf_putc(b, '&');
-    put_encoded(b, k);
+    rest_form_put(b, k);
     buf_putc(b, '=');
-    put_encoded(b, v ? v : "");
+    rest_form_put(b, v ? v : "");
     return 0;
 }
 

@@ -1796,6 +1796,16 @@ static void as_inner(srch_query *s, const srch_query *outer, unsigned count, int
     s->base_url = outer->base_url;
 }
 
+/* Run the query behind clause c of q (a link or an exception) inside q: all its matches,
+ * up to SRCH_MAX_LINK_MATCHES + 1, into *r. */
+static int run_sub(xctx *x, const srch_query *q, const srch_clause *c, srch_query *s,
+                   srch_result *r)
+{
+    *s = *c->sub;
+    as_inner(s, q, SRCH_MAX_LINK_MATCHES + 1, 0);
+    return srch_run(s, x->rd, x->a, x->tenant, r, x->e);
+}
+
 /* b := the value bytes of an entry naming type/id: a local reference (R id\0Type\0),
  * or with type "" the resource's own _id (T id\0\0). 0 or ERR_NOMEM. */
 static int id_value(buf *b, const char *id, const char *type)
@@ -1895,10 +1905,9 @@ static int link_entries(xctx *x, const srch_query *q, const char *type, const ch
 static int link_values(xctx *x, const srch_query *q, const srch_clause *c, srch_value **vs,
                        size_t *nv)
 {
-    srch_query s = *c->sub;
-    as_inner(&s, q, SRCH_MAX_LINK_MATCHES + 1, 0);
+    srch_query s;
     srch_result r;
-    int rc = srch_run(&s, x->rd, x->a, x->tenant, &r, x->e);
+    int rc = run_sub(x, q, c, &s, &r);
     if (rc)
         return rc;
     if (r.total > SRCH_MAX_LINK_MATCHES || r.n > SRCH_MAX_LINK_MATCHES) {
@@ -2407,10 +2416,9 @@ static int take_excepts(xctx *x, const srch_query *q, const srch_query **out, rn
             qq->c[qq->nc++] = *c;
             continue;
         }
-        srch_query s = *c->sub;
-        as_inner(&s, q, SRCH_MAX_LINK_MATCHES + 1, 0);
+        srch_query s;
         srch_result r;
-        int rc = srch_run(&s, x->rd, x->a, x->tenant, &r, x->e);
+        int rc = run_sub(x, q, c, &s, &r);
         if (rc)
             return rc;
         if (r.n < r.total)

@@ -41,8 +41,8 @@ static void test_build(void)
        "the link's place is all zeros");
     ok(b.len < 400, "the stored record is small (%zu bytes)", b.len);
     memset(b.data + link, 'a', STORE_CHAIN_HEX); /* as the writer links it */
-    is_int(audit_expand(b.data, b.len, "5-1", &e), 0, "expanded");
     arena *a = arena_new(4096);
+    is_int(audit_expand(a, b.data, b.len, "5-1", &e), 0, "expanded");
     json_val *v;
     is_int(json_parse(a, e.data, e.len, JSON_FHIR, &v, NULL), 0, "valid FHIR JSON");
     is_str(json_get_str(v, "id"), "5-1", "the id given");
@@ -65,7 +65,7 @@ static void test_build(void)
     in.status = 503;
     b.len = e.len = 0;
     audit_build(&in, &b, &link);
-    audit_expand(b.data, b.len, "1-0", &e);
+    audit_expand(a, b.data, b.len, "1-0", &e);
     buf_putc(&e, 0);
     ok(strstr(e.data, "\"outcome\":\"8\"") != NULL, "5xx is outcome 8");
     in.status = 0;
@@ -73,13 +73,13 @@ static void test_build(void)
     in.desc = NULL;
     b.len = e.len = 0;
     audit_build(&in, &b, &link);
-    audit_expand(b.data, b.len, "1-0", &e);
+    audit_expand(a, b.data, b.len, "1-0", &e);
     buf_putc(&e, 0);
     ok(strstr(e.data, "\"outcome\":\"0\"") && !strstr(e.data, "purposeOfEvent") &&
            strstr(e.data, "\"outcomeDesc\":\"committed\""),
        "a committed change: outcome 0, no purpose when none");
     b.len = e.len = 0;
-    audit_expand("{\"resourceType\":\"Patient\"}", 26, "1-1", &e);
+    audit_expand(a, "{\"resourceType\":\"Patient\"}", 26, "1-1", &e);
     buf_putc(&e, 0);
     ok(strstr(e.data, "\"extension\":[]") != NULL, "foreign bytes: an event without content");
     buf_free(&b);
